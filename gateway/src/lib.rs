@@ -1,0 +1,5 @@
+//! The gateway: configuration, pipeline, store, operator API and command line.
+//! A record's way through the program: source -> raw archive -> normalise -> commit (or
+//! quarantine) -> outbox -> sinks.
+
+pub mod store;

@@ -1,0 +1,248 @@
+//! The pure part of committing a batch: given what the store already holds for the batch's
+//! business keys and code counters, decide what every record becomes. Backends read the inputs
+//! under their locks, call [`plan_batch`], and write the result.
+
+use super::types::{BusinessKey, IncomingRecord, Operation, RecordResult, Verdict};
+use normalizer::standards::case_code::CaseCode;
+use normalizer::{CaseType, Violation};
+use std::collections::HashMap;
+
+/// What the store holds for one existing case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExistingCase {
+    /// Case id.
+    pub case_id: i64,
+    /// Unified case code.
+    pub code: String,
+    /// Current version number.
+    pub version: i32,
+    /// Hash of the current version's record.
+    pub record_hash: String,
+    /// Whether the current version is a withdrawal.
+    pub withdrawn: bool,
+}
+
+/// A code counter: sequences are numbered per (case type, year, region).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CounterKey {
+    /// Case type.
+    pub case_type: CaseType,
+    /// Year.
+    pub year: i32,
+    /// Region code of the handling agency.
+    pub region: String,
+}
+
+/// Which case a new version belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseRef {
+    /// A case already in the store.
+    Existing(i64),
+    /// A case created by this batch (index into [`Plan::new_cases`]).
+    New(usize),
+}
+
+/// A case created by this batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCase {
+    /// Index of the record that created it.
+    pub record_index: usize,
+    /// Business key.
+    pub key: BusinessKey,
+    /// Numbering year.
+    pub year: i32,
+    /// Numbering region.
+    pub region: String,
+    /// Allocated sequence.
+    pub sequence: u32,
+    /// The unified case code.
+    pub code: String,
+}
+
+/// A version written by this batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVersion {
+    /// Index of the record it comes from.
+    pub record_index: usize,
+    /// Its case.
+    pub case: CaseRef,
+    /// Version number.
+    pub version: i32,
+    /// True for a withdrawal (delete).
+    pub withdrawn: bool,
+    /// The case's unified code.
+    pub code: String,
+}
+
+/// What becomes of one record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Written as a version (new case, update or withdrawal); index into [`Plan::versions`].
+    Version(usize),
+    /// Nothing to write besides the raw archive: same content as the current version.
+    Unchanged {
+        /// The case's code.
+        code: String,
+    },
+    /// Quarantined with these violations.
+    Quarantine(Vec<Violation>),
+}
+
+/// The whole batch's plan.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Cases to create, with their codes.
+    pub new_cases: Vec<NewCase>,
+    /// Versions to write, in record order.
+    pub versions: Vec<NewVersion>,
+    /// Counters to store: the last sequence used after this batch.
+    pub counters: Vec<(CounterKey, u32)>,
+    /// One decision per record, in record order.
+    pub decisions: Vec<Decision>,
+}
+
+/// Why a batch cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The counter has no sequence left (9,999,999 cases of one type, year and region).
+    #[error("案件编码序号已用尽 / case-code sequence exhausted for {0:?}")]
+    Exhausted(CounterKey),
+}
+
+/// The counter a record's new case would be numbered from.
+pub fn counter_key(key: &BusinessKey, year: i32, region: &str) -> CounterKey {
+    CounterKey {
+        case_type: key.case_type,
+        year,
+        region: region.to_string(),
+    }
+}
+
+/// Decide what every record becomes. `counters` holds the last sequence used per counter
+/// (absent = none used yet).
+pub fn plan_batch(
+    records: &[IncomingRecord],
+    existing: &HashMap<BusinessKey, ExistingCase>,
+    counters: &HashMap<CounterKey, u32>,
+) -> Result<Plan, PlanError> {
+    struct State {
+        case: CaseRef,
+        code: String,
+        version: i32,
+        hash: String,
+        withdrawn: bool,
+    }
+    let mut state: HashMap<&BusinessKey, State> = HashMap::new();
+    let mut last_seq: HashMap<CounterKey, u32> = HashMap::new();
+    let mut plan = Plan::default();
+
+    for (index, record) in records.iter().enumerate() {
+        let accepted = match &record.verdict {
+            Verdict::Quarantine(violations) => {
+                plan.decisions.push(Decision::Quarantine(violations.clone()));
+                continue;
+            }
+            Verdict::Accept(accepted) => accepted,
+        };
+        let current = match state.get(&accepted.key) {
+            Some(s) => Some((s.case, s.code.clone(), s.version, s.hash.clone(), s.withdrawn)),
+            None => existing.get(&accepted.key).map(|e| {
+                (
+                    CaseRef::Existing(e.case_id),
+                    e.code.clone(),
+                    e.version,
+                    e.record_hash.clone(),
+                    e.withdrawn,
+                )
+            }),
+        };
+        let is_delete = accepted.operation == Operation::Delete;
+        let (case, code, version) = match current {
+            Some((_, code, _, hash, withdrawn))
+                if hash == accepted.record_hash || (is_delete && withdrawn) =>
+            {
+                plan.decisions.push(Decision::Unchanged { code });
+                continue;
+            }
+            Some((case, code, version, _, _)) => (case, code, version + 1),
+            None if is_delete => {
+                plan.decisions.push(Decision::Quarantine(vec![Violation::error(
+                    "/operation",
+                    "pipeline.delete_unknown_case",
+                    Some(accepted.key.to_string()),
+                    format!("删除(撤回)的案件在网关中不存在：{}", accepted.key),
+                    format!("delete of a case the gateway has never received: {}", accepted.key),
+                )]));
+                continue;
+            }
+            None => {
+                let counter = counter_key(&accepted.key, accepted.year, &accepted.region);
+                let used = last_seq
+                    .get(&counter)
+                    .copied()
+                    .or_else(|| counters.get(&counter).copied())
+                    .unwrap_or(0);
+                let sequence = used + 1;
+                let code = CaseCode::new(
+                    accepted.key.case_type,
+                    u16::try_from(accepted.year).unwrap_or(0),
+                    &accepted.region,
+                    sequence,
+                )
+                .map_err(|_| PlanError::Exhausted(counter.clone()))?
+                .to_string();
+                last_seq.insert(counter, sequence);
+                plan.new_cases.push(NewCase {
+                    record_index: index,
+                    key: accepted.key.clone(),
+                    year: accepted.year,
+                    region: accepted.region.clone(),
+                    sequence,
+                    code: code.clone(),
+                });
+                (CaseRef::New(plan.new_cases.len() - 1), code, 1)
+            }
+        };
+        plan.versions.push(NewVersion {
+            record_index: index,
+            case,
+            version,
+            withdrawn: is_delete,
+            code: code.clone(),
+        });
+        plan.decisions.push(Decision::Version(plan.versions.len() - 1));
+        state.insert(
+            &accepted.key,
+            State {
+                case,
+                code,
+                version,
+                hash: accepted.record_hash.clone(),
+                withdrawn: is_delete,
+            },
+        );
+    }
+    let mut counters_out: Vec<(CounterKey, u32)> = last_seq.into_iter().collect();
+    counters_out.sort();
+    plan.counters = counters_out;
+    Ok(plan)
+}
+
+impl Plan {
+    /// The result to report for a record whose decision is a version.
+    pub fn version_result(&self, version_index: usize) -> RecordResult {
+        let v = &self.versions[version_index];
+        let code = v.code.clone();
+        match (v.case, v.withdrawn) {
+            (_, true) => RecordResult::Withdrawn {
+                code,
+                version: v.version,
+            },
+            (CaseRef::New(_), false) => RecordResult::Accepted { code },
+            (CaseRef::Existing(_), false) => RecordResult::Updated {
+                code,
+                version: v.version,
+            },
+        }
+    }
+}

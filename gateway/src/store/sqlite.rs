@@ -1,0 +1,725 @@
+//! Embedded SQLite backend: the default store, a single file, no server needed.
+//! One connection behind a mutex; every call runs on tokio's blocking pool.
+
+use super::plan::{counter_key, plan_batch, CaseRef, CounterKey, Decision, ExistingCase};
+use super::types::*;
+use super::{Store, StoreError, StoreResult};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use normalizer::{CaseType, Violation};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Migrations, in order: (name, SQL).
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_initial",
+    include_str!("../../migrations/sqlite/0001_initial.sql"),
+)];
+
+/// The SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Open (or create) the database file.
+    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Task(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let conn = Connection::open(path)?;
+        Self::configure(conn)
+    }
+
+    /// An in-memory database (tests).
+    pub fn in_memory() -> StoreResult<SqliteStore> {
+        Self::configure(Connection::open_in_memory()?)
+    }
+
+    fn configure(conn: Connection) -> StoreResult<SqliteStore> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with_conn<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Task("SQLite connection mutex poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_time(s: &str) -> StoreResult<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {s:?}: {e}")))
+}
+
+fn parse_case_type(s: &str) -> StoreResult<CaseType> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("case type {s:?}")))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("JSON: {e}")))
+}
+
+/// `|rule1|rule2|`: lets a LIKE find entries by rule id.
+fn rules_text(violations: &[Violation]) -> String {
+    let mut s = String::from("|");
+    for v in violations {
+        s.push_str(&v.rule);
+        s.push('|');
+    }
+    s
+}
+
+fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let now = now();
+
+    // 1. What the store holds for the batch's keys and counters.
+    let mut existing: HashMap<BusinessKey, ExistingCase> = HashMap::new();
+    let mut counters: HashMap<CounterKey, u32> = HashMap::new();
+    {
+        let mut find_case = tx.prepare_cached(
+            "SELECT id, unified_code, current_version, record_hash, withdrawn FROM cases
+             WHERE agency_credit_code = ?1 AND case_type = ?2 AND case_number = ?3",
+        )?;
+        let mut find_counter = tx.prepare_cached(
+            "SELECT last_seq FROM code_counters WHERE case_type = ?1 AND year = ?2 AND region = ?3",
+        )?;
+        for record in &batch.records {
+            if let Verdict::Accept(a) = &record.verdict {
+                if !existing.contains_key(&a.key) {
+                    let found = find_case
+                        .query_row(
+                            params![a.key.agency_credit_code, a.key.case_type.as_str(), a.key.case_number],
+                            |r| {
+                                Ok(ExistingCase {
+                                    case_id: r.get(0)?,
+                                    code: r.get(1)?,
+                                    version: r.get(2)?,
+                                    record_hash: r.get(3)?,
+                                    withdrawn: r.get(4)?,
+                                })
+                            },
+                        )
+                        .optional()?;
+                    if let Some(found) = found {
+                        existing.insert(a.key.clone(), found);
+                    }
+                }
+                let counter = counter_key(&a.key, a.year, &a.region);
+                if !counters.contains_key(&counter) {
+                    let last: Option<u32> = find_counter
+                        .query_row(
+                            params![counter.case_type.as_str(), counter.year, counter.region],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    counters.insert(counter, last.unwrap_or(0));
+                }
+            }
+        }
+    }
+
+    // 2. Decide.
+    let plan = plan_batch(&batch.records, &existing, &counters)
+        .map_err(|e| StoreError::Conflict(e.to_string()))?;
+
+    // 3. Raw archive.
+    let mut raw_ids = Vec::with_capacity(batch.records.len());
+    {
+        let mut insert_raw = tx.prepare_cached(
+            "INSERT INTO raw_records (source_id, record_key, content_hash, format, received_at, last_received_at, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)
+             ON CONFLICT (source_id, content_hash) DO UPDATE
+                SET last_received_at = excluded.last_received_at, times_received = times_received + 1
+             RETURNING id",
+        )?;
+        for r in &batch.records {
+            let received = r.received_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            let id: i64 = insert_raw.query_row(
+                params![r.source_id, r.record_key, r.payload_hash, r.payload_format.as_str(), received, r.payload],
+                |row| row.get(0),
+            )?;
+            raw_ids.push(id);
+        }
+    }
+
+    // 4. Counters and new cases.
+    {
+        let mut upsert_counter = tx.prepare_cached(
+            "INSERT INTO code_counters (case_type, year, region, last_seq) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (case_type, year, region) DO UPDATE SET last_seq = excluded.last_seq",
+        )?;
+        for (key, last) in &plan.counters {
+            upsert_counter.execute(params![key.case_type.as_str(), key.year, key.region, last])?;
+        }
+    }
+    let mut new_case_ids = Vec::with_capacity(plan.new_cases.len());
+    {
+        let mut insert_case = tx.prepare_cached(
+            "INSERT INTO cases (unified_code, agency_credit_code, case_type, case_number, year, region,
+                                current_version, record_hash, withdrawn, source_id, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, '', 0, ?7, ?8, ?8) RETURNING id",
+        )?;
+        for c in &plan.new_cases {
+            let source = &batch.records[c.record_index].source_id;
+            let id: i64 = insert_case.query_row(
+                params![c.code, c.key.agency_credit_code, c.key.case_type.as_str(), c.key.case_number, c.year, c.region, source, now],
+                |r| r.get(0),
+            )?;
+            new_case_ids.push(id);
+        }
+    }
+
+    // 5. Versions, case heads and outbox rows.
+    {
+        let mut insert_version = tx.prepare_cached(
+            "INSERT INTO case_versions (case_id, version, status, raw_id, mapping_id, mapping_version,
+                                        record_hash, record, warnings, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        let mut update_case = tx.prepare_cached(
+            "UPDATE cases SET current_version = ?2, record_hash = ?3, withdrawn = ?4, source_id = ?5, updated_at = ?6
+             WHERE id = ?1",
+        )?;
+        let mut insert_outbox = tx.prepare_cached(
+            "INSERT INTO outbox (sink_id, case_id, version, idempotency_key, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (sink_id, idempotency_key) DO NOTHING",
+        )?;
+        for v in &plan.versions {
+            let record = &batch.records[v.record_index];
+            let Verdict::Accept(a) = &record.verdict else {
+                return Err(StoreError::Task("plan wrote a version for a rejected record".into()));
+            };
+            let case_id = match v.case {
+                CaseRef::Existing(id) => id,
+                CaseRef::New(i) => new_case_ids[i],
+            };
+            let status = if v.withdrawn { "withdrawn" } else { "active" };
+            insert_version.execute(params![
+                case_id,
+                v.version,
+                status,
+                raw_ids[v.record_index],
+                record.mapping_id,
+                record.mapping_version,
+                a.record_hash,
+                to_json(&a.record)?,
+                to_json(&a.warnings)?,
+                now
+            ])?;
+            update_case.execute(params![case_id, v.version, a.record_hash, v.withdrawn, record.source_id, now])?;
+            for sink in &batch.sinks {
+                let key = format!("{}:{}", v.code, v.version);
+                insert_outbox.execute(params![sink, case_id, v.version, key, now])?;
+            }
+        }
+    }
+
+    // 6. Quarantine, and entries resolved by this batch.
+    let mut results = Vec::with_capacity(batch.records.len());
+    {
+        let mut insert_q = tx.prepare_cached(
+            "INSERT INTO quarantine (raw_id, source_id, record_key, status, violations, rules, mapping_id,
+                                     mapping_version, created_at, updated_at)
+             VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?8)
+             ON CONFLICT (raw_id) WHERE status = 'open' DO UPDATE
+                SET violations = excluded.violations, rules = excluded.rules, mapping_id = excluded.mapping_id,
+                    mapping_version = excluded.mapping_version, updated_at = excluded.updated_at
+             RETURNING id",
+        )?;
+        let mut update_replayed_q = tx.prepare_cached(
+            "UPDATE quarantine SET violations = ?2, rules = ?3, mapping_id = ?4, mapping_version = ?5,
+                    updated_at = ?6, attempts = attempts + 1 WHERE id = ?1",
+        )?;
+        let mut resolve_q = tx.prepare_cached(
+            "UPDATE quarantine SET status = 'replayed', updated_at = ?2, attempts = attempts + ?3
+             WHERE (raw_id = ?1 AND status = 'open') OR id = ?4",
+        )?;
+        for (i, decision) in plan.decisions.iter().enumerate() {
+            let record = &batch.records[i];
+            let result = match decision {
+                Decision::Quarantine(violations) => {
+                    let vjson = to_json(violations)?;
+                    let rules = rules_text(violations);
+                    let id = match record.replay_of {
+                        Some(qid) => {
+                            update_replayed_q.execute(params![
+                                qid, vjson, rules, record.mapping_id, record.mapping_version, now
+                            ])?;
+                            qid
+                        }
+                        None => insert_q.query_row(
+                            params![raw_ids[i], record.source_id, record.record_key, vjson, rules,
+                                    record.mapping_id, record.mapping_version, now],
+                            |r| r.get(0),
+                        )?,
+                    };
+                    RecordResult::Quarantined { quarantine_id: id }
+                }
+                Decision::Unchanged { code } => {
+                    resolve_q.execute(params![raw_ids[i], now, record.replay_of.is_some() as i32, record.replay_of.unwrap_or(-1)])?;
+                    RecordResult::Unchanged { code: code.clone() }
+                }
+                Decision::Version(vi) => {
+                    resolve_q.execute(params![raw_ids[i], now, record.replay_of.is_some() as i32, record.replay_of.unwrap_or(-1)])?;
+                    plan.version_result(*vi)
+                }
+            };
+            results.push(result);
+        }
+    }
+
+    // 7. Cursors.
+    {
+        let mut upsert_cursor = tx.prepare_cached(
+            "INSERT INTO source_cursors (source_id, cursor, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source_id) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+        )?;
+        for (source, cursor) in &batch.cursors {
+            upsert_cursor.execute(params![source, cursor, now])?;
+        }
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+fn quarantine_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(QuarantineEntryRaw,)> {
+    Ok((QuarantineEntryRaw {
+        id: r.get(0)?,
+        raw_id: r.get(1)?,
+        source_id: r.get(2)?,
+        record_key: r.get(3)?,
+        status: r.get(4)?,
+        violations: r.get(5)?,
+        mapping_id: r.get(6)?,
+        mapping_version: r.get(7)?,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+        attempts: r.get(10)?,
+        note: r.get(11)?,
+    },))
+}
+
+struct QuarantineEntryRaw {
+    id: i64,
+    raw_id: i64,
+    source_id: String,
+    record_key: String,
+    status: String,
+    violations: String,
+    mapping_id: String,
+    mapping_version: i64,
+    created_at: String,
+    updated_at: String,
+    attempts: i32,
+    note: Option<String>,
+}
+
+impl QuarantineEntryRaw {
+    fn decode(self) -> StoreResult<QuarantineEntry> {
+        Ok(QuarantineEntry {
+            id: self.id,
+            raw_id: self.raw_id,
+            source_id: self.source_id,
+            record_key: self.record_key,
+            status: QuarantineStatus::parse(&self.status)
+                .ok_or_else(|| StoreError::Corrupt(format!("quarantine status {:?}", self.status)))?,
+            violations: parse_json(&self.violations)?,
+            mapping_id: self.mapping_id,
+            mapping_version: self.mapping_version,
+            created_at: parse_time(&self.created_at)?,
+            updated_at: parse_time(&self.updated_at)?,
+            attempts: self.attempts,
+            note: self.note,
+        })
+    }
+}
+
+const QUARANTINE_COLUMNS: &str = "id, raw_id, source_id, record_key, status, violations, mapping_id, mapping_version, created_at, updated_at, attempts, note";
+
+const CASE_COLUMNS: &str = "c.id, c.unified_code, c.agency_credit_code, c.case_type, c.case_number, c.year, c.region,
+     c.current_version, c.withdrawn, c.created_at, c.updated_at, v.record";
+
+fn case_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, String, String, i32, String, i32, bool, String, String, String)> {
+    Ok((
+        r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?,
+        r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?,
+    ))
+}
+
+#[allow(clippy::type_complexity)]
+fn decode_case(
+    t: (i64, String, String, String, String, i32, String, i32, bool, String, String, String),
+) -> StoreResult<CaseRow> {
+    Ok(CaseRow {
+        id: t.0,
+        unified_code: t.1,
+        key: BusinessKey {
+            agency_credit_code: t.2,
+            case_type: parse_case_type(&t.3)?,
+            case_number: t.4,
+        },
+        year: t.5,
+        region: t.6,
+        version: t.7,
+        withdrawn: t.8,
+        created_at: parse_time(&t.9)?,
+        updated_at: parse_time(&t.10)?,
+        record: parse_json(&t.11)?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn migrate(&self) -> StoreResult<Vec<String>> {
+        self.with_conn(|conn| {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
+            )?;
+            let mut applied = Vec::new();
+            for (name, sql) in MIGRATIONS {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let done: Option<String> = tx
+                    .query_row("SELECT name FROM schema_migrations WHERE name = ?1", [name], |r| r.get(0))
+                    .optional()?;
+                if done.is_none() {
+                    tx.execute_batch(sql)?;
+                    tx.execute(
+                        "INSERT INTO schema_migrations (name, applied_at) VALUES (?1, ?2)",
+                        params![name, now()],
+                    )?;
+                    applied.push(name.to_string());
+                }
+                tx.commit()?;
+            }
+            Ok(applied)
+        })
+        .await
+    }
+
+    async fn commit_batch(&self, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
+        let batch = batch.clone();
+        self.with_conn(move |conn| commit_sync(conn, &batch)).await
+    }
+
+    async fn cursor(&self, source_id: &str) -> StoreResult<Option<String>> {
+        let source_id = source_id.to_string();
+        self.with_conn(move |conn| {
+            Ok(conn
+                .query_row("SELECT cursor FROM source_cursors WHERE source_id = ?1", [source_id], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn raw_record(&self, id: i64) -> StoreResult<RawRecord> {
+        self.with_conn(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT id, source_id, record_key, content_hash, format, received_at, payload FROM raw_records WHERE id = ?1",
+                    [id],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, String>(4)?,
+                            r.get::<_, String>(5)?,
+                            r.get::<_, Vec<u8>>(6)?,
+                        ))
+                    },
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("raw record {id}")))?;
+            Ok(RawRecord {
+                id: row.0,
+                source_id: row.1,
+                record_key: row.2,
+                content_hash: row.3,
+                format: PayloadFormat::parse(&row.4)
+                    .ok_or_else(|| StoreError::Corrupt(format!("payload format {:?}", row.4)))?,
+                received_at: parse_time(&row.5)?,
+                payload: row.6,
+            })
+        })
+        .await
+    }
+
+    async fn quarantine_list(&self, filter: &QuarantineFilter) -> StoreResult<Vec<QuarantineEntry>> {
+        let f = filter.clone();
+        self.with_conn(move |conn| {
+            let sql = format!(
+                "SELECT {QUARANTINE_COLUMNS} FROM quarantine
+                 WHERE (?1 IS NULL OR source_id = ?1)
+                   AND (?2 IS NULL OR rules LIKE '%|' || ?2 || '|%')
+                   AND (?3 IS NULL OR status = ?3)
+                   AND (?4 IS NULL OR id = ?4)
+                   AND (?5 IS NULL OR created_at >= ?5)
+                   AND (?6 IS NULL OR created_at < ?6)
+                   AND (?7 IS NULL OR id < ?7)
+                 ORDER BY id DESC LIMIT ?8"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+            let rows = stmt.query_map(
+                params![
+                    f.source_id,
+                    f.rule,
+                    f.status.map(|s| s.as_str()),
+                    f.id,
+                    time(f.since),
+                    time(f.until),
+                    f.before_id,
+                    f.limit.unwrap_or(100)
+                ],
+                quarantine_from_row,
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(row?.0.decode()?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn quarantine_get(&self, id: i64) -> StoreResult<QuarantineEntry> {
+        let filter = QuarantineFilter { id: Some(id), limit: Some(1), ..Default::default() };
+        self.quarantine_list(&filter)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::NotFound(format!("quarantine entry {id}")))
+    }
+
+    async fn quarantine_set_status(&self, id: i64, status: QuarantineStatus, note: Option<&str>) -> StoreResult<()> {
+        let note = note.map(str::to_string);
+        self.with_conn(move |conn| {
+            let n = conn.execute(
+                "UPDATE quarantine SET status = ?2, note = COALESCE(?3, note), updated_at = ?4 WHERE id = ?1",
+                params![id, status.as_str(), note, now()],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("quarantine entry {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn quarantine_update_violations(&self, id: i64, violations: &[Violation]) -> StoreResult<()> {
+        let vjson = to_json(&violations)?;
+        let rules = rules_text(violations);
+        self.with_conn(move |conn| {
+            conn.execute(
+                "UPDATE quarantine SET violations = ?2, rules = ?3, updated_at = ?4, attempts = attempts + 1 WHERE id = ?1",
+                params![id, vjson, rules, now()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn cases(&self, filter: &CaseFilter) -> StoreResult<Vec<CaseRow>> {
+        let f = filter.clone();
+        self.with_conn(move |conn| {
+            let sql = format!(
+                "SELECT {CASE_COLUMNS} FROM cases c
+                 JOIN case_versions v ON v.case_id = c.id AND v.version = c.current_version
+                 WHERE (?1 IS NULL OR c.source_id = ?1) AND c.id > ?2
+                 ORDER BY c.id LIMIT ?3"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(
+                params![f.source_id, f.after_id.unwrap_or(0), f.limit.unwrap_or(1000)],
+                case_from_row,
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(decode_case(row?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn case_by_code(&self, code: &str) -> StoreResult<(CaseRow, Vec<CaseVersionRow>)> {
+        let code = normalizer::standards::normalise::normalise_identifier(code);
+        self.with_conn(move |conn| {
+            let sql = format!(
+                "SELECT {CASE_COLUMNS} FROM cases c
+                 JOIN case_versions v ON v.case_id = c.id AND v.version = c.current_version
+                 WHERE c.unified_code = ?1"
+            );
+            let case = conn
+                .query_row(&sql, [&code], case_from_row)
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound(format!("case {code}")))?;
+            let case = decode_case(case)?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT version, status, raw_id, mapping_id, mapping_version, record_hash, record, warnings, created_at
+                 FROM case_versions WHERE case_id = ?1 ORDER BY version",
+            )?;
+            let rows = stmt.query_map([case.id], |r| {
+                Ok((
+                    r.get::<_, i32>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, String>(8)?,
+                ))
+            })?;
+            let mut versions = Vec::new();
+            for row in rows {
+                let r = row?;
+                versions.push(CaseVersionRow {
+                    version: r.0,
+                    status: r.1,
+                    raw_id: r.2,
+                    mapping_id: r.3,
+                    mapping_version: r.4,
+                    record_hash: r.5,
+                    record: parse_json(&r.6)?,
+                    warnings: parse_json(&r.7)?,
+                    created_at: parse_time(&r.8)?,
+                });
+            }
+            Ok((case, versions))
+        })
+        .await
+    }
+
+    async fn outbox_for_case(&self, case_id: i64) -> StoreResult<Vec<OutboxRow>> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, sink_id, case_id, version, idempotency_key, status, attempts FROM outbox
+                 WHERE case_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map([case_id], |r| {
+                Ok(OutboxRow {
+                    id: r.get(0)?,
+                    sink_id: r.get(1)?,
+                    case_id: r.get(2)?,
+                    version: r.get(3)?,
+                    idempotency_key: r.get(4)?,
+                    status: r.get(5)?,
+                    attempts: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn stats(&self) -> StoreResult<StoreStats> {
+        self.with_conn(|conn| {
+            Ok(conn.query_row(
+                "SELECT (SELECT count(*) FROM raw_records), (SELECT count(*) FROM cases),
+                        (SELECT count(*) FROM case_versions),
+                        (SELECT count(*) FROM quarantine WHERE status = 'open'),
+                        (SELECT count(*) FROM quarantine),
+                        (SELECT count(*) FROM outbox WHERE status = 'pending')",
+                [],
+                |r| {
+                    Ok(StoreStats {
+                        raw_records: r.get(0)?,
+                        cases: r.get(1)?,
+                        versions: r.get(2)?,
+                        quarantine_open: r.get(3)?,
+                        quarantine_total: r.get(4)?,
+                        outbox_pending: r.get(5)?,
+                    })
+                },
+            )?)
+        })
+        .await
+    }
+
+    async fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        let e = entry.clone();
+        let detail = to_json(&e.detail)?;
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![now(), e.actor, e.action, e.subject, detail],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit_log(&self, limit: i64) -> StoreResult<Vec<AuditRecord>> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, at, actor, action, subject, detail FROM audit_log ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let r = row?;
+                out.push(AuditRecord {
+                    id: r.0,
+                    at: parse_time(&r.1)?,
+                    actor: r.2,
+                    action: r.3,
+                    subject: r.4,
+                    detail: parse_json(&r.5)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}

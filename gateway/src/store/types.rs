@@ -1,0 +1,401 @@
+//! Plain data exchanged with the store.
+
+use chrono::{DateTime, Utc};
+use normalizer::{CaseType, Violation};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+/// A case's business key: (handling agency credit code, case type, agency case number).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BusinessKey {
+    /// The handling agency's unified social credit code.
+    pub agency_credit_code: String,
+    /// The case type.
+    pub case_type: CaseType,
+    /// The agency's own case number.
+    pub case_number: String,
+}
+
+impl fmt::Display for BusinessKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.agency_credit_code, self.case_type, self.case_number)
+    }
+}
+
+/// The operation a legacy exchange record carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// New record (`i`).
+    Insert,
+    /// Changed record (`u`).
+    Update,
+    /// Withdrawn record (`d`).
+    Delete,
+}
+
+impl Operation {
+    /// Read the canonical `operation` field (missing means insert).
+    pub fn from_record(record: &Value) -> Operation {
+        match record.get("operation").and_then(Value::as_str) {
+            Some("delete") => Operation::Delete,
+            Some("update") => Operation::Update,
+            _ => Operation::Insert,
+        }
+    }
+}
+
+/// How a raw payload is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadFormat {
+    /// A JSON object.
+    Json,
+    /// An XML element tree.
+    Xml,
+}
+
+impl PayloadFormat {
+    /// Name stored in the archive.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayloadFormat::Json => "json",
+            PayloadFormat::Xml => "xml",
+        }
+    }
+    /// Parse a stored name.
+    pub fn parse(s: &str) -> Option<PayloadFormat> {
+        match s {
+            "json" => Some(PayloadFormat::Json),
+            "xml" => Some(PayloadFormat::Xml),
+            _ => None,
+        }
+    }
+}
+
+/// A record that passed validation, ready to become a case version.
+#[derive(Debug, Clone)]
+pub struct AcceptedRecord {
+    /// Business key of the case.
+    pub key: BusinessKey,
+    /// Year the case is numbered in.
+    pub year: i32,
+    /// The handling agency's region code (the code's region part).
+    pub region: String,
+    /// Insert, update or delete.
+    pub operation: Operation,
+    /// The canonical record.
+    pub record: Value,
+    /// SHA-256 (hex) of the canonical record's JSON text.
+    pub record_hash: String,
+    /// Warnings kept with the version.
+    pub warnings: Vec<Violation>,
+}
+
+/// What validation decided for one record.
+#[derive(Debug, Clone)]
+pub enum Verdict {
+    /// Commit as a case version.
+    Accept(AcceptedRecord),
+    /// Put in the quarantine with these violations.
+    Quarantine(Vec<Violation>),
+}
+
+/// One received record on its way into the store.
+#[derive(Debug, Clone)]
+pub struct IncomingRecord {
+    /// Source id from the configuration.
+    pub source_id: String,
+    /// The record's key at its source (for lineage and logs).
+    pub record_key: String,
+    /// The raw payload exactly as received (one record).
+    pub payload: Vec<u8>,
+    /// Encoding of the payload.
+    pub payload_format: PayloadFormat,
+    /// SHA-256 (hex) of the payload.
+    pub payload_hash: String,
+    /// When it was received.
+    pub received_at: DateTime<Utc>,
+    /// Mapping id and version used.
+    pub mapping_id: String,
+    /// Mapping version used.
+    pub mapping_version: i64,
+    /// The decision.
+    pub verdict: Verdict,
+    /// When this record is a replay of a quarantine entry: that entry's id.
+    pub replay_of: Option<i64>,
+}
+
+/// A batch to commit in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct CommitBatch {
+    /// The records, in arrival order.
+    pub records: Vec<IncomingRecord>,
+    /// Source cursors to advance with the batch: (source id, cursor).
+    pub cursors: Vec<(String, String)>,
+    /// Configured sink ids: each new version gets one outbox row per sink.
+    pub sinks: Vec<String>,
+}
+
+/// What became of one record of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum RecordResult {
+    /// A new case with a newly allocated unified code.
+    Accepted {
+        /// The unified case code.
+        code: String,
+    },
+    /// A new version of an existing case.
+    Updated {
+        /// The unified case code.
+        code: String,
+        /// The new version number.
+        version: i32,
+    },
+    /// Same content as the case's current version: nothing written.
+    Unchanged {
+        /// The unified case code (empty when an unchanged quarantined record).
+        code: String,
+    },
+    /// A delete: the case got a withdrawn version.
+    Withdrawn {
+        /// The unified case code.
+        code: String,
+        /// The withdrawn version number.
+        version: i32,
+    },
+    /// Put in the quarantine (or already there, open).
+    Quarantined {
+        /// The quarantine entry id.
+        quarantine_id: i64,
+    },
+}
+
+/// Status of a quarantine entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuarantineStatus {
+    /// Waiting for a fix.
+    Open,
+    /// Replayed and accepted.
+    Replayed,
+    /// Ignored by an operator, with a reason.
+    Ignored,
+}
+
+impl QuarantineStatus {
+    /// Name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarantineStatus::Open => "open",
+            QuarantineStatus::Replayed => "replayed",
+            QuarantineStatus::Ignored => "ignored",
+        }
+    }
+    /// Parse a stored name.
+    pub fn parse(s: &str) -> Option<QuarantineStatus> {
+        match s {
+            "open" => Some(QuarantineStatus::Open),
+            "replayed" => Some(QuarantineStatus::Replayed),
+            "ignored" => Some(QuarantineStatus::Ignored),
+            _ => None,
+        }
+    }
+}
+
+/// A quarantined record with every violation.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuarantineEntry {
+    /// Entry id.
+    pub id: i64,
+    /// Raw archive id of the payload.
+    pub raw_id: i64,
+    /// Source id.
+    pub source_id: String,
+    /// Record key at the source.
+    pub record_key: String,
+    /// Status.
+    pub status: QuarantineStatus,
+    /// Every violation found the last time it was processed.
+    pub violations: Vec<Violation>,
+    /// Mapping id used the last time.
+    pub mapping_id: String,
+    /// Mapping version used the last time.
+    pub mapping_version: i64,
+    /// When first quarantined.
+    pub created_at: DateTime<Utc>,
+    /// When last changed.
+    pub updated_at: DateTime<Utc>,
+    /// How many times it was replayed.
+    pub attempts: i32,
+    /// Operator's note (e.g. why ignored).
+    pub note: Option<String>,
+}
+
+/// Filter for quarantine listings.
+#[derive(Debug, Clone, Default)]
+pub struct QuarantineFilter {
+    /// Only this source.
+    pub source_id: Option<String>,
+    /// Only entries with a violation of this rule id.
+    pub rule: Option<String>,
+    /// Only this status.
+    pub status: Option<QuarantineStatus>,
+    /// Only this entry.
+    pub id: Option<i64>,
+    /// Created at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Created before.
+    pub until: Option<DateTime<Utc>>,
+    /// Only ids below this (paging, newest first).
+    pub before_id: Option<i64>,
+    /// At most this many (default 100).
+    pub limit: Option<i64>,
+}
+
+/// A raw archived payload.
+#[derive(Debug, Clone, Serialize)]
+pub struct RawRecord {
+    /// Archive id.
+    pub id: i64,
+    /// Source id.
+    pub source_id: String,
+    /// Record key at the source.
+    pub record_key: String,
+    /// SHA-256 (hex) of the payload.
+    pub content_hash: String,
+    /// Encoding.
+    pub format: PayloadFormat,
+    /// First received.
+    pub received_at: DateTime<Utc>,
+    /// The payload bytes.
+    #[serde(skip)]
+    pub payload: Vec<u8>,
+}
+
+/// A case (current state).
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseRow {
+    /// Case id.
+    pub id: i64,
+    /// Unified case code (一案一码).
+    pub unified_code: String,
+    /// Business key.
+    pub key: BusinessKey,
+    /// Numbering year.
+    pub year: i32,
+    /// Numbering region.
+    pub region: String,
+    /// Current version number.
+    pub version: i32,
+    /// Whether the current version is a withdrawal.
+    pub withdrawn: bool,
+    /// When the code was assigned.
+    pub created_at: DateTime<Utc>,
+    /// When the case last changed.
+    pub updated_at: DateTime<Utc>,
+    /// The current canonical record.
+    pub record: Value,
+}
+
+/// One version of a case, with its lineage.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseVersionRow {
+    /// Version number (1, 2, ...).
+    pub version: i32,
+    /// `active` or `withdrawn`.
+    pub status: String,
+    /// Raw archive id it came from.
+    pub raw_id: i64,
+    /// Mapping id it was mapped with.
+    pub mapping_id: String,
+    /// Mapping version it was mapped with.
+    pub mapping_version: i64,
+    /// SHA-256 of the canonical record.
+    pub record_hash: String,
+    /// The canonical record.
+    pub record: Value,
+    /// Warnings kept with it.
+    pub warnings: Vec<Violation>,
+    /// When written.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Filter for case listings.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// Only cases whose latest version came from this source.
+    pub source_id: Option<String>,
+    /// Only cases with id greater than this (paging).
+    pub after_id: Option<i64>,
+    /// At most this many (default 1000).
+    pub limit: Option<i64>,
+}
+
+/// One outbox delivery row.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxRow {
+    /// Row id.
+    pub id: i64,
+    /// Sink id.
+    pub sink_id: String,
+    /// Case id.
+    pub case_id: i64,
+    /// Version number delivered.
+    pub version: i32,
+    /// Idempotency key: unified code + ":" + version.
+    pub idempotency_key: String,
+    /// pending, delivered or dead.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i32,
+}
+
+/// Counts over the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StoreStats {
+    /// Raw archive rows.
+    pub raw_records: i64,
+    /// Cases.
+    pub cases: i64,
+    /// Case versions.
+    pub versions: i64,
+    /// Open quarantine entries.
+    pub quarantine_open: i64,
+    /// All quarantine entries.
+    pub quarantine_total: i64,
+    /// Outbox rows pending.
+    pub outbox_pending: i64,
+}
+
+/// An audit entry to append.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    /// Who (token name, `cli:<user>`, `system`).
+    pub actor: String,
+    /// What (e.g. `replay`, `quarantine.ignore`, `migrate`).
+    pub action: String,
+    /// On what (e.g. `quarantine:12`, `source:nanchang`).
+    pub subject: String,
+    /// Details.
+    pub detail: Value,
+}
+
+/// A stored audit entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    /// Id.
+    pub id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub subject: String,
+    /// Details.
+    pub detail: Value,
+}

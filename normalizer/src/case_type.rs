@@ -1,0 +1,77 @@
+//! The three kinds of enforcement case the notice covers.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// 案件类型: 行政检查 / 行政处罚 / 行政强制.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseType {
+    /// 行政检查
+    Inspection,
+    /// 行政处罚
+    Penalty,
+    /// 行政强制
+    Coercion,
+}
+
+impl CaseType {
+    /// All case types, in code order.
+    pub const ALL: [CaseType; 3] = [CaseType::Inspection, CaseType::Penalty, CaseType::Coercion];
+
+    /// The canonical name used in records and configuration (`inspection`, `penalty`, `coercion`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseType::Inspection => "inspection",
+            CaseType::Penalty => "penalty",
+            CaseType::Coercion => "coercion",
+        }
+    }
+
+    /// The two-letter prefix of the unified case code (`JC`, `CF`, `QZ`).
+    pub fn code_prefix(self) -> &'static str {
+        match self {
+            CaseType::Inspection => "JC",
+            CaseType::Penalty => "CF",
+            CaseType::Coercion => "QZ",
+        }
+    }
+
+    /// The case type whose unified-code prefix is `prefix`.
+    pub fn from_code_prefix(prefix: &str) -> Option<CaseType> {
+        CaseType::ALL.into_iter().find(|t| t.code_prefix() == prefix)
+    }
+
+    /// The Chinese name (行政检查, 行政处罚, 行政强制).
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            CaseType::Inspection => "行政检查",
+            CaseType::Penalty => "行政处罚",
+            CaseType::Coercion => "行政强制",
+        }
+    }
+}
+
+impl fmt::Display for CaseType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for a string that names no case type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("未知案件类型 / unknown case type: {0:?} (expected inspection, penalty or coercion)")]
+pub struct UnknownCaseType(pub String);
+
+impl FromStr for CaseType {
+    type Err = UnknownCaseType;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "inspection" | "行政检查" | "JC" => Ok(CaseType::Inspection),
+            "penalty" | "行政处罚" | "CF" => Ok(CaseType::Penalty),
+            "coercion" | "行政强制" | "QZ" => Ok(CaseType::Coercion),
+            other => Err(UnknownCaseType(other.to_string())),
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The pure core of the gateway: everything that decides whether an administrative
+//! law-enforcement record is right and what it becomes. No network, no database.
+//!
+//! - [`standards`]: GB 32100 credit codes, GB 11643 ID numbers, GB/T 2260 region codes,
+//!   the unified case code (一案一码) and working days.
+//! - [`schema`]: the canonical JSON Schemas with the standards plugged in as named formats.
+//! - [`rules`]: cross-field rules that a schema cannot express.
+//! - [`mapping`]: the declarative mapping engine that turns a source record into a canonical one.
+//! - [`xml_tree`]: hardened XML reader producing the tree the mapping engine reads.
+//! - [`pipeline`]: mapping + schema + rules in one call, as the gateway uses it.
+
+pub mod case_type;
+pub mod mapping;
+pub mod pipeline;
+pub mod rules;
+pub mod schema;
+pub mod standards;
+pub mod violation;
+pub mod xml_tree;
+
+pub use case_type::CaseType;
+pub use pipeline::{Normalizer, Outcome};
+pub use violation::{Severity, Violation};

@@ -1,0 +1,695 @@
+//! Checking a mapping file and compiling it: paths parsed, tables loaded, options resolved, so
+//! that applying the mapping to a record does no parsing and no lookups by name.
+
+use super::convert::{Step, Unit};
+use super::dates::DateFormat;
+use super::error::{MappingError, MappingErrorKind as K, SourceFile};
+use super::path::{SourcePath, TargetPath};
+use super::spec::{
+    AsType, CaseTypeSpec, ConcatPart as ConcatSpec, FieldSpec, MappingSpec, TableSpec, TestSpec, UnmappedSpec,
+    WhenSpec,
+};
+use super::tables::{self, CodeTable, Unmapped};
+use super::targets::{record_shape, Shape};
+use super::testing::{ExpectedViolation, TestCase};
+use crate::xml_tree::{parse_xml, XmlLimits};
+use crate::CaseType;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+use std::str::FromStr;
+use toml::Spanned;
+
+/// Characters `string_array` splits on unless `split` says otherwise.
+pub(crate) const DEFAULT_SPLIT: &str = "、,，;；";
+
+/// A compiled field.
+#[derive(Debug)]
+pub(crate) struct Field {
+    pub target: TargetPath,
+    pub when: Vec<Condition>,
+    pub source: Source,
+    pub default: Option<Value>,
+    pub required: bool,
+    pub convert: Conversion,
+}
+
+/// Where a field's value comes from.
+#[derive(Debug)]
+pub(crate) enum Source {
+    /// `from`: the first path with a non-empty value.
+    Paths(Vec<SourcePath>),
+    /// `concat`: parts joined with `separator`.
+    Concat { parts: Vec<ConcatPart>, separator: Box<str> },
+    /// `const`.
+    Const(Value),
+    /// `each` + nested `fields`.
+    Each { path: SourcePath, fields: Vec<Field> },
+    /// `zip`: parallel lists or delimited strings into objects.
+    Zip { members: Vec<(Box<str>, SourcePath)>, split: Box<[char]> },
+}
+
+/// A part of `concat`.
+#[derive(Debug)]
+pub(crate) enum ConcatPart {
+    Path(SourcePath),
+    Const(Box<str>),
+}
+
+/// Steps and typed conversion of a field.
+#[derive(Debug)]
+pub(crate) struct Conversion {
+    pub steps: Vec<Step>,
+    pub as_type: AsType,
+    pub split: Box<[char]>,
+    pub unit: Unit,
+    pub format: Option<DateFormat>,
+    pub table: Option<usize>,
+    pub distinct: bool,
+}
+
+/// A compiled condition.
+#[derive(Debug)]
+pub(crate) enum Condition {
+    /// The value at `path` is (or, negated, is not) one of `values` (compared trimmed).
+    Equals { path: SourcePath, values: Vec<Box<str>>, negate: bool },
+    /// The value at `path` is present and not empty (or, with `exists = false`, absent or empty).
+    Exists { path: SourcePath, exists: bool },
+    /// The record's case type is this one.
+    CaseType(CaseType),
+}
+
+/// How the case type is decided.
+#[derive(Debug)]
+pub(crate) enum CaseTypeRule {
+    Const(CaseType),
+    Computed(Box<Field>),
+}
+
+/// Everything compiled from one mapping file.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    pub id: String,
+    pub version: i64,
+    pub description: String,
+    pub case_type: Option<CaseTypeRule>,
+    pub fields: Vec<Field>,
+    pub tables: Vec<CodeTable>,
+    pub tests: Vec<TestCase>,
+    /// Bytes of each CSV code table, in declaration order (for the fingerprint).
+    pub table_bytes: Vec<(String, Vec<u8>)>,
+}
+
+struct Ctx<'a> {
+    src: SourceFile<'a>,
+    base_dir: &'a Path,
+    table_index: HashMap<String, usize>,
+}
+
+fn span_or(inner: Range<usize>, outer: Range<usize>) -> Range<usize> {
+    if inner.start == 0 && inner.end == 0 {
+        outer
+    } else {
+        inner
+    }
+}
+
+/// Compile the text of a mapping file.
+pub(crate) fn compile(text: &str, file_name: &str, base_dir: &Path) -> Result<Compiled, MappingError> {
+    let src = SourceFile { name: file_name, text };
+    let spec: MappingSpec = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
+    let mut ctx = Ctx { src, base_dir, table_index: HashMap::new() };
+
+    let id = spec.id.get_ref().trim().to_string();
+    if id.is_empty() || id.chars().any(char::is_whitespace) {
+        return Err(src.error(
+            K::InvalidValue,
+            spec.id.span(),
+            "id 不能为空，也不能含空格",
+            "id must not be empty nor contain spaces",
+        ));
+    }
+    let version = *spec.version.get_ref();
+    if version < 1 {
+        return Err(src.error(K::InvalidValue, spec.version.span(), "version 应为正整数", "version must be a positive integer"));
+    }
+
+    let (tables, table_bytes) = compile_tables(&mut ctx, &spec.tables.0)?;
+
+    let case_type = match &spec.case_type {
+        None => None,
+        Some(ct) => Some(compile_case_type(&ctx, ct, &tables)?),
+    };
+
+    let root = record_shape();
+    let mut fields = Vec::with_capacity(spec.fields.len());
+    for f in &spec.fields {
+        fields.push(compile_field(&ctx, f, root, "")?);
+    }
+
+    let mut tests = Vec::with_capacity(spec.tests.len());
+    for t in &spec.tests {
+        tests.push(compile_test(&ctx, t)?);
+    }
+
+    Ok(Compiled {
+        id,
+        version,
+        description: spec.description.clone(),
+        case_type,
+        fields,
+        tables,
+        tests,
+        table_bytes,
+    })
+}
+
+fn compile_tables(
+    ctx: &mut Ctx<'_>,
+    specs: &[(Spanned<String>, Spanned<TableSpec>)],
+) -> Result<(Vec<CodeTable>, Vec<(String, Vec<u8>)>), MappingError> {
+    let src = ctx.src;
+    let mut tables = Vec::new();
+    let mut bytes = Vec::new();
+    for (name, spec) in specs {
+        let name_str = name.get_ref().as_str();
+        let t = spec.get_ref();
+        let entries = match (&t.file, &t.values) {
+            (Some(file), None) => {
+                let path = ctx.base_dir.join(file.get_ref());
+                let display = path.display().to_string();
+                if !path.is_file() {
+                    return Err(src.error(
+                        K::TableFile,
+                        file.span(),
+                        format!("代码表 {name_str} 的文件不存在：{display}"),
+                        format!("code table {name_str}: file not found: {display}"),
+                    ));
+                }
+                let (entries, raw) = tables::read_csv(&path, &display)?;
+                bytes.push((name_str.to_string(), raw));
+                entries
+            }
+            (None, Some(values)) => {
+                let mut entries = HashMap::new();
+                for (k, v) in &values.get_ref().0 {
+                    entries.insert(Box::from(k.get_ref().trim()), Box::from(v.trim()));
+                }
+                if entries.is_empty() {
+                    return Err(src.error(K::InvalidValue, values.span(), "values 为空", "values is empty"));
+                }
+                entries
+            }
+            _ => {
+                return Err(src.error(
+                    K::InvalidValue,
+                    spec.span(),
+                    format!("代码表 {name_str} 须且只能有 file 或 values 之一"),
+                    format!("code table {name_str} needs exactly one of `file` or `values`"),
+                ))
+            }
+        };
+        let unmapped = match &t.unmapped {
+            None => Unmapped::Error,
+            Some(u) => match u.get_ref() {
+                UnmappedSpec::Named(n) => match n.as_str() {
+                    "error" => Unmapped::Error,
+                    "warn_keep" => Unmapped::WarnKeep,
+                    "null" => Unmapped::Null,
+                    other => {
+                        return Err(src.error(
+                            K::InvalidValue,
+                            u.span(),
+                            format!("unmapped 的取值 {other:?} 无效（可用：error, warn_keep, null, {{ default = \"...\" }}）"),
+                            format!("invalid unmapped policy {other:?} (expected error, warn_keep, null or {{ default = \"...\" }})"),
+                        ))
+                    }
+                },
+                UnmappedSpec::Default(d) => Unmapped::Default(d.clone()),
+            },
+        };
+        if ctx.table_index.insert(name_str.to_string(), tables.len()).is_some() {
+            return Err(src.error(K::InvalidValue, name.span(), format!("代码表 {name_str} 重复声明"), format!("code table {name_str} is declared twice")));
+        }
+        tables.push(CodeTable { name: name_str.into(), entries, unmapped });
+    }
+    Ok((tables, bytes))
+}
+
+fn parse_case_type(s: &str) -> Option<CaseType> {
+    CaseType::from_str(s.trim()).ok()
+}
+
+fn compile_case_type(
+    ctx: &Ctx<'_>,
+    spec: &Spanned<CaseTypeSpec>,
+    tables: &[CodeTable],
+) -> Result<CaseTypeRule, MappingError> {
+    let src = ctx.src;
+    match spec.get_ref() {
+        CaseTypeSpec::Const(s) => parse_case_type(s).map(CaseTypeRule::Const).ok_or_else(|| {
+            src.error(
+                K::InvalidValue,
+                spec.span(),
+                format!("case_type {s:?} 无效（可用：inspection, penalty, coercion）"),
+                format!("invalid case_type {s:?} (expected inspection, penalty or coercion)"),
+            )
+        }),
+        CaseTypeSpec::Rule(rule) => {
+            let forbidden = [
+                (rule.target.is_some(), "target"),
+                (rule.when.is_some(), "when"),
+                (rule.each.is_some(), "each"),
+                (rule.zip.is_some(), "zip"),
+                (rule.fields.is_some(), "fields"),
+                (rule.constant.is_some(), "const"),
+            ];
+            if let Some((_, key)) = forbidden.iter().find(|(present, _)| *present) {
+                return Err(src.error(
+                    K::InvalidValue,
+                    spec.span(),
+                    format!("case_type 规则中不能用 {key}（常量请写 case_type = \"penalty\"）"),
+                    format!("`{key}` is not allowed in a case_type rule (for a constant write case_type = \"penalty\")"),
+                ));
+            }
+            let mut field = compile_field_body(ctx, rule, spec.span(), TargetPath::parse("case_type").ok(), &Shape::Scalar)?;
+            field.required = true;
+            if let Some(i) = field.convert.table {
+                let table = &tables[i];
+                let mut bad: Vec<&str> = table.entries.values().map(|v| &**v).filter(|v| parse_case_type(v).is_none()).collect();
+                if let Unmapped::Default(d) = &table.unmapped {
+                    if parse_case_type(d).is_none() {
+                        bad.push(d);
+                    }
+                }
+                if !bad.is_empty() {
+                    bad.sort_unstable();
+                    return Err(src.error(
+                        K::TableFile,
+                        spec.span(),
+                        format!("代码表 {} 的目标值必须是 inspection、penalty 或 coercion，发现 {}", table.name, bad.join(", ")),
+                        format!("code table {} must map to inspection, penalty or coercion; found {}", table.name, bad.join(", ")),
+                    ));
+                }
+            }
+            Ok(CaseTypeRule::Computed(Box::new(field)))
+        }
+    }
+}
+
+fn path_in(ctx: &Ctx<'_>, text: &str, span: Range<usize>) -> Result<SourcePath, MappingError> {
+    SourcePath::parse(text).map_err(|e| {
+        ctx.src.error_in_string(
+            K::InvalidPath,
+            span,
+            e.offset,
+            format!("路径 {text:?} 无效：{}", e.message_zh),
+            format!("invalid path {text:?}: {}", e.message_en),
+        )
+    })
+}
+
+fn compile_field(
+    ctx: &Ctx<'_>,
+    spec: &Spanned<FieldSpec>,
+    parent: &Shape,
+    parent_path: &str,
+) -> Result<Field, MappingError> {
+    let src = ctx.src;
+    let f = spec.get_ref();
+    let Some(target_spec) = &f.target else {
+        return Err(src.error(K::MissingKey, spec.span(), "字段缺少 target", "the field has no `target`"));
+    };
+    let target_text = target_spec.get_ref();
+    let target = TargetPath::parse(target_text).map_err(|e| {
+        src.error_in_string(K::InvalidTarget, target_spec.span(), e.offset, e.message_zh, e.message_en)
+    })?;
+    if parent_path.is_empty() && target_text == "case_type" {
+        return Err(src.error(
+            K::InvalidTarget,
+            target_spec.span(),
+            "case_type 请在文件开头用 case_type = ... 声明，不要写成字段",
+            "declare the case type with the top-level `case_type = ...`, not as a field",
+        ));
+    }
+    let shape = parent.lookup(target.keys()).map_err(|i| {
+        let known = parent.lookup(&target.keys()[..i]).map(Shape::member_names).unwrap_or_default();
+        let full = if parent_path.is_empty() { target_text.clone() } else { format!("{parent_path}[].{target_text}") };
+        src.error(
+            K::InvalidTarget,
+            target_spec.span(),
+            format!("规范数据中没有字段 {full}（此处可用：{}）", known.join(", ")),
+            format!("the canonical record has no field {full} (known here: {})", known.join(", ")),
+        )
+    })?;
+    compile_field_body(ctx, f, spec.span(), Some(target), shape)
+}
+
+/// Options that only some sources or types accept; `Some(name)` when present.
+fn present(opts: &[(bool, &'static str)]) -> Option<&'static str> {
+    opts.iter().find(|(p, _)| *p).map(|(_, n)| *n)
+}
+
+fn compile_field_body(
+    ctx: &Ctx<'_>,
+    f: &FieldSpec,
+    span: Range<usize>,
+    target: Option<TargetPath>,
+    shape: &Shape,
+) -> Result<Field, MappingError> {
+    let src = ctx.src;
+    let target = target.ok_or_else(|| src.error(K::MissingKey, span.clone(), "字段缺少 target", "the field has no `target`"))?;
+    let dotted = target.dotted();
+    let err = |kind, span: Range<usize>, zh: String, en: String| src.error(kind, span, zh, en);
+
+    let sources = [
+        (f.from.is_some(), "from"),
+        (f.concat.is_some(), "concat"),
+        (f.constant.is_some(), "const"),
+        (f.each.is_some(), "each"),
+        (f.zip.is_some(), "zip"),
+    ];
+    let n_sources = sources.iter().filter(|(p, _)| *p).count();
+    if n_sources != 1 {
+        let (zh, en) = if n_sources == 0 {
+            (format!("字段 {dotted} 没有来源：请写 from、concat、const、each 或 zip 之一"), format!("field {dotted} has no source: give one of from, concat, const, each or zip"))
+        } else {
+            let names: Vec<&str> = sources.iter().filter(|(p, _)| *p).map(|(_, n)| *n).collect();
+            (format!("字段 {dotted} 的来源只能有一个，现有 {}", names.join("、")), format!("field {dotted} must have exactly one source, found {}", names.join(", ")))
+        };
+        return Err(err(K::InvalidValue, span, zh, en));
+    }
+
+    let when = match &f.when {
+        None => Vec::new(),
+        Some(w) => {
+            let mut out = Vec::new();
+            for c in &w.get_ref().0 {
+                out.push(compile_condition(ctx, c.get_ref(), span_or(c.span(), w.span()))?);
+            }
+            out
+        }
+    };
+
+    let table = match &f.table {
+        None => None,
+        Some(t) => Some(*ctx.table_index.get(t.get_ref().as_str()).ok_or_else(|| {
+            let declared: Vec<&str> = ctx.table_index.keys().map(String::as_str).collect();
+            err(
+                K::UndeclaredTable,
+                t.span(),
+                format!("代码表 {} 未在 [tables] 中声明（已声明：{}）", t.get_ref(), declared.join(", ")),
+                format!("code table {} is not declared under [tables] (declared: {})", t.get_ref(), declared.join(", ")),
+            )
+        })?),
+    };
+
+    let is_list_target = matches!(shape, Shape::Array(_));
+    let is_object_list = matches!(shape, Shape::Array(item) if matches!(**item, Shape::Object(_)));
+    let as_type = match &f.as_type {
+        Some(a) => *a.get_ref(),
+        None if is_list_target && !is_object_list => AsType::StringArray,
+        None => AsType::String,
+    };
+    let (shape_zh, shape_en) = shape.describe();
+
+    let split_chars = |s: &Option<Spanned<String>>| -> Result<Box<[char]>, MappingError> {
+        match s {
+            None => Ok(DEFAULT_SPLIT.chars().collect()),
+            Some(s) if s.get_ref().is_empty() => Err(err(K::InvalidValue, s.span(), "split 不能为空".into(), "split must not be empty".into())),
+            Some(s) => Ok(s.get_ref().chars().collect()),
+        }
+    };
+
+    let format = match &f.format {
+        None => None,
+        Some(fm) => Some(DateFormat::compile(fm.get_ref()).map_err(|e| {
+            err(K::InvalidValue, fm.span(), format!("日期格式 {:?} 无效", fm.get_ref()), e)
+        })?),
+    };
+
+    let default = f.default.as_ref().map(|d| toml_to_json(d.get_ref()));
+    let required = f.required.unwrap_or(false);
+
+    let conversion_opts = [
+        (f.steps.is_some(), "steps"),
+        (f.as_type.is_some(), "as"),
+        (f.table.is_some(), "table"),
+        (f.unit.is_some(), "unit"),
+        (f.format.is_some(), "format"),
+        (f.split.is_some(), "split"),
+        (f.distinct.is_some(), "distinct"),
+    ];
+
+    let source = if let Some(c) = &f.constant {
+        if let Some(opt) = present(&conversion_opts).or(present(&[(f.default.is_some(), "default"), (f.separator.is_some(), "separator"), (f.fields.is_some(), "fields")])) {
+            return Err(err(K::InvalidValue, span, format!("const 不能与 {opt} 同用：常量按原样写入"), format!("`const` cannot be combined with `{opt}`: the constant is written as is")));
+        }
+        Source::Const(toml_to_json(c.get_ref()))
+    } else if let Some(each) = &f.each {
+        if !is_object_list {
+            return Err(err(K::InvalidTarget, span, format!("each 的目标必须是对象列表（如 officers），{dotted} 是{shape_zh}"), format!("the target of `each` must be a list of objects (e.g. officers); {dotted} is {shape_en}")));
+        }
+        if let Some(opt) = present(&conversion_opts).or(present(&[(f.default.is_some(), "default"), (f.separator.is_some(), "separator")])) {
+            return Err(err(K::InvalidValue, span, format!("each 不能与 {opt} 同用：请写在 fields 的各字段里"), format!("`each` cannot be combined with `{opt}`: put it on the nested fields")));
+        }
+        let path = path_in(ctx, each.get_ref(), each.span())?;
+        let Some(nested) = &f.fields else {
+            return Err(err(K::MissingKey, span, "each 需要 fields（元素内各字段的映射）".into(), "`each` needs `fields` (how to map each element)".into()));
+        };
+        let Shape::Array(item) = shape else {
+            return Err(err(K::InvalidTarget, span, format!("each 的目标必须是对象列表，{dotted} 是{shape_zh}"), format!("the target of `each` must be a list of objects; {dotted} is {shape_en}")));
+        };
+        let mut fields = Vec::with_capacity(nested.len());
+        for n in nested {
+            fields.push(compile_field(ctx, n, item, &dotted)?);
+        }
+        Source::Each { path, fields }
+    } else if let Some(zip) = &f.zip {
+        let Shape::Array(item) = shape else {
+            return Err(err(K::InvalidTarget, span, format!("zip 的目标必须是对象列表（如 officers），{dotted} 是{shape_zh}"), format!("the target of `zip` must be a list of objects (e.g. officers); {dotted} is {shape_en}")));
+        };
+        if !is_object_list {
+            return Err(err(K::InvalidTarget, span, format!("zip 的目标必须是对象列表（如 officers），{dotted} 是{shape_zh}"), format!("the target of `zip` must be a list of objects (e.g. officers); {dotted} is {shape_en}")));
+        }
+        if let Some(opt) = present(&[(f.as_type.is_some(), "as"), (f.table.is_some(), "table"), (f.unit.is_some(), "unit"), (f.format.is_some(), "format"), (f.distinct.is_some(), "distinct"), (f.default.is_some(), "default"), (f.fields.is_some(), "fields")]) {
+            return Err(err(K::InvalidValue, span, format!("zip 不能与 {opt} 同用（zip 只支持 split 和 steps）"), format!("`zip` cannot be combined with `{opt}` (zip takes only split and steps)")));
+        }
+        let mut members = Vec::new();
+        for (key, path) in &zip.get_ref().0 {
+            let k = key.get_ref();
+            if item.lookup(&[Box::from(k.as_str())]).is_err() {
+                let known = item.member_names();
+                return Err(err(K::InvalidTarget, key.span(), format!("{dotted} 的元素没有字段 {k}（可用：{}）", known.join(", ")), format!("elements of {dotted} have no field {k} (known: {})", known.join(", "))));
+            }
+            members.push((Box::from(k.as_str()), path_in(ctx, path.get_ref(), path.span())?));
+        }
+        if members.is_empty() {
+            return Err(err(K::InvalidValue, zip.span(), "zip 为空".into(), "zip is empty".into()));
+        }
+        Source::Zip { members, split: split_chars(&f.split)? }
+    } else {
+        if is_object_list || matches!(shape, Shape::Object(_)) {
+            return Err(err(
+                K::InvalidTarget,
+                span,
+                format!("{dotted} 是{shape_zh}，不能直接由 from/concat 赋值；请映射其下的字段，或用 each/zip"),
+                format!("{dotted} is {shape_en} and cannot take a value from from/concat; map its members, or use each/zip"),
+            ));
+        }
+        if as_type == AsType::StringArray && !is_list_target {
+            return Err(err(K::InvalidValue, span, format!("{dotted} 是单个值，不能用 as = \"string_array\""), format!("{dotted} is a single value; as = \"string_array\" does not fit")));
+        }
+        if f.fields.is_some() {
+            return Err(err(K::InvalidValue, span, "fields 只能与 each 同用".into(), "`fields` only goes with `each`".into()));
+        }
+        if f.unit.is_some() && !matches!(as_type, AsType::Decimal | AsType::Integer) {
+            return Err(err(K::InvalidValue, span, "unit 只能与 as = \"decimal\" 或 \"integer\" 同用".into(), "`unit` needs as = \"decimal\" or \"integer\"".into()));
+        }
+        if f.format.is_some() && !matches!(as_type, AsType::Date | AsType::Datetime) {
+            return Err(err(K::InvalidValue, span, "format 只能与 as = \"date\" 或 \"datetime\" 同用".into(), "`format` needs as = \"date\" or \"datetime\"".into()));
+        }
+        if (f.split.is_some() || f.distinct.is_some()) && as_type != AsType::StringArray {
+            return Err(err(K::InvalidValue, span, "split、distinct 只能与 as = \"string_array\" 同用".into(), "`split` and `distinct` need as = \"string_array\"".into()));
+        }
+        if let Some(from) = &f.from {
+            if f.separator.is_some() {
+                return Err(err(K::InvalidValue, span, "separator 只能与 concat 同用".into(), "`separator` only goes with `concat`".into()));
+            }
+            let mut paths = Vec::new();
+            for p in &from.get_ref().0 {
+                paths.push(path_in(ctx, p.get_ref(), span_or(p.span(), from.span()))?);
+            }
+            if paths.is_empty() {
+                return Err(err(K::InvalidValue, from.span(), "from 列表为空".into(), "the `from` list is empty".into()));
+            }
+            Source::Paths(paths)
+        } else if let Some(concat) = &f.concat {
+            let mut parts = Vec::new();
+            for p in concat.get_ref() {
+                parts.push(match p.get_ref() {
+                    ConcatSpec::Path(t) => ConcatPart::Path(path_in(ctx, t, p.span())?),
+                    ConcatSpec::Const(c) => ConcatPart::Const(c.as_str().into()),
+                });
+            }
+            if !parts.iter().any(|p| matches!(p, ConcatPart::Path(_))) {
+                return Err(err(K::InvalidValue, concat.span(), "concat 至少要有一个路径（全是常量请用 const）".into(), "concat needs at least one path (for a constant use `const`)".into()));
+            }
+            Source::Concat { parts, separator: f.separator.clone().unwrap_or_default().into() }
+        } else {
+            return Err(err(K::InvalidValue, span, format!("字段 {dotted} 没有来源"), format!("field {dotted} has no source")));
+        }
+    };
+
+    let convert = Conversion {
+        steps: f.steps.clone().unwrap_or_default(),
+        as_type,
+        split: split_chars(&f.split)?,
+        unit: f.unit.as_ref().map(|u| *u.get_ref()).unwrap_or_default(),
+        format,
+        table,
+        distinct: f.distinct.unwrap_or(false),
+    };
+    Ok(Field { target, when, source, default, required, convert })
+}
+
+fn scalar_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.trim().to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn compile_condition(ctx: &Ctx<'_>, w: &WhenSpec, span: Range<usize>) -> Result<Condition, MappingError> {
+    let src = ctx.src;
+    if let Some(ct) = &w.case_type {
+        if w.path.is_some() || w.equals.is_some() || w.not_equals.is_some() || w.in_list.is_some() || w.not_in.is_some() || w.exists.is_some() {
+            return Err(src.error(K::InvalidValue, span, "when 中 case_type 不能与 path 等同写在一个条件里；请写成条件列表", "in `when`, case_type cannot share a condition with path; use a list of conditions"));
+        }
+        return parse_case_type(ct.get_ref()).map(Condition::CaseType).ok_or_else(|| {
+            src.error(K::InvalidValue, ct.span(), format!("case_type {:?} 无效（可用：inspection, penalty, coercion）", ct.get_ref()), format!("invalid case_type {:?} (expected inspection, penalty or coercion)", ct.get_ref()))
+        });
+    }
+    let Some(p) = &w.path else {
+        return Err(src.error(K::MissingKey, span, "条件缺少 path（或 case_type）", "the condition needs `path` (or `case_type`)"));
+    };
+    let path = path_in(ctx, p.get_ref(), p.span())?;
+    let tests = [
+        w.equals.is_some(),
+        w.not_equals.is_some(),
+        w.in_list.is_some(),
+        w.not_in.is_some(),
+        w.exists.is_some(),
+    ];
+    if tests.iter().filter(|&&t| t).count() != 1 {
+        return Err(src.error(K::InvalidValue, span, "条件须且只能有 equals、not_equals、in、not_in、exists 之一", "a condition needs exactly one of equals, not_equals, in, not_in, exists"));
+    }
+    let cond = if let Some(v) = &w.equals {
+        Condition::Equals { path, values: vec![scalar_text(v).into()], negate: false }
+    } else if let Some(v) = &w.not_equals {
+        Condition::Equals { path, values: vec![scalar_text(v).into()], negate: true }
+    } else if let Some(v) = &w.in_list {
+        Condition::Equals { path, values: v.iter().map(|x| scalar_text(x).into()).collect(), negate: false }
+    } else if let Some(v) = &w.not_in {
+        Condition::Equals { path, values: v.iter().map(|x| scalar_text(x).into()).collect(), negate: true }
+    } else {
+        Condition::Exists { path, exists: w.exists.unwrap_or(true) }
+    };
+    Ok(cond)
+}
+
+/// A TOML value as JSON (dates and times become their text).
+pub(crate) fn toml_to_json(v: &toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::String(s.clone()),
+        toml::Value::Integer(i) => Value::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::Array(a.iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => Value::Object(t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
+    }
+}
+
+fn compile_test(ctx: &Ctx<'_>, spec: &Spanned<TestSpec>) -> Result<TestCase, MappingError> {
+    let src = ctx.src;
+    let t = spec.get_ref();
+    let name = &t.name;
+    let inputs = [t.input.is_some(), t.input_json.is_some(), t.input_xml.is_some()];
+    if inputs.iter().filter(|&&p| p).count() != 1 {
+        return Err(src.error(
+            K::InvalidTest,
+            spec.span(),
+            format!("测试 {name:?} 须且只能有 input、input_json、input_xml 之一"),
+            format!("test {name:?} needs exactly one of input, input_json, input_xml"),
+        ));
+    }
+    let json_in = |s: &Spanned<String>, what: &str| -> Result<Value, MappingError> {
+        serde_json::from_str(s.get_ref()).map_err(|e| {
+            src.error(
+                K::InvalidTest,
+                s.span(),
+                format!("测试 {name:?} 的 {what} 不是合法 JSON（第 {} 行第 {} 列）：{e}", e.line(), e.column()),
+                format!("{what} of test {name:?} is not valid JSON (line {}, column {}): {e}", e.line(), e.column()),
+            )
+        })
+    };
+    let input = if let Some(v) = &t.input {
+        toml_to_json(v)
+    } else if let Some(s) = &t.input_json {
+        json_in(s, "input_json")?
+    } else if let Some(s) = &t.input_xml {
+        let tree = parse_xml(s.get_ref().trim().as_bytes(), &XmlLimits::default()).map_err(|e| {
+            src.error(K::InvalidTest, s.span(), format!("测试 {name:?} 的 input_xml 无法解析：{e}"), format!("input_xml of test {name:?} cannot be parsed: {e}"))
+        })?;
+        match tree {
+            Value::Object(mut root) if root.len() == 1 => root.values_mut().next().map(std::mem::take).unwrap_or(Value::Null),
+            other => other,
+        }
+    } else {
+        Value::Null
+    };
+    if t.expect.is_some() && t.expect_json.is_some() {
+        return Err(src.error(K::InvalidTest, spec.span(), format!("测试 {name:?} 不能同时有 expect 和 expect_json"), format!("test {name:?} cannot have both expect and expect_json")));
+    }
+    let expect = match (&t.expect, &t.expect_json) {
+        (Some(v), _) => Some(toml_to_json(v)),
+        (None, Some(s)) => Some(json_in(s, "expect_json")?),
+        (None, None) => None,
+    };
+    let mut expect_fields = Vec::new();
+    if let Some(fields) = &t.expect_fields {
+        for (pointer, value) in &fields.get_ref().0 {
+            if !pointer.get_ref().starts_with('/') {
+                return Err(src.error(
+                    K::InvalidTest,
+                    pointer.span(),
+                    format!("expect_fields 的键应为 JSON 指针，如 \"/penalty/fine_amount\"，实际为 {:?}", pointer.get_ref()),
+                    format!("expect_fields keys are JSON pointers like \"/penalty/fine_amount\", found {:?}", pointer.get_ref()),
+                ));
+            }
+            expect_fields.push((pointer.get_ref().clone(), toml_to_json(value)));
+        }
+    }
+    if expect.is_none() && expect_fields.is_empty() && t.expect_violations.is_empty() && t.expect_accepted.is_none() {
+        return Err(src.error(
+            K::InvalidTest,
+            spec.span(),
+            format!("测试 {name:?} 没有任何期望：请写 expect、expect_json、expect_fields、expect_violations 或 expect_accepted"),
+            format!("test {name:?} expects nothing: give expect, expect_json, expect_fields, expect_violations or expect_accepted"),
+        ));
+    }
+    Ok(TestCase {
+        name: name.clone(),
+        input,
+        expect,
+        expect_fields,
+        expect_violations: t
+            .expect_violations
+            .iter()
+            .map(|v| ExpectedViolation { rule: v.rule.clone(), pointer: v.pointer.clone(), severity: v.severity })
+            .collect(),
+        expect_accepted: t.expect_accepted,
+    })
+}

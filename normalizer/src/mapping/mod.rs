@@ -1,0 +1,163 @@
+//! Declarative mapping engine: one TOML file per source system turns a source record (JSON, or
+//! the tree [`crate::xml_tree::parse_xml`] builds from XML) into a canonical record.
+//!
+//! A mapping file has a header (`id`, `version`, `description`, `case_type`), code tables
+//! (`[tables.NAME]`, CSV beside the file or inline), an ordered list of fields (`[[field]]`:
+//! `target` + one source of `from`/`concat`/`const`/`each`/`zip`, then `steps`, `as`, `unit`,
+//! `table`, `when`, ...) and embedded tests (`[[test]]`). `mappings/README.md` is the user
+//! documentation of every key.
+//!
+//! Loading checks everything it can (unknown keys, path syntax, steps, types, units, tables,
+//! targets against the canonical schemas) and reports the first problem with file, line and
+//! column. Applying compiles nothing: paths, tables and options are resolved at load time.
+//! Every problem met while mapping a record is a [`Violation`] (`mapping.date`,
+//! `mapping.number`, `mapping.boolean`, `mapping.unmapped_code`, `mapping.missing`,
+//! `mapping.type`, `mapping.zip_length`, `mapping.case_type`); [`Mapping::apply`] never panics.
+
+mod apply;
+mod compile;
+mod convert;
+mod dates;
+mod error;
+mod path;
+mod spec;
+mod tables;
+mod targets;
+pub mod testing;
+
+pub use convert::{Step, Unit};
+pub use error::{MappingError, MappingErrorKind};
+pub use spec::AsType;
+pub use tables::Unmapped;
+pub use testing::{run_tests, TestCase, TestReport};
+
+use crate::{CaseType, Violation};
+use compile::{CaseTypeRule, Compiled};
+use serde_json::Value;
+use std::path::Path;
+
+/// A loaded, compiled mapping.
+#[derive(Debug)]
+pub struct Mapping {
+    compiled: Compiled,
+    file_name: String,
+    source_text: String,
+    fingerprint: String,
+}
+
+/// The result of applying a mapping to one source record.
+#[derive(Debug, Clone)]
+pub struct Mapped {
+    /// The canonical record built.
+    pub record: Value,
+    /// Problems met while mapping (unmapped code, unreadable date, ...).
+    pub violations: Vec<Violation>,
+}
+
+impl Mapping {
+    /// Load a mapping file; code tables are read relative to its folder.
+    pub fn load(path: &Path) -> Result<Mapping, MappingError> {
+        let display = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| MappingError {
+            kind: MappingErrorKind::Io,
+            file: display.clone(),
+            line: None,
+            column: None,
+            message_zh: format!("无法读取映射文件：{e}"),
+            message_en: format!("cannot read the mapping file: {e}"),
+        })?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        Mapping::from_toml_str(&text, &display, base)
+    }
+
+    /// Load a mapping from its text. `file_name` is used in error messages; code tables are
+    /// read relative to `base_dir`.
+    pub fn from_toml_str(text: &str, file_name: &str, base_dir: &Path) -> Result<Mapping, MappingError> {
+        let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+        let compiled = compile::compile(text, file_name, base_dir)?;
+        let mut hash = Fnv64::new();
+        hash.write(text.as_bytes());
+        for (name, bytes) in &compiled.table_bytes {
+            hash.write(&[0]);
+            hash.write(name.as_bytes());
+            hash.write(&[0]);
+            hash.write(bytes);
+        }
+        Ok(Mapping {
+            compiled,
+            file_name: file_name.to_string(),
+            source_text: text.to_string(),
+            fingerprint: format!("fnv1a64:{:016x}", hash.finish()),
+        })
+    }
+
+    /// The mapping's `id`.
+    pub fn id(&self) -> &str {
+        &self.compiled.id
+    }
+
+    /// The mapping's `version`.
+    pub fn version(&self) -> i64 {
+        self.compiled.version
+    }
+
+    /// The mapping's `description`.
+    pub fn description(&self) -> &str {
+        &self.compiled.description
+    }
+
+    /// The case type when the mapping declares it as a constant.
+    pub fn case_type(&self) -> Option<CaseType> {
+        match &self.compiled.case_type {
+            Some(CaseTypeRule::Const(t)) => Some(*t),
+            _ => None,
+        }
+    }
+
+    /// The file name given at load time.
+    pub fn file_name(&self) -> &str {
+        &self.file_name
+    }
+
+    /// The text of the mapping file, to store with each mapping version.
+    pub fn source_text(&self) -> &str {
+        &self.source_text
+    }
+
+    /// A stable fingerprint of the mapping file and the CSV code tables it reads
+    /// (`fnv1a64:` + 16 hex digits). It changes when either changes; it is not a security hash.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The embedded test cases, in file order.
+    pub fn tests(&self) -> &[TestCase] {
+        &self.compiled.tests
+    }
+
+    /// Apply the mapping to one source record.
+    pub fn apply(&self, source: &Value) -> Mapped {
+        let (record, violations) = apply::apply(&self.compiled, source);
+        Mapped { record, violations }
+    }
+}
+
+/// FNV-1a, 64 bit: small, stable across builds and platforms.
+struct Fnv64(u64);
+
+impl Fnv64 {
+    fn new() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}

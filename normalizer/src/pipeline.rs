@@ -1,0 +1,137 @@
+//! Mapping + schema + rules in one call: what the gateway runs for every record.
+
+use crate::mapping::Mapping;
+use crate::rules::{self, RuleOptions};
+use crate::schema::{SchemaError, SchemaSet};
+use crate::standards::credit_code::CreditCode;
+use crate::{CaseType, Violation};
+use serde_json::Value;
+
+/// Result of normalising one source record: the canonical record and every violation found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The canonical record (possibly partial when the mapping failed on some fields).
+    pub record: Value,
+    /// Every violation, errors and warnings, in a stable order.
+    pub violations: Vec<Violation>,
+}
+
+impl Outcome {
+    /// True when no violation is an error: the record may be committed.
+    pub fn is_accepted(&self) -> bool {
+        !self.violations.iter().any(Violation::is_error)
+    }
+}
+
+/// Validates canonical records against the schemas and the cross-field rules.
+#[derive(Debug)]
+pub struct Normalizer {
+    schemas: SchemaSet,
+    rules: RuleOptions,
+}
+
+impl Default for Normalizer {
+    /// The shipped schemas with default rule options (no province restriction, no catalogue).
+    fn default() -> Self {
+        #[allow(clippy::expect_used)]
+        Normalizer::new(RuleOptions::default()).expect("the shipped schemas compile (tested)")
+    }
+}
+
+impl Normalizer {
+    /// Compile the shipped schemas and keep the rule options.
+    pub fn new(rules: RuleOptions) -> Result<Normalizer, SchemaError> {
+        Ok(Normalizer {
+            schemas: SchemaSet::embedded()?,
+            rules,
+        })
+    }
+
+    /// The compiled schemas (titles of fields, for messages and dashboards).
+    pub fn schemas(&self) -> &SchemaSet {
+        &self.schemas
+    }
+
+    /// The rule options in force.
+    pub fn rule_options(&self) -> &RuleOptions {
+        &self.rules
+    }
+
+    /// Schema and rule violations of a canonical record. A delete (`"operation": "delete"`) only
+    /// needs its business key: case type, agency credit code and case number.
+    pub fn validate(&self, record: &Value) -> Vec<Violation> {
+        if record.get("operation").and_then(Value::as_str) == Some("delete") {
+            return delete_key_violations(record);
+        }
+        let mut violations = self.schemas.validate(record);
+        violations.extend(rules::check(record, &self.rules));
+        violations
+    }
+
+    /// Map a source record and validate the result.
+    pub fn normalize(&self, mapping: &Mapping, source: &Value) -> Outcome {
+        let mapped = mapping.apply(source);
+        let mut violations = mapped.violations;
+        let mapped_pointers: Vec<String> = violations.iter().map(|v| v.pointer.clone()).collect();
+        for v in self.validate(&mapped.record) {
+            // A field the mapping already reported (e.g. an unreadable date left out) is not
+            // reported again as "missing".
+            if v.rule == "schema.required" && mapped_pointers.iter().any(|p| p == &v.pointer) {
+                continue;
+            }
+            violations.push(v);
+        }
+        Outcome {
+            record: mapped.record,
+            violations,
+        }
+    }
+}
+
+fn delete_key_violations(record: &Value) -> Vec<Violation> {
+    let mut out = Vec::new();
+    match record.get("case_type").and_then(Value::as_str).map(str::parse::<CaseType>) {
+        Some(Ok(_)) => {}
+        _ => out.push(Violation::error(
+            "/case_type",
+            "schema.case_type",
+            record.get("case_type").map(crate::schema::value_text),
+            "删除记录缺少有效的案件类型",
+            "a delete record needs a valid case_type",
+        )),
+    }
+    match record.pointer("/agency/credit_code").and_then(Value::as_str) {
+        Some(code) => match CreditCode::parse(code) {
+            Ok(c) if c.as_str() == code => {}
+            Ok(_) => out.push(Violation::error(
+                "/agency/credit_code",
+                "uscc.not_normalised",
+                Some(code.to_string()),
+                "执法部门统一社会信用代码未规范化",
+                "agency credit code is not in normalised form",
+            )),
+            Err(e) => out.push(e.to_violation("/agency/credit_code", code)),
+        },
+        None => out.push(Violation::error(
+            "/agency/credit_code",
+            "schema.required",
+            None,
+            "删除记录缺少「执法部门统一社会信用代码」",
+            "a delete record needs /agency/credit_code",
+        )),
+    }
+    if !record
+        .get("case_number")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.trim().is_empty())
+    {
+        out.push(Violation::error(
+            "/case_number",
+            "schema.required",
+            None,
+            "删除记录缺少「部门案件编号」",
+            "a delete record needs /case_number",
+        ));
+    }
+    out
+}

@@ -1,0 +1,337 @@
+//! Cross-field rules: what a JSON Schema cannot say. Every rule here has a stable id
+//! (`rule.*`), reads only fields the schema already typed, and skips silently what is
+//! absent or malformed (the schema reports that).
+
+use crate::schema::value_text;
+use crate::standards::credit_code::CreditCode;
+use crate::standards::region::RegionTable;
+use crate::standards::working_days::HolidayCalendar;
+use crate::Violation;
+use chrono::{Datelike, NaiveDate};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+
+/// The supervision-item catalogue (监管事项目录清单) by year, for "清单之外无检查".
+#[derive(Debug, Clone, Default)]
+pub struct Catalogue {
+    by_year: BTreeMap<i32, HashSet<String>>,
+}
+
+/// Why a catalogue file could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("监管事项目录清单第 {line} 行有误 / supervision-item catalogue line {line}: {message}")]
+pub struct CatalogueError {
+    /// 1-based line.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Catalogue {
+    /// Add an item code valid in `year`.
+    pub fn insert(&mut self, year: i32, item_code: &str) {
+        self.by_year.entry(year).or_default().insert(item_code.to_string());
+    }
+
+    /// Read a CSV with header `year,item_code[,name,...]`.
+    pub fn from_csv(text: &str) -> Result<Catalogue, CatalogueError> {
+        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
+        let mut catalogue = Catalogue::default();
+        for (i, row) in reader.records().enumerate() {
+            let line = i + 2;
+            let row = row.map_err(|e| CatalogueError { line, message: e.to_string() })?;
+            let year = row.get(0).unwrap_or_default().trim();
+            let year: i32 = year.parse().map_err(|_| CatalogueError {
+                line,
+                message: format!("年份无效 / invalid year {year:?}"),
+            })?;
+            let code = row.get(1).unwrap_or_default().trim();
+            if code.len() != 14 || !code.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(CatalogueError {
+                    line,
+                    message: format!("监管事项目录编码应为14位数字 / item code must be 14 digits: {code:?}"),
+                });
+            }
+            catalogue.insert(year, code);
+        }
+        Ok(catalogue)
+    }
+
+    /// The catalogue version that applies in `year`: the latest loaded year not after it.
+    pub fn version_for(&self, year: i32) -> Option<(i32, &HashSet<String>)> {
+        self.by_year.range(..=year).next_back().map(|(y, set)| (*y, set))
+    }
+
+    /// Number of item codes over all years.
+    pub fn len(&self) -> usize {
+        self.by_year.values().map(HashSet::len).sum()
+    }
+
+    /// True when nothing is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.by_year.is_empty()
+    }
+}
+
+/// Settings of the rules.
+#[derive(Debug, Clone, Default)]
+pub struct RuleOptions {
+    /// Province the gateway serves: the agency's region code must start with this (e.g. `36`).
+    pub agency_region_prefix: Option<String>,
+    /// The supervision-item catalogue, when loaded.
+    pub catalogue: Option<Catalogue>,
+}
+
+fn text<'a>(record: &'a Value, pointer: &str) -> Option<&'a str> {
+    record.pointer(pointer).and_then(Value::as_str)
+}
+
+fn date(record: &Value, pointer: &str) -> Option<NaiveDate> {
+    text(record, pointer).and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+}
+
+/// (earlier, later, Chinese name of the pair): `later` must not be before `earlier`.
+const DATE_ORDER: &[(&str, &str, &str)] = &[
+    ("/penalty/filing_date", "/penalty/decision_date", "处罚决定日期不能早于立案日期"),
+    ("/coercion/start_date", "/coercion/end_date", "强制措施结束日期不能早于起始日期"),
+    ("/inspection/check_date", "/closing_date", "结案日期不能早于检查日期"),
+    ("/penalty/decision_date", "/closing_date", "结案日期不能早于处罚决定日期"),
+    ("/coercion/start_date", "/closing_date", "结案日期不能早于强制措施起始日期"),
+    ("/closing_date", "/archive_date", "归档日期不能早于结案日期"),
+    ("/penalty/decision_date", "/penalty/publicity_until", "公示截止期不能早于处罚决定日期"),
+];
+
+/// Run every cross-field rule on a canonical (non-delete) record.
+pub fn check(record: &Value, options: &RuleOptions) -> Vec<Violation> {
+    let mut out = Vec::new();
+    date_order(record, &mut out);
+    target_identifier_matches_kind(record, &mut out);
+    agency_region(record, options, &mut out);
+    officers_distinct(record, &mut out);
+    catalogue(record, options, &mut out);
+    archive_deadline(record, &mut out);
+    penalty_amounts(record, &mut out);
+    inspection_plan(record, &mut out);
+    implementation_list(record, &mut out);
+    out
+}
+
+fn date_order(record: &Value, out: &mut Vec<Violation>) {
+    for (earlier, later, zh) in DATE_ORDER {
+        if let (Some(a), Some(b)) = (date(record, earlier), date(record, later)) {
+            if b < a {
+                out.push(Violation::error(
+                    *later,
+                    "rule.date_order",
+                    Some(b.to_string()),
+                    format!("{zh}：{later} = {b}，{earlier} = {a}"),
+                    format!("{later} ({b}) is before {earlier} ({a})"),
+                ));
+            }
+        }
+    }
+}
+
+fn target_identifier_matches_kind(record: &Value, out: &mut Vec<Violation>) {
+    let (Some(kind), Some(id_type)) = (text(record, "/target/kind"), text(record, "/target/id_type")) else {
+        return;
+    };
+    let allowed: &[&str] = match kind {
+        "legal_person" => &["uscc"],
+        "natural_person" => &["resident_id", "passport", "hk_macao_permit", "taiwan_permit", "foreign_permanent_resident", "other"],
+        "individual_business" => &["uscc", "resident_id"],
+        _ => return,
+    };
+    if !allowed.contains(&id_type) {
+        out.push(Violation::error(
+            "/target/id_type",
+            "rule.target_id_kind",
+            Some(id_type.to_string()),
+            format!("行政相对人类别为 {kind} 时，证件类型不能是 {id_type}（允许：{}）", allowed.join("、")),
+            format!("a target of kind {kind} cannot be identified by {id_type} (allowed: {})", allowed.join(", ")),
+        ));
+    }
+}
+
+fn agency_region(record: &Value, options: &RuleOptions, out: &mut Vec<Violation>) {
+    let Some(region) = text(record, "/agency/region_code") else { return };
+    if let Some(prefix) = &options.agency_region_prefix {
+        if !region.starts_with(prefix.as_str()) {
+            out.push(Violation::error(
+                "/agency/region_code",
+                "rule.agency_region_province",
+                Some(region.to_string()),
+                format!("执法部门行政区划代码 {region} 不属于本省（应以 {prefix} 开头）"),
+                format!("agency region code {region} is outside this province (must start with {prefix})"),
+            ));
+        }
+    }
+    let Some(code) = text(record, "/agency/credit_code").and_then(|c| CreditCode::parse(c).ok()) else {
+        return;
+    };
+    let code_region = code.region_code();
+    if code_region == region {
+        return;
+    }
+    let table = RegionTable::embedded();
+    let same_city = code_region.get(..4) == region.get(..4);
+    if !table.is_current(code_region) && same_city {
+        out.push(Violation::warning(
+            "/agency/region_code",
+            "rule.agency_region_revoked",
+            Some(region.to_string()),
+            format!(
+                "执法部门统一社会信用代码中的登记机关区划 {code_region} 已撤销，与填报的行政区划代码 {region} 同属一个地级市，请核实"
+            ),
+            format!(
+                "the credit code's region {code_region} is revoked and in the same city as the agency region {region}: please confirm"
+            ),
+        ));
+    } else {
+        out.push(Violation::error(
+            "/agency/region_code",
+            "rule.agency_region_mismatch",
+            Some(region.to_string()),
+            format!("执法部门行政区划代码 {region} 与其统一社会信用代码第3-8位 {code_region} 不一致"),
+            format!("agency region code {region} differs from positions 3-8 of its credit code ({code_region})"),
+        ));
+    }
+}
+
+fn officers_distinct(record: &Value, out: &mut Vec<Violation>) {
+    let Some(officers) = record.get("officers").and_then(Value::as_array) else { return };
+    let mut seen = HashSet::new();
+    for (i, officer) in officers.iter().enumerate() {
+        let Some(cert) = officer.get("cert_no").and_then(Value::as_str) else { continue };
+        let key = crate::standards::normalise::normalise_identifier(cert);
+        if !seen.insert(key) {
+            out.push(Violation::error(
+                format!("/officers/{i}/cert_no"),
+                "rule.officers_distinct",
+                Some(cert.to_string()),
+                format!("执法人员重复：执法证号 {cert} 出现多次，至少需要两名不同的执法人员"),
+                format!("officer with certificate {cert} is listed twice: at least two distinct officers are required"),
+            ));
+        }
+    }
+}
+
+fn catalogue(record: &Value, options: &RuleOptions, out: &mut Vec<Violation>) {
+    let Some(catalogue) = &options.catalogue else { return };
+    if text(record, "/case_type") != Some("inspection") {
+        return;
+    }
+    let (Some(item), Some(day)) = (text(record, "/item_code"), date(record, "/inspection/check_date")) else {
+        return;
+    };
+    match catalogue.version_for(day.year()) {
+        Some((_, items)) if items.contains(item) => {}
+        Some((year, _)) => out.push(Violation::error(
+            "/item_code",
+            "rule.item_not_in_catalogue",
+            Some(item.to_string()),
+            format!("监管事项 {item} 不在 {year} 年度监管事项目录清单内（清单之外无检查）"),
+            format!("supervision item {item} is not in the {year} supervision-item catalogue (no inspection outside the list)"),
+        )),
+        None => out.push(Violation::warning(
+            "/item_code",
+            "rule.catalogue_missing_year",
+            Some(item.to_string()),
+            format!("没有 {} 年度或更早的监管事项目录清单，无法核对监管事项 {item}", day.year()),
+            format!("no supervision-item catalogue for {} or earlier is loaded: item {item} not checked", day.year()),
+        )),
+    }
+}
+
+fn archive_deadline(record: &Value, out: &mut Vec<Violation>) {
+    let (Some(closed), Some(archived)) = (date(record, "/closing_date"), date(record, "/archive_date")) else {
+        return;
+    };
+    match HolidayCalendar::embedded().archive_deadline(closed) {
+        Ok(deadline) if archived > deadline => out.push(Violation::warning(
+            "/archive_date",
+            "rule.archive_overdue",
+            Some(archived.to_string()),
+            format!("结案日期 {closed} 后应在15个工作日内（{deadline} 前）立卷归档，实际归档日期 {archived}"),
+            format!("archived on {archived}, after the 15-working-day deadline {deadline} following closure on {closed}"),
+        )),
+        Ok(_) => {}
+        Err(e) => out.push(Violation::warning(
+            "/archive_date",
+            "rule.archive_deadline_unknown",
+            Some(archived.to_string()),
+            format!("无法计算归档期限：{e}"),
+            format!("archive deadline cannot be computed: {e}"),
+        )),
+    }
+}
+
+fn penalty_amounts(record: &Value, out: &mut Vec<Violation>) {
+    let Some(kinds) = record.pointer("/penalty/kinds").and_then(Value::as_array) else { return };
+    let has = |k: &str| kinds.iter().any(|v| v.as_str() == Some(k));
+    let positive = |p: &str| record.pointer(p).and_then(Value::as_f64).is_some_and(|x| x > 0.0);
+    if has("fine") && !positive("/penalty/fine_amount") {
+        out.push(Violation::error(
+            "/penalty/fine_amount",
+            "rule.fine_amount_missing",
+            record.pointer("/penalty/fine_amount").map(value_text),
+            "处罚种类含罚款，但罚款金额缺失或为零",
+            "the penalty includes a fine but the fine amount is missing or zero",
+        ));
+    }
+    if (has("confiscate_illegal_gains") || has("confiscate_illegal_property")) && !positive("/penalty/confiscation_amount") {
+        out.push(Violation::warning(
+            "/penalty/confiscation_amount",
+            "rule.confiscation_amount_missing",
+            record.pointer("/penalty/confiscation_amount").map(value_text),
+            "处罚种类含没收，但没收金额缺失或为零",
+            "the penalty includes a confiscation but its amount is missing or zero",
+        ));
+    }
+}
+
+fn inspection_plan(record: &Value, out: &mut Vec<Violation>) {
+    if text(record, "/case_type") != Some("inspection") {
+        return;
+    }
+    let has_plan = text(record, "/inspection/plan_id").is_some_and(|s| !s.trim().is_empty());
+    let form = text(record, "/inspection/form");
+    let source = text(record, "/case_source");
+    if form == Some("random") && !has_plan {
+        out.push(Violation::error(
+            "/inspection/plan_id",
+            "rule.random_inspection_without_plan",
+            None,
+            "双随机抽查必须关联抽查计划ID",
+            "a random (双随机) inspection must name its random-selection plan",
+        ));
+    } else if !has_plan
+        && !matches!(form, Some("special") | Some("targeted"))
+        && !matches!(source, Some("complaint") | Some("referral") | Some("data_monitoring"))
+    {
+        out.push(Violation::warning(
+            "/inspection/plan_id",
+            "rule.inspection_without_plan",
+            None,
+            "行政检查原则上应采用“双随机、一公开”模式：未关联抽查计划，且不是投诉举报、转办交办、数据监测等针对性检查",
+            "inspections should follow the random-selection model: this one names no plan and is not a targeted check (complaint, referral, data monitoring)",
+        ));
+    }
+}
+
+fn implementation_list(record: &Value, out: &mut Vec<Violation>) {
+    let (Some(list), Some(agency)) = (text(record, "/implementation_list_code"), text(record, "/agency/credit_code")) else {
+        return;
+    };
+    let entrusted = text(record, "/entrusted_agency/credit_code");
+    let prefix = list.get(..18);
+    if prefix.is_some() && prefix != Some(agency) && prefix != entrusted {
+        out.push(Violation::warning(
+            "/implementation_list_code",
+            "rule.implementation_list_agency",
+            Some(list.to_string()),
+            format!("检查实施清单编码前18位应为实施机构的统一社会信用代码 {agency}"),
+            format!("positions 1-18 of the implementation-list code should be the implementing agency's credit code {agency}"),
+        ));
+    }
+}

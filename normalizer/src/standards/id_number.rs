@@ -1,0 +1,291 @@
+//! GB 11643-1999 citizen identity number (公民身份号码) of natural persons: 6-digit address code,
+//! 8-digit birth date, 3-digit sequence (odd = male) and an ISO 7064 MOD 11-2 check character.
+//!
+//! Checks, in order: length (15-digit first-generation numbers must be converted with
+//! [`from_legacy15`]), character set, address code (GB/T 2260 current or historical), birth date
+//! (a real date, 1900 or later, not in the future) and the check character.
+
+use super::normalise::normalise_identifier;
+use super::region::RegionTable;
+use super::{shown, today_in_china, StandardError};
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+
+/// `2^(18-i) mod 11` for positions 1..=17.
+const ID_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+
+/// Check character for each value of the weighted sum mod 11.
+const ID_CHECK: &[u8; 11] = b"10X98765432";
+
+/// Earliest accepted birth year.
+const MIN_BIRTH_YEAR: i32 = 1900;
+
+/// The MOD 11-2 check character (`0`-`9` or `X`) of an ID number whose first 17 characters are
+/// `first17`; `None` unless `first17` is exactly 17 ASCII digits.
+pub fn id_check_char(first17: &str) -> Option<char> {
+    let b = first17.as_bytes();
+    if b.len() != 17 {
+        return None;
+    }
+    let mut sum = 0u32;
+    for (&d, w) in b.iter().zip(ID_WEIGHTS) {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        sum += u32::from(d - b'0') * w;
+    }
+    ID_CHECK.get((sum % 11) as usize).map(|&c| char::from(c))
+}
+
+/// Parse `YYYYMMDD` (8 ASCII digits) into a calendar date.
+fn parse_yyyymmdd(s: &str) -> Option<NaiveDate> {
+    let num = |r: std::ops::Range<usize>| s.get(r).and_then(|x| x.parse::<u32>().ok());
+    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year = i32::try_from(num(0..4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, num(4..6)?, num(6..8)?)
+}
+
+/// Error for an address code (pos. 1-6) that never existed.
+fn region_error(code: &str, region: &str) -> StandardError {
+    StandardError::new(
+        "id_number.region",
+        Some(1),
+        format!("身份证号码“{code}”第1-6位地址码 {region} 不存在（GB/T 2260 现行及历史代码中均无）"),
+        format!(
+            "ID number \"{code}\": address code {region} at positions 1-6 does not exist in GB/T 2260 (current or historical)"
+        ),
+    )
+}
+
+/// Validate the birth date `yyyymmdd` found at 1-based positions `first_pos..=last_pos` of `code`.
+fn check_birth_date(
+    code: &str,
+    yyyymmdd: &str,
+    (first_pos, last_pos): (usize, usize),
+    today: NaiveDate,
+) -> Result<NaiveDate, StandardError> {
+    let err = |zh: String, en: String| {
+        StandardError::new("id_number.birth_date", Some(first_pos), zh, en)
+    };
+    let Some(date) = parse_yyyymmdd(yyyymmdd) else {
+        return Err(err(
+            format!("身份证号码“{code}”第{first_pos}-{last_pos}位出生日期 {yyyymmdd} 不是有效日期"),
+            format!("ID number \"{code}\": birth date {yyyymmdd} at positions {first_pos}-{last_pos} is not a valid calendar date"),
+        ));
+    };
+    if date.year() < MIN_BIRTH_YEAR {
+        return Err(err(
+            format!("身份证号码“{code}”第{first_pos}-{last_pos}位出生日期 {date} 早于 {MIN_BIRTH_YEAR} 年"),
+            format!("ID number \"{code}\": birth date {date} at positions {first_pos}-{last_pos} is before {MIN_BIRTH_YEAR}"),
+        ));
+    }
+    if date > today {
+        return Err(err(
+            format!("身份证号码“{code}”第{first_pos}-{last_pos}位出生日期 {date} 晚于今天（{today}）"),
+            format!("ID number \"{code}\": birth date {date} at positions {first_pos}-{last_pos} is after today ({today})"),
+        ));
+    }
+    Ok(date)
+}
+
+/// A valid 18-character GB 11643 citizen identity number (公民身份号码), normalised (`x` upper-cased).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResidentId {
+    code: String,
+    birth_date: NaiveDate,
+}
+
+impl ResidentId {
+    /// Normalise `input` and validate it, with "today" taken in China Standard Time. Rules:
+    /// `id_number.length` (a 15-digit number gets a message saying it must be converted first),
+    /// `id_number.charset`, `id_number.region`, `id_number.birth_date`, `id_number.check_char`.
+    pub fn parse(input: &str) -> Result<ResidentId, StandardError> {
+        ResidentId::parse_as_of(input, today_in_china())
+    }
+
+    /// As [`ResidentId::parse`], with birth dates after `today` rejected (for reproducible checks).
+    pub fn parse_as_of(input: &str, today: NaiveDate) -> Result<ResidentId, StandardError> {
+        let code = normalise_identifier(input);
+        let n = if code.is_ascii() {
+            code.len()
+        } else {
+            code.chars().count()
+        };
+        if n == 15 {
+            return Err(StandardError::new(
+                "id_number.length",
+                None,
+                format!("身份证号码“{code}”为15位旧号码，须先转换为18位（在出生年份前补“19”并计算校验码）"),
+                format!(
+                    "ID number \"{code}\" has 15 digits (first-generation number); 15-digit numbers must be converted to the 18-character form first (insert \"19\" before the birth year and compute the check character)"
+                ),
+            ));
+        }
+        if n != 18 {
+            return Err(StandardError::new(
+                "id_number.length",
+                None,
+                format!("身份证号码“{}”应为18位，实为{n}位", shown(&code)),
+                format!(
+                    "ID number \"{}\" must have 18 characters, found {n}",
+                    shown(&code)
+                ),
+            ));
+        }
+        if let Some((i, c)) = code
+            .chars()
+            .enumerate()
+            .find(|&(i, c)| !(c.is_ascii_digit() || (i == 17 && c == 'X')))
+        {
+            let pos = i + 1;
+            let (zh, en) = if pos == 18 {
+                ("数字或 X", "a digit or X")
+            } else {
+                ("数字", "a digit")
+            };
+            return Err(StandardError::new(
+                "id_number.charset",
+                Some(pos),
+                format!("身份证号码“{code}”第{pos}位字符“{c}”无效，应为{zh}"),
+                format!("ID number \"{code}\": character '{c}' at position {pos} is not valid; expected {en}"),
+            ));
+        }
+        // From here on the code is 18 ASCII characters.
+        let region = &code[..6];
+        if !RegionTable::embedded().exists_ever(region) {
+            return Err(region_error(&code, region));
+        }
+        let birth_date = check_birth_date(&code, &code[6..14], (7, 14), today)?;
+        if let Some(expected) = id_check_char(&code[..17]) {
+            let found = code[17..].chars().next().unwrap_or('\0');
+            if expected != found {
+                return Err(StandardError::new(
+                    "id_number.check_char",
+                    Some(18),
+                    format!("身份证号码“{code}”第18位校验码应为 {expected}，实为 {found}（可能有字符录入错误，请核对证件原件）"),
+                    format!(
+                        "ID number \"{code}\": check character at position 18 should be {expected}, found {found} (a character may have been mistyped; verify against the original document)"
+                    ),
+                ));
+            }
+        }
+        Ok(ResidentId { code, birth_date })
+    }
+
+    /// Convert a 15-digit first-generation number (6-digit address, `YYMMDD`, 3-digit sequence) to the
+    /// 18-character form; see [`from_legacy15`].
+    pub fn from_legacy15(input: &str) -> Result<ResidentId, StandardError> {
+        from_legacy15(input)
+    }
+
+    /// The normalised 18-character number.
+    pub fn as_str(&self) -> &str {
+        &self.code
+    }
+
+    /// Positions 1-6: GB/T 2260 address code at first issue (may be revoked today).
+    pub fn region_code(&self) -> &str {
+        &self.code[..6]
+    }
+
+    /// Positions 7-14: date of birth.
+    pub fn birth_date(&self) -> NaiveDate {
+        self.birth_date
+    }
+
+    /// Position 17 odd: male; even: female.
+    pub fn is_male(&self) -> bool {
+        self.code.as_bytes().get(16).is_some_and(|d| d % 2 == 1)
+    }
+}
+
+/// Convert a 15-digit first-generation ID number (一代证: 6-digit address, `YYMMDD`, 3-digit sequence, no
+/// check character) into the 18-character form by inserting `19` before the year and computing the
+/// check character: `360426910101007` → `360426199101010071`. Rules: `id_number.length`,
+/// `id_number.charset`, `id_number.region`, `id_number.birth_date`.
+pub fn from_legacy15(input: &str) -> Result<ResidentId, StandardError> {
+    let code = normalise_identifier(input);
+    let n = if code.is_ascii() {
+        code.len()
+    } else {
+        code.chars().count()
+    };
+    if n != 15 {
+        return Err(StandardError::new(
+            "id_number.length",
+            None,
+            format!("15位旧身份证号码“{}”应为15位，实为{n}位", shown(&code)),
+            format!(
+                "first-generation ID number \"{}\" must have 15 digits, found {n}",
+                shown(&code)
+            ),
+        ));
+    }
+    if let Some((i, c)) = code.chars().enumerate().find(|(_, c)| !c.is_ascii_digit()) {
+        let pos = i + 1;
+        return Err(StandardError::new(
+            "id_number.charset",
+            Some(pos),
+            format!("15位旧身份证号码“{code}”第{pos}位字符“{c}”不是数字"),
+            format!("first-generation ID number \"{code}\": character '{c}' at position {pos} is not a digit"),
+        ));
+    }
+    let region = &code[..6];
+    if !RegionTable::embedded().exists_ever(region) {
+        return Err(region_error(&code, region));
+    }
+    let first17 = format!("{}19{}", &code[..6], &code[6..]);
+    let birth_date = check_birth_date(&code, &first17[6..14], (7, 12), NaiveDate::MAX)?;
+    let Some(check) = id_check_char(&first17) else {
+        return Err(StandardError::new(
+            "id_number.charset",
+            None,
+            format!("15位旧身份证号码“{code}”含非数字字符"),
+            format!(
+                "first-generation ID number \"{code}\" contains a character that is not a digit"
+            ),
+        ));
+    };
+    let mut full = first17;
+    full.push(check);
+    Ok(ResidentId {
+        code: full,
+        birth_date,
+    })
+}
+
+impl fmt::Display for ResidentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.code)
+    }
+}
+
+impl AsRef<str> for ResidentId {
+    fn as_ref(&self) -> &str {
+        &self.code
+    }
+}
+
+impl FromStr for ResidentId {
+    type Err = StandardError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ResidentId::parse(s)
+    }
+}
+
+impl Serialize for ResidentId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.code)
+    }
+}
+
+impl<'de> Deserialize<'de> for ResidentId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        ResidentId::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
