@@ -2,4 +2,7 @@
 //! A record's way through the program: source -> raw archive -> normalise -> commit (or
 //! quarantine) -> outbox -> sinks.
 
+pub mod cli;
+pub mod config;
+pub mod pipeline;
 pub mod store;

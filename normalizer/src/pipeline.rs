@@ -72,6 +72,10 @@ impl Normalizer {
     pub fn normalize(&self, mapping: &Mapping, source: &Value) -> Outcome {
         let mapped = mapping.apply(source);
         let mut violations = mapped.violations;
+        if mapped.record.get("operation").and_then(Value::as_str) == Some("delete") {
+            // A withdrawal only carries its business key: other fields may be absent.
+            violations.retain(|v| DELETE_KEY_POINTERS.contains(&v.pointer.as_str()));
+        }
         let mapped_pointers: Vec<String> = violations.iter().map(|v| v.pointer.clone()).collect();
         for v in self.validate(&mapped.record) {
             // A field the mapping already reported (e.g. an unreadable date left out) is not
@@ -88,9 +92,16 @@ impl Normalizer {
     }
 }
 
+/// The fields a delete (withdrawal) record must carry: its business key and operation.
+const DELETE_KEY_POINTERS: &[&str] = &["/case_type", "/agency/credit_code", "/case_number", "/operation"];
+
 fn delete_key_violations(record: &Value) -> Vec<Violation> {
     let mut out = Vec::new();
-    match record.get("case_type").and_then(Value::as_str).map(str::parse::<CaseType>) {
+    match record
+        .get("case_type")
+        .and_then(Value::as_str)
+        .map(str::parse::<CaseType>)
+    {
         Some(Ok(_)) => {}
         _ => out.push(Violation::error(
             "/case_type",
@@ -120,11 +131,8 @@ fn delete_key_violations(record: &Value) -> Vec<Violation> {
             "a delete record needs /agency/credit_code",
         )),
     }
-    if !record
-        .get("case_number")
-        .and_then(Value::as_str)
-        .is_some_and(|s| !s.trim().is_empty())
-    {
+    let has_case_number = record.get("case_number").and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty());
+    if !has_case_number {
         out.push(Violation::error(
             "/case_number",
             "schema.required",

@@ -39,7 +39,10 @@ impl Catalogue {
         let mut catalogue = Catalogue::default();
         for (i, row) in reader.records().enumerate() {
             let line = i + 2;
-            let row = row.map_err(|e| CatalogueError { line, message: e.to_string() })?;
+            let row = row.map_err(|e| CatalogueError {
+                line,
+                message: e.to_string(),
+            })?;
             let year = row.get(0).unwrap_or_default().trim();
             let year: i32 = year.parse().map_err(|_| CatalogueError {
                 line,
@@ -92,13 +95,33 @@ fn date(record: &Value, pointer: &str) -> Option<NaiveDate> {
 
 /// (earlier, later, Chinese name of the pair): `later` must not be before `earlier`.
 const DATE_ORDER: &[(&str, &str, &str)] = &[
-    ("/penalty/filing_date", "/penalty/decision_date", "处罚决定日期不能早于立案日期"),
-    ("/coercion/start_date", "/coercion/end_date", "强制措施结束日期不能早于起始日期"),
+    (
+        "/penalty/filing_date",
+        "/penalty/decision_date",
+        "处罚决定日期不能早于立案日期",
+    ),
+    (
+        "/coercion/start_date",
+        "/coercion/end_date",
+        "强制措施结束日期不能早于起始日期",
+    ),
     ("/inspection/check_date", "/closing_date", "结案日期不能早于检查日期"),
-    ("/penalty/decision_date", "/closing_date", "结案日期不能早于处罚决定日期"),
-    ("/coercion/start_date", "/closing_date", "结案日期不能早于强制措施起始日期"),
+    (
+        "/penalty/decision_date",
+        "/closing_date",
+        "结案日期不能早于处罚决定日期",
+    ),
+    (
+        "/coercion/start_date",
+        "/closing_date",
+        "结案日期不能早于强制措施起始日期",
+    ),
     ("/closing_date", "/archive_date", "归档日期不能早于结案日期"),
-    ("/penalty/decision_date", "/penalty/publicity_until", "公示截止期不能早于处罚决定日期"),
+    (
+        "/penalty/decision_date",
+        "/penalty/publicity_until",
+        "公示截止期不能早于处罚决定日期",
+    ),
 ];
 
 /// Run every cross-field rule on a canonical (non-delete) record.
@@ -138,7 +161,14 @@ fn target_identifier_matches_kind(record: &Value, out: &mut Vec<Violation>) {
     };
     let allowed: &[&str] = match kind {
         "legal_person" => &["uscc"],
-        "natural_person" => &["resident_id", "passport", "hk_macao_permit", "taiwan_permit", "foreign_permanent_resident", "other"],
+        "natural_person" => &[
+            "resident_id",
+            "passport",
+            "hk_macao_permit",
+            "taiwan_permit",
+            "foreign_permanent_resident",
+            "other",
+        ],
         "individual_business" => &["uscc", "resident_id"],
         _ => return,
     };
@@ -147,14 +177,22 @@ fn target_identifier_matches_kind(record: &Value, out: &mut Vec<Violation>) {
             "/target/id_type",
             "rule.target_id_kind",
             Some(id_type.to_string()),
-            format!("行政相对人类别为 {kind} 时，证件类型不能是 {id_type}（允许：{}）", allowed.join("、")),
-            format!("a target of kind {kind} cannot be identified by {id_type} (allowed: {})", allowed.join(", ")),
+            format!(
+                "行政相对人类别为 {kind} 时，证件类型不能是 {id_type}（允许：{}）",
+                allowed.join("、")
+            ),
+            format!(
+                "a target of kind {kind} cannot be identified by {id_type} (allowed: {})",
+                allowed.join(", ")
+            ),
         ));
     }
 }
 
 fn agency_region(record: &Value, options: &RuleOptions, out: &mut Vec<Violation>) {
-    let Some(region) = text(record, "/agency/region_code") else { return };
+    let Some(region) = text(record, "/agency/region_code") else {
+        return;
+    };
     if let Some(prefix) = &options.agency_region_prefix {
         if !region.starts_with(prefix.as_str()) {
             out.push(Violation::error(
@@ -199,10 +237,14 @@ fn agency_region(record: &Value, options: &RuleOptions, out: &mut Vec<Violation>
 }
 
 fn officers_distinct(record: &Value, out: &mut Vec<Violation>) {
-    let Some(officers) = record.get("officers").and_then(Value::as_array) else { return };
+    let Some(officers) = record.get("officers").and_then(Value::as_array) else {
+        return;
+    };
     let mut seen = HashSet::new();
     for (i, officer) in officers.iter().enumerate() {
-        let Some(cert) = officer.get("cert_no").and_then(Value::as_str) else { continue };
+        let Some(cert) = officer.get("cert_no").and_then(Value::as_str) else {
+            continue;
+        };
         let key = crate::standards::normalise::normalise_identifier(cert);
         if !seen.insert(key) {
             out.push(Violation::error(
@@ -253,7 +295,9 @@ fn archive_deadline(record: &Value, out: &mut Vec<Violation>) {
             "rule.archive_overdue",
             Some(archived.to_string()),
             format!("结案日期 {closed} 后应在15个工作日内（{deadline} 前）立卷归档，实际归档日期 {archived}"),
-            format!("archived on {archived}, after the 15-working-day deadline {deadline} following closure on {closed}"),
+            format!(
+                "archived on {archived}, after the 15-working-day deadline {deadline} following closure on {closed}"
+            ),
         )),
         Ok(_) => {}
         Err(e) => out.push(Violation::warning(
@@ -267,7 +311,9 @@ fn archive_deadline(record: &Value, out: &mut Vec<Violation>) {
 }
 
 fn penalty_amounts(record: &Value, out: &mut Vec<Violation>) {
-    let Some(kinds) = record.pointer("/penalty/kinds").and_then(Value::as_array) else { return };
+    let Some(kinds) = record.pointer("/penalty/kinds").and_then(Value::as_array) else {
+        return;
+    };
     let has = |k: &str| kinds.iter().any(|v| v.as_str() == Some(k));
     let positive = |p: &str| record.pointer(p).and_then(Value::as_f64).is_some_and(|x| x > 0.0);
     if has("fine") && !positive("/penalty/fine_amount") {
@@ -279,7 +325,9 @@ fn penalty_amounts(record: &Value, out: &mut Vec<Violation>) {
             "the penalty includes a fine but the fine amount is missing or zero",
         ));
     }
-    if (has("confiscate_illegal_gains") || has("confiscate_illegal_property")) && !positive("/penalty/confiscation_amount") {
+    if (has("confiscate_illegal_gains") || has("confiscate_illegal_property"))
+        && !positive("/penalty/confiscation_amount")
+    {
         out.push(Violation::warning(
             "/penalty/confiscation_amount",
             "rule.confiscation_amount_missing",
@@ -320,7 +368,10 @@ fn inspection_plan(record: &Value, out: &mut Vec<Violation>) {
 }
 
 fn implementation_list(record: &Value, out: &mut Vec<Violation>) {
-    let (Some(list), Some(agency)) = (text(record, "/implementation_list_code"), text(record, "/agency/credit_code")) else {
+    let (Some(list), Some(agency)) = (
+        text(record, "/implementation_list_code"),
+        text(record, "/agency/credit_code"),
+    ) else {
         return;
     };
     let entrusted = text(record, "/entrusted_agency/credit_code");

@@ -17,9 +17,15 @@ use std::collections::HashMap;
 /// The schema files shipped with the gateway: (file name, text).
 pub const SCHEMA_FILES: &[(&str, &str)] = &[
     ("common.schema.json", include_str!("../../schemas/common.schema.json")),
-    ("inspection.schema.json", include_str!("../../schemas/inspection.schema.json")),
+    (
+        "inspection.schema.json",
+        include_str!("../../schemas/inspection.schema.json"),
+    ),
     ("penalty.schema.json", include_str!("../../schemas/penalty.schema.json")),
-    ("coercion.schema.json", include_str!("../../schemas/coercion.schema.json")),
+    (
+        "coercion.schema.json",
+        include_str!("../../schemas/coercion.schema.json"),
+    ),
 ];
 
 const BASE_URI: &str = "https://ganzhi-gateway.example/schemas/";
@@ -145,7 +151,13 @@ impl SchemaSet {
         let pattern: String = pointer
             .split('/')
             .skip(1)
-            .map(|seg| if seg.chars().all(|c| c.is_ascii_digit()) && !seg.is_empty() { "*" } else { seg })
+            .map(|seg| {
+                if seg.chars().all(|c| c.is_ascii_digit()) && !seg.is_empty() {
+                    "*"
+                } else {
+                    seg
+                }
+            })
             .fold(String::new(), |mut acc, seg| {
                 acc.push('/');
                 acc.push_str(seg);
@@ -156,7 +168,11 @@ impl SchemaSet {
 
     /// Every schema violation of `record`, whose type is read from its `case_type` field.
     pub fn validate(&self, record: &Value) -> Vec<Violation> {
-        let case_type = match record.get("case_type").and_then(Value::as_str).map(str::parse::<CaseType>) {
+        let case_type = match record
+            .get("case_type")
+            .and_then(Value::as_str)
+            .map(str::parse::<CaseType>)
+        {
             Some(Ok(t)) => t,
             Some(Err(_)) | None => {
                 let value = record.get("case_type").map(value_text);
@@ -374,7 +390,11 @@ fn resolve_ref<'a>(files: &'a HashMap<String, Value>, current: &str, reference: 
         None => (reference.to_string(), ""),
     };
     let root = files.get(&file)?;
-    let target = if fragment.is_empty() { root } else { root.pointer(fragment)? };
+    let target = if fragment.is_empty() {
+        root
+    } else {
+        root.pointer(fragment)?
+    };
     Some((file, target))
 }
 

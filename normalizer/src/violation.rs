@@ -77,7 +77,11 @@ impl fmt::Display for Violation {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{level} [{}] {}: {} / {}", self.rule, self.pointer, self.message_zh, self.message_en)?;
+        write!(
+            f,
+            "{level} [{}] {}: {} / {}",
+            self.rule, self.pointer, self.message_zh, self.message_en
+        )?;
         if let Some(v) = &self.value {
             write!(f, " (value: {v:?})")?;
         }

@@ -13,8 +13,9 @@
 //!
 //! Hardened: any DOCTYPE (and so any DTD or ENTITY declaration) is rejected, never expanded;
 //! total size, nesting depth and element count are limited ([`XmlLimits`]). Only UTF-8 (and
-//! ASCII) documents are read; a document declaring GBK, GB2312, GB18030 or any other encoding is
-//! rejected with [`XmlError::UnsupportedEncoding`].
+//! ASCII) documents are read as they are; UTF-16 (by BOM) and documents declaring GBK, GB2312,
+//! GB18030 or another WHATWG encoding are decoded with encoding_rs; an unknown encoding or a
+//! malformed byte sequence is [`XmlError::UnsupportedEncoding`].
 
 use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesStart, Event};
@@ -36,7 +37,11 @@ pub struct XmlLimits {
 impl Default for XmlLimits {
     /// 64 MiB, depth 64, one million elements.
     fn default() -> Self {
-        XmlLimits { max_bytes: 64 * 1024 * 1024, max_depth: 64, max_elements: 1_000_000 }
+        XmlLimits {
+            max_bytes: 64 * 1024 * 1024,
+            max_depth: 64,
+            max_elements: 1_000_000,
+        }
     }
 }
 
@@ -74,10 +79,12 @@ pub enum XmlError {
         line: usize,
     },
     /// A declared or detected encoding other than UTF-8.
-    #[error("不支持的 XML 编码 {0}：目前只接受 UTF-8（GBK/GB18030 需要 encoding_rs 支持） / unsupported XML encoding {0}: only UTF-8 is accepted for now (GBK/GB18030 need encoding_rs)")]
+    #[error("不支持或无法解码的 XML 编码 {0} / unsupported or undecodable XML encoding {0}")]
     UnsupportedEncoding(String),
     /// Bytes that are not valid UTF-8.
-    #[error("XML 不是有效的 UTF-8（第 {line} 行第 {column} 列） / XML is not valid UTF-8 at line {line}, column {column}")]
+    #[error(
+        "XML 不是有效的 UTF-8（第 {line} 行第 {column} 列） / XML is not valid UTF-8 at line {line}, column {column}"
+    )]
     NotUtf8 {
         /// Line of the first bad byte.
         line: usize,
@@ -137,23 +144,48 @@ fn declared_encoding(bytes: &[u8]) -> Option<String> {
     let end = bytes.windows(2).take(512).position(|w| w == b"?>")?;
     let decl = String::from_utf8_lossy(&bytes[..end]);
     let i = decl.find("encoding")?;
-    let rest = decl[i + "encoding".len()..].trim_start().strip_prefix('=')?.trim_start();
+    let rest = decl[i + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
     let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
     let value = rest[1..].split(quote).next()?;
     Some(value.trim().to_string())
 }
 
-fn check_encoding(bytes: &[u8]) -> Result<(), XmlError> {
-    if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
-        return Err(XmlError::UnsupportedEncoding("UTF-16".into()));
+/// The document as text: UTF-8 as is; UTF-16 (by BOM) and any encoding declared in the prolog
+/// that the WHATWG encoding standard knows (GBK, GB2312, GB18030, ...) decoded with encoding_rs.
+/// `override_encoding` (e.g. the charset of an HTTP Content-Type) wins over the prolog.
+fn decode_document<'a>(
+    bytes: &'a [u8],
+    override_encoding: Option<&'static encoding_rs::Encoding>,
+) -> Result<std::borrow::Cow<'a, str>, XmlError> {
+    let encoding = if let Some(e) = override_encoding {
+        e
+    } else if let Some((e, _)) = encoding_rs::Encoding::for_bom(bytes) {
+        e
+    } else if let Some(label) = declared_encoding(bytes) {
+        encoding_rs::Encoding::for_label(label.as_bytes()).ok_or(XmlError::UnsupportedEncoding(label))?
+    } else {
+        encoding_rs::UTF_8
+    };
+    if encoding == encoding_rs::UTF_8 {
+        return match std::str::from_utf8(bytes) {
+            Ok(t) => Ok(std::borrow::Cow::Borrowed(t)),
+            Err(e) => {
+                let (line, column) = byte_line_col(bytes, e.valid_up_to());
+                Err(XmlError::NotUtf8 { line, column })
+            }
+        };
     }
-    if let Some(enc) = declared_encoding(bytes) {
-        let lower = enc.to_ascii_lowercase();
-        if !matches!(lower.as_str(), "utf-8" | "utf8" | "us-ascii" | "ascii") {
-            return Err(XmlError::UnsupportedEncoding(enc));
-        }
+    let (text, _, had_errors) = encoding.decode(bytes);
+    if had_errors {
+        return Err(XmlError::UnsupportedEncoding(format!(
+            "{} (字节序列不合法 / malformed byte sequence)",
+            encoding.name()
+        )));
     }
-    Ok(())
+    Ok(text)
 }
 
 /// An element being built.
@@ -170,7 +202,11 @@ impl Frame {
             return Value::String(self.text);
         }
         let mut members = self.members;
-        let text = if self.has_children { self.text.trim() } else { self.text.as_str() };
+        let text = if self.has_children {
+            self.text.trim()
+        } else {
+            self.text.as_str()
+        };
         if !text.trim().is_empty() {
             members.insert("#text".to_string(), Value::String(text.to_string()));
         }
@@ -212,17 +248,24 @@ fn predefined(name: &str) -> Option<&'static str> {
 
 /// Parse an XML document into a tree: `{ "<root local name>": <root content> }`.
 pub fn parse_xml(bytes: &[u8], limits: &XmlLimits) -> Result<Value, XmlError> {
+    parse_xml_with_encoding(bytes, limits, None)
+}
+
+/// [`parse_xml`] with the character set given by the transport (e.g. an HTTP `Content-Type`
+/// charset), which wins over the XML prolog.
+pub fn parse_xml_with_encoding(
+    bytes: &[u8],
+    limits: &XmlLimits,
+    override_encoding: Option<&'static encoding_rs::Encoding>,
+) -> Result<Value, XmlError> {
     if bytes.len() > limits.max_bytes {
-        return Err(XmlError::TooLarge { size: bytes.len(), limit: limits.max_bytes });
+        return Err(XmlError::TooLarge {
+            size: bytes.len(),
+            limit: limits.max_bytes,
+        });
     }
-    check_encoding(bytes)?;
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let (line, column) = byte_line_col(bytes, e.valid_up_to());
-            return Err(XmlError::NotUtf8 { line, column });
-        }
-    };
+    let decoded = decode_document(bytes, override_encoding)?;
+    let text: &str = &decoded;
     let bom = usize::from(text.starts_with('\u{FEFF}')) * 3;
     let text_no_bom = &text[bom..];
     let mut reader = Reader::from_str(text_no_bom);
@@ -235,7 +278,11 @@ pub fn parse_xml(bytes: &[u8], limits: &XmlLimits) -> Result<Value, XmlError> {
     let pos_of = |offset: u64| line_col(text_no_bom, offset as usize);
     let syntax = |e: &dyn std::fmt::Display, offset: u64| {
         let (line, column) = pos_of(offset);
-        XmlError::Syntax { message: e.to_string(), line, column }
+        XmlError::Syntax {
+            message: e.to_string(),
+            line,
+            column,
+        }
     };
 
     let mut stack: Vec<Frame> = Vec::new();
@@ -253,11 +300,17 @@ pub fn parse_xml(bytes: &[u8], limits: &XmlLimits) -> Result<Value, XmlError> {
                 }
                 elements += 1;
                 if elements > limits.max_elements {
-                    return Err(XmlError::TooManyElements { limit: limits.max_elements });
+                    return Err(XmlError::TooManyElements {
+                        limit: limits.max_elements,
+                    });
                 }
                 if stack.len() + 1 > limits.max_depth {
                     let (line, column) = pos_of(before);
-                    return Err(XmlError::TooDeep { limit: limits.max_depth, line, column });
+                    return Err(XmlError::TooDeep {
+                        limit: limits.max_depth,
+                        line,
+                        column,
+                    });
                 }
                 let frame = open_element(start, before, &pos_of, &syntax)?;
                 if is_empty {
@@ -299,11 +352,20 @@ pub fn parse_xml(bytes: &[u8], limits: &XmlLimits) -> Result<Value, XmlError> {
                     s.to_string()
                 } else {
                     let (line, column) = pos_of(before);
-                    return Err(XmlError::UndefinedEntity { name: name.to_string(), line, column });
+                    return Err(XmlError::UndefinedEntity {
+                        name: name.to_string(),
+                        line,
+                        column,
+                    });
                 };
                 match stack.last_mut() {
                     Some(frame) => frame.text.push_str(&resolved),
-                    None => return Err(syntax(&"根元素之外有实体引用 / entity reference outside the root element", before)),
+                    None => {
+                        return Err(syntax(
+                            &"根元素之外有实体引用 / entity reference outside the root element",
+                            before,
+                        ))
+                    }
                 }
             }
             Event::DocType(_) => {
@@ -315,7 +377,10 @@ pub fn parse_xml(bytes: &[u8], limits: &XmlLimits) -> Result<Value, XmlError> {
         }
     }
     if !stack.is_empty() {
-        return Err(syntax(&"文档在元素结束前结束 / the document ends inside an element", text_no_bom.len() as u64));
+        return Err(syntax(
+            &"文档在元素结束前结束 / the document ends inside an element",
+            text_no_bom.len() as u64,
+        ));
     }
     match root {
         Some((name, value)) => {
@@ -360,7 +425,12 @@ fn open_element(
         let local = local_name(key);
         members.insert(format!("@{local}"), Value::String(value.into_owned()));
     }
-    Ok(Frame { name, members, text: String::new(), has_children: false })
+    Ok(Frame {
+        name,
+        members,
+        text: String::new(),
+        has_children: false,
+    })
 }
 
 fn close_element(frame: Frame, stack: &mut [Frame], root: &mut Option<(String, Value)>) {
@@ -404,7 +474,10 @@ mod tests {
 
     #[test]
     fn declared_encoding_is_read_from_the_prolog() {
-        assert_eq!(declared_encoding(b"<?xml version=\"1.0\" encoding='GBK'?><a/>").as_deref(), Some("GBK"));
+        assert_eq!(
+            declared_encoding(b"<?xml version=\"1.0\" encoding='GBK'?><a/>").as_deref(),
+            Some("GBK")
+        );
         assert_eq!(declared_encoding(b"<a/>"), None);
     }
 }

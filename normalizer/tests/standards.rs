@@ -5,9 +5,9 @@ use chrono::NaiveDate;
 use normalizer::standards::region::RegionDataError;
 use normalizer::standards::working_days::HolidayDataError;
 use normalizer::standards::{
-    case_code_check_char, from_legacy15, id_check_char, normalise_identifier, org_code_check_char,
-    uscc_check_char, validate_region_code, CaseCode, CreditCode, HolidayCalendar, OrgCode,
-    OutOfCalendar, RegionLevel, RegionTable, ResidentId, StandardError,
+    case_code_check_char, from_legacy15, id_check_char, normalise_identifier, org_code_check_char, uscc_check_char,
+    validate_region_code, CaseCode, CreditCode, HolidayCalendar, OrgCode, OutOfCalendar, RegionLevel, RegionTable,
+    ResidentId, StandardError,
 };
 use normalizer::{CaseType, Severity};
 
@@ -46,16 +46,9 @@ fn credit_code_worked_examples_are_valid_and_decompose() {
 
 #[test]
 fn credit_codes_with_authority_a_n_y_rejected_by_stdnum_are_accepted() {
-    for input in [
-        "N2360000014500006A",
-        "Y13600000145000065",
-        "A1360000014500006R",
-    ] {
+    for input in ["N2360000014500006A", "Y13600000145000065", "A1360000014500006R"] {
         let code = CreditCode::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
-        assert_eq!(
-            code.registration_authority(),
-            input.chars().next().unwrap_or('?')
-        );
+        assert_eq!(code.registration_authority(), input.chars().next().unwrap_or('?'));
     }
 }
 
@@ -108,10 +101,7 @@ fn credit_code_with_excluded_letters_is_rejected_at_first_bad_char() {
 fn credit_code_with_17_chars_is_rejected_for_length() {
     let e = uscc_err("91110000600037341");
     assert_eq!((e.rule, e.position), ("uscc.length", None));
-    assert!(
-        e.message_en.contains("must have 18 characters, found 17"),
-        "{e}"
-    );
+    assert!(e.message_en.contains("must have 18 characters, found 17"), "{e}");
 }
 
 #[test]
@@ -204,17 +194,13 @@ fn credit_code_lower_case_inner_spaces_and_full_width_are_normalised_and_accepte
 
 #[test]
 fn credit_code_normalisation_never_repairs_check_chars() {
-    assert_eq!(
-        normalise_identifier("91110000600037341n"),
-        "91110000600037341N"
-    );
+    assert_eq!(normalise_identifier("91110000600037341n"), "91110000600037341N");
     assert_eq!(uscc_err("91110000600037341n").rule, "uscc.check_char");
 }
 
 #[test]
 fn credit_code_error_becomes_error_violation_with_rule_and_value() {
-    let v =
-        uscc_err("91110000600037341N").to_violation("/agency/credit_code", "91110000600037341N");
+    let v = uscc_err("91110000600037341N").to_violation("/agency/credit_code", "91110000600037341N");
     assert_eq!(v.pointer, "/agency/credit_code");
     assert_eq!(v.rule, "uscc.check_char");
     assert_eq!(v.severity, Severity::Error);
@@ -264,18 +250,9 @@ fn org_code_with_wrong_check_char_names_expected_char() {
     let e = OrgCode::parse("60003734-2").expect_err("wrong check");
     assert_eq!((e.rule, e.position), ("org_code.check_char", Some(9)));
     assert!(e.message_en.contains("should be 1, found 2"), "{e}");
-    assert_eq!(
-        OrgCode::parse("6000373-1").map_err(|e| e.rule),
-        Err("org_code.length")
-    );
-    assert_eq!(
-        OrgCode::parse("6000373?1").map_err(|e| e.rule),
-        Err("org_code.charset")
-    );
-    assert_eq!(
-        OrgCode::parse("60003734A").map_err(|e| e.rule),
-        Err("org_code.charset")
-    );
+    assert_eq!(OrgCode::parse("6000373-1").map_err(|e| e.rule), Err("org_code.length"));
+    assert_eq!(OrgCode::parse("6000373?1").map_err(|e| e.rule), Err("org_code.charset"));
+    assert_eq!(OrgCode::parse("60003734A").map_err(|e| e.rule), Err("org_code.charset"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -302,14 +279,9 @@ fn id_number_with_wrong_check_char_names_expected_char() {
     let e = ResidentId::parse("36042619910102009X").expect_err("checksum");
     assert_eq!((e.rule, e.position), ("id_number.check_char", Some(18)));
     let expected = id_check_char("36042619910102009").expect("digits");
+    assert!(e.message_en.contains(&format!("should be {expected}, found X")), "{e}");
     assert!(
-        e.message_en
-            .contains(&format!("should be {expected}, found X")),
-        "{e}"
-    );
-    assert!(
-        e.message_zh
-            .contains(&format!("第18位校验码应为 {expected}，实为 X")),
+        e.message_zh.contains(&format!("第18位校验码应为 {expected}，实为 X")),
         "{e}"
     );
 }
@@ -337,10 +309,7 @@ fn id_number_with_unknown_area_code_is_rejected() {
 fn id_number_with_15_digits_says_it_must_be_converted() {
     let e = ResidentId::parse("360426910101007").expect_err("15 digits");
     assert_eq!(e.rule, "id_number.length");
-    assert!(
-        e.message_en.contains("15-digit numbers must be converted"),
-        "{e}"
-    );
+    assert!(e.message_en.contains("15-digit numbers must be converted"), "{e}");
     assert!(e.message_zh.contains("须先转换为18位"), "{e}");
 }
 
@@ -412,17 +381,9 @@ fn region_table_has_the_documented_row_counts() {
     assert_eq!(count(RegionLevel::Province), 34);
     assert_eq!(count(RegionLevel::City), 333);
     assert_eq!(count(RegionLevel::County), 2847);
-    let jiangxi = t
-        .all_current()
-        .iter()
-        .filter(|r| r.code.starts_with("36"))
-        .count();
+    let jiangxi = t.all_current().iter().filter(|r| r.code.starts_with("36")).count();
     assert_eq!(jiangxi, 112);
-    let jiangxi_hist = t
-        .all_historical()
-        .iter()
-        .filter(|r| r.code.starts_with("36"))
-        .count();
+    let jiangxi_hist = t.all_historical().iter().filter(|r| r.code.starts_with("36")).count();
     assert_eq!(jiangxi_hist, 239);
 }
 
@@ -448,14 +409,8 @@ fn region_360102_is_within_360100_within_360000() {
 fn region_city_of_is_none_for_provinces_and_direct_counties() {
     let t = RegionTable::embedded();
     assert!(t.city_of("360000").is_none());
-    assert!(
-        t.city_of("110101").is_none(),
-        "东城区 is directly under 北京市"
-    );
-    assert!(
-        t.city_of("429004").is_none(),
-        "仙桃市 is directly under 湖北省"
-    );
+    assert!(t.city_of("110101").is_none(), "东城区 is directly under 北京市");
+    assert!(t.city_of("429004").is_none(), "仙桃市 is directly under 湖北省");
     assert_eq!(t.city_of("360100").map(|r| r.code), Some("360100"));
     assert_eq!(t.province_of("429004").map(|r| r.code), Some("420000"));
 }
@@ -472,18 +427,12 @@ fn region_361121_shangrao_county_exists_historically_but_is_revoked() {
             .any(|h| h.name == "上饶县" && h.valid_to_year == Some(2019)),
         "{history:?}"
     );
-    assert!(
-        t.is_within("361121", "361100"),
-        "revoked codes are placed by prefix"
-    );
+    assert!(t.is_within("361121", "361100"), "revoked codes are placed by prefix");
     assert_eq!(t.city_of("361121").map(|r| r.name), Some("上饶市"));
 
     let e = validate_region_code("361121", true).expect_err("revoked");
     assert_eq!(e.rule, "region.revoked");
-    assert!(
-        e.message_zh.contains("上饶县") && e.message_zh.contains("2019"),
-        "{e}"
-    );
+    assert!(e.message_zh.contains("上饶县") && e.message_zh.contains("2019"), "{e}");
     assert!(e.message_en.contains("last seen in 2019"), "{e}");
     assert_eq!(validate_region_code("361121", false), Ok("361121"));
 }
@@ -500,10 +449,7 @@ fn region_362100_ganzhou_prefecture_is_historical() {
             .any(|h| h.name == "赣州地区" && h.level == RegionLevel::City),
         "{history:?}"
     );
-    assert!(
-        t.city_of("362101").is_none(),
-        "the prefecture is not current"
-    );
+    assert!(t.city_of("362101").is_none(), "the prefecture is not current");
     assert_eq!(t.province_of("362101").map(|r| r.code), Some("360000"));
 }
 
@@ -515,10 +461,7 @@ fn region_reused_code_keeps_all_names_in_order() {
         .iter()
         .map(|h| h.name)
         .collect();
-    assert!(
-        names.starts_with(&["鹰潭市"]) && names.contains(&"德兴市"),
-        "{names:?}"
-    );
+    assert!(names.starts_with(&["鹰潭市"]) && names.contains(&"德兴市"), "{names:?}");
 }
 
 #[test]
@@ -539,8 +482,7 @@ fn region_jiangxi_codes_revoked_since_2015_are_known_historically() {
         assert!(!t.is_current(code), "{code}");
         let h = t.historical(code);
         assert!(
-            h.iter()
-                .any(|h| h.name == name && h.valid_to_year == Some(last)),
+            h.iter().any(|h| h.name == name && h.valid_to_year == Some(last)),
             "{code}: {h:?}"
         );
     }
@@ -571,8 +513,7 @@ fn region_lookups_of_malformed_codes_find_nothing() {
 #[test]
 fn region_table_parse_reports_malformed_lines() {
     let e: RegionDataError =
-        RegionTable::parse("code,name,level,parent_code\n36010,x,county,\n", "h\n")
-            .expect_err("bad code");
+        RegionTable::parse("code,name,level,parent_code\n36010,x,county,\n", "h\n").expect_err("bad code");
     assert_eq!(e.line, 2);
     let e = RegionTable::parse(
         "h\n360000,江西省,province,\n",
@@ -580,6 +521,8 @@ fn region_table_parse_reports_malformed_lines() {
     )
     .expect_err("status mismatch");
     assert_eq!(e.line, 2);
+    let e = RegionTable::parse("h\n360000,江西省,province,\n360000,江西省,province,\n", "h\n").expect_err("duplicate");
+    assert_eq!(e.line, 3);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -595,16 +538,8 @@ fn archive_deadline_reproduces_the_four_worked_examples() {
         (date(2025, 12, 25), date(2026, 1, 16)),
         (date(2024, 9, 27), date(2024, 10, 23)),
     ] {
-        assert_eq!(
-            cal.archive_deadline(closed),
-            Ok(deadline),
-            "closed {closed}"
-        );
-        assert_eq!(
-            cal.add_working_days(closed, 15),
-            Ok(deadline),
-            "closed {closed}"
-        );
+        assert_eq!(cal.archive_deadline(closed), Ok(deadline), "closed {closed}");
+        assert_eq!(cal.add_working_days(closed, 15), Ok(deadline), "closed {closed}");
     }
 }
 
@@ -633,55 +568,27 @@ fn working_day_counts_per_year_match_the_reference_table() {
 #[test]
 fn make_up_weekend_is_a_working_day_and_holiday_weekday_is_not() {
     let cal = HolidayCalendar::embedded();
-    assert_eq!(
-        cal.is_working_day(date(2026, 1, 4)),
-        Ok(true),
-        "Sunday make-up day"
-    );
-    assert_eq!(
-        cal.is_working_day(date(2024, 10, 12)),
-        Ok(true),
-        "Saturday make-up day"
-    );
+    assert_eq!(cal.is_working_day(date(2026, 1, 4)), Ok(true), "Sunday make-up day");
+    assert_eq!(cal.is_working_day(date(2024, 10, 12)), Ok(true), "Saturday make-up day");
     assert_eq!(
         cal.is_working_day(date(2026, 10, 1)),
         Ok(false),
         "National Day (Thursday)"
     );
     assert_eq!(cal.is_working_day(date(2026, 10, 10)), Ok(true));
-    assert_eq!(
-        cal.is_working_day(date(2026, 10, 11)),
-        Ok(false),
-        "ordinary Sunday"
-    );
-    assert_eq!(
-        cal.is_working_day(date(2026, 10, 12)),
-        Ok(true),
-        "ordinary Monday"
-    );
+    assert_eq!(cal.is_working_day(date(2026, 10, 11)), Ok(false), "ordinary Sunday");
+    assert_eq!(cal.is_working_day(date(2026, 10, 12)), Ok(true), "ordinary Monday");
 }
 
 #[test]
 fn working_days_start_day_itself_never_counts() {
     let cal = HolidayCalendar::embedded();
     // Closed on a Sunday: the first working day after is Monday.
-    assert_eq!(
-        cal.add_working_days(date(2026, 10, 11), 1),
-        Ok(date(2026, 10, 12))
-    );
+    assert_eq!(cal.add_working_days(date(2026, 10, 11), 1), Ok(date(2026, 10, 12)));
     // Closed on a Monday: 1 working day later is Tuesday.
-    assert_eq!(
-        cal.add_working_days(date(2026, 10, 12), 1),
-        Ok(date(2026, 10, 13))
-    );
-    assert_eq!(
-        cal.add_working_days(date(2026, 10, 12), 0),
-        Ok(date(2026, 10, 12))
-    );
-    assert_eq!(
-        cal.working_days_between(date(2026, 9, 28), date(2026, 10, 23)),
-        Ok(15)
-    );
+    assert_eq!(cal.add_working_days(date(2026, 10, 12), 1), Ok(date(2026, 10, 13)));
+    assert_eq!(cal.add_working_days(date(2026, 10, 12), 0), Ok(date(2026, 10, 12)));
+    assert_eq!(cal.working_days_between(date(2026, 9, 28), date(2026, 10, 23)), Ok(15));
 }
 
 #[test]
@@ -693,21 +600,16 @@ fn working_days_outside_2019_2026_are_out_of_calendar() {
     assert_eq!(e.date, date(2027, 1, 4));
     assert!(e.to_string().contains("2026-12-31"), "{e}");
     // A deadline that would run into 2027 is flagged, not guessed.
-    let e = cal
-        .archive_deadline(date(2026, 12, 20))
-        .expect_err("runs past 2026");
+    let e = cal.archive_deadline(date(2026, 12, 20)).expect_err("runs past 2026");
     assert_eq!(e.date, date(2027, 1, 1));
     assert!(cal.archive_deadline(date(2018, 12, 28)).is_err());
 }
 
 #[test]
 fn holiday_calendar_parse_rejects_weekday_make_up_day() {
-    let e: HolidayDataError = HolidayCalendar::parse(
-        "date,kind\n2026-10-12,workday\n",
-        date(2026, 1, 1),
-        date(2026, 12, 31),
-    )
-    .expect_err("Monday is not a make-up day");
+    let e: HolidayDataError =
+        HolidayCalendar::parse("date,kind\n2026-10-12,workday\n", date(2026, 1, 1), date(2026, 12, 31))
+            .expect_err("Monday is not a make-up day");
     assert_eq!(e.line, 2);
 }
 
@@ -726,10 +628,7 @@ fn case_code_cf_2024_360102_seq_1_formats_and_round_trips() {
     let parsed = CaseCode::parse(&text).expect("round trip");
     assert_eq!(parsed, code);
     assert_eq!(parsed.case_type(), CaseType::Penalty);
-    assert_eq!(
-        (parsed.year(), parsed.region(), parsed.sequence()),
-        (2024, "360102", 1)
-    );
+    assert_eq!((parsed.year(), parsed.region(), parsed.sequence()), (2024, "360102", 1));
     assert_eq!(CaseCode::parse_strict(&text), Ok(code));
 }
 
@@ -768,34 +667,13 @@ fn case_code_parse_normalises_layout() {
 fn case_code_parse_names_the_broken_segment() {
     let rule = |s: &str| CaseCode::parse(s).map_err(|e| (e.rule, e.position));
     assert_eq!(rule("CF2024360102000001Y"), Err(("case_code.length", None)));
-    assert_eq!(
-        rule("XF20243601020000001Y"),
-        Err(("case_code.prefix", Some(1)))
-    );
-    assert_eq!(
-        rule("CF2O243601020000001Y"),
-        Err(("case_code.year", Some(4)))
-    );
-    assert_eq!(
-        rule("CF19993601020000001Y"),
-        Err(("case_code.year", Some(3)))
-    );
-    assert_eq!(
-        rule("CF202436A1020000001Y"),
-        Err(("case_code.region", Some(9)))
-    );
-    assert_eq!(
-        rule("CF2024360102000000AY"),
-        Err(("case_code.sequence", Some(19)))
-    );
-    assert_eq!(
-        rule("CF20243601020000000Y"),
-        Err(("case_code.sequence", Some(13)))
-    );
-    assert_eq!(
-        rule("CF2024360102000000号Y"),
-        Err(("case_code.sequence", Some(19)))
-    );
+    assert_eq!(rule("XF20243601020000001Y"), Err(("case_code.prefix", Some(1))));
+    assert_eq!(rule("CF2O243601020000001Y"), Err(("case_code.year", Some(4))));
+    assert_eq!(rule("CF19993601020000001Y"), Err(("case_code.year", Some(3))));
+    assert_eq!(rule("CF202436A1020000001Y"), Err(("case_code.region", Some(9))));
+    assert_eq!(rule("CF2024360102000000AY"), Err(("case_code.sequence", Some(19))));
+    assert_eq!(rule("CF20243601020000000Y"), Err(("case_code.sequence", Some(13))));
+    assert_eq!(rule("CF2024360102000000号Y"), Err(("case_code.sequence", Some(19))));
 }
 
 #[test]

@@ -17,8 +17,8 @@
 
 use chrono::{Duration, NaiveDate};
 use normalizer::standards::{
-    case_code_check_char, id_check_char, normalise_identifier, org_code_check_char,
-    uscc_check_char, CaseCode, CreditCode, RegionTable, ResidentId,
+    case_code_check_char, id_check_char, normalise_identifier, org_code_check_char, uscc_check_char, CaseCode,
+    CreditCode, RegionTable, ResidentId,
 };
 use normalizer::CaseType;
 use proptest::prelude::*;
@@ -149,12 +149,8 @@ fn uscc_alphabet_char() -> impl Strategy<Value = char> {
 
 /// A valid USCC: valid authority/type, existing region, valid embedded org code, computed check char.
 fn valid_uscc() -> impl Strategy<Value = String> {
-    let auth_type = prop::sample::select(AUTHORITY_TYPES.to_vec()).prop_flat_map(|(a, types)| {
-        (
-            Just(a),
-            prop::sample::select(types.chars().collect::<Vec<_>>()),
-        )
-    });
+    let auth_type = prop::sample::select(AUTHORITY_TYPES.to_vec())
+        .prop_flat_map(|(a, types)| (Just(a), prop::sample::select(types.chars().collect::<Vec<_>>())));
     (
         auth_type,
         prop::sample::select(all_region_codes()),
@@ -172,17 +168,12 @@ fn valid_uscc() -> impl Strategy<Value = String> {
 fn valid_id() -> impl Strategy<Value = String> {
     let start = NaiveDate::from_ymd_opt(1900, 1, 1).expect("date");
     let days = (NaiveDate::from_ymd_opt(2025, 12, 31).expect("date") - start).num_days();
-    (
-        prop::sample::select(all_region_codes()),
-        0..=days,
-        0u32..1000,
-    )
-        .prop_map(move |(region, d, seq)| {
-            let birth = start + Duration::days(d);
-            let first17 = format!("{region}{}{seq:03}", birth.format("%Y%m%d"));
-            let check = ref_id_check(&first17);
-            format!("{first17}{check}")
-        })
+    (prop::sample::select(all_region_codes()), 0..=days, 0u32..1000).prop_map(move |(region, d, seq)| {
+        let birth = start + Duration::days(d);
+        let first17 = format!("{region}{}{seq:03}", birth.format("%Y%m%d"));
+        let check = ref_id_check(&first17);
+        format!("{first17}{check}")
+    })
 }
 
 fn case_type() -> impl Strategy<Value = CaseType> {
@@ -350,11 +341,7 @@ fn mod37_36_blind_spots_are_exactly_consecutive_pairs_in_state_18() {
                 if x == y {
                     continue;
                 }
-                assert_ne!(
-                    step(p, x),
-                    step(p, y),
-                    "substitution collision p={p} {x}/{y}"
-                );
+                assert_ne!(step(p, x), step(p, y), "substitution collision p={p} {x}/{y}");
                 let collide = step(step(p, x), y) == step(step(p, y), x);
                 let lo = if (x + 1) % 36 == y {
                     Some(x)

@@ -80,7 +80,10 @@ fn missing_required_field_names_pointer_and_chinese_title() {
     let mut r = penalty();
     r["penalty"].as_object_mut().unwrap().remove("decision_date");
     let v = Normalizer::default().validate(&r);
-    let hit = v.iter().find(|v| v.rule == "schema.required").expect("required violation");
+    let hit = v
+        .iter()
+        .find(|v| v.rule == "schema.required")
+        .expect("required violation");
     assert_eq!(hit.pointer, "/penalty/decision_date");
     assert!(hit.message_zh.contains("处罚决定日期"), "{}", hit.message_zh);
     assert!(hit.message_en.contains("/penalty/decision_date"));
@@ -91,7 +94,10 @@ fn wrong_agency_check_char_is_rejected_naming_expected_char() {
     let mut r = penalty();
     r["agency"]["credit_code"] = json!("113600000145000064");
     let v = Normalizer::default().validate(&r);
-    let hit = v.iter().find(|v| v.pointer == "/agency/credit_code").expect("violation");
+    let hit = v
+        .iter()
+        .find(|v| v.pointer == "/agency/credit_code")
+        .expect("violation");
     assert_eq!(hit.rule, "uscc.check_char");
     assert!(hit.message_en.contains('3'), "{}", hit.message_en);
     assert_eq!(hit.value.as_deref(), Some("113600000145000064"));
@@ -120,13 +126,20 @@ fn agency_region_must_equal_credit_code_region() {
     let mut r = penalty();
     r["agency"]["region_code"] = json!("360100");
     let v = Normalizer::default().validate(&r);
-    let hit = v.iter().find(|v| v.rule == "rule.agency_region_mismatch").expect("mismatch");
+    let hit = v
+        .iter()
+        .find(|v| v.rule == "rule.agency_region_mismatch")
+        .expect("mismatch");
     assert_eq!(hit.severity, Severity::Error);
 }
 
 #[test]
 fn agency_region_outside_configured_province_is_rejected() {
-    let n = Normalizer::new(RuleOptions { agency_region_prefix: Some("44".into()), catalogue: None }).unwrap();
+    let n = Normalizer::new(RuleOptions {
+        agency_region_prefix: Some("44".into()),
+        catalogue: None,
+    })
+    .unwrap();
     let v = n.validate(&penalty());
     assert!(rules(&v).contains(&"rule.agency_region_province"), "{v:#?}");
 }
@@ -142,7 +155,10 @@ fn revoked_agency_region_of_same_city_is_a_warning() {
     r["agency"]["credit_code"] = json!(code);
     r["agency"]["region_code"] = json!("361104");
     let v = Normalizer::default().validate(&r);
-    let hit = v.iter().find(|v| v.pointer == "/agency/region_code").expect("region finding");
+    let hit = v
+        .iter()
+        .find(|v| v.pointer == "/agency/region_code")
+        .expect("region finding");
     assert_eq!(hit.rule, "rule.agency_region_revoked");
     assert_eq!(hit.severity, Severity::Warning);
     assert!(errors(&v).is_empty(), "{v:#?}");
@@ -157,7 +173,10 @@ fn unknown_agency_region_is_an_error() {
     let mut r = penalty();
     r["agency"]["region_code"] = json!("990000");
     let v = Normalizer::default().validate(&r);
-    assert!(v.iter().any(|v| v.pointer == "/agency/region_code" && v.is_error()), "{v:#?}");
+    assert!(
+        v.iter().any(|v| v.pointer == "/agency/region_code" && v.is_error()),
+        "{v:#?}"
+    );
 }
 
 #[test]
@@ -188,7 +207,11 @@ fn end_date_before_start_date_is_rejected() {
 #[test]
 fn inspection_item_outside_catalogue_is_rejected_when_catalogue_loaded() {
     let catalogue = Catalogue::from_csv("year,item_code\n2024,36000000000009\n").unwrap();
-    let n = Normalizer::new(RuleOptions { agency_region_prefix: None, catalogue: Some(catalogue) }).unwrap();
+    let n = Normalizer::new(RuleOptions {
+        agency_region_prefix: None,
+        catalogue: Some(catalogue),
+    })
+    .unwrap();
     let v = n.validate(&inspection());
     assert!(rules(&v).contains(&"rule.item_not_in_catalogue"), "{v:#?}");
     let mut ok = inspection();
@@ -224,7 +247,11 @@ fn unknown_field_is_reported_with_its_pointer() {
     r["penalty"]["fine"] = json!(1);
     r["surprise"] = json!(1);
     let v = Normalizer::default().validate(&r);
-    let pointers: Vec<&str> = v.iter().filter(|v| v.rule == "schema.unknown_field").map(|v| v.pointer.as_str()).collect();
+    let pointers: Vec<&str> = v
+        .iter()
+        .filter(|v| v.rule == "schema.unknown_field")
+        .map(|v| v.pointer.as_str())
+        .collect();
     assert!(pointers.contains(&"/penalty/fine"), "{v:#?}");
     assert!(pointers.contains(&"/surprise"), "{v:#?}");
 }

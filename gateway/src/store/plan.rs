@@ -5,7 +5,7 @@
 use super::types::{BusinessKey, IncomingRecord, Operation, RecordResult, Verdict};
 use normalizer::standards::case_code::CaseCode;
 use normalizer::{CaseType, Violation};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// What the store holds for one existing case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,11 +119,15 @@ pub fn counter_key(key: &BusinessKey, year: i32, region: &str) -> CounterKey {
 }
 
 /// Decide what every record becomes. `counters` holds the last sequence used per counter
-/// (absent = none used yet).
+/// (absent = none used yet). `delivered` holds the (source id, payload hash) pairs already in
+/// the raw archive and NOT waiting in the open quarantine: such a payload is a duplicate
+/// delivery (a redelivered message, an overlapping pull) and changes nothing, so a stale
+/// re-sent version can never overwrite a newer one. Replays are always processed.
 pub fn plan_batch(
     records: &[IncomingRecord],
     existing: &HashMap<BusinessKey, ExistingCase>,
     counters: &HashMap<CounterKey, u32>,
+    delivered: &HashSet<(String, String)>,
 ) -> Result<Plan, PlanError> {
     struct State {
         case: CaseRef,
@@ -135,8 +139,25 @@ pub fn plan_batch(
     let mut state: HashMap<&BusinessKey, State> = HashMap::new();
     let mut last_seq: HashMap<CounterKey, u32> = HashMap::new();
     let mut plan = Plan::default();
+    let mut seen_in_batch: HashSet<(&str, &str)> = HashSet::new();
 
     for (index, record) in records.iter().enumerate() {
+        let payload = (record.source_id.as_str(), record.payload_hash.as_str());
+        let first_in_batch = seen_in_batch.insert(payload);
+        let duplicate = record.replay_of.is_none()
+            && (!first_in_batch || delivered.contains(&(record.source_id.clone(), record.payload_hash.clone())));
+        if duplicate {
+            let code = match &record.verdict {
+                Verdict::Accept(a) => state
+                    .get(&a.key)
+                    .map(|s| s.code.clone())
+                    .or_else(|| existing.get(&a.key).map(|e| e.code.clone()))
+                    .unwrap_or_default(),
+                Verdict::Quarantine(_) => String::new(),
+            };
+            plan.decisions.push(Decision::Unchanged { code });
+            continue;
+        }
         let accepted = match &record.verdict {
             Verdict::Quarantine(violations) => {
                 plan.decisions.push(Decision::Quarantine(violations.clone()));

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use normalizer::{CaseType, Violation};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -153,8 +153,31 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
         }
     }
 
+    let mut delivered: HashSet<(String, String)> = HashSet::new();
+    let mut open_before: HashSet<(String, String)> = HashSet::new();
+    {
+        let mut find_raw = tx.prepare_cached(
+            "SELECT r.id, EXISTS (SELECT 1 FROM quarantine q WHERE q.raw_id = r.id AND q.status = 'open')
+             FROM raw_records r WHERE r.source_id = ?1 AND r.content_hash = ?2",
+        )?;
+        for record in &batch.records {
+            let found: Option<(i64, bool)> = find_raw
+                .query_row(params![record.source_id, record.payload_hash], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            match found {
+                Some((_, false)) => {
+                    delivered.insert((record.source_id.clone(), record.payload_hash.clone()));
+                }
+                Some((_, true)) => {
+                    open_before.insert((record.source_id.clone(), record.payload_hash.clone()));
+                }
+                None => {}
+            }
+        }
+    }
+
     // 2. Decide.
-    let plan = plan_batch(&batch.records, &existing, &counters)
+    let plan = plan_batch(&batch.records, &existing, &counters, &delivered)
         .map_err(|e| StoreError::Conflict(e.to_string()))?;
 
     // 3. Raw archive.
@@ -288,10 +311,19 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                             |r| r.get(0),
                         )?,
                     };
-                    RecordResult::Quarantined { quarantine_id: id }
+                    if record.replay_of.is_none()
+                        && open_before.contains(&(record.source_id.clone(), record.payload_hash.clone()))
+                    {
+                        // Re-sent while waiting in the quarantine: still there, nothing new.
+                        RecordResult::Unchanged { code: String::new() }
+                    } else {
+                        RecordResult::Quarantined { quarantine_id: id }
+                    }
                 }
                 Decision::Unchanged { code } => {
-                    resolve_q.execute(params![raw_ids[i], now, record.replay_of.is_some() as i32, record.replay_of.unwrap_or(-1)])?;
+                    if matches!(record.verdict, Verdict::Accept(_)) {
+                        resolve_q.execute(params![raw_ids[i], now, record.replay_of.is_some() as i32, record.replay_of.unwrap_or(-1)])?;
+                    }
                     RecordResult::Unchanged { code: code.clone() }
                 }
                 Decision::Version(vi) => {

@@ -22,19 +22,32 @@ enum Produced {
     Failed,
 }
 
-/// The canonical pointer of a field: the parent's pointer plus the target's.
+/// The canonical pointer of a field, built only when a violation needs it: the pointer of the
+/// enclosing list element (for fields inside `each`) plus the target's.
 #[derive(Clone, Copy)]
 struct Ptr<'p> {
-    base: &'p str,
+    parent: Option<(&'p Ptr<'p>, usize)>,
     target: &'p TargetPath,
 }
 
 impl Ptr<'_> {
-    fn at(&self, index: Option<usize>) -> String {
-        match index {
-            None => format!("{}{}", self.base, self.target.pointer()),
-            Some(i) => format!("{}{}/{i}", self.base, self.target.pointer()),
+    fn write(&self, out: &mut String) {
+        if let Some((parent, index)) = self.parent {
+            parent.write(out);
+            out.push('/');
+            out.push_str(&index.to_string());
         }
+        out.push_str(self.target.pointer());
+    }
+
+    fn at(&self, index: Option<usize>) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        if let Some(i) = index {
+            out.push('/');
+            out.push_str(&i.to_string());
+        }
+        out
     }
 }
 
@@ -62,14 +75,19 @@ pub(crate) struct Engine<'a> {
 
 /// Apply `m` to `source`.
 pub(crate) fn apply(m: &Compiled, source: &Value) -> (Value, Vec<Violation>) {
-    let mut engine = Engine { tables: &m.tables, root: source, case_type: None, violations: Vec::new() };
+    let mut engine = Engine {
+        tables: &m.tables,
+        root: source,
+        case_type: None,
+        violations: Vec::new(),
+    };
     let mut out = Map::new();
     match &m.case_type {
         None => {}
         Some(CaseTypeRule::Const(t)) => engine.case_type = Some(*t),
         Some(CaseTypeRule::Computed(field)) => {
             let mut tmp = Map::new();
-            engine.field(field, source, "", &mut tmp);
+            engine.field(field, source, None, &mut tmp);
             match tmp.get("case_type") {
                 Some(Value::String(s)) => match CaseType::from_str(s.trim()) {
                     Ok(t) => engine.case_type = Some(t),
@@ -78,7 +96,10 @@ pub(crate) fn apply(m: &Compiled, source: &Value) -> (Value, Vec<Violation>) {
                         "mapping.case_type",
                         Some(shown(s)),
                         format!("无法确定案件类型：{:?} 不是 inspection、penalty 或 coercion", shown(s)),
-                        format!("cannot tell the case type: {:?} is not inspection, penalty or coercion", shown(s)),
+                        format!(
+                            "cannot tell the case type: {:?} is not inspection, penalty or coercion",
+                            shown(s)
+                        ),
                     )),
                 },
                 Some(other) => engine.violations.push(Violation::error(
@@ -96,13 +117,21 @@ pub(crate) fn apply(m: &Compiled, source: &Value) -> (Value, Vec<Violation>) {
         out.insert("case_type".to_string(), Value::String(t.as_str().to_string()));
     }
     for field in &m.fields {
-        engine.field(field, source, "", &mut out);
+        engine.field(field, source, None, &mut out);
     }
     (Value::Object(out), engine.violations)
 }
 
 impl<'a> Engine<'a> {
-    fn violation(&mut self, severity: Severity, pointer: String, rule: &str, value: Option<&str>, zh: String, en: String) {
+    fn violation(
+        &mut self,
+        severity: Severity,
+        pointer: String,
+        rule: &str,
+        value: Option<&str>,
+        zh: String,
+        en: String,
+    ) {
         let value = value.map(shown);
         self.violations.push(match severity {
             Severity::Error => Violation::error(pointer, rule, value, zh, en),
@@ -136,26 +165,35 @@ impl<'a> Engine<'a> {
                 present == *exists
             }
             Condition::Equals { path, values, negate } => {
-                let mut vals = Vec::new();
-                self.gather(path, scope, &mut vals);
-                let matched = vals.iter().any(|v| match plain_text(v) {
-                    Some(t) => values.iter().any(|x| **x == *t.trim()),
-                    None => false,
-                });
+                let is_listed = |v: &Value| plain_text(v).is_some_and(|t| values.iter().any(|x| **x == *t.trim()));
+                let matched = if path.is_multi() {
+                    let mut vals = Vec::new();
+                    path.collect(scope, self.root, &mut vals);
+                    vals.into_iter().any(is_listed)
+                } else {
+                    match path.get(scope, self.root) {
+                        Some(Value::Array(items)) => items.iter().any(is_listed),
+                        Some(v) => is_listed(v),
+                        None => false,
+                    }
+                };
                 matched != *negate
             }
         }
     }
 
     /// Evaluate one field against `scope` and write its value into `out`.
-    pub(crate) fn field(&mut self, f: &Field, scope: &'a Value, base: &str, out: &mut Map<String, Value>) {
+    fn field(&mut self, f: &Field, scope: &'a Value, parent: Option<(&Ptr<'_>, usize)>, out: &mut Map<String, Value>) {
         if !f.when.iter().all(|c| self.holds(c, scope)) {
             return;
         }
-        let ptr = Ptr { base, target: &f.target };
+        let ptr = Ptr {
+            parent,
+            target: &f.target,
+        };
         let produced = match &f.source {
             Source::Const(v) => Produced::Value(v.clone()),
-            Source::Paths(paths) => self.from_paths(f, paths, scope, ptr),
+            Source::Paths(paths) => self.read_paths(f, paths, scope, ptr),
             Source::Concat { parts, separator } => self.concat(f, parts, separator, scope, ptr),
             Source::Each { path, fields } => self.each(path, fields, scope, ptr),
             Source::Zip { members, split } => self.zip(f, members, split, scope, ptr),
@@ -183,7 +221,7 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn from_paths(&mut self, f: &Field, paths: &[SourcePath], scope: &'a Value, ptr: Ptr<'_>) -> Produced {
+    fn read_paths(&mut self, f: &Field, paths: &[SourcePath], scope: &'a Value, ptr: Ptr<'_>) -> Produced {
         for path in paths {
             if path.is_multi() {
                 let mut vals = Vec::new();
@@ -209,7 +247,13 @@ impl<'a> Engine<'a> {
 
     /// The text of a scalar (or of an XML element's `#text`); a type violation for an object
     /// with children or a nested list.
-    fn text_of<'v>(&mut self, v: &'v Value, label: &str, ptr: Ptr<'_>, index: Option<usize>) -> Result<Option<Cow<'v, str>>, ()> {
+    fn text_of<'v>(
+        &mut self,
+        v: &'v Value,
+        label: &str,
+        ptr: Ptr<'_>,
+        index: Option<usize>,
+    ) -> Result<Option<Cow<'v, str>>, ()> {
         match v {
             Value::Null => Ok(None),
             Value::String(s) => Ok(Some(Cow::Borrowed(s))),
@@ -337,7 +381,14 @@ impl<'a> Engine<'a> {
     }
 
     /// Table lookup and typed conversion of one non-empty text.
-    fn convert_one(&mut self, f: &Field, text: Cow<'_, str>, label: &str, ptr: Ptr<'_>, index: Option<usize>) -> Result<Option<Value>, ()> {
+    fn convert_one(
+        &mut self,
+        f: &Field,
+        text: Cow<'_, str>,
+        label: &str,
+        ptr: Ptr<'_>,
+        index: Option<usize>,
+    ) -> Result<Option<Value>, ()> {
         let conv = &f.convert;
         let tables = self.tables;
         let mapped: Cow<'_, str> = match conv.table.and_then(|i| tables.get(i)) {
@@ -352,8 +403,16 @@ impl<'a> Engine<'a> {
                             ptr.at(index),
                             "mapping.unmapped_code",
                             Some(text.trim()),
-                            format!("源字段 {label} 的代码 {:?} 不在代码表 {} 中", shown(text.trim()), table.name),
-                            format!("code {:?} of source field {label} is not in code table {}", shown(text.trim()), table.name),
+                            format!(
+                                "源字段 {label} 的代码 {:?} 不在代码表 {} 中",
+                                shown(text.trim()),
+                                table.name
+                            ),
+                            format!(
+                                "code {:?} of source field {label} is not in code table {}",
+                                shown(text.trim()),
+                                table.name
+                            ),
                         );
                         if error {
                             return Err(());
@@ -369,17 +428,32 @@ impl<'a> Engine<'a> {
         match conv.as_type {
             AsType::String | AsType::StringArray => Ok(Some(Value::String(mapped.into_owned()))),
             AsType::Date | AsType::Datetime => match dates::parse_text(&mapped, conv.format.as_ref()) {
-                Some(t) => Ok(Some(Value::String(if conv.as_type == AsType::Date { t.date_string() } else { t.datetime_string() }))),
+                Some(t) => Ok(Some(Value::String(if conv.as_type == AsType::Date {
+                    t.date_string()
+                } else {
+                    t.datetime_string()
+                }))),
                 None => {
-                    let hint = if conv.format.is_some() { "（按 format 指定的格式）" } else { "" };
-                    let hint_en = if conv.format.is_some() { " (with the given format)" } else { "" };
+                    let hint = if conv.format.is_some() {
+                        "（按 format 指定的格式）"
+                    } else {
+                        ""
+                    };
+                    let hint_en = if conv.format.is_some() {
+                        " (with the given format)"
+                    } else {
+                        ""
+                    };
                     self.violation(
                         Severity::Error,
                         pointer(),
                         "mapping.date",
                         Some(&mapped),
                         format!("源字段 {label} 的日期 {:?} 无法识别{hint}", shown(&mapped)),
-                        format!("cannot read the date {:?} in source field {label}{hint_en}", shown(&mapped)),
+                        format!(
+                            "cannot read the date {:?} in source field {label}{hint_en}",
+                            shown(&mapped)
+                        ),
                     );
                     Err(())
                 }
@@ -477,10 +551,10 @@ impl<'a> Engine<'a> {
             if elem.is_null() {
                 continue;
             }
-            let base = ptr.at(Some(arr.len()));
+            let index = arr.len();
             let mut obj = Map::new();
             for nf in fields {
-                self.field(nf, elem, &base, &mut obj);
+                self.field(nf, elem, Some((&ptr, index)), &mut obj);
             }
             if !obj.is_empty() {
                 arr.push(Value::Object(obj));
@@ -493,7 +567,14 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn zip(&mut self, f: &Field, members: &[(Box<str>, SourcePath)], split: &[char], scope: &'a Value, ptr: Ptr<'_>) -> Produced {
+    fn zip(
+        &mut self,
+        f: &Field,
+        members: &[(Box<str>, SourcePath)],
+        split: &[char],
+        scope: &'a Value,
+        ptr: Ptr<'_>,
+    ) -> Produced {
         let mut columns: Vec<Vec<Option<String>>> = Vec::with_capacity(members.len());
         let mut vals = Vec::new();
         let mut failed = false;
@@ -544,7 +625,10 @@ impl<'a> Engine<'a> {
                 "mapping.zip_length",
                 None,
                 format!("无法一一对应：各源字段的项数不同（{}）", counts.join("，")),
-                format!("cannot pair the values: the source fields have different numbers of items ({})", counts.join(", ")),
+                format!(
+                    "cannot pair the values: the source fields have different numbers of items ({})",
+                    counts.join(", ")
+                ),
             );
             failed = true;
         }

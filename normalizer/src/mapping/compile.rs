@@ -6,8 +6,7 @@ use super::dates::DateFormat;
 use super::error::{MappingError, MappingErrorKind as K, SourceFile};
 use super::path::{SourcePath, TargetPath};
 use super::spec::{
-    AsType, CaseTypeSpec, ConcatPart as ConcatSpec, FieldSpec, MappingSpec, TableSpec, TestSpec, UnmappedSpec,
-    WhenSpec,
+    AsType, CaseTypeSpec, ConcatPart as ConcatSpec, FieldSpec, MappingSpec, TableSpec, TestSpec, UnmappedSpec, WhenSpec,
 };
 use super::tables::{self, CodeTable, Unmapped};
 use super::targets::{record_shape, Shape};
@@ -41,13 +40,19 @@ pub(crate) enum Source {
     /// `from`: the first path with a non-empty value.
     Paths(Vec<SourcePath>),
     /// `concat`: parts joined with `separator`.
-    Concat { parts: Vec<ConcatPart>, separator: Box<str> },
+    Concat {
+        parts: Vec<ConcatPart>,
+        separator: Box<str>,
+    },
     /// `const`.
     Const(Value),
     /// `each` + nested `fields`.
     Each { path: SourcePath, fields: Vec<Field> },
     /// `zip`: parallel lists or delimited strings into objects.
-    Zip { members: Vec<(Box<str>, SourcePath)>, split: Box<[char]> },
+    Zip {
+        members: Vec<(Box<str>, SourcePath)>,
+        split: Box<[char]>,
+    },
 }
 
 /// A part of `concat`.
@@ -73,7 +78,11 @@ pub(crate) struct Conversion {
 #[derive(Debug)]
 pub(crate) enum Condition {
     /// The value at `path` is (or, negated, is not) one of `values` (compared trimmed).
-    Equals { path: SourcePath, values: Vec<Box<str>>, negate: bool },
+    Equals {
+        path: SourcePath,
+        values: Vec<Box<str>>,
+        negate: bool,
+    },
     /// The value at `path` is present and not empty (or, with `exists = false`, absent or empty).
     Exists { path: SourcePath, exists: bool },
     /// The record's case type is this one.
@@ -101,6 +110,9 @@ pub(crate) struct Compiled {
     pub table_bytes: Vec<(String, Vec<u8>)>,
 }
 
+/// The loaded code tables, and the bytes of each CSV file (name, bytes) for the fingerprint.
+type LoadedTables = (Vec<CodeTable>, Vec<(String, Vec<u8>)>);
+
 struct Ctx<'a> {
     src: SourceFile<'a>,
     base_dir: &'a Path,
@@ -119,7 +131,11 @@ fn span_or(inner: Range<usize>, outer: Range<usize>) -> Range<usize> {
 pub(crate) fn compile(text: &str, file_name: &str, base_dir: &Path) -> Result<Compiled, MappingError> {
     let src = SourceFile { name: file_name, text };
     let spec: MappingSpec = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
-    let mut ctx = Ctx { src, base_dir, table_index: HashMap::new() };
+    let mut ctx = Ctx {
+        src,
+        base_dir,
+        table_index: HashMap::new(),
+    };
 
     let id = spec.id.get_ref().trim().to_string();
     if id.is_empty() || id.chars().any(char::is_whitespace) {
@@ -132,7 +148,12 @@ pub(crate) fn compile(text: &str, file_name: &str, base_dir: &Path) -> Result<Co
     }
     let version = *spec.version.get_ref();
     if version < 1 {
-        return Err(src.error(K::InvalidValue, spec.version.span(), "version 应为正整数", "version must be a positive integer"));
+        return Err(src.error(
+            K::InvalidValue,
+            spec.version.span(),
+            "version 应为正整数",
+            "version must be a positive integer",
+        ));
     }
 
     let (tables, table_bytes) = compile_tables(&mut ctx, &spec.tables.0)?;
@@ -147,6 +168,7 @@ pub(crate) fn compile(text: &str, file_name: &str, base_dir: &Path) -> Result<Co
     for f in &spec.fields {
         fields.push(compile_field(&ctx, f, root, "")?);
     }
+    check_overlaps(&ctx, &spec.fields, &fields)?;
 
     let mut tests = Vec::with_capacity(spec.tests.len());
     for t in &spec.tests {
@@ -168,7 +190,7 @@ pub(crate) fn compile(text: &str, file_name: &str, base_dir: &Path) -> Result<Co
 fn compile_tables(
     ctx: &mut Ctx<'_>,
     specs: &[(Spanned<String>, Spanned<TableSpec>)],
-) -> Result<(Vec<CodeTable>, Vec<(String, Vec<u8>)>), MappingError> {
+) -> Result<LoadedTables, MappingError> {
     let src = ctx.src;
     let mut tables = Vec::new();
     let mut bytes = Vec::new();
@@ -230,9 +252,18 @@ fn compile_tables(
             },
         };
         if ctx.table_index.insert(name_str.to_string(), tables.len()).is_some() {
-            return Err(src.error(K::InvalidValue, name.span(), format!("代码表 {name_str} 重复声明"), format!("code table {name_str} is declared twice")));
+            return Err(src.error(
+                K::InvalidValue,
+                name.span(),
+                format!("代码表 {name_str} 重复声明"),
+                format!("code table {name_str} is declared twice"),
+            ));
         }
-        tables.push(CodeTable { name: name_str.into(), entries, unmapped });
+        tables.push(CodeTable {
+            name: name_str.into(),
+            entries,
+            unmapped,
+        });
     }
     Ok((tables, bytes))
 }
@@ -270,14 +301,27 @@ fn compile_case_type(
                     K::InvalidValue,
                     spec.span(),
                     format!("case_type 规则中不能用 {key}（常量请写 case_type = \"penalty\"）"),
-                    format!("`{key}` is not allowed in a case_type rule (for a constant write case_type = \"penalty\")"),
+                    format!(
+                        "`{key}` is not allowed in a case_type rule (for a constant write case_type = \"penalty\")"
+                    ),
                 ));
             }
-            let mut field = compile_field_body(ctx, rule, spec.span(), TargetPath::parse("case_type").ok(), &Shape::Scalar)?;
+            let mut field = compile_field_body(
+                ctx,
+                rule,
+                spec.span(),
+                TargetPath::parse("case_type").ok(),
+                &Shape::Scalar,
+            )?;
             field.required = true;
             if let Some(i) = field.convert.table {
                 let table = &tables[i];
-                let mut bad: Vec<&str> = table.entries.values().map(|v| &**v).filter(|v| parse_case_type(v).is_none()).collect();
+                let mut bad: Vec<&str> = table
+                    .entries
+                    .values()
+                    .map(|v| &**v)
+                    .filter(|v| parse_case_type(v).is_none())
+                    .collect();
                 if let Unmapped::Default(d) = &table.unmapped {
                     if parse_case_type(d).is_none() {
                         bad.push(d);
@@ -288,8 +332,16 @@ fn compile_case_type(
                     return Err(src.error(
                         K::TableFile,
                         spec.span(),
-                        format!("代码表 {} 的目标值必须是 inspection、penalty 或 coercion，发现 {}", table.name, bad.join(", ")),
-                        format!("code table {} must map to inspection, penalty or coercion; found {}", table.name, bad.join(", ")),
+                        format!(
+                            "代码表 {} 的目标值必须是 inspection、penalty 或 coercion，发现 {}",
+                            table.name,
+                            bad.join(", ")
+                        ),
+                        format!(
+                            "code table {} must map to inspection, penalty or coercion; found {}",
+                            table.name,
+                            bad.join(", ")
+                        ),
                     ));
                 }
             }
@@ -319,11 +371,22 @@ fn compile_field(
     let src = ctx.src;
     let f = spec.get_ref();
     let Some(target_spec) = &f.target else {
-        return Err(src.error(K::MissingKey, spec.span(), "字段缺少 target", "the field has no `target`"));
+        return Err(src.error(
+            K::MissingKey,
+            spec.span(),
+            "字段缺少 target",
+            "the field has no `target`",
+        ));
     };
     let target_text = target_spec.get_ref();
     let target = TargetPath::parse(target_text).map_err(|e| {
-        src.error_in_string(K::InvalidTarget, target_spec.span(), e.offset, e.message_zh, e.message_en)
+        src.error_in_string(
+            K::InvalidTarget,
+            target_spec.span(),
+            e.offset,
+            e.message_zh,
+            e.message_en,
+        )
     })?;
     if parent_path.is_empty() && target_text == "case_type" {
         return Err(src.error(
@@ -334,16 +397,64 @@ fn compile_field(
         ));
     }
     let shape = parent.lookup(target.keys()).map_err(|i| {
-        let known = parent.lookup(&target.keys()[..i]).map(Shape::member_names).unwrap_or_default();
-        let full = if parent_path.is_empty() { target_text.clone() } else { format!("{parent_path}[].{target_text}") };
+        let known = parent
+            .lookup(&target.keys()[..i])
+            .map(Shape::member_names)
+            .unwrap_or_default();
+        let full = if parent_path.is_empty() {
+            target_text.clone()
+        } else {
+            format!("{parent_path}[].{target_text}")
+        };
         src.error(
             K::InvalidTarget,
             target_spec.span(),
             format!("规范数据中没有字段 {full}（此处可用：{}）", known.join(", ")),
-            format!("the canonical record has no field {full} (known here: {})", known.join(", ")),
+            format!(
+                "the canonical record has no field {full} (known here: {})",
+                known.join(", ")
+            ),
         )
     })?;
     compile_field_body(ctx, f, spec.span(), Some(target), shape)
+}
+
+/// Two fields may share a target (under different conditions), but one target may not lie
+/// inside another (`agency` and `agency.name`): the later write would be lost.
+fn check_overlaps(ctx: &Ctx<'_>, specs: &[Spanned<FieldSpec>], fields: &[Field]) -> Result<(), MappingError> {
+    for (i, later) in fields.iter().enumerate() {
+        for earlier in &fields[..i] {
+            let (a, b) = (earlier.target.keys(), later.target.keys());
+            let n = a.len().min(b.len());
+            if a.len() != b.len() && a[..n] == b[..n] {
+                let span = specs[i]
+                    .get_ref()
+                    .target
+                    .as_ref()
+                    .map_or(specs[i].span(), Spanned::span);
+                let (outer, inner) = if a.len() < b.len() {
+                    (earlier, later)
+                } else {
+                    (later, earlier)
+                };
+                return Err(ctx.src.error(
+                    K::InvalidTarget,
+                    span,
+                    format!(
+                        "目标 {} 位于另一个目标 {} 之内，两者不能同时映射",
+                        inner.target.dotted(),
+                        outer.target.dotted()
+                    ),
+                    format!(
+                        "target {} lies inside target {}: map one or the other",
+                        inner.target.dotted(),
+                        outer.target.dotted()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Options that only some sources or types accept; `Some(name)` when present.
@@ -359,7 +470,14 @@ fn compile_field_body(
     shape: &Shape,
 ) -> Result<Field, MappingError> {
     let src = ctx.src;
-    let target = target.ok_or_else(|| src.error(K::MissingKey, span.clone(), "字段缺少 target", "the field has no `target`"))?;
+    let target = target.ok_or_else(|| {
+        src.error(
+            K::MissingKey,
+            span.clone(),
+            "字段缺少 target",
+            "the field has no `target`",
+        )
+    })?;
     let dotted = target.dotted();
     let err = |kind, span: Range<usize>, zh: String, en: String| src.error(kind, span, zh, en);
 
@@ -373,10 +491,19 @@ fn compile_field_body(
     let n_sources = sources.iter().filter(|(p, _)| *p).count();
     if n_sources != 1 {
         let (zh, en) = if n_sources == 0 {
-            (format!("字段 {dotted} 没有来源：请写 from、concat、const、each 或 zip 之一"), format!("field {dotted} has no source: give one of from, concat, const, each or zip"))
+            (
+                format!("字段 {dotted} 没有来源：请写 from、concat、const、each 或 zip 之一"),
+                format!("field {dotted} has no source: give one of from, concat, const, each or zip"),
+            )
         } else {
             let names: Vec<&str> = sources.iter().filter(|(p, _)| *p).map(|(_, n)| *n).collect();
-            (format!("字段 {dotted} 的来源只能有一个，现有 {}", names.join("、")), format!("field {dotted} must have exactly one source, found {}", names.join(", ")))
+            (
+                format!("字段 {dotted} 的来源只能有一个，现有 {}", names.join("、")),
+                format!(
+                    "field {dotted} must have exactly one source, found {}",
+                    names.join(", ")
+                ),
+            )
         };
         return Err(err(K::InvalidValue, span, zh, en));
     }
@@ -399,8 +526,16 @@ fn compile_field_body(
             err(
                 K::UndeclaredTable,
                 t.span(),
-                format!("代码表 {} 未在 [tables] 中声明（已声明：{}）", t.get_ref(), declared.join(", ")),
-                format!("code table {} is not declared under [tables] (declared: {})", t.get_ref(), declared.join(", ")),
+                format!(
+                    "代码表 {} 未在 [tables] 中声明（已声明：{}）",
+                    t.get_ref(),
+                    declared.join(", ")
+                ),
+                format!(
+                    "code table {} is not declared under [tables] (declared: {})",
+                    t.get_ref(),
+                    declared.join(", ")
+                ),
             )
         })?),
     };
@@ -417,7 +552,12 @@ fn compile_field_body(
     let split_chars = |s: &Option<Spanned<String>>| -> Result<Box<[char]>, MappingError> {
         match s {
             None => Ok(DEFAULT_SPLIT.chars().collect()),
-            Some(s) if s.get_ref().is_empty() => Err(err(K::InvalidValue, s.span(), "split 不能为空".into(), "split must not be empty".into())),
+            Some(s) if s.get_ref().is_empty() => Err(err(
+                K::InvalidValue,
+                s.span(),
+                "split 不能为空".into(),
+                "split must not be empty".into(),
+            )),
             Some(s) => Ok(s.get_ref().chars().collect()),
         }
     };
@@ -425,7 +565,12 @@ fn compile_field_body(
     let format = match &f.format {
         None => None,
         Some(fm) => Some(DateFormat::compile(fm.get_ref()).map_err(|e| {
-            err(K::InvalidValue, fm.span(), format!("日期格式 {:?} 无效", fm.get_ref()), e)
+            err(
+                K::InvalidValue,
+                fm.span(),
+                format!("日期格式 {:?} 无效", fm.get_ref()),
+                e,
+            )
         })?),
     };
 
@@ -443,86 +588,192 @@ fn compile_field_body(
     ];
 
     let source = if let Some(c) = &f.constant {
-        if let Some(opt) = present(&conversion_opts).or(present(&[(f.default.is_some(), "default"), (f.separator.is_some(), "separator"), (f.fields.is_some(), "fields")])) {
-            return Err(err(K::InvalidValue, span, format!("const 不能与 {opt} 同用：常量按原样写入"), format!("`const` cannot be combined with `{opt}`: the constant is written as is")));
+        if let Some(opt) = present(&conversion_opts).or(present(&[
+            (f.default.is_some(), "default"),
+            (f.separator.is_some(), "separator"),
+            (f.fields.is_some(), "fields"),
+        ])) {
+            return Err(err(
+                K::InvalidValue,
+                span,
+                format!("const 不能与 {opt} 同用：常量按原样写入"),
+                format!("`const` cannot be combined with `{opt}`: the constant is written as is"),
+            ));
         }
         Source::Const(toml_to_json(c.get_ref()))
     } else if let Some(each) = &f.each {
         if !is_object_list {
-            return Err(err(K::InvalidTarget, span, format!("each 的目标必须是对象列表（如 officers），{dotted} 是{shape_zh}"), format!("the target of `each` must be a list of objects (e.g. officers); {dotted} is {shape_en}")));
+            return Err(err(
+                K::InvalidTarget,
+                span,
+                format!("each 的目标必须是对象列表（如 officers），{dotted} 是{shape_zh}"),
+                format!("the target of `each` must be a list of objects (e.g. officers); {dotted} is {shape_en}"),
+            ));
         }
-        if let Some(opt) = present(&conversion_opts).or(present(&[(f.default.is_some(), "default"), (f.separator.is_some(), "separator")])) {
-            return Err(err(K::InvalidValue, span, format!("each 不能与 {opt} 同用：请写在 fields 的各字段里"), format!("`each` cannot be combined with `{opt}`: put it on the nested fields")));
+        if let Some(opt) = present(&conversion_opts).or(present(&[
+            (f.default.is_some(), "default"),
+            (f.separator.is_some(), "separator"),
+        ])) {
+            return Err(err(
+                K::InvalidValue,
+                span,
+                format!("each 不能与 {opt} 同用：请写在 fields 的各字段里"),
+                format!("`each` cannot be combined with `{opt}`: put it on the nested fields"),
+            ));
         }
         let path = path_in(ctx, each.get_ref(), each.span())?;
         let Some(nested) = &f.fields else {
-            return Err(err(K::MissingKey, span, "each 需要 fields（元素内各字段的映射）".into(), "`each` needs `fields` (how to map each element)".into()));
+            return Err(err(
+                K::MissingKey,
+                span,
+                "each 需要 fields（元素内各字段的映射）".into(),
+                "`each` needs `fields` (how to map each element)".into(),
+            ));
         };
         let Shape::Array(item) = shape else {
-            return Err(err(K::InvalidTarget, span, format!("each 的目标必须是对象列表，{dotted} 是{shape_zh}"), format!("the target of `each` must be a list of objects; {dotted} is {shape_en}")));
+            return Err(err(
+                K::InvalidTarget,
+                span,
+                format!("each 的目标必须是对象列表，{dotted} 是{shape_zh}"),
+                format!("the target of `each` must be a list of objects; {dotted} is {shape_en}"),
+            ));
         };
         let mut fields = Vec::with_capacity(nested.len());
         for n in nested {
             fields.push(compile_field(ctx, n, item, &dotted)?);
         }
+        check_overlaps(ctx, nested, &fields)?;
         Source::Each { path, fields }
     } else if let Some(zip) = &f.zip {
         let Shape::Array(item) = shape else {
-            return Err(err(K::InvalidTarget, span, format!("zip 的目标必须是对象列表（如 officers），{dotted} 是{shape_zh}"), format!("the target of `zip` must be a list of objects (e.g. officers); {dotted} is {shape_en}")));
+            return Err(err(
+                K::InvalidTarget,
+                span,
+                format!("zip 的目标必须是对象列表（如 officers），{dotted} 是{shape_zh}"),
+                format!("the target of `zip` must be a list of objects (e.g. officers); {dotted} is {shape_en}"),
+            ));
         };
         if !is_object_list {
-            return Err(err(K::InvalidTarget, span, format!("zip 的目标必须是对象列表（如 officers），{dotted} 是{shape_zh}"), format!("the target of `zip` must be a list of objects (e.g. officers); {dotted} is {shape_en}")));
+            return Err(err(
+                K::InvalidTarget,
+                span,
+                format!("zip 的目标必须是对象列表（如 officers），{dotted} 是{shape_zh}"),
+                format!("the target of `zip` must be a list of objects (e.g. officers); {dotted} is {shape_en}"),
+            ));
         }
-        if let Some(opt) = present(&[(f.as_type.is_some(), "as"), (f.table.is_some(), "table"), (f.unit.is_some(), "unit"), (f.format.is_some(), "format"), (f.distinct.is_some(), "distinct"), (f.default.is_some(), "default"), (f.fields.is_some(), "fields")]) {
-            return Err(err(K::InvalidValue, span, format!("zip 不能与 {opt} 同用（zip 只支持 split 和 steps）"), format!("`zip` cannot be combined with `{opt}` (zip takes only split and steps)")));
+        if let Some(opt) = present(&[
+            (f.as_type.is_some(), "as"),
+            (f.table.is_some(), "table"),
+            (f.unit.is_some(), "unit"),
+            (f.format.is_some(), "format"),
+            (f.distinct.is_some(), "distinct"),
+            (f.default.is_some(), "default"),
+            (f.fields.is_some(), "fields"),
+        ]) {
+            return Err(err(
+                K::InvalidValue,
+                span,
+                format!("zip 不能与 {opt} 同用（zip 只支持 split 和 steps）"),
+                format!("`zip` cannot be combined with `{opt}` (zip takes only split and steps)"),
+            ));
         }
         let mut members = Vec::new();
         for (key, path) in &zip.get_ref().0 {
             let k = key.get_ref();
             if item.lookup(&[Box::from(k.as_str())]).is_err() {
                 let known = item.member_names();
-                return Err(err(K::InvalidTarget, key.span(), format!("{dotted} 的元素没有字段 {k}（可用：{}）", known.join(", ")), format!("elements of {dotted} have no field {k} (known: {})", known.join(", "))));
+                return Err(err(
+                    K::InvalidTarget,
+                    key.span(),
+                    format!("{dotted} 的元素没有字段 {k}（可用：{}）", known.join(", ")),
+                    format!("elements of {dotted} have no field {k} (known: {})", known.join(", ")),
+                ));
             }
             members.push((Box::from(k.as_str()), path_in(ctx, path.get_ref(), path.span())?));
         }
         if members.is_empty() {
-            return Err(err(K::InvalidValue, zip.span(), "zip 为空".into(), "zip is empty".into()));
+            return Err(err(
+                K::InvalidValue,
+                zip.span(),
+                "zip 为空".into(),
+                "zip is empty".into(),
+            ));
         }
-        Source::Zip { members, split: split_chars(&f.split)? }
+        Source::Zip {
+            members,
+            split: split_chars(&f.split)?,
+        }
     } else {
         if is_object_list || matches!(shape, Shape::Object(_)) {
             return Err(err(
                 K::InvalidTarget,
                 span,
                 format!("{dotted} 是{shape_zh}，不能直接由 from/concat 赋值；请映射其下的字段，或用 each/zip"),
-                format!("{dotted} is {shape_en} and cannot take a value from from/concat; map its members, or use each/zip"),
+                format!(
+                    "{dotted} is {shape_en} and cannot take a value from from/concat; map its members, or use each/zip"
+                ),
             ));
         }
         if as_type == AsType::StringArray && !is_list_target {
-            return Err(err(K::InvalidValue, span, format!("{dotted} 是单个值，不能用 as = \"string_array\""), format!("{dotted} is a single value; as = \"string_array\" does not fit")));
+            return Err(err(
+                K::InvalidValue,
+                span,
+                format!("{dotted} 是单个值，不能用 as = \"string_array\""),
+                format!("{dotted} is a single value; as = \"string_array\" does not fit"),
+            ));
         }
         if f.fields.is_some() {
-            return Err(err(K::InvalidValue, span, "fields 只能与 each 同用".into(), "`fields` only goes with `each`".into()));
+            return Err(err(
+                K::InvalidValue,
+                span,
+                "fields 只能与 each 同用".into(),
+                "`fields` only goes with `each`".into(),
+            ));
         }
         if f.unit.is_some() && !matches!(as_type, AsType::Decimal | AsType::Integer) {
-            return Err(err(K::InvalidValue, span, "unit 只能与 as = \"decimal\" 或 \"integer\" 同用".into(), "`unit` needs as = \"decimal\" or \"integer\"".into()));
+            return Err(err(
+                K::InvalidValue,
+                span,
+                "unit 只能与 as = \"decimal\" 或 \"integer\" 同用".into(),
+                "`unit` needs as = \"decimal\" or \"integer\"".into(),
+            ));
         }
         if f.format.is_some() && !matches!(as_type, AsType::Date | AsType::Datetime) {
-            return Err(err(K::InvalidValue, span, "format 只能与 as = \"date\" 或 \"datetime\" 同用".into(), "`format` needs as = \"date\" or \"datetime\"".into()));
+            return Err(err(
+                K::InvalidValue,
+                span,
+                "format 只能与 as = \"date\" 或 \"datetime\" 同用".into(),
+                "`format` needs as = \"date\" or \"datetime\"".into(),
+            ));
         }
         if (f.split.is_some() || f.distinct.is_some()) && as_type != AsType::StringArray {
-            return Err(err(K::InvalidValue, span, "split、distinct 只能与 as = \"string_array\" 同用".into(), "`split` and `distinct` need as = \"string_array\"".into()));
+            return Err(err(
+                K::InvalidValue,
+                span,
+                "split、distinct 只能与 as = \"string_array\" 同用".into(),
+                "`split` and `distinct` need as = \"string_array\"".into(),
+            ));
         }
         if let Some(from) = &f.from {
             if f.separator.is_some() {
-                return Err(err(K::InvalidValue, span, "separator 只能与 concat 同用".into(), "`separator` only goes with `concat`".into()));
+                return Err(err(
+                    K::InvalidValue,
+                    span,
+                    "separator 只能与 concat 同用".into(),
+                    "`separator` only goes with `concat`".into(),
+                ));
             }
             let mut paths = Vec::new();
             for p in &from.get_ref().0 {
                 paths.push(path_in(ctx, p.get_ref(), span_or(p.span(), from.span()))?);
             }
             if paths.is_empty() {
-                return Err(err(K::InvalidValue, from.span(), "from 列表为空".into(), "the `from` list is empty".into()));
+                return Err(err(
+                    K::InvalidValue,
+                    from.span(),
+                    "from 列表为空".into(),
+                    "the `from` list is empty".into(),
+                ));
             }
             Source::Paths(paths)
         } else if let Some(concat) = &f.concat {
@@ -534,11 +785,24 @@ fn compile_field_body(
                 });
             }
             if !parts.iter().any(|p| matches!(p, ConcatPart::Path(_))) {
-                return Err(err(K::InvalidValue, concat.span(), "concat 至少要有一个路径（全是常量请用 const）".into(), "concat needs at least one path (for a constant use `const`)".into()));
+                return Err(err(
+                    K::InvalidValue,
+                    concat.span(),
+                    "concat 至少要有一个路径（全是常量请用 const）".into(),
+                    "concat needs at least one path (for a constant use `const`)".into(),
+                ));
             }
-            Source::Concat { parts, separator: f.separator.clone().unwrap_or_default().into() }
+            Source::Concat {
+                parts,
+                separator: f.separator.clone().unwrap_or_default().into(),
+            }
         } else {
-            return Err(err(K::InvalidValue, span, format!("字段 {dotted} 没有来源"), format!("field {dotted} has no source")));
+            return Err(err(
+                K::InvalidValue,
+                span,
+                format!("字段 {dotted} 没有来源"),
+                format!("field {dotted} has no source"),
+            ));
         }
     };
 
@@ -551,7 +815,14 @@ fn compile_field_body(
         table,
         distinct: f.distinct.unwrap_or(false),
     };
-    Ok(Field { target, when, source, default, required, convert })
+    Ok(Field {
+        target,
+        when,
+        source,
+        default,
+        required,
+        convert,
+    })
 }
 
 fn scalar_text(v: &toml::Value) -> String {
@@ -564,15 +835,42 @@ fn scalar_text(v: &toml::Value) -> String {
 fn compile_condition(ctx: &Ctx<'_>, w: &WhenSpec, span: Range<usize>) -> Result<Condition, MappingError> {
     let src = ctx.src;
     if let Some(ct) = &w.case_type {
-        if w.path.is_some() || w.equals.is_some() || w.not_equals.is_some() || w.in_list.is_some() || w.not_in.is_some() || w.exists.is_some() {
-            return Err(src.error(K::InvalidValue, span, "when 中 case_type 不能与 path 等同写在一个条件里；请写成条件列表", "in `when`, case_type cannot share a condition with path; use a list of conditions"));
+        if w.path.is_some()
+            || w.equals.is_some()
+            || w.not_equals.is_some()
+            || w.in_list.is_some()
+            || w.not_in.is_some()
+            || w.exists.is_some()
+        {
+            return Err(src.error(
+                K::InvalidValue,
+                span,
+                "when 中 case_type 不能与 path 等同写在一个条件里；请写成条件列表",
+                "in `when`, case_type cannot share a condition with path; use a list of conditions",
+            ));
         }
         return parse_case_type(ct.get_ref()).map(Condition::CaseType).ok_or_else(|| {
-            src.error(K::InvalidValue, ct.span(), format!("case_type {:?} 无效（可用：inspection, penalty, coercion）", ct.get_ref()), format!("invalid case_type {:?} (expected inspection, penalty or coercion)", ct.get_ref()))
+            src.error(
+                K::InvalidValue,
+                ct.span(),
+                format!(
+                    "case_type {:?} 无效（可用：inspection, penalty, coercion）",
+                    ct.get_ref()
+                ),
+                format!(
+                    "invalid case_type {:?} (expected inspection, penalty or coercion)",
+                    ct.get_ref()
+                ),
+            )
         });
     }
     let Some(p) = &w.path else {
-        return Err(src.error(K::MissingKey, span, "条件缺少 path（或 case_type）", "the condition needs `path` (or `case_type`)"));
+        return Err(src.error(
+            K::MissingKey,
+            span,
+            "条件缺少 path（或 case_type）",
+            "the condition needs `path` (or `case_type`)",
+        ));
     };
     let path = path_in(ctx, p.get_ref(), p.span())?;
     let tests = [
@@ -583,18 +881,42 @@ fn compile_condition(ctx: &Ctx<'_>, w: &WhenSpec, span: Range<usize>) -> Result<
         w.exists.is_some(),
     ];
     if tests.iter().filter(|&&t| t).count() != 1 {
-        return Err(src.error(K::InvalidValue, span, "条件须且只能有 equals、not_equals、in、not_in、exists 之一", "a condition needs exactly one of equals, not_equals, in, not_in, exists"));
+        return Err(src.error(
+            K::InvalidValue,
+            span,
+            "条件须且只能有 equals、not_equals、in、not_in、exists 之一",
+            "a condition needs exactly one of equals, not_equals, in, not_in, exists",
+        ));
     }
     let cond = if let Some(v) = &w.equals {
-        Condition::Equals { path, values: vec![scalar_text(v).into()], negate: false }
+        Condition::Equals {
+            path,
+            values: vec![scalar_text(v).into()],
+            negate: false,
+        }
     } else if let Some(v) = &w.not_equals {
-        Condition::Equals { path, values: vec![scalar_text(v).into()], negate: true }
+        Condition::Equals {
+            path,
+            values: vec![scalar_text(v).into()],
+            negate: true,
+        }
     } else if let Some(v) = &w.in_list {
-        Condition::Equals { path, values: v.iter().map(|x| scalar_text(x).into()).collect(), negate: false }
+        Condition::Equals {
+            path,
+            values: v.iter().map(|x| scalar_text(x).into()).collect(),
+            negate: false,
+        }
     } else if let Some(v) = &w.not_in {
-        Condition::Equals { path, values: v.iter().map(|x| scalar_text(x).into()).collect(), negate: true }
+        Condition::Equals {
+            path,
+            values: v.iter().map(|x| scalar_text(x).into()).collect(),
+            negate: true,
+        }
     } else {
-        Condition::Exists { path, exists: w.exists.unwrap_or(true) }
+        Condition::Exists {
+            path,
+            exists: w.exists.unwrap_or(true),
+        }
     };
     Ok(cond)
 }
@@ -630,8 +952,16 @@ fn compile_test(ctx: &Ctx<'_>, spec: &Spanned<TestSpec>) -> Result<TestCase, Map
             src.error(
                 K::InvalidTest,
                 s.span(),
-                format!("测试 {name:?} 的 {what} 不是合法 JSON（第 {} 行第 {} 列）：{e}", e.line(), e.column()),
-                format!("{what} of test {name:?} is not valid JSON (line {}, column {}): {e}", e.line(), e.column()),
+                format!(
+                    "测试 {name:?} 的 {what} 不是合法 JSON（第 {} 行第 {} 列）：{e}",
+                    e.line(),
+                    e.column()
+                ),
+                format!(
+                    "{what} of test {name:?} is not valid JSON (line {}, column {}): {e}",
+                    e.line(),
+                    e.column()
+                ),
             )
         })
     };
@@ -641,17 +971,29 @@ fn compile_test(ctx: &Ctx<'_>, spec: &Spanned<TestSpec>) -> Result<TestCase, Map
         json_in(s, "input_json")?
     } else if let Some(s) = &t.input_xml {
         let tree = parse_xml(s.get_ref().trim().as_bytes(), &XmlLimits::default()).map_err(|e| {
-            src.error(K::InvalidTest, s.span(), format!("测试 {name:?} 的 input_xml 无法解析：{e}"), format!("input_xml of test {name:?} cannot be parsed: {e}"))
+            src.error(
+                K::InvalidTest,
+                s.span(),
+                format!("测试 {name:?} 的 input_xml 无法解析：{e}"),
+                format!("input_xml of test {name:?} cannot be parsed: {e}"),
+            )
         })?;
         match tree {
-            Value::Object(mut root) if root.len() == 1 => root.values_mut().next().map(std::mem::take).unwrap_or(Value::Null),
+            Value::Object(mut root) if root.len() == 1 => {
+                root.values_mut().next().map(std::mem::take).unwrap_or(Value::Null)
+            }
             other => other,
         }
     } else {
         Value::Null
     };
     if t.expect.is_some() && t.expect_json.is_some() {
-        return Err(src.error(K::InvalidTest, spec.span(), format!("测试 {name:?} 不能同时有 expect 和 expect_json"), format!("test {name:?} cannot have both expect and expect_json")));
+        return Err(src.error(
+            K::InvalidTest,
+            spec.span(),
+            format!("测试 {name:?} 不能同时有 expect 和 expect_json"),
+            format!("test {name:?} cannot have both expect and expect_json"),
+        ));
     }
     let expect = match (&t.expect, &t.expect_json) {
         (Some(v), _) => Some(toml_to_json(v)),
@@ -665,8 +1007,14 @@ fn compile_test(ctx: &Ctx<'_>, spec: &Spanned<TestSpec>) -> Result<TestCase, Map
                 return Err(src.error(
                     K::InvalidTest,
                     pointer.span(),
-                    format!("expect_fields 的键应为 JSON 指针，如 \"/penalty/fine_amount\"，实际为 {:?}", pointer.get_ref()),
-                    format!("expect_fields keys are JSON pointers like \"/penalty/fine_amount\", found {:?}", pointer.get_ref()),
+                    format!(
+                        "expect_fields 的键应为 JSON 指针，如 \"/penalty/fine_amount\"，实际为 {:?}",
+                        pointer.get_ref()
+                    ),
+                    format!(
+                        "expect_fields keys are JSON pointers like \"/penalty/fine_amount\", found {:?}",
+                        pointer.get_ref()
+                    ),
                 ));
             }
             expect_fields.push((pointer.get_ref().clone(), toml_to_json(value)));
@@ -688,7 +1036,11 @@ fn compile_test(ctx: &Ctx<'_>, spec: &Spanned<TestSpec>) -> Result<TestCase, Map
         expect_violations: t
             .expect_violations
             .iter()
-            .map(|v| ExpectedViolation { rule: v.rule.clone(), pointer: v.pointer.clone(), severity: v.severity })
+            .map(|v| ExpectedViolation {
+                rule: v.rule.clone(),
+                pointer: v.pointer.clone(),
+                severity: v.severity,
+            })
             .collect(),
         expect_accepted: t.expect_accepted,
     })

@@ -31,6 +31,15 @@ pub enum Step {
     NormaliseIdentifier,
 }
 
+/// `text` with full-width ASCII and U+3000 made half-width; borrowed when there is none.
+pub(crate) fn halfwidth(text: &str) -> Cow<'_, str> {
+    if text.chars().any(|c| matches!(c, '\u{FF01}'..='\u{FF5E}' | '\u{3000}')) {
+        Cow::Owned(to_halfwidth(text))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
 fn is_zero_width(c: char) -> bool {
     matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
 }
@@ -56,20 +65,39 @@ pub(crate) fn apply_step(step: Step, s: Cow<'_, str>) -> Cow<'_, str> {
                 }
             }
         },
-        Step::Halfwidth => map_cow(s, |t| (!t.is_ascii()).then(|| to_halfwidth(t))),
-        Step::Upper => map_cow(s, |t| t.bytes().any(|b| b.is_ascii_lowercase()).then(|| t.to_ascii_uppercase())),
-        Step::Lower => map_cow(s, |t| t.bytes().any(|b| b.is_ascii_uppercase()).then(|| t.to_ascii_lowercase())),
+        Step::Halfwidth => map_cow(s, |t| match halfwidth(t) {
+            Cow::Owned(changed) => Some(changed),
+            Cow::Borrowed(_) => None,
+        }),
+        Step::Upper => map_cow(s, |t| {
+            t.bytes()
+                .any(|b| b.is_ascii_lowercase())
+                .then(|| t.to_ascii_uppercase())
+        }),
+        Step::Lower => map_cow(s, |t| {
+            t.bytes()
+                .any(|b| b.is_ascii_uppercase())
+                .then(|| t.to_ascii_lowercase())
+        }),
         Step::RemoveSpaces => map_cow(s, |t| {
-            t.chars()
-                .any(|c| c.is_whitespace() || is_zero_width(c))
-                .then(|| t.chars().filter(|&c| !(c.is_whitespace() || is_zero_width(c))).collect())
+            t.chars().any(|c| c.is_whitespace() || is_zero_width(c)).then(|| {
+                t.chars()
+                    .filter(|&c| !(c.is_whitespace() || is_zero_width(c)))
+                    .collect()
+            })
         }),
         Step::CollapseSpaces => map_cow(s, |t| {
-            let collapsed = t.split(|c: char| c.is_whitespace()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+            let collapsed = t
+                .split(|c: char| c.is_whitespace())
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
             (collapsed != t).then_some(collapsed)
         }),
         Step::NormaliseIdentifier => map_cow(s, |t| {
-            let plain = t.bytes().all(|b| (0x21..=0x7E).contains(&b) && b != b'-' && !b.is_ascii_lowercase());
+            let plain = t
+                .bytes()
+                .all(|b| (0x21..=0x7E).contains(&b) && b != b'-' && !b.is_ascii_lowercase());
             (!plain).then(|| normalise_identifier(t))
         }),
     }
@@ -100,7 +128,7 @@ pub(crate) enum NumberError {
 /// `1234.5`, `1,234.50`, `１２３`, `¥1,234.50元`, `￥ 12`, `0.2万元`, `-3`.
 /// A `万元`/`万` suffix means 万元 whatever the unit; a `元` suffix means 元.
 pub(crate) fn parse_amount(text: &str, unit: Unit) -> Result<Decimal, NumberError> {
-    let half = if text.is_ascii() { Cow::Borrowed(text) } else { Cow::Owned(to_halfwidth(text)) };
+    let half = halfwidth(text);
     let mut s: &str = half.trim();
     let mut unit = unit;
     for prefix in ["¥", "￥", "RMB", "CNY", "人民币"] {
@@ -132,6 +160,17 @@ pub(crate) fn parse_amount(text: &str, unit: Unit) -> Result<Decimal, NumberErro
 fn parse_plain_decimal(s: &str) -> Result<Decimal, NumberError> {
     if s.is_empty() {
         return Err(NumberError::NotANumber);
+    }
+    // Fast path: plain `123` or `0.2`.
+    let b = s.as_bytes();
+    let dots = b.iter().filter(|&&c| c == b'.').count();
+    if b.len() <= 20
+        && dots <= 1
+        && b[0] != b'.'
+        && b[b.len() - 1] != b'.'
+        && b.iter().all(|&c| c.is_ascii_digit() || c == b'.')
+    {
+        return Decimal::from_str(s).map_err(|_| NumberError::OutOfRange);
     }
     let (sign, body) = match s.as_bytes()[0] {
         b'-' => ("-", &s[1..]),
@@ -194,7 +233,13 @@ pub(crate) fn decimal_to_json(d: Decimal) -> Result<Value, NumberError> {
             return Ok(Value::Number(Number::from(i)));
         }
     }
-    let f: f64 = d.to_string().parse().map_err(|_| NumberError::OutOfRange)?;
+    // Mantissa and power of ten both exact in a double: one division rounds correctly.
+    let mantissa = d.mantissa();
+    let f: f64 = if mantissa.unsigned_abs() < (1u128 << 53) && d.scale() <= 22 {
+        mantissa as f64 / 10f64.powi(d.scale() as i32)
+    } else {
+        d.to_string().parse().map_err(|_| NumberError::OutOfRange)?
+    };
     Number::from_f64(f).map(Value::Number).ok_or(NumberError::OutOfRange)
 }
 
@@ -204,21 +249,33 @@ pub(crate) fn integer_to_json(d: Decimal) -> Result<Value, NumberError> {
     if d.scale() != 0 {
         return Err(NumberError::NotWhole);
     }
-    d.to_i64().map(|i| Value::Number(Number::from(i))).ok_or(NumberError::OutOfRange)
+    d.to_i64()
+        .map(|i| Value::Number(Number::from(i)))
+        .ok_or(NumberError::OutOfRange)
 }
 
 /// 是/否, 1/0, Y/N, yes/no, true/false, T/F, 有/无, 对/错 (case-insensitive, full-width allowed).
 pub(crate) fn parse_bool(text: &str) -> Option<bool> {
-    let half = if text.is_ascii() { Cow::Borrowed(text) } else { Cow::Owned(to_halfwidth(text)) };
+    let half = halfwidth(text);
     let t = half.trim();
     match t {
         "是" | "有" | "对" | "√" => return Some(true),
         "否" | "无" | "错" | "×" => return Some(false),
         _ => {}
     }
-    if t.eq_ignore_ascii_case("true") || t.eq_ignore_ascii_case("yes") || t.eq_ignore_ascii_case("y") || t.eq_ignore_ascii_case("t") || t == "1" {
+    if t.eq_ignore_ascii_case("true")
+        || t.eq_ignore_ascii_case("yes")
+        || t.eq_ignore_ascii_case("y")
+        || t.eq_ignore_ascii_case("t")
+        || t == "1"
+    {
         Some(true)
-    } else if t.eq_ignore_ascii_case("false") || t.eq_ignore_ascii_case("no") || t.eq_ignore_ascii_case("n") || t.eq_ignore_ascii_case("f") || t == "0" {
+    } else if t.eq_ignore_ascii_case("false")
+        || t.eq_ignore_ascii_case("no")
+        || t.eq_ignore_ascii_case("n")
+        || t.eq_ignore_ascii_case("f")
+        || t == "0"
+    {
         Some(false)
     } else {
         None
@@ -244,24 +301,47 @@ mod tests {
         assert_eq!(amount("150", Unit::Fen).as_deref(), Some("1.5"));
         assert_eq!(amount(".5", Unit::Yuan).as_deref(), Some("0.5"));
         assert_eq!(amount("1e3", Unit::Yuan).as_deref(), Some("1000"));
-        for bad in ["", "abc", "1,23", "12,3456", "1.2.3", "--1", "1e", "一千", ".", "1,000,00"] {
+        for bad in [
+            "", "abc", "1,23", "12,3456", "1.2.3", "--1", "1e", "一千", ".", "1,000,00",
+        ] {
             assert!(parse_amount(bad, Unit::Yuan).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn decimals_become_integers_or_doubles() {
-        assert_eq!(decimal_to_json(Decimal::from_str("2000.000").unwrap()), Ok(serde_json::json!(2000)));
-        assert_eq!(decimal_to_json(Decimal::from_str("1234.50").unwrap()), Ok(serde_json::json!(1234.5)));
-        assert_eq!(integer_to_json(Decimal::from_str("1.5").unwrap()), Err(NumberError::NotWhole));
+        assert_eq!(
+            decimal_to_json(Decimal::from_str("2000.000").unwrap()),
+            Ok(serde_json::json!(2000))
+        );
+        assert_eq!(
+            decimal_to_json(Decimal::from_str("1234.50").unwrap()),
+            Ok(serde_json::json!(1234.5))
+        );
+        assert_eq!(
+            integer_to_json(Decimal::from_str("1.5").unwrap()),
+            Err(NumberError::NotWhole)
+        );
     }
 
     #[test]
     fn steps_borrow_when_nothing_changes() {
-        assert!(matches!(apply_step(Step::Trim, Cow::Borrowed(" a ")), Cow::Borrowed("a")));
-        assert!(matches!(apply_step(Step::Halfwidth, Cow::Borrowed("abc")), Cow::Borrowed(_)));
-        assert_eq!(apply_step(Step::NormaliseIdentifier, Cow::Borrowed("9136 0102-ma35")), "91360102MA35");
-        assert_eq!(apply_step(Step::CollapseSpaces, Cow::Borrowed(" a  b\u{3000}c ")), "a b c");
+        assert!(matches!(
+            apply_step(Step::Trim, Cow::Borrowed(" a ")),
+            Cow::Borrowed("a")
+        ));
+        assert!(matches!(
+            apply_step(Step::Halfwidth, Cow::Borrowed("abc")),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            apply_step(Step::NormaliseIdentifier, Cow::Borrowed("9136 0102-ma35")),
+            "91360102MA35"
+        );
+        assert_eq!(
+            apply_step(Step::CollapseSpaces, Cow::Borrowed(" a  b\u{3000}c ")),
+            "a b c"
+        );
         assert_eq!(apply_step(Step::RemoveSpaces, Cow::Borrowed("张 三\u{200B}")), "张三");
     }
 

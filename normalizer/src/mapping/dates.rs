@@ -6,7 +6,6 @@
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike};
 use std::borrow::Cow;
-use std::fmt::Write;
 
 /// Seconds east of UTC of Asia/Shanghai.
 const SHANGHAI_SECS: i32 = 8 * 3600;
@@ -22,24 +21,53 @@ pub(crate) struct LocalTime(pub NaiveDateTime);
 impl LocalTime {
     /// `YYYY-MM-DD`.
     pub fn date_string(&self) -> String {
-        let d = self.0.date();
-        let mut s = String::with_capacity(10);
-        let _ = write!(s, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day());
+        let mut s = String::with_capacity(25);
+        self.push_date(&mut s);
         s
+    }
+
+    fn push_date(&self, s: &mut String) {
+        let d = self.0.date();
+        push_padded(s, d.year().max(0) as u32, 4);
+        s.push('-');
+        push_padded(s, d.month(), 2);
+        s.push('-');
+        push_padded(s, d.day(), 2);
     }
 
     /// RFC 3339 with `+08:00`; milliseconds only when not zero.
     pub fn datetime_string(&self) -> String {
         let t = self.0;
-        let mut s = self.date_string();
-        let _ = write!(s, "T{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second());
+        let mut s = String::with_capacity(29);
+        self.push_date(&mut s);
+        s.push('T');
+        push_padded(&mut s, t.hour(), 2);
+        s.push(':');
+        push_padded(&mut s, t.minute(), 2);
+        s.push(':');
+        push_padded(&mut s, t.second(), 2);
         let ms = t.nanosecond() / 1_000_000;
         if ms != 0 {
-            let _ = write!(s, ".{ms:03}");
+            s.push('.');
+            push_padded(&mut s, ms, 3);
         }
         s.push_str("+08:00");
         s
     }
+}
+
+/// Append `n` in decimal, zero-padded to `width` digits.
+fn push_padded(s: &mut String, n: u32, width: usize) {
+    let mut buf = [b'0'; 10];
+    let mut i = buf.len();
+    let mut n = n;
+    while n > 0 && i > 0 {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let start = i.min(buf.len() - width);
+    s.extend(buf[start..].iter().map(|&b| char::from(b)));
 }
 
 fn from_epoch(secs: i64, nanos: u32) -> Option<LocalTime> {
@@ -77,17 +105,15 @@ impl DateFormat {
         if let Ok(dt) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(LocalTime(dt));
         }
-        NaiveDate::parse_from_str(s, fmt).ok().map(|d| LocalTime(d.and_time(NaiveTime::MIN)))
+        NaiveDate::parse_from_str(s, fmt)
+            .ok()
+            .map(|d| LocalTime(d.and_time(NaiveTime::MIN)))
     }
 }
 
 /// Read text as a Shanghai local date-time (see the module docs for the layouts).
 pub(crate) fn parse_text(text: &str, format: Option<&DateFormat>) -> Option<LocalTime> {
-    let half: Cow<'_, str> = if text.is_ascii() {
-        Cow::Borrowed(text)
-    } else {
-        Cow::Owned(crate::standards::normalise::to_halfwidth(text))
-    };
+    let half: Cow<'_, str> = super::convert::halfwidth(text);
     let s = half.trim();
     if let Some(f) = format {
         return f.parse(s);
@@ -272,24 +298,64 @@ mod tests {
 
     #[test]
     fn layouts() {
-        for s in ["2021-01-22", "2021/1/22", "2021.1.22", "20210122", "2021年1月22日", "2021年01月22号", "２０２１－０１－２２"] {
+        for s in [
+            "2021-01-22",
+            "2021/1/22",
+            "2021.1.22",
+            "20210122",
+            "2021年1月22日",
+            "2021年01月22号",
+            "２０２１－０１－２２",
+        ] {
             assert_eq!(date(s).as_deref(), Some("2021-01-22"), "{s}");
         }
-        assert_eq!(datetime("2021-01-22 08:30:00").as_deref(), Some("2021-01-22T08:30:00+08:00"));
-        assert_eq!(datetime("2021-01-22T08:30").as_deref(), Some("2021-01-22T08:30:00+08:00"));
-        assert_eq!(datetime("2021-01-22 08:30:00.0").as_deref(), Some("2021-01-22T08:30:00+08:00"));
-        assert_eq!(datetime("2021-01-21T16:30:00Z").as_deref(), Some("2021-01-22T00:30:00+08:00"));
-        assert_eq!(datetime("2021-01-22T08:30:00+0800").as_deref(), Some("2021-01-22T08:30:00+08:00"));
-        assert_eq!(datetime("2021年1月22日 8时30分").as_deref(), Some("2021-01-22T08:30:00+08:00"));
+        assert_eq!(
+            datetime("2021-01-22 08:30:00").as_deref(),
+            Some("2021-01-22T08:30:00+08:00")
+        );
+        assert_eq!(
+            datetime("2021-01-22T08:30").as_deref(),
+            Some("2021-01-22T08:30:00+08:00")
+        );
+        assert_eq!(
+            datetime("2021-01-22 08:30:00.0").as_deref(),
+            Some("2021-01-22T08:30:00+08:00")
+        );
+        assert_eq!(
+            datetime("2021-01-21T16:30:00Z").as_deref(),
+            Some("2021-01-22T00:30:00+08:00")
+        );
+        assert_eq!(
+            datetime("2021-01-22T08:30:00+0800").as_deref(),
+            Some("2021-01-22T08:30:00+08:00")
+        );
+        assert_eq!(
+            datetime("2021年1月22日 8时30分").as_deref(),
+            Some("2021-01-22T08:30:00+08:00")
+        );
         assert_eq!(datetime("20210122083000").as_deref(), Some("2021-01-22T08:30:00+08:00"));
         assert_eq!(datetime("1611275400000").as_deref(), Some("2021-01-22T08:30:00+08:00"));
         assert_eq!(datetime("1611275400").as_deref(), Some("2021-01-22T08:30:00+08:00"));
-        assert_eq!(datetime("1611275400123").as_deref(), Some("2021-01-22T08:30:00.123+08:00"));
+        assert_eq!(
+            datetime("1611275400123").as_deref(),
+            Some("2021-01-22T08:30:00.123+08:00")
+        );
     }
 
     #[test]
     fn nonsense_is_rejected() {
-        for s in ["", "2021-13-01", "2021-02-30", "2021-1/22", "21-01-22", "2021-01-22x", "2021-01-22 25:00", "123", "2021年1月", "2021-01-22T08:30:00+25:00"] {
+        for s in [
+            "",
+            "2021-13-01",
+            "2021-02-30",
+            "2021-1/22",
+            "21-01-22",
+            "2021-01-22x",
+            "2021-01-22 25:00",
+            "123",
+            "2021年1月",
+            "2021-01-22T08:30:00+25:00",
+        ] {
             assert_eq!(date(s), None, "{s}");
         }
     }
@@ -297,7 +363,10 @@ mod tests {
     #[test]
     fn custom_format() {
         let f = DateFormat::compile("%d/%m/%Y").unwrap();
-        assert_eq!(parse_text("22/01/2021", Some(&f)).map(|t| t.date_string()).as_deref(), Some("2021-01-22"));
+        assert_eq!(
+            parse_text("22/01/2021", Some(&f)).map(|t| t.date_string()).as_deref(),
+            Some("2021-01-22")
+        );
         assert!(DateFormat::compile("%Q").is_err());
     }
 }

@@ -113,7 +113,10 @@ impl SourceFile<'_> {
         message_en: impl Into<String>,
     ) -> MappingError {
         let mut err = self.error(kind, span.clone(), message_zh, message_en);
-        let quoted = self.text.get(span).is_some_and(|s| s.starts_with('"') || s.starts_with('\''));
+        let quoted = self
+            .text
+            .get(span)
+            .is_some_and(|s| s.starts_with('"') || s.starts_with('\''));
         if let Some(column) = err.column.as_mut() {
             *column += chars + usize::from(quoted);
         }
@@ -148,16 +151,24 @@ fn explain_toml_message(message: &str) -> (MappingErrorKind, String, String) {
     let quoted = |rest: &str| rest.split('`').next().unwrap_or("").to_string();
     let expected = |rest: &str| {
         rest.split_once("expected ")
-            .map(|(_, e)| format!("（可用：{}）", e.replace('`', "")))
+            .map(|(_, e)| format!("（可用：{}）", e.trim_start_matches("one of ").replace('`', "")))
             .unwrap_or_default()
     };
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let key = quoted(rest);
-        return (MappingErrorKind::UnknownKey, format!("未知的键 {key}{}", expected(rest)), en);
+        return (
+            MappingErrorKind::UnknownKey,
+            format!("未知的键 {key}{}", expected(rest)),
+            en,
+        );
     }
     if let Some(rest) = message.strip_prefix("unknown variant `") {
         let value = quoted(rest);
-        return (MappingErrorKind::InvalidValue, format!("未知的取值 {value}{}", expected(rest)), en);
+        return (
+            MappingErrorKind::InvalidValue,
+            format!("未知的取值 {value}{}", expected(rest)),
+            en,
+        );
     }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let key = quoted(rest);

@@ -41,7 +41,11 @@ pub(crate) struct PathError {
 }
 
 fn path_error(offset: usize, zh: impl Into<String>, en: impl Into<String>) -> PathError {
-    PathError { offset, message_zh: zh.into(), message_en: en.into() }
+    PathError {
+        offset,
+        message_zh: zh.into(),
+        message_en: en.into(),
+    }
 }
 
 impl SourcePath {
@@ -85,9 +89,9 @@ impl SourcePath {
                     }
                     segments.push(Segment::Key(quoted.into()));
                 } else if !inner_trim.is_empty() && inner_trim.bytes().all(|b| b.is_ascii_digit()) {
-                    let n = inner_trim.parse::<usize>().map_err(|_| {
-                        path_error(i + 1, "下标太大", "the index is too large")
-                    })?;
+                    let n = inner_trim
+                        .parse::<usize>()
+                        .map_err(|_| path_error(i + 1, "下标太大", "the index is too large"))?;
                     segments.push(Segment::Index(n));
                 } else {
                     return Err(path_error(
@@ -114,7 +118,7 @@ impl SourcePath {
             if !expect_key {
                 return Err(path_error(
                     i,
-                    format!("在 {c:?} 之前缺少 .", ),
+                    format!("在 {c:?} 之前缺少 .",),
                     format!("expected `.` before {c:?}"),
                 ));
             }
@@ -139,8 +143,13 @@ impl SourcePath {
             segments.push(Segment::Key(key.into()));
             expect_key = false;
         }
-        let multi = segments.iter().any(|s| *s == Segment::Each);
-        Ok(SourcePath { from_root, segments: segments.into(), multi, text: text.into() })
+        let multi = segments.contains(&Segment::Each);
+        Ok(SourcePath {
+            from_root,
+            segments: segments.into(),
+            multi,
+            text: text.into(),
+        })
     }
 
     /// The path as written in the mapping file.
@@ -245,7 +254,9 @@ impl TargetPath {
         let mut offset = 0;
         for key in text.split('.') {
             let ok = key.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
-                && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
             if !ok {
                 return Err(path_error(
                     offset,
@@ -257,7 +268,10 @@ impl TargetPath {
             keys.push(Box::<str>::from(key));
         }
         let pointer: String = keys.iter().map(|k| format!("/{k}")).collect();
-        Ok(TargetPath { keys: keys.into(), pointer: pointer.into() })
+        Ok(TargetPath {
+            keys: keys.into(),
+            pointer: pointer.into(),
+        })
     }
 
     /// The keys, outermost first.
@@ -331,7 +345,17 @@ mod tests {
 
     #[test]
     fn malformed_paths_are_rejected_with_offsets() {
-        for (p, offset) in [("", 0), ("a..b", 2), ("a.", 2), (".a", 0), ("a[", 1), ("a[x]", 2), ("a]", 1), ("a b", 1), ("a[0]b", 4)] {
+        for (p, offset) in [
+            ("", 0),
+            ("a..b", 2),
+            ("a.", 2),
+            (".a", 0),
+            ("a[", 1),
+            ("a[x]", 2),
+            ("a]", 1),
+            ("a b", 1),
+            ("a[0]b", 4),
+        ] {
             let err = SourcePath::parse(p).expect_err(p);
             assert_eq!(err.offset, offset, "{p}: {err:?}");
         }

@@ -18,11 +18,14 @@ pub enum Unmapped {
     Default(String),
 }
 
+/// Codes and their canonical values.
+pub(crate) type Entries = HashMap<Box<str>, Box<str>>;
+
 /// A loaded code table.
 #[derive(Debug, Clone)]
 pub(crate) struct CodeTable {
     pub name: Box<str>,
-    pub entries: HashMap<Box<str>, Box<str>>,
+    pub entries: Entries,
     pub unmapped: Unmapped,
 }
 
@@ -34,7 +37,7 @@ impl CodeTable {
 }
 
 /// Read a `source,target[,note]` CSV code table. `display` is the name used in errors.
-pub(crate) fn read_csv(path: &Path, display: &str) -> Result<(HashMap<Box<str>, Box<str>>, Vec<u8>), MappingError> {
+pub(crate) fn read_csv(path: &Path, display: &str) -> Result<(Entries, Vec<u8>), MappingError> {
     let bytes = std::fs::read(path).map_err(|e| MappingError {
         kind: MappingErrorKind::TableFile,
         file: display.to_string(),
@@ -59,7 +62,7 @@ fn csv_error(display: &str, line: Option<u64>, zh: String, en: String) -> Mappin
 }
 
 /// Parse code-table CSV bytes (UTF-8, optional BOM, header `source,target[,note]`).
-pub(crate) fn parse_csv(bytes: &[u8], display: &str) -> Result<HashMap<Box<str>, Box<str>>, MappingError> {
+pub(crate) fn parse_csv(bytes: &[u8], display: &str) -> Result<Entries, MappingError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     if let Err(e) = std::str::from_utf8(bytes) {
         let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
@@ -70,18 +73,34 @@ pub(crate) fn parse_csv(bytes: &[u8], display: &str) -> Result<HashMap<Box<str>,
             "the code table is not UTF-8 (save it as UTF-8)".into(),
         ));
     }
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(bytes);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(bytes);
     let headers = reader
         .headers()
-        .map_err(|e| csv_error(display, Some(1), format!("代码表表头无法读取：{e}"), format!("cannot read the header: {e}")))?
+        .map_err(|e| {
+            csv_error(
+                display,
+                Some(1),
+                format!("代码表表头无法读取：{e}"),
+                format!("cannot read the header: {e}"),
+            )
+        })?
         .clone();
     let names: Vec<&str> = headers.iter().map(str::trim).collect();
     if !(names == ["source", "target"] || names == ["source", "target", "note"]) {
         return Err(csv_error(
             display,
             Some(1),
-            format!("代码表第一行应为 source,target 或 source,target,note，实际为 {}", names.join(",")),
-            format!("the first line must be `source,target` or `source,target,note`, found `{}`", names.join(",")),
+            format!(
+                "代码表第一行应为 source,target 或 source,target,note，实际为 {}",
+                names.join(",")
+            ),
+            format!(
+                "the first line must be `source,target` or `source,target,note`, found `{}`",
+                names.join(",")
+            ),
         ));
     }
     let mut entries = HashMap::new();
@@ -89,7 +108,12 @@ pub(crate) fn parse_csv(bytes: &[u8], display: &str) -> Result<HashMap<Box<str>,
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map(|p| p.line());
-            csv_error(display, line, format!("代码表格式错误：{e}"), format!("malformed code table: {e}"))
+            csv_error(
+                display,
+                line,
+                format!("代码表格式错误：{e}"),
+                format!("malformed code table: {e}"),
+            )
         })?;
         let line = record.position().map_or(0, |p| p.line());
         if record.len() == 1 && record.get(0).is_some_and(|s| s.trim().is_empty()) {
@@ -124,7 +148,12 @@ pub(crate) fn parse_csv(bytes: &[u8], display: &str) -> Result<HashMap<Box<str>,
         entries.insert(Box::from(source), Box::from(target));
     }
     if entries.is_empty() {
-        return Err(csv_error(display, Some(1), "代码表没有任何代码".into(), "the code table lists no codes".into()));
+        return Err(csv_error(
+            display,
+            Some(1),
+            "代码表没有任何代码".into(),
+            "the code table lists no codes".into(),
+        ));
     }
     Ok(entries)
 }
@@ -135,7 +164,11 @@ mod tests {
 
     #[test]
     fn csv_with_bom_notes_and_blank_lines() {
-        let t = parse_csv("\u{FEFF}source,target,note\n罚款,fine,罚款\n 警告 , warning\n\n".as_bytes(), "t.csv").unwrap();
+        let t = parse_csv(
+            "\u{FEFF}source,target,note\n罚款,fine,罚款\n 警告 , warning\n\n".as_bytes(),
+            "t.csv",
+        )
+        .unwrap();
         assert_eq!(t.get("罚款").map(|s| &**s), Some("fine"));
         assert_eq!(t.get("警告").map(|s| &**s), Some("warning"));
     }

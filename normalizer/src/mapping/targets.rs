@@ -1,17 +1,12 @@
 //! The shape of canonical records (which targets exist, which are lists of objects), read from
-//! the canonical JSON Schemas in `schemas/` at compile time, so that a mistyped `target` is a
-//! load error instead of a rejected record.
+//! the shipped canonical JSON Schemas ([`SCHEMA_FILES`]), so that a mistyped `target` is a load
+//! error instead of a rejected record.
 
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-const COMMON: &str = include_str!("../../../schemas/common.schema.json");
-const TYPES: [&str; 3] = [
-    include_str!("../../../schemas/inspection.schema.json"),
-    include_str!("../../../schemas/penalty.schema.json"),
-    include_str!("../../../schemas/coercion.schema.json"),
-];
+use crate::schema::SCHEMA_FILES;
 
 /// The shape of one canonical field.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,11 +113,17 @@ fn shape_of(schema: &Value, doc: &Value, common: &Value, depth: usize) -> Shape 
 pub(crate) fn record_shape() -> &'static Shape {
     static SHAPE: OnceLock<Shape> = OnceLock::new();
     SHAPE.get_or_init(|| {
-        let common: Value = serde_json::from_str(COMMON).unwrap_or(Value::Null);
+        let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
+        let common = SCHEMA_FILES
+            .iter()
+            .find(|(name, _)| *name == "common.schema.json")
+            .map_or(Value::Null, |(_, text)| parse(text));
         let mut shape = Shape::Object(BTreeMap::new());
-        for text in TYPES {
-            let doc: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-            shape.merge(shape_of(&doc, &doc, &common, 0));
+        for (name, text) in SCHEMA_FILES {
+            if *name != "common.schema.json" {
+                let doc = parse(text);
+                shape.merge(shape_of(&doc, &doc, &common, 0));
+            }
         }
         shape
     })
@@ -143,7 +144,10 @@ mod tests {
         assert_eq!(root.lookup(&keys("agency.credit_code")), Ok(&Shape::Scalar));
         assert!(matches!(root.lookup(&keys("officers")), Ok(Shape::Array(item)) if matches!(**item, Shape::Object(_))));
         assert!(matches!(root.lookup(&keys("penalty.kinds")), Ok(Shape::Array(item)) if **item == Shape::Scalar));
-        assert!(matches!(root.lookup(&keys("inspection.joint_participants")), Ok(Shape::Array(_))));
+        assert!(matches!(
+            root.lookup(&keys("inspection.joint_participants")),
+            Ok(Shape::Array(_))
+        ));
         assert_eq!(root.lookup(&keys("penalty.fine_amout")), Err(1));
         assert_eq!(root.lookup(&keys("operation")), Ok(&Shape::Scalar));
         assert_eq!(root.lookup(&keys("coercion.measure_type")), Ok(&Shape::Scalar));

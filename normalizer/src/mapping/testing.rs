@@ -117,8 +117,16 @@ impl fmt::Display for TestReport {
 
 /// Run every embedded test of `mapping` through `normalizer.normalize`.
 pub fn run_tests(mapping: &Mapping, normalizer: &Normalizer) -> TestReport {
-    let cases = mapping.tests().iter().map(|t| run_case(mapping, normalizer, t)).collect();
-    TestReport { mapping_id: mapping.id().to_string(), mapping_version: mapping.version(), cases }
+    let cases = mapping
+        .tests()
+        .iter()
+        .map(|t| run_case(mapping, normalizer, t))
+        .collect();
+    TestReport {
+        mapping_id: mapping.id().to_string(),
+        mapping_version: mapping.version(),
+        cases,
+    }
 }
 
 fn run_case(mapping: &Mapping, normalizer: &Normalizer, t: &TestCase) -> CaseResult {
@@ -147,28 +155,47 @@ fn run_case(mapping: &Mapping, normalizer: &Normalizer, t: &TestCase) -> CaseRes
     for ev in &t.expect_violations {
         let found = outcome.violations.iter().any(|v| {
             v.rule == ev.rule
-                && ev.pointer.as_ref().map_or(true, |p| *p == v.pointer)
-                && ev.severity.map_or(true, |s| s == v.severity)
+                && (ev.pointer.is_none() || ev.pointer.as_deref() == Some(v.pointer.as_str()))
+                && (ev.severity.is_none() || ev.severity == Some(v.severity))
         });
         if !found {
-            let got: Vec<String> = outcome.violations.iter().map(|v| format!("{} at {}", v.rule, v.pointer)).collect();
+            let got: Vec<String> = outcome
+                .violations
+                .iter()
+                .map(|v| format!("{} at {}", v.rule, v.pointer))
+                .collect();
             problems.push(format!(
                 "expected violation {ev} not found; got: [{}]",
-                if got.is_empty() { "none".to_string() } else { got.join(", ") }
+                if got.is_empty() {
+                    "none".to_string()
+                } else {
+                    got.join(", ")
+                }
             ));
         }
     }
     if let Some(accepted) = t.expect_accepted {
         if outcome.is_accepted() != accepted {
-            let errors: Vec<String> = outcome.violations.iter().filter(|v| v.is_error()).map(ToString::to_string).collect();
+            let errors: Vec<String> = outcome
+                .violations
+                .iter()
+                .filter(|v| v.is_error())
+                .map(ToString::to_string)
+                .collect();
             problems.push(if accepted {
-                format!("expected the record to be accepted, but it was rejected: {}", errors.join("; "))
+                format!(
+                    "expected the record to be accepted, but it was rejected: {}",
+                    errors.join("; ")
+                )
             } else {
                 "expected the record to be rejected, but it was accepted".to_string()
             });
         }
     }
-    CaseResult { name: t.name.clone(), problems }
+    CaseResult {
+        name: t.name.clone(),
+        problems,
+    }
 }
 
 fn escape_pointer(key: &str) -> String {
@@ -225,7 +252,12 @@ mod tests {
     #[test]
     fn diff_names_pointers() {
         let mut out = Vec::new();
-        diff("", &json!({"a": {"b": 1, "c": [1, 2]}, "d": 2000}), &json!({"a": {"b": 2, "c": [1]}, "d": 2000.0, "e": 1}), &mut out);
+        diff(
+            "",
+            &json!({"a": {"b": 1, "c": [1, 2]}, "d": 2000}),
+            &json!({"a": {"b": 2, "c": [1]}, "d": 2000.0, "e": 1}),
+            &mut out,
+        );
         assert_eq!(
             out,
             vec![

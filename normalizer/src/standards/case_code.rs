@@ -47,9 +47,7 @@ fn mod37_36(body: &[u8]) -> Option<char> {
         }
         p = (2 * s) % 37;
     }
-    ALPHABET
-        .get(((37 - p) % 36) as usize)
-        .map(|&c| char::from(c))
+    ALPHABET.get(((37 - p) % 36) as usize).map(|&c| char::from(c))
 }
 
 /// The MOD 37,36 check character of a case code whose first 19 characters are `body19`; `None` unless
@@ -92,9 +90,7 @@ fn check_sequence(sequence: u32, context_zh: &str, context_en: &str) -> Result<(
         "case_code.sequence",
         Some(13),
         format!("{context_zh}第13-19位流水号 {sequence} 超出范围 1-{MAX_SEQUENCE}"),
-        format!(
-            "{context_en}sequence number {sequence} at positions 13-19 is outside 1-{MAX_SEQUENCE}"
-        ),
+        format!("{context_en}sequence number {sequence} at positions 13-19 is outside 1-{MAX_SEQUENCE}"),
     ))
 }
 
@@ -122,22 +118,14 @@ impl CaseCode {
     /// A case code for `case_type`, `year` (2000..=2099), the agency's 6-digit `region` code and
     /// `sequence` (1..=9 999 999). Rules: `case_code.year`, `case_code.region`, `case_code.sequence`.
     /// The region is only checked to be six digits; see [`CaseCode::parse_strict`] for existence.
-    pub fn new(
-        case_type: CaseType,
-        year: u16,
-        region: &str,
-        sequence: u32,
-    ) -> Result<CaseCode, StandardError> {
+    pub fn new(case_type: CaseType, year: u16, region: &str, sequence: u32) -> Result<CaseCode, StandardError> {
         check_year(year, "", "")?;
         if region.len() != 6 || !region.bytes().all(|b| b.is_ascii_digit()) {
             return Err(StandardError::new(
                 "case_code.region",
                 Some(7),
                 format!("第7-12位行政区划代码“{}”应为6位数字", shown(region)),
-                format!(
-                    "region code \"{}\" at positions 7-12 must be 6 digits",
-                    shown(region)
-                ),
+                format!("region code \"{}\" at positions 7-12 must be 6 digits", shown(region)),
             ));
         }
         check_sequence(sequence, "", "")?;
@@ -163,10 +151,7 @@ impl CaseCode {
             return Err(StandardError::new(
                 "case_code.length",
                 None,
-                format!(
-                    "统一案件编码“{}”应为{CASE_CODE_LEN}位，实为{n}位",
-                    shown(&code)
-                ),
+                format!("统一案件编码“{}”应为{CASE_CODE_LEN}位，实为{n}位", shown(&code)),
                 format!(
                     "unified case code \"{}\" must have {CASE_CODE_LEN} characters, found {n}",
                     shown(&code)

@@ -34,9 +34,7 @@ const fn uscc_value_table() -> [u8; 128] {
 static USCC_VALUE: [u8; 128] = uscc_value_table();
 
 /// `3^(i-1) mod 31` for positions 1..=17.
-const USCC_WEIGHTS: [u32; 17] = [
-    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-];
+const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
 
 /// GB 11714 weights for the 8 body characters.
 const ORG_WEIGHTS: [u32; 8] = [3, 7, 9, 10, 5, 8, 4, 2];
@@ -102,80 +100,30 @@ struct Authority {
     types: &'static [u8],
 }
 
+const fn auth(code: u8, name_zh: &'static str, name_en: &'static str, types: &'static [u8]) -> Authority {
+    Authority {
+        code,
+        name_zh,
+        name_en,
+        types,
+    }
+}
+
 /// GB 32100-2015 table of registration authorities and organisation types (credit-code.md §1.1).
+#[rustfmt::skip]
 const AUTHORITIES: [Authority; 12] = [
-    Authority {
-        code: b'1',
-        name_zh: "机构编制",
-        name_en: "establishment offices",
-        types: b"1239",
-    },
-    Authority {
-        code: b'2',
-        name_zh: "外交",
-        name_en: "foreign affairs",
-        types: b"19",
-    },
-    Authority {
-        code: b'3',
-        name_zh: "司法行政",
-        name_en: "justice administration",
-        types: b"123459",
-    },
-    Authority {
-        code: b'4',
-        name_zh: "文化",
-        name_en: "culture",
-        types: b"19",
-    },
-    Authority {
-        code: b'5',
-        name_zh: "民政",
-        name_en: "civil affairs",
-        types: b"1239",
-    },
-    Authority {
-        code: b'6',
-        name_zh: "旅游",
-        name_en: "tourism",
-        types: b"129",
-    },
-    Authority {
-        code: b'7',
-        name_zh: "宗教",
-        name_en: "religious affairs",
-        types: b"129",
-    },
-    Authority {
-        code: b'8',
-        name_zh: "工会",
-        name_en: "trade unions",
-        types: b"19",
-    },
-    Authority {
-        code: b'9',
-        name_zh: "工商",
-        name_en: "market regulation",
-        types: b"123",
-    },
-    Authority {
-        code: b'A',
-        name_zh: "中央军委改革和编制办公室",
-        name_en: "CMC reform and establishment office",
-        types: b"19",
-    },
-    Authority {
-        code: b'N',
-        name_zh: "农业",
-        name_en: "agriculture",
-        types: b"1239",
-    },
-    Authority {
-        code: b'Y',
-        name_zh: "其他",
-        name_en: "other",
-        types: b"1",
-    },
+    auth(b'1', "机构编制", "establishment offices", b"1239"),
+    auth(b'2', "外交", "foreign affairs", b"19"),
+    auth(b'3', "司法行政", "justice administration", b"123459"),
+    auth(b'4', "文化", "culture", b"19"),
+    auth(b'5', "民政", "civil affairs", b"1239"),
+    auth(b'6', "旅游", "tourism", b"129"),
+    auth(b'7', "宗教", "religious affairs", b"129"),
+    auth(b'8', "工会", "trade unions", b"19"),
+    auth(b'9', "工商", "market regulation", b"123"),
+    auth(b'A', "中央军委改革和编制办公室", "CMC reform and establishment office", b"19"),
+    auth(b'N', "农业", "agriculture", b"1239"),
+    auth(b'Y', "其他", "other", b"1"),
 ];
 
 fn authority(code: u8) -> Option<&'static Authority> {
@@ -419,17 +367,9 @@ impl OrgCode {
     /// `org_code.length`, `org_code.charset`, `org_code.check_char`.
     pub fn parse(input: &str) -> Result<OrgCode, StandardError> {
         let code = normalise_identifier(input);
-        check_length(
-            &code,
-            9,
-            "org_code.length",
-            "组织机构代码",
-            "organisation code",
-        )?;
+        check_length(&code, 9, "org_code.length", "组织机构代码", "organisation code")?;
         if let Some((i, c)) = code.chars().enumerate().find(|&(i, c)| {
-            !c.is_ascii()
-                || (i < 8 && org_value(c as u8).is_none())
-                || (i == 8 && !matches!(c, '0'..='9' | 'X'))
+            !c.is_ascii() || (i < 8 && org_value(c as u8).is_none()) || (i == 8 && !matches!(c, '0'..='9' | 'X'))
         }) {
             let pos = i + 1;
             let (zh, en) = if pos == 9 {

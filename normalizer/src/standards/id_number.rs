@@ -68,9 +68,7 @@ fn check_birth_date(
     (first_pos, last_pos): (usize, usize),
     today: NaiveDate,
 ) -> Result<NaiveDate, StandardError> {
-    let err = |zh: String, en: String| {
-        StandardError::new("id_number.birth_date", Some(first_pos), zh, en)
-    };
+    let err = |zh: String, en: String| StandardError::new("id_number.birth_date", Some(first_pos), zh, en);
     let Some(date) = parse_yyyymmdd(yyyymmdd) else {
         return Err(err(
             format!("身份证号码“{code}”第{first_pos}-{last_pos}位出生日期 {yyyymmdd} 不是有效日期"),
@@ -86,7 +84,9 @@ fn check_birth_date(
     if date > today {
         return Err(err(
             format!("身份证号码“{code}”第{first_pos}-{last_pos}位出生日期 {date} 晚于今天（{today}）"),
-            format!("ID number \"{code}\": birth date {date} at positions {first_pos}-{last_pos} is after today ({today})"),
+            format!(
+                "ID number \"{code}\": birth date {date} at positions {first_pos}-{last_pos} is after today ({today})"
+            ),
         ));
     }
     Ok(date)
@@ -130,10 +130,7 @@ impl ResidentId {
                 "id_number.length",
                 None,
                 format!("身份证号码“{}”应为18位，实为{n}位", shown(&code)),
-                format!(
-                    "ID number \"{}\" must have 18 characters, found {n}",
-                    shown(&code)
-                ),
+                format!("ID number \"{}\" must have 18 characters, found {n}", shown(&code)),
             ));
         }
         if let Some((i, c)) = code
@@ -245,17 +242,12 @@ pub fn from_legacy15(input: &str) -> Result<ResidentId, StandardError> {
             "id_number.charset",
             None,
             format!("15位旧身份证号码“{code}”含非数字字符"),
-            format!(
-                "first-generation ID number \"{code}\" contains a character that is not a digit"
-            ),
+            format!("first-generation ID number \"{code}\" contains a character that is not a digit"),
         ));
     };
     let mut full = first17;
     full.push(check);
-    Ok(ResidentId {
-        code: full,
-        birth_date,
-    })
+    Ok(ResidentId { code: full, birth_date })
 }
 
 impl fmt::Display for ResidentId {

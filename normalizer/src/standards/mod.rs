@@ -18,8 +18,8 @@ pub use case_code::{case_code_check_char, CaseCode};
 pub use credit_code::{org_code_check_char, uscc_check_char, CreditCode, OrgCode};
 pub use id_number::{from_legacy15, id_check_char, ResidentId};
 pub use normalise::{normalise_identifier, to_halfwidth};
-pub use region::{validate_region_code, HistoricalRegion, Region, RegionLevel, RegionTable};
-pub use working_days::{HolidayCalendar, OutOfCalendar};
+pub use region::{validate_region_code, HistoricalRegion, Region, RegionDataError, RegionLevel, RegionTable};
+pub use working_days::{HolidayCalendar, HolidayDataError, OutOfCalendar};
 
 use chrono::{FixedOffset, NaiveDate, Utc};
 

@@ -75,18 +75,12 @@ mod tests {
 
     #[test]
     fn plain_input_is_returned_unchanged() {
-        assert_eq!(
-            normalise_identifier("91110000600037341L"),
-            "91110000600037341L"
-        );
+        assert_eq!(normalise_identifier("91110000600037341L"), "91110000600037341L");
     }
 
     #[test]
     fn ascii_layout_is_removed() {
-        assert_eq!(
-            normalise_identifier(" 9111 0000-6000\t3734 1l\n"),
-            "91110000600037341L"
-        );
+        assert_eq!(normalise_identifier(" 9111 0000-6000\t3734 1l\n"), "91110000600037341L");
         assert_eq!(normalise_identifier("a\u{0B}b\u{0C}c"), "ABC");
     }
 

@@ -166,11 +166,9 @@ impl RegionTable {
 
     /// Build a table from the two CSV texts (`code,name,level,parent_code` and
     /// `code,name,level,valid_from_year,valid_to_year,status`, each with a header line).
-    pub fn parse(
-        current_csv: &'static str,
-        historical_csv: &'static str,
-    ) -> Result<RegionTable, RegionDataError> {
+    pub fn parse(current_csv: &'static str, historical_csv: &'static str) -> Result<RegionTable, RegionDataError> {
         let mut current = Vec::new();
+        let mut lines = Vec::new();
         for (line, text) in data_lines(current_csv) {
             let f: Vec<&'static str> = text.split(',').collect();
             let [code, name, level, parent] = f[..] else {
@@ -179,8 +177,7 @@ impl RegionTable {
             if code_key(code).is_none() {
                 return Err(bad(line, format!("code {code:?} is not 6 digits")));
             }
-            let level = RegionLevel::parse(level)
-                .ok_or_else(|| bad(line, format!("unknown level {level:?}")))?;
+            let level = RegionLevel::parse(level).ok_or_else(|| bad(line, format!("unknown level {level:?}")))?;
             let parent = match parent {
                 "" => None,
                 p if code_key(p).is_some() => Some(p),
@@ -192,12 +189,14 @@ impl RegionTable {
                 level,
                 parent,
             });
+            lines.push((code, line));
+        }
+        lines.sort();
+        if let Some(w) = lines.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(bad(w[1].1, format!("duplicate current code {}", w[0].0)));
         }
         current.sort_by_key(|r| code_key(r.code));
         let current_keys: Vec<u32> = current.iter().filter_map(|r| code_key(r.code)).collect();
-        if current_keys.windows(2).any(|w| w[0] == w[1]) {
-            return Err(bad(0, "duplicate code in the current table"));
-        }
 
         let mut historical = Vec::new();
         for (line, text) in data_lines(historical_csv) {
@@ -208,8 +207,7 @@ impl RegionTable {
             if code_key(code).is_none() {
                 return Err(bad(line, format!("code {code:?} is not 6 digits")));
             }
-            let level = RegionLevel::parse(level)
-                .ok_or_else(|| bad(line, format!("unknown level {level:?}")))?;
+            let level = RegionLevel::parse(level).ok_or_else(|| bad(line, format!("unknown level {level:?}")))?;
             let valid_from_year = parse_year(line, from)?;
             let valid_to_year = match to {
                 "" => None,
@@ -269,10 +267,7 @@ impl RegionTable {
     /// True when the code is current or was ever in force since 1980.
     pub fn exists_ever(&self, code: &str) -> bool {
         match code_key(code) {
-            Some(key) => {
-                self.historical_keys.binary_search(&key).is_ok()
-                    || self.current_by_key(key).is_some()
-            }
+            Some(key) => self.historical_keys.binary_search(&key).is_ok() || self.current_by_key(key).is_some(),
             None => false,
         }
     }
@@ -340,11 +335,7 @@ impl RegionTable {
     }
 
     /// Validate a region code against this table; see [`validate_region_code`].
-    pub fn validate<'t>(
-        &'t self,
-        input: &str,
-        require_current: bool,
-    ) -> Result<&'t str, StandardError> {
+    pub fn validate<'t>(&'t self, input: &str, require_current: bool) -> Result<&'t str, StandardError> {
         let code = normalise_identifier(input);
         let n = code.chars().count();
         if n != 6 {
@@ -373,10 +364,7 @@ impl RegionTable {
             return Ok(region.code);
         }
         let history = self.historical(&code);
-        let Some(last) = history
-            .iter()
-            .max_by_key(|h| h.valid_to_year.unwrap_or(u16::MAX))
-        else {
+        let Some(last) = history.iter().max_by_key(|h| h.valid_to_year.unwrap_or(u16::MAX)) else {
             return Err(StandardError::new(
                 "region.unknown",
                 None,
@@ -391,7 +379,10 @@ impl RegionTable {
         Err(StandardError::new(
             "region.revoked",
             None,
-            format!("行政区划代码 {code}（{}）已撤销，最后见于 {year} 年；此处须填现行代码", last.name),
+            format!(
+                "行政区划代码 {code}（{}）已撤销，最后见于 {year} 年；此处须填现行代码",
+                last.name
+            ),
             format!(
                 "region code {code} ({}) has been revoked, last seen in {year}; a current code is required here",
                 last.name
@@ -407,9 +398,6 @@ impl RegionTable {
 /// is set; the message names the old name and the last year it was seen). Use `require_current = true`
 /// for an agency's own region and `false` for codes embedded in identifiers, which keep the code in
 /// force when they were issued.
-pub fn validate_region_code(
-    input: &str,
-    require_current: bool,
-) -> Result<&'static str, StandardError> {
+pub fn validate_region_code(input: &str, require_current: bool) -> Result<&'static str, StandardError> {
     RegionTable::embedded().validate(input, require_current)
 }

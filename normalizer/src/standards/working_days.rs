@@ -74,11 +74,7 @@ impl HolidayCalendar {
 
     /// Build a calendar covering `first..=last` from CSV text `date,kind` (header line first; `kind` is
     /// `holiday` or `workday`). A `workday` must fall on a weekend; dates must lie in the range.
-    pub fn parse(
-        csv: &str,
-        first: NaiveDate,
-        last: NaiveDate,
-    ) -> Result<HolidayCalendar, HolidayDataError> {
+    pub fn parse(csv: &str, first: NaiveDate, last: NaiveDate) -> Result<HolidayCalendar, HolidayDataError> {
         let bad = |line: usize, reason: String| HolidayDataError { line, reason };
         let days = usize::try_from((last - first).num_days() + 1)
             .map_err(|_| bad(0, format!("empty range {first}..={last}")))?;
@@ -103,12 +99,7 @@ impl HolidayCalendar {
             *slot = match kind {
                 "holiday" => false,
                 "workday" if is_weekend(date) => true,
-                "workday" => {
-                    return Err(bad(
-                        line,
-                        format!("make-up workday {date} is not a weekend day"),
-                    ))
-                }
+                "workday" => return Err(bad(line, format!("make-up workday {date} is not a weekend day"))),
                 other => return Err(bad(line, format!("unknown kind {other:?}"))),
             };
         }
@@ -191,11 +182,7 @@ impl HolidayCalendar {
     }
 
     /// Working days strictly after `from` up to and including `to` (0 when `to <= from`).
-    pub fn working_days_between(
-        &self,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<u32, OutOfCalendar> {
+    pub fn working_days_between(&self, from: NaiveDate, to: NaiveDate) -> Result<u32, OutOfCalendar> {
         let i = self.index(from)?;
         let j = self.index(to)?;
         Ok(self.count_to(j).saturating_sub(self.count_to(i)))

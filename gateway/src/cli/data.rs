@@ -1,0 +1,325 @@
+//! Commands that work on a configured store: config check, migrate, ingest, export, replay,
+//! ignore (and dispatch of `run` and `demo`).
+
+use super::{Command, ExportFormat, ExportWhat};
+use crate::config::{Config, Resolved};
+use crate::pipeline::ingest::{ingest_files, BatchSettings, OnCommit, Shutdown};
+use crate::pipeline::prepare::Preparer;
+use crate::pipeline::replay::{replay, ReplaySelection};
+use crate::store::{self, AuditEntry, CaseFilter, QuarantineFilter, QuarantineStatus};
+use anyhow::Context;
+use normalizer::Normalizer;
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// `gateway config check FILE`: print every problem with its place; exit 1 if any.
+pub fn config_check(file: &Path) -> anyhow::Result<ExitCode> {
+    match Config::load(file) {
+        Ok(resolved) => {
+            println!(
+                "{}: ok ({} source(s), {} sink(s), store {})",
+                file.display(),
+                resolved.config.sources.len(),
+                resolved.config.sinks.len(),
+                resolved.config.store.backend
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("{e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Load a config or fail with all its problems.
+pub fn load_config(file: &Path) -> anyhow::Result<Resolved> {
+    Config::load(file).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// One preparer per configured source.
+pub fn preparers(resolved: &Resolved) -> anyhow::Result<HashMap<String, Preparer>> {
+    let normalizer = Arc::new(Normalizer::new(resolved.rules.clone())?);
+    let mut out = HashMap::new();
+    for (source, mapping) in resolved.config.sources.iter().zip(&resolved.mappings) {
+        out.insert(
+            source.id.clone(),
+            Preparer {
+                source_id: source.id.clone(),
+                mapping: Arc::clone(mapping),
+                normalizer: Arc::clone(&normalizer),
+                record_key_path: source.record_key.clone(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Trigger `shutdown` on Ctrl-C or SIGTERM.
+pub fn shutdown_on_signals(shutdown: Shutdown) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = tokio::signal::ctrl_c().await;
+                    shutdown.trigger();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("正在停止：提交已读取的记录 / stopping: committing the records already read");
+        shutdown.trigger();
+    });
+}
+
+fn actor() -> String {
+    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
+}
+
+/// Run an async command.
+pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Migrate { config } => {
+            let resolved = load_config(&config)?;
+            let store = store::open(&resolved.config).await?;
+            store
+                .audit(&AuditEntry {
+                    actor: actor(),
+                    action: "migrate".into(),
+                    subject: format!("store:{}", store.backend()),
+                    detail: serde_json::json!({}),
+                })
+                .await?;
+            println!("迁移完成 / migrations applied ({})", store.backend());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest { config, source, format, files, quiet } => ingest(&config, &source, format, files, quiet).await,
+        Command::Export { what, config, source, format } => export(&config, what, source, format).await,
+        Command::Replay { config, id, source, rule } => {
+            if id.is_none() && source.is_none() && rule.is_none() {
+                anyhow::bail!("指定 --id、--source 或 --rule 之一 / give --id, --source or --rule");
+            }
+            let resolved = load_config(&config)?;
+            let store = store::open(&resolved.config).await?;
+            let preparers = preparers(&resolved)?;
+            let selection = ReplaySelection { id, source_id: source.clone(), rule: rule.clone() };
+            let summary = replay(store.as_ref(), &preparers, &selection, &resolved.config.sink_ids()).await?;
+            store
+                .audit(&AuditEntry {
+                    actor: actor(),
+                    action: "replay".into(),
+                    subject: match (id, &source, &rule) {
+                        (Some(id), _, _) => format!("quarantine:{id}"),
+                        (_, Some(s), _) => format!("source:{s}"),
+                        (_, _, Some(r)) => format!("rule:{r}"),
+                        _ => "quarantine".into(),
+                    },
+                    detail: serde_json::to_value(summary)?,
+                })
+                .await?;
+            println!("{}", serde_json::to_string(&summary)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ignore { config, id, reason } => {
+            let resolved = load_config(&config)?;
+            let store = store::open(&resolved.config).await?;
+            store.quarantine_set_status(id, QuarantineStatus::Ignored, Some(&reason)).await?;
+            store
+                .audit(&AuditEntry {
+                    actor: actor(),
+                    action: "quarantine.ignore".into(),
+                    subject: format!("quarantine:{id}"),
+                    detail: serde_json::json!({ "reason": reason }),
+                })
+                .await?;
+            println!("隔离记录 {id} 已标记为忽略 / quarantine entry {id} marked ignored");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { config, once } => super::run::run(&config, once).await,
+        Command::Demo { dir } => super::demo::run(dir).await,
+        Command::Check { .. }
+        | Command::Normalize { .. }
+        | Command::Mappings { .. }
+        | Command::Config { .. } => anyhow::bail!("not an async command"),
+    }
+}
+
+async fn ingest(
+    config: &Path,
+    source: &str,
+    format: Option<String>,
+    files: Vec<PathBuf>,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let resolved = load_config(config)?;
+    let (_, source_cfg) = resolved
+        .config
+        .source(source)
+        .with_context(|| format!("来源 {source:?} 未在配置中 / source {source:?} is not in the configuration"))?;
+    let format = super::normalize::input_format(Some(format.as_deref().unwrap_or(&source_cfg.format)), None)?;
+    let xml_records = source_cfg.xml_records.clone();
+    let store = store::open(&resolved.config).await?;
+    let mut preparers = preparers(&resolved)?;
+    let preparer = preparers.remove(source).context("source preparer")?;
+    let shutdown = Shutdown::default();
+    shutdown_on_signals(shutdown.clone());
+    let progress = progress_bar(&files, quiet);
+    let on_commit: Option<OnCommit> = progress.clone().map(|pb| {
+        Arc::new(move |results: &[crate::store::RecordResult]| pb.inc(results.len() as u64)) as OnCommit
+    });
+    let settings = BatchSettings::from(&resolved.config);
+    let summary = ingest_files(
+        Arc::clone(&store),
+        preparer,
+        files.clone(),
+        format,
+        xml_records,
+        settings,
+        shutdown.clone(),
+        on_commit,
+    )
+    .await?;
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    store
+        .audit(&AuditEntry {
+            actor: actor(),
+            action: "ingest".into(),
+            subject: format!("source:{source}"),
+            detail: serde_json::json!({ "files": files, "summary": summary }),
+        })
+        .await?;
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(if shutdown.is_triggered() { ExitCode::from(130) } else { ExitCode::SUCCESS })
+}
+
+fn progress_bar(files: &[PathBuf], quiet: bool) -> Option<indicatif::ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bytes: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let pb = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {elapsed_precise} 已提交 committed {pos} 条 records ({per_sec}) {msg}",
+    ) {
+        pb.set_style(style);
+    }
+    pb.set_message(format!("{} file(s), {:.1} MB", files.len(), bytes as f64 / 1e6));
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(pb)
+}
+
+async fn export(config: &Path, what: ExportWhat, source: Option<String>, format: ExportFormat) -> anyhow::Result<ExitCode> {
+    let resolved = load_config(config)?;
+    let store = store::open(&resolved.config).await?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut csv = match format {
+        ExportFormat::Csv => Some(csv::Writer::from_writer(std::io::stdout())),
+        ExportFormat::Jsonl => None,
+    };
+    match what {
+        ExportWhat::Cases => {
+            if let Some(w) = csv.as_mut() {
+                w.write_record([
+                    "unified_code", "case_type", "year", "region", "agency_credit_code", "case_number", "version",
+                    "withdrawn", "created_at", "updated_at", "record",
+                ])?;
+            }
+            let mut after = None;
+            loop {
+                let page = store
+                    .cases(&CaseFilter { source_id: source.clone(), after_id: after, limit: Some(1000) })
+                    .await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.id);
+                for c in &page {
+                    match csv.as_mut() {
+                        Some(w) => {
+                            w.write_record([
+                                c.unified_code.clone(),
+                                c.key.case_type.to_string(),
+                                c.year.to_string(),
+                                c.region.clone(),
+                                c.key.agency_credit_code.clone(),
+                                c.key.case_number.clone(),
+                                c.version.to_string(),
+                                c.withdrawn.to_string(),
+                                c.created_at.to_rfc3339(),
+                                c.updated_at.to_rfc3339(),
+                                c.record.to_string(),
+                            ])?;
+                        }
+                        None => writeln!(out, "{}", serde_json::to_string(c)?)?,
+                    }
+                }
+            }
+        }
+        ExportWhat::Quarantine => {
+            if let Some(w) = csv.as_mut() {
+                w.write_record([
+                    "id", "source_id", "record_key", "status", "rules", "violations", "raw_record", "created_at",
+                    "attempts", "note",
+                ])?;
+            }
+            let mut before = None;
+            loop {
+                let page = store
+                    .quarantine_list(&QuarantineFilter {
+                        source_id: source.clone(),
+                        before_id: before,
+                        limit: Some(500),
+                        ..Default::default()
+                    })
+                    .await?;
+                let Some(last) = page.last() else { break };
+                before = Some(last.id);
+                for q in &page {
+                    let raw = store.raw_record(q.raw_id).await?;
+                    let raw_value: serde_json::Value = serde_json::from_slice(&raw.payload)
+                        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&raw.payload).into_owned()));
+                    match csv.as_mut() {
+                        Some(w) => {
+                            let rules: Vec<&str> = q.violations.iter().map(|v| v.rule.as_str()).collect();
+                            w.write_record([
+                                q.id.to_string(),
+                                q.source_id.clone(),
+                                q.record_key.clone(),
+                                q.status.as_str().to_string(),
+                                rules.join(" "),
+                                serde_json::to_string(&q.violations)?,
+                                raw_value.to_string(),
+                                q.created_at.to_rfc3339(),
+                                q.attempts.to_string(),
+                                q.note.clone().unwrap_or_default(),
+                            ])?;
+                        }
+                        None => {
+                            let mut v = serde_json::to_value(q)?;
+                            v["raw_record"] = raw_value;
+                            writeln!(out, "{v}")?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(w) = csv.as_mut() {
+        w.flush()?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,215 @@
+//! The `gateway` command line: argument definitions and dispatch. Each command lives in its
+//! own module; they all print results to stdout and diagnostics to stderr.
+
+pub mod check;
+pub mod data;
+pub mod demo;
+pub mod mappings;
+pub mod normalize;
+pub mod run;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// 赣执网关 ganzhi-gateway: collects administrative law-enforcement cases (行政检查、行政处罚、
+/// 行政强制) from departmental systems, validates them against the national and provincial
+/// standards, gives every case its province-wide unified code (一案一码) and delivers it onward.
+#[derive(Debug, Parser)]
+#[command(name = "gateway", version, propagate_version = true)]
+pub struct Cli {
+    /// Log filter, e.g. `info`, `gateway=debug` (also env RUST_LOG).
+    #[arg(long, global = true, default_value = "warn", env = "GATEWAY_LOG")]
+    pub log: String,
+    /// Log as JSON lines (for log collectors).
+    #[arg(long, global = true)]
+    pub log_json: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check identifiers: credit codes, ID numbers, region codes, unified case codes.
+    ///
+    /// With no VALUE, reads one value per line from standard input. Prints one line per value:
+    /// `VALUE<TAB>valid<TAB>NORMALISED` or `VALUE<TAB>invalid<TAB>RULE<TAB>MESSAGE`.
+    /// Exit status: 0 all valid, 1 any invalid, 2 usage error.
+    Check {
+        /// What kind of identifier.
+        kind: CheckKind,
+        /// Values to check (default: standard input, one per line).
+        values: Vec<String>,
+        /// Print one JSON object per line instead.
+        #[arg(long)]
+        json: bool,
+        /// Region codes: require a current code (default: current or historical).
+        #[arg(long)]
+        current: bool,
+    },
+    /// Run records (JSON, JSON lines or XML) through a mapping and print, per record, the
+    /// canonical record or the violations as one JSON line.
+    Normalize {
+        /// The mapping file.
+        #[arg(long)]
+        mapping: PathBuf,
+        /// Input file (default: standard input).
+        input: Option<PathBuf>,
+        /// Input format (default: from the file extension, else jsonl).
+        #[arg(long)]
+        format: Option<String>,
+        /// XML: dotted element path of the record elements.
+        #[arg(long)]
+        xml_records: Option<String>,
+        /// Validate against this province: agency region codes must start with it (e.g. 36).
+        #[arg(long)]
+        province: Option<String>,
+    },
+    /// Mapping files: run their embedded tests.
+    Mappings {
+        /// What to do.
+        #[command(subcommand)]
+        action: MappingsAction,
+    },
+    /// Configuration files.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Apply the store's schema migrations (also done at every start).
+    Migrate {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// One-shot import of files through the full pipeline (backfills). Prints one JSON summary
+    /// line: {"received":N,"accepted":N,"updated":N,"unchanged":N,"quarantined":N}.
+    Ingest {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Source id (from the configuration) whose mapping applies.
+        #[arg(long)]
+        source: String,
+        /// Input format (default: the source's `format`).
+        #[arg(long)]
+        format: Option<String>,
+        /// Files to import.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Export cases (with unified codes and business keys) or quarantine entries (with raw
+    /// record and violations) to standard output.
+    Export {
+        /// What to export.
+        what: ExportWhat,
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
+    /// Re-run quarantined records through the current mapping of their source.
+    Replay {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// One quarantine entry.
+        #[arg(long, conflicts_with_all = ["source", "rule"])]
+        id: Option<i64>,
+        /// All open entries of this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// All open entries with a violation of this rule id.
+        #[arg(long)]
+        rule: Option<String>,
+    },
+    /// Mark a quarantine entry ignored, with a reason (kept in the audit log).
+    Ignore {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The quarantine entry.
+        #[arg(long)]
+        id: i64,
+        /// Why it is ignored.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Run the gateway: poll the configured directory sources until Ctrl-C / SIGTERM.
+    Run {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Process what is there once and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Demonstration on the embedded store with the example mappings and sample data.
+    Demo {
+        /// Where to keep the demo's files (default: a new temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// Identifier kinds of `gateway check`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CheckKind {
+    /// Unified social credit code (GB 32100).
+    Uscc,
+    /// Resident identity number (GB 11643).
+    IdNumber,
+    /// Region code (GB/T 2260).
+    Region,
+    /// Unified case code (一案一码).
+    CaseCode,
+}
+
+/// `gateway mappings` actions.
+#[derive(Debug, Subcommand)]
+pub enum MappingsAction {
+    /// Run the embedded tests of mapping files (PATH: a file or a folder searched for
+    /// `mapping.toml`; default `mappings/`). Fails on any difference.
+    Test {
+        /// Mapping files or folders.
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// `gateway config` actions.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Report every problem of a configuration file with its place.
+    Check {
+        /// The configuration file.
+        file: PathBuf,
+    },
+}
+
+/// What `gateway export` writes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportWhat {
+    /// Cases with unified codes, business keys and current records.
+    Cases,
+    /// Quarantine entries with raw records and violations.
+    Quarantine,
+}
+
+/// Output formats of `gateway export`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    /// One JSON object per line.
+    Jsonl,
+    /// CSV with a header row (nested values as JSON text).
+    Csv,
+}

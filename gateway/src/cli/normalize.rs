@@ -1,0 +1,105 @@
+//! `gateway normalize`: run records through a mapping and print each outcome as a JSON line.
+
+use crate::pipeline::reader::{read_file, InputFormat};
+use anyhow::Context;
+use normalizer::mapping::Mapping;
+use normalizer::rules::RuleOptions;
+use normalizer::Normalizer;
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// The input format named by `format`, else guessed from the file extension, else JSON lines.
+pub fn input_format(format: Option<&str>, path: Option<&Path>) -> anyhow::Result<InputFormat> {
+    if let Some(f) = format {
+        return InputFormat::parse(f).with_context(|| format!("unknown format {f:?}: json, jsonl, xml or csv"));
+    }
+    let ext = path.and_then(|p| p.extension()).and_then(|e| e.to_str()).unwrap_or("jsonl");
+    Ok(InputFormat::parse(ext).unwrap_or(InputFormat::JsonLines))
+}
+
+/// Run the command: exit 0 when every record is accepted, 1 when any is rejected.
+pub fn run(
+    mapping_path: &Path,
+    input: Option<&Path>,
+    format: Option<&str>,
+    xml_records: Option<&str>,
+    province: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let mapping = Mapping::load(mapping_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let normalizer = Normalizer::new(RuleOptions { agency_region_prefix: province, catalogue: None })?;
+    let format = input_format(format, input)?;
+    let tmp;
+    let path = match input {
+        Some(p) => p,
+        None => {
+            let mut bytes = Vec::new();
+            std::io::stdin().read_to_end(&mut bytes)?;
+            tmp = tempfile_with(&bytes)?;
+            tmp.path()
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut any_rejected = false;
+    let mut write_error = None;
+    read_file(path, format, xml_records, |item| {
+        let line = match item {
+            Ok(record) => {
+                let outcome = normalizer.normalize(&mapping, &record.value);
+                any_rejected |= !outcome.is_accepted();
+                serde_json::json!({
+                    "position": record.position,
+                    "accepted": outcome.is_accepted(),
+                    "record": outcome.record,
+                    "violations": outcome.violations,
+                })
+            }
+            Err(bad) => {
+                any_rejected = true;
+                serde_json::json!({"position": bad.position, "accepted": false, "error": bad.message})
+            }
+        };
+        match writeln!(out, "{line}") {
+            Ok(()) => true,
+            Err(e) => {
+                write_error = Some(e);
+                false
+            }
+        }
+    })?;
+    if let Some(e) = write_error {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+    }
+    out.flush()?;
+    Ok(if any_rejected { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Standard input copied to a temporary file so every reader works on it.
+struct TempInput {
+    path: std::path::PathBuf,
+}
+
+impl TempInput {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempInput {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn tempfile_with(bytes: &[u8]) -> anyhow::Result<TempInput> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let path = std::env::temp_dir().join(format!("gateway-stdin-{}-{nanos}", std::process::id()));
+    std::fs::write(&path, bytes)?;
+    Ok(TempInput { path })
+}

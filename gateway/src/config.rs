@@ -1,0 +1,462 @@
+//! The gateway's configuration file (TOML): store, normaliser settings, pipeline tuning,
+//! sources, sinks and the HTTP server. Unknown keys are errors. Secrets (database URLs with
+//! passwords) come from environment variables or files and are never printed.
+
+use normalizer::mapping::Mapping;
+use normalizer::rules::{Catalogue, RuleOptions};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the gateway keeps its data.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Settings of validation.
+    #[serde(default)]
+    pub normalizer: NormalizerConfig,
+    /// Batching and back-pressure.
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    /// The operator HTTP server.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Systems records come from.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    /// Systems records are delivered to.
+    #[serde(default)]
+    pub sinks: Vec<SinkConfig>,
+    /// Directory of the config file: relative paths in it are relative to this.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// Which store backend, and how to reach it.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite` (default, embedded file) or `postgres`.
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    /// SQLite: the database file (default `gateway-data/gateway.db`).
+    pub path: Option<PathBuf>,
+    /// PostgreSQL: connection URL given inline (avoid passwords here; prefer `url_env`).
+    pub url: Option<String>,
+    /// PostgreSQL: name of the environment variable holding the URL.
+    pub url_env: Option<String>,
+    /// PostgreSQL: file holding the URL (e.g. a mounted secret).
+    pub url_file: Option<PathBuf>,
+    /// PostgreSQL: connections in the pool (default 8).
+    #[serde(default = "default_pool")]
+    pub pool_size: usize,
+}
+
+fn default_backend() -> String {
+    "sqlite".into()
+}
+fn default_pool() -> usize {
+    8
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: default_backend(),
+            path: None,
+            url: None,
+            url_env: None,
+            url_file: None,
+            pool_size: default_pool(),
+        }
+    }
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("backend", &self.backend)
+            .field("path", &self.path)
+            .field("url", &self.url.as_ref().map(|_| "<redacted>"))
+            .field("url_env", &self.url_env)
+            .field("url_file", &self.url_file)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+/// Validation settings.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizerConfig {
+    /// The province served: agency region codes must start with this (Jiangxi: `36`).
+    pub province_prefix: Option<String>,
+    /// Supervision-item catalogue CSV (`year,item_code,...`): inspections outside it are rejected.
+    pub catalogue: Option<PathBuf>,
+}
+
+/// Batching and back-pressure of the pipeline.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Records per commit (default 1000).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Longest wait before a partial batch is committed, in milliseconds (default 50).
+    #[serde(default = "default_batch_wait")]
+    pub batch_wait_ms: u64,
+    /// Batches queued between stages (default 4): bounds memory and applies back-pressure.
+    #[serde(default = "default_channel")]
+    pub channel_capacity: usize,
+}
+
+fn default_batch_size() -> usize {
+    1000
+}
+fn default_batch_wait() -> u64 {
+    50
+}
+fn default_channel() -> usize {
+    4
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            batch_size: default_batch_size(),
+            batch_wait_ms: default_batch_wait(),
+            channel_capacity: default_channel(),
+        }
+    }
+}
+
+/// The operator HTTP server.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on (default `127.0.0.1:8080`).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+        }
+    }
+}
+
+/// One source system.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Unique id (letters, digits, `-`, `_`), used in the store, logs and the API.
+    pub id: String,
+    /// `file` (records given to `gateway ingest`) or `directory` (a drop folder polled by `gateway run`).
+    #[serde(default = "default_source_kind")]
+    pub kind: String,
+    /// The mapping file for this source's records.
+    pub mapping: PathBuf,
+    /// Input format: `json` (an array or one object), `jsonl`, `xml` or `csv` (default `jsonl`).
+    #[serde(default = "default_format")]
+    pub format: String,
+    /// Path in the source record of its key at the source (for lineage and logs), e.g. `ajbh`.
+    pub record_key: Option<String>,
+    /// XML: dotted element path of the repeated record elements, e.g. `Envelope.Body.cases.case`.
+    pub xml_records: Option<String>,
+    /// `directory` sources: the folder to watch.
+    pub directory: Option<PathBuf>,
+    /// `directory` sources: seconds between scans (default 10).
+    #[serde(default = "default_poll")]
+    pub poll_seconds: u64,
+}
+
+fn default_source_kind() -> String {
+    "file".into()
+}
+fn default_format() -> String {
+    "jsonl".into()
+}
+fn default_poll() -> u64 {
+    10
+}
+
+/// One delivery target. Every committed case version gets one outbox row per sink.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Unique id.
+    pub id: String,
+    /// `postgres`, `amqp` or `rest`.
+    pub kind: String,
+    /// Sink-specific settings (see the README); kept as given.
+    #[serde(flatten)]
+    pub settings: toml::Table,
+}
+
+/// One problem in a configuration file, with its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Where: `line:column` or a key path such as `sources[0].mapping`.
+    pub place: String,
+    /// What is wrong, in Chinese and English.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.place, self.message)
+    }
+}
+
+/// Why a configuration cannot be used: every problem found.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// The problems.
+    pub problems: Vec<ConfigProblem>,
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|s| s.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}
+
+/// Everything a loaded configuration resolves to: mappings loaded, secrets read.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The configuration.
+    pub config: Config,
+    /// One mapping per source, in source order.
+    pub mappings: Vec<std::sync::Arc<Mapping>>,
+    /// Rule options built from `[normalizer]`.
+    pub rules: RuleOptions,
+}
+
+impl Config {
+    /// Parse configuration text (syntax and types only).
+    pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let place = match e.span() {
+                Some(span) => {
+                    let (l, c) = line_col(text, span.start);
+                    format!("{l}:{c}")
+                }
+                None => "-".into(),
+            };
+            ConfigError {
+                file: file.to_string(),
+                problems: vec![ConfigProblem {
+                    place,
+                    message: format!("配置语法或类型错误 / syntax or type error: {}", e.message()),
+                }],
+            }
+        })?;
+        config.base_dir = base_dir.to_path_buf();
+        Ok(config)
+    }
+
+    /// Read and fully check a configuration file: syntax, every source's mapping, catalogue,
+    /// store settings and secrets. Returns every problem at once.
+    pub fn load(path: &Path) -> Result<Resolved, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            problems: vec![ConfigProblem {
+                place: "-".into(),
+                message: format!("无法读取配置文件 / cannot read the file: {e}"),
+            }],
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let config = Config::parse(&text, &file, &base)?;
+        config.resolve(&file)
+    }
+
+    /// A path from the config, made absolute against the config file's directory.
+    pub fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// Check semantics and load what the config refers to.
+    pub fn resolve(self, file: &str) -> Result<Resolved, ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |place: String, message: String| problems.push(ConfigProblem { place, message });
+
+        match self.store.backend.as_str() {
+            "sqlite" => {
+                if self.store.url.is_some() || self.store.url_env.is_some() || self.store.url_file.is_some() {
+                    problem("store".into(), "sqlite 存储不使用 url / the sqlite backend takes `path`, not a URL".into());
+                }
+            }
+            "postgres" => {
+                if let Err(e) = self.store.postgres_url(&self.base_dir) {
+                    problem("store".into(), e);
+                }
+            }
+            other => problem(
+                "store.backend".into(),
+                format!("未知存储类型 / unknown backend {other:?}: use \"sqlite\" or \"postgres\""),
+            ),
+        }
+        if self.pipeline.batch_size == 0 || self.pipeline.batch_size > 100_000 {
+            problem("pipeline.batch_size".into(), "批大小应在 1..100000 / batch_size must be 1..100000".into());
+        }
+        if self.pipeline.channel_capacity == 0 {
+            problem("pipeline.channel_capacity".into(), "应至少为 1 / must be at least 1".into());
+        }
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            problem(
+                "server.listen".into(),
+                format!("监听地址无效 / not an address:port: {:?}", self.server.listen),
+            );
+        }
+        let mut catalogue = None;
+        if let Some(p) = &self.normalizer.catalogue {
+            let full = self.path(p);
+            match std::fs::read_to_string(&full) {
+                Ok(text) => match Catalogue::from_csv(&text) {
+                    Ok(c) => catalogue = Some(c),
+                    Err(e) => problem("normalizer.catalogue".into(), format!("{}: {e}", full.display())),
+                },
+                Err(e) => problem(
+                    "normalizer.catalogue".into(),
+                    format!("无法读取 / cannot read {}: {e}", full.display()),
+                ),
+            }
+        }
+        if let Some(prefix) = &self.normalizer.province_prefix {
+            if prefix.is_empty() || prefix.len() > 6 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+                problem(
+                    "normalizer.province_prefix".into(),
+                    format!("应为1-6位数字 / must be 1-6 digits, got {prefix:?}"),
+                );
+            }
+        }
+
+        let mut ids = HashSet::new();
+        let mut mappings = Vec::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            let place = format!("sources[{i}] (id {:?})", s.id);
+            if s.id.is_empty() || !s.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                problem(format!("{place}.id"), "来源ID只能包含字母、数字、-、_ / id may only contain letters, digits, - and _".into());
+            }
+            if !ids.insert(s.id.clone()) {
+                problem(format!("{place}.id"), "来源ID重复 / duplicate source id".into());
+            }
+            match s.kind.as_str() {
+                "file" => {}
+                "directory" => {
+                    if s.directory.is_none() {
+                        problem(format!("{place}.directory"), "directory 来源需要 directory / a directory source needs `directory`".into());
+                    }
+                }
+                "rest" | "soap" | "amqp" | "push" => problem(
+                    format!("{place}.kind"),
+                    format!("来源类型 {:?} 由适配器提供，本版本尚未包含 / source kind {:?} is provided by the adapters, not in this version yet", s.kind, s.kind),
+                ),
+                other => problem(
+                    format!("{place}.kind"),
+                    format!("未知来源类型 / unknown source kind {other:?}: use file or directory"),
+                ),
+            }
+            if !matches!(s.format.as_str(), "json" | "jsonl" | "xml" | "csv") {
+                problem(format!("{place}.format"), format!("未知格式 / unknown format {:?}: json, jsonl, xml or csv", s.format));
+            }
+            let mapping_path = self.path(&s.mapping);
+            match Mapping::load(&mapping_path) {
+                Ok(m) => mappings.push(std::sync::Arc::new(m)),
+                Err(e) => problem(format!("{place}.mapping"), e.to_string()),
+            }
+        }
+        let mut sink_ids = HashSet::new();
+        for (i, s) in self.sinks.iter().enumerate() {
+            let place = format!("sinks[{i}] (id {:?})", s.id);
+            if !sink_ids.insert(s.id.clone()) {
+                problem(format!("{place}.id"), "去向ID重复 / duplicate sink id".into());
+            }
+            if !matches!(s.kind.as_str(), "postgres" | "amqp" | "rest") {
+                problem(format!("{place}.kind"), format!("未知去向类型 / unknown sink kind {:?}: postgres, amqp or rest", s.kind));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError {
+                file: file.to_string(),
+                problems,
+            });
+        }
+        let rules = RuleOptions {
+            agency_region_prefix: self.normalizer.province_prefix.clone(),
+            catalogue,
+        };
+        Ok(Resolved {
+            config: self,
+            mappings,
+            rules,
+        })
+    }
+
+    /// The source with this id.
+    pub fn source(&self, id: &str) -> Option<(usize, &SourceConfig)> {
+        self.sources.iter().enumerate().find(|(_, s)| s.id == id)
+    }
+
+    /// Sink ids in order.
+    pub fn sink_ids(&self) -> Vec<String> {
+        self.sinks.iter().map(|s| s.id.clone()).collect()
+    }
+}
+
+impl StoreConfig {
+    /// The PostgreSQL URL from `url`, `url_env` or `url_file` (exactly one must be given).
+    pub fn postgres_url(&self, base: &Path) -> Result<String, String> {
+        let given = [self.url.is_some(), self.url_env.is_some(), self.url_file.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if given != 1 {
+            return Err("postgres 存储需要且只需要 url、url_env、url_file 之一 / give exactly one of url, url_env, url_file".into());
+        }
+        if let Some(u) = &self.url {
+            return Ok(u.clone());
+        }
+        if let Some(var) = &self.url_env {
+            return std::env::var(var).map_err(|_| {
+                format!("环境变量 {var} 未设置 / environment variable {var} is not set")
+            });
+        }
+        if let Some(f) = &self.url_file {
+            let full = if f.is_absolute() { f.clone() } else { base.join(f) };
+            return std::fs::read_to_string(&full)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| format!("无法读取 / cannot read {}: {e}", full.display()));
+        }
+        Err("unreachable".into())
+    }
+
+    /// The SQLite file, relative to the config file's directory.
+    pub fn sqlite_path(&self, base: &Path) -> PathBuf {
+        let p = self.path.clone().unwrap_or_else(|| PathBuf::from("gateway-data/gateway.db"));
+        if p.is_absolute() {
+            p
+        } else {
+            base.join(p)
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The stages of a run, joined by bounded channels (back-pressure all the way to the reader):
+//!
+//! ```text
+//! reader thread --chunks--> prepare (blocking pool) --records--> committer (batches: size or time)
+//! ```
+//!
+//! Nothing is acknowledged before its batch is committed; on shutdown the reader stops, the
+//! records already read are committed, and the run ends.
+
+use super::commit::commit_isolating;
+use super::prepare::Preparer;
+use super::reader::{read_file, InputFormat, ReadError, ReadItem};
+use super::Summary;
+use crate::store::{CommitBatch, IncomingRecord, RecordResult, Store, StoreError};
+use chrono::Utc;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// Records per chunk handed from the reader to the preparer.
+const CHUNK: usize = 256;
+
+/// Batching settings.
+#[derive(Debug, Clone)]
+pub struct BatchSettings {
+    /// Records per commit.
+    pub batch_size: usize,
+    /// Longest wait before a partial batch is committed.
+    pub batch_wait: Duration,
+    /// Chunks/batches queued between stages.
+    pub channel_capacity: usize,
+    /// Sink ids: one outbox row per sink per new version.
+    pub sinks: Vec<String>,
+}
+
+impl From<&crate::config::Config> for BatchSettings {
+    fn from(c: &crate::config::Config) -> Self {
+        BatchSettings {
+            batch_size: c.pipeline.batch_size,
+            batch_wait: Duration::from_millis(c.pipeline.batch_wait_ms),
+            channel_capacity: c.pipeline.channel_capacity,
+            sinks: c.sink_ids(),
+        }
+    }
+}
+
+/// A flag that asks every stage to stop after committing what it has.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown(Arc<AtomicBool>);
+
+impl Shutdown {
+    /// Ask the run to stop.
+    pub fn trigger(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    /// Whether a stop was asked for.
+    pub fn is_triggered(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// An input could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The store failed; records not committed stay at their source.
+    #[error("存储失败，未提交的记录仍在来源处 / store failed, uncommitted records remain at their source: {0}")]
+    Store(#[from] StoreError),
+    /// A stage stopped unexpectedly.
+    #[error("pipeline stage failed: {0}")]
+    Stage(String),
+}
+
+/// Called after each commit with the batch's results (progress bars, metrics).
+pub type OnCommit = Arc<dyn Fn(&[RecordResult]) + Send + Sync>;
+
+/// Read `files` in `format`, normalise every record with `preparer`, commit in batches.
+pub async fn ingest_files(
+    store: Arc<dyn Store>,
+    preparer: Preparer,
+    files: Vec<PathBuf>,
+    format: InputFormat,
+    xml_records: Option<String>,
+    settings: BatchSettings,
+    shutdown: Shutdown,
+    on_commit: Option<OnCommit>,
+) -> Result<Summary, IngestError> {
+    for f in &files {
+        if let Err(source) = std::fs::metadata(f) {
+            return Err(ReadError::Io {
+                path: f.display().to_string(),
+                source,
+            }
+            .into());
+        }
+    }
+    let (chunk_tx, chunk_rx) = mpsc::channel::<Vec<ReadItem>>(settings.channel_capacity);
+    let stop = shutdown.clone();
+    let reader = std::thread::spawn(move || -> Result<u64, ReadError> {
+        let mut received = 0u64;
+        for file in &files {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            let mut closed = false;
+            read_file(file, format, xml_records.as_deref(), |item| {
+                if stop.is_triggered() {
+                    return false;
+                }
+                received += 1;
+                chunk.push(item);
+                if chunk.len() >= CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                    if chunk_tx.blocking_send(full).is_err() {
+                        closed = true;
+                        return false;
+                    }
+                }
+                true
+            })?;
+            if !chunk.is_empty() && !closed && chunk_tx.blocking_send(chunk).is_err() {
+                break;
+            }
+            if stop.is_triggered() || closed {
+                break;
+            }
+        }
+        Ok(received)
+    });
+
+    let summary = run_stages(store, preparer, chunk_rx, settings, on_commit).await;
+    let received = reader
+        .join()
+        .map_err(|_| IngestError::Stage("reader thread panicked".into()))??;
+    let mut summary = summary?;
+    summary.received = received;
+    Ok(summary)
+}
+
+/// The prepare and commit stages for any producer of read items.
+pub async fn run_stages(
+    store: Arc<dyn Store>,
+    preparer: Preparer,
+    mut chunks: mpsc::Receiver<Vec<ReadItem>>,
+    settings: BatchSettings,
+    on_commit: Option<OnCommit>,
+) -> Result<Summary, IngestError> {
+    let (prepared_tx, prepared_rx) = mpsc::channel::<Vec<IncomingRecord>>(settings.channel_capacity);
+    let prepare_stage = tokio::spawn(async move {
+        while let Some(chunk) = chunks.recv().await {
+            let p = preparer.clone();
+            let prepared = tokio::task::spawn_blocking(move || {
+                let now = Utc::now();
+                chunk.into_iter().map(|item| p.prepare(item, now)).collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| IngestError::Stage(format!("prepare: {e}")))?;
+            if prepared_tx.send(prepared).await.is_err() {
+                break;
+            }
+        }
+        Ok::<(), IngestError>(())
+    });
+    let committed = commit_stage(store, prepared_rx, settings, on_commit).await;
+    prepare_stage
+        .await
+        .map_err(|e| IngestError::Stage(format!("prepare: {e}")))??;
+    committed
+}
+
+async fn commit_stage(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Vec<IncomingRecord>>,
+    settings: BatchSettings,
+    on_commit: Option<OnCommit>,
+) -> Result<Summary, IngestError> {
+    let mut summary = Summary::default();
+    let mut pending: Vec<IncomingRecord> = Vec::with_capacity(settings.batch_size);
+    let mut deadline: Option<tokio::time::Instant> = None;
+    let mut batch_no = 0u64;
+    loop {
+        let next = match deadline {
+            Some(d) => tokio::select! {
+                r = rx.recv() => r.map(Some),
+                _ = tokio::time::sleep_until(d) => Some(None),
+            },
+            None => rx.recv().await.map(Some),
+        };
+        let input_done = match next {
+            Some(Some(records)) => {
+                if pending.is_empty() {
+                    deadline = Some(tokio::time::Instant::now() + settings.batch_wait);
+                }
+                pending.extend(records);
+                false
+            }
+            Some(None) => false,
+            None => true,
+        };
+        let due = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+        while pending.len() >= settings.batch_size || ((due || input_done) && !pending.is_empty()) {
+            let take = pending.len().min(settings.batch_size);
+            let records: Vec<IncomingRecord> = pending.drain(..take).collect();
+            batch_no += 1;
+            let source = records.first().map(|r| r.source_id.clone()).unwrap_or_default();
+            let span = tracing::info_span!("batch", source = %source, batch = batch_no, records = records.len());
+            let batch = CommitBatch {
+                records,
+                cursors: Vec::new(),
+                sinks: settings.sinks.clone(),
+            };
+            let results = commit_isolating(store.as_ref(), batch).instrument(span.clone()).await?;
+            for r in &results {
+                summary.add(r);
+            }
+            span.in_scope(|| tracing::debug!(committed = results.len(), "batch committed"));
+            if let Some(cb) = &on_commit {
+                cb(&results);
+            }
+        }
+        if pending.is_empty() {
+            deadline = None;
+        }
+        if input_done {
+            break;
+        }
+    }
+    Ok(summary)
+}

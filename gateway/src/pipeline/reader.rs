@@ -1,0 +1,230 @@
+//! Input readers: a file of records in one of the supported formats becomes a stream of
+//! [`SourceRecord`]s, each with its raw bytes kept for the archive.
+
+use normalizer::xml_tree::{find_records, parse_xml, XmlLimits};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+/// Input formats of `gateway ingest` and file sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    /// One JSON object, or an array of objects.
+    Json,
+    /// One JSON object per line.
+    JsonLines,
+    /// An XML document; records picked by an element path.
+    Xml,
+    /// CSV with a header row; each row becomes an object of strings.
+    Csv,
+}
+
+impl InputFormat {
+    /// Parse `json`, `jsonl`, `xml` or `csv`.
+    pub fn parse(s: &str) -> Option<InputFormat> {
+        match s {
+            "json" => Some(InputFormat::Json),
+            "jsonl" | "ndjson" => Some(InputFormat::JsonLines),
+            "xml" => Some(InputFormat::Xml),
+            "csv" => Some(InputFormat::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// One record read from a source, before mapping.
+#[derive(Debug, Clone)]
+pub struct SourceRecord {
+    /// The record as the mapping engine reads it.
+    pub value: Value,
+    /// Raw bytes for the archive (the JSON line as received; for XML and CSV the record's tree as JSON).
+    pub payload: Vec<u8>,
+    /// Where it was found, e.g. `records.jsonl:17`.
+    pub position: String,
+}
+
+/// A record that could not even be parsed: it is quarantined with its raw bytes.
+#[derive(Debug, Clone)]
+pub struct UnreadableRecord {
+    /// Raw bytes as found.
+    pub payload: Vec<u8>,
+    /// Where.
+    pub position: String,
+    /// Parser message.
+    pub message: String,
+}
+
+/// What a reader yields per record.
+pub type ReadItem = Result<SourceRecord, UnreadableRecord>;
+
+/// Why an input cannot be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file cannot be opened or read.
+    #[error("无法读取 / cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The whole document is malformed (JSON array, XML, CSV header).
+    #[error("{path}: 文件格式错误 / malformed input: {message}")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Largest line or document accepted (64 MiB).
+pub const MAX_DOCUMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Read `path` and call `sink` for every record, in order. Returns early if `sink` returns false
+/// (shutdown). JSON lines and CSV are streamed; JSON and XML documents are read whole.
+pub fn read_file(
+    path: &Path,
+    format: InputFormat,
+    xml_records: Option<&str>,
+    mut sink: impl FnMut(ReadItem) -> bool,
+) -> Result<(), ReadError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let io = |source| ReadError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    match format {
+        InputFormat::JsonLines => {
+            let mut reader = BufReader::with_capacity(1 << 20, file);
+            let mut line = Vec::new();
+            let mut number = 0u64;
+            loop {
+                line.clear();
+                let n = reader.read_until(b'\n', &mut line).map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                number += 1;
+                while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    line.pop();
+                }
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let position = format!("{name}:{number}");
+                let item = match serde_json::from_slice::<Value>(&line) {
+                    Ok(value) if value.is_object() => Ok(SourceRecord {
+                        value,
+                        payload: line.clone(),
+                        position,
+                    }),
+                    Ok(_) => Err(UnreadableRecord {
+                        payload: line.clone(),
+                        position,
+                        message: "不是JSON对象 / not a JSON object".into(),
+                    }),
+                    Err(e) => Err(UnreadableRecord {
+                        payload: line.clone(),
+                        position,
+                        message: format!("JSON 解析失败 / invalid JSON: {e}"),
+                    }),
+                };
+                if !sink(item) {
+                    break;
+                }
+            }
+        }
+        InputFormat::Json => {
+            let mut bytes = Vec::new();
+            file.take(MAX_DOCUMENT_BYTES + 1).read_to_end(&mut bytes).map_err(io)?;
+            if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
+                return Err(ReadError::Malformed {
+                    path: path.display().to_string(),
+                    message: "文件超过64MiB，请改用 jsonl / larger than 64 MiB: use jsonl".into(),
+                });
+            }
+            let value: Value = serde_json::from_slice(&bytes).map_err(|e| ReadError::Malformed {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let items = match value {
+                Value::Array(items) => items,
+                other => vec![other],
+            };
+            for (i, value) in items.into_iter().enumerate() {
+                let position = format!("{name}[{i}]");
+                let payload = serde_json::to_vec(&value).unwrap_or_default();
+                let item = if value.is_object() {
+                    Ok(SourceRecord { value, payload, position })
+                } else {
+                    Err(UnreadableRecord {
+                        payload,
+                        position,
+                        message: "不是JSON对象 / not a JSON object".into(),
+                    })
+                };
+                if !sink(item) {
+                    break;
+                }
+            }
+        }
+        InputFormat::Xml => {
+            let mut bytes = Vec::new();
+            file.take(MAX_DOCUMENT_BYTES + 1).read_to_end(&mut bytes).map_err(io)?;
+            let limits = XmlLimits::default();
+            let tree = parse_xml(&bytes, &limits).map_err(|e| ReadError::Malformed {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let records: Vec<Value> = match xml_records {
+                Some(p) => find_records(&tree, p).into_iter().cloned().collect(),
+                None => vec![tree],
+            };
+            for (i, value) in records.into_iter().enumerate() {
+                let payload = serde_json::to_vec(&value).unwrap_or_default();
+                if !sink(Ok(SourceRecord {
+                    value,
+                    payload,
+                    position: format!("{name}#{}", i + 1),
+                })) {
+                    break;
+                }
+            }
+        }
+        InputFormat::Csv => {
+            let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(BufReader::new(file));
+            let headers = reader
+                .headers()
+                .map_err(|e| ReadError::Malformed {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?
+                .clone();
+            for (i, row) in reader.records().enumerate() {
+                let position = format!("{name}:{}", i + 2);
+                let item = match row {
+                    Ok(row) => {
+                        let mut obj = serde_json::Map::new();
+                        for (h, v) in headers.iter().zip(row.iter()) {
+                            obj.insert(h.to_string(), Value::String(v.to_string()));
+                        }
+                        let value = Value::Object(obj);
+                        let payload = serde_json::to_vec(&value).unwrap_or_default();
+                        Ok(SourceRecord { value, payload, position })
+                    }
+                    Err(e) => Err(UnreadableRecord {
+                        payload: Vec::new(),
+                        position,
+                        message: format!("CSV 行错误 / bad CSV row: {e}"),
+                    }),
+                };
+                if !sink(item) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}

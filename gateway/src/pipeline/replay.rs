@@ -1,0 +1,128 @@
+//! Replay: run quarantined records again through their source's CURRENT mapping. An entry that
+//! now passes becomes a case version and is marked `replayed`; one that still fails keeps its
+//! place in the quarantine with its new violations.
+
+use super::commit::commit_isolating;
+use super::prepare::Preparer;
+use super::reader::SourceRecord;
+use super::Summary;
+use crate::store::{CommitBatch, PayloadFormat, QuarantineFilter, QuarantineStatus, Store, StoreError};
+use chrono::Utc;
+use std::collections::HashMap;
+
+/// Which entries to replay.
+#[derive(Debug, Clone, Default)]
+pub struct ReplaySelection {
+    /// One entry.
+    pub id: Option<i64>,
+    /// All open entries of a source.
+    pub source_id: Option<String>,
+    /// All open entries with a violation of this rule.
+    pub rule: Option<String>,
+}
+
+/// Why a replay could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An entry belongs to a source that is no longer configured.
+    #[error("隔离记录 {id} 的来源 {source_id} 未在配置中 / quarantine entry {id}: source {source_id} is not configured")]
+    UnknownSource {
+        /// Entry id.
+        id: i64,
+        /// Its source.
+        source_id: String,
+    },
+    /// The entry is not open.
+    #[error("隔离记录 {0} 不是待处理状态 / quarantine entry {0} is not open")]
+    NotOpen(i64),
+}
+
+/// Replay the selected open entries; `preparers` maps source id to its current preparer.
+pub async fn replay(
+    store: &dyn Store,
+    preparers: &HashMap<String, Preparer>,
+    selection: &ReplaySelection,
+    sinks: &[String],
+) -> Result<Summary, ReplayError> {
+    let mut summary = Summary::default();
+    let mut before_id = None;
+    loop {
+        let filter = QuarantineFilter {
+            id: selection.id,
+            source_id: selection.source_id.clone(),
+            rule: selection.rule.clone(),
+            status: Some(QuarantineStatus::Open),
+            before_id,
+            limit: Some(500),
+            ..Default::default()
+        };
+        let entries = store.quarantine_list(&filter).await?;
+        if entries.is_empty() {
+            if let Some(id) = selection.id {
+                if summary.received == 0 {
+                    let entry = store.quarantine_get(id).await?;
+                    if entry.status != QuarantineStatus::Open {
+                        return Err(ReplayError::NotOpen(id));
+                    }
+                }
+            }
+            break;
+        }
+        before_id = entries.last().map(|e| e.id);
+        let mut records = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            let preparer = preparers.get(&entry.source_id).ok_or_else(|| ReplayError::UnknownSource {
+                id: entry.id,
+                source_id: entry.source_id.clone(),
+            })?;
+            let raw = store.raw_record(entry.raw_id).await?;
+            let value = match raw.format {
+                PayloadFormat::Json => serde_json::from_slice(&raw.payload).map_err(|e| e.to_string()),
+                PayloadFormat::Xml => normalizer::xml_tree::parse_xml(&raw.payload, &Default::default())
+                    .map_err(|e| e.to_string()),
+            };
+            let mut incoming = match value {
+                Ok(value) => preparer.prepare_record(
+                    SourceRecord {
+                        value,
+                        payload: raw.payload.clone(),
+                        position: raw.record_key.clone(),
+                    },
+                    raw.received_at,
+                    Some(entry.id),
+                ),
+                Err(message) => preparer.prepare(
+                    Err(super::reader::UnreadableRecord {
+                        payload: raw.payload.clone(),
+                        position: raw.record_key.clone(),
+                        message,
+                    }),
+                    Utc::now(),
+                ),
+            };
+            incoming.replay_of = Some(entry.id);
+            incoming.received_at = raw.received_at;
+            records.push(incoming);
+        }
+        summary.received += records.len() as u64;
+        let results = commit_isolating(
+            store,
+            CommitBatch {
+                records,
+                cursors: Vec::new(),
+                sinks: sinks.to_vec(),
+            },
+        )
+        .await?;
+        for r in &results {
+            summary.add(r);
+        }
+        if selection.id.is_some() {
+            break;
+        }
+    }
+    Ok(summary)
+}

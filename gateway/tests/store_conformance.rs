@@ -1,0 +1,1293 @@
+//! Store conformance: every behaviour of `store::Store`, proved with the same test body against
+//! both backends (`sqlite::<behaviour>` and `postgres::<behaviour>`). PostgreSQL-only tests at the
+//! end cover what only a server does: concurrent writers, concurrent migrations, rejections by
+//! the database itself.
+//!
+//! Needs a PostgreSQL server (see `tests/common/mod.rs`); the PostgreSQL tests fail, they do not
+//! skip, when it is unreachable.
+
+mod common;
+
+use chrono::Utc;
+use common::{PgDatabase, TestDb};
+use gateway::store::postgres::PostgresStore;
+use gateway::store::*;
+use normalizer::standards::case_code::CaseCode;
+use normalizer::{CaseType, Violation};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+const SOURCE: &str = "nanchang";
+const AGENCY: &str = "113601000000000000";
+const REGION: &str = "360100";
+const YEAR: i32 = 2024;
+const MAPPING: &str = "nanchang-penalty";
+
+/// Every behaviour runs once per backend: `sqlite::name` and `postgres::name`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = crate::common::TestDb::sqlite().await;
+                    super::$name(db.store()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = crate::common::TestDb::postgres().await;
+                    super::$name(db.store()).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    migrate_is_idempotent,
+    new_record_gets_code_sequence_one,
+    next_new_case_gets_next_sequence,
+    other_counters_start_at_one,
+    resending_same_record_is_unchanged,
+    changed_record_is_updated_with_same_code,
+    versions_keep_lineage,
+    delete_withdraws_and_keeps_code,
+    delete_of_unknown_case_is_quarantined,
+    same_key_twice_in_one_batch,
+    redelivered_payload_changes_nothing,
+    payload_repeated_in_one_batch,
+    quarantine_entry_keeps_every_violation,
+    quarantine_listing_filters,
+    same_payload_quarantined_twice_has_one_open_entry,
+    accepting_the_payload_resolves_its_entry,
+    failing_replay_updates_violations_and_attempts,
+    replaying_an_entry_twice_in_one_batch,
+    ignore_entry_with_note,
+    outbox_row_per_sink_per_version,
+    cursors_advance_with_the_batch,
+    failing_batch_writes_nothing,
+    cases_listing_pages_and_filters_by_source,
+    case_by_code_normalises_and_reports_missing,
+    stats_and_audit_round_trip,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Building records.
+// ---------------------------------------------------------------------------------------------
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A hand-made case record: what a source sent and what validation made of it.
+#[derive(Debug, Clone)]
+struct Rec {
+    source: String,
+    case_type: CaseType,
+    year: i32,
+    region: String,
+    number: String,
+    content: String,
+    operation: Operation,
+    mapping_version: i64,
+    warnings: Vec<Violation>,
+    replay_of: Option<i64>,
+}
+
+impl Rec {
+    /// Penalty case `number` of the agency, 2024, region 360100, content "v1", from SOURCE.
+    fn new(number: &str) -> Rec {
+        Rec {
+            source: SOURCE.to_string(),
+            case_type: CaseType::Penalty,
+            year: YEAR,
+            region: REGION.to_string(),
+            number: number.to_string(),
+            content: "v1".to_string(),
+            operation: Operation::Insert,
+            mapping_version: 1,
+            warnings: Vec::new(),
+            replay_of: None,
+        }
+    }
+    fn content(mut self, content: &str) -> Rec {
+        self.content = content.to_string();
+        self
+    }
+    fn source(mut self, source: &str) -> Rec {
+        self.source = source.to_string();
+        self
+    }
+    fn case_type(mut self, case_type: CaseType) -> Rec {
+        self.case_type = case_type;
+        self
+    }
+    fn year(mut self, year: i32) -> Rec {
+        self.year = year;
+        self
+    }
+    fn region(mut self, region: &str) -> Rec {
+        self.region = region.to_string();
+        self
+    }
+    fn delete(mut self) -> Rec {
+        self.operation = Operation::Delete;
+        self
+    }
+    fn mapping_version(mut self, version: i64) -> Rec {
+        self.mapping_version = version;
+        self
+    }
+    fn warning(mut self, rule: &str) -> Rec {
+        self.warnings.push(Violation::warning(
+            "/content",
+            rule,
+            Some(self.content.clone()),
+            "内容可疑",
+            "content looks odd",
+        ));
+        self
+    }
+    fn replay_of(mut self, entry: i64) -> Rec {
+        self.replay_of = Some(entry);
+        self
+    }
+
+    fn key(&self) -> BusinessKey {
+        BusinessKey {
+            agency_credit_code: AGENCY.to_string(),
+            case_type: self.case_type,
+            case_number: self.number.clone(),
+        }
+    }
+
+    fn operation_name(&self) -> &'static str {
+        match self.operation {
+            Operation::Insert => "insert",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+        }
+    }
+
+    /// The canonical record (does not depend on the source).
+    fn record(&self) -> Value {
+        json!({
+            "operation": self.operation_name(),
+            "case_type": self.case_type.as_str(),
+            "agency": {"credit_code": AGENCY, "region": self.region},
+            "case_number": self.number,
+            "year": self.year,
+            "content": self.content,
+        })
+    }
+
+    /// The raw payload as the source sent it.
+    fn payload(&self) -> Vec<u8> {
+        json!({
+            "src": self.source,
+            "ajbh": self.number,
+            "ajlx": self.case_type.code_prefix(),
+            "nd": self.year,
+            "xzqh": self.region,
+            "czlx": self.operation_name(),
+            "nr": self.content,
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    fn incoming(&self, verdict: Verdict) -> IncomingRecord {
+        let payload = self.payload();
+        IncomingRecord {
+            source_id: self.source.clone(),
+            record_key: self.number.clone(),
+            payload_hash: sha256_hex(&payload),
+            payload,
+            payload_format: PayloadFormat::Json,
+            received_at: Utc::now(),
+            mapping_id: MAPPING.to_string(),
+            mapping_version: self.mapping_version,
+            verdict,
+            replay_of: self.replay_of,
+        }
+    }
+
+    fn accepted(&self) -> IncomingRecord {
+        let record = self.record();
+        self.incoming(Verdict::Accept(AcceptedRecord {
+            key: self.key(),
+            year: self.year,
+            region: self.region.clone(),
+            operation: self.operation,
+            record_hash: sha256_hex(record.to_string().as_bytes()),
+            record,
+            warnings: self.warnings.clone(),
+        }))
+    }
+
+    fn quarantined(&self, violations: Vec<Violation>) -> IncomingRecord {
+        self.incoming(Verdict::Quarantine(violations))
+    }
+}
+
+fn violation(rule: &str) -> Violation {
+    Violation::error(
+        "/agency/credit_code",
+        rule,
+        Some("91360100MA3XXXXX".to_string()),
+        format!("违反规则 {rule}"),
+        format!("breaks rule {rule}"),
+    )
+}
+
+fn batch(records: Vec<IncomingRecord>) -> CommitBatch {
+    CommitBatch {
+        records,
+        ..CommitBatch::default()
+    }
+}
+
+async fn commit(store: &dyn Store, records: Vec<IncomingRecord>) -> Vec<RecordResult> {
+    store.commit_batch(&batch(records)).await.expect("commit the batch")
+}
+
+async fn commit_one(store: &dyn Store, record: IncomingRecord) -> RecordResult {
+    let mut results = commit(store, vec![record]).await;
+    assert_eq!(results.len(), 1);
+    results.remove(0)
+}
+
+/// The code of an accepted record.
+fn accepted_code(result: &RecordResult) -> String {
+    match result {
+        RecordResult::Accepted { code } => code.clone(),
+        other => panic!("expected Accepted, got {other:?}"),
+    }
+}
+
+fn quarantine_id(result: &RecordResult) -> i64 {
+    match result {
+        RecordResult::Quarantined { quarantine_id } => *quarantine_id,
+        other => panic!("expected Quarantined, got {other:?}"),
+    }
+}
+
+/// The sequence number of a well-formed unified code.
+fn sequence(code: &str) -> u32 {
+    CaseCode::parse(code)
+        .unwrap_or_else(|e| panic!("{code} is not a well-formed unified code: {e}"))
+        .sequence()
+}
+
+fn ids(entries: &[QuarantineEntry]) -> Vec<i64> {
+    entries.iter().map(|e| e.id).collect()
+}
+
+async fn list(store: &dyn Store, filter: QuarantineFilter) -> Vec<i64> {
+    ids(&store.quarantine_list(&filter).await.expect("list the quarantine"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Behaviours, on both backends.
+// ---------------------------------------------------------------------------------------------
+
+async fn migrate_is_idempotent(store: Arc<dyn Store>) {
+    assert!(["sqlite", "postgres"].contains(&store.backend()));
+    // TestDb already applied everything.
+    assert_eq!(store.migrate().await.unwrap(), Vec::<String>::new());
+    assert_eq!(store.stats().await.unwrap(), StoreStats::default());
+}
+
+async fn new_record_gets_code_sequence_one(store: Arc<dyn Store>) {
+    let rec = Rec::new("赣洪市监罚〔2024〕1号");
+    let code = accepted_code(&commit_one(&*store, rec.accepted()).await);
+    let parsed = CaseCode::parse(&code).expect("a well-formed unified code");
+    assert_eq!(parsed.sequence(), 1);
+    assert_eq!(parsed.case_type(), CaseType::Penalty);
+    assert_eq!(parsed.year(), 2024);
+    assert_eq!(parsed.region(), REGION);
+    assert_eq!(code, parsed.to_string());
+
+    let (case, versions) = store.case_by_code(&code).await.unwrap();
+    assert_eq!(case.unified_code, code);
+    assert_eq!(case.key, rec.key());
+    assert_eq!((case.year, case.region.as_str()), (YEAR, REGION));
+    assert_eq!(case.version, 1);
+    assert!(!case.withdrawn);
+    assert_eq!(case.record, rec.record());
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].version, 1);
+    assert_eq!(versions[0].status, "active");
+    assert_eq!(versions[0].record, rec.record());
+}
+
+async fn next_new_case_gets_next_sequence(store: Arc<dyn Store>) {
+    let first = accepted_code(&commit_one(&*store, Rec::new("A-1").accepted()).await);
+    let second = accepted_code(&commit_one(&*store, Rec::new("A-2").accepted()).await);
+    assert_eq!((sequence(&first), sequence(&second)), (1, 2));
+    let results = commit(&*store, vec![Rec::new("A-3").accepted(), Rec::new("A-4").accepted()]).await;
+    let seqs: Vec<u32> = results.iter().map(|r| sequence(&accepted_code(r))).collect();
+    assert_eq!(seqs, vec![3, 4]);
+}
+
+async fn other_counters_start_at_one(store: Arc<dyn Store>) {
+    let base = accepted_code(&commit_one(&*store, Rec::new("A-1").accepted()).await);
+    let results = commit(
+        &*store,
+        vec![
+            Rec::new("B-1").region("360102").accepted(),
+            Rec::new("C-1").case_type(CaseType::Inspection).accepted(),
+            Rec::new("D-1").year(2023).accepted(),
+            Rec::new("A-2").accepted(),
+        ],
+    )
+    .await;
+    let codes: Vec<String> = results.iter().map(accepted_code).collect();
+    let parsed: Vec<CaseCode> = codes.iter().map(|c| CaseCode::parse(c).unwrap()).collect();
+    assert_eq!(sequence(&base), 1);
+    assert_eq!((parsed[0].region(), parsed[0].sequence()), ("360102", 1));
+    assert_eq!((parsed[1].case_type(), parsed[1].sequence()), (CaseType::Inspection, 1));
+    assert!(codes[1].starts_with("JC2024360100"), "{}", codes[1]);
+    assert_eq!((parsed[2].year(), parsed[2].sequence()), (2023, 1));
+    assert_eq!(parsed[3].sequence(), 2, "the first counter goes on");
+    let distinct: HashSet<&String> = codes.iter().chain([&base]).collect();
+    assert_eq!(distinct.len(), 5);
+}
+
+async fn resending_same_record_is_unchanged(store: Arc<dyn Store>) {
+    let rec = Rec::new("A-1");
+    let code = accepted_code(&commit_one(&*store, rec.accepted()).await);
+    let again = commit_one(&*store, rec.accepted()).await;
+    assert_eq!(again, RecordResult::Unchanged { code: code.clone() });
+    let (case, versions) = store.case_by_code(&code).await.unwrap();
+    assert_eq!((case.version, versions.len()), (1, 1));
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.raw_records, stats.cases, stats.versions), (1, 1, 1));
+}
+
+async fn changed_record_is_updated_with_same_code(store: Arc<dyn Store>) {
+    let code = accepted_code(&commit_one(&*store, Rec::new("A-1").accepted()).await);
+    let v2 = Rec::new("A-1").content("v2: 罚款 5000 元");
+    let result = commit_one(&*store, v2.accepted()).await;
+    assert_eq!(
+        result,
+        RecordResult::Updated {
+            code: code.clone(),
+            version: 2
+        }
+    );
+    let (case, versions) = store.case_by_code(&code).await.unwrap();
+    assert_eq!(case.version, 2);
+    assert_eq!(case.record, v2.record());
+    assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(versions[0].record, Rec::new("A-1").record());
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.cases, stats.versions), (1, 2));
+}
+
+async fn versions_keep_lineage(store: Arc<dyn Store>) {
+    let v1 = Rec::new("A-1");
+    let v2 = Rec::new("A-1")
+        .content("v2")
+        .mapping_version(7)
+        .warning("rule.amount_unusual");
+    let code = accepted_code(&commit_one(&*store, v1.accepted()).await);
+    commit_one(&*store, v2.accepted()).await;
+    let (_, versions) = store.case_by_code(&code).await.unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_ne!(versions[0].raw_id, versions[1].raw_id);
+    for (version, rec) in versions.iter().zip([&v1, &v2]) {
+        let raw = store.raw_record(version.raw_id).await.unwrap();
+        assert_eq!(raw.payload, rec.payload(), "version {} points at its payload", version.version);
+        assert_eq!(raw.content_hash, sha256_hex(&rec.payload()));
+        assert_eq!(raw.source_id, SOURCE);
+        assert_eq!(raw.record_key, "A-1");
+        assert_eq!(raw.format, PayloadFormat::Json);
+        assert_eq!(version.mapping_id, MAPPING);
+        assert_eq!(version.mapping_version, rec.mapping_version);
+        assert_eq!(version.record_hash, sha256_hex(rec.record().to_string().as_bytes()));
+        assert_eq!(version.warnings, rec.warnings);
+    }
+    assert!(matches!(store.raw_record(999_999).await, Err(StoreError::NotFound(_))));
+}
+
+async fn delete_withdraws_and_keeps_code(store: Arc<dyn Store>) {
+    let v1 = Rec::new("A-1");
+    let code = accepted_code(&commit_one(&*store, v1.accepted()).await);
+    let deleted = commit_one(&*store, v1.clone().delete().accepted()).await;
+    assert_eq!(
+        deleted,
+        RecordResult::Withdrawn {
+            code: code.clone(),
+            version: 2
+        }
+    );
+    let (case, versions) = store.case_by_code(&code).await.unwrap();
+    assert!(case.withdrawn);
+    assert_eq!(versions[1].status, "withdrawn");
+
+    let again = commit_one(&*store, v1.clone().delete().accepted()).await;
+    assert_eq!(again, RecordResult::Unchanged { code: code.clone() });
+    // The old insert delivered again is a duplicate: it does not reinstate the case.
+    let stale = commit_one(&*store, v1.accepted()).await;
+    assert_eq!(stale, RecordResult::Unchanged { code: code.clone() });
+    assert!(store.case_by_code(&code).await.unwrap().0.withdrawn);
+
+    let v3 = Rec::new("A-1").content("v3: 重新立案");
+    let reinstated = commit_one(&*store, v3.accepted()).await;
+    assert_eq!(
+        reinstated,
+        RecordResult::Updated {
+            code: code.clone(),
+            version: 3
+        }
+    );
+    let (case, versions) = store.case_by_code(&code).await.unwrap();
+    assert!(!case.withdrawn);
+    assert_eq!(case.version, 3);
+    assert_eq!(case.record, v3.record());
+    assert_eq!(versions.len(), 3);
+    assert_eq!(versions[2].status, "active");
+    let next = accepted_code(&commit_one(&*store, Rec::new("A-2").accepted()).await);
+    assert_eq!(sequence(&next), 2, "no code was used up by the delete and the reinstatement");
+}
+
+async fn delete_of_unknown_case_is_quarantined(store: Arc<dyn Store>) {
+    let result = commit_one(&*store, Rec::new("Z-9").delete().accepted()).await;
+    let entry = store.quarantine_get(quarantine_id(&result)).await.unwrap();
+    assert_eq!(entry.status, QuarantineStatus::Open);
+    assert_eq!(entry.violations.len(), 1);
+    assert_eq!(entry.violations[0].rule, "pipeline.delete_unknown_case");
+    assert_eq!(entry.violations[0].pointer, "/operation");
+    assert!(entry.violations[0].is_error());
+    assert_eq!(store.stats().await.unwrap().cases, 0);
+    let next = accepted_code(&commit_one(&*store, Rec::new("A-1").accepted()).await);
+    assert_eq!(sequence(&next), 1);
+}
+
+async fn same_key_twice_in_one_batch(store: Arc<dyn Store>) {
+    let v1 = Rec::new("A-1");
+    let v2 = Rec::new("A-1").content("v2");
+    let first = commit(&*store, vec![v1.accepted(), v2.accepted()]).await;
+    let code = accepted_code(&first[0]);
+    assert_eq!(sequence(&code), 1);
+    let (case, versions) = store.case_by_code(&code).await.unwrap();
+    assert_eq!((case.version, versions.len()), (2, 2));
+    assert_eq!(case.record, v2.record());
+    assert_eq!(versions[1].record, v2.record());
+
+    // Update, then its repeat.
+    let v3 = Rec::new("A-1").content("v3");
+    let results = commit(&*store, vec![v3.accepted(), v3.accepted()]).await;
+    assert_eq!(
+        results,
+        vec![
+            RecordResult::Updated {
+                code: code.clone(),
+                version: 3
+            },
+            RecordResult::Unchanged { code: code.clone() },
+        ]
+    );
+    // Withdrawal, then reinstatement.
+    let v5 = Rec::new("A-1").content("v5");
+    let results = commit(&*store, vec![v3.clone().delete().accepted(), v5.accepted()]).await;
+    assert_eq!(
+        results,
+        vec![
+            RecordResult::Withdrawn {
+                code: code.clone(),
+                version: 4
+            },
+            RecordResult::Updated {
+                code: code.clone(),
+                version: 5
+            },
+        ]
+    );
+    let (case, _) = store.case_by_code(&code).await.unwrap();
+    assert!(!case.withdrawn);
+    assert_eq!(case.record, v5.record());
+    let next = accepted_code(&commit_one(&*store, Rec::new("A-2").accepted()).await);
+    assert_eq!(sequence(&next), 2);
+
+    // A second version of a case created in the same batch is an update (version 2), not a
+    // second acceptance.
+    assert_eq!(
+        first[1],
+        RecordResult::Updated {
+            code: code.clone(),
+            version: 2
+        }
+    );
+}
+
+/// A payload delivered again (a redelivered message, an overlapping pull) changes nothing, even
+/// when a newer version came in between.
+async fn redelivered_payload_changes_nothing(store: Arc<dyn Store>) {
+    let v1 = Rec::new("A-1");
+    let v2 = Rec::new("A-1").content("v2");
+    let code = accepted_code(&commit_one(&*store, v1.accepted()).await);
+    commit_one(&*store, v2.accepted()).await;
+    let stale = commit_one(&*store, v1.accepted()).await;
+    assert_eq!(stale, RecordResult::Unchanged { code: code.clone() });
+    let (case, versions) = store.case_by_code(&code).await.unwrap();
+    assert_eq!((case.version, versions.len()), (2, 2));
+    assert_eq!(case.record, v2.record());
+
+    // A rejected payload delivered again after it was ignored stays ignored.
+    let x = Rec::new("X-1");
+    let q = quarantine_id(&commit_one(&*store, x.quarantined(vec![violation("r1")])).await);
+    store
+        .quarantine_set_status(q, QuarantineStatus::Ignored, Some("test data"))
+        .await
+        .unwrap();
+    let again = commit_one(&*store, x.quarantined(vec![violation("r1")])).await;
+    assert_eq!(again, RecordResult::Unchanged { code: String::new() });
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.quarantine_open, stats.quarantine_total), (0, 1));
+    assert_eq!(stats.raw_records, 3);
+}
+
+/// The same payload more than once in one batch: the first is processed, the repeats are
+/// duplicate deliveries (unchanged), whatever their verdict.
+async fn payload_repeated_in_one_batch(store: Arc<dyn Store>) {
+    // Accepted twice: the second is unchanged; archived once.
+    let p = Rec::new("P-1");
+    let results = commit(&*store, vec![p.accepted(), p.accepted()]).await;
+    let code = accepted_code(&results[0]);
+    assert_eq!(results[1], RecordResult::Unchanged { code });
+    assert_eq!(store.stats().await.unwrap().raw_records, 1);
+
+    // Accepted, then rejected: the repeat writes nothing.
+    let r = Rec::new("R-1");
+    let results = commit(&*store, vec![r.accepted(), r.quarantined(vec![violation("schema.required")])]).await;
+    accepted_code(&results[0]);
+    assert_eq!(results[1], RecordResult::Unchanged { code: String::new() });
+    assert_eq!(store.stats().await.unwrap().quarantine_total, 0);
+
+    // Rejected several times and accepted once in between: one entry, with the first record's
+    // violations; the accepted repeat resolves it (and creates no case).
+    let s = Rec::new("S-1");
+    let results = commit(
+        &*store,
+        vec![
+            s.quarantined(vec![violation("a")]),
+            s.quarantined(vec![violation("b")]),
+            s.accepted(),
+            s.quarantined(vec![violation("c")]),
+        ],
+    )
+    .await;
+    let entry = quarantine_id(&results[0]);
+    assert_eq!(
+        results[1..],
+        vec![RecordResult::Unchanged { code: String::new() }; 3]
+    );
+    let e = store.quarantine_get(entry).await.unwrap();
+    assert_eq!(e.violations, vec![violation("a")]);
+    assert_eq!((e.status, e.attempts), (QuarantineStatus::Replayed, 0));
+
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.raw_records, stats.cases, stats.versions), (3, 2, 2));
+    assert_eq!((stats.quarantine_open, stats.quarantine_total), (0, 1));
+}
+
+async fn quarantine_entry_keeps_every_violation(store: Arc<dyn Store>) {
+    let violations = vec![
+        violation("uscc.check_char"),
+        Violation::error("/decision_date", "schema.format", None, "日期格式错误", "bad date"),
+        Violation::warning("/officers/1", "rule.officers_distinct", Some("张三".into()), "执法人员重复", "same officer twice"),
+    ];
+    let rec = Rec::new("X-1").mapping_version(3);
+    let id = quarantine_id(&commit_one(&*store, rec.quarantined(violations.clone())).await);
+    let entry = store.quarantine_get(id).await.unwrap();
+    assert_eq!(entry.violations, violations);
+    assert_eq!(entry.status, QuarantineStatus::Open);
+    assert_eq!((entry.attempts, entry.note.as_deref()), (0, None));
+    assert_eq!((entry.source_id.as_str(), entry.record_key.as_str()), (SOURCE, "X-1"));
+    assert_eq!((entry.mapping_id.as_str(), entry.mapping_version), (MAPPING, 3));
+    assert!(entry.updated_at >= entry.created_at);
+    assert_eq!(store.raw_record(entry.raw_id).await.unwrap().payload, rec.payload());
+    let stats = store.stats().await.unwrap();
+    assert_eq!(
+        (stats.quarantine_open, stats.quarantine_total, stats.raw_records, stats.cases),
+        (1, 1, 1, 0)
+    );
+    assert!(matches!(store.quarantine_get(id + 1000).await, Err(StoreError::NotFound(_))));
+}
+
+async fn quarantine_listing_filters(store: Arc<dyn Store>) {
+    let start = Utc::now() - chrono::Duration::seconds(5);
+    let q1 = quarantine_id(
+        &commit_one(
+            &*store,
+            Rec::new("Q-1")
+                .source("s1")
+                .quarantined(vec![violation("uscc.check_char"), violation("schema.required")]),
+        )
+        .await,
+    );
+    let q2 = quarantine_id(
+        &commit_one(&*store, Rec::new("Q-2").source("s2").quarantined(vec![violation("schema.required")])).await,
+    );
+    let q3 = quarantine_id(
+        &commit_one(&*store, Rec::new("Q-3").source("s1").quarantined(vec![violation("rule.date_order")])).await,
+    );
+    let f = QuarantineFilter::default;
+    assert_eq!(list(&*store, f()).await, vec![q3, q2, q1], "newest first");
+    let by_source = QuarantineFilter {
+        source_id: Some("s1".into()),
+        ..f()
+    };
+    assert_eq!(list(&*store, by_source).await, vec![q3, q1]);
+    let by_rule = |rule: &str| QuarantineFilter {
+        rule: Some(rule.into()),
+        ..f()
+    };
+    assert_eq!(list(&*store, by_rule("schema.required")).await, vec![q2, q1]);
+    assert_eq!(list(&*store, by_rule("uscc.check_char")).await, vec![q1]);
+    assert_eq!(list(&*store, by_rule("schema")).await, Vec::<i64>::new(), "rule ids match whole");
+    let both = QuarantineFilter {
+        source_id: Some("s1".into()),
+        rule: Some("schema.required".into()),
+        ..f()
+    };
+    assert_eq!(list(&*store, both).await, vec![q1]);
+
+    store
+        .quarantine_set_status(q2, QuarantineStatus::Ignored, Some("测试数据"))
+        .await
+        .unwrap();
+    let by_status = |status| QuarantineFilter {
+        status: Some(status),
+        ..f()
+    };
+    assert_eq!(list(&*store, by_status(QuarantineStatus::Open)).await, vec![q3, q1]);
+    assert_eq!(list(&*store, by_status(QuarantineStatus::Ignored)).await, vec![q2]);
+    assert_eq!(list(&*store, by_status(QuarantineStatus::Replayed)).await, Vec::<i64>::new());
+
+    let by_id = QuarantineFilter { id: Some(q2), ..f() };
+    assert_eq!(list(&*store, by_id).await, vec![q2]);
+    let page = QuarantineFilter {
+        before_id: Some(q3),
+        ..f()
+    };
+    assert_eq!(list(&*store, page).await, vec![q2, q1]);
+    let first = QuarantineFilter { limit: Some(1), ..f() };
+    assert_eq!(list(&*store, first).await, vec![q3]);
+
+    let later = Utc::now() + chrono::Duration::hours(1);
+    let since_later = QuarantineFilter {
+        since: Some(later),
+        ..f()
+    };
+    assert_eq!(list(&*store, since_later).await, Vec::<i64>::new());
+    let window = QuarantineFilter {
+        since: Some(start),
+        until: Some(later),
+        ..f()
+    };
+    assert_eq!(list(&*store, window).await, vec![q3, q2, q1]);
+    let until_start = QuarantineFilter {
+        until: Some(start),
+        ..f()
+    };
+    assert_eq!(list(&*store, until_start).await, Vec::<i64>::new());
+}
+
+async fn same_payload_quarantined_twice_has_one_open_entry(store: Arc<dyn Store>) {
+    let x = Rec::new("X-1");
+    let a = quarantine_id(&commit_one(&*store, x.quarantined(vec![violation("r1")])).await);
+    // Delivered again while waiting in the quarantine: still there (the latest violations and
+    // mapping kept), nothing new to report.
+    let again = commit_one(&*store, x.clone().mapping_version(2).quarantined(vec![violation("r2")])).await;
+    assert_eq!(again, RecordResult::Unchanged { code: String::new() });
+    let entry = store.quarantine_get(a).await.unwrap();
+    assert_eq!(entry.violations, vec![violation("r2")]);
+    assert_eq!(entry.mapping_version, 2);
+    assert_eq!((entry.status, entry.attempts), (QuarantineStatus::Open, 0), "a re-sent payload is not a replay");
+
+    // Twice in one batch: one entry.
+    let y = Rec::new("Y-1");
+    let results = commit(&*store, vec![y.quarantined(vec![violation("r1")]), y.quarantined(vec![violation("r3")])]).await;
+    let b = quarantine_id(&results[0]);
+    assert_eq!(results[1], RecordResult::Unchanged { code: String::new() });
+    assert_ne!(a, b);
+    assert_eq!(store.quarantine_get(b).await.unwrap().violations, vec![violation("r1")]);
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.quarantine_open, stats.quarantine_total, stats.raw_records), (2, 2, 2));
+}
+
+async fn accepting_the_payload_resolves_its_entry(store: Arc<dyn Store>) {
+    // After a mapping fix the same payload is accepted: its entry is replayed.
+    let x = Rec::new("X-1");
+    let a = quarantine_id(&commit_one(&*store, x.quarantined(vec![violation("mapping.unknown_code")])).await);
+    accepted_code(&commit_one(&*store, x.clone().mapping_version(2).accepted()).await);
+    let entry = store.quarantine_get(a).await.unwrap();
+    assert_eq!(entry.status, QuarantineStatus::Replayed);
+    assert_eq!(entry.attempts, 0);
+
+    // A payload whose record turns out unchanged resolves its entry too.
+    let y = Rec::new("Y-1");
+    let code = accepted_code(&commit_one(&*store, y.accepted()).await);
+    let other_source = y.clone().source("jiangxi-hub");
+    let b = quarantine_id(&commit_one(&*store, other_source.quarantined(vec![violation("r")])).await);
+    let result = commit_one(&*store, other_source.accepted()).await;
+    assert_eq!(result, RecordResult::Unchanged { code });
+    assert_eq!(store.quarantine_get(b).await.unwrap().status, QuarantineStatus::Replayed);
+
+    let open = QuarantineFilter {
+        status: Some(QuarantineStatus::Open),
+        ..QuarantineFilter::default()
+    };
+    assert_eq!(list(&*store, open).await, Vec::<i64>::new());
+    assert_eq!(store.stats().await.unwrap().quarantine_open, 0);
+}
+
+async fn failing_replay_updates_violations_and_attempts(store: Arc<dyn Store>) {
+    let x = Rec::new("X-1");
+    let q = quarantine_id(&commit_one(&*store, x.quarantined(vec![violation("r1")])).await);
+
+    let replay = x.clone().mapping_version(2).replay_of(q);
+    let result = commit_one(&*store, replay.quarantined(vec![violation("r2"), violation("r3")])).await;
+    assert_eq!(result, RecordResult::Quarantined { quarantine_id: q });
+    let entry = store.quarantine_get(q).await.unwrap();
+    assert_eq!(entry.violations, vec![violation("r2"), violation("r3")]);
+    assert_eq!((entry.attempts, entry.mapping_version), (1, 2));
+    assert_eq!(entry.status, QuarantineStatus::Open);
+    let by_rule = |rule: &str| QuarantineFilter {
+        rule: Some(rule.into()),
+        ..QuarantineFilter::default()
+    };
+    assert_eq!(list(&*store, by_rule("r1")).await, Vec::<i64>::new());
+    assert_eq!(list(&*store, by_rule("r3")).await, vec![q]);
+
+    let replay = x.clone().mapping_version(3).replay_of(q);
+    accepted_code(&commit_one(&*store, replay.accepted()).await);
+    let entry = store.quarantine_get(q).await.unwrap();
+    assert_eq!((entry.status, entry.attempts), (QuarantineStatus::Replayed, 2));
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.quarantine_open, stats.quarantine_total, stats.raw_records), (0, 1, 1));
+}
+
+async fn replaying_an_entry_twice_in_one_batch(store: Arc<dyn Store>) {
+    let x = Rec::new("X-1");
+    let q = quarantine_id(&commit_one(&*store, x.quarantined(vec![violation("r1")])).await);
+    let replay = x.clone().mapping_version(2).replay_of(q);
+    let results = commit(&*store, vec![replay.quarantined(vec![violation("r2")]), replay.accepted()]).await;
+    assert_eq!(results[0], RecordResult::Quarantined { quarantine_id: q });
+    accepted_code(&results[1]);
+    let entry = store.quarantine_get(q).await.unwrap();
+    assert_eq!((entry.status, entry.attempts), (QuarantineStatus::Replayed, 2));
+    assert_eq!(entry.violations, vec![violation("r2")]);
+
+    // Two different entries replayed in one batch, one failing, one succeeding.
+    let y = Rec::new("Y-1");
+    let z = Rec::new("Z-1");
+    let results = commit(&*store, vec![y.quarantined(vec![violation("r1")]), z.quarantined(vec![violation("r1")])]).await;
+    let (qy, qz) = (quarantine_id(&results[0]), quarantine_id(&results[1]));
+    let results = commit(
+        &*store,
+        vec![
+            y.clone().replay_of(qy).quarantined(vec![violation("r9")]),
+            z.clone().replay_of(qz).accepted(),
+        ],
+    )
+    .await;
+    assert_eq!(results[0], RecordResult::Quarantined { quarantine_id: qy });
+    accepted_code(&results[1]);
+    let ey = store.quarantine_get(qy).await.unwrap();
+    let ez = store.quarantine_get(qz).await.unwrap();
+    assert_eq!((ey.status, ey.attempts), (QuarantineStatus::Open, 1));
+    assert_eq!(ey.violations, vec![violation("r9")]);
+    assert_eq!((ez.status, ez.attempts), (QuarantineStatus::Replayed, 1));
+}
+
+async fn ignore_entry_with_note(store: Arc<dyn Store>) {
+    let x = Rec::new("X-1");
+    let q = quarantine_id(&commit_one(&*store, x.quarantined(vec![violation("r1")])).await);
+    store
+        .quarantine_set_status(q, QuarantineStatus::Ignored, Some("非本机关案件 / not our agency"))
+        .await
+        .unwrap();
+    let entry = store.quarantine_get(q).await.unwrap();
+    assert_eq!(entry.status, QuarantineStatus::Ignored);
+    assert_eq!(entry.note.as_deref(), Some("非本机关案件 / not our agency"));
+    assert_eq!(store.stats().await.unwrap().quarantine_open, 0);
+    assert!(matches!(
+        store.quarantine_set_status(q + 1000, QuarantineStatus::Ignored, None).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // A replay of the ignored entry that fails again reopens nothing: it stays ignored.
+    let failed = commit_one(&*store, x.clone().replay_of(q).quarantined(vec![violation("r2")])).await;
+    assert_eq!(failed, RecordResult::Quarantined { quarantine_id: q });
+    let entry = store.quarantine_get(q).await.unwrap();
+    assert_eq!((entry.status, entry.attempts), (QuarantineStatus::Ignored, 1));
+
+    store.quarantine_update_violations(q, &[violation("r7")]).await.unwrap();
+    let entry = store.quarantine_get(q).await.unwrap();
+    assert_eq!((entry.violations.clone(), entry.attempts), (vec![violation("r7")], 2));
+    let by_rule = QuarantineFilter {
+        rule: Some("r7".into()),
+        ..QuarantineFilter::default()
+    };
+    assert_eq!(list(&*store, by_rule).await, vec![q]);
+
+    // Setting a status without a note keeps the note.
+    store
+        .quarantine_set_status(q, QuarantineStatus::Replayed, None)
+        .await
+        .unwrap();
+    let entry = store.quarantine_get(q).await.unwrap();
+    assert_eq!(entry.status, QuarantineStatus::Replayed);
+    assert_eq!(entry.note.as_deref(), Some("非本机关案件 / not our agency"));
+}
+
+async fn outbox_row_per_sink_per_version(store: Arc<dyn Store>) {
+    let sinks = vec!["amqp".to_string(), "provincial-api".to_string()];
+    let with_sinks = |records: Vec<IncomingRecord>| CommitBatch {
+        records,
+        cursors: Vec::new(),
+        sinks: sinks.clone(),
+    };
+    let v1 = Rec::new("A-1");
+    let results = store.commit_batch(&with_sinks(vec![v1.accepted()])).await.unwrap();
+    let code = accepted_code(&results[0]);
+    let (case, _) = store.case_by_code(&code).await.unwrap();
+    let rows = store.outbox_for_case(case.id).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    for (row, sink) in rows.iter().zip(&sinks) {
+        assert_eq!(&row.sink_id, sink);
+        assert_eq!((row.case_id, row.version), (case.id, 1));
+        assert_eq!(row.idempotency_key, format!("{code}:1"));
+        assert_eq!((row.status.as_str(), row.attempts), ("pending", 0));
+    }
+
+    // Unchanged: nothing to deliver.
+    store.commit_batch(&with_sinks(vec![v1.accepted()])).await.unwrap();
+    assert_eq!(store.outbox_for_case(case.id).await.unwrap().len(), 2);
+
+    // An update and a withdrawal in one batch: one row per sink for each.
+    let v2 = Rec::new("A-1").content("v2");
+    store
+        .commit_batch(&with_sinks(vec![v2.accepted(), v2.clone().delete().accepted()]))
+        .await
+        .unwrap();
+    let rows = store.outbox_for_case(case.id).await.unwrap();
+    let keys: Vec<(&str, &str)> = rows.iter().map(|r| (r.sink_id.as_str(), r.idempotency_key.as_str())).collect();
+    let code_ref = &code;
+    let expected: Vec<(String, String)> = (1..=3)
+        .flat_map(|v| sinks.iter().map(move |s| (s.clone(), format!("{code_ref}:{v}"))))
+        .collect();
+    let expected: Vec<(&str, &str)> = expected.iter().map(|(s, k)| (s.as_str(), k.as_str())).collect();
+    assert_eq!(keys, expected);
+    assert_eq!(rows.iter().map(|r| r.version).collect::<Vec<_>>(), vec![1, 1, 2, 2, 3, 3]);
+    assert_eq!(store.stats().await.unwrap().outbox_pending, 6);
+
+    // No sinks configured: no rows.
+    commit_one(&*store, Rec::new("A-1").content("v4").accepted()).await;
+    assert_eq!(store.outbox_for_case(case.id).await.unwrap().len(), 6);
+    assert_eq!(store.outbox_for_case(case.id + 1000).await.unwrap().len(), 0);
+}
+
+async fn cursors_advance_with_the_batch(store: Arc<dyn Store>) {
+    assert_eq!(store.cursor(SOURCE).await.unwrap(), None);
+    let b = CommitBatch {
+        records: vec![Rec::new("A-1").accepted()],
+        cursors: vec![(SOURCE.to_string(), "2024-06-01T00:00:00Z#17".to_string())],
+        sinks: Vec::new(),
+    };
+    store.commit_batch(&b).await.unwrap();
+    assert_eq!(
+        store.cursor(SOURCE).await.unwrap().as_deref(),
+        Some("2024-06-01T00:00:00Z#17")
+    );
+
+    // A batch with only cursors (an empty page) advances them too.
+    let b = CommitBatch {
+        cursors: vec![
+            (SOURCE.to_string(), "c2".to_string()),
+            ("jiujiang".to_string(), "页码=3".to_string()),
+        ],
+        ..CommitBatch::default()
+    };
+    assert_eq!(store.commit_batch(&b).await.unwrap(), Vec::new());
+    assert_eq!(store.cursor(SOURCE).await.unwrap().as_deref(), Some("c2"));
+    assert_eq!(store.cursor("jiujiang").await.unwrap().as_deref(), Some("页码=3"));
+
+    // The same source twice: the last cursor wins.
+    let b = CommitBatch {
+        cursors: vec![(SOURCE.to_string(), "c3".to_string()), (SOURCE.to_string(), "c4".to_string())],
+        ..CommitBatch::default()
+    };
+    store.commit_batch(&b).await.unwrap();
+    assert_eq!(store.cursor(SOURCE).await.unwrap().as_deref(), Some("c4"));
+    assert_eq!(store.cursor("unknown").await.unwrap(), None);
+}
+
+/// A batch that cannot be planned (a record numbered in 1999: no code can be made for it) fails
+/// as a whole; nothing of it is written.
+async fn failing_batch_writes_nothing(store: Arc<dyn Store>) {
+    let setup = CommitBatch {
+        records: vec![Rec::new("A-1").accepted()],
+        cursors: vec![(SOURCE.to_string(), "c0".to_string())],
+        sinks: vec!["amqp".to_string()],
+    };
+    let code = accepted_code(&store.commit_batch(&setup).await.unwrap()[0]);
+    let before = store.stats().await.unwrap();
+
+    let failing = CommitBatch {
+        records: vec![
+            Rec::new("B-1").accepted(),
+            Rec::new("A-1").content("v2").accepted(),
+            Rec::new("Q-1").quarantined(vec![violation("r1")]),
+            Rec::new("C-1").region("360102").accepted(),
+            Rec::new("BAD-1").year(1999).accepted(),
+        ],
+        cursors: vec![(SOURCE.to_string(), "c1".to_string())],
+        sinks: vec!["amqp".to_string()],
+    };
+    let err = store.commit_batch(&failing).await.expect_err("the batch cannot be planned");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(!err.is_retryable());
+
+    assert_nothing_of_the_batch_written(&*store, &before, &code).await;
+}
+
+/// After a failed batch: stats as before, the cursor and the case unchanged, and no counter used.
+async fn assert_nothing_of_the_batch_written(store: &dyn Store, before: &StoreStats, code: &str) {
+    assert_eq!(&store.stats().await.unwrap(), before);
+    assert_eq!(store.cursor(SOURCE).await.unwrap().as_deref(), Some("c0"));
+    let (case, versions) = store.case_by_code(code).await.unwrap();
+    assert_eq!((case.version, versions.len()), (1, 1));
+    let results = commit(
+        &*store,
+        vec![Rec::new("B-1").accepted(), Rec::new("C-1").region("360102").accepted()],
+    )
+    .await;
+    assert_eq!(sequence(&accepted_code(&results[0])), 2, "counter 360100 was not advanced");
+    assert_eq!(sequence(&accepted_code(&results[1])), 1, "counter 360102 starts at 1");
+}
+
+async fn cases_listing_pages_and_filters_by_source(store: Arc<dyn Store>) {
+    let recs = [
+        Rec::new("A-1").source("s1"),
+        Rec::new("A-2").source("s2"),
+        Rec::new("A-3").source("s1"),
+        Rec::new("A-4").source("s2"),
+        Rec::new("A-5").source("s1"),
+    ];
+    let results = commit(&*store, recs.iter().map(Rec::accepted).collect()).await;
+    let codes: Vec<String> = results.iter().map(accepted_code).collect();
+
+    let all = store.cases(&CaseFilter::default()).await.unwrap();
+    assert_eq!(all.iter().map(|c| c.unified_code.clone()).collect::<Vec<_>>(), codes);
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    for (case, rec) in all.iter().zip(&recs) {
+        assert_eq!(case.record, rec.record());
+        assert_eq!(case.key, rec.key());
+        assert_eq!(case.version, 1);
+        assert!(case.updated_at >= case.created_at);
+    }
+
+    let page1 = store
+        .cases(&CaseFilter {
+            limit: Some(2),
+            ..CaseFilter::default()
+        })
+        .await
+        .unwrap();
+    let page2 = store
+        .cases(&CaseFilter {
+            limit: Some(2),
+            after_id: Some(page1[1].id),
+            ..CaseFilter::default()
+        })
+        .await
+        .unwrap();
+    let page3 = store
+        .cases(&CaseFilter {
+            limit: Some(2),
+            after_id: Some(page2[1].id),
+            ..CaseFilter::default()
+        })
+        .await
+        .unwrap();
+    let paged: Vec<i64> = page1.iter().chain(&page2).chain(&page3).map(|c| c.id).collect();
+    assert_eq!(paged, all.iter().map(|c| c.id).collect::<Vec<_>>());
+
+    let of = |source: &str| CaseFilter {
+        source_id: Some(source.to_string()),
+        ..CaseFilter::default()
+    };
+    let s2: Vec<String> = store.cases(&of("s2")).await.unwrap().into_iter().map(|c| c.unified_code).collect();
+    assert_eq!(s2, vec![codes[1].clone(), codes[3].clone()]);
+
+    // The source is that of the latest version.
+    let moved = Rec::new("A-1").source("s2").content("v2");
+    commit_one(&*store, moved.accepted()).await;
+    let s2 = store.cases(&of("s2")).await.unwrap();
+    assert_eq!(
+        s2.iter().map(|c| c.unified_code.clone()).collect::<Vec<_>>(),
+        vec![codes[0].clone(), codes[1].clone(), codes[3].clone()]
+    );
+    assert_eq!(s2[0].record, moved.record());
+    assert_eq!(s2[0].version, 2);
+    assert_eq!(store.cases(&of("s1")).await.unwrap().len(), 2);
+}
+
+async fn case_by_code_normalises_and_reports_missing(store: Arc<dyn Store>) {
+    let code = accepted_code(&commit_one(&*store, Rec::new("A-1").accepted()).await);
+    let sloppy = format!(" {}-{} ", &code[..6], &code[6..]).to_lowercase();
+    let (case, _) = store.case_by_code(&sloppy).await.unwrap();
+    assert_eq!(case.unified_code, code);
+    let missing = CaseCode::new(CaseType::Penalty, 2024, REGION, 99).unwrap().to_string();
+    assert!(matches!(store.case_by_code(&missing).await, Err(StoreError::NotFound(_))));
+}
+
+async fn stats_and_audit_round_trip(store: Arc<dyn Store>) {
+    let b = CommitBatch {
+        records: vec![
+            Rec::new("A-1").accepted(),
+            Rec::new("A-1").content("v2").accepted(),
+            Rec::new("B-1").accepted(),
+            Rec::new("Q-1").quarantined(vec![violation("r1")]),
+            Rec::new("Z-1").delete().accepted(),
+        ],
+        cursors: Vec::new(),
+        sinks: vec!["amqp".to_string()],
+    };
+    store.commit_batch(&b).await.unwrap();
+    assert_eq!(
+        store.stats().await.unwrap(),
+        StoreStats {
+            raw_records: 5,
+            cases: 2,
+            versions: 3,
+            quarantine_open: 2,
+            quarantine_total: 2,
+            outbox_pending: 3,
+        }
+    );
+
+    let start = Utc::now() - chrono::Duration::seconds(5);
+    let entries = [
+        AuditEntry {
+            actor: "system".into(),
+            action: "migrate".into(),
+            subject: "store".into(),
+            detail: json!({"applied": ["0001_initial"]}),
+        },
+        AuditEntry {
+            actor: "cli:zhang".into(),
+            action: "quarantine.ignore".into(),
+            subject: "quarantine:1".into(),
+            detail: json!({"note": "重复报送", "count": 1}),
+        },
+        AuditEntry {
+            actor: "token:ops".into(),
+            action: "replay".into(),
+            subject: "source:nanchang".into(),
+            detail: Value::Null,
+        },
+    ];
+    for e in &entries {
+        store.audit(e).await.unwrap();
+    }
+    let log = store.audit_log(10).await.unwrap();
+    assert_eq!(log.len(), 3);
+    for (record, entry) in log.iter().zip(entries.iter().rev()) {
+        assert_eq!(
+            (&record.actor, &record.action, &record.subject, &record.detail),
+            (&entry.actor, &entry.action, &entry.subject, &entry.detail)
+        );
+        assert!(record.at >= start && record.at <= Utc::now() + chrono::Duration::seconds(5));
+    }
+    assert!(log.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    let newest: Vec<i64> = store.audit_log(2).await.unwrap().iter().map(|r| r.id).collect();
+    assert_eq!(newest, vec![log[0].id, log[1].id]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL only.
+// ---------------------------------------------------------------------------------------------
+
+/// A text PostgreSQL refuses (NUL byte) fails the batch midway, after the counters were
+/// locked and created; nothing of the batch remains.
+#[tokio::test]
+async fn postgres_rejected_batch_writes_nothing() {
+    let db = TestDb::postgres().await;
+    let store = db.store();
+    let setup = CommitBatch {
+        records: vec![Rec::new("A-1").accepted()],
+        cursors: vec![(SOURCE.to_string(), "c0".to_string())],
+        sinks: vec!["amqp".to_string()],
+    };
+    let code = accepted_code(&store.commit_batch(&setup).await.unwrap()[0]);
+    let before = store.stats().await.unwrap();
+
+    let mut bad = Rec::new("D-1").accepted();
+    bad.record_key = "D-1\0".to_string();
+    let failing = CommitBatch {
+        records: vec![
+            Rec::new("B-1").accepted(),
+            Rec::new("A-1").content("v2").accepted(),
+            Rec::new("Q-1").quarantined(vec![violation("r1")]),
+            Rec::new("C-1").region("360102").accepted(),
+            bad,
+        ],
+        cursors: vec![(SOURCE.to_string(), "c1".to_string())],
+        sinks: vec!["amqp".to_string()],
+    };
+    let err = store.commit_batch(&failing).await.expect_err("PostgreSQL rejects NUL in text");
+    assert!(matches!(err, StoreError::Postgres(_)), "{err:?}");
+    assert!(!err.is_retryable());
+
+    assert_nothing_of_the_batch_written(&*store, &before, &code).await;
+}
+
+#[tokio::test]
+async fn postgres_unreachable_server_is_a_pool_error() {
+    let result = PostgresStore::connect("postgres://postgres@127.0.0.1:1/postgres", 2).await;
+    assert!(matches!(result, Err(StoreError::Pool(_))), "{:?}", result.err());
+    let result = PostgresStore::connect("postgres://host:notaport/db", 2).await;
+    assert!(matches!(result, Err(StoreError::Pool(_))), "{:?}", result.err());
+}
+
+/// Gateway instances starting together migrate once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_concurrent_migrations_apply_once() {
+    let database = PgDatabase::create().await;
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let url = database.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let store = PostgresStore::connect(&url, 1).await.expect("connect");
+            store.migrate().await.expect("migrate")
+        }));
+    }
+    let mut applied = Vec::new();
+    for t in tasks {
+        applied.extend(t.await.unwrap());
+    }
+    assert_eq!(applied, vec!["0001_initial".to_string()]);
+}
+
+/// Four writers, each committing 50 batches of 20 new cases of the same counter, 5 of each
+/// batch's business keys shared by all writers: every code of the counter is used exactly once
+/// (1..=N, no gap, no duplicate) and every business key has exactly one case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_concurrent_writers_allocate_gapless_unique_codes() {
+    const TASKS: usize = 4;
+    const BATCHES: usize = 50;
+    const OWN: usize = 15;
+    const SHARED: usize = 5;
+    let db = TestDb::postgres_with_pool(8).await;
+    let store = db.store();
+
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let mut retries = 0u32;
+            for b in 0..BATCHES {
+                let mut records: Vec<IncomingRecord> = (0..OWN)
+                    .map(|i| Rec::new(&format!("T{t}-B{b}-{i}")).accepted())
+                    .collect();
+                // Shared keys, in a different position in each writer's batch; each writer sends
+                // its own content, so every writer adds one version.
+                let shared: Vec<IncomingRecord> = (0..SHARED)
+                    .map(|j| {
+                        Rec::new(&format!("S-B{b}-{j}"))
+                            .content(&format!("from writer {t}"))
+                            .accepted()
+                    })
+                    .collect();
+                let at = (t * 4) % (OWN + 1);
+                records.splice(at..at, shared);
+                let batch = CommitBatch {
+                    records,
+                    cursors: vec![(format!("writer-{t}"), b.to_string())],
+                    sinks: vec!["amqp".to_string()],
+                };
+                let mut attempt = 0u32;
+                loop {
+                    match store.commit_batch(&batch).await {
+                        Ok(results) => {
+                            assert_eq!(results.len(), OWN + SHARED);
+                            break;
+                        }
+                        Err(e) if e.is_retryable() && attempt < 100 => {
+                            attempt += 1;
+                            retries += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt))).await;
+                        }
+                        Err(e) => panic!("writer {t}, batch {b}, attempt {attempt}: {e}"),
+                    }
+                }
+            }
+            retries
+        }));
+    }
+    let mut retries = 0;
+    for task in tasks {
+        retries += task.await.expect("writer task");
+    }
+    eprintln!("concurrent writers: {retries} retries");
+
+    let mut cases: Vec<CaseRow> = Vec::new();
+    loop {
+        let page = store
+            .cases(&CaseFilter {
+                after_id: cases.last().map(|c| c.id),
+                limit: Some(1000),
+                ..CaseFilter::default()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        cases.extend(page);
+    }
+    let n = TASKS * BATCHES * OWN + BATCHES * SHARED;
+    assert_eq!(cases.len(), n);
+    let mut sequences: Vec<u32> = cases
+        .iter()
+        .map(|c| {
+            let code = CaseCode::parse(&c.unified_code).unwrap();
+            assert_eq!((code.case_type(), code.year(), code.region()), (CaseType::Penalty, 2024, REGION));
+            code.sequence()
+        })
+        .collect();
+    sequences.sort_unstable();
+    let expected: Vec<u32> = (1..=u32::try_from(n).unwrap()).collect();
+    assert_eq!(sequences, expected, "codes 1..=N, each once");
+
+    let mut by_key: HashMap<&BusinessKey, &CaseRow> = HashMap::new();
+    for c in &cases {
+        assert!(by_key.insert(&c.key, c).is_none(), "two cases for {}", c.key);
+    }
+    for b in 0..BATCHES {
+        for j in 0..SHARED {
+            let key = Rec::new(&format!("S-B{b}-{j}")).key();
+            assert_eq!(by_key[&key].version, TASKS as i32, "every writer added a version of {key}");
+        }
+    }
+    let versions = TASKS * BATCHES * (OWN + SHARED);
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.cases, stats.versions), (n as i64, versions as i64));
+    assert_eq!(stats.outbox_pending, versions as i64);
+    for t in 0..TASKS {
+        let cursor = store.cursor(&format!("writer-{t}")).await.unwrap();
+        assert_eq!(cursor, Some((BATCHES - 1).to_string()));
+    }
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine or this one:
+#   1. starts PostgreSQL and RabbitMQ if they are not running (installing them with apt-get
+#      where absent; a fresh PostgreSQL gets trust auth on 127.0.0.1 for the tests),
+#   2. checks formatting and lints,
+#   3. runs every test (unit, property, store conformance on SQLite and PostgreSQL, end-to-end).
+# Environment: GATEWAY_TEST_PG_URL overrides the PostgreSQL server the tests use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+apt_install() {
+    if ! command -v apt-get >/dev/null; then
+        echo "apt-get not available: install $* yourself" >&2
+        return 1
+    fi
+    if [ -z "${APT_UPDATED:-}" ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+pg_ready() {
+    if command -v pg_isready >/dev/null; then
+        pg_isready -q -h 127.0.0.1 -p 5432
+    else
+        (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null
+    fi
+}
+
+ensure_postgres() {
+    if pg_ready; then return 0; fi
+    local installed_now=""
+    if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+        log "installing PostgreSQL"
+        apt_install postgresql
+        installed_now=1
+    fi
+    local version
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    if [ -n "$installed_now" ]; then
+        # Tests connect as postgres over TCP without a password.
+        sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "/etc/postgresql/$version/main/pg_hba.conf"
+    fi
+    log "starting PostgreSQL $version"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 1 30); do pg_ready && return 0; sleep 1; done
+    echo "PostgreSQL did not start" >&2
+    return 1
+}
+
+rabbit_ready() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+
+ensure_rabbitmq() {
+    if rabbit_ready; then return 0; fi
+    if ! command -v rabbitmq-server >/dev/null; then
+        log "installing RabbitMQ"
+        apt_install rabbitmq-server
+    fi
+    log "starting RabbitMQ"
+    rabbitmq-server -detached >/dev/null 2>&1 || true
+    for _ in $(seq 1 60); do rabbit_ready && return 0; sleep 1; done
+    echo "RabbitMQ did not start" >&2
+    return 1
+}
+
+ensure_postgres
+ensure_rabbitmq
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+log "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast
+else
+    cargo test --workspace --no-fail-fast
+fi

@@ -1,0 +1,150 @@
+//! End-to-end: the command-line contracts (`check`, `normalize`, `mappings test`,
+//! `config check`) that scripts and users rely on.
+
+mod support;
+
+use std::io::Write;
+use std::process::Stdio;
+use support::{gateway, path_str, repo};
+
+fn run_with_stdin(args: &[&str], input: &str) -> std::process::Output {
+    let mut child = gateway()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn gateway");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let text = input.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(text.as_bytes()));
+    let out = child.wait_with_output().expect("wait");
+    writer.join().expect("writer thread").expect("write stdin");
+    out
+}
+
+#[test]
+fn check_uscc_prints_tab_separated_lines_and_exit_status() {
+    let out = gateway().args(["check", "uscc", "91110000600037341L", "9111 0000 6000 3734 1l"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "91110000600037341L\tvalid\t91110000600037341L");
+    assert_eq!(lines[1], "9111 0000 6000 3734 1l\tvalid\t91110000600037341L");
+
+    let out = gateway().args(["check", "uscc", "91110000600037341N"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let fields: Vec<&str> = text.trim_end().split('\t').collect();
+    assert_eq!(fields[..3], ["91110000600037341N", "invalid", "uscc.check_char"]);
+    assert!(fields[3].contains('L'), "message names the expected check character: {}", fields[3]);
+}
+
+#[test]
+fn check_reads_values_from_stdin_and_prints_json() {
+    let out = run_with_stdin(&["check", "id-number", "--json"], "360426199101010071\n36042619910102009X\n");
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["valid"], true);
+    assert_eq!(lines[1]["valid"], false);
+    assert_eq!(lines[1]["rule"], "id_number.check_char");
+}
+
+#[test]
+fn check_region_and_case_code() {
+    let out = gateway().args(["check", "region", "360102", "361121"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "historical codes are valid by default");
+    let out = gateway().args(["check", "region", "--current", "361121"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "revoked code with --current");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("region.revoked"));
+    let out = gateway().args(["check", "case-code", "CF20243601020000450H"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn check_with_unknown_kind_is_a_usage_error() {
+    let out = gateway().args(["check", "passport", "X"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn shipped_mappings_pass_their_embedded_tests() {
+    let out = gateway().args(["mappings", "test", path_str(&repo().join("mappings"))]).output().unwrap();
+    support::assert_success(&out, "mappings test");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 failing"));
+}
+
+#[test]
+fn mappings_test_fails_on_a_wrong_expectation() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = repo().join("mappings/nanchang-amr-penalty");
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let mapping = dir.path().join("mapping.toml");
+    let text = std::fs::read_to_string(&mapping).unwrap();
+    assert!(text.contains("洪市监"), "the example's expectations mention the decision number");
+    std::fs::write(&mapping, text.replacen("\"洪市监", "\"错市监", 1)).unwrap();
+    let out = gateway().args(["mappings", "test", path_str(&mapping)]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn normalize_prints_canonical_record_or_violations_per_line() {
+    let good = support::nanchang_record(1, 0);
+    let bad = support::defective_record(2);
+    let input = format!("{good}\n{bad}\n");
+    let mapping = repo().join("mappings/nanchang-amr-penalty/mapping.toml");
+    let out = run_with_stdin(&["normalize", "--mapping", path_str(&mapping), "--province", "36"], &input);
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["accepted"], true, "{}", lines[0]);
+    assert_eq!(lines[0]["record"]["agency"]["credit_code"], support::AGENCY_CODE);
+    assert_eq!(lines[1]["accepted"], false);
+    assert_eq!(lines[1]["violations"][0]["rule"], "uscc.check_char");
+}
+
+#[test]
+fn config_check_reports_every_problem_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[store]\nbackend = \"oracle\"\n\n[[sources]]\nid = \"a\"\nmapping = \"missing.toml\"\n\n[[sources]]\nid = \"a\"\nmapping = \"missing.toml\"\nformat = \"yaml\"\n",
+    )
+    .unwrap();
+    let out = gateway().args(["config", "check", path_str(&config)]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in ["store.backend", "sources[0] (id \"a\").mapping", "sources[1] (id \"a\").id", "sources[1] (id \"a\").format"] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+
+    std::fs::write(&config, "[store]\nbackend = \"sqlite\"\nunknown_key = 1\n").unwrap();
+    let out = gateway().args(["config", "check", path_str(&config)]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("3:1"), "line and column of the unknown key:\n{text}");
+}
+
+#[test]
+fn config_never_prints_the_database_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pg.toml");
+    std::fs::write(&config, "[store]\nbackend = \"postgres\"\nurl_env = \"GW_SECRET_URL\"\n").unwrap();
+    let out = gateway()
+        .args(["migrate", "--config", path_str(&config)])
+        .env("GW_SECRET_URL", "postgres://gw:s3cr3t-pw@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!all.contains("s3cr3t-pw"), "secret leaked: {all}");
+}

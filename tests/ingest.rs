@@ -1,0 +1,209 @@
+//! End-to-end: `gateway ingest`, `export`, `replay` through the real binary, on SQLite and on
+//! PostgreSQL.
+
+mod support;
+
+use serde_json::Value;
+use std::collections::HashSet;
+use support::{jsonl, path_str, sequences, Backend, Env};
+
+fn count(summary: &Value, key: &str) -> u64 {
+    summary[key].as_u64().unwrap_or_else(|| panic!("summary has {key}: {summary}"))
+}
+
+async fn mixed_file_is_counted_coded_and_quarantined_with_reasons(backend: Backend) {
+    let env = Env::new(backend).await;
+    let file = env.write("mixed.jsonl", &jsonl(1..201, 10, 0));
+    let s = env.ingest(&file);
+    assert_eq!(count(&s, "received"), 200, "{s}");
+    assert_eq!(count(&s, "accepted"), 180, "{s}");
+    assert_eq!(count(&s, "quarantined"), 20, "{s}");
+
+    let cases = env.export("cases");
+    assert_eq!(cases.len(), 180);
+    assert_eq!(sequences(&cases), (1..=180).collect::<Vec<u32>>(), "codes numbered 1..=180 without gaps");
+    let codes: HashSet<&str> = cases.iter().filter_map(|c| c["unified_code"].as_str()).collect();
+    assert_eq!(codes.len(), 180, "codes are unique");
+    assert!(codes.iter().all(|c| c.starts_with("CF2024360100")), "type, year and region in every code");
+
+    let quarantine = env.export("quarantine");
+    assert_eq!(quarantine.len(), 20);
+    for q in &quarantine {
+        let rules: Vec<&str> = q["violations"].as_array().unwrap().iter().filter_map(|v| v["rule"].as_str()).collect();
+        assert_eq!(rules, ["uscc.check_char"], "{q}");
+        assert_eq!(q["violations"][0]["pointer"], "/target/id_number");
+        assert_eq!(q["raw_record"]["xdrzjhm"], "91360102MA35G7K86B", "raw record kept");
+    }
+}
+on_both_backends!(mixed_file_is_counted_coded_and_quarantined_with_reasons);
+
+async fn ingesting_the_same_file_again_changes_nothing(backend: Backend) {
+    let env = Env::new(backend).await;
+    let file = env.write("mixed.jsonl", &jsonl(1..101, 10, 0));
+    env.ingest(&file);
+    let before = env.export("cases");
+    let s = env.ingest(&file);
+    assert_eq!(count(&s, "accepted"), 0, "{s}");
+    assert_eq!(count(&s, "updated"), 0, "{s}");
+    assert_eq!(count(&s, "unchanged"), 100, "{s}");
+    assert_eq!(count(&s, "quarantined"), 0, "{s}");
+    assert_eq!(env.export("cases").len(), before.len());
+    assert_eq!(env.export("quarantine").len(), 10, "no duplicate quarantine entries");
+}
+on_both_backends!(ingesting_the_same_file_again_changes_nothing);
+
+async fn changed_records_become_new_versions_with_the_same_codes(backend: Backend) {
+    let env = Env::new(backend).await;
+    env.ingest(&env.write("v1.jsonl", &jsonl(1..51, 0, 0)));
+    let codes_v1: Vec<(String, String)> = env
+        .export("cases")
+        .iter()
+        .map(|c| (c["key"]["case_number"].as_str().unwrap().to_string(), c["unified_code"].as_str().unwrap().to_string()))
+        .collect();
+    // Records 1..=20 change (another fine amount); 21..=50 are re-sent unchanged.
+    let mut text = jsonl(1..21, 0, 7);
+    text.push_str(&jsonl(21..51, 0, 0));
+    let s = env.ingest(&env.write("v2.jsonl", &text));
+    assert_eq!((count(&s, "accepted"), count(&s, "updated"), count(&s, "unchanged")), (0, 20, 30), "{s}");
+    let cases = env.export("cases");
+    let codes_v2: Vec<(String, String)> = cases
+        .iter()
+        .map(|c| (c["key"]["case_number"].as_str().unwrap().to_string(), c["unified_code"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(codes_v1, codes_v2, "codes never change");
+    let versions: Vec<i64> = cases.iter().map(|c| c["version"].as_i64().unwrap()).collect();
+    assert_eq!(versions.iter().filter(|v| **v == 2).count(), 20);
+    assert_eq!(cases[0]["record"]["penalty"]["fine_amount"].as_f64(), Some(1700.0));
+}
+on_both_backends!(changed_records_become_new_versions_with_the_same_codes);
+
+async fn delete_withdraws_and_a_later_insert_reinstates_the_same_code(backend: Backend) {
+    let env = Env::new(backend).await;
+    let record = support::nanchang_record(1, 0);
+    env.ingest(&env.write("a.jsonl", &format!("{record}\n")));
+    let code = env.export("cases")[0]["unified_code"].as_str().unwrap().to_string();
+
+    let delete = serde_json::json!({"ajbh": record["ajbh"], "jgdm": support::AGENCY_CODE, "cd_operation": "d"});
+    let s = env.ingest(&env.write("d.jsonl", &format!("{delete}\n")));
+    assert_eq!(count(&s, "updated"), 1, "{s}");
+    let case = &env.export("cases")[0];
+    assert_eq!(case["unified_code"].as_str(), Some(code.as_str()));
+    assert_eq!(case["withdrawn"], true);
+
+    let again = support::nanchang_record(1, 3);
+    let s = env.ingest(&env.write("b.jsonl", &format!("{again}\n")));
+    assert_eq!(count(&s, "updated"), 1, "{s}");
+    let case = &env.export("cases")[0];
+    assert_eq!(case["unified_code"].as_str(), Some(code.as_str()), "reinstated with the same code");
+    assert_eq!(case["withdrawn"], false);
+    assert_eq!(case["version"], 3);
+}
+on_both_backends!(delete_withdraws_and_a_later_insert_reinstates_the_same_code);
+
+async fn replay_after_mapping_fix_accepts_record(backend: Backend) {
+    // A copy of the Nanchang mapping whose penalty-kind table lacks 警告: records using it fail.
+    let src = support::repo().join("mappings/nanchang-amr-penalty");
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = tmp.path().join("nanchang");
+    std::fs::create_dir_all(&dst).unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            std::fs::copy(&p, dst.join(p.file_name().unwrap())).unwrap();
+        }
+    }
+    let table = dst.join("penalty_kinds.csv");
+    let original = std::fs::read_to_string(&table).unwrap();
+    let broken: String = original.lines().filter(|l| !l.starts_with("警告,")).map(|l| format!("{l}\n")).collect();
+    assert_ne!(broken, original, "the table maps 警告");
+    std::fs::write(&table, broken).unwrap();
+
+    let env = Env::with_sources(backend, &support::nanchang_source(&dst.join("mapping.toml"))).await;
+    let s = env.ingest(&env.write("in.jsonl", &jsonl(1..4, 0, 0)));
+    assert_eq!(count(&s, "quarantined"), 3, "{s}");
+    let q = env.export("quarantine");
+    assert!(q.iter().all(|e| e["violations"][0]["rule"] == "mapping.unmapped_code"), "{q:?}");
+
+    std::fs::write(&table, original).unwrap();
+    let out = env.cmd(&["replay", "--config", path_str(&env.config), "--source", "nanchang-amr"]).output().unwrap();
+    support::assert_success(&out, "replay");
+    let s = support::summary_line(&out);
+    assert_eq!((count(&s, "received"), count(&s, "accepted")), (3, 3), "{s}");
+    assert_eq!(env.export("cases").len(), 3);
+    let q = env.export("quarantine");
+    assert!(q.iter().all(|e| e["status"] == "replayed"), "{q:?}");
+    let s = env.ingest(&env.write("in2.jsonl", &jsonl(1..4, 0, 0)));
+    assert_eq!(count(&s, "unchanged"), 3, "re-sent after the replay: {s}");
+}
+on_both_backends!(replay_after_mapping_fix_accepts_record);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_ingests_into_postgres_allocate_unique_gapless_codes() {
+    let env = Env::new(Backend::Postgres).await;
+    let files: Vec<_> = (0..4)
+        .map(|i| env.write(&format!("part{i}.jsonl"), &jsonl(i * 1000 + 1..i * 1000 + 1001, 0, 0)))
+        .collect();
+    // Overlap: every file also carries 50 records of the next file's range.
+    let children: Vec<_> = files
+        .iter()
+        .map(|f| {
+            env.cmd(&["ingest", "--config", path_str(&env.config), "--source", "nanchang-amr", "--quiet", path_str(f)])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn ingest")
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        support::assert_success(&out, "concurrent ingest");
+    }
+    let cases = env.export("cases");
+    assert_eq!(cases.len(), 4000);
+    assert_eq!(sequences(&cases), (1..=4000).collect::<Vec<u32>>(), "no duplicate or skipped code");
+}
+
+async fn kill_during_large_ingest_then_rerun_commits_each_record_once(backend: Backend) {
+    let env = Env::new(backend).await;
+    let total = 20_000;
+    let file = env.write("large.jsonl", &jsonl(1..total + 1, 0, 0));
+    let mut child = env
+        .cmd(&["ingest", "--config", path_str(&env.config), "--source", "nanchang-amr", "--quiet", path_str(&file)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn ingest");
+    // Let it commit some batches, then kill it hard.
+    let started = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let exported = env.cmd(&["export", "cases", "--config", path_str(&env.config)]).output().unwrap();
+        let committed = String::from_utf8_lossy(&exported.stdout).lines().count();
+        if committed >= 1000 || started.elapsed().as_secs() > 60 {
+            break;
+        }
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let partial = env.export("cases").len();
+    assert!(partial < total, "killed before the end ({partial} committed)");
+
+    let s = env.ingest(&file);
+    assert_eq!(count(&s, "accepted") as usize + count(&s, "unchanged") as usize, total, "{s}");
+    let cases = env.export("cases");
+    assert_eq!(cases.len(), total, "every record committed");
+    assert_eq!(sequences(&cases), (1..=total as u32).collect::<Vec<u32>>(), "exactly once, no gaps");
+    assert!(cases.iter().all(|c| c["version"] == 1), "no record applied twice");
+}
+on_both_backends!(kill_during_large_ingest_then_rerun_commits_each_record_once);
+
+async fn export_csv_has_header_and_one_row_per_case(backend: Backend) {
+    let env = Env::new(backend).await;
+    env.ingest(&env.write("a.jsonl", &jsonl(1..6, 0, 0)));
+    let out = env.cmd(&["export", "cases", "--config", path_str(&env.config), "--format", "csv"]).output().unwrap();
+    support::assert_success(&out, "export csv");
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    assert_eq!(reader.headers().unwrap().get(0), Some("unified_code"));
+    assert_eq!(reader.records().count(), 5);
+}
+on_both_backends!(export_csv_has_header_and_one_row_per_case);

@@ -1,0 +1,222 @@
+//! Helpers of the end-to-end tests: run the real `gateway` binary against a configuration
+//! written into a temporary directory, on SQLite or on a fresh PostgreSQL database.
+#![allow(dead_code)]
+
+#[path = "../../gateway/tests/common/mod.rs"]
+pub mod common;
+
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `gateway` binary built for these tests.
+pub fn gateway() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gateway"));
+    c.env("GATEWAY_LOG", "warn").stdin(Stdio::null());
+    c
+}
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// A fresh PostgreSQL database.
+    Postgres,
+}
+
+/// A gateway set up in a temporary directory.
+pub struct Env {
+    /// The temporary directory (config, data, inputs).
+    pub dir: tempfile::TempDir,
+    /// The config file.
+    pub config: PathBuf,
+    /// The PostgreSQL database (kept alive for the test).
+    pub pg: Option<common::PgDatabase>,
+}
+
+/// The Nanchang penalty source block, with a mapping path.
+pub fn nanchang_source(mapping: &Path) -> String {
+    format!(
+        "[[sources]]\nid = \"nanchang-amr\"\nmapping = \"{}\"\nformat = \"jsonl\"\nrecord_key = \"ajbh\"\n",
+        mapping.display()
+    )
+}
+
+impl Env {
+    /// A config with the Nanchang source and one sink, on `backend`.
+    pub async fn new(backend: Backend) -> Env {
+        let mapping = repo().join("mappings/nanchang-amr-penalty/mapping.toml");
+        Env::with_sources(backend, &nanchang_source(&mapping)).await
+    }
+
+    /// A config with the given source blocks and one sink, on `backend`.
+    pub async fn with_sources(backend: Backend, sources: &str) -> Env {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (store, pg) = match backend {
+            Backend::Sqlite => ("[store]\nbackend = \"sqlite\"\npath = \"data/gateway.db\"\n".to_string(), None),
+            Backend::Postgres => {
+                let db = common::PgDatabase::create().await;
+                (format!("[store]\nbackend = \"postgres\"\nurl_env = \"GW_TEST_DB_URL\"\npool_size = 4\n"), Some(db))
+            }
+        };
+        let config = dir.path().join("gateway.toml");
+        let text = format!(
+            "{store}\n[normalizer]\nprovince_prefix = \"36\"\n\n[pipeline]\nbatch_size = 500\n\n{sources}\n[[sinks]]\nid = \"platform\"\nkind = \"postgres\"\n"
+        );
+        std::fs::write(&config, text).expect("write config");
+        Env { dir, config, pg }
+    }
+
+    /// A command with this environment's config and database URL set.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = gateway();
+        c.args(args);
+        if let Some(db) = &self.pg {
+            c.env("GW_TEST_DB_URL", &db.url);
+        }
+        c
+    }
+
+    /// `gateway ingest` of `file`; returns the summary line.
+    pub fn ingest(&self, file: &Path) -> Value {
+        let out = self
+            .cmd(&["ingest", "--config", path_str(&self.config), "--source", "nanchang-amr", "--quiet", path_str(file)])
+            .output()
+            .expect("run gateway ingest");
+        assert_success(&out, "ingest");
+        summary_line(&out)
+    }
+
+    /// `gateway export WHAT --format jsonl` as parsed lines.
+    pub fn export(&self, what: &str) -> Vec<Value> {
+        let out = self
+            .cmd(&["export", what, "--config", path_str(&self.config)])
+            .output()
+            .expect("run gateway export");
+        assert_success(&out, "export");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("export line is JSON"))
+            .collect()
+    }
+
+    /// Write a file into the temporary directory.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("write input");
+        p
+    }
+}
+
+/// A path as &str (test paths are UTF-8).
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// Fail with stdout and stderr when a command did not succeed.
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The last stdout line parsed as JSON.
+pub fn summary_line(out: &Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let last = text.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("summary line {last:?}: {e}"))
+}
+
+/// The valid agency of the Nanchang example (南昌市市场监督管理局).
+pub const AGENCY_CODE: &str = "11360100014523152U";
+
+/// One Nanchang source record with case number `NCSJ-CF-2024-{n}`. `variant` changes the
+/// content (fine amount) without changing the business key.
+pub fn nanchang_record(n: usize, variant: u32) -> Value {
+    json!({
+        "ajbh": format!("NCSJ-CF-2024-{n:06}"),
+        "ajmc": format!("测试案件{n}"),
+        "cfjdswh": format!("洪市监罚〔2024〕{n}号"),
+        "jgmc": "南昌市市场监督管理局",
+        "jgdm": AGENCY_CODE,
+        "xzqh": "360100",
+        "jgsxbm": "36010000100012",
+        "xdrmc": "南昌赣江商贸有限公司",
+        "xdrlb": "法人及非法人组织",
+        "xdrzjlx": "统一社会信用代码",
+        "xdrzjhm": "91360102MA35G7K86A",
+        "cfyj": "《中华人民共和国价格法》第十三条",
+        "wfss": "未按规定明码标价",
+        "cflb": "罚款、警告",
+        "cfnr": "警告，并处罚款",
+        "fkje": format!("{}", 0.1 + f64::from(variant) / 100.0),
+        "cfcx": "普通程序",
+        "sftz": "否",
+        "ajly": "02",
+        "larq": "2024/1/5",
+        "jdrq": "2024年1月22日",
+        "jarq": "2024-02-08",
+        "zfry": [{"xm": "张三", "zfzh": "36010020001"}, {"xm": "李四", "zfzh": "36010020002"}],
+        "cd_operation": "i"
+    })
+}
+
+/// A record whose target credit code has a wrong check character (rule `uscc.check_char`).
+pub fn defective_record(n: usize) -> Value {
+    let mut r = nanchang_record(n, 0);
+    r["xdrzjhm"] = json!("91360102MA35G7K86B");
+    r
+}
+
+/// JSON lines of records `range`, every `defect_every`-th defective (0 = none).
+pub fn jsonl(range: std::ops::Range<usize>, defect_every: usize, variant: u32) -> String {
+    let mut s = String::new();
+    for n in range {
+        let r = if defect_every > 0 && n % defect_every == 0 { defective_record(n) } else { nanchang_record(n, variant) };
+        s.push_str(&r.to_string());
+        s.push('\n');
+    }
+    s
+}
+
+/// Sequences of the exported cases' codes, sorted.
+pub fn sequences(cases: &[Value]) -> Vec<u32> {
+    let mut seqs: Vec<u32> = cases
+        .iter()
+        .map(|c| {
+            let code = c["unified_code"].as_str().expect("unified_code");
+            normalizer::standards::case_code::CaseCode::parse(code)
+                .unwrap_or_else(|e| panic!("code {code} is well-formed: {e}"))
+                .sequence()
+        })
+        .collect();
+    seqs.sort_unstable();
+    seqs
+}
+
+/// Generate one test per backend from an async fn taking a [`Backend`].
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::support::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::support::Backend::Postgres).await;
+            }
+        }
+    };
+}
