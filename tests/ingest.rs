@@ -207,3 +207,40 @@ async fn export_csv_has_header_and_one_row_per_case(backend: Backend) {
     assert_eq!(reader.records().count(), 5);
 }
 on_both_backends!(export_csv_has_header_and_one_row_per_case);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_the_database_refuses_is_isolated_and_quarantined_while_its_batch_commits() {
+    // PostgreSQL refuses a NUL character inside jsonb text; SQLite would accept it.
+    let env = Env::new(Backend::Postgres).await;
+    let mut text = jsonl(1..11, 0, 0);
+    let mut poison = support::nanchang_record(11, 0);
+    poison["wfss"] = serde_json::json!("含有\u{0}字符的违法事实");
+    text.push_str(&format!("{poison}\n"));
+    text.push_str(&jsonl(12..21, 0, 0));
+    let s = env.ingest(&env.write("poison.jsonl", &text));
+    assert_eq!((count(&s, "accepted"), count(&s, "quarantined")), (19, 1), "{s}");
+    let q = env.export("quarantine");
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0]["violations"][0]["rule"], "store.write_failed", "{}", q[0]);
+    assert_eq!(q[0]["record_key"], "NCSJ-CF-2024-000011");
+}
+
+async fn run_once_ingests_drop_folder_files_and_moves_them(backend: Backend) {
+    let mapping = support::repo().join("mappings/nanchang-amr-penalty/mapping.toml");
+    let sources = format!(
+        "[[sources]]\nid = \"nanchang-amr\"\nkind = \"directory\"\ndirectory = \"inbox\"\nmapping = \"{}\"\nformat = \"jsonl\"\nrecord_key = \"ajbh\"\n",
+        mapping.display()
+    );
+    let env = Env::with_sources(backend, &sources).await;
+    let inbox = env.dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join("a.jsonl"), jsonl(1..6, 0, 0)).unwrap();
+    std::fs::write(inbox.join("b.jsonl.part"), jsonl(6..9, 0, 0)).unwrap();
+    let out = env.cmd(&["run", "--config", path_str(&env.config), "--once"]).output().unwrap();
+    support::assert_success(&out, "run --once");
+    assert_eq!(env.export("cases").len(), 5);
+    assert!(inbox.join("processed/a.jsonl").is_file(), "committed file moved to processed/");
+    assert!(!inbox.join("a.jsonl").exists());
+    assert!(inbox.join("b.jsonl.part").is_file(), "a file still being written is left alone");
+}
+on_both_backends!(run_once_ingests_drop_folder_files_and_moves_them);

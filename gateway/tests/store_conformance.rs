@@ -404,7 +404,12 @@ async fn versions_keep_lineage(store: Arc<dyn Store>) {
     assert_ne!(versions[0].raw_id, versions[1].raw_id);
     for (version, rec) in versions.iter().zip([&v1, &v2]) {
         let raw = store.raw_record(version.raw_id).await.unwrap();
-        assert_eq!(raw.payload, rec.payload(), "version {} points at its payload", version.version);
+        assert_eq!(
+            raw.payload,
+            rec.payload(),
+            "version {} points at its payload",
+            version.version
+        );
         assert_eq!(raw.content_hash, sha256_hex(&rec.payload()));
         assert_eq!(raw.source_id, SOURCE);
         assert_eq!(raw.record_key, "A-1");
@@ -455,7 +460,11 @@ async fn delete_withdraws_and_keeps_code(store: Arc<dyn Store>) {
     assert_eq!(versions.len(), 3);
     assert_eq!(versions[2].status, "active");
     let next = accepted_code(&commit_one(&*store, Rec::new("A-2").accepted()).await);
-    assert_eq!(sequence(&next), 2, "no code was used up by the delete and the reinstatement");
+    assert_eq!(
+        sequence(&next),
+        2,
+        "no code was used up by the delete and the reinstatement"
+    );
 }
 
 async fn delete_of_unknown_case_is_quarantined(store: Arc<dyn Store>) {
@@ -567,7 +576,11 @@ async fn payload_repeated_in_one_batch(store: Arc<dyn Store>) {
 
     // Accepted, then rejected: the repeat writes nothing.
     let r = Rec::new("R-1");
-    let results = commit(&*store, vec![r.accepted(), r.quarantined(vec![violation("schema.required")])]).await;
+    let results = commit(
+        &*store,
+        vec![r.accepted(), r.quarantined(vec![violation("schema.required")])],
+    )
+    .await;
     accepted_code(&results[0]);
     assert_eq!(results[1], RecordResult::Unchanged { code: String::new() });
     assert_eq!(store.stats().await.unwrap().quarantine_total, 0);
@@ -586,10 +599,7 @@ async fn payload_repeated_in_one_batch(store: Arc<dyn Store>) {
     )
     .await;
     let entry = quarantine_id(&results[0]);
-    assert_eq!(
-        results[1..],
-        vec![RecordResult::Unchanged { code: String::new() }; 3]
-    );
+    assert_eq!(results[1..], vec![RecordResult::Unchanged { code: String::new() }; 3]);
     let e = store.quarantine_get(entry).await.unwrap();
     assert_eq!(e.violations, vec![violation("a")]);
     assert_eq!((e.status, e.attempts), (QuarantineStatus::Replayed, 0));
@@ -603,7 +613,13 @@ async fn quarantine_entry_keeps_every_violation(store: Arc<dyn Store>) {
     let violations = vec![
         violation("uscc.check_char"),
         Violation::error("/decision_date", "schema.format", None, "日期格式错误", "bad date"),
-        Violation::warning("/officers/1", "rule.officers_distinct", Some("张三".into()), "执法人员重复", "same officer twice"),
+        Violation::warning(
+            "/officers/1",
+            "rule.officers_distinct",
+            Some("张三".into()),
+            "执法人员重复",
+            "same officer twice",
+        ),
     ];
     let rec = Rec::new("X-1").mapping_version(3);
     let id = quarantine_id(&commit_one(&*store, rec.quarantined(violations.clone())).await);
@@ -617,10 +633,18 @@ async fn quarantine_entry_keeps_every_violation(store: Arc<dyn Store>) {
     assert_eq!(store.raw_record(entry.raw_id).await.unwrap().payload, rec.payload());
     let stats = store.stats().await.unwrap();
     assert_eq!(
-        (stats.quarantine_open, stats.quarantine_total, stats.raw_records, stats.cases),
+        (
+            stats.quarantine_open,
+            stats.quarantine_total,
+            stats.raw_records,
+            stats.cases
+        ),
         (1, 1, 1, 0)
     );
-    assert!(matches!(store.quarantine_get(id + 1000).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.quarantine_get(id + 1000).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn quarantine_listing_filters(store: Arc<dyn Store>) {
@@ -635,10 +659,22 @@ async fn quarantine_listing_filters(store: Arc<dyn Store>) {
         .await,
     );
     let q2 = quarantine_id(
-        &commit_one(&*store, Rec::new("Q-2").source("s2").quarantined(vec![violation("schema.required")])).await,
+        &commit_one(
+            &*store,
+            Rec::new("Q-2")
+                .source("s2")
+                .quarantined(vec![violation("schema.required")]),
+        )
+        .await,
     );
     let q3 = quarantine_id(
-        &commit_one(&*store, Rec::new("Q-3").source("s1").quarantined(vec![violation("rule.date_order")])).await,
+        &commit_one(
+            &*store,
+            Rec::new("Q-3")
+                .source("s1")
+                .quarantined(vec![violation("rule.date_order")]),
+        )
+        .await,
     );
     let f = QuarantineFilter::default;
     assert_eq!(list(&*store, f()).await, vec![q3, q2, q1], "newest first");
@@ -653,7 +689,11 @@ async fn quarantine_listing_filters(store: Arc<dyn Store>) {
     };
     assert_eq!(list(&*store, by_rule("schema.required")).await, vec![q2, q1]);
     assert_eq!(list(&*store, by_rule("uscc.check_char")).await, vec![q1]);
-    assert_eq!(list(&*store, by_rule("schema")).await, Vec::<i64>::new(), "rule ids match whole");
+    assert_eq!(
+        list(&*store, by_rule("schema")).await,
+        Vec::<i64>::new(),
+        "rule ids match whole"
+    );
     let both = QuarantineFilter {
         source_id: Some("s1".into()),
         rule: Some("schema.required".into()),
@@ -671,7 +711,10 @@ async fn quarantine_listing_filters(store: Arc<dyn Store>) {
     };
     assert_eq!(list(&*store, by_status(QuarantineStatus::Open)).await, vec![q3, q1]);
     assert_eq!(list(&*store, by_status(QuarantineStatus::Ignored)).await, vec![q2]);
-    assert_eq!(list(&*store, by_status(QuarantineStatus::Replayed)).await, Vec::<i64>::new());
+    assert_eq!(
+        list(&*store, by_status(QuarantineStatus::Replayed)).await,
+        Vec::<i64>::new()
+    );
 
     let by_id = QuarantineFilter { id: Some(q2), ..f() };
     assert_eq!(list(&*store, by_id).await, vec![q2]);
@@ -712,17 +755,31 @@ async fn same_payload_quarantined_twice_has_one_open_entry(store: Arc<dyn Store>
     let entry = store.quarantine_get(a).await.unwrap();
     assert_eq!(entry.violations, vec![violation("r2")]);
     assert_eq!(entry.mapping_version, 2);
-    assert_eq!((entry.status, entry.attempts), (QuarantineStatus::Open, 0), "a re-sent payload is not a replay");
+    assert_eq!(
+        (entry.status, entry.attempts),
+        (QuarantineStatus::Open, 0),
+        "a re-sent payload is not a replay"
+    );
 
     // Twice in one batch: one entry.
     let y = Rec::new("Y-1");
-    let results = commit(&*store, vec![y.quarantined(vec![violation("r1")]), y.quarantined(vec![violation("r3")])]).await;
+    let results = commit(
+        &*store,
+        vec![
+            y.quarantined(vec![violation("r1")]),
+            y.quarantined(vec![violation("r3")]),
+        ],
+    )
+    .await;
     let b = quarantine_id(&results[0]);
     assert_eq!(results[1], RecordResult::Unchanged { code: String::new() });
     assert_ne!(a, b);
     assert_eq!(store.quarantine_get(b).await.unwrap().violations, vec![violation("r1")]);
     let stats = store.stats().await.unwrap();
-    assert_eq!((stats.quarantine_open, stats.quarantine_total, stats.raw_records), (2, 2, 2));
+    assert_eq!(
+        (stats.quarantine_open, stats.quarantine_total, stats.raw_records),
+        (2, 2, 2)
+    );
 }
 
 async fn accepting_the_payload_resolves_its_entry(store: Arc<dyn Store>) {
@@ -741,7 +798,10 @@ async fn accepting_the_payload_resolves_its_entry(store: Arc<dyn Store>) {
     let b = quarantine_id(&commit_one(&*store, other_source.quarantined(vec![violation("r")])).await);
     let result = commit_one(&*store, other_source.accepted()).await;
     assert_eq!(result, RecordResult::Unchanged { code });
-    assert_eq!(store.quarantine_get(b).await.unwrap().status, QuarantineStatus::Replayed);
+    assert_eq!(
+        store.quarantine_get(b).await.unwrap().status,
+        QuarantineStatus::Replayed
+    );
 
     let open = QuarantineFilter {
         status: Some(QuarantineStatus::Open),
@@ -774,14 +834,21 @@ async fn failing_replay_updates_violations_and_attempts(store: Arc<dyn Store>) {
     let entry = store.quarantine_get(q).await.unwrap();
     assert_eq!((entry.status, entry.attempts), (QuarantineStatus::Replayed, 2));
     let stats = store.stats().await.unwrap();
-    assert_eq!((stats.quarantine_open, stats.quarantine_total, stats.raw_records), (0, 1, 1));
+    assert_eq!(
+        (stats.quarantine_open, stats.quarantine_total, stats.raw_records),
+        (0, 1, 1)
+    );
 }
 
 async fn replaying_an_entry_twice_in_one_batch(store: Arc<dyn Store>) {
     let x = Rec::new("X-1");
     let q = quarantine_id(&commit_one(&*store, x.quarantined(vec![violation("r1")])).await);
     let replay = x.clone().mapping_version(2).replay_of(q);
-    let results = commit(&*store, vec![replay.quarantined(vec![violation("r2")]), replay.accepted()]).await;
+    let results = commit(
+        &*store,
+        vec![replay.quarantined(vec![violation("r2")]), replay.accepted()],
+    )
+    .await;
     assert_eq!(results[0], RecordResult::Quarantined { quarantine_id: q });
     accepted_code(&results[1]);
     let entry = store.quarantine_get(q).await.unwrap();
@@ -791,7 +858,14 @@ async fn replaying_an_entry_twice_in_one_batch(store: Arc<dyn Store>) {
     // Two different entries replayed in one batch, one failing, one succeeding.
     let y = Rec::new("Y-1");
     let z = Rec::new("Z-1");
-    let results = commit(&*store, vec![y.quarantined(vec![violation("r1")]), z.quarantined(vec![violation("r1")])]).await;
+    let results = commit(
+        &*store,
+        vec![
+            y.quarantined(vec![violation("r1")]),
+            z.quarantined(vec![violation("r1")]),
+        ],
+    )
+    .await;
     let (qy, qz) = (quarantine_id(&results[0]), quarantine_id(&results[1]));
     let results = commit(
         &*store,
@@ -822,7 +896,9 @@ async fn ignore_entry_with_note(store: Arc<dyn Store>) {
     assert_eq!(entry.note.as_deref(), Some("非本机关案件 / not our agency"));
     assert_eq!(store.stats().await.unwrap().quarantine_open, 0);
     assert!(matches!(
-        store.quarantine_set_status(q + 1000, QuarantineStatus::Ignored, None).await,
+        store
+            .quarantine_set_status(q + 1000, QuarantineStatus::Ignored, None)
+            .await,
         Err(StoreError::NotFound(_))
     ));
 
@@ -882,14 +958,20 @@ async fn outbox_row_per_sink_per_version(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let rows = store.outbox_for_case(case.id).await.unwrap();
-    let keys: Vec<(&str, &str)> = rows.iter().map(|r| (r.sink_id.as_str(), r.idempotency_key.as_str())).collect();
+    let keys: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.sink_id.as_str(), r.idempotency_key.as_str()))
+        .collect();
     let code_ref = &code;
     let expected: Vec<(String, String)> = (1..=3)
         .flat_map(|v| sinks.iter().map(move |s| (s.clone(), format!("{code_ref}:{v}"))))
         .collect();
     let expected: Vec<(&str, &str)> = expected.iter().map(|(s, k)| (s.as_str(), k.as_str())).collect();
     assert_eq!(keys, expected);
-    assert_eq!(rows.iter().map(|r| r.version).collect::<Vec<_>>(), vec![1, 1, 2, 2, 3, 3]);
+    assert_eq!(
+        rows.iter().map(|r| r.version).collect::<Vec<_>>(),
+        vec![1, 1, 2, 2, 3, 3]
+    );
     assert_eq!(store.stats().await.unwrap().outbox_pending, 6);
 
     // No sinks configured: no rows.
@@ -925,7 +1007,10 @@ async fn cursors_advance_with_the_batch(store: Arc<dyn Store>) {
 
     // The same source twice: the last cursor wins.
     let b = CommitBatch {
-        cursors: vec![(SOURCE.to_string(), "c3".to_string()), (SOURCE.to_string(), "c4".to_string())],
+        cursors: vec![
+            (SOURCE.to_string(), "c3".to_string()),
+            (SOURCE.to_string(), "c4".to_string()),
+        ],
         ..CommitBatch::default()
     };
     store.commit_batch(&b).await.unwrap();
@@ -955,7 +1040,10 @@ async fn failing_batch_writes_nothing(store: Arc<dyn Store>) {
         cursors: vec![(SOURCE.to_string(), "c1".to_string())],
         sinks: vec!["amqp".to_string()],
     };
-    let err = store.commit_batch(&failing).await.expect_err("the batch cannot be planned");
+    let err = store
+        .commit_batch(&failing)
+        .await
+        .expect_err("the batch cannot be planned");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     assert!(!err.is_retryable());
 
@@ -969,11 +1057,15 @@ async fn assert_nothing_of_the_batch_written(store: &dyn Store, before: &StoreSt
     let (case, versions) = store.case_by_code(code).await.unwrap();
     assert_eq!((case.version, versions.len()), (1, 1));
     let results = commit(
-        &*store,
+        store,
         vec![Rec::new("B-1").accepted(), Rec::new("C-1").region("360102").accepted()],
     )
     .await;
-    assert_eq!(sequence(&accepted_code(&results[0])), 2, "counter 360100 was not advanced");
+    assert_eq!(
+        sequence(&accepted_code(&results[0])),
+        2,
+        "counter 360100 was not advanced"
+    );
     assert_eq!(sequence(&accepted_code(&results[1])), 1, "counter 360102 starts at 1");
 }
 
@@ -1028,7 +1120,13 @@ async fn cases_listing_pages_and_filters_by_source(store: Arc<dyn Store>) {
         source_id: Some(source.to_string()),
         ..CaseFilter::default()
     };
-    let s2: Vec<String> = store.cases(&of("s2")).await.unwrap().into_iter().map(|c| c.unified_code).collect();
+    let s2: Vec<String> = store
+        .cases(&of("s2"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.unified_code)
+        .collect();
     assert_eq!(s2, vec![codes[1].clone(), codes[3].clone()]);
 
     // The source is that of the latest version.
@@ -1050,7 +1148,10 @@ async fn case_by_code_normalises_and_reports_missing(store: Arc<dyn Store>) {
     let (case, _) = store.case_by_code(&sloppy).await.unwrap();
     assert_eq!(case.unified_code, code);
     let missing = CaseCode::new(CaseType::Penalty, 2024, REGION, 99).unwrap().to_string();
-    assert!(matches!(store.case_by_code(&missing).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.case_by_code(&missing).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn stats_and_audit_round_trip(store: Arc<dyn Store>) {
@@ -1147,7 +1248,10 @@ async fn postgres_rejected_batch_writes_nothing() {
         cursors: vec![(SOURCE.to_string(), "c1".to_string())],
         sinks: vec!["amqp".to_string()],
     };
-    let err = store.commit_batch(&failing).await.expect_err("PostgreSQL rejects NUL in text");
+    let err = store
+        .commit_batch(&failing)
+        .await
+        .expect_err("PostgreSQL rejects NUL in text");
     assert!(matches!(err, StoreError::Postgres(_)), "{err:?}");
     assert!(!err.is_retryable());
 
@@ -1264,7 +1368,10 @@ async fn postgres_concurrent_writers_allocate_gapless_unique_codes() {
         .iter()
         .map(|c| {
             let code = CaseCode::parse(&c.unified_code).unwrap();
-            assert_eq!((code.case_type(), code.year(), code.region()), (CaseType::Penalty, 2024, REGION));
+            assert_eq!(
+                (code.case_type(), code.year(), code.region()),
+                (CaseType::Penalty, 2024, REGION)
+            );
             code.sequence()
         })
         .collect();
@@ -1279,7 +1386,10 @@ async fn postgres_concurrent_writers_allocate_gapless_unique_codes() {
     for b in 0..BATCHES {
         for j in 0..SHARED {
             let key = Rec::new(&format!("S-B{b}-{j}")).key();
-            assert_eq!(by_key[&key].version, TASKS as i32, "every writer added a version of {key}");
+            assert_eq!(
+                by_key[&key].version, TASKS as i32,
+                "every writer added a version of {key}"
+            );
         }
     }
     let versions = TASKS * BATCHES * (OWN + SHARED);
@@ -1289,5 +1399,390 @@ async fn postgres_concurrent_writers_allocate_gapless_unique_codes() {
     for t in 0..TASKS {
         let cursor = store.cursor(&format!("writer-{t}")).await.unwrap();
         assert_eq!(cursor, Some((BATCHES - 1).to_string()));
+    }
+}
+
+/// Writers numbering from different counters (the same business keys arrive with a different
+/// year from different writers) collide on the business key: the loser gets a retryable error,
+/// retries, and finds the case. Every counter stays gapless and every key has one case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_writers_on_different_counters_retry_and_stay_gapless() {
+    const TASKS: usize = 4;
+    const BATCHES: usize = 30;
+    const OWN: usize = 10;
+    const SHARED: usize = 5;
+    let db = TestDb::postgres_with_pool(8).await;
+    let store = db.store();
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let year = if t % 2 == 0 { 2024 } else { 2023 };
+            let mut retries = 0u32;
+            for b in 0..BATCHES {
+                let mut records: Vec<IncomingRecord> = (0..OWN)
+                    .map(|i| Rec::new(&format!("T{t}-B{b}-{i}")).year(year).accepted())
+                    .collect();
+                // Shared keys in opposite orders in alternate writers, to provoke deadlocks too.
+                let mut shared: Vec<IncomingRecord> = (0..SHARED)
+                    .map(|j| {
+                        Rec::new(&format!("S-B{b}-{j}"))
+                            .year(year)
+                            .content(&format!("from writer {t}"))
+                            .accepted()
+                    })
+                    .collect();
+                if t % 2 == 1 {
+                    shared.reverse();
+                }
+                records.extend(shared);
+                let batch = batch(records);
+                let mut attempt = 0u32;
+                loop {
+                    match store.commit_batch(&batch).await {
+                        Ok(_) => break,
+                        Err(e) if e.is_retryable() && attempt < 100 => {
+                            attempt += 1;
+                            retries += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt))).await;
+                        }
+                        Err(e) => panic!("writer {t}, batch {b}, attempt {attempt}: {e}"),
+                    }
+                }
+            }
+            retries
+        }));
+    }
+    let mut retries = 0;
+    for task in tasks {
+        retries += task.await.expect("writer task");
+    }
+    eprintln!("writers on two counters: {retries} retries");
+
+    let cases = store
+        .cases(&CaseFilter {
+            limit: Some(100_000),
+            ..CaseFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(cases.len(), TASKS * BATCHES * OWN + BATCHES * SHARED);
+    let mut by_counter: HashMap<u16, Vec<u32>> = HashMap::new();
+    for c in &cases {
+        let code = CaseCode::parse(&c.unified_code).unwrap();
+        assert_eq!(i32::from(code.year()), c.year);
+        by_counter.entry(code.year()).or_default().push(code.sequence());
+    }
+    for (year, mut seqs) in by_counter {
+        seqs.sort_unstable();
+        let expected: Vec<u32> = (1..=u32::try_from(seqs.len()).unwrap()).collect();
+        assert_eq!(seqs, expected, "counter of {year} is gapless");
+    }
+    let keys: HashSet<&BusinessKey> = cases.iter().map(|c| &c.key).collect();
+    assert_eq!(keys.len(), cases.len());
+    for c in cases.iter().filter(|c| c.key.case_number.starts_with("S-")) {
+        assert_eq!(c.version, TASKS as i32, "every writer added a version of {}", c.key);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Both backends side by side: the same random batches give the same results and the same state.
+// ---------------------------------------------------------------------------------------------
+
+/// xorshift64*: deterministic, dependency-free randomness for the differential test.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// Quarantine entries seen so far: canonical number -> (SQLite id, PostgreSQL id, the payload's record).
+#[derive(Default)]
+struct Entries {
+    ids: Vec<(i64, i64, Rec)>,
+}
+
+impl Entries {
+    fn canonical(&self, backend: usize, id: i64) -> Option<usize> {
+        self.ids
+            .iter()
+            .position(|e| if backend == 0 { e.0 == id } else { e.1 == id })
+    }
+}
+
+fn canonical_result(result: &RecordResult, entries: &Entries, backend: usize) -> RecordResult {
+    match result {
+        RecordResult::Quarantined { quarantine_id } => RecordResult::Quarantined {
+            quarantine_id: entries.canonical(backend, *quarantine_id).map_or(-1, |n| n as i64),
+        },
+        other => other.clone(),
+    }
+}
+
+/// Everything observable, with backend-specific ids replaced by canonical ones.
+async fn canonical_state(store: &dyn Store, entries: &Entries, backend: usize) -> Value {
+    let mut cases = Vec::new();
+    for c in store
+        .cases(&CaseFilter {
+            limit: Some(10_000),
+            ..CaseFilter::default()
+        })
+        .await
+        .unwrap()
+    {
+        let (_, versions) = store.case_by_code(&c.unified_code).await.unwrap();
+        let mut vs = Vec::new();
+        for v in versions {
+            let raw = store.raw_record(v.raw_id).await.unwrap();
+            vs.push(json!([
+                v.version,
+                v.status,
+                raw.content_hash,
+                v.mapping_version,
+                v.record_hash,
+                v.record,
+                v.warnings
+            ]));
+        }
+        let outbox: Vec<Value> = store
+            .outbox_for_case(c.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| json!([o.sink_id, o.version, o.idempotency_key, o.status]))
+            .collect();
+        cases.push(json!([
+            c.unified_code,
+            c.key,
+            c.version,
+            c.withdrawn,
+            c.record,
+            vs,
+            outbox
+        ]));
+    }
+    let mut quarantine = Vec::new();
+    let all = QuarantineFilter {
+        limit: Some(10_000),
+        ..QuarantineFilter::default()
+    };
+    for e in store.quarantine_list(&all).await.unwrap() {
+        let raw = store.raw_record(e.raw_id).await.unwrap();
+        quarantine.push(json!([
+            entries.canonical(backend, e.id),
+            e.status,
+            e.violations,
+            e.attempts,
+            e.mapping_version,
+            e.note,
+            e.record_key,
+            raw.content_hash
+        ]));
+    }
+    json!({
+        "stats": store.stats().await.unwrap(),
+        "cases": cases,
+        "quarantine": quarantine,
+        "cursor": store.cursor(SOURCE).await.unwrap(),
+    })
+}
+
+/// Random batches over a few business keys: inserts, updates, deletes (also of unknown cases),
+/// rejections, re-deliveries with the same or another verdict, replays (failing or not) and
+/// ignored entries. Both backends must report the same for every record and end in the same state.
+#[tokio::test]
+async fn postgres_and_sqlite_agree_on_random_batches() {
+    for seed in [1u64, 7, 2024, 31337, 4242] {
+        let sqlite = TestDb::sqlite().await;
+        let postgres = TestDb::postgres().await;
+        let stores = [sqlite.store(), postgres.store()];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ seed);
+        let mut entries = Entries::default();
+        let mut sent: Vec<Rec> = Vec::new();
+        for step in 0..100 {
+            // One batch, the same for both backends except for replayed entry ids.
+            let mut records: [Vec<IncomingRecord>; 2] = [Vec::new(), Vec::new()];
+            for _ in 0..1 + rng.below(8) {
+                let verdict_accept = rng.chance(70);
+                let violations = vec![violation(["r1", "r2", "r3"][rng.below(3)])];
+                let rec = if !sent.is_empty() && rng.chance(20) {
+                    sent[rng.below(sent.len())].clone()
+                } else {
+                    let mut rec = Rec::new(&format!("K-{}", rng.below(6)))
+                        .content(["v1", "v2", "v3"][rng.below(3)])
+                        .region(["360100", "360102"][rng.below(2)])
+                        .mapping_version(1 + rng.below(3) as i64);
+                    if rng.chance(20) {
+                        rec = rec.delete();
+                    }
+                    if rng.chance(10) {
+                        rec = rec.warning("rule.w");
+                    }
+                    rec
+                };
+                let replay = if !entries.ids.is_empty() && rng.chance(15) {
+                    Some(rng.below(entries.ids.len()))
+                } else {
+                    None
+                };
+                for (backend, out) in records.iter_mut().enumerate() {
+                    let r = match replay {
+                        Some(n) => {
+                            let (a, b, rec) = &entries.ids[n];
+                            rec.clone().replay_of(if backend == 0 { *a } else { *b })
+                        }
+                        None => rec.clone(),
+                    };
+                    out.push(if verdict_accept {
+                        r.accepted()
+                    } else {
+                        r.quarantined(violations.clone())
+                    });
+                }
+                sent.push(rec);
+            }
+            let sinks = vec!["amqp".to_string()];
+            let cursors = vec![(SOURCE.to_string(), format!("step-{step}"))];
+            let mut results = Vec::new();
+            for (backend, store) in stores.iter().enumerate() {
+                let b = CommitBatch {
+                    records: records[backend].clone(),
+                    cursors: cursors.clone(),
+                    sinks: sinks.clone(),
+                };
+                results.push(
+                    store
+                        .commit_batch(&b)
+                        .await
+                        .unwrap_or_else(|e| panic!("seed {seed} step {step} on {}: {e}", store.backend())),
+                );
+            }
+            // New entries: numbered in order of first report, with the payload's record.
+            for (i, (a, b)) in results[0].iter().zip(&results[1]).enumerate() {
+                if let (
+                    RecordResult::Quarantined { quarantine_id: qa },
+                    RecordResult::Quarantined { quarantine_id: qb },
+                ) = (a, b)
+                {
+                    if entries.canonical(0, *qa).is_none() && entries.canonical(1, *qb).is_none() {
+                        let rec = sent[sent.len() - records[0].len() + i].clone();
+                        let rec = Rec { replay_of: None, ..rec };
+                        entries.ids.push((*qa, *qb, rec));
+                    }
+                }
+            }
+            let canonical: Vec<Vec<RecordResult>> = results
+                .iter()
+                .enumerate()
+                .map(|(backend, rs)| rs.iter().map(|r| canonical_result(r, &entries, backend)).collect())
+                .collect();
+            assert_eq!(canonical[0], canonical[1], "seed {seed} step {step}: results differ");
+
+            // Now and then an operator ignores an entry.
+            if !entries.ids.is_empty() && rng.chance(10) {
+                let n = rng.below(entries.ids.len());
+                let (a, b, _) = &entries.ids[n];
+                stores[0]
+                    .quarantine_set_status(*a, QuarantineStatus::Ignored, Some("ignored"))
+                    .await
+                    .unwrap();
+                stores[1]
+                    .quarantine_set_status(*b, QuarantineStatus::Ignored, Some("ignored"))
+                    .await
+                    .unwrap();
+            }
+        }
+        let state_sqlite = canonical_state(&*stores[0], &entries, 0).await;
+        let state_postgres = canonical_state(&*stores[1], &entries, 1).await;
+        assert_eq!(state_sqlite, state_postgres, "seed {seed}: final states differ");
+        let stats = stores[0].stats().await.unwrap();
+        eprintln!("seed {seed}: {stats:?}, {} entries", entries.ids.len());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurement (not a conformance test): `cargo test -p gateway --test store_conformance --
+// --ignored --nocapture postgres_commit_throughput`. Debug builds; the figure is a lower bound.
+// ---------------------------------------------------------------------------------------------
+
+/// A record of realistic size: ~600 B canonical JSON with Chinese text, ~700 B payload.
+fn realistic(number: usize, round: usize) -> IncomingRecord {
+    let number = format!("赣洪市监罚〔2024〕{number}号");
+    let rec = Rec::new(&number).content(&format!(
+        "第{round}版：当事人南昌某某商贸有限公司于2024年3月在经营场所销售过期食品，违反《中华人民共和国食品安全法》第三十四条，\
+         依据第一百二十四条，决定给予警告并处罚款人民币伍仟元整，没收违法所得。"
+    ));
+    let mut incoming = rec.accepted();
+    if let Verdict::Accept(a) = &mut incoming.verdict {
+        a.record["party"] = json!({"name": "南昌某某商贸有限公司", "credit_code": "91360100MA35XXXX0X"});
+        a.record["officers"] = json!(["张三 36010020240001", "李四 36010020240002"]);
+        a.record["decision_date"] = json!("2024-03-18");
+        a.record_hash = sha256_hex(a.record.to_string().as_bytes());
+    }
+    incoming
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, run on demand"]
+async fn postgres_commit_throughput() {
+    let batches: usize = std::env::var("GW_BENCH_BATCHES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40);
+    const BATCH: usize = 1000;
+    let db = TestDb::postgres().await;
+    let store = db.store();
+    if std::env::var("GW_BENCH_DROP_FKS").is_ok() {
+        // What-if for the schema: the foreign keys of case_versions and outbox.
+        let client = common::admin_client(db.pg_url().unwrap()).await;
+        client
+            .batch_execute(
+                "ALTER TABLE case_versions DROP CONSTRAINT case_versions_case_id_fkey;
+                 ALTER TABLE case_versions DROP CONSTRAINT case_versions_raw_id_fkey;
+                 ALTER TABLE outbox DROP CONSTRAINT outbox_case_id_fkey;",
+            )
+            .await
+            .unwrap();
+        eprintln!("foreign keys of case_versions and outbox dropped");
+    }
+    let sinks = vec!["amqp".to_string(), "provincial-api".to_string()];
+    let mut total = std::time::Duration::ZERO;
+    let mut committed = 0usize;
+    for b in 0..batches {
+        // Every fourth batch updates the cases of the batch before; the others are new cases.
+        let records: Vec<IncomingRecord> = if b % 4 == 3 {
+            (0..BATCH).map(|i| realistic((b - 1) * BATCH + i, b)).collect()
+        } else {
+            (0..BATCH).map(|i| realistic(b * BATCH + i, b)).collect()
+        };
+        let batch = CommitBatch {
+            records,
+            cursors: vec![(SOURCE.to_string(), b.to_string())],
+            sinks: sinks.clone(),
+        };
+        let started = std::time::Instant::now();
+        let results = store.commit_batch(&batch).await.unwrap();
+        let took = started.elapsed();
+        total += took;
+        committed += results.len();
+        if b % 10 == 9 || b + 1 == batches {
+            eprintln!(
+                "{committed:>7} records: last batch {:>6.1} ms ({:>6.0} records/s), overall {:>6.0} records/s",
+                took.as_secs_f64() * 1000.0,
+                BATCH as f64 / took.as_secs_f64(),
+                committed as f64 / total.as_secs_f64()
+            );
+        }
     }
 }

@@ -150,14 +150,34 @@ pub async fn run_stages(
 ) -> Result<Summary, IngestError> {
     let (prepared_tx, prepared_rx) = mpsc::channel::<Vec<IncomingRecord>>(settings.channel_capacity);
     let prepare_stage = tokio::spawn(async move {
-        while let Some(chunk) = chunks.recv().await {
-            let p = preparer.clone();
-            let prepared = tokio::task::spawn_blocking(move || {
-                let now = Utc::now();
-                chunk.into_iter().map(|item| p.prepare(item, now)).collect::<Vec<_>>()
-            })
-            .await
-            .map_err(|e| IngestError::Stage(format!("prepare: {e}")))?;
+        // Chunks are prepared on up to one blocking thread per core, and forwarded in order
+        // (a later version of a case must stay after an earlier one).
+        let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let mut inflight = std::collections::VecDeque::new();
+        let mut input_open = true;
+        loop {
+            while input_open && inflight.len() < parallel {
+                let next = if inflight.is_empty() {
+                    chunks.recv().await
+                } else {
+                    match chunks.try_recv() {
+                        Ok(chunk) => Some(chunk),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => None,
+                    }
+                };
+                let Some(chunk) = next else {
+                    input_open = false;
+                    break;
+                };
+                let p = preparer.clone();
+                inflight.push_back(tokio::task::spawn_blocking(move || {
+                    let now = Utc::now();
+                    chunk.into_iter().map(|item| p.prepare(item, now)).collect::<Vec<_>>()
+                }));
+            }
+            let Some(handle) = inflight.pop_front() else { break };
+            let prepared = handle.await.map_err(|e| IngestError::Stage(format!("prepare: {e}")))?;
             if prepared_tx.send(prepared).await.is_err() {
                 break;
             }

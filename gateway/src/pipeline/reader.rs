@@ -228,3 +228,69 @@ pub fn read_file(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(text: &str, format: InputFormat, xml_records: Option<&str>) -> Vec<ReadItem> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("input");
+        std::fs::write(&path, text).expect("write");
+        let mut items = Vec::new();
+        read_file(&path, format, xml_records, |item| {
+            items.push(item);
+            true
+        })
+        .expect("readable");
+        items
+    }
+
+    #[test]
+    fn json_lines_keep_raw_bytes_and_report_bad_lines_with_their_number() {
+        let items = read_all("{\"a\":1}\n\n{bad\n[1]\n{\"b\":2}\r\n", InputFormat::JsonLines, None);
+        assert_eq!(items.len(), 4, "blank lines are skipped");
+        let first = items[0].as_ref().expect("record");
+        assert_eq!(first.payload, b"{\"a\":1}");
+        assert_eq!(first.position, "input:1");
+        let bad = items[1].as_ref().expect_err("unreadable");
+        assert_eq!(bad.position, "input:3");
+        assert_eq!(bad.payload, b"{bad");
+        assert!(items[2].is_err(), "a JSON array line is not a record");
+        assert_eq!(items[3].as_ref().expect("record").value["b"], 2, "CRLF line ends are accepted");
+    }
+
+    #[test]
+    fn json_document_may_be_one_object_or_an_array() {
+        assert_eq!(read_all("{\"a\":1}", InputFormat::Json, None).len(), 1);
+        let items = read_all("[{\"a\":1},{\"a\":2},3]", InputFormat::Json, None);
+        assert_eq!(items.len(), 3);
+        assert!(items[2].is_err());
+    }
+
+    #[test]
+    fn csv_rows_become_objects_of_strings_keyed_by_header() {
+        let items = read_all("ajbh,fkje\nX1,0.2\nX2,1\n", InputFormat::Csv, None);
+        let rows: Vec<&Value> = items.iter().map(|i| &i.as_ref().expect("row").value).collect();
+        assert_eq!(rows[0]["ajbh"], "X1");
+        assert_eq!(rows[1]["fkje"], "1");
+    }
+
+    #[test]
+    fn xml_records_are_picked_by_element_path() {
+        let xml = "<Envelope><Body><r><case><a>1</a></case><case><a>2</a></case></r></Body></Envelope>";
+        let items = read_all(xml, InputFormat::Xml, Some("Envelope.Body.r.case"));
+        let values: Vec<&Value> = items.iter().map(|i| &i.as_ref().expect("record").value).collect();
+        assert_eq!(values.len(), 2);
+        assert_eq!(values[1]["a"], "2");
+    }
+
+    #[test]
+    fn xml_with_a_doctype_is_refused_whole() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("evil.xml");
+        std::fs::write(&path, "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x \"y\">]><r>&x;</r>").expect("write");
+        let result = read_file(&path, InputFormat::Xml, None, |_| true);
+        assert!(matches!(result, Err(ReadError::Malformed { .. })));
+    }
+}

@@ -259,11 +259,102 @@ impl Plan {
                 code,
                 version: v.version,
             },
-            (CaseRef::New(_), false) => RecordResult::Accepted { code },
-            (CaseRef::Existing(_), false) => RecordResult::Updated {
+            (CaseRef::New(_), false) if v.version == 1 => RecordResult::Accepted { code },
+            (_, false) => RecordResult::Updated {
                 code,
                 version: v.version,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::types::{AcceptedRecord, PayloadFormat};
+    use chrono::Utc;
+
+    fn key(n: &str) -> BusinessKey {
+        BusinessKey {
+            agency_credit_code: "11360100014523152U".into(),
+            case_type: CaseType::Penalty,
+            case_number: n.into(),
+        }
+    }
+
+    fn record(n: &str, hash: &str, operation: Operation) -> IncomingRecord {
+        IncomingRecord {
+            source_id: "s".into(),
+            record_key: n.into(),
+            payload: hash.as_bytes().to_vec(),
+            payload_format: PayloadFormat::Json,
+            payload_hash: format!("p-{n}-{hash}"),
+            received_at: Utc::now(),
+            mapping_id: "m".into(),
+            mapping_version: 1,
+            verdict: Verdict::Accept(AcceptedRecord {
+                key: key(n),
+                year: 2024,
+                region: "360100".into(),
+                operation,
+                record: serde_json::json!({}),
+                record_hash: hash.into(),
+                warnings: Vec::new(),
+            }),
+            replay_of: None,
+        }
+    }
+
+    fn plan(records: &[IncomingRecord], existing: &[(&str, ExistingCase)], last_seq: u32) -> Plan {
+        let existing = existing.iter().map(|(n, e)| (key(n), e.clone())).collect();
+        let counters = [(counter_key(&key("x"), 2024, "360100"), last_seq)].into_iter().collect();
+        plan_batch(records, &existing, &counters, &HashSet::new()).expect("plan")
+    }
+
+    #[test]
+    fn new_cases_take_the_next_sequences_of_their_counter() {
+        let p = plan(&[record("A", "h1", Operation::Insert), record("B", "h2", Operation::Insert)], &[], 41);
+        let seqs: Vec<u32> = p.new_cases.iter().map(|c| c.sequence).collect();
+        assert_eq!(seqs, [42, 43]);
+        assert_eq!(p.counters, vec![(counter_key(&key("A"), 2024, "360100"), 43)]);
+        assert!(p.new_cases[0].code.starts_with("CF20243601000000042"));
+    }
+
+    #[test]
+    fn same_key_twice_in_a_batch_is_one_case_with_two_versions() {
+        let p = plan(&[record("A", "h1", Operation::Insert), record("A", "h2", Operation::Update)], &[], 0);
+        assert_eq!(p.new_cases.len(), 1);
+        assert_eq!(p.versions.iter().map(|v| v.version).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(p.version_result(1), RecordResult::Updated { code: p.new_cases[0].code.clone(), version: 2 });
+    }
+
+    #[test]
+    fn identical_content_is_unchanged_and_a_delete_of_a_withdrawn_case_too() {
+        let existing =
+            ExistingCase { case_id: 7, code: "C".into(), version: 3, record_hash: "h1".into(), withdrawn: false };
+        let p = plan(&[record("A", "h1", Operation::Update)], &[("A", existing.clone())], 5);
+        assert_eq!(p.decisions, vec![Decision::Unchanged { code: "C".into() }]);
+        let withdrawn = ExistingCase { withdrawn: true, record_hash: "w".into(), ..existing };
+        let p = plan(&[record("A", "w2", Operation::Delete)], &[("A", withdrawn)], 5);
+        assert_eq!(p.decisions, vec![Decision::Unchanged { code: "C".into() }]);
+        assert!(p.counters.is_empty(), "no sequence consumed");
+    }
+
+    #[test]
+    fn delete_of_an_unknown_case_is_quarantined_without_consuming_a_code() {
+        let p = plan(&[record("A", "h1", Operation::Delete)], &[], 0);
+        assert!(matches!(&p.decisions[0], Decision::Quarantine(v) if v[0].rule == "pipeline.delete_unknown_case"));
+        assert!(p.new_cases.is_empty() && p.counters.is_empty());
+    }
+
+    #[test]
+    fn a_payload_already_delivered_changes_nothing() {
+        let existing =
+            ExistingCase { case_id: 7, code: "C".into(), version: 3, record_hash: "h9".into(), withdrawn: false };
+        let stale = record("A", "h1", Operation::Update);
+        let delivered = [(stale.source_id.clone(), stale.payload_hash.clone())].into_iter().collect();
+        let existing_map = [(key("A"), existing)].into_iter().collect();
+        let p = plan_batch(&[stale], &existing_map, &HashMap::new(), &delivered).expect("plan");
+        assert_eq!(p.decisions, vec![Decision::Unchanged { code: "C".into() }], "a stale re-delivery never overwrites");
     }
 }
