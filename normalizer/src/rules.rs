@@ -85,12 +85,95 @@ pub struct RuleOptions {
     pub catalogue: Option<Catalogue>,
 }
 
+/// The value at a JSON pointer written in this file (no `~` escapes): like [`Value::pointer`],
+/// without the allocation per segment that its unescaping costs.
+fn at<'a>(record: &'a Value, pointer: &str) -> Option<&'a Value> {
+    debug_assert!(!pointer.contains('~'), "pointers in rules are plain");
+    let mut rest = pointer.strip_prefix('/')?;
+    let mut v = record;
+    loop {
+        let (seg, next) = match rest.bytes().position(|b| b == b'/') {
+            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+            None => (rest, None),
+        };
+        v = match v {
+            Value::Object(map) => map.get(seg)?,
+            Value::Array(list) => list.get(array_index(seg)?)?,
+            _ => return None,
+        };
+        match next {
+            Some(n) => rest = n,
+            None => return Some(v),
+        }
+    }
+}
+
+/// An array index in a JSON pointer, as [`Value::pointer`] reads it (no sign, no leading zero).
+fn array_index(seg: &str) -> Option<usize> {
+    if seg.starts_with('+') || (seg.starts_with('0') && seg.len() != 1) {
+        return None;
+    }
+    seg.parse().ok()
+}
+
 fn text<'a>(record: &'a Value, pointer: &str) -> Option<&'a str> {
-    record.pointer(pointer).and_then(Value::as_str)
+    at(record, pointer).and_then(Value::as_str)
+}
+
+/// `YYYY-MM-DD` as `NaiveDate::parse_from_str(s, "%Y-%m-%d")` reads it; the common canonical
+/// form is decoded directly, anything else goes through chrono.
+pub(crate) fn parse_iso_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        let digit = |i: usize| b[i].is_ascii_digit().then(|| u32::from(b[i] - b'0'));
+        if let (Some(y0), Some(y1), Some(y2), Some(y3), Some(m0), Some(m1), Some(d0), Some(d1)) = (
+            digit(0),
+            digit(1),
+            digit(2),
+            digit(3),
+            digit(5),
+            digit(6),
+            digit(8),
+            digit(9),
+        ) {
+            let year = (((y0 * 10 + y1) * 10 + y2) * 10 + y3) as i32;
+            return NaiveDate::from_ymd_opt(year, m0 * 10 + m1, d0 * 10 + d1);
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }
 
 fn date(record: &Value, pointer: &str) -> Option<NaiveDate> {
-    text(record, pointer).and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+    text(record, pointer).and_then(parse_iso_date)
+}
+
+/// The dates of one record, each looked up and parsed once however many rules compare it.
+struct Dates<'r> {
+    record: &'r Value,
+    seen: [(&'static str, Option<NaiveDate>); 8],
+    len: usize,
+}
+
+impl<'r> Dates<'r> {
+    fn new(record: &'r Value) -> Self {
+        Dates {
+            record,
+            seen: [("", None); 8],
+            len: 0,
+        }
+    }
+
+    fn get(&mut self, pointer: &'static str) -> Option<NaiveDate> {
+        if let Some((_, d)) = self.seen[..self.len].iter().find(|(p, _)| *p == pointer) {
+            return *d;
+        }
+        let d = date(self.record, pointer);
+        if let Some(slot) = self.seen.get_mut(self.len) {
+            *slot = (pointer, d);
+            self.len += 1;
+        }
+        d
+    }
 }
 
 /// (earlier, later, Chinese name of the pair): `later` must not be before `earlier`.
@@ -127,21 +210,22 @@ const DATE_ORDER: &[(&str, &str, &str)] = &[
 /// Run every cross-field rule on a canonical (non-delete) record.
 pub fn check(record: &Value, options: &RuleOptions) -> Vec<Violation> {
     let mut out = Vec::new();
-    date_order(record, &mut out);
+    let mut dates = Dates::new(record);
+    date_order(&mut dates, &mut out);
     target_identifier_matches_kind(record, &mut out);
     agency_region(record, options, &mut out);
     officers_distinct(record, &mut out);
     catalogue(record, options, &mut out);
-    archive_deadline(record, &mut out);
+    archive_deadline(&mut dates, &mut out);
     penalty_amounts(record, &mut out);
     inspection_plan(record, &mut out);
     implementation_list(record, &mut out);
     out
 }
 
-fn date_order(record: &Value, out: &mut Vec<Violation>) {
+fn date_order(dates: &mut Dates<'_>, out: &mut Vec<Violation>) {
     for (earlier, later, zh) in DATE_ORDER {
-        if let (Some(a), Some(b)) = (date(record, earlier), date(record, later)) {
+        if let (Some(a), Some(b)) = (dates.get(earlier), dates.get(later)) {
             if b < a {
                 out.push(Violation::error(
                     *later,
@@ -240,13 +324,24 @@ fn officers_distinct(record: &Value, out: &mut Vec<Violation>) {
     let Some(officers) = record.get("officers").and_then(Value::as_array) else {
         return;
     };
-    let mut seen = HashSet::new();
+    // A record names a handful of officers: a linear scan beats hashing them.
+    let mut seen: Vec<String> = Vec::with_capacity(officers.len().min(16));
+    let mut seen_many: HashSet<String> = HashSet::new();
     for (i, officer) in officers.iter().enumerate() {
         let Some(cert) = officer.get("cert_no").and_then(Value::as_str) else {
             continue;
         };
         let key = crate::standards::normalise::normalise_identifier(cert);
-        if !seen.insert(key) {
+        let fresh = if officers.len() <= 16 {
+            let fresh = !seen.contains(&key);
+            if fresh {
+                seen.push(key);
+            }
+            fresh
+        } else {
+            seen_many.insert(key)
+        };
+        if !fresh {
             out.push(Violation::error(
                 format!("/officers/{i}/cert_no"),
                 "rule.officers_distinct",
@@ -285,8 +380,8 @@ fn catalogue(record: &Value, options: &RuleOptions, out: &mut Vec<Violation>) {
     }
 }
 
-fn archive_deadline(record: &Value, out: &mut Vec<Violation>) {
-    let (Some(closed), Some(archived)) = (date(record, "/closing_date"), date(record, "/archive_date")) else {
+fn archive_deadline(dates: &mut Dates<'_>, out: &mut Vec<Violation>) {
+    let (Some(closed), Some(archived)) = (dates.get("/closing_date"), dates.get("/archive_date")) else {
         return;
     };
     match HolidayCalendar::embedded().archive_deadline(closed) {
@@ -311,16 +406,16 @@ fn archive_deadline(record: &Value, out: &mut Vec<Violation>) {
 }
 
 fn penalty_amounts(record: &Value, out: &mut Vec<Violation>) {
-    let Some(kinds) = record.pointer("/penalty/kinds").and_then(Value::as_array) else {
+    let Some(kinds) = at(record, "/penalty/kinds").and_then(Value::as_array) else {
         return;
     };
     let has = |k: &str| kinds.iter().any(|v| v.as_str() == Some(k));
-    let positive = |p: &str| record.pointer(p).and_then(Value::as_f64).is_some_and(|x| x > 0.0);
+    let positive = |p: &str| at(record, p).and_then(Value::as_f64).is_some_and(|x| x > 0.0);
     if has("fine") && !positive("/penalty/fine_amount") {
         out.push(Violation::error(
             "/penalty/fine_amount",
             "rule.fine_amount_missing",
-            record.pointer("/penalty/fine_amount").map(value_text),
+            at(record, "/penalty/fine_amount").map(value_text),
             "处罚种类含罚款，但罚款金额缺失或为零",
             "the penalty includes a fine but the fine amount is missing or zero",
         ));
@@ -331,7 +426,7 @@ fn penalty_amounts(record: &Value, out: &mut Vec<Violation>) {
         out.push(Violation::warning(
             "/penalty/confiscation_amount",
             "rule.confiscation_amount_missing",
-            record.pointer("/penalty/confiscation_amount").map(value_text),
+            at(record, "/penalty/confiscation_amount").map(value_text),
             "处罚种类含没收，但没收金额缺失或为零",
             "the penalty includes a confiscation but its amount is missing or zero",
         ));

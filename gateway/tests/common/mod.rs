@@ -175,9 +175,12 @@ pub async fn admin_client(admin_url: &str) -> tokio_postgres::Client {
             client
         }
         Err(e) => panic!(
-            "PostgreSQL is not reachable at {admin_url}: {e}.\n\
+            "PostgreSQL is not reachable at {admin_url}: {e}{}.\n\
              The store tests need a server: start it (e.g. `pg_ctlcluster --skip-systemctl-redirect \
-             $(ls /etc/postgresql) main start`) or set GATEWAY_TEST_PG_URL to a server's URL."
+             $(ls /etc/postgresql) main start`) or set GATEWAY_TEST_PG_URL to a server's URL.",
+            std::error::Error::source(&e)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default()
         ),
     }
 }

@@ -4,6 +4,7 @@
 use super::compile::{CaseTypeRule, Compiled, ConcatPart, Condition, Field, Source};
 use super::convert::{self, apply_step, NumberError};
 use super::dates;
+use super::layout::Layout;
 use super::path::{SourcePath, TargetPath};
 use super::spec::AsType;
 use super::tables::{CodeTable, Unmapped};
@@ -81,14 +82,13 @@ pub(crate) fn apply(m: &Compiled, source: &Value) -> (Value, Vec<Violation>) {
         case_type: None,
         violations: Vec::new(),
     };
-    let mut out = Map::new();
     match &m.case_type {
         None => {}
         Some(CaseTypeRule::Const(t)) => engine.case_type = Some(*t),
         Some(CaseTypeRule::Computed(field)) => {
-            let mut tmp = Map::new();
-            engine.field(field, source, None, &mut tmp);
-            match tmp.get("case_type") {
+            let mut tmp = [None];
+            engine.field(field, 0, source, None, &mut tmp);
+            match &tmp[0] {
                 Some(Value::String(s)) => match CaseType::from_str(s.trim()) {
                     Ok(t) => engine.case_type = Some(t),
                     Err(_) => engine.violations.push(Violation::error(
@@ -113,13 +113,16 @@ pub(crate) fn apply(m: &Compiled, source: &Value) -> (Value, Vec<Violation>) {
             }
         }
     }
-    if let Some(t) = engine.case_type {
-        out.insert("case_type".to_string(), Value::String(t.as_str().to_string()));
-    }
-    for field in &m.fields {
-        engine.field(field, source, None, &mut out);
-    }
-    (Value::Object(out), engine.violations)
+    let record = m.layout.with_slots(|slots| {
+        if let Some(t) = engine.case_type {
+            slots[m.layout.extra_slot(0)] = Some(Value::String(t.as_str().to_string()));
+        }
+        for (i, field) in m.fields.iter().enumerate() {
+            engine.field(field, m.layout.slot_of(i), source, None, slots);
+        }
+        m.layout.build(slots)
+    });
+    (Value::Object(record), engine.violations)
 }
 
 impl<'a> Engine<'a> {
@@ -182,8 +185,15 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Evaluate one field against `scope` and write its value into `out`.
-    fn field(&mut self, f: &Field, scope: &'a Value, parent: Option<(&Ptr<'_>, usize)>, out: &mut Map<String, Value>) {
+    /// Evaluate one field against `scope` and write its value into `out[slot]`.
+    fn field(
+        &mut self,
+        f: &Field,
+        slot: usize,
+        scope: &'a Value,
+        parent: Option<(&Ptr<'_>, usize)>,
+        out: &mut [Option<Value>],
+    ) {
         if !f.when.iter().all(|c| self.holds(c, scope)) {
             return;
         }
@@ -195,16 +205,14 @@ impl<'a> Engine<'a> {
             Source::Const(v) => Produced::Value(v.clone()),
             Source::Paths(paths) => self.read_paths(f, paths, scope, ptr),
             Source::Concat { parts, separator } => self.concat(f, parts, separator, scope, ptr),
-            Source::Each { path, fields } => self.each(path, fields, scope, ptr),
+            Source::Each { path, fields, layout } => self.each(path, fields, layout, scope, ptr),
             Source::Zip { members, split } => self.zip(f, members, split, scope, ptr),
         };
         match produced {
-            Produced::Value(v) => {
-                f.target.set(out, v);
-            }
+            Produced::Value(v) => out[slot] = Some(v),
             Produced::Absent => {
                 if let Some(d) = &f.default {
-                    f.target.set(out, d.clone());
+                    out[slot] = Some(d.clone());
                 } else if f.required {
                     let label = source_label(&f.source);
                     self.violation(
@@ -543,23 +551,32 @@ impl<'a> Engine<'a> {
         self.convert_text(f, Cow::Owned(joined), &label, ptr)
     }
 
-    fn each(&mut self, path: &SourcePath, fields: &[Field], scope: &'a Value, ptr: Ptr<'_>) -> Produced {
+    fn each(
+        &mut self,
+        path: &SourcePath,
+        fields: &[Field],
+        layout: &Layout,
+        scope: &'a Value,
+        ptr: Ptr<'_>,
+    ) -> Produced {
         let mut elems = Vec::new();
         self.gather(path, scope, &mut elems);
         let mut arr = Vec::with_capacity(elems.len());
-        for elem in elems {
-            if elem.is_null() {
-                continue;
+        layout.with_slots(|slots| {
+            for elem in elems {
+                if elem.is_null() {
+                    continue;
+                }
+                let index = arr.len();
+                for (i, nf) in fields.iter().enumerate() {
+                    self.field(nf, layout.slot_of(i), elem, Some((&ptr, index)), slots);
+                }
+                let obj = layout.build(slots);
+                if !obj.is_empty() {
+                    arr.push(Value::Object(obj));
+                }
             }
-            let index = arr.len();
-            let mut obj = Map::new();
-            for nf in fields {
-                self.field(nf, elem, Some((&ptr, index)), &mut obj);
-            }
-            if !obj.is_empty() {
-                arr.push(Value::Object(obj));
-            }
-        }
+        });
         if arr.is_empty() {
             Produced::Absent
         } else {

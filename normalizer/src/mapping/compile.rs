@@ -4,6 +4,7 @@
 use super::convert::{Step, Unit};
 use super::dates::DateFormat;
 use super::error::{MappingError, MappingErrorKind as K, SourceFile};
+use super::layout::Layout;
 use super::path::{SourcePath, TargetPath};
 use super::spec::{
     AsType, CaseTypeSpec, ConcatPart as ConcatSpec, FieldSpec, MappingSpec, TableSpec, TestSpec, UnmappedSpec, WhenSpec,
@@ -46,8 +47,12 @@ pub(crate) enum Source {
     },
     /// `const`.
     Const(Value),
-    /// `each` + nested `fields`.
-    Each { path: SourcePath, fields: Vec<Field> },
+    /// `each` + nested `fields`, and the object those fields build.
+    Each {
+        path: SourcePath,
+        fields: Vec<Field>,
+        layout: Layout,
+    },
     /// `zip`: parallel lists or delimited strings into objects.
     Zip {
         members: Vec<(Box<str>, SourcePath)>,
@@ -104,6 +109,8 @@ pub(crate) struct Compiled {
     pub description: String,
     pub case_type: Option<CaseTypeRule>,
     pub fields: Vec<Field>,
+    /// The record the fields build, with the root `case_type` as extra key 0.
+    pub layout: Layout,
     pub tables: Vec<CodeTable>,
     pub tests: Vec<TestCase>,
     /// Bytes of each CSV code table, in declaration order (for the fingerprint).
@@ -175,12 +182,14 @@ pub(crate) fn compile(text: &str, file_name: &str, base_dir: &Path) -> Result<Co
         tests.push(compile_test(&ctx, t)?);
     }
 
+    let layout = Layout::new(fields.iter().map(|f| &f.target), &["case_type"]);
     Ok(Compiled {
         id,
         version,
         description: spec.description.clone(),
         case_type,
         fields,
+        layout,
         tables,
         tests,
         table_bytes,
@@ -643,7 +652,8 @@ fn compile_field_body(
             fields.push(compile_field(ctx, n, item, &dotted)?);
         }
         check_overlaps(ctx, nested, &fields)?;
-        Source::Each { path, fields }
+        let layout = Layout::new(fields.iter().map(|f| &f.target), &[]);
+        Source::Each { path, fields, layout }
     } else if let Some(zip) = &f.zip {
         let Shape::Array(item) = shape else {
             return Err(err(

@@ -19,6 +19,7 @@ mod compile;
 mod convert;
 mod dates;
 mod error;
+mod layout;
 mod path;
 mod spec;
 mod tables;

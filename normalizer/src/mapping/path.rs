@@ -288,26 +288,6 @@ impl TargetPath {
     pub fn dotted(&self) -> String {
         self.keys.join(".")
     }
-
-    /// Write `value` at this path into `obj`, creating intermediate objects.
-    /// Returns false (and writes nothing) when an intermediate value is not an object.
-    pub fn set(&self, obj: &mut serde_json::Map<String, Value>, value: Value) -> bool {
-        let Some((last, parents)) = self.keys.split_last() else {
-            return false;
-        };
-        let mut current = obj;
-        for key in parents {
-            if !current.contains_key(&**key) {
-                current.insert(key.to_string(), Value::Object(serde_json::Map::new()));
-            }
-            match current.get_mut(&**key) {
-                Some(Value::Object(next)) => current = next,
-                _ => return false,
-            }
-        }
-        current.insert(last.to_string(), value);
-        true
-    }
 }
 
 #[cfg(test)]

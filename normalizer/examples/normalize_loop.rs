@@ -1,0 +1,56 @@
+//! Runs the normalise path of the benchmark record in a loop, for profilers that count
+//! instructions (`valgrind --tool=callgrind --toggle-collect='*hot_loop*'`), which are
+//! repeatable on a shared machine where timings are not.
+//!
+//! `cargo build --release -p normalizer --example normalize_loop`, then
+//! `target/release/examples/normalize_loop [ITERATIONS] [all|map|validate|parse]`.
+
+use normalizer::mapping::Mapping;
+use normalizer::rules::RuleOptions;
+use normalizer::Normalizer;
+use serde_json::Value;
+use std::hint::black_box;
+use std::path::Path;
+
+#[inline(never)]
+fn hot_loop(mode: &str, n: usize, normalizer: &Normalizer, mapping: &Mapping, record: &Value, bytes: &[u8]) -> usize {
+    let mut total = 0;
+    let mapped = normalizer.normalize(mapping, record).record;
+    for _ in 0..n {
+        total += match mode {
+            "map" => black_box(mapping.apply(black_box(record))).violations.len(),
+            "validate" => black_box(normalizer.validate(black_box(&mapped))).len(),
+            "parse" => {
+                let value: Value = serde_json::from_slice(black_box(bytes)).unwrap_or(Value::Null);
+                black_box(normalizer.normalize(mapping, &value)).violations.len()
+            }
+            _ => black_box(normalizer.normalize(mapping, black_box(record))).violations.len(),
+        };
+    }
+    total
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let mode = args.next().unwrap_or_else(|| "all".into());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/nanchang-amr-penalty");
+    let mapping = Mapping::load(&dir.join("mapping.toml")).unwrap_or_else(|e| panic!("mapping: {e}"));
+    let normalizer = Normalizer::new(RuleOptions {
+        agency_region_prefix: Some("36".into()),
+        catalogue: None,
+    })
+    .unwrap_or_else(|e| panic!("schemas: {e}"));
+    let text = std::fs::read_to_string(dir.join("samples/records.jsonl")).unwrap_or_default();
+    let record: Value = serde_json::from_str(text.lines().next().unwrap_or("{}")).unwrap_or(Value::Null);
+    let bytes = serde_json::to_vec(&record).unwrap_or_default();
+    let outcome = normalizer.normalize(&mapping, &record);
+    assert!(outcome.is_accepted(), "{:?}", outcome.violations);
+    let start = std::time::Instant::now();
+    let total = hot_loop(&mode, n, &normalizer, &mapping, &record, &bytes);
+    let elapsed = start.elapsed();
+    println!(
+        "{mode}: {n} iterations, {:.3} µs each, {total} violations",
+        elapsed.as_secs_f64() * 1e6 / n as f64
+    );
+}

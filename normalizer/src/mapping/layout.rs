@@ -1,0 +1,172 @@
+//! The shape of the object a list of fields writes, worked out at load time.
+//!
+//! Targets never lie inside one another (the compiler rejects `agency` next to `agency.name`),
+//! so the object a field list builds is a fixed tree whose leaves are the distinct targets.
+//! Applying a mapping writes each value into the slot of its target (a later field with the
+//! same target replaces an earlier one, as an insert would), and [`Layout::build`] then makes
+//! the nested objects in one pass over the keys, already sorted: no map look-ups per field,
+//! no intermediate objects created and searched again, no key re-sorting.
+
+use super::path::TargetPath;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// One key of an object in the layout.
+#[derive(Debug)]
+enum Node {
+    /// A target: the value of slot `slot`, when one was written.
+    Leaf { key: Box<str>, slot: usize },
+    /// An object holding deeper targets; present when any of them was written.
+    Object { key: Box<str>, children: Vec<Node> },
+}
+
+/// The slots of a field list and the tree that assembles them.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    /// Slot of each field, in field order.
+    slot_of: Vec<usize>,
+    /// Number of slots (distinct targets plus extra root keys).
+    slots: usize,
+    /// Number of distinct targets: the extra keys' slots follow.
+    targets: usize,
+    /// Keys of the top object, sorted as `serde_json::Map` sorts them.
+    nodes: Vec<Node>,
+}
+
+#[derive(Default)]
+struct Builder {
+    slot: Option<usize>,
+    children: BTreeMap<Box<str>, Builder>,
+}
+
+impl Builder {
+    fn into_nodes(self) -> Vec<Node> {
+        self.children
+            .into_iter()
+            .map(|(key, b)| match b.slot {
+                Some(slot) if b.children.is_empty() => Node::Leaf { key, slot },
+                _ => Node::Object {
+                    key,
+                    children: b.into_nodes(),
+                },
+            })
+            .collect()
+    }
+}
+
+impl Layout {
+    /// The layout of fields with these targets (in field order), plus `extra` single-key
+    /// targets written by the engine itself (the root's `case_type`); the slot of `extra[i]`
+    /// is [`Layout::extra_slot`]`(i)`.
+    pub fn new<'t>(targets: impl IntoIterator<Item = &'t TargetPath>, extra: &[&str]) -> Layout {
+        let mut root = Builder::default();
+        let mut slot_of = Vec::new();
+        let mut distinct: Vec<&'t TargetPath> = Vec::new();
+        for target in targets {
+            let slot = match distinct.iter().position(|t| t.keys() == target.keys()) {
+                Some(i) => i,
+                None => {
+                    distinct.push(target);
+                    distinct.len() - 1
+                }
+            };
+            slot_of.push(slot);
+            let mut node = &mut root;
+            for key in target.keys() {
+                node = node.children.entry(key.clone()).or_default();
+            }
+            node.slot = Some(slot);
+        }
+        let targets = distinct.len();
+        let mut slots = targets;
+        for key in extra {
+            root.children.entry(Box::from(*key)).or_default().slot = Some(slots);
+            slots += 1;
+        }
+        Layout {
+            slot_of,
+            slots,
+            targets,
+            nodes: root.into_nodes(),
+        }
+    }
+
+    /// Empty slots for one object.
+    pub fn empty_slots(&self) -> Vec<Option<Value>> {
+        std::iter::repeat_with(|| None).take(self.slots).collect()
+    }
+
+    /// Run `f` with empty slots for one object: on the stack for the usual number of fields.
+    pub fn with_slots<R>(&self, f: impl FnOnce(&mut [Option<Value>]) -> R) -> R {
+        const ON_STACK: usize = 64;
+        if self.slots <= ON_STACK {
+            let mut slots: [Option<Value>; ON_STACK] = [const { None }; ON_STACK];
+            f(&mut slots[..self.slots])
+        } else {
+            f(&mut self.empty_slots())
+        }
+    }
+
+    /// The slot field `index` writes.
+    pub fn slot_of(&self, index: usize) -> usize {
+        self.slot_of[index]
+    }
+
+    /// The slot of the `i`-th extra key given to [`Layout::new`].
+    pub fn extra_slot(&self, i: usize) -> usize {
+        self.targets + i
+    }
+
+    /// The object the written slots make; every slot is left empty for reuse.
+    pub fn build(&self, slots: &mut [Option<Value>]) -> Map<String, Value> {
+        build(&self.nodes, slots)
+    }
+}
+
+fn build(nodes: &[Node], slots: &mut [Option<Value>]) -> Map<String, Value> {
+    let mut map = Map::new();
+    // Keys are sorted: inserting them from the last one makes every insert land at the front
+    // of the tree, found with one comparison per level, and needs no temporary list.
+    for node in nodes.iter().rev() {
+        match node {
+            Node::Leaf { key, slot } => {
+                if let Some(v) = slots.get_mut(*slot).and_then(Option::take) {
+                    map.insert(String::from(&**key), v);
+                }
+            }
+            Node::Object { key, children } => {
+                let inner = build(children, slots);
+                if !inner.is_empty() {
+                    map.insert(String::from(&**key), Value::Object(inner));
+                }
+            }
+        }
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn targets(list: &[&str]) -> Vec<TargetPath> {
+        list.iter().map(|t| TargetPath::parse(t).unwrap()).collect()
+    }
+
+    #[test]
+    fn builds_the_same_object_as_inserting_in_field_order() {
+        let t = targets(&["b.y", "a", "b.x", "a", "c.d.e"]);
+        let layout = Layout::new(&t, &["case_type"]);
+        assert_eq!(layout.slot_of(3), layout.slot_of(1));
+        let mut slots = layout.empty_slots();
+        slots[layout.slot_of(0)] = Some(json!(1));
+        slots[layout.slot_of(1)] = Some(json!("first"));
+        slots[layout.slot_of(3)] = Some(json!("second"));
+        slots[layout.extra_slot(0)] = Some(json!("penalty"));
+        let built = Value::Object(layout.build(&mut slots));
+        assert_eq!(built, json!({"a": "second", "b": {"y": 1}, "case_type": "penalty"}));
+        assert!(slots.iter().all(Option::is_none));
+        assert_eq!(Value::Object(layout.build(&mut slots)), json!({}));
+    }
+}
