@@ -25,27 +25,43 @@ fn run_with_stdin(args: &[&str], input: &str) -> std::process::Output {
 
 #[test]
 fn check_uscc_prints_tab_separated_lines_and_exit_status() {
-    let out = gateway().args(["check", "uscc", "91110000600037341L", "9111 0000 6000 3734 1l"]).output().unwrap();
+    let out = gateway()
+        .args(["check", "uscc", "91110000600037341L", "9111 0000 6000 3734 1l"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "91110000600037341L\tvalid\t91110000600037341L");
     assert_eq!(lines[1], "9111 0000 6000 3734 1l\tvalid\t91110000600037341L");
 
-    let out = gateway().args(["check", "uscc", "91110000600037341N"]).output().unwrap();
+    let out = gateway()
+        .args(["check", "uscc", "91110000600037341N"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     let fields: Vec<&str> = text.trim_end().split('\t').collect();
     assert_eq!(fields[..3], ["91110000600037341N", "invalid", "uscc.check_char"]);
-    assert!(fields[3].contains('L'), "message names the expected check character: {}", fields[3]);
+    assert!(
+        fields[3].contains('L'),
+        "message names the expected check character: {}",
+        fields[3]
+    );
 }
 
 #[test]
 fn check_reads_values_from_stdin_and_prints_json() {
-    let out = run_with_stdin(&["check", "id-number", "--json"], "360426199101010071\n36042619910102009X\n");
+    let out = run_with_stdin(
+        &["check", "id-number", "--json"],
+        "360426199101010071\n36042619910102009X\n",
+    );
     assert_eq!(out.status.code(), Some(1));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["valid"], true);
     assert_eq!(lines[1]["valid"], false);
@@ -54,12 +70,21 @@ fn check_reads_values_from_stdin_and_prints_json() {
 
 #[test]
 fn check_region_and_case_code() {
-    let out = gateway().args(["check", "region", "360102", "361121"]).output().unwrap();
+    let out = gateway()
+        .args(["check", "region", "360102", "361121"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "historical codes are valid by default");
-    let out = gateway().args(["check", "region", "--current", "361121"]).output().unwrap();
+    let out = gateway()
+        .args(["check", "region", "--current", "361121"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "revoked code with --current");
     assert!(String::from_utf8_lossy(&out.stdout).contains("region.revoked"));
-    let out = gateway().args(["check", "case-code", "CF20243601020000450H"]).output().unwrap();
+    let out = gateway()
+        .args(["check", "case-code", "CF20243601020000450H"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
@@ -71,7 +96,10 @@ fn check_with_unknown_kind_is_a_usage_error() {
 
 #[test]
 fn shipped_mappings_pass_their_embedded_tests() {
-    let out = gateway().args(["mappings", "test", path_str(&repo().join("mappings"))]).output().unwrap();
+    let out = gateway()
+        .args(["mappings", "test", path_str(&repo().join("mappings"))])
+        .output()
+        .unwrap();
     support::assert_success(&out, "mappings test");
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 failing"));
 }
@@ -88,9 +116,15 @@ fn mappings_test_fails_on_a_wrong_expectation() {
     }
     let mapping = dir.path().join("mapping.toml");
     let text = std::fs::read_to_string(&mapping).unwrap();
-    assert!(text.contains("洪市监"), "the example's expectations mention the decision number");
+    assert!(
+        text.contains("洪市监"),
+        "the example's expectations mention the decision number"
+    );
     std::fs::write(&mapping, text.replacen("\"洪市监", "\"错市监", 1)).unwrap();
-    let out = gateway().args(["mappings", "test", path_str(&mapping)]).output().unwrap();
+    let out = gateway()
+        .args(["mappings", "test", path_str(&mapping)])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
@@ -100,10 +134,16 @@ fn normalize_prints_canonical_record_or_violations_per_line() {
     let bad = support::defective_record(2);
     let input = format!("{good}\n{bad}\n");
     let mapping = repo().join("mappings/nanchang-amr-penalty/mapping.toml");
-    let out = run_with_stdin(&["normalize", "--mapping", path_str(&mapping), "--province", "36"], &input);
+    let out = run_with_stdin(
+        &["normalize", "--mapping", path_str(&mapping), "--province", "36"],
+        &input,
+    );
     assert_eq!(out.status.code(), Some(1));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["accepted"], true, "{}", lines[0]);
     assert_eq!(lines[0]["record"]["agency"]["credit_code"], support::AGENCY_CODE);
@@ -123,7 +163,12 @@ fn config_check_reports_every_problem_with_its_place() {
     let out = gateway().args(["config", "check", path_str(&config)]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    for expected in ["store.backend", "sources[0] (id \"a\").mapping", "sources[1] (id \"a\").id", "sources[1] (id \"a\").format"] {
+    for expected in [
+        "store.backend",
+        "sources[0] (id \"a\").mapping",
+        "sources[1] (id \"a\").id",
+        "sources[1] (id \"a\").format",
+    ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 
@@ -138,13 +183,21 @@ fn config_check_reports_every_problem_with_its_place() {
 fn config_never_prints_the_database_password() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("pg.toml");
-    std::fs::write(&config, "[store]\nbackend = \"postgres\"\nurl_env = \"GW_SECRET_URL\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "[store]\nbackend = \"postgres\"\nurl_env = \"GW_SECRET_URL\"\n",
+    )
+    .unwrap();
     let out = gateway()
         .args(["migrate", "--config", path_str(&config)])
         .env("GW_SECRET_URL", "postgres://gw:s3cr3t-pw@127.0.0.1:1/none")
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!all.contains("s3cr3t-pw"), "secret leaked: {all}");
 }

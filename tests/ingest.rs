@@ -8,7 +8,9 @@ use std::collections::HashSet;
 use support::{jsonl, path_str, sequences, Backend, Env};
 
 fn count(summary: &Value, key: &str) -> u64 {
-    summary[key].as_u64().unwrap_or_else(|| panic!("summary has {key}: {summary}"))
+    summary[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("summary has {key}: {summary}"))
 }
 
 async fn mixed_file_is_counted_coded_and_quarantined_with_reasons(backend: Backend) {
@@ -21,15 +23,27 @@ async fn mixed_file_is_counted_coded_and_quarantined_with_reasons(backend: Backe
 
     let cases = env.export("cases");
     assert_eq!(cases.len(), 180);
-    assert_eq!(sequences(&cases), (1..=180).collect::<Vec<u32>>(), "codes numbered 1..=180 without gaps");
+    assert_eq!(
+        sequences(&cases),
+        (1..=180).collect::<Vec<u32>>(),
+        "codes numbered 1..=180 without gaps"
+    );
     let codes: HashSet<&str> = cases.iter().filter_map(|c| c["unified_code"].as_str()).collect();
     assert_eq!(codes.len(), 180, "codes are unique");
-    assert!(codes.iter().all(|c| c.starts_with("CF2024360100")), "type, year and region in every code");
+    assert!(
+        codes.iter().all(|c| c.starts_with("CF2024360100")),
+        "type, year and region in every code"
+    );
 
     let quarantine = env.export("quarantine");
     assert_eq!(quarantine.len(), 20);
     for q in &quarantine {
-        let rules: Vec<&str> = q["violations"].as_array().unwrap().iter().filter_map(|v| v["rule"].as_str()).collect();
+        let rules: Vec<&str> = q["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v["rule"].as_str())
+            .collect();
         assert_eq!(rules, ["uscc.check_char"], "{q}");
         assert_eq!(q["violations"][0]["pointer"], "/target/id_number");
         assert_eq!(q["raw_record"]["xdrzjhm"], "91360102MA35G7K86B", "raw record kept");
@@ -58,17 +72,31 @@ async fn changed_records_become_new_versions_with_the_same_codes(backend: Backen
     let codes_v1: Vec<(String, String)> = env
         .export("cases")
         .iter()
-        .map(|c| (c["key"]["case_number"].as_str().unwrap().to_string(), c["unified_code"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                c["key"]["case_number"].as_str().unwrap().to_string(),
+                c["unified_code"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     // Records 1..=20 change (another fine amount); 21..=50 are re-sent unchanged.
     let mut text = jsonl(1..21, 0, 7);
     text.push_str(&jsonl(21..51, 0, 0));
     let s = env.ingest(&env.write("v2.jsonl", &text));
-    assert_eq!((count(&s, "accepted"), count(&s, "updated"), count(&s, "unchanged")), (0, 20, 30), "{s}");
+    assert_eq!(
+        (count(&s, "accepted"), count(&s, "updated"), count(&s, "unchanged")),
+        (0, 20, 30),
+        "{s}"
+    );
     let cases = env.export("cases");
     let codes_v2: Vec<(String, String)> = cases
         .iter()
-        .map(|c| (c["key"]["case_number"].as_str().unwrap().to_string(), c["unified_code"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                c["key"]["case_number"].as_str().unwrap().to_string(),
+                c["unified_code"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert_eq!(codes_v1, codes_v2, "codes never change");
     let versions: Vec<i64> = cases.iter().map(|c| c["version"].as_i64().unwrap()).collect();
@@ -94,7 +122,11 @@ async fn delete_withdraws_and_a_later_insert_reinstates_the_same_code(backend: B
     let s = env.ingest(&env.write("b.jsonl", &format!("{again}\n")));
     assert_eq!(count(&s, "updated"), 1, "{s}");
     let case = &env.export("cases")[0];
-    assert_eq!(case["unified_code"].as_str(), Some(code.as_str()), "reinstated with the same code");
+    assert_eq!(
+        case["unified_code"].as_str(),
+        Some(code.as_str()),
+        "reinstated with the same code"
+    );
     assert_eq!(case["withdrawn"], false);
     assert_eq!(case["version"], 3);
 }
@@ -114,7 +146,11 @@ async fn replay_after_mapping_fix_accepts_record(backend: Backend) {
     }
     let table = dst.join("penalty_kinds.csv");
     let original = std::fs::read_to_string(&table).unwrap();
-    let broken: String = original.lines().filter(|l| !l.starts_with("警告,")).map(|l| format!("{l}\n")).collect();
+    let broken: String = original
+        .lines()
+        .filter(|l| !l.starts_with("警告,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     assert_ne!(broken, original, "the table maps 警告");
     std::fs::write(&table, broken).unwrap();
 
@@ -122,10 +158,16 @@ async fn replay_after_mapping_fix_accepts_record(backend: Backend) {
     let s = env.ingest(&env.write("in.jsonl", &jsonl(1..4, 0, 0)));
     assert_eq!(count(&s, "quarantined"), 3, "{s}");
     let q = env.export("quarantine");
-    assert!(q.iter().all(|e| e["violations"][0]["rule"] == "mapping.unmapped_code"), "{q:?}");
+    assert!(
+        q.iter().all(|e| e["violations"][0]["rule"] == "mapping.unmapped_code"),
+        "{q:?}"
+    );
 
     std::fs::write(&table, original).unwrap();
-    let out = env.cmd(&["replay", "--config", path_str(&env.config), "--source", "nanchang-amr"]).output().unwrap();
+    let out = env
+        .cmd(&["replay", "--config", path_str(&env.config), "--source", "nanchang-amr"])
+        .output()
+        .unwrap();
     support::assert_success(&out, "replay");
     let s = support::summary_line(&out);
     assert_eq!((count(&s, "received"), count(&s, "accepted")), (3, 3), "{s}");
@@ -147,11 +189,19 @@ async fn concurrent_ingests_into_postgres_allocate_unique_gapless_codes() {
     let children: Vec<_> = files
         .iter()
         .map(|f| {
-            env.cmd(&["ingest", "--config", path_str(&env.config), "--source", "nanchang-amr", "--quiet", path_str(f)])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .expect("spawn ingest")
+            env.cmd(&[
+                "ingest",
+                "--config",
+                path_str(&env.config),
+                "--source",
+                "nanchang-amr",
+                "--quiet",
+                path_str(f),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn ingest")
         })
         .collect();
     for child in children {
@@ -160,7 +210,11 @@ async fn concurrent_ingests_into_postgres_allocate_unique_gapless_codes() {
     }
     let cases = env.export("cases");
     assert_eq!(cases.len(), 4000);
-    assert_eq!(sequences(&cases), (1..=4000).collect::<Vec<u32>>(), "no duplicate or skipped code");
+    assert_eq!(
+        sequences(&cases),
+        (1..=4000).collect::<Vec<u32>>(),
+        "no duplicate or skipped code"
+    );
 }
 
 async fn kill_during_large_ingest_then_rerun_commits_each_record_once(backend: Backend) {
@@ -168,7 +222,15 @@ async fn kill_during_large_ingest_then_rerun_commits_each_record_once(backend: B
     let total = 20_000;
     let file = env.write("large.jsonl", &jsonl(1..total + 1, 0, 0));
     let mut child = env
-        .cmd(&["ingest", "--config", path_str(&env.config), "--source", "nanchang-amr", "--quiet", path_str(&file)])
+        .cmd(&[
+            "ingest",
+            "--config",
+            path_str(&env.config),
+            "--source",
+            "nanchang-amr",
+            "--quiet",
+            path_str(&file),
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -177,7 +239,10 @@ async fn kill_during_large_ingest_then_rerun_commits_each_record_once(backend: B
     let started = std::time::Instant::now();
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let exported = env.cmd(&["export", "cases", "--config", path_str(&env.config)]).output().unwrap();
+        let exported = env
+            .cmd(&["export", "cases", "--config", path_str(&env.config)])
+            .output()
+            .unwrap();
         let committed = String::from_utf8_lossy(&exported.stdout).lines().count();
         if committed >= 1000 || started.elapsed().as_secs() > 60 {
             break;
@@ -189,10 +254,18 @@ async fn kill_during_large_ingest_then_rerun_commits_each_record_once(backend: B
     assert!(partial < total, "killed before the end ({partial} committed)");
 
     let s = env.ingest(&file);
-    assert_eq!(count(&s, "accepted") as usize + count(&s, "unchanged") as usize, total, "{s}");
+    assert_eq!(
+        count(&s, "accepted") as usize + count(&s, "unchanged") as usize,
+        total,
+        "{s}"
+    );
     let cases = env.export("cases");
     assert_eq!(cases.len(), total, "every record committed");
-    assert_eq!(sequences(&cases), (1..=total as u32).collect::<Vec<u32>>(), "exactly once, no gaps");
+    assert_eq!(
+        sequences(&cases),
+        (1..=total as u32).collect::<Vec<u32>>(),
+        "exactly once, no gaps"
+    );
     assert!(cases.iter().all(|c| c["version"] == 1), "no record applied twice");
 }
 on_both_backends!(kill_during_large_ingest_then_rerun_commits_each_record_once);
@@ -200,7 +273,10 @@ on_both_backends!(kill_during_large_ingest_then_rerun_commits_each_record_once);
 async fn export_csv_has_header_and_one_row_per_case(backend: Backend) {
     let env = Env::new(backend).await;
     env.ingest(&env.write("a.jsonl", &jsonl(1..6, 0, 0)));
-    let out = env.cmd(&["export", "cases", "--config", path_str(&env.config), "--format", "csv"]).output().unwrap();
+    let out = env
+        .cmd(&["export", "cases", "--config", path_str(&env.config), "--format", "csv"])
+        .output()
+        .unwrap();
     support::assert_success(&out, "export csv");
     let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
     assert_eq!(reader.headers().unwrap().get(0), Some("unified_code"));
@@ -236,11 +312,20 @@ async fn run_once_ingests_drop_folder_files_and_moves_them(backend: Backend) {
     std::fs::create_dir_all(&inbox).unwrap();
     std::fs::write(inbox.join("a.jsonl"), jsonl(1..6, 0, 0)).unwrap();
     std::fs::write(inbox.join("b.jsonl.part"), jsonl(6..9, 0, 0)).unwrap();
-    let out = env.cmd(&["run", "--config", path_str(&env.config), "--once"]).output().unwrap();
+    let out = env
+        .cmd(&["run", "--config", path_str(&env.config), "--once"])
+        .output()
+        .unwrap();
     support::assert_success(&out, "run --once");
     assert_eq!(env.export("cases").len(), 5);
-    assert!(inbox.join("processed/a.jsonl").is_file(), "committed file moved to processed/");
+    assert!(
+        inbox.join("processed/a.jsonl").is_file(),
+        "committed file moved to processed/"
+    );
     assert!(!inbox.join("a.jsonl").exists());
-    assert!(inbox.join("b.jsonl.part").is_file(), "a file still being written is left alone");
+    assert!(
+        inbox.join("b.jsonl.part").is_file(),
+        "a file still being written is left alone"
+    );
 }
 on_both_backends!(run_once_ingests_drop_folder_files_and_moves_them);

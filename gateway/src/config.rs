@@ -302,7 +302,10 @@ impl Config {
         match self.store.backend.as_str() {
             "sqlite" => {
                 if self.store.url.is_some() || self.store.url_env.is_some() || self.store.url_file.is_some() {
-                    problem("store".into(), "sqlite 存储不使用 url / the sqlite backend takes `path`, not a URL".into());
+                    problem(
+                        "store".into(),
+                        "sqlite 存储不使用 url / the sqlite backend takes `path`, not a URL".into(),
+                    );
                 }
             }
             "postgres" => {
@@ -316,10 +319,16 @@ impl Config {
             ),
         }
         if self.pipeline.batch_size == 0 || self.pipeline.batch_size > 100_000 {
-            problem("pipeline.batch_size".into(), "批大小应在 1..100000 / batch_size must be 1..100000".into());
+            problem(
+                "pipeline.batch_size".into(),
+                "批大小应在 1..100000 / batch_size must be 1..100000".into(),
+            );
         }
         if self.pipeline.channel_capacity == 0 {
-            problem("pipeline.channel_capacity".into(), "应至少为 1 / must be at least 1".into());
+            problem(
+                "pipeline.channel_capacity".into(),
+                "应至少为 1 / must be at least 1".into(),
+            );
         }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             problem(
@@ -355,7 +364,10 @@ impl Config {
         for (i, s) in self.sources.iter().enumerate() {
             let place = format!("sources[{i}] (id {:?})", s.id);
             if s.id.is_empty() || !s.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                problem(format!("{place}.id"), "来源ID只能包含字母、数字、-、_ / id may only contain letters, digits, - and _".into());
+                problem(
+                    format!("{place}.id"),
+                    "来源ID只能包含字母、数字、-、_ / id may only contain letters, digits, - and _".into(),
+                );
             }
             if !ids.insert(s.id.clone()) {
                 problem(format!("{place}.id"), "来源ID重复 / duplicate source id".into());
@@ -377,7 +389,10 @@ impl Config {
                 ),
             }
             if !matches!(s.format.as_str(), "json" | "jsonl" | "xml" | "csv") {
-                problem(format!("{place}.format"), format!("未知格式 / unknown format {:?}: json, jsonl, xml or csv", s.format));
+                problem(
+                    format!("{place}.format"),
+                    format!("未知格式 / unknown format {:?}: json, jsonl, xml or csv", s.format),
+                );
             }
             let mapping_path = self.path(&s.mapping);
             match Mapping::load(&mapping_path) {
@@ -392,7 +407,10 @@ impl Config {
                 problem(format!("{place}.id"), "去向ID重复 / duplicate sink id".into());
             }
             if !matches!(s.kind.as_str(), "postgres" | "amqp" | "rest") {
-                problem(format!("{place}.kind"), format!("未知去向类型 / unknown sink kind {:?}: postgres, amqp or rest", s.kind));
+                problem(
+                    format!("{place}.kind"),
+                    format!("未知去向类型 / unknown sink kind {:?}: postgres, amqp or rest", s.kind),
+                );
             }
         }
         if !problems.is_empty() {
@@ -431,15 +449,17 @@ impl StoreConfig {
             .filter(|b| **b)
             .count();
         if given != 1 {
-            return Err("postgres 存储需要且只需要 url、url_env、url_file 之一 / give exactly one of url, url_env, url_file".into());
+            return Err(
+                "postgres 存储需要且只需要 url、url_env、url_file 之一 / give exactly one of url, url_env, url_file"
+                    .into(),
+            );
         }
         if let Some(u) = &self.url {
             return Ok(u.clone());
         }
         if let Some(var) = &self.url_env {
-            return std::env::var(var).map_err(|_| {
-                format!("环境变量 {var} 未设置 / environment variable {var} is not set")
-            });
+            return std::env::var(var)
+                .map_err(|_| format!("环境变量 {var} 未设置 / environment variable {var} is not set"));
         }
         if let Some(f) = &self.url_file {
             let full = if f.is_absolute() { f.clone() } else { base.join(f) };
@@ -452,7 +472,10 @@ impl StoreConfig {
 
     /// The SQLite file, relative to the config file's directory.
     pub fn sqlite_path(&self, base: &Path) -> PathBuf {
-        let p = self.path.clone().unwrap_or_else(|| PathBuf::from("gateway-data/gateway.db"));
+        let p = self
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("gateway-data/gateway.db"));
         if p.is_absolute() {
             p
         } else {

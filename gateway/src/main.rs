@@ -7,7 +7,9 @@ use std::process::ExitCode;
 fn init_logging(filter: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -19,12 +21,31 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     init_logging(&args.log, args.log_json);
     let result = match args.command {
-        Command::Check { kind, values, json, current } => return cli::check::run(kind, values, json, current),
-        Command::Normalize { mapping, input, format, xml_records, province } => {
-            cli::normalize::run(&mapping, input.as_deref(), format.as_deref(), xml_records.as_deref(), province)
-        }
-        Command::Mappings { action: MappingsAction::Test { paths } } => cli::mappings::test(&paths),
-        Command::Config { action: ConfigAction::Check { file } } => cli::data::config_check(&file),
+        Command::Check {
+            kind,
+            values,
+            json,
+            current,
+        } => return cli::check::run(kind, values, json, current),
+        Command::Normalize {
+            mapping,
+            input,
+            format,
+            xml_records,
+            province,
+        } => cli::normalize::run(
+            &mapping,
+            input.as_deref(),
+            format.as_deref(),
+            xml_records.as_deref(),
+            province,
+        ),
+        Command::Mappings {
+            action: MappingsAction::Test { paths },
+        } => cli::mappings::test(&paths),
+        Command::Config {
+            action: ConfigAction::Check { file },
+        } => cli::data::config_check(&file),
         other => match tokio::runtime::Runtime::new() {
             Ok(rt) => rt.block_on(cli::data::dispatch(other)),
             Err(e) => Err(anyhow::anyhow!("cannot start the runtime: {e}")),

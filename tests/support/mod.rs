@@ -59,10 +59,16 @@ impl Env {
     pub async fn with_sources(backend: Backend, sources: &str) -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
         let (store, pg) = match backend {
-            Backend::Sqlite => ("[store]\nbackend = \"sqlite\"\npath = \"data/gateway.db\"\n".to_string(), None),
+            Backend::Sqlite => (
+                "[store]\nbackend = \"sqlite\"\npath = \"data/gateway.db\"\n".to_string(),
+                None,
+            ),
             Backend::Postgres => {
                 let db = common::PgDatabase::create().await;
-                (format!("[store]\nbackend = \"postgres\"\nurl_env = \"GW_TEST_DB_URL\"\npool_size = 4\n"), Some(db))
+                (
+                    "[store]\nbackend = \"postgres\"\nurl_env = \"GW_TEST_DB_URL\"\npool_size = 4\n".to_string(),
+                    Some(db),
+                )
             }
         };
         let config = dir.path().join("gateway.toml");
@@ -86,7 +92,15 @@ impl Env {
     /// `gateway ingest` of `file`; returns the summary line.
     pub fn ingest(&self, file: &Path) -> Value {
         let out = self
-            .cmd(&["ingest", "--config", path_str(&self.config), "--source", "nanchang-amr", "--quiet", path_str(file)])
+            .cmd(&[
+                "ingest",
+                "--config",
+                path_str(&self.config),
+                "--source",
+                "nanchang-amr",
+                "--quiet",
+                path_str(file),
+            ])
             .output()
             .expect("run gateway ingest");
         assert_success(&out, "ingest");
@@ -182,7 +196,11 @@ pub fn defective_record(n: usize) -> Value {
 pub fn jsonl(range: std::ops::Range<usize>, defect_every: usize, variant: u32) -> String {
     let mut s = String::new();
     for n in range {
-        let r = if defect_every > 0 && n % defect_every == 0 { defective_record(n) } else { nanchang_record(n, variant) };
+        let r = if defect_every > 0 && n % defect_every == 0 {
+            defective_record(n)
+        } else {
+            nanchang_record(n, variant)
+        };
         s.push_str(&r.to_string());
         s.push('\n');
     }

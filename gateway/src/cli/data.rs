@@ -3,7 +3,7 @@
 
 use super::{Command, ExportFormat, ExportWhat};
 use crate::config::{Config, Resolved};
-use crate::pipeline::ingest::{ingest_files, BatchSettings, OnCommit, Shutdown};
+use crate::pipeline::ingest::{ingest_files, BatchSettings, IngestJob, OnCommit, Shutdown};
 use crate::pipeline::prepare::Preparer;
 use crate::pipeline::replay::{replay, ReplaySelection};
 use crate::store::{self, AuditEntry, CaseFilter, QuarantineFilter, QuarantineStatus};
@@ -105,16 +105,36 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             println!("迁移完成 / migrations applied ({})", store.backend());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest { config, source, format, files, quiet } => ingest(&config, &source, format, files, quiet).await,
-        Command::Export { what, config, source, format } => export(&config, what, source, format).await,
-        Command::Replay { config, id, source, rule } => {
+        Command::Ingest {
+            config,
+            source,
+            format,
+            files,
+            quiet,
+        } => ingest(&config, &source, format, files, quiet).await,
+        Command::Export {
+            what,
+            config,
+            source,
+            format,
+        } => export(&config, what, source, format).await,
+        Command::Replay {
+            config,
+            id,
+            source,
+            rule,
+        } => {
             if id.is_none() && source.is_none() && rule.is_none() {
                 anyhow::bail!("指定 --id、--source 或 --rule 之一 / give --id, --source or --rule");
             }
             let resolved = load_config(&config)?;
             let store = store::open(&resolved.config).await?;
             let preparers = preparers(&resolved)?;
-            let selection = ReplaySelection { id, source_id: source.clone(), rule: rule.clone() };
+            let selection = ReplaySelection {
+                id,
+                source_id: source.clone(),
+                rule: rule.clone(),
+            };
             let summary = replay(store.as_ref(), &preparers, &selection, &resolved.config.sink_ids()).await?;
             store
                 .audit(&AuditEntry {
@@ -135,7 +155,9 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Ignore { config, id, reason } => {
             let resolved = load_config(&config)?;
             let store = store::open(&resolved.config).await?;
-            store.quarantine_set_status(id, QuarantineStatus::Ignored, Some(&reason)).await?;
+            store
+                .quarantine_set_status(id, QuarantineStatus::Ignored, Some(&reason))
+                .await?;
             store
                 .audit(&AuditEntry {
                     actor: actor(),
@@ -149,10 +171,9 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Run { config, once } => super::run::run(&config, once).await,
         Command::Demo { dir } => super::demo::run(dir).await,
-        Command::Check { .. }
-        | Command::Normalize { .. }
-        | Command::Mappings { .. }
-        | Command::Config { .. } => anyhow::bail!("not an async command"),
+        Command::Check { .. } | Command::Normalize { .. } | Command::Mappings { .. } | Command::Config { .. } => {
+            anyhow::bail!("not an async command")
+        }
     }
 }
 
@@ -176,21 +197,17 @@ async fn ingest(
     let shutdown = Shutdown::default();
     shutdown_on_signals(shutdown.clone());
     let progress = progress_bar(&files, quiet);
-    let on_commit: Option<OnCommit> = progress.clone().map(|pb| {
-        Arc::new(move |results: &[crate::store::RecordResult]| pb.inc(results.len() as u64)) as OnCommit
-    });
+    let on_commit: Option<OnCommit> = progress
+        .clone()
+        .map(|pb| Arc::new(move |results: &[crate::store::RecordResult]| pb.inc(results.len() as u64)) as OnCommit);
     let settings = BatchSettings::from(&resolved.config);
-    let summary = ingest_files(
-        Arc::clone(&store),
+    let job = IngestJob {
         preparer,
-        files.clone(),
+        files: files.clone(),
         format,
         xml_records,
-        settings,
-        shutdown.clone(),
-        on_commit,
-    )
-    .await?;
+    };
+    let summary = ingest_files(Arc::clone(&store), job, settings, shutdown.clone(), on_commit).await?;
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
@@ -203,14 +220,22 @@ async fn ingest(
         })
         .await?;
     println!("{}", serde_json::to_string(&summary)?);
-    Ok(if shutdown.is_triggered() { ExitCode::from(130) } else { ExitCode::SUCCESS })
+    Ok(if shutdown.is_triggered() {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn progress_bar(files: &[PathBuf], quiet: bool) -> Option<indicatif::ProgressBar> {
     if quiet || !std::io::stderr().is_terminal() {
         return None;
     }
-    let bytes: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     let pb = indicatif::ProgressBar::new_spinner();
     if let Ok(style) = indicatif::ProgressStyle::with_template(
         "{spinner} {elapsed_precise} 已提交 committed {pos} 条 records ({per_sec}) {msg}",
@@ -222,7 +247,12 @@ fn progress_bar(files: &[PathBuf], quiet: bool) -> Option<indicatif::ProgressBar
     Some(pb)
 }
 
-async fn export(config: &Path, what: ExportWhat, source: Option<String>, format: ExportFormat) -> anyhow::Result<ExitCode> {
+async fn export(
+    config: &Path,
+    what: ExportWhat,
+    source: Option<String>,
+    format: ExportFormat,
+) -> anyhow::Result<ExitCode> {
     let resolved = load_config(config)?;
     let store = store::open(&resolved.config).await?;
     let stdout = std::io::stdout();
@@ -235,14 +265,27 @@ async fn export(config: &Path, what: ExportWhat, source: Option<String>, format:
         ExportWhat::Cases => {
             if let Some(w) = csv.as_mut() {
                 w.write_record([
-                    "unified_code", "case_type", "year", "region", "agency_credit_code", "case_number", "version",
-                    "withdrawn", "created_at", "updated_at", "record",
+                    "unified_code",
+                    "case_type",
+                    "year",
+                    "region",
+                    "agency_credit_code",
+                    "case_number",
+                    "version",
+                    "withdrawn",
+                    "created_at",
+                    "updated_at",
+                    "record",
                 ])?;
             }
             let mut after = None;
             loop {
                 let page = store
-                    .cases(&CaseFilter { source_id: source.clone(), after_id: after, limit: Some(1000) })
+                    .cases(&CaseFilter {
+                        source_id: source.clone(),
+                        after_id: after,
+                        limit: Some(1000),
+                    })
                     .await?;
                 let Some(last) = page.last() else { break };
                 after = Some(last.id);
@@ -271,8 +314,16 @@ async fn export(config: &Path, what: ExportWhat, source: Option<String>, format:
         ExportWhat::Quarantine => {
             if let Some(w) = csv.as_mut() {
                 w.write_record([
-                    "id", "source_id", "record_key", "status", "rules", "violations", "raw_record", "created_at",
-                    "attempts", "note",
+                    "id",
+                    "source_id",
+                    "record_key",
+                    "status",
+                    "rules",
+                    "violations",
+                    "raw_record",
+                    "created_at",
+                    "attempts",
+                    "note",
                 ])?;
             }
             let mut before = None;
@@ -289,8 +340,9 @@ async fn export(config: &Path, what: ExportWhat, source: Option<String>, format:
                 before = Some(last.id);
                 for q in &page {
                     let raw = store.raw_record(q.raw_id).await?;
-                    let raw_value: serde_json::Value = serde_json::from_slice(&raw.payload)
-                        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&raw.payload).into_owned()));
+                    let raw_value: serde_json::Value = serde_json::from_slice(&raw.payload).unwrap_or_else(|_| {
+                        serde_json::Value::String(String::from_utf8_lossy(&raw.payload).into_owned())
+                    });
                     match csv.as_mut() {
                         Some(w) => {
                             let rules: Vec<&str> = q.violations.iter().map(|v| v.rule.as_str()).collect();

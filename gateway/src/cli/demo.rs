@@ -3,7 +3,7 @@
 //! what happened and where to look.
 
 use super::data::{load_config, preparers};
-use crate::pipeline::ingest::{ingest_files, BatchSettings, Shutdown};
+use crate::pipeline::ingest::{ingest_files, BatchSettings, IngestJob, Shutdown};
 use crate::pipeline::reader::InputFormat;
 use crate::store::{self, CaseFilter, QuarantineFilter};
 use anyhow::Context;
@@ -77,7 +77,12 @@ pub async fn run(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     println!("赣执网关演示 / ganzhi-gateway demo");
     println!("工作目录 / working directory: {}\n", dir.display());
     let inputs = [
-        ("nanchang-amr", mappings.join("nanchang-amr-penalty/samples/records.jsonl"), InputFormat::JsonLines, None),
+        (
+            "nanchang-amr",
+            mappings.join("nanchang-amr-penalty/samples/records.jsonl"),
+            InputFormat::JsonLines,
+            None,
+        ),
         (
             "jiangxi-ecology",
             mappings.join("jiangxi-ecology-soap/samples/records.xml"),
@@ -87,17 +92,13 @@ pub async fn run(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     ];
     for (source, file, format, xml_records) in inputs {
         let preparer = preparers.get(source).context("demo source")?.clone();
-        let summary = ingest_files(
-            Arc::clone(&store),
+        let job = IngestJob {
             preparer,
-            vec![file.clone()],
+            files: vec![file.clone()],
             format,
             xml_records,
-            settings.clone(),
-            Shutdown::default(),
-            None,
-        )
-        .await?;
+        };
+        let summary = ingest_files(Arc::clone(&store), job, settings.clone(), Shutdown::default(), None).await?;
         println!(
             "来源 source {source:<16} 收到 received {:>3}  新案件 accepted {:>3}  更新 updated {:>2}  隔离 quarantined {:>3}",
             summary.received, summary.accepted, summary.updated, summary.quarantined
@@ -105,7 +106,12 @@ pub async fn run(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     }
 
     let mut by_rule: BTreeMap<String, usize> = BTreeMap::new();
-    let quarantine = store.quarantine_list(&QuarantineFilter { limit: Some(10_000), ..Default::default() }).await?;
+    let quarantine = store
+        .quarantine_list(&QuarantineFilter {
+            limit: Some(10_000),
+            ..Default::default()
+        })
+        .await?;
     for entry in &quarantine {
         for v in entry.violations.iter().filter(|v| v.is_error()) {
             *by_rule.entry(v.rule.clone()).or_default() += 1;
@@ -116,15 +122,31 @@ pub async fn run(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         println!("  {n:>3}  {rule}");
     }
     if let Some(example) = quarantine.last() {
-        println!("\n隔离记录示例 / a quarantined record (#{} from {}, key {}):", example.id, example.source_id, example.record_key);
+        println!(
+            "\n隔离记录示例 / a quarantined record (#{} from {}, key {}):",
+            example.id, example.source_id, example.record_key
+        );
         for v in &example.violations {
-            println!("  [{}] {}\n      {}\n      {}", v.rule, v.pointer, v.message_zh, v.message_en);
+            println!(
+                "  [{}] {}\n      {}\n      {}",
+                v.rule, v.pointer, v.message_zh, v.message_en
+            );
         }
     }
-    let cases = store.cases(&CaseFilter { limit: Some(5), ..Default::default() }).await?;
+    let cases = store
+        .cases(&CaseFilter {
+            limit: Some(5),
+            ..Default::default()
+        })
+        .await?;
     println!("\n已赋码案件（前5条） / coded cases (first 5):");
     for c in &cases {
-        println!("  {}  {}  {}", c.unified_code, c.key.case_type.name_zh(), c.key.case_number);
+        println!(
+            "  {}  {}  {}",
+            c.unified_code,
+            c.key.case_type.name_zh(),
+            c.key.case_number
+        );
     }
     let stats = store.stats().await?;
     println!(

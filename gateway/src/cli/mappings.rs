@@ -29,7 +29,11 @@ pub fn find_mappings(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Run the command: exit 0 when every test of every mapping passes, 1 otherwise.
 pub fn test(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let roots = if paths.is_empty() { vec![PathBuf::from("mappings")] } else { paths.to_vec() };
+    let roots = if paths.is_empty() {
+        vec![PathBuf::from("mappings")]
+    } else {
+        paths.to_vec()
+    };
     let mut files = Vec::new();
     for root in &roots {
         if root.is_dir() {
@@ -50,7 +54,13 @@ pub fn test(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
                 let report = run_tests(&mapping, &normalizer);
                 cases += report.cases.len();
                 if report.passed() {
-                    println!("ok   {} ({} v{}): {} test(s)", file.display(), mapping.id(), mapping.version(), report.cases.len());
+                    println!(
+                        "ok   {} ({} v{}): {} test(s)",
+                        file.display(),
+                        mapping.id(),
+                        mapping.version(),
+                        report.cases.len()
+                    );
                 } else {
                     failed += 1;
                     println!("FAIL {}\n{report}", file.display());
@@ -62,6 +72,13 @@ pub fn test(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    println!("{} mapping(s), {cases} test case(s), {failed} failing mapping(s)", files.len());
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    println!(
+        "{} mapping(s), {cases} test case(s), {failed} failing mapping(s)",
+        files.len()
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

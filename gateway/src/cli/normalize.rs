@@ -14,7 +14,10 @@ pub fn input_format(format: Option<&str>, path: Option<&Path>) -> anyhow::Result
     if let Some(f) = format {
         return InputFormat::parse(f).with_context(|| format!("unknown format {f:?}: json, jsonl, xml or csv"));
     }
-    let ext = path.and_then(|p| p.extension()).and_then(|e| e.to_str()).unwrap_or("jsonl");
+    let ext = path
+        .and_then(|p| p.extension())
+        .and_then(|e| e.to_str())
+        .unwrap_or("jsonl");
     Ok(InputFormat::parse(ext).unwrap_or(InputFormat::JsonLines))
 }
 
@@ -27,7 +30,10 @@ pub fn run(
     province: Option<String>,
 ) -> anyhow::Result<ExitCode> {
     let mapping = Mapping::load(mapping_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let normalizer = Normalizer::new(RuleOptions { agency_region_prefix: province, catalogue: None })?;
+    let normalizer = Normalizer::new(RuleOptions {
+        agency_region_prefix: province,
+        catalogue: None,
+    })?;
     let format = input_format(format, input)?;
     let tmp;
     let path = match input {
@@ -74,7 +80,11 @@ pub fn run(
         }
     }
     out.flush()?;
-    Ok(if any_rejected { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if any_rejected {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Standard input copied to a temporary file so every reader works on it.

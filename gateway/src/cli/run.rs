@@ -6,7 +6,7 @@
 
 use super::data::{load_config, preparers, shutdown_on_signals};
 use crate::config::SourceConfig;
-use crate::pipeline::ingest::{ingest_files, BatchSettings, IngestError, Shutdown};
+use crate::pipeline::ingest::{ingest_files, BatchSettings, IngestError, IngestJob, Shutdown};
 use crate::pipeline::prepare::Preparer;
 use crate::store::{self, Store};
 use anyhow::Context;
@@ -45,7 +45,10 @@ pub fn ready_files(dir: &Path, settle: Duration) -> std::io::Result<Vec<PathBuf>
 fn move_into(file: &Path, folder: &str) -> std::io::Result<PathBuf> {
     let dir = file.parent().unwrap_or_else(|| Path::new(".")).join(folder);
     std::fs::create_dir_all(&dir)?;
-    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut target = dir.join(&name);
     if target.exists() {
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f");
@@ -66,7 +69,11 @@ pub async fn scan_directory(
     settle: Duration,
 ) -> anyhow::Result<()> {
     let Some(dir) = &source.directory else { return Ok(()) };
-    let dir = if dir.is_absolute() { dir.clone() } else { base_dir.join(dir) };
+    let dir = if dir.is_absolute() {
+        dir.clone()
+    } else {
+        base_dir.join(dir)
+    };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let format = super::normalize::input_format(Some(&source.format), None)?;
     for file in ready_files(&dir, settle)? {
@@ -75,17 +82,13 @@ pub async fn scan_directory(
         }
         let span = tracing::info_span!("file", source = %source.id, file = %file.display());
         let _guard = span.enter();
-        let result = ingest_files(
-            Arc::clone(store),
-            preparer.clone(),
-            vec![file.clone()],
+        let job = IngestJob {
+            preparer: preparer.clone(),
+            files: vec![file.clone()],
             format,
-            source.xml_records.clone(),
-            settings.clone(),
-            shutdown.clone(),
-            None,
-        )
-        .await;
+            xml_records: source.xml_records.clone(),
+        };
+        let result = ingest_files(Arc::clone(store), job, settings.clone(), shutdown.clone(), None).await;
         match result {
             Ok(_) if shutdown.is_triggered() => {
                 tracing::info!("stopped mid-file; the file stays for the next run (re-sent records are unchanged)");
@@ -115,16 +118,34 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
     let shutdown = Shutdown::default();
     shutdown_on_signals(shutdown.clone());
     let settle = if once { Duration::ZERO } else { Duration::from_secs(2) };
-    let directory_sources: Vec<&SourceConfig> =
-        resolved.config.sources.iter().filter(|s| s.kind == "directory").collect();
+    let directory_sources: Vec<&SourceConfig> = resolved
+        .config
+        .sources
+        .iter()
+        .filter(|s| s.kind == "directory")
+        .collect();
     if directory_sources.is_empty() {
         eprintln!("没有 directory 类型的来源；file 来源请用 gateway ingest / no directory sources configured; use `gateway ingest` for file sources");
     }
-    let poll = directory_sources.iter().map(|s| s.poll_seconds).min().unwrap_or(10).max(1);
+    let poll = directory_sources
+        .iter()
+        .map(|s| s.poll_seconds)
+        .min()
+        .unwrap_or(10)
+        .max(1);
     loop {
         for source in &directory_sources {
             let preparer = preparers.get(&source.id).context("preparer")?;
-            scan_directory(&store, source, &resolved.config.base_dir, preparer, &settings, &shutdown, settle).await?;
+            scan_directory(
+                &store,
+                source,
+                &resolved.config.base_dir,
+                preparer,
+                &settings,
+                &shutdown,
+                settle,
+            )
+            .await?;
         }
         if once || shutdown.is_triggered() {
             break;

@@ -35,7 +35,8 @@ pub async fn commit_isolating(store: &dyn Store, batch: CommitBatch) -> Result<V
             let Some(record) = batch.records.first() else {
                 return Err(e);
             };
-            if matches!(record.verdict, Verdict::Quarantine(ref v) if v.iter().any(|v| v.rule == "store.write_failed")) {
+            if matches!(record.verdict, Verdict::Quarantine(ref v) if v.iter().any(|v| v.rule == "store.write_failed"))
+            {
                 return Err(e);
             }
             tracing::warn!(source = %record.source_id, record_key = %record.record_key, error = %e,

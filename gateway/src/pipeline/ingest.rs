@@ -79,17 +79,33 @@ pub enum IngestError {
 /// Called after each commit with the batch's results (progress bars, metrics).
 pub type OnCommit = Arc<dyn Fn(&[RecordResult]) + Send + Sync>;
 
-/// Read `files` in `format`, normalise every record with `preparer`, commit in batches.
+/// What to ingest: files of one source.
+#[derive(Debug, Clone)]
+pub struct IngestJob {
+    /// Prepares the source's records.
+    pub preparer: Preparer,
+    /// The input files, read in order.
+    pub files: Vec<PathBuf>,
+    /// Their format.
+    pub format: InputFormat,
+    /// XML: element path of the records.
+    pub xml_records: Option<String>,
+}
+
+/// Read the job's files, normalise every record, commit in batches.
 pub async fn ingest_files(
     store: Arc<dyn Store>,
-    preparer: Preparer,
-    files: Vec<PathBuf>,
-    format: InputFormat,
-    xml_records: Option<String>,
+    job: IngestJob,
     settings: BatchSettings,
     shutdown: Shutdown,
     on_commit: Option<OnCommit>,
 ) -> Result<Summary, IngestError> {
+    let IngestJob {
+        preparer,
+        files,
+        format,
+        xml_records,
+    } = job;
     for f in &files {
         if let Err(source) = std::fs::metadata(f) {
             return Err(ReadError::Io {

@@ -97,7 +97,10 @@ impl Preparer {
                     "input.unreadable",
                     None,
                     format!("记录无法解析（{}）：{}", unreadable.position, unreadable.message),
-                    format!("record cannot be parsed ({}): {}", unreadable.position, unreadable.message),
+                    format!(
+                        "record cannot be parsed ({}): {}",
+                        unreadable.position, unreadable.message
+                    ),
                 )]),
                 replay_of: None,
             },

@@ -89,7 +89,10 @@ pub fn read_file(
     xml_records: Option<&str>,
     mut sink: impl FnMut(ReadItem) -> bool,
 ) -> Result<(), ReadError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let io = |source| ReadError::Io {
         path: path.display().to_string(),
         source,
@@ -157,7 +160,11 @@ pub fn read_file(
                 let position = format!("{name}[{i}]");
                 let payload = serde_json::to_vec(&value).unwrap_or_default();
                 let item = if value.is_object() {
-                    Ok(SourceRecord { value, payload, position })
+                    Ok(SourceRecord {
+                        value,
+                        payload,
+                        position,
+                    })
                 } else {
                     Err(UnreadableRecord {
                         payload,
@@ -194,7 +201,9 @@ pub fn read_file(
             }
         }
         InputFormat::Csv => {
-            let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(BufReader::new(file));
+            let mut reader = csv::ReaderBuilder::new()
+                .flexible(false)
+                .from_reader(BufReader::new(file));
             let headers = reader
                 .headers()
                 .map_err(|e| ReadError::Malformed {
@@ -212,7 +221,11 @@ pub fn read_file(
                         }
                         let value = Value::Object(obj);
                         let payload = serde_json::to_vec(&value).unwrap_or_default();
-                        Ok(SourceRecord { value, payload, position })
+                        Ok(SourceRecord {
+                            value,
+                            payload,
+                            position,
+                        })
                     }
                     Err(e) => Err(UnreadableRecord {
                         payload: Vec::new(),
@@ -257,7 +270,11 @@ mod tests {
         assert_eq!(bad.position, "input:3");
         assert_eq!(bad.payload, b"{bad");
         assert!(items[2].is_err(), "a JSON array line is not a record");
-        assert_eq!(items[3].as_ref().expect("record").value["b"], 2, "CRLF line ends are accepted");
+        assert_eq!(
+            items[3].as_ref().expect("record").value["b"],
+            2,
+            "CRLF line ends are accepted"
+        );
     }
 
     #[test]
@@ -289,7 +306,11 @@ mod tests {
     fn xml_with_a_doctype_is_refused_whole() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("evil.xml");
-        std::fs::write(&path, "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x \"y\">]><r>&x;</r>").expect("write");
+        std::fs::write(
+            &path,
+            "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x \"y\">]><r>&x;</r>",
+        )
+        .expect("write");
         let result = read_file(&path, InputFormat::Xml, None, |_| true);
         assert!(matches!(result, Err(ReadError::Malformed { .. })));
     }

@@ -28,7 +28,9 @@ pub enum ReplayError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// An entry belongs to a source that is no longer configured.
-    #[error("隔离记录 {id} 的来源 {source_id} 未在配置中 / quarantine entry {id}: source {source_id} is not configured")]
+    #[error(
+        "隔离记录 {id} 的来源 {source_id} 未在配置中 / quarantine entry {id}: source {source_id} is not configured"
+    )]
     UnknownSource {
         /// Entry id.
         id: i64,
@@ -74,15 +76,18 @@ pub async fn replay(
         before_id = entries.last().map(|e| e.id);
         let mut records = Vec::with_capacity(entries.len());
         for entry in &entries {
-            let preparer = preparers.get(&entry.source_id).ok_or_else(|| ReplayError::UnknownSource {
-                id: entry.id,
-                source_id: entry.source_id.clone(),
-            })?;
+            let preparer = preparers
+                .get(&entry.source_id)
+                .ok_or_else(|| ReplayError::UnknownSource {
+                    id: entry.id,
+                    source_id: entry.source_id.clone(),
+                })?;
             let raw = store.raw_record(entry.raw_id).await?;
             let value = match raw.format {
                 PayloadFormat::Json => serde_json::from_slice(&raw.payload).map_err(|e| e.to_string()),
-                PayloadFormat::Xml => normalizer::xml_tree::parse_xml(&raw.payload, &Default::default())
-                    .map_err(|e| e.to_string()),
+                PayloadFormat::Xml => {
+                    normalizer::xml_tree::parse_xml(&raw.payload, &Default::default()).map_err(|e| e.to_string())
+                }
             };
             let mut incoming = match value {
                 Ok(value) => preparer.prepare_record(

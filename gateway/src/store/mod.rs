@@ -88,19 +88,10 @@ pub trait Store: Send + Sync {
     async fn quarantine_get(&self, id: i64) -> StoreResult<QuarantineEntry>;
 
     /// Mark a quarantine entry ignored (with a reason) or replayed.
-    async fn quarantine_set_status(
-        &self,
-        id: i64,
-        status: QuarantineStatus,
-        note: Option<&str>,
-    ) -> StoreResult<()>;
+    async fn quarantine_set_status(&self, id: i64, status: QuarantineStatus, note: Option<&str>) -> StoreResult<()>;
 
     /// Record that a replay of an entry failed again, with the violations it has now.
-    async fn quarantine_update_violations(
-        &self,
-        id: i64,
-        violations: &[normalizer::Violation],
-    ) -> StoreResult<()>;
+    async fn quarantine_update_violations(&self, id: i64, violations: &[normalizer::Violation]) -> StoreResult<()>;
 
     /// Cases matching the filter, in id order, from `after_id` on, at most `limit`.
     async fn cases(&self, filter: &CaseFilter) -> StoreResult<Vec<CaseRow>>;

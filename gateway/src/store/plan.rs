@@ -7,6 +7,9 @@ use normalizer::standards::case_code::CaseCode;
 use normalizer::{CaseType, Violation};
 use std::collections::{HashMap, HashSet};
 
+/// The largest sequence a counter can give (7 digits).
+pub const MAX_SEQUENCE: u32 = 9_999_999;
+
 /// What the store holds for one existing case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExistingCase {
@@ -107,6 +110,14 @@ pub enum PlanError {
     /// The counter has no sequence left (9,999,999 cases of one type, year and region).
     #[error("案件编码序号已用尽 / case-code sequence exhausted for {0:?}")]
     Exhausted(CounterKey),
+    /// The year or region cannot form a unified case code.
+    #[error("无法生成案件编码 / cannot form a case code for {key:?}: {reason}")]
+    InvalidCode {
+        /// The counter asked for.
+        key: CounterKey,
+        /// Why (from the case-code format).
+        reason: String,
+    },
 }
 
 /// The counter a record's new case would be numbered from.
@@ -179,9 +190,7 @@ pub fn plan_batch(
         };
         let is_delete = accepted.operation == Operation::Delete;
         let (case, code, version) = match current {
-            Some((_, code, _, hash, withdrawn))
-                if hash == accepted.record_hash || (is_delete && withdrawn) =>
-            {
+            Some((_, code, _, hash, withdrawn)) if hash == accepted.record_hash || (is_delete && withdrawn) => {
                 plan.decisions.push(Decision::Unchanged { code });
                 continue;
             }
@@ -204,13 +213,19 @@ pub fn plan_batch(
                     .or_else(|| counters.get(&counter).copied())
                     .unwrap_or(0);
                 let sequence = used + 1;
+                if sequence > MAX_SEQUENCE {
+                    return Err(PlanError::Exhausted(counter));
+                }
                 let code = CaseCode::new(
                     accepted.key.case_type,
                     u16::try_from(accepted.year).unwrap_or(0),
                     &accepted.region,
                     sequence,
                 )
-                .map_err(|_| PlanError::Exhausted(counter.clone()))?
+                .map_err(|e| PlanError::InvalidCode {
+                    key: counter.clone(),
+                    reason: format!("{} / {}", e.message_zh, e.message_en),
+                })?
                 .to_string();
                 last_seq.insert(counter, sequence);
                 plan.new_cases.push(NewCase {
@@ -307,13 +322,22 @@ mod tests {
 
     fn plan(records: &[IncomingRecord], existing: &[(&str, ExistingCase)], last_seq: u32) -> Plan {
         let existing = existing.iter().map(|(n, e)| (key(n), e.clone())).collect();
-        let counters = [(counter_key(&key("x"), 2024, "360100"), last_seq)].into_iter().collect();
+        let counters = [(counter_key(&key("x"), 2024, "360100"), last_seq)]
+            .into_iter()
+            .collect();
         plan_batch(records, &existing, &counters, &HashSet::new()).expect("plan")
     }
 
     #[test]
     fn new_cases_take_the_next_sequences_of_their_counter() {
-        let p = plan(&[record("A", "h1", Operation::Insert), record("B", "h2", Operation::Insert)], &[], 41);
+        let p = plan(
+            &[
+                record("A", "h1", Operation::Insert),
+                record("B", "h2", Operation::Insert),
+            ],
+            &[],
+            41,
+        );
         let seqs: Vec<u32> = p.new_cases.iter().map(|c| c.sequence).collect();
         assert_eq!(seqs, [42, 43]);
         assert_eq!(p.counters, vec![(counter_key(&key("A"), 2024, "360100"), 43)]);
@@ -322,19 +346,41 @@ mod tests {
 
     #[test]
     fn same_key_twice_in_a_batch_is_one_case_with_two_versions() {
-        let p = plan(&[record("A", "h1", Operation::Insert), record("A", "h2", Operation::Update)], &[], 0);
+        let p = plan(
+            &[
+                record("A", "h1", Operation::Insert),
+                record("A", "h2", Operation::Update),
+            ],
+            &[],
+            0,
+        );
         assert_eq!(p.new_cases.len(), 1);
         assert_eq!(p.versions.iter().map(|v| v.version).collect::<Vec<_>>(), [1, 2]);
-        assert_eq!(p.version_result(1), RecordResult::Updated { code: p.new_cases[0].code.clone(), version: 2 });
+        assert_eq!(
+            p.version_result(1),
+            RecordResult::Updated {
+                code: p.new_cases[0].code.clone(),
+                version: 2
+            }
+        );
     }
 
     #[test]
     fn identical_content_is_unchanged_and_a_delete_of_a_withdrawn_case_too() {
-        let existing =
-            ExistingCase { case_id: 7, code: "C".into(), version: 3, record_hash: "h1".into(), withdrawn: false };
+        let existing = ExistingCase {
+            case_id: 7,
+            code: "C".into(),
+            version: 3,
+            record_hash: "h1".into(),
+            withdrawn: false,
+        };
         let p = plan(&[record("A", "h1", Operation::Update)], &[("A", existing.clone())], 5);
         assert_eq!(p.decisions, vec![Decision::Unchanged { code: "C".into() }]);
-        let withdrawn = ExistingCase { withdrawn: true, record_hash: "w".into(), ..existing };
+        let withdrawn = ExistingCase {
+            withdrawn: true,
+            record_hash: "w".into(),
+            ..existing
+        };
         let p = plan(&[record("A", "w2", Operation::Delete)], &[("A", withdrawn)], 5);
         assert_eq!(p.decisions, vec![Decision::Unchanged { code: "C".into() }]);
         assert!(p.counters.is_empty(), "no sequence consumed");
@@ -349,12 +395,23 @@ mod tests {
 
     #[test]
     fn a_payload_already_delivered_changes_nothing() {
-        let existing =
-            ExistingCase { case_id: 7, code: "C".into(), version: 3, record_hash: "h9".into(), withdrawn: false };
+        let existing = ExistingCase {
+            case_id: 7,
+            code: "C".into(),
+            version: 3,
+            record_hash: "h9".into(),
+            withdrawn: false,
+        };
         let stale = record("A", "h1", Operation::Update);
-        let delivered = [(stale.source_id.clone(), stale.payload_hash.clone())].into_iter().collect();
+        let delivered = [(stale.source_id.clone(), stale.payload_hash.clone())]
+            .into_iter()
+            .collect();
         let existing_map = [(key("A"), existing)].into_iter().collect();
         let p = plan_batch(&[stale], &existing_map, &HashMap::new(), &delivered).expect("plan");
-        assert_eq!(p.decisions, vec![Decision::Unchanged { code: "C".into() }], "a stale re-delivery never overwrites");
+        assert_eq!(
+            p.decisions,
+            vec![Decision::Unchanged { code: "C".into() }],
+            "a stale re-delivery never overwrites"
+        );
     }
 }

@@ -13,10 +13,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// Migrations, in order: (name, SQL).
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../../migrations/sqlite/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[("0001_initial", include_str!("../../migrations/sqlite/0001_initial.sql"))];
 
 /// The SQLite store.
 #[derive(Clone)]
@@ -29,9 +26,8 @@ impl SqliteStore {
     pub fn open(path: &Path) -> StoreResult<SqliteStore> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Task(format!("cannot create {}: {e}", dir.display()))
-                })?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::Task(format!("cannot create {}: {e}", dir.display())))?;
             }
         }
         let conn = Connection::open(path)?;
@@ -53,7 +49,7 @@ impl SqliteStore {
         })
     }
 
-    async fn with_conn<T, F>(&self, f: F) -> StoreResult<T>
+    pub(crate) async fn with_conn<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
@@ -81,8 +77,7 @@ fn parse_time(s: &str) -> StoreResult<DateTime<Utc>> {
 }
 
 fn parse_case_type(s: &str) -> StoreResult<CaseType> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("case type {s:?}")))
+    s.parse().map_err(|_| StoreError::Corrupt(format!("case type {s:?}")))
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
@@ -115,9 +110,8 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
             "SELECT id, unified_code, current_version, record_hash, withdrawn FROM cases
              WHERE agency_credit_code = ?1 AND case_type = ?2 AND case_number = ?3",
         )?;
-        let mut find_counter = tx.prepare_cached(
-            "SELECT last_seq FROM code_counters WHERE case_type = ?1 AND year = ?2 AND region = ?3",
-        )?;
+        let mut find_counter =
+            tx.prepare_cached("SELECT last_seq FROM code_counters WHERE case_type = ?1 AND year = ?2 AND region = ?3")?;
         for record in &batch.records {
             if let Verdict::Accept(a) = &record.verdict {
                 if !existing.contains_key(&a.key) {
@@ -139,15 +133,16 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                         existing.insert(a.key.clone(), found);
                     }
                 }
-                let counter = counter_key(&a.key, a.year, &a.region);
-                if !counters.contains_key(&counter) {
+                if let std::collections::hash_map::Entry::Vacant(slot) =
+                    counters.entry(counter_key(&a.key, a.year, &a.region))
+                {
+                    let counter = slot.key();
                     let last: Option<u32> = find_counter
-                        .query_row(
-                            params![counter.case_type.as_str(), counter.year, counter.region],
-                            |r| r.get(0),
-                        )
+                        .query_row(params![counter.case_type.as_str(), counter.year, counter.region], |r| {
+                            r.get(0)
+                        })
                         .optional()?;
-                    counters.insert(counter, last.unwrap_or(0));
+                    slot.insert(last.unwrap_or(0));
                 }
             }
         }
@@ -162,7 +157,9 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
         )?;
         for record in &batch.records {
             let found: Option<(i64, bool)> = find_raw
-                .query_row(params![record.source_id, record.payload_hash], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row(params![record.source_id, record.payload_hash], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .optional()?;
             match found {
                 Some((_, false)) => {
@@ -193,7 +190,14 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
         for r in &batch.records {
             let received = r.received_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
             let id: i64 = insert_raw.query_row(
-                params![r.source_id, r.record_key, r.payload_hash, r.payload_format.as_str(), received, r.payload],
+                params![
+                    r.source_id,
+                    r.record_key,
+                    r.payload_hash,
+                    r.payload_format.as_str(),
+                    received,
+                    r.payload
+                ],
                 |row| row.get(0),
             )?;
             raw_ids.push(id);
@@ -220,7 +224,16 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
         for c in &plan.new_cases {
             let source = &batch.records[c.record_index].source_id;
             let id: i64 = insert_case.query_row(
-                params![c.code, c.key.agency_credit_code, c.key.case_type.as_str(), c.key.case_number, c.year, c.region, source, now],
+                params![
+                    c.code,
+                    c.key.agency_credit_code,
+                    c.key.case_type.as_str(),
+                    c.key.case_number,
+                    c.year,
+                    c.region,
+                    source,
+                    now
+                ],
                 |r| r.get(0),
             )?;
             new_case_ids.push(id);
@@ -264,7 +277,14 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                 to_json(&a.warnings)?,
                 now
             ])?;
-            update_case.execute(params![case_id, v.version, a.record_hash, v.withdrawn, record.source_id, now])?;
+            update_case.execute(params![
+                case_id,
+                v.version,
+                a.record_hash,
+                v.withdrawn,
+                record.source_id,
+                now
+            ])?;
             for sink in &batch.sinks {
                 let key = format!("{}:{}", v.code, v.version);
                 insert_outbox.execute(params![sink, case_id, v.version, key, now])?;
@@ -301,13 +321,26 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                     let id = match record.replay_of {
                         Some(qid) => {
                             update_replayed_q.execute(params![
-                                qid, vjson, rules, record.mapping_id, record.mapping_version, now
+                                qid,
+                                vjson,
+                                rules,
+                                record.mapping_id,
+                                record.mapping_version,
+                                now
                             ])?;
                             qid
                         }
                         None => insert_q.query_row(
-                            params![raw_ids[i], record.source_id, record.record_key, vjson, rules,
-                                    record.mapping_id, record.mapping_version, now],
+                            params![
+                                raw_ids[i],
+                                record.source_id,
+                                record.record_key,
+                                vjson,
+                                rules,
+                                record.mapping_id,
+                                record.mapping_version,
+                                now
+                            ],
                             |r| r.get(0),
                         )?,
                     };
@@ -322,12 +355,22 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                 }
                 Decision::Unchanged { code } => {
                     if matches!(record.verdict, Verdict::Accept(_)) {
-                        resolve_q.execute(params![raw_ids[i], now, record.replay_of.is_some() as i32, record.replay_of.unwrap_or(-1)])?;
+                        resolve_q.execute(params![
+                            raw_ids[i],
+                            now,
+                            record.replay_of.is_some() as i32,
+                            record.replay_of.unwrap_or(-1)
+                        ])?;
                     }
                     RecordResult::Unchanged { code: code.clone() }
                 }
                 Decision::Version(vi) => {
-                    resolve_q.execute(params![raw_ids[i], now, record.replay_of.is_some() as i32, record.replay_of.unwrap_or(-1)])?;
+                    resolve_q.execute(params![
+                        raw_ids[i],
+                        now,
+                        record.replay_of.is_some() as i32,
+                        record.replay_of.unwrap_or(-1)
+                    ])?;
                     plan.version_result(*vi)
                 }
             };
@@ -406,32 +449,55 @@ const QUARANTINE_COLUMNS: &str = "id, raw_id, source_id, record_key, status, vio
 const CASE_COLUMNS: &str = "c.id, c.unified_code, c.agency_credit_code, c.case_type, c.case_number, c.year, c.region,
      c.current_version, c.withdrawn, c.created_at, c.updated_at, v.record";
 
-fn case_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, String, String, i32, String, i32, bool, String, String, String)> {
-    Ok((
-        r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?,
-        r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?,
-    ))
+/// A case row as read from SQLite, before decoding.
+struct CaseRowRaw {
+    id: i64,
+    unified_code: String,
+    agency_credit_code: String,
+    case_type: String,
+    case_number: String,
+    year: i32,
+    region: String,
+    version: i32,
+    withdrawn: bool,
+    created_at: String,
+    updated_at: String,
+    record: String,
 }
 
-#[allow(clippy::type_complexity)]
-fn decode_case(
-    t: (i64, String, String, String, String, i32, String, i32, bool, String, String, String),
-) -> StoreResult<CaseRow> {
+fn case_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CaseRowRaw> {
+    Ok(CaseRowRaw {
+        id: r.get(0)?,
+        unified_code: r.get(1)?,
+        agency_credit_code: r.get(2)?,
+        case_type: r.get(3)?,
+        case_number: r.get(4)?,
+        year: r.get(5)?,
+        region: r.get(6)?,
+        version: r.get(7)?,
+        withdrawn: r.get(8)?,
+        created_at: r.get(9)?,
+        updated_at: r.get(10)?,
+        record: r.get(11)?,
+    })
+}
+
+fn decode_case(t: CaseRowRaw) -> StoreResult<CaseRow> {
     Ok(CaseRow {
-        id: t.0,
-        unified_code: t.1,
+        id: t.id,
+        unified_code: t.unified_code,
         key: BusinessKey {
-            agency_credit_code: t.2,
-            case_type: parse_case_type(&t.3)?,
-            case_number: t.4,
+            agency_credit_code: t.agency_credit_code,
+            case_type: parse_case_type(&t.case_type)?,
+            case_number: t.case_number,
         },
-        year: t.5,
-        region: t.6,
-        version: t.7,
-        withdrawn: t.8,
-        created_at: parse_time(&t.9)?,
-        updated_at: parse_time(&t.10)?,
-        record: parse_json(&t.11)?,
+        year: t.year,
+        region: t.region,
+        version: t.version,
+        withdrawn: t.withdrawn,
+        created_at: parse_time(&t.created_at)?,
+        updated_at: parse_time(&t.updated_at)?,
+        record: parse_json(&t.record)?,
     })
 }
 
@@ -450,7 +516,9 @@ impl Store for SqliteStore {
             for (name, sql) in MIGRATIONS {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let done: Option<String> = tx
-                    .query_row("SELECT name FROM schema_migrations WHERE name = ?1", [name], |r| r.get(0))
+                    .query_row("SELECT name FROM schema_migrations WHERE name = ?1", [name], |r| {
+                        r.get(0)
+                    })
                     .optional()?;
                 if done.is_none() {
                     tx.execute_batch(sql)?;
@@ -476,7 +544,11 @@ impl Store for SqliteStore {
         let source_id = source_id.to_string();
         self.with_conn(move |conn| {
             Ok(conn
-                .query_row("SELECT cursor FROM source_cursors WHERE source_id = ?1", [source_id], |r| r.get(0))
+                .query_row(
+                    "SELECT cursor FROM source_cursors WHERE source_id = ?1",
+                    [source_id],
+                    |r| r.get(0),
+                )
                 .optional()?)
         })
         .await
@@ -555,7 +627,11 @@ impl Store for SqliteStore {
     }
 
     async fn quarantine_get(&self, id: i64) -> StoreResult<QuarantineEntry> {
-        let filter = QuarantineFilter { id: Some(id), limit: Some(1), ..Default::default() };
+        let filter = QuarantineFilter {
+            id: Some(id),
+            limit: Some(1),
+            ..Default::default()
+        };
         self.quarantine_list(&filter)
             .await?
             .into_iter()

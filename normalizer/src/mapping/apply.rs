@@ -2,7 +2,7 @@
 //! [`Violation`] pointing at the canonical field.
 
 use super::compile::{CaseTypeRule, Compiled, ConcatPart, Condition, Field, Source};
-use super::convert::{self, apply_step, NumberError};
+use super::convert::{self, apply_step, trim, NumberError};
 use super::dates;
 use super::layout::Layout;
 use super::path::{SourcePath, TargetPath};
@@ -57,7 +57,7 @@ impl Ptr<'_> {
 fn is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,
-        Value::String(s) => s.trim().is_empty(),
+        Value::String(s) => trim(s).is_empty(),
         Value::Array(a) => a.iter().all(is_empty),
         Value::Object(o) => match o.get("#text") {
             Some(t) => is_empty(t),
@@ -168,7 +168,7 @@ impl<'a> Engine<'a> {
                 present == *exists
             }
             Condition::Equals { path, values, negate } => {
-                let is_listed = |v: &Value| plain_text(v).is_some_and(|t| values.iter().any(|x| **x == *t.trim()));
+                let is_listed = |v: &Value| plain_text(v).is_some_and(|t| values.iter().any(|x| **x == *trim(&t)));
                 let matched = if path.is_multi() {
                     let mut vals = Vec::new();
                     path.collect(scope, self.root, &mut vals);
@@ -319,7 +319,7 @@ impl<'a> Engine<'a> {
 
     fn convert_text(&mut self, f: &Field, text: Cow<'_, str>, label: &str, ptr: Ptr<'_>) -> Produced {
         let text = self.steps(f, text);
-        if text.trim().is_empty() {
+        if trim(&text).is_empty() {
             return Produced::Absent;
         }
         if f.convert.as_type == AsType::StringArray {
@@ -360,7 +360,7 @@ impl<'a> Engine<'a> {
                         Err(()) => failed = true,
                     }
                 }
-            } else if !text.trim().is_empty() {
+            } else if !trim(&text).is_empty() {
                 match self.convert_one(f, text, label, ptr, index) {
                     Ok(Some(v)) => out.push(v),
                     Ok(None) => {}
@@ -401,7 +401,7 @@ impl<'a> Engine<'a> {
         let tables = self.tables;
         let mapped: Cow<'_, str> = match conv.table.and_then(|i| tables.get(i)) {
             None => text,
-            Some(table) => match table.get(text.trim()) {
+            Some(table) => match table.get(trim(&text)) {
                 Some(v) => Cow::Borrowed(v),
                 None => match &table.unmapped {
                     Unmapped::Error | Unmapped::WarnKeep => {
@@ -435,6 +435,10 @@ impl<'a> Engine<'a> {
         let pointer = || ptr.at(index);
         match conv.as_type {
             AsType::String | AsType::StringArray => Ok(Some(Value::String(mapped.into_owned()))),
+            // The usual layout needs no parsing: it is its own canonical form.
+            AsType::Date if conv.format.is_none() && dates::is_canonical_date(&mapped) => {
+                Ok(Some(Value::String(mapped.into_owned())))
+            }
             AsType::Date | AsType::Datetime => match dates::parse_text(&mapped, conv.format.as_ref()) {
                 Some(t) => Ok(Some(Value::String(if conv.as_type == AsType::Date {
                     t.date_string()

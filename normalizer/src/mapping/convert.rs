@@ -33,6 +33,11 @@ pub enum Step {
 
 /// `text` with full-width ASCII and U+3000 made half-width; borrowed when there is none.
 pub(crate) fn halfwidth(text: &str) -> Cow<'_, str> {
+    // U+FF01..=U+FF5E are encoded EF BC/BD xx and U+3000 E3 80 80: without those lead bytes
+    // there is nothing to map.
+    if !text.bytes().any(|b| b == 0xEF || b == 0xE3) {
+        return Cow::Borrowed(text);
+    }
     if text.chars().any(|c| matches!(c, '\u{FF01}'..='\u{FF5E}' | '\u{3000}')) {
         Cow::Owned(to_halfwidth(text))
     } else {
@@ -42,6 +47,33 @@ pub(crate) fn halfwidth(text: &str) -> Cow<'_, str> {
 
 fn is_zero_width(c: char) -> bool {
     matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+}
+
+/// True when a character whose UTF-8 encoding starts with `lead` may be whitespace
+/// (`char::is_whitespace`: U+0009..=U+000D, U+0020, U+0085, U+00A0, U+1680, U+2000..=U+200A,
+/// U+2028, U+2029, U+202F, U+205F, U+3000) or zero-width (U+200B..=U+200D, U+2060, U+FEFF).
+/// Any other lead byte starts a character that is neither.
+fn may_start_space(lead: u8) -> bool {
+    matches!(lead, b' ' | 0x09..=0x0D | 0xC2 | 0xE1 | 0xE2 | 0xE3 | 0xEF)
+}
+
+/// True when `s` is not empty and neither its first nor its last character can be
+/// whitespace or zero-width: every trim leaves it as it is. Decided from two lead bytes.
+pub(crate) fn has_solid_ends(s: &str) -> bool {
+    let b = s.as_bytes();
+    let (Some(&first), Some(&last)) = (b.first(), b.iter().rev().find(|&&x| x & 0xC0 != 0x80)) else {
+        return false;
+    };
+    !may_start_space(first) && !may_start_space(last)
+}
+
+/// `str::trim`, without looking further when the ends are plainly not whitespace.
+pub(crate) fn trim(s: &str) -> &str {
+    if has_solid_ends(s) {
+        s
+    } else {
+        s.trim()
+    }
 }
 
 fn map_cow<'a>(s: Cow<'a, str>, f: impl FnOnce(&str) -> Option<String>) -> Cow<'a, str> {
@@ -54,6 +86,7 @@ fn map_cow<'a>(s: Cow<'a, str>, f: impl FnOnce(&str) -> Option<String>) -> Cow<'
 /// Apply one step; allocates only when the text changes.
 pub(crate) fn apply_step(step: Step, s: Cow<'_, str>) -> Cow<'_, str> {
     match step {
+        Step::Trim if has_solid_ends(&s) => s,
         Step::Trim => match s {
             Cow::Borrowed(b) => Cow::Borrowed(b.trim_matches(|c: char| c.is_whitespace() || is_zero_width(c))),
             Cow::Owned(o) => {
@@ -129,7 +162,7 @@ pub(crate) enum NumberError {
 /// A `万元`/`万` suffix means 万元 whatever the unit; a `元` suffix means 元.
 pub(crate) fn parse_amount(text: &str, unit: Unit) -> Result<Decimal, NumberError> {
     let half = halfwidth(text);
-    let mut s: &str = half.trim();
+    let mut s: &str = trim(&half);
     let mut unit = unit;
     for prefix in ["¥", "￥", "RMB", "CNY", "人民币"] {
         if let Some(rest) = s.strip_prefix(prefix) {
@@ -257,7 +290,7 @@ pub(crate) fn integer_to_json(d: Decimal) -> Result<Value, NumberError> {
 /// 是/否, 1/0, Y/N, yes/no, true/false, T/F, 有/无, 对/错 (case-insensitive, full-width allowed).
 pub(crate) fn parse_bool(text: &str) -> Option<bool> {
     let half = halfwidth(text);
-    let t = half.trim();
+    let t = trim(&half);
     match t {
         "是" | "有" | "对" | "√" => return Some(true),
         "否" | "无" | "错" | "×" => return Some(false),
