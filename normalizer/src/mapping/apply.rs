@@ -5,7 +5,7 @@ use super::compile::{CaseTypeRule, Compiled, ConcatPart, Condition, Field, Sourc
 use super::convert::{self, apply_step, trim, NumberError};
 use super::dates;
 use super::layout::Layout;
-use super::path::{SourcePath, TargetPath};
+use super::path::{RootIndex, SourcePath, TargetPath};
 use super::spec::AsType;
 use super::tables::{CodeTable, Unmapped};
 use crate::standards::shown;
@@ -70,6 +70,7 @@ fn is_empty(v: &Value) -> bool {
 pub(crate) struct Engine<'a> {
     tables: &'a [CodeTable],
     root: &'a Value,
+    index: RootIndex<'a>,
     case_type: Option<CaseType>,
     pub violations: Vec<Violation>,
 }
@@ -79,6 +80,7 @@ pub(crate) fn apply(m: &Compiled, source: &Value) -> (Value, Vec<Violation>) {
     let mut engine = Engine {
         tables: &m.tables,
         root: source,
+        index: RootIndex::new(&m.root_keys, source),
         case_type: None,
         violations: Vec::new(),
     };
@@ -145,8 +147,8 @@ impl<'a> Engine<'a> {
     /// Every value a path selects; a list found by a path without `[*]` gives its elements.
     fn gather(&self, path: &SourcePath, scope: &'a Value, out: &mut Vec<&'a Value>) {
         if path.is_multi() {
-            path.collect(scope, self.root, out);
-        } else if let Some(v) = path.get(scope, self.root) {
+            path.collect_indexed(scope, self.root, &self.index, out);
+        } else if let Some(v) = path.get_indexed(scope, self.root, &self.index) {
             match v {
                 Value::Array(a) => out.extend(a.iter()),
                 _ => out.push(v),
@@ -160,10 +162,10 @@ impl<'a> Engine<'a> {
             Condition::Exists { path, exists } => {
                 let present = if path.is_multi() {
                     let mut vals = Vec::new();
-                    path.collect(scope, self.root, &mut vals);
+                    path.collect_indexed(scope, self.root, &self.index, &mut vals);
                     vals.iter().any(|v| !is_empty(v))
                 } else {
-                    path.get(scope, self.root).is_some_and(|v| !is_empty(v))
+                    path.get_indexed(scope, self.root, &self.index).is_some_and(|v| !is_empty(v))
                 };
                 present == *exists
             }
@@ -171,10 +173,10 @@ impl<'a> Engine<'a> {
                 let is_listed = |v: &Value| plain_text(v).is_some_and(|t| values.iter().any(|x| **x == *trim(&t)));
                 let matched = if path.is_multi() {
                     let mut vals = Vec::new();
-                    path.collect(scope, self.root, &mut vals);
+                    path.collect_indexed(scope, self.root, &self.index, &mut vals);
                     vals.into_iter().any(is_listed)
                 } else {
-                    match path.get(scope, self.root) {
+                    match path.get_indexed(scope, self.root, &self.index) {
                         Some(Value::Array(items)) => items.iter().any(is_listed),
                         Some(v) => is_listed(v),
                         None => false,
@@ -233,12 +235,12 @@ impl<'a> Engine<'a> {
         for path in paths {
             if path.is_multi() {
                 let mut vals = Vec::new();
-                path.collect(scope, self.root, &mut vals);
+                path.collect_indexed(scope, self.root, &self.index, &mut vals);
                 vals.retain(|v| !is_empty(v));
                 if !vals.is_empty() {
                     return self.convert_list(f, &vals, path.text(), ptr);
                 }
-            } else if let Some(v) = path.get(scope, self.root) {
+            } else if let Some(v) = path.get_indexed(scope, self.root, &self.index) {
                 if !is_empty(v) {
                     return match v {
                         Value::Array(a) => {
@@ -601,7 +603,7 @@ impl<'a> Engine<'a> {
         let mut failed = false;
         for (_, path) in members {
             vals.clear();
-            let single_text = !path.is_multi() && path.get(scope, self.root).is_some_and(|v| !v.is_array());
+            let single_text = !path.is_multi() && path.get_indexed(scope, self.root, &self.index).is_some_and(|v| !v.is_array());
             self.gather(path, scope, &mut vals);
             let mut column = Vec::new();
             for v in &vals {

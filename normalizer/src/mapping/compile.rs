@@ -111,6 +111,8 @@ pub(crate) struct Compiled {
     pub fields: Vec<Field>,
     /// The record the fields build, with the root `case_type` as extra key 0.
     pub layout: Layout,
+    /// The first keys of every source path, sorted: the keys of the per-record root index.
+    pub root_keys: Vec<Box<str>>,
     pub tables: Vec<CodeTable>,
     pub tests: Vec<TestCase>,
     /// Bytes of each CSV code table, in declaration order (for the fingerprint).
@@ -183,6 +185,8 @@ pub(crate) fn compile(text: &str, file_name: &str, base_dir: &Path) -> Result<Co
     }
 
     let layout = Layout::new(fields.iter().map(|f| &f.target), &["case_type"]);
+    let mut case_type = case_type;
+    let root_keys = index_root_keys(&mut fields, &mut case_type);
     Ok(Compiled {
         id,
         version,
@@ -190,6 +194,7 @@ pub(crate) fn compile(text: &str, file_name: &str, base_dir: &Path) -> Result<Co
         case_type,
         fields,
         layout,
+        root_keys,
         tables,
         tests,
         table_bytes,
@@ -426,6 +431,52 @@ fn compile_field(
         )
     })?;
     compile_field_body(ctx, f, spec.span(), Some(target), shape)
+}
+
+/// Every source path of `f`, nested fields included.
+fn paths_mut<'f>(f: &'f mut Field, out: &mut Vec<&'f mut SourcePath>) {
+    for c in &mut f.when {
+        match c {
+            Condition::Equals { path, .. } | Condition::Exists { path, .. } => out.push(path),
+            Condition::CaseType(_) => {}
+        }
+    }
+    match &mut f.source {
+        Source::Paths(paths) => out.extend(paths.iter_mut()),
+        Source::Concat { parts, .. } => out.extend(parts.iter_mut().filter_map(|p| match p {
+            ConcatPart::Path(path) => Some(path),
+            ConcatPart::Const(_) => None,
+        })),
+        Source::Const(_) => {}
+        Source::Each { path, fields, .. } => {
+            out.push(path);
+            for nested in fields {
+                paths_mut(nested, out);
+            }
+        }
+        Source::Zip { members, .. } => out.extend(members.iter_mut().map(|(_, path)| path)),
+    }
+}
+
+/// Collect the first keys of all source paths, sorted and distinct, and tell each path where
+/// its key is: applying the mapping then looks each of them up in the record once.
+fn index_root_keys(fields: &mut [Field], case_type: &mut Option<CaseTypeRule>) -> Vec<Box<str>> {
+    let mut paths = Vec::new();
+    for f in fields.iter_mut() {
+        paths_mut(f, &mut paths);
+    }
+    if let Some(CaseTypeRule::Computed(f)) = case_type {
+        paths_mut(f, &mut paths);
+    }
+    let mut keys: Vec<Box<str>> = paths.iter().filter_map(|p| p.first_key()).map(Box::from).collect();
+    keys.sort();
+    keys.dedup();
+    for path in paths {
+        if let Some(position) = path.first_key().and_then(|k| keys.binary_search_by(|x| (**x).cmp(k)).ok()) {
+            path.set_root_key(position);
+        }
+    }
+    keys
 }
 
 /// Two fields may share a target (under different conditions), but one target may not lie

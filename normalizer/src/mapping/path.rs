@@ -24,6 +24,8 @@ pub(crate) struct SourcePath {
     /// Holds a `[*]`: may select several values.
     multi: bool,
     text: Box<str>,
+    /// Position of the first key in the mapping's [`RootIndex`] keys, set after compiling.
+    root_key: Option<usize>,
 }
 
 impl fmt::Debug for SourcePath {
@@ -149,6 +151,7 @@ impl SourcePath {
             segments: segments.into(),
             multi,
             text: text.into(),
+            root_key: None,
         })
     }
 
@@ -187,6 +190,116 @@ impl SourcePath {
     /// Every value the path selects, in document order, appended to `out`.
     pub fn collect<'a>(&self, scope: &'a Value, root: &'a Value, out: &mut Vec<&'a Value>) {
         collect_from(self.start(scope, root), &self.segments, out);
+    }
+
+    /// The first key, when the path starts with one.
+    pub fn first_key(&self) -> Option<&str> {
+        match self.segments.first() {
+            Some(Segment::Key(k)) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// Record where the first key sits in the [`RootIndex`] keys.
+    pub fn set_root_key(&mut self, position: usize) {
+        self.root_key = Some(position);
+    }
+
+    /// When the path starts at the root object with a key the index holds: the rest of the
+    /// path (after that key) and the value of the key, looked up once per record.
+    fn indexed<'a, 's>(
+        &'s self,
+        scope: &'a Value,
+        root: &'a Value,
+        index: &RootIndex<'a>,
+    ) -> Option<(Option<&'a Value>, &'s [Segment])> {
+        let slot = self.root_key?;
+        if !std::ptr::eq(self.start(scope, root), root) {
+            return None;
+        }
+        let value = index.values.get(slot)?;
+        Some((*value, self.segments.get(1..).unwrap_or(&[])))
+    }
+
+    /// [`SourcePath::get`], reading the first key from `index` when the path starts at the root.
+    pub fn get_indexed<'a>(&self, scope: &'a Value, root: &'a Value, index: &RootIndex<'a>) -> Option<&'a Value> {
+        if self.multi {
+            let mut out = Vec::new();
+            self.collect_indexed(scope, root, index, &mut out);
+            return out.into_iter().next();
+        }
+        match self.indexed(scope, root, index) {
+            Some((first, rest)) => rest.iter().try_fold(first?, step_one),
+            None => self.get(scope, root),
+        }
+    }
+
+    /// [`SourcePath::collect`], reading the first key from `index` when the path starts at the root.
+    pub fn collect_indexed<'a>(
+        &self,
+        scope: &'a Value,
+        root: &'a Value,
+        index: &RootIndex<'a>,
+        out: &mut Vec<&'a Value>,
+    ) {
+        match self.indexed(scope, root, index) {
+            Some((Some(first), rest)) => collect_from(first, rest, out),
+            Some((None, _)) => {}
+            None => self.collect(scope, root, out),
+        }
+    }
+}
+
+/// The values of the root object's keys that a mapping's paths start with, looked up once per
+/// record (one merged walk over the sorted keys) instead of once per path.
+#[derive(Debug, Default)]
+pub(crate) struct RootIndex<'a> {
+    values: Vec<Option<&'a Value>>,
+}
+
+/// True when `serde_json::Map` iterates in key order (it does unless serde_json's
+/// `preserve_order` feature is on somewhere in the build).
+fn map_iterates_sorted() -> bool {
+    static SORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SORTED.get_or_init(|| {
+        let mut m = serde_json::Map::new();
+        m.insert("b".into(), Value::Null);
+        m.insert("a".into(), Value::Null);
+        m.keys().map(String::as_str).eq(["a", "b"])
+    })
+}
+
+impl<'a> RootIndex<'a> {
+    /// The values in `root` of `keys` (sorted, distinct).
+    pub fn new(keys: &[Box<str>], root: &'a Value) -> RootIndex<'a> {
+        let mut values = vec![None; keys.len()];
+        let Value::Object(map) = root else {
+            return RootIndex { values };
+        };
+        if map.len() > 4 * keys.len() || !map_iterates_sorted() {
+            // Few keys wanted from a large object: look each one up.
+            for (slot, key) in values.iter_mut().zip(keys) {
+                *slot = map.get(&**key);
+            }
+            return RootIndex { values };
+        }
+        let mut entries = map.iter().peekable();
+        for (slot, key) in values.iter_mut().zip(keys) {
+            while let Some((k, v)) = entries.peek() {
+                match k.as_str().cmp(key) {
+                    std::cmp::Ordering::Less => {
+                        entries.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        *slot = Some(*v);
+                        entries.next();
+                        break;
+                    }
+                    std::cmp::Ordering::Greater => break,
+                }
+            }
+        }
+        RootIndex { values }
     }
 }
 
