@@ -243,6 +243,11 @@ async fn commit_stage(
             batch_no += 1;
             let source = records.first().map(|r| r.source_id.clone()).unwrap_or_default();
             let span = tracing::info_span!("batch", source = %source, batch = batch_no, records = records.len());
+            let record_keys: Vec<String> = if tracing::enabled!(tracing::Level::DEBUG) {
+                records.iter().map(|r| r.record_key.clone()).collect()
+            } else {
+                Vec::new()
+            };
             let batch = CommitBatch {
                 records,
                 cursors: Vec::new(),
@@ -252,7 +257,12 @@ async fn commit_stage(
             for r in &results {
                 summary.add(r);
             }
-            span.in_scope(|| tracing::debug!(committed = results.len(), "batch committed"));
+            span.in_scope(|| {
+                for (key, result) in record_keys.iter().zip(&results) {
+                    tracing::debug!(record_key = %key, ?result, "record committed");
+                }
+                tracing::info!(committed = results.len(), "batch committed");
+            });
             if let Some(cb) = &on_commit {
                 cb(&results);
             }
