@@ -24,16 +24,18 @@ record_key = \"ajbh\"
 [[sinks]]
 id = \"platform\"
 kind = \"postgres\"
+url = \"postgres://gateway@127.0.0.1:5432/platform\"
 
 [[sinks]]
 id = \"mq\"
-kind = \"amqp\""
+kind = \"amqp\"
+url = \"amqp://guest:guest@127.0.0.1:5672/%2f\""
 
 run() {
     local name=$1 config=$2
     local start end
     start=$(date +%s.%N)
-    /usr/bin/time -f "%M" -o "$work/$name.rss" target/release/gateway ingest --config "$config" \
+    /usr/bin/time -f "%M" -o "$work/$name.rss" "${CARGO_TARGET_DIR:-target}/release/gateway" ingest --config "$config" \
         --source nanchang-amr --quiet "$work/records.jsonl" > "$work/$name.summary"
     end=$(date +%s.%N)
     local secs rss

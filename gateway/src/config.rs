@@ -191,8 +191,9 @@ fn default_poll() -> u64 {
 }
 
 /// One delivery target. Every committed case version gets one outbox row per sink.
+/// (No `deny_unknown_fields` here: serde cannot combine it with `flatten`. Unknown keys are
+/// reported per kind by `adapters::sinks::check_settings`, called from [`Config::resolve`].)
 #[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
 pub struct SinkConfig {
     /// Unique id.
     pub id: String,
@@ -411,6 +412,14 @@ impl Config {
                     format!("{place}.kind"),
                     format!("未知去向类型 / unknown sink kind {:?}: postgres, amqp or rest", s.kind),
                 );
+            }
+            for p in adapters::sinks::check_settings(&s.kind, &s.settings, &self.base_dir) {
+                let key = if p.key.is_empty() {
+                    String::new()
+                } else {
+                    format!(".{}", p.key)
+                };
+                problem(format!("{place}{key}"), p.message);
             }
         }
         if !problems.is_empty() {

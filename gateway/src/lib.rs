@@ -4,5 +4,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod outbox;
 pub mod pipeline;
 pub mod store;

@@ -89,8 +89,13 @@ pub struct RuleOptions {
 /// without the allocation per segment that its unescaping costs.
 fn at<'a>(record: &'a Value, pointer: &str) -> Option<&'a Value> {
     debug_assert!(!pointer.contains('~'), "pointers in rules are plain");
-    let mut rest = pointer.strip_prefix('/')?;
-    let mut v = record;
+    walk(record, pointer.strip_prefix('/')?)
+}
+
+/// The value at `path` (pointer segments without the leading `/`) below `v`.
+fn walk<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut rest = path;
+    let mut v = v;
     loop {
         let (seg, next) = match rest.bytes().position(|b| b == b'/') {
             Some(i) => (&rest[..i], Some(&rest[i + 1..])),
@@ -108,6 +113,125 @@ fn at<'a>(record: &'a Value, pointer: &str) -> Option<&'a Value> {
     }
 }
 
+/// Every field the rules read. A look-up in `serde_json`'s B-tree map compares the key with up
+/// to a dozen others; [`Rec::new`] instead walks each object once and files the fields it meets.
+const FIELDS: [&str; 23] = [
+    "/case_type",
+    "/case_source",
+    "/item_code",
+    "/implementation_list_code",
+    "/closing_date",
+    "/archive_date",
+    "/officers",
+    "/agency/credit_code",
+    "/agency/region_code",
+    "/entrusted_agency/credit_code",
+    "/target/kind",
+    "/target/id_type",
+    "/penalty/filing_date",
+    "/penalty/decision_date",
+    "/penalty/publicity_until",
+    "/penalty/kinds",
+    "/penalty/fine_amount",
+    "/penalty/confiscation_amount",
+    "/coercion/start_date",
+    "/coercion/end_date",
+    "/inspection/check_date",
+    "/inspection/plan_id",
+    "/inspection/form",
+];
+
+/// Position of `pointer` in [`FIELDS`].
+fn field_index(pointer: &str) -> Option<usize> {
+    FIELDS.iter().position(|f| *f == pointer)
+}
+
+/// Position in [`FIELDS`] of a top-level field.
+fn root_field(key: &str) -> Option<usize> {
+    Some(match key {
+        "case_type" => 0,
+        "case_source" => 1,
+        "item_code" => 2,
+        "implementation_list_code" => 3,
+        "closing_date" => 4,
+        "archive_date" => 5,
+        "officers" => 6,
+        _ => return None,
+    })
+}
+
+/// Position in [`FIELDS`] of field `key` of the top-level object `parent`.
+fn child_field(parent: &str, key: &str) -> Option<usize> {
+    Some(match (parent, key) {
+        ("agency", "credit_code") => 7,
+        ("agency", "region_code") => 8,
+        ("entrusted_agency", "credit_code") => 9,
+        ("target", "kind") => 10,
+        ("target", "id_type") => 11,
+        ("penalty", "filing_date") => 12,
+        ("penalty", "decision_date") => 13,
+        ("penalty", "publicity_until") => 14,
+        ("penalty", "kinds") => 15,
+        ("penalty", "fine_amount") => 16,
+        ("penalty", "confiscation_amount") => 17,
+        ("coercion", "start_date") => 18,
+        ("coercion", "end_date") => 19,
+        ("inspection", "check_date") => 20,
+        ("inspection", "plan_id") => 21,
+        ("inspection", "form") => 22,
+        _ => return None,
+    })
+}
+
+/// True for the top-level objects with fields in [`FIELDS`].
+fn is_parent(key: &str) -> bool {
+    matches!(
+        key,
+        "agency" | "entrusted_agency" | "target" | "penalty" | "coercion" | "inspection"
+    )
+}
+
+/// A canonical record being checked, with the value of each of [`FIELDS`] found in one pass.
+struct Rec<'r> {
+    root: &'r Value,
+    values: [Option<&'r Value>; FIELDS.len()],
+}
+
+impl<'r> Rec<'r> {
+    fn new(root: &'r Value) -> Self {
+        let mut values = [None; FIELDS.len()];
+        if let Value::Object(map) = root {
+            for (key, value) in map {
+                if let Some(i) = root_field(key) {
+                    values[i] = Some(value);
+                } else if is_parent(key) {
+                    if let Value::Object(inner) = value {
+                        for (child, v) in inner {
+                            if let Some(i) = child_field(key, child) {
+                                values[i] = Some(v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Rec { root, values }
+    }
+
+    /// [`at`] on the record.
+    fn at(&self, pointer: &str) -> Option<&'r Value> {
+        match field_index(pointer) {
+            Some(i) => self.values[i],
+            None => at(self.root, pointer),
+        }
+    }
+
+    /// The text at `pointer`.
+    fn text(&self, pointer: &str) -> Option<&'r str> {
+        self.at(pointer).and_then(Value::as_str)
+    }
+}
+
 /// An array index in a JSON pointer, as [`Value::pointer`] reads it (no sign, no leading zero).
 fn array_index(seg: &str) -> Option<usize> {
     if seg.starts_with('+') || (seg.starts_with('0') && seg.len() != 1) {
@@ -116,9 +240,6 @@ fn array_index(seg: &str) -> Option<usize> {
     seg.parse().ok()
 }
 
-fn text<'a>(record: &'a Value, pointer: &str) -> Option<&'a str> {
-    at(record, pointer).and_then(Value::as_str)
-}
 
 /// `YYYY-MM-DD` as `NaiveDate::parse_from_str(s, "%Y-%m-%d")` reads it; the common canonical
 /// form is decoded directly, anything else goes through chrono.
@@ -143,36 +264,29 @@ pub(crate) fn parse_iso_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }
 
-fn date(record: &Value, pointer: &str) -> Option<NaiveDate> {
-    text(record, pointer).and_then(parse_iso_date)
+fn date(record: &Rec<'_>, pointer: &str) -> Option<NaiveDate> {
+    record.text(pointer).and_then(parse_iso_date)
 }
 
-/// The dates of one record, each looked up and parsed once however many rules compare it.
-struct Dates<'r> {
-    record: &'r Value,
-    seen: [(&'static str, Option<NaiveDate>); 8],
-    len: usize,
+/// The dates of one record, each parsed once however many rules compare it.
+struct Dates<'a, 'r> {
+    record: &'a Rec<'r>,
+    parsed: [Option<Option<NaiveDate>>; FIELDS.len()],
 }
 
-impl<'r> Dates<'r> {
-    fn new(record: &'r Value) -> Self {
+impl<'a, 'r> Dates<'a, 'r> {
+    fn new(record: &'a Rec<'r>) -> Self {
         Dates {
             record,
-            seen: [("", None); 8],
-            len: 0,
+            parsed: [None; FIELDS.len()],
         }
     }
 
     fn get(&mut self, pointer: &'static str) -> Option<NaiveDate> {
-        if let Some((_, d)) = self.seen[..self.len].iter().find(|(p, _)| *p == pointer) {
-            return *d;
-        }
-        let d = date(self.record, pointer);
-        if let Some(slot) = self.seen.get_mut(self.len) {
-            *slot = (pointer, d);
-            self.len += 1;
-        }
-        d
+        let Some(i) = field_index(pointer) else {
+            return date(self.record, pointer);
+        };
+        *self.parsed[i].get_or_insert_with(|| self.record.values[i].and_then(Value::as_str).and_then(parse_iso_date))
     }
 }
 
@@ -209,6 +323,7 @@ const DATE_ORDER: &[(&str, &str, &str)] = &[
 
 /// Run every cross-field rule on a canonical (non-delete) record.
 pub fn check(record: &Value, options: &RuleOptions) -> Vec<Violation> {
+    let record = &Rec::new(record);
     let mut out = Vec::new();
     let mut dates = Dates::new(record);
     date_order(&mut dates, &mut out);
@@ -223,7 +338,7 @@ pub fn check(record: &Value, options: &RuleOptions) -> Vec<Violation> {
     out
 }
 
-fn date_order(dates: &mut Dates<'_>, out: &mut Vec<Violation>) {
+fn date_order(dates: &mut Dates<'_, '_>, out: &mut Vec<Violation>) {
     for (earlier, later, zh) in DATE_ORDER {
         if let (Some(a), Some(b)) = (dates.get(earlier), dates.get(later)) {
             if b < a {
@@ -239,8 +354,8 @@ fn date_order(dates: &mut Dates<'_>, out: &mut Vec<Violation>) {
     }
 }
 
-fn target_identifier_matches_kind(record: &Value, out: &mut Vec<Violation>) {
-    let (Some(kind), Some(id_type)) = (text(record, "/target/kind"), text(record, "/target/id_type")) else {
+fn target_identifier_matches_kind(record: &Rec<'_>, out: &mut Vec<Violation>) {
+    let (Some(kind), Some(id_type)) = (record.text("/target/kind"), record.text("/target/id_type")) else {
         return;
     };
     let allowed: &[&str] = match kind {
@@ -273,8 +388,8 @@ fn target_identifier_matches_kind(record: &Value, out: &mut Vec<Violation>) {
     }
 }
 
-fn agency_region(record: &Value, options: &RuleOptions, out: &mut Vec<Violation>) {
-    let Some(region) = text(record, "/agency/region_code") else {
+fn agency_region(record: &Rec<'_>, options: &RuleOptions, out: &mut Vec<Violation>) {
+    let Some(region) = record.text("/agency/region_code") else {
         return;
     };
     if let Some(prefix) = &options.agency_region_prefix {
@@ -288,10 +403,23 @@ fn agency_region(record: &Value, options: &RuleOptions, out: &mut Vec<Violation>
             ));
         }
     }
-    let Some(code) = text(record, "/agency/credit_code").and_then(|c| CreditCode::parse(c).ok()) else {
+    let Some(credit_code) = record.text("/agency/credit_code") else {
         return;
     };
-    let code_region = code.region_code();
+    // Usually the code is valid and normalised already (the schema insists on it): then its
+    // region is read in place; otherwise it is parsed as before.
+    let parsed;
+    let code_region = if CreditCode::is_valid_normalised(credit_code) {
+        &credit_code[2..8]
+    } else {
+        match CreditCode::parse(credit_code) {
+            Ok(code) => {
+                parsed = code;
+                parsed.region_code()
+            }
+            Err(_) => return,
+        }
+    };
     if code_region == region {
         return;
     }
@@ -320,8 +448,8 @@ fn agency_region(record: &Value, options: &RuleOptions, out: &mut Vec<Violation>
     }
 }
 
-fn officers_distinct(record: &Value, out: &mut Vec<Violation>) {
-    let Some(officers) = record.get("officers").and_then(Value::as_array) else {
+fn officers_distinct(record: &Rec<'_>, out: &mut Vec<Violation>) {
+    let Some(officers) = record.at("/officers").and_then(Value::as_array) else {
         return;
     };
     // A record names a handful of officers: a linear scan beats hashing them.
@@ -353,12 +481,12 @@ fn officers_distinct(record: &Value, out: &mut Vec<Violation>) {
     }
 }
 
-fn catalogue(record: &Value, options: &RuleOptions, out: &mut Vec<Violation>) {
+fn catalogue(record: &Rec<'_>, options: &RuleOptions, out: &mut Vec<Violation>) {
     let Some(catalogue) = &options.catalogue else { return };
-    if text(record, "/case_type") != Some("inspection") {
+    if record.text("/case_type") != Some("inspection") {
         return;
     }
-    let (Some(item), Some(day)) = (text(record, "/item_code"), date(record, "/inspection/check_date")) else {
+    let (Some(item), Some(day)) = (record.text("/item_code"), date(record, "/inspection/check_date")) else {
         return;
     };
     match catalogue.version_for(day.year()) {
@@ -380,7 +508,7 @@ fn catalogue(record: &Value, options: &RuleOptions, out: &mut Vec<Violation>) {
     }
 }
 
-fn archive_deadline(dates: &mut Dates<'_>, out: &mut Vec<Violation>) {
+fn archive_deadline(dates: &mut Dates<'_, '_>, out: &mut Vec<Violation>) {
     let (Some(closed), Some(archived)) = (dates.get("/closing_date"), dates.get("/archive_date")) else {
         return;
     };
@@ -405,17 +533,17 @@ fn archive_deadline(dates: &mut Dates<'_>, out: &mut Vec<Violation>) {
     }
 }
 
-fn penalty_amounts(record: &Value, out: &mut Vec<Violation>) {
-    let Some(kinds) = at(record, "/penalty/kinds").and_then(Value::as_array) else {
+fn penalty_amounts(record: &Rec<'_>, out: &mut Vec<Violation>) {
+    let Some(kinds) = record.at("/penalty/kinds").and_then(Value::as_array) else {
         return;
     };
     let has = |k: &str| kinds.iter().any(|v| v.as_str() == Some(k));
-    let positive = |p: &str| at(record, p).and_then(Value::as_f64).is_some_and(|x| x > 0.0);
+    let positive = |p: &str| record.at(p).and_then(Value::as_f64).is_some_and(|x| x > 0.0);
     if has("fine") && !positive("/penalty/fine_amount") {
         out.push(Violation::error(
             "/penalty/fine_amount",
             "rule.fine_amount_missing",
-            at(record, "/penalty/fine_amount").map(value_text),
+            record.at("/penalty/fine_amount").map(value_text),
             "处罚种类含罚款，但罚款金额缺失或为零",
             "the penalty includes a fine but the fine amount is missing or zero",
         ));
@@ -426,20 +554,20 @@ fn penalty_amounts(record: &Value, out: &mut Vec<Violation>) {
         out.push(Violation::warning(
             "/penalty/confiscation_amount",
             "rule.confiscation_amount_missing",
-            at(record, "/penalty/confiscation_amount").map(value_text),
+            record.at("/penalty/confiscation_amount").map(value_text),
             "处罚种类含没收，但没收金额缺失或为零",
             "the penalty includes a confiscation but its amount is missing or zero",
         ));
     }
 }
 
-fn inspection_plan(record: &Value, out: &mut Vec<Violation>) {
-    if text(record, "/case_type") != Some("inspection") {
+fn inspection_plan(record: &Rec<'_>, out: &mut Vec<Violation>) {
+    if record.text("/case_type") != Some("inspection") {
         return;
     }
-    let has_plan = text(record, "/inspection/plan_id").is_some_and(|s| !s.trim().is_empty());
-    let form = text(record, "/inspection/form");
-    let source = text(record, "/case_source");
+    let has_plan = record.text("/inspection/plan_id").is_some_and(|s| !s.trim().is_empty());
+    let form = record.text("/inspection/form");
+    let source = record.text("/case_source");
     if form == Some("random") && !has_plan {
         out.push(Violation::error(
             "/inspection/plan_id",
@@ -462,14 +590,14 @@ fn inspection_plan(record: &Value, out: &mut Vec<Violation>) {
     }
 }
 
-fn implementation_list(record: &Value, out: &mut Vec<Violation>) {
+fn implementation_list(record: &Rec<'_>, out: &mut Vec<Violation>) {
     let (Some(list), Some(agency)) = (
-        text(record, "/implementation_list_code"),
-        text(record, "/agency/credit_code"),
+        record.text("/implementation_list_code"),
+        record.text("/agency/credit_code"),
     ) else {
         return;
     };
-    let entrusted = text(record, "/entrusted_agency/credit_code");
+    let entrusted = record.text("/entrusted_agency/credit_code");
     let prefix = list.get(..18);
     if prefix.is_some() && prefix != Some(agency) && prefix != entrusted {
         out.push(Violation::warning(

@@ -85,7 +85,7 @@ fn is_normalised_ok<T>(parsed: Result<T, StandardError>, canonical: impl Fn(&T) 
 
 /// The named formats the schemas use, as plain predicates.
 fn format_uscc(s: &str) -> bool {
-    is_normalised_ok(CreditCode::parse(s), |c| c.as_str() == s)
+    CreditCode::is_valid_normalised(s)
 }
 fn format_resident_id(s: &str) -> bool {
     is_normalised_ok(ResidentId::parse(s), |c| c.as_str() == s)

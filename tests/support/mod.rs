@@ -73,7 +73,7 @@ impl Env {
         };
         let config = dir.path().join("gateway.toml");
         let text = format!(
-            "{store}\n[normalizer]\nprovince_prefix = \"36\"\n\n[pipeline]\nbatch_size = 500\n\n{sources}\n[[sinks]]\nid = \"platform\"\nkind = \"postgres\"\n"
+            "{store}\n[normalizer]\nprovince_prefix = \"36\"\n\n[pipeline]\nbatch_size = 500\n\n{sources}\n[[sinks]]\nid = \"platform\"\nkind = \"postgres\"\nurl = \"postgres://gateway@127.0.0.1:9/platform\"\n"
         );
         std::fs::write(&config, text).expect("write config");
         Env { dir, config, pg }

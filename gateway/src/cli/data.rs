@@ -84,7 +84,7 @@ pub fn shutdown_on_signals(shutdown: Shutdown) {
     });
 }
 
-fn actor() -> String {
+pub(crate) fn actor() -> String {
     format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
 }
 
@@ -171,6 +171,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Run { config, once } => super::run::run(&config, once).await,
         Command::Demo { dir } => super::demo::run(dir).await,
+        Command::Deliveries { action } => super::deliveries::run(action).await,
         Command::Check { .. } | Command::Normalize { .. } | Command::Mappings { .. } | Command::Config { .. } => {
             anyhow::bail!("not an async command")
         }

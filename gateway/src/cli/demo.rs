@@ -51,6 +51,7 @@ record_key = "ajbh"
 [[sinks]]
 id = "platform"
 kind = "postgres"
+url = "postgres://gateway@127.0.0.1:5432/platform"  # deliveries wait in the outbox until `gateway run` reaches it
 "#,
         m = mappings.display()
     )

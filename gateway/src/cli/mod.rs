@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod data;
+pub mod deliveries;
 pub mod demo;
 pub mod mappings;
 pub mod normalize;
@@ -145,7 +146,8 @@ pub enum Command {
         #[arg(long)]
         reason: String,
     },
-    /// Run the gateway: poll the configured directory sources until Ctrl-C / SIGTERM.
+    /// Run the gateway: poll the configured directory sources and deliver committed versions to
+    /// the configured sinks until Ctrl-C / SIGTERM.
     Run {
         /// The configuration file.
         #[arg(long)]
@@ -160,6 +162,61 @@ pub enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Onward deliveries (the outbox): list them, re-drive dead ones.
+    Deliveries {
+        /// What to do.
+        #[command(subcommand)]
+        action: DeliveriesAction,
+    },
+}
+
+/// `gateway deliveries` actions.
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesAction {
+    /// Print deliveries newest first, one JSON object per line (id, sink, idempotency key,
+    /// status, attempts, next attempt, last error or the sink's answer), then the counts per
+    /// sink and status on standard error.
+    List {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only this sink.
+        #[arg(long)]
+        sink: Option<String>,
+        /// Only this status.
+        #[arg(long, value_enum)]
+        status: Option<DeliveryStatusArg>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Send dead deliveries again: one (`--id`), or every dead one of a sink
+    /// (`--sink ID --all-dead`). They become pending with fresh attempts; `gateway run` sends them.
+    Redrive {
+        /// The delivery (an id from `gateway deliveries list`).
+        #[arg(long, conflicts_with_all = ["sink", "all_dead"])]
+        id: Option<i64>,
+        /// The sink whose dead deliveries to re-drive (with --all-dead).
+        #[arg(long, requires = "all_dead")]
+        sink: Option<String>,
+        /// Every dead delivery of --sink.
+        #[arg(long, requires = "sink")]
+        all_dead: bool,
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+/// Delivery statuses on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DeliveryStatusArg {
+    /// Waiting to be delivered or retried.
+    Pending,
+    /// Delivered.
+    Delivered,
+    /// Refused or out of attempts.
+    Dead,
 }
 
 /// Identifier kinds of `gateway check`.

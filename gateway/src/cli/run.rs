@@ -3,12 +3,16 @@
 //! only after its records are committed, moved to `processed/`. A file that cannot be read
 //! at all goes to `failed/` with a `.error` note beside it. A file that is still being written
 //! (modified in the last two seconds, or named `*.tmp` / `*.part` / `.*`) waits for the next scan.
+//! Alongside, the outbox dispatchers deliver committed versions to every configured sink; on
+//! Ctrl-C / SIGTERM they finish the batch in hand. With `--once`, what is due is delivered after
+//! the scan and the command ends.
 
 use super::data::{load_config, preparers, shutdown_on_signals};
 use crate::config::SourceConfig;
+use crate::outbox::{Dispatchers, Mode};
 use crate::pipeline::ingest::{ingest_files, BatchSettings, IngestError, IngestJob, Shutdown};
 use crate::pipeline::prepare::Preparer;
-use crate::store::{self, Store};
+use crate::store::Store;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -112,11 +116,27 @@ pub async fn scan_directory(
 /// Run until stopped (or one pass with `once`).
 pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
     let resolved = load_config(config)?;
-    let store = store::open(&resolved.config).await?;
+    let (store, outbox) = crate::outbox::open(&resolved.config).await?;
     let preparers = preparers(&resolved)?;
     let settings = BatchSettings::from(&resolved.config);
     let shutdown = Shutdown::default();
     shutdown_on_signals(shutdown.clone());
+    let start_dispatchers = |mode| {
+        let sinks = &resolved.config.sinks;
+        Dispatchers::start(
+            Arc::clone(&outbox),
+            sinks,
+            &resolved.config.base_dir,
+            mode,
+            shutdown.clone(),
+        )
+    };
+    // Continuous: deliver alongside the scans. Once: deliver what is due after the scan.
+    let dispatchers = if once {
+        None
+    } else {
+        Some(start_dispatchers(Mode::Continuous)?)
+    };
     let settle = if once { Duration::ZERO } else { Duration::from_secs(2) };
     let directory_sources: Vec<&SourceConfig> = resolved
         .config
@@ -124,7 +144,7 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|s| s.kind == "directory")
         .collect();
-    if directory_sources.is_empty() {
+    if directory_sources.is_empty() && resolved.config.sinks.is_empty() {
         eprintln!("没有 directory 类型的来源；file 来源请用 gateway ingest / no directory sources configured; use `gateway ingest` for file sources");
     }
     let poll = directory_sources
@@ -158,5 +178,10 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
             break;
         }
     }
+    let dispatchers = match dispatchers {
+        Some(d) => d,
+        None => start_dispatchers(Mode::Drain)?,
+    };
+    dispatchers.join().await;
     Ok(ExitCode::SUCCESS)
 }

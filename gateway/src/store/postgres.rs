@@ -32,10 +32,16 @@ use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::{Error as PgError, NoTls, Row, Statement};
 
 /// Migrations, in order: (name, SQL).
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_initial",
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_initial",
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        "0002_outbox_dispatch",
+        include_str!("../../migrations/postgres/0002_outbox_dispatch.sql"),
+    ),
+];
 
 /// Advisory lock taken (per transaction) while migrating, so instances starting together apply
 /// each migration once. The value is "ganzhi" in ASCII followed by 1.

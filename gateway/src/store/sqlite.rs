@@ -13,7 +13,13 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// Migrations, in order: (name, SQL).
-const MIGRATIONS: &[(&str, &str)] = &[("0001_initial", include_str!("../../migrations/sqlite/0001_initial.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_initial", include_str!("../../migrations/sqlite/0001_initial.sql")),
+    (
+        "0002_outbox_dispatch",
+        include_str!("../../migrations/sqlite/0002_outbox_dispatch.sql"),
+    ),
+];
 
 /// The SQLite store.
 #[derive(Clone)]
@@ -536,6 +542,17 @@ impl Store for SqliteStore {
     }
 
     async fn commit_batch(&self, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
+        // On a multi-threaded runtime, commit on this worker (block_in_place) without copying
+        // the batch; otherwise copy it onto the blocking pool.
+        if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            return tokio::task::block_in_place(|| {
+                let mut conn = self
+                    .conn
+                    .lock()
+                    .map_err(|_| StoreError::Task("SQLite connection mutex poisoned".into()))?;
+                commit_sync(&mut conn, batch)
+            });
+        }
         let batch = batch.clone();
         self.with_conn(move |conn| commit_sync(conn, &batch)).await
     }

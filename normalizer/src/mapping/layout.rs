@@ -31,6 +31,9 @@ pub(crate) struct Layout {
     targets: usize,
     /// Keys of the top object, sorted as `serde_json::Map` sorts them.
     nodes: Vec<Node>,
+    /// The object with every key present (targets `null`): cloning it copies keys and nodes
+    /// without comparing or shifting anything, which inserting key by key does.
+    template: Map<String, Value>,
 }
 
 #[derive(Default)]
@@ -83,11 +86,14 @@ impl Layout {
             root.children.entry(Box::from(*key)).or_default().slot = Some(slots);
             slots += 1;
         }
+        let nodes = root.into_nodes();
+        let template = template(&nodes);
         Layout {
             slot_of,
             slots,
             targets,
-            nodes: root.into_nodes(),
+            nodes,
+            template,
         }
     }
 
@@ -119,30 +125,43 @@ impl Layout {
 
     /// The object the written slots make; every slot is left empty for reuse.
     pub fn build(&self, slots: &mut [Option<Value>]) -> Map<String, Value> {
-        build(&self.nodes, slots)
+        let mut map = self.template.clone();
+        fill(&mut map, &self.nodes, slots);
+        map
     }
 }
 
-fn build(nodes: &[Node], slots: &mut [Option<Value>]) -> Map<String, Value> {
-    let mut map = Map::new();
-    // Keys are sorted: inserting them from the last one makes every insert land at the front
-    // of the tree, found with one comparison per level, and needs no temporary list.
-    for node in nodes.iter().rev() {
-        match node {
-            Node::Leaf { key, slot } => {
-                if let Some(v) = slots.get_mut(*slot).and_then(Option::take) {
-                    map.insert(String::from(&**key), v);
-                }
+fn template(nodes: &[Node]) -> Map<String, Value> {
+    nodes
+        .iter()
+        .map(|node| match node {
+            Node::Leaf { key, .. } => (String::from(&**key), Value::Null),
+            Node::Object { key, children } => (String::from(&**key), Value::Object(template(children))),
+        })
+        .collect()
+}
+
+/// Put the slots' values into a copy of the template, dropping the keys nobody wrote (and
+/// objects left empty). The template's keys and `nodes` are in the same (sorted) order.
+fn fill(map: &mut Map<String, Value>, nodes: &[Node], slots: &mut [Option<Value>]) {
+    let mut nodes = nodes.iter();
+    map.retain(|_, value| match nodes.next() {
+        Some(Node::Leaf { slot, .. }) => match slots.get_mut(*slot).and_then(Option::take) {
+            Some(v) => {
+                *value = v;
+                true
             }
-            Node::Object { key, children } => {
-                let inner = build(children, slots);
-                if !inner.is_empty() {
-                    map.insert(String::from(&**key), Value::Object(inner));
-                }
+            None => false,
+        },
+        Some(Node::Object { children, .. }) => match value {
+            Value::Object(inner) => {
+                fill(inner, children, slots);
+                !inner.is_empty()
             }
-        }
-    }
-    map
+            _ => false,
+        },
+        None => false,
+    });
 }
 
 #[cfg(test)]

@@ -291,6 +291,15 @@ impl CreditCode {
         Ok(CreditCode(code))
     }
 
+    /// True when `code` is a valid credit code already in normalised form: the same answer as
+    /// `CreditCode::parse(code).is_ok_and(|c| c.as_str() == code)`, without allocating for a
+    /// valid code. (A code that passes the checks consists of the 18 upper-case characters of
+    /// the GB 32100 alphabet, which normalisation leaves as they are; anything normalisation
+    /// would change fails the character-set check.)
+    pub fn is_valid_normalised(code: &str) -> bool {
+        validate_uscc(code).is_ok()
+    }
+
     /// The normalised 18-character code.
     pub fn as_str(&self) -> &str {
         &self.0

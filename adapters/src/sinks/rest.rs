@@ -1,0 +1,549 @@
+//! REST sink: one HTTP request per delivery to an upload API (the platform's, or the
+//! 互联网+监管 system's), POST or PUT, JSON or XML body from a template, an
+//! `Idempotency-Key: <code>:<version>` header, optional authentication, a rate limit and
+//! timeouts. Requests of a batch run concurrently (`concurrency`).
+//!
+//! Answers: 2xx delivered; 408, 429 and 5xx failed attempts, retried with backoff (honouring
+//! `Retry-After`); any other status (4xx, and 3xx: redirects are not followed) rejects the
+//! delivery for good, with the answer kept. A receiver that cannot be reached at all defers
+//! the delivery without using up an attempt.
+
+use super::encode::{envelope, sample_delivery, Escaping, Format, Template};
+use super::secret::{Secret, SecretSource};
+use super::settings::SettingsProblem;
+use super::{excerpt, Delivery, Outcome, Sink, SinkError};
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How much of an answer's body is kept with a failed or rejected delivery.
+const ANSWER_EXCERPT: usize = 2000;
+
+/// Settings of `kind = "rest"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestSettings {
+    /// The upload URL; may contain placeholders such as `{{unified_code}}` (percent-encoded).
+    pub url: String,
+    /// `POST` (default) or `PUT`.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Body format: `json` (default) or `xml`; sets `Content-Type`.
+    #[serde(default = "default_format")]
+    pub format: Format,
+    /// Body template inline (default: the envelope). Placeholders: `{{record}}`,
+    /// `{{unified_code}}`, `{{version}}`, `{{idempotency_key}}`, `{{case_type}}`, `{{region}}`,
+    /// `{{year}}`, `{{withdrawn}}`, `{{committed_at}}`, `{{envelope}}`.
+    pub body_template: Option<String>,
+    /// Body template in a file (relative to the configuration file).
+    pub body_template_file: Option<PathBuf>,
+    /// Extra headers sent with every request (not for secrets: use `auth`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Authentication (default none).
+    pub auth: Option<AuthSettings>,
+    /// Most requests per second (default unlimited).
+    pub rate_limit_per_second: Option<u32>,
+    /// Requests allowed at once above the rate (default: the rate).
+    pub rate_limit_burst: Option<u32>,
+    /// Longest wait for an answer, seconds (default 30).
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+    /// Longest wait for a connection, seconds (default 10).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_seconds: u64,
+    /// Requests in flight at once (default 8).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+/// `auth` of a REST sink: `kind = "none" | "basic" | "bearer" | "header"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// `none`, `basic` (username + password), `bearer` (token) or `header` (a named header
+    /// carrying a key, e.g. `X-Api-Key`).
+    pub kind: String,
+    /// basic: the user name.
+    pub username: Option<String>,
+    /// basic: the password inline (avoid; prefer `password_env` / `password_file`).
+    pub password: Option<String>,
+    /// basic: environment variable holding the password.
+    pub password_env: Option<String>,
+    /// basic: file holding the password.
+    pub password_file: Option<PathBuf>,
+    /// bearer: the token inline (avoid; prefer `token_env` / `token_file`).
+    pub token: Option<String>,
+    /// bearer: environment variable holding the token.
+    pub token_env: Option<String>,
+    /// bearer: file holding the token.
+    pub token_file: Option<PathBuf>,
+    /// header: the header's name.
+    pub header: Option<String>,
+    /// header: the value inline (avoid; prefer `value_env` / `value_file`).
+    pub value: Option<String>,
+    /// header: environment variable holding the value.
+    pub value_env: Option<String>,
+    /// header: file holding the value.
+    pub value_file: Option<PathBuf>,
+}
+
+fn default_method() -> String {
+    "POST".into()
+}
+fn default_format() -> Format {
+    Format::Json
+}
+fn default_timeout() -> u64 {
+    30
+}
+fn default_connect_timeout() -> u64 {
+    10
+}
+fn default_concurrency() -> usize {
+    8
+}
+
+/// Resolved authentication.
+#[derive(Debug, Clone)]
+enum Auth {
+    None,
+    Basic { username: String, password: Secret },
+    Bearer(Secret),
+    Header { name: HeaderName, value: Secret },
+}
+
+impl AuthSettings {
+    fn resolve(&self, base: &Path) -> Result<Auth, SettingsProblem> {
+        let problem = |key: &str, message: String| SettingsProblem {
+            key: format!("auth.{key}"),
+            message,
+        };
+        let secret = |name: &'static str, inline: &Option<String>, env: &Option<String>, file: &Option<PathBuf>| {
+            SecretSource {
+                name,
+                inline: inline.as_deref(),
+                env: env.as_deref(),
+                file: file.as_deref(),
+            }
+            .require(base)
+            .map_err(|m| problem(name, m))
+        };
+        match self.kind.as_str() {
+            "none" => Ok(Auth::None),
+            "basic" => {
+                let username = self
+                    .username
+                    .clone()
+                    .ok_or_else(|| problem("username", "basic 认证需要 username / basic auth needs username".into()))?;
+                let password = secret("password", &self.password, &self.password_env, &self.password_file)?;
+                Ok(Auth::Basic { username, password })
+            }
+            "bearer" => Ok(Auth::Bearer(secret(
+                "token",
+                &self.token,
+                &self.token_env,
+                &self.token_file,
+            )?)),
+            "header" => {
+                let name = self
+                    .header
+                    .as_deref()
+                    .ok_or_else(|| problem("header", "header 认证需要 header / header auth needs `header`".into()))?;
+                let name = HeaderName::try_from(name)
+                    .map_err(|e| problem("header", format!("无效的头名称 / invalid header name {name:?}: {e}")))?;
+                let value = secret("value", &self.value, &self.value_env, &self.value_file)?;
+                Ok(Auth::Header { name, value })
+            }
+            other => Err(problem(
+                "kind",
+                format!("未知认证方式 / unknown auth kind {other:?}: none, basic, bearer or header"),
+            )),
+        }
+    }
+}
+
+/// Everything a REST sink needs, checked.
+struct Resolved {
+    method: Method,
+    url: Template,
+    body: Option<Template>,
+    headers: HeaderMap,
+    auth: Auth,
+}
+
+impl RestSettings {
+    fn resolve(&self, base: &Path) -> Result<Resolved, Vec<SettingsProblem>> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(SettingsProblem {
+                key: key.into(),
+                message,
+            })
+        };
+        let method = match self.method.to_ascii_uppercase().as_str() {
+            "POST" => Some(Method::POST),
+            "PUT" => Some(Method::PUT),
+            other => {
+                problem(
+                    "method",
+                    format!("方法应为 POST 或 PUT / method must be POST or PUT, got {other:?}"),
+                );
+                None
+            }
+        };
+        let url = match Template::parse(&self.url, Escaping::Url) {
+            Ok(t) => {
+                match reqwest::Url::parse(&t.render(&sample_delivery())) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                    Ok(u) => problem(
+                        "url",
+                        format!("应为 http(s) 地址 / must be http or https, got {}:", u.scheme()),
+                    ),
+                    Err(e) => problem("url", format!("无效的 URL / invalid URL: {e}")),
+                }
+                Some(t)
+            }
+            Err(e) => {
+                problem("url", e);
+                None
+            }
+        };
+        let escaping = match self.format {
+            Format::Json => Escaping::Json,
+            Format::Xml => Escaping::Xml,
+        };
+        let template_text = match (&self.body_template, &self.body_template_file) {
+            (Some(_), Some(_)) => {
+                problem(
+                    "body_template",
+                    "body_template 与 body_template_file 只能给出一个 / give only one of body_template, body_template_file"
+                        .into(),
+                );
+                None
+            }
+            (Some(t), None) => Some(t.clone()),
+            (None, Some(f)) => {
+                let full = if f.is_absolute() { f.clone() } else { base.join(f) };
+                match std::fs::read_to_string(&full) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        problem(
+                            "body_template_file",
+                            format!("无法读取 / cannot read {}: {e}", full.display()),
+                        );
+                        None
+                    }
+                }
+            }
+            (None, None) => None,
+        };
+        let key = if self.body_template_file.is_some() {
+            "body_template_file"
+        } else {
+            "body_template"
+        };
+        let body = match template_text.map(|t| Template::parse(&t, escaping)) {
+            None => None,
+            Some(Err(e)) => {
+                problem(key, e);
+                None
+            }
+            Some(Ok(t)) => {
+                if self.format == Format::Json {
+                    if let Err(e) = serde_json::from_str::<serde_json::Value>(&t.render(&sample_delivery())) {
+                        problem(
+                            key,
+                            format!("模板生成的不是合法 JSON / the template does not give valid JSON: {e}"),
+                        );
+                    }
+                }
+                Some(t)
+            }
+        };
+        let mut headers = HeaderMap::new();
+        for (name, value) in &self.headers {
+            match (
+                HeaderName::try_from(name.as_str()),
+                HeaderValue::try_from(value.as_str()),
+            ) {
+                (Ok(n), Ok(v)) => {
+                    headers.insert(n, v);
+                }
+                _ => problem(
+                    &format!("headers.{name}"),
+                    "无效的 HTTP 头 / invalid HTTP header".into(),
+                ),
+            }
+        }
+        let auth = match self.auth.as_ref().map(|a| a.resolve(base)).transpose() {
+            Ok(a) => a.unwrap_or(Auth::None),
+            Err(p) => {
+                problems.push(p);
+                Auth::None
+            }
+        };
+        if self.rate_limit_per_second == Some(0) || self.rate_limit_burst == Some(0) {
+            problems.push(SettingsProblem {
+                key: "rate_limit_per_second".into(),
+                message: "应至少为 1 / must be at least 1".into(),
+            });
+        }
+        if self.concurrency == 0 || self.concurrency > 256 {
+            problems.push(SettingsProblem {
+                key: "concurrency".into(),
+                message: "应在 1..256 / must be 1..256".into(),
+            });
+        }
+        if self.timeout_seconds == 0 || self.connect_timeout_seconds == 0 {
+            problems.push(SettingsProblem {
+                key: "timeout_seconds".into(),
+                message: "超时应至少1秒 / timeouts must be at least 1 second".into(),
+            });
+        }
+        match (method, url) {
+            (Some(method), Some(url)) if problems.is_empty() => Ok(Resolved {
+                method,
+                url,
+                body,
+                headers,
+                auth,
+            }),
+            _ => Err(problems),
+        }
+    }
+
+    /// Problems found without connecting.
+    pub fn check(&self, base: &Path) -> Vec<SettingsProblem> {
+        self.resolve(base).err().unwrap_or_default()
+    }
+}
+
+/// Seconds or an HTTP date in `Retry-After`, as a wait from now (at most one hour).
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    const MAX: Duration = Duration::from_secs(3600);
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs).min(MAX));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO).min(MAX))
+}
+
+/// What an HTTP answer means for the delivery.
+pub fn answer_outcome(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Outcome {
+    if status.is_success() {
+        return Outcome::Delivered;
+    }
+    let answer = format!("HTTP {}: {}", status.as_u16(), excerpt(body.trim(), ANSWER_EXCERPT));
+    if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT || status == StatusCode::TOO_MANY_REQUESTS {
+        Outcome::Failed {
+            error: answer,
+            retry_after,
+        }
+    } else {
+        Outcome::Rejected { error: answer }
+    }
+}
+
+/// The REST sink.
+pub struct RestSink {
+    client: reqwest::Client,
+    resolved: Resolved,
+    format: Format,
+    limiter: Option<DefaultDirectRateLimiter>,
+    concurrency: usize,
+}
+
+impl RestSink {
+    /// A sink with its HTTP client (connections open on the first request).
+    pub fn new(_sink_id: &str, settings: &RestSettings, base: &Path) -> Result<RestSink, SinkError> {
+        let resolved = settings.resolve(base).map_err(|problems| {
+            SinkError::Settings(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        })?;
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("ganzhi-gateway/", env!("CARGO_PKG_VERSION")))
+            .timeout(Duration::from_secs(settings.timeout_seconds))
+            .connect_timeout(Duration::from_secs(settings.connect_timeout_seconds))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| SinkError::Client(e.without_url().to_string()))?;
+        let limiter = settings.rate_limit_per_second.and_then(NonZeroU32::new).map(|rate| {
+            let burst = settings.rate_limit_burst.and_then(NonZeroU32::new).unwrap_or(rate);
+            RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+        });
+        Ok(RestSink {
+            client,
+            resolved,
+            format: settings.format,
+            limiter,
+            concurrency: settings.concurrency.max(1),
+        })
+    }
+
+    fn request(&self, d: &Delivery) -> reqwest::RequestBuilder {
+        let r = &self.resolved;
+        let body = match &r.body {
+            Some(t) => t.render(d).into_bytes(),
+            None => envelope(d, self.format),
+        };
+        let mut request = self
+            .client
+            .request(r.method.clone(), r.url.render(d))
+            .headers(r.headers.clone())
+            .header(CONTENT_TYPE, self.format.content_type())
+            .header("Idempotency-Key", d.idempotency_key.as_str())
+            .body(body);
+        request = match &r.auth {
+            Auth::None => request,
+            Auth::Basic { username, password } => request.basic_auth(username, Some(password.expose())),
+            Auth::Bearer(token) => request.bearer_auth(token.expose()),
+            Auth::Header { name, value } => match HeaderValue::try_from(value.expose()) {
+                Ok(mut v) => {
+                    v.set_sensitive(true);
+                    request.header(name.clone(), v)
+                }
+                Err(_) => request,
+            },
+        };
+        request
+    }
+
+    async fn send(&self, d: &Delivery) -> Outcome {
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
+        let response = match self.request(d).send().await {
+            Ok(r) => r,
+            // Never show the URL: it may carry a key in its query.
+            Err(e) if e.is_connect() => {
+                return Outcome::deferred(format!("cannot reach the receiver: {}", error_chain(e)));
+            }
+            Err(e) if e.is_timeout() => {
+                return Outcome::failed(format!("no answer in time: {}", error_chain(e)));
+            }
+            Err(e) => return Outcome::failed(format!("request failed: {}", error_chain(e))),
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let body = response.text().await.unwrap_or_default();
+        answer_outcome(status, retry_after, &body)
+    }
+}
+
+/// An error with its causes, without the request URL.
+fn error_chain(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    excerpt(&text, 500)
+}
+
+#[async_trait]
+impl Sink for RestSink {
+    fn kind(&self) -> &'static str {
+        "rest"
+    }
+
+    async fn deliver(&self, batch: &[Delivery]) -> Vec<Outcome> {
+        let mut outcomes = vec![Outcome::deferred("not sent"); batch.len()];
+        let requests: Vec<_> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, d)| async move { (i, self.send(d).await) })
+            .collect();
+        let mut answers = futures_util::stream::iter(requests).buffer_unordered(self.concurrency);
+        while let Some((i, outcome)) = answers.next().await {
+            outcomes[i] = outcome;
+        }
+        outcomes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(text: &str) -> RestSettings {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn answers_map_to_outcomes_as_the_platform_expects() {
+        assert_eq!(answer_outcome(StatusCode::OK, None, ""), Outcome::Delivered);
+        assert_eq!(answer_outcome(StatusCode::CREATED, None, ""), Outcome::Delivered);
+        let rejected = answer_outcome(StatusCode::UNPROCESSABLE_ENTITY, None, " {\"error\":\"缺少字段\"} ");
+        assert_eq!(
+            rejected,
+            Outcome::Rejected {
+                error: "HTTP 422: {\"error\":\"缺少字段\"}".into()
+            }
+        );
+        for retried in [500, 502, 503, 408, 429] {
+            let status = StatusCode::from_u16(retried).unwrap();
+            assert!(
+                matches!(answer_outcome(status, None, ""), Outcome::Failed { .. }),
+                "{retried}"
+            );
+        }
+        let wait = Some(Duration::from_secs(7));
+        assert_eq!(
+            answer_outcome(StatusCode::TOO_MANY_REQUESTS, wait, "slow down"),
+            Outcome::Failed {
+                error: "HTTP 429: slow down".into(),
+                retry_after: wait
+            }
+        );
+        assert!(matches!(
+            answer_outcome(StatusCode::FOUND, None, ""),
+            Outcome::Rejected { .. }
+        ));
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date_and_is_capped() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("999999"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(90)).to_rfc2822();
+        let d = parse_retry_after(&soon).unwrap();
+        assert!(d > Duration::from_secs(80) && d <= Duration::from_secs(90), "{d:?}");
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn settings_problems_name_their_keys() {
+        let s = settings(
+            "url = \"ftp://x/{{nope}}\"\nmethod = \"GET\"\nbody_template = \"{ {{record}\"\nauth = { kind = \"bearer\" }\nconcurrency = 0",
+        );
+        let keys: Vec<String> = s.check(Path::new("/")).into_iter().map(|p| p.key).collect();
+        assert_eq!(keys, ["method", "url", "body_template", "auth.token", "concurrency"]);
+    }
+
+    #[test]
+    fn a_json_template_must_give_json() {
+        let s = settings("url = \"http://127.0.0.1/up\"\nbody_template = \"{\\\"a\\\": {{unified_code}\"");
+        assert!(s.check(Path::new("/"))[0].message.contains("unclosed"));
+        let s = settings("url = \"http://127.0.0.1/up\"\nbody_template = \"{\\\"a\\\": {{unified_code}} \"");
+        assert!(s.check(Path::new("/"))[0].message.contains("valid JSON"));
+        let s = settings("url = \"http://127.0.0.1/up/{{unified_code}}\"\nmethod = \"put\"\nbody_template = \"{\\\"a\\\": {{record}}}\"");
+        assert!(s.check(Path::new("/")).is_empty());
+    }
+}

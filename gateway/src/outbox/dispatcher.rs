@@ -1,0 +1,504 @@
+//! The dispatcher: per configured sink, `parallel_batches` workers that claim batches from the
+//! outbox, hand them to the sink and record what became of each delivery.
+//!
+//! - Delivered: `delivered`, with the time.
+//! - Failed (the sink answered but did not take it): one attempt used; retried after an
+//!   exponential backoff with jitter (at least the sink's `Retry-After`); dead once
+//!   `max_attempts` are used up, with the last answer kept.
+//! - Rejected (refused for good, e.g. HTTP 4xx): dead at once, with the answer kept.
+//! - Deferred (the sink could not be reached): no attempt used; the delivery waits.
+//!
+//! A batch that delivered nothing pauses the whole sink (backoff with jitter, growing with each
+//! such batch, reset by the first success), so a sink that is down for an hour costs a probe
+//! now and then, not a storm of retries, and its deliveries do not run out of attempts.
+
+use super::retry::{jitter, Backoff};
+use super::store::{Claimed, DeliveryStatus, OutboxStore, Settlement};
+use crate::config::SinkConfig;
+use crate::pipeline::ingest::Shutdown;
+use crate::store::StoreError;
+use adapters::sinks::settings::DeliverySettings;
+use adapters::sinks::{Delivery, Outcome, Sink, SinkSettings};
+use chrono::{DateTime, Utc};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+/// Why dispatching could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// A sink's settings are unusable or its client cannot be created.
+    #[error("去向 {sink} / sink {sink}: {message}")]
+    Sink {
+        /// The sink id.
+        sink: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// How long the dispatchers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Until shutdown.
+    Continuous,
+    /// Until nothing is due (or a sink cannot be reached): `gateway run --once`.
+    Drain,
+}
+
+/// What one batch came to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Deliveries delivered.
+    pub delivered: usize,
+    /// Failed attempts that will be retried.
+    pub retried: usize,
+    /// Deliveries that became dead.
+    pub dead: usize,
+    /// Deliveries deferred (sink not reachable).
+    pub deferred: usize,
+}
+
+/// What a worker's round found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// Nothing was due.
+    Idle,
+    /// A batch was handled.
+    Batch(BatchReport),
+}
+
+/// Inputs of [`settle`] shared by a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct SettleContext {
+    /// When the attempt ended.
+    pub now: DateTime<Utc>,
+    /// Attempts before a delivery is dead.
+    pub max_attempts: u32,
+    /// Backoff of one delivery's retries.
+    pub backoff: Backoff,
+    /// How long the sink pauses after this batch (deferred deliveries wait as long).
+    pub pause: Duration,
+}
+
+fn at(now: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX)
+}
+
+/// The new state of a claimed delivery after `outcome`.
+pub fn settle(claimed: &Claimed, outcome: &Outcome, ctx: &SettleContext, random: f64) -> Settlement {
+    let id = claimed.delivery.outbox_id;
+    let attempts = claimed.attempts.saturating_add(1);
+    let dead = |error: &str| Settlement {
+        id,
+        status: DeliveryStatus::Dead,
+        attempts,
+        next_attempt_at: None,
+        last_error: Some(error.to_string()),
+        delivered_at: None,
+    };
+    match outcome {
+        Outcome::Delivered => Settlement {
+            id,
+            status: DeliveryStatus::Delivered,
+            attempts,
+            next_attempt_at: None,
+            last_error: None,
+            delivered_at: Some(ctx.now),
+        },
+        Outcome::Rejected { error } => dead(error),
+        Outcome::Failed { error, .. } if u32::try_from(attempts).unwrap_or(u32::MAX) >= ctx.max_attempts => {
+            dead(&format!("{error} (after {attempts} attempts)"))
+        }
+        Outcome::Failed { error, retry_after } => {
+            let failures = u32::try_from(attempts).unwrap_or(u32::MAX);
+            let wait = ctx.backoff.delay(failures, *retry_after, random);
+            Settlement {
+                id,
+                status: DeliveryStatus::Pending,
+                attempts,
+                next_attempt_at: Some(at(ctx.now, wait)),
+                last_error: Some(error.clone()),
+                delivered_at: None,
+            }
+        }
+        Outcome::Deferred { reason } => Settlement {
+            id,
+            status: DeliveryStatus::Pending,
+            attempts: claimed.attempts,
+            next_attempt_at: Some(at(ctx.now, ctx.pause)),
+            last_error: Some(format!("deferred: {reason}")),
+            delivered_at: None,
+        },
+    }
+}
+
+/// Consecutive batches that delivered nothing, and until when the sink rests.
+#[derive(Debug, Default)]
+struct Pause {
+    failures: u32,
+    until: Option<tokio::time::Instant>,
+}
+
+/// One sink and its share of the outbox.
+pub struct SinkRunner {
+    sink_id: String,
+    sink: Arc<dyn Sink>,
+    outbox: Arc<dyn OutboxStore>,
+    delivery: DeliverySettings,
+    batch_size: usize,
+    pause: Mutex<Pause>,
+}
+
+impl SinkRunner {
+    /// A runner for `sink`.
+    pub fn new(
+        sink_id: &str,
+        sink: Arc<dyn Sink>,
+        outbox: Arc<dyn OutboxStore>,
+        delivery: DeliverySettings,
+        batch_size: usize,
+    ) -> SinkRunner {
+        SinkRunner {
+            sink_id: sink_id.to_string(),
+            sink,
+            outbox,
+            delivery,
+            batch_size,
+            pause: Mutex::new(Pause::default()),
+        }
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff {
+            initial: self.delivery.retry_initial(),
+            max: self.delivery.retry_max(),
+        }
+    }
+
+    fn pause_state(&self) -> std::sync::MutexGuard<'_, Pause> {
+        self.pause.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// How long the sink still rests, if it does.
+    fn paused_for(&self) -> Option<Duration> {
+        let until = self.pause_state().until?;
+        let now = tokio::time::Instant::now();
+        (until > now).then(|| until - now)
+    }
+
+    /// Update the pause after a batch; returns the pause now in force. A batch that delivered
+    /// something ends the pause; one that delivered nothing lengthens it.
+    fn after_batch(&self, outcomes: &[Outcome]) -> Duration {
+        let mut pause = self.pause_state();
+        if outcomes.contains(&Outcome::Delivered) {
+            pause.failures = 0;
+            pause.until = None;
+            return Duration::ZERO;
+        }
+        pause.failures = pause.failures.saturating_add(1);
+        let retry_after = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Failed { retry_after, .. } => *retry_after,
+                _ => None,
+            })
+            .max();
+        let wait = self.backoff().delay(pause.failures, retry_after, jitter());
+        pause.until = Some(tokio::time::Instant::now() + wait);
+        wait
+    }
+
+    /// Claim a batch, deliver it, record the outcomes.
+    async fn round(&self) -> Result<Round, StoreError> {
+        let now = Utc::now();
+        let claimed = self
+            .outbox
+            .claim(&self.sink_id, self.batch_size, now, at(now, self.delivery.lease()))
+            .await?;
+        if claimed.is_empty() {
+            return Ok(Round::Idle);
+        }
+        let span =
+            tracing::info_span!("delivery_batch", sink = %self.sink_id, kind = self.sink.kind(), size = claimed.len());
+        self.deliver(claimed).instrument(span).await.map(Round::Batch)
+    }
+
+    async fn deliver(&self, claimed: Vec<Claimed>) -> Result<BatchReport, StoreError> {
+        let deliveries: Vec<Delivery> = claimed.iter().map(|c| c.delivery.clone()).collect();
+        let started = std::time::Instant::now();
+        let mut outcomes = self.sink.deliver(&deliveries).await;
+        if outcomes.len() != deliveries.len() {
+            tracing::error!(
+                got = outcomes.len(),
+                "the sink answered for a different number of deliveries"
+            );
+            outcomes.resize(deliveries.len(), Outcome::deferred("no outcome from the sink"));
+        }
+        let pause = self.after_batch(&outcomes);
+        let ctx = SettleContext {
+            now: Utc::now(),
+            max_attempts: self.delivery.max_attempts,
+            backoff: self.backoff(),
+            pause,
+        };
+        let settlements: Vec<Settlement> = claimed
+            .iter()
+            .zip(&outcomes)
+            .map(|(c, o)| settle(c, o, &ctx, jitter()))
+            .collect();
+        let mut report = BatchReport::default();
+        for (s, c) in settlements.iter().zip(&claimed) {
+            match s.status {
+                DeliveryStatus::Delivered => report.delivered += 1,
+                DeliveryStatus::Dead => {
+                    report.dead += 1;
+                    let error = s.last_error.as_deref().unwrap_or_default();
+                    tracing::warn!(key = %c.delivery.idempotency_key, attempts = s.attempts, error, "delivery is dead");
+                }
+                DeliveryStatus::Pending if s.attempts > c.attempts => report.retried += 1,
+                DeliveryStatus::Pending => report.deferred += 1,
+            }
+        }
+        self.settle_with_retries(&settlements).await?;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        if report.delivered == settlements.len() {
+            tracing::debug!(delivered = report.delivered, elapsed_ms, "batch delivered");
+        } else {
+            let first_error = outcomes.iter().find_map(|o| match o {
+                Outcome::Failed { error, .. } | Outcome::Rejected { error } => Some(error.as_str()),
+                Outcome::Deferred { reason } => Some(reason.as_str()),
+                Outcome::Delivered => None,
+            });
+            tracing::warn!(
+                delivered = report.delivered,
+                retried = report.retried,
+                dead = report.dead,
+                deferred = report.deferred,
+                pause_ms = pause.as_millis() as u64,
+                first_error = first_error.unwrap_or_default(),
+                elapsed_ms,
+                "batch not fully delivered"
+            );
+        }
+        Ok(report)
+    }
+
+    /// The sink has acted: recording it must not be lost to a short store outage. If the store
+    /// stays away, the lease runs out and the batch is delivered again (at-least-once).
+    async fn settle_with_retries(&self, settlements: &[Settlement]) -> Result<(), StoreError> {
+        let mut wait = Duration::from_millis(200);
+        let mut tries = 0;
+        loop {
+            match self.outbox.settle(settlements).await {
+                Ok(()) => return Ok(()),
+                Err(e) if tries < 8 => {
+                    tracing::warn!(error = %e, "cannot record delivery outcomes yet; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                    tries += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A worker: rounds until shutdown (or, draining, until nothing is due).
+    async fn work(self: Arc<Self>, mode: Mode, shutdown: Shutdown) {
+        let mut store_failures = 0u32;
+        while !shutdown.is_triggered() {
+            if let Some(wait) = self.paused_for() {
+                if mode == Mode::Drain {
+                    break;
+                }
+                sleep_unless_stopped(wait, &shutdown).await;
+                continue;
+            }
+            match self.round().await {
+                Ok(Round::Batch(_)) => store_failures = 0,
+                Ok(Round::Idle) => {
+                    store_failures = 0;
+                    if mode == Mode::Drain {
+                        break;
+                    }
+                    sleep_unless_stopped(self.delivery.poll(), &shutdown).await;
+                }
+                Err(e) => {
+                    store_failures = store_failures.saturating_add(1);
+                    let wait = Backoff {
+                        initial: Duration::from_secs(1),
+                        max: Duration::from_secs(30),
+                    }
+                    .delay(store_failures, None, jitter());
+                    tracing::error!(sink = %self.sink_id, error = %e, wait_ms = wait.as_millis() as u64, "outbox not readable");
+                    if mode == Mode::Drain {
+                        break;
+                    }
+                    sleep_unless_stopped(wait, &shutdown).await;
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_unless_stopped(wait: Duration, shutdown: &Shutdown) {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let now = tokio::time::Instant::now();
+        if now >= deadline || shutdown.is_triggered() {
+            return;
+        }
+        tokio::time::sleep((deadline - now).min(Duration::from_millis(100))).await;
+    }
+}
+
+/// The running dispatchers of every configured sink.
+pub struct Dispatchers {
+    workers: Vec<JoinHandle<()>>,
+    sinks: Vec<Arc<dyn Sink>>,
+}
+
+impl Dispatchers {
+    /// Build every configured sink and start its workers. `base_dir` is the configuration
+    /// file's directory (for `*_file` settings).
+    pub fn start(
+        outbox: Arc<dyn OutboxStore>,
+        sinks: &[SinkConfig],
+        base_dir: &Path,
+        mode: Mode,
+        shutdown: Shutdown,
+    ) -> Result<Dispatchers, DispatchError> {
+        let mut runners = Vec::new();
+        for s in sinks {
+            let fail = |message: String| DispatchError::Sink {
+                sink: s.id.clone(),
+                message,
+            };
+            let settings = SinkSettings::parse(&s.kind, &s.settings)
+                .map_err(|problems| fail(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
+            let sink = settings.build(&s.id, base_dir).map_err(|e| fail(e.to_string()))?;
+            let runner = SinkRunner::new(
+                &s.id,
+                sink,
+                Arc::clone(&outbox),
+                settings.delivery.clone(),
+                settings.batch_size(),
+            );
+            runners.push((Arc::new(runner), settings.delivery.parallel_batches));
+        }
+        let mut workers = Vec::new();
+        let mut built = Vec::new();
+        for (runner, parallel) in runners {
+            tracing::info!(sink = %runner.sink_id, kind = runner.sink.kind(), batch_size = runner.batch_size, parallel, "dispatcher started");
+            built.push(Arc::clone(&runner.sink));
+            for _ in 0..parallel.max(1) {
+                workers.push(tokio::spawn(Arc::clone(&runner).work(mode, shutdown.clone())));
+            }
+        }
+        Ok(Dispatchers { workers, sinks: built })
+    }
+
+    /// Wait for every worker to end (after shutdown, or when drained), then close the sinks.
+    pub async fn join(self) {
+        for w in self.workers {
+            if let Err(e) = w.await {
+                tracing::error!(error = %e, "a dispatcher worker failed");
+            }
+        }
+        for s in self.sinks {
+            s.close().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claimed(attempts: i32) -> Claimed {
+        Claimed {
+            delivery: adapters::sinks::encode::sample_delivery(),
+            attempts,
+        }
+    }
+
+    fn ctx() -> SettleContext {
+        SettleContext {
+            now: DateTime::UNIX_EPOCH,
+            max_attempts: 3,
+            backoff: Backoff {
+                initial: Duration::from_secs(10),
+                max: Duration::from_secs(100),
+            },
+            pause: Duration::from_secs(7),
+        }
+    }
+
+    #[test]
+    fn delivered_records_the_time_and_clears_the_error() {
+        let s = settle(&claimed(1), &Outcome::Delivered, &ctx(), 0.0);
+        assert_eq!(
+            (s.status, s.attempts, s.delivered_at, s.last_error),
+            (DeliveryStatus::Delivered, 2, Some(DateTime::UNIX_EPOCH), None)
+        );
+    }
+
+    #[test]
+    fn failed_attempt_is_retried_later_until_attempts_run_out() {
+        let s = settle(&claimed(0), &Outcome::failed("HTTP 503: busy"), &ctx(), 0.0);
+        assert_eq!(s.status, DeliveryStatus::Pending);
+        assert_eq!(s.attempts, 1);
+        assert_eq!(
+            s.next_attempt_at,
+            Some(DateTime::UNIX_EPOCH + chrono::Duration::seconds(5))
+        );
+        let s = settle(&claimed(1), &Outcome::failed("HTTP 503: busy"), &ctx(), 1.0);
+        assert_eq!(
+            s.next_attempt_at,
+            Some(DateTime::UNIX_EPOCH + chrono::Duration::seconds(20))
+        );
+        let s = settle(&claimed(2), &Outcome::failed("HTTP 503: busy"), &ctx(), 0.0);
+        assert_eq!(s.status, DeliveryStatus::Dead);
+        assert_eq!(s.last_error.as_deref(), Some("HTTP 503: busy (after 3 attempts)"));
+    }
+
+    #[test]
+    fn retry_after_delays_the_next_attempt() {
+        let o = Outcome::Failed {
+            error: "HTTP 429".into(),
+            retry_after: Some(Duration::from_secs(60)),
+        };
+        let s = settle(&claimed(0), &o, &ctx(), 0.0);
+        assert_eq!(
+            s.next_attempt_at,
+            Some(DateTime::UNIX_EPOCH + chrono::Duration::seconds(60))
+        );
+    }
+
+    #[test]
+    fn rejected_is_dead_at_once_with_the_answer() {
+        let s = settle(
+            &claimed(0),
+            &Outcome::Rejected {
+                error: "HTTP 422: 缺少字段".into(),
+            },
+            &ctx(),
+            0.0,
+        );
+        assert_eq!((s.status, s.attempts), (DeliveryStatus::Dead, 1));
+        assert_eq!(s.last_error.as_deref(), Some("HTTP 422: 缺少字段"));
+    }
+
+    #[test]
+    fn deferred_uses_no_attempt_and_waits_for_the_pause() {
+        let s = settle(&claimed(2), &Outcome::deferred("connection refused"), &ctx(), 0.0);
+        assert_eq!((s.status, s.attempts), (DeliveryStatus::Pending, 2));
+        assert_eq!(
+            s.next_attempt_at,
+            Some(DateTime::UNIX_EPOCH + chrono::Duration::seconds(7))
+        );
+        assert_eq!(s.last_error.as_deref(), Some("deferred: connection refused"));
+    }
+}

@@ -1,0 +1,187 @@
+//! [`OutboxStore`] on PostgreSQL: claims pick rows with `FOR UPDATE SKIP LOCKED` and lease them
+//! in the same statement, so several gateway instances dispatch side by side; outcomes are
+//! written set-wise with one `UPDATE ... FROM UNNEST`.
+
+use super::postgres::PostgresStore;
+use super::{StoreError, StoreResult};
+use crate::outbox::store::{
+    Claimed, DeliveryCount, DeliveryFilter, DeliveryRow, DeliveryStatus, OutboxStore, Redrive, Settlement,
+};
+use adapters::sinks::Delivery;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
+
+/// Lease the oldest claimable rows (see `outbox::store`) and return them with their case
+/// versions. $1 sink, $2 limit, $3 lease end, $4 now.
+const CLAIM: &str = "
+    WITH claimed AS (
+        UPDATE outbox o SET next_attempt_at = $3
+        WHERE o.id IN (
+            SELECT c.id FROM outbox c
+            WHERE c.sink_id = $1 AND c.status = 'pending'
+              AND (c.next_attempt_at IS NULL OR c.next_attempt_at <= $4)
+              AND NOT EXISTS (SELECT 1 FROM outbox p
+                              WHERE p.sink_id = c.sink_id AND p.case_id = c.case_id AND p.status = 'pending'
+                                AND p.version < c.version)
+            ORDER BY c.id
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED)
+        RETURNING o.id, o.case_id, o.version, o.idempotency_key, o.attempts)
+    SELECT cl.id, cl.version, cl.idempotency_key, cl.attempts, k.unified_code, k.case_type, k.year, k.region,
+           v.status, v.created_at, v.record
+    FROM claimed cl
+    JOIN cases k ON k.id = cl.case_id
+    JOIN case_versions v ON v.case_id = cl.case_id AND v.version = cl.version
+    ORDER BY cl.id";
+
+const SETTLE: &str = "
+    UPDATE outbox o
+       SET status = u.status, attempts = u.attempts, next_attempt_at = u.next_attempt_at,
+           last_error = u.last_error, delivered_at = u.delivered_at
+    FROM UNNEST($1::int8[], $2::text[], $3::int4[], $4::timestamptz[], $5::text[], $6::timestamptz[])
+         AS u(id, status, attempts, next_attempt_at, last_error, delivered_at)
+    WHERE o.id = u.id";
+
+const LIST: &str = "
+    SELECT id, sink_id, idempotency_key, version, status, attempts, next_attempt_at, last_error, created_at,
+           delivered_at
+    FROM outbox
+    WHERE ($1::text IS NULL OR sink_id = $1) AND ($2::text IS NULL OR status = $2)
+      AND ($3::int8 IS NULL OR id < $3)
+    ORDER BY id DESC LIMIT $4";
+
+const RESET: &str = "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL";
+
+fn parse_status(s: &str) -> StoreResult<DeliveryStatus> {
+    DeliveryStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("delivery status {s:?}")))
+}
+
+fn claimed_from_row(r: &Row) -> StoreResult<Claimed> {
+    let status: String = r.try_get(8)?;
+    Ok(Claimed {
+        delivery: Delivery {
+            outbox_id: r.try_get(0)?,
+            version: r.try_get(1)?,
+            idempotency_key: r.try_get(2)?,
+            unified_code: r.try_get(4)?,
+            case_type: r.try_get(5)?,
+            year: r.try_get(6)?,
+            region: r.try_get(7)?,
+            withdrawn: status == "withdrawn",
+            committed_at: r.try_get(9)?,
+            record: r.try_get(10)?,
+        },
+        attempts: r.try_get(3)?,
+    })
+}
+
+fn delivery_from_row(r: &Row) -> StoreResult<DeliveryRow> {
+    let status: String = r.try_get(4)?;
+    Ok(DeliveryRow {
+        id: r.try_get(0)?,
+        sink_id: r.try_get(1)?,
+        idempotency_key: r.try_get(2)?,
+        version: r.try_get(3)?,
+        status: parse_status(&status)?,
+        attempts: r.try_get(5)?,
+        next_attempt_at: r.try_get(6)?,
+        last_error: r.try_get(7)?,
+        created_at: r.try_get(8)?,
+        delivered_at: r.try_get(9)?,
+    })
+}
+
+#[async_trait]
+impl OutboxStore for PostgresStore {
+    async fn claim(
+        &self,
+        sink_id: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Vec<Claimed>> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(CLAIM).await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client.query(&stmt, &[&sink_id, &limit, &lease_until, &now]).await?;
+        rows.iter().map(claimed_from_row).collect()
+    }
+
+    async fn settle(&self, settlements: &[Settlement]) -> StoreResult<()> {
+        if settlements.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = settlements.iter().map(|s| s.id).collect();
+        let statuses: Vec<&str> = settlements.iter().map(|s| s.status.as_str()).collect();
+        let attempts: Vec<i32> = settlements.iter().map(|s| s.attempts).collect();
+        let next: Vec<Option<DateTime<Utc>>> = settlements.iter().map(|s| s.next_attempt_at).collect();
+        let errors: Vec<Option<&str>> = settlements.iter().map(|s| s.last_error.as_deref()).collect();
+        let delivered: Vec<Option<DateTime<Utc>>> = settlements.iter().map(|s| s.delivered_at).collect();
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(SETTLE).await?;
+        client
+            .execute(&stmt, &[&ids, &statuses, &attempts, &next, &errors, &delivered])
+            .await?;
+        Ok(())
+    }
+
+    async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(LIST).await?;
+        let status = filter.status.map(DeliveryStatus::as_str);
+        let limit = filter.limit.unwrap_or(100);
+        let rows = client
+            .query(&stmt, &[&filter.sink_id, &status, &filter.before_id, &limit])
+            .await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn delivery_counts(&self) -> StoreResult<Vec<DeliveryCount>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT sink_id, status, count(*) FROM outbox GROUP BY sink_id, status ORDER BY sink_id, status",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let status: String = r.try_get(1)?;
+                Ok(DeliveryCount {
+                    sink_id: r.try_get(0)?,
+                    status: parse_status(&status)?,
+                    count: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn redrive(&self, target: &Redrive) -> StoreResult<u64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let n = match target {
+            Redrive::One(id) => {
+                let row = tx
+                    .query_opt("SELECT status FROM outbox WHERE id = $1 FOR UPDATE", &[id])
+                    .await?;
+                let status: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
+                match status.as_deref() {
+                    None => return Err(StoreError::NotFound(format!("delivery {id}"))),
+                    Some("dead") => tx.execute(&format!("{RESET} WHERE id = $1"), &[id]).await?,
+                    Some(other) => {
+                        return Err(StoreError::Conflict(format!(
+                            "投递 {id} 的状态是 {other}，只能重投死信 / delivery {id} is {other}: only dead deliveries can be re-driven"
+                        )))
+                    }
+                }
+            }
+            Redrive::AllDead { sink_id } => {
+                tx.execute(&format!("{RESET} WHERE sink_id = $1 AND status = 'dead'"), &[sink_id])
+                    .await?
+            }
+        };
+        tx.commit().await?;
+        Ok(n)
+    }
+}

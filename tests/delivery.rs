@@ -1,0 +1,994 @@
+//! End-to-end onward delivery: the real `gateway run` delivers committed case versions to a
+//! real PostgreSQL database, a real RabbitMQ broker and an HTTP receiver started by the test,
+//! while the test takes each of them down and brings it back. Every version arrives, repeats are
+//! only those at-least-once allows and carry their key, versions of a case arrive in order, dead
+//! deliveries keep the receiver's answer and can be re-driven.
+
+mod support;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use gateway::outbox::{DeliveryFilter, DeliveryStatus, OutboxStore};
+use gateway::store::postgres::PostgresStore;
+use gateway::store::sqlite::SqliteStore;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::common::PgDatabase;
+use support::{jsonl, path_str, Backend, Env, AGENCY_CODE};
+
+// ---------------------------------------------------------------------------------------------
+// Set-up helpers.
+// ---------------------------------------------------------------------------------------------
+
+/// Delivery keys every sink block of these tests gets: small batches (so an outage lands in
+/// the middle of the work), fast retries and polling.
+fn fast(batch_size: usize) -> String {
+    format!(
+        "batch_size = {batch_size}\nparallel_batches = 2\nretry_initial_ms = 100\nretry_max_ms = 800\npoll_ms = 50\n"
+    )
+}
+
+/// An environment whose configuration has `sinks` instead of the default sink.
+async fn env_with_sinks(backend: Backend, sinks: &str) -> Env {
+    let env = Env::new(backend).await;
+    let text = std::fs::read_to_string(&env.config).expect("read config");
+    let head = text.split("[[sinks]]").next().unwrap_or_default().to_string();
+    std::fs::write(&env.config, format!("{head}{sinks}")).expect("write config");
+    env
+}
+
+fn ingest_text(env: &Env, name: &str, text: &str) {
+    env.ingest(&env.write(name, text));
+}
+
+/// 150 penalty cases (version 1).
+fn first_versions(env: &Env) {
+    ingest_text(env, "v1.jsonl", &jsonl(1..151, 0, 0));
+}
+
+/// A second version of every case (another fine amount), then a withdrawal of cases 1..=50.
+fn later_versions(env: &Env) {
+    ingest_text(env, "v2.jsonl", &jsonl(1..151, 0, 1));
+    let mut deletes = String::new();
+    for n in 1..51 {
+        let d = json!({"ajbh": format!("NCSJ-CF-2024-{n:06}"), "jgdm": AGENCY_CODE, "cd_operation": "d"});
+        deletes.push_str(&format!("{d}\n"));
+    }
+    ingest_text(env, "v3.jsonl", &deletes);
+}
+
+/// Every idempotency key the store holds: `<code>:<v>` for v in 1..=current version.
+fn expected_keys(env: &Env) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    for case in env.export("cases") {
+        let code = case["unified_code"].as_str().expect("code");
+        for v in 1..=case["version"].as_i64().expect("version") {
+            keys.insert(format!("{code}:{v}"));
+        }
+    }
+    keys
+}
+
+/// The test's own view of the gateway's outbox.
+async fn outbox_of(env: &Env) -> Arc<dyn OutboxStore> {
+    match &env.pg {
+        Some(db) => Arc::new(PostgresStore::connect(&db.url, 2).await.expect("connect to the store")),
+        None => Arc::new(SqliteStore::open(&env.dir.path().join("data/gateway.db")).expect("open the store")),
+    }
+}
+
+/// (pending, delivered, dead) deliveries of a sink.
+async fn counts(outbox: &Arc<dyn OutboxStore>, sink: &str) -> (i64, i64, i64) {
+    let mut c = (0, 0, 0);
+    for row in outbox.delivery_counts().await.expect("delivery counts") {
+        if row.sink_id == sink {
+            match row.status {
+                DeliveryStatus::Pending => c.0 = row.count,
+                DeliveryStatus::Delivered => c.1 = row.count,
+                DeliveryStatus::Dead => c.2 = row.count,
+            }
+        }
+    }
+    c
+}
+
+async fn all_deliveries(outbox: &Arc<dyn OutboxStore>, sink: &str) -> Vec<gateway::outbox::DeliveryRow> {
+    let filter = DeliveryFilter {
+        sink_id: Some(sink.to_string()),
+        limit: Some(100_000),
+        ..Default::default()
+    };
+    outbox.deliveries(&filter).await.expect("list deliveries")
+}
+
+/// Poll until `done` or panic after `timeout`, naming `what`.
+async fn wait_until<F, Fut>(what: &str, timeout: Duration, done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    poll_until(what, timeout, Duration::from_millis(100), done).await
+}
+
+async fn poll_until<F, Fut>(what: &str, timeout: Duration, every: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !done().await {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Wait (polling closely) until the second versions are flowing: more than `from` delivered.
+async fn wait_for_flow(outbox: &Arc<dyn OutboxStore>, sink: &str, from: i64) {
+    poll_until(
+        "delivery under way",
+        Duration::from_secs(60),
+        Duration::from_millis(2),
+        || async { counts(outbox, sink).await.1 > from },
+    )
+    .await;
+}
+
+/// Check the state while a sink is away: nothing dead, no attempt used, reason visible.
+async fn assert_waiting_without_attempts(outbox: &Arc<dyn OutboxStore>, sink: &str) {
+    let during = all_deliveries(outbox, sink).await;
+    assert!(
+        during.iter().all(|d| d.status != DeliveryStatus::Dead),
+        "an outage kills nothing"
+    );
+    let waiting: Vec<_> = during.iter().filter(|d| d.status == DeliveryStatus::Pending).collect();
+    assert!(!waiting.is_empty(), "deliveries wait while the sink is away");
+    assert!(
+        waiting.iter().all(|d| d.attempts == 0),
+        "an unreachable sink uses up no attempts: {:?}",
+        waiting.iter().find(|d| d.attempts > 0)
+    );
+    assert!(
+        waiting
+            .iter()
+            .any(|d| d.last_error.as_deref().is_some_and(|e| e.starts_with("deferred:"))),
+        "the reason is visible to operators"
+    );
+}
+
+/// A `gateway run` child process; SIGTERM on [`Running::stop`], killed if the test fails.
+struct Running {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Running {
+    fn start(env: &Env, name: &str) -> Running {
+        let log = env.dir.path().join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = env
+            .cmd(&["run", "--config", path_str(&env.config)])
+            .env("GATEWAY_LOG", "info,gateway=info,adapters=info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start gateway run");
+        Running {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait: the gateway finishes the batches in hand and exits 0.
+    fn stop(mut self) -> String {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        assert!(status.success());
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                assert!(status.success(), "gateway run exited with {status}\n{}", self.log());
+                return self.log();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "gateway run did not stop\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("gateway run log:\n{}", self.log());
+        }
+    }
+}
+
+/// Per unified code, the versions in the order they arrived.
+fn arrivals_by_code(keys_in_arrival_order: &[String]) -> BTreeMap<String, Vec<i32>> {
+    let mut by_code: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for key in keys_in_arrival_order {
+        let (code, v) = key.rsplit_once(':').expect("key is code:version");
+        by_code
+            .entry(code.to_string())
+            .or_default()
+            .push(v.parse().expect("version"));
+    }
+    by_code
+}
+
+/// Every expected key arrived, nothing else did, and no version of a case arrived after a
+/// later version of it (repeats of the same version are allowed: at-least-once).
+fn assert_complete_and_in_order(arrived: &[String], expected: &BTreeSet<String>) {
+    let distinct: BTreeSet<String> = arrived.iter().cloned().collect();
+    let missing: Vec<&String> = expected.difference(&distinct).take(5).collect();
+    let unknown: Vec<&String> = distinct.difference(expected).take(5).collect();
+    assert!(missing.is_empty(), "versions never delivered (first 5): {missing:?}");
+    assert!(
+        unknown.is_empty(),
+        "deliveries with keys that were never committed: {unknown:?}"
+    );
+    for (code, versions) in arrivals_by_code(arrived) {
+        assert!(
+            versions.windows(2).all(|w| w[0] <= w[1]),
+            "case {code} arrived out of order: {versions:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL sink.
+// ---------------------------------------------------------------------------------------------
+
+async fn sink_db_client(db: &PgDatabase) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the sink database");
+    tokio::spawn(conn);
+    client
+}
+
+/// Take the sink database away: no new connections, and the open ones are cut.
+async fn pg_sink_down(admin: &tokio_postgres::Client, db: &PgDatabase) {
+    admin
+        .batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", db.name))
+        .await
+        .expect("forbid connections");
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&db.name],
+        )
+        .await
+        .expect("terminate the sink's connections");
+}
+
+async fn pg_sink_up(admin: &tokio_postgres::Client, db: &PgDatabase) {
+    admin
+        .batch_execute(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", db.name))
+        .await
+        .expect("allow connections");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sink_outage_loses_nothing_and_keeps_versions_in_order() {
+    let sink_db = PgDatabase::create().await;
+    let admin = support::common::admin_client(&support::common::pg_base_url()).await;
+    let sinks = format!(
+        "[[sinks]]\nid = \"platform\"\nkind = \"postgres\"\nurl = \"{}\"\nschema = \"platform\"\npool_size = 2\n{}",
+        sink_db.url,
+        fast(5)
+    );
+    let env = env_with_sinks(Backend::Sqlite, &sinks).await;
+    let outbox = outbox_of(&env).await;
+    first_versions(&env);
+    let run = Running::start(&env, "run");
+    wait_until("first versions delivered", Duration::from_secs(60), || async {
+        counts(&outbox, "platform").await.1 >= 150
+    })
+    .await;
+
+    // The second versions start to flow; the database goes away in the middle of it.
+    ingest_text(&env, "v2.jsonl", &jsonl(1..151, 0, 1));
+    wait_for_flow(&outbox, "platform", 150).await;
+    pg_sink_down(&admin, &sink_db).await;
+    let at_cut = counts(&outbox, "platform").await;
+    eprintln!("(pending, delivered, dead) when the database went away: {at_cut:?}");
+    assert!(
+        at_cut.0 > 0,
+        "the outage interrupts the delivery of the second versions"
+    );
+    later_versions(&env); // (v2 again: unchanged) and the withdrawals
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_waiting_without_attempts(&outbox, "platform").await;
+
+    pg_sink_up(&admin, &sink_db).await;
+    let expected = expected_keys(&env);
+    assert_eq!(expected.len(), 350);
+    wait_until(
+        "every version delivered after the outage",
+        Duration::from_secs(90),
+        || async { counts(&outbox, "platform").await == (0, 350, 0) },
+    )
+    .await;
+    run.stop();
+
+    let sink = sink_db_client(&sink_db).await;
+    let rows = sink
+        .query(
+            "SELECT unified_code, version, deliveries, current, withdrawn FROM platform.cases ORDER BY unified_code, delivered_at",
+            &[],
+        )
+        .await
+        .expect("read platform.cases");
+    let arrived: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{}:{}", r.get::<_, String>(0), r.get::<_, i32>(1)))
+        .collect();
+    assert_complete_and_in_order(&arrived, &expected);
+    let repeats: i32 = rows.iter().map(|r| r.get::<_, i32>(2) - 1).sum();
+    eprintln!("repeated deliveries absorbed by the (unified_code, version) key: {repeats}");
+    let current: Vec<(String, i32, bool)> = rows
+        .iter()
+        .filter(|r| r.get::<_, bool>(3))
+        .map(|r| (r.get(0), r.get(1), r.get(4)))
+        .collect();
+    assert_eq!(current.len(), 150, "one current version per case");
+    assert_eq!(
+        current.iter().filter(|c| c.2).count(),
+        50,
+        "withdrawn cases' current versions are withdrawals"
+    );
+    assert!(
+        current.iter().all(|c| c.1 == if c.2 { 3 } else { 2 }),
+        "current = newest version"
+    );
+
+    let view: i64 = sink
+        .query_one("SELECT count(*) FROM platform.current_cases", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(view, 100, "current_cases leaves withdrawn cases out");
+    let one = sink
+        .query_one(
+            "SELECT c.case_number, c.agency_credit_code, c.target_id_number, c.closing_date::text, p.fine_amount::text,
+                    p.kinds, p.decision_date::text, (SELECT count(*) FROM platform.officers o
+                                                     WHERE o.unified_code = c.unified_code AND o.version = c.version)
+             FROM platform.cases c JOIN platform.penalties p USING (unified_code, version)
+             WHERE c.case_number = 'NCSJ-CF-2024-000077' AND c.version = 2",
+            &[],
+        )
+        .await
+        .expect("one case's columns");
+    assert_eq!(one.get::<_, String>(1), AGENCY_CODE);
+    assert_eq!(one.get::<_, String>(2), "91360102MA35G7K86A");
+    assert_eq!(one.get::<_, String>(3), "2024-02-08");
+    assert_eq!(one.get::<_, String>(4), "1100", "v2's fine: 0.11 万元");
+    assert_eq!(one.get::<_, Vec<String>>(5).len(), 2, "fine and warning");
+    assert_eq!(one.get::<_, String>(6), "2024-01-22");
+    assert_eq!(one.get::<_, i64>(7), 2, "two officers");
+}
+
+// ---------------------------------------------------------------------------------------------
+// AMQP sink.
+// ---------------------------------------------------------------------------------------------
+
+/// A RabbitMQ virtual host of its own, removed afterwards; `rabbitmqctl` takes it down and up.
+struct Vhost {
+    name: String,
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let out = Command::new("rabbitmqctl").args(args).output().unwrap_or_else(|e| {
+        panic!("rabbitmqctl {args:?} cannot run ({e}); the AMQP tests need RabbitMQ's rabbitmqctl as root")
+    });
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Vhost {
+    fn create() -> Vhost {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!("gw_test_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        rabbitmqctl(&["add_vhost", &name]);
+        let v = Vhost { name };
+        v.up();
+        v
+    }
+
+    fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:5672/{}", self.name)
+    }
+
+    /// Refuse new connections to the vhost and close the open ones.
+    fn down(&self) {
+        rabbitmqctl(&["clear_permissions", "-p", &self.name, "guest"]);
+        rabbitmqctl(&["close_all_connections", "-p", &self.name, "test outage"]);
+    }
+
+    fn up(&self) {
+        rabbitmqctl(&["set_permissions", "-p", &self.name, "guest", ".*", ".*", ".*"]);
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl").args(["delete_vhost", &self.name]).output();
+    }
+}
+
+/// Every message in `queue`, in queue order: (message id, routing key, body, persistent).
+async fn drain_queue(url: &str, queue: &str) -> Vec<(String, String, Value, bool)> {
+    use lapin::options::{BasicAckOptions, BasicGetOptions};
+    let conn = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let channel = conn.create_channel().await.expect("channel");
+    let mut out = Vec::new();
+    while let Some(m) = channel
+        .basic_get(queue.into(), BasicGetOptions::default())
+        .await
+        .expect("basic.get")
+    {
+        let id = m
+            .delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let persistent = *m.delivery.properties.delivery_mode() == Some(2);
+        let body: Value = serde_json::from_slice(&m.delivery.data).expect("JSON body");
+        out.push((id, m.delivery.routing_key.to_string(), body, persistent));
+        m.delivery.ack(BasicAckOptions::default()).await.expect("ack");
+    }
+    let _ = conn.close(200, "done".into()).await;
+    out
+}
+
+/// A TCP proxy in front of the broker: `cut` drops every connection through it at once and
+/// refuses new ones until `restore` (a network failure as the gateway sees it).
+struct Proxy {
+    port: u16,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(target: &'static str) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let (up2, links2) = (up.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                links2.lock().unwrap().push(link);
+            }
+        });
+        Proxy { port, up, links }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_sink_network_cut_and_broker_refusal_lose_nothing_and_repeats_carry_their_key() {
+    let vhost = Vhost::create();
+    let proxy = Proxy::start("127.0.0.1:5672").await;
+    let sinks = format!(
+        "[[sinks]]\nid = \"mq\"\nkind = \"amqp\"\nurl = \"amqp://guest:guest@127.0.0.1:{}/{}\"\n\
+         exchange = \"ganzhi.cases\"\nbind_queue = \"platform\"\n{}",
+        proxy.port,
+        vhost.name,
+        fast(5)
+    );
+    let env = env_with_sinks(Backend::Postgres, &sinks).await;
+    let outbox = outbox_of(&env).await;
+    first_versions(&env);
+    let run = Running::start(&env, "run");
+    wait_until("first versions confirmed", Duration::from_secs(60), || async {
+        counts(&outbox, "mq").await.1 >= 150
+    })
+    .await;
+
+    // 1. The network to the broker breaks while the second versions are being published.
+    ingest_text(&env, "v2.jsonl", &jsonl(1..151, 0, 1));
+    wait_for_flow(&outbox, "mq", 150).await;
+    proxy.cut();
+    let at_cut = counts(&outbox, "mq").await;
+    eprintln!("(pending, delivered, dead) when the network broke: {at_cut:?}");
+    assert!(at_cut.0 > 0, "the cut interrupts the delivery of the second versions");
+    later_versions(&env);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_waiting_without_attempts(&outbox, "mq").await;
+    proxy.restore();
+    wait_until(
+        "every version confirmed after the cut",
+        Duration::from_secs(90),
+        || async { counts(&outbox, "mq").await == (0, 350, 0) },
+    )
+    .await;
+
+    // 2. The broker itself refuses the gateway (permissions withdrawn, connections closed).
+    vhost.down();
+    ingest_text(&env, "v4.jsonl", &jsonl(1..151, 0, 2));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_waiting_without_attempts(&outbox, "mq").await;
+    vhost.up();
+    let expected = expected_keys(&env);
+    assert_eq!(expected.len(), 500);
+    wait_until(
+        "every version confirmed after the refusal",
+        Duration::from_secs(90),
+        || async { counts(&outbox, "mq").await == (0, 500, 0) },
+    )
+    .await;
+    run.stop();
+
+    let messages = drain_queue(&vhost.url(), "platform").await;
+    assert!(messages.len() >= 500, "{} messages", messages.len());
+    eprintln!(
+        "repeated messages (at-least-once across the outages): {}",
+        messages.len() - 500
+    );
+    for (id, routing_key, body, persistent) in &messages {
+        assert_eq!(
+            body["idempotency_key"].as_str(),
+            Some(id.as_str()),
+            "message_id = idempotency key"
+        );
+        assert_eq!(routing_key, "penalty.360100", "routing key <type>.<region>");
+        assert!(persistent, "persistent messages");
+        if body["withdrawn"] == true {
+            assert_eq!(body["version"], 3, "withdrawals are the third versions of cases 1..=50");
+        }
+    }
+    let withdrawals: BTreeSet<&str> = messages
+        .iter()
+        .filter(|m| m.2["withdrawn"] == true)
+        .map(|m| m.0.as_str())
+        .collect();
+    assert_eq!(withdrawals.len(), 50);
+    let arrived: Vec<String> = messages.iter().map(|m| m.0.clone()).collect();
+    assert_complete_and_in_order(&arrived, &expected);
+}
+
+// ---------------------------------------------------------------------------------------------
+// REST sink.
+// ---------------------------------------------------------------------------------------------
+
+/// One request the receiver saw.
+#[derive(Debug, Clone)]
+struct Hit {
+    key: String,
+    header_key: Option<String>,
+    status: u16,
+    at: Instant,
+}
+
+type Answer = Arc<dyn Fn(&str, u32) -> (StatusCode, Option<u64>, String) + Send + Sync>;
+
+/// An HTTP receiver on 127.0.0.1:0; what it answers for (key, n-th request of that key) can be
+/// changed while it runs.
+#[derive(Clone)]
+struct Receiver {
+    hits: Arc<Mutex<Vec<Hit>>>,
+    answer: Arc<Mutex<Answer>>,
+    url: String,
+}
+
+async fn upload(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> Response {
+    let Ok(envelope) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "not JSON").into_response();
+    };
+    let key = envelope["idempotency_key"].as_str().unwrap_or_default().to_string();
+    let header_key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let answer = r.answer.lock().unwrap().clone();
+    let mut hits = r.hits.lock().unwrap();
+    let n = hits.iter().filter(|h| h.key == key).count() as u32 + 1;
+    let (status, retry_after, text) = answer(&key, n);
+    hits.push(Hit {
+        key,
+        header_key,
+        status: status.as_u16(),
+        at: Instant::now(),
+    });
+    let mut out = HeaderMap::new();
+    if let Some(secs) = retry_after {
+        out.insert("retry-after", secs.to_string().parse().unwrap());
+    }
+    (status, out, text).into_response()
+}
+
+impl Receiver {
+    async fn start(answer: Answer) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let r = Receiver {
+            hits: Arc::default(),
+            answer: Arc::new(Mutex::new(answer)),
+            url: format!("http://{addr}/upload"),
+        };
+        let app = axum::Router::new()
+            .route("/upload", axum::routing::post(upload))
+            .with_state(r.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        r
+    }
+
+    fn answer_with(&self, answer: Answer) {
+        *self.answer.lock().unwrap() = answer;
+    }
+
+    fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    /// Keys answered 2xx, in order.
+    fn accepted(&self) -> Vec<String> {
+        self.hits()
+            .into_iter()
+            .filter(|h| (200..300).contains(&h.status))
+            .map(|h| h.key)
+            .collect()
+    }
+}
+
+fn ok() -> Answer {
+    Arc::new(|_, _| (StatusCode::OK, None, "{\"ok\":true}".into()))
+}
+
+fn rest_sinks(receiver: &Receiver, batch_size: usize, extra: &str) -> String {
+    format!(
+        "[[sinks]]\nid = \"upload\"\nkind = \"rest\"\nurl = \"{}\"\nconcurrency = 4\n{}{extra}",
+        receiver.url,
+        fast(batch_size)
+    )
+}
+
+async fn rest_receiver_answering_503_for_a_while_gets_every_version_in_order(backend: Backend) {
+    let receiver = Receiver::start(Arc::new(|_, _| {
+        (StatusCode::SERVICE_UNAVAILABLE, None, "maintenance".into())
+    }))
+    .await;
+    let env = env_with_sinks(backend, &rest_sinks(&receiver, 20, "max_attempts = 100\n")).await;
+    let outbox = outbox_of(&env).await;
+    first_versions(&env);
+    later_versions(&env);
+    let run = Running::start(&env, "run");
+    wait_until("the receiver saw requests", Duration::from_secs(30), || async {
+        receiver.hits().len() >= 40
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        counts(&outbox, "upload").await.1,
+        0,
+        "nothing delivered while the receiver answers 503"
+    );
+    receiver.answer_with(ok());
+    wait_until(
+        "every version delivered once the receiver is back",
+        Duration::from_secs(90),
+        || async { counts(&outbox, "upload").await == (0, 350, 0) },
+    )
+    .await;
+    run.stop();
+
+    let expected = expected_keys(&env);
+    let accepted = receiver.accepted();
+    assert_eq!(
+        accepted.len(),
+        350,
+        "each version accepted exactly once: no outage hid an answer"
+    );
+    assert_complete_and_in_order(&accepted, &expected);
+    assert!(
+        receiver
+            .hits()
+            .iter()
+            .all(|h| h.header_key.as_deref() == Some(h.key.as_str())),
+        "Idempotency-Key header on every request"
+    );
+    let retried = all_deliveries(&outbox, "upload")
+        .await
+        .iter()
+        .filter(|d| d.attempts > 1)
+        .count();
+    assert!(retried > 0, "503 answers were retried");
+}
+on_both_backends!(rest_receiver_answering_503_for_a_while_gets_every_version_in_order);
+
+fn gateway_json(env: &Env, args: &[&str]) -> (bool, Vec<Value>, String) {
+    let mut full = args.to_vec();
+    full.extend(["--config", path_str(&env.config)]);
+    let out = env.cmd(&full).output().expect("run gateway");
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    (
+        out.status.success(),
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn rest_4xx_and_exhausted_retries_are_dead_with_the_answer_then_redrive_delivers_them(backend: Backend) {
+    let receiver = Receiver::start(ok()).await;
+    let env = env_with_sinks(backend, &rest_sinks(&receiver, 20, "max_attempts = 3\n")).await;
+    ingest_text(&env, "v1.jsonl", &jsonl(1..11, 0, 0));
+    ingest_text(&env, "v2.jsonl", &jsonl(3..4, 0, 1)); // case 3 gets a version 2
+    let code_of = |n: usize| -> String {
+        let number = format!("NCSJ-CF-2024-{n:06}");
+        let cases = env.export("cases");
+        let case = cases
+            .iter()
+            .find(|c| c["key"]["case_number"] == number.as_str())
+            .expect("case");
+        case["unified_code"].as_str().unwrap().to_string()
+    };
+    let (refused, failing) = (format!("{}:1", code_of(3)), format!("{}:1", code_of(5)));
+    let (r, f) = (refused.clone(), failing.clone());
+    receiver.answer_with(Arc::new(move |key, _| {
+        if key == r {
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                "{\"error\":\"处罚决定书文号格式错误\"}".into(),
+            )
+        } else if key == f {
+            (StatusCode::INTERNAL_SERVER_ERROR, None, "database exploded".into())
+        } else {
+            (StatusCode::OK, None, String::new())
+        }
+    }));
+    let outbox = outbox_of(&env).await;
+    let run = Running::start(&env, "run");
+    wait_until(
+        "two dead deliveries, the rest delivered",
+        Duration::from_secs(60),
+        || async { counts(&outbox, "upload").await == (0, 9, 2) },
+    )
+    .await;
+
+    let (ok_list, dead, _) = gateway_json(&env, &["deliveries", "list", "--status", "dead", "--sink", "upload"]);
+    assert!(ok_list);
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let by_key: HashMap<&str, &Value> = dead
+        .iter()
+        .map(|d| (d["idempotency_key"].as_str().unwrap(), d))
+        .collect();
+    let refused_row = by_key[refused.as_str()];
+    assert_eq!(refused_row["attempts"], 1, "a 4xx is dead at once");
+    assert_eq!(
+        refused_row["last_error"], "HTTP 422: {\"error\":\"处罚决定书文号格式错误\"}",
+        "the answer is kept"
+    );
+    let failing_row = by_key[failing.as_str()];
+    assert_eq!(failing_row["attempts"], 3, "a 5xx is retried up to max_attempts");
+    assert_eq!(
+        failing_row["last_error"],
+        "HTTP 500: database exploded (after 3 attempts)"
+    );
+    assert_eq!(receiver.hits().iter().filter(|h| h.key == failing).count(), 3);
+    let v2 = format!("{}:2", code_of(3));
+    assert!(
+        receiver.accepted().contains(&v2),
+        "a dead version does not block the case's next version"
+    );
+
+    receiver.answer_with(ok());
+    let id = refused_row["id"].as_i64().unwrap().to_string();
+    let (ok_redrive, out, err) = gateway_json(&env, &["deliveries", "redrive", "--id", &id]);
+    assert!(ok_redrive, "{err}");
+    assert_eq!(out, [json!({"redriven": 1})]);
+    let (again, _, err) = gateway_json(&env, &["deliveries", "redrive", "--id", &id]);
+    assert!(!again && err.contains("only dead deliveries can be re-driven"), "{err}");
+    let (ok_bulk, out, err) = gateway_json(&env, &["deliveries", "redrive", "--sink", "upload", "--all-dead"]);
+    assert!(ok_bulk, "{err}");
+    assert_eq!(out, [json!({"redriven": 1})]);
+    wait_until("re-driven deliveries delivered", Duration::from_secs(30), || async {
+        counts(&outbox, "upload").await == (0, 11, 0)
+    })
+    .await;
+    run.stop();
+    assert!(receiver.accepted().contains(&refused) && receiver.accepted().contains(&failing));
+}
+on_both_backends!(rest_4xx_and_exhausted_retries_are_dead_with_the_answer_then_redrive_delivers_them);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_429_retry_after_is_honoured() {
+    let receiver = Receiver::start(Arc::new(|_, n| {
+        if n == 1 {
+            (StatusCode::TOO_MANY_REQUESTS, Some(2), "slow down".into())
+        } else {
+            (StatusCode::OK, None, String::new())
+        }
+    }))
+    .await;
+    let env = env_with_sinks(Backend::Sqlite, &rest_sinks(&receiver, 20, "")).await;
+    ingest_text(&env, "v1.jsonl", &jsonl(1..4, 0, 0));
+    let outbox = outbox_of(&env).await;
+    let run = Running::start(&env, "run");
+    wait_until("delivered after the wait", Duration::from_secs(30), || async {
+        counts(&outbox, "upload").await == (0, 3, 0)
+    })
+    .await;
+    run.stop();
+    let hits = receiver.hits();
+    for key in expected_keys(&env) {
+        let times: Vec<Instant> = hits.iter().filter(|h| h.key == key).map(|h| h.at).collect();
+        assert_eq!(times.len(), 2, "{key}: refused once, then accepted");
+        let gap = times[1] - times[0];
+        assert!(
+            gap >= Duration::from_millis(1950),
+            "{key}: retried after {gap:?}, before Retry-After: 2"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_share_the_outbox_without_double_delivery_or_disorder() {
+    let receiver = Receiver::start(ok()).await;
+    let env = env_with_sinks(Backend::Postgres, &rest_sinks(&receiver, 7, "")).await;
+    first_versions(&env);
+    later_versions(&env);
+    let outbox = outbox_of(&env).await;
+    let (a, b) = (Running::start(&env, "a"), Running::start(&env, "b"));
+    wait_until("every version delivered", Duration::from_secs(90), || async {
+        counts(&outbox, "upload").await == (0, 350, 0)
+    })
+    .await;
+    let (log_a, log_b) = (a.stop(), b.stop());
+    let accepted = receiver.accepted();
+    assert_eq!(
+        accepted.len(),
+        350,
+        "SKIP LOCKED claims: no version sent by both gateways"
+    );
+    assert_complete_and_in_order(&accepted, &expected_keys(&env));
+    assert!(log_a.contains("dispatcher started") && log_b.contains("dispatcher started"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration and secrets.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn config_check_reports_bad_sink_settings_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sinks.toml");
+    std::fs::write(
+        &config,
+        "[[sinks]]\nid = \"pg\"\nkind = \"postgres\"\nurll = \"postgres://x\"\n\n\
+         [[sinks]]\nid = \"mq\"\nkind = \"amqp\"\nurl_env = \"GW_SURELY_UNSET_AMQP_URL\"\nexchange_type = \"fan\"\n\n\
+         [[sinks]]\nid = \"api\"\nkind = \"rest\"\nurl = \"http://127.0.0.1/{{nope}}\"\nmax_attempts = 0\nauth = { kind = \"bearer\" }\n",
+    )
+    .unwrap();
+    let out = support::gateway()
+        .args(["config", "check", path_str(&config)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "sinks[0] (id \"pg\").urll",
+        "sinks[1] (id \"mq\").url: url_env: 环境变量 GW_SURELY_UNSET_AMQP_URL 未设置",
+        "sinks[1] (id \"mq\").exchange_type",
+        "sinks[2] (id \"api\").max_attempts",
+        "sinks[2] (id \"api\").url: 未知占位符 / unknown placeholder {{nope}}",
+        "sinks[2] (id \"api\").auth.token",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn sink_secrets_never_appear_in_messages_or_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("secret.toml");
+    let mapping = support::repo().join("mappings/nanchang-amr-penalty/mapping.toml");
+    let password = "s3cr3t-sink-pw";
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\npath = \"data/gw.db\"\n\n{}\n[[sinks]]\nid = \"mq\"\nkind = \"amqp\"\nurl_env = \"GW_SECRET_AMQP\"\n\n\
+             [[sinks]]\nid = \"pg\"\nkind = \"postgres\"\nurl_env = \"GW_SECRET_PG\"\n",
+            support::nanchang_source(&mapping)
+        ),
+    )
+    .unwrap();
+    let records = dir.path().join("r.jsonl");
+    std::fs::write(&records, jsonl(1..3, 0, 0)).unwrap();
+    let with_secrets = |args: &[&str], amqp_url: &str| {
+        support::gateway()
+            .args(args)
+            .env("GATEWAY_LOG", "debug")
+            .env("GW_SECRET_AMQP", amqp_url)
+            .env("GW_SECRET_PG", format!("postgres://gw:{password}@127.0.0.1:1/none"))
+            .output()
+            .unwrap()
+    };
+    let reachable_nowhere = format!("amqp://gw:{password}@127.0.0.1:1/%2f");
+    let ingest = with_secrets(
+        &[
+            "ingest",
+            "--config",
+            path_str(&config),
+            "--source",
+            "nanchang-amr",
+            "--quiet",
+            path_str(&records),
+        ],
+        &reachable_nowhere,
+    );
+    assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
+    // Unreachable brokers: the run says why it cannot deliver, never with the URLs.
+    let run = with_secrets(&["run", "--once", "--config", path_str(&config)], &reachable_nowhere);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(log.contains("cannot connect to the AMQP broker"), "{log}");
+    assert!(log.contains("cannot connect to PostgreSQL"), "{log}");
+    // A URL that does not parse is not echoed either.
+    let check = with_secrets(
+        &["config", "check", path_str(&config)],
+        &format!("amqp://gw:{password}@[broken"),
+    );
+    assert_eq!(check.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&check.stdout).contains("invalid AMQP URL"));
+    for out in [&ingest, &run, &check] {
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains(password), "secret leaked: {all}");
+    }
+}
