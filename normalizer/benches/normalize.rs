@@ -1,57 +1,10 @@
 //! Throughput of the whole normalise path (mapping + schema + rules) on a realistic ~1 KB
-//! penalty record of the Nanchang example system, and of its parts.
+//! penalty record of the Nanchang example system, and of its parts, with the system allocator.
 //! Run: `cargo bench -p normalizer --bench normalize`.
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use normalizer::mapping::Mapping;
-use normalizer::rules::RuleOptions;
-use normalizer::standards::credit_code::CreditCode;
-use normalizer::Normalizer;
-use serde_json::Value;
-use std::hint::black_box;
-use std::path::Path;
+mod common;
 
-fn sample_record() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/nanchang-amr-penalty/samples/records.jsonl");
-    let text = std::fs::read_to_string(path).expect("sample records");
-    let first = text.lines().next().expect("a sample line");
-    serde_json::from_str(first).expect("sample JSON")
-}
+use criterion::{criterion_group, criterion_main};
 
-fn benches(c: &mut Criterion) {
-    let mapping = Mapping::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/nanchang-amr-penalty/mapping.toml"),
-    )
-    .expect("mapping loads");
-    let normalizer = Normalizer::new(RuleOptions { agency_region_prefix: Some("36".into()), catalogue: None })
-        .expect("schemas compile");
-    let record = sample_record();
-    let bytes = serde_json::to_vec(&record).expect("serialise");
-    let outcome = normalizer.normalize(&mapping, &record);
-    assert!(outcome.is_accepted(), "the benchmark record is valid: {:?}", outcome.violations);
-
-    let mut group = c.benchmark_group("normalize");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function(format!("parse_json_map_validate_{}B_record", bytes.len()), |b| {
-        b.iter(|| {
-            let value: Value = serde_json::from_slice(black_box(&bytes)).expect("json");
-            black_box(normalizer.normalize(&mapping, &value))
-        })
-    });
-    group.bench_function("map_and_validate", |b| b.iter(|| black_box(normalizer.normalize(&mapping, black_box(&record)))));
-    group.bench_function("map_only", |b| b.iter(|| black_box(mapping.apply(black_box(&record)))));
-    group.bench_function("schema_and_rules_only", |b| {
-        b.iter_batched(|| outcome.record.clone(), |r| black_box(normalizer.validate(&r)), BatchSize::SmallInput)
-    });
-    group.finish();
-
-    let mut group = c.benchmark_group("standards");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("credit_code_parse", |b| {
-        b.iter(|| black_box(CreditCode::parse(black_box("91360102MA35G7K86A")).is_ok()))
-    });
-    group.finish();
-}
-
-criterion_group!(normalize, benches);
+criterion_group!(normalize, common::benches);
 criterion_main!(normalize);

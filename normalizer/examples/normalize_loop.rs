@@ -24,7 +24,9 @@ fn hot_loop(mode: &str, n: usize, normalizer: &Normalizer, mapping: &Mapping, re
                 let value: Value = serde_json::from_slice(black_box(bytes)).unwrap_or(Value::Null);
                 black_box(normalizer.normalize(mapping, &value)).violations.len()
             }
-            _ => black_box(normalizer.normalize(mapping, black_box(record))).violations.len(),
+            _ => black_box(normalizer.normalize(mapping, black_box(record)))
+                .violations
+                .len(),
         };
     }
     total

@@ -131,7 +131,10 @@ fn delete_key_violations(record: &Value) -> Vec<Violation> {
             "a delete record needs /agency/credit_code",
         )),
     }
-    let has_case_number = record.get("case_number").and_then(Value::as_str).is_some_and(|s| !s.trim().is_empty());
+    let has_case_number = record
+        .get("case_number")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.trim().is_empty());
     if !has_case_number {
         out.push(Violation::error(
             "/case_number",

@@ -240,7 +240,6 @@ fn array_index(seg: &str) -> Option<usize> {
     seg.parse().ok()
 }
 
-
 /// `YYYY-MM-DD` as `NaiveDate::parse_from_str(s, "%Y-%m-%d")` reads it; the common canonical
 /// form is decoded directly, anything else goes through chrono.
 pub(crate) fn parse_iso_date(s: &str) -> Option<NaiveDate> {
@@ -607,5 +606,44 @@ fn implementation_list(record: &Rec<'_>, out: &mut Vec<Violation>) {
             format!("检查实施清单编码前18位应为实施机构的统一社会信用代码 {agency}"),
             format!("positions 1-18 of the implementation-list code should be the implementing agency's credit code {agency}"),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn field_table_and_key_matches_agree() {
+        for (i, pointer) in FIELDS.iter().enumerate() {
+            let segments: Vec<&str> = pointer[1..].split('/').collect();
+            let found = match segments[..] {
+                [key] => root_field(key),
+                [parent, key] => {
+                    assert!(is_parent(parent), "{pointer}");
+                    child_field(parent, key)
+                }
+                _ => None,
+            };
+            assert_eq!(found, Some(i), "{pointer}");
+        }
+    }
+
+    #[test]
+    fn collected_fields_are_what_the_pointers_select() {
+        let record = json!({
+            "case_type": "penalty", "closing_date": "2021-02-08", "officers": [{"cert_no": "1"}],
+            "agency": {"credit_code": "11360100014523152U", "region_code": "360100", "name": "x"},
+            "target": "not an object", "penalty": {"kinds": ["fine"], "fine_amount": 2000},
+            "inspection": [{"form": "random"}], "unknown": {"form": 1}
+        });
+        let rec = Rec::new(&record);
+        for pointer in FIELDS.iter().chain(&["/agency/name", "/officers/0/cert_no", "/nothing", "/penalty/kinds/0"]) {
+            assert_eq!(rec.at(pointer), record.pointer(pointer), "{pointer}");
+        }
+        for s in ["2021-02-08", "2021-2-8", "2020-02-29", "2021-02-29", "20210208", "2021-02-08 "] {
+            assert_eq!(parse_iso_date(s), NaiveDate::parse_from_str(s, "%Y-%m-%d").ok(), "{s}");
+        }
     }
 }

@@ -164,9 +164,13 @@ fn gbk_and_gb18030_documents_are_decoded_by_their_prolog() {
 #[test]
 fn transport_charset_overrides_the_prolog_and_utf16_is_read_by_bom() {
     let (gbk, _, _) = encoding_rs::GBK.encode("<r>中文</r>");
-    let tree = normalizer::xml_tree::parse_xml_with_encoding(&gbk, &XmlLimits::default(), Some(encoding_rs::GBK)).unwrap();
+    let tree =
+        normalizer::xml_tree::parse_xml_with_encoding(&gbk, &XmlLimits::default(), Some(encoding_rs::GBK)).unwrap();
     assert_eq!(tree, json!({ "r": "中文" }));
-    let utf16: Vec<u8> = "\u{FEFF}<r>江西</r>".encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let utf16: Vec<u8> = "\u{FEFF}<r>江西</r>"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
     let tree = parse_xml(&utf16, &XmlLimits::default()).unwrap();
     assert_eq!(tree, json!({ "r": "江西" }));
 }
@@ -175,9 +179,16 @@ fn transport_charset_overrides_the_prolog_and_utf16_is_read_by_bom() {
 fn unknown_encodings_and_malformed_gbk_bytes_are_rejected_clearly() {
     let err = parse_err("<?xml version=\"1.0\" encoding=\"EBCDIC-XYZ\"?><r>x</r>");
     assert_eq!(err, XmlError::UnsupportedEncoding("EBCDIC-XYZ".to_string()));
-    let err = parse_xml(b"<?xml version=\"1.0\" encoding=\"GBK\"?><r>\x81</r>", &XmlLimits::default()).unwrap_err();
+    let err = parse_xml(
+        b"<?xml version=\"1.0\" encoding=\"GBK\"?><r>\x81</r>",
+        &XmlLimits::default(),
+    )
+    .unwrap_err();
     assert!(matches!(err, XmlError::UnsupportedEncoding(_)), "{err}");
-    assert_eq!(parse("<?xml version='1.0' encoding='utf-8'?><r>x</r>"), json!({ "r": "x" }));
+    assert_eq!(
+        parse("<?xml version='1.0' encoding='utf-8'?><r>x</r>"),
+        json!({ "r": "x" })
+    );
 }
 
 #[test]

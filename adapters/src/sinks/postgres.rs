@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,7 +81,7 @@ impl PostgresSettings {
     }
 
     /// Problems found without connecting.
-    pub fn check(&self, base: &Path) -> Vec<SettingsProblem> {
+    pub fn check(&self, base: &std::path::Path) -> Vec<SettingsProblem> {
         let mut problems = Vec::new();
         match self.url_source().require(base) {
             Ok(url) => {
@@ -164,119 +164,134 @@ impl Ty {
 /// A platform table filled from the canonical record.
 struct Table {
     name: &'static str,
-    /// One row per delivery whose record has an object here (None: every delivery).
-    object: Option<&'static str>,
-    /// One row per element of the array here (with `position` from 1).
-    array: Option<&'static str>,
-    /// (column, JSON pointer relative to the object or array element, type).
-    columns: &'static [(&'static str, &'static str, Ty)],
+    /// One row per delivery whose record has an object at this path (None: every delivery).
+    object: Option<Path>,
+    /// One row per element of the array at this path (with `position` from 1).
+    array: Option<Path>,
+    /// (column, path relative to the object or array element, type).
+    columns: &'static [(&'static str, Path, Ty)],
 }
 
-const CASE_COLUMNS: &[(&str, &str, Ty)] = &[
-    ("operation", "/operation", Ty::Text),
-    ("source_channel", "/source_channel", Ty::Text),
-    ("agency_name", "/agency/name", Ty::Text),
-    ("agency_credit_code", "/agency/credit_code", Ty::Text),
-    ("agency_region_code", "/agency/region_code", Ty::Text),
-    ("entrusted_agency_name", "/entrusted_agency/name", Ty::Text),
+/// A path of object keys in the canonical record.
+type Path = &'static [&'static str];
+
+/// The value at `path` (object keys only).
+fn at<'v>(value: &'v Value, path: Path) -> Option<&'v Value> {
+    path.iter().try_fold(value, |v, key| v.get(key))
+}
+
+const CASE_COLUMNS: &[(&str, Path, Ty)] = &[
+    ("operation", &["operation"], Ty::Text),
+    ("source_channel", &["source_channel"], Ty::Text),
+    ("agency_name", &["agency", "name"], Ty::Text),
+    ("agency_credit_code", &["agency", "credit_code"], Ty::Text),
+    ("agency_region_code", &["agency", "region_code"], Ty::Text),
+    ("entrusted_agency_name", &["entrusted_agency", "name"], Ty::Text),
     (
         "entrusted_agency_credit_code",
-        "/entrusted_agency/credit_code",
+        &["entrusted_agency", "credit_code"],
         Ty::Text,
     ),
-    ("case_number", "/case_number", Ty::Text),
-    ("case_name", "/case_name", Ty::Text),
-    ("item_code", "/item_code", Ty::Text),
-    ("implementation_list_code", "/implementation_list_code", Ty::Text),
-    ("target_kind", "/target/kind", Ty::Text),
-    ("target_name", "/target/name", Ty::Text),
-    ("target_id_type", "/target/id_type", Ty::Text),
-    ("target_id_number", "/target/id_number", Ty::Text),
-    ("target_legal_representative", "/target/legal_representative", Ty::Text),
-    ("target_region_code", "/target/region_code", Ty::Text),
-    ("target_address", "/target/address", Ty::Text),
-    ("legal_basis", "/legal_basis", Ty::Text),
-    ("case_source", "/case_source", Ty::Text),
-    ("closing_date", "/closing_date", Ty::Date),
-    ("archive_date", "/archive_date", Ty::Date),
-    ("remarks", "/remarks", Ty::Text),
+    ("case_number", &["case_number"], Ty::Text),
+    ("case_name", &["case_name"], Ty::Text),
+    ("item_code", &["item_code"], Ty::Text),
+    ("implementation_list_code", &["implementation_list_code"], Ty::Text),
+    ("target_kind", &["target", "kind"], Ty::Text),
+    ("target_name", &["target", "name"], Ty::Text),
+    ("target_id_type", &["target", "id_type"], Ty::Text),
+    ("target_id_number", &["target", "id_number"], Ty::Text),
+    (
+        "target_legal_representative",
+        &["target", "legal_representative"],
+        Ty::Text,
+    ),
+    ("target_region_code", &["target", "region_code"], Ty::Text),
+    ("target_address", &["target", "address"], Ty::Text),
+    ("legal_basis", &["legal_basis"], Ty::Text),
+    ("case_source", &["case_source"], Ty::Text),
+    ("closing_date", &["closing_date"], Ty::Date),
+    ("archive_date", &["archive_date"], Ty::Date),
+    ("remarks", &["remarks"], Ty::Text),
 ];
 
 const TABLES: &[Table] = &[
     Table {
         name: "officers",
         object: None,
-        array: Some("/officers"),
-        columns: &[("name", "/name", Ty::Text), ("cert_no", "/cert_no", Ty::Text)],
+        array: Some(&["officers"]),
+        columns: &[("name", &["name"], Ty::Text), ("cert_no", &["cert_no"], Ty::Text)],
     },
     Table {
         name: "attachments",
         object: None,
-        array: Some("/attachments"),
+        array: Some(&["attachments"]),
         columns: &[
-            ("kind", "/kind", Ty::Text),
-            ("title", "/title", Ty::Text),
-            ("sha256", "/sha256", Ty::Text),
-            ("uri", "/uri", Ty::Text),
+            ("kind", &["kind"], Ty::Text),
+            ("title", &["title"], Ty::Text),
+            ("sha256", &["sha256"], Ty::Text),
+            ("uri", &["uri"], Ty::Text),
         ],
     },
     Table {
         name: "penalties",
-        object: Some("/penalty"),
+        object: Some(&["penalty"]),
         array: None,
         columns: &[
-            ("decision_number", "/decision_number", Ty::Text),
-            ("filing_date", "/filing_date", Ty::Date),
-            ("decision_date", "/decision_date", Ty::Date),
-            ("procedure", "/procedure", Ty::Text),
-            ("hearing_held", "/hearing_held", Ty::Bool),
-            ("kinds", "/kinds", Ty::TextArray),
-            ("illegal_facts", "/illegal_facts", Ty::Text),
-            ("violation_type", "/violation_type", Ty::Text),
-            ("content", "/content", Ty::Text),
-            ("fine_amount", "/fine_amount", Ty::Numeric),
-            ("confiscation_amount", "/confiscation_amount", Ty::Numeric),
-            ("license_affected", "/license_affected", Ty::Text),
-            ("valid_until", "/valid_until", Ty::Date),
-            ("publicity_until", "/publicity_until", Ty::Date),
-            ("discretion_benchmark", "/discretion_benchmark", Ty::Text),
-            ("legal_review", "/legal_review", Ty::Bool),
-            ("collective_discussion", "/collective_discussion", Ty::Bool),
+            ("decision_number", &["decision_number"], Ty::Text),
+            ("filing_date", &["filing_date"], Ty::Date),
+            ("decision_date", &["decision_date"], Ty::Date),
+            ("procedure", &["procedure"], Ty::Text),
+            ("hearing_held", &["hearing_held"], Ty::Bool),
+            ("kinds", &["kinds"], Ty::TextArray),
+            ("illegal_facts", &["illegal_facts"], Ty::Text),
+            ("violation_type", &["violation_type"], Ty::Text),
+            ("content", &["content"], Ty::Text),
+            ("fine_amount", &["fine_amount"], Ty::Numeric),
+            ("confiscation_amount", &["confiscation_amount"], Ty::Numeric),
+            ("license_affected", &["license_affected"], Ty::Text),
+            ("valid_until", &["valid_until"], Ty::Date),
+            ("publicity_until", &["publicity_until"], Ty::Date),
+            ("discretion_benchmark", &["discretion_benchmark"], Ty::Text),
+            ("legal_review", &["legal_review"], Ty::Bool),
+            ("collective_discussion", &["collective_discussion"], Ty::Bool),
         ],
     },
     Table {
         name: "inspections",
-        object: Some("/inspection"),
+        object: Some(&["inspection"]),
         array: None,
         columns: &[
-            ("plan_id", "/plan_id", Ty::Text),
-            ("task_id", "/task_id", Ty::Text),
-            ("form", "/form", Ty::Text),
-            ("method", "/method", Ty::Text),
-            ("result", "/result", Ty::Text),
-            ("check_date", "/check_date", Ty::Date),
+            ("plan_id", &["plan_id"], Ty::Text),
+            ("task_id", &["task_id"], Ty::Text),
+            ("form", &["form"], Ty::Text),
+            ("method", &["method"], Ty::Text),
+            ("result", &["result"], Ty::Text),
+            ("check_date", &["check_date"], Ty::Date),
         ],
     },
     Table {
         name: "inspection_participants",
         object: None,
-        array: Some("/inspection/joint_participants"),
-        columns: &[("name", "/name", Ty::Text), ("credit_code", "/credit_code", Ty::Text)],
+        array: Some(&["inspection", "joint_participants"]),
+        columns: &[
+            ("name", &["name"], Ty::Text),
+            ("credit_code", &["credit_code"], Ty::Text),
+        ],
     },
     Table {
         name: "coercions",
-        object: Some("/coercion"),
+        object: Some(&["coercion"]),
         array: None,
         columns: &[
-            ("kind", "/kind", Ty::Text),
-            ("measure_type", "/measure_type", Ty::Text),
-            ("execution_type", "/execution_type", Ty::Text),
-            ("decision_number", "/decision_number", Ty::Text),
-            ("illegal_facts", "/illegal_facts", Ty::Text),
-            ("start_date", "/start_date", Ty::Date),
-            ("end_date", "/end_date", Ty::Date),
-            ("extension", "/extension", Ty::Text),
-            ("result", "/result", Ty::Text),
+            ("kind", &["kind"], Ty::Text),
+            ("measure_type", &["measure_type"], Ty::Text),
+            ("execution_type", &["execution_type"], Ty::Text),
+            ("decision_number", &["decision_number"], Ty::Text),
+            ("illegal_facts", &["illegal_facts"], Ty::Text),
+            ("start_date", &["start_date"], Ty::Date),
+            ("end_date", &["end_date"], Ty::Date),
+            ("extension", &["extension"], Ty::Text),
+            ("result", &["result"], Ty::Text),
         ],
     },
 ];
@@ -454,8 +469,8 @@ fn current_update(schema: &str) -> String {
 }
 
 /// A record value as text for binding (`None` when absent or null; arrays and objects as JSON).
-fn text_at(value: &Value, pointer: &str) -> Option<String> {
-    match value.pointer(pointer) {
+fn text_at(value: &Value, path: Path) -> Option<String> {
+    match at(value, path) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(other) => Some(other.to_string()),
@@ -483,16 +498,16 @@ impl ChildRows {
                 rows.codes.push(d.unified_code.clone());
                 rows.versions.push(d.version);
                 rows.positions.push(position);
-                for (i, (_, pointer, _)) in t.columns.iter().enumerate() {
-                    rows.columns[i].push(text_at(item, pointer));
+                for (i, (_, path, _)) in t.columns.iter().enumerate() {
+                    rows.columns[i].push(text_at(item, path));
                 }
             };
             if let Some(object) = t.object {
-                if let Some(item @ Value::Object(_)) = d.record.pointer(object) {
+                if let Some(item @ Value::Object(_)) = at(&d.record, object) {
                     push(item, 0);
                 }
             } else if let Some(array) = t.array {
-                if let Some(Value::Array(items)) = d.record.pointer(array) {
+                if let Some(Value::Array(items)) = at(&d.record, array) {
                     for (n, item) in items.iter().enumerate() {
                         push(item, i32::try_from(n + 1).unwrap_or(i32::MAX));
                     }
@@ -543,7 +558,7 @@ pub struct PostgresSink {
 
 impl PostgresSink {
     /// A sink with a connection pool (no connection is opened yet).
-    pub fn new(sink_id: &str, settings: &PostgresSettings, base: &Path) -> Result<PostgresSink, SinkError> {
+    pub fn new(sink_id: &str, settings: &PostgresSettings, base: &std::path::Path) -> Result<PostgresSink, SinkError> {
         let url: Secret = settings.url_source().require(base).map_err(SinkError::Settings)?;
         let mut config = tokio_postgres::Config::from_str(url.expose())
             .map_err(|e| SinkError::Settings(format!("invalid PostgreSQL URL: {e}")))?;
@@ -642,7 +657,7 @@ impl PostgresSink {
         let records: Vec<Json<&Value>> = batch.iter().map(|d| Json(&d.record)).collect();
         let fields: Vec<Vec<Option<String>>> = CASE_COLUMNS
             .iter()
-            .map(|(_, pointer, _)| batch.iter().map(|d| text_at(&d.record, pointer)).collect())
+            .map(|(_, path, _)| batch.iter().map(|d| text_at(&d.record, path)).collect())
             .collect();
         let mut case_params: Vec<&(dyn ToSql + Sync)> = vec![
             &codes, &versions, &withdrawn, &keys, &types, &years, &regions, &committed, &records,
@@ -726,7 +741,7 @@ mod tests {
     #[test]
     fn settings_need_a_url_and_a_plain_schema() {
         let s: PostgresSettings = toml::from_str("schema = \"Bad-Name\"").unwrap();
-        let problems = s.check(Path::new("/"));
+        let problems = s.check(std::path::Path::new("/"));
         let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["url", "schema"], "{problems:?}");
     }

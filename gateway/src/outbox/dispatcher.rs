@@ -87,10 +87,9 @@ fn at(now: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX)
 }
 
-/// The new state of a claimed delivery after `outcome`.
-pub fn settle(claimed: &Claimed, outcome: &Outcome, ctx: &SettleContext, random: f64) -> Settlement {
-    let id = claimed.delivery.outbox_id;
-    let attempts = claimed.attempts.saturating_add(1);
+/// The new state of delivery `id`, which had `before` attempts, after `outcome`.
+pub fn settle(id: i64, before: i32, outcome: &Outcome, ctx: &SettleContext, random: f64) -> Settlement {
+    let attempts = before.saturating_add(1);
     let dead = |error: &str| Settlement {
         id,
         status: DeliveryStatus::Dead,
@@ -127,7 +126,7 @@ pub fn settle(claimed: &Claimed, outcome: &Outcome, ctx: &SettleContext, random:
         Outcome::Deferred { reason } => Settlement {
             id,
             status: DeliveryStatus::Pending,
-            attempts: claimed.attempts,
+            attempts: before,
             next_attempt_at: Some(at(ctx.now, ctx.pause)),
             last_error: Some(format!("deferred: {reason}")),
             delivered_at: None,
@@ -214,6 +213,7 @@ impl SinkRunner {
     /// Claim a batch, deliver it, record the outcomes.
     async fn round(&self) -> Result<Round, StoreError> {
         let now = Utc::now();
+        let started = std::time::Instant::now();
         let claimed = self
             .outbox
             .claim(&self.sink_id, self.batch_size, now, at(now, self.delivery.lease()))
@@ -223,13 +223,16 @@ impl SinkRunner {
         }
         let span =
             tracing::info_span!("delivery_batch", sink = %self.sink_id, kind = self.sink.kind(), size = claimed.len());
-        self.deliver(claimed).instrument(span).await.map(Round::Batch)
+        let claim_ms = started.elapsed().as_millis() as u64;
+        self.deliver(claimed, claim_ms).instrument(span).await.map(Round::Batch)
     }
 
-    async fn deliver(&self, claimed: Vec<Claimed>) -> Result<BatchReport, StoreError> {
-        let deliveries: Vec<Delivery> = claimed.iter().map(|c| c.delivery.clone()).collect();
+    async fn deliver(&self, claimed: Vec<Claimed>, claim_ms: u64) -> Result<BatchReport, StoreError> {
+        let (deliveries, attempts): (Vec<Delivery>, Vec<i32>) =
+            claimed.into_iter().map(|c| (c.delivery, c.attempts)).unzip();
         let started = std::time::Instant::now();
         let mut outcomes = self.sink.deliver(&deliveries).await;
+        let sink_ms = started.elapsed().as_millis() as u64;
         if outcomes.len() != deliveries.len() {
             tracing::error!(
                 got = outcomes.len(),
@@ -244,28 +247,35 @@ impl SinkRunner {
             backoff: self.backoff(),
             pause,
         };
-        let settlements: Vec<Settlement> = claimed
+        let settlements: Vec<Settlement> = deliveries
             .iter()
+            .zip(&attempts)
             .zip(&outcomes)
-            .map(|(c, o)| settle(c, o, &ctx, jitter()))
+            .map(|((d, before), o)| settle(d.outbox_id, *before, o, &ctx, jitter()))
             .collect();
         let mut report = BatchReport::default();
-        for (s, c) in settlements.iter().zip(&claimed) {
+        for ((s, d), before) in settlements.iter().zip(&deliveries).zip(&attempts) {
             match s.status {
                 DeliveryStatus::Delivered => report.delivered += 1,
                 DeliveryStatus::Dead => {
                     report.dead += 1;
                     let error = s.last_error.as_deref().unwrap_or_default();
-                    tracing::warn!(key = %c.delivery.idempotency_key, attempts = s.attempts, error, "delivery is dead");
+                    tracing::warn!(key = %d.idempotency_key, attempts = s.attempts, error, "delivery is dead");
                 }
-                DeliveryStatus::Pending if s.attempts > c.attempts => report.retried += 1,
+                DeliveryStatus::Pending if s.attempts > *before => report.retried += 1,
                 DeliveryStatus::Pending => report.deferred += 1,
             }
         }
         self.settle_with_retries(&settlements).await?;
-        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let settle_ms = started.elapsed().as_millis() as u64 - sink_ms;
         if report.delivered == settlements.len() {
-            tracing::debug!(delivered = report.delivered, elapsed_ms, "batch delivered");
+            tracing::debug!(
+                delivered = report.delivered,
+                claim_ms,
+                sink_ms,
+                settle_ms,
+                "batch delivered"
+            );
         } else {
             let first_error = outcomes.iter().find_map(|o| match o {
                 Outcome::Failed { error, .. } | Outcome::Rejected { error } => Some(error.as_str()),
@@ -279,7 +289,9 @@ impl SinkRunner {
                 deferred = report.deferred,
                 pause_ms = pause.as_millis() as u64,
                 first_error = first_error.unwrap_or_default(),
-                elapsed_ms,
+                claim_ms,
+                sink_ms,
+                settle_ms,
                 "batch not fully delivered"
             );
         }
@@ -417,13 +429,6 @@ impl Dispatchers {
 mod tests {
     use super::*;
 
-    fn claimed(attempts: i32) -> Claimed {
-        Claimed {
-            delivery: adapters::sinks::encode::sample_delivery(),
-            attempts,
-        }
-    }
-
     fn ctx() -> SettleContext {
         SettleContext {
             now: DateTime::UNIX_EPOCH,
@@ -438,7 +443,7 @@ mod tests {
 
     #[test]
     fn delivered_records_the_time_and_clears_the_error() {
-        let s = settle(&claimed(1), &Outcome::Delivered, &ctx(), 0.0);
+        let s = settle(1, 1, &Outcome::Delivered, &ctx(), 0.0);
         assert_eq!(
             (s.status, s.attempts, s.delivered_at, s.last_error),
             (DeliveryStatus::Delivered, 2, Some(DateTime::UNIX_EPOCH), None)
@@ -447,19 +452,19 @@ mod tests {
 
     #[test]
     fn failed_attempt_is_retried_later_until_attempts_run_out() {
-        let s = settle(&claimed(0), &Outcome::failed("HTTP 503: busy"), &ctx(), 0.0);
+        let s = settle(1, 0, &Outcome::failed("HTTP 503: busy"), &ctx(), 0.0);
         assert_eq!(s.status, DeliveryStatus::Pending);
         assert_eq!(s.attempts, 1);
         assert_eq!(
             s.next_attempt_at,
             Some(DateTime::UNIX_EPOCH + chrono::Duration::seconds(5))
         );
-        let s = settle(&claimed(1), &Outcome::failed("HTTP 503: busy"), &ctx(), 1.0);
+        let s = settle(1, 1, &Outcome::failed("HTTP 503: busy"), &ctx(), 1.0);
         assert_eq!(
             s.next_attempt_at,
             Some(DateTime::UNIX_EPOCH + chrono::Duration::seconds(20))
         );
-        let s = settle(&claimed(2), &Outcome::failed("HTTP 503: busy"), &ctx(), 0.0);
+        let s = settle(1, 2, &Outcome::failed("HTTP 503: busy"), &ctx(), 0.0);
         assert_eq!(s.status, DeliveryStatus::Dead);
         assert_eq!(s.last_error.as_deref(), Some("HTTP 503: busy (after 3 attempts)"));
     }
@@ -470,7 +475,7 @@ mod tests {
             error: "HTTP 429".into(),
             retry_after: Some(Duration::from_secs(60)),
         };
-        let s = settle(&claimed(0), &o, &ctx(), 0.0);
+        let s = settle(1, 0, &o, &ctx(), 0.0);
         assert_eq!(
             s.next_attempt_at,
             Some(DateTime::UNIX_EPOCH + chrono::Duration::seconds(60))
@@ -480,7 +485,8 @@ mod tests {
     #[test]
     fn rejected_is_dead_at_once_with_the_answer() {
         let s = settle(
-            &claimed(0),
+            1,
+            0,
             &Outcome::Rejected {
                 error: "HTTP 422: 缺少字段".into(),
             },
@@ -493,7 +499,7 @@ mod tests {
 
     #[test]
     fn deferred_uses_no_attempt_and_waits_for_the_pause() {
-        let s = settle(&claimed(2), &Outcome::deferred("connection refused"), &ctx(), 0.0);
+        let s = settle(1, 2, &Outcome::deferred("connection refused"), &ctx(), 0.0);
         assert_eq!((s.status, s.attempts), (DeliveryStatus::Pending, 2));
         assert_eq!(
             s.next_attempt_at,

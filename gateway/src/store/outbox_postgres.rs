@@ -14,6 +14,11 @@ use tokio_postgres::Row;
 
 /// Lease the oldest claimable rows (see `outbox::store`) and return them with their case
 /// versions. $1 sink, $2 limit, $3 lease end, $4 now.
+///
+/// The rows are locked in id order with `SKIP LOCKED` (rows another instance holds are passed
+/// over). The order check is a correlated `NOT EXISTS` kept as a subplan by `OFFSET 0`: one index
+/// probe per row scanned, and the scan stops at the limit. Turned into an anti-join, it was planned
+/// as a nested loop over every pending row (stale statistics) or a sort of all pending rows.
 const CLAIM: &str = "
     WITH claimed AS (
         UPDATE outbox o SET next_attempt_at = $3
@@ -23,7 +28,8 @@ const CLAIM: &str = "
               AND (c.next_attempt_at IS NULL OR c.next_attempt_at <= $4)
               AND NOT EXISTS (SELECT 1 FROM outbox p
                               WHERE p.sink_id = c.sink_id AND p.case_id = c.case_id AND p.status = 'pending'
-                                AND p.version < c.version)
+                                AND p.version < c.version
+                              OFFSET 0)
             ORDER BY c.id
             LIMIT $2
             FOR UPDATE SKIP LOCKED)

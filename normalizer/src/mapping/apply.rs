@@ -165,7 +165,8 @@ impl<'a> Engine<'a> {
                     path.collect_indexed(scope, self.root, &self.index, &mut vals);
                     vals.iter().any(|v| !is_empty(v))
                 } else {
-                    path.get_indexed(scope, self.root, &self.index).is_some_and(|v| !is_empty(v))
+                    path.get_indexed(scope, self.root, &self.index)
+                        .is_some_and(|v| !is_empty(v))
                 };
                 present == *exists
             }
@@ -603,7 +604,10 @@ impl<'a> Engine<'a> {
         let mut failed = false;
         for (_, path) in members {
             vals.clear();
-            let single_text = !path.is_multi() && path.get_indexed(scope, self.root, &self.index).is_some_and(|v| !v.is_array());
+            let single_text = !path.is_multi()
+                && path
+                    .get_indexed(scope, self.root, &self.index)
+                    .is_some_and(|v| !v.is_array());
             self.gather(path, scope, &mut vals);
             let mut column = Vec::new();
             for v in &vals {

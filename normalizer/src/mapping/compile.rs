@@ -472,7 +472,10 @@ fn index_root_keys(fields: &mut [Field], case_type: &mut Option<CaseTypeRule>) -
     keys.sort();
     keys.dedup();
     for path in paths {
-        if let Some(position) = path.first_key().and_then(|k| keys.binary_search_by(|x| (**x).cmp(k)).ok()) {
+        if let Some(position) = path
+            .first_key()
+            .and_then(|k| keys.binary_search_by(|x| (**x).cmp(k)).ok())
+        {
             path.set_root_key(position);
         }
     }
