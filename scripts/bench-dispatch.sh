@@ -3,7 +3,9 @@
 #   1. N generated records are ingested into a fresh PostgreSQL store with three sinks configured:
 #      PostgreSQL platform tables (database gw_bench_sink), AMQP (RabbitMQ vhost gw_bench_dispatch,
 #      a durable queue bound) and REST (adapters/examples/bench_receiver.rs on 127.0.0.1:18089).
-#   2. Each sink's outbox is then drained alone by `gateway run --once` and timed: deliveries/s.
+#   2. Each sink's outbox is then drained alone by `gateway run --once` and timed: deliveries/s,
+#      and the CPU time per delivery of the gateway, the store database and the sink (the machine
+#      is shared: CPU time says what the work costs when the wall time is stretched by others).
 #   3. Ingestion and dispatch together: `gateway run` dispatches to the PostgreSQL and AMQP sinks
 #      while `gateway ingest` commits N more records; prints the ingest rate and how far the
 #      dispatch lags behind (time from the end of the ingest until both outboxes are empty).
@@ -84,17 +86,20 @@ drain() { # sink id, sink block
     config "$work/$1.toml" "$2"
     local t0 t1
     t0=$(now)
-    GATEWAY_LOG=warn "$bin" run --once --config "$work/$1.toml" 2> "$work/$1.log"
+    # CPU seconds of the gateway, of the store database's and the sink's processes (see cpu_of.py).
+    GATEWAY_LOG=warn python3 scripts/cpu_of.py "release/gateway,gw_bench_store,$3" -- \
+        "$bin" run --once --config "$work/$1.toml" 2> "$work/$1.log"
     t1=$(now)
-    local delivered
+    local delivered cpu
     delivered=$(outbox_count "$1" delivered)
-    printf 'drain %-12s %9.0f deliveries/s  (%s delivered, %s pending, %s dead in %.1f s)\n' "$1" \
-        "$(echo "$delivered / ($t1 - $t0)" | bc -l)" "$delivered" "$(outbox_count "$1" pending)" \
-        "$(outbox_count "$1" dead)" "$(echo "$t1 - $t0" | bc -l)"
+    cpu=$(grep '^cpu ' "$work/$1.log" | awk -v n="$delivered" '{printf "%s %.0f µs  ", $2, $3 * 1e6 / n}')
+    printf 'drain %-10s %7.0f deliveries/s  (%s delivered, %s pending, %s dead in %.1f s)  CPU per delivery: %s\n' \
+        "$1" "$(echo "$delivered / ($t1 - $t0)" | bc -l)" "$delivered" "$(outbox_count "$1" pending)" \
+        "$(outbox_count "$1" dead)" "$(echo "$t1 - $t0" | bc -l)" "$cpu"
 }
-drain platform "$sink_platform"
-drain mq "$sink_mq"
-drain upload "$sink_upload"
+drain platform "$sink_platform" gw_bench_sink
+drain mq "$sink_mq" beam.smp
+drain upload "$sink_upload" bench_receiver
 
 # Ingestion and dispatch at once.
 config "$work/both.toml" "$sink_platform" "$sink_mq"

@@ -335,7 +335,15 @@ async fn sigterm_during_ingest_commits_what_was_read_and_stops(backend: Backend)
     let total = 30_000;
     let file = env.write("large.jsonl", &jsonl(1..total + 1, 0, 0));
     let child = env
-        .cmd(&["ingest", "--config", path_str(&env.config), "--source", "nanchang-amr", "--quiet", path_str(&file)])
+        .cmd(&[
+            "ingest",
+            "--config",
+            path_str(&env.config),
+            "--source",
+            "nanchang-amr",
+            "--quiet",
+            path_str(&file),
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -343,19 +351,38 @@ async fn sigterm_during_ingest_commits_what_was_read_and_stops(backend: Backend)
     let started = std::time::Instant::now();
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let exported = env.cmd(&["export", "cases", "--config", path_str(&env.config)]).output().unwrap();
+        let exported = env
+            .cmd(&["export", "cases", "--config", path_str(&env.config)])
+            .output()
+            .unwrap();
         if String::from_utf8_lossy(&exported.stdout).lines().count() >= 500 || started.elapsed().as_secs() > 60 {
             break;
         }
     }
-    let term = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(term.success());
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = support::summary_line(&out);
     let committed = env.export("cases").len() as u64;
     assert!(committed < total as u64, "stopped before the end");
-    assert_eq!(count(&s, "accepted"), committed, "everything read was committed and counted: {s}");
-    assert_eq!(count(&s, "received"), committed, "nothing read was left uncommitted: {s}");
+    assert_eq!(
+        count(&s, "accepted"),
+        committed,
+        "everything read was committed and counted: {s}"
+    );
+    assert_eq!(
+        count(&s, "received"),
+        committed,
+        "nothing read was left uncommitted: {s}"
+    );
 }
 on_both_backends!(sigterm_during_ingest_commits_what_was_read_and_stops);

@@ -18,7 +18,10 @@ async fn main() -> std::io::Result<()> {
         axum::routing::any(move |headers: HeaderMap, _body: axum::body::Bytes| {
             let state = Arc::clone(&state);
             async move {
-                let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
+                let key = headers
+                    .get("idempotency-key")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
                 if let Ok(mut s) = state.lock() {
                     s.0 += 1;
                     s.1.insert(key.to_string());

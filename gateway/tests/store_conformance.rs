@@ -1282,7 +1282,11 @@ async fn postgres_concurrent_migrations_apply_once() {
     for t in tasks {
         applied.extend(t.await.unwrap());
     }
-    assert_eq!(applied, ["0001_initial", "0002_outbox_dispatch"], "each migration applied once");
+    assert_eq!(
+        applied,
+        ["0001_initial", "0002_outbox_dispatch"],
+        "each migration applied once"
+    );
 }
 
 /// Four writers, each committing 50 batches of 20 new cases of the same counter plus 5 business

@@ -639,10 +639,20 @@ mod tests {
             "inspection": [{"form": "random"}], "unknown": {"form": 1}
         });
         let rec = Rec::new(&record);
-        for pointer in FIELDS.iter().chain(&["/agency/name", "/officers/0/cert_no", "/nothing", "/penalty/kinds/0"]) {
+        for pointer in FIELDS
+            .iter()
+            .chain(&["/agency/name", "/officers/0/cert_no", "/nothing", "/penalty/kinds/0"])
+        {
             assert_eq!(rec.at(pointer), record.pointer(pointer), "{pointer}");
         }
-        for s in ["2021-02-08", "2021-2-8", "2020-02-29", "2021-02-29", "20210208", "2021-02-08 "] {
+        for s in [
+            "2021-02-08",
+            "2021-2-8",
+            "2020-02-29",
+            "2021-02-29",
+            "20210208",
+            "2021-02-08 ",
+        ] {
             assert_eq!(parse_iso_date(s), NaiveDate::parse_from_str(s, "%Y-%m-%d").ok(), "{s}");
         }
     }

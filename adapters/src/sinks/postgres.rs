@@ -176,7 +176,7 @@ struct Table {
 type Path = &'static [&'static str];
 
 /// The value at `path` (object keys only).
-fn at<'v>(value: &'v Value, path: Path) -> Option<&'v Value> {
+fn at(value: &Value, path: Path) -> Option<&Value> {
     path.iter().try_fold(value, |v, key| v.get(key))
 }
 
