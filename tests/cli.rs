@@ -107,14 +107,7 @@ fn shipped_mappings_pass_their_embedded_tests() {
 #[test]
 fn mappings_test_fails_on_a_wrong_expectation() {
     let dir = tempfile::tempdir().unwrap();
-    let src = repo().join("mappings/nanchang-amr-penalty");
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_file() {
-            std::fs::copy(&p, dir.path().join(p.file_name().unwrap())).unwrap();
-        }
-    }
-    let mapping = dir.path().join("mapping.toml");
+    let mapping = support::copy_mapping("nanchang-amr-penalty", dir.path()).join("mapping.toml");
     let text = std::fs::read_to_string(&mapping).unwrap();
     assert!(
         text.contains("洪市监"),

@@ -134,16 +134,8 @@ on_both_backends!(delete_withdraws_and_a_later_insert_reinstates_the_same_code);
 
 async fn replay_after_mapping_fix_accepts_record(backend: Backend) {
     // A copy of the Nanchang mapping whose penalty-kind table lacks 警告: records using it fail.
-    let src = support::repo().join("mappings/nanchang-amr-penalty");
     let tmp = tempfile::tempdir().unwrap();
-    let dst = tmp.path().join("nanchang");
-    std::fs::create_dir_all(&dst).unwrap();
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_file() {
-            std::fs::copy(&p, dst.join(p.file_name().unwrap())).unwrap();
-        }
-    }
+    let dst = support::copy_mapping("nanchang-amr-penalty", tmp.path());
     let table = dst.join("penalty_kinds.csv");
     let original = std::fs::read_to_string(&table).unwrap();
     let broken: String = original
@@ -236,18 +228,7 @@ async fn kill_during_large_ingest_then_rerun_commits_each_record_once(backend: B
         .spawn()
         .expect("spawn ingest");
     // Let it commit some batches, then kill it hard.
-    let started = std::time::Instant::now();
-    loop {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let exported = env
-            .cmd(&["export", "cases", "--config", path_str(&env.config)])
-            .output()
-            .unwrap();
-        let committed = String::from_utf8_lossy(&exported.stdout).lines().count();
-        if committed >= 1000 || started.elapsed().as_secs() > 60 {
-            break;
-        }
-    }
+    support::wait_until_committed(&env, 1000).await;
     child.kill().expect("kill -9");
     let _ = child.wait();
     let partial = env.export("cases").len();
@@ -348,17 +329,7 @@ async fn sigterm_during_ingest_commits_what_was_read_and_stops(backend: Backend)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn ingest");
-    let started = std::time::Instant::now();
-    loop {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        let exported = env
-            .cmd(&["export", "cases", "--config", path_str(&env.config)])
-            .output()
-            .unwrap();
-        if String::from_utf8_lossy(&exported.stdout).lines().count() >= 500 || started.elapsed().as_secs() > 60 {
-            break;
-        }
-    }
+    support::wait_until_committed(&env, 500).await;
     let term = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -238,3 +238,32 @@ macro_rules! on_both_backends {
         }
     };
 }
+
+/// Copy the example mapping folder `name` (mapping and code tables) into `dir`; returns the copy.
+pub fn copy_mapping(name: &str, dir: &Path) -> PathBuf {
+    let src = repo().join("mappings").join(name);
+    let dst = dir.join(name);
+    std::fs::create_dir_all(&dst).expect("create mapping copy");
+    for entry in std::fs::read_dir(&src).expect("read mapping folder") {
+        let p = entry.expect("entry").path();
+        if p.is_file() {
+            std::fs::copy(&p, dst.join(p.file_name().expect("file name"))).expect("copy");
+        }
+    }
+    dst
+}
+
+/// Wait until at least `n` cases are committed (checked through `gateway export`), at most a minute.
+pub async fn wait_until_committed(env: &Env, n: usize) {
+    let started = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let exported = env
+            .cmd(&["export", "cases", "--config", path_str(&env.config)])
+            .output()
+            .expect("export");
+        if String::from_utf8_lossy(&exported.stdout).lines().count() >= n || started.elapsed().as_secs() > 60 {
+            return;
+        }
+    }
+}
