@@ -18,6 +18,25 @@ fn check_one(kind: CheckKind, value: &str, current: bool) -> Result<String, Stan
     }
 }
 
+/// One `--json` line for a valid value (fields in alphabetical order, as before).
+#[derive(serde::Serialize)]
+struct ValidLine<'a> {
+    normalised: &'a str,
+    valid: bool,
+    value: &'a str,
+}
+
+/// One `--json` line for an invalid value.
+#[derive(serde::Serialize)]
+struct InvalidLine<'a> {
+    message_en: &'a str,
+    message_zh: &'a str,
+    position: Option<usize>,
+    rule: &'a str,
+    valid: bool,
+    value: &'a str,
+}
+
 fn write_result(
     out: &mut impl Write,
     value: &str,
@@ -28,15 +47,27 @@ fn write_result(
         (Ok(normalised), false) => writeln!(out, "{value}\tvalid\t{normalised}"),
         (Err(e), false) => writeln!(out, "{value}\tinvalid\t{}\t{} / {}", e.rule, e.message_zh, e.message_en),
         (Ok(normalised), true) => {
-            let line = serde_json::json!({"value": value, "valid": true, "normalised": normalised});
-            writeln!(out, "{line}")
+            serde_json::to_writer(
+                &mut *out,
+                &ValidLine {
+                    normalised,
+                    valid: true,
+                    value,
+                },
+            )?;
+            writeln!(out)
         }
         (Err(e), true) => {
-            let line = serde_json::json!({
-                "value": value, "valid": false, "rule": e.rule, "position": e.position,
-                "message_zh": e.message_zh, "message_en": e.message_en,
-            });
-            writeln!(out, "{line}")
+            let line = InvalidLine {
+                message_en: &e.message_en,
+                message_zh: &e.message_zh,
+                position: e.position,
+                rule: e.rule,
+                valid: false,
+                value,
+            };
+            serde_json::to_writer(&mut *out, &line)?;
+            writeln!(out)
         }
     }
 }
