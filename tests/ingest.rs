@@ -181,19 +181,11 @@ async fn concurrent_ingests_into_postgres_allocate_unique_gapless_codes() {
     let children: Vec<_> = files
         .iter()
         .map(|f| {
-            env.cmd(&[
-                "ingest",
-                "--config",
-                path_str(&env.config),
-                "--source",
-                "nanchang-amr",
-                "--quiet",
-                path_str(f),
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn ingest")
+            env.ingest_cmd(f)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn ingest")
         })
         .collect();
     for child in children {
@@ -214,15 +206,7 @@ async fn kill_during_large_ingest_then_rerun_commits_each_record_once(backend: B
     let total = 20_000;
     let file = env.write("large.jsonl", &jsonl(1..total + 1, 0, 0));
     let mut child = env
-        .cmd(&[
-            "ingest",
-            "--config",
-            path_str(&env.config),
-            "--source",
-            "nanchang-amr",
-            "--quiet",
-            path_str(&file),
-        ])
+        .ingest_cmd(&file)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -316,15 +300,7 @@ async fn sigterm_during_ingest_commits_what_was_read_and_stops(backend: Backend)
     let total = 30_000;
     let file = env.write("large.jsonl", &jsonl(1..total + 1, 0, 0));
     let child = env
-        .cmd(&[
-            "ingest",
-            "--config",
-            path_str(&env.config),
-            "--source",
-            "nanchang-amr",
-            "--quiet",
-            path_str(&file),
-        ])
+        .ingest_cmd(&file)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

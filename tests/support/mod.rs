@@ -89,20 +89,22 @@ impl Env {
         c
     }
 
+    /// The `gateway ingest` command for `file` into the Nanchang source (not started).
+    pub fn ingest_cmd(&self, file: &Path) -> Command {
+        self.cmd(&[
+            "ingest",
+            "--config",
+            path_str(&self.config),
+            "--source",
+            "nanchang-amr",
+            "--quiet",
+            path_str(file),
+        ])
+    }
+
     /// `gateway ingest` of `file`; returns the summary line.
     pub fn ingest(&self, file: &Path) -> Value {
-        let out = self
-            .cmd(&[
-                "ingest",
-                "--config",
-                path_str(&self.config),
-                "--source",
-                "nanchang-amr",
-                "--quiet",
-                path_str(file),
-            ])
-            .output()
-            .expect("run gateway ingest");
+        let out = self.ingest_cmd(file).output().expect("run gateway ingest");
         assert_success(&out, "ingest");
         summary_line(&out)
     }

@@ -116,16 +116,5 @@ pub trait Store: Send + Sync {
 
 /// Open the store a configuration names and apply pending migrations.
 pub async fn open(config: &crate::config::Config) -> StoreResult<std::sync::Arc<dyn Store>> {
-    let store: std::sync::Arc<dyn Store> = match config.store.backend.as_str() {
-        "postgres" => {
-            let url = config.store.postgres_url(&config.base_dir).map_err(StoreError::Pool)?;
-            std::sync::Arc::new(postgres::PostgresStore::connect(&url, config.store.pool_size).await?)
-        }
-        _ => std::sync::Arc::new(sqlite::SqliteStore::open(&config.store.sqlite_path(&config.base_dir))?),
-    };
-    let applied = store.migrate().await?;
-    for name in applied {
-        tracing::info!(migration = %name, backend = store.backend(), "migration applied");
-    }
-    Ok(store)
+    crate::outbox::open(config).await.map(|(store, _outbox)| store)
 }
