@@ -2,3 +2,4 @@
 //! that carry committed case versions onward (PostgreSQL platform tables, AMQP, REST upload APIs).
 
 pub mod sinks;
+pub mod sources;

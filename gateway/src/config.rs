@@ -175,9 +175,21 @@ pub struct SourceConfig {
     pub xml_records: Option<String>,
     /// `directory` sources: the folder to watch.
     pub directory: Option<PathBuf>,
-    /// `directory` sources: seconds between scans (default 10).
+    /// `directory` sources: seconds between scans (default 10); `rest`/`soap` sources: seconds
+    /// between pulls when no `cron` is given.
     #[serde(default = "default_poll")]
     pub poll_seconds: u64,
+    /// `rest`/`soap` sources: pull schedule as a cron expression with seconds
+    /// (`sec min hour day month weekday`, e.g. `0 */5 * * * *`), in China time.
+    pub cron: Option<String>,
+    /// `kind = "rest"`: the REST adapter's settings (see the README).
+    pub rest: Option<toml::Table>,
+    /// `kind = "soap"`: the SOAP/XML adapter's settings.
+    pub soap: Option<toml::Table>,
+    /// `kind = "amqp"`: the AMQP consumer's settings.
+    pub amqp: Option<toml::Table>,
+    /// `kind = "push"`: the HTTP push endpoint's settings.
+    pub push: Option<toml::Table>,
 }
 
 fn default_source_kind() -> String {

@@ -6,4 +6,5 @@ pub mod cli;
 pub mod config;
 pub mod outbox;
 pub mod pipeline;
+pub mod runtime;
 pub mod store;

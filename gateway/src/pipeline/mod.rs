@@ -8,6 +8,7 @@
 //! - [`ingest`]: the stages joined by bounded channels, with batching and graceful shutdown.
 //! - [`replay`]: re-runs quarantined records through the current mapping.
 
+pub mod batch;
 pub mod commit;
 pub mod ingest;
 pub mod prepare;

@@ -1,0 +1,87 @@
+//! Committing records that arrive in batches from a connection rather than from a file: a
+//! page of a pull, a group of AMQP messages, the body of an HTTP push. Each batch is prepared
+//! on the blocking pool and committed in one transaction together with the source cursor it
+//! carries (isolating a record the store refuses), and the caller learns what became of each
+//! record, in order, before it acknowledges anything to the source.
+
+use super::commit::commit_isolating;
+use super::prepare::Preparer;
+use super::reader::{ReadItem, SourceRecord, UnreadableRecord};
+use crate::store::{CommitBatch, RecordResult, Store, StoreError};
+use adapters::sources::SourceItem;
+use chrono::Utc;
+use normalizer::Violation;
+use serde::Serialize;
+
+/// What became of one record of a batch, for answers to pushes and for logs.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordOutcome {
+    /// The record's key at its source (or its position).
+    pub record_key: String,
+    /// Accepted, updated, unchanged, withdrawn or quarantined.
+    #[serde(flatten)]
+    pub result: RecordResult,
+    /// Why it was quarantined (empty otherwise), or the warnings it was accepted with.
+    pub violations: Vec<Violation>,
+}
+
+/// Convert an adapter's item into the pipeline's.
+pub fn read_item(item: SourceItem) -> ReadItem {
+    match item {
+        Ok(r) => Ok(SourceRecord {
+            value: r.value,
+            payload: r.payload,
+            position: r.position,
+        }),
+        Err(u) => Err(UnreadableRecord {
+            payload: u.payload,
+            position: u.position,
+            message: u.message,
+        }),
+    }
+}
+
+/// Prepare `items` (map, validate) and commit them with `cursor` (source id, value) in one
+/// transaction. On error nothing of the batch is committed and the cursor is not advanced.
+pub async fn prepare_and_commit(
+    store: &dyn Store,
+    preparer: &Preparer,
+    items: Vec<ReadItem>,
+    cursor: Option<String>,
+    sinks: &[String],
+) -> Result<Vec<RecordOutcome>, StoreError> {
+    let p = preparer.clone();
+    let prepared = tokio::task::spawn_blocking(move || {
+        let now = Utc::now();
+        items.into_iter().map(|item| p.prepare(item, now)).collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| StoreError::Task(format!("prepare: {e}")))?;
+    let details: Vec<(String, Vec<Violation>)> = prepared
+        .iter()
+        .map(|r| {
+            let violations = match &r.verdict {
+                crate::store::Verdict::Accept(a) => a.warnings.clone(),
+                crate::store::Verdict::Quarantine(v) => v.clone(),
+            };
+            (r.record_key.clone(), violations)
+        })
+        .collect();
+    let batch = CommitBatch {
+        records: prepared,
+        cursors: cursor
+            .map(|c| vec![(preparer.source_id.clone(), c)])
+            .unwrap_or_default(),
+        sinks: sinks.to_vec(),
+    };
+    let results = commit_isolating(store, batch).await?;
+    Ok(details
+        .into_iter()
+        .zip(results)
+        .map(|((record_key, violations), result)| RecordOutcome {
+            record_key,
+            result,
+            violations,
+        })
+        .collect())
+}
