@@ -17,9 +17,9 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::amqp::{Proxy, Vhost};
 use support::common::PgDatabase;
 use support::{jsonl, path_str, Backend, Env, AGENCY_CODE};
 
@@ -394,54 +394,6 @@ async fn postgres_sink_outage_loses_nothing_and_keeps_versions_in_order() {
 // AMQP sink.
 // ---------------------------------------------------------------------------------------------
 
-/// A RabbitMQ virtual host of its own, removed afterwards; `rabbitmqctl` takes it down and up.
-struct Vhost {
-    name: String,
-}
-
-fn rabbitmqctl(args: &[&str]) {
-    let out = Command::new("rabbitmqctl").args(args).output().unwrap_or_else(|e| {
-        panic!("rabbitmqctl {args:?} cannot run ({e}); the AMQP tests need RabbitMQ's rabbitmqctl as root")
-    });
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl Vhost {
-    fn create() -> Vhost {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!("gw_test_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-        rabbitmqctl(&["add_vhost", &name]);
-        let v = Vhost { name };
-        v.up();
-        v
-    }
-
-    fn url(&self) -> String {
-        format!("amqp://guest:guest@127.0.0.1:5672/{}", self.name)
-    }
-
-    /// Refuse new connections to the vhost and close the open ones.
-    fn down(&self) {
-        rabbitmqctl(&["clear_permissions", "-p", &self.name, "guest"]);
-        rabbitmqctl(&["close_all_connections", "-p", &self.name, "test outage"]);
-    }
-
-    fn up(&self) {
-        rabbitmqctl(&["set_permissions", "-p", &self.name, "guest", ".*", ".*", ".*"]);
-    }
-}
-
-impl Drop for Vhost {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl").args(["delete_vhost", &self.name]).output();
-    }
-}
-
 /// Every message in `queue`, in queue order: (message id, routing key, body, persistent).
 async fn drain_queue(url: &str, queue: &str) -> Vec<(String, String, Value, bool)> {
     use lapin::options::{BasicAckOptions, BasicGetOptions};
@@ -469,49 +421,6 @@ async fn drain_queue(url: &str, queue: &str) -> Vec<(String, String, Value, bool
     }
     let _ = conn.close(200, "done".into()).await;
     out
-}
-
-/// A TCP proxy in front of the broker: `cut` drops every connection through it at once and
-/// refuses new ones until `restore` (a network failure as the gateway sees it).
-struct Proxy {
-    port: u16,
-    up: Arc<std::sync::atomic::AtomicBool>,
-    links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(target: &'static str) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let (up2, links2) = (up.clone(), links.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if !up2.load(Ordering::SeqCst) {
-                    continue; // dropped: closed at once
-                }
-                let link = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                links2.lock().unwrap().push(link);
-            }
-        });
-        Proxy { port, up, links }
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

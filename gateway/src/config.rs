@@ -392,14 +392,38 @@ impl Config {
                         problem(format!("{place}.directory"), "directory 来源需要 directory / a directory source needs `directory`".into());
                     }
                 }
-                "rest" | "soap" | "amqp" | "push" => problem(
+                "amqp" => match &s.amqp {
+                    None => problem(
+                        format!("{place}.amqp"),
+                        "amqp 来源需要 [sources.amqp] 表（至少 url 与 queue）/ an amqp source needs a [sources.amqp] table (url and queue at least)".into(),
+                    ),
+                    Some(table) => {
+                        for p in adapters::sources::amqp::check_settings(table, &self.base_dir) {
+                            problem(format!("{place}.amqp.{}", p.key), p.message);
+                        }
+                    }
+                },
+                "rest" | "soap" | "push" => problem(
                     format!("{place}.kind"),
                     format!("来源类型 {:?} 由适配器提供，本版本尚未包含 / source kind {:?} is provided by the adapters, not in this version yet", s.kind, s.kind),
                 ),
                 other => problem(
                     format!("{place}.kind"),
-                    format!("未知来源类型 / unknown source kind {other:?}: use file or directory"),
+                    format!("未知来源类型 / unknown source kind {other:?}: use file, directory, rest, soap, amqp or push"),
                 ),
+            }
+            for (name, table) in [
+                ("rest", &s.rest),
+                ("soap", &s.soap),
+                ("amqp", &s.amqp),
+                ("push", &s.push),
+            ] {
+                if table.is_some() && s.kind != name {
+                    problem(
+                        format!("{place}.{name}"),
+                        format!("[sources.{name}] 只用于 kind = \"{name}\" 的来源（本来源为 {:?}）/ a [sources.{name}] table belongs to a source of kind \"{name}\", this one is {:?}", s.kind, s.kind),
+                    );
+                }
             }
             if !matches!(s.format.as_str(), "json" | "jsonl" | "xml" | "csv") {
                 problem(

@@ -2,6 +2,7 @@
 //! written into a temporary directory, on SQLite or on a fresh PostgreSQL database.
 #![allow(dead_code)]
 
+pub mod amqp;
 #[path = "../../gateway/tests/common/mod.rs"]
 pub mod common;
 

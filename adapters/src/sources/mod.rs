@@ -10,6 +10,8 @@
 //!   safe to persist once every record of that page and of all earlier pages is committed;
 //! - [`PullSource::health`] reports what operators see (circuit state, last error, counts).
 
+pub mod amqp;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -136,4 +138,17 @@ pub trait PullSource: Send + Sync {
     fn start(&self, cursor: Option<String>, mode: PullMode) -> Box<dyn PullRun>;
     /// What operators see of the connection.
     fn health(&self) -> SourceHealth;
+}
+
+/// Build the pull source of `kind` from its settings table. (Placeholder until the REST and
+/// SOAP adapters land: refuses every kind.)
+pub fn build(
+    source_id: &str,
+    kind: &str,
+    _table: &toml::Table,
+    _base: &std::path::Path,
+) -> Result<std::sync::Arc<dyn PullSource>, SourceError> {
+    Err(SourceError::Settings(format!(
+        "source {source_id:?}: pull kind {kind:?} is not available in this build"
+    )))
 }

@@ -12,12 +12,19 @@ use crate::config::SourceConfig;
 use crate::outbox::{Dispatchers, Mode};
 use crate::pipeline::ingest::{ingest_files, BatchSettings, IngestError, IngestJob, Shutdown};
 use crate::pipeline::prepare::Preparer;
+use crate::runtime::{PreparerRegistry, Runtime, SourceBoard};
+use crate::sources::amqp::run_consumer;
+use crate::sources::pull::{pull_once, run_scheduler};
+use crate::sources::schedule::Schedule;
 use crate::store::Store;
+use adapters::sources::amqp::AmqpSourceSettings;
+use adapters::sources::PullMode;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio::task::JoinSet;
 
 /// Files of a drop folder ready to be ingested, oldest name first.
 pub fn ready_files(dir: &Path, settle: Duration) -> std::io::Result<Vec<PathBuf>> {
@@ -113,11 +120,75 @@ pub async fn scan_directory(
     Ok(())
 }
 
+/// The shared runtime of a loaded configuration: store, preparers, source board.
+pub async fn build_runtime(resolved: crate::config::Resolved) -> anyhow::Result<Runtime> {
+    let (store, outbox) = crate::outbox::open(&resolved.config).await?;
+    let preparers = preparers(&resolved)?;
+    let board = SourceBoard::default();
+    for s in &resolved.config.sources {
+        board.register(&s.id, &s.kind);
+    }
+    Ok(Runtime {
+        resolved: Arc::new(resolved),
+        store,
+        outbox,
+        preparers: Arc::new(PreparerRegistry::new(preparers)),
+        sources: Arc::new(board),
+    })
+}
+
+/// Start the tasks that take records by themselves: AMQP consumers and pull schedulers.
+pub fn start_source_tasks(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Result<JoinSet<()>> {
+    let mut tasks = JoinSet::new();
+    let base = runtime.resolved.config.base_dir.clone();
+    for source in &runtime.resolved.config.sources {
+        match source.kind.as_str() {
+            "amqp" => {
+                let table = source.amqp.clone().unwrap_or_default();
+                let settings = AmqpSourceSettings::from_table(&table)
+                    .map_err(|p| anyhow::anyhow!("sources {:?} amqp.{}: {}", source.id, p.key, p.message))?;
+                tasks.spawn(run_consumer(
+                    runtime.clone(),
+                    source.id.clone(),
+                    settings,
+                    base.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            "rest" | "soap" => {
+                let table = match source.kind.as_str() {
+                    "rest" => source.rest.clone(),
+                    _ => source.soap.clone(),
+                }
+                .unwrap_or_default();
+                let pull = adapters::sources::build(&source.id, &source.kind, &table, &base)
+                    .map_err(|e| anyhow::anyhow!("sources {:?}: {e}", source.id))?;
+                let schedule = Schedule::from_config(source.cron.as_deref(), source.poll_seconds)
+                    .map_err(|e| anyhow::anyhow!("sources {:?}: {e}", source.id))?;
+                let (tx, rx) = tokio::sync::mpsc::channel(4);
+                runtime.sources.attach_control(&source.id, tx);
+                tasks.spawn(run_scheduler(
+                    runtime.clone(),
+                    source.id.clone(),
+                    pull,
+                    schedule,
+                    rx,
+                    shutdown.clone(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(tasks)
+}
+
 /// Run until stopped (or one pass with `once`).
 pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
     let resolved = load_config(config)?;
-    let (store, outbox) = crate::outbox::open(&resolved.config).await?;
-    let preparers = preparers(&resolved)?;
+    let runtime = build_runtime(resolved).await?;
+    let resolved = Arc::clone(&runtime.resolved);
+    let store = Arc::clone(&runtime.store);
+    let outbox = Arc::clone(&runtime.outbox);
     let settings = BatchSettings::from(&resolved.config);
     let shutdown = Shutdown::default();
     shutdown_on_signals(shutdown.clone());
@@ -137,6 +208,12 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
     } else {
         Some(start_dispatchers(Mode::Continuous)?)
     };
+    let mut source_tasks = if once {
+        pull_each_once(&runtime, &shutdown).await?;
+        JoinSet::new()
+    } else {
+        start_source_tasks(&runtime, &shutdown)?
+    };
     let settle = if once { Duration::ZERO } else { Duration::from_secs(2) };
     let directory_sources: Vec<&SourceConfig> = resolved
         .config
@@ -144,9 +221,6 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|s| s.kind == "directory")
         .collect();
-    if directory_sources.is_empty() && resolved.config.sinks.is_empty() {
-        eprintln!("没有 directory 类型的来源；file 来源请用 gateway ingest / no directory sources configured; use `gateway ingest` for file sources");
-    }
     let poll = directory_sources
         .iter()
         .map(|s| s.poll_seconds)
@@ -155,12 +229,12 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
         .max(1);
     loop {
         for source in &directory_sources {
-            let preparer = preparers.get(&source.id).context("preparer")?;
+            let preparer = runtime.preparers.get(&source.id).context("preparer")?;
             scan_directory(
                 &store,
                 source,
                 &resolved.config.base_dir,
-                preparer,
+                &preparer,
                 &settings,
                 &shutdown,
                 settle,
@@ -170,18 +244,36 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
         if once || shutdown.is_triggered() {
             break;
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(poll);
-        while tokio::time::Instant::now() < deadline && !shutdown.is_triggered() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        if shutdown.is_triggered() {
-            break;
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            _ = tokio::time::sleep(Duration::from_secs(poll)) => {}
         }
     }
+    while source_tasks.join_next().await.is_some() {}
     let dispatchers = match dispatchers {
         Some(d) => d,
         None => start_dispatchers(Mode::Drain)?,
     };
     dispatchers.join().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--once`: one incremental pull of every REST/SOAP source (AMQP sources are not consumed).
+async fn pull_each_once(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Result<()> {
+    let base = runtime.resolved.config.base_dir.clone();
+    for source in &runtime.resolved.config.sources {
+        let table = match source.kind.as_str() {
+            "rest" => source.rest.clone(),
+            "soap" => source.soap.clone(),
+            _ => continue,
+        }
+        .unwrap_or_default();
+        let pull = adapters::sources::build(&source.id, &source.kind, &table, &base)
+            .map_err(|e| anyhow::anyhow!("sources {:?}: {e}", source.id))?;
+        let summary = pull_once(runtime, &source.id, &pull, PullMode::Incremental, shutdown)
+            .await
+            .with_context(|| format!("pull of source {:?}", source.id))?;
+        tracing::info!(source = %source.id, ?summary, "pulled once");
+    }
+    Ok(())
 }

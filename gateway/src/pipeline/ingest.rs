@@ -47,18 +47,36 @@ impl From<&crate::config::Config> for BatchSettings {
     }
 }
 
-/// A flag that asks every stage to stop after committing what it has.
+/// A flag that asks every stage to stop after committing what it has; tasks can also wait for it.
 #[derive(Debug, Clone, Default)]
-pub struct Shutdown(Arc<AtomicBool>);
+pub struct Shutdown(Arc<ShutdownInner>);
+
+#[derive(Debug, Default)]
+struct ShutdownInner {
+    flag: AtomicBool,
+    notify: tokio::sync::Notify,
+}
 
 impl Shutdown {
     /// Ask the run to stop.
     pub fn trigger(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.flag.store(true, Ordering::SeqCst);
+        self.0.notify.notify_waiters();
     }
     /// Whether a stop was asked for.
     pub fn is_triggered(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.flag.load(Ordering::SeqCst)
+    }
+    /// Wait until a stop is asked for.
+    pub async fn wait(&self) {
+        loop {
+            // Registered before the check, so a trigger in between is not missed.
+            let notified = self.0.notify.notified();
+            if self.is_triggered() {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 

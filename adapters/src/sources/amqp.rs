@@ -1,0 +1,666 @@
+//! AMQP source (RabbitMQ, via lapin): consume a queue with a prefetch limit, hand messages to
+//! the gateway in batches, and acknowledge them only after the gateway has committed the batch
+//! (at-least-once: a message whose batch was not committed is redelivered by the broker when
+//! the channel closes, and re-sent records are absorbed by content hash).
+//!
+//! A poison message (over-size, undecodable characters, unparseable JSON or XML, no records)
+//! becomes an [`UnparsedRecord`] that the gateway quarantines with the message's raw bytes;
+//! after the commit it is rejected without requeue, so the broker dead-letters it (the queue is
+//! declared with `x-dead-letter-exchange`) instead of redelivering it forever.
+
+use super::{PulledRecord, SourceError, SourceItem, UnparsedRecord};
+use crate::sinks::secret::SecretSource;
+use crate::sinks::settings::SettingsProblem;
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::uri::AMQPUri;
+use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
+use normalizer::xml_tree::{find_records, parse_xml_with_encoding, XmlLimits};
+use serde::Deserialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Settings of a source with `kind = "amqp"` (the `[sources.amqp]` table).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpSourceSettings {
+    /// Broker URL inline, e.g. `amqp://user:pass@host:5672/%2f` (prefer `url_env` / `url_file`).
+    pub url: Option<String>,
+    /// Environment variable holding the URL.
+    pub url_env: Option<String>,
+    /// File holding the URL.
+    pub url_file: Option<PathBuf>,
+    /// The queue to consume.
+    pub queue: String,
+    /// Declare the queue (durable, with the dead-letter exchange) when connecting (default
+    /// true). Set false to consume a queue that the broker's administrators declare.
+    #[serde(default = "default_true")]
+    pub declare_queue: bool,
+    /// Exchange that rejected poison messages go to (default `ganzhi.dead-letter`); declared
+    /// (fanout, durable) with a queue `<queue>.dead` bound to it when `declare_queue` is true.
+    #[serde(default = "default_dlx")]
+    pub dead_letter_exchange: String,
+    /// Messages delivered but not yet acknowledged, at most (default 2000).
+    #[serde(default = "default_prefetch")]
+    pub prefetch: u16,
+    /// Body format when the message's `content_type` does not say: `json` (default; an object
+    /// or an array of objects) or `xml`.
+    #[serde(default = "default_format")]
+    pub format: String,
+    /// XML: dotted element path of the records in a message (default: the document element is
+    /// one record).
+    pub xml_records: Option<String>,
+    /// Character set when neither the message nor the XML prolog says (default UTF-8), e.g. `GBK`.
+    pub charset: Option<String>,
+    /// Largest message accepted, bytes (default 1 MiB); a larger one is poison.
+    #[serde(default = "default_max_bytes")]
+    pub max_message_bytes: usize,
+    /// Messages per commit, at most (default 1000).
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Longest wait for a batch to fill after its first message, milliseconds (default 50).
+    #[serde(default = "default_batch_wait")]
+    pub batch_wait_ms: u64,
+    /// Longest wait for the connection to open, seconds (default 10).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_seconds: u64,
+    /// First pause before reconnecting after a failure, milliseconds (default 500); doubled
+    /// after every failed attempt up to `reconnect_max_seconds` (default 30).
+    #[serde(default = "default_reconnect_initial")]
+    pub reconnect_initial_ms: u64,
+    /// Longest pause between reconnection attempts, seconds.
+    #[serde(default = "default_reconnect_max")]
+    pub reconnect_max_seconds: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_dlx() -> String {
+    "ganzhi.dead-letter".into()
+}
+fn default_prefetch() -> u16 {
+    2000
+}
+fn default_format() -> String {
+    "json".into()
+}
+fn default_max_bytes() -> usize {
+    1 << 20
+}
+fn default_batch() -> usize {
+    1000
+}
+fn default_batch_wait() -> u64 {
+    50
+}
+fn default_connect_timeout() -> u64 {
+    10
+}
+fn default_reconnect_initial() -> u64 {
+    500
+}
+fn default_reconnect_max() -> u64 {
+    30
+}
+
+impl AmqpSourceSettings {
+    /// Parse the `[sources.amqp]` table.
+    pub fn from_table(table: &toml::Table) -> Result<AmqpSourceSettings, SettingsProblem> {
+        let text = toml::to_string(table).unwrap_or_default();
+        toml::from_str(&text).map_err(|e| {
+            let message = e.message().trim().to_string();
+            let key = message
+                .strip_prefix("unknown field `")
+                .or_else(|| message.strip_prefix("missing field `"))
+                .and_then(|rest| rest.split('`').next())
+                .unwrap_or_default()
+                .to_string();
+            SettingsProblem {
+                key,
+                message: format!("配置项错误 / invalid setting: {message}"),
+            }
+        })
+    }
+
+    fn url_source(&self) -> SecretSource<'_> {
+        SecretSource {
+            name: "url",
+            inline: self.url.as_deref(),
+            env: self.url_env.as_deref(),
+            file: self.url_file.as_deref(),
+        }
+    }
+
+    /// The broker URI. An error never shows the URL (it may hold a password).
+    pub fn uri(&self, base: &Path) -> Result<AMQPUri, String> {
+        let url = self.url_source().require(base)?;
+        if !(url.expose().starts_with("amqp://") || url.expose().starts_with("amqps://")) {
+            return Err("应以 amqp:// 或 amqps:// 开头 / must start with amqp:// or amqps://".into());
+        }
+        AMQPUri::from_str(url.expose()).map_err(|_| {
+            "无效的 AMQP URL（不显示：可能含密码）/ invalid AMQP URL (not shown: it may hold a password)".into()
+        })
+    }
+
+    fn encoding(&self) -> Option<&'static encoding_rs::Encoding> {
+        self.charset
+            .as_deref()
+            .and_then(|c| encoding_rs::Encoding::for_label(c.as_bytes()))
+    }
+
+    /// Everything that can be checked without connecting.
+    pub fn check(&self, base: &Path) -> Vec<SettingsProblem> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(SettingsProblem {
+                key: key.into(),
+                message,
+            })
+        };
+        if let Err(message) = self.uri(base) {
+            problem("url", message);
+        }
+        if self.queue.is_empty() || self.queue.len() > 255 {
+            problem(
+                "queue",
+                "队列名称应为1-255字节 / queue name must be 1..255 bytes".into(),
+            );
+        }
+        if self.dead_letter_exchange.is_empty() || self.dead_letter_exchange.len() > 255 {
+            problem(
+                "dead_letter_exchange",
+                "交换机名称应为1-255字节 / exchange name must be 1..255 bytes".into(),
+            );
+        }
+        if self.prefetch == 0 {
+            problem("prefetch", "应至少为 1 / must be at least 1".into());
+        }
+        if !matches!(self.format.as_str(), "json" | "xml") {
+            problem(
+                "format",
+                format!("未知格式 / unknown format {:?}: json or xml", self.format),
+            );
+        }
+        if self.charset.is_some() && self.encoding().is_none() {
+            problem(
+                "charset",
+                format!(
+                    "未知字符集 / unknown character set {:?}",
+                    self.charset.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+        if self.max_message_bytes == 0 {
+            problem("max_message_bytes", "应至少为 1 / must be at least 1".into());
+        }
+        if self.batch_size == 0 || self.batch_size > 100_000 {
+            problem("batch_size", "应在 1..100000 / must be 1..100000".into());
+        }
+        if self.connect_timeout_seconds == 0 {
+            problem("connect_timeout_seconds", "应至少为 1 / must be at least 1".into());
+        }
+        if self.reconnect_initial_ms == 0 || self.reconnect_max_seconds == 0 {
+            problem(
+                "reconnect_initial_ms",
+                "重连间隔应大于 0 / reconnection pauses must be above 0".into(),
+            );
+        }
+        problems
+    }
+
+    /// Pause before reconnection attempt `attempt` (0-based): doubled each time, capped.
+    pub fn reconnect_pause(&self, attempt: u32) -> Duration {
+        let initial = Duration::from_millis(self.reconnect_initial_ms);
+        let max = Duration::from_secs(self.reconnect_max_seconds);
+        initial.saturating_mul(1u32 << attempt.min(16)).min(max)
+    }
+}
+
+/// Check a `[sources.amqp]` table without connecting.
+pub fn check_settings(table: &toml::Table, base: &Path) -> Vec<SettingsProblem> {
+    match AmqpSourceSettings::from_table(table) {
+        Ok(s) => s.check(base),
+        Err(p) => vec![p],
+    }
+}
+
+/// A connected consumer of one queue.
+pub struct AmqpConsumer {
+    settings: AmqpSourceSettings,
+    connection: Connection,
+    channel: Channel,
+    consumer: Consumer,
+    limits: XmlLimits,
+}
+
+impl std::fmt::Debug for AmqpConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpConsumer")
+            .field("queue", &self.settings.queue)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to do with one message once its batch is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settle {
+    Ack,
+    Reject,
+}
+
+/// Messages taken from the queue, with the records they hold, waiting for their commit.
+#[derive(Debug)]
+pub struct MessageBatch {
+    /// The records of every message, in order (a poison message is one unparsed record).
+    pub items: Vec<SourceItem>,
+    /// Messages in the batch.
+    pub messages: usize,
+    /// Of which poison (rejected to the dead-letter exchange after the commit).
+    pub poison: usize,
+    tags: Vec<(u64, Settle)>,
+    channel: Channel,
+}
+
+impl MessageBatch {
+    /// Acknowledge the batch's messages (reject the poison ones without requeue). Call only
+    /// after the batch is committed.
+    pub async fn settle(self) -> Result<(), SourceError> {
+        let unavailable = |e: lapin::Error| SourceError::Unavailable(format!("AMQP acknowledgement failed: {e}"));
+        if self.tags.iter().all(|(_, s)| *s == Settle::Ack) {
+            if let Some((last, _)) = self.tags.last() {
+                self.channel
+                    .basic_ack(*last, BasicAckOptions { multiple: true })
+                    .await
+                    .map_err(unavailable)?;
+            }
+            return Ok(());
+        }
+        for (tag, settle) in &self.tags {
+            match settle {
+                Settle::Ack => self.channel.basic_ack(*tag, BasicAckOptions::default()).await,
+                Settle::Reject => {
+                    self.channel
+                        .basic_reject(*tag, BasicRejectOptions { requeue: false })
+                        .await
+                }
+            }
+            .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+}
+
+impl AmqpConsumer {
+    /// Connect, declare the topology (when configured) and start consuming.
+    pub async fn connect(
+        source_id: &str,
+        settings: &AmqpSourceSettings,
+        base: &Path,
+    ) -> Result<AmqpConsumer, SourceError> {
+        let uri = settings.uri(base).map_err(SourceError::Settings)?;
+        let timeout = Duration::from_secs(settings.connect_timeout_seconds);
+        let open = async {
+            let props = ConnectionProperties::default()
+                .with_connection_name(LongString::from(format!("ganzhi-gateway source {source_id}")));
+            let connection = Connection::connect_uri(uri, props).await?;
+            let channel = connection.create_channel().await?;
+            if settings.declare_queue {
+                declare_topology(&channel, settings).await?;
+            }
+            channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await?;
+            let consumer = channel
+                .basic_consume(
+                    settings.queue.as_str().into(),
+                    ShortString::from(format!("ganzhi-{source_id}")),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            Ok::<_, lapin::Error>((connection, channel, consumer))
+        };
+        let (connection, channel, consumer) = match tokio::time::timeout(timeout, open).await {
+            Ok(Ok(parts)) => parts,
+            Ok(Err(e)) => return Err(SourceError::Unavailable(format!("AMQP: {e}"))),
+            Err(_) => {
+                return Err(SourceError::Unavailable(format!(
+                    "AMQP broker not reached within {}s",
+                    timeout.as_secs()
+                )))
+            }
+        };
+        Ok(AmqpConsumer {
+            settings: settings.clone(),
+            connection,
+            channel,
+            consumer,
+            limits: XmlLimits {
+                max_bytes: settings.max_message_bytes,
+                ..XmlLimits::default()
+            },
+        })
+    }
+
+    /// The next batch: waits for a first message, then takes more until the batch is full or
+    /// `batch_wait_ms` has passed. `None` when the broker cancelled the consumer.
+    pub async fn next_batch(&mut self) -> Result<Option<MessageBatch>, SourceError> {
+        let mut batch = MessageBatch {
+            items: Vec::new(),
+            messages: 0,
+            poison: 0,
+            tags: Vec::new(),
+            channel: self.channel.clone(),
+        };
+        let first = match self.consumer.next().await {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(SourceError::Unavailable(format!("AMQP: {e}"))),
+            Some(Ok(d)) => d,
+        };
+        self.take(&mut batch, first);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.settings.batch_wait_ms);
+        while batch.messages < self.settings.batch_size {
+            match tokio::time::timeout_at(deadline, self.consumer.next()).await {
+                Err(_) => break,
+                Ok(None) => break,
+                Ok(Some(Err(e))) => return Err(SourceError::Unavailable(format!("AMQP: {e}"))),
+                Ok(Some(Ok(d))) => self.take(&mut batch, d),
+            }
+        }
+        Ok(Some(batch))
+    }
+
+    fn take(&self, batch: &mut MessageBatch, delivery: lapin::message::Delivery) {
+        let tag = delivery.delivery_tag;
+        let id = delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|m| format!(" message_id {m}"))
+            .unwrap_or_default();
+        let position = format!("queue {} delivery {tag}{id}", self.settings.queue);
+        let content_type = delivery
+            .properties
+            .content_type()
+            .as_ref()
+            .map(|c| c.as_str().to_ascii_lowercase());
+        match decode_message(
+            &self.settings,
+            &self.limits,
+            content_type.as_deref(),
+            delivery.data,
+            &position,
+        ) {
+            Ok(records) => {
+                batch.items.extend(records.into_iter().map(Ok));
+                batch.tags.push((tag, Settle::Ack));
+            }
+            Err(poison) => {
+                tracing::warn!(queue = %self.settings.queue, delivery = tag, reason = %poison.message,
+                    "poison message: quarantined, then rejected to the dead-letter exchange");
+                batch.items.push(Err(poison));
+                batch.poison += 1;
+                batch.tags.push((tag, Settle::Reject));
+            }
+        }
+        batch.messages += 1;
+    }
+
+    /// Close the connection; unacknowledged messages go back to the queue.
+    pub async fn close(self) {
+        let _ = self.channel.close(200, "closing".into()).await;
+        let _ = self.connection.close(200, "closing".into()).await;
+    }
+}
+
+async fn declare_topology(channel: &Channel, settings: &AmqpSourceSettings) -> Result<(), lapin::Error> {
+    let durable_exchange = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    let durable_queue = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    let dlx = settings.dead_letter_exchange.as_str();
+    channel
+        .exchange_declare(
+            dlx.into(),
+            ExchangeKind::Fanout,
+            durable_exchange,
+            FieldTable::default(),
+        )
+        .await?;
+    let dead_queue = format!("{}.dead", settings.queue);
+    channel
+        .queue_declare(dead_queue.as_str().into(), durable_queue, FieldTable::default())
+        .await?;
+    channel
+        .queue_bind(
+            dead_queue.as_str().into(),
+            dlx.into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(dlx.into()));
+    channel
+        .queue_declare(settings.queue.as_str().into(), durable_queue, arguments)
+        .await?;
+    Ok(())
+}
+
+fn poison(payload: Vec<u8>, position: &str, message: String) -> UnparsedRecord {
+    UnparsedRecord {
+        payload,
+        position: position.to_string(),
+        message,
+    }
+}
+
+/// The records of one message body, or why it is poison.
+pub fn decode_message(
+    settings: &AmqpSourceSettings,
+    limits: &XmlLimits,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+    position: &str,
+) -> Result<Vec<PulledRecord>, UnparsedRecord> {
+    if body.len() > settings.max_message_bytes {
+        let message = format!(
+            "消息 {} 字节，超过上限 max_message_bytes = {} / message of {} bytes exceeds max_message_bytes = {}",
+            body.len(),
+            settings.max_message_bytes,
+            body.len(),
+            settings.max_message_bytes
+        );
+        return Err(poison(body, position, message));
+    }
+    let declared = content_type
+        .and_then(|c| c.split(';').find_map(|p| p.trim().strip_prefix("charset=")))
+        .and_then(|label| encoding_rs::Encoding::for_label(label.trim_matches('"').as_bytes()));
+    let is_xml = match content_type {
+        Some(c) if c.contains("xml") => true,
+        Some(c) if c.contains("json") => false,
+        _ => settings.format == "xml",
+    };
+    if is_xml {
+        let tree = match parse_xml_with_encoding(&body, limits, declared.or(settings.encoding())) {
+            Ok(t) => t,
+            Err(e) => {
+                return Err(poison(
+                    body,
+                    position,
+                    format!("XML 无法解析 / XML cannot be parsed: {e}"),
+                ))
+            }
+        };
+        let found: Vec<&Value> = match &settings.xml_records {
+            Some(path) => find_records(&tree, path),
+            None => vec![&tree],
+        };
+        if found.is_empty() {
+            let path = settings.xml_records.as_deref().unwrap_or_default();
+            return Err(poison(
+                body,
+                position,
+                format!("消息中没有位于 {path} 的记录 / no records at element path {path:?} in the message"),
+            ));
+        }
+        return Ok(found
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| PulledRecord {
+                payload: serde_json::to_vec(v).unwrap_or_default(),
+                value: v.clone(),
+                position: format!("{position} #{}", i + 1),
+            })
+            .collect());
+    }
+    let text = match declared.or(settings.encoding()) {
+        Some(enc) if enc != encoding_rs::UTF_8 => {
+            match enc.decode_without_bom_handling_and_without_replacement(&body) {
+                Some(t) => t.into_owned(),
+                None => {
+                    return Err(poison(
+                        body,
+                        position,
+                        format!(
+                            "消息不是有效的 {} 编码 / message is not valid {}",
+                            enc.name(),
+                            enc.name()
+                        ),
+                    ))
+                }
+            }
+        }
+        _ => match std::str::from_utf8(&body) {
+            Ok(t) => t.trim_start_matches('\u{feff}').to_string(),
+            Err(e) => {
+                return Err(poison(
+                    body,
+                    position,
+                    format!("消息不是有效的 UTF-8 编码 / message is not valid UTF-8: {e}"),
+                ))
+            }
+        },
+    };
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Array(values)) if !values.is_empty() && values.iter().all(Value::is_object) => Ok(values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| PulledRecord {
+                payload: serde_json::to_vec(&v).unwrap_or_default(),
+                value: v,
+                position: format!("{position} #{}", i + 1),
+            })
+            .collect()),
+        Ok(v @ Value::Object(_)) => Ok(vec![PulledRecord {
+            value: v,
+            payload: text.into_bytes(),
+            position: position.to_string(),
+        }]),
+        Ok(_) => Err(poison(
+            body,
+            position,
+            "消息应为 JSON 对象或对象数组 / message must be a JSON object or a non-empty array of objects".into(),
+        )),
+        Err(e) => Err(poison(
+            body,
+            position,
+            format!("JSON 无法解析 / JSON cannot be parsed: {e}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(extra: &str) -> AmqpSourceSettings {
+        let table: toml::Table = toml::from_str(&format!(
+            "url = \"amqp://guest:guest@127.0.0.1:5672/%2f\"\nqueue = \"q\"\n{extra}"
+        ))
+        .unwrap();
+        AmqpSourceSettings::from_table(&table).unwrap()
+    }
+
+    fn decode(
+        s: &AmqpSourceSettings,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Vec<PulledRecord>, UnparsedRecord> {
+        let limits = XmlLimits {
+            max_bytes: s.max_message_bytes,
+            ..XmlLimits::default()
+        };
+        decode_message(s, &limits, content_type, body.to_vec(), "queue q delivery 1")
+    }
+
+    #[test]
+    fn json_object_message_is_one_record_and_array_is_several() {
+        let s = settings("");
+        assert_eq!(decode(&s, None, br#"{"ajbh":"1"}"#).unwrap().len(), 1);
+        let many = decode(&s, Some("application/json"), br#"[{"ajbh":"1"},{"ajbh":"2"}]"#).unwrap();
+        assert_eq!(many.len(), 2);
+        assert_eq!(many[1].value["ajbh"], "2");
+        assert!(many[1].position.ends_with("#2"));
+    }
+
+    #[test]
+    fn poison_messages_keep_their_raw_bytes_and_say_why() {
+        let s = settings("max_message_bytes = 64");
+        let bad_json = decode(&s, None, b"{not json").unwrap_err();
+        assert_eq!(bad_json.payload, b"{not json");
+        assert!(bad_json.message.contains("JSON"), "{}", bad_json.message);
+        let big = vec![b' '; 65];
+        assert!(decode(&s, None, &big)
+            .unwrap_err()
+            .message
+            .contains("max_message_bytes"));
+        let not_utf8 = decode(&s, None, &[0x7b, 0xff, 0xfe, 0x7d]).unwrap_err();
+        assert!(not_utf8.message.contains("UTF-8"));
+        assert!(decode(&s, None, b"42").unwrap_err().message.contains("JSON"));
+    }
+
+    #[test]
+    fn gbk_json_and_xml_records_are_decoded() {
+        let s = settings("format = \"xml\"\nxml_records = \"cases.case\"");
+        let (gbk, _, _) = encoding_rs::GBK.encode("<?xml version=\"1.0\" encoding=\"GBK\"?><cases><case><dsr>张三</dsr></case><case><dsr>李四</dsr></case></cases>");
+        let records = decode(&s, None, &gbk).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[1].value["dsr"], "李四");
+        let json = settings("charset = \"GBK\"");
+        let (body, _, _) = encoding_rs::GBK.encode(r#"{"dsr":"王五"}"#);
+        assert_eq!(decode(&json, None, &body).unwrap()[0].value["dsr"], "王五");
+        let dtd = decode(
+            &s,
+            Some("application/xml"),
+            b"<!DOCTYPE x [<!ENTITY e \"boom\">]><cases><case>&e;</case></cases>",
+        );
+        assert!(dtd.is_err());
+    }
+
+    #[test]
+    fn reconnect_pause_doubles_up_to_the_maximum() {
+        let s = settings("reconnect_initial_ms = 100\nreconnect_max_seconds = 1");
+        assert_eq!(s.reconnect_pause(0), Duration::from_millis(100));
+        assert_eq!(s.reconnect_pause(2), Duration::from_millis(400));
+        assert_eq!(s.reconnect_pause(10), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn unknown_key_and_missing_queue_are_named() {
+        let table: toml::Table = toml::from_str("url = \"amqp://x\"\nqueue = \"q\"\nprefech = 3").unwrap();
+        assert_eq!(AmqpSourceSettings::from_table(&table).unwrap_err().key, "prefech");
+        let table: toml::Table = toml::from_str("url = \"amqp://x\"").unwrap();
+        assert_eq!(AmqpSourceSettings::from_table(&table).unwrap_err().key, "queue");
+    }
+}

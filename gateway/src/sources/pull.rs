@@ -1,0 +1,207 @@
+//! Running a pull source (REST, SOAP): on its schedule, or when an operator asks (pull now,
+//! full resync), fetch pages from the stored cursor and commit each page together with the
+//! cursor it carries. Fetching the next page overlaps with committing the previous one; a
+//! page is committed only after every earlier page, so the persisted cursor never runs ahead
+//! of what is committed. A failed run leaves the cursor where the last committed page put it:
+//! the next run pulls again from there, and records seen twice are absorbed by content hash.
+
+use super::schedule::Schedule;
+use crate::pipeline::batch::{prepare_and_commit, read_item};
+use crate::pipeline::ingest::Shutdown;
+use crate::pipeline::Summary;
+use crate::runtime::{Runtime, SourceCommand};
+use crate::store::StoreError;
+use adapters::sources::{Page, PullMode, PullSource, SourceError};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// Pages fetched ahead of the committer.
+const PAGES_AHEAD: usize = 2;
+
+/// Why a pull run stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// The source failed; the cursor stays at the last committed page.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The store failed; the page being committed stays at its source.
+    #[error(
+        "存储失败，本页未提交，将重新拉取 / store failed, the page was not committed and will be pulled again: {0}"
+    )]
+    Store(#[from] StoreError),
+    /// The source has no preparer (unknown source id).
+    #[error("未知来源 / unknown source {0:?}")]
+    UnknownSource(String),
+}
+
+/// Seconds between a cursor that is a time and now (the source's lag), if it is one.
+pub fn lag_seconds(cursor: &str, now: DateTime<Utc>) -> Option<i64> {
+    let t = DateTime::parse_from_rfc3339(cursor)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(cursor, "%Y-%m-%d %H:%M:%S")
+                .ok()
+                .map(|t| t.and_utc() - chrono::Duration::hours(8))
+        })?;
+    Some((now - t).num_seconds().max(0))
+}
+
+/// One pull run: every page from the stored cursor (or from the start), committed in order.
+pub async fn pull_once(
+    runtime: &Runtime,
+    source_id: &str,
+    source: &Arc<dyn PullSource>,
+    mode: PullMode,
+    shutdown: &Shutdown,
+) -> Result<Summary, PullError> {
+    let cursor = match mode {
+        PullMode::Incremental => runtime.store.cursor(source_id).await?,
+        PullMode::FullResync => None,
+    };
+    let mut run = source.start(cursor, mode);
+    let (page_tx, mut page_rx) = mpsc::channel::<Result<Page, SourceError>>(PAGES_AHEAD);
+    let fetch_stop = shutdown.clone();
+    let fetcher = tokio::spawn(
+        async move {
+            loop {
+                if fetch_stop.is_triggered() {
+                    break;
+                }
+                match run.next_page().await {
+                    Ok(Some(page)) => {
+                        if page_tx.send(Ok(page)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = page_tx.send(Err(e)).await;
+                        break;
+                    }
+                }
+            }
+        }
+        .in_current_span(),
+    );
+    let mut summary = Summary::default();
+    let mut page_no = 0u64;
+    let sinks = runtime.sinks();
+    let result = loop {
+        let Some(page) = page_rx.recv().await else {
+            break Ok(summary);
+        };
+        let page = match page {
+            Ok(p) => p,
+            Err(e) => break Err(PullError::Source(e)),
+        };
+        page_no += 1;
+        let Some(preparer) = runtime.preparers.get(source_id) else {
+            break Err(PullError::UnknownSource(source_id.to_string()));
+        };
+        let received = page.items.len() as u64;
+        let cursor = page.cursor.clone();
+        let items = page.items.into_iter().map(read_item).collect();
+        let span = tracing::info_span!("batch", source = %source_id, page = page_no, records = received);
+        let outcomes = match prepare_and_commit(runtime.store.as_ref(), &preparer, items, cursor.clone(), &sinks)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(o) => o,
+            Err(e) => break Err(PullError::Store(e)),
+        };
+        let mut page_summary = Summary {
+            received,
+            ..Summary::default()
+        };
+        for o in &outcomes {
+            page_summary.add(&o.result);
+        }
+        span.in_scope(|| {
+            for o in &outcomes {
+                tracing::debug!(record_key = %o.record_key, result = ?o.result, "record committed");
+            }
+            tracing::info!(?page_summary, "page committed");
+        });
+        summary.merge(&page_summary);
+        runtime.sources.add_summary(source_id, &page_summary);
+        if let Some(c) = cursor {
+            let lag = lag_seconds(&c, Utc::now());
+            runtime.sources.update(source_id, |s| {
+                s.cursor = Some(c);
+                s.lag_seconds = lag;
+            });
+        }
+    };
+    drop(page_rx);
+    let _ = fetcher.await;
+    result
+}
+
+/// Run a pull source until shutdown: on its schedule and on operators' commands.
+pub async fn run_scheduler(
+    runtime: Runtime,
+    source_id: String,
+    source: Arc<dyn PullSource>,
+    schedule: Schedule,
+    mut commands: mpsc::Receiver<SourceCommand>,
+    shutdown: Shutdown,
+) {
+    let board = Arc::clone(&runtime.sources);
+    if let Ok(Some(c)) = runtime.store.cursor(&source_id).await {
+        let lag = lag_seconds(&c, Utc::now());
+        board.update(&source_id, |s| {
+            s.cursor = Some(c);
+            s.lag_seconds = lag;
+        });
+    }
+    // The first pull runs at start.
+    let mut due = Some(Utc::now());
+    loop {
+        board.update(&source_id, |s| s.next_pull = due);
+        let wait = due
+            .and_then(|d| (d - Utc::now()).to_std().ok())
+            .unwrap_or(std::time::Duration::ZERO);
+        let mode = tokio::select! {
+            _ = shutdown.wait() => break,
+            _ = tokio::time::sleep(wait), if due.is_some() => PullMode::Incremental,
+            cmd = commands.recv() => match cmd {
+                Some(SourceCommand::PullNow) => PullMode::Incremental,
+                Some(SourceCommand::FullResync) => PullMode::FullResync,
+                None => break,
+            },
+        };
+        let started = Utc::now();
+        board.update(&source_id, |s| {
+            s.pulling = true;
+            s.last_pull_started = Some(started);
+            s.next_pull = None;
+        });
+        let span = tracing::info_span!("pull", source = %source_id, mode = ?mode);
+        let result = pull_once(&runtime, &source_id, &source, mode, &shutdown)
+            .instrument(span.clone())
+            .await;
+        let finished = Utc::now();
+        let health = source.health();
+        board.update(&source_id, |s| {
+            s.pulling = false;
+            s.last_pull_finished = Some(finished);
+            s.health = Some(health);
+        });
+        match result {
+            Ok(summary) => span.in_scope(|| tracing::info!(?summary, "pull finished")),
+            Err(e) => {
+                span.in_scope(
+                    || tracing::warn!(error = %e, "pull failed; the next pull resumes from the last committed page"),
+                );
+                board.set_error(&source_id, e.to_string());
+            }
+        }
+        due = schedule.next_after(finished);
+        if due.is_none() {
+            tracing::warn!(source = %source_id, "the schedule has no next time; only manual pulls will run");
+        }
+    }
+}
