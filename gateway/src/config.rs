@@ -31,6 +31,9 @@ pub struct Config {
     /// Systems records are delivered to.
     #[serde(default)]
     pub sinks: Vec<SinkConfig>,
+    /// Where the supervision-item catalogue (监管事项目录清单) is pulled from (the 互联网+监管 system).
+    #[serde(default)]
+    pub catalogues: Vec<CatalogueSourceConfig>,
     /// Directory of the config file: relative paths in it are relative to this.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -200,6 +203,78 @@ fn default_format() -> String {
 }
 fn default_poll() -> u64 {
     10
+}
+
+/// A source of the supervision-item catalogue: pulled like a REST/SOAP source, its records
+/// become catalogue items by year instead of cases.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueSourceConfig {
+    /// Unique id among sources and catalogues.
+    pub id: String,
+    /// `rest` or `soap`.
+    pub kind: String,
+    /// Seconds between pulls when no `cron` is given (default 86400: daily).
+    #[serde(default = "default_catalogue_poll")]
+    pub poll_seconds: u64,
+    /// Pull schedule as a cron expression with seconds, in China time.
+    pub cron: Option<String>,
+    /// Where each item's parts are in a pulled record.
+    #[serde(default)]
+    pub fields: CatalogueFields,
+    /// `kind = "rest"`: the REST adapter's settings.
+    pub rest: Option<toml::Table>,
+    /// `kind = "soap"`: the SOAP/XML adapter's settings.
+    pub soap: Option<toml::Table>,
+}
+
+fn default_catalogue_poll() -> u64 {
+    86_400
+}
+
+/// Dotted paths of a catalogue item's parts in a pulled record.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogueFields {
+    /// 监管事项目录编码, 14 digits (default `catalog_code`).
+    pub code: String,
+    /// Item name (default `catalog_name`).
+    pub name: String,
+    /// Main item of a sub-item (default `parent_code`).
+    pub parent: String,
+    /// Catalogue year (default `year`).
+    pub year: String,
+    /// Year for records that carry none (default: none, such a record is refused).
+    pub default_year: Option<i32>,
+    /// Status field (default `status`; absent = active).
+    pub status: String,
+    /// Status values meaning the item is in force (default `["1"]`).
+    pub active_values: Vec<String>,
+}
+
+impl Default for CatalogueFields {
+    fn default() -> Self {
+        CatalogueFields {
+            code: "catalog_code".into(),
+            name: "catalog_name".into(),
+            parent: "parent_code".into(),
+            year: "year".into(),
+            default_year: None,
+            status: "status".into(),
+            active_values: vec!["1".into()],
+        }
+    }
+}
+
+impl CatalogueSourceConfig {
+    /// The adapter table of its kind.
+    pub fn adapter_table(&self) -> toml::Table {
+        match self.kind.as_str() {
+            "soap" => self.soap.clone(),
+            _ => self.rest.clone(),
+        }
+        .unwrap_or_default()
+    }
 }
 
 /// One delivery target. Every committed case version gets one outbox row per sink.
@@ -412,6 +487,11 @@ impl Config {
                     format!("未知来源类型 / unknown source kind {other:?}: use file, directory, rest, soap, amqp or push"),
                 ),
             }
+            if s.cron.is_some() {
+                if let Err(e) = crate::sources::schedule::Schedule::from_config(s.cron.as_deref(), s.poll_seconds) {
+                    problem(format!("{place}.cron"), e);
+                }
+            }
             for (name, table) in [
                 ("rest", &s.rest),
                 ("soap", &s.soap),
@@ -456,6 +536,38 @@ impl Config {
                     format!(".{}", p.key)
                 };
                 problem(format!("{place}{key}"), p.message);
+            }
+        }
+        for (i, c) in self.catalogues.iter().enumerate() {
+            let place = format!("catalogues[{i}] (id {:?})", c.id);
+            if c.id.is_empty()
+                || !c
+                    .id
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                problem(
+                    format!("{place}.id"),
+                    "ID只能包含字母、数字、-、_ / id may only contain letters, digits, - and _".into(),
+                );
+            }
+            if !ids.insert(c.id.clone()) {
+                problem(
+                    format!("{place}.id"),
+                    "ID与其他来源重复 / id already used by another source".into(),
+                );
+            }
+            if !matches!(c.kind.as_str(), "rest" | "soap") {
+                problem(
+                    format!("{place}.kind"),
+                    format!(
+                        "目录来源类型应为 rest 或 soap / a catalogue source is pulled by rest or soap, not {:?}",
+                        c.kind
+                    ),
+                );
+            }
+            if let Err(e) = crate::sources::schedule::Schedule::from_config(c.cron.as_deref(), c.poll_seconds) {
+                problem(format!("{place}.cron"), e);
             }
         }
         if !problems.is_empty() {

@@ -49,6 +49,15 @@ impl PreparerRegistry {
         }
     }
 
+    /// Use `normalizer` (schemas and rules, e.g. with a new catalogue) for every source's next batches.
+    pub fn replace_normalizer(&self, normalizer: Arc<normalizer::Normalizer>) {
+        if let Ok(mut map) = self.by_source.write() {
+            for p in map.values_mut() {
+                p.normalizer = Arc::clone(&normalizer);
+            }
+        }
+    }
+
     /// Ids of every source.
     pub fn source_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self

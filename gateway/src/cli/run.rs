@@ -14,7 +14,7 @@ use crate::pipeline::ingest::{ingest_files, BatchSettings, IngestError, IngestJo
 use crate::pipeline::prepare::Preparer;
 use crate::runtime::{PreparerRegistry, Runtime, SourceBoard};
 use crate::sources::amqp::run_consumer;
-use crate::sources::pull::{pull_once, run_scheduler};
+use crate::sources::pull::{pull_into, pull_once, run_scheduler, PageTarget};
 use crate::sources::schedule::Schedule;
 use crate::store::Store;
 use adapters::sources::amqp::AmqpSourceSettings;
@@ -128,13 +128,22 @@ pub async fn build_runtime(resolved: crate::config::Resolved) -> anyhow::Result<
     for s in &resolved.config.sources {
         board.register(&s.id, &s.kind);
     }
-    Ok(Runtime {
+    for c in &resolved.config.catalogues {
+        board.register(&c.id, &c.kind);
+    }
+    let runtime = Runtime {
         resolved: Arc::new(resolved),
         store,
         outbox,
         preparers: Arc::new(PreparerRegistry::new(preparers)),
         sources: Arc::new(board),
-    })
+    };
+    // A catalogue pulled earlier is in force from the start.
+    let items = crate::sources::catalogue::refresh_normalizer(&runtime).await?;
+    if items > 0 {
+        tracing::info!(items, "supervision-item catalogue loaded from the store");
+    }
+    Ok(runtime)
 }
 
 /// Start the tasks that take records by themselves: AMQP consumers and pull schedulers.
@@ -172,12 +181,30 @@ pub fn start_source_tasks(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Res
                     source.id.clone(),
                     pull,
                     schedule,
+                    PageTarget::Cases,
                     rx,
                     shutdown.clone(),
                 ));
             }
             _ => {}
         }
+    }
+    for catalogue in &runtime.resolved.config.catalogues {
+        let pull = adapters::sources::build(&catalogue.id, &catalogue.kind, &catalogue.adapter_table(), &base)
+            .map_err(|e| anyhow::anyhow!("catalogues {:?}: {e}", catalogue.id))?;
+        let schedule = Schedule::from_config(catalogue.cron.as_deref(), catalogue.poll_seconds)
+            .map_err(|e| anyhow::anyhow!("catalogues {:?}: {e}", catalogue.id))?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        runtime.sources.attach_control(&catalogue.id, tx);
+        tasks.spawn(run_scheduler(
+            runtime.clone(),
+            catalogue.id.clone(),
+            pull,
+            schedule,
+            PageTarget::Catalogue(catalogue.fields.clone()),
+            rx,
+            shutdown.clone(),
+        ));
     }
     Ok(tasks)
 }
@@ -258,9 +285,20 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--once`: one incremental pull of every REST/SOAP source (AMQP sources are not consumed).
+/// `--once`: one incremental pull of every catalogue and REST/SOAP source (AMQP sources are not
+/// consumed).
 async fn pull_each_once(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Result<()> {
     let base = runtime.resolved.config.base_dir.clone();
+    // The catalogue first: cases pulled next are checked against it.
+    for catalogue in &runtime.resolved.config.catalogues {
+        let pull = adapters::sources::build(&catalogue.id, &catalogue.kind, &catalogue.adapter_table(), &base)
+            .map_err(|e| anyhow::anyhow!("catalogues {:?}: {e}", catalogue.id))?;
+        let target = PageTarget::Catalogue(catalogue.fields.clone());
+        let summary = pull_into(runtime, &catalogue.id, &pull, PullMode::Incremental, shutdown, &target)
+            .await
+            .with_context(|| format!("pull of catalogue {:?}", catalogue.id))?;
+        tracing::info!(catalogue = %catalogue.id, ?summary, "catalogue pulled once");
+    }
     for source in &runtime.resolved.config.sources {
         let table = match source.kind.as_str() {
             "rest" => source.rest.clone(),

@@ -3,5 +3,6 @@
 //! `cli::run`; HTTP pushes in the server.
 
 pub mod amqp;
+pub mod catalogue;
 pub mod pull;
 pub mod schedule;

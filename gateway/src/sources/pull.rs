@@ -5,7 +5,9 @@
 //! of what is committed. A failed run leaves the cursor where the last committed page put it:
 //! the next run pulls again from there, and records seen twice are absorbed by content hash.
 
+use super::catalogue::items_of_page;
 use super::schedule::Schedule;
+use crate::config::CatalogueFields;
 use crate::pipeline::batch::{prepare_and_commit, read_item};
 use crate::pipeline::ingest::Shutdown;
 use crate::pipeline::Summary;
@@ -49,6 +51,15 @@ pub fn lag_seconds(cursor: &str, now: DateTime<Utc>) -> Option<i64> {
     Some((now - t).num_seconds().max(0))
 }
 
+/// What a pull source's records are.
+#[derive(Debug, Clone)]
+pub enum PageTarget {
+    /// Cases: mapped, validated, committed or quarantined.
+    Cases,
+    /// Supervision-item catalogue items, kept by year (see [`super::catalogue`]).
+    Catalogue(CatalogueFields),
+}
+
 /// One pull run: every page from the stored cursor (or from the start), committed in order.
 pub async fn pull_once(
     runtime: &Runtime,
@@ -56,6 +67,18 @@ pub async fn pull_once(
     source: &Arc<dyn PullSource>,
     mode: PullMode,
     shutdown: &Shutdown,
+) -> Result<Summary, PullError> {
+    pull_into(runtime, source_id, source, mode, shutdown, &PageTarget::Cases).await
+}
+
+/// [`pull_once`] for either kind of record.
+pub async fn pull_into(
+    runtime: &Runtime,
+    source_id: &str,
+    source: &Arc<dyn PullSource>,
+    mode: PullMode,
+    shutdown: &Shutdown,
+    target: &PageTarget,
 ) -> Result<Summary, PullError> {
     let cursor = match mode {
         PullMode::Incremental => runtime.store.cursor(source_id).await?,
@@ -98,6 +121,44 @@ pub async fn pull_once(
             Err(e) => break Err(PullError::Source(e)),
         };
         page_no += 1;
+        if let PageTarget::Catalogue(fields) = target {
+            let received = page.items.len() as u64;
+            let (items, refused) = items_of_page(page.items, fields);
+            if let Err(e) = runtime
+                .store
+                .catalogue()
+                .catalogue_commit(source_id, &items, page.cursor.as_deref())
+                .await
+            {
+                break Err(PullError::Store(e));
+            }
+            for r in &refused {
+                tracing::warn!(source = %source_id, position = %r.position, reason = %r.reason, "catalogue item refused");
+            }
+            if let Some(r) = refused.first() {
+                runtime.sources.set_error(
+                    source_id,
+                    format!(
+                        "{} 条目录记录被拒绝，例如 {}：{} / {} catalogue records refused, e.g. {}: {}",
+                        refused.len(),
+                        r.position,
+                        r.reason,
+                        refused.len(),
+                        r.position,
+                        r.reason
+                    ),
+                );
+            }
+            let page_summary = Summary {
+                received,
+                accepted: items.len() as u64,
+                quarantined: refused.len() as u64,
+                ..Summary::default()
+            };
+            summary.merge(&page_summary);
+            runtime.sources.add_summary(source_id, &page_summary);
+            continue;
+        }
         let Some(preparer) = runtime.preparers.get(source_id) else {
             break Err(PullError::UnknownSource(source_id.to_string()));
         };
@@ -137,6 +198,10 @@ pub async fn pull_once(
     };
     drop(page_rx);
     let _ = fetcher.await;
+    if matches!(target, PageTarget::Catalogue(_)) && summary.accepted > 0 {
+        let items = super::catalogue::refresh_normalizer(runtime).await?;
+        tracing::info!(source = %source_id, items, "supervision-item catalogue refreshed; validation uses it from the next batch");
+    }
     result
 }
 
@@ -146,6 +211,7 @@ pub async fn run_scheduler(
     source_id: String,
     source: Arc<dyn PullSource>,
     schedule: Schedule,
+    target: PageTarget,
     mut commands: mpsc::Receiver<SourceCommand>,
     shutdown: Shutdown,
 ) {
@@ -180,7 +246,7 @@ pub async fn run_scheduler(
             s.next_pull = None;
         });
         let span = tracing::info_span!("pull", source = %source_id, mode = ?mode);
-        let result = pull_once(&runtime, &source_id, &source, mode, &shutdown)
+        let result = pull_into(&runtime, &source_id, &source, mode, &shutdown, &target)
             .instrument(span.clone())
             .await;
         let finished = Utc::now();

@@ -6,6 +6,7 @@
 //! reads what it needs (existing cases, counters) under the right locks, the pure planner in
 //! [`plan`] decides what each record becomes, and the backend writes the plan set-wise.
 
+pub mod catalogue;
 pub mod outbox_postgres;
 pub mod outbox_sqlite;
 pub mod plan;
@@ -69,6 +70,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync {
     /// Which backend this is (`sqlite` or `postgres`).
     fn backend(&self) -> &'static str;
+
+    /// The supervision-item catalogue kept by this store.
+    fn catalogue(&self) -> &dyn catalogue::CatalogueStore;
 
     /// Apply pending schema migrations; returns the names of those applied now.
     async fn migrate(&self) -> StoreResult<Vec<String>>;

@@ -41,6 +41,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_outbox_dispatch",
         include_str!("../../migrations/postgres/0002_outbox_dispatch.sql"),
     ),
+    (
+        "0005_supervision_catalogue",
+        include_str!("../../migrations/postgres/0005_supervision_catalogue.sql"),
+    ),
 ];
 
 /// Advisory lock taken (per transaction) while migrating, so instances starting together apply
@@ -1055,6 +1059,10 @@ fn case_from_row(r: &Row) -> StoreResult<CaseRow> {
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn catalogue(&self) -> &dyn super::catalogue::CatalogueStore {
+        self
     }
 
     async fn migrate(&self) -> StoreResult<Vec<String>> {

@@ -19,6 +19,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_outbox_dispatch",
         include_str!("../../migrations/sqlite/0002_outbox_dispatch.sql"),
     ),
+    (
+        "0005_supervision_catalogue",
+        include_str!("../../migrations/sqlite/0005_supervision_catalogue.sql"),
+    ),
 ];
 
 /// The SQLite store.
@@ -511,6 +515,10 @@ fn decode_case(t: CaseRowRaw) -> StoreResult<CaseRow> {
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn catalogue(&self) -> &dyn super::catalogue::CatalogueStore {
+        self
     }
 
     async fn migrate(&self) -> StoreResult<Vec<String>> {

@@ -1,0 +1,156 @@
+//! Pulled records that are catalogue items (监管事项目录清单) rather than cases: read the item's
+//! parts by the configured paths, keep them by year in the store, and give every source's
+//! validation the new catalogue so "清单之外无检查" is enforced against it from the next batch.
+
+use crate::config::CatalogueFields;
+use crate::runtime::Runtime;
+use crate::store::catalogue::{to_catalogue, CatalogueItem};
+use crate::store::StoreResult;
+use adapters::sources::SourceItem;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// A record that is not a usable catalogue item, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedItem {
+    /// Where it was found.
+    pub position: String,
+    /// Why it was refused (Chinese and English).
+    pub reason: String,
+}
+
+fn text_at(record: &Value, path: &str) -> Option<String> {
+    let mut cur = record;
+    for seg in path.split('.').filter(|s| !s.is_empty()) {
+        cur = cur.get(seg)?;
+    }
+    match cur {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Read one pulled record as a catalogue item.
+pub fn item_of(record: &Value, fields: &CatalogueFields) -> Result<CatalogueItem, String> {
+    let code = text_at(record, &fields.code).ok_or_else(|| {
+        format!(
+            "缺少监管事项目录编码（{}）/ missing item code at {:?}",
+            fields.code, fields.code
+        )
+    })?;
+    if code.len() != 14 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "监管事项目录编码应为14位数字：{code:?}（字段 {}）/ item code at {:?} must be 14 digits, got {code:?}",
+            fields.code, fields.code
+        ));
+    }
+    let year = match text_at(record, &fields.year) {
+        Some(y) => y
+            .parse::<i32>()
+            .ok()
+            .filter(|y| (2000..=2100).contains(y))
+            .ok_or_else(|| {
+                format!(
+                    "目录年份无效：{y:?} / invalid catalogue year at {:?}: {y:?}",
+                    fields.year
+                )
+            })?,
+        None => fields
+            .default_year
+            .ok_or_else(|| format!("缺少目录年份 / missing catalogue year at {:?}", fields.year))?,
+    };
+    let parent_code = text_at(record, &fields.parent).filter(|p| p != &code);
+    let active = match text_at(record, &fields.status) {
+        Some(status) => fields.active_values.iter().any(|v| v == &status),
+        None => true,
+    };
+    Ok(CatalogueItem {
+        year,
+        item_code: code,
+        name: text_at(record, &fields.name).unwrap_or_default(),
+        parent_code,
+        active,
+    })
+}
+
+/// Split a page into items (the last occurrence of a year and code wins) and refusals.
+pub fn items_of_page(items: Vec<SourceItem>, fields: &CatalogueFields) -> (Vec<CatalogueItem>, Vec<RefusedItem>) {
+    let mut by_key = BTreeMap::new();
+    let mut refused = Vec::new();
+    for item in items {
+        match item {
+            Ok(record) => match item_of(&record.value, fields) {
+                Ok(i) => {
+                    by_key.insert((i.year, i.item_code.clone()), i);
+                }
+                Err(reason) => refused.push(RefusedItem {
+                    position: record.position,
+                    reason,
+                }),
+            },
+            Err(unparsed) => refused.push(RefusedItem {
+                position: unparsed.position,
+                reason: unparsed.message,
+            }),
+        }
+    }
+    (by_key.into_values().collect(), refused)
+}
+
+/// Rebuild every source's validation with the stored catalogue (plus the configured CSV one).
+pub async fn refresh_normalizer(runtime: &Runtime) -> StoreResult<usize> {
+    let items = runtime.store.catalogue().catalogue_items().await?;
+    let catalogue = to_catalogue(&items, runtime.resolved.rules.catalogue.as_ref());
+    let count = catalogue.len();
+    let mut rules = runtime.resolved.rules.clone();
+    rules.catalogue = Some(catalogue);
+    match normalizer::Normalizer::new(rules) {
+        Ok(n) => runtime.preparers.replace_normalizer(std::sync::Arc::new(n)),
+        Err(e) => tracing::error!(error = %e, "cannot rebuild validation with the new catalogue"),
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn catalogue_record_becomes_an_item_of_its_year() {
+        let f = CatalogueFields::default();
+        let item = item_of(
+            &json!({"catalog_code": "36010000100012", "catalog_name": "价格监督检查", "parent_code": "36010000100000",
+                    "year": 2024, "status": "1"}),
+            &f,
+        )
+        .unwrap();
+        assert_eq!(item.year, 2024);
+        assert_eq!(item.parent_code.as_deref(), Some("36010000100000"));
+        assert!(item.active);
+        let withdrawn = item_of(
+            &json!({"catalog_code": "36010000100012", "year": "2024", "status": "0"}),
+            &f,
+        )
+        .unwrap();
+        assert!(!withdrawn.active);
+    }
+
+    #[test]
+    fn bad_code_or_missing_year_is_refused_naming_the_field() {
+        let f = CatalogueFields::default();
+        let e = item_of(&json!({"catalog_code": "3601", "year": 2024}), &f).unwrap_err();
+        assert!(e.contains("14") && e.contains("catalog_code"), "{e}");
+        let e = item_of(&json!({"catalog_code": "36010000100012"}), &f).unwrap_err();
+        assert!(e.contains("year"), "{e}");
+        let f = CatalogueFields {
+            default_year: Some(2025),
+            ..CatalogueFields::default()
+        };
+        assert_eq!(
+            item_of(&json!({"catalog_code": "36010000100012"}), &f).unwrap().year,
+            2025
+        );
+    }
+}
