@@ -5,6 +5,7 @@ pub mod check;
 pub mod data;
 pub mod deliveries;
 pub mod demo;
+pub mod demo_peers;
 pub mod mappings;
 pub mod normalize;
 pub mod run;
