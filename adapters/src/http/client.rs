@@ -461,6 +461,12 @@ impl HttpClient {
         false
     }
 
+    /// Count a pull that failed after its answer arrived (a business status, a SOAP fault, an
+    /// unreadable answer), so that `health()` shows it.
+    pub fn record_failure(&self, error: &SourceError) {
+        self.request_failed(error);
+    }
+
     fn request_failed(&self, error: &SourceError) {
         let mut s = self.state();
         s.failures += 1;
