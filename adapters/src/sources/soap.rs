@@ -930,6 +930,19 @@ mod tests {
     }
 
     #[test]
+    fn debug_of_settings_never_shows_secrets() {
+        let text = format!(
+            "url = \"http://h\"\nrecords_path = \"a\"\nenvelope_template = '{ENVELOPE}'\nusername = \"u\"\npassword = \"pw-secret-1\"\nws_security = \"password_text\"\nauth = {{ kind = \"basic\", username = \"b\", password = \"pw-secret-2\" }}"
+        );
+        let (settings, client, resolved) = parse(&text.parse().unwrap(), Path::new("/")).unwrap();
+        let shown = format!("{settings:?} {client:?} {resolved:?}");
+        assert!(
+            !shown.contains("pw-secret-1") && !shown.contains("pw-secret-2"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn problems_name_their_keys() {
         let keys = |text: &str| -> Vec<String> {
             check(&text.parse().unwrap(), Path::new("/"))
