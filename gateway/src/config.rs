@@ -478,7 +478,21 @@ impl Config {
                         }
                     }
                 },
-                "rest" | "soap" | "push" => problem(
+                "rest" | "soap" => {
+                    let table = if s.kind == "rest" { &s.rest } else { &s.soap };
+                    match table {
+                        None => problem(
+                            format!("{place}.{}", s.kind),
+                            format!("{k} 来源需要 [sources.{k}] 表 / a {k} source needs a [sources.{k}] table", k = s.kind),
+                        ),
+                        Some(table) => {
+                            for p in adapters::sources::check_settings(&s.kind, table, &self.base_dir) {
+                                problem(format!("{place}.{}.{}", s.kind, p.key), p.message);
+                            }
+                        }
+                    }
+                }
+                "push" => problem(
                     format!("{place}.kind"),
                     format!("来源类型 {:?} 由适配器提供，本版本尚未包含 / source kind {:?} is provided by the adapters, not in this version yet", s.kind, s.kind),
                 ),
@@ -568,6 +582,19 @@ impl Config {
             }
             if let Err(e) = crate::sources::schedule::Schedule::from_config(c.cron.as_deref(), c.poll_seconds) {
                 problem(format!("{place}.cron"), e);
+            }
+            let table = if c.kind == "soap" { &c.soap } else { &c.rest };
+            match table {
+                None if matches!(c.kind.as_str(), "rest" | "soap") => problem(
+                    format!("{place}.{}", c.kind),
+                    format!("需要 [catalogues.{k}] 表 / a [catalogues.{k}] table is needed", k = c.kind),
+                ),
+                None => {}
+                Some(table) => {
+                    for p in adapters::sources::check_settings(&c.kind, table, &self.base_dir) {
+                        problem(format!("{place}.{}.{}", c.kind, p.key), p.message);
+                    }
+                }
             }
         }
         if !problems.is_empty() {

@@ -1,7 +1,8 @@
 //! REST sink: one HTTP request per delivery to an upload API (the platform's, or the
 //! 互联网+监管 system's), POST or PUT, JSON or XML body from a template, an
-//! `Idempotency-Key: <code>:<version>` header, optional authentication, a rate limit and
-//! timeouts. Requests of a batch run concurrently (`concurrency`).
+//! `Idempotency-Key: <code>:<version>` header, optional authentication (the same options as
+//! the pull adapters: basic, bearer, header or API key, a token endpoint with refresh, HMAC
+//! signatures; see [`crate::http::auth`]), a rate limit and timeouts. Requests of a batch run concurrently (`concurrency`).
 //!
 //! Answers: 2xx delivered; 408, 429 and 5xx failed attempts, retried with backoff (honouring
 //! `Retry-After`); any other status (4xx, and 3xx: redirects are not followed) rejects the
@@ -9,9 +10,11 @@
 //! the delivery without using up an attempt.
 
 use super::encode::{envelope, sample_delivery, Escaping, Format, Template};
-use super::secret::{Secret, SecretSource};
 use super::settings::SettingsProblem;
 use super::{excerpt, Delivery, Outcome, Sink, SinkError};
+/// `auth` of a REST sink: the same options as the pull adapters' (see [`crate::http::auth`]).
+pub use crate::http::auth::AuthSettings;
+use crate::http::auth::{Auth, AuthError};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -64,37 +67,6 @@ pub struct RestSettings {
     pub concurrency: usize,
 }
 
-/// `auth` of a REST sink: `kind = "none" | "basic" | "bearer" | "header"`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthSettings {
-    /// `none`, `basic` (username + password), `bearer` (token) or `header` (a named header
-    /// carrying a key, e.g. `X-Api-Key`).
-    pub kind: String,
-    /// basic: the user name.
-    pub username: Option<String>,
-    /// basic: the password inline (avoid; prefer `password_env` / `password_file`).
-    pub password: Option<String>,
-    /// basic: environment variable holding the password.
-    pub password_env: Option<String>,
-    /// basic: file holding the password.
-    pub password_file: Option<PathBuf>,
-    /// bearer: the token inline (avoid; prefer `token_env` / `token_file`).
-    pub token: Option<String>,
-    /// bearer: environment variable holding the token.
-    pub token_env: Option<String>,
-    /// bearer: file holding the token.
-    pub token_file: Option<PathBuf>,
-    /// header: the header's name.
-    pub header: Option<String>,
-    /// header: the value inline (avoid; prefer `value_env` / `value_file`).
-    pub value: Option<String>,
-    /// header: environment variable holding the value.
-    pub value_env: Option<String>,
-    /// header: file holding the value.
-    pub value_file: Option<PathBuf>,
-}
-
 fn default_method() -> String {
     "POST".into()
 }
@@ -109,65 +81,6 @@ fn default_connect_timeout() -> u64 {
 }
 fn default_concurrency() -> usize {
     8
-}
-
-/// Resolved authentication.
-#[derive(Debug, Clone)]
-enum Auth {
-    None,
-    Basic { username: String, password: Secret },
-    Bearer(Secret),
-    Header { name: HeaderName, value: Secret },
-}
-
-impl AuthSettings {
-    fn resolve(&self, base: &Path) -> Result<Auth, SettingsProblem> {
-        let problem = |key: &str, message: String| SettingsProblem {
-            key: format!("auth.{key}"),
-            message,
-        };
-        let secret = |name: &'static str, inline: &Option<String>, env: &Option<String>, file: &Option<PathBuf>| {
-            SecretSource {
-                name,
-                inline: inline.as_deref(),
-                env: env.as_deref(),
-                file: file.as_deref(),
-            }
-            .require(base)
-            .map_err(|m| problem(name, m))
-        };
-        match self.kind.as_str() {
-            "none" => Ok(Auth::None),
-            "basic" => {
-                let username = self
-                    .username
-                    .clone()
-                    .ok_or_else(|| problem("username", "basic 认证需要 username / basic auth needs username".into()))?;
-                let password = secret("password", &self.password, &self.password_env, &self.password_file)?;
-                Ok(Auth::Basic { username, password })
-            }
-            "bearer" => Ok(Auth::Bearer(secret(
-                "token",
-                &self.token,
-                &self.token_env,
-                &self.token_file,
-            )?)),
-            "header" => {
-                let name = self
-                    .header
-                    .as_deref()
-                    .ok_or_else(|| problem("header", "header 认证需要 header / header auth needs `header`".into()))?;
-                let name = HeaderName::try_from(name)
-                    .map_err(|e| problem("header", format!("无效的头名称 / invalid header name {name:?}: {e}")))?;
-                let value = secret("value", &self.value, &self.value_env, &self.value_file)?;
-                Ok(Auth::Header { name, value })
-            }
-            other => Err(problem(
-                "kind",
-                format!("未知认证方式 / unknown auth kind {other:?}: none, basic, bearer or header"),
-            )),
-        }
-    }
 }
 
 /// Everything a REST sink needs, checked.
@@ -283,10 +196,10 @@ impl RestSettings {
                 ),
             }
         }
-        let auth = match self.auth.as_ref().map(|a| a.resolve(base)).transpose() {
+        let auth = match self.auth.as_ref().map(|a| a.resolve(base, "auth.")).transpose() {
             Ok(a) => a.unwrap_or(Auth::None),
             Err(p) => {
-                problems.push(p);
+                problems.extend(p);
                 Auth::None
             }
         };
@@ -395,51 +308,63 @@ impl RestSink {
             Some(t) => t.render(d).into_bytes(),
             None => envelope(d, self.format),
         };
-        let mut request = self
-            .client
+        self.client
             .request(r.method.clone(), r.url.render(d))
             .headers(r.headers.clone())
             .header(CONTENT_TYPE, self.format.content_type())
             .header("Idempotency-Key", d.idempotency_key.as_str())
-            .body(body);
-        request = match &r.auth {
-            Auth::None => request,
-            Auth::Basic { username, password } => request.basic_auth(username, Some(password.expose())),
-            Auth::Bearer(token) => request.bearer_auth(token.expose()),
-            Auth::Header { name, value } => match HeaderValue::try_from(value.expose()) {
-                Ok(mut v) => {
-                    v.set_sensitive(true);
-                    request.header(name.clone(), v)
-                }
-                Err(_) => request,
-            },
-        };
-        request
+            .body(body)
     }
 
     async fn send(&self, d: &Delivery) -> Outcome {
-        if let Some(limiter) = &self.limiter {
-            limiter.until_ready().await;
+        // A 401 to a request carrying a fetched token: fetch a new one and send once more.
+        let mut refreshed = false;
+        loop {
+            if let Some(limiter) = &self.limiter {
+                limiter.until_ready().await;
+            }
+            let mut request = match self.request(d).build() {
+                Ok(r) => r,
+                Err(e) => {
+                    return Outcome::Rejected {
+                        error: format!("cannot build the request: {}", error_chain(e)),
+                    }
+                }
+            };
+            let used = match self
+                .resolved
+                .auth
+                .authorize(&self.client, &mut request, self.limiter.as_ref())
+                .await
+            {
+                Ok(u) => u,
+                Err(e @ AuthError::Unreachable(_)) => return Outcome::deferred(e.to_string()),
+                Err(e) => return Outcome::failed(e.to_string()),
+            };
+            let response = match self.client.execute(request).await {
+                Ok(r) => r,
+                // Never show the URL: it may carry a key in its query.
+                Err(e) if e.is_connect() => {
+                    return Outcome::deferred(format!("cannot reach the receiver: {}", error_chain(e)));
+                }
+                Err(e) if e.is_timeout() => {
+                    return Outcome::failed(format!("no answer in time: {}", error_chain(e)));
+                }
+                Err(e) => return Outcome::failed(format!("request failed: {}", error_chain(e))),
+            };
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && !refreshed && self.resolved.auth.unauthorized(used).await {
+                refreshed = true;
+                continue;
+            }
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            let body = response.text().await.unwrap_or_default();
+            return answer_outcome(status, retry_after, &body);
         }
-        let response = match self.request(d).send().await {
-            Ok(r) => r,
-            // Never show the URL: it may carry a key in its query.
-            Err(e) if e.is_connect() => {
-                return Outcome::deferred(format!("cannot reach the receiver: {}", error_chain(e)));
-            }
-            Err(e) if e.is_timeout() => {
-                return Outcome::failed(format!("no answer in time: {}", error_chain(e)));
-            }
-            Err(e) => return Outcome::failed(format!("request failed: {}", error_chain(e))),
-        };
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let body = response.text().await.unwrap_or_default();
-        answer_outcome(status, retry_after, &body)
     }
 }
 

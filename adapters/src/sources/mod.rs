@@ -9,13 +9,52 @@
 //! - [`PullRun::next_page`] yields [`Page`]s until `None`; each page's `cursor`, when set, is
 //!   safe to persist once every record of that page and of all earlier pages is committed;
 //! - [`PullSource::health`] reports what operators see (circuit state, last error, counts).
+//!
+//! The adapters: [`rest`] (`kind = "rest"`, table `[sources.rest]`) and [`soap`] (`kind =
+//! "soap"`, table `[sources.soap]`); the gateway checks a table with [`check_settings`] and
+//! builds the source with [`build`]. [`amqp`] is the queue consumer (`kind = "amqp"`), which the
+//! gateway runs itself: it acknowledges messages after their commit.
 
 pub mod amqp;
+pub mod rest;
+pub mod settings;
+pub mod soap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Check a source block's kind-specific table (`[sources.rest]` / `[sources.soap]`) without
+/// connecting: every problem, each naming its key (dotted for nested tables, e.g.
+/// `auth.token_env`). Kinds other than `rest` and `soap` give no problems here.
+pub fn check_settings(kind: &str, table: &toml::Table, base: &Path) -> Vec<crate::sinks::SettingsProblem> {
+    match kind {
+        "rest" => rest::check(table, base),
+        "soap" => soap::check(table, base),
+        _ => Vec::new(),
+    }
+}
+
+/// Build the pull source of `kind` (`rest` | `soap`) from its table; `base` is the
+/// configuration file's directory (for secret and template files). No connection is made
+/// before the first pull.
+pub fn build(
+    source_id: &str,
+    kind: &str,
+    table: &toml::Table,
+    base: &Path,
+) -> Result<Arc<dyn PullSource>, SourceError> {
+    match kind {
+        "rest" => rest::build(source_id, table, base),
+        "soap" => soap::build(source_id, table, base),
+        other => Err(SourceError::Settings(format!(
+            "不是拉取型来源 / not a pull source kind: {other:?} (rest or soap)"
+        ))),
+    }
+}
 
 /// One record pulled from a source, before mapping.
 #[derive(Debug, Clone)]
@@ -138,17 +177,4 @@ pub trait PullSource: Send + Sync {
     fn start(&self, cursor: Option<String>, mode: PullMode) -> Box<dyn PullRun>;
     /// What operators see of the connection.
     fn health(&self) -> SourceHealth;
-}
-
-/// Build the pull source of `kind` from its settings table. (Placeholder until the REST and
-/// SOAP adapters land: refuses every kind.)
-pub fn build(
-    source_id: &str,
-    kind: &str,
-    _table: &toml::Table,
-    _base: &std::path::Path,
-) -> Result<std::sync::Arc<dyn PullSource>, SourceError> {
-    Err(SourceError::Settings(format!(
-        "source {source_id:?}: pull kind {kind:?} is not available in this build"
-    )))
 }

@@ -1,0 +1,125 @@
+//! Character sets of answers. Legacy systems answer in UTF-8, GBK or GB18030; the charset is
+//! taken from a configured override, else the `Content-Type` charset, else (XML only) the BOM
+//! or the XML prolog, else UTF-8. Decoding never panics: malformed bytes become U+FFFD and are
+//! reported, so that the records they fall in can be set aside as unparsed.
+
+use encoding_rs::Encoding;
+
+/// An encoding by its label (`utf-8`, `gbk`, `gb2312`, `gb18030`, ... as the WHATWG encoding
+/// standard names them); `None` for an unknown label.
+pub fn encoding_for_label(label: &str) -> Option<&'static Encoding> {
+    Encoding::for_label(label.trim().as_bytes())
+}
+
+/// The `charset` parameter of a `Content-Type` value, as an encoding (`None` when absent or
+/// unknown).
+pub fn content_type_charset(content_type: &str) -> Option<&'static Encoding> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("charset") {
+            return None;
+        }
+        encoding_for_label(value.trim().trim_matches(['"', '\'']))
+    })
+}
+
+/// The encoding named in an XML document's BOM or prolog (`<?xml ... encoding="GBK"?>`).
+pub fn xml_declared_encoding(bytes: &[u8]) -> Option<&'static Encoding> {
+    if let Some((e, _)) = Encoding::for_bom(bytes) {
+        return Some(e);
+    }
+    let head = &bytes[..bytes.len().min(512)];
+    if !head.starts_with(b"<?xml") {
+        return None;
+    }
+    let end = head.windows(2).position(|w| w == b"?>")?;
+    let decl = String::from_utf8_lossy(&head[..end]);
+    let i = decl.find("encoding")?;
+    let rest = decl[i + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let label = rest[1..].split(quote).next()?;
+    encoding_for_label(label)
+}
+
+/// The encoding of an answer: the override, else the `Content-Type` charset, else (when
+/// `xml`) the BOM or prolog, else UTF-8.
+pub fn answer_encoding(
+    override_encoding: Option<&'static Encoding>,
+    content_type: Option<&str>,
+    body: &[u8],
+    xml: bool,
+) -> &'static Encoding {
+    override_encoding
+        .or_else(|| content_type.and_then(content_type_charset))
+        .or_else(|| if xml { xml_declared_encoding(body) } else { None })
+        .unwrap_or(encoding_rs::UTF_8)
+}
+
+/// A body decoded to text.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The text; malformed byte sequences are U+FFFD.
+    pub text: String,
+    /// The encoding used.
+    pub encoding: &'static Encoding,
+    /// True when some bytes were malformed in that encoding.
+    pub had_errors: bool,
+}
+
+/// Decode `bytes` in `encoding` (a BOM, if any, wins and is dropped).
+pub fn decode(bytes: &[u8], encoding: &'static Encoding) -> Decoded {
+    let (text, used, had_errors) = encoding.decode(bytes);
+    Decoded {
+        text: text.into_owned(),
+        encoding: used,
+        had_errors,
+    }
+}
+
+/// Encode `text` in `encoding` for a request body (characters the encoding lacks become
+/// numeric character references, which XML reads back).
+pub fn encode(text: &str, encoding: &'static Encoding) -> Vec<u8> {
+    encoding.encode(text).0.into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charset_comes_from_the_override_then_the_content_type_then_the_prolog() {
+        let gbk = encoding_for_label("GBK").unwrap();
+        let body = "<?xml version=\"1.0\" encoding=\"GB18030\"?><a/>".as_bytes();
+        assert_eq!(
+            answer_encoding(Some(gbk), Some("text/xml; charset=utf-8"), body, true),
+            gbk
+        );
+        assert_eq!(
+            answer_encoding(None, Some("text/xml; Charset=\"gbk\""), body, true).name(),
+            "GBK"
+        );
+        assert_eq!(answer_encoding(None, Some("text/xml"), body, true).name(), "gb18030");
+        assert_eq!(
+            answer_encoding(None, Some("application/json"), body, false),
+            encoding_rs::UTF_8
+        );
+        assert_eq!(content_type_charset("text/plain; charset=nonsense"), None);
+    }
+
+    #[test]
+    fn gbk_bodies_decode_and_malformed_bytes_are_flagged_not_fatal() {
+        let gbk = encoding_for_label("gbk").unwrap();
+        let bytes = encode("行政处罚", gbk);
+        assert_ne!(bytes, "行政处罚".as_bytes());
+        let d = decode(&bytes, gbk);
+        assert_eq!(d.text, "行政处罚");
+        assert!(!d.had_errors);
+        let mut bad = bytes.clone();
+        bad.push(0x81);
+        let d = decode(&bad, gbk);
+        assert!(d.had_errors && d.text.starts_with("行政处罚") && d.text.ends_with('\u{FFFD}'));
+    }
+}

@@ -1,0 +1,44 @@
+//! The README's source examples pass the settings check as they are written.
+
+use std::path::Path;
+
+/// The fenced blocks of `lang` in the README's section on pull sources.
+fn blocks(lang: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+    let start = readme
+        .find("## Pulling from legacy systems")
+        .expect("the section exists");
+    let end = start + readme[start..].find("## Onward delivery").expect("the next section");
+    let section = &readme[start..end];
+    let fence = format!("```{lang}\n");
+    section
+        .split(fence.as_str())
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_readme_examples_pass_the_settings_check() {
+    let dir = std::env::temp_dir().join(format!("gw-readme-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("soap")).unwrap();
+    let xml = blocks("xml");
+    assert_eq!(xml.len(), 1);
+    std::fs::write(dir.join("soap/query-cases.xml"), &xml[0]).unwrap();
+    // The examples read these secrets from the environment.
+    std::env::set_var("NC_AMR_APP_SECRET", "s");
+    std::env::set_var("JX_ECOLOGY_WS_PASSWORD", "p");
+    let mut kinds = Vec::new();
+    for block in blocks("toml") {
+        let config: toml::Table = block.parse().unwrap();
+        let source = config["sources"].as_array().unwrap()[0].as_table().unwrap();
+        let kind = source["kind"].as_str().unwrap();
+        let table = source[kind].as_table().unwrap();
+        let problems = adapters::sources::check_settings(kind, table, &dir);
+        assert!(problems.is_empty(), "{kind}: {problems:?}");
+        adapters::sources::build("example", kind, table, &dir).unwrap();
+        kinds.push(kind.to_string());
+    }
+    assert_eq!(kinds, ["rest", "soap"]);
+    std::fs::remove_dir_all(&dir).ok();
+}
