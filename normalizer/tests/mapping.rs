@@ -1353,3 +1353,60 @@ proptest! {
         }))?;
     }
 }
+
+/// The assumed catalogue answer (`mappings/internet-plus-catalogue/samples/catalogue.json`) loaded
+/// as the rules' catalogue: every valid inspection sample's item is in it ("清单之外无检查"), and
+/// an item that is not is rejected.
+#[test]
+fn internet_plus_catalogue_sample_covers_the_behaviour_samples() {
+    let text = std::fs::read_to_string(example_dir("internet-plus-catalogue").join("samples/catalogue.json")).unwrap();
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["code"], json!("200"));
+    let rows = answer["data"]["rows"].as_array().unwrap();
+    assert_eq!(answer["data"]["total"].as_u64(), Some(rows.len() as u64));
+    let mut catalogue = normalizer::rules::Catalogue::default();
+    let codes: Vec<&str> = rows.iter().map(|r| r["catalog_code"].as_str().unwrap()).collect();
+    for row in rows {
+        let code = row["catalog_code"].as_str().unwrap();
+        assert!(code.len() == 14 && code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+        let parent = row["parent_code"].as_str().unwrap();
+        assert!(parent.is_empty() || codes.contains(&parent), "{code}: parent {parent}");
+        let agency = row["implement_institution_code"].as_str().unwrap();
+        let parsed = normalizer::standards::credit_code::CreditCode::parse(agency);
+        assert!(parsed.is_ok_and(|c| c.as_str() == agency), "{code}: {agency}");
+        if row["status"] == json!("1") {
+            catalogue.insert(i32::try_from(row["year"].as_i64().unwrap()).unwrap(), code);
+        }
+    }
+    let normalizer = Normalizer::new(normalizer::rules::RuleOptions {
+        agency_region_prefix: Some("36".to_string()),
+        catalogue: Some(catalogue),
+    })
+    .unwrap();
+    let mapping = internet_plus_behaviour();
+    let samples =
+        std::fs::read_to_string(example_dir("internet-plus-behaviour").join("samples/records.jsonl")).unwrap();
+    let mut inspections = 0;
+    for line in samples.lines() {
+        let mut source: Value = serde_json::from_str(line).unwrap();
+        let note = source["_sample_note"].as_str().unwrap_or("").to_string();
+        if !note.starts_with("合规") {
+            continue;
+        }
+        let outcome = normalizer.normalize(&mapping, &source);
+        assert!(outcome.violations.is_empty(), "{note}: {:?}", outcome.violations);
+        if source["behaviour_type"] == json!("check") && source["cd_operation"] != json!("d") {
+            inspections += 1;
+            // 36010000002002 is in the sample answer but disabled (status 0): outside the list.
+            source["supervise_item_implement_code"] = json!("36010000002002");
+            let outcome = normalizer.normalize(&mapping, &source);
+            assert!(!outcome.is_accepted(), "{note}");
+            assert!(
+                rules(&outcome.violations).contains(&("rule.item_not_in_catalogue", "/item_code")),
+                "{note}: {:?}",
+                outcome.violations
+            );
+        }
+    }
+    assert!(inspections >= 5);
+}
