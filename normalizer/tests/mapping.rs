@@ -1078,10 +1078,14 @@ fn arb_record() -> impl Strategy<Value = Value> {
 }
 
 fn examples() -> Vec<Mapping> {
-    ["nanchang-amr-penalty", "jiangxi-ecology-soap"]
-        .iter()
-        .map(|n| Mapping::load(&example_dir(n).join("mapping.toml")).unwrap_or_else(|e| panic!("{e}")))
-        .collect()
+    [
+        "nanchang-amr-penalty",
+        "jiangxi-ecology-soap",
+        "internet-plus-behaviour",
+    ]
+    .iter()
+    .map(|n| Mapping::load(&example_dir(n).join("mapping.toml")).unwrap_or_else(|e| panic!("{e}")))
+    .collect()
 }
 
 proptest! {
@@ -1203,4 +1207,206 @@ fn ecology_samples_in_a_soap_envelope_valid_ones_pass_and_defective_ones_are_rej
 fn a_loaded_mapping_can_be_shared_between_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Mapping>();
+}
+
+// ------------------------------------------------------------------------------------ 互联网+监管 behaviour data
+
+fn internet_plus_behaviour() -> Mapping {
+    Mapping::load(&example_dir("internet-plus-behaviour").join("mapping.toml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn internet_plus_behaviour_mapping_passes_its_embedded_tests() {
+    let mapping = internet_plus_behaviour();
+    assert_eq!(mapping.id(), "internet-plus-behaviour");
+    assert!(mapping.tests().len() >= 12);
+    let report = run_tests(&mapping, &Normalizer::default());
+    assert!(report.passed(), "{report}");
+}
+
+/// Like the other examples' samples; in addition each defective line names, in `_sample_expect`,
+/// the violation (`rule`, `pointer`) it must raise, so a sample rejected for another reason fails.
+#[test]
+fn internet_plus_behaviour_samples_valid_ones_pass_and_defective_ones_are_rejected() {
+    let dir = example_dir("internet-plus-behaviour");
+    let mapping = internet_plus_behaviour();
+    let text = std::fs::read_to_string(dir.join("samples/records.jsonl")).unwrap();
+    let samples: Vec<(String, Value)> = text
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            (v["_sample_note"].as_str().unwrap_or("").to_string(), v)
+        })
+        .collect();
+    assert!(samples.len() >= 30, "only {} samples", samples.len());
+    for kind in ["check", "punish", "force"] {
+        for valid in [true, false] {
+            assert!(
+                samples
+                    .iter()
+                    .any(|(note, v)| v["behaviour_type"] == kind && note.starts_with("合规") == valid),
+                "no {} sample of behaviour type {kind}",
+                if valid { "valid" } else { "defective" }
+            );
+        }
+    }
+    let normalizer = Normalizer::default();
+    let mut problems = Vec::new();
+    for (note, source) in &samples {
+        let expected = &source["_sample_expect"];
+        if note.starts_with("合规") {
+            assert!(expected.is_null(), "{note}: a valid sample expects no violation");
+            continue;
+        }
+        let (Some(rule), Some(pointer)) = (expected["rule"].as_str(), expected["pointer"].as_str()) else {
+            panic!("{note}: a defective sample names the violation it raises in _sample_expect");
+        };
+        let outcome = normalizer.normalize(&mapping, source);
+        let found = outcome
+            .violations
+            .iter()
+            .any(|v| v.is_error() && v.rule == rule && v.pointer == pointer);
+        if !found {
+            problems.push(format!(
+                "{note}: expected {rule} at {pointer}, got {:?}",
+                rules(&outcome.violations)
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    check_samples(&mapping, samples);
+}
+
+#[test]
+fn internet_plus_behaviour_sample_with_province_rule_keeps_jiangxi_agencies() {
+    // The gateway runs with the province set: every valid sample's agency is in Jiangxi (36).
+    let dir = example_dir("internet-plus-behaviour");
+    let mapping = internet_plus_behaviour();
+    let normalizer = Normalizer::new(normalizer::rules::RuleOptions {
+        agency_region_prefix: Some("36".to_string()),
+        catalogue: None,
+    })
+    .unwrap();
+    let text = std::fs::read_to_string(dir.join("samples/records.jsonl")).unwrap();
+    for line in text.lines() {
+        let source: Value = serde_json::from_str(line).unwrap();
+        let note = source["_sample_note"].as_str().unwrap_or("");
+        if note.starts_with("合规") {
+            let outcome = normalizer.normalize(&mapping, &source);
+            assert!(outcome.violations.is_empty(), "{note}: {:?}", outcome.violations);
+        }
+    }
+}
+
+/// A row shaped like the exchange table, with arbitrary values in the columns the mapping reads.
+fn arb_behaviour_row() -> impl Strategy<Value = Value> {
+    let keys = [
+        "supervise_item_implement_code",
+        "supervise_item_check_icode",
+        "implement_institution_code",
+        "area_number",
+        "administrative_cp_na",
+        "administrative_cp_ce_type",
+        "administrative_cp_ui_code",
+        "check_action_code",
+        "check_date",
+        "check_personnel",
+        "check_personnel_code",
+        "check_result",
+        "penalty_kind",
+        "fine_amount",
+        "decision_date",
+        "force_kind",
+        "measure_start",
+        "entrust_dept",
+        "check_basis",
+        "cd_operation",
+    ];
+    let kind = prop::sample::select(vec!["check", "punish", "force", "other"]);
+    (
+        kind,
+        prop::collection::vec((prop::sample::select(keys.to_vec()), arb_json()), 0..14),
+    )
+        .prop_map(|(kind, kv)| {
+            let mut row: serde_json::Map<String, Value> = kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            row.insert("behaviour_type".to_string(), json!(kind));
+            Value::Object(row)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn internet_plus_behaviour_never_panics_on_arbitrary_rows(row in arb_behaviour_row()) {
+        thread_local! {
+            static MAPPING: Mapping = internet_plus_behaviour();
+            static NORMALIZER: Normalizer = Normalizer::default();
+        }
+        MAPPING.with(|m| NORMALIZER.with(|n| {
+            let outcome = n.normalize(m, &row);
+            prop_assert!(outcome.record.is_object());
+            for v in &outcome.violations {
+                prop_assert!(v.pointer.starts_with('/'));
+            }
+            Ok(())
+        }))?;
+    }
+}
+
+/// The assumed catalogue answer (`mappings/internet-plus-catalogue/samples/catalogue.json`) loaded
+/// as the rules' catalogue: every valid inspection sample's item is in it ("清单之外无检查"), and
+/// an item that is not is rejected.
+#[test]
+fn internet_plus_catalogue_sample_covers_the_behaviour_samples() {
+    let text = std::fs::read_to_string(example_dir("internet-plus-catalogue").join("samples/catalogue.json")).unwrap();
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(answer["code"], json!("200"));
+    let rows = answer["data"]["rows"].as_array().unwrap();
+    assert_eq!(answer["data"]["total"].as_u64(), Some(rows.len() as u64));
+    let mut catalogue = normalizer::rules::Catalogue::default();
+    let codes: Vec<&str> = rows.iter().map(|r| r["catalog_code"].as_str().unwrap()).collect();
+    for row in rows {
+        let code = row["catalog_code"].as_str().unwrap();
+        assert!(code.len() == 14 && code.bytes().all(|b| b.is_ascii_digit()), "{code}");
+        let parent = row["parent_code"].as_str().unwrap();
+        assert!(parent.is_empty() || codes.contains(&parent), "{code}: parent {parent}");
+        let agency = row["implement_institution_code"].as_str().unwrap();
+        let parsed = normalizer::standards::credit_code::CreditCode::parse(agency);
+        assert!(parsed.is_ok_and(|c| c.as_str() == agency), "{code}: {agency}");
+        if row["status"] == json!("1") {
+            catalogue.insert(i32::try_from(row["year"].as_i64().unwrap()).unwrap(), code);
+        }
+    }
+    let normalizer = Normalizer::new(normalizer::rules::RuleOptions {
+        agency_region_prefix: Some("36".to_string()),
+        catalogue: Some(catalogue),
+    })
+    .unwrap();
+    let mapping = internet_plus_behaviour();
+    let samples =
+        std::fs::read_to_string(example_dir("internet-plus-behaviour").join("samples/records.jsonl")).unwrap();
+    let mut inspections = 0;
+    for line in samples.lines() {
+        let mut source: Value = serde_json::from_str(line).unwrap();
+        let note = source["_sample_note"].as_str().unwrap_or("").to_string();
+        if !note.starts_with("合规") {
+            continue;
+        }
+        let outcome = normalizer.normalize(&mapping, &source);
+        assert!(outcome.violations.is_empty(), "{note}: {:?}", outcome.violations);
+        if source["behaviour_type"] == json!("check") && source["cd_operation"] != json!("d") {
+            inspections += 1;
+            // 36010000002002 is in the sample answer but disabled (status 0): outside the list.
+            source["supervise_item_implement_code"] = json!("36010000002002");
+            let outcome = normalizer.normalize(&mapping, &source);
+            assert!(!outcome.is_accepted(), "{note}");
+            assert!(
+                rules(&outcome.violations).contains(&("rule.item_not_in_catalogue", "/item_code")),
+                "{note}: {:?}",
+                outcome.violations
+            );
+        }
+    }
+    assert!(inspections >= 5);
 }
