@@ -587,7 +587,10 @@ impl Config {
             match table {
                 None if matches!(c.kind.as_str(), "rest" | "soap") => problem(
                     format!("{place}.{}", c.kind),
-                    format!("需要 [catalogues.{k}] 表 / a [catalogues.{k}] table is needed", k = c.kind),
+                    format!(
+                        "需要 [catalogues.{k}] 表 / a [catalogues.{k}] table is needed",
+                        k = c.kind
+                    ),
                 ),
                 None => {}
                 Some(table) => {
