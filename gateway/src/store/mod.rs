@@ -6,6 +6,8 @@
 //! reads what it needs (existing cases, counters) under the right locks, the pure planner in
 //! [`plan`] decides what each record becomes, and the backend writes the plan set-wise.
 
+pub mod mappings_postgres;
+pub mod mappings_sqlite;
 pub mod outbox_postgres;
 pub mod outbox_sqlite;
 pub mod plan;

@@ -41,6 +41,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_outbox_dispatch",
         include_str!("../../migrations/postgres/0002_outbox_dispatch.sql"),
     ),
+    (
+        "0003_mapping_versions",
+        include_str!("../../migrations/postgres/0003_mapping_versions.sql"),
+    ),
 ];
 
 /// Advisory lock taken (per transaction) while migrating, so instances starting together apply

@@ -19,6 +19,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_outbox_dispatch",
         include_str!("../../migrations/sqlite/0002_outbox_dispatch.sql"),
     ),
+    (
+        "0003_mapping_versions",
+        include_str!("../../migrations/sqlite/0003_mapping_versions.sql"),
+    ),
 ];
 
 /// The SQLite store.
