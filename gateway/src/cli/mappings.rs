@@ -224,7 +224,7 @@ fn print_dry_run(r: &DryRunReport, out: &mut dyn Write) -> std::io::Result<()> {
     let c = &r.comparison;
     writeln!(
         out,
-        "试运行 / dry run: source {}, active v{} -> candidate v{}, newest {} raw record(s) of the source",
+        "试运行 / dry run: source {}, active v{} -> candidate v{}, the source's newest raw records (up to {})",
         r.source_id, r.active_version, r.candidate_version, r.last_n
     )?;
     writeln!(out)?;
@@ -236,7 +236,7 @@ fn print_dry_run(r: &DryRunReport, out: &mut dyn Write) -> std::io::Result<()> {
         ("新拒收 / newly rejected", c.newly_rejected),
         ("仍拒收 / still rejected", c.still_rejected),
     ] {
-        writeln!(out, "  {label:<28} {n:>7}")?;
+        writeln!(out, "  {n:>7}  {label}")?;
     }
     if !c.field_changes.is_empty() {
         writeln!(
@@ -325,6 +325,7 @@ fn print_history(h: &History, out: &mut dyn Write) -> std::io::Result<()> {
             .detail
             .get("version")
             .or_else(|| a.detail.get("candidate_version"))
+            .filter(|v| !v.is_null())
             .map_or(String::new(), |v| format!("v{v}"));
         let extra = match a.action.as_str() {
             "mapping.activate" | "mapping.rollback" => a

@@ -69,6 +69,9 @@ pub enum Command {
     },
     /// Mappings: run their embedded tests; upload, dry-run, activate and roll back the versions a
     /// source runs (see the README: "Changing a mapping safely").
+    ///
+    /// Exit status of upload, diff, activate, rollback and history: 0 done, 1 refused (the
+    /// reasons on standard error, e.g. a failing embedded test), 2 the gateway failed (store).
     Mappings {
         /// What to do.
         #[command(subcommand)]
@@ -280,6 +283,7 @@ pub enum MappingsAction {
     /// the newly accepted / rejected records (with the new violations). Example:
     ///
     ///   gateway mappings diff --config gateway.toml --source nanchang-amr --version 2 --last 500
+    #[command(disable_version_flag = true)]
     Diff {
         /// The configuration file.
         #[arg(long)]
@@ -305,6 +309,7 @@ pub enum MappingsAction {
     /// Its embedded tests are run again first and must pass. A running gateway picks the change
     /// up within seconds; prints the version change and the diff of the mapping and code tables.
     /// Example: gateway mappings activate --config gateway.toml --source nanchang-amr --version 2
+    #[command(disable_version_flag = true)]
     Activate {
         /// The configuration file.
         #[arg(long)]

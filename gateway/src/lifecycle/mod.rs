@@ -547,12 +547,19 @@ async fn run_tests_blocking(mapping: Arc<Mapping>, normalizer: Arc<Normalizer>) 
 }
 
 /// Audit a refusal (best effort: a failing audit is logged) and return the error.
-async fn refused(rt: &Runtime, actor: &str, source_id: &str, action: &str, err: LifecycleError) -> LifecycleError {
+async fn refused(
+    rt: &Runtime,
+    actor: &str,
+    source_id: &str,
+    action: &str,
+    version: Option<i64>,
+    err: LifecycleError,
+) -> LifecycleError {
     let entry = AuditEntry {
         actor: actor.to_string(),
         action: format!("{action}_refused"),
         subject: audit_subject(source_id),
-        detail: json!({ "code": err.code(), "message": err.to_string() }),
+        detail: json!({ "version": version, "code": err.code(), "message": err.to_string() }),
     };
     if let Err(e) = rt.store.audit(&entry).await {
         tracing::warn!(error = %e, source = %source_id, "cannot audit a refused mapping action");
@@ -573,7 +580,7 @@ pub async fn upload(
     let action = "mapping.upload";
     let mapping = match bundle.load() {
         Ok(m) => Arc::new(m),
-        Err(e) => return Err(refused(rt, actor, source_id, action, LifecycleError::Invalid(e)).await),
+        Err(e) => return Err(refused(rt, actor, source_id, action, None, LifecycleError::Invalid(e)).await),
     };
     let active = rt.mappings.active_mapping(source_id).await?;
     let expected_id = active
@@ -585,7 +592,7 @@ pub async fn upload(
             expected: expected_id,
             found: mapping.id().to_string(),
         };
-        return Err(refused(rt, actor, source_id, action, err).await);
+        return Err(refused(rt, actor, source_id, action, Some(mapping.version()), err).await);
     }
     let newest = rt.mappings.mapping_versions(source_id).await?.last().map(|v| v.version);
     if let Some(newest) = newest.filter(|n| *n >= mapping.version()) {
@@ -593,7 +600,7 @@ pub async fn upload(
             version: mapping.version(),
             newest,
         };
-        return Err(refused(rt, actor, source_id, action, err).await);
+        return Err(refused(rt, actor, source_id, action, Some(mapping.version()), err).await);
     }
     let tests = run_tests_blocking(Arc::clone(&mapping), Arc::clone(&preparer.normalizer)).await?;
     if !tests.all_passed() {
@@ -602,7 +609,7 @@ pub async fn upload(
             version: mapping.version(),
             tests,
         };
-        return Err(refused(rt, actor, source_id, action, err).await);
+        return Err(refused(rt, actor, source_id, action, Some(mapping.version()), err).await);
     }
     let mut new = new_version(source_id, &mapping, actor, tests);
     new.file_name = bundle.file_name.clone();
@@ -633,7 +640,7 @@ pub async fn upload(
                 version: new.version,
                 newest,
             };
-            return Err(refused(rt, actor, source_id, action, err).await);
+            return Err(refused(rt, actor, source_id, action, Some(mapping.version()), err).await);
         }
         Err(e) => return Err(e.into()),
     };
@@ -836,7 +843,7 @@ async fn change_active(
                 source_id: source_id.to_string(),
                 version,
             };
-            return Err(refused(rt, actor, source_id, &action, err).await);
+            return Err(refused(rt, actor, source_id, &action, Some(version), err).await);
         }
     };
     let mapping = Arc::new(load_stored(&target)?);
@@ -847,7 +854,7 @@ async fn change_active(
             version,
             tests,
         };
-        return Err(refused(rt, actor, source_id, &action, err).await);
+        return Err(refused(rt, actor, source_id, &action, Some(version), err).await);
     }
     for _ in 0..ACTIVATION_ATTEMPTS {
         let active = rt.mappings.active_mapping(source_id).await?;
@@ -857,12 +864,12 @@ async fn change_active(
                 source_id: source_id.to_string(),
                 version,
             };
-            return Err(refused(rt, actor, source_id, &action, err).await);
+            return Err(refused(rt, actor, source_id, &action, Some(version), err).await);
         }
         if let (ActivationKind::Rollback, Some(active)) = (kind, active_version) {
             if version > active {
                 let err = LifecycleError::NotEarlier { to: version, active };
-                return Err(refused(rt, actor, source_id, &action, err).await);
+                return Err(refused(rt, actor, source_id, &action, Some(version), err).await);
             }
         }
         let diff = textdiff::version_diff(active.as_ref(), &target);
@@ -916,7 +923,7 @@ async fn change_active(
                     source_id: source_id.to_string(),
                     version,
                 };
-                return Err(refused(rt, actor, source_id, &action, err).await);
+                return Err(refused(rt, actor, source_id, &action, Some(version), err).await);
             }
             Err(e) => return Err(e.into()),
         }
