@@ -409,7 +409,8 @@ pub fn config_preparers(resolved: &Resolved) -> Result<HashMap<String, Preparer>
 /// Put each source's active stored mapping version into its preparer. A source without any
 /// stored version gets the configuration's mapping (already in `preparers`) imported and
 /// activated, audited as `system`. When the configuration's file differs from every stored
-/// version, a warning names both and the stored active version is kept.
+/// version, a warning names both and the stored active version is kept. (An active version that
+/// no longer loads is logged as an error and the configuration's file is used meanwhile.)
 pub async fn use_stored_mappings(
     mappings: &dyn MappingStore,
     resolved: &Resolved,
@@ -496,7 +497,19 @@ pub async fn use_stored_mappings(
                     active.fingerprint,
                 ),
             }
-            preparer.mapping = Arc::new(load_stored(&active)?);
+            match load_stored(&active) {
+                Ok(mapping) => preparer.mapping = Arc::new(mapping),
+                // E.g. after an upgrade whose canonical schemas no longer accept it. Refusing to
+                // start would also lock out the `mappings` commands that can fix it.
+                Err(e) => tracing::error!(
+                    source = %source.id,
+                    active_version = active.version,
+                    config_file = %source.mapping.display(),
+                    error = %e,
+                    "已保存的生效映射版本无法加载，暂用配置中的映射文件；请上传并启用新版本 / the store's active mapping \
+                     version does not load; the configured file is used meanwhile: upload and activate a new version"
+                ),
+            }
         }
     }
     Ok(())

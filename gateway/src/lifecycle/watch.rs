@@ -16,7 +16,8 @@ pub const WATCH_INTERVAL: Duration = Duration::from_secs(5);
 const SHUTDOWN_CHECK: Duration = Duration::from_millis(200);
 
 /// Look once: swap the running mapping of every source whose active stored version is not the
-/// one it runs (by version and fingerprint). Returns the (source, version) pairs swapped.
+/// one it runs (by version and fingerprint). Returns the (source, version) pairs swapped. A
+/// stored version that does not load is logged as an error and the source keeps its mapping.
 pub async fn sync_active(runtime: &Runtime) -> Result<Vec<(String, i64)>, LifecycleError> {
     let mut swapped = Vec::new();
     for active in runtime.mappings.active_mappings().await? {
@@ -33,7 +34,14 @@ pub async fn sync_active(runtime: &Runtime) -> Result<Vec<(String, i64)>, Lifecy
         else {
             continue; // changed again in between: the next look sees it
         };
-        let mapping = load_stored(&stored)?;
+        let mapping = match load_stored(&stored) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(source = %active.source_id, version = active.version, error = %e,
+                    "the active mapping version does not load; the running mapping stays");
+                continue;
+            }
+        };
         if runtime.preparers.replace_mapping(&active.source_id, Arc::new(mapping)) {
             tracing::info!(
                 source = %active.source_id,
