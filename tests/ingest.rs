@@ -155,7 +155,35 @@ async fn replay_after_mapping_fix_accepts_record(backend: Backend) {
         "{q:?}"
     );
 
+    // The fixed mapping enters as version 2 and is activated (the store, not the file, is what
+    // runs: see tests/lifecycle.rs).
     std::fs::write(&table, original).unwrap();
+    let mapping = dst.join("mapping.toml");
+    let text = std::fs::read_to_string(&mapping).unwrap();
+    std::fs::write(&mapping, text.replacen("version = 1\n", "version = 2\n", 1)).unwrap();
+    for args in [
+        vec![
+            "mappings",
+            "upload",
+            "--config",
+            path_str(&env.config),
+            "--source",
+            "nanchang-amr",
+            path_str(&dst),
+        ],
+        vec![
+            "mappings",
+            "activate",
+            "--config",
+            path_str(&env.config),
+            "--source",
+            "nanchang-amr",
+            "--version",
+            "2",
+        ],
+    ] {
+        support::assert_success(&env.cmd(&args).output().unwrap(), args[1]);
+    }
     let out = env
         .cmd(&["replay", "--config", path_str(&env.config), "--source", "nanchang-amr"])
         .output()

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod lifecycle;
 pub mod outbox;
 pub mod pipeline;
 pub mod runtime;

@@ -3,6 +3,7 @@
 //! source, and the live status board of every source with its control channel.
 
 use crate::config::Resolved;
+use crate::lifecycle::MappingStore;
 use crate::outbox::OutboxStore;
 use crate::pipeline::prepare::Preparer;
 use crate::pipeline::Summary;
@@ -56,6 +57,11 @@ impl PreparerRegistry {
                 p.normalizer = Arc::clone(&normalizer);
             }
         }
+    }
+
+    /// Every source's current preparer, by source id.
+    pub fn snapshot(&self) -> HashMap<String, Preparer> {
+        self.by_source.read().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// Ids of every source.
@@ -203,7 +209,8 @@ impl SourceBoard {
     }
 }
 
-/// Everything the parts of a running gateway share.
+/// Everything the parts of a running gateway share. [`crate::lifecycle::open_runtime`] builds it
+/// from a configuration (store opened, each source on its active stored mapping version).
 #[derive(Clone)]
 pub struct Runtime {
     /// The loaded configuration.
@@ -212,6 +219,8 @@ pub struct Runtime {
     pub store: Arc<dyn Store>,
     /// The store's outbox side (deliveries).
     pub outbox: Arc<dyn OutboxStore>,
+    /// The store's mapping versions (see [`crate::lifecycle`]).
+    pub mappings: Arc<dyn MappingStore>,
     /// Each source's current mapping and validation.
     pub preparers: Arc<PreparerRegistry>,
     /// Each source's live status and controls.

@@ -989,6 +989,45 @@ fn mapping_exposes_id_version_text_and_a_fingerprint_covering_its_tables() {
 }
 
 #[test]
+fn a_mapping_loads_from_an_in_memory_bundle_like_from_its_files() {
+    let dir = example_dir("nanchang-amr-penalty");
+    let from_files = Mapping::load(&dir.join("mapping.toml")).unwrap();
+    let files: std::collections::BTreeMap<String, Vec<u8>> = from_files
+        .code_table_files()
+        .map(|(f, b)| (f.to_string(), b.to_vec()))
+        .collect();
+    assert!(files.contains_key("penalty_kinds.csv"), "{:?}", files.keys());
+    let from_bundle = Mapping::from_bundle(from_files.source_text(), "mapping.toml", &files).unwrap();
+    assert_eq!(from_bundle.fingerprint(), from_files.fingerprint());
+    let normalizer = Normalizer::default();
+    assert!(run_tests(&from_bundle, &normalizer).passed());
+    let sample: Value = serde_json::from_str(
+        std::fs::read_to_string(dir.join("samples/records.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        normalizer.normalize(&from_bundle, &sample).record,
+        normalizer.normalize(&from_files, &sample).record
+    );
+}
+
+#[test]
+fn a_bundle_without_a_named_code_table_or_with_a_bad_one_names_the_place() {
+    let text = format!("{HEADER}[tables.k]\nfile = \"k.csv\"\n");
+    let err = Mapping::from_bundle(&text, "m.toml", &Default::default()).unwrap_err();
+    assert_eq!(err.kind, MappingErrorKind::TableFile);
+    assert_eq!((err.file.as_str(), err.line), ("m.toml", Some(7)));
+    assert!(err.to_string().contains("k.csv"), "{err}");
+    let files = [("k.csv".to_string(), b"source,target\na,b\na,c\n".to_vec())].into();
+    let err = Mapping::from_bundle(&text, "m.toml", &files).unwrap_err();
+    assert_eq!((err.file.as_str(), err.line), ("k.csv", Some(3)), "{err}");
+}
+
+#[test]
 fn test_runner_reports_failures_with_the_differing_pointers() {
     let m = load(
         r#"

@@ -128,14 +128,16 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("指定 --id、--source 或 --rule 之一 / give --id, --source or --rule");
             }
             let resolved = load_config(&config)?;
-            let store = store::open(&resolved.config).await?;
-            let preparers = preparers(&resolved)?;
+            // Each source's active stored mapping version, not its configured file.
+            let runtime = crate::lifecycle::open_runtime(resolved).await?;
+            let store = Arc::clone(&runtime.store);
+            let preparers = runtime.preparers.snapshot();
             let selection = ReplaySelection {
                 id,
                 source_id: source.clone(),
                 rule: rule.clone(),
             };
-            let summary = replay(store.as_ref(), &preparers, &selection, &resolved.config.sink_ids()).await?;
+            let summary = replay(store.as_ref(), &preparers, &selection, &runtime.sinks()).await?;
             store
                 .audit(&AuditEntry {
                     actor: actor(),
@@ -172,7 +174,8 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run { config, once } => super::run::run(&config, once).await,
         Command::Demo { dir } => super::demo::run(dir).await,
         Command::Deliveries { action } => super::deliveries::run(action).await,
-        Command::Check { .. } | Command::Normalize { .. } | Command::Mappings { .. } | Command::Config { .. } => {
+        Command::Mappings { action } => super::mappings::run(action).await,
+        Command::Check { .. } | Command::Normalize { .. } | Command::Config { .. } => {
             anyhow::bail!("not an async command")
         }
     }
@@ -192,16 +195,17 @@ async fn ingest(
         .with_context(|| format!("来源 {source:?} 未在配置中 / source {source:?} is not in the configuration"))?;
     let format = super::normalize::input_format(Some(format.as_deref().unwrap_or(&source_cfg.format)), None)?;
     let xml_records = source_cfg.xml_records.clone();
-    let store = store::open(&resolved.config).await?;
-    let mut preparers = preparers(&resolved)?;
-    let preparer = preparers.remove(source).context("source preparer")?;
+    let settings = BatchSettings::from(&resolved.config);
+    // The source's active stored mapping version, not its configured file.
+    let runtime = crate::lifecycle::open_runtime(resolved).await?;
+    let store = Arc::clone(&runtime.store);
+    let preparer = runtime.preparers.get(source).context("source preparer")?;
     let shutdown = Shutdown::default();
     shutdown_on_signals(shutdown.clone());
     let progress = progress_bar(&files, quiet);
     let on_commit: Option<OnCommit> = progress
         .clone()
         .map(|pb| Arc::new(move |results: &[crate::store::RecordResult]| pb.inc(results.len() as u64)) as OnCommit);
-    let settings = BatchSettings::from(&resolved.config);
     let job = IngestJob {
         preparer,
         files: files.clone(),

@@ -1,7 +1,17 @@
-//! `gateway mappings test`: run the embedded tests of mapping files.
+//! `gateway mappings`: `test` runs the embedded tests of mapping files; `upload`, `diff`,
+//! `activate`, `rollback` and `history` drive the mapping versions a source runs (see
+//! [`crate::lifecycle`]).
 
+use super::data::{actor, load_config};
+use super::MappingsAction;
+use crate::lifecycle::{
+    self, ActivationKind, ActivationReport, DryRunReport, History, LifecycleError, MappingBundle, UploadReport,
+};
 use normalizer::mapping::{run_tests, Mapping};
 use normalizer::Normalizer;
+use serde::Serialize;
+use serde_json::Value;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -81,4 +91,262 @@ pub fn test(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+// ------------------------------------------------------------------------ the lifecycle commands
+
+/// `gateway mappings upload|diff|activate|rollback|history`: exit 0 when done, 1 when the
+/// request was refused (the reasons on stderr), 2 when the gateway failed (store down, ...).
+pub async fn run(action: MappingsAction) -> anyhow::Result<ExitCode> {
+    let (config, source) = match &action {
+        MappingsAction::Test { paths } => return test(paths),
+        MappingsAction::Upload { config, source, .. }
+        | MappingsAction::Diff { config, source, .. }
+        | MappingsAction::Activate { config, source, .. }
+        | MappingsAction::Rollback { config, source, .. }
+        | MappingsAction::History { config, source, .. } => (config.clone(), source.clone()),
+    };
+    let resolved = load_config(&config)?;
+    if resolved.config.source(&source).is_none() {
+        eprintln!("错误 / error: {}", LifecycleError::UnknownSource(source));
+        return Ok(ExitCode::from(1));
+    }
+    let rt = lifecycle::open_runtime(resolved).await?;
+    let who = |given: &Option<String>| given.clone().unwrap_or_else(actor);
+    let result = match action {
+        MappingsAction::Test { .. } => return Ok(ExitCode::SUCCESS),
+        MappingsAction::Upload {
+            path, actor: by, json, ..
+        } => {
+            let bundle = MappingBundle::read(&path)?;
+            lifecycle::upload(&rt, &who(&by), &source, &bundle)
+                .await
+                .map(|r| print_report(&r, json, print_upload))
+        }
+        MappingsAction::Diff {
+            version,
+            last,
+            json,
+            actor: by,
+            ..
+        } => lifecycle::dry_run(&rt, &who(&by), &source, version, last)
+            .await
+            .map(|r| print_report(&r, json, print_dry_run)),
+        MappingsAction::Activate {
+            version,
+            actor: by,
+            json,
+            ..
+        } => lifecycle::activate(&rt, &who(&by), &source, version)
+            .await
+            .map(|r| print_report(&r, json, print_activation)),
+        MappingsAction::Rollback {
+            to, actor: by, json, ..
+        } => lifecycle::rollback(&rt, &who(&by), &source, to)
+            .await
+            .map(|r| print_report(&r, json, print_activation)),
+        MappingsAction::History { json, .. } => lifecycle::history(&rt, &source)
+            .await
+            .map(|r| print_report(&r, json, print_history)),
+    };
+    match result {
+        Ok(printed) => {
+            printed?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) if e.is_refusal() => {
+            eprintln!("拒绝 / refused: {e}");
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Print `report` as one JSON line, or as text with `text`.
+fn print_report<T: Serialize>(
+    report: &T,
+    json: bool,
+    text: fn(&T, &mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(report)?)?;
+    } else {
+        text(report, &mut out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// A time in China time (UTC+8), as operators read it.
+fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
+    match chrono::FixedOffset::east_opt(8 * 3600) {
+        Some(china) => t.with_timezone(&china).format("%Y-%m-%d %H:%M:%S%:z").to_string(),
+        None => t.to_rfc3339(),
+    }
+}
+
+fn value_text(v: &Option<Value>) -> String {
+    match v {
+        None => "(无 / absent)".to_string(),
+        Some(v) => {
+            let s = v.to_string();
+            if s.chars().count() > 60 {
+                format!("{}…", s.chars().take(59).collect::<String>())
+            } else {
+                s
+            }
+        }
+    }
+}
+
+fn print_upload(r: &UploadReport, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "已保存为候选版本 / stored as candidate: source {} mapping {} v{} ({})",
+        r.source_id, r.mapping_id, r.version, r.fingerprint
+    )?;
+    writeln!(out, "  uploaded by {} at {}", r.uploaded_by, time(&r.uploaded_at))?;
+    writeln!(out, "  tests       {}/{} passed", r.tests.passed, r.tests.total)?;
+    writeln!(out, "  code tables {}", r.code_tables.join(", "))?;
+    match r.active_version {
+        Some(active) => writeln!(
+            out,
+            "  active      v{active} (unchanged)\n下一步 / next: gateway mappings diff --config ... --source {} --version {}",
+            r.source_id, r.version
+        ),
+        None => writeln!(out, "  active      none"),
+    }
+}
+
+fn print_dry_run(r: &DryRunReport, out: &mut dyn Write) -> std::io::Result<()> {
+    let c = &r.comparison;
+    writeln!(
+        out,
+        "试运行 / dry run: source {}, active v{} -> candidate v{}, the source's newest raw records (up to {})",
+        r.source_id, r.active_version, r.candidate_version, r.last_n
+    )?;
+    writeln!(out)?;
+    for (label, n) in [
+        ("记录 / records", c.total),
+        ("不变 / unchanged", c.unchanged),
+        ("变化 / changed", c.changed),
+        ("新接收 / newly accepted", c.newly_accepted),
+        ("新拒收 / newly rejected", c.newly_rejected),
+        ("仍拒收 / still rejected", c.still_rejected),
+    ] {
+        writeln!(out, "  {n:>7}  {label}")?;
+    }
+    if !c.field_changes.is_empty() {
+        writeln!(
+            out,
+            "\n变化的字段 / changed fields (records, samples: key: before -> after)"
+        )?;
+        for f in &c.field_changes {
+            writeln!(out, "  {:>7}  {}", f.count, f.pointer)?;
+            for s in &f.samples {
+                writeln!(
+                    out,
+                    "           {}: {} -> {}",
+                    s.record_key,
+                    value_text(&s.old),
+                    value_text(&s.new)
+                )?;
+            }
+        }
+    }
+    if !c.newly_accepted_records.is_empty() {
+        writeln!(out, "\n新接收的记录 / newly accepted records (raw id, key)")?;
+        for rec in &c.newly_accepted_records {
+            writeln!(out, "  {:>7}  {}", rec.raw_id, rec.record_key)?;
+        }
+    }
+    if !c.newly_rejected_records.is_empty() {
+        writeln!(out, "\n新拒收的记录 / newly rejected records (raw id, key, violations)")?;
+        for rec in &c.newly_rejected_records {
+            writeln!(out, "  {:>7}  {}", rec.raw_id, rec.record_key)?;
+            for v in &rec.violations {
+                writeln!(out, "           {v}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_activation(r: &ActivationReport, out: &mut dyn Write) -> std::io::Result<()> {
+    let what = match r.kind {
+        ActivationKind::Rollback => "已回滚 / rolled back",
+        _ => "已启用 / activated",
+    };
+    let previous = r.previous_version.map_or("none".to_string(), |v| format!("v{v}"));
+    writeln!(
+        out,
+        "{what}: source {} now runs v{} (was {previous}), by {} at {}",
+        r.source_id,
+        r.version,
+        r.actor,
+        time(&r.at)
+    )?;
+    if !r.diff.is_empty() {
+        writeln!(out)?;
+        for line in &r.diff {
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
+}
+
+fn print_history(h: &History, out: &mut dyn Write) -> std::io::Result<()> {
+    let active = h.active_version.map_or("none".to_string(), |v| format!("v{v}"));
+    writeln!(out, "来源 / source {}: active {active}", h.source_id)?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "  {:>7}  {:<9}  {:<7}  {:<18}  {:<25}  {:<18}  {:<25}",
+        "version", "status", "tests", "uploaded by", "uploaded at", "activated by", "activated at"
+    )?;
+    for v in &h.versions {
+        writeln!(
+            out,
+            "  {:>7}  {:<9}  {:<7}  {:<18}  {:<25}  {:<18}  {:<25}",
+            format!("v{}", v.version),
+            v.status.as_str(),
+            format!("{}/{}", v.tests.passed, v.tests.total),
+            v.uploaded_by,
+            time(&v.uploaded_at),
+            v.activated_by.as_deref().unwrap_or("-"),
+            v.activated_at.as_ref().map_or("-".to_string(), time),
+        )?;
+    }
+    writeln!(out, "\n审计记录 / audit log")?;
+    for a in &h.audit {
+        let version = a
+            .detail
+            .get("version")
+            .or_else(|| a.detail.get("candidate_version"))
+            .filter(|v| !v.is_null())
+            .map_or(String::new(), |v| format!("v{v}"));
+        let extra = match a.action.as_str() {
+            "mapping.activate" | "mapping.rollback" => a
+                .detail
+                .get("previous_version")
+                .filter(|p| !p.is_null())
+                .map_or(String::new(), |p| format!(" (was v{p})")),
+            "mapping.dry_run" => format!(
+                " vs active v{}: {} changed, {} newly accepted, {} newly rejected",
+                a.detail["active_version"], a.detail["changed"], a.detail["newly_accepted"], a.detail["newly_rejected"]
+            ),
+            a_ if a_.ends_with("_refused") => format!(": {}", a.detail["message"].as_str().unwrap_or_default()),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "  {}  {:<18}  {:<24} {version}{extra}",
+            time(&a.at),
+            a.actor,
+            a.action
+        )?;
+    }
+    Ok(())
 }

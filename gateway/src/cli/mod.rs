@@ -68,7 +68,11 @@ pub enum Command {
         #[arg(long)]
         province: Option<String>,
     },
-    /// Mapping files: run their embedded tests.
+    /// Mappings: run their embedded tests; upload, dry-run, activate and roll back the versions a
+    /// source runs (see the README: "Changing a mapping safely").
+    ///
+    /// Exit status of upload, diff, activate, rollback and history: 0 done, 1 refused (the
+    /// reasons on standard error, e.g. a failing embedded test), 2 the gateway failed (store).
     Mappings {
         /// What to do.
         #[command(subcommand)]
@@ -234,6 +238,11 @@ pub enum CheckKind {
 }
 
 /// `gateway mappings` actions.
+///
+/// The store keeps every mapping version of each source; one is active (the one records are
+/// mapped with). The usual way: `upload` a changed mapping (stored as a candidate), `diff` it
+/// against real archived records, `activate` it, `rollback` if needed, `history` to see who did
+/// what. Mutating commands are audit-logged with `--actor` (default `cli:$USER`).
 #[derive(Debug, Subcommand)]
 pub enum MappingsAction {
     /// Run the embedded tests of mapping files (PATH: a file or a folder searched for
@@ -241,6 +250,119 @@ pub enum MappingsAction {
     Test {
         /// Mapping files or folders.
         paths: Vec<PathBuf>,
+    },
+    /// Store a new mapping version for a source as a candidate (not active yet).
+    ///
+    /// PATH is the mapping file, or its folder (holding `mapping.toml`); the code-table CSV files
+    /// it names are stored with it. Refused (exit 1, with the reasons) when the mapping does not
+    /// load (file:line:col), when one of its embedded tests fails (every failure is listed),
+    /// when its `id` is not the source's mapping id, or when its `version` is not greater than
+    /// every stored version. Example:
+    ///
+    ///   gateway mappings upload --config gateway.toml --source nanchang-amr mappings/nanchang-amr-penalty
+    Upload {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The source the mapping is for.
+        #[arg(long)]
+        source: String,
+        /// The mapping file or its folder.
+        path: PathBuf,
+        /// Who uploads (for the audit log; default `cli:$USER`).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dry run: replay the source's last N archived raw records through the active version and
+    /// through version V, and show what would change (nothing is written but an audit entry).
+    ///
+    /// Prints the counts (unchanged, changed, newly accepted, newly rejected, still rejected),
+    /// the changed fields with how many records each and sample values before -> after, and
+    /// the newly accepted / rejected records (with the new violations). Example:
+    ///
+    ///   gateway mappings diff --config gateway.toml --source nanchang-amr --version 2 --last 500
+    #[command(disable_version_flag = true)]
+    Diff {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The source.
+        #[arg(long)]
+        source: String,
+        /// The stored version to compare with the active one.
+        #[arg(long)]
+        version: i64,
+        /// How many of the newest raw records to replay (1..=100000).
+        #[arg(long, default_value_t = crate::lifecycle::DEFAULT_LAST_N)]
+        last: usize,
+        /// Print the report as one JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Who runs it (for the audit log; default `cli:$USER`).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Make stored version V the source's active mapping (the previous one is retired).
+    ///
+    /// Its embedded tests are run again first and must pass. A running gateway picks the change
+    /// up within seconds; prints the version change and the diff of the mapping and code tables.
+    /// Example: gateway mappings activate --config gateway.toml --source nanchang-amr --version 2
+    #[command(disable_version_flag = true)]
+    Activate {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The source.
+        #[arg(long)]
+        source: String,
+        /// The stored version to activate.
+        #[arg(long)]
+        version: i64,
+        /// Who activates (for the audit log; default `cli:$USER`).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Go back to an earlier stored version (lower number than the active one): activated again,
+    /// audit-logged as a rollback.
+    ///
+    /// Example: gateway mappings rollback --config gateway.toml --source nanchang-amr --to 1
+    Rollback {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The source.
+        #[arg(long)]
+        source: String,
+        /// The earlier version to make active again.
+        #[arg(long)]
+        to: i64,
+        /// Who rolls back (for the audit log; default `cli:$USER`).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every stored mapping version of a source (status, uploader, times, test result,
+    /// activations) and the audit entries of every upload, dry run, activation and rollback.
+    ///
+    /// Example: gateway mappings history --config gateway.toml --source nanchang-amr
+    History {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The source.
+        #[arg(long)]
+        source: String,
+        /// Print the history as one JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -7,12 +7,12 @@
 //! Ctrl-C / SIGTERM they finish the batch in hand. With `--once`, what is due is delivered after
 //! the scan and the command ends.
 
-use super::data::{load_config, preparers, shutdown_on_signals};
+use super::data::{load_config, shutdown_on_signals};
 use crate::config::SourceConfig;
 use crate::outbox::{Dispatchers, Mode};
 use crate::pipeline::ingest::{ingest_files, BatchSettings, IngestError, IngestJob, Shutdown};
 use crate::pipeline::prepare::Preparer;
-use crate::runtime::{PreparerRegistry, Runtime, SourceBoard};
+use crate::runtime::Runtime;
 use crate::sources::amqp::run_consumer;
 use crate::sources::pull::{pull_into, pull_once, run_scheduler, PageTarget};
 use crate::sources::schedule::Schedule;
@@ -120,24 +120,13 @@ pub async fn scan_directory(
     Ok(())
 }
 
-/// The shared runtime of a loaded configuration: store, preparers, source board.
+/// The shared runtime of a loaded configuration: store, each source's active mapping version
+/// (see [`crate::lifecycle`]), the source board, and the stored supervision-item catalogue.
 pub async fn build_runtime(resolved: crate::config::Resolved) -> anyhow::Result<Runtime> {
-    let (store, outbox) = crate::outbox::open(&resolved.config).await?;
-    let preparers = preparers(&resolved)?;
-    let board = SourceBoard::default();
-    for s in &resolved.config.sources {
-        board.register(&s.id, &s.kind);
+    let runtime = crate::lifecycle::open_runtime(resolved).await?;
+    for c in &runtime.resolved.config.catalogues {
+        runtime.sources.register(&c.id, &c.kind);
     }
-    for c in &resolved.config.catalogues {
-        board.register(&c.id, &c.kind);
-    }
-    let runtime = Runtime {
-        resolved: Arc::new(resolved),
-        store,
-        outbox,
-        preparers: Arc::new(PreparerRegistry::new(preparers)),
-        sources: Arc::new(board),
-    };
     // A catalogue pulled earlier is in force from the start.
     let items = crate::sources::catalogue::refresh_normalizer(&runtime).await?;
     if items > 0 {
@@ -239,7 +228,10 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
         pull_each_once(&runtime, &shutdown).await?;
         JoinSet::new()
     } else {
-        start_source_tasks(&runtime, &shutdown)?
+        let mut tasks = start_source_tasks(&runtime, &shutdown)?;
+        // Another instance activating a mapping version takes effect here too.
+        tasks.spawn(crate::lifecycle::watch(runtime.clone(), shutdown.clone()));
+        tasks
     };
     let settle = if once { Duration::ZERO } else { Duration::from_secs(2) };
     let directory_sources: Vec<&SourceConfig> = resolved

@@ -7,6 +7,8 @@
 //! [`plan`] decides what each record becomes, and the backend writes the plan set-wise.
 
 pub mod catalogue;
+pub mod mappings_postgres;
+pub mod mappings_sqlite;
 pub mod outbox_postgres;
 pub mod outbox_sqlite;
 pub mod plan;

@@ -42,6 +42,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/postgres/0002_outbox_dispatch.sql"),
     ),
     (
+        "0003_mapping_versions",
+        include_str!("../../migrations/postgres/0003_mapping_versions.sql"),
+    ),
+    (
         "0005_supervision_catalogue",
         include_str!("../../migrations/postgres/0005_supervision_catalogue.sql"),
     ),

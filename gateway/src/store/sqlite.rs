@@ -20,6 +20,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/sqlite/0002_outbox_dispatch.sql"),
     ),
     (
+        "0003_mapping_versions",
+        include_str!("../../migrations/sqlite/0003_mapping_versions.sql"),
+    ),
+    (
         "0005_supervision_catalogue",
         include_str!("../../migrations/sqlite/0005_supervision_catalogue.sql"),
     ),

@@ -15,7 +15,7 @@ use super::testing::{ExpectedViolation, TestCase};
 use crate::xml_tree::{parse_xml, XmlLimits};
 use crate::CaseType;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::Path;
 use std::str::FromStr;
@@ -115,16 +115,36 @@ pub(crate) struct Compiled {
     pub root_keys: Vec<Box<str>>,
     pub tables: Vec<CodeTable>,
     pub tests: Vec<TestCase>,
-    /// Bytes of each CSV code table, in declaration order (for the fingerprint).
-    pub table_bytes: Vec<(String, Vec<u8>)>,
+    /// Each CSV code table read, in declaration order (for the fingerprint and bundles).
+    pub table_files: Vec<TableFile>,
 }
 
-/// The loaded code tables, and the bytes of each CSV file (name, bytes) for the fingerprint.
-type LoadedTables = (Vec<CodeTable>, Vec<(String, Vec<u8>)>);
+/// The bytes of one CSV code table as read.
+#[derive(Debug, Clone)]
+pub(crate) struct TableFile {
+    /// The table's name (`[tables.NAME]`).
+    pub table: String,
+    /// The `file` value as written in the mapping (relative to the mapping's folder).
+    pub file: String,
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Where the CSV files of code tables come from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TableSource<'a> {
+    /// Files relative to this folder (the mapping file's).
+    Dir(&'a Path),
+    /// Contents given in memory, by the `file` value as written in the mapping.
+    Files(&'a BTreeMap<String, Vec<u8>>),
+}
+
+/// The loaded code tables, and each CSV file read.
+type LoadedTables = (Vec<CodeTable>, Vec<TableFile>);
 
 struct Ctx<'a> {
     src: SourceFile<'a>,
-    base_dir: &'a Path,
+    tables_from: TableSource<'a>,
     table_index: HashMap<String, usize>,
 }
 
@@ -137,12 +157,12 @@ fn span_or(inner: Range<usize>, outer: Range<usize>) -> Range<usize> {
 }
 
 /// Compile the text of a mapping file.
-pub(crate) fn compile(text: &str, file_name: &str, base_dir: &Path) -> Result<Compiled, MappingError> {
+pub(crate) fn compile(text: &str, file_name: &str, tables_from: TableSource<'_>) -> Result<Compiled, MappingError> {
     let src = SourceFile { name: file_name, text };
     let spec: MappingSpec = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
     let mut ctx = Ctx {
         src,
-        base_dir,
+        tables_from,
         table_index: HashMap::new(),
     };
 
@@ -165,7 +185,7 @@ pub(crate) fn compile(text: &str, file_name: &str, base_dir: &Path) -> Result<Co
         ));
     }
 
-    let (tables, table_bytes) = compile_tables(&mut ctx, &spec.tables.0)?;
+    let (tables, table_files) = compile_tables(&mut ctx, &spec.tables.0)?;
 
     let case_type = match &spec.case_type {
         None => None,
@@ -197,7 +217,7 @@ pub(crate) fn compile(text: &str, file_name: &str, base_dir: &Path) -> Result<Co
         root_keys,
         tables,
         tests,
-        table_bytes,
+        table_files,
     })
 }
 
@@ -213,18 +233,35 @@ fn compile_tables(
         let t = spec.get_ref();
         let entries = match (&t.file, &t.values) {
             (Some(file), None) => {
-                let path = ctx.base_dir.join(file.get_ref());
-                let display = path.display().to_string();
-                if !path.is_file() {
-                    return Err(src.error(
+                let not_found = |display: &str| {
+                    src.error(
                         K::TableFile,
                         file.span(),
                         format!("代码表 {name_str} 的文件不存在：{display}"),
                         format!("code table {name_str}: file not found: {display}"),
-                    ));
-                }
-                let (entries, raw) = tables::read_csv(&path, &display)?;
-                bytes.push((name_str.to_string(), raw));
+                    )
+                };
+                let (entries, raw) = match ctx.tables_from {
+                    TableSource::Dir(base_dir) => {
+                        let path = base_dir.join(file.get_ref());
+                        let display = path.display().to_string();
+                        if !path.is_file() {
+                            return Err(not_found(&display));
+                        }
+                        tables::read_csv(&path, &display)?
+                    }
+                    TableSource::Files(files) => {
+                        let Some(raw) = files.get(file.get_ref().as_str()) else {
+                            return Err(not_found(file.get_ref()));
+                        };
+                        (tables::parse_csv(raw, file.get_ref())?, raw.clone())
+                    }
+                };
+                bytes.push(TableFile {
+                    table: name_str.to_string(),
+                    file: file.get_ref().clone(),
+                    bytes: raw,
+                });
                 entries
             }
             (None, Some(values)) => {

@@ -33,8 +33,9 @@ pub use tables::Unmapped;
 pub use testing::{run_tests, TestCase, TestReport};
 
 use crate::{CaseType, Violation};
-use compile::{CaseTypeRule, Compiled};
+use compile::{CaseTypeRule, Compiled, TableSource};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// A loaded, compiled mapping.
@@ -74,15 +75,32 @@ impl Mapping {
     /// Load a mapping from its text. `file_name` is used in error messages; code tables are
     /// read relative to `base_dir`.
     pub fn from_toml_str(text: &str, file_name: &str, base_dir: &Path) -> Result<Mapping, MappingError> {
+        Mapping::compile(text, file_name, TableSource::Dir(base_dir))
+    }
+
+    /// Load a mapping from its text and the contents of its CSV code tables, keyed by the
+    /// `file` value as written in the mapping (e.g. `"penalty_kinds.csv"`): a self-contained
+    /// bundle, nothing is read from disk. A table whose file is not in `table_files` is a load
+    /// error at its `file` key; files no table names are ignored. The fingerprint equals that
+    /// of the same mapping loaded from files with [`Mapping::load`].
+    pub fn from_bundle(
+        text: &str,
+        file_name: &str,
+        table_files: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<Mapping, MappingError> {
+        Mapping::compile(text, file_name, TableSource::Files(table_files))
+    }
+
+    fn compile(text: &str, file_name: &str, tables_from: TableSource<'_>) -> Result<Mapping, MappingError> {
         let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-        let compiled = compile::compile(text, file_name, base_dir)?;
+        let compiled = compile::compile(text, file_name, tables_from)?;
         let mut hash = Fnv64::new();
         hash.write(text.as_bytes());
-        for (name, bytes) in &compiled.table_bytes {
+        for t in &compiled.table_files {
             hash.write(&[0]);
-            hash.write(name.as_bytes());
+            hash.write(t.table.as_bytes());
             hash.write(&[0]);
-            hash.write(bytes);
+            hash.write(&t.bytes);
         }
         Ok(Mapping {
             compiled,
@@ -129,6 +147,16 @@ impl Mapping {
     /// (`fnv1a64:` + 16 hex digits). It changes when either changes; it is not a security hash.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// The CSV code-table files the mapping read, as (`file` value as written in the mapping,
+    /// contents), in declaration order; a file two tables share appears twice. With
+    /// [`Mapping::source_text`] this is everything [`Mapping::from_bundle`] needs.
+    pub fn code_table_files(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.compiled
+            .table_files
+            .iter()
+            .map(|t| (t.file.as_str(), t.bytes.as_slice()))
     }
 
     /// The embedded test cases, in file order.
