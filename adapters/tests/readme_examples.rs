@@ -8,7 +8,7 @@ fn blocks(lang: &str) -> Vec<String> {
     let start = readme
         .find("## Pulling from legacy systems")
         .expect("the section exists");
-    let end = start + readme[start..].find("## Onward delivery").expect("the next section");
+    let end = start + readme[start..].find("\n## ").map_or(readme.len() - start, |i| i + 1);
     let section = &readme[start..end];
     let fence = format!("```{lang}\n");
     section
