@@ -7,4 +7,5 @@ pub mod config;
 pub mod outbox;
 pub mod pipeline;
 pub mod runtime;
+pub mod server;
 pub mod store;

@@ -52,6 +52,7 @@ pub fn preparers(resolved: &Resolved) -> anyhow::Result<HashMap<String, Preparer
                 mapping: Arc::clone(mapping),
                 normalizer: Arc::clone(&normalizer),
                 record_key_path: source.record_key.clone(),
+                metrics: None,
             },
         );
     }
@@ -172,7 +173,11 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run { config, once } => super::run::run(&config, once).await,
         Command::Demo { dir } => super::demo::run(dir).await,
         Command::Deliveries { action } => super::deliveries::run(action).await,
-        Command::Check { .. } | Command::Normalize { .. } | Command::Mappings { .. } | Command::Config { .. } => {
+        Command::Check { .. }
+        | Command::Normalize { .. }
+        | Command::Mappings { .. }
+        | Command::Config { .. }
+        | Command::Token { .. } => {
             anyhow::bail!("not an async command")
         }
     }

@@ -12,6 +12,7 @@ use crate::config::SourceConfig;
 use crate::outbox::{Dispatchers, Mode};
 use crate::pipeline::ingest::{ingest_files, BatchSettings, IngestError, IngestJob, Shutdown};
 use crate::pipeline::prepare::Preparer;
+use crate::runtime::Runtime;
 use crate::store::Store;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -115,9 +116,14 @@ pub async fn scan_directory(
 
 /// Run until stopped (or one pass with `once`).
 pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
-    let resolved = load_config(config)?;
+    let resolved = Arc::new(load_config(config)?);
     let (store, outbox) = crate::outbox::open(&resolved.config).await?;
-    let preparers = preparers(&resolved)?;
+    let runtime = Arc::new(Runtime::new(
+        Arc::clone(&resolved),
+        Arc::clone(&store),
+        Arc::clone(&outbox),
+        preparers(&resolved)?,
+    ));
     let settings = BatchSettings::from(&resolved.config);
     let shutdown = Shutdown::default();
     shutdown_on_signals(shutdown.clone());
@@ -137,6 +143,12 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
     } else {
         Some(start_dispatchers(Mode::Continuous)?)
     };
+    // Operator API and HTTP push (gateway/src/server): serves until the shutdown flag is raised.
+    let server = if once {
+        None
+    } else {
+        Some(crate::server::spawn(Arc::clone(&runtime), &resolved.config.server.listen, shutdown.clone()).await?)
+    };
     let settle = if once { Duration::ZERO } else { Duration::from_secs(2) };
     let directory_sources: Vec<&SourceConfig> = resolved
         .config
@@ -144,7 +156,8 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|s| s.kind == "directory")
         .collect();
-    if directory_sources.is_empty() && resolved.config.sinks.is_empty() {
+    let push_sources = resolved.config.sources.iter().any(|s| s.kind == "push");
+    if directory_sources.is_empty() && resolved.config.sinks.is_empty() && !push_sources {
         eprintln!("没有 directory 类型的来源；file 来源请用 gateway ingest / no directory sources configured; use `gateway ingest` for file sources");
     }
     let poll = directory_sources
@@ -155,12 +168,12 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
         .max(1);
     loop {
         for source in &directory_sources {
-            let preparer = preparers.get(&source.id).context("preparer")?;
+            let preparer = runtime.preparers.get(&source.id).context("preparer")?;
             scan_directory(
                 &store,
                 source,
                 &resolved.config.base_dir,
-                preparer,
+                &preparer,
                 &settings,
                 &shutdown,
                 settle,
@@ -183,5 +196,8 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
         None => start_dispatchers(Mode::Drain)?,
     };
     dispatchers.join().await;
+    if let Some(server) = server {
+        server.join().await;
+    }
     Ok(ExitCode::SUCCESS)
 }
