@@ -1001,6 +1001,7 @@ async fn logs_name_the_token_holder_and_never_hold_a_token() {
     gw.stop().await;
     let text = log_text();
     assert!(text.contains("token=ops-zhang"), "request spans carry the token's name");
+    assert!(text.contains("route=/api/sources"), "request spans carry the route");
     assert!(text.contains("token=amr-push"));
     for token in ALL_TOKENS {
         assert!(!text.contains(token), "a token appears in the logs");

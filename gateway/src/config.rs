@@ -357,7 +357,8 @@ impl SourceConfig {
 pub struct SourceConfig {
     /// Unique id (letters, digits, `-`, `_`), used in the store, logs and the API.
     pub id: String,
-    /// `file` (records given to `gateway ingest`) or `directory` (a drop folder polled by `gateway run`).
+    /// `file` (records given to `gateway ingest`), `directory` (a drop folder polled by `gateway
+    /// run`) or `push` (records sent to `POST /api/ingest/{id}` of the operator API).
     #[serde(default = "default_source_kind")]
     pub kind: String,
     /// The mapping file for this source's records.

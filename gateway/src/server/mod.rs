@@ -195,13 +195,14 @@ pub fn router(runtime: Arc<Runtime>) -> Result<Router, ServerError> {
                 authorize,
             ));
         }
+        // Outermost per route, so the span knows the route and wraps the token check.
+        handler = handler.route_layer(middleware::from_fn_with_state(Arc::clone(&state), trace));
         router = router.route(def.path, handler);
     }
     Ok(router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(Arc::clone(&state), trace))
         .with_state(state))
 }
 
@@ -291,7 +292,7 @@ async fn authorize(State((state, access)): State<(Shared, Access)>, mut request:
             return e.into_response();
         }
     };
-    tracing::Span::current().record("token", principal.name.as_str());
+    tracing::Span::current().record("token", tracing::field::display(&principal.name));
     if let Err(e) = state.tokens.check_rate(&principal) {
         tracing::warn!(token = %principal.name, "rate limit exceeded");
         return e.into_response();

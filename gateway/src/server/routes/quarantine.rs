@@ -163,7 +163,7 @@ pub async fn list(
                 };
                 merged.extend(store.quarantine_list(&f).await?);
             }
-            merged.sort_by(|a, b| b.id.cmp(&a.id));
+            merged.sort_by_key(|e| std::cmp::Reverse(e.id));
             merged.truncate(usize::try_from(limit).unwrap_or(100));
             merged
         }
