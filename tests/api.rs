@@ -1195,3 +1195,65 @@ max_records = 5
         assert!(report.contains(needle), "report lacks {needle:?}:\n{report}");
     }
 }
+
+/// `gateway run` (the real binary) serves the API for a push source and stops cleanly on SIGTERM.
+async fn gateway_run_serves_push_and_stops_on_sigterm(backend: Backend) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mapping = repo().join("mappings/nanchang-amr-penalty/mapping.toml");
+    let sources = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n[[server.tokens]]\nname = \"amr-push\"\nrole = \"department\"\nsources = [\"{SOURCE}\"]\nsha256 = \"{}\"\n\n[[sources]]\nid = \"{SOURCE}\"\nkind = \"push\"\nmapping = \"{}\"\nformat = \"json\"\nrecord_key = \"ajbh\"\n",
+        sha(DEPT),
+        mapping.display()
+    );
+    let env = support::Env::with_sources(backend, &sources).await;
+    let mut child = env
+        .cmd(&["run", "--config", support::path_str(&env.config)])
+        .spawn()
+        .expect("gateway run");
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(started.elapsed().as_secs() < 60, "gateway run did not start serving");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let resp = http
+        .post(format!("{base}/api/ingest/{SOURCE}"))
+        .bearer_auth(DEPT)
+        .header("Content-Type", "application/json")
+        .body(json!([nanchang_record(80, 0)]).to_string())
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let answer: Value = resp.json_body().await;
+    assert_eq!(answer["results"][0]["result"], "accepted", "{answer}");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "gateway run ends cleanly on SIGTERM: {status:?}");
+    let cases = env.export("cases");
+    assert_eq!(cases.len(), 1, "the pushed record was committed");
+}
+on_both_backends!(gateway_run_serves_push_and_stops_on_sigterm);
+
+/// `reqwest` without its `json` feature: read a body as JSON.
+trait JsonBody {
+    async fn json_body(self) -> Value;
+}
+
+impl JsonBody for reqwest::Response {
+    async fn json_body(self) -> Value {
+        let text = self.text().await.expect("body");
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+}

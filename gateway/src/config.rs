@@ -138,6 +138,10 @@ impl Default for PipelineConfig {
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
+    /// Whether the file has a `[server]` table (not a key): `gateway run` serves the API when it
+    /// has one, or when a push source is configured.
+    #[serde(skip_deserializing, default = "present")]
+    pub present: bool,
     /// Address to listen on (default `127.0.0.1:8080`).
     #[serde(default = "default_listen")]
     pub listen: String,
@@ -158,6 +162,9 @@ pub struct ServerConfig {
     pub tokens: Vec<TokenConfig>,
 }
 
+fn present() -> bool {
+    true
+}
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
 }
@@ -171,6 +178,7 @@ fn default_rate() -> u32 {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
+            present: false,
             listen: default_listen(),
             max_body_bytes: default_max_body(),
             rate_limit_per_second: default_rate(),
@@ -260,6 +268,12 @@ impl TokenConfig {
 }
 
 impl ServerConfig {
+    /// Whether `gateway run` serves the API: the file has a `[server]` table, or a push source
+    /// (which needs it).
+    pub fn serve(&self, sources: &[SourceConfig]) -> bool {
+        self.present || sources.iter().any(|s| s.kind == "push")
+    }
+
     /// Problems of the `[server]` table; `sources` are the configured sources (id, kind).
     pub fn check(&self, base: &Path, sources: &[SourceConfig]) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();

@@ -1284,7 +1284,7 @@ async fn postgres_concurrent_migrations_apply_once() {
     }
     assert_eq!(
         applied,
-        ["0001_initial", "0002_outbox_dispatch"],
+        ["0001_initial", "0002_outbox_dispatch", "0004_case_lookups"],
         "each migration applied once"
     );
 }

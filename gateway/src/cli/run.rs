@@ -144,7 +144,7 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
         Some(start_dispatchers(Mode::Continuous)?)
     };
     // Operator API and HTTP push (gateway/src/server): serves until the shutdown flag is raised.
-    let server = if once {
+    let server = if once || !resolved.config.server.serve(&resolved.config.sources) {
         None
     } else {
         Some(crate::server::spawn(Arc::clone(&runtime), &resolved.config.server.listen, shutdown.clone()).await?)

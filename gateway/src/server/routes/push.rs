@@ -19,7 +19,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
 /// The format and character set a `Content-Type` names (`None`: not given).
@@ -66,6 +66,45 @@ fn content_format(headers: &HeaderMap) -> ApiResult<(Option<InputFormat>, Option
     Ok((Some(format), charset))
 }
 
+/// How much of a body over the limit is still read (and dropped) so that the sender gets the
+/// 413 answer cleanly instead of a connection reset; a larger body is cut off.
+const DRAIN_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Read the body, at most `limit` bytes: 413 when it is larger.
+async fn read_limited(mut body: Body, headers: &HeaderMap, limit: u64) -> ApiResult<Vec<u8>> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit.saturating_add(DRAIN_BYTES)) {
+        return Err(ApiError::too_large(limit));
+    }
+    let mut bytes = Vec::new();
+    let mut total = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::bad_request(
+                format!("无法读取请求体：{e}"),
+                format!("cannot read the request body: {e}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else { continue };
+        total = total.saturating_add(data.len() as u64);
+        if total > limit {
+            bytes = Vec::new();
+            if total > limit.saturating_add(DRAIN_BYTES) {
+                break;
+            }
+        } else {
+            bytes.extend_from_slice(&data);
+        }
+    }
+    if total > limit {
+        return Err(ApiError::too_large(limit));
+    }
+    Ok(bytes)
+}
+
 /// One record's answer.
 fn result_json(outcome: &RecordOutcome) -> Value {
     let mut v = serde_json::to_value(&outcome.result).unwrap_or_else(|_| json!({}));
@@ -107,32 +146,12 @@ pub async fn push(
         .ok()
         .and_then(|p| p.max_body_bytes)
         .unwrap_or(config.server.max_body_bytes);
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::too_large(limit));
-    }
     let (format, charset) = content_format(&headers)?;
     let format = match format {
         Some(f) => f,
         None => InputFormat::parse(&source_cfg.format).unwrap_or(InputFormat::JsonLines),
     };
-    let bytes = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<LengthLimitError>().is_some() {
-                ApiError::too_large(limit)
-            } else {
-                ApiError::bad_request(
-                    format!("无法读取请求体：{e}"),
-                    format!("cannot read the request body: {e}"),
-                )
-            }
-        })?
-        .to_bytes();
+    let bytes = read_limited(body, &headers, limit).await?;
     // Text formats are decoded to UTF-8 by the given charset; XML decodes itself (prolog or charset).
     let decoded;
     let text: &[u8] = match (format, charset) {

@@ -354,3 +354,55 @@ pub async fn ignore(
     let entry = state.runtime.store.quarantine_get(id).await?;
     Ok(Json(json!({ "entry": entry })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(format: PayloadFormat, payload: &[u8]) -> RawRecord {
+        RawRecord {
+            id: 1,
+            source_id: "s".into(),
+            record_key: "k".into(),
+            content_hash: "h".into(),
+            format,
+            received_at: Utc::now(),
+            payload: payload.to_vec(),
+        }
+    }
+
+    #[test]
+    fn raw_json_is_pretty_printed_and_parsed() {
+        let v = raw_view(raw(PayloadFormat::Json, br#"{"ajbh":"X1","fkje":"0.2"}"#));
+        assert_eq!(v.payload.as_ref().map(|p| p["ajbh"].clone()), Some(json!("X1")));
+        assert_eq!(v.payload_pretty, "{\n  \"ajbh\": \"X1\",\n  \"fkje\": \"0.2\"\n}");
+    }
+
+    #[test]
+    fn raw_xml_is_indented_and_read_as_its_tree_even_in_gbk() {
+        let xml = "<?xml version=\"1.0\" encoding=\"GBK\"?><case><ajbh>X1</ajbh><dsr><mc>某公司</mc></dsr></case>";
+        let gbk = encoding_rs::GBK.encode(xml).0.into_owned();
+        let v = raw_view(raw(PayloadFormat::Xml, &gbk));
+        assert!(v.payload_pretty.contains("\n  <ajbh>X1</ajbh>"), "{}", v.payload_pretty);
+        assert!(
+            v.payload_pretty.contains("\n    <mc>某公司</mc>"),
+            "{}",
+            v.payload_pretty
+        );
+        assert_eq!(v.payload.as_ref().map(|p| p["case"]["ajbh"].clone()), Some(json!("X1")));
+    }
+
+    #[test]
+    fn unparsable_payload_is_shown_as_text() {
+        let v = raw_view(raw(PayloadFormat::Json, b"{bad"));
+        assert!(v.payload.is_none());
+        assert_eq!(v.payload_pretty, "{bad");
+    }
+
+    #[test]
+    fn dates_are_read_as_their_start_in_china_time() {
+        let t = parse_time("since", "2024-06-01").expect("date");
+        assert_eq!(t.to_rfc3339(), "2024-05-31T16:00:00+00:00");
+        assert!(parse_time("since", "yesterday").is_err());
+    }
+}
