@@ -137,23 +137,233 @@ impl Default for PipelineConfig {
     }
 }
 
-/// The operator HTTP server.
+/// The operator HTTP server: operator API, HTTP push, metrics, health.
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
+    /// Whether the file has a `[server]` table (not a key): `gateway run` serves the API when it
+    /// has one, or when a push source is configured.
+    #[serde(skip_deserializing, default = "present")]
+    pub present: bool,
     /// Address to listen on (default `127.0.0.1:8080`).
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Largest request body accepted, in bytes (default 10 MiB); push sources may set their own
+    /// limit with `[sources.push] max_body_bytes`.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: u64,
+    /// Requests per second allowed per token (default 50); more are answered 429.
+    #[serde(default = "default_rate")]
+    pub rate_limit_per_second: u32,
+    /// Requests a token may send at once above the rate (default: the rate).
+    pub rate_limit_burst: Option<u32>,
+    /// Serve `/metrics` without a token (default false: operator or admin token needed).
+    #[serde(default)]
+    pub metrics_public: bool,
+    /// Bearer tokens and their roles.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
 }
 
+fn present() -> bool {
+    true
+}
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
+}
+fn default_max_body() -> u64 {
+    10 * 1024 * 1024
+}
+fn default_rate() -> u32 {
+    50
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
+            present: false,
             listen: default_listen(),
+            max_body_bytes: default_max_body(),
+            rate_limit_per_second: default_rate(),
+            rate_limit_burst: None,
+            metrics_public: false,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+/// Roles of API tokens.
+pub const TOKEN_ROLES: &[&str] = &["admin", "operator", "standards-owner", "department"];
+
+/// One API token (`[[server.tokens]]`). The token itself is never in the file in clear: give its
+/// SHA-256 (`gateway token new` prints both), or let the deployment inject the clear token
+/// through an environment variable or a file.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Name of the token's holder: shown in logs and the audit log (never the token).
+    pub name: String,
+    /// `admin`, `operator`, `standards-owner` or `department`.
+    pub role: String,
+    /// `department` tokens: the ids of the push sources the department owns.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// SHA-256 of the token, 64 hex digits.
+    pub sha256: Option<String>,
+    /// Environment variable holding the clear token.
+    pub token_env: Option<String>,
+    /// File holding the clear token (e.g. a mounted secret).
+    pub token_file: Option<PathBuf>,
+}
+
+impl fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("sources", &self.sources)
+            .field("sha256", &self.sha256.as_ref().map(|_| "<given>"))
+            .field("token_env", &self.token_env)
+            .field("token_file", &self.token_file)
+            .finish()
+    }
+}
+
+impl TokenConfig {
+    /// The SHA-256 digest of the token, from `sha256`, `token_env` or `token_file` (exactly one).
+    /// Errors name the key, never the token.
+    pub fn digest(&self, base: &Path) -> Result<[u8; 32], String> {
+        use sha2::Digest;
+        let given = [
+            self.sha256.is_some(),
+            self.token_env.is_some(),
+            self.token_file.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if given != 1 {
+            return Err(
+                "令牌需要且只需要 sha256、token_env、token_file 之一 / give exactly one of sha256, token_env, token_file"
+                    .into(),
+            );
+        }
+        if let Some(hex_text) = &self.sha256 {
+            let bytes = hex::decode(hex_text.trim())
+                .ok()
+                .filter(|b| b.len() == 32)
+                .ok_or_else(|| {
+                    "sha256 应为64位十六进制数 / sha256 must be 64 hex digits (see `gateway token new`)".to_string()
+                })?;
+            let mut out = [0u8; 32];
+            out.copy_from_slice(&bytes);
+            return Ok(out);
+        }
+        let source = adapters::sinks::secret::SecretSource {
+            name: "token",
+            inline: None,
+            env: self.token_env.as_deref(),
+            file: self.token_file.as_deref(),
+        };
+        let secret = source.require(base)?;
+        Ok(sha2::Sha256::digest(secret.expose().as_bytes()).into())
+    }
+}
+
+impl ServerConfig {
+    /// Whether `gateway run` serves the API: the file has a `[server]` table, or a push source
+    /// (which needs it).
+    pub fn serve(&self, sources: &[SourceConfig]) -> bool {
+        self.present || sources.iter().any(|s| s.kind == "push")
+    }
+
+    /// Problems of the `[server]` table; `sources` are the configured sources (id, kind).
+    pub fn check(&self, base: &Path, sources: &[SourceConfig]) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut problem = |place: String, message: String| problems.push(ConfigProblem { place, message });
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            problem(
+                "server.listen".into(),
+                format!("监听地址无效 / not an address:port: {:?}", self.listen),
+            );
+        }
+        if self.max_body_bytes == 0 {
+            problem("server.max_body_bytes".into(), "应至少为 1 / must be at least 1".into());
+        }
+        if self.rate_limit_per_second == 0 {
+            problem(
+                "server.rate_limit_per_second".into(),
+                "应至少为 1 / must be at least 1".into(),
+            );
+        }
+        if self.rate_limit_burst == Some(0) {
+            problem(
+                "server.rate_limit_burst".into(),
+                "应至少为 1 / must be at least 1".into(),
+            );
+        }
+        let mut names = HashSet::new();
+        for (i, t) in self.tokens.iter().enumerate() {
+            let place = format!("server.tokens[{i}] (name {:?})", t.name);
+            if t.name.trim().is_empty() {
+                problem(format!("{place}.name"), "名称不能为空 / name must not be empty".into());
+            }
+            if !names.insert(t.name.clone()) {
+                problem(format!("{place}.name"), "令牌名称重复 / duplicate token name".into());
+            }
+            if !TOKEN_ROLES.contains(&t.role.as_str()) {
+                problem(
+                    format!("{place}.role"),
+                    format!(
+                        "未知角色 / unknown role {:?}: admin, operator, standards-owner or department",
+                        t.role
+                    ),
+                );
+            }
+            if t.role == "department" {
+                if t.sources.is_empty() {
+                    problem(
+                        format!("{place}.sources"),
+                        "department 令牌需要列出其来源 / a department token needs `sources`".into(),
+                    );
+                }
+                for s in &t.sources {
+                    if !sources.iter().any(|c| &c.id == s) {
+                        problem(format!("{place}.sources"), format!("未知来源 / unknown source {s:?}"));
+                    }
+                }
+            } else if !t.sources.is_empty() && TOKEN_ROLES.contains(&t.role.as_str()) {
+                problem(
+                    format!("{place}.sources"),
+                    format!(
+                        "只有 department 令牌限定来源 / only department tokens take `sources` (role {:?} sees every source)",
+                        t.role
+                    ),
+                );
+            }
+            if let Err(e) = t.digest(base) {
+                problem(place.clone(), e);
+            }
+        }
+        problems
+    }
+}
+
+/// Settings of a `kind = "push"` source (`[sources.push]`).
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PushSettings {
+    /// Largest request body accepted for this source, in bytes (default: `[server] max_body_bytes`).
+    pub max_body_bytes: Option<u64>,
+}
+
+impl SourceConfig {
+    /// The `[sources.push]` settings of a push source (defaults when absent).
+    pub fn push_settings(&self) -> Result<PushSettings, String> {
+        match &self.push {
+            None => Ok(PushSettings::default()),
+            Some(table) => PushSettings::deserialize(toml::Value::Table(table.clone()))
+                .map_err(|e| format!("来源推送配置错误 / push settings: {}", e.message())),
         }
     }
 }
@@ -164,7 +374,8 @@ impl Default for ServerConfig {
 pub struct SourceConfig {
     /// Unique id (letters, digits, `-`, `_`), used in the store, logs and the API.
     pub id: String,
-    /// `file` (records given to `gateway ingest`) or `directory` (a drop folder polled by `gateway run`).
+    /// `file` (records given to `gateway ingest`), `directory` (a drop folder polled by `gateway
+    /// run`) or `push` (records sent to `POST /api/ingest/{id}` of the operator API).
     #[serde(default = "default_source_kind")]
     pub kind: String,
     /// The mapping file for this source's records.
@@ -418,11 +629,8 @@ impl Config {
                 "应至少为 1 / must be at least 1".into(),
             );
         }
-        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
-            problem(
-                "server.listen".into(),
-                format!("监听地址无效 / not an address:port: {:?}", self.server.listen),
-            );
+        for p in self.server.check(&self.base_dir, &self.sources) {
+            problem(p.place, p.message);
         }
         let mut catalogue = None;
         if let Some(p) = &self.normalizer.catalogue {
@@ -492,10 +700,14 @@ impl Config {
                         }
                     }
                 }
-                "push" => problem(
-                    format!("{place}.kind"),
-                    format!("来源类型 {:?} 由适配器提供，本版本尚未包含 / source kind {:?} is provided by the adapters, not in this version yet", s.kind, s.kind),
-                ),
+                "push" => match s.push_settings() {
+                    Ok(p) if p.max_body_bytes == Some(0) => problem(
+                        format!("{place}.push.max_body_bytes"),
+                        "应至少为 1 / must be at least 1".into(),
+                    ),
+                    Ok(_) => {}
+                    Err(e) => problem(format!("{place}.push"), e),
+                },
                 other => problem(
                     format!("{place}.kind"),
                     format!("未知来源类型 / unknown source kind {other:?}: use file, directory, rest, soap, amqp or push"),

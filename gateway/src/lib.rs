@@ -8,5 +8,6 @@ pub mod lifecycle;
 pub mod outbox;
 pub mod pipeline;
 pub mod runtime;
+pub mod server;
 pub mod sources;
 pub mod store;

@@ -1,7 +1,7 @@
 //! The `gateway` binary: parses the command line, sets up logging, runs the command.
 
 use clap::Parser;
-use gateway::cli::{self, Cli, Command, ConfigAction, MappingsAction};
+use gateway::cli::{self, Cli, Command, ConfigAction, MappingsAction, TokenAction};
 use std::process::ExitCode;
 
 /// mimalloc: the pipeline allocates many small JSON values per record; glibc malloc spent a
@@ -51,6 +51,9 @@ fn main() -> ExitCode {
         Command::Config {
             action: ConfigAction::Check { file },
         } => cli::data::config_check(&file),
+        Command::Token {
+            action: TokenAction::New { name, role, sources },
+        } => cli::token::new(&name, &role, &sources),
         other => match tokio::runtime::Runtime::new() {
             Ok(rt) => rt.block_on(cli::data::dispatch(other)),
             Err(e) => Err(anyhow::anyhow!("cannot start the runtime: {e}")),

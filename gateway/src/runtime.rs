@@ -7,6 +7,7 @@ use crate::lifecycle::MappingStore;
 use crate::outbox::OutboxStore;
 use crate::pipeline::prepare::Preparer;
 use crate::pipeline::Summary;
+use crate::server::metrics::Metrics;
 use crate::store::Store;
 use adapters::sources::SourceHealth;
 use chrono::{DateTime, Utc};
@@ -225,9 +226,48 @@ pub struct Runtime {
     pub preparers: Arc<PreparerRegistry>,
     /// Each source's live status and controls.
     pub sources: Arc<SourceBoard>,
+    /// The metrics registry (served on `GET /metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Runtime {
+    /// The runtime of a loaded configuration: a fresh metrics registry that every preparer
+    /// counts its commits into, and every configured source registered on the board.
+    pub fn new(
+        resolved: Arc<Resolved>,
+        store: Arc<dyn Store>,
+        outbox: Arc<dyn OutboxStore>,
+        mappings: Arc<dyn MappingStore>,
+        mut preparers: HashMap<String, Preparer>,
+    ) -> Runtime {
+        let metrics = Arc::new(Metrics::new());
+        for p in preparers.values_mut() {
+            p.metrics = Some(Arc::clone(&metrics));
+        }
+        let sources = SourceBoard::default();
+        for s in &resolved.config.sources {
+            sources.register(&s.id, &s.kind);
+        }
+        Runtime {
+            resolved,
+            store,
+            outbox,
+            mappings,
+            preparers: Arc::new(PreparerRegistry::new(preparers)),
+            sources: Arc::new(sources),
+            metrics,
+        }
+    }
+
+    /// Every source's current preparer, by source id (for replays).
+    pub fn preparer_map(&self) -> HashMap<String, Preparer> {
+        self.preparers
+            .source_ids()
+            .into_iter()
+            .filter_map(|id| self.preparers.get(&id).map(|p| (id, p)))
+            .collect()
+    }
+
     /// Sink ids: one outbox row per sink per committed version.
     pub fn sinks(&self) -> Vec<String> {
         self.resolved.config.sink_ids()

@@ -1286,7 +1286,13 @@ async fn postgres_concurrent_migrations_apply_once() {
     applied.sort();
     assert_eq!(
         applied,
-        ["0001_initial", "0002_outbox_dispatch", "0003_mapping_versions"],
+        [
+            "0001_initial",
+            "0002_outbox_dispatch",
+            "0003_mapping_versions",
+            "0004_case_lookups",
+            "0005_supervision_catalogue"
+        ],
         "each migration applied once"
     );
 }

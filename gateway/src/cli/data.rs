@@ -52,6 +52,7 @@ pub fn preparers(resolved: &Resolved) -> anyhow::Result<HashMap<String, Preparer
                 mapping: Arc::clone(mapping),
                 normalizer: Arc::clone(&normalizer),
                 record_key_path: source.record_key.clone(),
+                metrics: None,
             },
         );
     }
@@ -175,7 +176,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo { dir } => super::demo::run(dir).await,
         Command::Deliveries { action } => super::deliveries::run(action).await,
         Command::Mappings { action } => super::mappings::run(action).await,
-        Command::Check { .. } | Command::Normalize { .. } | Command::Config { .. } => {
+        Command::Check { .. } | Command::Normalize { .. } | Command::Config { .. } | Command::Token { .. } => {
             anyhow::bail!("not an async command")
         }
     }

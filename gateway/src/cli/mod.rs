@@ -9,6 +9,7 @@ pub mod demo_peers;
 pub mod mappings;
 pub mod normalize;
 pub mod run;
+pub mod token;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -172,6 +173,30 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: DeliveriesAction,
+    },
+    /// Tokens of the operator API.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+/// `gateway token` actions.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Print a fresh random token (give it to its holder, once) and the `[[server.tokens]]`
+    /// block with its SHA-256 for the configuration (the token itself is never stored).
+    New {
+        /// Name of the holder (shown in logs and the audit log).
+        #[arg(long, default_value = "CHANGE-ME")]
+        name: String,
+        /// admin, operator, standards-owner or department.
+        #[arg(long, default_value = "operator")]
+        role: String,
+        /// Department tokens: a push source the department owns (repeat for several).
+        #[arg(long = "source")]
+        sources: Vec<String>,
     },
 }
 

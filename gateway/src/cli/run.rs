@@ -224,6 +224,19 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
     } else {
         Some(start_dispatchers(Mode::Continuous)?)
     };
+    // Operator API and HTTP push (gateway/src/server): serves until the shutdown flag is raised.
+    let server = if once || !resolved.config.server.serve(&resolved.config.sources) {
+        None
+    } else {
+        Some(
+            crate::server::spawn(
+                Arc::new(runtime.clone()),
+                &resolved.config.server.listen,
+                shutdown.clone(),
+            )
+            .await?,
+        )
+    };
     let mut source_tasks = if once {
         pull_each_once(&runtime, &shutdown).await?;
         JoinSet::new()
@@ -274,6 +287,9 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
         None => start_dispatchers(Mode::Drain)?,
     };
     dispatchers.join().await;
+    if let Some(server) = server {
+        server.join().await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -37,7 +37,7 @@ pub use watch::{sync_active, watch, watch_every, WATCH_INTERVAL};
 
 use crate::config::Resolved;
 use crate::pipeline::prepare::Preparer;
-use crate::runtime::{PreparerRegistry, Runtime, SourceBoard};
+use crate::runtime::Runtime;
 use crate::store::{AuditEntry, AuditRecord, PayloadFormat, RawRecord, StoreError};
 use chrono::{DateTime, Utc};
 use compare::{Replayed, Side};
@@ -369,18 +369,13 @@ pub async fn open_runtime(resolved: Resolved) -> Result<Runtime, LifecycleError>
     let stores = store::open(&resolved.config).await?;
     let mut preparers = config_preparers(&resolved)?;
     use_stored_mappings(stores.mappings.as_ref(), &resolved, &mut preparers).await?;
-    let board = SourceBoard::default();
-    for source in &resolved.config.sources {
-        board.register(&source.id, &source.kind);
-    }
-    Ok(Runtime {
-        resolved: Arc::new(resolved),
-        store: stores.store,
-        outbox: stores.outbox,
-        mappings: stores.mappings,
-        preparers: Arc::new(PreparerRegistry::new(preparers)),
-        sources: Arc::new(board),
-    })
+    Ok(Runtime::new(
+        Arc::new(resolved),
+        stores.store,
+        stores.outbox,
+        stores.mappings,
+        preparers,
+    ))
 }
 
 /// One preparer per configured source, with the configuration's mapping files.
@@ -400,6 +395,7 @@ pub fn config_preparers(resolved: &Resolved) -> Result<HashMap<String, Preparer>
                     mapping: Arc::clone(mapping),
                     normalizer: Arc::clone(&normalizer),
                     record_key_path: source.record_key.clone(),
+                    metrics: None,
                 },
             )
         })

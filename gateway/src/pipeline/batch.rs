@@ -7,11 +7,13 @@
 use super::commit::commit_isolating;
 use super::prepare::Preparer;
 use super::reader::{ReadItem, SourceRecord, UnreadableRecord};
+use crate::server::metrics::BatchTally;
 use crate::store::{CommitBatch, RecordResult, Store, StoreError};
 use adapters::sources::SourceItem;
 use chrono::Utc;
 use normalizer::Violation;
 use serde::Serialize;
+use std::time::Instant;
 
 /// What became of one record of a batch, for answers to pushes and for logs.
 #[derive(Debug, Clone, Serialize)]
@@ -67,6 +69,7 @@ pub async fn prepare_and_commit(
             (r.record_key.clone(), violations)
         })
         .collect();
+    let tally = preparer.metrics.as_ref().map(|_| BatchTally::of(&prepared));
     let batch = CommitBatch {
         records: prepared,
         cursors: cursor
@@ -74,7 +77,11 @@ pub async fn prepare_and_commit(
             .unwrap_or_default(),
         sinks: sinks.to_vec(),
     };
+    let started = Instant::now();
     let results = commit_isolating(store, batch).await?;
+    if let (Some(metrics), Some(tally)) = (&preparer.metrics, &tally) {
+        metrics.batch_committed(tally, &results, started.elapsed());
+    }
     Ok(details
         .into_iter()
         .zip(results)

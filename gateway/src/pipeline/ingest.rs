@@ -11,6 +11,7 @@ use super::commit::commit_isolating;
 use super::prepare::Preparer;
 use super::reader::{read_file, InputFormat, ReadError, ReadItem};
 use super::Summary;
+use crate::server::metrics::{BatchTally, Metrics};
 use crate::store::{CommitBatch, IncomingRecord, RecordResult, Store, StoreError};
 use chrono::Utc;
 use std::path::PathBuf;
@@ -183,6 +184,7 @@ pub async fn run_stages(
     on_commit: Option<OnCommit>,
 ) -> Result<Summary, IngestError> {
     let (prepared_tx, prepared_rx) = mpsc::channel::<Vec<IncomingRecord>>(settings.channel_capacity);
+    let metrics = preparer.metrics.clone();
     let prepare_stage = tokio::spawn(async move {
         // Chunks are prepared on up to one blocking thread per core, and forwarded in order
         // (a later version of a case must stay after an earlier one).
@@ -218,7 +220,7 @@ pub async fn run_stages(
         }
         Ok::<(), IngestError>(())
     });
-    let committed = commit_stage(store, prepared_rx, settings, on_commit).await;
+    let committed = commit_stage(store, prepared_rx, settings, on_commit, metrics).await;
     prepare_stage
         .await
         .map_err(|e| IngestError::Stage(format!("prepare: {e}")))??;
@@ -230,6 +232,7 @@ async fn commit_stage(
     mut rx: mpsc::Receiver<Vec<IncomingRecord>>,
     settings: BatchSettings,
     on_commit: Option<OnCommit>,
+    metrics: Option<Arc<Metrics>>,
 ) -> Result<Summary, IngestError> {
     let mut summary = Summary::default();
     let mut pending: Vec<IncomingRecord> = Vec::with_capacity(settings.batch_size);
@@ -266,12 +269,17 @@ async fn commit_stage(
             } else {
                 Vec::new()
             };
+            let tally = metrics.as_ref().map(|_| BatchTally::of(&records));
             let batch = CommitBatch {
                 records,
                 cursors: Vec::new(),
                 sinks: settings.sinks.clone(),
             };
+            let started = tokio::time::Instant::now();
             let results = commit_isolating(store.as_ref(), batch).instrument(span.clone()).await?;
+            if let (Some(metrics), Some(tally)) = (&metrics, &tally) {
+                metrics.batch_committed(tally, &results, started.elapsed());
+            }
             for r in &results {
                 summary.add(r);
             }

@@ -21,6 +21,9 @@ pub struct Preparer {
     pub normalizer: Arc<Normalizer>,
     /// Path in the source record of its key at the source.
     pub record_key_path: Option<String>,
+    /// Where the commits of this source's records are counted: the running gateway's metrics
+    /// (`None` in one-shot commands).
+    pub metrics: Option<Arc<crate::server::metrics::Metrics>>,
 }
 
 /// SHA-256 as lower-case hex.

@@ -1,7 +1,7 @@
 //! Input readers: a file of records in one of the supported formats becomes a stream of
 //! [`SourceRecord`]s, each with its raw bytes kept for the archive.
 
-use normalizer::xml_tree::{find_records, parse_xml, XmlLimits};
+use normalizer::xml_tree::{find_records, parse_xml_with_encoding, XmlLimits};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -87,20 +87,77 @@ pub fn read_file(
     path: &Path,
     format: InputFormat,
     xml_records: Option<&str>,
-    mut sink: impl FnMut(ReadItem) -> bool,
+    sink: impl FnMut(ReadItem) -> bool,
 ) -> Result<(), ReadError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let io = |source| ReadError::Io {
+    let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
         path: path.display().to_string(),
         source,
+    })?;
+    let input = Input {
+        name: &name,
+        path: &path.display().to_string(),
+        xml_encoding: None,
     };
-    let file = std::fs::File::open(path).map_err(io)?;
+    read_from(
+        BufReader::with_capacity(1 << 20, file),
+        &input,
+        format,
+        xml_records,
+        sink,
+    )
+}
+
+/// Records of a document held in memory (an HTTP push body), like [`read_file`]. `name` is used
+/// in record positions (e.g. `push:3`); `xml_encoding` is the transport's character set (an
+/// HTTP `Content-Type` charset), which wins over the XML prolog.
+pub fn read_bytes(
+    bytes: &[u8],
+    name: &str,
+    format: InputFormat,
+    xml_records: Option<&str>,
+    xml_encoding: Option<&'static encoding_rs::Encoding>,
+    sink: impl FnMut(ReadItem) -> bool,
+) -> Result<(), ReadError> {
+    let input = Input {
+        name,
+        path: name,
+        xml_encoding,
+    };
+    read_from(bytes, &input, format, xml_records, sink)
+}
+
+/// What the records of one input are called in positions and errors.
+struct Input<'a> {
+    /// Name in record positions.
+    name: &'a str,
+    /// Name in errors.
+    path: &'a str,
+    /// XML: character set given by the transport.
+    xml_encoding: Option<&'static encoding_rs::Encoding>,
+}
+
+fn read_from<R: BufRead>(
+    mut reader: R,
+    input: &Input<'_>,
+    format: InputFormat,
+    xml_records: Option<&str>,
+    mut sink: impl FnMut(ReadItem) -> bool,
+) -> Result<(), ReadError> {
+    let name = input.name;
+    let io = |source| ReadError::Io {
+        path: input.path.to_string(),
+        source,
+    };
+    let malformed = |message: String| ReadError::Malformed {
+        path: input.path.to_string(),
+        message,
+    };
     match format {
         InputFormat::JsonLines => {
-            let mut reader = BufReader::with_capacity(1 << 20, file);
             let mut line = Vec::new();
             let mut number = 0u64;
             loop {
@@ -141,17 +198,16 @@ pub fn read_file(
         }
         InputFormat::Json => {
             let mut bytes = Vec::new();
-            file.take(MAX_DOCUMENT_BYTES + 1).read_to_end(&mut bytes).map_err(io)?;
+            reader
+                .take(MAX_DOCUMENT_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .map_err(io)?;
             if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
-                return Err(ReadError::Malformed {
-                    path: path.display().to_string(),
-                    message: "文件超过64MiB，请改用 jsonl / larger than 64 MiB: use jsonl".into(),
-                });
+                return Err(malformed(
+                    "文件超过64MiB，请改用 jsonl / larger than 64 MiB: use jsonl".into(),
+                ));
             }
-            let value: Value = serde_json::from_slice(&bytes).map_err(|e| ReadError::Malformed {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
+            let value: Value = serde_json::from_slice(&bytes).map_err(|e| malformed(e.to_string()))?;
             let items = match value {
                 Value::Array(items) => items,
                 other => vec![other],
@@ -179,12 +235,13 @@ pub fn read_file(
         }
         InputFormat::Xml => {
             let mut bytes = Vec::new();
-            file.take(MAX_DOCUMENT_BYTES + 1).read_to_end(&mut bytes).map_err(io)?;
+            reader
+                .take(MAX_DOCUMENT_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .map_err(io)?;
             let limits = XmlLimits::default();
-            let tree = parse_xml(&bytes, &limits).map_err(|e| ReadError::Malformed {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
+            let tree =
+                parse_xml_with_encoding(&bytes, &limits, input.xml_encoding).map_err(|e| malformed(e.to_string()))?;
             let records: Vec<Value> = match xml_records {
                 Some(p) => find_records(&tree, p).into_iter().cloned().collect(),
                 None => vec![tree],
@@ -201,16 +258,8 @@ pub fn read_file(
             }
         }
         InputFormat::Csv => {
-            let mut reader = csv::ReaderBuilder::new()
-                .flexible(false)
-                .from_reader(BufReader::new(file));
-            let headers = reader
-                .headers()
-                .map_err(|e| ReadError::Malformed {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                })?
-                .clone();
+            let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(reader);
+            let headers = reader.headers().map_err(|e| malformed(e.to_string()))?.clone();
             for (i, row) in reader.records().enumerate() {
                 let position = format!("{name}:{}", i + 2);
                 let item = match row {
@@ -300,6 +349,43 @@ mod tests {
         let values: Vec<&Value> = items.iter().map(|i| &i.as_ref().expect("record").value).collect();
         assert_eq!(values.len(), 2);
         assert_eq!(values[1]["a"], "2");
+    }
+
+    #[test]
+    fn bytes_in_memory_are_read_like_a_file_with_the_given_name_in_positions() {
+        let mut items = Vec::new();
+        read_bytes(
+            b"{\"a\":1}\n{\"a\":2}\n",
+            "push",
+            InputFormat::JsonLines,
+            None,
+            None,
+            |i| {
+                items.push(i);
+                true
+            },
+        )
+        .expect("readable");
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[1].as_ref().expect("record").position, "push:2");
+        let gbk = encoding_rs::GBK
+            .encode("<r><case><a>案件</a></case></r>")
+            .0
+            .into_owned();
+        let mut values = Vec::new();
+        read_bytes(
+            &gbk,
+            "push",
+            InputFormat::Xml,
+            Some("r.case"),
+            Some(encoding_rs::GBK),
+            |i| {
+                values.push(i.expect("record").value);
+                true
+            },
+        )
+        .expect("GBK body given by the transport's charset");
+        assert_eq!(values[0]["a"], "案件");
     }
 
     #[test]

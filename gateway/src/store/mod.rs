@@ -107,6 +107,19 @@ pub trait Store: Send + Sync {
     /// One case by unified code, with all its versions.
     async fn case_by_code(&self, code: &str) -> StoreResult<(CaseRow, Vec<CaseVersionRow>)>;
 
+    /// The unified code of the case with this business key, if any.
+    async fn case_code_by_key(&self, key: &BusinessKey) -> StoreResult<Option<String>>;
+
+    /// Cases whose target identifier (`/target/id_number`: credit code or ID number) is
+    /// `id_number` in any version: (case id, unified code) in id order, after `after_id`, at
+    /// most `limit`.
+    async fn case_codes_by_target(
+        &self,
+        id_number: &str,
+        after_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, String)>>;
+
     /// Outbox rows for a case version set (for lineage and tests).
     async fn outbox_for_case(&self, case_id: i64) -> StoreResult<Vec<OutboxRow>>;
 

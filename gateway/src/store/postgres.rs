@@ -46,6 +46,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/postgres/0003_mapping_versions.sql"),
     ),
     (
+        "0004_case_lookups",
+        include_str!("../../migrations/postgres/0004_case_lookups.sql"),
+    ),
+    (
         "0005_supervision_catalogue",
         include_str!("../../migrations/postgres/0005_supervision_catalogue.sql"),
     ),
@@ -1285,6 +1289,45 @@ impl Store for PostgresStore {
             });
         }
         Ok((case, versions))
+    }
+
+    async fn case_code_by_key(&self, key: &BusinessKey) -> StoreResult<Option<String>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT unified_code FROM cases
+                 WHERE agency_credit_code = $1 AND case_type = $2 AND case_number = $3",
+            )
+            .await?;
+        let row = client
+            .query_opt(
+                &stmt,
+                &[&key.agency_credit_code, &key.case_type.as_str(), &key.case_number],
+            )
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    async fn case_codes_by_target(
+        &self,
+        id_number: &str,
+        after_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, String)>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT c.id, c.unified_code FROM cases c
+                 WHERE c.id IN (SELECT case_id FROM case_versions
+                                WHERE record -> 'target' ->> 'id_number' = $1)
+                   AND c.id > $2
+                 ORDER BY c.id LIMIT $3",
+            )
+            .await?;
+        let rows = client
+            .query(&stmt, &[&id_number, &after_id.unwrap_or(0), &limit])
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
     }
 
     async fn outbox_for_case(&self, case_id: i64) -> StoreResult<Vec<OutboxRow>> {

@@ -24,6 +24,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/sqlite/0003_mapping_versions.sql"),
     ),
     (
+        "0004_case_lookups",
+        include_str!("../../migrations/sqlite/0004_case_lookups.sql"),
+    ),
+    (
         "0005_supervision_catalogue",
         include_str!("../../migrations/sqlite/0005_supervision_catalogue.sql"),
     ),
@@ -765,6 +769,44 @@ impl Store for SqliteStore {
                 });
             }
             Ok((case, versions))
+        })
+        .await
+    }
+
+    async fn case_code_by_key(&self, key: &BusinessKey) -> StoreResult<Option<String>> {
+        let key = key.clone();
+        self.with_conn(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT unified_code FROM cases
+                     WHERE agency_credit_code = ?1 AND case_type = ?2 AND case_number = ?3",
+                    params![key.agency_credit_code, key.case_type.as_str(), key.case_number],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn case_codes_by_target(
+        &self,
+        id_number: &str,
+        after_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, String)>> {
+        let id_number = id_number.to_string();
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT c.id, c.unified_code FROM cases c
+                 WHERE c.id IN (SELECT case_id FROM case_versions
+                                WHERE json_extract(record, '$.target.id_number') = ?1)
+                   AND c.id > ?2
+                 ORDER BY c.id LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![id_number, after_id.unwrap_or(0), limit], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }

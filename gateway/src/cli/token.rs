@@ -1,0 +1,28 @@
+//! `gateway token new`: a fresh random API token and the config block holding its SHA-256.
+
+use crate::config::TOKEN_ROLES;
+use std::process::ExitCode;
+
+/// Print a new token and its `[[server.tokens]]` block.
+pub fn new(name: &str, role: &str, sources: &[String]) -> anyhow::Result<ExitCode> {
+    if !TOKEN_ROLES.contains(&role) {
+        anyhow::bail!("未知角色 / unknown role {role:?}: {}", TOKEN_ROLES.join(", "));
+    }
+    if role == "department" && sources.is_empty() {
+        anyhow::bail!("department 令牌需要 --source / a department token needs --source SOURCE_ID");
+    }
+    let (token, sha256) =
+        crate::server::auth::new_token().map_err(|e| anyhow::anyhow!("无法生成随机数 / no random numbers: {e}"))?;
+    let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+    println!("# 令牌（只显示这一次，交给持有人）/ the token (shown once: hand it to its holder):");
+    println!("# {token}");
+    println!("[[server.tokens]]");
+    println!("name = {}", quote(name));
+    println!("role = {}", quote(role));
+    if !sources.is_empty() {
+        let list: Vec<String> = sources.iter().map(|s| quote(s)).collect();
+        println!("sources = [{}]", list.join(", "));
+    }
+    println!("sha256 = \"{sha256}\"");
+    Ok(ExitCode::SUCCESS)
+}

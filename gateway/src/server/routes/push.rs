@@ -1,0 +1,232 @@
+//! HTTP push (`POST /api/ingest/{source}`) for sources of `kind = "push"`: a department's system
+//! sends its records; they are mapped, validated and committed (or quarantined) before the
+//! answer, which says what became of each record, in order. Nothing is acknowledged before its
+//! commit: an answer other than 200 means nothing of the body was taken.
+//!
+//! Bodies: JSON (one object or an array; `application/json`), JSON lines
+//! (`application/x-ndjson`), XML (`application/xml` / `text/xml`; records picked by the source's
+//! `xml_records` path; GBK/GB18030 by the prolog or the `charset`) or CSV (`text/csv`). Without a
+//! `Content-Type`, the source's configured `format` applies.
+
+use crate::pipeline::batch::{prepare_and_commit, RecordOutcome};
+use crate::pipeline::reader::{read_bytes, InputFormat, ReadError, ReadItem};
+use crate::pipeline::Summary;
+use crate::server::auth::Principal;
+use crate::server::error::{ApiError, ApiResult};
+use crate::server::{audit, ApiPath, Shared};
+use crate::store::RecordResult;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+
+/// The format and character set a `Content-Type` names (`None`: not given).
+fn content_format(headers: &HeaderMap) -> ApiResult<(Option<InputFormat>, Option<&'static encoding_rs::Encoding>)> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok((None, None));
+    };
+    let text = value.to_str().unwrap_or_default().to_ascii_lowercase();
+    let mut parts = text.split(';');
+    let essence = parts.next().unwrap_or_default().trim().to_string();
+    let mut charset = None;
+    for p in parts {
+        if let Some((k, v)) = p.split_once('=') {
+            if k.trim() == "charset" {
+                let label = v.trim().trim_matches('"');
+                charset = Some(encoding_rs::Encoding::for_label(label.as_bytes()).ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "unsupported_charset",
+                        format!("不支持的字符集 {label:?}"),
+                        format!("unsupported charset {label:?}"),
+                    )
+                })?);
+            }
+        }
+    }
+    let format = match essence.as_str() {
+        "application/json" => InputFormat::Json,
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines"
+        | "application/jsonlines" => InputFormat::JsonLines,
+        "application/xml" | "text/xml" | "application/soap+xml" => InputFormat::Xml,
+        "text/csv" => InputFormat::Csv,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("不支持的内容类型 {other:?}：请用 application/json、application/x-ndjson、application/xml 或 text/csv"),
+                format!(
+                    "unsupported Content-Type {other:?}: use application/json, application/x-ndjson, application/xml or text/csv"
+                ),
+            ))
+        }
+    };
+    Ok((Some(format), charset))
+}
+
+/// How much of a body over the limit is still read (and dropped) so that the sender gets the
+/// 413 answer cleanly instead of a connection reset; a larger body is cut off.
+const DRAIN_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Read the body, at most `limit` bytes: 413 when it is larger.
+async fn read_limited(mut body: Body, headers: &HeaderMap, limit: u64) -> ApiResult<Vec<u8>> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit.saturating_add(DRAIN_BYTES)) {
+        return Err(ApiError::too_large(limit));
+    }
+    let mut bytes = Vec::new();
+    let mut total = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::bad_request(
+                format!("无法读取请求体：{e}"),
+                format!("cannot read the request body: {e}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else { continue };
+        total = total.saturating_add(data.len() as u64);
+        if total > limit {
+            bytes = Vec::new();
+            if total > limit.saturating_add(DRAIN_BYTES) {
+                break;
+            }
+        } else {
+            bytes.extend_from_slice(&data);
+        }
+    }
+    if total > limit {
+        return Err(ApiError::too_large(limit));
+    }
+    Ok(bytes)
+}
+
+/// One record's answer.
+fn result_json(outcome: &RecordOutcome) -> Value {
+    let mut v = serde_json::to_value(&outcome.result).unwrap_or_else(|_| json!({}));
+    if let Value::Object(map) = &mut v {
+        map.insert("record_key".into(), json!(outcome.record_key));
+        let still_quarantined = matches!(&outcome.result, RecordResult::Unchanged { code } if code.is_empty());
+        if matches!(outcome.result, RecordResult::Quarantined { .. }) || still_quarantined {
+            map.insert("violations".into(), json!(outcome.violations));
+        } else if !outcome.violations.is_empty() {
+            map.insert("warnings".into(), json!(outcome.violations));
+        }
+    }
+    v
+}
+
+/// `POST /api/ingest/{source}`: see the module docs. Department tokens push to their own
+/// sources only; admins to any push source.
+pub async fn push(
+    State(state): State<Shared>,
+    principal: Principal,
+    ApiPath(source): ApiPath<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    principal.require_source(&source)?;
+    let config = &state.runtime.resolved.config;
+    let (_, source_cfg) = config
+        .source(&source)
+        .ok_or_else(|| ApiError::not_found(format!("未知来源 {source:?}"), format!("unknown source {source:?}")))?;
+    if source_cfg.kind != "push" {
+        return Err(ApiError::conflict(
+            "not_a_push_source",
+            format!("来源 {source:?} 不是推送型来源（kind = \"push\"）"),
+            format!("source {source:?} is not a push source (kind = \"push\")"),
+        ));
+    }
+    let limit = source_cfg
+        .push_settings()
+        .ok()
+        .and_then(|p| p.max_body_bytes)
+        .unwrap_or(config.server.max_body_bytes);
+    let (format, charset) = content_format(&headers)?;
+    let format = match format {
+        Some(f) => f,
+        None => InputFormat::parse(&source_cfg.format).unwrap_or(InputFormat::JsonLines),
+    };
+    let bytes = read_limited(body, &headers, limit).await?;
+    // Text formats are decoded to UTF-8 by the given charset; XML decodes itself (prolog or charset).
+    let decoded;
+    let text: &[u8] = match (format, charset) {
+        (InputFormat::Xml, _) | (_, None) => &bytes,
+        (_, Some(encoding)) => {
+            decoded = encoding.decode(&bytes).0.into_owned();
+            decoded.as_bytes()
+        }
+    };
+    let mut items: Vec<ReadItem> = Vec::new();
+    read_bytes(
+        text,
+        "push",
+        format,
+        source_cfg.xml_records.as_deref(),
+        charset,
+        |item| {
+            items.push(item);
+            true
+        },
+    )
+    .map_err(|e| match e {
+        ReadError::Malformed { message, .. } => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+            format!("请求体格式错误，未接收任何记录：{message}"),
+            format!("malformed body, nothing was taken: {message}"),
+        ),
+        ReadError::Io { source, .. } => ApiError::bad_request(
+            format!("无法读取请求体：{source}"),
+            format!("cannot read the request body: {source}"),
+        ),
+    })?;
+    if items.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "no_records",
+            "请求体中没有记录",
+            "the body holds no records",
+        ));
+    }
+    let preparer = state.runtime.preparers.get(&source).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no_preparer",
+            format!("来源 {source:?} 没有可用的映射"),
+            format!("source {source:?} has no mapping loaded"),
+        )
+    })?;
+    let received = items.len();
+    let outcomes = prepare_and_commit(
+        state.runtime.store.as_ref(),
+        &preparer,
+        items,
+        None,
+        &state.runtime.sinks(),
+    )
+    .await?;
+    let mut summary = Summary {
+        received: received as u64,
+        ..Summary::default()
+    };
+    for o in &outcomes {
+        summary.add(&o.result);
+    }
+    state.runtime.sources.add_summary(&source, &summary);
+    tracing::info!(source = %source, ?summary, "push committed");
+    audit(
+        &state,
+        &principal,
+        "ingest.push",
+        format!("source:{source}"),
+        json!({ "summary": summary }),
+    )
+    .await;
+    let results: Vec<Value> = outcomes.iter().map(result_json).collect();
+    Ok(Json(json!({ "results": results, "summary": summary })))
+}

@@ -1,0 +1,408 @@
+//! The quarantine: list with filters and paging, one entry with its raw payload, replay (one or
+//! by filter) through the current mapping, ignore with a reason.
+
+use crate::pipeline::replay::{replay, ReplayError, ReplaySelection};
+use crate::server::auth::{Principal, Role};
+use crate::server::error::{ApiError, ApiResult};
+use crate::server::{audit, page_limit, ApiJson, ApiPath, ApiQuery, Shared};
+use crate::store::{PayloadFormat, QuarantineEntry, QuarantineFilter, QuarantineStatus, RawRecord};
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Query of `GET /api/quarantine`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    /// Only this source.
+    pub source: Option<String>,
+    /// Only entries with a violation of this rule id.
+    pub rule: Option<String>,
+    /// `open`, `replayed` or `ignored`.
+    pub status: Option<String>,
+    /// Created at or after (RFC 3339, or a date `YYYY-MM-DD` meaning its start in China time).
+    pub since: Option<String>,
+    /// Created before (same forms).
+    pub until: Option<String>,
+    /// Only ids below this (the previous page's `next_before_id`).
+    pub before_id: Option<i64>,
+    /// Page size, 1..1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// Parse a time parameter: RFC 3339, or a date (its start in China time, UTC+8).
+pub fn parse_time(name: &str, value: &str) -> ApiResult<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .and_then(|t| t.and_local_timezone(chrono::FixedOffset::east_opt(8 * 3600)?).single())
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                format!("{name} 应为 RFC 3339 时间或 YYYY-MM-DD 日期，收到 {value:?}"),
+                format!("{name} must be an RFC 3339 time or a YYYY-MM-DD date, got {value:?}"),
+            )
+        })
+}
+
+fn parse_status(value: &str) -> ApiResult<QuarantineStatus> {
+    QuarantineStatus::parse(value).ok_or_else(|| {
+        ApiError::bad_request(
+            format!("status 应为 open、replayed 或 ignored，收到 {value:?}"),
+            format!("status must be open, replayed or ignored, got {value:?}"),
+        )
+    })
+}
+
+/// A raw archived record as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RawView {
+    /// Archive id.
+    pub id: i64,
+    /// Source id.
+    pub source_id: String,
+    /// Record key at the source.
+    pub record_key: String,
+    /// SHA-256 (hex) of the payload.
+    pub content_hash: String,
+    /// `json` or `xml`.
+    pub format: PayloadFormat,
+    /// First received.
+    pub received_at: DateTime<Utc>,
+    /// The payload as JSON (an XML payload as its element tree), when it parses.
+    pub payload: Option<Value>,
+    /// The payload pretty-printed for reading: JSON indented, XML indented.
+    pub payload_pretty: String,
+}
+
+fn pretty_xml(bytes: &[u8]) -> Option<String> {
+    use quick_xml::events::Event;
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t.to_string(),
+        Err(_) => encoding_rs::GB18030.decode(bytes).0.into_owned(),
+    };
+    let mut reader = quick_xml::Reader::from_str(&text);
+    reader.config_mut().trim_text(true);
+    let mut writer = quick_xml::Writer::new_with_indent(Vec::new(), b' ', 2);
+    loop {
+        match reader.read_event().ok()? {
+            Event::Eof => break,
+            // Never echo a DOCTYPE (the archive refuses them anyway).
+            Event::DocType(_) => {}
+            event => writer.write_event(event).ok()?,
+        }
+    }
+    String::from_utf8(writer.into_inner()).ok()
+}
+
+/// The API's view of a raw record.
+pub fn raw_view(raw: RawRecord) -> RawView {
+    let lossy = || String::from_utf8_lossy(&raw.payload).into_owned();
+    let looks_like_xml = raw.payload.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
+    let (payload, pretty) = match raw.format {
+        PayloadFormat::Json => match serde_json::from_slice::<Value>(&raw.payload) {
+            Ok(v) => {
+                let pretty = serde_json::to_string_pretty(&v).unwrap_or_else(|_| lossy());
+                (Some(v), pretty)
+            }
+            Err(_) if looks_like_xml => (None, pretty_xml(&raw.payload).unwrap_or_else(lossy)),
+            Err(_) => (None, lossy()),
+        },
+        PayloadFormat::Xml => (
+            normalizer::xml_tree::parse_xml(&raw.payload, &Default::default()).ok(),
+            pretty_xml(&raw.payload).unwrap_or_else(lossy),
+        ),
+    };
+    RawView {
+        id: raw.id,
+        source_id: raw.source_id,
+        record_key: raw.record_key,
+        content_hash: raw.content_hash,
+        format: raw.format,
+        received_at: raw.received_at,
+        payload,
+        payload_pretty: pretty,
+    }
+}
+
+/// `GET /api/quarantine`: entries newest first; `next_before_id` continues the list (null at the
+/// end). Department tokens see the entries of their own sources only.
+pub async fn list(
+    State(state): State<Shared>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = page_limit(q.limit)?;
+    let filter = QuarantineFilter {
+        source_id: q.source.clone(),
+        rule: q.rule.clone().filter(|r| !r.is_empty()),
+        status: q.status.as_deref().map(parse_status).transpose()?,
+        id: None,
+        since: q.since.as_deref().map(|v| parse_time("since", v)).transpose()?,
+        until: q.until.as_deref().map(|v| parse_time("until", v)).transpose()?,
+        before_id: q.before_id,
+        limit: Some(limit),
+    };
+    let store = &state.runtime.store;
+    let items: Vec<QuarantineEntry> = match (&q.source, principal.role) {
+        (Some(source), _) => {
+            principal.require_source(source)?;
+            store.quarantine_list(&filter).await?
+        }
+        (None, Role::Department) => {
+            // Each own source's page, merged newest first.
+            let mut merged = Vec::new();
+            for source in &principal.sources {
+                let f = QuarantineFilter {
+                    source_id: Some(source.clone()),
+                    ..filter.clone()
+                };
+                merged.extend(store.quarantine_list(&f).await?);
+            }
+            merged.sort_by_key(|e| std::cmp::Reverse(e.id));
+            merged.truncate(usize::try_from(limit).unwrap_or(100));
+            merged
+        }
+        (None, _) => store.quarantine_list(&filter).await?,
+    };
+    let next = if items.len() as i64 == limit {
+        items.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok(Json(json!({ "items": items, "next_before_id": next })))
+}
+
+async fn entry_in_scope(state: &Shared, principal: &Principal, id: i64) -> ApiResult<QuarantineEntry> {
+    let entry = state.runtime.store.quarantine_get(id).await?;
+    principal.require_source(&entry.source_id)?;
+    Ok(entry)
+}
+
+/// `GET /api/quarantine/{id}`: the entry, every violation, and its raw payload.
+pub async fn get(
+    State(state): State<Shared>,
+    principal: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    let entry = entry_in_scope(&state, &principal, id).await?;
+    let raw = raw_view(state.runtime.store.raw_record(entry.raw_id).await?);
+    Ok(Json(json!({ "entry": entry, "raw": raw })))
+}
+
+fn replay_error(e: ReplayError) -> ApiError {
+    match e {
+        ReplayError::Store(e) => e.into(),
+        ReplayError::NotOpen(id) => ApiError::conflict(
+            "not_open",
+            format!("隔离记录 {id} 不是待处理状态"),
+            format!("quarantine entry {id} is not open"),
+        ),
+        ReplayError::UnknownSource { id, source_id } => ApiError::conflict(
+            "source_not_configured",
+            format!("隔离记录 {id} 的来源 {source_id} 未在配置中"),
+            format!("quarantine entry {id}: source {source_id} is not configured"),
+        ),
+    }
+}
+
+/// `POST /api/quarantine/{id}/replay`: run the entry again through its source's current
+/// mapping. Answers the counts and the entry as it is now (`replayed` when accepted).
+pub async fn replay_one(
+    State(state): State<Shared>,
+    principal: Principal,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Value>> {
+    state.runtime.store.quarantine_get(id).await?;
+    let selection = ReplaySelection {
+        id: Some(id),
+        ..Default::default()
+    };
+    let summary = replay(
+        state.runtime.store.as_ref(),
+        &state.runtime.preparer_map(),
+        &selection,
+        &state.runtime.sinks(),
+    )
+    .await
+    .map_err(replay_error)?;
+    audit(
+        &state,
+        &principal,
+        "quarantine.replay",
+        format!("quarantine:{id}"),
+        json!({ "summary": summary }),
+    )
+    .await;
+    let entry = state.runtime.store.quarantine_get(id).await?;
+    Ok(Json(json!({ "summary": summary, "entry": entry })))
+}
+
+/// Body of `POST /api/quarantine/replay`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayFilter {
+    /// Every open entry of this source.
+    pub source: Option<String>,
+    /// Every open entry with a violation of this rule.
+    pub rule: Option<String>,
+}
+
+/// `POST /api/quarantine/replay` with `{"source": .., "rule": ..}` (at least one): replay every
+/// open entry matching.
+pub async fn replay_many(
+    State(state): State<Shared>,
+    principal: Principal,
+    ApiJson(body): ApiJson<ReplayFilter>,
+) -> ApiResult<Json<Value>> {
+    let source = body.source.filter(|s| !s.is_empty());
+    let rule = body.rule.filter(|s| !s.is_empty());
+    if source.is_none() && rule.is_none() {
+        return Err(ApiError::bad_request(
+            "请给出 source 或 rule（或两者）",
+            "give `source` or `rule` (or both)",
+        ));
+    }
+    if let Some(s) = &source {
+        if state.runtime.resolved.config.source(s).is_none() {
+            return Err(ApiError::not_found(
+                format!("未知来源 {s:?}"),
+                format!("unknown source {s:?}"),
+            ));
+        }
+    }
+    let selection = ReplaySelection {
+        id: None,
+        source_id: source.clone(),
+        rule: rule.clone(),
+    };
+    let summary = replay(
+        state.runtime.store.as_ref(),
+        &state.runtime.preparer_map(),
+        &selection,
+        &state.runtime.sinks(),
+    )
+    .await
+    .map_err(replay_error)?;
+    audit(
+        &state,
+        &principal,
+        "quarantine.replay",
+        match (&source, &rule) {
+            (Some(s), _) => format!("source:{s}"),
+            (None, Some(r)) => format!("rule:{r}"),
+            (None, None) => "quarantine".into(),
+        },
+        json!({ "source": source, "rule": rule, "summary": summary }),
+    )
+    .await;
+    Ok(Json(json!({ "summary": summary })))
+}
+
+/// Body of `POST /api/quarantine/{id}/ignore`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IgnoreBody {
+    /// Why the entry is ignored (required, kept with the entry and in the audit log).
+    pub reason: Option<String>,
+}
+
+/// `POST /api/quarantine/{id}/ignore` with `{"reason": "..."}`: mark an open entry ignored.
+pub async fn ignore(
+    State(state): State<Shared>,
+    principal: Principal,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<IgnoreBody>,
+) -> ApiResult<Json<Value>> {
+    let reason = body
+        .reason
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "reason_required",
+                "忽略隔离记录须说明原因（reason）",
+                "ignoring a quarantine entry needs a `reason`",
+            )
+        })?;
+    let entry = state.runtime.store.quarantine_get(id).await?;
+    if entry.status != QuarantineStatus::Open {
+        return Err(ApiError::conflict(
+            "not_open",
+            format!("隔离记录 {id} 不是待处理状态（{}）", entry.status.as_str()),
+            format!("quarantine entry {id} is not open ({})", entry.status.as_str()),
+        ));
+    }
+    state
+        .runtime
+        .store
+        .quarantine_set_status(id, QuarantineStatus::Ignored, Some(&reason))
+        .await?;
+    audit(
+        &state,
+        &principal,
+        "quarantine.ignore",
+        format!("quarantine:{id}"),
+        json!({ "reason": reason }),
+    )
+    .await;
+    let entry = state.runtime.store.quarantine_get(id).await?;
+    Ok(Json(json!({ "entry": entry })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(format: PayloadFormat, payload: &[u8]) -> RawRecord {
+        RawRecord {
+            id: 1,
+            source_id: "s".into(),
+            record_key: "k".into(),
+            content_hash: "h".into(),
+            format,
+            received_at: Utc::now(),
+            payload: payload.to_vec(),
+        }
+    }
+
+    #[test]
+    fn raw_json_is_pretty_printed_and_parsed() {
+        let v = raw_view(raw(PayloadFormat::Json, br#"{"ajbh":"X1","fkje":"0.2"}"#));
+        assert_eq!(v.payload.as_ref().map(|p| p["ajbh"].clone()), Some(json!("X1")));
+        assert_eq!(v.payload_pretty, "{\n  \"ajbh\": \"X1\",\n  \"fkje\": \"0.2\"\n}");
+    }
+
+    #[test]
+    fn raw_xml_is_indented_and_read_as_its_tree_even_in_gbk() {
+        let xml = "<?xml version=\"1.0\" encoding=\"GBK\"?><case><ajbh>X1</ajbh><dsr><mc>某公司</mc></dsr></case>";
+        let gbk = encoding_rs::GBK.encode(xml).0.into_owned();
+        let v = raw_view(raw(PayloadFormat::Xml, &gbk));
+        assert!(v.payload_pretty.contains("\n  <ajbh>X1</ajbh>"), "{}", v.payload_pretty);
+        assert!(
+            v.payload_pretty.contains("\n    <mc>某公司</mc>"),
+            "{}",
+            v.payload_pretty
+        );
+        assert_eq!(v.payload.as_ref().map(|p| p["case"]["ajbh"].clone()), Some(json!("X1")));
+    }
+
+    #[test]
+    fn unparsable_payload_is_shown_as_text() {
+        let v = raw_view(raw(PayloadFormat::Json, b"{bad"));
+        assert!(v.payload.is_none());
+        assert_eq!(v.payload_pretty, "{bad");
+    }
+
+    #[test]
+    fn dates_are_read_as_their_start_in_china_time() {
+        let t = parse_time("since", "2024-06-01").expect("date");
+        assert_eq!(t.to_rfc3339(), "2024-05-31T16:00:00+00:00");
+        assert!(parse_time("since", "yesterday").is_err());
+    }
+}

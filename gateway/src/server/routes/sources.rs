@@ -1,0 +1,174 @@
+//! `GET /api/sources`, `GET /api/sources/{id}`, `POST /api/sources/{id}/pull|resync`.
+
+use crate::pipeline::Summary;
+use crate::runtime::{CommandError, SourceCommand, SourceStatus};
+use crate::server::auth::Principal;
+use crate::server::error::{ApiError, ApiResult};
+use crate::server::{audit, Shared};
+use adapters::sources::{CircuitState, SourceHealth};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+
+/// An error with its time.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorView {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// What.
+    pub message: String,
+}
+
+/// Connection health of a pull source.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthView {
+    /// `closed`, `open` or `half_open`.
+    pub circuit: CircuitState,
+    /// When an open circuit lets a trial request through.
+    pub circuit_reopens_at: Option<DateTime<Utc>>,
+    /// The last error.
+    pub last_error: Option<ErrorView>,
+    /// Requests sent since start.
+    pub requests: u64,
+    /// Requests that failed after retries.
+    pub failures: u64,
+    /// Requests retried.
+    pub retries: u64,
+}
+
+/// What the API shows of a source.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceView {
+    /// Source id.
+    pub id: String,
+    /// `file`, `directory`, `rest`, `soap`, `amqp` or `push`.
+    pub kind: String,
+    /// Configured input format.
+    pub format: String,
+    /// Id of the mapping in use.
+    pub mapping_id: Option<String>,
+    /// Version of the mapping in use.
+    pub mapping_version: Option<i64>,
+    /// Whether a pull is running now.
+    pub pulling: bool,
+    /// When the last pull started.
+    pub last_pull_started: Option<DateTime<Utc>>,
+    /// When the last pull ended.
+    pub last_pull_finished: Option<DateTime<Utc>>,
+    /// When the next scheduled pull is due.
+    pub next_pull: Option<DateTime<Utc>>,
+    /// The cursor the scheduler reported.
+    pub cursor: Option<String>,
+    /// The cursor persisted in the store.
+    pub stored_cursor: Option<String>,
+    /// Seconds between the newest record's watermark and now.
+    pub lag_seconds: Option<i64>,
+    /// Counts since the gateway started.
+    pub totals: Summary,
+    /// The last error.
+    pub last_error: Option<ErrorView>,
+    /// Connection health (pull sources).
+    pub health: Option<HealthView>,
+}
+
+fn health_view(h: SourceHealth) -> HealthView {
+    HealthView {
+        circuit: h.circuit,
+        circuit_reopens_at: h.circuit_reopens_at,
+        last_error: h.last_error.map(|(at, message)| ErrorView { at, message }),
+        requests: h.requests,
+        failures: h.failures,
+        retries: h.retries,
+    }
+}
+
+async fn view(state: &Shared, status: SourceStatus) -> ApiResult<SourceView> {
+    let config = state.runtime.resolved.config.source(&status.id).map(|(_, c)| c);
+    let preparer = state.runtime.preparers.get(&status.id);
+    let stored_cursor = state.runtime.store.cursor(&status.id).await?;
+    Ok(SourceView {
+        format: config.map(|c| c.format.clone()).unwrap_or_default(),
+        mapping_id: preparer.as_ref().map(|p| p.mapping.id().to_string()),
+        mapping_version: preparer.as_ref().map(|p| p.mapping.version()),
+        id: status.id,
+        kind: status.kind,
+        pulling: status.pulling,
+        last_pull_started: status.last_pull_started,
+        last_pull_finished: status.last_pull_finished,
+        next_pull: status.next_pull,
+        cursor: status.cursor,
+        stored_cursor,
+        lag_seconds: status.lag_seconds,
+        totals: status.totals,
+        last_error: status.last_error.map(|(at, message)| ErrorView { at, message }),
+        health: status.health.map(health_view),
+    })
+}
+
+fn unknown(id: &str) -> ApiError {
+    ApiError::not_found(format!("未知来源 {id:?}"), format!("unknown source {id:?}"))
+}
+
+/// `GET /api/sources`: every source with its status.
+pub async fn list(State(state): State<Shared>) -> ApiResult<Json<serde_json::Value>> {
+    let mut items = Vec::new();
+    for status in state.runtime.sources.snapshot() {
+        items.push(view(&state, status).await?);
+    }
+    Ok(Json(json!({ "items": items })))
+}
+
+/// `GET /api/sources/{id}`.
+pub async fn get(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<Json<SourceView>> {
+    let status = state.runtime.sources.get(&id).ok_or_else(|| unknown(&id))?;
+    Ok(Json(view(&state, status).await?))
+}
+
+async fn command(
+    state: &Shared,
+    principal: &Principal,
+    id: &str,
+    command: SourceCommand,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    state.runtime.sources.command(id, command).map_err(|e| match e {
+        CommandError::UnknownSource(_) => unknown(id),
+        CommandError::NotPulled(_) => ApiError::conflict(
+            "not_pulled",
+            format!("来源 {id:?} 不是拉取型来源"),
+            format!("source {id:?} is not pulled on a schedule"),
+        ),
+        CommandError::NotRunning(_) => ApiError::conflict(
+            "not_running",
+            format!("来源 {id:?} 的调度器未运行"),
+            format!("the scheduler of source {id:?} is not running"),
+        ),
+    })?;
+    let name = match command {
+        SourceCommand::PullNow => "source.pull",
+        SourceCommand::FullResync => "source.resync",
+    };
+    audit(state, principal, name, format!("source:{id}"), json!({})).await;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "source": id, "command": command }))))
+}
+
+/// `POST /api/sources/{id}/pull`: pull now from the stored cursor (202; 409 when the source is
+/// not pulled or its scheduler is not running).
+pub async fn pull(
+    State(state): State<Shared>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    command(&state, &principal, &id, SourceCommand::PullNow).await
+}
+
+/// `POST /api/sources/{id}/resync`: pull everything again from the beginning.
+pub async fn resync(
+    State(state): State<Shared>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    command(&state, &principal, &id, SourceCommand::FullResync).await
+}
