@@ -194,3 +194,40 @@ fn config_never_prints_the_database_password() {
     );
     assert!(!all.contains("s3cr3t-pw"), "secret leaked: {all}");
 }
+
+#[test]
+fn demo_pulls_from_simulated_rest_and_soap_systems_through_the_adapters() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gateway()
+        .current_dir(repo())
+        .args(["demo", "--exit", "--dir", path_str(dir.path())])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every record of both systems arrives: 500 from the REST system, 24 from the SOAP one
+    // (a SOAP fault interrupts the first run, a second run completes it).
+    let line = |source: &str| {
+        stdout
+            .lines()
+            .filter(|l| l.contains(source) && l.contains("pulled"))
+            .last()
+            .unwrap_or_else(|| panic!("no summary for {source}: {stdout}"))
+            .to_string()
+    };
+    let rest = line("nanchang-amr");
+    assert!(
+        rest.contains("accepted 484") && rest.contains("quarantined  14"),
+        "{rest}"
+    );
+    let soap = line("jiangxi-ecology");
+    assert!(soap.contains("accepted   9") && soap.contains("runs 2"), "{soap}");
+    assert!(stdout.contains("quarantined by rule"));
+    assert!(stdout.contains("uscc.check_char"));
+    assert!(stdout.contains("totals: 493 cases"), "{stdout}");
+    assert!(dir.path().join("gateway.db").is_file());
+}

@@ -173,7 +173,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { config, once } => super::run::run(&config, once).await,
-        Command::Demo { dir } => super::demo::run(dir).await,
+        Command::Demo { dir, listen, exit } => super::demo::run(dir, &listen, exit).await,
         Command::Deliveries { action } => super::deliveries::run(action).await,
         Command::Mappings { action } => super::mappings::run(action).await,
         Command::Check { .. } | Command::Normalize { .. } | Command::Config { .. } | Command::Token { .. } => {

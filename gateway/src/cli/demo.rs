@@ -1,16 +1,27 @@
-//! `gateway demo`: the gateway on the embedded store with the example mappings and their
-//! sample data (a REST/JSON penalty system and a SOAP/XML ecology system), then a summary of
-//! what happened and where to look.
+//! `gateway demo`: the gateway at work on the embedded store. Two simulated departmental
+//! systems start in-process (a REST/JSON penalty system with token auth and occasional 500s, a
+//! GBK SOAP ecology system with a WS-Security digest and occasional faults, see
+//! [`super::demo_peers`]); the gateway pulls from both through the real adapters with the
+//! example mappings, prints what it did (pulled, accepted, quarantined by rule), and serves the
+//! operator API and dashboard until Ctrl-C (or stops at once with `--exit`).
 
-use super::data::{load_config, preparers};
-use crate::pipeline::ingest::{ingest_files, BatchSettings, IngestJob, Shutdown};
-use crate::pipeline::reader::InputFormat;
-use crate::store::{self, CaseFilter, QuarantineFilter};
+use super::demo_peers::{self, Peers};
+use super::run::build_runtime;
+use crate::config::Config;
+use crate::pipeline::ingest::Shutdown;
+use crate::runtime::Runtime;
+use crate::sources::pull::pull_once;
+use crate::store::{CaseFilter, QuarantineFilter};
+use adapters::sources::PullMode;
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+/// Generated valid records the REST system holds besides the sample file's.
+const EXTRA_REST_RECORDS: usize = 476;
 
 /// The repository's `mappings/` folder: `./mappings`, else next to the gateway crate.
 fn mappings_dir() -> anyhow::Result<PathBuf> {
@@ -25,7 +36,18 @@ fn mappings_dir() -> anyhow::Result<PathBuf> {
         .context("找不到示例映射目录 mappings/（请在仓库根目录运行） / cannot find the example mappings: run from the repository root")
 }
 
-fn demo_config(mappings: &Path) -> String {
+const SOAP_ENVELOPE: &str = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ws="http://ws.zfxt.sthjt.jiangxi.gov.cn/">
+  <soapenv:Header/>
+  <soapenv:Body>
+    <ws:queryCases>
+      <pageNo>{{page}}</pageNo>
+      <pageSize>{{page_size}}</pageSize>
+    </ws:queryCases>
+  </soapenv:Body>
+</soapenv:Envelope>
+"#;
+
+fn demo_config(mappings: &Path, peers: &Peers, listen: &str, admin_sha256: &str) -> String {
     format!(
         r#"# gateway demo configuration (written by `gateway demo`)
 [store]
@@ -35,30 +57,89 @@ path = "gateway.db"
 [normalizer]
 province_prefix = "36"
 
+[server]
+listen = "{listen}"
+
+[[server.tokens]]
+name = "demo-admin"
+role = "admin"
+sha256 = "{admin_sha256}"
+
+# 南昌市市场监督管理局 行政处罚系统：REST/JSON，令牌认证，分页，业务状态码
 [[sources]]
 id = "nanchang-amr"
+kind = "rest"
 mapping = "{m}/nanchang-amr-penalty/mapping.toml"
-format = "jsonl"
 record_key = "ajbh"
+poll_seconds = 300
 
+[sources.rest]
+url = "{rest}/api/v1/penalty/cases"
+pagination = "page"
+page_param = "pageNo"
+page_size_param = "pageSize"
+page_size = 50
+records_path = "data.list"
+total_path = "data.total"
+status_path = "code"
+success_values = ["0000"]
+message_path = "msg"
+watermark_path = "cd_time"
+watermark_format = "epoch_millis"
+since_param = "updateTimeBegin"
+overlap_seconds = 60
+rate_limit_per_second = 50
+rate_limit_burst = 5
+retry_initial_ms = 50
+retry_max_ms = 500
+
+[sources.rest.auth]
+kind = "token"
+token_url = "{rest}/api/v1/auth/token"
+token_format = "json"
+client_id = "{rest_id}"
+client_id_field = "appId"
+client_secret = "{rest_secret}"
+client_secret_field = "appSecret"
+token_path = "data.accessToken"
+expires_in_path = "data.expiresIn"
+refresh_before_seconds = 5
+
+# 九江市生态环境局 执法系统：SOAP 1.1，GBK 编码，WS-Security 摘要认证
 [[sources]]
 id = "jiangxi-ecology"
+kind = "soap"
 mapping = "{m}/jiangxi-ecology-soap/mapping.toml"
-format = "xml"
-xml_records = "Envelope.Body.queryCasesResponse.return.case"
 record_key = "ajbh"
+poll_seconds = 900
 
-[[sinks]]
-id = "platform"
-kind = "postgres"
-url = "postgres://gateway@127.0.0.1:5432/platform"  # deliveries wait in the outbox until `gateway run` reaches it
+[sources.soap]
+url = "{soap}"
+soap_version = "1.1"
+action = "urn:queryCases"
+envelope_template_file = "query-cases.xml"
+username = "{soap_user}"
+password = "{soap_password}"
+ws_security = "password_digest"
+records_path = "Envelope.Body.queryCasesResponse.return.case"
+total_path = "Envelope.Body.queryCasesResponse.return.total"
+pagination = "page"
+page_size = 10
+retry_initial_ms = 50
+retry_max_ms = 500
 "#,
-        m = mappings.display()
+        m = mappings.display(),
+        rest = peers.rest_url,
+        soap = peers.soap_url,
+        rest_id = demo_peers::REST_APP_ID,
+        rest_secret = demo_peers::REST_APP_SECRET,
+        soap_user = demo_peers::SOAP_USER,
+        soap_password = demo_peers::SOAP_PASSWORD,
     )
 }
 
-/// Run the demonstration.
-pub async fn run(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+/// Run the demonstration. `listen` is the operator API's address; `exit` stops after the summary.
+pub async fn run(dir: Option<PathBuf>, listen: &str, exit: bool) -> anyhow::Result<ExitCode> {
     let mappings = mappings_dir()?;
     let dir = match dir {
         Some(d) => d,
@@ -68,44 +149,95 @@ pub async fn run(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let peers = demo_peers::start(&mappings, EXTRA_REST_RECORDS).await?;
+    let (token, sha256) =
+        crate::server::auth::new_token().map_err(|e| anyhow::anyhow!("无法生成随机数 / no random numbers: {e}"))?;
     let config_path = dir.join("gateway.toml");
-    std::fs::write(&config_path, demo_config(&mappings))?;
-    let resolved = load_config(&config_path)?;
-    let store = store::open(&resolved.config).await?;
-    let preparers = preparers(&resolved)?;
-    let settings = BatchSettings::from(&resolved.config);
+    std::fs::write(dir.join("query-cases.xml"), SOAP_ENVELOPE)?;
+    std::fs::write(&config_path, demo_config(&mappings, &peers, listen, &sha256))?;
+    let resolved = Config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let runtime = build_runtime(resolved).await?;
+    let shutdown = Shutdown::default();
 
     println!("赣执网关演示 / ganzhi-gateway demo");
-    println!("工作目录 / working directory: {}\n", dir.display());
-    let inputs = [
-        (
-            "nanchang-amr",
-            mappings.join("nanchang-amr-penalty/samples/records.jsonl"),
-            InputFormat::JsonLines,
-            None,
-        ),
-        (
-            "jiangxi-ecology",
-            mappings.join("jiangxi-ecology-soap/samples/records.xml"),
-            InputFormat::Xml,
-            Some("Envelope.Body.queryCasesResponse.return.case".to_string()),
-        ),
-    ];
-    for (source, file, format, xml_records) in inputs {
-        let preparer = preparers.get(source).context("demo source")?.clone();
-        let job = IngestJob {
-            preparer,
-            files: vec![file.clone()],
-            format,
-            xml_records,
-        };
-        let summary = ingest_files(Arc::clone(&store), job, settings.clone(), Shutdown::default(), None).await?;
-        println!(
-            "来源 source {source:<16} 收到 received {:>3}  新案件 accepted {:>3}  更新 updated {:>2}  隔离 quarantined {:>3}",
-            summary.received, summary.accepted, summary.updated, summary.quarantined
-        );
+    println!("工作目录 / working directory: {}", dir.display());
+    println!(
+        "模拟部门系统 / simulated departmental systems:\n  REST 南昌市市场监管 {} ({} records)\n  SOAP 九江市生态环境 {} ({} records, GBK)\n",
+        peers.rest_url, peers.rest_records, peers.soap_url, peers.soap_records
+    );
+    for source in ["nanchang-amr", "jiangxi-ecology"] {
+        pull_source(&runtime, source, &shutdown).await?;
     }
+    let rest = &peers.rest;
+    let soap = &peers.soap;
+    println!(
+        "\n来源侧 / at the sources: REST {} requests ({} answered 500, {} tokens issued), SOAP {} requests ({} faults)",
+        rest.requests.load(Ordering::Relaxed),
+        rest.failures.load(Ordering::Relaxed),
+        rest.tokens.load(Ordering::Relaxed),
+        soap.requests.load(Ordering::Relaxed),
+        soap.failures.load(Ordering::Relaxed)
+    );
+    print_outcome(&runtime, &config_path).await?;
 
+    if exit {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let server = crate::server::spawn(Arc::new(runtime.clone()), listen, shutdown.clone())
+        .await
+        .context("无法启动运维接口 / cannot start the operator API (is the port taken? try --listen 127.0.0.1:0)")?;
+    let base = format!("http://{}", server.addr);
+    println!("\n运维接口与看板 / operator API and dashboard: {base}/");
+    println!("管理员令牌（仅本次演示）/ admin token (this demo only): {token}");
+    println!("  curl -H 'Authorization: Bearer {token}' {base}/api/sources");
+    println!("  curl -H 'Authorization: Bearer {token}' '{base}/api/quarantine?limit=5'");
+    println!("按 Ctrl-C 结束 / press Ctrl-C to stop");
+    super::data::shutdown_on_signals(shutdown.clone());
+    // From here on the sources run on their schedules, as under `gateway run`: their health,
+    // pull-now and resync are live in the API and dashboard.
+    let mut tasks = super::run::start_source_tasks(&runtime, &shutdown)?;
+    server.join().await;
+    while tasks.join_next().await.is_some() {}
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pull one source, retrying the run a few times (the simulated systems fail now and then,
+/// as legacy systems do; a failed run resumes from the last committed page).
+async fn pull_source(runtime: &Runtime, source_id: &str, shutdown: &Shutdown) -> anyhow::Result<()> {
+    let config = &runtime.resolved.config;
+    let source = config
+        .sources
+        .iter()
+        .find(|s| s.id == source_id)
+        .context("demo source")?;
+    let table = match source.kind.as_str() {
+        "rest" => source.rest.clone(),
+        _ => source.soap.clone(),
+    }
+    .unwrap_or_default();
+    let pull = adapters::sources::build(source_id, &source.kind, &table, &config.base_dir)?;
+    for attempt in 1..=5 {
+        match pull_once(runtime, source_id, &pull, PullMode::Incremental, shutdown).await {
+            Ok(_) => {
+                let health = pull.health();
+                let t = runtime.sources.get(source_id).map(|s| s.totals).unwrap_or_default();
+                println!(
+                    "来源 source {source_id:<16} 拉取 pulled {:>3}  新案件 accepted {:>3}  更新 updated {:>2}  未变 unchanged {:>2}  隔离 quarantined {:>3}  (requests {}, retried {}, runs {attempt})",
+                    t.received, t.accepted, t.updated, t.unchanged, t.quarantined, health.requests, health.retries
+                );
+                return Ok(());
+            }
+            Err(e) if attempt < 5 => {
+                println!("来源 source {source_id:<16} 第{attempt}次拉取中断，再次拉取（已提交的记录不会重复）/ run {attempt} stopped ({e}); pulling again (records already committed are recognised unchanged)");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+async fn print_outcome(runtime: &Runtime, config_path: &Path) -> anyhow::Result<()> {
+    let store = &runtime.store;
     let mut by_rule: BTreeMap<String, usize> = BTreeMap::new();
     let quarantine = store
         .quarantine_list(&QuarantineFilter {
@@ -151,14 +283,13 @@ pub async fn run(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     }
     let stats = store.stats().await?;
     println!(
-        "\n合计 / totals: {} cases, {} versions, {} open quarantine entries, {} deliveries waiting in the outbox",
-        stats.cases, stats.versions, stats.quarantine_open, stats.outbox_pending
+        "\n合计 / totals: {} cases, {} versions, {} open quarantine entries",
+        stats.cases, stats.versions, stats.quarantine_open
     );
     let cfg = config_path.display();
     println!("\n下一步 / where to look:");
     println!("  gateway export cases --config {cfg}");
     println!("  gateway export quarantine --config {cfg} --format csv");
-    println!("  gateway replay --config {cfg} --source nanchang-amr     # after fixing a mapping");
-    println!("  gateway mappings test mappings/");
-    Ok(ExitCode::SUCCESS)
+    println!("  gateway mappings history --config {cfg} --source nanchang-amr");
+    Ok(())
 }

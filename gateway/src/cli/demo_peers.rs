@@ -6,8 +6,8 @@
 //!   (`{"code":"0000","msg":"成功","data":{"total":..,"list":[..]}}`), page-number paging, an
 //!   update-time filter for incremental pulls, and an HTTP 500 every few requests;
 //! - a SOAP 1.1 ecology system (九江市生态环境局) answering in GBK, requiring a WS-Security
-//!   UsernameToken with a password digest, paging by page number, and failing now and then
-//!   with a SOAP fault and HTTP 500.
+//!   UsernameToken with a password digest, paging by page number, and failing once with a SOAP
+//!   fault and HTTP 500.
 //!
 //! Both serve the example mappings' sample records (valid and defective) plus generated
 //! valid records, so the demo shows acceptance and quarantine side by side.
@@ -41,7 +41,9 @@ const TOKEN_TTL_SECONDS: u64 = 20;
 
 /// Every n-th request fails with HTTP 500.
 const REST_FAIL_EVERY: u64 = 5;
-const SOAP_FAIL_EVERY: u64 = 4;
+/// The SOAP system fails its third request with a fault (faults end a pull run; the next run
+/// starts again and finds the records already committed unchanged).
+const SOAP_FAILING_REQUEST: u64 = 3;
 
 /// What each simulated system has served (for the demo's summary).
 #[derive(Debug, Default)]
@@ -92,6 +94,7 @@ pub fn rest_records(samples: &str, extra: usize) -> Vec<Value> {
     let valid: Vec<&Value> = samples
         .iter()
         .filter(|r| r["_sample_note"].as_str().is_some_and(|n| n.starts_with("合规")))
+        .filter(|r| r["cd_operation"].as_str().is_none_or(|op| op.eq_ignore_ascii_case("i")))
         .collect();
     let base_ms: u64 = 1_717_200_000_000; // 2024-06-01
     let mut out = Vec::new();
@@ -249,7 +252,7 @@ async fn soap_service(State(s): State<Arc<SoapState>>, body: Bytes) -> Response 
             &soap_fault("soap:Client", "WS-Security 认证失败 / authentication failed"),
         );
     }
-    if n % SOAP_FAIL_EVERY == 0 {
+    if n == SOAP_FAILING_REQUEST {
         s.counters.failures.fetch_add(1, Ordering::Relaxed);
         return gbk_xml(
             StatusCode::INTERNAL_SERVER_ERROR,

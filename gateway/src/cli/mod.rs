@@ -167,6 +167,12 @@ pub enum Command {
         /// Where to keep the demo's files (default: a new temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Address of the operator API and dashboard the demo serves afterwards.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Stop after the summary instead of serving the operator API.
+        #[arg(long)]
+        exit: bool,
     },
     /// Onward deliveries (the outbox): list them, re-drive dead ones.
     Deliveries {
