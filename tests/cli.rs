@@ -214,8 +214,7 @@ fn demo_pulls_from_simulated_rest_and_soap_systems_through_the_adapters() {
     let line = |source: &str| {
         stdout
             .lines()
-            .filter(|l| l.contains(source) && l.contains("pulled"))
-            .last()
+            .rfind(|l| l.contains(source) && l.contains("pulled"))
             .unwrap_or_else(|| panic!("no summary for {source}: {stdout}"))
             .to_string()
     };
