@@ -30,15 +30,23 @@ fn peak_rss_kb() -> u64 {
 /// Pages pre-rendered as answers, so the peer costs little CPU during the run.
 async fn page(State(pages): State<Arc<Vec<String>>>, Query(q): Query<HashMap<String, String>>) -> impl IntoResponse {
     let n: usize = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1);
-    let body = pages.get(n - 1).cloned().unwrap_or_else(|| "{\"code\":\"0\",\"data\":[]}".into());
+    let body = pages
+        .get(n - 1)
+        .cloned()
+        .unwrap_or_else(|| "{\"code\":\"0\",\"data\":[]}".into());
     ([("content-type", "application/json")], body)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let file = args.get(1).ok_or_else(|| anyhow::anyhow!("usage: bench_pull RECORDS.jsonl [pg-base] [page-size]"))?;
-    let pg_base = args.get(2).cloned().unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".into());
+    let file = args
+        .get(1)
+        .ok_or_else(|| anyhow::anyhow!("usage: bench_pull RECORDS.jsonl [pg-base] [page-size]"))?;
+    let pg_base = args
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".into());
     let page_size: usize = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(1000);
     let text = std::fs::read_to_string(file)?;
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -59,7 +67,8 @@ async fn main() -> anyhow::Result<()> {
     admin.batch_execute("CREATE DATABASE gw_bench_pull").await?;
 
     let dir = tempfile::tempdir()?;
-    let mapping = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/nanchang-amr-penalty/mapping.toml");
+    let mapping =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/nanchang-amr-penalty/mapping.toml");
     let config = format!(
         "[store]\nbackend = \"postgres\"\nurl = \"{pg_base}/gw_bench_pull\"\npool_size = 4\n\n[normalizer]\nprovince_prefix = \"36\"\n\n\
          [[sources]]\nid = \"rest\"\nkind = \"rest\"\nmapping = \"{}\"\nrecord_key = \"ajbh\"\n[sources.rest]\nurl = \"{url}\"\n\
@@ -74,7 +83,14 @@ async fn main() -> anyhow::Result<()> {
     let runtime = build_runtime(resolved).await?;
     let source = adapters::sources::build("rest", "rest", &table, dir.path())?;
     let start = Instant::now();
-    let summary = pull_once(&runtime, "rest", &source, adapters::sources::PullMode::Incremental, &Shutdown::default()).await?;
+    let summary = pull_once(
+        &runtime,
+        "rest",
+        &source,
+        adapters::sources::PullMode::Incremental,
+        &Shutdown::default(),
+    )
+    .await?;
     let elapsed = start.elapsed();
     println!(
         "rest pull->commit (PostgreSQL, pages of {page_size}): {n} records in {:.2}s = {:.0} records/s; accepted {} quarantined {}; peak RSS {} MB",

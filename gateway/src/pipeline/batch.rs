@@ -8,7 +8,7 @@ use super::commit::commit_isolating;
 use super::prepare::Preparer;
 use super::reader::{ReadItem, SourceRecord, UnreadableRecord};
 use crate::server::metrics::BatchTally;
-use crate::store::{CommitBatch, RecordResult, Store, StoreError};
+use crate::store::{CommitBatch, IncomingRecord, RecordResult, Store, StoreError};
 use adapters::sources::SourceItem;
 use chrono::Utc;
 use normalizer::Violation;
@@ -52,13 +52,43 @@ pub async fn prepare_and_commit(
     cursor: Option<String>,
     sinks: &[String],
 ) -> Result<Vec<RecordOutcome>, StoreError> {
-    let p = preparer.clone();
-    let prepared = tokio::task::spawn_blocking(move || {
-        let now = Utc::now();
-        items.into_iter().map(|item| p.prepare(item, now)).collect::<Vec<_>>()
-    })
-    .await
-    .map_err(|e| StoreError::Task(format!("prepare: {e}")))?;
+    let prepared = prepare_parallel(preparer, items).await?;
+    commit_prepared(store, preparer, prepared, cursor, sinks).await
+}
+
+/// Prepare `items` on the blocking pool, split over the machine's cores, keeping their order.
+pub async fn prepare_parallel(preparer: &Preparer, items: Vec<ReadItem>) -> Result<Vec<IncomingRecord>, StoreError> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let per_part = items.len().div_ceil(cores).max(64);
+    let now = Utc::now();
+    let mut parts = Vec::new();
+    let mut items = items.into_iter();
+    loop {
+        let part: Vec<ReadItem> = items.by_ref().take(per_part).collect();
+        if part.is_empty() {
+            break;
+        }
+        let p = preparer.clone();
+        parts.push(tokio::task::spawn_blocking(move || {
+            part.into_iter().map(|item| p.prepare(item, now)).collect::<Vec<_>>()
+        }));
+    }
+    let mut prepared = Vec::new();
+    for part in parts {
+        prepared.extend(part.await.map_err(|e| StoreError::Task(format!("prepare: {e}")))?);
+    }
+    Ok(prepared)
+}
+
+/// Commit prepared records with `cursor` in one transaction (isolating a record the store
+/// refuses) and say what became of each.
+pub async fn commit_prepared(
+    store: &dyn Store,
+    preparer: &Preparer,
+    prepared: Vec<IncomingRecord>,
+    cursor: Option<String>,
+    sinks: &[String],
+) -> Result<Vec<RecordOutcome>, StoreError> {
     let details: Vec<(String, Vec<Violation>)> = prepared
         .iter()
         .map(|r| {

@@ -8,10 +8,12 @@
 use super::catalogue::items_of_page;
 use super::schedule::Schedule;
 use crate::config::CatalogueFields;
-use crate::pipeline::batch::{prepare_and_commit, read_item};
+use crate::pipeline::batch::{commit_prepared, prepare_parallel, read_item};
 use crate::pipeline::ingest::Shutdown;
+use crate::pipeline::prepare::Preparer;
 use crate::pipeline::Summary;
 use crate::runtime::{Runtime, SourceCommand};
+use crate::store::IncomingRecord;
 use crate::store::StoreError;
 use adapters::sources::{Page, PullMode, PullSource, SourceError};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -51,6 +53,19 @@ pub fn lag_seconds(cursor: &str, now: DateTime<Utc>) -> Option<i64> {
     Some((now - t).num_seconds().max(0))
 }
 
+/// A page as the committer gets it.
+enum Fetched {
+    /// Catalogue records, as pulled.
+    Raw(Page),
+    /// Case records, mapped and validated.
+    Prepared {
+        prepared: Vec<IncomingRecord>,
+        preparer: Preparer,
+        cursor: Option<String>,
+        received: u64,
+    },
+}
+
 /// What a pull source's records are.
 #[derive(Debug, Clone)]
 pub enum PageTarget {
@@ -85,25 +100,47 @@ pub async fn pull_into(
         PullMode::FullResync => None,
     };
     let mut run = source.start(cursor, mode);
-    let (page_tx, mut page_rx) = mpsc::channel::<Result<Page, SourceError>>(PAGES_AHEAD);
+    let (page_tx, mut page_rx) = mpsc::channel::<Result<Fetched, PullError>>(PAGES_AHEAD);
     let fetch_stop = shutdown.clone();
+    // Case pages are prepared (mapped, validated) here, so that page N+1 is fetched and prepared
+    // while page N commits.
+    let prepare_with = match target {
+        PageTarget::Cases => Some(Arc::clone(&runtime.preparers)),
+        PageTarget::Catalogue(_) => None,
+    };
+    let id = source_id.to_string();
     let fetcher = tokio::spawn(
         async move {
             loop {
                 if fetch_stop.is_triggered() {
                     break;
                 }
-                match run.next_page().await {
-                    Ok(Some(page)) => {
-                        if page_tx.send(Ok(page)).await.is_err() {
-                            break;
-                        }
-                    }
+                let fetched = match run.next_page().await {
+                    Ok(Some(page)) => match &prepare_with {
+                        None => Ok(Fetched::Raw(page)),
+                        Some(registry) => match registry.get(&id) {
+                            None => Err(PullError::UnknownSource(id.clone())),
+                            Some(preparer) => {
+                                let received = page.items.len() as u64;
+                                let items = page.items.into_iter().map(read_item).collect();
+                                prepare_parallel(&preparer, items)
+                                    .await
+                                    .map(|prepared| Fetched::Prepared {
+                                        prepared,
+                                        preparer,
+                                        cursor: page.cursor,
+                                        received,
+                                    })
+                                    .map_err(PullError::Store)
+                            }
+                        },
+                    },
                     Ok(None) => break,
-                    Err(e) => {
-                        let _ = page_tx.send(Err(e)).await;
-                        break;
-                    }
+                    Err(e) => Err(PullError::Source(e)),
+                };
+                let failed = fetched.is_err();
+                if page_tx.send(fetched).await.is_err() || failed {
+                    break;
                 }
             }
         }
@@ -116,57 +153,62 @@ pub async fn pull_into(
         let Some(page) = page_rx.recv().await else {
             break Ok(summary);
         };
-        let page = match page {
-            Ok(p) => p,
-            Err(e) => break Err(PullError::Source(e)),
+        let fetched = match page {
+            Ok(f) => f,
+            Err(e) => break Err(e),
         };
         page_no += 1;
-        if let PageTarget::Catalogue(fields) = target {
-            let received = page.items.len() as u64;
-            let (items, refused) = items_of_page(page.items, fields);
-            if let Err(e) = runtime
-                .store
-                .catalogue()
-                .catalogue_commit(source_id, &items, page.cursor.as_deref())
-                .await
-            {
-                break Err(PullError::Store(e));
-            }
-            for r in &refused {
-                tracing::warn!(source = %source_id, position = %r.position, reason = %r.reason, "catalogue item refused");
-            }
-            if let Some(r) = refused.first() {
-                runtime.sources.set_error(
-                    source_id,
-                    format!(
-                        "{} 条目录记录被拒绝，例如 {}：{} / {} catalogue records refused, e.g. {}: {}",
-                        refused.len(),
-                        r.position,
-                        r.reason,
-                        refused.len(),
-                        r.position,
-                        r.reason
-                    ),
-                );
-            }
-            let page_summary = Summary {
+        let (prepared, preparer, cursor, received) = match fetched {
+            Fetched::Prepared {
+                prepared,
+                preparer,
+                cursor,
                 received,
-                accepted: items.len() as u64,
-                quarantined: refused.len() as u64,
-                ..Summary::default()
-            };
-            summary.merge(&page_summary);
-            runtime.sources.add_summary(source_id, &page_summary);
-            continue;
-        }
-        let Some(preparer) = runtime.preparers.get(source_id) else {
-            break Err(PullError::UnknownSource(source_id.to_string()));
+            } => (prepared, preparer, cursor, received),
+            Fetched::Raw(page) => {
+                let PageTarget::Catalogue(fields) = target else {
+                    break Err(PullError::UnknownSource(source_id.to_string()));
+                };
+                let received = page.items.len() as u64;
+                let (items, refused) = items_of_page(page.items, fields);
+                if let Err(e) = runtime
+                    .store
+                    .catalogue()
+                    .catalogue_commit(source_id, &items, page.cursor.as_deref())
+                    .await
+                {
+                    break Err(PullError::Store(e));
+                }
+                for r in &refused {
+                    tracing::warn!(source = %source_id, position = %r.position, reason = %r.reason, "catalogue item refused");
+                }
+                if let Some(r) = refused.first() {
+                    runtime.sources.set_error(
+                        source_id,
+                        format!(
+                            "{} 条目录记录被拒绝，例如 {}：{} / {} catalogue records refused, e.g. {}: {}",
+                            refused.len(),
+                            r.position,
+                            r.reason,
+                            refused.len(),
+                            r.position,
+                            r.reason
+                        ),
+                    );
+                }
+                let page_summary = Summary {
+                    received,
+                    accepted: items.len() as u64,
+                    quarantined: refused.len() as u64,
+                    ..Summary::default()
+                };
+                summary.merge(&page_summary);
+                runtime.sources.add_summary(source_id, &page_summary);
+                continue;
+            }
         };
-        let received = page.items.len() as u64;
-        let cursor = page.cursor.clone();
-        let items = page.items.into_iter().map(read_item).collect();
         let span = tracing::info_span!("batch", source = %source_id, page = page_no, records = received);
-        let outcomes = match prepare_and_commit(runtime.store.as_ref(), &preparer, items, cursor.clone(), &sinks)
+        let outcomes = match commit_prepared(runtime.store.as_ref(), &preparer, prepared, cursor.clone(), &sinks)
             .instrument(span.clone())
             .await
         {
