@@ -38,9 +38,7 @@ async fn main() -> anyhow::Result<()> {
         .get(3)
         .cloned()
         .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    let text = std::fs::read_to_string(file)?;
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let n = lines.len() as i64;
+    let mut n = 0i64;
     let queue = format!("bench.{}", std::process::id());
 
     // A fresh database.
@@ -79,7 +77,14 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let t = Instant::now();
     let mut pending = Vec::with_capacity(1000);
-    for line in &lines {
+    // Read line by line: the records are not held in memory (the peak RSS is the consumer's).
+    use std::io::BufRead;
+    for line in std::io::BufReader::new(std::fs::File::open(file)?).lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        n += 1;
         let confirm = ch
             .basic_publish(
                 "".into(),

@@ -27,13 +27,33 @@ fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-/// Pages pre-rendered as answers, so the peer costs little CPU during the run.
-async fn page(State(pages): State<Arc<Vec<String>>>, Query(q): Query<HashMap<String, String>>) -> impl IntoResponse {
+/// The record file and where each page starts in it: the peer reads a page from disk per
+/// request, so its memory does not count against the gateway's.
+struct Pages {
+    file: std::path::PathBuf,
+    /// Byte offset of each page's first line, and the end of the file last.
+    starts: Vec<u64>,
+}
+
+async fn page(State(pages): State<Arc<Pages>>, Query(q): Query<HashMap<String, String>>) -> impl IntoResponse {
+    use std::io::{Read, Seek, SeekFrom};
     let n: usize = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1);
-    let body = pages
-        .get(n - 1)
-        .cloned()
-        .unwrap_or_else(|| "{\"code\":\"0\",\"data\":[]}".into());
+    let body = match (pages.starts.get(n - 1), pages.starts.get(n)) {
+        (Some(&from), Some(&to)) => {
+            let mut buf = vec![0u8; (to - from) as usize];
+            let read = std::fs::File::open(&pages.file)
+                .and_then(|mut f| f.seek(SeekFrom::Start(from)).and_then(|_| f.read_exact(&mut buf)));
+            match read {
+                Ok(()) => {
+                    let text = String::from_utf8_lossy(&buf);
+                    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+                    format!("{{\"code\":\"0\",\"data\":[{}]}}", lines.join(","))
+                }
+                Err(_) => "{\"code\":\"500\"}".to_string(),
+            }
+        }
+        _ => "{\"code\":\"0\",\"data\":[]}".to_string(),
+    };
     ([("content-type", "application/json")], body)
 }
 
@@ -48,14 +68,35 @@ async fn main() -> anyhow::Result<()> {
         .cloned()
         .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".into());
     let page_size: usize = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let text = std::fs::read_to_string(file)?;
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let n = lines.len();
-    let pages: Vec<String> = lines
-        .chunks(page_size)
-        .map(|chunk| format!("{{\"code\":\"0\",\"data\":[{}]}}", chunk.join(",")))
-        .collect();
-    drop(text);
+    let mut starts = vec![0u64];
+    let mut n = 0usize;
+    {
+        use std::io::BufRead;
+        let mut reader = std::io::BufReader::new(std::fs::File::open(file)?);
+        let mut line = String::new();
+        let mut offset = 0u64;
+        loop {
+            line.clear();
+            let read = reader.read_line(&mut line)?;
+            if read == 0 {
+                break;
+            }
+            offset += read as u64;
+            if !line.trim().is_empty() {
+                n += 1;
+                if n % page_size == 0 {
+                    starts.push(offset);
+                }
+            }
+        }
+        if n % page_size != 0 {
+            starts.push(offset);
+        }
+    }
+    let pages = Pages {
+        file: std::path::PathBuf::from(file),
+        starts,
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/cases", listener.local_addr()?);
     let router = Router::new().route("/cases", get(page)).with_state(Arc::new(pages));

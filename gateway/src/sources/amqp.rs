@@ -4,12 +4,13 @@
 //! consumer reconnects with backoff: nothing is lost, and records delivered twice are absorbed
 //! by content hash.
 
-use crate::pipeline::batch::{prepare_and_commit, read_item};
+use crate::pipeline::batch::{commit_prepared, prepare_parallel, read_item};
 use crate::pipeline::ingest::Shutdown;
 use crate::pipeline::Summary;
 use crate::runtime::Runtime;
 use adapters::sources::amqp::{AmqpConsumer, AmqpSourceSettings};
 use std::path::PathBuf;
+use std::sync::Arc;
 use tracing::Instrument;
 
 /// Why a connection's consumption ended.
@@ -63,54 +64,79 @@ pub async fn run_consumer(
 }
 
 async fn consume(runtime: &Runtime, source_id: &str, consumer: &mut AmqpConsumer, shutdown: &Shutdown) -> Ended {
-    let sinks = runtime.sinks();
+    let sinks = Arc::new(runtime.sinks());
     let mut batch_no = 0u64;
-    loop {
+    // The batch being committed (then acknowledged) while the next one is taken and prepared.
+    let mut in_flight: Option<tokio::task::JoinHandle<Result<(), String>>> = None;
+    let ended = loop {
         let next = tokio::select! {
-            _ = shutdown.wait() => return Ended::Shutdown,
+            _ = shutdown.wait() => break Ended::Shutdown,
             b = consumer.next_batch() => b,
         };
         let mut batch = match next {
             Ok(Some(b)) => b,
-            Ok(None) => return Ended::Failed("the broker cancelled the consumer".into()),
-            Err(e) => return Ended::Failed(e.to_string()),
+            Ok(None) => break Ended::Failed("the broker cancelled the consumer".into()),
+            Err(e) => break Ended::Failed(e.to_string()),
         };
         let Some(preparer) = runtime.preparers.get(source_id) else {
-            return Ended::Failed(format!("unknown source {source_id:?}"));
+            break Ended::Failed(format!("unknown source {source_id:?}"));
         };
         batch_no += 1;
         let span = tracing::info_span!("batch", source = %source_id, batch = batch_no, messages = batch.messages,
             poison = batch.poison);
         let items: Vec<_> = std::mem::take(&mut batch.items).into_iter().map(read_item).collect();
         let received = items.len() as u64;
-        // The commit is not interrupted by a shutdown: what was taken is committed, then acked.
-        let outcomes = match prepare_and_commit(runtime.store.as_ref(), &preparer, items, None, &sinks)
-            .instrument(span.clone())
-            .await
-        {
-            Ok(o) => o,
-            Err(e) => return Ended::Failed(format!("store failed; the batch was not acknowledged: {e}")),
+        let prepared = match prepare_parallel(&preparer, items).instrument(span.clone()).await {
+            Ok(p) => p,
+            Err(e) => break Ended::Failed(format!("prepare failed; the batch was not acknowledged: {e}")),
         };
-        if let Err(e) = batch.settle().await {
-            // Committed but not acknowledged: the broker redelivers, the hash absorbs it.
-            return Ended::Failed(e.to_string());
-        }
-        let mut summary = Summary {
-            received,
-            ..Summary::default()
-        };
-        for o in &outcomes {
-            summary.add(&o.result);
-        }
-        span.in_scope(|| {
-            for o in &outcomes {
-                tracing::debug!(record_key = %o.record_key, result = ?o.result, "record committed");
+        // Batches commit in the order they were taken: wait for the previous one first.
+        if let Some(previous) = in_flight.take() {
+            match previous.await {
+                Ok(Ok(())) => {}
+                Ok(Err(message)) => break Ended::Failed(message),
+                Err(e) => break Ended::Failed(format!("commit task failed: {e}")),
             }
-            tracing::info!(?summary, "batch committed and acknowledged");
-        });
-        runtime.sources.add_summary(source_id, &summary);
+        }
+        // The commit is not interrupted by a shutdown: what was taken is committed, then acked.
+        let store = Arc::clone(&runtime.store);
+        let board = Arc::clone(&runtime.sources);
+        let sinks = Arc::clone(&sinks);
+        let id = source_id.to_string();
+        in_flight = Some(tokio::spawn(
+            async move {
+                let outcomes = commit_prepared(store.as_ref(), &preparer, prepared, None, &sinks)
+                    .await
+                    .map_err(|e| format!("store failed; the batch was not acknowledged: {e}"))?;
+                // Committed but not acknowledged on failure: the broker redelivers, the hash absorbs it.
+                batch.settle().await.map_err(|e| e.to_string())?;
+                let mut summary = Summary {
+                    received,
+                    ..Summary::default()
+                };
+                for o in &outcomes {
+                    summary.add(&o.result);
+                }
+                for o in &outcomes {
+                    tracing::debug!(record_key = %o.record_key, result = ?o.result, "record committed");
+                }
+                tracing::info!(?summary, "batch committed and acknowledged");
+                board.add_summary(&id, &summary);
+                Ok(())
+            }
+            .instrument(span),
+        ));
         if shutdown.is_triggered() {
-            return Ended::Shutdown;
+            break Ended::Shutdown;
+        }
+    };
+    // What was taken and is being committed is finished (and acknowledged) before leaving.
+    if let Some(previous) = in_flight.take() {
+        match previous.await {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => return Ended::Failed(message),
+            Err(e) => return Ended::Failed(format!("commit task failed: {e}")),
         }
     }
+    ended
 }
