@@ -29,7 +29,7 @@ export function lineChart(series, opts = {}) {
   for (let i = 0; i <= 4; i++) {
     const vv = v0 + ((v1 - v0) * i) / 4;
     root.appendChild(svg("line", { x1: m.l, x2: W - m.r, y1: y(vv), y2: y(vv), class: "chart-grid" }));
-    root.appendChild(svg("text", { x: m.l - 6, y: y(vv) + 4, "text-anchor": "end", class: "chart-axis" }, String(Math.round(vv))));
+    root.appendChild(svg("text", { x: m.l - 6, y: y(vv) + 4, "text-anchor": "end", class: "chart-axis" }, Number.isInteger(vv) ? String(vv) : vv.toFixed(1)));
   }
   // Time labels.
   const fmt = (ms) => {
