@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or this one:
 #   1. starts PostgreSQL and RabbitMQ if they are not running (installing them with apt-get
-#      where absent; a fresh PostgreSQL gets trust auth on 127.0.0.1 for the tests),
+#      where absent; a fresh PostgreSQL gets trust auth on 127.0.0.1 for the tests), and
+#      installs Chromium + chromedriver for the dashboard's browser test when absent,
 #   2. checks formatting and lints,
 #   3. runs every test (unit, property, store conformance on SQLite and PostgreSQL, end-to-end).
 # Environment: GATEWAY_TEST_PG_URL overrides the PostgreSQL server the tests use.
@@ -66,8 +67,16 @@ ensure_rabbitmq() {
     return 1
 }
 
+ensure_chromium() {
+    # The dashboard's browser test (tests/dashboard.rs) drives headless Chromium via chromedriver.
+    if [ -x /usr/bin/chromium ] && command -v chromedriver >/dev/null; then return 0; fi
+    log "installing Chromium and chromedriver"
+    apt_install chromium chromium-driver || echo "Chromium not installed: the dashboard browser test will be skipped" >&2
+}
+
 ensure_postgres
 ensure_rabbitmq
+ensure_chromium
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

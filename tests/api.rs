@@ -350,7 +350,12 @@ fn allowed(route: &str, role: &str) -> bool {
         "/api/cases" | "/api/cases/{unified_code}" | "/api/raw/{id}" => &all_staff,
         "/api/deliveries" | "/api/deliveries/redrive" | "/api/deliveries/{id}/redrive" => &ops,
         "/api/ingest/{source}" => &["admin", "department"],
-        "/api/mappings" | "/api/mappings/{*rest}" => &["admin", "standards-owner"],
+        "/api/mappings"
+        | "/api/mappings/{source}/versions"
+        | "/api/mappings/{source}/versions/{v}"
+        | "/api/mappings/{source}/versions/{v}/dry-run"
+        | "/api/mappings/{source}/versions/{v}/activate"
+        | "/api/mappings/{source}/rollback" => &["admin", "standards-owner"],
         other => panic!("route {other} missing from the test's matrix"),
     };
     roles.contains(&role)
@@ -362,7 +367,7 @@ fn concrete(path: &str, ids: &BTreeMap<&str, String>) -> String {
     for (k, v) in ids {
         p = p.replace(&format!("{{{k}}}"), v);
     }
-    p.replace("{*rest}", "anything").replace("{rest}", "anything")
+    p
 }
 
 fn body_for(path: &str) -> Option<Value> {
@@ -371,6 +376,9 @@ fn body_for(path: &str) -> Option<Value> {
         "/api/quarantine/replay" => Some(json!({ "source": SOURCE })),
         "/api/quarantine/{id}/ignore" => Some(json!({ "reason": "矩阵测试 / matrix test" })),
         "/api/deliveries/redrive" => Some(json!({ "sink": "platform" })),
+        // A mapping that does not load: refused with 422, nothing stored.
+        "/api/mappings/{source}/versions" => Some(json!({ "mapping": "id = 1", "tables": {} })),
+        "/api/mappings/{source}/rollback" => Some(json!({ "to": 1 })),
         _ => None,
     }
 }
@@ -408,6 +416,8 @@ fn ids_for(path: &str, ids: &BTreeMap<&str, String>) -> BTreeMap<&'static str, S
         ("id", id),
         ("unified_code", ids["unified_code"].clone()),
         ("source", ids["source"].clone()),
+        // The configuration's mapping, imported as version 1 at start.
+        ("v", "1".to_string()),
     ])
 }
 
@@ -953,6 +963,167 @@ async fn metrics_count_records_per_source_and_violations_per_rule_and_show_the_o
     open.stop().await;
 }
 
+/// The upload body of the fixed Nanchang mapping (procedures know 快速程序) as `version`.
+fn fixed_upload(dir: &Path, version: i64) -> Value {
+    let fixed = fixed_mapping(dir);
+    let bundle = gateway::lifecycle::MappingBundle::from_mapping(&fixed);
+    let text = bundle
+        .mapping_toml
+        .replacen("version = 1", &format!("version = {version}"), 1);
+    json!({ "mapping": text, "tables": bundle.code_tables })
+}
+
+async fn mapping_routes_upload_dry_run_activate_and_roll_back_audited_with_the_token_name(backend: Backend) {
+    let gw = Gw::start(backend).await;
+    let doc = openapi();
+    let answer = gw.push(&[nanchang_record(1, 0), unknown_procedure_record(2)]).await;
+    assert_eq!(answer["summary"]["quarantined"], 1, "{answer}");
+    let qid = answer["results"][1]["quarantine_id"].as_i64().expect("quarantine id");
+    // Every source with its active version (the configuration's mapping, imported as v1).
+    let (status, list) = gw.get("/api/mappings", OWNER).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_schema(&doc, "MappingSourceList", &list);
+    let mine = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|m| m["source_id"] == SOURCE)
+        .expect("the push source is listed");
+    assert_eq!(mine["active_version"], 1);
+    assert_eq!(mine["mapping_id"], "nanchang-amr-penalty");
+    // A mapping that does not parse: 422 naming the line; one whose tests fail: 422 with them.
+    let base = format!("/api/mappings/{SOURCE}");
+    let (status, refused) = gw
+        .post(
+            &format!("{base}/versions"),
+            OWNER,
+            json!({"mapping": "id = \"nanchang-amr-penalty\"\nversion = [", "tables": {}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["code"], "invalid_mapping");
+    assert_eq!(refused["error"]["details"]["line"], 2, "{refused}");
+    assert_schema(&doc, "Error", &refused);
+    let mut failing = fixed_upload(gw.dir.path(), 2);
+    let csv = failing["tables"]["procedures.csv"]
+        .as_str()
+        .expect("csv")
+        .replace("普通程序,ordinary", "普通程序,simple");
+    failing["tables"]["procedures.csv"] = json!(csv);
+    let (status, refused) = gw.post(&format!("{base}/versions"), OWNER, failing).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["error"]["code"], "tests_failed", "{refused}");
+    assert!(refused["error"]["details"]["failures"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty()));
+    // The fix uploads as a candidate.
+    let (status, uploaded) = gw
+        .post(&format!("{base}/versions"), OWNER, fixed_upload(gw.dir.path(), 2))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{uploaded}");
+    assert_schema(&doc, "MappingUploadReport", &uploaded);
+    assert_eq!(
+        (uploaded["version"].clone(), uploaded["status"].clone()),
+        (json!(2), json!("candidate"))
+    );
+    assert_eq!(uploaded["uploaded_by"], "standards-wang");
+    let (status, v2) = gw.get(&format!("{base}/versions/2"), OWNER).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_schema(&doc, "MappingVersion", &v2);
+    assert!(v2["code_tables"]["procedures.csv"]
+        .as_str()
+        .expect("csv")
+        .contains("快速程序"));
+    assert!(v2["mapping_toml"].as_str().expect("text").contains("version = 2"));
+    let (status, _) = gw.get(&format!("{base}/versions/9"), OWNER).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = gw.get("/api/mappings/nope/versions", OWNER).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // The dry run: the quarantined record would be accepted, the other is unchanged.
+    let (status, report) = gw
+        .post(&format!("{base}/versions/2/dry-run?last=50"), OWNER, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_schema(&doc, "DryRunReport", &report);
+    assert_eq!(report["total"], 2, "{report}");
+    assert_eq!(report["newly_accepted"], 1, "{report}");
+    assert_eq!(report["unchanged"], 1, "{report}");
+    let (status, _) = gw
+        .post(&format!("{base}/versions/2/dry-run?last=0"), OWNER, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Activate: the replay now accepts the record.
+    let (status, activated) = gw.post(&format!("{base}/versions/2/activate"), OWNER, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{activated}");
+    assert_schema(&doc, "ActivationReport", &activated);
+    assert_eq!(activated["previous_version"], 1);
+    assert!(activated["diff"]
+        .as_array()
+        .expect("diff")
+        .iter()
+        .any(|l| l.as_str().is_some_and(|l| l.contains("快速程序"))));
+    let (status, again) = gw.post(&format!("{base}/versions/2/activate"), OWNER, json!({})).await;
+    assert_eq!(
+        (status, again["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("already_active"))
+    );
+    let (_, replayed) = gw
+        .post(&format!("/api/quarantine/{qid}/replay"), OPERATOR, json!({}))
+        .await;
+    assert_eq!(replayed["entry"]["status"], "replayed", "{replayed}");
+    // Roll back to v1; a rollback forward is refused.
+    let (status, back) = gw.post(&format!("{base}/rollback"), ADMIN, json!({"to": 1})).await;
+    assert_eq!(status, StatusCode::OK, "{back}");
+    assert_eq!(
+        (back["version"].clone(), back["kind"].clone()),
+        (json!(1), json!("rollback"))
+    );
+    let (status, forward) = gw.post(&format!("{base}/rollback"), ADMIN, json!({"to": 2})).await;
+    assert_eq!(
+        (status, forward["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("not_earlier"))
+    );
+    let (status, _) = gw.post(&format!("{base}/rollback"), ADMIN, json!({"too": 2})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // History: versions newest first, the audit names the token holders.
+    let (status, history) = gw.get(&format!("{base}/versions"), OWNER).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_schema(&doc, "MappingHistory", &history);
+    assert_eq!(history["active_version"], 1);
+    assert_eq!(history["versions"][0]["version"], 2);
+    assert_eq!(history["versions"][0]["status"], "retired");
+    let actions: Vec<(String, String)> = history["audit"]
+        .as_array()
+        .expect("audit")
+        .iter()
+        .map(|a| {
+            (
+                a["actor"].as_str().unwrap_or("").to_string(),
+                a["action"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("standards-wang", "mapping.upload_refused"),
+        ("standards-wang", "mapping.upload"),
+        ("standards-wang", "mapping.dry_run"),
+        ("standards-wang", "mapping.activate"),
+        ("standards-wang", "mapping.activate_refused"),
+        ("admin-li", "mapping.rollback"),
+        ("admin-li", "mapping.rollback_refused"),
+    ] {
+        assert!(
+            actions
+                .iter()
+                .any(|(actor, action)| (actor.as_str(), action.as_str()) == expected),
+            "audit holds {expected:?}: {actions:?}"
+        );
+    }
+    gw.stop().await;
+}
+
+on_both_backends!(mapping_routes_upload_dry_run_activate_and_roll_back_audited_with_the_token_name);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_over_its_rate_gets_429_with_retry_after_and_other_tokens_are_unaffected() {
     let gw = Gw::start_with(
@@ -1020,20 +1191,15 @@ async fn openapi_documents_every_route_and_every_documented_operation_answers() 
     }
     let routed: BTreeSet<(String, String)> = server::route_table()
         .into_iter()
-        .map(|(m, p, _)| (m.to_string(), p.replace("{*rest}", "{rest}")))
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
         .collect();
     assert_eq!(documented, routed, "openapi.yaml and the router differ");
     // Every documented operation answers (with an admin token and things that exist).
     let gw = Gw::start(Backend::Sqlite).await;
     let ids = seed(&gw).await;
     for (method, path) in &documented {
-        let axum_path = if path == "/api/mappings/{rest}" {
-            "/api/mappings/{*rest}"
-        } else {
-            path
-        };
-        let url = concrete(path, &ids_for(axum_path, &ids));
-        let (status, answer) = gw.call(method, &url, Some(ADMIN), body_for(axum_path)).await;
+        let url = concrete(path, &ids_for(path, &ids));
+        let (status, answer) = gw.call(method, &url, Some(ADMIN), body_for(path)).await;
         assert!(
             status != StatusCode::METHOD_NOT_ALLOWED && answer["error"]["code"] != "route_not_found",
             "{method} {path}: {status} {answer}"

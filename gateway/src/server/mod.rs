@@ -9,9 +9,11 @@
 //! - Every request is traced with its method, route, status, latency and the token's NAME
 //!   (never the token); every mutating action writes an audit entry with the token name as actor.
 //! - The routes are listed once, in [`route_table`]; `gateway/openapi.yaml` documents each
-//!   (a test keeps them in step).
+//!   (a test keeps them in step). The web dashboard's static files ([`dashboard`]) are served
+//!   beside them, at `/` and `/dashboard/*`.
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod metrics;
 pub mod routes;
@@ -146,11 +148,36 @@ fn routes() -> Vec<RouteDef> {
             deliveries::redrive_one,
         ),
         RouteDef::post("/api/ingest/{source}", Token(Action::Push), push::push),
-        RouteDef::get("/api/mappings", Token(Action::Mappings), health::mappings_reserved),
+        RouteDef::get("/api/mappings", Token(Action::Mappings), mappings::list),
         RouteDef::get(
-            "/api/mappings/{*rest}",
+            "/api/mappings/{source}/versions",
             Token(Action::Mappings),
-            health::mappings_reserved,
+            mappings::history,
+        ),
+        RouteDef::post(
+            "/api/mappings/{source}/versions",
+            Token(Action::Mappings),
+            mappings::upload,
+        ),
+        RouteDef::get(
+            "/api/mappings/{source}/versions/{v}",
+            Token(Action::Mappings),
+            mappings::version,
+        ),
+        RouteDef::post(
+            "/api/mappings/{source}/versions/{v}/dry-run",
+            Token(Action::Mappings),
+            mappings::dry_run,
+        ),
+        RouteDef::post(
+            "/api/mappings/{source}/versions/{v}/activate",
+            Token(Action::Mappings),
+            mappings::activate,
+        ),
+        RouteDef::post(
+            "/api/mappings/{source}/rollback",
+            Token(Action::Mappings),
+            mappings::rollback,
         ),
     ]
 }
@@ -200,6 +227,7 @@ pub fn router(runtime: Arc<Runtime>) -> Result<Router, ServerError> {
         router = router.route(def.path, handler);
     }
     Ok(router
+        .merge(dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

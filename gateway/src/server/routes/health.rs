@@ -1,8 +1,7 @@
-//! Health, readiness, metrics, the OpenAPI document, `GET /api/me` and the reserved mapping
-//! routes.
+//! Health, readiness, metrics, the OpenAPI document, `GET /api/me`.
 
 use crate::server::auth::Principal;
-use crate::server::error::{ApiError, ApiResult};
+use crate::server::error::ApiResult;
 use crate::server::{Shared, OPENAPI_YAML};
 use adapters::sinks::secret::SecretSource;
 use axum::extract::State;
@@ -134,14 +133,4 @@ pub async fn openapi() -> Response {
 /// `GET /api/me`: the token's name, role and sources.
 pub async fn me(principal: Principal) -> Json<Principal> {
     Json(principal)
-}
-
-/// `/api/mappings...`: reserved for the mapping lifecycle routes (standards owners, admins).
-pub async fn mappings_reserved() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "映射管理接口尚未提供，请使用 gateway mappings 命令",
-        "the mapping routes are not available yet: use the `gateway mappings` commands",
-    )
 }

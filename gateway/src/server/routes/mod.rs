@@ -3,6 +3,7 @@
 pub mod cases;
 pub mod deliveries;
 pub mod health;
+pub mod mappings;
 pub mod push;
 pub mod quarantine;
 pub mod sources;

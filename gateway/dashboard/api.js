@@ -1,0 +1,80 @@
+// The operator API, with the token kept in sessionStorage (gone when the tab closes).
+import { t, pick } from "./i18n.js";
+
+const TOKEN_KEY = "gw.token";
+
+/** The stored token, or null. */
+export function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+/** Keep the token for this tab. */
+export function setToken(value) {
+  sessionStorage.setItem(TOKEN_KEY, value);
+}
+
+/** Forget the token. */
+export function forget() {
+  sessionStorage.removeItem(TOKEN_KEY);
+}
+
+/** An error answer of the API (or a network failure). */
+export class ApiError extends Error {
+  constructor(status, body) {
+    const e = (body && body.error) || {};
+    super(e.message_en || `HTTP ${status}`);
+    this.status = status;
+    this.code = e.code || (status === 0 ? "network" : "http_" + status);
+    this.zh = e.message_zh || (status === 0 ? "网络错误" : `HTTP ${status}`);
+    this.en = e.message_en || (status === 0 ? "network error" : `HTTP ${status}`);
+    this.details = e.details;
+  }
+  /** The message in the chosen language. */
+  text() {
+    return pick(this.zh, this.en);
+  }
+}
+
+/**
+ * Call the API: api("GET", "/api/sources") or api("POST", path, body). A 401 forgets the token
+ * and sends the user back to the login form (event "gw-logout").
+ */
+export async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const tok = token();
+  if (tok) headers.Authorization = "Bearer " + tok;
+  const init = { method, headers, cache: "no-store", credentials: "omit" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let resp;
+  try {
+    resp = await fetch(path, init);
+  } catch (e) {
+    throw new ApiError(0, { error: { message_zh: t("network_error"), message_en: String(e) } });
+  }
+  let data = null;
+  const text = await resp.text();
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch (_) {
+    data = null;
+  }
+  if (resp.status === 401) {
+    forget();
+    window.dispatchEvent(new CustomEvent("gw-logout", { detail: new ApiError(401, data) }));
+  }
+  if (!resp.ok) throw new ApiError(resp.status, data);
+  return data;
+}
+
+/** A query string from an object, skipping empty values. */
+export function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== "") q.set(k, String(v));
+  }
+  const s = q.toString();
+  return s ? "?" + s : "";
+}

@@ -1,0 +1,138 @@
+// Overview: each source's health, throughput and error rate, a chart of accepted and
+// quarantined records over time (sampled client-side from /api/sources), pull now / resync.
+import { h, replace, time, dash, table } from "../dom.js";
+import { t } from "../i18n.js";
+import { api, query } from "../api.js";
+import { lineChart } from "../chart.js";
+
+/** Samples of the totals, kept while the page is open in this tab. */
+const samples = [];
+const MAX_SAMPLES = 240;
+/** The previous sample per source (for throughput). */
+const previous = new Map();
+
+function lag(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+function circuit(s) {
+  if (!s.health) return h("span", { class: "badge muted" }, t("not_pulled"));
+  const c = s.health.circuit;
+  return h("span", { class: "badge circuit-" + c }, t("circuit_" + c));
+}
+
+export default {
+  id: "overview",
+  navKey: "nav_overview",
+  needs: "sourcesRead",
+  mount(root, ctx) {
+    const status = h("div", { id: "overview-status" });
+    const chart = h("div", { id: "chart", class: "card" });
+    const tbl = h("div", { id: "sources" });
+    replace(
+      root,
+      h("h2", null, t("nav_overview")),
+      status,
+      h("section", { class: "card" }, h("h3", null, t("chart_title")), chart),
+      h("section", null, h("h3", null, t("sources")), tbl),
+    );
+
+    async function command(id, what) {
+      try {
+        await api("POST", `/api/sources/${encodeURIComponent(id)}/${what}`);
+        ctx.notice(status, "ok", `${t(what === "pull" ? "pull_sent" : "resync_sent")}: ${id}`);
+      } catch (e) {
+        ctx.notice(status, "error", `${id}: ${e.text()}`);
+      }
+    }
+
+    async function refresh() {
+      const [sources, open] = await Promise.all([
+        api("GET", "/api/sources"),
+        api("GET", "/api/quarantine" + query({ status: "open", limit: 1000 })).catch(() => null),
+      ]);
+      const now = Date.now();
+      const openBySource = new Map();
+      if (open) for (const e of open.items) openBySource.set(e.source_id, (openBySource.get(e.source_id) || 0) + 1);
+      const openMore = open && open.next_before_id !== null;
+      let accepted = 0;
+      let quarantined = 0;
+      const rows = sources.items.map((s) => {
+        const tot = s.totals;
+        accepted += tot.accepted + tot.updated;
+        quarantined += tot.quarantined;
+        const prev = previous.get(s.id);
+        let rate = "—";
+        if (prev && now > prev.t) rate = `${(((tot.received - prev.received) * 1000) / (now - prev.t)).toFixed(1)}/s`;
+        previous.set(s.id, { t: now, received: tot.received });
+        const errRate = tot.received ? `${((100 * tot.quarantined) / tot.received).toFixed(1)} %` : "—";
+        const err = s.last_error || (s.health && s.health.last_error);
+        const openCount = openBySource.get(s.id) || 0;
+        const controls = [];
+        if (ctx.can("sourcesControl") && s.health) {
+          controls.push(
+            h("button", { type: "button", class: "small pull-btn", on: { click: () => command(s.id, "pull") } }, t("pull_now")),
+            h("button", { type: "button", class: "small resync-btn", on: { click: () => command(s.id, "resync") } }, t("resync")),
+          );
+        }
+        return h(
+          "tr",
+          { dataset: { source: s.id } },
+          h("td", null, h("strong", null, s.id), h("div", { class: "muted" }, `${s.kind} · ${s.format}`)),
+          h("td", null, s.mapping_id ? `${s.mapping_id} v${dash(s.mapping_version)}` : "—"),
+          h("td", null, circuit(s), s.pulling ? h("span", { class: "badge live-badge" }, t("pulling")) : null),
+          h("td", null, time(s.last_pull_finished || s.last_pull_started)),
+          h("td", null, time(s.next_pull)),
+          h("td", { class: "lag" }, lag(s.lag_seconds)),
+          h("td", { class: "num received" }, tot.received),
+          h("td", { class: "num accepted" }, tot.accepted + tot.updated),
+          h("td", { class: "num quarantined" }, tot.quarantined),
+          h("td", { class: "num open-quarantine" }, openCount + (openMore ? "+" : "")),
+          h("td", { class: "num" }, rate),
+          h("td", { class: "num" }, errRate),
+          h("td", { class: "error-text" }, err ? `${time(err.at)} ${err.message}` : "—"),
+          h("td", null, controls),
+        );
+      });
+      samples.push([now, accepted, quarantined]);
+      if (samples.length > MAX_SAMPLES) samples.shift();
+      replace(
+        chart,
+        lineChart(
+          [
+            { label: t("accepted"), cls: "s-accepted", points: samples.map((p) => [p[0], p[1]]) },
+            { label: t("quarantined"), cls: "s-quarantined", points: samples.map((p) => [p[0], p[2]]) },
+          ],
+          { empty: t("chart_waiting"), label: t("chart_title") },
+        ),
+      );
+      replace(
+        tbl,
+        table(
+          { id: "sources-table", class: "grid" },
+          [
+            t("source"),
+            t("mapping"),
+            t("circuit"),
+            t("last_pull"),
+            t("next_pull"),
+            t("lag"),
+            t("received"),
+            t("accepted"),
+            t("quarantined"),
+            t("open_quarantine"),
+            t("throughput"),
+            t("error_rate"),
+            t("last_error"),
+            "",
+          ],
+          rows,
+        ),
+      );
+    }
+    return { refresh };
+  },
+};
