@@ -84,12 +84,12 @@ async fn main() -> anyhow::Result<()> {
             offset += read as u64;
             if !line.trim().is_empty() {
                 n += 1;
-                if n % page_size == 0 {
+                if n.is_multiple_of(page_size) {
                     starts.push(offset);
                 }
             }
         }
-        if n % page_size != 0 {
+        if !n.is_multiple_of(page_size) {
             starts.push(offset);
         }
     }
