@@ -159,15 +159,13 @@ async fn amqp_source_commits_then_acks_and_dead_letters_poison(backend: Backend)
         },
     )
     .await;
-    wait_for("every message acknowledged", Duration::from_secs(20), async || {
-        depth(&ch, QUEUE).await == 0
-    })
+    let dead = format!("{QUEUE}.dead");
+    wait_for(
+        "the poison messages dead-lettered",
+        Duration::from_secs(20),
+        async || depth(&ch, &dead).await == 4,
+    )
     .await;
-    assert_eq!(
-        depth(&ch, &format!("{QUEUE}.dead")).await,
-        4,
-        "poison messages are dead-lettered"
-    );
 
     let entries = store
         .quarantine_list(&QuarantineFilter {
@@ -192,7 +190,12 @@ async fn amqp_source_commits_then_acks_and_dead_letters_poison(backend: Backend)
         .await
         .unwrap();
     assert_eq!(defects.len(), 20);
-    let status = c.runtime.sources.get("dept-mq").unwrap();
+    let board = c.runtime.sources.clone();
+    wait_for("the board to count every batch", Duration::from_secs(20), async || {
+        board.get("dept-mq").is_some_and(|s| s.totals.received == 306)
+    })
+    .await;
+    let status = board.get("dept-mq").unwrap();
     assert_eq!(status.totals.accepted, 282);
     assert_eq!(status.totals.quarantined, 24);
     c.shutdown.trigger();
@@ -200,6 +203,9 @@ async fn amqp_source_commits_then_acks_and_dead_letters_poison(backend: Backend)
         .await
         .unwrap()
         .unwrap();
+    // Closing the consumer returns unacknowledged messages to the queue: none are there.
+    assert_eq!(depth(&ch, QUEUE).await, 0, "every message was acknowledged");
+    assert_eq!(depth(&ch, &dead).await, 4, "only the poison messages are dead-lettered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,10 +245,6 @@ async fn amqp_source_connection_cut_mid_stream_loses_and_duplicates_nothing() {
         async || store.stats().await.unwrap().cases == N as i64,
     )
     .await;
-    wait_for("every message acknowledged", Duration::from_secs(20), async || {
-        depth(&ch, QUEUE).await == 0
-    })
-    .await;
     assert!(
         at_cut < N as i64,
         "the cut happened mid-stream ({at_cut} of {N} committed)"
@@ -260,6 +262,20 @@ async fn amqp_source_connection_cut_mid_stream_loses_and_duplicates_nothing() {
         .unwrap();
     let codes: std::collections::BTreeSet<_> = cases.iter().map(|c| c.unified_code.clone()).collect();
     assert_eq!(codes.len(), N, "one code per case");
+    // Redelivered duplicates may still be on their way: wait until the queue is drained and
+    // the consumer has been idle for a moment before stopping it.
+    wait_for("the queue drained", Duration::from_secs(30), async || {
+        depth(&ch, QUEUE).await == 0
+    })
+    .await;
+    let board = c.runtime.sources.clone();
+    let mut last = 0;
+    wait_for("the consumer idle", Duration::from_secs(30), async || {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let now = board.get("dept-mq").map(|s| s.totals.received).unwrap_or_default();
+        std::mem::replace(&mut last, now) == now
+    })
+    .await;
     let status = c.runtime.sources.get("dept-mq").unwrap();
     assert!(
         status.last_error.is_some(),
@@ -270,4 +286,6 @@ async fn amqp_source_connection_cut_mid_stream_loses_and_duplicates_nothing() {
         .await
         .unwrap()
         .unwrap();
+    // Closing the consumer returns unacknowledged messages to the queue: none are there.
+    assert_eq!(depth(&ch, QUEUE).await, 0, "every message was acknowledged");
 }
