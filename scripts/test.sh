@@ -69,9 +69,12 @@ ensure_rabbitmq() {
 
 ensure_chromium() {
     # The dashboard's browser test (tests/dashboard.rs) drives headless Chromium via chromedriver.
-    if [ -x /usr/bin/chromium ] && command -v chromedriver >/dev/null; then return 0; fi
-    log "installing Chromium and chromedriver"
-    apt_install chromium chromium-driver || echo "Chromium not installed: the dashboard browser test will be skipped" >&2
+    # A CJK font makes the Chinese text of its screenshots readable.
+    if [ -x /usr/bin/chromium ] && command -v chromedriver >/dev/null && ls /usr/share/fonts/truetype/wqy/wqy-microhei.ttc >/dev/null 2>&1; then
+        return 0
+    fi
+    log "installing Chromium, chromedriver and a CJK font"
+    apt_install chromium chromium-driver fonts-wqy-microhei || echo "Chromium not installed: the dashboard browser test will be skipped" >&2
 }
 
 ensure_postgres
