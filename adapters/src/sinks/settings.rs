@@ -191,7 +191,9 @@ fn key_at(text: &str, offset: usize) -> String {
     }
 }
 
-fn from_table<T: DeserializeOwned>(table: toml::Table) -> Result<T, SettingsProblem> {
+/// Deserialize `table` into `T`; an error names its key, and an unknown key is followed by
+/// `hint` (e.g. the keys accepted besides `T`'s own) when that is not empty.
+pub fn from_table<T: DeserializeOwned>(table: toml::Table, hint: &str) -> Result<T, SettingsProblem> {
     // Through TOML text, so that an error has a place to name its key by.
     let text = toml::to_string(&table).unwrap_or_default();
     toml::from_str::<T>(&text).map_err(|e| {
@@ -201,8 +203,8 @@ fn from_table<T: DeserializeOwned>(table: toml::Table) -> Result<T, SettingsProb
             .strip_prefix("unknown field `")
             .and_then(|rest| rest.split('`').next())
             .map(str::to_string);
-        let hint = if unknown.is_some() {
-            format!(" (delivery keys: {})", DELIVERY_KEYS.join(", "))
+        let hint = if unknown.is_some() && !hint.is_empty() {
+            format!(" ({hint})")
         } else {
             String::new()
         };
@@ -227,11 +229,12 @@ fn parse_parts(
             common.insert((*key).to_string(), v);
         }
     }
-    let delivery = from_table::<DeliverySettings>(common);
+    let hint = format!("delivery keys: {}", DELIVERY_KEYS.join(", "));
+    let delivery = from_table::<DeliverySettings>(common, &hint);
     let kind = match kind {
-        "postgres" => from_table(own).map(KindSettings::Postgres),
-        "amqp" => from_table(own).map(KindSettings::Amqp),
-        "rest" => from_table(own).map(|s| KindSettings::Rest(Box::new(s))),
+        "postgres" => from_table(own, &hint).map(KindSettings::Postgres),
+        "amqp" => from_table(own, &hint).map(KindSettings::Amqp),
+        "rest" => from_table(own, &hint).map(|s| KindSettings::Rest(Box::new(s))),
         other => Err(SettingsProblem::new(
             "",
             format!("未知去向类型 / unknown sink kind {other:?}: postgres, amqp or rest"),
