@@ -96,12 +96,7 @@ fn default_connect_timeout() -> u64 {
 
 impl AmqpSettings {
     fn url_source(&self) -> SecretSource<'_> {
-        SecretSource {
-            name: "url",
-            inline: self.url.as_deref(),
-            env: self.url_env.as_deref(),
-            file: self.url_file.as_deref(),
-        }
+        SecretSource::url(&self.url, &self.url_env, &self.url_file)
     }
 
     /// The broker URI. A parse error never shows the URL (it may hold a password).

@@ -129,12 +129,7 @@ impl AmqpSourceSettings {
     }
 
     fn url_source(&self) -> SecretSource<'_> {
-        SecretSource {
-            name: "url",
-            inline: self.url.as_deref(),
-            env: self.url_env.as_deref(),
-            file: self.url_file.as_deref(),
-        }
+        SecretSource::url(&self.url, &self.url_env, &self.url_file)
     }
 
     /// The broker URI. An error never shows the URL (it may hold a password).
