@@ -16,7 +16,7 @@ use super::{Sink, SinkError};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -188,6 +188,31 @@ fn key_at(text: &str, offset: usize) -> String {
     match section {
         Some(section) if !key.is_empty() => format!("{section}.{key}"),
         _ => key.to_string(),
+    }
+}
+
+/// The text of a template given inline (key `keys.0`) or in a file (key `keys.1`, relative
+/// to `base`): `None` when neither is given; both given, or a file that cannot be read, is a
+/// problem.
+pub fn template_text(
+    inline: Option<&String>,
+    file: Option<&PathBuf>,
+    (inline_key, file_key): (&str, &str),
+    base: &Path,
+) -> Result<Option<String>, SettingsProblem> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(SettingsProblem::new(
+            inline_key,
+            format!("{inline_key} 与 {file_key} 只能给出一个 / give only one of {inline_key}, {file_key}"),
+        )),
+        (Some(t), None) => Ok(Some(t.clone())),
+        (None, Some(f)) => {
+            let full = if f.is_absolute() { f.clone() } else { base.join(f) };
+            std::fs::read_to_string(&full)
+                .map(Some)
+                .map_err(|e| SettingsProblem::new(file_key, format!("无法读取 / cannot read {}: {e}", full.display())))
+        }
+        (None, None) => Ok(None),
     }
 }
 

@@ -13,7 +13,7 @@ use reqwest::Url;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// A problem under `key`.
@@ -104,42 +104,6 @@ pub(crate) fn sample_values(known: &[&str]) -> Values {
         .iter()
         .map(|k| (k.to_string(), TemplateValue::Text("x".into())))
         .collect()
-}
-
-/// The text of a template given inline (key `keys.0`) or in a file (key `keys.1`, relative to
-/// `base`). Both given, or a file that cannot be read, is a problem; neither gives `None`
-/// without one.
-pub(crate) fn template_text(
-    inline: Option<&String>,
-    file: Option<&PathBuf>,
-    (inline_key, file_key): (&str, &str),
-    base: &Path,
-    problems: &mut Vec<SettingsProblem>,
-) -> Option<String> {
-    match (inline, file) {
-        (Some(_), Some(_)) => {
-            problems.push(problem(
-                inline_key,
-                format!("{inline_key} 与 {file_key} 只能给出一个 / give only one of {inline_key}, {file_key}"),
-            ));
-            None
-        }
-        (Some(t), None) => Some(t.clone()),
-        (None, Some(f)) => {
-            let full = if f.is_absolute() { f.clone() } else { base.join(f) };
-            match std::fs::read_to_string(&full) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    problems.push(problem(
-                        file_key,
-                        format!("无法读取 / cannot read {}: {e}", full.display()),
-                    ));
-                    None
-                }
-            }
-        }
-        (None, None) => None,
-    }
 }
 
 /// The limits of `page_size` (1..100000) and `max_pages` (at least 1).

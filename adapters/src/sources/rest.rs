@@ -15,6 +15,7 @@ use crate::http::charset::{self, answer_encoding};
 use crate::http::client::{Answer, ClientSettings};
 use crate::http::json_at;
 use crate::http::template::{Escaping, Template, TemplateValue, Values};
+use crate::sinks::settings::template_text;
 use crate::sinks::SettingsProblem;
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, LINK};
@@ -179,13 +180,16 @@ impl RestSourceSettings {
         } else {
             "body_template"
         };
-        let body_text = common::template_text(
+        let body_text = template_text(
             self.body_template.as_ref(),
             self.body_template_file.as_ref(),
             ("body_template", "body_template_file"),
             base,
-            &mut problems,
-        );
+        )
+        .unwrap_or_else(|p| {
+            problems.push(p);
+            None
+        });
         let body = match body_text.map(|t| Template::parse(&t, Escaping::Json, &known)) {
             None => None,
             Some(Err(e)) => {

@@ -20,6 +20,7 @@ use crate::http::client::ClientSettings;
 use crate::http::template::{Escaping, Template, TemplateValue, Values};
 use crate::http::{json_at, Redacted};
 use crate::sinks::secret::{Secret, SecretSource};
+use crate::sinks::settings::template_text;
 use crate::sinks::SettingsProblem;
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -219,13 +220,16 @@ impl SoapSourceSettings {
         } else {
             "envelope_template"
         };
-        let text = common::template_text(
+        let text = template_text(
             self.envelope_template.as_ref(),
             self.envelope_template_file.as_ref(),
             ("envelope_template", "envelope_template_file"),
             base,
-            &mut problems,
-        );
+        )
+        .unwrap_or_else(|p| {
+            problems.push(p);
+            None
+        });
         if self.envelope_template.is_none() && self.envelope_template_file.is_none() {
             problems.push(problem(
                 "envelope_template",
