@@ -16,7 +16,7 @@ use lapin::BasicProperties;
 use std::time::{Duration, Instant};
 use support::amqp::{Proxy, Vhost};
 use support::common::PgDatabase;
-use support::{defective_record, nanchang_record, repo, Backend};
+use support::{defective_record, nanchang_record, repo, store_keys, Backend};
 
 const QUEUE: &str = "dept.cases";
 
@@ -30,13 +30,7 @@ struct Consumer {
 
 async fn start_consumer(backend: Backend, amqp_url: &str, extra: &str) -> Consumer {
     let dir = tempfile::tempdir().unwrap();
-    let (store, pg) = match backend {
-        Backend::Sqlite => ("backend = \"sqlite\"\npath = \"gw.db\"".to_string(), None),
-        Backend::Postgres => {
-            let db = PgDatabase::create().await;
-            (format!("backend = \"postgres\"\nurl = \"{}\"", db.url), Some(db))
-        }
-    };
+    let (store, pg) = store_keys(backend).await;
     let mapping = repo().join("mappings/nanchang-amr-penalty/mapping.toml");
     let text = format!(
         "[store]\n{store}\n[normalizer]\nprovince_prefix = \"36\"\n\n[[sources]]\nid = \"dept-mq\"\nkind = \"amqp\"\n\

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::common::PgDatabase;
-use support::{repo, Backend};
+use support::{repo, store_keys, Backend};
 
 /// The simulated 互联网+监管 system.
 struct Peer {
@@ -119,13 +119,7 @@ const REST_COMMON: &str = "pagination = \"page\"\npage_param = \"pageNo\"\npage_
 
 async fn gateway(backend: Backend, peer_url: &str) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
-    let (store, pg) = match backend {
-        Backend::Sqlite => ("backend = \"sqlite\"\npath = \"gw.db\"".to_string(), None),
-        Backend::Postgres => {
-            let db = PgDatabase::create().await;
-            (format!("backend = \"postgres\"\nurl = \"{}\"", db.url), Some(db))
-        }
-    };
+    let (store, pg) = store_keys(backend).await;
     let mapping = repo().join("mappings/internet-plus-behaviour/mapping.toml");
     let text = format!(
         "[store]\n{store}\n[normalizer]\nprovince_prefix = \"36\"\n\n\

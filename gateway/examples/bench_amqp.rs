@@ -13,16 +13,8 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptio
 use lapin::BasicProperties;
 use std::time::{Duration, Instant};
 
-fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
+mod bench_support;
+use bench_support::peak_rss_kb;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -131,6 +131,18 @@ impl Env {
     }
 }
 
+/// The `[store]` keys (without the header) of an in-process gateway on `backend`: a `gw.db`
+/// SQLite file, or a fresh PostgreSQL database (returned, to be dropped with the test).
+pub async fn store_keys(backend: Backend) -> (String, Option<common::PgDatabase>) {
+    match backend {
+        Backend::Sqlite => ("backend = \"sqlite\"\npath = \"gw.db\"".to_string(), None),
+        Backend::Postgres => {
+            let db = common::PgDatabase::create().await;
+            (format!("backend = \"postgres\"\nurl = \"{}\"", db.url), Some(db))
+        }
+    }
+}
+
 /// A path as &str (test paths are UTF-8).
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")

@@ -26,6 +26,18 @@ use std::str::FromStr;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
+/// The broker URI from its secret source (`url`, `url_env`, `url_file`): `amqp://` or
+/// `amqps://`. An error never shows the URL (it may hold a password).
+pub fn broker_uri(url: SecretSource<'_>, base: &Path) -> Result<AMQPUri, String> {
+    let url = url.require(base)?;
+    if !(url.expose().starts_with("amqp://") || url.expose().starts_with("amqps://")) {
+        return Err("应以 amqp:// 或 amqps:// 开头 / must start with amqp:// or amqps://".into());
+    }
+    AMQPUri::from_str(url.expose()).map_err(|_| {
+        "无效的 AMQP URL（不显示：可能含密码）/ invalid AMQP URL (not shown: it may hold a password)".into()
+    })
+}
+
 /// Settings of `kind = "amqp"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,23 +96,12 @@ fn default_connect_timeout() -> u64 {
 
 impl AmqpSettings {
     fn url_source(&self) -> SecretSource<'_> {
-        SecretSource {
-            name: "url",
-            inline: self.url.as_deref(),
-            env: self.url_env.as_deref(),
-            file: self.url_file.as_deref(),
-        }
+        SecretSource::url(&self.url, &self.url_env, &self.url_file)
     }
 
     /// The broker URI. A parse error never shows the URL (it may hold a password).
     fn uri(&self, base: &Path) -> Result<AMQPUri, String> {
-        let url = self.url_source().require(base)?;
-        if !(url.expose().starts_with("amqp://") || url.expose().starts_with("amqps://")) {
-            return Err("应以 amqp:// 或 amqps:// 开头 / must start with amqp:// or amqps://".into());
-        }
-        AMQPUri::from_str(url.expose()).map_err(|_| {
-            "无效的 AMQP URL（不显示：可能含密码）/ invalid AMQP URL (not shown: it may hold a password)".into()
-        })
+        broker_uri(self.url_source(), base)
     }
 
     fn exchange_kind(&self) -> Option<ExchangeKind> {

@@ -72,12 +72,7 @@ fn default_statement_timeout() -> u64 {
 
 impl PostgresSettings {
     fn url_source(&self) -> SecretSource<'_> {
-        SecretSource {
-            name: "url",
-            inline: self.url.as_deref(),
-            env: self.url_env.as_deref(),
-            file: self.url_file.as_deref(),
-        }
+        SecretSource::url(&self.url, &self.url_env, &self.url_file)
     }
 
     /// Problems found without connecting.

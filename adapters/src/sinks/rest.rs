@@ -10,7 +10,7 @@
 //! the delivery without using up an attempt.
 
 use super::encode::{envelope, sample_delivery, Escaping, Format, Template};
-use super::settings::SettingsProblem;
+use super::settings::{template_text, SettingsProblem};
 use super::{excerpt, Delivery, Outcome, Sink, SinkError};
 /// `auth` of a REST sink: the same options as the pull adapters' (see [`crate::http::auth`]).
 pub use crate::http::auth::AuthSettings;
@@ -133,31 +133,16 @@ impl RestSettings {
             Format::Json => Escaping::Json,
             Format::Xml => Escaping::Xml,
         };
-        let template_text = match (&self.body_template, &self.body_template_file) {
-            (Some(_), Some(_)) => {
-                problem(
-                    "body_template",
-                    "body_template 与 body_template_file 只能给出一个 / give only one of body_template, body_template_file"
-                        .into(),
-                );
-                None
-            }
-            (Some(t), None) => Some(t.clone()),
-            (None, Some(f)) => {
-                let full = if f.is_absolute() { f.clone() } else { base.join(f) };
-                match std::fs::read_to_string(&full) {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        problem(
-                            "body_template_file",
-                            format!("无法读取 / cannot read {}: {e}", full.display()),
-                        );
-                        None
-                    }
-                }
-            }
-            (None, None) => None,
-        };
+        let template_text = template_text(
+            self.body_template.as_ref(),
+            self.body_template_file.as_ref(),
+            ("body_template", "body_template_file"),
+            base,
+        )
+        .unwrap_or_else(|p| {
+            problem(&p.key, p.message);
+            None
+        });
         let key = if self.body_template_file.is_some() {
             "body_template_file"
         } else {

@@ -3,7 +3,7 @@
 //! A [`Secret`] never shows its value in `Debug` or `Display`.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A secret value; formatting it prints `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]
@@ -44,6 +44,18 @@ pub struct SecretSource<'a> {
     pub env: Option<&'a str>,
     /// File holding it (relative to `base`); surrounding whitespace is dropped.
     pub file: Option<&'a Path>,
+}
+
+impl<'a> SecretSource<'a> {
+    /// The source of a `url` setting given as `url`, `url_env` or `url_file`.
+    pub fn url(inline: &'a Option<String>, env: &'a Option<String>, file: &'a Option<PathBuf>) -> SecretSource<'a> {
+        SecretSource {
+            name: "url",
+            inline: inline.as_deref(),
+            env: env.as_deref(),
+            file: file.as_deref(),
+        }
+    }
 }
 
 impl SecretSource<'_> {

@@ -16,7 +16,7 @@ use super::{Sink, SinkError};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -191,7 +191,34 @@ fn key_at(text: &str, offset: usize) -> String {
     }
 }
 
-fn from_table<T: DeserializeOwned>(table: toml::Table) -> Result<T, SettingsProblem> {
+/// The text of a template given inline (key `keys.0`) or in a file (key `keys.1`, relative
+/// to `base`): `None` when neither is given; both given, or a file that cannot be read, is a
+/// problem.
+pub fn template_text(
+    inline: Option<&String>,
+    file: Option<&PathBuf>,
+    (inline_key, file_key): (&str, &str),
+    base: &Path,
+) -> Result<Option<String>, SettingsProblem> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(SettingsProblem::new(
+            inline_key,
+            format!("{inline_key} 与 {file_key} 只能给出一个 / give only one of {inline_key}, {file_key}"),
+        )),
+        (Some(t), None) => Ok(Some(t.clone())),
+        (None, Some(f)) => {
+            let full = if f.is_absolute() { f.clone() } else { base.join(f) };
+            std::fs::read_to_string(&full)
+                .map(Some)
+                .map_err(|e| SettingsProblem::new(file_key, format!("无法读取 / cannot read {}: {e}", full.display())))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// Deserialize `table` into `T`; an error names its key, and an unknown key is followed by
+/// `hint` (e.g. the keys accepted besides `T`'s own) when that is not empty.
+pub fn from_table<T: DeserializeOwned>(table: toml::Table, hint: &str) -> Result<T, SettingsProblem> {
     // Through TOML text, so that an error has a place to name its key by.
     let text = toml::to_string(&table).unwrap_or_default();
     toml::from_str::<T>(&text).map_err(|e| {
@@ -201,8 +228,8 @@ fn from_table<T: DeserializeOwned>(table: toml::Table) -> Result<T, SettingsProb
             .strip_prefix("unknown field `")
             .and_then(|rest| rest.split('`').next())
             .map(str::to_string);
-        let hint = if unknown.is_some() {
-            format!(" (delivery keys: {})", DELIVERY_KEYS.join(", "))
+        let hint = if unknown.is_some() && !hint.is_empty() {
+            format!(" ({hint})")
         } else {
             String::new()
         };
@@ -227,11 +254,12 @@ fn parse_parts(
             common.insert((*key).to_string(), v);
         }
     }
-    let delivery = from_table::<DeliverySettings>(common);
+    let hint = format!("delivery keys: {}", DELIVERY_KEYS.join(", "));
+    let delivery = from_table::<DeliverySettings>(common, &hint);
     let kind = match kind {
-        "postgres" => from_table(own).map(KindSettings::Postgres),
-        "amqp" => from_table(own).map(KindSettings::Amqp),
-        "rest" => from_table(own).map(|s| KindSettings::Rest(Box::new(s))),
+        "postgres" => from_table(own, &hint).map(KindSettings::Postgres),
+        "amqp" => from_table(own, &hint).map(KindSettings::Amqp),
+        "rest" => from_table(own, &hint).map(|s| KindSettings::Rest(Box::new(s))),
         other => Err(SettingsProblem::new(
             "",
             format!("未知去向类型 / unknown sink kind {other:?}: postgres, amqp or rest"),

@@ -23,7 +23,6 @@ use normalizer::xml_tree::{find_records, parse_xml_with_encoding, XmlLimits};
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 /// Settings of a source with `kind = "amqp"` (the `[sources.amqp]` table).
@@ -130,23 +129,12 @@ impl AmqpSourceSettings {
     }
 
     fn url_source(&self) -> SecretSource<'_> {
-        SecretSource {
-            name: "url",
-            inline: self.url.as_deref(),
-            env: self.url_env.as_deref(),
-            file: self.url_file.as_deref(),
-        }
+        SecretSource::url(&self.url, &self.url_env, &self.url_file)
     }
 
     /// The broker URI. An error never shows the URL (it may hold a password).
     pub fn uri(&self, base: &Path) -> Result<AMQPUri, String> {
-        let url = self.url_source().require(base)?;
-        if !(url.expose().starts_with("amqp://") || url.expose().starts_with("amqps://")) {
-            return Err("应以 amqp:// 或 amqps:// 开头 / must start with amqp:// or amqps://".into());
-        }
-        AMQPUri::from_str(url.expose()).map_err(|_| {
-            "无效的 AMQP URL（不显示：可能含密码）/ invalid AMQP URL (not shown: it may hold a password)".into()
-        })
+        crate::sinks::amqp::broker_uri(self.url_source(), base)
     }
 
     fn encoding(&self) -> Option<&'static encoding_rs::Encoding> {

@@ -16,6 +16,7 @@
 //! gateway runs itself: it acknowledges messages after their commit.
 
 pub mod amqp;
+mod common;
 pub mod rest;
 pub mod settings;
 pub mod soap;

@@ -8,12 +8,14 @@
 //! is an [`UnparsedRecord`]; an answer that is not JSON at all fails the run (nothing of it is
 //! skipped: the next run asks again).
 
-use super::settings::{format_time, split, Progress, Watermark};
-use super::{Page, PullMode, PullRun, PullSource, PulledRecord, SourceError, SourceHealth, SourceItem, UnparsedRecord};
+use super::common::{self, problem};
+use super::settings::{Progress, Watermark};
+use super::{Page, PullMode, PullRun, PullSource, SourceError, SourceHealth, SourceItem};
 use crate::http::charset::{self, answer_encoding};
-use crate::http::client::{Answer, ClientSettings, HttpClient};
+use crate::http::client::{Answer, ClientSettings};
 use crate::http::json_at;
 use crate::http::template::{Escaping, Template, TemplateValue, Values};
+use crate::sinks::settings::template_text;
 use crate::sinks::SettingsProblem;
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, LINK};
@@ -71,10 +73,10 @@ pub struct RestSourceSettings {
     #[serde(default = "default_page_size_param")]
     pub page_size_param: String,
     /// page, offset: records asked for per request (default 100).
-    #[serde(default = "default_page_size")]
+    #[serde(default = "common::default_page_size")]
     pub page_size: u32,
     /// page: number of the first page (default 1).
-    #[serde(default = "default_first_page")]
+    #[serde(default = "common::default_first_page")]
     pub first_page: i64,
     /// offset: name of the offset parameter (default `offset`).
     #[serde(default = "default_offset_param")]
@@ -93,10 +95,10 @@ pub struct RestSourceSettings {
     /// Dotted path of the total record count in the answer: the run ends when that many came.
     pub total_path: Option<String>,
     /// End the run at a page with fewer records than `page_size` (default true).
-    #[serde(default = "default_true")]
+    #[serde(default = "common::default_true")]
     pub stop_on_short_page: bool,
     /// Most pages in one run (default 10000): reaching it fails the run, cursor not advanced.
-    #[serde(default = "default_max_pages")]
+    #[serde(default = "common::default_max_pages")]
     pub max_pages: u64,
     /// Name of the query parameter carrying `since` (default none: use `{{since}}`).
     pub since_param: Option<String>,
@@ -116,12 +118,6 @@ fn default_page_param() -> String {
 fn default_page_size_param() -> String {
     "page_size".into()
 }
-fn default_page_size() -> u32 {
-    100
-}
-fn default_first_page() -> i64 {
-    1
-}
 fn default_offset_param() -> String {
     "offset".into()
 }
@@ -130,12 +126,6 @@ fn default_limit_param() -> String {
 }
 fn default_cursor_param() -> String {
     "cursor".into()
-}
-fn default_true() -> bool {
-    true
-}
-fn default_max_pages() -> u64 {
-    10_000
 }
 
 /// Pagination modes.
@@ -162,13 +152,6 @@ struct Resolved {
     watermark: Watermark,
 }
 
-fn problem(key: &str, message: String) -> SettingsProblem {
-    SettingsProblem {
-        key: key.into(),
-        message,
-    }
-}
-
 impl RestSourceSettings {
     fn resolve(&self, base: &Path, watermark: Option<&Watermark>) -> Result<Resolved, Vec<SettingsProblem>> {
         let mut problems = Vec::new();
@@ -183,33 +166,8 @@ impl RestSourceSettings {
                 Method::GET
             }
         };
-        let url = match Url::parse(&self.url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
-            Ok(u) => {
-                problems.push(problem(
-                    "url",
-                    format!("应为 http(s) 地址 / must be http or https, got {}:", u.scheme()),
-                ));
-                None
-            }
-            Err(e) => {
-                problems.push(problem("url", format!("无效的 URL / invalid URL: {e}")));
-                None
-            }
-        };
-        let mut known: Vec<&str> = BUILTIN_PLACEHOLDERS.to_vec();
-        for name in self.params.keys() {
-            if BUILTIN_PLACEHOLDERS.contains(&name.as_str()) {
-                problems.push(problem(
-                    &format!("params.{name}"),
-                    format!("与内置占位符重名 / clashes with the built-in placeholder {{{{{name}}}}}"),
-                ));
-            } else if let Err(e) = Template::parse(self.params[name].as_str(), Escaping::Plain, &[]) {
-                problems.push(problem(&format!("params.{name}"), e));
-            } else {
-                known.push(name);
-            }
-        }
+        let url = common::http_url(&self.url, &mut problems);
+        let known = common::known_placeholders(BUILTIN_PLACEHOLDERS, &self.params, true, &mut problems);
         let mut query = Vec::new();
         for (name, value) in &self.query {
             match Template::parse(value, Escaping::Plain, &known) {
@@ -222,30 +180,16 @@ impl RestSourceSettings {
         } else {
             "body_template"
         };
-        let body_text = match (&self.body_template, &self.body_template_file) {
-            (Some(_), Some(_)) => {
-                problems.push(problem(
-                    "body_template",
-                    "body_template 与 body_template_file 只能给出一个 / give only one of body_template, body_template_file".into(),
-                ));
-                None
-            }
-            (Some(t), None) => Some(t.clone()),
-            (None, Some(f)) => {
-                let full = if f.is_absolute() { f.clone() } else { base.join(f) };
-                match std::fs::read_to_string(&full) {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        problems.push(problem(
-                            body_key,
-                            format!("无法读取 / cannot read {}: {e}", full.display()),
-                        ));
-                        None
-                    }
-                }
-            }
-            (None, None) => None,
-        };
+        let body_text = template_text(
+            self.body_template.as_ref(),
+            self.body_template_file.as_ref(),
+            ("body_template", "body_template_file"),
+            base,
+        )
+        .unwrap_or_else(|p| {
+            problems.push(p);
+            None
+        });
         let body = match body_text.map(|t| Template::parse(&t, Escaping::Json, &known)) {
             None => None,
             Some(Err(e)) => {
@@ -253,10 +197,7 @@ impl RestSourceSettings {
                 None
             }
             Some(Ok(t)) => {
-                let mut sample: Values = known
-                    .iter()
-                    .map(|k| (k.to_string(), TemplateValue::Text("x".into())))
-                    .collect();
+                let mut sample = common::sample_values(&known);
                 sample.insert("page".into(), TemplateValue::Number(1));
                 if let Err(e) = serde_json::from_str::<Value>(&t.render(&sample)) {
                     problems.push(problem(
@@ -291,17 +232,7 @@ impl RestSourceSettings {
                 true
             }
         };
-        let encoding = match self.encoding.as_deref().map(|l| (l, charset::encoding_for_label(l))) {
-            None => None,
-            Some((_, Some(e))) => Some(e),
-            Some((label, None)) => {
-                problems.push(problem(
-                    "encoding",
-                    format!("未知字符集 / unknown character set {label:?} (utf-8, gbk, gb18030, ...)"),
-                ));
-                None
-            }
-        };
+        let encoding = common::encoding_label("encoding", self.encoding.as_deref(), &mut problems);
         let pagination = match self.pagination.as_str() {
             "none" => Pagination::None,
             "page" => Pagination::Page,
@@ -316,12 +247,7 @@ impl RestSourceSettings {
                 Pagination::None
             }
         };
-        if self.page_size == 0 || self.page_size > 100_000 {
-            problems.push(problem("page_size", "应在 1..100000 / must be 1..100000".into()));
-        }
-        if self.max_pages == 0 {
-            problems.push(problem("max_pages", "应至少为 1 / must be at least 1".into()));
-        }
+        common::check_paging(self.page_size, self.max_pages, &mut problems);
         if pagination == Pagination::Cursor && self.cursor_path.as_deref().is_none_or(str::is_empty) {
             problems.push(problem(
                 "cursor_path",
@@ -369,11 +295,7 @@ impl RestSourceSettings {
                 url,
                 query,
                 body,
-                params: self
-                    .params
-                    .iter()
-                    .map(|(k, v)| (k.clone(), TemplateValue::Text(v.clone())))
-                    .collect(),
+                params: common::param_values(&self.params),
                 params_in_query,
                 encoding,
                 pagination,
@@ -386,80 +308,26 @@ impl RestSourceSettings {
 
 /// Every problem of a `[sources.rest]` table.
 pub fn check(table: &toml::Table, base: &Path) -> Vec<SettingsProblem> {
-    match parse(table, base) {
-        Ok(_) => Vec::new(),
-        Err(p) => p,
-    }
+    parse(table, base).err().unwrap_or_default()
 }
 
 fn parse(
     table: &toml::Table,
     base: &Path,
 ) -> Result<(RestSourceSettings, ClientSettings, Resolved), Vec<SettingsProblem>> {
-    let parts = split::<RestSourceSettings>(table);
-    let mut problems = Vec::new();
-    let client = match parts.client {
-        Ok(c) => {
-            problems.extend(c.check(base));
-            Some(c)
-        }
-        Err(p) => {
-            problems.push(p);
-            None
-        }
-    };
-    let watermark = match parts.watermark.map(|w| w.resolve()) {
-        Ok(Ok(w)) => Some(w),
-        Ok(Err(p)) => {
-            problems.extend(p);
-            None
-        }
-        Err(p) => {
-            problems.push(p);
-            None
-        }
-    };
-    let own = match parts.own {
-        Ok(s) => match s.resolve(base, watermark.as_ref()) {
-            Ok(r) => Some((s, r)),
-            Err(p) => {
-                problems.extend(p);
-                None
-            }
-        },
-        Err(p) => {
-            problems.push(p);
-            None
-        }
-    };
-    match (client, own) {
-        (Some(c), Some((s, r))) if problems.is_empty() => Ok((s, c, r)),
-        _ => Err(problems),
-    }
+    common::parse(table, base, |s: &RestSourceSettings, watermark, _| {
+        s.resolve(base, watermark)
+    })
 }
 
 /// Build a REST pull source from its table.
 pub fn build(source_id: &str, table: &toml::Table, base: &Path) -> Result<Arc<dyn PullSource>, SourceError> {
-    let (settings, client_settings, resolved) = parse(table, base).map_err(|problems| {
-        SourceError::Settings(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
-    })?;
-    let client = HttpClient::new(source_id, &client_settings, base)?;
     Ok(Arc::new(RestSource {
-        inner: Arc::new(Inner {
-            source_id: source_id.to_string(),
-            settings,
-            resolved,
-            client,
-        }),
+        inner: Inner::build(source_id, table, base, parse)?,
     }))
 }
 
-struct Inner {
-    source_id: String,
-    settings: RestSourceSettings,
-    resolved: Resolved,
-    client: HttpClient,
-}
+type Inner = common::Inner<RestSourceSettings, Resolved>;
 
 /// A REST pull source.
 pub struct RestSource {
@@ -472,17 +340,9 @@ impl PullSource for RestSource {
     }
 
     fn start(&self, cursor: Option<String>, mode: PullMode) -> Box<dyn PullRun> {
-        let progress = Progress::start(
-            &self.inner.resolved.watermark,
-            cursor.as_deref(),
-            mode == PullMode::FullResync,
-        );
-        tracing::info!(
-            source = %self.inner.source_id,
-            mode = ?mode,
-            since = ?progress.as_ref().ok().and_then(|p| p.since),
-            "REST pull run starts"
-        );
+        let progress = self
+            .inner
+            .start_progress("REST", &self.inner.resolved.watermark, cursor, mode);
         Box::new(RestRun {
             inner: self.inner.clone(),
             progress,
@@ -537,7 +397,6 @@ impl RestRun {
     fn values(&self, progress: &Progress) -> Values {
         let r = &self.inner.resolved;
         let s = &self.inner.settings;
-        let w = &r.watermark;
         let mut v = r.params.clone();
         v.insert("page".into(), TemplateValue::Number(self.page_value));
         v.insert("page_size".into(), TemplateValue::Number(i64::from(s.page_size)));
@@ -549,16 +408,7 @@ impl RestRun {
                 .clone()
                 .map_or(TemplateValue::Null, TemplateValue::Text),
         );
-        v.insert(
-            "since".into(),
-            progress.since.map_or(TemplateValue::Null, |t| {
-                TemplateValue::Text(format_time(t, &w.since_format, w.offset))
-            }),
-        );
-        v.insert(
-            "until".into(),
-            TemplateValue::Text(format_time(progress.until, &w.since_format, w.offset)),
-        );
+        common::insert_times(&mut v, progress, &r.watermark);
         v
     }
 
@@ -676,25 +526,14 @@ impl RestRun {
             let text = record.to_string();
             hasher.update(text.as_bytes());
             hasher.update([0]);
-            let position = format!("page {page_no} #{}", i + 1);
-            if decoded.had_errors && text.contains('\u{FFFD}') {
-                items.push(Err(UnparsedRecord {
-                    payload: text.into_bytes(),
-                    position,
-                    message: format!(
-                        "记录含有 {} 字符集中不合法的字节 / the record holds bytes that are malformed in {}",
-                        decoded.encoding.name(),
-                        decoded.encoding.name()
-                    ),
-                }));
-                continue;
-            }
-            progress.see(&inner.resolved.watermark, record, |v, p| json_at(v, p).cloned());
-            items.push(Ok(PulledRecord {
-                value: record.clone(),
-                payload: text.into_bytes(),
-                position,
-            }));
+            items.push(common::record_item(
+                record,
+                text,
+                format!("page {page_no} #{}", i + 1),
+                &decoded,
+                progress,
+                &inner.resolved.watermark,
+            ));
         }
         let text_at = |path: &Option<String>| {
             path.as_deref()
@@ -741,24 +580,12 @@ impl PullRun for RestRun {
         if self.done {
             return Ok(None);
         }
-        let mut progress = match &self.progress {
-            Ok(p) => p.clone(),
-            Err(e) => {
-                self.done = true;
-                return Err(SourceError::Settings(match e {
-                    SourceError::Settings(m) => m.clone(),
-                    other => other.to_string(),
-                }));
-            }
-        };
+        let mut progress = common::resume(&self.progress).inspect_err(|_| self.done = true)?;
         let inner = self.inner.clone();
         let s = &inner.settings;
         if self.page_number >= s.max_pages {
             self.done = true;
-            let e = SourceError::Protocol(format!(
-                "已达 max_pages = {} 页，本次拉取中止，游标未推进 / max_pages = {} reached: the run stops without advancing the cursor",
-                s.max_pages, s.max_pages
-            ));
+            let e = common::max_pages_reached(s.max_pages);
             inner.client.record_failure(&e);
             return Err(e);
         }
@@ -781,14 +608,8 @@ impl PullRun for RestRun {
                 },
                 |_, _| false,
             )
-            .await;
-        let answer = match answer {
-            Ok(a) => a,
-            Err(e) => {
-                self.done = true;
-                return Err(e);
-            }
-        };
+            .await
+            .inspect_err(|_| self.done = true)?;
         let parsed = match self.parse_answer(&answer, &mut progress) {
             Ok(p) => p,
             Err(e) => {

@@ -331,47 +331,8 @@ impl Progress {
     }
 }
 
-/// The key (dotted under its table) of the line of `text` holding byte `offset`.
-fn key_at(text: &str, offset: usize) -> String {
-    let before = &text[..offset.min(text.len())];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = text[line_start..].lines().next().unwrap_or_default();
-    let key = line.split('=').next().unwrap_or_default().trim().trim_matches('"');
-    let section = before[..line_start]
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')))
-        .map(|s| s.trim_matches(['[', ']', '"']).to_string());
-    match section {
-        Some(section) if !key.is_empty() => format!("{section}.{key}"),
-        _ => key.to_string(),
-    }
-}
-
-/// Deserialize `table` into `T`, an error naming its key.
-pub fn from_table<T: DeserializeOwned>(table: toml::Table, hint: &str) -> Result<T, SettingsProblem> {
-    // Through TOML text, so that an error has a place to name its key by.
-    let text = toml::to_string(&table).unwrap_or_default();
-    toml::from_str::<T>(&text).map_err(|e| {
-        let message = e.message().trim().to_string();
-        let unknown = message
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split('`').next())
-            .map(str::to_string);
-        let hint = if unknown.is_some() && !hint.is_empty() {
-            format!(" ({hint})")
-        } else {
-            String::new()
-        };
-        let key = unknown
-            .or_else(|| e.span().map(|span| key_at(&text, span.start)))
-            .unwrap_or_default();
-        SettingsProblem {
-            key,
-            message: format!("配置项错误 / invalid setting: {message}{hint}"),
-        }
-    })
-}
+/// Deserialize `table` into `T`, an error naming its key (shared with the sink settings).
+pub use crate::sinks::settings::from_table;
 
 /// A kind table split into its three parts, each parsed as far as it goes.
 pub struct Parts<T> {

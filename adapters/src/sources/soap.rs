@@ -12,13 +12,15 @@
 //! Each record's `payload` is the JSON text of its tree (as for XML files), its `position`
 //! `page N #M`.
 
-use super::settings::{format_time, split, Progress, Watermark};
-use super::{Page, PullMode, PullRun, PullSource, PulledRecord, SourceError, SourceHealth, SourceItem, UnparsedRecord};
+use super::common::{self, problem};
+use super::settings::{Progress, Watermark};
+use super::{Page, PullMode, PullRun, PullSource, SourceError, SourceHealth, SourceItem};
 use crate::http::charset::{self, answer_encoding};
-use crate::http::client::{ClientSettings, HttpClient};
+use crate::http::client::ClientSettings;
 use crate::http::template::{Escaping, Template, TemplateValue, Values};
 use crate::http::{json_at, Redacted};
 use crate::sinks::secret::{Secret, SecretSource};
+use crate::sinks::settings::template_text;
 use crate::sinks::SettingsProblem;
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -95,16 +97,16 @@ pub struct SoapSourceSettings {
     #[serde(default = "default_none")]
     pub pagination: String,
     /// Records asked for per request, `{{page_size}}` (default 100).
-    #[serde(default = "default_page_size")]
+    #[serde(default = "common::default_page_size")]
     pub page_size: u32,
     /// Number of the first page, `{{page}}` (default 1).
-    #[serde(default = "default_first_page")]
+    #[serde(default = "common::default_first_page")]
     pub first_page: i64,
     /// End the run at a page with fewer records than `page_size` (default true).
-    #[serde(default = "default_true")]
+    #[serde(default = "common::default_true")]
     pub stop_on_short_page: bool,
     /// Most pages in one run (default 10000): reaching it fails the run, cursor not advanced.
-    #[serde(default = "default_max_pages")]
+    #[serde(default = "common::default_max_pages")]
     pub max_pages: u64,
     /// Character set of answers, overriding `Content-Type` and prolog (`gbk`, `gb18030`, ...).
     pub encoding: Option<String>,
@@ -123,18 +125,6 @@ fn default_version() -> String {
 }
 fn default_none() -> String {
     "none".into()
-}
-fn default_page_size() -> u32 {
-    100
-}
-fn default_first_page() -> i64 {
-    1
-}
-fn default_true() -> bool {
-    true
-}
-fn default_max_pages() -> u64 {
-    10_000
 }
 fn default_max_depth() -> usize {
     64
@@ -169,13 +159,6 @@ struct Resolved {
     watermark: Watermark,
 }
 
-fn problem(key: &str, message: String) -> SettingsProblem {
-    SettingsProblem {
-        key: key.into(),
-        message,
-    }
-}
-
 impl SoapSourceSettings {
     fn resolve(
         &self,
@@ -184,20 +167,7 @@ impl SoapSourceSettings {
         max_bytes: usize,
     ) -> Result<Resolved, Vec<SettingsProblem>> {
         let mut problems = Vec::new();
-        let url = match Url::parse(&self.url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
-            Ok(u) => {
-                problems.push(problem(
-                    "url",
-                    format!("应为 http(s) 地址 / must be http or https, got {}:", u.scheme()),
-                ));
-                None
-            }
-            Err(e) => {
-                problems.push(problem("url", format!("无效的 URL / invalid URL: {e}")));
-                None
-            }
-        };
+        let url = common::http_url(&self.url, &mut problems);
         let soap12 = match self.soap_version.as_str() {
             "1.1" => false,
             "1.2" => true,
@@ -244,49 +214,28 @@ impl SoapSourceSettings {
                 "WS-Security 需要 username 与 password（或 password_env / password_file）/ WS-Security needs username and password (or password_env / password_file)".into(),
             ));
         }
-        let mut known: Vec<&str> = BUILTIN_PLACEHOLDERS.to_vec();
-        for name in self.params.keys() {
-            if BUILTIN_PLACEHOLDERS.contains(&name.as_str()) {
-                problems.push(problem(
-                    &format!("params.{name}"),
-                    format!("与内置占位符重名 / clashes with the built-in placeholder {{{{{name}}}}}"),
-                ));
-            } else {
-                known.push(name);
-            }
-        }
+        let known = common::known_placeholders(BUILTIN_PLACEHOLDERS, &self.params, false, &mut problems);
         let key = if self.envelope_template_file.is_some() {
             "envelope_template_file"
         } else {
             "envelope_template"
         };
-        let text = match (&self.envelope_template, &self.envelope_template_file) {
-            (Some(_), Some(_)) => {
-                problems.push(problem(
-                    "envelope_template",
-                    "envelope_template 与 envelope_template_file 只能给出一个 / give only one of envelope_template, envelope_template_file".into(),
-                ));
-                None
-            }
-            (Some(t), None) => Some(t.clone()),
-            (None, Some(f)) => {
-                let full = if f.is_absolute() { f.clone() } else { base.join(f) };
-                match std::fs::read_to_string(&full) {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        problems.push(problem(key, format!("无法读取 / cannot read {}: {e}", full.display())));
-                        None
-                    }
-                }
-            }
-            (None, None) => {
-                problems.push(problem(
-                    "envelope_template",
-                    "需要 envelope_template 或 envelope_template_file / envelope_template or envelope_template_file is required".into(),
-                ));
-                None
-            }
-        };
+        let text = template_text(
+            self.envelope_template.as_ref(),
+            self.envelope_template_file.as_ref(),
+            ("envelope_template", "envelope_template_file"),
+            base,
+        )
+        .unwrap_or_else(|p| {
+            problems.push(p);
+            None
+        });
+        if self.envelope_template.is_none() && self.envelope_template_file.is_none() {
+            problems.push(problem(
+                "envelope_template",
+                "需要 envelope_template 或 envelope_template_file / envelope_template or envelope_template_file is required".into(),
+            ));
+        }
         let envelope = match text.map(|t| Template::parse(&t, Escaping::Xml, &known)) {
             None => None,
             Some(Err(e)) => {
@@ -300,10 +249,7 @@ impl SoapSourceSettings {
                         "模板使用了 {{password}}，但未给出密码 / the template uses {{password}} but no password is given".into(),
                     ));
                 }
-                let sample: Values = known
-                    .iter()
-                    .map(|k| (k.to_string(), TemplateValue::Text("x".into())))
-                    .collect();
+                let sample = common::sample_values(&known);
                 let mut rendered = t.render(&sample);
                 if ws_security != WsSecurity::None || t.uses("ws_security") {
                     let header = security_header(ws_security, "u", &Secret::new("p"));
@@ -346,33 +292,16 @@ impl SoapSourceSettings {
                 "分页需要在信封模板中使用 {{page}} 或 {{offset}} / page pagination needs {{page}} or {{offset}} in the envelope template".into(),
             ));
         }
-        if self.page_size == 0 || self.page_size > 100_000 {
-            problems.push(problem("page_size", "应在 1..100000 / must be 1..100000".into()));
-        }
-        if self.max_pages == 0 {
-            problems.push(problem("max_pages", "应至少为 1 / must be at least 1".into()));
-        }
+        common::check_paging(self.page_size, self.max_pages, &mut problems);
         if self.max_depth < 4 || self.max_depth > 1024 {
             problems.push(problem("max_depth", "应在 4..1024 / must be 4..1024".into()));
         }
         if self.max_elements == 0 {
             problems.push(problem("max_elements", "应至少为 1 / must be at least 1".into()));
         }
-        let label = |key: &str, l: Option<&str>, problems: &mut Vec<SettingsProblem>| match l {
-            None => None,
-            Some(l) => {
-                let e = charset::encoding_for_label(l);
-                if e.is_none() {
-                    problems.push(problem(
-                        key,
-                        format!("未知字符集 / unknown character set {l:?} (utf-8, gbk, gb18030, ...)"),
-                    ));
-                }
-                e
-            }
-        };
-        let encoding = label("encoding", self.encoding.as_deref(), &mut problems);
-        let request_encoding = label("request_encoding", self.request_encoding.as_deref(), &mut problems);
+        let encoding = common::encoding_label("encoding", self.encoding.as_deref(), &mut problems);
+        let request_encoding =
+            common::encoding_label("request_encoding", self.request_encoding.as_deref(), &mut problems);
         if let (Some(w), Some(e)) = (watermark, &envelope) {
             if w.path.is_some() && !e.uses("since") {
                 problems.push(problem(
@@ -387,11 +316,7 @@ impl SoapSourceSettings {
                 soap12,
                 action: self.action.clone(),
                 envelope,
-                params: self
-                    .params
-                    .iter()
-                    .map(|(k, v)| (k.clone(), TemplateValue::Text(v.clone())))
-                    .collect(),
+                params: common::param_values(&self.params),
                 username: self.username.clone(),
                 password,
                 ws_security,
@@ -543,81 +468,27 @@ fn fault(tree: &Value) -> Option<SourceError> {
 
 /// Every problem of a `[sources.soap]` table.
 pub fn check(table: &toml::Table, base: &Path) -> Vec<SettingsProblem> {
-    match parse(table, base) {
-        Ok(_) => Vec::new(),
-        Err(p) => p,
-    }
+    parse(table, base).err().unwrap_or_default()
 }
 
 fn parse(
     table: &toml::Table,
     base: &Path,
 ) -> Result<(SoapSourceSettings, ClientSettings, Resolved), Vec<SettingsProblem>> {
-    let parts = split::<SoapSourceSettings>(table);
-    let mut problems = Vec::new();
-    let client = match parts.client {
-        Ok(c) => {
-            problems.extend(c.check(base));
-            Some(c)
-        }
-        Err(p) => {
-            problems.push(p);
-            None
-        }
-    };
-    let watermark = match parts.watermark.map(|w| w.resolve()) {
-        Ok(Ok(w)) => Some(w),
-        Ok(Err(p)) => {
-            problems.extend(p);
-            None
-        }
-        Err(p) => {
-            problems.push(p);
-            None
-        }
-    };
-    let max_bytes = client.as_ref().map_or(64 * 1024 * 1024, |c| c.max_response_bytes);
-    let own = match parts.own {
-        Ok(s) => match s.resolve(base, watermark.as_ref(), max_bytes) {
-            Ok(r) => Some((s, r)),
-            Err(p) => {
-                problems.extend(p);
-                None
-            }
-        },
-        Err(p) => {
-            problems.push(p);
-            None
-        }
-    };
-    match (client, own) {
-        (Some(c), Some((s, r))) if problems.is_empty() => Ok((s, c, r)),
-        _ => Err(problems),
-    }
+    common::parse(table, base, |s: &SoapSourceSettings, watermark, client| {
+        let max_bytes = client.map_or(64 * 1024 * 1024, |c| c.max_response_bytes);
+        s.resolve(base, watermark, max_bytes)
+    })
 }
 
 /// Build a SOAP pull source from its table.
 pub fn build(source_id: &str, table: &toml::Table, base: &Path) -> Result<Arc<dyn PullSource>, SourceError> {
-    let (settings, client_settings, resolved) = parse(table, base).map_err(|problems| {
-        SourceError::Settings(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
-    })?;
-    let client = HttpClient::new(source_id, &client_settings, base)?;
     Ok(Arc::new(SoapSource {
-        inner: Arc::new(Inner {
-            source_id: source_id.to_string(),
-            settings,
-            resolved,
-            client,
-        }),
+        inner: Inner::build(source_id, table, base, parse)?,
     }))
 }
 
-struct Inner {
-    source_id: String,
-    settings: SoapSourceSettings,
-    resolved: Resolved,
-    client: HttpClient,
-}
+type Inner = common::Inner<SoapSourceSettings, Resolved>;
 
 impl Inner {
     /// The request body for these values, with a fresh WS-Security header.
@@ -662,17 +533,9 @@ impl PullSource for SoapSource {
     }
 
     fn start(&self, cursor: Option<String>, mode: PullMode) -> Box<dyn PullRun> {
-        let progress = Progress::start(
-            &self.inner.resolved.watermark,
-            cursor.as_deref(),
-            mode == PullMode::FullResync,
-        );
-        tracing::info!(
-            source = %self.inner.source_id,
-            mode = ?mode,
-            since = ?progress.as_ref().ok().and_then(|p| p.since),
-            "SOAP pull run starts"
-        );
+        let progress = self
+            .inner
+            .start_progress("SOAP", &self.inner.resolved.watermark, cursor, mode);
         Box::new(SoapRun {
             inner: self.inner.clone(),
             progress,
@@ -702,7 +565,6 @@ impl SoapRun {
     fn values(&self, progress: &Progress) -> Values {
         let r = &self.inner.resolved;
         let s = &self.inner.settings;
-        let w = &r.watermark;
         let mut v = r.params.clone();
         let size = i64::from(s.page_size);
         v.insert("page".into(), TemplateValue::Number(self.page_value));
@@ -711,16 +573,7 @@ impl SoapRun {
             "offset".into(),
             TemplateValue::Number((self.page_value - s.first_page).saturating_mul(size)),
         );
-        v.insert(
-            "since".into(),
-            progress.since.map_or(TemplateValue::Null, |t| {
-                TemplateValue::Text(format_time(t, &w.since_format, w.offset))
-            }),
-        );
-        v.insert(
-            "until".into(),
-            TemplateValue::Text(format_time(progress.until, &w.since_format, w.offset)),
-        );
+        common::insert_times(&mut v, progress, &r.watermark);
         if let Some(u) = &r.username {
             v.insert("username".into(), TemplateValue::Text(u.clone()));
         }
@@ -744,24 +597,12 @@ impl PullRun for SoapRun {
         if self.done {
             return Ok(None);
         }
-        let mut progress = match &self.progress {
-            Ok(p) => p.clone(),
-            Err(e) => {
-                self.done = true;
-                return Err(SourceError::Settings(match e {
-                    SourceError::Settings(m) => m.clone(),
-                    other => other.to_string(),
-                }));
-            }
-        };
+        let mut progress = common::resume(&self.progress).inspect_err(|_| self.done = true)?;
         let inner = self.inner.clone();
         let s = &inner.settings;
         let r = &inner.resolved;
         if self.page_number >= s.max_pages {
-            return self.fail(SourceError::Protocol(format!(
-                "已达 max_pages = {} 页，本次拉取中止，游标未推进 / max_pages = {} reached: the run stops without advancing the cursor",
-                s.max_pages, s.max_pages
-            )));
+            return self.fail(common::max_pages_reached(s.max_pages));
         }
         self.page_number += 1;
         let values = self.values(&progress);
@@ -791,14 +632,8 @@ impl PullRun for SoapRun {
                         && body.windows(5).any(|w| w == b"Fault")
                 },
             )
-            .await;
-        let answer = match answer {
-            Ok(a) => a,
-            Err(e) => {
-                self.done = true;
-                return Err(e);
-            }
-        };
+            .await
+            .inspect_err(|_| self.done = true)?;
         let encoding = answer_encoding(r.encoding, answer.content_type(), &answer.body, true);
         let decoded = charset::decode(&answer.body, encoding);
         let tree = match parse_xml_with_encoding(decoded.text.as_bytes(), &r.limits, Some(encoding_rs::UTF_8)) {
@@ -830,25 +665,14 @@ impl PullRun for SoapRun {
         let mut items: Vec<SourceItem> = Vec::with_capacity(records.len());
         for (i, record) in records.iter().enumerate() {
             let text = record.to_string();
-            let position = format!("page {page_no} #{}", i + 1);
-            if decoded.had_errors && text.contains('\u{FFFD}') {
-                items.push(Err(UnparsedRecord {
-                    payload: text.into_bytes(),
-                    position,
-                    message: format!(
-                        "记录含有 {} 字符集中不合法的字节 / the record holds bytes that are malformed in {}",
-                        decoded.encoding.name(),
-                        decoded.encoding.name()
-                    ),
-                }));
-                continue;
-            }
-            progress.see(&r.watermark, record, |v, p| json_at(v, p).cloned());
-            items.push(Ok(PulledRecord {
-                value: (*record).clone(),
-                payload: text.into_bytes(),
-                position,
-            }));
+            items.push(common::record_item(
+                record,
+                text,
+                format!("page {page_no} #{}", i + 1),
+                &decoded,
+                &mut progress,
+                &r.watermark,
+            ));
         }
         let n = records.len();
         self.fetched += n as u64;

@@ -1,0 +1,297 @@
+//! What the REST and SOAP pull sources share: checking the keys both kinds have (URL, request
+//! template, custom placeholders, paging limits, character sets), parsing a kind table into
+//! its three parts, building the source, and the bookkeeping of a pull run (progress, records
+//! holding malformed bytes, `since`/`until` values).
+
+use super::settings::{format_time, split, Progress, Watermark};
+use super::{PullMode, PulledRecord, SourceError, SourceItem, UnparsedRecord};
+use crate::http::charset::{self, Decoded};
+use crate::http::client::{ClientSettings, HttpClient};
+use crate::http::template::{Escaping, Template, TemplateValue, Values};
+use crate::sinks::SettingsProblem;
+use reqwest::Url;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A problem under `key`.
+pub(crate) fn problem(key: &str, message: String) -> SettingsProblem {
+    SettingsProblem {
+        key: key.into(),
+        message,
+    }
+}
+
+/// Default of `page_size`: 100.
+pub(crate) fn default_page_size() -> u32 {
+    100
+}
+
+/// Default of `first_page`: 1.
+pub(crate) fn default_first_page() -> i64 {
+    1
+}
+
+/// Default of `stop_on_short_page`: true.
+pub(crate) fn default_true() -> bool {
+    true
+}
+
+/// Default of `max_pages`: 10000.
+pub(crate) fn default_max_pages() -> u64 {
+    10_000
+}
+
+/// The `url` key: an http or https URL; otherwise a problem and `None`.
+pub(crate) fn http_url(text: &str, problems: &mut Vec<SettingsProblem>) -> Option<Url> {
+    match Url::parse(text) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+        Ok(u) => {
+            problems.push(problem(
+                "url",
+                format!("应为 http(s) 地址 / must be http or https, got {}:", u.scheme()),
+            ));
+            None
+        }
+        Err(e) => {
+            problems.push(problem("url", format!("无效的 URL / invalid URL: {e}")));
+            None
+        }
+    }
+}
+
+/// The placeholders a request template may use: `builtin` and the names of the custom
+/// `params` (a name clashing with a built-in one is a problem; with `check_values`, so is a
+/// value that is not a valid plain template).
+pub(crate) fn known_placeholders<'a>(
+    builtin: &[&'a str],
+    params: &'a BTreeMap<String, String>,
+    check_values: bool,
+    problems: &mut Vec<SettingsProblem>,
+) -> Vec<&'a str> {
+    let mut known: Vec<&str> = builtin.to_vec();
+    for (name, value) in params {
+        if builtin.contains(&name.as_str()) {
+            problems.push(problem(
+                &format!("params.{name}"),
+                format!("与内置占位符重名 / clashes with the built-in placeholder {{{{{name}}}}}"),
+            ));
+        } else if let Err(e) = check_values
+            .then(|| Template::parse(value, Escaping::Plain, &[]))
+            .transpose()
+        {
+            problems.push(problem(&format!("params.{name}"), e));
+        } else {
+            known.push(name);
+        }
+    }
+    known
+}
+
+/// The custom `params` as template values.
+pub(crate) fn param_values(params: &BTreeMap<String, String>) -> Values {
+    params
+        .iter()
+        .map(|(k, v)| (k.clone(), TemplateValue::Text(v.clone())))
+        .collect()
+}
+
+/// A value (`x`) for every known placeholder, to try a template out.
+pub(crate) fn sample_values(known: &[&str]) -> Values {
+    known
+        .iter()
+        .map(|k| (k.to_string(), TemplateValue::Text("x".into())))
+        .collect()
+}
+
+/// The limits of `page_size` (1..100000) and `max_pages` (at least 1).
+pub(crate) fn check_paging(page_size: u32, max_pages: u64, problems: &mut Vec<SettingsProblem>) {
+    if page_size == 0 || page_size > 100_000 {
+        problems.push(problem("page_size", "应在 1..100000 / must be 1..100000".into()));
+    }
+    if max_pages == 0 {
+        problems.push(problem("max_pages", "应至少为 1 / must be at least 1".into()));
+    }
+}
+
+/// The character set named by the `key` setting (`None` when not set); an unknown label is a
+/// problem.
+pub(crate) fn encoding_label(
+    key: &str,
+    label: Option<&str>,
+    problems: &mut Vec<SettingsProblem>,
+) -> Option<&'static encoding_rs::Encoding> {
+    let label = label?;
+    let encoding = charset::encoding_for_label(label);
+    if encoding.is_none() {
+        problems.push(problem(
+            key,
+            format!("未知字符集 / unknown character set {label:?} (utf-8, gbk, gb18030, ...)"),
+        ));
+    }
+    encoding
+}
+
+/// Parse a kind table: the connection keys, the incremental keys and the kind's own keys `T`,
+/// each checked as far as it parses; `resolve` checks the own keys, given the watermark and
+/// the connection settings when those parsed. Every problem, or all three parts.
+pub(crate) fn parse<T: DeserializeOwned, R>(
+    table: &toml::Table,
+    base: &Path,
+    resolve: impl FnOnce(&T, Option<&Watermark>, Option<&ClientSettings>) -> Result<R, Vec<SettingsProblem>>,
+) -> Result<(T, ClientSettings, R), Vec<SettingsProblem>> {
+    let parts = split::<T>(table);
+    let mut problems = Vec::new();
+    let client = match parts.client {
+        Ok(c) => {
+            problems.extend(c.check(base));
+            Some(c)
+        }
+        Err(p) => {
+            problems.push(p);
+            None
+        }
+    };
+    let watermark = match parts.watermark.map(|w| w.resolve()) {
+        Ok(Ok(w)) => Some(w),
+        Ok(Err(p)) => {
+            problems.extend(p);
+            None
+        }
+        Err(p) => {
+            problems.push(p);
+            None
+        }
+    };
+    let own = match parts.own {
+        Ok(s) => match resolve(&s, watermark.as_ref(), client.as_ref()) {
+            Ok(r) => Some((s, r)),
+            Err(p) => {
+                problems.extend(p);
+                None
+            }
+        },
+        Err(p) => {
+            problems.push(p);
+            None
+        }
+    };
+    match (client, own) {
+        (Some(c), Some((s, r))) if problems.is_empty() => Ok((s, c, r)),
+        _ => Err(problems),
+    }
+}
+
+/// What a pull source keeps: its id, its own settings, their checked form and its HTTP client.
+pub(crate) struct Inner<S, R> {
+    /// The source's id.
+    pub source_id: String,
+    /// The kind's own keys.
+    pub settings: S,
+    /// Those keys, checked.
+    pub resolved: R,
+    /// The HTTP client (connection keys).
+    pub client: HttpClient,
+}
+
+impl<S, R> Inner<S, R> {
+    /// Build from a table that `parse` checks; its problems become one settings error.
+    pub fn build(
+        source_id: &str,
+        table: &toml::Table,
+        base: &Path,
+        parse: impl FnOnce(&toml::Table, &Path) -> Result<(S, ClientSettings, R), Vec<SettingsProblem>>,
+    ) -> Result<Arc<Self>, SourceError> {
+        let (settings, client_settings, resolved) = parse(table, base).map_err(|problems| {
+            SourceError::Settings(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        })?;
+        let client = HttpClient::new(source_id, &client_settings, base)?;
+        Ok(Arc::new(Inner {
+            source_id: source_id.to_string(),
+            settings,
+            resolved,
+            client,
+        }))
+    }
+
+    /// Begin a run (`kind` names the source kind in the log) from the stored `cursor`.
+    pub fn start_progress(
+        &self,
+        kind: &str,
+        watermark: &Watermark,
+        cursor: Option<String>,
+        mode: PullMode,
+    ) -> Result<Progress, SourceError> {
+        let progress = Progress::start(watermark, cursor.as_deref(), mode == PullMode::FullResync);
+        tracing::info!(
+            source = %self.source_id,
+            mode = ?mode,
+            since = ?progress.as_ref().ok().and_then(|p| p.since),
+            "{kind} pull run starts"
+        );
+        progress
+    }
+}
+
+/// The progress to go on from at the next page, or the error the run started with.
+pub(crate) fn resume(progress: &Result<Progress, SourceError>) -> Result<Progress, SourceError> {
+    match progress {
+        Ok(p) => Ok(p.clone()),
+        Err(e) => Err(SourceError::Settings(match e {
+            SourceError::Settings(m) => m.clone(),
+            other => other.to_string(),
+        })),
+    }
+}
+
+/// The error of a run that reached `max_pages`.
+pub(crate) fn max_pages_reached(max_pages: u64) -> SourceError {
+    SourceError::Protocol(format!(
+        "已达 max_pages = {max_pages} 页，本次拉取中止，游标未推进 / max_pages = {max_pages} reached: the run stops without advancing the cursor"
+    ))
+}
+
+/// Put `since` (null when none) and `until` into `values`, written as the source expects.
+pub(crate) fn insert_times(values: &mut Values, progress: &Progress, w: &Watermark) {
+    values.insert(
+        "since".into(),
+        progress.since.map_or(TemplateValue::Null, |t| {
+            TemplateValue::Text(format_time(t, &w.since_format, w.offset))
+        }),
+    );
+    values.insert(
+        "until".into(),
+        TemplateValue::Text(format_time(progress.until, &w.since_format, w.offset)),
+    );
+}
+
+/// One record of an answer (`text` its payload): unparsed when it holds bytes malformed in
+/// the answer's character set, else pulled, its watermark noted in `progress`.
+pub(crate) fn record_item(
+    record: &Value,
+    text: String,
+    position: String,
+    decoded: &Decoded,
+    progress: &mut Progress,
+    watermark: &Watermark,
+) -> SourceItem {
+    if decoded.had_errors && text.contains('\u{FFFD}') {
+        return Err(UnparsedRecord {
+            payload: text.into_bytes(),
+            position,
+            message: format!(
+                "记录含有 {} 字符集中不合法的字节 / the record holds bytes that are malformed in {}",
+                decoded.encoding.name(),
+                decoded.encoding.name()
+            ),
+        });
+    }
+    progress.see(watermark, record, |v, p| crate::http::json_at(v, p).cloned());
+    Ok(PulledRecord {
+        value: record.clone(),
+        payload: text.into_bytes(),
+        position,
+    })
+}
