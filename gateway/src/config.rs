@@ -477,6 +477,18 @@ impl Default for CatalogueFields {
     }
 }
 
+impl SourceConfig {
+    /// The adapter table of a pull source (`rest` or `soap`; empty when absent), `None` for
+    /// the other kinds.
+    pub fn pull_table(&self) -> Option<toml::Table> {
+        match self.kind.as_str() {
+            "rest" => Some(self.rest.clone().unwrap_or_default()),
+            "soap" => Some(self.soap.clone().unwrap_or_default()),
+            _ => None,
+        }
+    }
+}
+
 impl CatalogueSourceConfig {
     /// The adapter table of its kind.
     pub fn adapter_table(&self) -> toml::Table {

@@ -259,15 +259,6 @@ impl Runtime {
         }
     }
 
-    /// Every source's current preparer, by source id (for replays).
-    pub fn preparer_map(&self) -> HashMap<String, Preparer> {
-        self.preparers
-            .source_ids()
-            .into_iter()
-            .filter_map(|id| self.preparers.get(&id).map(|p| (id, p)))
-            .collect()
-    }
-
     /// Sink ids: one outbox row per sink per committed version.
     pub fn sinks(&self) -> Vec<String> {
         self.resolved.config.sink_ids()

@@ -4,12 +4,9 @@
 use super::{Command, ExportFormat, ExportWhat};
 use crate::config::{Config, Resolved};
 use crate::pipeline::ingest::{ingest_files, BatchSettings, IngestJob, OnCommit, Shutdown};
-use crate::pipeline::prepare::Preparer;
 use crate::pipeline::replay::{replay, ReplaySelection};
 use crate::store::{self, AuditEntry, CaseFilter, QuarantineFilter, QuarantineStatus};
 use anyhow::Context;
-use normalizer::Normalizer;
-use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -38,25 +35,6 @@ pub fn config_check(file: &Path) -> anyhow::Result<ExitCode> {
 /// Load a config or fail with all its problems.
 pub fn load_config(file: &Path) -> anyhow::Result<Resolved> {
     Config::load(file).map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-/// One preparer per configured source.
-pub fn preparers(resolved: &Resolved) -> anyhow::Result<HashMap<String, Preparer>> {
-    let normalizer = Arc::new(Normalizer::new(resolved.rules.clone())?);
-    let mut out = HashMap::new();
-    for (source, mapping) in resolved.config.sources.iter().zip(&resolved.mappings) {
-        out.insert(
-            source.id.clone(),
-            Preparer {
-                source_id: source.id.clone(),
-                mapping: Arc::clone(mapping),
-                normalizer: Arc::clone(&normalizer),
-                record_key_path: source.record_key.clone(),
-                metrics: None,
-            },
-        );
-    }
-    Ok(out)
 }
 
 /// Trigger `shutdown` on Ctrl-C or SIGTERM.

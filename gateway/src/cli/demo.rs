@@ -210,11 +210,7 @@ async fn pull_source(runtime: &Runtime, source_id: &str, shutdown: &Shutdown) ->
         .iter()
         .find(|s| s.id == source_id)
         .context("demo source")?;
-    let table = match source.kind.as_str() {
-        "rest" => source.rest.clone(),
-        _ => source.soap.clone(),
-    }
-    .unwrap_or_default();
+    let table = source.pull_table().context("demo sources are pulled")?;
     let pull = adapters::sources::build(source_id, &source.kind, &table, &config.base_dir)?;
     for attempt in 1..=5 {
         match pull_once(runtime, source_id, &pull, PullMode::Incremental, shutdown).await {

@@ -130,7 +130,7 @@ pub async fn build_runtime(resolved: crate::config::Resolved) -> anyhow::Result<
     // A catalogue pulled earlier is in force from the start.
     let items = crate::sources::catalogue::refresh_normalizer(&runtime).await?;
     if items > 0 {
-        tracing::info!(items, "supervision-item catalogue loaded from the store");
+        tracing::info!(items, "supervision-item catalogue in force");
     }
     Ok(runtime)
 }
@@ -154,11 +154,7 @@ pub fn start_source_tasks(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Res
                 ));
             }
             "rest" | "soap" => {
-                let table = match source.kind.as_str() {
-                    "rest" => source.rest.clone(),
-                    _ => source.soap.clone(),
-                }
-                .unwrap_or_default();
+                let table = source.pull_table().unwrap_or_default();
                 let pull = adapters::sources::build(&source.id, &source.kind, &table, &base)
                     .map_err(|e| anyhow::anyhow!("sources {:?}: {e}", source.id))?;
                 let schedule = Schedule::from_config(source.cron.as_deref(), source.poll_seconds)
@@ -308,12 +304,7 @@ async fn pull_each_once(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Resul
         tracing::info!(catalogue = %catalogue.id, ?summary, "catalogue pulled once");
     }
     for source in &runtime.resolved.config.sources {
-        let table = match source.kind.as_str() {
-            "rest" => source.rest.clone(),
-            "soap" => source.soap.clone(),
-            _ => continue,
-        }
-        .unwrap_or_default();
+        let Some(table) = source.pull_table() else { continue };
         let pull = adapters::sources::build(&source.id, &source.kind, &table, &base)
             .map_err(|e| anyhow::anyhow!("sources {:?}: {e}", source.id))?;
         let summary = pull_once(runtime, &source.id, &pull, PullMode::Incremental, shutdown)

@@ -27,6 +27,18 @@ pub struct RecordOutcome {
     pub violations: Vec<Violation>,
 }
 
+/// The counts of a committed batch of `received` records with these outcomes.
+pub fn summarize(received: u64, outcomes: &[RecordOutcome]) -> super::Summary {
+    let mut summary = super::Summary {
+        received,
+        ..super::Summary::default()
+    };
+    for o in outcomes {
+        summary.add(&o.result);
+    }
+    summary
+}
+
 /// Convert an adapter's item into the pipeline's.
 pub fn read_item(item: SourceItem) -> ReadItem {
     match item {

@@ -4,9 +4,8 @@
 //! consumer reconnects with backoff: nothing is lost, and records delivered twice are absorbed
 //! by content hash.
 
-use crate::pipeline::batch::{commit_prepared, prepare_parallel, read_item};
+use crate::pipeline::batch::{commit_prepared, prepare_parallel, read_item, summarize};
 use crate::pipeline::ingest::Shutdown;
-use crate::pipeline::Summary;
 use crate::runtime::Runtime;
 use adapters::sources::amqp::{AmqpConsumer, AmqpSourceSettings};
 use std::path::PathBuf;
@@ -110,13 +109,7 @@ async fn consume(runtime: &Runtime, source_id: &str, consumer: &mut AmqpConsumer
                     .map_err(|e| format!("store failed; the batch was not acknowledged: {e}"))?;
                 // Committed but not acknowledged on failure: the broker redelivers, the hash absorbs it.
                 batch.settle().await.map_err(|e| e.to_string())?;
-                let mut summary = Summary {
-                    received,
-                    ..Summary::default()
-                };
-                for o in &outcomes {
-                    summary.add(&o.result);
-                }
+                let summary = summarize(received, &outcomes);
                 for o in &outcomes {
                     tracing::debug!(record_key = %o.record_key, result = ?o.result, "record committed");
                 }

@@ -98,9 +98,14 @@ pub fn items_of_page(items: Vec<SourceItem>, fields: &CatalogueFields) -> (Vec<C
     (by_key.into_values().collect(), refused)
 }
 
-/// Rebuild every source's validation with the stored catalogue (plus the configured CSV one).
+/// Rebuild every source's validation with the stored catalogue (plus the configured CSV one);
+/// returns the number of item codes in force. Without stored items nothing is rebuilt.
 pub async fn refresh_normalizer(runtime: &Runtime) -> StoreResult<usize> {
     let items = runtime.store.catalogue().catalogue_items().await?;
+    if items.is_empty() {
+        // Nothing pulled yet: the validation built from the configuration already applies.
+        return Ok(runtime.resolved.rules.catalogue.as_ref().map_or(0, |c| c.len()));
+    }
     let catalogue = to_catalogue(&items, runtime.resolved.rules.catalogue.as_ref());
     let count = catalogue.len();
     let mut rules = runtime.resolved.rules.clone();

@@ -8,7 +8,7 @@
 use super::catalogue::items_of_page;
 use super::schedule::Schedule;
 use crate::config::CatalogueFields;
-use crate::pipeline::batch::{commit_prepared, prepare_parallel, read_item};
+use crate::pipeline::batch::{commit_prepared, prepare_parallel, read_item, summarize};
 use crate::pipeline::ingest::Shutdown;
 use crate::pipeline::prepare::Preparer;
 use crate::pipeline::Summary;
@@ -215,13 +215,7 @@ pub async fn pull_into(
             Ok(o) => o,
             Err(e) => break Err(PullError::Store(e)),
         };
-        let mut page_summary = Summary {
-            received,
-            ..Summary::default()
-        };
-        for o in &outcomes {
-            page_summary.add(&o.result);
-        }
+        let page_summary = summarize(received, &outcomes);
         span.in_scope(|| {
             for o in &outcomes {
                 tracing::debug!(record_key = %o.record_key, result = ?o.result, "record committed");

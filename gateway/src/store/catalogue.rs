@@ -62,7 +62,7 @@ impl CatalogueStore for SqliteStore {
         let source = source_id.to_string();
         let cursor = cursor.map(str::to_string);
         self.with_conn(move |conn| {
-            let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            let now = super::sqlite::now();
             let tx = conn.transaction()?;
             let mut written = 0u64;
             {

@@ -5,7 +5,7 @@
 //! nothing and says so). The unique partial index `mapping_versions_one_active` is the last
 //! guard: two active versions of one source cannot be committed whatever the code does.
 
-use super::postgres::PostgresStore;
+use super::postgres::{audit_record, insert_audit, PostgresStore};
 use super::{StoreError, StoreResult};
 use crate::lifecycle::store::{
     ActivateOutcome, Activation, ActivationKind, ActivationRow, ActiveMapping, MappingStore, NewVersion, StoredVersion,
@@ -137,16 +137,6 @@ async fn insert_activation(client: &impl GenericClient, row: &ActivationRow) -> 
                 &row.actor,
                 &row.at,
             ],
-        )
-        .await?;
-    Ok(())
-}
-
-async fn insert_audit(client: &impl GenericClient, entry: &AuditEntry, now: DateTime<Utc>) -> StoreResult<()> {
-    client
-        .execute(
-            "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
-            &[&now, &entry.actor, &entry.action, &entry.subject, &entry.detail],
         )
         .await?;
     Ok(())
@@ -371,17 +361,6 @@ impl MappingStore for PostgresStore {
                 &[&subject, &action_prefix],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRecord {
-                    id: r.try_get(0)?,
-                    at: r.try_get(1)?,
-                    actor: r.try_get(2)?,
-                    action: r.try_get(3)?,
-                    subject: r.try_get(4)?,
-                    detail: r.try_get(5)?,
-                })
-            })
-            .collect()
+        Ok(rows.iter().map(audit_record).collect::<Result<_, _>>()?)
     }
 }

@@ -2,7 +2,7 @@
 //! which serialises it with every other writer of the file; the unique partial index
 //! `mapping_versions_one_active` keeps one active version per source whatever happens.
 
-use super::sqlite::SqliteStore;
+use super::sqlite::{insert_audit, parse_time, query_audit, time, SqliteStore};
 use super::{StoreError, StoreResult};
 use crate::lifecycle::store::{
     ActivateOutcome, Activation, ActivationKind, ActivationRow, ActiveMapping, MappingStore, NewVersion, StoredVersion,
@@ -10,19 +10,8 @@ use crate::lifecycle::store::{
 };
 use crate::store::{AuditEntry, AuditRecord, PayloadFormat, RawRecord};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
-
-/// RFC 3339 in UTC with microseconds, like the rest of the SQLite store (text order = time order).
-fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
-fn parse_time(s: &str) -> StoreResult<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt(format!("timestamp {s:?}: {e}")))
-}
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
@@ -163,15 +152,6 @@ fn insert_activation(conn: &Connection, row: &ActivationRow) -> StoreResult<()> 
             row.actor,
             time(row.at)
         ],
-    )?;
-    Ok(())
-}
-
-fn insert_audit(conn: &Connection, entry: &AuditEntry, now: &str) -> StoreResult<()> {
-    let detail = serde_json::to_string(&entry.detail).map_err(|e| corrupt("audit detail", e))?;
-    conn.execute(
-        "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![now, entry.actor, entry.action, entry.subject, detail],
     )?;
     Ok(())
 }
@@ -417,34 +397,12 @@ impl MappingStore for SqliteStore {
         let subject = subject.to_string();
         let prefix = action_prefix.to_string();
         self.with_conn(move |conn| {
-            let mut stmt = conn.prepare_cached(
+            query_audit(
+                conn,
                 "SELECT id, at, actor, action, subject, detail FROM audit_log
                  WHERE subject = ?1 AND substr(action, 1, length(?2)) = ?2 ORDER BY id",
-            )?;
-            let rows = stmt
-                .query_map(params![subject, prefix], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, String>(5)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter()
-                .map(|r| {
-                    Ok(AuditRecord {
-                        id: r.0,
-                        at: parse_time(&r.1)?,
-                        actor: r.2,
-                        action: r.3,
-                        subject: r.4,
-                        detail: serde_json::from_str(&r.5).map_err(|e| corrupt("audit detail", e))?,
-                    })
-                })
-                .collect()
+                params![subject, prefix],
+            )
         })
         .await
     }

@@ -1,7 +1,7 @@
 //! [`OutboxStore`] on the embedded SQLite store (one gateway instance per file: a claim is a
 //! select and an update in one immediate transaction).
 
-use super::sqlite::SqliteStore;
+use super::sqlite::{parse_time, time, SqliteStore};
 use super::{StoreError, StoreResult};
 use crate::outbox::store::{
     Claimed, DeliveryCount, DeliveryFilter, DeliveryRow, DeliveryStatus, OutboxStore, Redrive, Settlement,
@@ -10,18 +10,6 @@ use adapters::sinks::Delivery;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
-
-/// Timestamps are stored as RFC 3339 text in UTC with microseconds, so that text order is time
-/// order (as the rest of the SQLite store writes them).
-fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
-
-fn parse_time(s: &str) -> StoreResult<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Corrupt(format!("timestamp {s:?}: {e}")))
-}
 
 fn parse_status(s: &str) -> StoreResult<DeliveryStatus> {
     DeliveryStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("delivery status {s:?}")))

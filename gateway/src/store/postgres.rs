@@ -1378,16 +1378,7 @@ impl Store for PostgresStore {
 
     async fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached("INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
-            .await?;
-        client
-            .execute(
-                &stmt,
-                &[&Utc::now(), &entry.actor, &entry.action, &entry.subject, &entry.detail],
-            )
-            .await?;
-        Ok(())
+        insert_audit(&client, entry, Utc::now()).await
     }
 
     async fn audit_log(&self, limit: i64) -> StoreResult<Vec<AuditRecord>> {
@@ -1396,17 +1387,36 @@ impl Store for PostgresStore {
             .prepare_cached("SELECT id, at, actor, action, subject, detail FROM audit_log ORDER BY id DESC LIMIT $1")
             .await?;
         let rows = client.query(&stmt, &[&limit]).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRecord {
-                    id: r.try_get(0)?,
-                    at: r.try_get(1)?,
-                    actor: r.try_get(2)?,
-                    action: r.try_get(3)?,
-                    subject: r.try_get(4)?,
-                    detail: r.try_get(5)?,
-                })
-            })
-            .collect()
+        Ok(rows.iter().map(audit_record).collect::<Result<_, _>>()?)
     }
+}
+
+/// Append an audit entry at `now`, on a client or inside the caller's transaction.
+pub(crate) async fn insert_audit(
+    client: &impl deadpool_postgres::GenericClient,
+    entry: &AuditEntry,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let stmt = client
+        .prepare_cached("INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
+        .await?;
+    client
+        .execute(
+            &stmt,
+            &[&now, &entry.actor, &entry.action, &entry.subject, &entry.detail],
+        )
+        .await?;
+    Ok(())
+}
+
+/// An audit entry from a row of `id, at, actor, action, subject, detail`.
+pub(crate) fn audit_record(r: &Row) -> Result<AuditRecord, PgError> {
+    Ok(AuditRecord {
+        id: r.try_get(0)?,
+        at: r.try_get(1)?,
+        actor: r.try_get(2)?,
+        action: r.try_get(3)?,
+        subject: r.try_get(4)?,
+        detail: r.try_get(5)?,
+    })
 }

@@ -84,11 +84,19 @@ impl SqliteStore {
     }
 }
 
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+/// A timestamp as the SQLite store writes it: RFC 3339 in UTC with microseconds, so that text
+/// order is time order.
+pub(crate) fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-fn parse_time(s: &str) -> StoreResult<DateTime<Utc>> {
+/// The current time as [`time`] writes it.
+pub(crate) fn now() -> String {
+    time(Utc::now())
+}
+
+/// Read a timestamp written by [`time`].
+pub(crate) fn parse_time(s: &str) -> StoreResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("timestamp {s:?}: {e}")))
@@ -859,46 +867,58 @@ impl Store for SqliteStore {
 
     async fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
         let e = entry.clone();
-        let detail = to_json(&e.detail)?;
-        self.with_conn(move |conn| {
-            conn.execute(
-                "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![now(), e.actor, e.action, e.subject, detail],
-            )?;
-            Ok(())
-        })
-        .await
+        self.with_conn(move |conn| insert_audit(conn, &e, &now())).await
     }
 
     async fn audit_log(&self, limit: i64) -> StoreResult<Vec<AuditRecord>> {
         self.with_conn(move |conn| {
-            let mut stmt = conn.prepare_cached(
+            query_audit(
+                conn,
                 "SELECT id, at, actor, action, subject, detail FROM audit_log ORDER BY id DESC LIMIT ?1",
-            )?;
-            let rows = stmt.query_map([limit], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let r = row?;
-                out.push(AuditRecord {
-                    id: r.0,
-                    at: parse_time(&r.1)?,
-                    actor: r.2,
-                    action: r.3,
-                    subject: r.4,
-                    detail: parse_json(&r.5)?,
-                });
-            }
-            Ok(out)
+                [limit],
+            )
         })
         .await
     }
+}
+
+/// Append an audit entry at `now` (text from [`time`]) on `conn`, inside the caller's transaction.
+pub(crate) fn insert_audit(conn: &Connection, entry: &AuditEntry, now: &str) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![now, entry.actor, entry.action, entry.subject, to_json(&entry.detail)?],
+    )?;
+    Ok(())
+}
+
+/// Audit entries selected by `sql`, whose columns are `id, at, actor, action, subject, detail`.
+pub(crate) fn query_audit(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<Vec<AuditRecord>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let r = row?;
+        out.push(AuditRecord {
+            id: r.0,
+            at: parse_time(&r.1)?,
+            actor: r.2,
+            action: r.3,
+            subject: r.4,
+            detail: parse_json(&r.5)?,
+        });
+    }
+    Ok(out)
 }

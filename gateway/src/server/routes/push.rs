@@ -8,9 +8,8 @@
 //! `xml_records` path; GBK/GB18030 by the prolog or the `charset`) or CSV (`text/csv`). Without a
 //! `Content-Type`, the source's configured `format` applies.
 
-use crate::pipeline::batch::{prepare_and_commit, RecordOutcome};
+use crate::pipeline::batch::{prepare_and_commit, summarize, RecordOutcome};
 use crate::pipeline::reader::{read_bytes, InputFormat, ReadError, ReadItem};
-use crate::pipeline::Summary;
 use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::{audit, ApiPath, Shared};
@@ -210,13 +209,7 @@ pub async fn push(
         &state.runtime.sinks(),
     )
     .await?;
-    let mut summary = Summary {
-        received: received as u64,
-        ..Summary::default()
-    };
-    for o in &outcomes {
-        summary.add(&o.result);
-    }
+    let summary = summarize(received as u64, &outcomes);
     state.runtime.sources.add_summary(&source, &summary);
     tracing::info!(source = %source, ?summary, "push committed");
     audit(

@@ -224,7 +224,7 @@ pub async fn replay_one(
     };
     let summary = replay(
         state.runtime.store.as_ref(),
-        &state.runtime.preparer_map(),
+        &state.runtime.preparers.snapshot(),
         &selection,
         &state.runtime.sinks(),
     )
@@ -282,7 +282,7 @@ pub async fn replay_many(
     };
     let summary = replay(
         state.runtime.store.as_ref(),
-        &state.runtime.preparer_map(),
+        &state.runtime.preparers.snapshot(),
         &selection,
         &state.runtime.sinks(),
     )
