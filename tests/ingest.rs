@@ -279,20 +279,78 @@ on_both_backends!(export_csv_has_header_and_one_row_per_case);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_the_database_refuses_is_isolated_and_quarantined_while_its_batch_commits() {
-    // PostgreSQL refuses a NUL character inside jsonb text; SQLite would accept it.
+    // A site rule in the database (a trigger a DBA added) refuses one case; the other records of
+    // its batch commit, and the refused one is quarantined with the database's reason.
     let env = Env::new(Backend::Postgres).await;
-    let mut text = jsonl(1..11, 0, 0);
-    let mut poison = support::nanchang_record(11, 0);
-    poison["wfss"] = serde_json::json!("含有\u{0}字符的违法事实");
-    text.push_str(&format!("{poison}\n"));
-    text.push_str(&jsonl(12..21, 0, 0));
-    let s = env.ingest(&env.write("poison.jsonl", &text));
+    support::assert_success(
+        &env.cmd(&["migrate", "--config", path_str(&env.config)])
+            .output()
+            .unwrap(),
+        "migrate",
+    );
+    let url = &env.pg.as_ref().expect("postgres test database").url;
+    support::common::admin_client(url)
+        .await
+        .batch_execute(
+            "CREATE FUNCTION refuse_case() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF NEW.case_number = 'NCSJ-CF-2024-000011' THEN
+                     RAISE EXCEPTION 'site rule refuses case %', NEW.case_number;
+                 END IF;
+                 RETURN NEW;
+             END $$;
+             CREATE TRIGGER refuse_case BEFORE INSERT ON cases FOR EACH ROW EXECUTE FUNCTION refuse_case();",
+        )
+        .await
+        .unwrap();
+    let s = env.ingest(&env.write("batch.jsonl", &jsonl(1..21, 0, 0)));
     assert_eq!((count(&s, "accepted"), count(&s, "quarantined")), (19, 1), "{s}");
     let q = env.export("quarantine");
     assert_eq!(q.len(), 1);
     assert_eq!(q[0]["violations"][0]["rule"], "store.write_failed", "{}", q[0]);
+    assert!(
+        q[0]["violations"][0]["message_en"]
+            .as_str()
+            .is_some_and(|m| m.contains("site rule refuses case")),
+        "{}",
+        q[0]
+    );
     assert_eq!(q[0]["record_key"], "NCSJ-CF-2024-000011");
 }
+
+async fn nul_characters_are_quarantined_with_their_field_and_the_batch_commits(backend: Backend) {
+    // Text columns (here and in every downstream system) cannot hold U+0000.
+    let env = Env::new(backend).await;
+    let mut text = jsonl(1..6, 0, 0);
+    let mut in_facts = support::nanchang_record(6, 0);
+    in_facts["wfss"] = serde_json::json!("含有\u{0}字符的违法事实");
+    let mut in_key = support::nanchang_record(7, 0);
+    in_key["ajbh"] = serde_json::json!("NCSJ-CF-2024-\u{0}07");
+    text.push_str(&format!("{in_facts}\n{in_key}\n"));
+    text.push_str(&jsonl(8..11, 0, 0));
+    let s = env.ingest(&env.write("nul.jsonl", &text));
+    assert_eq!((count(&s, "accepted"), count(&s, "quarantined")), (8, 2), "{s}");
+    let q = env.export("quarantine");
+    assert_eq!(q.len(), 2, "{q:?}");
+    let facts = q
+        .iter()
+        .find(|e| e["record_key"] == "NCSJ-CF-2024-000006")
+        .expect("entry of record 6");
+    assert_eq!(facts["violations"][0]["rule"], "text.nul_character", "{facts}");
+    assert!(
+        facts["violations"][0]["pointer"]
+            .as_str()
+            .is_some_and(|p| !p.is_empty()),
+        "{facts}"
+    );
+    let key = q
+        .iter()
+        .find(|e| e["record_key"] == "NCSJ-CF-2024-\u{fffd}07")
+        .expect("entry of record 7");
+    assert!(key["violations"].as_array().is_some_and(|v| !v.is_empty()), "{key}");
+}
+
+on_both_backends!(nul_characters_are_quarantined_with_their_field_and_the_batch_commits);
 
 async fn run_once_ingests_drop_folder_files_and_moves_them(backend: Backend) {
     let mapping = support::repo().join("mappings/nanchang-amr-penalty/mapping.toml");

@@ -226,7 +226,11 @@ impl Rec {
             region: self.region.clone(),
             operation: self.operation,
             record_hash: sha256_hex(record.to_string().as_bytes()),
-            record,
+            target_id: record
+                .pointer("/target/id_number")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string),
+            record_json: record.to_string(),
             warnings: self.warnings.clone(),
         }))
     }
@@ -1291,7 +1295,8 @@ async fn postgres_concurrent_migrations_apply_once() {
             "0002_outbox_dispatch",
             "0003_mapping_versions",
             "0004_case_lookups",
-            "0005_supervision_catalogue"
+            "0005_supervision_catalogue",
+            "0006_compact_rows"
         ],
         "each migration applied once"
     );

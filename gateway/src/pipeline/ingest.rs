@@ -183,7 +183,10 @@ pub async fn run_stages(
     settings: BatchSettings,
     on_commit: Option<OnCommit>,
 ) -> Result<Summary, IngestError> {
-    let (prepared_tx, prepared_rx) = mpsc::channel::<Vec<IncomingRecord>>(settings.channel_capacity);
+    // Room for one whole batch of prepared chunks, so the next batch is prepared while the
+    // previous one commits (a smaller queue stalls the preparers during every commit).
+    let prepared_capacity = settings.channel_capacity.max(settings.batch_size.div_ceil(CHUNK) + 1);
+    let (prepared_tx, prepared_rx) = mpsc::channel::<Vec<IncomingRecord>>(prepared_capacity);
     let metrics = preparer.metrics.clone();
     let prepare_stage = tokio::spawn(async move {
         // Chunks are prepared on up to one blocking thread per core, and forwarded in order

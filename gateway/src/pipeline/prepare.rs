@@ -58,15 +58,79 @@ pub fn record_hash(record: &Value, operation: Operation) -> String {
     if operation == Operation::Delete {
         hasher.update(b"withdrawn:");
     }
-    match record {
-        Value::Object(map) if map.contains_key("operation") => {
-            let mut copy = map.clone();
-            copy.remove("operation");
-            hasher.update(serde_json::to_vec(&copy).unwrap_or_default());
-        }
-        other => hasher.update(serde_json::to_vec(other).unwrap_or_default()),
-    }
+    hasher.update(json_without_operation(record));
     hex::encode(hasher.finalize())
+}
+
+/// The compact JSON text of `record` as if its `operation` member were removed (the same bytes
+/// `serde_json::to_vec` gives for such a copy, without copying the record).
+fn json_without_operation(record: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2048);
+    let Value::Object(map) = record else {
+        return serde_json::to_vec(record).unwrap_or_default();
+    };
+    out.push(b'{');
+    let mut first = true;
+    for (key, value) in map.iter().filter(|(key, _)| key.as_str() != "operation") {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        // Writing a string or a `Value` into a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut out, key);
+        out.push(b':');
+        let _ = serde_json::to_writer(&mut out, value);
+    }
+    out.push(b'}');
+    out
+}
+
+/// `text` with every NUL character replaced by U+FFFD: text columns cannot hold NUL, and a
+/// record key must always be storable (the record is quarantined under it when nothing else is).
+fn without_nul(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{fffd}")
+    } else {
+        text
+    }
+}
+
+/// One violation per text of the canonical record that contains a NUL character (U+0000): no
+/// database text column and no downstream system takes it, and the mapping cannot know where it
+/// came from, so the record is quarantined for the clerk to correct at the source.
+fn fields_with_nul(canonical: &Value) -> Vec<Violation> {
+    fn walk(value: &Value, pointer: &mut String, out: &mut Vec<Violation>) {
+        match value {
+            Value::String(s) if s.contains('\0') => out.push(Violation::error(
+                pointer.clone(),
+                "text.nul_character",
+                Some(s.replace('\0', "\\0")),
+                "字段含有空字符（U+0000），请在源系统中删除后重新推送",
+                "the field contains a NUL character (U+0000); remove it at the source and send the record again",
+            )),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let len = pointer.len();
+                    pointer.push_str(&format!("/{i}"));
+                    walk(item, pointer, out);
+                    pointer.truncate(len);
+                }
+            }
+            Value::Object(map) => {
+                for (key, item) in map {
+                    let len = pointer.len();
+                    pointer.push('/');
+                    pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                    walk(item, pointer, out);
+                    pointer.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(canonical, &mut String::new(), &mut out);
+    out
 }
 
 fn key_text(value: &Value, path: &str) -> Option<String> {
@@ -127,8 +191,15 @@ impl Preparer {
             .and_then(|p| key_text(&record.value, p))
             .or_else(|| key.as_ref().map(ToString::to_string))
             .unwrap_or_else(|| record.position.clone());
-        let verdict = match (accepted, key) {
-            (true, Some(key)) => {
+        let record_key = without_nul(record_key);
+        let record_json = accepted.then(|| canonical.to_string());
+        let nul_fields = match &record_json {
+            Some(json) if json.contains("\\u0000") => fields_with_nul(&canonical),
+            _ => Vec::new(),
+        };
+        let verdict = match (record_json, key) {
+            (Some(_), Some(_)) if !nul_fields.is_empty() => Verdict::Quarantine(nul_fields),
+            (Some(record_json), Some(key)) => {
                 let operation = Operation::from_record(&canonical);
                 let year = numbering_year(&canonical, key.case_type);
                 let region = canonical
@@ -138,22 +209,26 @@ impl Preparer {
                     .to_string();
                 Verdict::Accept(AcceptedRecord {
                     record_hash: record_hash(&canonical, operation),
+                    record_json,
+                    target_id: canonical
+                        .pointer("/target/id_number")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
                     key,
                     year,
                     region,
                     operation,
-                    record: canonical,
                     warnings: outcome.violations,
                 })
             }
-            (true, None) => Verdict::Quarantine(vec![Violation::error(
+            (Some(_), None) => Verdict::Quarantine(vec![Violation::error(
                 "",
                 "pipeline.no_business_key",
                 None,
                 "记录缺少业务主键（执法部门统一社会信用代码、案件类型、部门案件编号）",
                 "record lacks its business key (agency credit code, case type, case number)",
             )]),
-            (false, _) => Verdict::Quarantine(outcome.violations),
+            (None, _) => Verdict::Quarantine(outcome.violations),
         };
         IncomingRecord {
             source_id: self.source_id.clone(),
@@ -181,5 +256,41 @@ impl Preparer {
             case_type,
             case_number,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_text_without_operation_equals_serialising_a_copy_without_it() {
+        let record = serde_json::json!({
+            "agency": {"name": "南昌市市场监督管理局", "region_code": "360100"},
+            "case_number": "洪市监罚〔2024〕1号\n\"引号\"",
+            "fine": 1234.5,
+            "officers": [{"name": "张三"}, {"name": "李四"}],
+            "operation": "update",
+            "zz_last": null
+        });
+        let mut copy = record.as_object().cloned().unwrap_or_default();
+        copy.remove("operation");
+        assert_eq!(
+            json_without_operation(&record),
+            serde_json::to_vec(&copy).unwrap_or_default()
+        );
+        let without = Value::Object(copy);
+        assert_eq!(
+            json_without_operation(&without),
+            serde_json::to_vec(&without).unwrap_or_default()
+        );
+        assert_eq!(
+            record_hash(&record, Operation::Update),
+            record_hash(&without, Operation::Insert)
+        );
+        assert_ne!(
+            record_hash(&record, Operation::Update),
+            record_hash(&record, Operation::Delete)
+        );
     }
 }

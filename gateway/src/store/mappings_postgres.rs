@@ -5,13 +5,13 @@
 //! nothing and says so). The unique partial index `mapping_versions_one_active` is the last
 //! guard: two active versions of one source cannot be committed whatever the code does.
 
-use super::postgres::{audit_record, insert_audit, PostgresStore};
+use super::postgres::{audit_record, insert_audit, raw_record_from_row, PostgresStore, RAW_COLUMNS};
 use super::{StoreError, StoreResult};
 use crate::lifecycle::store::{
     ActivateOutcome, Activation, ActivationKind, ActivationRow, ActiveMapping, MappingStore, NewVersion, StoredVersion,
     VersionStatus,
 };
-use crate::store::{AuditEntry, AuditRecord, PayloadFormat, RawRecord};
+use crate::store::{AuditEntry, AuditRecord, RawRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -330,26 +330,12 @@ impl MappingStore for PostgresStore {
     async fn last_raw_records(&self, source_id: &str, limit: i64) -> StoreResult<Vec<RawRecord>> {
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(
-                "SELECT id, source_id, record_key, content_hash, format, received_at, payload FROM raw_records
-                 WHERE source_id = $1 ORDER BY id DESC LIMIT $2",
-            )
+            .prepare_cached(&format!(
+                "SELECT {RAW_COLUMNS} FROM raw_records WHERE source_id = $1 ORDER BY id DESC LIMIT $2"
+            ))
             .await?;
         let rows = client.query(&stmt, &[&source_id, &limit]).await?;
-        rows.iter()
-            .map(|r| {
-                let format: String = r.try_get(4)?;
-                Ok(RawRecord {
-                    id: r.try_get(0)?,
-                    source_id: r.try_get(1)?,
-                    record_key: r.try_get(2)?,
-                    content_hash: r.try_get(3)?,
-                    format: PayloadFormat::parse(&format).ok_or_else(|| corrupt("payload format", &format))?,
-                    received_at: r.try_get(5)?,
-                    payload: r.try_get(6)?,
-                })
-            })
-            .collect()
+        rows.iter().map(raw_record_from_row).collect()
     }
 
     async fn audit_about(&self, subject: &str, action_prefix: &str) -> StoreResult<Vec<AuditRecord>> {

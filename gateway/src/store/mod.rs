@@ -7,12 +7,14 @@
 //! [`plan`] decides what each record becomes, and the backend writes the plan set-wise.
 
 pub mod catalogue;
+mod compress;
 pub mod mappings_postgres;
 pub mod mappings_sqlite;
 pub mod outbox_postgres;
 pub mod outbox_sqlite;
 pub mod plan;
 pub mod postgres;
+mod postgres_commit;
 pub mod sqlite;
 pub mod types;
 
@@ -27,7 +29,7 @@ pub enum StoreError {
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL failed.
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", postgres_detail(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// No PostgreSQL connection could be taken from the pool.
     #[error("PostgreSQL pool: {0}")]
@@ -44,6 +46,24 @@ pub enum StoreError {
     /// A background task failed.
     #[error("store task failed: {0}")]
     Task(String),
+}
+
+/// A PostgreSQL error with the server's message, detail and constraint (tokio-postgres alone
+/// shows "db error"), so an operator or clerk sees why the database refused.
+fn postgres_detail(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{}: {}", db.severity(), db.message());
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!(" ({detail})"));
+            }
+            if let Some(constraint) = db.constraint() {
+                text.push_str(&format!(" [constraint {constraint}]"));
+            }
+            text
+        }
+        None => e.to_string(),
+    }
 }
 
 impl StoreError {

@@ -35,7 +35,7 @@ const CLAIM: &str = "
             FOR UPDATE SKIP LOCKED)
         RETURNING o.id, o.case_id, o.version, o.idempotency_key, o.attempts)
     SELECT cl.id, cl.version, cl.idempotency_key, cl.attempts, k.unified_code, k.case_type, k.year, k.region,
-           v.status, v.created_at, v.record
+           v.status, v.created_at, v.record, v.record_lz4
     FROM claimed cl
     JOIN cases k ON k.id = cl.case_id
     JOIN case_versions v ON v.case_id = cl.case_id AND v.version = cl.version
@@ -76,7 +76,7 @@ fn claimed_from_row(r: &Row) -> StoreResult<Claimed> {
             region: r.try_get(7)?,
             withdrawn: status == "withdrawn",
             committed_at: r.try_get(9)?,
-            record: r.try_get(10)?,
+            record: super::compress::record_of(r.try_get(10)?, r.try_get(11)?)?,
         },
         attempts: r.try_get(3)?,
     })

@@ -299,7 +299,7 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                 record.mapping_id,
                 record.mapping_version,
                 a.record_hash,
-                to_json(&a.record)?,
+                a.record_json,
                 to_json(&a.warnings)?,
                 now
             ])?;

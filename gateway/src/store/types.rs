@@ -85,9 +85,11 @@ pub struct AcceptedRecord {
     pub region: String,
     /// Insert, update or delete.
     pub operation: Operation,
-    /// The canonical record.
-    pub record: Value,
-    /// SHA-256 (hex) of the canonical record's JSON text.
+    /// The canonical record as compact JSON text, as stored (serialised once, while preparing).
+    pub record_json: String,
+    /// The target's identifier (`/target/id_number`: credit code or ID number), for look-ups.
+    pub target_id: Option<String>,
+    /// SHA-256 (hex) of the canonical record's JSON text without its `operation` flag.
     pub record_hash: String,
     /// Warnings kept with the version.
     pub warnings: Vec<Violation>,
