@@ -126,9 +126,11 @@ async fn main() -> anyhow::Result<()> {
         dir.path().to_path_buf(),
         shutdown.clone(),
     ));
+    // Done when every message was committed and acknowledged, as the source board counts them
+    // after each acknowledged batch (polling the store's counts would load the database under test).
     loop {
-        let stats = runtime.store.stats().await?;
-        if stats.cases + stats.quarantine_total >= n {
+        let done = runtime.sources.get("mq").map(|s| s.totals.received).unwrap_or(0);
+        if done >= u64::try_from(n).unwrap_or(0) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -13,7 +13,7 @@ ALTER TABLE case_versions ADD CONSTRAINT case_versions_record_present
 
 -- Cases by their target's identifier: a narrow column filled at commit instead of an expression
 -- index over the jsonb record.
-ALTER TABLE case_versions ADD COLUMN target_id TEXT;
+ALTER TABLE case_versions ADD COLUMN target_id TEXT COLLATE "C";
 UPDATE case_versions SET target_id = record -> 'target' ->> 'id_number' WHERE record IS NOT NULL;
 DROP INDEX case_versions_target;
 CREATE INDEX case_versions_target ON case_versions (target_id, case_id);
@@ -32,3 +32,17 @@ ALTER TABLE outbox DROP CONSTRAINT outbox_sink_id_idempotency_key_key;
 DROP INDEX outbox_pending;
 CREATE INDEX outbox_pending ON outbox (sink_id, id) WHERE status = 'pending';
 CREATE INDEX outbox_dead ON outbox (sink_id, id) WHERE status = 'dead';
+
+-- Identifiers compare byte by byte: with the database's collation (C.UTF-8, en_US.UTF-8,
+-- zh_CN.UTF-8 ...) every B-tree comparison of these keys went through strcoll.
+ALTER TABLE raw_records
+    ALTER COLUMN source_id TYPE TEXT COLLATE "C",
+    ALTER COLUMN content_hash TYPE TEXT COLLATE "C";
+ALTER TABLE cases
+    ALTER COLUMN unified_code TYPE TEXT COLLATE "C",
+    ALTER COLUMN agency_credit_code TYPE TEXT COLLATE "C",
+    ALTER COLUMN case_type TYPE TEXT COLLATE "C",
+    ALTER COLUMN case_number TYPE TEXT COLLATE "C",
+    ALTER COLUMN source_id TYPE TEXT COLLATE "C";
+ALTER TABLE outbox ALTER COLUMN sink_id TYPE TEXT COLLATE "C";
+ALTER TABLE quarantine ALTER COLUMN source_id TYPE TEXT COLLATE "C";

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 /// Pages fetched ahead of the committer.
-const PAGES_AHEAD: usize = 2;
+const PAGES_AHEAD: usize = 4;
 
 /// Why a pull run stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -149,16 +149,23 @@ pub async fn pull_into(
     let mut summary = Summary::default();
     let mut page_no = 0u64;
     let sinks = runtime.sinks();
+    let batch_size = runtime.resolved.config.pipeline.batch_size;
+    // A page taken from the queue that could not join the previous commit.
+    let mut held: Option<Result<Fetched, PullError>> = None;
     let result = loop {
-        let Some(page) = page_rx.recv().await else {
-            break Ok(summary);
+        let page = match held.take() {
+            Some(page) => page,
+            None => match page_rx.recv().await {
+                Some(page) => page,
+                None => break Ok(summary),
+            },
         };
         let fetched = match page {
             Ok(f) => f,
             Err(e) => break Err(e),
         };
         page_no += 1;
-        let (prepared, preparer, cursor, received) = match fetched {
+        let (mut prepared, preparer, mut cursor, mut received) = match fetched {
             Fetched::Prepared {
                 prepared,
                 preparer,
@@ -207,7 +214,33 @@ pub async fn pull_into(
                 continue;
             }
         };
-        let span = tracing::info_span!("batch", source = %source_id, page = page_no, records = received);
+        // Pages already fetched and prepared join this commit, up to a batch of records: one
+        // transaction (with the last page's cursor) instead of one per small page.
+        let first_page = page_no;
+        while prepared.len() < batch_size {
+            match page_rx.try_recv() {
+                Ok(Ok(Fetched::Prepared {
+                    prepared: more,
+                    preparer: same,
+                    cursor: next_cursor,
+                    received: more_received,
+                })) if Arc::ptr_eq(&same.mapping, &preparer.mapping) => {
+                    page_no += 1;
+                    prepared.extend(more);
+                    received += more_received;
+                    if next_cursor.is_some() {
+                        cursor = next_cursor;
+                    }
+                }
+                Ok(other) => {
+                    held = Some(other);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let span = tracing::info_span!("batch", source = %source_id, pages = %format!("{first_page}..={page_no}"),
+            records = received);
         let outcomes = match commit_prepared(runtime.store.as_ref(), &preparer, prepared, cursor.clone(), &sinks)
             .instrument(span.clone())
             .await
