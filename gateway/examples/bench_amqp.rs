@@ -100,13 +100,23 @@ async fn main() -> anyhow::Result<()> {
     }
     eprintln!("published {n} messages in {:.1}s", t.elapsed().as_secs_f64());
 
+    // Consumer settings: GATEWAY_BENCH_BATCH (messages per commit, default 2000) and
+    // GATEWAY_BENCH_PREFETCH (default 5000).
+    let setting = |name: &str, default: u32| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(default)
+    };
+    let batch = setting("GATEWAY_BENCH_BATCH", 2000);
+    let prefetch = setting("GATEWAY_BENCH_PREFETCH", 5000);
     let dir = tempfile::tempdir()?;
     let mapping =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/nanchang-amr-penalty/mapping.toml");
     let config = format!(
         "[store]\nbackend = \"postgres\"\nurl = \"{pg_base}/gw_bench_amqp\"\npool_size = 4\n\n[normalizer]\nprovince_prefix = \"36\"\n\n\
          [[sources]]\nid = \"mq\"\nkind = \"amqp\"\nmapping = \"{}\"\nrecord_key = \"ajbh\"\n[sources.amqp]\nurl = \"{amqp}\"\n\
-         queue = \"{queue}\"\nprefetch = 5000\nbatch_size = 2000\n\n[[sinks]]\nid = \"platform\"\nkind = \"postgres\"\n\
+         queue = \"{queue}\"\nprefetch = {prefetch}\nbatch_size = {batch}\n\n[[sinks]]\nid = \"platform\"\nkind = \"postgres\"\n\
          url = \"postgres://gateway@127.0.0.1:5432/platform\"\n",
         mapping.display()
     );
