@@ -54,24 +54,37 @@ pub fn numbering_year(record: &Value, case_type: CaseType) -> i32 {
 /// Hash identifying a version's content: the canonical record without its `operation` flag
 /// (an "update" identical to what is stored is unchanged), marked for withdrawals.
 pub fn record_hash(record: &Value, operation: Operation) -> String {
+    hash_of_text(&canonical_texts(record).0, operation)
+}
+
+/// [`record_hash`] of the record's text without its `operation` member.
+fn hash_of_text(without_operation: &[u8], operation: Operation) -> String {
     let mut hasher = Sha256::new();
     if operation == Operation::Delete {
         hasher.update(b"withdrawn:");
     }
-    hasher.update(json_without_operation(record));
+    hasher.update(without_operation);
     hex::encode(hasher.finalize())
 }
 
-/// The compact JSON text of `record` as if its `operation` member were removed (the same bytes
-/// `serde_json::to_vec` gives for such a copy, without copying the record).
-fn json_without_operation(record: &Value) -> Vec<u8> {
-    let mut out = Vec::with_capacity(2048);
+/// The record's compact JSON text twice, from one serialisation: without its `operation` member
+/// (what [`record_hash`] hashes; the bytes `serde_json::to_vec` gives for a copy without it) and
+/// whole (what is stored; the bytes of `serde_json::to_string`).
+fn canonical_texts(record: &Value) -> (Vec<u8>, String) {
     let Value::Object(map) = record else {
-        return serde_json::to_vec(record).unwrap_or_default();
+        let text = record.to_string();
+        return (text.clone().into_bytes(), text);
     };
+    let mut out = Vec::with_capacity(2048);
     out.push(b'{');
     let mut first = true;
-    for (key, value) in map.iter().filter(|(key, _)| key.as_str() != "operation") {
+    // Where the `operation` member sits in the serialisation order, and its value.
+    let mut operation: Option<(usize, bool, &Value)> = None;
+    for (key, value) in map {
+        if key == "operation" {
+            operation = Some((out.len(), first, value));
+            continue;
+        }
         if !first {
             out.push(b',');
         }
@@ -82,7 +95,30 @@ fn json_without_operation(record: &Value) -> Vec<u8> {
         let _ = serde_json::to_writer(&mut out, value);
     }
     out.push(b'}');
-    out
+    let whole = match operation {
+        None => out.clone(),
+        Some((at, was_first, value)) => {
+            let mut member = Vec::with_capacity(32);
+            member.extend_from_slice(b"\"operation\":");
+            let _ = serde_json::to_writer(&mut member, value);
+            let mut whole = Vec::with_capacity(out.len() + member.len() + 1);
+            whole.extend_from_slice(&out[..at]);
+            if was_first {
+                whole.extend_from_slice(&member);
+                if out.get(at) != Some(&b'}') {
+                    whole.push(b',');
+                }
+            } else {
+                whole.push(b',');
+                whole.extend_from_slice(&member);
+            }
+            whole.extend_from_slice(&out[at..]);
+            whole
+        }
+    };
+    // Both are serde_json output, hence UTF-8.
+    let whole = String::from_utf8(whole).unwrap_or_else(|_| record.to_string());
+    (out, whole)
 }
 
 /// `text` with every NUL character replaced by U+FFFD: text columns cannot hold NUL, and a
@@ -192,14 +228,14 @@ impl Preparer {
             .or_else(|| key.as_ref().map(ToString::to_string))
             .unwrap_or_else(|| record.position.clone());
         let record_key = without_nul(record_key);
-        let record_json = accepted.then(|| canonical.to_string());
-        let nul_fields = match &record_json {
-            Some(json) if json.contains("\\u0000") => fields_with_nul(&canonical),
+        let texts = accepted.then(|| canonical_texts(&canonical));
+        let nul_fields = match &texts {
+            Some((_, json)) if json.contains("\\u0000") => fields_with_nul(&canonical),
             _ => Vec::new(),
         };
-        let verdict = match (record_json, key) {
+        let verdict = match (texts, key) {
             (Some(_), Some(_)) if !nul_fields.is_empty() => Verdict::Quarantine(nul_fields),
-            (Some(record_json), Some(key)) => {
+            (Some((without_operation, record_json)), Some(key)) => {
                 let operation = Operation::from_record(&canonical);
                 let year = numbering_year(&canonical, key.case_type);
                 let region = canonical
@@ -208,7 +244,7 @@ impl Preparer {
                     .unwrap_or_default()
                     .to_string();
                 Verdict::Accept(AcceptedRecord {
-                    record_hash: record_hash(&canonical, operation),
+                    record_hash: hash_of_text(&without_operation, operation),
                     record_json,
                     target_id: canonical
                         .pointer("/target/id_number")
@@ -264,6 +300,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn both_texts_equal_serde_json_wherever_the_operation_member_sorts() {
+        for record in [
+            serde_json::json!({"operation": "delete"}),
+            serde_json::json!({"operation": "update", "zz": 1}),
+            serde_json::json!({"aa": [1, {"b": "文"}], "operation": "insert"}),
+            serde_json::json!({"aa": 1, "operation": "update", "zz": {"x": null}}),
+            serde_json::json!({"aa": 1, "zz": "no operation"}),
+            serde_json::json!({}),
+            serde_json::json!("not an object"),
+        ] {
+            let (without, whole) = canonical_texts(&record);
+            assert_eq!(whole, record.to_string(), "{record}");
+            let mut copy = record.clone();
+            if let Some(map) = copy.as_object_mut() {
+                map.remove("operation");
+            }
+            assert_eq!(without, serde_json::to_vec(&copy).unwrap_or_default(), "{record}");
+        }
+    }
+
+    #[test]
     fn hash_text_without_operation_equals_serialising_a_copy_without_it() {
         let record = serde_json::json!({
             "agency": {"name": "南昌市市场监督管理局", "region_code": "360100"},
@@ -276,12 +333,12 @@ mod tests {
         let mut copy = record.as_object().cloned().unwrap_or_default();
         copy.remove("operation");
         assert_eq!(
-            json_without_operation(&record),
+            canonical_texts(&record).0,
             serde_json::to_vec(&copy).unwrap_or_default()
         );
         let without = Value::Object(copy);
         assert_eq!(
-            json_without_operation(&without),
+            canonical_texts(&without).0,
             serde_json::to_vec(&without).unwrap_or_default()
         );
         assert_eq!(
