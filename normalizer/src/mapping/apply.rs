@@ -54,16 +54,26 @@ impl Ptr<'_> {
 
 /// True for a value that counts as "missing": null, blank text, an empty list, or an
 /// element with neither text nor children.
+#[inline]
 fn is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,
         Value::String(s) => trim(s).is_empty(),
+        Value::Bool(_) | Value::Number(_) => false,
+        Value::Array(_) | Value::Object(_) => is_empty_nested(v),
+    }
+}
+
+/// [`is_empty`] of a list or an element, out of line: the scalar case is the usual one.
+#[inline(never)]
+fn is_empty_nested(v: &Value) -> bool {
+    match v {
         Value::Array(a) => a.iter().all(is_empty),
         Value::Object(o) => match o.get("#text") {
             Some(t) => is_empty(t),
             None => o.keys().all(|k| k.starts_with('@')),
         },
-        _ => false,
+        _ => is_empty(v),
     }
 }
 
@@ -258,7 +268,23 @@ impl<'a> Engine<'a> {
 
     /// The text of a scalar (or of an XML element's `#text`); a type violation for an object
     /// with children or a nested list.
+    #[inline]
     fn text_of<'v>(
+        &mut self,
+        v: &'v Value,
+        label: &str,
+        ptr: Ptr<'_>,
+        index: Option<usize>,
+    ) -> Result<Option<Cow<'v, str>>, ()> {
+        match v {
+            Value::String(s) => Ok(Some(Cow::Borrowed(s))),
+            _ => self.text_of_other(v, label, ptr, index),
+        }
+    }
+
+    /// [`Engine::text_of`] of anything but text, out of line.
+    #[inline(never)]
+    fn text_of_other<'v>(
         &mut self,
         v: &'v Value,
         label: &str,
