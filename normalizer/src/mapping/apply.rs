@@ -398,15 +398,15 @@ impl<'a> Engine<'a> {
             }
         }
         if f.convert.distinct {
-            let mut seen: Vec<Value> = Vec::with_capacity(out.len());
-            out.retain(|v| {
-                if seen.contains(v) {
-                    false
-                } else {
-                    seen.push(v.clone());
-                    true
+            // Keep the first of equal values, comparing with those kept so far (no copies).
+            let mut kept = 0;
+            for i in 0..out.len() {
+                if !out[..kept].contains(&out[i]) {
+                    out.swap(kept, i);
+                    kept += 1;
                 }
-            });
+            }
+            out.truncate(kept);
         }
         if !out.is_empty() {
             Produced::Value(Value::Array(out))
