@@ -363,7 +363,13 @@ impl<'a> Engine<'a> {
     }
 
     fn convert_list(&mut self, f: &Field, vals: &[&Value], label: &str, ptr: Ptr<'_>) -> Produced {
-        let mut out: Vec<Value> = Vec::with_capacity(vals.len());
+        // A delimited text usually splits into a few items: room for them saves a regrowth.
+        let room = if f.convert.as_type == AsType::StringArray {
+            vals.len().max(4)
+        } else {
+            vals.len()
+        };
+        let mut out: Vec<Value> = Vec::with_capacity(room);
         let mut failed = false;
         for v in vals {
             let index = Some(out.len());
