@@ -96,7 +96,18 @@ fn map_cow<'a>(s: Cow<'a, str>, f: impl FnOnce(&str) -> Option<String>) -> Cow<'
 }
 
 /// Apply one step; allocates only when the text changes.
+#[inline]
 pub(crate) fn apply_step(step: Step, s: Cow<'_, str>) -> Cow<'_, str> {
+    // The usual case, a `trim` with nothing to trim, without a call.
+    if step == Step::Trim && has_solid_ends(&s) {
+        return s;
+    }
+    apply_step_other(step, s)
+}
+
+/// [`apply_step`] beyond its usual case, out of line.
+#[inline(never)]
+fn apply_step_other(step: Step, s: Cow<'_, str>) -> Cow<'_, str> {
     match step {
         Step::Trim if has_solid_ends(&s) => s,
         Step::Trim => match s {
