@@ -355,6 +355,10 @@ impl<'a> Engine<'a> {
             let v = Value::String(text.into_owned());
             return self.convert_list(f, &[&v], label, ptr);
         }
+        if f.convert.as_type == AsType::String && f.convert.table.is_none() {
+            // What convert_one gives plain text, without its call.
+            return Produced::Value(Value::String(text.into_owned()));
+        }
         match self.convert_one(f, text, label, ptr, None) {
             Ok(Some(v)) => Produced::Value(v),
             Ok(None) => Produced::Absent,
