@@ -355,8 +355,12 @@ impl<'a> Engine<'a> {
             let v = Value::String(text.into_owned());
             return self.convert_list(f, &[&v], label, ptr);
         }
-        if f.convert.as_type == AsType::String && f.convert.table.is_none() {
-            // What convert_one gives plain text, without its call.
+        if f.convert.table.is_none()
+            && (f.convert.as_type == AsType::String
+                || (f.convert.as_type == AsType::Date && f.convert.format.is_none() && dates::is_canonical_date(&text)))
+        {
+            // What convert_one gives plain text and a date already in canonical form,
+            // without its call.
             return Produced::Value(Value::String(text.into_owned()));
         }
         match self.convert_one(f, text, label, ptr, None) {
