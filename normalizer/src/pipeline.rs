@@ -60,7 +60,12 @@ impl Normalizer {
     /// Schema and rule violations of a canonical record. A delete (`"operation": "delete"`) only
     /// needs its business key: case type, agency credit code and case number.
     pub fn validate(&self, record: &Value) -> Vec<Violation> {
-        if record.get("operation").and_then(Value::as_str) == Some("delete") {
+        self.validate_as(record, is_delete(record))
+    }
+
+    /// [`Normalizer::validate`], told whether the record is a delete.
+    fn validate_as(&self, record: &Value, delete: bool) -> Vec<Violation> {
+        if delete {
             return delete_key_violations(record);
         }
         let mut violations = self.schemas.validate(record);
@@ -72,12 +77,13 @@ impl Normalizer {
     pub fn normalize(&self, mapping: &Mapping, source: &Value) -> Outcome {
         let mapped = mapping.apply(source);
         let mut violations = mapped.violations;
-        if mapped.record.get("operation").and_then(Value::as_str) == Some("delete") {
+        let delete = is_delete(&mapped.record);
+        if delete {
             // A withdrawal only carries its business key: other fields may be absent.
             violations.retain(|v| DELETE_KEY_POINTERS.contains(&v.pointer.as_str()));
         }
         let mapped_pointers: Vec<String> = violations.iter().map(|v| v.pointer.clone()).collect();
-        for v in self.validate(&mapped.record) {
+        for v in self.validate_as(&mapped.record, delete) {
             // A field the mapping already reported (e.g. an unreadable date left out) is not
             // reported again as "missing".
             if v.rule == "schema.required" && mapped_pointers.iter().any(|p| p == &v.pointer) {
@@ -90,6 +96,11 @@ impl Normalizer {
             violations,
         }
     }
+}
+
+/// True for a delete (withdrawal): `"operation": "delete"`.
+fn is_delete(record: &Value) -> bool {
+    record.get("operation").and_then(Value::as_str) == Some("delete")
 }
 
 /// The fields a delete (withdrawal) record must carry: its business key and operation.

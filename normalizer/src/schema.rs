@@ -69,7 +69,8 @@ impl Retrieve for EmbeddedRetriever {
 
 /// The compiled canonical schemas, one per case type, plus the Chinese titles of every field.
 pub struct SchemaSet {
-    validators: HashMap<CaseType, Validator>,
+    /// One per case type (three: a scan costs less than hashing the key).
+    validators: Vec<(CaseType, Validator)>,
     titles: HashMap<String, String>,
 }
 
@@ -111,7 +112,7 @@ impl SchemaSet {
             })?;
             files.insert(name.to_string(), value);
         }
-        let mut validators = HashMap::new();
+        let mut validators = Vec::new();
         for case_type in CaseType::ALL {
             let file = format!("{}.schema.json", case_type.as_str());
             let schema = files.get(&file).ok_or_else(|| SchemaError::Compile {
@@ -134,7 +135,7 @@ impl SchemaSet {
                     file: file.clone(),
                     message: e.to_string(),
                 })?;
-            validators.insert(case_type, validator);
+            validators.push((case_type, validator));
         }
         let mut titles = HashMap::new();
         for case_type in CaseType::ALL {
@@ -185,7 +186,7 @@ impl SchemaSet {
                 )];
             }
         };
-        let Some(validator) = self.validators.get(&case_type) else {
+        let Some((_, validator)) = self.validators.iter().find(|(t, _)| *t == case_type) else {
             return Vec::new();
         };
         if validator.is_valid(record) {

@@ -54,16 +54,26 @@ impl Ptr<'_> {
 
 /// True for a value that counts as "missing": null, blank text, an empty list, or an
 /// element with neither text nor children.
+#[inline]
 fn is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,
         Value::String(s) => trim(s).is_empty(),
+        Value::Bool(_) | Value::Number(_) => false,
+        Value::Array(_) | Value::Object(_) => is_empty_nested(v),
+    }
+}
+
+/// [`is_empty`] of a list or an element, out of line: the scalar case is the usual one.
+#[inline(never)]
+fn is_empty_nested(v: &Value) -> bool {
+    match v {
         Value::Array(a) => a.iter().all(is_empty),
         Value::Object(o) => match o.get("#text") {
             Some(t) => is_empty(t),
             None => o.keys().all(|k| k.starts_with('@')),
         },
-        _ => false,
+        _ => is_empty(v),
     }
 }
 
@@ -258,7 +268,23 @@ impl<'a> Engine<'a> {
 
     /// The text of a scalar (or of an XML element's `#text`); a type violation for an object
     /// with children or a nested list.
+    #[inline]
     fn text_of<'v>(
+        &mut self,
+        v: &'v Value,
+        label: &str,
+        ptr: Ptr<'_>,
+        index: Option<usize>,
+    ) -> Result<Option<Cow<'v, str>>, ()> {
+        match v {
+            Value::String(s) => Ok(Some(Cow::Borrowed(s))),
+            _ => self.text_of_other(v, label, ptr, index),
+        }
+    }
+
+    /// [`Engine::text_of`] of anything but text, out of line.
+    #[inline(never)]
+    fn text_of_other<'v>(
         &mut self,
         v: &'v Value,
         label: &str,
@@ -329,6 +355,14 @@ impl<'a> Engine<'a> {
             let v = Value::String(text.into_owned());
             return self.convert_list(f, &[&v], label, ptr);
         }
+        if f.convert.table.is_none()
+            && (f.convert.as_type == AsType::String
+                || (f.convert.as_type == AsType::Date && f.convert.format.is_none() && dates::is_canonical_date(&text)))
+        {
+            // What convert_one gives plain text and a date already in canonical form,
+            // without its call.
+            return Produced::Value(Value::String(text.into_owned()));
+        }
         match self.convert_one(f, text, label, ptr, None) {
             Ok(Some(v)) => Produced::Value(v),
             Ok(None) => Produced::Absent,
@@ -337,7 +371,13 @@ impl<'a> Engine<'a> {
     }
 
     fn convert_list(&mut self, f: &Field, vals: &[&Value], label: &str, ptr: Ptr<'_>) -> Produced {
-        let mut out: Vec<Value> = Vec::with_capacity(vals.len());
+        // A delimited text usually splits into a few items: room for them saves a regrowth.
+        let room = if f.convert.as_type == AsType::StringArray {
+            vals.len().max(4)
+        } else {
+            vals.len()
+        };
+        let mut out: Vec<Value> = Vec::with_capacity(room);
         let mut failed = false;
         for v in vals {
             let index = Some(out.len());
@@ -372,15 +412,15 @@ impl<'a> Engine<'a> {
             }
         }
         if f.convert.distinct {
-            let mut seen: Vec<Value> = Vec::with_capacity(out.len());
-            out.retain(|v| {
-                if seen.contains(v) {
-                    false
-                } else {
-                    seen.push(v.clone());
-                    true
+            // Keep the first of equal values, comparing with those kept so far (no copies).
+            let mut kept = 0;
+            for i in 0..out.len() {
+                if !out[..kept].contains(&out[i]) {
+                    out.swap(kept, i);
+                    kept += 1;
                 }
-            });
+            }
+            out.truncate(kept);
         }
         if !out.is_empty() {
             Produced::Value(Value::Array(out))

@@ -9,7 +9,7 @@ use super::path::{SourcePath, TargetPath};
 use super::spec::{
     AsType, CaseTypeSpec, ConcatPart as ConcatSpec, FieldSpec, MappingSpec, TableSpec, TestSpec, UnmappedSpec, WhenSpec,
 };
-use super::tables::{self, CodeTable, Unmapped};
+use super::tables::{self, CodeTable, Entries, Unmapped};
 use super::targets::{record_shape, Shape};
 use super::testing::{ExpectedViolation, TestCase};
 use crate::xml_tree::{parse_xml, XmlLimits};
@@ -265,7 +265,7 @@ fn compile_tables(
                 entries
             }
             (None, Some(values)) => {
-                let mut entries = HashMap::new();
+                let mut entries = Entries::default();
                 for (k, v) in &values.get_ref().0 {
                     entries.insert(Box::from(k.get_ref().trim()), Box::from(v.trim()));
                 }

@@ -54,8 +54,20 @@ fn is_zero_width(c: char) -> bool {
 /// U+2028, U+2029, U+202F, U+205F, U+3000) or zero-width (U+200B..=U+200D, U+2060, U+FEFF).
 /// Any other lead byte starts a character that is neither.
 fn may_start_space(lead: u8) -> bool {
-    matches!(lead, b' ' | 0x09..=0x0D | 0xC2 | 0xE1 | 0xE2 | 0xE3 | 0xEF)
+    MAY_START_SPACE[usize::from(lead)]
 }
+
+/// [`may_start_space`] of every byte: one load instead of a chain of comparisons, for a test
+/// made on both ends of nearly every value mapped.
+static MAY_START_SPACE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = matches!(i as u8, b' ' | 0x09..=0x0D | 0xC2 | 0xE1 | 0xE2 | 0xE3 | 0xEF);
+        i += 1;
+    }
+    table
+};
 
 /// True when `s` is not empty and neither its first nor its last character can be
 /// whitespace or zero-width: every trim leaves it as it is. Decided from two lead bytes.
@@ -84,7 +96,18 @@ fn map_cow<'a>(s: Cow<'a, str>, f: impl FnOnce(&str) -> Option<String>) -> Cow<'
 }
 
 /// Apply one step; allocates only when the text changes.
+#[inline]
 pub(crate) fn apply_step(step: Step, s: Cow<'_, str>) -> Cow<'_, str> {
+    // The usual case, a `trim` with nothing to trim, without a call.
+    if step == Step::Trim && has_solid_ends(&s) {
+        return s;
+    }
+    apply_step_other(step, s)
+}
+
+/// [`apply_step`] beyond its usual case, out of line.
+#[inline(never)]
+fn apply_step_other(step: Step, s: Cow<'_, str>) -> Cow<'_, str> {
     match step {
         Step::Trim if has_solid_ends(&s) => s,
         Step::Trim => match s {

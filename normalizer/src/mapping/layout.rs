@@ -102,14 +102,18 @@ impl Layout {
         std::iter::repeat_with(|| None).take(self.slots).collect()
     }
 
-    /// Run `f` with empty slots for one object: on the stack for the usual number of fields.
+    /// Run `f` with empty slots for one object: on the stack for the usual number of fields,
+    /// in an array not much larger than needed (every slot is set empty before and checked
+    /// when dropped after, so a small list inside `each` should not pay for 64).
     pub fn with_slots<R>(&self, f: impl FnOnce(&mut [Option<Value>]) -> R) -> R {
-        const ON_STACK: usize = 64;
-        if self.slots <= ON_STACK {
-            let mut slots: [Option<Value>; ON_STACK] = [const { None }; ON_STACK];
-            f(&mut slots[..self.slots])
-        } else {
-            f(&mut self.empty_slots())
+        fn on_stack<const N: usize, R>(n: usize, f: impl FnOnce(&mut [Option<Value>]) -> R) -> R {
+            let mut slots: [Option<Value>; N] = [const { None }; N];
+            f(&mut slots[..n])
+        }
+        match self.slots {
+            0..=8 => on_stack::<8, R>(self.slots, f),
+            9..=64 => on_stack::<64, R>(self.slots, f),
+            _ => f(&mut self.empty_slots()),
         }
     }
 

@@ -222,7 +222,22 @@ impl SourcePath {
     }
 
     /// [`SourcePath::get`], reading the first key from `index` when the path starts at the root.
+    #[inline]
     pub fn get_indexed<'a>(&self, scope: &'a Value, root: &'a Value, index: &RootIndex<'a>) -> Option<&'a Value> {
+        // The usual path: one key, found in the index (inlined into the callers).
+        if let (false, Some(slot), [_]) = (self.multi, self.root_key, &*self.segments) {
+            if std::ptr::eq(self.start(scope, root), root) {
+                if let Some(value) = index.values.get(slot) {
+                    return *value;
+                }
+            }
+        }
+        self.get_indexed_other(scope, root, index)
+    }
+
+    /// [`SourcePath::get_indexed`] of the other paths, out of line.
+    #[inline(never)]
+    fn get_indexed_other<'a>(&self, scope: &'a Value, root: &'a Value, index: &RootIndex<'a>) -> Option<&'a Value> {
         if self.multi {
             let mut out = Vec::new();
             self.collect_indexed(scope, root, index, &mut out);

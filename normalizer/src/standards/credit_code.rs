@@ -297,7 +297,33 @@ impl CreditCode {
     /// the GB 32100 alphabet, which normalisation leaves as they are; anything normalisation
     /// would change fails the character-set check.)
     pub fn is_valid_normalised(code: &str) -> bool {
-        validate_uscc(code).is_ok()
+        // The checks of `validate_uscc` without building its messages, reading each
+        // character's value once for the character-set test and the MOD 31 sum together.
+        // 18 characters in another number of bytes are not all ASCII: a charset failure.
+        let Some(b) = code.as_bytes().first_chunk::<18>().filter(|_| code.len() == 18) else {
+            return false;
+        };
+        let mut sum = 0u32;
+        for (&c, w) in b.iter().zip(USCC_WEIGHTS) {
+            match uscc_value(c) {
+                Some(v) => sum += v * w,
+                None => return false,
+            }
+        }
+        if uscc_value(b[17]).is_none() {
+            return false;
+        }
+        if !authority(b[0]).is_some_and(|auth| auth.types.contains(&b[1])) {
+            return false;
+        }
+        let region = &code[2..8];
+        if region != NATIONAL_REGISTRATION_REGION && !RegionTable::embedded().exists_ever(region) {
+            return false;
+        }
+        if org_code_check_char(&code[8..16]).is_some_and(|expected| u32::from(expected) != u32::from(b[16])) {
+            return false;
+        }
+        USCC_ALPHABET[((31 - sum % 31) % 31) as usize] == b[17]
     }
 
     /// The normalised 18-character code.
@@ -431,5 +457,64 @@ impl FromStr for OrgCode {
     type Err = StandardError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         OrgCode::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `is_valid_normalised` gives the answer of the full validation: every single-character
+    /// change of valid codes (valid or not, any check failing), other lengths and non-ASCII.
+    #[test]
+    fn quick_validity_agrees_with_validation() {
+        let valid = [
+            "91110000600037341L",
+            "11360100014523152U",
+            "91360102MA35G7K86A",
+            "92360111MA39B6R17J",
+        ];
+        let mut replacements: Vec<char> = USCC_ALPHABET.iter().map(|&c| char::from(c)).collect();
+        replacements.extend(['I', 'O', 'Z', 'S', 'V', 'a', '-', ' ', '９', 'é', '\0']);
+        let mut checked = 0;
+        let mut valid_seen = 0;
+        for code in valid {
+            assert!(CreditCode::is_valid_normalised(code), "{code}");
+            for i in 0..code.len() {
+                for &r in &replacements {
+                    let mut changed: Vec<char> = code.chars().collect();
+                    changed[i] = r;
+                    let changed: String = changed.into_iter().collect();
+                    assert_eq!(
+                        CreditCode::is_valid_normalised(&changed),
+                        validate_uscc(&changed).is_ok(),
+                        "{changed}"
+                    );
+                    checked += 1;
+                    // The same change with both check characters made right again.
+                    if let Some(mut fixed) = changed.get(..16).filter(|s| s.is_ascii()).map(str::to_string) {
+                        if let Some(org) = org_code_check_char(&fixed[8..16]) {
+                            fixed.push(org);
+                            if let Some(check) = uscc_check_char(&fixed) {
+                                fixed.push(check);
+                                assert_eq!(
+                                    CreditCode::is_valid_normalised(&fixed),
+                                    validate_uscc(&fixed).is_ok(),
+                                    "{fixed}"
+                                );
+                                valid_seen += usize::from(validate_uscc(&fixed).is_ok());
+                            }
+                        }
+                    }
+                }
+            }
+            for cut in [&code[..17], &code[1..], "", &code[..0]] {
+                assert!(!CreditCode::is_valid_normalised(cut));
+            }
+            let longer = format!("{code}0");
+            assert_eq!(CreditCode::is_valid_normalised(&longer), validate_uscc(&longer).is_ok());
+        }
+        assert!(checked > 1000);
+        assert!(valid_seen > 100, "{valid_seen}");
     }
 }

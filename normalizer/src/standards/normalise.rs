@@ -60,6 +60,15 @@ pub fn normalise_identifier(input: &str) -> String {
     out
 }
 
+/// [`normalise_identifier`], borrowing `input` when it is already normalised.
+pub fn normalise_identifier_cow(input: &str) -> std::borrow::Cow<'_, str> {
+    if is_plain(input) {
+        std::borrow::Cow::Borrowed(input)
+    } else {
+        std::borrow::Cow::Owned(normalise_identifier(input))
+    }
+}
+
 /// Map full-width ASCII (U+FF01..=U+FF5E) and the ideographic space U+3000 to their half-width forms;
 /// everything else is kept. Used by the mapping engine for free text where case and spaces matter.
 pub fn to_halfwidth(s: &str) -> String {
@@ -76,6 +85,11 @@ mod tests {
     #[test]
     fn plain_input_is_returned_unchanged() {
         assert_eq!(normalise_identifier("91110000600037341L"), "91110000600037341L");
+        assert!(matches!(
+            normalise_identifier_cow("91110000600037341L"),
+            std::borrow::Cow::Borrowed("91110000600037341L")
+        ));
+        assert_eq!(normalise_identifier_cow(" 9111-0000l"), "91110000L");
     }
 
     #[test]
