@@ -32,11 +32,16 @@ fn to_i32(n: u32) -> StoreResult<i32> {
 // ---------------------------------------------------------------------------------------------
 // Committing a batch.
 //
-// The statements go in three pipelines: each pipeline's statements are sent together and run by
-// the server one after the other, in the order sent, and the client waits once per pipeline:
-//   1. create and lock the counters, read the existing cases, archive the raw payloads;
-//   2. (after planning) store the counters, create the new cases;
-//   3. case heads, versions, outbox rows, quarantine, cursors.
+// Three pipelines (each pipeline's statements are sent together and run by the server one after
+// the other, in the order sent; the client waits once per pipeline) and four COPYs:
+//   1. create and lock the counters, read the existing cases and the payloads already archived;
+//   (plan the batch)
+//   2. store the counters, count the payloads received again, take ids for new payloads and cases;
+//   COPY the new raw payloads and the new cases;
+//   3. case heads, quarantine, cursors;
+//   COPY the versions, then their outbox rows.
+// A concurrent writer archiving the same payload between 1 and its COPY makes the COPY fail with
+// a unique violation, which is retryable: the batch is run again and then finds the payload.
 // ---------------------------------------------------------------------------------------------
 
 /// Rules of a violation list, derived in SQL from the jsonb violations (`u.violations`).
