@@ -1727,3 +1727,83 @@ async fn postgres_and_sqlite_agree_on_random_batches() {
         eprintln!("seed {seed}: {stats:?}, {} entries", entries.ids.len());
     }
 }
+
+/// Four writers commit the very same batch at the same moment, once with records to accept
+/// (serialised by the code counters' locks) and once with records to quarantine (no counter: the
+/// writers race on the raw archive's unique index, and the losers retry). Each payload is archived
+/// once, each accepted record is one case with one version, each rejected one is one open entry,
+/// and per record exactly one writer gets `Accepted` or `Quarantined`, the others `Unchanged`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_writers_racing_on_identical_payloads_archive_each_once() {
+    const RECORDS: usize = 50;
+    let db = TestDb::postgres_with_pool(8).await;
+    let store = db.store();
+    let accepted: Vec<IncomingRecord> = (0..RECORDS).map(|i| Rec::new(&format!("A-{i}")).accepted()).collect();
+    let firsts = commit_racing(&store, accepted).await;
+    assert!(
+        firsts.iter().all(|r| matches!(r, RecordResult::Accepted { .. })),
+        "{firsts:?}"
+    );
+    let rejected: Vec<IncomingRecord> = (0..RECORDS)
+        .map(|i| Rec::new(&format!("Q-{i}")).quarantined(vec![violation("schema.required")]))
+        .collect();
+    let firsts = commit_racing(&store, rejected).await;
+    assert!(
+        firsts.iter().all(|r| matches!(r, RecordResult::Quarantined { .. })),
+        "{firsts:?}"
+    );
+    let stats = store.stats().await.unwrap();
+    assert_eq!(
+        (stats.raw_records, stats.cases, stats.versions, stats.quarantine_total),
+        (2 * RECORDS as i64, RECORDS as i64, RECORDS as i64, RECORDS as i64)
+    );
+}
+
+/// Four writers commit `records` together, retrying what is retryable; per record, the one
+/// result that is not `Unchanged` (asserting there is exactly one).
+async fn commit_racing(store: &Arc<dyn Store>, records: Vec<IncomingRecord>) -> Vec<RecordResult> {
+    const TASKS: usize = 4;
+    let n = records.len();
+    let batch = Arc::new(CommitBatch {
+        records,
+        cursors: Vec::new(),
+        sinks: vec!["amqp".to_string()],
+    });
+    let start = Arc::new(tokio::sync::Barrier::new(TASKS));
+    let mut tasks = Vec::new();
+    for t in 0..TASKS {
+        let (store, batch, start) = (Arc::clone(store), Arc::clone(&batch), Arc::clone(&start));
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            let mut attempt = 0u32;
+            loop {
+                match store.commit_batch(&batch).await {
+                    Ok(results) => return results,
+                    Err(e) if e.is_retryable() && attempt < 100 => {
+                        attempt += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt))).await;
+                    }
+                    Err(e) => panic!("writer {t}, attempt {attempt}: {e}"),
+                }
+            }
+        }));
+    }
+    let mut firsts: Vec<Vec<RecordResult>> = vec![Vec::new(); n];
+    for task in tasks {
+        let results = task.await.expect("writer task");
+        assert_eq!(results.len(), n);
+        for (i, r) in results.into_iter().enumerate() {
+            if !matches!(r, RecordResult::Unchanged { .. }) {
+                firsts[i].push(r);
+            }
+        }
+    }
+    firsts
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut f)| {
+            assert_eq!(f.len(), 1, "record {i}: {f:?}");
+            f.remove(0)
+        })
+        .collect()
+}
