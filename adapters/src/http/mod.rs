@@ -40,6 +40,19 @@ pub fn json_at<'a>(value: &'a serde_json::Value, path: &str) -> Option<&'a serde
     Some(current)
 }
 
+/// [`json_at`] for changing (or taking) the value found.
+pub fn json_at_mut<'a>(value: &'a mut serde_json::Value, path: &str) -> Option<&'a mut serde_json::Value> {
+    let mut current = value;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        current = match current {
+            serde_json::Value::Object(m) => m.get_mut(part)?,
+            serde_json::Value::Array(a) => a.get_mut(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(current)
+}
+
 /// A scalar JSON value as text (a string as it is, a number or boolean printed); `None` for
 /// null, arrays and objects.
 pub fn scalar_text(value: &serde_json::Value) -> Option<String> {

@@ -270,7 +270,7 @@ pub(crate) fn insert_times(values: &mut Values, progress: &Progress, w: &Waterma
 /// One record of an answer (`text` its payload): unparsed when it holds bytes malformed in
 /// the answer's character set, else pulled, its watermark noted in `progress`.
 pub(crate) fn record_item(
-    record: &Value,
+    record: Value,
     text: String,
     position: String,
     decoded: &Decoded,
@@ -288,9 +288,9 @@ pub(crate) fn record_item(
             ),
         });
     }
-    progress.see(watermark, record, |v, p| crate::http::json_at(v, p).cloned());
+    progress.see(watermark, &record, |v, p| crate::http::json_at(v, p).cloned());
     Ok(PulledRecord {
-        value: record.clone(),
+        value: record,
         payload: text.into_bytes(),
         position,
     })

@@ -473,7 +473,7 @@ impl RestRun {
         let s = &inner.settings;
         let encoding = answer_encoding(inner.resolved.encoding, answer.content_type(), &answer.body, false);
         let decoded = charset::decode(&answer.body, encoding);
-        let envelope: Value = serde_json::from_str(decoded.text.trim_start_matches('\u{feff}')).map_err(|e| {
+        let mut envelope: Value = serde_json::from_str(decoded.text.trim_start_matches('\u{feff}')).map_err(|e| {
             SourceError::Protocol(format!(
                 "应答不是 JSON / the answer is not JSON ({}): {e}: {}",
                 decoded.encoding.name(),
@@ -499,9 +499,8 @@ impl RestRun {
                 });
             }
         }
-        let list = match json_at(&envelope, &s.records_path) {
-            Some(Value::Array(a)) => a.as_slice(),
-            Some(Value::Null) => &[],
+        match json_at(&envelope, &s.records_path) {
+            Some(Value::Array(_)) | Some(Value::Null) => {}
             Some(other) => {
                 return Err(SourceError::Protocol(format!(
                     "{} 处应为记录数组 / expected a list of records at {:?}, found {}",
@@ -519,22 +518,6 @@ impl RestRun {
                 )))
             }
         };
-        let page_no = self.page_number;
-        let mut hasher = Sha256::new();
-        let mut items = Vec::with_capacity(list.len());
-        for (i, record) in list.iter().enumerate() {
-            let text = record.to_string();
-            hasher.update(text.as_bytes());
-            hasher.update([0]);
-            items.push(common::record_item(
-                record,
-                text,
-                format!("page {page_no} #{}", i + 1),
-                &decoded,
-                progress,
-                &inner.resolved.watermark,
-            ));
-        }
         let text_at = |path: &Option<String>| {
             path.as_deref()
                 .and_then(|p| json_at(&envelope, p))
@@ -550,13 +533,37 @@ impl RestRun {
                 .filter_map(|v| v.to_str().ok())
                 .find_map(link_next),
         };
+        let next_cursor = text_at(&s.cursor_path);
+        let total = text_at(&s.total_path).and_then(|t| t.trim().parse::<u64>().ok());
+        // The records are taken out of the answer, not copied.
+        let list = match crate::http::json_at_mut(&mut envelope, &s.records_path) {
+            Some(Value::Array(a)) => std::mem::take(a),
+            _ => Vec::new(),
+        };
+        let page_no = self.page_number;
+        let mut hasher = Sha256::new();
+        let records = list.len();
+        let mut items = Vec::with_capacity(records);
+        for (i, record) in list.into_iter().enumerate() {
+            let text = record.to_string();
+            hasher.update(text.as_bytes());
+            hasher.update([0]);
+            items.push(common::record_item(
+                record,
+                text,
+                format!("page {page_no} #{}", i + 1),
+                &decoded,
+                progress,
+                &inner.resolved.watermark,
+            ));
+        }
         Ok(Parsed {
-            records: list.len(),
+            records,
             items,
             hash: hasher.finalize().into(),
-            next_cursor: text_at(&s.cursor_path),
+            next_cursor,
             next_link,
-            total: text_at(&s.total_path).and_then(|t| t.trim().parse::<u64>().ok()),
+            total,
         })
     }
 }

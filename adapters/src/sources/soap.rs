@@ -666,7 +666,7 @@ impl PullRun for SoapRun {
         for (i, record) in records.iter().enumerate() {
             let text = record.to_string();
             items.push(common::record_item(
-                record,
+                (*record).clone(),
                 text,
                 format!("page {page_no} #{}", i + 1),
                 &decoded,

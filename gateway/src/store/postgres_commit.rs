@@ -12,15 +12,16 @@ use super::plan::{plan_batch, CaseRef, CounterKey, Decision, ExistingCase, Plan}
 use super::postgres::parse_case_type;
 use super::types::*;
 use super::{StoreError, StoreResult};
+use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
+use futures_util::SinkExt;
 use normalizer::Violation;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::LazyLock;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{Json, ToSql, Type};
-use tokio_postgres::{Error as PgError, Row, Statement};
+use tokio_postgres::types::{IsNull, Json, ToSql, Type};
+use tokio_postgres::{CopyInSink, Error as PgError, Row, Statement};
 
 /// Type alias for parameter lists.
 pub(super) type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
@@ -422,14 +423,73 @@ fn ids_of(rows: &[Row], expected: usize, what: &str) -> StoreResult<Vec<i64>> {
     Ok(ids)
 }
 
-/// Start a binary `COPY ... FROM STDIN` of `stmt`, whose columns have `types`.
-async fn copy_writer(
-    tx: &Transaction<'_>,
-    stmt: &Statement,
-    types: &[Type],
-) -> Result<Pin<Box<BinaryCopyInWriter>>, PgError> {
-    let sink = tx.copy_in(stmt).await?;
-    Ok(Box::pin(BinaryCopyInWriter::new(sink, types)))
+/// Bytes of encoded rows sent to the server at a time.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// The rows of one binary `COPY ... FROM STDIN`, encoded here and sent in chunks of about
+/// [`COPY_CHUNK`] bytes. (tokio-postgres's `BinaryCopyInWriter` hands every 4 KiB to the connection
+/// through a one-slot channel: two task switches for every two rows of these tables.)
+struct CopyWriter {
+    sink: Pin<Box<CopyInSink<Bytes>>>,
+    types: &'static [Type],
+    buf: BytesMut,
+}
+
+impl CopyWriter {
+    /// Start copying with `stmt`, whose columns have `types`.
+    async fn start(tx: &Transaction<'_>, stmt: &Statement, types: &'static [Type]) -> StoreResult<CopyWriter> {
+        let sink = tx.copy_in::<_, Bytes>(stmt).await?;
+        let mut buf = BytesMut::with_capacity(COPY_CHUNK + 64 * 1024);
+        buf.put_slice(b"PGCOPY\n\xff\r\n\0");
+        buf.put_i32(0); // flags
+        buf.put_i32(0); // header extension length
+        Ok(CopyWriter {
+            sink: Box::pin(sink),
+            types,
+            buf,
+        })
+    }
+
+    /// Add one row (one value per column, in the statement's column order).
+    async fn row(&mut self, values: &[&(dyn ToSql + Sync)]) -> StoreResult<()> {
+        let columns = i16::try_from(values.len())
+            .ok()
+            .filter(|_| values.len() == self.types.len())
+            .ok_or_else(|| {
+                StoreError::Task(format!(
+                    "COPY row of {} values for {} columns",
+                    values.len(),
+                    self.types.len()
+                ))
+            })?;
+        self.buf.put_i16(columns);
+        for (i, (value, ty)) in values.iter().zip(self.types).enumerate() {
+            let at = self.buf.len();
+            self.buf.put_i32(0);
+            let len = match value
+                .to_sql_checked(ty, &mut self.buf)
+                .map_err(|e| StoreError::Task(format!("COPY column {i} ({ty}): {e}")))?
+            {
+                IsNull::Yes => -1,
+                IsNull::No => i32::try_from(self.buf.len() - at - 4)
+                    .map_err(|_| StoreError::Task(format!("COPY column {i}: value too large")))?,
+            };
+            self.buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        }
+        if self.buf.len() >= COPY_CHUNK {
+            let chunk = self.buf.split().freeze();
+            self.sink.send(chunk).await?;
+        }
+        Ok(())
+    }
+
+    /// Send the rest and end the copy.
+    async fn finish(mut self) -> StoreResult<u64> {
+        self.buf.put_i16(-1);
+        let chunk = self.buf.split().freeze();
+        self.sink.send(chunk).await?;
+        Ok(self.sink.as_mut().finish().await?)
+    }
 }
 
 pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
@@ -567,7 +627,7 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
     let new_case_ids = ids_of(&case_id_rows, nc.len(), "case")?;
 
     // ---- New payloads and cases, with COPY.
-    let mut writer = copy_writer(tx, &st.copy_raw, COPY_RAW_TYPES).await?;
+    let mut writer = CopyWriter::start(tx, &st.copy_raw, COPY_RAW_TYPES).await?;
     for (&p, id) in new_payloads.iter().zip(&raw_new_ids) {
         let r = &records[payloads.rows[p]];
         let payload = compress::compress(&r.payload);
@@ -584,11 +644,11 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
             &payload,
             &compress::CODEC_LZ4,
         ];
-        writer.as_mut().write(&row).await?;
+        writer.row(&row).await?;
     }
-    writer.as_mut().finish().await?;
+    writer.finish().await?;
 
-    let mut writer = copy_writer(tx, &st.copy_cases, COPY_CASES_TYPES).await?;
+    let mut writer = CopyWriter::start(tx, &st.copy_cases, COPY_CASES_TYPES).await?;
     for ((c, h), id) in nc.iter().zip(&new_heads).zip(&new_case_ids) {
         let case_type = c.key.case_type.as_str();
         let row: [&(dyn ToSql + Sync); 13] = [
@@ -606,9 +666,9 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
             &now,
             &now,
         ];
-        writer.as_mut().write(&row).await?;
+        writer.row(&row).await?;
     }
-    writer.as_mut().finish().await?;
+    writer.finish().await?;
 
     // ---- Pipeline 3: case heads, quarantine, cursors.
     let eh_ids: Vec<i64> = existing_heads.keys().copied().collect();
@@ -652,7 +712,7 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
             CaseRef::New(i) => new_case_ids[i],
         })
         .collect();
-    let mut writer = copy_writer(tx, &st.copy_versions, COPY_VERSIONS_TYPES).await?;
+    let mut writer = CopyWriter::start(tx, &st.copy_versions, COPY_VERSIONS_TYPES).await?;
     for (v, case_id) in vs.iter().zip(&v_case_ids) {
         let record = &records[v.record_index];
         let a = accepted_of(record)?;
@@ -672,20 +732,20 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
             &warnings,
             &now,
         ];
-        writer.as_mut().write(&row).await?;
+        writer.row(&row).await?;
     }
-    writer.as_mut().finish().await?;
+    writer.finish().await?;
 
     if !batch.sinks.is_empty() && !vs.is_empty() {
-        let mut writer = copy_writer(tx, &st.copy_outbox, COPY_OUTBOX_TYPES).await?;
+        let mut writer = CopyWriter::start(tx, &st.copy_outbox, COPY_OUTBOX_TYPES).await?;
         for (v, case_id) in vs.iter().zip(&v_case_ids) {
             let key = format!("{}:{}", v.code, v.version);
             for sink in &batch.sinks {
                 let row: [&(dyn ToSql + Sync); 5] = [sink, case_id, &v.version, &key, &now];
-                writer.as_mut().write(&row).await?;
+                writer.row(&row).await?;
             }
         }
-        writer.as_mut().finish().await?;
+        writer.finish().await?;
     }
 
     let mut entry_ids = q.ids.clone();
