@@ -16,10 +16,6 @@ use std::time::{Duration, Instant};
 mod bench_support;
 use bench_support::peak_rss_kb;
 
-/// The allocator of the `gateway` binary (gateway/src/main.rs), so the figures are the product's.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();

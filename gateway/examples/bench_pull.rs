@@ -19,10 +19,6 @@ use std::time::Instant;
 mod bench_support;
 use bench_support::peak_rss_kb;
 
-/// The allocator of the `gateway` binary (gateway/src/main.rs), so the figures are the product's.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// The record file and where each page starts in it: the peer reads a page from disk per
 /// request, so its memory does not count against the gateway's.
 struct Pages {

@@ -1339,21 +1339,10 @@ async fn postgres_concurrent_writers_allocate_gapless_unique_codes() {
                     cursors: vec![(format!("writer-{t}"), b.to_string())],
                     sinks: vec!["amqp".to_string()],
                 };
-                let mut attempt = 0u32;
-                loop {
-                    match store.commit_batch(&batch).await {
-                        Ok(results) => {
-                            assert_eq!(results.len(), OWN + SHARED);
-                            break;
-                        }
-                        Err(e) if e.is_retryable() && attempt < 100 => {
-                            attempt += 1;
-                            retries += 1;
-                            tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt))).await;
-                        }
-                        Err(e) => panic!("writer {t}, batch {b}, attempt {attempt}: {e}"),
-                    }
-                }
+                let (results, attempts) =
+                    commit_with_retries(store.as_ref(), &batch, &format!("writer {t}, batch {b}")).await;
+                assert_eq!(results.len(), OWN + SHARED);
+                retries += attempts;
             }
             retries
         }));
@@ -1759,6 +1748,21 @@ async fn postgres_writers_racing_on_identical_payloads_archive_each_once() {
     );
 }
 
+/// Commit `batch`, retrying what is retryable (up to 100 times); the results and the retries.
+async fn commit_with_retries(store: &dyn Store, batch: &CommitBatch, who: &str) -> (Vec<RecordResult>, u32) {
+    let mut attempt = 0u32;
+    loop {
+        match store.commit_batch(batch).await {
+            Ok(results) => return (results, attempt),
+            Err(e) if e.is_retryable() && attempt < 100 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt))).await;
+            }
+            Err(e) => panic!("{who}, attempt {attempt}: {e}"),
+        }
+    }
+}
+
 /// Four writers commit `records` together, retrying what is retryable; per record, the one
 /// result that is not `Unchanged` (asserting there is exactly one).
 async fn commit_racing(store: &Arc<dyn Store>, records: Vec<IncomingRecord>) -> Vec<RecordResult> {
@@ -1775,17 +1779,9 @@ async fn commit_racing(store: &Arc<dyn Store>, records: Vec<IncomingRecord>) -> 
         let (store, batch, start) = (Arc::clone(store), Arc::clone(&batch), Arc::clone(&start));
         tasks.push(tokio::spawn(async move {
             start.wait().await;
-            let mut attempt = 0u32;
-            loop {
-                match store.commit_batch(&batch).await {
-                    Ok(results) => return results,
-                    Err(e) if e.is_retryable() && attempt < 100 => {
-                        attempt += 1;
-                        tokio::time::sleep(std::time::Duration::from_millis(u64::from(attempt))).await;
-                    }
-                    Err(e) => panic!("writer {t}, attempt {attempt}: {e}"),
-                }
-            }
+            commit_with_retries(store.as_ref(), &batch, &format!("writer {t}"))
+                .await
+                .0
         }));
     }
     let mut firsts: Vec<Vec<RecordResult>> = vec![Vec::new(); n];

@@ -32,6 +32,11 @@ pub struct Violation {
     pub message_en: String,
 }
 
+/// `key` as one reference token of a JSON pointer (RFC 6901: `~` as `~0`, `/` as `~1`).
+pub fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
 impl Violation {
     /// An error-level violation.
     pub fn error(

@@ -1,4 +1,8 @@
-//! Helpers the benchmark examples share.
+//! Helpers the benchmark examples share, and their allocator.
+
+/// The allocator of the `gateway` binary (gateway/src/main.rs), so the figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The process's peak resident memory (`VmHWM`), KiB; 0 where `/proc` does not say.
 pub fn peak_rss_kb() -> u64 {

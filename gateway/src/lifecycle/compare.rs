@@ -156,10 +156,6 @@ pub fn compare(items: impl IntoIterator<Item = Replayed>, samples_per_field: usi
     c
 }
 
-fn escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
-}
-
 fn same_number(a: &serde_json::Number, b: &serde_json::Number) -> bool {
     a == b || matches!((a.as_f64(), b.as_f64()), (Some(x), Some(y)) if x == y)
 }
@@ -187,7 +183,7 @@ fn diff_into(
             for key in keys {
                 let len = pointer.len();
                 pointer.push('/');
-                pointer.push_str(&escape(key));
+                pointer.push_str(&normalizer::violation::pointer_token(key));
                 diff_into(pointer, a.get(key), b.get(key), out);
                 pointer.truncate(len);
             }

@@ -51,13 +51,9 @@ pub fn numbering_year(record: &Value, case_type: CaseType) -> i32 {
         .unwrap_or_else(|| normalizer::standards::today_in_china().year())
 }
 
-/// Hash identifying a version's content: the canonical record without its `operation` flag
-/// (an "update" identical to what is stored is unchanged), marked for withdrawals.
-pub fn record_hash(record: &Value, operation: Operation) -> String {
-    hash_of_text(&canonical_texts(record).0, operation)
-}
-
-/// [`record_hash`] of the record's text without its `operation` member.
+/// Hash identifying a version's content, from the canonical record's text without its
+/// `operation` member (an "update" identical to what is stored is unchanged), marked for
+/// withdrawals.
 fn hash_of_text(without_operation: &[u8], operation: Operation) -> String {
     let mut hasher = Sha256::new();
     if operation == Operation::Delete {
@@ -68,7 +64,7 @@ fn hash_of_text(without_operation: &[u8], operation: Operation) -> String {
 }
 
 /// The record's compact JSON text twice, from one serialisation: without its `operation` member
-/// (what [`record_hash`] hashes; the bytes `serde_json::to_vec` gives for a copy without it) and
+/// (what [`hash_of_text`] hashes; the bytes `serde_json::to_vec` gives for a copy without it) and
 /// whole (what is stored; the bytes of `serde_json::to_string`).
 fn canonical_texts(record: &Value) -> (Vec<u8>, String) {
     let Value::Object(map) = record else {
@@ -156,7 +152,7 @@ fn fields_with_nul(canonical: &Value) -> Vec<Violation> {
                 for (key, item) in map {
                     let len = pointer.len();
                     pointer.push('/');
-                    pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+                    pointer.push_str(&normalizer::violation::pointer_token(key));
                     walk(item, pointer, out);
                     pointer.truncate(len);
                 }
@@ -298,6 +294,10 @@ impl Preparer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record_hash(record: &Value, operation: Operation) -> String {
+        hash_of_text(&canonical_texts(record).0, operation)
+    }
 
     #[test]
     fn both_texts_equal_serde_json_wherever_the_operation_member_sorts() {

@@ -198,10 +198,6 @@ fn run_case(mapping: &Mapping, normalizer: &Normalizer, t: &TestCase) -> CaseRes
     }
 }
 
-fn escape_pointer(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
-}
-
 fn numbers_equal(a: &serde_json::Number, b: &serde_json::Number) -> bool {
     if a == b {
         return true;
@@ -218,7 +214,7 @@ pub(crate) fn diff(pointer: &str, expected: &Value, actual: &Value, out: &mut Ve
     match (expected, actual) {
         (Value::Object(e), Value::Object(a)) => {
             for (k, ev) in e {
-                let p = format!("{pointer}/{}", escape_pointer(k));
+                let p = format!("{pointer}/{}", crate::violation::pointer_token(k));
                 match a.get(k) {
                     Some(av) => diff(&p, ev, av, out),
                     None => out.push(format!("{p}: missing; expected {ev}")),
@@ -226,7 +222,10 @@ pub(crate) fn diff(pointer: &str, expected: &Value, actual: &Value, out: &mut Ve
             }
             for (k, av) in a {
                 if !e.contains_key(k) {
-                    out.push(format!("{pointer}/{}: unexpected {av}", escape_pointer(k)));
+                    out.push(format!(
+                        "{pointer}/{}: unexpected {av}",
+                        crate::violation::pointer_token(k)
+                    ));
                 }
             }
         }
