@@ -18,6 +18,7 @@ use bench_support::peak_rss_kb;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    gateway::allocator::keep_freed_memory_for_reuse();
     let args: Vec<String> = std::env::args().collect();
     let file = args
         .get(1)

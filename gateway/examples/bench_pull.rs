@@ -51,6 +51,7 @@ async fn page(State(pages): State<Arc<Pages>>, Query(q): Query<HashMap<String, S
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    gateway::allocator::keep_freed_memory_for_reuse();
     let args: Vec<String> = std::env::args().collect();
     let file = args
         .get(1)

@@ -2,6 +2,7 @@
 //! A record's way through the program: source -> raw archive -> normalise -> commit (or
 //! quarantine) -> outbox -> sinks.
 
+pub mod allocator;
 pub mod cli;
 pub mod config;
 pub mod lifecycle;

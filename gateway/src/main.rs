@@ -23,6 +23,7 @@ fn init_logging(filter: &str, json: bool) {
 }
 
 fn main() -> ExitCode {
+    gateway::allocator::keep_freed_memory_for_reuse();
     let args = Cli::parse();
     init_logging(&args.log, args.log_json);
     let result = match args.command {
