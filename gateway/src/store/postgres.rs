@@ -56,6 +56,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_compact_rows",
         include_str!("../../migrations/postgres/0006_compact_rows.sql"),
     ),
+    (
+        "0007_discriminating_index_keys",
+        include_str!("../../migrations/postgres/0007_discriminating_index_keys.sql"),
+    ),
 ];
 
 /// Advisory lock taken (per transaction) while migrating, so instances starting together apply
@@ -193,6 +197,10 @@ fn case_from_row(r: &Row) -> StoreResult<CaseRow> {
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn keeps_compressed(&self) -> bool {
+        true
     }
 
     fn catalogue(&self) -> &dyn super::catalogue::CatalogueStore {
