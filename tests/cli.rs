@@ -150,7 +150,7 @@ fn config_check_reports_every_problem_with_its_place() {
     let config = dir.path().join("bad.toml");
     std::fs::write(
         &config,
-        "[store]\nbackend = \"oracle\"\n\n[[sources]]\nid = \"a\"\nmapping = \"missing.toml\"\n\n[[sources]]\nid = \"a\"\nmapping = \"missing.toml\"\nformat = \"yaml\"\n",
+        "[store]\nbackend = \"oracle\"\n\n[pipeline]\nprepare_nice = 25\n\n[[sources]]\nid = \"a\"\nmapping = \"missing.toml\"\n\n[[sources]]\nid = \"a\"\nmapping = \"missing.toml\"\nformat = \"yaml\"\n",
     )
     .unwrap();
     let out = gateway().args(["config", "check", path_str(&config)]).output().unwrap();
@@ -161,6 +161,7 @@ fn config_check_reports_every_problem_with_its_place() {
         "sources[0] (id \"a\").mapping",
         "sources[1] (id \"a\").id",
         "sources[1] (id \"a\").format",
+        "pipeline.prepare_nice",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }

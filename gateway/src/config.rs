@@ -117,6 +117,11 @@ pub struct PipelineConfig {
     /// memory and applies back-pressure. The preparers work up to one batch ahead of the commit.
     #[serde(default = "default_channel")]
     pub channel_capacity: usize,
+    /// Scheduling priority (`nice`, 0..=19) of the threads that prepare records (default 10): they
+    /// use the CPU time the commit leaves instead of taking it from the database on the same
+    /// machine. 0 runs them at the gateway's own priority. Linux only.
+    #[serde(default = "default_prepare_nice")]
+    pub prepare_nice: i32,
 }
 
 fn default_batch_size() -> usize {
@@ -128,6 +133,9 @@ fn default_batch_wait() -> u64 {
 fn default_channel() -> usize {
     4
 }
+fn default_prepare_nice() -> i32 {
+    crate::pipeline::workers::DEFAULT_PREPARE_NICE
+}
 
 impl Default for PipelineConfig {
     fn default() -> Self {
@@ -135,6 +143,7 @@ impl Default for PipelineConfig {
             batch_size: default_batch_size(),
             batch_wait_ms: default_batch_wait(),
             channel_capacity: default_channel(),
+            prepare_nice: default_prepare_nice(),
         }
     }
 }
@@ -641,6 +650,15 @@ impl Config {
             problem(
                 "pipeline.channel_capacity".into(),
                 "应至少为 1 / must be at least 1".into(),
+            );
+        }
+        if !(0..=19).contains(&self.pipeline.prepare_nice) {
+            problem(
+                "pipeline.prepare_nice".into(),
+                format!(
+                    "应在 0..19 / must be 0..19 (a nice value), got {}",
+                    self.pipeline.prepare_nice
+                ),
             );
         }
         for p in self.server.check(&self.base_dir, &self.sources) {

@@ -57,6 +57,7 @@ on_both_backends!(
     resending_same_record_is_unchanged,
     changed_record_is_updated_with_same_code,
     versions_keep_lineage,
+    records_compressed_while_preparing_read_back_identical,
     delete_withdraws_and_keeps_code,
     delete_of_unknown_case_is_quarantined,
     same_key_twice_in_one_batch,
@@ -215,6 +216,7 @@ impl Rec {
             mapping_version: self.mapping_version,
             verdict,
             replay_of: self.replay_of,
+            payload_lz4: None,
         }
     }
 
@@ -232,6 +234,7 @@ impl Rec {
                 .map(str::to_string),
             record_json: record.to_string(),
             warnings: self.warnings.clone(),
+            record_lz4: None,
         }))
     }
 
@@ -424,6 +427,30 @@ async fn versions_keep_lineage(store: Arc<dyn Store>) {
         assert_eq!(version.warnings, rec.warnings);
     }
     assert!(matches!(store.raw_record(999_999).await, Err(StoreError::NotFound(_))));
+}
+
+async fn records_compressed_while_preparing_read_back_identical(store: Arc<dyn Store>) {
+    // The pipeline compresses on its preparation threads for a store that keeps records
+    // compressed; records committed without it (v1) are compressed by the store itself.
+    let v1 = Rec::new("Z-1");
+    let v2 = Rec::new("Z-1").content("v2");
+    let code = accepted_code(&commit_one(&*store, v1.accepted()).await);
+    let mut prepared = v2.accepted();
+    if store.keeps_compressed() {
+        prepared.compress_for_store();
+        assert!(prepared.payload_lz4.is_some());
+    }
+    assert!(matches!(
+        commit_one(&*store, prepared).await,
+        RecordResult::Updated { .. }
+    ));
+    let (_, versions) = store.case_by_code(&code).await.unwrap();
+    assert_eq!(versions.len(), 2);
+    for (version, rec) in versions.iter().zip([&v1, &v2]) {
+        let raw = store.raw_record(version.raw_id).await.unwrap();
+        assert_eq!(raw.payload, rec.payload(), "payload of version {}", version.version);
+        assert_eq!(version.record, rec.record(), "record of version {}", version.version);
+    }
 }
 
 async fn delete_withdraws_and_keeps_code(store: Arc<dyn Store>) {
@@ -1296,7 +1323,8 @@ async fn postgres_concurrent_migrations_apply_once() {
             "0003_mapping_versions",
             "0004_case_lookups",
             "0005_supervision_catalogue",
-            "0006_compact_rows"
+            "0006_compact_rows",
+            "0007_discriminating_index_keys"
         ],
         "each migration applied once"
     );

@@ -32,9 +32,12 @@ pub fn config_check(file: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Load a config or fail with all its problems.
+/// Load a config or fail with all its problems, and apply its process-wide settings (the
+/// preparation threads' priority).
 pub fn load_config(file: &Path) -> anyhow::Result<Resolved> {
-    Config::load(file).map_err(|e| anyhow::anyhow!("{e}"))
+    let resolved = Config::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::pipeline::workers::set_prepare_nice(resolved.config.pipeline.prepare_nice);
+    Ok(resolved)
 }
 
 /// Trigger `shutdown` on Ctrl-C or SIGTERM.

@@ -1,16 +1,17 @@
 //! Committing records that arrive in batches from a connection rather than from a file: a
 //! page of a pull, a group of AMQP messages, the body of an HTTP push. Each batch is prepared
-//! on the blocking pool and committed in one transaction together with the source cursor it
+//! on the preparation threads and committed in one transaction together with the source cursor it
 //! carries (isolating a record the store refuses), and the caller learns what became of each
 //! record, in order, before it acknowledges anything to the source.
 
 use super::commit::commit_isolating;
+use super::ingest::prepare_chunk;
 use super::prepare::Preparer;
 use super::reader::{ReadItem, SourceRecord, UnreadableRecord};
+use super::workers::spawn_prepare;
 use crate::server::metrics::BatchTally;
 use crate::store::{CommitBatch, IncomingRecord, RecordResult, Store, StoreError};
 use adapters::sources::SourceItem;
-use chrono::Utc;
 use normalizer::Violation;
 use serde::Serialize;
 use std::time::Instant;
@@ -64,15 +65,19 @@ pub async fn prepare_and_commit(
     cursor: Option<String>,
     sinks: &[String],
 ) -> Result<Vec<RecordOutcome>, StoreError> {
-    let prepared = prepare_parallel(preparer, items).await?;
+    let prepared = prepare_parallel(preparer, items, store.keeps_compressed()).await?;
     commit_prepared(store, preparer, prepared, cursor, sinks).await
 }
 
-/// Prepare `items` on the blocking pool, split over the machine's cores, keeping their order.
-pub async fn prepare_parallel(preparer: &Preparer, items: Vec<ReadItem>) -> Result<Vec<IncomingRecord>, StoreError> {
+/// Prepare `items` on the preparation threads, split over the machine's cores, keeping their order;
+/// `compress`: for a store that [keeps records compressed](Store::keeps_compressed).
+pub async fn prepare_parallel(
+    preparer: &Preparer,
+    items: Vec<ReadItem>,
+    compress: bool,
+) -> Result<Vec<IncomingRecord>, StoreError> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let per_part = items.len().div_ceil(cores).max(64);
-    let now = Utc::now();
     let mut parts = Vec::new();
     let mut items = items.into_iter();
     loop {
@@ -81,13 +86,17 @@ pub async fn prepare_parallel(preparer: &Preparer, items: Vec<ReadItem>) -> Resu
             break;
         }
         let p = preparer.clone();
-        parts.push(tokio::task::spawn_blocking(move || {
-            part.into_iter().map(|item| p.prepare(item, now)).collect::<Vec<_>>()
-        }));
+        let handle = spawn_prepare(move || prepare_chunk(&p, part, compress))
+            .map_err(|e| StoreError::Task(format!("prepare: {e}")))?;
+        parts.push(handle);
     }
     let mut prepared = Vec::new();
     for part in parts {
-        prepared.extend(part.await.map_err(|e| StoreError::Task(format!("prepare: {e}")))?);
+        prepared.extend(
+            part.join()
+                .await
+                .map_err(|e| StoreError::Task(format!("prepare: {e}")))?,
+        );
     }
     Ok(prepared)
 }

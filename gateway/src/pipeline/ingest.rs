@@ -1,7 +1,7 @@
 //! The stages of a run, joined by bounded channels (back-pressure all the way to the reader):
 //!
 //! ```text
-//! reader thread --chunks--> prepare (blocking pool) --records--> committer (batches: size or time)
+//! reader thread --chunks--> prepare (preparation threads) --records--> committer (batches: size or time)
 //! ```
 //!
 //! Nothing is acknowledged before its batch is committed; on shutdown the reader stops, the
@@ -10,6 +10,7 @@
 use super::commit::commit_isolating;
 use super::prepare::Preparer;
 use super::reader::{read_file, InputFormat, ReadError, ReadItem};
+use super::workers::spawn_prepare;
 use super::Summary;
 use crate::server::metrics::{BatchTally, Metrics};
 use crate::store::{CommitBatch, IncomingRecord, RecordResult, Store, StoreError};
@@ -19,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 /// Records per chunk handed from the reader to the preparer.
@@ -188,8 +190,9 @@ pub async fn run_stages(
     let prepared_capacity = settings.channel_capacity.max(settings.batch_size.div_ceil(CHUNK) + 1);
     let (prepared_tx, prepared_rx) = mpsc::channel::<Vec<IncomingRecord>>(prepared_capacity);
     let metrics = preparer.metrics.clone();
+    let compress = store.keeps_compressed();
     let prepare_stage = tokio::spawn(async move {
-        // Chunks are prepared on up to one blocking thread per core, and forwarded in order
+        // Chunks are prepared on up to one preparation thread per core, and forwarded in order
         // (a later version of a case must stay after an earlier one).
         let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let mut inflight = std::collections::VecDeque::new();
@@ -210,13 +213,15 @@ pub async fn run_stages(
                     break;
                 };
                 let p = preparer.clone();
-                inflight.push_back(tokio::task::spawn_blocking(move || {
-                    let now = Utc::now();
-                    chunk.into_iter().map(|item| p.prepare(item, now)).collect::<Vec<_>>()
-                }));
+                let handle = spawn_prepare(move || prepare_chunk(&p, chunk, compress))
+                    .map_err(|e| IngestError::Stage(format!("prepare: {e}")))?;
+                inflight.push_back(handle);
             }
             let Some(handle) = inflight.pop_front() else { break };
-            let prepared = handle.await.map_err(|e| IngestError::Stage(format!("prepare: {e}")))?;
+            let prepared = handle
+                .join()
+                .await
+                .map_err(|e| IngestError::Stage(format!("prepare: {e}")))?;
             if prepared_tx.send(prepared).await.is_err() {
                 break;
             }
@@ -239,10 +244,10 @@ async fn commit_stage(
 ) -> Result<Summary, IngestError> {
     let mut summary = Summary::default();
     let mut pending: Vec<IncomingRecord> = Vec::with_capacity(settings.batch_size);
-    let mut deadline: Option<tokio::time::Instant> = None;
+    let mut timer = BatchTimer::new(settings.batch_size, settings.batch_wait);
     let mut batch_no = 0u64;
     loop {
-        let next = match deadline {
+        let next = match timer.deadline {
             Some(d) => tokio::select! {
                 r = rx.recv() => r.map(Some),
                 _ = tokio::time::sleep_until(d) => Some(None),
@@ -251,17 +256,15 @@ async fn commit_stage(
         };
         let input_done = match next {
             Some(Some(records)) => {
-                if pending.is_empty() {
-                    deadline = Some(tokio::time::Instant::now() + settings.batch_wait);
-                }
+                timer.arrived(pending.len(), Instant::now());
                 pending.extend(records);
                 false
             }
             Some(None) => false,
             None => true,
         };
-        let due = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
-        while pending.len() >= settings.batch_size || ((due || input_done) && !pending.is_empty()) {
+        while timer.should_commit(pending.len(), input_done, Instant::now()) {
+            let full = pending.len() >= settings.batch_size;
             let take = pending.len().min(settings.batch_size);
             let records: Vec<IncomingRecord> = pending.drain(..take).collect();
             batch_no += 1;
@@ -278,7 +281,7 @@ async fn commit_stage(
                 cursors: Vec::new(),
                 sinks: settings.sinks.clone(),
             };
-            let started = tokio::time::Instant::now();
+            let started = Instant::now();
             let results = commit_isolating(store.as_ref(), batch).instrument(span.clone()).await?;
             if let (Some(metrics), Some(tally)) = (&metrics, &tally) {
                 metrics.batch_committed(tally, &results, started.elapsed());
@@ -295,13 +298,111 @@ async fn commit_stage(
             if let Some(cb) = &on_commit {
                 cb(&results);
             }
-        }
-        if pending.is_empty() {
-            deadline = None;
+            timer.committed(full, pending.len(), Instant::now());
         }
         if input_done {
             break;
         }
     }
     Ok(summary)
+}
+
+/// Prepare a chunk of read items (and compress them for the store when it keeps them so).
+pub(super) fn prepare_chunk(preparer: &Preparer, chunk: Vec<ReadItem>, compress: bool) -> Vec<IncomingRecord> {
+    let now = Utc::now();
+    chunk
+        .into_iter()
+        .map(|item| {
+            let mut record = preparer.prepare(item, now);
+            if compress {
+                record.compress_for_store();
+            }
+            record
+        })
+        .collect()
+}
+
+/// When the committer commits: when a batch is full, or when the oldest pending record has
+/// waited `wait`, or at the end of the input.
+#[derive(Debug)]
+struct BatchTimer {
+    batch_size: usize,
+    wait: Duration,
+    /// When the pending records are due; `None` while nothing is pending.
+    deadline: Option<Instant>,
+}
+
+impl BatchTimer {
+    fn new(batch_size: usize, wait: Duration) -> Self {
+        BatchTimer {
+            batch_size,
+            wait,
+            deadline: None,
+        }
+    }
+
+    /// Records arrived while `pending` were already waiting.
+    fn arrived(&mut self, pending: usize, now: Instant) {
+        if pending == 0 {
+            self.deadline = Some(now + self.wait);
+        }
+    }
+
+    /// Whether `pending` records should be committed now.
+    fn should_commit(&self, pending: usize, input_done: bool, now: Instant) -> bool {
+        let due = self.deadline.is_some_and(|d| now >= d);
+        pending >= self.batch_size || ((due || input_done) && pending > 0)
+    }
+
+    /// A batch was committed (`full`: of `batch_size` records), leaving `remaining` pending.
+    /// The remainder of a full batch starts its own wait: committing it at once, because the wait
+    /// that began before the (long) commit has passed, would double the number of commits.
+    fn committed(&mut self, full: bool, remaining: usize, now: Instant) {
+        if remaining == 0 {
+            self.deadline = None;
+        } else if full {
+            self.deadline = Some(now + self.wait);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WAIT: Duration = Duration::from_millis(50);
+
+    #[test]
+    fn partial_batch_is_committed_when_its_wait_has_passed() {
+        let start = Instant::now();
+        let mut timer = BatchTimer::new(100, WAIT);
+        timer.arrived(0, start);
+        assert!(!timer.should_commit(30, false, start + Duration::from_millis(49)));
+        assert!(timer.should_commit(30, false, start + WAIT));
+    }
+
+    #[test]
+    fn remainder_of_full_batch_waits_afresh_after_a_long_commit() {
+        let start = Instant::now();
+        let mut timer = BatchTimer::new(100, WAIT);
+        timer.arrived(0, start);
+        assert!(timer.should_commit(130, false, start));
+        let after_commit = start + Duration::from_millis(400);
+        timer.committed(true, 30, after_commit);
+        assert!(!timer.should_commit(30, false, after_commit));
+        assert!(timer.should_commit(100, false, after_commit));
+        assert!(timer.should_commit(30, false, after_commit + WAIT));
+    }
+
+    #[test]
+    fn a_partial_commit_keeps_no_deadline_and_end_of_input_commits_the_rest() {
+        let start = Instant::now();
+        let mut timer = BatchTimer::new(100, WAIT);
+        timer.arrived(0, start);
+        timer.committed(false, 0, start + WAIT);
+        assert_eq!(timer.deadline, None);
+        assert!(!timer.should_commit(0, true, start + WAIT));
+        timer.arrived(0, start + WAIT);
+        assert!(timer.should_commit(1, true, start + WAIT));
+    }
 }

@@ -7,6 +7,7 @@
 //!   makes its batch fail.
 //! - [`ingest`]: the stages joined by bounded channels, with batching and graceful shutdown.
 //! - [`replay`]: re-runs quarantined records through the current mapping.
+//! - [`workers`]: the preparation threads, at a lower priority than the commit.
 
 pub mod batch;
 pub mod commit;
@@ -14,6 +15,7 @@ pub mod ingest;
 pub mod prepare;
 pub mod reader;
 pub mod replay;
+pub mod workers;
 
 use serde::Serialize;
 

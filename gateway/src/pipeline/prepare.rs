@@ -202,6 +202,7 @@ impl Preparer {
                     ),
                 )]),
                 replay_of: None,
+                payload_lz4: None,
             },
         }
     }
@@ -251,6 +252,7 @@ impl Preparer {
                     region,
                     operation,
                     warnings: outcome.violations,
+                    record_lz4: None,
                 })
             }
             (Some(_), None) => Verdict::Quarantine(vec![Violation::error(
@@ -273,6 +275,7 @@ impl Preparer {
             mapping_version: self.mapping.version(),
             verdict,
             replay_of,
+            payload_lz4: None,
         }
     }
 

@@ -85,7 +85,10 @@ async fn consume(runtime: &Runtime, source_id: &str, consumer: &mut AmqpConsumer
             poison = batch.poison);
         let items: Vec<_> = std::mem::take(&mut batch.items).into_iter().map(read_item).collect();
         let received = items.len() as u64;
-        let prepared = match prepare_parallel(&preparer, items).instrument(span.clone()).await {
+        let prepared = match prepare_parallel(&preparer, items, runtime.store.keeps_compressed())
+            .instrument(span.clone())
+            .await
+        {
             Ok(p) => p,
             Err(e) => break Ended::Failed(format!("prepare failed; the batch was not acknowledged: {e}")),
         };

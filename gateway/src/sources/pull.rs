@@ -109,6 +109,7 @@ pub async fn pull_into(
         PageTarget::Catalogue(_) => None,
     };
     let id = source_id.to_string();
+    let compress = runtime.store.keeps_compressed();
     let fetcher = tokio::spawn(
         async move {
             loop {
@@ -123,7 +124,7 @@ pub async fn pull_into(
                             Some(preparer) => {
                                 let received = page.items.len() as u64;
                                 let items = page.items.into_iter().map(read_item).collect();
-                                prepare_parallel(&preparer, items)
+                                prepare_parallel(&preparer, items, compress)
                                     .await
                                     .map(|prepared| Fetched::Prepared {
                                         prepared,

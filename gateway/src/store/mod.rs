@@ -93,6 +93,12 @@ pub trait Store: Send + Sync {
     /// Which backend this is (`sqlite` or `postgres`).
     fn backend(&self) -> &'static str;
 
+    /// Whether this store keeps payloads and canonical records compressed: the pipeline then
+    /// compresses them while preparing ([`IncomingRecord::compress_for_store`]), off the commit.
+    fn keeps_compressed(&self) -> bool {
+        false
+    }
+
     /// The supervision-item catalogue kept by this store.
     fn catalogue(&self) -> &dyn catalogue::CatalogueStore;
 

@@ -313,11 +313,13 @@ mod tests {
                 region: "360100".into(),
                 operation,
                 record_json: "{}".into(),
+                record_lz4: None,
                 target_id: None,
                 record_hash: hash.into(),
                 warnings: Vec::new(),
             }),
             replay_of: None,
+            payload_lz4: None,
         }
     }
 

@@ -630,7 +630,14 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
     let mut writer = CopyWriter::start(tx, &st.copy_raw, COPY_RAW_TYPES).await?;
     for (&p, id) in new_payloads.iter().zip(&raw_new_ids) {
         let r = &records[payloads.rows[p]];
-        let payload = compress::compress(&r.payload);
+        let compressed_here;
+        let payload: &[u8] = match &r.payload_lz4 {
+            Some(block) => block,
+            None => {
+                compressed_here = compress::compress(&r.payload);
+                &compressed_here
+            }
+        };
         let format = r.payload_format.as_str();
         let row: [&(dyn ToSql + Sync); 10] = [
             id,
@@ -717,7 +724,14 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
         let record = &records[v.record_index];
         let a = accepted_of(record)?;
         let status = if v.withdrawn { "withdrawn" } else { "active" };
-        let compressed = compress::compress(a.record_json.as_bytes());
+        let compressed_here;
+        let compressed: &[u8] = match &a.record_lz4 {
+            Some(block) => block,
+            None => {
+                compressed_here = compress::compress(a.record_json.as_bytes());
+                &compressed_here
+            }
+        };
         let warnings = Json(a.warnings.as_slice());
         let row: [&(dyn ToSql + Sync); 11] = [
             case_id,

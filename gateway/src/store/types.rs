@@ -85,7 +85,8 @@ pub struct AcceptedRecord {
     pub region: String,
     /// Insert, update or delete.
     pub operation: Operation,
-    /// The canonical record as compact JSON text, as stored (serialised once, while preparing).
+    /// The canonical record as compact JSON text, as stored (serialised once, while preparing);
+    /// empty once [compressed for the store](IncomingRecord::compress_for_store).
     pub record_json: String,
     /// The target's identifier (`/target/id_number`: credit code or ID number), for look-ups.
     pub target_id: Option<String>,
@@ -93,6 +94,10 @@ pub struct AcceptedRecord {
     pub record_hash: String,
     /// Warnings kept with the version.
     pub warnings: Vec<Violation>,
+    /// `record_json` as the store keeps it when it keeps records compressed, made while
+    /// preparing (see [`Store::keeps_compressed`](crate::store::Store::keeps_compressed));
+    /// `None` otherwise, and the store compresses it itself if it needs to.
+    pub record_lz4: Option<Vec<u8>>,
 }
 
 /// What validation decided for one record.
@@ -111,7 +116,8 @@ pub struct IncomingRecord {
     pub source_id: String,
     /// The record's key at its source (for lineage and logs).
     pub record_key: String,
-    /// The raw payload exactly as received (one record).
+    /// The raw payload exactly as received (one record); empty once
+    /// [compressed for the store](IncomingRecord::compress_for_store).
     pub payload: Vec<u8>,
     /// Encoding of the payload.
     pub payload_format: PayloadFormat,
@@ -127,6 +133,23 @@ pub struct IncomingRecord {
     pub verdict: Verdict,
     /// When this record is a replay of a quarantine entry: that entry's id.
     pub replay_of: Option<i64>,
+    /// `payload` as the store keeps it when it keeps payloads compressed, made while preparing
+    /// (see [`Store::keeps_compressed`](crate::store::Store::keeps_compressed)); `None` otherwise.
+    pub payload_lz4: Option<Vec<u8>>,
+}
+
+impl IncomingRecord {
+    /// Compress the payload and the canonical record the way a store that
+    /// [keeps them compressed](crate::store::Store::keeps_compressed) writes them, so that the
+    /// work is done on the preparation threads rather than in the commit. The plain forms are
+    /// released (`payload` and `record_json` are left empty): such a store reads only the
+    /// compressed ones, and the records queued for the commit take half the memory.
+    pub fn compress_for_store(&mut self) {
+        self.payload_lz4 = Some(super::compress::compress(&std::mem::take(&mut self.payload)));
+        if let Verdict::Accept(a) = &mut self.verdict {
+            a.record_lz4 = Some(super::compress::compress(std::mem::take(&mut a.record_json).as_bytes()));
+        }
+    }
 }
 
 /// A batch to commit in one transaction.
@@ -400,4 +423,54 @@ pub struct AuditRecord {
     pub subject: String,
     /// Details.
     pub detail: Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAYLOAD: &[u8] = b"{\"ajbh\":\"NCSJ-CF-2024-000001\"}";
+
+    #[test]
+    fn compressed_for_store_reads_back_as_payload_and_record() {
+        let one = r#"{"case_number":"洪市监罚〔2024〕1号","case_type":"penalty"}"#;
+        let record_json = format!("[{}]", [one; 10].join(","));
+        let mut record = IncomingRecord {
+            source_id: "s".into(),
+            record_key: "k".into(),
+            payload: PAYLOAD.to_vec(),
+            payload_format: PayloadFormat::Json,
+            payload_hash: "h".into(),
+            received_at: Utc::now(),
+            mapping_id: "m".into(),
+            mapping_version: 1,
+            verdict: Verdict::Accept(AcceptedRecord {
+                key: BusinessKey {
+                    agency_credit_code: "11360100MB1234567X".into(),
+                    case_type: CaseType::Penalty,
+                    case_number: "1".into(),
+                },
+                year: 2024,
+                region: "360100".into(),
+                operation: Operation::Insert,
+                record_json: record_json.clone(),
+                record_lz4: None,
+                target_id: None,
+                record_hash: "r".into(),
+                warnings: Vec::new(),
+            }),
+            replay_of: None,
+            payload_lz4: None,
+        };
+        record.compress_for_store();
+        let payload = super::super::compress::payload_of(record.payload_lz4.clone().unwrap_or_default(), 1);
+        assert_eq!(payload.ok().as_deref(), Some(PAYLOAD));
+        assert!(record.payload.is_empty(), "the plain payload is released");
+        let Verdict::Accept(a) = &record.verdict else {
+            panic!("accepted record expected")
+        };
+        let stored = super::super::compress::record_of(None, a.record_lz4.clone()).ok();
+        let expected: Value = serde_json::from_str(&record_json).unwrap();
+        assert_eq!(stored, Some(expected));
+    }
 }
