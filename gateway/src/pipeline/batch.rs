@@ -5,7 +5,6 @@
 //! record, in order, before it acknowledges anything to the source.
 
 use super::commit::commit_isolating;
-use super::ingest::prepare_chunk;
 use super::prepare::Preparer;
 use super::reader::{ReadItem, SourceRecord, UnreadableRecord};
 use super::workers::spawn_prepare;
@@ -86,7 +85,7 @@ pub async fn prepare_parallel(
             break;
         }
         let p = preparer.clone();
-        let handle = spawn_prepare(move || prepare_chunk(&p, part, compress))
+        let handle = spawn_prepare(move || p.prepare_chunk(part, compress))
             .map_err(|e| StoreError::Task(format!("prepare: {e}")))?;
         parts.push(handle);
     }

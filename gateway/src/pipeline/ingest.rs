@@ -14,7 +14,6 @@ use super::workers::spawn_prepare;
 use super::Summary;
 use crate::server::metrics::{BatchTally, Metrics};
 use crate::store::{CommitBatch, IncomingRecord, RecordResult, Store, StoreError};
-use chrono::Utc;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -213,7 +212,7 @@ pub async fn run_stages(
                     break;
                 };
                 let p = preparer.clone();
-                let handle = spawn_prepare(move || prepare_chunk(&p, chunk, compress))
+                let handle = spawn_prepare(move || p.prepare_chunk(chunk, compress))
                     .map_err(|e| IngestError::Stage(format!("prepare: {e}")))?;
                 inflight.push_back(handle);
             }
@@ -305,21 +304,6 @@ async fn commit_stage(
         }
     }
     Ok(summary)
-}
-
-/// Prepare a chunk of read items (and compress them for the store when it keeps them so).
-pub(super) fn prepare_chunk(preparer: &Preparer, chunk: Vec<ReadItem>, compress: bool) -> Vec<IncomingRecord> {
-    let now = Utc::now();
-    chunk
-        .into_iter()
-        .map(|item| {
-            let mut record = preparer.prepare(item, now);
-            if compress {
-                record.compress_for_store();
-            }
-            record
-        })
-        .collect()
 }
 
 /// When the committer commits: when a batch is full, or when the oldest pending record has

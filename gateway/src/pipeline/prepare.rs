@@ -207,6 +207,22 @@ impl Preparer {
         }
     }
 
+    /// Prepare a chunk of read items received now, compressing each for the store when it
+    /// [keeps records compressed](crate::store::Store::keeps_compressed).
+    pub fn prepare_chunk(&self, chunk: Vec<ReadItem>, compress: bool) -> Vec<IncomingRecord> {
+        let now = Utc::now();
+        chunk
+            .into_iter()
+            .map(|item| {
+                let mut record = self.prepare(item, now);
+                if compress {
+                    record.compress_for_store();
+                }
+                record
+            })
+            .collect()
+    }
+
     /// Prepare one parsed source record; `replay_of` names the quarantine entry being replayed.
     pub fn prepare_record(
         &self,

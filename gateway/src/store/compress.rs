@@ -2,6 +2,7 @@
 //! block (`lz4_flex`), written by the commit path and read back by every reader.
 
 use super::{StoreError, StoreResult};
+use std::borrow::Cow;
 
 /// `raw_records.payload_codec` of a payload stored as it came.
 pub(crate) const CODEC_PLAIN: i16 = 0;
@@ -14,6 +15,15 @@ const MAX_DECOMPRESSED: usize = 512 * 1024 * 1024;
 /// Compress `bytes` into a size-prefixed lz4 block.
 pub(crate) fn compress(bytes: &[u8]) -> Vec<u8> {
     lz4_flex::block::compress_prepend_size(bytes)
+}
+
+/// The stored form of `plain`: the block compressed while preparing when there is one, else
+/// compressed now.
+pub(crate) fn stored<'a>(compressed: Option<&'a [u8]>, plain: &[u8]) -> Cow<'a, [u8]> {
+    match compressed {
+        Some(block) => Cow::Borrowed(block),
+        None => Cow::Owned(compress(plain)),
+    }
 }
 
 /// Decompress a size-prefixed lz4 block written by [`compress`].

@@ -630,14 +630,8 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
     let mut writer = CopyWriter::start(tx, &st.copy_raw, COPY_RAW_TYPES).await?;
     for (&p, id) in new_payloads.iter().zip(&raw_new_ids) {
         let r = &records[payloads.rows[p]];
-        let compressed_here;
-        let payload: &[u8] = match &r.payload_lz4 {
-            Some(block) => block,
-            None => {
-                compressed_here = compress::compress(&r.payload);
-                &compressed_here
-            }
-        };
+        let stored = compress::stored(r.payload_lz4.as_deref(), &r.payload);
+        let payload: &[u8] = &stored;
         let format = r.payload_format.as_str();
         let row: [&(dyn ToSql + Sync); 10] = [
             id,
@@ -724,14 +718,8 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
         let record = &records[v.record_index];
         let a = accepted_of(record)?;
         let status = if v.withdrawn { "withdrawn" } else { "active" };
-        let compressed_here;
-        let compressed: &[u8] = match &a.record_lz4 {
-            Some(block) => block,
-            None => {
-                compressed_here = compress::compress(a.record_json.as_bytes());
-                &compressed_here
-            }
-        };
+        let stored = compress::stored(a.record_lz4.as_deref(), a.record_json.as_bytes());
+        let compressed: &[u8] = &stored;
         let warnings = Json(a.warnings.as_slice());
         let row: [&(dyn ToSql + Sync); 11] = [
             case_id,
