@@ -1,6 +1,6 @@
 //! `gateway normalize`: run records through a mapping and print each outcome as a JSON line.
 
-use crate::pipeline::reader::{read_file, InputFormat};
+use crate::pipeline::reader::{parsed, read_file, InputFormat, ParsedRecord};
 use anyhow::Context;
 use normalizer::mapping::Mapping;
 use normalizer::rules::RuleOptions;
@@ -50,12 +50,12 @@ pub fn run(
     let mut any_rejected = false;
     let mut write_error = None;
     read_file(path, format, xml_records, |item| {
-        let line = match item {
-            Ok(record) => {
-                let outcome = normalizer.normalize(&mapping, &record.value);
+        let line = match parsed(item) {
+            Ok(ParsedRecord { value, position, .. }) => {
+                let outcome = normalizer.normalize(&mapping, &value);
                 any_rejected |= !outcome.is_accepted();
                 serde_json::json!({
-                    "position": record.position,
+                    "position": position,
                     "accepted": outcome.is_accepted(),
                     "record": outcome.record,
                     "violations": outcome.violations,

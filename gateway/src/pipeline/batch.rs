@@ -42,11 +42,7 @@ pub fn summarize(received: u64, outcomes: &[RecordOutcome]) -> super::Summary {
 /// Convert an adapter's item into the pipeline's.
 pub fn read_item(item: SourceItem) -> ReadItem {
     match item {
-        Ok(r) => Ok(SourceRecord {
-            value: r.value,
-            payload: r.payload,
-            position: r.position,
-        }),
+        Ok(r) => Ok(SourceRecord::parsed(r.value, r.payload, r.position)),
         Err(u) => Err(UnreadableRecord {
             payload: u.payload,
             position: u.position,

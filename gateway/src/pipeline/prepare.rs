@@ -1,7 +1,7 @@
 //! One source record -> an [`IncomingRecord`]: map and validate it, hash the payload and the
 //! canonical record, and derive the business key, numbering year and region.
 
-use super::reader::{ReadItem, SourceRecord};
+use super::reader::{ParsedRecord, ReadItem, SourceRecord};
 use crate::store::{AcceptedRecord, BusinessKey, IncomingRecord, Operation, PayloadFormat, Verdict};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use normalizer::mapping::Mapping;
@@ -180,7 +180,7 @@ fn key_text(value: &Value, path: &str) -> Option<String> {
 impl Preparer {
     /// Prepare one item from a reader.
     pub fn prepare(&self, item: ReadItem, received_at: DateTime<Utc>) -> IncomingRecord {
-        match item {
+        match item.and_then(SourceRecord::parse) {
             Ok(record) => self.prepare_record(record, received_at, None),
             Err(unreadable) => IncomingRecord {
                 source_id: self.source_id.clone(),
@@ -226,20 +226,25 @@ impl Preparer {
     /// Prepare one parsed source record; `replay_of` names the quarantine entry being replayed.
     pub fn prepare_record(
         &self,
-        record: SourceRecord,
+        record: ParsedRecord,
         received_at: DateTime<Utc>,
         replay_of: Option<i64>,
     ) -> IncomingRecord {
-        let outcome = self.normalizer.normalize(&self.mapping, &record.value);
+        let ParsedRecord {
+            value,
+            payload,
+            position,
+        } = record;
+        let outcome = self.normalizer.normalize(&self.mapping, &value);
         let accepted = outcome.is_accepted();
         let canonical = outcome.record;
         let key = self.business_key(&canonical);
         let record_key = self
             .record_key_path
             .as_deref()
-            .and_then(|p| key_text(&record.value, p))
+            .and_then(|p| key_text(&value, p))
             .or_else(|| key.as_ref().map(ToString::to_string))
-            .unwrap_or_else(|| record.position.clone());
+            .unwrap_or_else(|| position.clone());
         let record_key = without_nul(record_key);
         let texts = accepted.then(|| canonical_texts(&canonical));
         let nul_fields = match &texts {
@@ -283,8 +288,8 @@ impl Preparer {
         IncomingRecord {
             source_id: self.source_id.clone(),
             record_key,
-            payload_hash: sha256_hex(&record.payload),
-            payload: record.payload,
+            payload_hash: sha256_hex(&payload),
+            payload,
             payload_format: PayloadFormat::Json,
             received_at,
             mapping_id: self.mapping.id().to_string(),

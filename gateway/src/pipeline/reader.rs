@@ -1,5 +1,7 @@
 //! Input readers: a file of records in one of the supported formats becomes a stream of
-//! [`SourceRecord`]s, each with its raw bytes kept for the archive.
+//! [`SourceRecord`]s, each with its raw bytes kept for the archive. JSON lines are only split
+//! here; each is parsed where it is mapped ([`SourceRecord::parse`], on the preparation threads),
+//! so the one reading thread does not parse every record of an ingest.
 
 use normalizer::xml_tree::{find_records, parse_xml_with_encoding, XmlLimits};
 use serde_json::Value;
@@ -35,8 +37,9 @@ impl InputFormat {
 /// One record read from a source, before mapping.
 #[derive(Debug, Clone)]
 pub struct SourceRecord {
-    /// The record as the mapping engine reads it.
-    pub value: Value,
+    /// The record as the mapping engine reads it; `None` for a JSON line not parsed yet (its
+    /// text is `payload`; [`SourceRecord::parse`] parses it).
+    pub value: Option<Value>,
     /// Raw bytes for the archive (the JSON line as received; for XML and CSV the record's tree as JSON).
     pub payload: Vec<u8>,
     /// Where it was found, e.g. `records.jsonl:17`.
@@ -56,6 +59,77 @@ pub struct UnreadableRecord {
 
 /// What a reader yields per record.
 pub type ReadItem = Result<SourceRecord, UnreadableRecord>;
+
+impl SourceRecord {
+    /// A record parsed already.
+    pub fn parsed(value: Value, payload: Vec<u8>, position: String) -> SourceRecord {
+        SourceRecord {
+            value: Some(value),
+            payload,
+            position,
+        }
+    }
+
+    /// A JSON text to be parsed by [`SourceRecord::parse`] where it is mapped.
+    pub fn unparsed_json(payload: Vec<u8>, position: String) -> SourceRecord {
+        SourceRecord {
+            value: None,
+            payload,
+            position,
+        }
+    }
+
+    /// The record with its value, parsed from the payload if it was not yet; a payload that is
+    /// not a JSON object makes it unreadable (quarantined with its bytes).
+    pub fn parse(self) -> Result<ParsedRecord, UnreadableRecord> {
+        let value = match self.value {
+            Some(value) => value,
+            None => match parse_json_object(&self.payload) {
+                Ok(value) => value,
+                Err(message) => {
+                    return Err(UnreadableRecord {
+                        payload: self.payload,
+                        position: self.position,
+                        message,
+                    })
+                }
+            },
+        };
+        Ok(ParsedRecord {
+            value,
+            payload: self.payload,
+            position: self.position,
+        })
+    }
+}
+
+/// A record whose value is parsed: what the mapping engine reads.
+#[derive(Debug, Clone)]
+pub struct ParsedRecord {
+    /// The record as the mapping engine reads it.
+    pub value: Value,
+    /// Raw bytes for the archive.
+    pub payload: Vec<u8>,
+    /// Where it was found.
+    pub position: String,
+}
+
+/// A JSON object from its text, or why it is not one (in Chinese and English).
+fn parse_json_object(bytes: &[u8]) -> Result<Value, String> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(value) if value.is_object() => Ok(value),
+        Ok(_) => Err(NOT_AN_OBJECT.into()),
+        Err(e) => Err(format!("JSON 解析失败 / invalid JSON: {e}")),
+    }
+}
+
+/// Why a JSON value that is not an object is not a record.
+const NOT_AN_OBJECT: &str = "不是JSON对象 / not a JSON object";
+
+/// Parse a JSON line read unparsed (for a caller that maps records one by one where it reads them).
+pub fn parsed(item: ReadItem) -> Result<ParsedRecord, UnreadableRecord> {
+    item.and_then(SourceRecord::parse)
+}
 
 /// Why an input cannot be read at all.
 #[derive(Debug, thiserror::Error)]
@@ -173,24 +247,7 @@ fn read_from<R: BufRead>(
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let position = format!("{name}:{number}");
-                let item = match serde_json::from_slice::<Value>(&line) {
-                    Ok(value) if value.is_object() => Ok(SourceRecord {
-                        value,
-                        payload: line.clone(),
-                        position,
-                    }),
-                    Ok(_) => Err(UnreadableRecord {
-                        payload: line.clone(),
-                        position,
-                        message: "不是JSON对象 / not a JSON object".into(),
-                    }),
-                    Err(e) => Err(UnreadableRecord {
-                        payload: line.clone(),
-                        position,
-                        message: format!("JSON 解析失败 / invalid JSON: {e}"),
-                    }),
-                };
+                let item = Ok(SourceRecord::unparsed_json(line.clone(), format!("{name}:{number}")));
                 if !sink(item) {
                     break;
                 }
@@ -216,16 +273,12 @@ fn read_from<R: BufRead>(
                 let position = format!("{name}[{i}]");
                 let payload = serde_json::to_vec(&value).unwrap_or_default();
                 let item = if value.is_object() {
-                    Ok(SourceRecord {
-                        value,
-                        payload,
-                        position,
-                    })
+                    Ok(SourceRecord::parsed(value, payload, position))
                 } else {
                     Err(UnreadableRecord {
                         payload,
                         position,
-                        message: "不是JSON对象 / not a JSON object".into(),
+                        message: NOT_AN_OBJECT.into(),
                     })
                 };
                 if !sink(item) {
@@ -248,11 +301,7 @@ fn read_from<R: BufRead>(
             };
             for (i, value) in records.into_iter().enumerate() {
                 let payload = serde_json::to_vec(&value).unwrap_or_default();
-                if !sink(Ok(SourceRecord {
-                    value,
-                    payload,
-                    position: format!("{name}#{}", i + 1),
-                })) {
+                if !sink(Ok(SourceRecord::parsed(value, payload, format!("{name}#{}", i + 1)))) {
                     break;
                 }
             }
@@ -270,11 +319,7 @@ fn read_from<R: BufRead>(
                         }
                         let value = Value::Object(obj);
                         let payload = serde_json::to_vec(&value).unwrap_or_default();
-                        Ok(SourceRecord {
-                            value,
-                            payload,
-                            position,
-                        })
+                        Ok(SourceRecord::parsed(value, payload, position))
                     }
                     Err(e) => Err(UnreadableRecord {
                         payload: Vec::new(),
@@ -295,17 +340,44 @@ fn read_from<R: BufRead>(
 mod tests {
     use super::*;
 
-    fn read_all(text: &str, format: InputFormat, xml_records: Option<&str>) -> Vec<ReadItem> {
+    fn read_all(
+        text: &str,
+        format: InputFormat,
+        xml_records: Option<&str>,
+    ) -> Vec<Result<ParsedRecord, UnreadableRecord>> {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("input");
         std::fs::write(&path, text).expect("write");
         let mut items = Vec::new();
         read_file(&path, format, xml_records, |item| {
-            items.push(item);
+            items.push(parsed(item));
             true
         })
         .expect("readable");
         items
+    }
+
+    fn value(item: &Result<ParsedRecord, UnreadableRecord>) -> &Value {
+        &item.as_ref().expect("record").value
+    }
+
+    #[test]
+    fn json_lines_are_split_by_the_reader_and_parsed_where_they_are_mapped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("input");
+        std::fs::write(&path, "{\"a\":1}\n{bad\n").expect("write");
+        let mut items = Vec::new();
+        read_file(&path, InputFormat::JsonLines, None, |item| {
+            items.push(item);
+            true
+        })
+        .expect("readable");
+        assert!(items.iter().all(|i| i.as_ref().is_ok_and(|r| r.value.is_none())));
+        let mut items = items.into_iter().map(parsed);
+        assert_eq!(value(&items.next().expect("first"))["a"], 1);
+        let bad = items.next().expect("second").expect_err("unreadable");
+        assert!(bad.message.contains("invalid JSON"), "{}", bad.message);
+        assert_eq!(bad.payload, b"{bad");
     }
 
     #[test]
@@ -319,11 +391,7 @@ mod tests {
         assert_eq!(bad.position, "input:3");
         assert_eq!(bad.payload, b"{bad");
         assert!(items[2].is_err(), "a JSON array line is not a record");
-        assert_eq!(
-            items[3].as_ref().expect("record").value["b"],
-            2,
-            "CRLF line ends are accepted"
-        );
+        assert_eq!(value(&items[3])["b"], 2, "CRLF line ends are accepted");
     }
 
     #[test]
@@ -337,7 +405,7 @@ mod tests {
     #[test]
     fn csv_rows_become_objects_of_strings_keyed_by_header() {
         let items = read_all("ajbh,fkje\nX1,0.2\nX2,1\n", InputFormat::Csv, None);
-        let rows: Vec<&Value> = items.iter().map(|i| &i.as_ref().expect("row").value).collect();
+        let rows: Vec<&Value> = items.iter().map(value).collect();
         assert_eq!(rows[0]["ajbh"], "X1");
         assert_eq!(rows[1]["fkje"], "1");
     }
@@ -346,7 +414,7 @@ mod tests {
     fn xml_records_are_picked_by_element_path() {
         let xml = "<Envelope><Body><r><case><a>1</a></case><case><a>2</a></case></r></Body></Envelope>";
         let items = read_all(xml, InputFormat::Xml, Some("Envelope.Body.r.case"));
-        let values: Vec<&Value> = items.iter().map(|i| &i.as_ref().expect("record").value).collect();
+        let values: Vec<&Value> = items.iter().map(value).collect();
         assert_eq!(values.len(), 2);
         assert_eq!(values[1]["a"], "2");
     }
@@ -380,7 +448,7 @@ mod tests {
             Some("r.case"),
             Some(encoding_rs::GBK),
             |i| {
-                values.push(i.expect("record").value);
+                values.push(i.expect("record").value.expect("XML is parsed by the reader"));
                 true
             },
         )

@@ -4,7 +4,7 @@
 
 use super::commit::commit_isolating;
 use super::prepare::Preparer;
-use super::reader::SourceRecord;
+use super::reader::ParsedRecord;
 use super::Summary;
 use crate::store::{CommitBatch, PayloadFormat, QuarantineFilter, QuarantineStatus, Store, StoreError};
 use chrono::Utc;
@@ -91,7 +91,7 @@ pub async fn replay(
             };
             let mut incoming = match value {
                 Ok(value) => preparer.prepare_record(
-                    SourceRecord {
+                    ParsedRecord {
                         value,
                         payload: raw.payload.clone(),
                         position: raw.record_key.clone(),
