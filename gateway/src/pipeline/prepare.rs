@@ -244,7 +244,7 @@ impl Preparer {
             .as_deref()
             .and_then(|p| key_text(&value, p))
             .or_else(|| key.as_ref().map(ToString::to_string))
-            .unwrap_or_else(|| position.clone());
+            .unwrap_or(position);
         let record_key = without_nul(record_key);
         let texts = accepted.then(|| canonical_texts(&canonical));
         let nul_fields = match &texts {
