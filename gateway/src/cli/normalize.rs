@@ -1,6 +1,6 @@
 //! `gateway normalize`: run records through a mapping and print each outcome as a JSON line.
 
-use crate::pipeline::reader::{parsed, read_file, InputFormat, ParsedRecord};
+use crate::pipeline::reader::{parse_item, read_file, InputFormat, ParsedRecord};
 use anyhow::Context;
 use normalizer::mapping::Mapping;
 use normalizer::rules::RuleOptions;
@@ -50,7 +50,7 @@ pub fn run(
     let mut any_rejected = false;
     let mut write_error = None;
     read_file(path, format, xml_records, |item| {
-        let line = match parsed(item) {
+        let line = match parse_item(item) {
             Ok(ParsedRecord { value, position, .. }) => {
                 let outcome = normalizer.normalize(&mapping, &value);
                 any_rejected |= !outcome.is_accepted();

@@ -1,7 +1,7 @@
 //! One source record -> an [`IncomingRecord`]: map and validate it, hash the payload and the
 //! canonical record, and derive the business key, numbering year and region.
 
-use super::reader::{ParsedRecord, ReadItem, SourceRecord};
+use super::reader::{parse_item, ParsedRecord, ReadItem};
 use crate::store::{AcceptedRecord, BusinessKey, IncomingRecord, Operation, PayloadFormat, Verdict};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use normalizer::mapping::Mapping;
@@ -180,7 +180,7 @@ fn key_text(value: &Value, path: &str) -> Option<String> {
 impl Preparer {
     /// Prepare one item from a reader.
     pub fn prepare(&self, item: ReadItem, received_at: DateTime<Utc>) -> IncomingRecord {
-        match item.and_then(SourceRecord::parse) {
+        match parse_item(item) {
             Ok(record) => self.prepare_record(record, received_at, None),
             Err(unreadable) => IncomingRecord {
                 source_id: self.source_id.clone(),

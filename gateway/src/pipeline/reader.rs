@@ -126,8 +126,8 @@ fn parse_json_object(bytes: &[u8]) -> Result<Value, String> {
 /// Why a JSON value that is not an object is not a record.
 const NOT_AN_OBJECT: &str = "不是JSON对象 / not a JSON object";
 
-/// Parse a JSON line read unparsed (for a caller that maps records one by one where it reads them).
-pub fn parsed(item: ReadItem) -> Result<ParsedRecord, UnreadableRecord> {
+/// Parse a JSON line read unparsed; other items pass as they are.
+pub fn parse_item(item: ReadItem) -> Result<ParsedRecord, UnreadableRecord> {
     item.and_then(SourceRecord::parse)
 }
 
@@ -340,21 +340,29 @@ fn read_from<R: BufRead>(
 mod tests {
     use super::*;
 
-    fn read_all(
-        text: &str,
-        format: InputFormat,
-        xml_records: Option<&str>,
-    ) -> Vec<Result<ParsedRecord, UnreadableRecord>> {
+    /// Every item as the reader yields it (JSON lines unparsed).
+    fn read_raw(text: &str, format: InputFormat, xml_records: Option<&str>) -> Vec<ReadItem> {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("input");
         std::fs::write(&path, text).expect("write");
         let mut items = Vec::new();
         read_file(&path, format, xml_records, |item| {
-            items.push(parsed(item));
+            items.push(item);
             true
         })
         .expect("readable");
         items
+    }
+
+    fn read_all(
+        text: &str,
+        format: InputFormat,
+        xml_records: Option<&str>,
+    ) -> Vec<Result<ParsedRecord, UnreadableRecord>> {
+        read_raw(text, format, xml_records)
+            .into_iter()
+            .map(parse_item)
+            .collect()
     }
 
     fn value(item: &Result<ParsedRecord, UnreadableRecord>) -> &Value {
@@ -363,17 +371,9 @@ mod tests {
 
     #[test]
     fn json_lines_are_split_by_the_reader_and_parsed_where_they_are_mapped() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("input");
-        std::fs::write(&path, "{\"a\":1}\n{bad\n").expect("write");
-        let mut items = Vec::new();
-        read_file(&path, InputFormat::JsonLines, None, |item| {
-            items.push(item);
-            true
-        })
-        .expect("readable");
+        let items = read_raw("{\"a\":1}\n{bad\n", InputFormat::JsonLines, None);
         assert!(items.iter().all(|i| i.as_ref().is_ok_and(|r| r.value.is_none())));
-        let mut items = items.into_iter().map(parsed);
+        let mut items = items.into_iter().map(parse_item);
         assert_eq!(value(&items.next().expect("first"))["a"], 1);
         let bad = items.next().expect("second").expect_err("unreadable");
         assert!(bad.message.contains("invalid JSON"), "{}", bad.message);
