@@ -199,6 +199,31 @@ async fn replay_after_mapping_fix_accepts_record(backend: Backend) {
 }
 on_both_backends!(replay_after_mapping_fix_accepts_record);
 
+async fn replaying_unreadable_lines_keeps_them_quarantined_with_reasons_in_both_languages(backend: Backend) {
+    let env = Env::new(backend).await;
+    let s = env.ingest(&env.write("bad.jsonl", "{\"ajbh\": \"broken\"\n[1, 2]\n"));
+    assert_eq!(count(&s, "quarantined"), 2, "{s}");
+    let out = env
+        .cmd(&["replay", "--config", path_str(&env.config), "--source", "nanchang-amr"])
+        .output()
+        .unwrap();
+    support::assert_success(&out, "replay");
+    let s = support::summary_line(&out);
+    assert_eq!((count(&s, "received"), count(&s, "quarantined")), (2, 2), "{s}");
+    let mut q = env.export("quarantine");
+    q.sort_by_key(|e| e["record_key"].as_str().map(str::to_owned));
+    assert_eq!(q.len(), 2, "{q:?}");
+    let expected = [("JSON 解析失败", "invalid JSON"), ("不是JSON对象", "not a JSON object")];
+    for (entry, (zh, en)) in q.iter().zip(expected) {
+        assert_eq!(entry["status"], "open", "{entry}");
+        let v = &entry["violations"][0];
+        assert_eq!(v["rule"], "input.unreadable", "{entry}");
+        assert!(v["message_zh"].as_str().is_some_and(|m| m.contains(zh)), "{entry}");
+        assert!(v["message_en"].as_str().is_some_and(|m| m.contains(en)), "{entry}");
+    }
+}
+on_both_backends!(replaying_unreadable_lines_keeps_them_quarantined_with_reasons_in_both_languages);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_ingests_into_postgres_allocate_unique_gapless_codes() {
     let env = Env::new(Backend::Postgres).await;

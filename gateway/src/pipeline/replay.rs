@@ -4,7 +4,7 @@
 
 use super::commit::commit_isolating;
 use super::prepare::Preparer;
-use super::reader::ParsedRecord;
+use super::reader::{ParsedRecord, SourceRecord, UnreadableRecord};
 use super::Summary;
 use crate::store::{CommitBatch, PayloadFormat, QuarantineFilter, QuarantineStatus, Store, StoreError};
 use chrono::Utc;
@@ -83,30 +83,24 @@ pub async fn replay(
                     source_id: entry.source_id.clone(),
                 })?;
             let raw = store.raw_record(entry.raw_id).await?;
-            let value = match raw.format {
-                PayloadFormat::Json => serde_json::from_slice(&raw.payload).map_err(|e| e.to_string()),
-                PayloadFormat::Xml => {
-                    normalizer::xml_tree::parse_xml(&raw.payload, &Default::default()).map_err(|e| e.to_string())
-                }
-            };
-            let mut incoming = match value {
-                Ok(value) => preparer.prepare_record(
-                    ParsedRecord {
+            let parsed = match raw.format {
+                PayloadFormat::Json => SourceRecord::unparsed_json(raw.payload, raw.record_key).parse(),
+                PayloadFormat::Xml => match normalizer::xml_tree::parse_xml(&raw.payload, &Default::default()) {
+                    Ok(value) => Ok(ParsedRecord {
                         value,
-                        payload: raw.payload.clone(),
-                        position: raw.record_key.clone(),
-                    },
-                    raw.received_at,
-                    Some(entry.id),
-                ),
-                Err(message) => preparer.prepare(
-                    Err(super::reader::UnreadableRecord {
-                        payload: raw.payload.clone(),
-                        position: raw.record_key.clone(),
-                        message,
+                        payload: raw.payload,
+                        position: raw.record_key,
                     }),
-                    Utc::now(),
-                ),
+                    Err(e) => Err(UnreadableRecord {
+                        payload: raw.payload,
+                        position: raw.record_key,
+                        message: e.to_string(),
+                    }),
+                },
+            };
+            let mut incoming = match parsed {
+                Ok(record) => preparer.prepare_record(record, raw.received_at, Some(entry.id)),
+                Err(unreadable) => preparer.prepare(Err(unreadable), Utc::now()),
             };
             incoming.replay_of = Some(entry.id);
             incoming.received_at = raw.received_at;
