@@ -808,8 +808,22 @@ async fn cases_are_found_by_code_business_key_and_target_with_versions_and_linea
         assert_eq!(v["deliveries"][0]["sink_id"], "platform");
         let (status, raw) = gw.get(&format!("/api/raw/{}", v["raw_id"]), OWNER).await;
         assert_eq!(status, StatusCode::OK);
+        assert_schema(&doc, "RawRecord", &raw);
         assert_eq!(raw["payload"]["ajbh"], "NCSJ-CF-2024-000040");
+        assert_eq!(raw["times_received"], 1, "{raw}");
     }
+    // The same payload sent again is counted on its raw record.
+    gw.push(&[nanchang_record(40, 7)]).await;
+    let mut times = Vec::new();
+    for v in versions {
+        let (_, raw) = gw.get(&format!("/api/raw/{}", v["raw_id"]), OWNER).await;
+        if raw["times_received"] == 2 {
+            assert!(raw["last_received_at"].as_str() > raw["received_at"].as_str(), "{raw}");
+        }
+        times.push(raw["times_received"].as_i64());
+    }
+    times.sort();
+    assert_eq!(times, [Some(1), Some(2)], "only the re-sent payload counts twice");
     // By business key.
     let path = format!(
         "/api/cases?agency_credit_code={}&case_type=penalty&case_number=NCSJ-CF-2024-000041",

@@ -580,6 +580,14 @@ async fn redelivered_payload_changes_nothing(store: Arc<dyn Store>) {
     let (case, versions) = store.case_by_code(&code).await.unwrap();
     assert_eq!((case.version, versions.len()), (2, 2));
     assert_eq!(case.record, v2.record());
+    let counted = |raw: &RawRecord| (raw.times_received, raw.last_received_at >= raw.received_at);
+    let first = store.raw_record(versions[0].raw_id).await.unwrap();
+    assert_eq!(counted(&first), (2, true), "the payload sent again is counted");
+    assert_eq!(store.raw_record(versions[1].raw_id).await.unwrap().times_received, 1);
+    commit(&*store, vec![v1.accepted(), v1.accepted()]).await;
+    let again = store.raw_record(versions[0].raw_id).await.unwrap();
+    assert_eq!(counted(&again), (4, true), "twice more in one batch");
+    assert!(again.last_received_at >= first.last_received_at);
 
     // A rejected payload delivered again after it was ignored stays ignored.
     let x = Rec::new("X-1");
@@ -602,8 +610,11 @@ async fn payload_repeated_in_one_batch(store: Arc<dyn Store>) {
     let p = Rec::new("P-1");
     let results = commit(&*store, vec![p.accepted(), p.accepted()]).await;
     let code = accepted_code(&results[0]);
-    assert_eq!(results[1], RecordResult::Unchanged { code });
+    assert_eq!(results[1], RecordResult::Unchanged { code: code.clone() });
     assert_eq!(store.stats().await.unwrap().raw_records, 1);
+    let (_, versions) = store.case_by_code(&code).await.unwrap();
+    let raw = store.raw_record(versions[0].raw_id).await.unwrap();
+    assert_eq!(raw.times_received, 2, "received twice in its first batch");
 
     // Accepted, then rejected: the repeat writes nothing.
     let r = Rec::new("R-1");
@@ -1324,7 +1335,8 @@ async fn postgres_concurrent_migrations_apply_once() {
             "0004_case_lookups",
             "0005_supervision_catalogue",
             "0006_compact_rows",
-            "0007_discriminating_index_keys"
+            "0007_discriminating_index_keys",
+            "0008_raw_receipts"
         ],
         "each migration applied once"
     );
@@ -1583,6 +1595,7 @@ async fn canonical_state(store: &dyn Store, entries: &Entries, backend: usize) -
                 v.version,
                 v.status,
                 raw.content_hash,
+                raw.times_received,
                 v.mapping_version,
                 v.record_hash,
                 v.record,
@@ -1621,7 +1634,8 @@ async fn canonical_state(store: &dyn Store, entries: &Entries, backend: usize) -
             e.mapping_version,
             e.note,
             e.record_key,
-            raw.content_hash
+            raw.content_hash,
+            raw.times_received
         ]));
     }
     json!({

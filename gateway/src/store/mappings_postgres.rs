@@ -5,7 +5,7 @@
 //! nothing and says so). The unique partial index `mapping_versions_one_active` is the last
 //! guard: two active versions of one source cannot be committed whatever the code does.
 
-use super::postgres::{audit_record, insert_audit, raw_record_from_row, PostgresStore, RAW_COLUMNS};
+use super::postgres::{audit_record, insert_audit, raw_record_from_row, PostgresStore, RAW_COLUMNS, RAW_TABLES};
 use super::{StoreError, StoreResult};
 use crate::lifecycle::store::{
     ActivateOutcome, Activation, ActivationKind, ActivationRow, ActiveMapping, MappingStore, NewVersion, StoredVersion,
@@ -331,7 +331,7 @@ impl MappingStore for PostgresStore {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(&format!(
-                "SELECT {RAW_COLUMNS} FROM raw_records WHERE source_id = $1 ORDER BY id DESC LIMIT $2"
+                "SELECT {RAW_COLUMNS} FROM {RAW_TABLES} WHERE r.source_id = $1 ORDER BY r.id DESC LIMIT $2"
             ))
             .await?;
         let rows = client.query(&stmt, &[&source_id, &limit]).await?;

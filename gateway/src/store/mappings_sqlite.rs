@@ -360,7 +360,8 @@ impl MappingStore for SqliteStore {
         let source_id = source_id.to_string();
         self.with_conn(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, source_id, record_key, content_hash, format, received_at, payload FROM raw_records
+                "SELECT id, source_id, record_key, content_hash, format, received_at, payload, last_received_at, times_received
+                 FROM raw_records
                  WHERE source_id = ?1 ORDER BY id DESC LIMIT ?2",
             )?;
             let rows = stmt
@@ -373,6 +374,8 @@ impl MappingStore for SqliteStore {
                         r.get::<_, String>(4)?,
                         r.get::<_, String>(5)?,
                         r.get::<_, Vec<u8>>(6)?,
+                        r.get::<_, String>(7)?,
+                        r.get::<_, i32>(8)?,
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -386,6 +389,8 @@ impl MappingStore for SqliteStore {
                         format: PayloadFormat::parse(&r.4).ok_or_else(|| corrupt("payload format", &r.4))?,
                         received_at: parse_time(&r.5)?,
                         payload: r.6,
+                        last_received_at: parse_time(&r.7)?,
+                        times_received: r.8,
                     })
                 })
                 .collect()

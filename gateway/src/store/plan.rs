@@ -3,9 +3,9 @@
 //! under their locks, call [`plan_batch`], and write the result.
 
 use super::types::{BusinessKey, IncomingRecord, Operation, RecordResult, Verdict};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use normalizer::standards::case_code::CaseCode;
 use normalizer::{CaseType, Violation};
-use std::collections::{HashMap, HashSet};
 
 /// The largest sequence a counter can give (7 digits).
 pub const MAX_SEQUENCE: u32 = 9_999_999;

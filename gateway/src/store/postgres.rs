@@ -60,6 +60,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0007_discriminating_index_keys",
         include_str!("../../migrations/postgres/0007_discriminating_index_keys.sql"),
     ),
+    (
+        "0008_raw_receipts",
+        include_str!("../../migrations/postgres/0008_raw_receipts.sql"),
+    ),
 ];
 
 /// Advisory lock taken (per transaction) while migrating, so instances starting together apply
@@ -152,8 +156,11 @@ fn quarantine_from_row(r: &Row) -> StoreResult<QuarantineEntry> {
 }
 
 /// Columns read by [`raw_record_from_row`].
-pub(crate) const RAW_COLUMNS: &str =
-    "id, source_id, record_key, content_hash, format, received_at, payload, payload_codec";
+pub(crate) const RAW_COLUMNS: &str = "r.id, r.source_id, r.record_key, r.content_hash, r.format, r.received_at, \
+     r.payload, r.payload_codec, COALESCE(x.last_received_at, r.received_at), COALESCE(x.times_received, 1)";
+
+/// The raw archive with its receipt counts, for [`RAW_COLUMNS`] (`r` and `x`).
+pub(crate) const RAW_TABLES: &str = "raw_records r LEFT JOIN raw_receipts x ON x.raw_id = r.id";
 
 /// A raw record from the columns [`RAW_COLUMNS`], its payload as it came.
 pub(crate) fn raw_record_from_row(r: &Row) -> StoreResult<RawRecord> {
@@ -167,6 +174,8 @@ pub(crate) fn raw_record_from_row(r: &Row) -> StoreResult<RawRecord> {
             .ok_or_else(|| StoreError::Corrupt(format!("payload format {format:?}")))?,
         received_at: r.try_get(5)?,
         payload: compress::payload_of(r.try_get(6)?, r.try_get(7)?)?,
+        last_received_at: r.try_get(8)?,
+        times_received: r.try_get(9)?,
     })
 }
 
@@ -256,7 +265,7 @@ impl Store for PostgresStore {
     async fn raw_record(&self, id: i64) -> StoreResult<RawRecord> {
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(&format!("SELECT {RAW_COLUMNS} FROM raw_records WHERE id = $1"))
+            .prepare_cached(&format!("SELECT {RAW_COLUMNS} FROM {RAW_TABLES} WHERE r.id = $1"))
             .await?;
         let row = client
             .query_opt(&stmt, &[&id])

@@ -17,7 +17,10 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 use futures_util::SinkExt;
 use normalizer::Violation;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+// foldhash, not SipHash: these maps are keyed by every record of a batch (64-character content
+// hashes among them) and live for one commit.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::collections::{BTreeMap, BTreeSet};
 use std::pin::Pin;
 use std::sync::LazyLock;
 use tokio_postgres::types::{IsNull, Json, ToSql, Type};
@@ -76,11 +79,15 @@ const SQL_RAW_EXISTING: &str = "
     FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS u(source_id, content_hash, n)
     JOIN raw_records r ON r.source_id = u.source_id AND r.content_hash = u.content_hash";
 
-/// Payloads received again: when last and how often.
+/// Payloads received more than once: when last, and how often in all. `$3` counts the first
+/// receipt too, so a payload archived before this batch and seen `n` times in it gives `n + 1`,
+/// which is `n` more than a count already there.
 const SQL_RAW_SEEN: &str = "
-    UPDATE raw_records r SET last_received_at = u.last_received_at, times_received = r.times_received + u.times
-    FROM UNNEST($1::int8[], $2::timestamptz[], $3::int4[]) AS u(id, last_received_at, times)
-    WHERE r.id = u.id";
+    INSERT INTO raw_receipts (raw_id, last_received_at, times_received)
+    SELECT * FROM UNNEST($1::int8[], $2::timestamptz[], $3::int4[])
+    ON CONFLICT (raw_id) DO UPDATE
+       SET last_received_at = EXCLUDED.last_received_at,
+           times_received = raw_receipts.times_received + EXCLUDED.times_received - 1";
 
 /// Ids for the new raw payloads and cases, taken from their sequences in one statement each, so
 /// the rows can be written with `COPY` (which returns nothing).
@@ -88,7 +95,7 @@ const SQL_RAW_IDS: &str = "SELECT nextval('raw_records_id_seq') FROM generate_se
 const SQL_CASE_IDS: &str = "SELECT nextval('cases_id_seq') FROM generate_series(1, $1::int4)";
 
 const COPY_RAW: &str = "COPY raw_records (id, source_id, record_key, content_hash, format, received_at,
-    last_received_at, times_received, payload, payload_codec) FROM STDIN (FORMAT binary)";
+    payload, payload_codec) FROM STDIN (FORMAT binary)";
 const COPY_RAW_TYPES: &[Type] = &[
     Type::INT8,
     Type::TEXT,
@@ -96,8 +103,6 @@ const COPY_RAW_TYPES: &[Type] = &[
     Type::TEXT,
     Type::TEXT,
     Type::TIMESTAMPTZ,
-    Type::TIMESTAMPTZ,
-    Type::INT4,
     Type::BYTEA,
     Type::INT2,
 ];
@@ -599,19 +604,13 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
         .collect::<StoreResult<_>>()?;
     let counters_update: Params<'_> = vec![&cu_types, &cu_years, &cu_regions, &cu_last];
 
-    let seen_ids: Vec<i64> = seen_again.iter().filter_map(|&p| row_ids[p]).collect();
-    let seen_last: Vec<DateTime<Utc>> = seen_again.iter().map(|&p| payloads.last_received[p]).collect();
-    let seen_times: Vec<i32> = seen_again.iter().map(|&p| payloads.times[p]).collect();
-    let raw_seen: Params<'_> = vec![&seen_ids, &seen_last, &seen_times];
-
     let new_raw_count = count_param(new_payloads.len())?;
     let new_case_count = count_param(nc.len())?;
     let raw_count: Params<'_> = vec![&new_raw_count];
     let case_count: Params<'_> = vec![&new_case_count];
-    let (_, _, raw_id_rows, case_id_rows) = tokio::try_join!(
+    let (_, raw_id_rows, case_id_rows) = tokio::try_join!(
         biased;
         execute_some(tx, &st.counters_update, some_if(plan.counters.len(), &counters_update)),
-        execute_some(tx, &st.raw_seen, some_if(seen_ids.len(), &raw_seen)),
         query_some(tx, &st.raw_ids, some_if(new_payloads.len(), &raw_count)),
         query_some(tx, &st.case_ids, some_if(nc.len(), &case_count)),
     )?;
@@ -633,15 +632,13 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
         let stored = compress::stored(r.payload_lz4.as_deref(), &r.payload);
         let payload: &[u8] = &stored;
         let format = r.payload_format.as_str();
-        let row: [&(dyn ToSql + Sync); 10] = [
+        let row: [&(dyn ToSql + Sync); 8] = [
             id,
             &r.source_id,
             &r.record_key,
             &r.payload_hash,
             &format,
             &r.received_at,
-            &payloads.last_received[p],
-            &payloads.times[p],
             &payload,
             &compress::CODEC_LZ4,
         ];
@@ -695,8 +692,27 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
     let cursor_values: Vec<&str> = last_cursor.values().copied().collect();
     let cursors_upsert: Params<'_> = vec![&cursor_sources, &cursor_values, &now];
 
-    let (_, created_entries, _, _, _) = tokio::try_join!(
+    // Payloads archived before and received again, and new ones received more than once.
+    let mut receipt_ids: Vec<i64> = Vec::new();
+    let mut receipt_last: Vec<DateTime<Utc>> = Vec::new();
+    let mut receipt_times: Vec<i32> = Vec::new();
+    for (p, id) in row_ids.iter().enumerate() {
+        let times = if seen_again.binary_search(&p).is_ok() {
+            payloads.times[p] + 1
+        } else if payloads.times[p] > 1 {
+            payloads.times[p]
+        } else {
+            continue;
+        };
+        receipt_ids.push(id.ok_or_else(|| StoreError::Task("a raw payload got no id".into()))?);
+        receipt_last.push(payloads.last_received[p]);
+        receipt_times.push(times);
+    }
+    let raw_seen: Params<'_> = vec![&receipt_ids, &receipt_last, &receipt_times];
+
+    let (_, _, created_entries, _, _, _) = tokio::try_join!(
         biased;
+        execute_some(tx, &st.raw_seen, some_if(receipt_ids.len(), &raw_seen)),
         execute_some(tx, &st.cases_update, some_if(existing_heads.len(), &cases_update)),
         query_some(tx, &st.quarantine_insert, some_if(q.inserts.len(), &q_insert_params)),
         execute_some(tx, &st.quarantine_replayed, some_if(q.replays.len(), &q_replayed_params)),

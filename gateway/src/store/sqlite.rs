@@ -6,9 +6,9 @@ use super::types::*;
 use super::{Store, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use normalizer::{CaseType, Violation};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -599,7 +599,8 @@ impl Store for SqliteStore {
         self.with_conn(move |conn| {
             let row = conn
                 .query_row(
-                    "SELECT id, source_id, record_key, content_hash, format, received_at, payload FROM raw_records WHERE id = ?1",
+                    "SELECT id, source_id, record_key, content_hash, format, received_at, payload, last_received_at, times_received
+                 FROM raw_records WHERE id = ?1",
                     [id],
                     |r| {
                         Ok((
@@ -610,6 +611,8 @@ impl Store for SqliteStore {
                             r.get::<_, String>(4)?,
                             r.get::<_, String>(5)?,
                             r.get::<_, Vec<u8>>(6)?,
+                            r.get::<_, String>(7)?,
+                            r.get::<_, i32>(8)?,
                         ))
                     },
                 )
@@ -624,6 +627,8 @@ impl Store for SqliteStore {
                     .ok_or_else(|| StoreError::Corrupt(format!("payload format {:?}", row.4)))?,
                 received_at: parse_time(&row.5)?,
                 payload: row.6,
+                last_received_at: parse_time(&row.7)?,
+                times_received: row.8,
             })
         })
         .await

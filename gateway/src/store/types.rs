@@ -298,6 +298,10 @@ pub struct RawRecord {
     /// The payload bytes.
     #[serde(skip)]
     pub payload: Vec<u8>,
+    /// When the same payload (same source and content hash) was last received.
+    pub last_received_at: DateTime<Utc>,
+    /// How often it was received, the first time included.
+    pub times_received: i32,
 }
 
 /// A case (current state).

@@ -73,6 +73,10 @@ pub struct RawView {
     pub format: PayloadFormat,
     /// First received.
     pub received_at: DateTime<Utc>,
+    /// When the same payload was last received.
+    pub last_received_at: DateTime<Utc>,
+    /// How often it was received, the first time included.
+    pub times_received: i32,
     /// The payload as JSON (an XML payload as its element tree), when it parses.
     pub payload: Option<Value>,
     /// The payload pretty-printed for reading: JSON indented, XML indented.
@@ -124,6 +128,8 @@ pub fn raw_view(raw: RawRecord) -> RawView {
         content_hash: raw.content_hash,
         format: raw.format,
         received_at: raw.received_at,
+        last_received_at: raw.last_received_at,
+        times_received: raw.times_received,
         payload,
         payload_pretty: pretty,
     }
@@ -368,6 +374,8 @@ mod tests {
             format,
             received_at: Utc::now(),
             payload: payload.to_vec(),
+            last_received_at: Utc::now(),
+            times_received: 1,
         }
     }
 
