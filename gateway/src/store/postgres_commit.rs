@@ -40,9 +40,9 @@ fn to_i32(n: u32) -> StoreResult<i32> {
 // the other, in the order sent; the client waits once per pipeline) and four COPYs:
 //   1. create and lock the counters, read the existing cases and the payloads already archived;
 //   (plan the batch)
-//   2. store the counters, count the payloads received again, take ids for new payloads and cases;
+//   2. store the counters, take ids for new payloads and cases;
 //   COPY the new raw payloads and the new cases;
-//   3. case heads, quarantine, cursors;
+//   3. payloads received more than once counted (`raw_receipts`), case heads, quarantine, cursors;
 //   COPY the versions, then their outbox rows.
 // A concurrent writer archiving the same payload between 1 and its COPY makes the COPY fail with
 // a unique violation, which is retryable: the batch is run again and then finds the payload.
@@ -697,6 +697,7 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
     let mut receipt_last: Vec<DateTime<Utc>> = Vec::new();
     let mut receipt_times: Vec<i32> = Vec::new();
     for (p, id) in row_ids.iter().enumerate() {
+        // `seen_again` holds payload rows in increasing order.
         let times = if seen_again.binary_search(&p).is_ok() {
             payloads.times[p] + 1
         } else if payloads.times[p] > 1 {
