@@ -184,12 +184,7 @@ async fn replay_after_mapping_fix_accepts_record(backend: Backend) {
     ] {
         support::assert_success(&env.cmd(&args).output().unwrap(), args[1]);
     }
-    let out = env
-        .cmd(&["replay", "--config", path_str(&env.config), "--source", "nanchang-amr"])
-        .output()
-        .unwrap();
-    support::assert_success(&out, "replay");
-    let s = support::summary_line(&out);
+    let s = env.replay_source("nanchang-amr");
     assert_eq!((count(&s, "received"), count(&s, "accepted")), (3, 3), "{s}");
     assert_eq!(env.export("cases").len(), 3);
     let q = env.export("quarantine");
@@ -203,12 +198,7 @@ async fn replaying_unreadable_lines_keeps_them_quarantined_with_reasons_in_both_
     let env = Env::new(backend).await;
     let s = env.ingest(&env.write("bad.jsonl", "{\"ajbh\": \"broken\"\n[1, 2]\n"));
     assert_eq!(count(&s, "quarantined"), 2, "{s}");
-    let out = env
-        .cmd(&["replay", "--config", path_str(&env.config), "--source", "nanchang-amr"])
-        .output()
-        .unwrap();
-    support::assert_success(&out, "replay");
-    let s = support::summary_line(&out);
+    let s = env.replay_source("nanchang-amr");
     assert_eq!((count(&s, "received"), count(&s, "quarantined")), (2, 2), "{s}");
     let mut q = env.export("quarantine");
     q.sort_by_key(|e| e["record_key"].as_str().map(str::to_owned));

@@ -224,11 +224,7 @@ async fn a_fixed_code_table_goes_from_upload_through_dry_run_activation_replay_a
     assert!(text.contains("-version = 1") && text.contains("+version = 2"), "{text}");
 
     // Replaying the quarantine (a new process: the store's v2, not the configured v1 file).
-    let out = env
-        .cmd(&["replay", "--config", path_str(&env.config), "--source", SOURCE])
-        .output()
-        .expect("replay");
-    let r = support::summary_line(&out);
+    let r = env.replay_source(SOURCE);
     assert_eq!((count(&r, "accepted"), count(&r, "quarantined")), (6, 2), "{r}");
     let cases = env.export("cases");
     assert_eq!(cases.len(), 28);

@@ -110,6 +110,16 @@ impl Env {
         summary_line(&out)
     }
 
+    /// `gateway replay --source SOURCE`, which must succeed: its JSON summary line.
+    pub fn replay_source(&self, source: &str) -> Value {
+        let out = self
+            .cmd(&["replay", "--config", path_str(&self.config), "--source", source])
+            .output()
+            .expect("run gateway replay");
+        assert_success(&out, "replay");
+        summary_line(&out)
+    }
+
     /// `gateway export WHAT --format jsonl` as parsed lines.
     pub fn export(&self, what: &str) -> Vec<Value> {
         let out = self
