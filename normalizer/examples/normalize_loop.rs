@@ -32,7 +32,7 @@ fn hot_loop(mode: &str, n: usize, normalizer: &Normalizer, mapping: &Mapping, re
     total
 }
 
-fn main() {
+pub fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let mode = args.next().unwrap_or_else(|| "all".into());

@@ -293,3 +293,47 @@ fn unnormalised_credit_code_in_canonical_record_is_rejected() {
     let v = Normalizer::default().validate(&r);
     assert!(rules(&v).contains(&"uscc.not_normalised"), "{v:#?}");
 }
+
+#[test]
+fn text_of_only_white_space_is_rejected_as_blank_in_both_languages() {
+    let mut r = penalty();
+    r["agency"]["name"] = json!(" \u{3000}\t");
+    r["penalty"]["decision_number"] = json!("\u{3000}");
+    let v = Normalizer::default().validate(&r);
+    for pointer in ["/agency/name", "/penalty/decision_number"] {
+        let hit = v
+            .iter()
+            .find(|v| v.pointer == pointer && v.rule == "format.non-blank")
+            .unwrap_or_else(|| panic!("{pointer}: {v:#?}"));
+        assert_eq!(hit.severity, Severity::Error);
+        assert!(hit.message_zh.contains("空白"), "{}", hit.message_zh);
+        assert!(hit.message_en.contains("white space"), "{}", hit.message_en);
+    }
+    r["agency"]["name"] = json!(" 江西省某某厅 ");
+    r["penalty"]["decision_number"] = json!("赣罚决〔2024〕1号");
+    assert!(errors(&Normalizer::default().validate(&r)).is_empty());
+}
+
+#[test]
+fn dates_that_name_no_real_day_are_rejected_as_dates() {
+    for bad in [
+        "2024-02-30",
+        "2023-02-29",
+        "2024-13-01",
+        "2024-1-05",
+        "2024/01/05",
+        "２０２４-01-05",
+    ] {
+        let mut r = penalty();
+        r["penalty"]["filing_date"] = json!(bad);
+        let v = Normalizer::default().validate(&r);
+        assert!(
+            v.iter()
+                .any(|v| v.pointer == "/penalty/filing_date" && v.rule == "format.date"),
+            "{bad}: {v:#?}"
+        );
+    }
+    let mut r = penalty();
+    r["penalty"]["decision_date"] = json!("2024-02-29");
+    assert!(errors(&Normalizer::default().validate(&r)).is_empty());
+}

@@ -18,6 +18,7 @@ mod apply;
 mod compile;
 mod convert;
 mod dates;
+pub(crate) use dates::is_canonical_date;
 mod error;
 mod layout;
 mod path;
