@@ -84,10 +84,10 @@ fn is_normalised_ok<T>(parsed: Result<T, StandardError>, canonical: impl Fn(&T) 
     parsed.map(|v| canonical(&v)).unwrap_or(false)
 }
 
-/// The named formats the schemas use, as plain predicates.
-///
+// The named formats the schemas use, as plain predicates.
+
 /// `non-blank`: some character that is not white space (what the pattern `\S` matched; a plain
-/// scan instead of a regular-expression search, which took ~15 % of a record's normalisation).
+/// scan instead of a regular-expression search per field, ~7 % of the validation's time).
 fn format_non_blank(s: &str) -> bool {
     s.chars().any(|c| !c.is_whitespace())
 }

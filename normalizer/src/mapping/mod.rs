@@ -18,7 +18,6 @@ mod apply;
 mod compile;
 mod convert;
 mod dates;
-pub(crate) use dates::is_canonical_date;
 mod error;
 mod layout;
 mod path;
@@ -26,6 +25,8 @@ mod spec;
 mod tables;
 mod targets;
 pub mod testing;
+
+pub(crate) use dates::is_canonical_date;
 
 pub use convert::{Step, Unit};
 pub use error::{MappingError, MappingErrorKind};
