@@ -3,7 +3,8 @@
 //! repeatable on a shared machine where timings are not.
 //!
 //! `cargo build --release -p normalizer --example normalize_loop`, then
-//! `target/release/examples/normalize_loop [ITERATIONS] [all|map|validate|parse]`.
+//! `target/release/examples/normalize_loop [ITERATIONS] [all|into|map|validate|parse]`
+//! (`into` reuses one `Outcome` as the gateway does within a chunk).
 
 use normalizer::mapping::Mapping;
 use normalizer::rules::RuleOptions;
@@ -16,8 +17,13 @@ use std::path::Path;
 fn hot_loop(mode: &str, n: usize, normalizer: &Normalizer, mapping: &Mapping, record: &Value, bytes: &[u8]) -> usize {
     let mut total = 0;
     let mapped = normalizer.normalize(mapping, record).record;
+    let mut reused = normalizer::Outcome::default();
     for _ in 0..n {
         total += match mode {
+            "into" => {
+                normalizer.normalize_into(mapping, black_box(record), &mut reused);
+                black_box(&reused).violations.len()
+            }
             "map" => black_box(mapping.apply(black_box(record))).violations.len(),
             "validate" => black_box(normalizer.validate(black_box(&mapped))).len(),
             "parse" => {

@@ -8,7 +8,7 @@ use crate::{CaseType, Violation};
 use serde_json::Value;
 
 /// Result of normalising one source record: the canonical record and every violation found.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Outcome {
     /// The canonical record (possibly partial when the mapping failed on some fields).
     pub record: Value,
@@ -75,25 +75,37 @@ impl Normalizer {
 
     /// Map a source record and validate the result.
     pub fn normalize(&self, mapping: &Mapping, source: &Value) -> Outcome {
-        let mapped = mapping.apply(source);
-        let mut violations = mapped.violations;
-        let delete = is_delete(&mapped.record);
+        let mut outcome = Outcome::default();
+        self.normalize_into(mapping, source, &mut outcome);
+        outcome
+    }
+
+    /// [`Normalizer::normalize`] into `outcome`, reusing its record's keys and objects and its
+    /// list of violations: a stream of records normalised into one `Outcome` (each used before
+    /// the next call) builds the record's shape once instead of once per record. The result is
+    /// the same as `normalize`'s whatever `outcome` held.
+    pub fn normalize_into(&self, mapping: &Mapping, source: &Value, outcome: &mut Outcome) {
+        let mapping_violations = mapping.apply_into(source, &mut outcome.record);
+        let violations = &mut outcome.violations;
+        if violations.capacity() == 0 {
+            *violations = mapping_violations;
+        } else {
+            violations.clear();
+            violations.extend(mapping_violations);
+        }
+        let delete = is_delete(&outcome.record);
         if delete {
             // A withdrawal only carries its business key: other fields may be absent.
             violations.retain(|v| DELETE_KEY_POINTERS.contains(&v.pointer.as_str()));
         }
-        let mapped_pointers: Vec<String> = violations.iter().map(|v| v.pointer.clone()).collect();
-        for v in self.validate_as(&mapped.record, delete) {
+        let mapped = violations.len();
+        for v in self.validate_as(&outcome.record, delete) {
             // A field the mapping already reported (e.g. an unreadable date left out) is not
             // reported again as "missing".
-            if v.rule == "schema.required" && mapped_pointers.iter().any(|p| p == &v.pointer) {
+            if v.rule == "schema.required" && violations[..mapped].iter().any(|m| m.pointer == v.pointer) {
                 continue;
             }
             violations.push(v);
-        }
-        Outcome {
-            record: mapped.record,
-            violations,
         }
     }
 }

@@ -5,7 +5,7 @@ use super::reader::{parse_item, ParsedRecord, ReadItem};
 use crate::store::{AcceptedRecord, BusinessKey, IncomingRecord, Operation, PayloadFormat, Verdict};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use normalizer::mapping::Mapping;
-use normalizer::{CaseType, Normalizer, Violation};
+use normalizer::{CaseType, Normalizer, Outcome, Violation};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -180,8 +180,13 @@ fn key_text(value: &Value, path: &str) -> Option<String> {
 impl Preparer {
     /// Prepare one item from a reader.
     pub fn prepare(&self, item: ReadItem, received_at: DateTime<Utc>) -> IncomingRecord {
+        self.prepare_reusing(item, received_at, &mut Outcome::default())
+    }
+
+    /// [`Preparer::prepare`], normalising into `scratch` (see [`Normalizer::normalize_into`]).
+    fn prepare_reusing(&self, item: ReadItem, received_at: DateTime<Utc>, scratch: &mut Outcome) -> IncomingRecord {
         match parse_item(item) {
-            Ok(record) => self.prepare_record(record, received_at, None),
+            Ok(record) => self.prepare_record_reusing(record, received_at, None, scratch),
             Err(unreadable) => IncomingRecord {
                 source_id: self.source_id.clone(),
                 record_key: unreadable.position.clone(),
@@ -209,12 +214,15 @@ impl Preparer {
 
     /// Prepare a chunk of read items received now, compressing each for the store when it
     /// [keeps records compressed](crate::store::Store::keeps_compressed).
+    /// The records of a chunk are normalised into one reused [`Outcome`]: the canonical records
+    /// of one source mostly have the same keys, which are then built once per chunk.
     pub fn prepare_chunk(&self, chunk: Vec<ReadItem>, compress: bool) -> Vec<IncomingRecord> {
         let now = Utc::now();
+        let mut scratch = Outcome::default();
         chunk
             .into_iter()
             .map(|item| {
-                let mut record = self.prepare(item, now);
+                let mut record = self.prepare_reusing(item, now, &mut scratch);
                 if compress {
                     record.compress_for_store();
                 }
@@ -230,15 +238,26 @@ impl Preparer {
         received_at: DateTime<Utc>,
         replay_of: Option<i64>,
     ) -> IncomingRecord {
+        self.prepare_record_reusing(record, received_at, replay_of, &mut Outcome::default())
+    }
+
+    /// [`Preparer::prepare_record`], normalising into `outcome` (see [`Normalizer::normalize_into`]).
+    fn prepare_record_reusing(
+        &self,
+        record: ParsedRecord,
+        received_at: DateTime<Utc>,
+        replay_of: Option<i64>,
+        outcome: &mut Outcome,
+    ) -> IncomingRecord {
         let ParsedRecord {
             value,
             payload,
             position,
         } = record;
-        let outcome = self.normalizer.normalize(&self.mapping, &value);
+        self.normalizer.normalize_into(&self.mapping, &value, outcome);
         let accepted = outcome.is_accepted();
-        let canonical = outcome.record;
-        let key = self.business_key(&canonical);
+        let canonical = &outcome.record;
+        let key = self.business_key(canonical);
         let record_key = self
             .record_key_path
             .as_deref()
@@ -246,16 +265,16 @@ impl Preparer {
             .or_else(|| key.as_ref().map(ToString::to_string))
             .unwrap_or(position);
         let record_key = without_nul(record_key);
-        let texts = accepted.then(|| canonical_texts(&canonical));
+        let texts = accepted.then(|| canonical_texts(canonical));
         let nul_fields = match &texts {
-            Some((_, json)) if json.contains("\\u0000") => fields_with_nul(&canonical),
+            Some((_, json)) if json.contains("\\u0000") => fields_with_nul(canonical),
             _ => Vec::new(),
         };
         let verdict = match (texts, key) {
             (Some(_), Some(_)) if !nul_fields.is_empty() => Verdict::Quarantine(nul_fields),
             (Some((without_operation, record_json)), Some(key)) => {
-                let operation = Operation::from_record(&canonical);
-                let year = numbering_year(&canonical, key.case_type);
+                let operation = Operation::from_record(canonical);
+                let year = numbering_year(canonical, key.case_type);
                 let region = canonical
                     .pointer("/agency/region_code")
                     .and_then(Value::as_str)
@@ -272,7 +291,7 @@ impl Preparer {
                     year,
                     region,
                     operation,
-                    warnings: outcome.violations,
+                    warnings: std::mem::take(&mut outcome.violations),
                     record_lz4: None,
                 })
             }
@@ -283,7 +302,7 @@ impl Preparer {
                 "记录缺少业务主键（执法部门统一社会信用代码、案件类型、部门案件编号）",
                 "record lacks its business key (agency credit code, case type, case number)",
             )]),
-            (None, _) => Verdict::Quarantine(outcome.violations),
+            (None, _) => Verdict::Quarantine(std::mem::take(&mut outcome.violations)),
         };
         IncomingRecord {
             source_id: self.source_id.clone(),
@@ -318,6 +337,40 @@ impl Preparer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::reader::SourceRecord;
+
+    #[test]
+    fn a_chunk_prepares_each_record_as_it_would_be_prepared_alone() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/nanchang-amr-penalty");
+        let preparer = Preparer {
+            source_id: "nanchang".into(),
+            mapping: Arc::new(Mapping::load(&dir.join("mapping.toml")).unwrap()),
+            normalizer: Arc::new(Normalizer::default()),
+            record_key_path: None,
+            metrics: None,
+        };
+        let text = std::fs::read_to_string(dir.join("samples/records.jsonl")).unwrap();
+        let items = || -> Vec<ReadItem> {
+            text.lines()
+                .chain(["{not json", "[]"])
+                .enumerate()
+                .map(|(i, line)| {
+                    Ok(SourceRecord::unparsed_json(
+                        line.as_bytes().to_vec(),
+                        format!("line {i}"),
+                    ))
+                })
+                .collect()
+        };
+        let chunk = preparer.prepare_chunk(items(), false);
+        assert_eq!(chunk.len(), text.lines().count() + 2);
+        let accepted = chunk.iter().filter(|r| matches!(r.verdict, Verdict::Accept(_))).count();
+        assert!(accepted > 5 && accepted < chunk.len() - 5, "{accepted} accepted");
+        for (in_chunk, item) in chunk.iter().zip(items()) {
+            let alone = preparer.prepare(item, in_chunk.received_at);
+            assert_eq!(format!("{alone:?}"), format!("{in_chunk:?}"));
+        }
+    }
 
     fn record_hash(record: &Value, operation: Operation) -> String {
         hash_of_text(&canonical_texts(record).0, operation)

@@ -10,11 +10,16 @@ use serde_json::Value;
 use std::hint::black_box;
 use std::path::Path;
 
-fn sample_record() -> Value {
+fn sample_records() -> Vec<Value> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/nanchang-amr-penalty/samples/records.jsonl");
     let text = std::fs::read_to_string(path).expect("sample records");
-    let first = text.lines().next().expect("a sample line");
-    serde_json::from_str(first).expect("sample JSON")
+    text.lines()
+        .map(|line| serde_json::from_str(line).expect("sample JSON"))
+        .collect()
+}
+
+fn sample_record() -> Value {
+    sample_records().into_iter().next().expect("a sample line")
 }
 
 /// Every case: the whole path on one record, its parts, and credit-code parsing.
@@ -46,6 +51,28 @@ pub fn benches(c: &mut Criterion) {
     });
     group.bench_function("map_and_validate", |b| {
         b.iter(|| black_box(normalizer.normalize(&mapping, black_box(&record))))
+    });
+    // What the gateway runs: the records of a chunk normalised into one reused `Outcome`.
+    group.bench_function("map_and_validate_into", |b| {
+        let mut reused = normalizer::Outcome::default();
+        b.iter(|| {
+            normalizer.normalize_into(&mapping, black_box(&record), &mut reused);
+            black_box(reused.violations.len())
+        })
+    });
+    // The 24 sample records in turn (valid and defective, with different fields present).
+    let samples = sample_records();
+    group.bench_function("map_and_validate_24_samples_in_turn", |b| {
+        let mut next = samples.iter().cycle();
+        b.iter(|| black_box(normalizer.normalize(&mapping, black_box(next.next().unwrap_or(&record)))))
+    });
+    group.bench_function("map_and_validate_into_24_samples_in_turn", |b| {
+        let mut next = samples.iter().cycle();
+        let mut reused = normalizer::Outcome::default();
+        b.iter(|| {
+            normalizer.normalize_into(&mapping, black_box(next.next().unwrap_or(&record)), &mut reused);
+            black_box(reused.violations.len())
+        })
     });
     group.bench_function("map_only", |b| b.iter(|| black_box(mapping.apply(black_box(&record)))));
     group.bench_function("schema_and_rules_only", |b| {

@@ -85,8 +85,9 @@ pub(crate) struct Engine<'a> {
     pub violations: Vec<Violation>,
 }
 
-/// Apply `m` to `source`.
-pub(crate) fn apply(m: &Compiled, source: &Value) -> (Value, Vec<Violation>) {
+/// Apply `m` to `source`, writing the canonical record into `record` (whose keys and objects
+/// are reused; its old contents do not matter) and returning the violations.
+pub(crate) fn apply_into(m: &Compiled, source: &Value, record: &mut Value) -> Vec<Violation> {
     let mut engine = Engine {
         tables: &m.tables,
         root: source,
@@ -125,16 +126,16 @@ pub(crate) fn apply(m: &Compiled, source: &Value) -> (Value, Vec<Violation>) {
             }
         }
     }
-    let record = m.layout.with_slots(|slots| {
+    m.layout.with_slots(|slots| {
         if let Some(t) = engine.case_type {
             slots[m.layout.extra_slot(0)] = Some(Value::String(t.as_str().to_string()));
         }
         for (i, field) in m.fields.iter().enumerate() {
             engine.field(field, m.layout.slot_of(i), source, None, slots);
         }
-        m.layout.build(slots)
+        m.layout.build_into(slots, record)
     });
-    (Value::Object(record), engine.violations)
+    engine.violations
 }
 
 impl<'a> Engine<'a> {

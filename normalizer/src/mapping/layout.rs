@@ -133,6 +133,16 @@ impl Layout {
         fill(&mut map, &self.nodes, slots);
         map
     }
+
+    /// [`Layout::build`] into `record`, reusing the keys and objects it already has: the
+    /// previous record of a stream mostly has the same keys, so only the values are replaced.
+    /// The result equals what [`Layout::build`] makes, whatever `record` held before.
+    pub fn build_into(&self, slots: &mut [Option<Value>], record: &mut Value) {
+        match record {
+            Value::Object(map) if !map.is_empty() => refill(map, &self.nodes, slots),
+            _ => *record = Value::Object(self.build(slots)),
+        }
+    }
 }
 
 fn template(nodes: &[Node]) -> Map<String, Value> {
@@ -168,6 +178,86 @@ fn fill(map: &mut Map<String, Value>, nodes: &[Node], slots: &mut [Option<Value>
     });
 }
 
+impl Node {
+    fn key(&self) -> &str {
+        match self {
+            Node::Leaf { key, .. } | Node::Object { key, .. } => key,
+        }
+    }
+}
+
+/// [`fill`] of an object that may hold any keys (the previous record's, usually the same as
+/// this one's): values are replaced in place, keys of `nodes` it lacks are added, keys that
+/// nobody wrote or no node names are removed.
+fn refill(map: &mut Map<String, Value>, nodes: &[Node], slots: &mut [Option<Value>]) {
+    if map.is_empty() || nodes.len() > 64 {
+        *map = template(nodes);
+        fill(map, nodes, slots);
+        return;
+    }
+    // Bit i: nodes[i] has no key in `map` yet.
+    let mut missing: u64 = 0;
+    let mut next = 0;
+    map.retain(|key, value| loop {
+        let Some(node) = nodes.get(next) else {
+            return false;
+        };
+        match node.key().cmp(key.as_str()) {
+            std::cmp::Ordering::Less => {
+                missing |= 1 << next;
+                next += 1;
+            }
+            std::cmp::Ordering::Greater => return false,
+            std::cmp::Ordering::Equal => {
+                next += 1;
+                return match node {
+                    Node::Leaf { slot, .. } => match slots.get_mut(*slot).and_then(Option::take) {
+                        Some(v) => {
+                            *value = v;
+                            true
+                        }
+                        None => false,
+                    },
+                    Node::Object { children, .. } => {
+                        if !value.is_object() {
+                            *value = Value::Object(Map::new());
+                        }
+                        match value {
+                            Value::Object(inner) => {
+                                refill(inner, children, slots);
+                                !inner.is_empty()
+                            }
+                            _ => false,
+                        }
+                    }
+                };
+            }
+        }
+    });
+    for i in next..nodes.len() {
+        missing |= 1 << i;
+    }
+    while missing != 0 {
+        let i = missing.trailing_zeros() as usize;
+        missing &= missing - 1;
+        match nodes.get(i) {
+            None => {}
+            Some(Node::Leaf { key, slot }) => {
+                if let Some(v) = slots.get_mut(*slot).and_then(Option::take) {
+                    map.insert(String::from(&**key), v);
+                }
+            }
+            Some(Node::Object { key, children }) => {
+                let mut inner = template(children);
+                fill(&mut inner, children, slots);
+                if !inner.is_empty() {
+                    map.insert(String::from(&**key), Value::Object(inner));
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +281,41 @@ mod tests {
         assert_eq!(built, json!({"a": "second", "b": {"y": 1}, "case_type": "penalty"}));
         assert!(slots.iter().all(Option::is_none));
         assert_eq!(Value::Object(layout.build(&mut slots)), json!({}));
+    }
+
+    #[test]
+    fn building_into_any_earlier_object_gives_what_a_fresh_build_gives() {
+        let t = targets(&["b.y", "a", "b.x", "c.d.e", "c.f", "g"]);
+        let layout = Layout::new(&t, &["case_type"]);
+        let slots_written = |mask: u32, tag: &str| {
+            let mut slots = layout.empty_slots();
+            for (i, slot) in slots.iter_mut().enumerate() {
+                if mask & (1 << i) != 0 {
+                    *slot = Some(json!(format!("{tag}{i}")));
+                }
+            }
+            slots
+        };
+        let all = 1u32 << layout.slots;
+        let foreign = [
+            json!({"a": {"nested": 1}, "b": "text", "c": {"d": [1], "zz": 2}, "aa": 0, "zzz": null}),
+            json!({"b": {}, "c": {"d": {}}}),
+            json!(["not", "an", "object"]),
+            json!("text"),
+            json!({}),
+        ];
+        for current in 0..all {
+            let expected = Value::Object(layout.build(&mut slots_written(current, "new")));
+            let earlier = (0..all)
+                .map(|m| Value::Object(layout.build(&mut slots_written(m, "old"))))
+                .chain(foreign.iter().cloned());
+            for mut record in earlier {
+                let before = record.clone();
+                let mut slots = slots_written(current, "new");
+                layout.build_into(&mut slots, &mut record);
+                assert_eq!(record, expected, "after {before}");
+                assert!(slots.iter().all(Option::is_none));
+            }
+        }
     }
 }

@@ -168,8 +168,17 @@ impl Mapping {
 
     /// Apply the mapping to one source record.
     pub fn apply(&self, source: &Value) -> Mapped {
-        let (record, violations) = apply::apply(&self.compiled, source);
+        let mut record = Value::Null;
+        let violations = apply::apply_into(&self.compiled, source, &mut record);
         Mapped { record, violations }
+    }
+
+    /// Apply the mapping to one source record, writing the canonical record into `record` and
+    /// returning the violations. The keys and objects `record` already holds are reused, so
+    /// passing the previous record of a stream saves building them again; the result is the
+    /// same as [`Mapping::apply`]'s whatever `record` held.
+    pub fn apply_into(&self, source: &Value, record: &mut Value) -> Vec<Violation> {
+        apply::apply_into(&self.compiled, source, record)
     }
 }
 
