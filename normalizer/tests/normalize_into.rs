@@ -83,6 +83,31 @@ fn normalizing_into_an_outcome_holding_foreign_data_ignores_that_data() {
     }
 }
 
+#[test]
+fn lists_of_officers_growing_shrinking_and_with_blank_entries_are_rebuilt_exactly() {
+    let normalizer = Normalizer::default();
+    let mapping = load("nanchang-amr-penalty");
+    let base = jsonl("nanchang-amr-penalty").swap_remove(0);
+    let officer = |name: &str, cert: &str| json!({"xm": name, "zfzh": cert});
+    let lists = [
+        json!([officer("张三", "36010020001"), officer("李四", "36010020002"), officer("王五", "36010020003")]),
+        json!([officer("赵六", "36010020004")]),
+        json!([{}, officer("张三", "36010020001"), {"xm": " "}, officer("李四", "36010020002")]),
+        json!([{"bz": "no officer fields"}]),
+        json!("not a list"),
+        json!([officer("张三", "36010020001"), officer("张三", "36010020001")]),
+    ];
+    let mut outcome = Outcome::default();
+    for round in 0..2 {
+        for list in &lists {
+            let mut record = base.clone();
+            record["zfry"] = list.clone();
+            normalizer.normalize_into(&mapping, &record, &mut outcome);
+            assert_eq!(outcome, normalizer.normalize(&mapping, &record), "round {round}, officers {list}");
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
