@@ -86,36 +86,9 @@ pub struct RuleOptions {
     pub catalogue: Option<Catalogue>,
 }
 
-/// The value at a JSON pointer written in this file (no `~` escapes): like [`Value::pointer`],
-/// without the allocation per segment that its unescaping costs.
-fn at<'a>(record: &'a Value, pointer: &str) -> Option<&'a Value> {
-    debug_assert!(!pointer.contains('~'), "pointers in rules are plain");
-    walk(record, pointer.strip_prefix('/')?)
-}
-
-/// The value at `path` (pointer segments without the leading `/`) below `v`.
-fn walk<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut rest = path;
-    let mut v = v;
-    loop {
-        let (seg, next) = match rest.bytes().position(|b| b == b'/') {
-            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
-            None => (rest, None),
-        };
-        v = match v {
-            Value::Object(map) => map.get(seg)?,
-            Value::Array(list) => list.get(array_index(seg)?)?,
-            _ => return None,
-        };
-        match next {
-            Some(n) => rest = n,
-            None => return Some(v),
-        }
-    }
-}
-
 /// Every field the rules read. A look-up in `serde_json`'s B-tree map compares the key with up
 /// to a dozen others; [`Rec::new`] instead walks each object once and files the fields it meets.
+/// The rules name a field by its [`F`], whose number is its position here.
 const FIELDS: [&str; 23] = [
     "/case_type",
     "/case_source",
@@ -142,85 +115,120 @@ const FIELDS: [&str; 23] = [
     "/inspection/form",
 ];
 
-/// Position of `pointer` in [`FIELDS`] (a `match`, which tells strings apart by length
-/// first, rather than a scan comparing with each; a test keeps the two in step).
-fn field_index(pointer: &str) -> Option<usize> {
-    Some(match pointer {
-        "/case_type" => 0,
-        "/case_source" => 1,
-        "/item_code" => 2,
-        "/implementation_list_code" => 3,
-        "/closing_date" => 4,
-        "/archive_date" => 5,
-        "/officers" => 6,
-        "/agency/credit_code" => 7,
-        "/agency/region_code" => 8,
-        "/entrusted_agency/credit_code" => 9,
-        "/target/kind" => 10,
-        "/target/id_type" => 11,
-        "/penalty/filing_date" => 12,
-        "/penalty/decision_date" => 13,
-        "/penalty/publicity_until" => 14,
-        "/penalty/kinds" => 15,
-        "/penalty/fine_amount" => 16,
-        "/penalty/confiscation_amount" => 17,
-        "/coercion/start_date" => 18,
-        "/coercion/end_date" => 19,
-        "/inspection/check_date" => 20,
-        "/inspection/plan_id" => 21,
-        "/inspection/form" => 22,
-        _ => return None,
-    })
+/// A field of [`FIELDS`], named where a rule reads it (no pointer text to look up per record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum F {
+    CaseType,
+    CaseSource,
+    ItemCode,
+    ImplementationListCode,
+    ClosingDate,
+    ArchiveDate,
+    Officers,
+    AgencyCreditCode,
+    AgencyRegionCode,
+    EntrustedCreditCode,
+    TargetKind,
+    TargetIdType,
+    PenaltyFilingDate,
+    PenaltyDecisionDate,
+    PenaltyPublicityUntil,
+    PenaltyKinds,
+    PenaltyFineAmount,
+    PenaltyConfiscationAmount,
+    CoercionStartDate,
+    CoercionEndDate,
+    InspectionCheckDate,
+    InspectionPlanId,
+    InspectionForm,
 }
 
-/// Position in [`FIELDS`] of a top-level field.
-fn root_field(key: &str) -> Option<usize> {
+impl F {
+    /// The field's JSON pointer, for messages.
+    fn pointer(self) -> &'static str {
+        FIELDS[self as usize]
+    }
+}
+
+/// The field `key` of the record's top level.
+fn root_field(key: &str) -> Option<F> {
     Some(match key {
-        "case_type" => 0,
-        "case_source" => 1,
-        "item_code" => 2,
-        "implementation_list_code" => 3,
-        "closing_date" => 4,
-        "archive_date" => 5,
-        "officers" => 6,
+        "case_type" => F::CaseType,
+        "case_source" => F::CaseSource,
+        "item_code" => F::ItemCode,
+        "implementation_list_code" => F::ImplementationListCode,
+        "closing_date" => F::ClosingDate,
+        "archive_date" => F::ArchiveDate,
+        "officers" => F::Officers,
         _ => return None,
     })
 }
 
-/// Position in [`FIELDS`] of field `key` of the top-level object `parent`.
-fn child_field(parent: &str, key: &str) -> Option<usize> {
-    Some(match (parent, key) {
-        ("agency", "credit_code") => 7,
-        ("agency", "region_code") => 8,
-        ("entrusted_agency", "credit_code") => 9,
-        ("target", "kind") => 10,
-        ("target", "id_type") => 11,
-        ("penalty", "filing_date") => 12,
-        ("penalty", "decision_date") => 13,
-        ("penalty", "publicity_until") => 14,
-        ("penalty", "kinds") => 15,
-        ("penalty", "fine_amount") => 16,
-        ("penalty", "confiscation_amount") => 17,
-        ("coercion", "start_date") => 18,
-        ("coercion", "end_date") => 19,
-        ("inspection", "check_date") => 20,
-        ("inspection", "plan_id") => 21,
-        ("inspection", "form") => 22,
+/// The top-level objects holding fields of [`FIELDS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Parent {
+    Agency,
+    EntrustedAgency,
+    Target,
+    Penalty,
+    Coercion,
+    Inspection,
+}
+
+fn parent(key: &str) -> Option<Parent> {
+    Some(match key {
+        "agency" => Parent::Agency,
+        "entrusted_agency" => Parent::EntrustedAgency,
+        "target" => Parent::Target,
+        "penalty" => Parent::Penalty,
+        "coercion" => Parent::Coercion,
+        "inspection" => Parent::Inspection,
         _ => return None,
     })
 }
 
-/// True for the top-level objects with fields in [`FIELDS`].
-fn is_parent(key: &str) -> bool {
-    matches!(
-        key,
-        "agency" | "entrusted_agency" | "target" | "penalty" | "coercion" | "inspection"
-    )
+/// The field `key` of the top-level object `parent`.
+fn child_field(parent: Parent, key: &str) -> Option<F> {
+    Some(match parent {
+        Parent::Agency => match key {
+            "credit_code" => F::AgencyCreditCode,
+            "region_code" => F::AgencyRegionCode,
+            _ => return None,
+        },
+        Parent::EntrustedAgency => match key {
+            "credit_code" => F::EntrustedCreditCode,
+            _ => return None,
+        },
+        Parent::Target => match key {
+            "kind" => F::TargetKind,
+            "id_type" => F::TargetIdType,
+            _ => return None,
+        },
+        Parent::Penalty => match key {
+            "filing_date" => F::PenaltyFilingDate,
+            "decision_date" => F::PenaltyDecisionDate,
+            "publicity_until" => F::PenaltyPublicityUntil,
+            "kinds" => F::PenaltyKinds,
+            "fine_amount" => F::PenaltyFineAmount,
+            "confiscation_amount" => F::PenaltyConfiscationAmount,
+            _ => return None,
+        },
+        Parent::Coercion => match key {
+            "start_date" => F::CoercionStartDate,
+            "end_date" => F::CoercionEndDate,
+            _ => return None,
+        },
+        Parent::Inspection => match key {
+            "check_date" => F::InspectionCheckDate,
+            "plan_id" => F::InspectionPlanId,
+            "form" => F::InspectionForm,
+            _ => return None,
+        },
+    })
 }
 
 /// A canonical record being checked, with the value of each of [`FIELDS`] found in one pass.
 struct Rec<'r> {
-    root: &'r Value,
     values: [Option<&'r Value>; FIELDS.len()],
 }
 
@@ -229,42 +237,36 @@ impl<'r> Rec<'r> {
         let mut values = [None; FIELDS.len()];
         if let Value::Object(map) = root {
             for (key, value) in map {
-                if let Some(i) = root_field(key) {
-                    values[i] = Some(value);
-                } else if is_parent(key) {
-                    if let Value::Object(inner) = value {
-                        for (child, v) in inner {
-                            if let Some(i) = child_field(key, child) {
-                                values[i] = Some(v);
+                match parent(key) {
+                    None => {
+                        if let Some(f) = root_field(key) {
+                            values[f as usize] = Some(value);
+                        }
+                    }
+                    Some(p) => {
+                        if let Value::Object(inner) = value {
+                            for (child, v) in inner {
+                                if let Some(f) = child_field(p, child) {
+                                    values[f as usize] = Some(v);
+                                }
                             }
                         }
                     }
                 }
             }
         }
-        Rec { root, values }
+        Rec { values }
     }
 
-    /// [`at`] on the record.
-    fn at(&self, pointer: &str) -> Option<&'r Value> {
-        match field_index(pointer) {
-            Some(i) => self.values[i],
-            None => at(self.root, pointer),
-        }
+    /// The value of field `f`.
+    fn at(&self, f: F) -> Option<&'r Value> {
+        self.values[f as usize]
     }
 
-    /// The text at `pointer`.
-    fn text(&self, pointer: &str) -> Option<&'r str> {
-        self.at(pointer).and_then(Value::as_str)
+    /// The text of field `f`.
+    fn text(&self, f: F) -> Option<&'r str> {
+        self.at(f).and_then(Value::as_str)
     }
-}
-
-/// An array index in a JSON pointer, as [`Value::pointer`] reads it (no sign, no leading zero).
-fn array_index(seg: &str) -> Option<usize> {
-    if seg.starts_with('+') || (seg.starts_with('0') && seg.len() != 1) {
-        return None;
-    }
-    seg.parse().ok()
 }
 
 /// `YYYY-MM-DD` as `NaiveDate::parse_from_str(s, "%Y-%m-%d")` reads it; the common canonical
@@ -290,10 +292,6 @@ pub(crate) fn parse_iso_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
 }
 
-fn date(record: &Rec<'_>, pointer: &str) -> Option<NaiveDate> {
-    record.text(pointer).and_then(parse_iso_date)
-}
-
 /// The dates of one record, each parsed once however many rules compare it.
 struct Dates<'a, 'r> {
     record: &'a Rec<'r>,
@@ -308,41 +306,31 @@ impl<'a, 'r> Dates<'a, 'r> {
         }
     }
 
-    fn get(&mut self, pointer: &'static str) -> Option<NaiveDate> {
-        let Some(i) = field_index(pointer) else {
-            return date(self.record, pointer);
-        };
-        *self.parsed[i].get_or_insert_with(|| self.record.values[i].and_then(Value::as_str).and_then(parse_iso_date))
+    fn get(&mut self, f: F) -> Option<NaiveDate> {
+        let record = self.record;
+        *self.parsed[f as usize].get_or_insert_with(|| record.text(f).and_then(parse_iso_date))
     }
 }
 
 /// (earlier, later, Chinese name of the pair): `later` must not be before `earlier`.
-const DATE_ORDER: &[(&str, &str, &str)] = &[
+const DATE_ORDER: &[(F, F, &str)] = &[
     (
-        "/penalty/filing_date",
-        "/penalty/decision_date",
+        F::PenaltyFilingDate,
+        F::PenaltyDecisionDate,
         "处罚决定日期不能早于立案日期",
     ),
     (
-        "/coercion/start_date",
-        "/coercion/end_date",
+        F::CoercionStartDate,
+        F::CoercionEndDate,
         "强制措施结束日期不能早于起始日期",
     ),
-    ("/inspection/check_date", "/closing_date", "结案日期不能早于检查日期"),
+    (F::InspectionCheckDate, F::ClosingDate, "结案日期不能早于检查日期"),
+    (F::PenaltyDecisionDate, F::ClosingDate, "结案日期不能早于处罚决定日期"),
+    (F::CoercionStartDate, F::ClosingDate, "结案日期不能早于强制措施起始日期"),
+    (F::ClosingDate, F::ArchiveDate, "归档日期不能早于结案日期"),
     (
-        "/penalty/decision_date",
-        "/closing_date",
-        "结案日期不能早于处罚决定日期",
-    ),
-    (
-        "/coercion/start_date",
-        "/closing_date",
-        "结案日期不能早于强制措施起始日期",
-    ),
-    ("/closing_date", "/archive_date", "归档日期不能早于结案日期"),
-    (
-        "/penalty/decision_date",
-        "/penalty/publicity_until",
+        F::PenaltyDecisionDate,
+        F::PenaltyPublicityUntil,
         "公示截止期不能早于处罚决定日期",
     ),
 ];
@@ -365,11 +353,12 @@ pub fn check(record: &Value, options: &RuleOptions) -> Vec<Violation> {
 }
 
 fn date_order(dates: &mut Dates<'_, '_>, out: &mut Vec<Violation>) {
-    for (earlier, later, zh) in DATE_ORDER {
+    for &(earlier, later, zh) in DATE_ORDER {
         if let (Some(a), Some(b)) = (dates.get(earlier), dates.get(later)) {
             if b < a {
+                let (earlier, later) = (earlier.pointer(), later.pointer());
                 out.push(Violation::error(
-                    *later,
+                    later,
                     "rule.date_order",
                     Some(b.to_string()),
                     format!("{zh}：{later} = {b}，{earlier} = {a}"),
@@ -381,7 +370,7 @@ fn date_order(dates: &mut Dates<'_, '_>, out: &mut Vec<Violation>) {
 }
 
 fn target_identifier_matches_kind(record: &Rec<'_>, out: &mut Vec<Violation>) {
-    let (Some(kind), Some(id_type)) = (record.text("/target/kind"), record.text("/target/id_type")) else {
+    let (Some(kind), Some(id_type)) = (record.text(F::TargetKind), record.text(F::TargetIdType)) else {
         return;
     };
     let allowed: &[&str] = match kind {
@@ -415,7 +404,7 @@ fn target_identifier_matches_kind(record: &Rec<'_>, out: &mut Vec<Violation>) {
 }
 
 fn agency_region(record: &Rec<'_>, options: &RuleOptions, out: &mut Vec<Violation>) {
-    let Some(region) = record.text("/agency/region_code") else {
+    let Some(region) = record.text(F::AgencyRegionCode) else {
         return;
     };
     if let Some(prefix) = &options.agency_region_prefix {
@@ -429,7 +418,7 @@ fn agency_region(record: &Rec<'_>, options: &RuleOptions, out: &mut Vec<Violatio
             ));
         }
     }
-    let Some(credit_code) = record.text("/agency/credit_code") else {
+    let Some(credit_code) = record.text(F::AgencyCreditCode) else {
         return;
     };
     // Usually the code is valid and normalised already (the schema insists on it): then its
@@ -475,7 +464,7 @@ fn agency_region(record: &Rec<'_>, options: &RuleOptions, out: &mut Vec<Violatio
 }
 
 fn officers_distinct(record: &Rec<'_>, out: &mut Vec<Violation>) {
-    let Some(officers) = record.at("/officers").and_then(Value::as_array) else {
+    let Some(officers) = record.at(F::Officers).and_then(Value::as_array) else {
         return;
     };
     // A record names a handful of officers: a linear scan beats hashing them.
@@ -509,10 +498,13 @@ fn officers_distinct(record: &Rec<'_>, out: &mut Vec<Violation>) {
 
 fn catalogue(record: &Rec<'_>, options: &RuleOptions, out: &mut Vec<Violation>) {
     let Some(catalogue) = &options.catalogue else { return };
-    if record.text("/case_type") != Some("inspection") {
+    if record.text(F::CaseType) != Some("inspection") {
         return;
     }
-    let (Some(item), Some(day)) = (record.text("/item_code"), date(record, "/inspection/check_date")) else {
+    let (Some(item), Some(day)) = (
+        record.text(F::ItemCode),
+        record.text(F::InspectionCheckDate).and_then(parse_iso_date),
+    ) else {
         return;
     };
     match catalogue.version_for(day.year()) {
@@ -535,7 +527,7 @@ fn catalogue(record: &Rec<'_>, options: &RuleOptions, out: &mut Vec<Violation>) 
 }
 
 fn archive_deadline(dates: &mut Dates<'_, '_>, out: &mut Vec<Violation>) {
-    let (Some(closed), Some(archived)) = (dates.get("/closing_date"), dates.get("/archive_date")) else {
+    let (Some(closed), Some(archived)) = (dates.get(F::ClosingDate), dates.get(F::ArchiveDate)) else {
         return;
     };
     match HolidayCalendar::embedded().archive_deadline(closed) {
@@ -560,27 +552,27 @@ fn archive_deadline(dates: &mut Dates<'_, '_>, out: &mut Vec<Violation>) {
 }
 
 fn penalty_amounts(record: &Rec<'_>, out: &mut Vec<Violation>) {
-    let Some(kinds) = record.at("/penalty/kinds").and_then(Value::as_array) else {
+    let Some(kinds) = record.at(F::PenaltyKinds).and_then(Value::as_array) else {
         return;
     };
     let has = |k: &str| kinds.iter().any(|v| v.as_str() == Some(k));
-    let positive = |p: &str| record.at(p).and_then(Value::as_f64).is_some_and(|x| x > 0.0);
-    if has("fine") && !positive("/penalty/fine_amount") {
+    let positive = |f: F| record.at(f).and_then(Value::as_f64).is_some_and(|x| x > 0.0);
+    if has("fine") && !positive(F::PenaltyFineAmount) {
         out.push(Violation::error(
             "/penalty/fine_amount",
             "rule.fine_amount_missing",
-            record.at("/penalty/fine_amount").map(value_text),
+            record.at(F::PenaltyFineAmount).map(value_text),
             "处罚种类含罚款，但罚款金额缺失或为零",
             "the penalty includes a fine but the fine amount is missing or zero",
         ));
     }
     if (has("confiscate_illegal_gains") || has("confiscate_illegal_property"))
-        && !positive("/penalty/confiscation_amount")
+        && !positive(F::PenaltyConfiscationAmount)
     {
         out.push(Violation::warning(
             "/penalty/confiscation_amount",
             "rule.confiscation_amount_missing",
-            record.at("/penalty/confiscation_amount").map(value_text),
+            record.at(F::PenaltyConfiscationAmount).map(value_text),
             "处罚种类含没收，但没收金额缺失或为零",
             "the penalty includes a confiscation but its amount is missing or zero",
         ));
@@ -588,12 +580,12 @@ fn penalty_amounts(record: &Rec<'_>, out: &mut Vec<Violation>) {
 }
 
 fn inspection_plan(record: &Rec<'_>, out: &mut Vec<Violation>) {
-    if record.text("/case_type") != Some("inspection") {
+    if record.text(F::CaseType) != Some("inspection") {
         return;
     }
-    let has_plan = record.text("/inspection/plan_id").is_some_and(|s| !s.trim().is_empty());
-    let form = record.text("/inspection/form");
-    let source = record.text("/case_source");
+    let has_plan = record.text(F::InspectionPlanId).is_some_and(|s| !s.trim().is_empty());
+    let form = record.text(F::InspectionForm);
+    let source = record.text(F::CaseSource);
     if form == Some("random") && !has_plan {
         out.push(Violation::error(
             "/inspection/plan_id",
@@ -617,13 +609,10 @@ fn inspection_plan(record: &Rec<'_>, out: &mut Vec<Violation>) {
 }
 
 fn implementation_list(record: &Rec<'_>, out: &mut Vec<Violation>) {
-    let (Some(list), Some(agency)) = (
-        record.text("/implementation_list_code"),
-        record.text("/agency/credit_code"),
-    ) else {
+    let (Some(list), Some(agency)) = (record.text(F::ImplementationListCode), record.text(F::AgencyCreditCode)) else {
         return;
     };
-    let entrusted = record.text("/entrusted_agency/credit_code");
+    let entrusted = record.text(F::EntrustedCreditCode);
     let prefix = list.get(..18);
     if prefix.is_some() && prefix != Some(agency) && prefix != entrusted {
         out.push(Violation::warning(
@@ -641,22 +630,49 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const ALL_FIELDS: [F; FIELDS.len()] = [
+        F::CaseType,
+        F::CaseSource,
+        F::ItemCode,
+        F::ImplementationListCode,
+        F::ClosingDate,
+        F::ArchiveDate,
+        F::Officers,
+        F::AgencyCreditCode,
+        F::AgencyRegionCode,
+        F::EntrustedCreditCode,
+        F::TargetKind,
+        F::TargetIdType,
+        F::PenaltyFilingDate,
+        F::PenaltyDecisionDate,
+        F::PenaltyPublicityUntil,
+        F::PenaltyKinds,
+        F::PenaltyFineAmount,
+        F::PenaltyConfiscationAmount,
+        F::CoercionStartDate,
+        F::CoercionEndDate,
+        F::InspectionCheckDate,
+        F::InspectionPlanId,
+        F::InspectionForm,
+    ];
+
     #[test]
     fn field_table_and_key_matches_agree() {
-        for (i, pointer) in FIELDS.iter().enumerate() {
+        for (i, f) in ALL_FIELDS.into_iter().enumerate() {
+            assert_eq!(f as usize, i, "{f:?}");
+            let pointer = f.pointer();
             let segments: Vec<&str> = pointer[1..].split('/').collect();
             let found = match segments[..] {
-                [key] => root_field(key),
-                [parent, key] => {
-                    assert!(is_parent(parent), "{pointer}");
-                    child_field(parent, key)
+                [key] => {
+                    assert_eq!(parent(key), None, "{pointer}");
+                    root_field(key)
                 }
+                [p, key] => child_field(parent(p).unwrap_or_else(|| panic!("{pointer}")), key),
                 _ => None,
             };
-            assert_eq!(found, Some(i), "{pointer}");
-            assert_eq!(field_index(pointer), Some(i), "{pointer}");
+            assert_eq!(found, Some(f), "{pointer}");
         }
-        assert_eq!(field_index("/agency/name"), None);
+        assert_eq!(child_field(Parent::Agency, "name"), None);
     }
 
     #[test]
@@ -668,11 +684,8 @@ mod tests {
             "inspection": [{"form": "random"}], "unknown": {"form": 1}
         });
         let rec = Rec::new(&record);
-        for pointer in FIELDS
-            .iter()
-            .chain(&["/agency/name", "/officers/0/cert_no", "/nothing", "/penalty/kinds/0"])
-        {
-            assert_eq!(rec.at(pointer), record.pointer(pointer), "{pointer}");
+        for f in ALL_FIELDS {
+            assert_eq!(rec.at(f), record.pointer(f.pointer()), "{f:?}");
         }
         for s in [
             "2021-02-08",

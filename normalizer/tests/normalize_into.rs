@@ -90,7 +90,11 @@ fn lists_of_officers_growing_shrinking_and_with_blank_entries_are_rebuilt_exactl
     let base = jsonl("nanchang-amr-penalty").swap_remove(0);
     let officer = |name: &str, cert: &str| json!({"xm": name, "zfzh": cert});
     let lists = [
-        json!([officer("张三", "36010020001"), officer("李四", "36010020002"), officer("王五", "36010020003")]),
+        json!([
+            officer("张三", "36010020001"),
+            officer("李四", "36010020002"),
+            officer("王五", "36010020003")
+        ]),
         json!([officer("赵六", "36010020004")]),
         json!([{}, officer("张三", "36010020001"), {"xm": " "}, officer("李四", "36010020002")]),
         json!([{"bz": "no officer fields"}]),
@@ -103,7 +107,11 @@ fn lists_of_officers_growing_shrinking_and_with_blank_entries_are_rebuilt_exactl
             let mut record = base.clone();
             record["zfry"] = list.clone();
             normalizer.normalize_into(&mapping, &record, &mut outcome);
-            assert_eq!(outcome, normalizer.normalize(&mapping, &record), "round {round}, officers {list}");
+            assert_eq!(
+                outcome,
+                normalizer.normalize(&mapping, &record),
+                "round {round}, officers {list}"
+            );
         }
     }
 }
