@@ -318,4 +318,22 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn building_into_an_object_of_more_than_64_keys_gives_what_a_fresh_build_gives() {
+        let names: Vec<String> = (0..70).map(|i| format!("k{i:02}")).collect();
+        let t = targets(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        let layout = Layout::new(&t, &[]);
+        let written = |every: usize| {
+            let mut slots = layout.empty_slots();
+            for (i, slot) in slots.iter_mut().enumerate().filter(|(i, _)| i % every == 0) {
+                *slot = Some(json!(i));
+            }
+            slots
+        };
+        let mut record = Value::Object(layout.build(&mut written(2)));
+        layout.build_into(&mut written(3), &mut record);
+        assert_eq!(record, Value::Object(layout.build(&mut written(3))));
+        assert_eq!(record.as_object().map(Map::len), Some(24));
+    }
 }
