@@ -267,6 +267,19 @@ mod tests {
         list.iter().map(|t| TargetPath::parse(t).unwrap()).collect()
     }
 
+    /// Slots of `layout` with `value(i)` in each slot `i` that `written(i)` picks.
+    fn slots_written(
+        layout: &Layout,
+        written: impl Fn(usize) -> bool,
+        value: impl Fn(usize) -> Value,
+    ) -> Vec<Option<Value>> {
+        let mut slots = layout.empty_slots();
+        for (i, slot) in slots.iter_mut().enumerate().filter(|(i, _)| written(*i)) {
+            *slot = Some(value(i));
+        }
+        slots
+    }
+
     #[test]
     fn builds_the_same_object_as_inserting_in_field_order() {
         let t = targets(&["b.y", "a", "b.x", "a", "c.d.e"]);
@@ -287,15 +300,8 @@ mod tests {
     fn building_into_any_earlier_object_gives_what_a_fresh_build_gives() {
         let t = targets(&["b.y", "a", "b.x", "c.d.e", "c.f", "g"]);
         let layout = Layout::new(&t, &["case_type"]);
-        let slots_written = |mask: u32, tag: &str| {
-            let mut slots = layout.empty_slots();
-            for (i, slot) in slots.iter_mut().enumerate() {
-                if mask & (1 << i) != 0 {
-                    *slot = Some(json!(format!("{tag}{i}")));
-                }
-            }
-            slots
-        };
+        let written =
+            |mask: u32, tag: &str| slots_written(&layout, |i| mask & (1 << i) != 0, |i| json!(format!("{tag}{i}")));
         let all = 1u32 << layout.slots;
         let foreign = [
             json!({"a": {"nested": 1}, "b": "text", "c": {"d": [1], "zz": 2}, "aa": 0, "zzz": null}),
@@ -305,13 +311,13 @@ mod tests {
             json!({}),
         ];
         for current in 0..all {
-            let expected = Value::Object(layout.build(&mut slots_written(current, "new")));
+            let expected = Value::Object(layout.build(&mut written(current, "new")));
             let earlier = (0..all)
-                .map(|m| Value::Object(layout.build(&mut slots_written(m, "old"))))
+                .map(|m| Value::Object(layout.build(&mut written(m, "old"))))
                 .chain(foreign.iter().cloned());
             for mut record in earlier {
                 let before = record.clone();
-                let mut slots = slots_written(current, "new");
+                let mut slots = written(current, "new");
                 layout.build_into(&mut slots, &mut record);
                 assert_eq!(record, expected, "after {before}");
                 assert!(slots.iter().all(Option::is_none));
@@ -324,13 +330,7 @@ mod tests {
         let names: Vec<String> = (0..70).map(|i| format!("k{i:02}")).collect();
         let t = targets(&names.iter().map(String::as_str).collect::<Vec<_>>());
         let layout = Layout::new(&t, &[]);
-        let written = |every: usize| {
-            let mut slots = layout.empty_slots();
-            for (i, slot) in slots.iter_mut().enumerate().filter(|(i, _)| i % every == 0) {
-                *slot = Some(json!(i));
-            }
-            slots
-        };
+        let written = |every: usize| slots_written(&layout, |i| i % every == 0, |i| json!(i));
         let mut record = Value::Object(layout.build(&mut written(2)));
         layout.build_into(&mut written(3), &mut record);
         assert_eq!(record, Value::Object(layout.build(&mut written(3))));
