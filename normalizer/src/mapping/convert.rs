@@ -33,16 +33,31 @@ pub enum Step {
 
 /// `text` with full-width ASCII and U+3000 made half-width; borrowed when there is none.
 pub(crate) fn halfwidth(text: &str) -> Cow<'_, str> {
-    // U+FF01..=U+FF5E are encoded EF BC/BD xx and U+3000 E3 80 80: without those lead bytes
-    // there is nothing to map.
-    if !text.bytes().any(|b| b == 0xEF || b == 0xE3) {
-        return Cow::Borrowed(text);
-    }
-    if text.chars().any(|c| matches!(c, '\u{FF01}'..='\u{FF5E}' | '\u{3000}')) {
+    if has_fullwidth(text) {
         Cow::Owned(to_halfwidth(text))
     } else {
         Cow::Borrowed(text)
     }
+}
+
+/// True when `text` holds a character [`halfwidth`] maps (U+FF01..=U+FF5E or U+3000), found
+/// by bytes: those are encoded EF BC 81..=BF, EF BD 80..=9E and E3 80 80, so only the bytes
+/// after an EF or E3 lead byte (common in Chinese text: 。、 and ideographic punctuation start
+/// with E3) need a look, and no character is decoded.
+fn has_fullwidth(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut from = 0;
+    while let Some(at) = b[from..].iter().position(|&x| x == 0xEF || x == 0xE3) {
+        let lead = from + at;
+        if matches!(
+            b.get(lead..lead + 3),
+            Some([0xEF, 0xBC, 0x81..=0xBF] | [0xEF, 0xBD, 0x80..=0x9E] | [0xE3, 0x80, 0x80])
+        ) {
+            return true;
+        }
+        from = lead + 1;
+    }
+    false
 }
 
 fn is_zero_width(c: char) -> bool {
@@ -341,6 +356,28 @@ pub(crate) fn parse_bool(text: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The byte test finds a character to map exactly when one is there, whatever the
+        /// text: near misses (U+FF00, U+FF5F, U+3001, other EF/E3 characters) included.
+        #[test]
+        fn fullwidth_is_found_by_bytes_exactly_when_a_character_to_map_is_there(
+            text in proptest::collection::vec(
+                prop_oneof![
+                    Just('\u{FF00}'), Just('\u{FF01}'), Just('\u{FF3F}'), Just('\u{FF40}'), Just('\u{FF5E}'),
+                    Just('\u{FF5F}'), Just('\u{3000}'), Just('\u{3001}'), Just('\u{3002}'), Just('\u{E000}'),
+                    Just('\u{FEFF}'), Just('a'), Just('中'),
+                    any::<char>(),
+                ],
+                0..12,
+            ).prop_map(|chars| chars.into_iter().collect::<String>())
+        ) {
+            let by_chars = text.chars().any(|c| matches!(c, '\u{FF01}'..='\u{FF5E}' | '\u{3000}'));
+            prop_assert_eq!(has_fullwidth(&text), by_chars);
+            prop_assert_eq!(matches!(halfwidth(&text), Cow::Owned(_)), by_chars);
+        }
+    }
 
     fn amount(s: &str, unit: Unit) -> Option<String> {
         parse_amount(s, unit).ok().map(|d| d.normalize().to_string())

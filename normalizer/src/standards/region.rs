@@ -267,7 +267,7 @@ impl RegionTable {
     /// True when the code is current or was ever in force since 1980.
     pub fn exists_ever(&self, code: &str) -> bool {
         match code_key(code) {
-            Some(key) => self.historical_keys.binary_search(&key).is_ok() || self.current_by_key(key).is_some(),
+            Some(key) => self.current_by_key(key).is_some() || self.historical_keys.binary_search(&key).is_ok(),
             None => false,
         }
     }
