@@ -84,6 +84,19 @@ pub fn benches(c: &mut Criterion) {
     });
     group.finish();
 
+    // The machine's own speed, to set the figures above against the performance notes of this
+    // machine class (`serde_json`, a 616 B case record with Chinese text into a `Value`: ~500 MB/s
+    // there): the canonical case record and the source record parsed and dropped.
+    let canonical = serde_json::to_vec(&outcome.record).expect("serialise");
+    let mut group = c.benchmark_group("reference");
+    for (name, json) in [("canonical", &canonical), ("source", &bytes)] {
+        group.throughput(Throughput::Bytes(json.len() as u64));
+        group.bench_function(format!("serde_json_parse_{}B_{name}_record", json.len()), |b| {
+            b.iter(|| black_box(serde_json::from_slice::<Value>(black_box(json)).map(|v| v.is_object())))
+        });
+    }
+    group.finish();
+
     let mut group = c.benchmark_group("standards");
     group.throughput(Throughput::Elements(1));
     group.bench_function("credit_code_parse", |b| {
