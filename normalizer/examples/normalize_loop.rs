@@ -6,12 +6,13 @@
 //! `target/release/examples/normalize_loop [ITERATIONS] [all|into|map|validate|parse]`
 //! (`into` reuses one `Outcome` as the gateway does within a chunk).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use normalizer::mapping::Mapping;
-use normalizer::rules::RuleOptions;
 use normalizer::Normalizer;
 use serde_json::Value;
 use std::hint::black_box;
-use std::path::Path;
 
 #[inline(never)]
 fn hot_loop(mode: &str, n: usize, normalizer: &Normalizer, mapping: &Mapping, record: &Value, bytes: &[u8]) -> usize {
@@ -42,18 +43,8 @@ pub fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let mode = args.next().unwrap_or_else(|| "all".into());
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/nanchang-amr-penalty");
-    let mapping = Mapping::load(&dir.join("mapping.toml")).unwrap_or_else(|e| panic!("mapping: {e}"));
-    let normalizer = Normalizer::new(RuleOptions {
-        agency_region_prefix: Some("36".into()),
-        catalogue: None,
-    })
-    .unwrap_or_else(|e| panic!("schemas: {e}"));
-    let text = std::fs::read_to_string(dir.join("samples/records.jsonl")).unwrap_or_default();
-    let record: Value = serde_json::from_str(text.lines().next().unwrap_or("{}")).unwrap_or(Value::Null);
+    let (mapping, normalizer, record) = common::benchmark_setup();
     let bytes = serde_json::to_vec(&record).unwrap_or_default();
-    let outcome = normalizer.normalize(&mapping, &record);
-    assert!(outcome.is_accepted(), "{:?}", outcome.violations);
     let start = std::time::Instant::now();
     let total = hot_loop(&mode, n, &normalizer, &mapping, &record, &bytes);
     let elapsed = start.elapsed();

@@ -20,12 +20,10 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use normalizer::mapping::Mapping;
-use normalizer::rules::RuleOptions;
-use normalizer::Normalizer;
+mod common;
+
 use serde_json::Value;
 use std::hint::black_box;
-use std::path::Path;
 use std::time::Instant;
 
 fn median(values: &mut [f64]) -> f64 {
@@ -40,18 +38,8 @@ fn main() {
     let fresh = args.next().is_some_and(|mode| mode == "fresh");
     let reference_mb_per_s = 500.0;
 
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/nanchang-amr-penalty");
-    let mapping = Mapping::load(&dir.join("mapping.toml")).unwrap_or_else(|e| panic!("mapping: {e}"));
-    let normalizer = Normalizer::new(RuleOptions {
-        agency_region_prefix: Some("36".into()),
-        catalogue: None,
-    })
-    .unwrap_or_else(|e| panic!("schemas: {e}"));
-    let text = std::fs::read_to_string(dir.join("samples/records.jsonl")).unwrap_or_default();
-    let record: Value = serde_json::from_str(text.lines().next().unwrap_or("{}")).unwrap_or(Value::Null);
-    let outcome = normalizer.normalize(&mapping, &record);
-    assert!(outcome.is_accepted(), "{:?}", outcome.violations);
-    let canonical = serde_json::to_vec(&outcome.record).unwrap_or_default();
+    let (mapping, normalizer, record) = common::benchmark_setup();
+    let canonical = serde_json::to_vec(&normalizer.normalize(&mapping, &record).record).unwrap_or_default();
     let source = serde_json::to_vec(&record).unwrap_or_default();
 
     let mut reused = normalizer::Outcome::default();
