@@ -4,11 +4,11 @@
 
 mod support;
 
-use gateway::cli::run::build_runtime;
 use gateway::config::Config;
-use gateway::pipeline::ingest::Shutdown;
+use gateway::intake::amqp::run_consumer;
+use gateway::intake::tasks::build_runtime;
 use gateway::runtime::Runtime;
-use gateway::sources::amqp::run_consumer;
+use gateway::shutdown::Shutdown;
 use gateway::store::{CaseFilter, QuarantineFilter};
 use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;

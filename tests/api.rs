@@ -8,10 +8,11 @@ mod support;
 
 use chrono::Utc;
 use gateway::config::Config;
-use gateway::outbox::{DeliveryStatus, Settlement};
-use gateway::pipeline::ingest::Shutdown;
-use gateway::runtime::{Runtime, SourceCommand};
+use gateway::runtime::Runtime;
 use gateway::server::{self, Access, ServerHandle};
+use gateway::shutdown::Shutdown;
+use gateway::store::{DeliveryStatus, Settlement};
+use gateway::telemetry::SourceCommand;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -213,7 +214,7 @@ mapping = "{m}"
         let config = Config::parse(&text, "gateway.toml", dir.path())
             .and_then(|c| c.resolve("gateway.toml"))
             .unwrap_or_else(|e| panic!("test config: {e}"));
-        let runtime = Arc::new(gateway::cli::run::build_runtime(config).await.expect("runtime"));
+        let runtime = Arc::new(gateway::intake::tasks::build_runtime(config).await.expect("runtime"));
         let shutdown = Shutdown::default();
         let server = server::spawn(Arc::clone(&runtime), "127.0.0.1:0", shutdown.clone())
             .await
@@ -980,7 +981,7 @@ async fn metrics_count_records_per_source_and_violations_per_rule_and_show_the_o
 /// The upload body of the fixed Nanchang mapping (procedures know 快速程序) as `version`.
 fn fixed_upload(dir: &Path, version: i64) -> Value {
     let fixed = fixed_mapping(dir);
-    let bundle = gateway::lifecycle::MappingBundle::from_mapping(&fixed);
+    let bundle = gateway::store::MappingBundle::from_mapping(&fixed);
     let text = bundle
         .mapping_toml
         .replacen("version = 1", &format!("version = {version}"), 1);

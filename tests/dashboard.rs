@@ -14,8 +14,8 @@ mod support;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use gateway::config::Config;
-use gateway::pipeline::ingest::Shutdown;
 use gateway::server;
+use gateway::shutdown::Shutdown;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -225,7 +225,7 @@ url = "postgres://gateway@127.0.0.1:9/platform"
     let config = Config::parse(&text, "gateway.toml", dir.path())
         .and_then(|c| c.resolve("gateway.toml"))
         .unwrap_or_else(|e| panic!("test config: {e}"));
-    let runtime = Arc::new(gateway::cli::run::build_runtime(config).await.expect("runtime"));
+    let runtime = Arc::new(gateway::intake::tasks::build_runtime(config).await.expect("runtime"));
     let shutdown = Shutdown::default();
     let server = server::spawn(runtime, "127.0.0.1:0", shutdown.clone())
         .await

@@ -10,9 +10,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use gateway::outbox::{DeliveryFilter, DeliveryStatus, OutboxStore};
 use gateway::store::postgres::PostgresStore;
 use gateway::store::sqlite::SqliteStore;
+use gateway::store::{DeliveryFilter, DeliveryStatus, OutboxStore};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -99,7 +99,7 @@ async fn counts(outbox: &Arc<dyn OutboxStore>, sink: &str) -> (i64, i64, i64) {
     c
 }
 
-async fn all_deliveries(outbox: &Arc<dyn OutboxStore>, sink: &str) -> Vec<gateway::outbox::DeliveryRow> {
+async fn all_deliveries(outbox: &Arc<dyn OutboxStore>, sink: &str) -> Vec<gateway::store::DeliveryRow> {
     let filter = DeliveryFilter {
         sink_id: Some(sink.to_string()),
         limit: Some(100_000),

@@ -8,8 +8,9 @@
 mod support;
 
 use gateway::config::Config;
-use gateway::lifecycle::{self, LifecycleError, MappingBundle, VersionStatus};
-use gateway::pipeline::ingest::Shutdown;
+use gateway::lifecycle::{self, LifecycleError};
+use gateway::shutdown::Shutdown;
+use gateway::store::{MappingBundle, VersionStatus};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -381,7 +382,7 @@ fn pg_config(dir: &Path, url: &str) -> PathBuf {
 
 async fn instance(config: &Path) -> gateway::runtime::Runtime {
     let resolved = Config::load(config).unwrap_or_else(|e| panic!("{e}"));
-    lifecycle::open_runtime(resolved)
+    gateway::runtime::Runtime::open(resolved)
         .await
         .unwrap_or_else(|e| panic!("open runtime: {e}"))
 }

@@ -10,13 +10,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use gateway::cli::run::build_runtime;
+use gateway::config::schedule::Schedule;
 use gateway::config::Config;
-use gateway::pipeline::ingest::Shutdown;
-use gateway::runtime::{Runtime, SourceCommand};
-use gateway::sources::pull::{pull_into, pull_once, run_scheduler, PageTarget};
-use gateway::sources::schedule::Schedule;
+use gateway::intake::pull::{pull_into, pull_once, run_scheduler, PageTarget};
+use gateway::intake::tasks::build_runtime;
+use gateway::runtime::Runtime;
+use gateway::shutdown::Shutdown;
 use gateway::store::QuarantineFilter;
+use gateway::telemetry::SourceCommand;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -361,7 +362,7 @@ async fn scheduler_pulls_at_start_on_command_and_resyncs_and_reports_status() {
     );
     assert_eq!(
         board.command("no-such-source", SourceCommand::PullNow),
-        Err(gateway::runtime::CommandError::UnknownSource("no-such-source".into()))
+        Err(gateway::telemetry::CommandError::UnknownSource("no-such-source".into()))
     );
     shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(10), task)

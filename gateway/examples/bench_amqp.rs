@@ -5,10 +5,10 @@
 //! gateway's consumer on a fresh database and measures the time until every record is committed
 //! and every message acknowledged. Prints messages/s and the process's peak resident memory.
 
-use gateway::cli::run::build_runtime;
 use gateway::config::Config;
-use gateway::pipeline::ingest::Shutdown;
-use gateway::sources::amqp::run_consumer;
+use gateway::intake::amqp::run_consumer;
+use gateway::intake::tasks::build_runtime;
+use gateway::shutdown::Shutdown;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions};
 use lapin::BasicProperties;
 use std::time::{Duration, Instant};

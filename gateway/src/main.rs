@@ -56,7 +56,7 @@ fn main() -> ExitCode {
             action: TokenAction::New { name, role, sources },
         } => cli::token::new(&name, &role, &sources),
         other => match tokio::runtime::Runtime::new() {
-            Ok(rt) => rt.block_on(cli::data::dispatch(other)),
+            Ok(rt) => rt.block_on(cli::dispatch(other)),
             Err(e) => Err(anyhow::anyhow!("cannot start the runtime: {e}")),
         },
     };

@@ -1,6 +1,6 @@
 //! `gateway check`: validate identifiers from arguments or standard input, one result line each.
 
-use super::CheckKind;
+use super::args::CheckKind;
 use normalizer::standards::case_code::CaseCode;
 use normalizer::standards::credit_code::CreditCode;
 use normalizer::standards::id_number::ResidentId;

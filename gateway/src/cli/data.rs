@@ -1,10 +1,13 @@
 //! Commands that work on a configured store: config check, migrate, ingest, export, replay,
 //! ignore (and dispatch of `run` and `demo`).
 
-use super::{Command, ExportFormat, ExportWhat};
-use crate::config::{Config, Resolved};
-use crate::pipeline::ingest::{ingest_files, BatchSettings, IngestJob, OnCommit, Shutdown};
-use crate::pipeline::replay::{replay, ReplaySelection};
+use super::args::{ExportFormat, ExportWhat};
+use super::common::{actor, load_config};
+use crate::commit::{Batching, OnCommit};
+use crate::config::Config;
+use crate::intake::files::{ingest_files, IngestJob};
+use crate::intake::replay::{replay, ReplaySelection};
+use crate::shutdown::Shutdown;
 use crate::store::{self, AuditEntry, CaseFilter, QuarantineFilter, QuarantineStatus};
 use anyhow::Context;
 use std::io::{IsTerminal, Write};
@@ -32,138 +35,7 @@ pub fn config_check(file: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Load a config or fail with all its problems, and apply its process-wide settings (the
-/// preparation threads' priority).
-pub fn load_config(file: &Path) -> anyhow::Result<Resolved> {
-    let resolved = Config::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::pipeline::workers::set_prepare_nice(resolved.config.pipeline.prepare_nice);
-    Ok(resolved)
-}
-
-/// Trigger `shutdown` on Ctrl-C or SIGTERM.
-pub fn shutdown_on_signals(shutdown: Shutdown) {
-    tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                    let _ = tokio::signal::ctrl_c().await;
-                    shutdown.trigger();
-                    return;
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-        eprintln!("正在停止：提交已读取的记录 / stopping: committing the records already read");
-        shutdown.trigger();
-    });
-}
-
-pub(crate) fn actor() -> String {
-    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
-}
-
-/// Run an async command.
-pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
-    match command {
-        Command::Migrate { config } => {
-            let resolved = load_config(&config)?;
-            let store = store::open(&resolved.config).await?;
-            store
-                .audit(&AuditEntry {
-                    actor: actor(),
-                    action: "migrate".into(),
-                    subject: format!("store:{}", store.backend()),
-                    detail: serde_json::json!({}),
-                })
-                .await?;
-            println!("迁移完成 / migrations applied ({})", store.backend());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Ingest {
-            config,
-            source,
-            format,
-            files,
-            quiet,
-        } => ingest(&config, &source, format, files, quiet).await,
-        Command::Export {
-            what,
-            config,
-            source,
-            format,
-        } => export(&config, what, source, format).await,
-        Command::Replay {
-            config,
-            id,
-            source,
-            rule,
-        } => {
-            if id.is_none() && source.is_none() && rule.is_none() {
-                anyhow::bail!("指定 --id、--source 或 --rule 之一 / give --id, --source or --rule");
-            }
-            let resolved = load_config(&config)?;
-            // Each source's active stored mapping version, not its configured file.
-            let runtime = crate::lifecycle::open_runtime(resolved).await?;
-            let store = Arc::clone(&runtime.store);
-            let preparers = runtime.preparers.snapshot();
-            let selection = ReplaySelection {
-                id,
-                source_id: source.clone(),
-                rule: rule.clone(),
-            };
-            let summary = replay(store.as_ref(), &preparers, &selection, &runtime.sinks()).await?;
-            store
-                .audit(&AuditEntry {
-                    actor: actor(),
-                    action: "replay".into(),
-                    subject: match (id, &source, &rule) {
-                        (Some(id), _, _) => format!("quarantine:{id}"),
-                        (_, Some(s), _) => format!("source:{s}"),
-                        (_, _, Some(r)) => format!("rule:{r}"),
-                        _ => "quarantine".into(),
-                    },
-                    detail: serde_json::to_value(summary)?,
-                })
-                .await?;
-            println!("{}", serde_json::to_string(&summary)?);
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Ignore { config, id, reason } => {
-            let resolved = load_config(&config)?;
-            let store = store::open(&resolved.config).await?;
-            store
-                .quarantine_set_status(id, QuarantineStatus::Ignored, Some(&reason))
-                .await?;
-            store
-                .audit(&AuditEntry {
-                    actor: actor(),
-                    action: "quarantine.ignore".into(),
-                    subject: format!("quarantine:{id}"),
-                    detail: serde_json::json!({ "reason": reason }),
-                })
-                .await?;
-            println!("隔离记录 {id} 已标记为忽略 / quarantine entry {id} marked ignored");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Run { config, once } => super::run::run(&config, once).await,
-        Command::Demo { dir, listen, exit } => super::demo::run(dir, &listen, exit).await,
-        Command::Deliveries { action } => super::deliveries::run(action).await,
-        Command::Mappings { action } => super::mappings::run(action).await,
-        Command::Check { .. } | Command::Normalize { .. } | Command::Config { .. } | Command::Token { .. } => {
-            anyhow::bail!("not an async command")
-        }
-    }
-}
-
-async fn ingest(
+pub async fn ingest(
     config: &Path,
     source: &str,
     format: Option<String>,
@@ -177,13 +49,13 @@ async fn ingest(
         .with_context(|| format!("来源 {source:?} 未在配置中 / source {source:?} is not in the configuration"))?;
     let format = super::normalize::input_format(Some(format.as_deref().unwrap_or(&source_cfg.format)), None)?;
     let xml_records = source_cfg.xml_records.clone();
-    let settings = BatchSettings::from(&resolved.config);
+    let batching = Batching::from(&resolved.config);
     // The source's active stored mapping version, not its configured file.
-    let runtime = crate::lifecycle::open_runtime(resolved).await?;
+    let runtime = crate::runtime::Runtime::open(resolved).await?;
     let store = Arc::clone(&runtime.store);
     let preparer = runtime.preparers.get(source).context("source preparer")?;
     let shutdown = Shutdown::default();
-    shutdown_on_signals(shutdown.clone());
+    crate::shutdown::on_signals(shutdown.clone());
     let progress = progress_bar(&files, quiet);
     let on_commit: Option<OnCommit> = progress
         .clone()
@@ -194,7 +66,7 @@ async fn ingest(
         format,
         xml_records,
     };
-    let summary = ingest_files(Arc::clone(&store), job, settings, shutdown.clone(), on_commit).await?;
+    let summary = ingest_files(&runtime.committer("files"), job, &batching, shutdown.clone(), on_commit).await?;
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
@@ -234,14 +106,14 @@ fn progress_bar(files: &[PathBuf], quiet: bool) -> Option<indicatif::ProgressBar
     Some(pb)
 }
 
-async fn export(
+pub async fn export(
     config: &Path,
     what: ExportWhat,
     source: Option<String>,
     format: ExportFormat,
 ) -> anyhow::Result<ExitCode> {
     let resolved = load_config(config)?;
-    let store = store::open(&resolved.config).await?;
+    let store = store::open(&resolved.config).await?.store;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut csv = match format {
@@ -360,5 +232,78 @@ async fn export(
         w.flush()?;
     }
     out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gateway migrate`: apply the store's migrations.
+pub async fn migrate(config: &Path) -> anyhow::Result<ExitCode> {
+    let resolved = load_config(config)?;
+    let store = store::open(&resolved.config).await?.store;
+    store
+        .audit(&AuditEntry {
+            actor: actor(),
+            action: "migrate".into(),
+            subject: format!("store:{}", store.backend()),
+            detail: serde_json::json!({}),
+        })
+        .await?;
+    println!("迁移完成 / migrations applied ({})", store.backend());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gateway replay`: re-run the selected open quarantine entries through the current mappings.
+pub async fn replay_entries(
+    config: &Path,
+    id: Option<i64>,
+    source: Option<String>,
+    rule: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    if id.is_none() && source.is_none() && rule.is_none() {
+        anyhow::bail!("指定 --id、--source 或 --rule 之一 / give --id, --source or --rule");
+    }
+    let resolved = load_config(config)?;
+    // Each source's active stored mapping version, not its configured file.
+    let runtime = crate::runtime::Runtime::open(resolved).await?;
+    let store = Arc::clone(&runtime.store);
+    let preparers = runtime.preparers.snapshot();
+    let selection = ReplaySelection {
+        id,
+        source_id: source.clone(),
+        rule: rule.clone(),
+    };
+    let summary = replay(&runtime.committer("replay"), &preparers, &selection).await?;
+    store
+        .audit(&AuditEntry {
+            actor: actor(),
+            action: "replay".into(),
+            subject: match (id, &source, &rule) {
+                (Some(id), _, _) => format!("quarantine:{id}"),
+                (_, Some(s), _) => format!("source:{s}"),
+                (_, _, Some(r)) => format!("rule:{r}"),
+                _ => "quarantine".into(),
+            },
+            detail: serde_json::to_value(summary)?,
+        })
+        .await?;
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `gateway ignore`: mark a quarantine entry ignored (audit-logged).
+pub async fn ignore(config: &Path, id: i64, reason: &str) -> anyhow::Result<ExitCode> {
+    let resolved = load_config(config)?;
+    let store = store::open(&resolved.config).await?.store;
+    store
+        .quarantine_set_status(id, QuarantineStatus::Ignored, Some(reason))
+        .await?;
+    store
+        .audit(&AuditEntry {
+            actor: actor(),
+            action: "quarantine.ignore".into(),
+            subject: format!("quarantine:{id}"),
+            detail: serde_json::json!({ "reason": reason }),
+        })
+        .await?;
+    println!("隔离记录 {id} 已标记为忽略 / quarantine entry {id} marked ignored");
     Ok(ExitCode::SUCCESS)
 }

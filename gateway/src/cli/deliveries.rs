@@ -1,10 +1,10 @@
 //! `gateway deliveries list|redrive`: what the outbox holds for each sink, and sending dead
 //! deliveries again after the cause is fixed (audit-logged).
 
-use super::data::{actor, load_config};
-use super::{DeliveriesAction, DeliveryStatusArg};
-use crate::outbox::{self, DeliveryFilter, DeliveryStatus, Redrive};
+use super::args::{DeliveriesAction, DeliveryStatusArg};
+use super::common::{actor, load_config};
 use crate::store::AuditEntry;
+use crate::store::{self, DeliveryFilter, DeliveryStatus, Redrive};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -28,7 +28,7 @@ pub async fn run(action: DeliveriesAction) -> anyhow::Result<ExitCode> {
             limit,
         } => {
             let resolved = load_config(&config)?;
-            let (_, outbox) = outbox::open(&resolved.config).await?;
+            let outbox = store::open(&resolved.config).await?.outbox;
             let filter = DeliveryFilter {
                 sink_id: sink,
                 status: status.map(DeliveryStatus::from),
@@ -65,7 +65,7 @@ pub async fn run(action: DeliveriesAction) -> anyhow::Result<ExitCode> {
                     anyhow::bail!("去向 {sink_id:?} 未在配置中 / sink {sink_id:?} is not in the configuration");
                 }
             }
-            let (store, outbox) = outbox::open(&resolved.config).await?;
+            let store::Stores { store, outbox, .. } = store::open(&resolved.config).await?;
             let n = outbox.redrive(&target).await?;
             let subject = match &target {
                 Redrive::One(id) => format!("delivery:{id}"),

@@ -6,11 +6,11 @@
 //! operator API and dashboard until Ctrl-C (or stops at once with `--exit`).
 
 use super::demo_peers::{self, Peers};
-use super::run::build_runtime;
 use crate::config::Config;
-use crate::pipeline::ingest::Shutdown;
+use crate::intake::pull::pull_once;
+use crate::intake::tasks::build_runtime;
 use crate::runtime::Runtime;
-use crate::sources::pull::pull_once;
+use crate::shutdown::Shutdown;
 use crate::store::{CaseFilter, QuarantineFilter};
 use adapters::sources::PullMode;
 use anyhow::Context;
@@ -192,10 +192,10 @@ pub async fn run(dir: Option<PathBuf>, listen: &str, exit: bool) -> anyhow::Resu
     println!("  curl -H 'Authorization: Bearer {token}' {base}/api/sources");
     println!("  curl -H 'Authorization: Bearer {token}' '{base}/api/quarantine?limit=5'");
     println!("按 Ctrl-C 结束 / press Ctrl-C to stop");
-    super::data::shutdown_on_signals(shutdown.clone());
+    crate::shutdown::on_signals(shutdown.clone());
     // From here on the sources run on their schedules, as under `gateway run`: their health,
     // pull-now and resync are live in the API and dashboard.
-    let mut tasks = super::run::start_source_tasks(&runtime, &shutdown)?;
+    let mut tasks = crate::intake::tasks::start_source_tasks(&runtime, &shutdown)?;
     server.join().await;
     while tasks.join_next().await.is_some() {}
     Ok(ExitCode::SUCCESS)

@@ -2,11 +2,10 @@
 //! `activate`, `rollback` and `history` drive the mapping versions a source runs (see
 //! [`crate::lifecycle`]).
 
-use super::data::{actor, load_config};
-use super::MappingsAction;
-use crate::lifecycle::{
-    self, ActivationKind, ActivationReport, DryRunReport, History, LifecycleError, MappingBundle, UploadReport,
-};
+use super::args::MappingsAction;
+use super::common::{actor, load_config};
+use crate::lifecycle::{self, ActivationReport, DryRunReport, History, LifecycleError, UploadReport};
+use crate::store::{ActivationKind, MappingBundle};
 use normalizer::mapping::{run_tests, Mapping};
 use normalizer::Normalizer;
 use serde::Serialize;
@@ -111,7 +110,7 @@ pub async fn run(action: MappingsAction) -> anyhow::Result<ExitCode> {
         eprintln!("错误 / error: {}", LifecycleError::UnknownSource(source));
         return Ok(ExitCode::from(1));
     }
-    let rt = lifecycle::open_runtime(resolved).await?;
+    let rt = crate::runtime::Runtime::open(resolved).await?;
     let who = |given: &Option<String>| given.clone().unwrap_or_else(actor);
     let result = match action {
         MappingsAction::Test { .. } => return Ok(ExitCode::SUCCESS),

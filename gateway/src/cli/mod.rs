@@ -1,7 +1,9 @@
 //! The `gateway` command line: argument definitions and dispatch. Each command lives in its
 //! own module; they all print results to stdout and diagnostics to stderr.
 
+pub mod args;
 pub mod check;
+pub mod common;
 pub mod data;
 pub mod deliveries;
 pub mod demo;
@@ -11,416 +13,40 @@ pub mod normalize;
 pub mod run;
 pub mod token;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+pub use args::*;
 
-/// 赣执网关 ganzhi-gateway: collects administrative law-enforcement cases (行政检查、行政处罚、
-/// 行政强制) from departmental systems, validates them against the national and provincial
-/// standards, gives every case its province-wide unified code (一案一码) and delivers it onward.
-#[derive(Debug, Parser)]
-#[command(name = "gateway", version, propagate_version = true)]
-pub struct Cli {
-    /// Log filter, e.g. `info`, `gateway=debug` (also env RUST_LOG).
-    #[arg(long, global = true, default_value = "warn", env = "GATEWAY_LOG")]
-    pub log: String,
-    /// Log as JSON lines (for log collectors).
-    #[arg(long, global = true)]
-    pub log_json: bool,
-    /// The command.
-    #[command(subcommand)]
-    pub command: Command,
-}
+use std::process::ExitCode;
 
-/// Commands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Check identifiers: credit codes, ID numbers, region codes, unified case codes.
-    ///
-    /// With no VALUE, reads one value per line from standard input. Prints one line per value:
-    /// `VALUE<TAB>valid<TAB>NORMALISED` or `VALUE<TAB>invalid<TAB>RULE<TAB>MESSAGE`.
-    /// Exit status: 0 all valid, 1 any invalid, 2 usage error.
-    Check {
-        /// What kind of identifier.
-        kind: CheckKind,
-        /// Values to check (default: standard input, one per line).
-        values: Vec<String>,
-        /// Print one JSON object per line instead.
-        #[arg(long)]
-        json: bool,
-        /// Region codes: require a current code (default: current or historical).
-        #[arg(long)]
-        current: bool,
-    },
-    /// Run records (JSON, JSON lines or XML) through a mapping and print, per record, the
-    /// canonical record or the violations as one JSON line.
-    Normalize {
-        /// The mapping file.
-        #[arg(long)]
-        mapping: PathBuf,
-        /// Input file (default: standard input).
-        input: Option<PathBuf>,
-        /// Input format (default: from the file extension, else jsonl).
-        #[arg(long)]
-        format: Option<String>,
-        /// XML: dotted element path of the record elements.
-        #[arg(long)]
-        xml_records: Option<String>,
-        /// Validate against this province: agency region codes must start with it (e.g. 36).
-        #[arg(long)]
-        province: Option<String>,
-    },
-    /// Mappings: run their embedded tests; upload, dry-run, activate and roll back the versions a
-    /// source runs (see the README: "Changing a mapping safely").
-    ///
-    /// Exit status of upload, diff, activate, rollback and history: 0 done, 1 refused (the
-    /// reasons on standard error, e.g. a failing embedded test), 2 the gateway failed (store).
-    Mappings {
-        /// What to do.
-        #[command(subcommand)]
-        action: MappingsAction,
-    },
-    /// Configuration files.
-    Config {
-        /// What to do.
-        #[command(subcommand)]
-        action: ConfigAction,
-    },
-    /// Apply the store's schema migrations (also done at every start).
-    Migrate {
-        /// The configuration file.
-        #[arg(long)]
-        config: PathBuf,
-    },
-    /// One-shot import of files through the full pipeline (backfills). Prints one JSON summary
-    /// line: {"received":N,"accepted":N,"updated":N,"unchanged":N,"quarantined":N}.
-    Ingest {
-        /// The configuration file.
-        #[arg(long)]
-        config: PathBuf,
-        /// Source id (from the configuration) whose mapping applies.
-        #[arg(long)]
-        source: String,
-        /// Input format (default: the source's `format`).
-        #[arg(long)]
-        format: Option<String>,
-        /// Files to import.
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// No progress bar.
-        #[arg(long)]
-        quiet: bool,
-    },
-    /// Export cases (with unified codes and business keys) or quarantine entries (with raw
-    /// record and violations) to standard output.
-    Export {
-        /// What to export.
-        what: ExportWhat,
-        /// The configuration file.
-        #[arg(long)]
-        config: PathBuf,
-        /// Only this source.
-        #[arg(long)]
-        source: Option<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value = "jsonl")]
-        format: ExportFormat,
-    },
-    /// Re-run quarantined records through the current mapping of their source.
-    Replay {
-        /// The configuration file.
-        #[arg(long)]
-        config: PathBuf,
-        /// One quarantine entry.
-        #[arg(long, conflicts_with_all = ["source", "rule"])]
-        id: Option<i64>,
-        /// All open entries of this source.
-        #[arg(long)]
-        source: Option<String>,
-        /// All open entries with a violation of this rule id.
-        #[arg(long)]
-        rule: Option<String>,
-    },
-    /// Mark a quarantine entry ignored, with a reason (kept in the audit log).
-    Ignore {
-        /// The configuration file.
-        #[arg(long)]
-        config: PathBuf,
-        /// The quarantine entry.
-        #[arg(long)]
-        id: i64,
-        /// Why it is ignored.
-        #[arg(long)]
-        reason: String,
-    },
-    /// Run the gateway: poll the configured directory sources and deliver committed versions to
-    /// the configured sinks until Ctrl-C / SIGTERM.
-    Run {
-        /// The configuration file.
-        #[arg(long)]
-        config: PathBuf,
-        /// Process what is there once and exit.
-        #[arg(long)]
-        once: bool,
-    },
-    /// Demonstration on the embedded store with the example mappings and sample data.
-    Demo {
-        /// Where to keep the demo's files (default: a new temporary directory).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Address of the operator API and dashboard the demo serves afterwards.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
-        /// Stop after the summary instead of serving the operator API.
-        #[arg(long)]
-        exit: bool,
-    },
-    /// Onward deliveries (the outbox): list them, re-drive dead ones.
-    Deliveries {
-        /// What to do.
-        #[command(subcommand)]
-        action: DeliveriesAction,
-    },
-    /// Tokens of the operator API.
-    Token {
-        /// What to do.
-        #[command(subcommand)]
-        action: TokenAction,
-    },
-}
-
-/// `gateway token` actions.
-#[derive(Debug, Subcommand)]
-pub enum TokenAction {
-    /// Print a fresh random token (give it to its holder, once) and the `[[server.tokens]]`
-    /// block with its SHA-256 for the configuration (the token itself is never stored).
-    New {
-        /// Name of the holder (shown in logs and the audit log).
-        #[arg(long, default_value = "CHANGE-ME")]
-        name: String,
-        /// admin, operator, standards-owner or department.
-        #[arg(long, default_value = "operator")]
-        role: String,
-        /// Department tokens: a push source the department owns (repeat for several).
-        #[arg(long = "source")]
-        sources: Vec<String>,
-    },
-}
-
-/// `gateway deliveries` actions.
-#[derive(Debug, Subcommand)]
-pub enum DeliveriesAction {
-    /// Print deliveries newest first, one JSON object per line (id, sink, idempotency key,
-    /// status, attempts, next attempt, last error or the sink's answer), then the counts per
-    /// sink and status on standard error.
-    List {
-        /// The configuration file.
-        #[arg(long)]
-        config: PathBuf,
-        /// Only this sink.
-        #[arg(long)]
-        sink: Option<String>,
-        /// Only this status.
-        #[arg(long, value_enum)]
-        status: Option<DeliveryStatusArg>,
-        /// At most this many.
-        #[arg(long, default_value_t = 100)]
-        limit: i64,
-    },
-    /// Send dead deliveries again: one (`--id`), or every dead one of a sink
-    /// (`--sink ID --all-dead`). They become pending with fresh attempts; `gateway run` sends them.
-    Redrive {
-        /// The delivery (an id from `gateway deliveries list`).
-        #[arg(long, conflicts_with_all = ["sink", "all_dead"])]
-        id: Option<i64>,
-        /// The sink whose dead deliveries to re-drive (with --all-dead).
-        #[arg(long, requires = "all_dead")]
-        sink: Option<String>,
-        /// Every dead delivery of --sink.
-        #[arg(long, requires = "sink")]
-        all_dead: bool,
-        /// The configuration file.
-        #[arg(long)]
-        config: PathBuf,
-    },
-}
-
-/// Delivery statuses on the command line.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum DeliveryStatusArg {
-    /// Waiting to be delivered or retried.
-    Pending,
-    /// Delivered.
-    Delivered,
-    /// Refused or out of attempts.
-    Dead,
-}
-
-/// Identifier kinds of `gateway check`.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum CheckKind {
-    /// Unified social credit code (GB 32100).
-    Uscc,
-    /// Resident identity number (GB 11643).
-    IdNumber,
-    /// Region code (GB/T 2260).
-    Region,
-    /// Unified case code (一案一码).
-    CaseCode,
-}
-
-/// `gateway mappings` actions.
-///
-/// The store keeps every mapping version of each source; one is active (the one records are
-/// mapped with). The usual way: `upload` a changed mapping (stored as a candidate), `diff` it
-/// against real archived records, `activate` it, `rollback` if needed, `history` to see who did
-/// what. Mutating commands are audit-logged with `--actor` (default `cli:$USER`).
-#[derive(Debug, Subcommand)]
-pub enum MappingsAction {
-    /// Run the embedded tests of mapping files (PATH: a file or a folder searched for
-    /// `mapping.toml`; default `mappings/`). Fails on any difference.
-    Test {
-        /// Mapping files or folders.
-        paths: Vec<PathBuf>,
-    },
-    /// Store a new mapping version for a source as a candidate (not active yet).
-    ///
-    /// PATH is the mapping file, or its folder (holding `mapping.toml`); the code-table CSV files
-    /// it names are stored with it. Refused (exit 1, with the reasons) when the mapping does not
-    /// load (file:line:col), when one of its embedded tests fails (every failure is listed),
-    /// when its `id` is not the source's mapping id, or when its `version` is not greater than
-    /// every stored version. Example:
-    ///
-    ///   gateway mappings upload --config gateway.toml --source nanchang-amr mappings/nanchang-amr-penalty
-    Upload {
-        /// The configuration file.
-        #[arg(long)]
-        config: PathBuf,
-        /// The source the mapping is for.
-        #[arg(long)]
-        source: String,
-        /// The mapping file or its folder.
-        path: PathBuf,
-        /// Who uploads (for the audit log; default `cli:$USER`).
-        #[arg(long)]
-        actor: Option<String>,
-        /// Print the report as one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Dry run: replay the source's last N archived raw records through the active version and
-    /// through version V, and show what would change (nothing is written but an audit entry).
-    ///
-    /// Prints the counts (unchanged, changed, newly accepted, newly rejected, still rejected),
-    /// the changed fields with how many records each and sample values before -> after, and
-    /// the newly accepted / rejected records (with the new violations). Example:
-    ///
-    ///   gateway mappings diff --config gateway.toml --source nanchang-amr --version 2 --last 500
-    #[command(disable_version_flag = true)]
-    Diff {
-        /// The configuration file.
-        #[arg(long)]
-        config: PathBuf,
-        /// The source.
-        #[arg(long)]
-        source: String,
-        /// The stored version to compare with the active one.
-        #[arg(long)]
-        version: i64,
-        /// How many of the newest raw records to replay (1..=100000).
-        #[arg(long, default_value_t = crate::lifecycle::DEFAULT_LAST_N)]
-        last: usize,
-        /// Print the report as one JSON object instead of tables.
-        #[arg(long)]
-        json: bool,
-        /// Who runs it (for the audit log; default `cli:$USER`).
-        #[arg(long)]
-        actor: Option<String>,
-    },
-    /// Make stored version V the source's active mapping (the previous one is retired).
-    ///
-    /// Its embedded tests are run again first and must pass. A running gateway picks the change
-    /// up within seconds; prints the version change and the diff of the mapping and code tables.
-    /// Example: gateway mappings activate --config gateway.toml --source nanchang-amr --version 2
-    #[command(disable_version_flag = true)]
-    Activate {
-        /// The configuration file.
-        #[arg(long)]
-        config: PathBuf,
-        /// The source.
-        #[arg(long)]
-        source: String,
-        /// The stored version to activate.
-        #[arg(long)]
-        version: i64,
-        /// Who activates (for the audit log; default `cli:$USER`).
-        #[arg(long)]
-        actor: Option<String>,
-        /// Print the report as one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Go back to an earlier stored version (lower number than the active one): activated again,
-    /// audit-logged as a rollback.
-    ///
-    /// Example: gateway mappings rollback --config gateway.toml --source nanchang-amr --to 1
-    Rollback {
-        /// The configuration file.
-        #[arg(long)]
-        config: PathBuf,
-        /// The source.
-        #[arg(long)]
-        source: String,
-        /// The earlier version to make active again.
-        #[arg(long)]
-        to: i64,
-        /// Who rolls back (for the audit log; default `cli:$USER`).
-        #[arg(long)]
-        actor: Option<String>,
-        /// Print the report as one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Every stored mapping version of a source (status, uploader, times, test result,
-    /// activations) and the audit entries of every upload, dry run, activation and rollback.
-    ///
-    /// Example: gateway mappings history --config gateway.toml --source nanchang-amr
-    History {
-        /// The configuration file.
-        #[arg(long)]
-        config: PathBuf,
-        /// The source.
-        #[arg(long)]
-        source: String,
-        /// Print the history as one JSON object instead of tables.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-/// `gateway config` actions.
-#[derive(Debug, Subcommand)]
-pub enum ConfigAction {
-    /// Report every problem of a configuration file with its place.
-    Check {
-        /// The configuration file.
-        file: PathBuf,
-    },
-}
-
-/// What `gateway export` writes.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ExportWhat {
-    /// Cases with unified codes, business keys and current records.
-    Cases,
-    /// Quarantine entries with raw records and violations.
-    Quarantine,
-}
-
-/// Output formats of `gateway export`.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ExportFormat {
-    /// One JSON object per line.
-    Jsonl,
-    /// CSV with a header row (nested values as JSON text).
-    Csv,
+/// Run an async command.
+pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Migrate { config } => data::migrate(&config).await,
+        Command::Ingest {
+            config,
+            source,
+            format,
+            files,
+            quiet,
+        } => data::ingest(&config, &source, format, files, quiet).await,
+        Command::Export {
+            what,
+            config,
+            source,
+            format,
+        } => data::export(&config, what, source, format).await,
+        Command::Replay {
+            config,
+            id,
+            source,
+            rule,
+        } => data::replay_entries(&config, id, source, rule).await,
+        Command::Ignore { config, id, reason } => data::ignore(&config, id, &reason).await,
+        Command::Run { config, once } => run::run(&config, once).await,
+        Command::Demo { dir, listen, exit } => demo::run(dir, &listen, exit).await,
+        Command::Deliveries { action } => deliveries::run(action).await,
+        Command::Mappings { action } => mappings::run(action).await,
+        Command::Check { .. } | Command::Normalize { .. } | Command::Config { .. } | Command::Token { .. } => {
+            anyhow::bail!("not an async command")
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! `gateway normalize`: run records through a mapping and print each outcome as a JSON line.
 
-use crate::pipeline::reader::{parse_item, read_file, InputFormat, ParsedRecord};
+use crate::prepare::reader::{parse_item, read_file, InputFormat, ParsedRecord};
 use anyhow::Context;
 use normalizer::mapping::Mapping;
 use normalizer::rules::RuleOptions;

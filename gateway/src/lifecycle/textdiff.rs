@@ -1,7 +1,7 @@
 //! Unified diffs (the `diff -u` format) between two stored mapping versions: the mapping text and
 //! every code-table file that differs, for the audit entry of an activation.
 
-use super::store::StoredVersion;
+use crate::store::StoredVersion;
 use similar::TextDiff;
 use std::collections::BTreeSet;
 

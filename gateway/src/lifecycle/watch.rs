@@ -3,9 +3,9 @@
 //! polls the active version of each source and swaps its running mapping when the store's
 //! active version differs from the one it runs.
 
-use super::{load_stored, LifecycleError};
-use crate::pipeline::ingest::Shutdown;
+use super::error::{load_stored, LifecycleError};
 use crate::runtime::Runtime;
+use crate::shutdown::Shutdown;
 use std::sync::Arc;
 use std::time::Duration;
 

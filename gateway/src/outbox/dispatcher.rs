@@ -13,10 +13,10 @@
 //! now and then, not a storm of retries, and its deliveries do not run out of attempts.
 
 use super::retry::{jitter, Backoff};
-use super::store::{Claimed, DeliveryStatus, OutboxStore, Settlement};
 use crate::config::SinkConfig;
-use crate::pipeline::ingest::Shutdown;
+use crate::shutdown::Shutdown;
 use crate::store::StoreError;
+use crate::store::{Claimed, DeliveryStatus, OutboxStore, Settlement};
 use adapters::sinks::settings::DeliverySettings;
 use adapters::sinks::{Delivery, Outcome, Sink, SinkSettings};
 use chrono::{DateTime, Utc};

@@ -15,11 +15,10 @@
 pub mod auth;
 pub mod dashboard;
 pub mod error;
-pub mod metrics;
 pub mod routes;
 
-use crate::pipeline::ingest::Shutdown;
 use crate::runtime::Runtime;
+use crate::shutdown::Shutdown;
 use auth::{Action, Principal, Tokens};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
 use axum::handler::Handler;

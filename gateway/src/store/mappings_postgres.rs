@@ -7,7 +7,7 @@
 
 use super::postgres::{audit_record, insert_audit, raw_record_from_row, PostgresStore, RAW_COLUMNS, RAW_TABLES};
 use super::{StoreError, StoreResult};
-use crate::lifecycle::store::{
+use crate::store::mappings::{
     ActivateOutcome, Activation, ActivationKind, ActivationRow, ActiveMapping, MappingStore, NewVersion, StoredVersion,
     VersionStatus,
 };

@@ -4,7 +4,7 @@
 
 use super::sqlite::{insert_audit, parse_time, query_audit, time, SqliteStore};
 use super::{StoreError, StoreResult};
-use crate::lifecycle::store::{
+use crate::store::mappings::{
     ActivateOutcome, Activation, ActivationKind, ActivationRow, ActiveMapping, MappingStore, NewVersion, StoredVersion,
     VersionStatus,
 };

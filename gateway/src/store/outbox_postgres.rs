@@ -4,7 +4,7 @@
 
 use super::postgres::PostgresStore;
 use super::{StoreError, StoreResult};
-use crate::outbox::store::{
+use crate::store::outbox::{
     Claimed, DeliveryCount, DeliveryFilter, DeliveryRow, DeliveryStatus, OutboxStore, Redrive, Settlement,
 };
 use adapters::sinks::Delivery;

@@ -3,7 +3,7 @@
 
 use super::sqlite::{parse_time, time, SqliteStore};
 use super::{StoreError, StoreResult};
-use crate::outbox::store::{
+use crate::store::outbox::{
     Claimed, DeliveryCount, DeliveryFilter, DeliveryRow, DeliveryStatus, OutboxStore, Redrive, Settlement,
 };
 use adapters::sinks::Delivery;

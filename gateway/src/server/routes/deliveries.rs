@@ -1,10 +1,10 @@
 //! Onward deliveries (the outbox): list with counts, re-drive dead ones.
 
-use crate::outbox::{DeliveryFilter, DeliveryStatus, Redrive};
 use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::{audit, page_limit, ApiJson, ApiPath, ApiQuery, Shared};
 use crate::store::StoreError;
+use crate::store::{DeliveryFilter, DeliveryStatus, Redrive};
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;

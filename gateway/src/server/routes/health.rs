@@ -3,6 +3,7 @@
 use crate::server::auth::Principal;
 use crate::server::error::ApiResult;
 use crate::server::{Shared, OPENAPI_YAML};
+use crate::telemetry::DeliveryDepth;
 use adapters::sinks::secret::SecretSource;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -109,8 +110,19 @@ async fn amqp_check(table: &toml::Table, base: &Path) -> Check {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
-    let counts = state.runtime.outbox.delivery_counts().await?;
-    let text = state.runtime.metrics.render(&state.runtime.sinks(), &counts);
+    let depths: Vec<DeliveryDepth> = state
+        .runtime
+        .outbox
+        .delivery_counts()
+        .await?
+        .into_iter()
+        .map(|c| DeliveryDepth {
+            sink: c.sink_id,
+            status: c.status.as_str(),
+            count: c.count,
+        })
+        .collect();
+    let text = state.runtime.metrics.render(&state.runtime.sinks(), &depths);
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -6,10 +6,11 @@
 //! embedded tests fail answers 422 with `error.details` (the parse error with file, line and
 //! column, or the failing tests).
 
-use crate::lifecycle::{self, History, LifecycleError, MappingBundle, StoredVersion, DEFAULT_LAST_N, MAX_LAST_N};
+use crate::lifecycle::{self, History, LifecycleError, DEFAULT_LAST_N, MAX_LAST_N};
 use crate::server::auth::Principal;
 use crate::server::error::ApiError;
 use crate::server::{ApiJson, ApiPath, ApiQuery, Shared};
+use crate::store::{MappingBundle, StoredVersion, VersionStatus};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -129,7 +130,7 @@ pub async fn list(State(state): State<Shared>) -> MappingResult<Json<Value>> {
     let mut items = Vec::new();
     for source in &rt.resolved.config.sources {
         let versions = rt.mappings.mapping_versions(&source.id).await.map_err(ApiError::from)?;
-        let active = versions.iter().find(|v| v.status == lifecycle::VersionStatus::Active);
+        let active = versions.iter().find(|v| v.status == VersionStatus::Active);
         let running = rt.preparers.get(&source.id).map(|p| p.mapping.id().to_string());
         items.push(MappingSource {
             source_id: source.id.clone(),
@@ -141,10 +142,7 @@ pub async fn list(State(state): State<Shared>) -> MappingResult<Json<Value>> {
             activated_by: active.and_then(|a| a.activated_by.clone()),
             newest_version: versions.last().map(|v| v.version),
             versions: versions.len(),
-            candidates: versions
-                .iter()
-                .filter(|v| v.status == lifecycle::VersionStatus::Candidate)
-                .count(),
+            candidates: versions.iter().filter(|v| v.status == VersionStatus::Candidate).count(),
         });
     }
     Ok(Json(json!({ "items": items })))
@@ -202,7 +200,7 @@ pub async fn upload(
         file_name: body
             .file_name
             .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(|| lifecycle::bundle::DEFAULT_FILE_NAME.to_string()),
+            .unwrap_or_else(|| crate::store::mapping_bundle::DEFAULT_FILE_NAME.to_string()),
         mapping_toml: body.mapping,
         code_tables: body.tables,
     };

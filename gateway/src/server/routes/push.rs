@@ -8,8 +8,9 @@
 //! `xml_records` path; GBK/GB18030 by the prolog or the `charset`) or CSV (`text/csv`). Without a
 //! `Content-Type`, the source's configured `format` applies.
 
-use crate::pipeline::batch::{prepare_and_commit, summarize, RecordOutcome};
-use crate::pipeline::reader::{read_bytes, InputFormat, ReadError, ReadItem};
+use crate::commit::RecordOutcome;
+use crate::intake::push::{commit_push, read_body, PushError};
+use crate::prepare::InputFormat;
 use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::{audit, ApiPath, Shared};
@@ -104,6 +105,41 @@ async fn read_limited(mut body: Body, headers: &HeaderMap, limit: u64) -> ApiRes
     Ok(bytes)
 }
 
+/// The answer to a push that was not taken.
+fn push_error(e: PushError) -> ApiError {
+    match e {
+        PushError::Malformed(message) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_body",
+            format!("请求体格式错误，未接收任何记录：{message}"),
+            format!("malformed body, nothing was taken: {message}"),
+        ),
+        PushError::Unreadable(message) => ApiError::bad_request(
+            format!("无法读取请求体：{message}"),
+            format!("cannot read the request body: {message}"),
+        ),
+        PushError::NoRecords => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "no_records",
+            "请求体中没有记录",
+            "the body holds no records",
+        ),
+        PushError::NoMapping(source) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no_preparer",
+            format!("来源 {source:?} 没有可用的映射"),
+            format!("source {source:?} has no mapping loaded"),
+        ),
+        PushError::Store(e) => e.into(),
+        PushError::Prepare(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "prepare_failed",
+            format!("记录准备失败，未接收任何记录：{e}"),
+            format!("records could not be prepared, nothing was taken: {e}"),
+        ),
+    }
+}
+
 /// One record's answer.
 fn result_json(outcome: &RecordOutcome) -> Value {
     let mut v = serde_json::to_value(&outcome.result).unwrap_or_else(|_| json!({}));
@@ -151,67 +187,8 @@ pub async fn push(
         None => InputFormat::parse(&source_cfg.format).unwrap_or(InputFormat::JsonLines),
     };
     let bytes = read_limited(body, &headers, limit).await?;
-    // Text formats are decoded to UTF-8 by the given charset; XML decodes itself (prolog or charset).
-    let decoded;
-    let text: &[u8] = match (format, charset) {
-        (InputFormat::Xml, _) | (_, None) => &bytes,
-        (_, Some(encoding)) => {
-            decoded = encoding.decode(&bytes).0.into_owned();
-            decoded.as_bytes()
-        }
-    };
-    let mut items: Vec<ReadItem> = Vec::new();
-    read_bytes(
-        text,
-        "push",
-        format,
-        source_cfg.xml_records.as_deref(),
-        charset,
-        |item| {
-            items.push(item);
-            true
-        },
-    )
-    .map_err(|e| match e {
-        ReadError::Malformed { message, .. } => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_body",
-            format!("请求体格式错误，未接收任何记录：{message}"),
-            format!("malformed body, nothing was taken: {message}"),
-        ),
-        ReadError::Io { source, .. } => ApiError::bad_request(
-            format!("无法读取请求体：{source}"),
-            format!("cannot read the request body: {source}"),
-        ),
-    })?;
-    if items.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "no_records",
-            "请求体中没有记录",
-            "the body holds no records",
-        ));
-    }
-    let preparer = state.runtime.preparers.get(&source).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "no_preparer",
-            format!("来源 {source:?} 没有可用的映射"),
-            format!("source {source:?} has no mapping loaded"),
-        )
-    })?;
-    let received = items.len();
-    let outcomes = prepare_and_commit(
-        state.runtime.store.as_ref(),
-        &preparer,
-        items,
-        None,
-        &state.runtime.sinks(),
-    )
-    .await?;
-    let summary = summarize(received as u64, &outcomes);
-    state.runtime.sources.add_summary(&source, &summary);
-    tracing::info!(source = %source, ?summary, "push committed");
+    let items = read_body(&bytes, format, source_cfg.xml_records.as_deref(), charset).map_err(push_error)?;
+    let (outcomes, summary) = commit_push(&state.runtime, &source, items).await.map_err(push_error)?;
     audit(
         &state,
         &principal,

@@ -1,7 +1,7 @@
 //! The quarantine: list with filters and paging, one entry with its raw payload, replay (one or
 //! by filter) through the current mapping, ignore with a reason.
 
-use crate::pipeline::replay::{replay, ReplayError, ReplaySelection};
+use crate::intake::replay::{replay, ReplayError, ReplaySelection};
 use crate::server::auth::{Principal, Role};
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::{audit, page_limit, ApiJson, ApiPath, ApiQuery, Shared};
@@ -229,10 +229,9 @@ pub async fn replay_one(
         ..Default::default()
     };
     let summary = replay(
-        state.runtime.store.as_ref(),
+        &state.runtime.committer("replay"),
         &state.runtime.preparers.snapshot(),
         &selection,
-        &state.runtime.sinks(),
     )
     .await
     .map_err(replay_error)?;
@@ -287,10 +286,9 @@ pub async fn replay_many(
         rule: rule.clone(),
     };
     let summary = replay(
-        state.runtime.store.as_ref(),
+        &state.runtime.committer("replay"),
         &state.runtime.preparers.snapshot(),
         &selection,
-        &state.runtime.sinks(),
     )
     .await
     .map_err(replay_error)?;

@@ -1,10 +1,10 @@
 //! `GET /api/sources`, `GET /api/sources/{id}`, `POST /api/sources/{id}/pull|resync`.
 
-use crate::pipeline::Summary;
-use crate::runtime::{CommandError, SourceCommand, SourceStatus};
 use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::{audit, Shared};
+use crate::telemetry::Summary;
+use crate::telemetry::{CommandError, SourceCommand, SourceStatus};
 use adapters::sources::{CircuitState, SourceHealth};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

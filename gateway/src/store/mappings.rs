@@ -1,6 +1,5 @@
 //! What the mapping lifecycle needs from the store, behind one interface for both backends
-//! (`store/mappings_sqlite.rs`, `store/mappings_postgres.rs`), and the opening of a store as all
-//! three of its interfaces at once.
+//! (`store/mappings_sqlite.rs`, `store/mappings_postgres.rs`).
 //!
 //! A stored mapping version is a self-contained bundle (the mapping text and the contents of
 //! every code table it reads) with its test report, uploader and status. At most one version of
@@ -9,16 +8,14 @@
 //! transaction-scoped advisory lock per source; SQLite: an immediate transaction). The audit
 //! entry of every change is written in the same transaction as the change.
 
-use super::TestSummary;
-use crate::outbox::OutboxStore;
-use crate::store::postgres::PostgresStore;
-use crate::store::sqlite::SqliteStore;
-use crate::store::{AuditEntry, AuditRecord, RawRecord, Store, StoreError, StoreResult};
+use super::types::{AuditEntry, AuditRecord, RawRecord};
+use super::StoreResult;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use normalizer::mapping::{Mapping, MappingError, TestReport};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::fmt;
 
 /// Status of a stored mapping version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,40 +238,107 @@ pub trait MappingStore: Send + Sync {
     async fn audit_about(&self, subject: &str, action_prefix: &str) -> StoreResult<Vec<AuditRecord>>;
 }
 
-/// A store opened as all three of its interfaces, sharing one connection pool.
-#[derive(Clone)]
-pub struct Stores {
-    /// Cases, quarantine, raw archive, audit.
-    pub store: Arc<dyn Store>,
-    /// Deliveries.
-    pub outbox: Arc<dyn OutboxStore>,
-    /// Mapping versions.
-    pub mappings: Arc<dyn MappingStore>,
+/// One failed embedded test.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestFailure {
+    /// The test's name.
+    pub name: String,
+    /// Every difference found.
+    pub problems: Vec<String>,
 }
 
-/// Open the configured store and apply pending migrations (like [`crate::outbox::open`]).
-pub async fn open(config: &crate::config::Config) -> StoreResult<Stores> {
-    let stores = match config.store.backend.as_str() {
-        "postgres" => {
-            let url = config.store.postgres_url(&config.base_dir).map_err(StoreError::Pool)?;
-            let pg = Arc::new(PostgresStore::connect(&url, config.store.pool_size).await?);
-            Stores {
-                store: pg.clone(),
-                outbox: pg.clone(),
-                mappings: pg,
-            }
+/// The result of a mapping's embedded tests, as stored with each version.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestSummary {
+    /// Tests run.
+    pub total: usize,
+    /// Tests passed.
+    pub passed: usize,
+    /// The failed tests with their problems.
+    pub failures: Vec<TestFailure>,
+}
+
+impl TestSummary {
+    /// Summarise a test report.
+    pub fn from_report(report: &TestReport) -> TestSummary {
+        let failures: Vec<TestFailure> = report
+            .failures()
+            .into_iter()
+            .map(|c| TestFailure {
+                name: c.name.clone(),
+                problems: c.problems.clone(),
+            })
+            .collect();
+        TestSummary {
+            total: report.cases.len(),
+            passed: report.cases.len() - failures.len(),
+            failures,
         }
-        _ => {
-            let sqlite = Arc::new(SqliteStore::open(&config.store.sqlite_path(&config.base_dir))?);
-            Stores {
-                store: sqlite.clone(),
-                outbox: sqlite.clone(),
-                mappings: sqlite,
-            }
-        }
-    };
-    for name in stores.store.migrate().await? {
-        tracing::info!(migration = %name, backend = stores.store.backend(), "migration applied");
     }
-    Ok(stores)
+
+    /// True when every test passed.
+    pub fn all_passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+impl fmt::Display for TestSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} 个测试，{} 个通过，{} 个失败 / {} tests, {} passed, {} failed",
+            self.total,
+            self.passed,
+            self.failures.len(),
+            self.total,
+            self.passed,
+            self.failures.len()
+        )?;
+        for failure in &self.failures {
+            write!(f, "\n  FAIL  {}", failure.name)?;
+            for p in &failure.problems {
+                write!(f, "\n        - {p}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl NewVersion {
+    /// A new version of `source_id` holding `mapping` (bundled with its code tables).
+    pub fn of_mapping(source_id: &str, mapping: &Mapping, uploaded_by: &str, tests: TestSummary) -> NewVersion {
+        let bundle = super::mapping_bundle::MappingBundle::from_mapping(mapping);
+        NewVersion {
+            source_id: source_id.to_string(),
+            mapping_id: mapping.id().to_string(),
+            version: mapping.version(),
+            fingerprint: mapping.fingerprint().to_string(),
+            description: mapping.description().to_string(),
+            file_name: bundle.file_name,
+            mapping_toml: bundle.mapping_toml,
+            code_tables: bundle.code_tables,
+            uploaded_by: uploaded_by.to_string(),
+            tests,
+        }
+    }
+}
+
+impl StoredVersion {
+    /// Load this version's mapping from its bundle.
+    pub fn load(&self) -> Result<Mapping, MappingError> {
+        super::mapping_bundle::MappingBundle {
+            file_name: self.file_name.clone(),
+            mapping_toml: self.mapping_toml.clone(),
+            code_tables: self.code_tables.clone(),
+        }
+        .load()
+    }
+}
+
+/// The actor of changes the gateway makes by itself (importing a configured mapping file).
+pub const SYSTEM_ACTOR: &str = "system";
+
+/// The audit subject of a source.
+pub fn audit_subject(source_id: &str) -> String {
+    format!("source:{source_id}")
 }

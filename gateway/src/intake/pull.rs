@@ -6,15 +6,14 @@
 //! the next run pulls again from there, and records seen twice are absorbed by content hash.
 
 use super::catalogue::items_of_page;
-use super::schedule::Schedule;
+use crate::config::schedule::Schedule;
 use crate::config::CatalogueFields;
-use crate::pipeline::batch::{commit_prepared, prepare_parallel, read_item, summarize};
-use crate::pipeline::ingest::Shutdown;
-use crate::pipeline::prepare::Preparer;
-use crate::pipeline::Summary;
-use crate::runtime::{Runtime, SourceCommand};
-use crate::store::IncomingRecord;
-use crate::store::StoreError;
+use crate::prepare::reader::from_source_item;
+use crate::prepare::{prepare_parallel, PrepareError, Preparer};
+use crate::runtime::Runtime;
+use crate::shutdown::Shutdown;
+use crate::store::{IncomingRecord, StoreError};
+use crate::telemetry::{BatchCommitted, SourceCommand, SourceFailed, Summary};
 use adapters::sources::{Page, PullMode, PullSource, SourceError};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::sync::Arc;
@@ -35,6 +34,9 @@ pub enum PullError {
         "存储失败，本页未提交，将重新拉取 / store failed, the page was not committed and will be pulled again: {0}"
     )]
     Store(#[from] StoreError),
+    /// Records could not be prepared; the page stays at its source.
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
     /// The source has no preparer (unknown source id).
     #[error("未知来源 / unknown source {0:?}")]
     UnknownSource(String),
@@ -123,7 +125,7 @@ pub async fn pull_into(
                             None => Err(PullError::UnknownSource(id.clone())),
                             Some(preparer) => {
                                 let received = page.items.len() as u64;
-                                let items = page.items.into_iter().map(read_item).collect();
+                                let items = page.items.into_iter().map(from_source_item).collect();
                                 prepare_parallel(&preparer, items, compress)
                                     .await
                                     .map(|prepared| Fetched::Prepared {
@@ -132,7 +134,7 @@ pub async fn pull_into(
                                         cursor: page.cursor,
                                         received,
                                     })
-                                    .map_err(PullError::Store)
+                                    .map_err(PullError::Prepare)
                             }
                         },
                     },
@@ -149,7 +151,7 @@ pub async fn pull_into(
     );
     let mut summary = Summary::default();
     let mut page_no = 0u64;
-    let sinks = runtime.sinks();
+    let committer = runtime.committer("pull");
     let batch_size = runtime.resolved.config.pipeline.batch_size;
     // A page taken from the queue that could not join the previous commit.
     let mut held: Option<Result<Fetched, PullError>> = None;
@@ -210,8 +212,13 @@ pub async fn pull_into(
                     quarantined: refused.len() as u64,
                     ..Summary::default()
                 };
+                runtime.telemetry().emit(BatchCommitted {
+                    source: source_id,
+                    summary: &page_summary,
+                    rules: &[],
+                    elapsed: std::time::Duration::ZERO,
+                });
                 summary.merge(&page_summary);
-                runtime.sources.add_summary(source_id, &page_summary);
                 continue;
             }
         };
@@ -240,24 +247,17 @@ pub async fn pull_into(
                 Err(_) => break,
             }
         }
-        let span = tracing::info_span!("batch", source = %source_id, pages = %format!("{first_page}..={page_no}"),
+        let span = tracing::info_span!("pages", source = %source_id, pages = %format!("{first_page}..={page_no}"),
             records = received);
-        let outcomes = match commit_prepared(runtime.store.as_ref(), &preparer, prepared, cursor.clone(), &sinks)
-            .instrument(span.clone())
+        let committed = match committer
+            .commit(prepared, cursor.clone().map(|c| (preparer.source_id.clone(), c)))
+            .instrument(span)
             .await
         {
-            Ok(o) => o,
+            Ok(c) => c,
             Err(e) => break Err(PullError::Store(e)),
         };
-        let page_summary = summarize(received, &outcomes);
-        span.in_scope(|| {
-            for o in &outcomes {
-                tracing::debug!(record_key = %o.record_key, result = ?o.result, "record committed");
-            }
-            tracing::info!(?page_summary, "page committed");
-        });
-        summary.merge(&page_summary);
-        runtime.sources.add_summary(source_id, &page_summary);
+        summary.merge(&committed.summary);
         if let Some(c) = cursor {
             let lag = lag_seconds(&c, Utc::now());
             runtime.sources.update(source_id, |s| {
@@ -328,12 +328,13 @@ pub async fn run_scheduler(
         });
         match result {
             Ok(summary) => span.in_scope(|| tracing::info!(?summary, "pull finished")),
-            Err(e) => {
-                span.in_scope(
-                    || tracing::warn!(error = %e, "pull failed; the next pull resumes from the last committed page"),
-                );
-                board.set_error(&source_id, e.to_string());
-            }
+            Err(e) => span.in_scope(|| {
+                runtime.telemetry().emit(SourceFailed {
+                    source: &source_id,
+                    stage: "pull",
+                    error: &e.to_string(),
+                })
+            }),
         }
         due = schedule.next_after(finished);
         if due.is_none() {

@@ -15,10 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::oneshot;
 
 /// The `nice` value the preparation threads set when they start (see [`set_prepare_nice`]).
-static PREPARE_NICE: AtomicI32 = AtomicI32::new(DEFAULT_PREPARE_NICE);
-
-/// The default `pipeline.prepare_nice`.
-pub const DEFAULT_PREPARE_NICE: i32 = 10;
+static PREPARE_NICE: AtomicI32 = AtomicI32::new(crate::config::DEFAULT_PREPARE_NICE);
 
 static POOL: OnceLock<Pool> = OnceLock::new();
 

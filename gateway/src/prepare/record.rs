@@ -21,9 +21,6 @@ pub struct Preparer {
     pub normalizer: Arc<Normalizer>,
     /// Path in the source record of its key at the source.
     pub record_key_path: Option<String>,
-    /// Where the commits of this source's records are counted: the running gateway's metrics
-    /// (`None` in one-shot commands).
-    pub metrics: Option<Arc<crate::server::metrics::Metrics>>,
 }
 
 /// SHA-256 as lower-case hex.
@@ -337,7 +334,7 @@ impl Preparer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::reader::SourceRecord;
+    use crate::prepare::reader::SourceRecord;
 
     #[test]
     fn a_chunk_prepares_each_record_as_it_would_be_prepared_alone() {
@@ -347,7 +344,6 @@ mod tests {
             mapping: Arc::new(Mapping::load(&dir.join("mapping.toml")).unwrap()),
             normalizer: Arc::new(Normalizer::default()),
             record_key_path: None,
-            metrics: None,
         };
         let text = std::fs::read_to_string(dir.join("samples/records.jsonl")).unwrap();
         let items = || -> Vec<ReadItem> {

@@ -4,12 +4,13 @@
 //! consumer reconnects with backoff: nothing is lost, and records delivered twice are absorbed
 //! by content hash.
 
-use crate::pipeline::batch::{commit_prepared, prepare_parallel, read_item, summarize};
-use crate::pipeline::ingest::Shutdown;
+use crate::prepare::prepare_parallel;
+use crate::prepare::reader::from_source_item;
 use crate::runtime::Runtime;
+use crate::shutdown::Shutdown;
+use crate::telemetry::SourceFailed;
 use adapters::sources::amqp::{AmqpConsumer, AmqpSourceSettings};
 use std::path::PathBuf;
-use std::sync::Arc;
 use tracing::Instrument;
 
 /// Why a connection's consumption ended.
@@ -50,9 +51,13 @@ pub async fn run_consumer(
             Ended::Failed(message) => {
                 let pause = settings.reconnect_pause(attempt);
                 attempt = attempt.saturating_add(1);
-                tracing::warn!(source = %source_id, error = %message, retry_in_ms = pause.as_millis() as u64,
-                    "AMQP consumption stopped; unacknowledged messages return to the queue; reconnecting");
-                board.set_error(&source_id, message);
+                tracing::info!(source = %source_id, retry_in_ms = pause.as_millis() as u64,
+                    "unacknowledged messages return to the queue; reconnecting");
+                runtime.telemetry().emit(SourceFailed {
+                    source: &source_id,
+                    stage: "consumer",
+                    error: &message,
+                });
                 tokio::select! {
                     _ = shutdown.wait() => break,
                     _ = tokio::time::sleep(pause) => {}
@@ -63,7 +68,7 @@ pub async fn run_consumer(
 }
 
 async fn consume(runtime: &Runtime, source_id: &str, consumer: &mut AmqpConsumer, shutdown: &Shutdown) -> Ended {
-    let sinks = Arc::new(runtime.sinks());
+    let committer = runtime.committer("amqp");
     let mut batch_no = 0u64;
     // The batch being committed (then acknowledged) while the next one is taken and prepared.
     let mut in_flight: Option<tokio::task::JoinHandle<Result<(), String>>> = None;
@@ -81,11 +86,13 @@ async fn consume(runtime: &Runtime, source_id: &str, consumer: &mut AmqpConsumer
             break Ended::Failed(format!("unknown source {source_id:?}"));
         };
         batch_no += 1;
-        let span = tracing::info_span!("batch", source = %source_id, batch = batch_no, messages = batch.messages,
+        let span = tracing::info_span!("messages", source = %source_id, group = batch_no, messages = batch.messages,
             poison = batch.poison);
-        let items: Vec<_> = std::mem::take(&mut batch.items).into_iter().map(read_item).collect();
-        let received = items.len() as u64;
-        let prepared = match prepare_parallel(&preparer, items, runtime.store.keeps_compressed())
+        let items: Vec<_> = std::mem::take(&mut batch.items)
+            .into_iter()
+            .map(from_source_item)
+            .collect();
+        let prepared = match prepare_parallel(&preparer, items, committer.keeps_compressed())
             .instrument(span.clone())
             .await
         {
@@ -101,23 +108,16 @@ async fn consume(runtime: &Runtime, source_id: &str, consumer: &mut AmqpConsumer
             }
         }
         // The commit is not interrupted by a shutdown: what was taken is committed, then acked.
-        let store = Arc::clone(&runtime.store);
-        let board = Arc::clone(&runtime.sources);
-        let sinks = Arc::clone(&sinks);
-        let id = source_id.to_string();
+        let committer = committer.clone();
         in_flight = Some(tokio::spawn(
             async move {
-                let outcomes = commit_prepared(store.as_ref(), &preparer, prepared, None, &sinks)
+                committer
+                    .commit(prepared, None)
                     .await
                     .map_err(|e| format!("store failed; the batch was not acknowledged: {e}"))?;
                 // Committed but not acknowledged on failure: the broker redelivers, the hash absorbs it.
                 batch.settle().await.map_err(|e| e.to_string())?;
-                let summary = summarize(received, &outcomes);
-                for o in &outcomes {
-                    tracing::debug!(record_key = %o.record_key, result = ?o.result, "record committed");
-                }
-                tracing::info!(?summary, "batch committed and acknowledged");
-                board.add_summary(&id, &summary);
+                tracing::debug!("batch acknowledged");
                 Ok(())
             }
             .instrument(span),

@@ -1,81 +1,14 @@
-//! What the running gateway shares between its parts (pull schedulers, AMQP consumers, the
-//! HTTP server, the outbox dispatchers): the store, the current preparer (mapping) of each
-//! source, and the live status board of every source with its control channel.
+//! The source board: what operators see of every source while the gateway runs (kind, pulls,
+//! cursor and lag, totals since start, last error, connection health), and the command channel
+//! to each source's scheduler (pull now, full resync).
 
-use crate::config::Resolved;
-use crate::lifecycle::MappingStore;
-use crate::outbox::OutboxStore;
-use crate::pipeline::prepare::Preparer;
-use crate::pipeline::Summary;
-use crate::server::metrics::Metrics;
-use crate::store::Store;
+use super::summary::Summary;
 use adapters::sources::SourceHealth;
 use chrono::{DateTime, Utc};
-use normalizer::mapping::Mapping;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 use tokio::sync::mpsc;
-
-/// The preparer of every source, swappable while running (a mapping activated or rolled back
-/// takes effect for the next batch).
-#[derive(Debug, Default)]
-pub struct PreparerRegistry {
-    by_source: RwLock<HashMap<String, Preparer>>,
-}
-
-impl PreparerRegistry {
-    /// A registry holding these preparers.
-    pub fn new(preparers: HashMap<String, Preparer>) -> PreparerRegistry {
-        PreparerRegistry {
-            by_source: RwLock::new(preparers),
-        }
-    }
-
-    /// The source's current preparer.
-    pub fn get(&self, source_id: &str) -> Option<Preparer> {
-        self.by_source.read().ok()?.get(source_id).cloned()
-    }
-
-    /// Use `mapping` for the source's next batches; false if the source is unknown.
-    pub fn replace_mapping(&self, source_id: &str, mapping: Arc<Mapping>) -> bool {
-        let Ok(mut map) = self.by_source.write() else {
-            return false;
-        };
-        match map.get_mut(source_id) {
-            Some(p) => {
-                p.mapping = mapping;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Use `normalizer` (schemas and rules, e.g. with a new catalogue) for every source's next batches.
-    pub fn replace_normalizer(&self, normalizer: Arc<normalizer::Normalizer>) {
-        if let Ok(mut map) = self.by_source.write() {
-            for p in map.values_mut() {
-                p.normalizer = Arc::clone(&normalizer);
-            }
-        }
-    }
-
-    /// Every source's current preparer, by source id.
-    pub fn snapshot(&self) -> HashMap<String, Preparer> {
-        self.by_source.read().map(|m| m.clone()).unwrap_or_default()
-    }
-
-    /// Ids of every source.
-    pub fn source_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .by_source
-            .read()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
-        ids.sort();
-        ids
-    }
-}
 
 /// An operator's request to a source's scheduler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -207,60 +140,5 @@ impl SourceBoard {
             mpsc::error::TrySendError::Full(_) => Ok(()),
             mpsc::error::TrySendError::Closed(_) => Err(CommandError::NotRunning(id.to_string())),
         })
-    }
-}
-
-/// Everything the parts of a running gateway share. [`crate::lifecycle::open_runtime`] builds it
-/// from a configuration (store opened, each source on its active stored mapping version).
-#[derive(Clone)]
-pub struct Runtime {
-    /// The loaded configuration.
-    pub resolved: Arc<Resolved>,
-    /// The store.
-    pub store: Arc<dyn Store>,
-    /// The store's outbox side (deliveries).
-    pub outbox: Arc<dyn OutboxStore>,
-    /// The store's mapping versions (see [`crate::lifecycle`]).
-    pub mappings: Arc<dyn MappingStore>,
-    /// Each source's current mapping and validation.
-    pub preparers: Arc<PreparerRegistry>,
-    /// Each source's live status and controls.
-    pub sources: Arc<SourceBoard>,
-    /// The metrics registry (served on `GET /metrics`).
-    pub metrics: Arc<Metrics>,
-}
-
-impl Runtime {
-    /// The runtime of a loaded configuration: a fresh metrics registry that every preparer
-    /// counts its commits into, and every configured source registered on the board.
-    pub fn new(
-        resolved: Arc<Resolved>,
-        store: Arc<dyn Store>,
-        outbox: Arc<dyn OutboxStore>,
-        mappings: Arc<dyn MappingStore>,
-        mut preparers: HashMap<String, Preparer>,
-    ) -> Runtime {
-        let metrics = Arc::new(Metrics::new());
-        for p in preparers.values_mut() {
-            p.metrics = Some(Arc::clone(&metrics));
-        }
-        let sources = SourceBoard::default();
-        for s in &resolved.config.sources {
-            sources.register(&s.id, &s.kind);
-        }
-        Runtime {
-            resolved,
-            store,
-            outbox,
-            mappings,
-            preparers: Arc::new(PreparerRegistry::new(preparers)),
-            sources: Arc::new(sources),
-            metrics,
-        }
-    }
-
-    /// Sink ids: one outbox row per sink per committed version.
-    pub fn sinks(&self) -> Vec<String> {
-        self.resolved.config.sink_ids()
     }
 }

@@ -2,11 +2,11 @@
 //! now passes becomes a case version and is marked `replayed`; one that still fails keeps its
 //! place in the quarantine with its new violations.
 
-use super::commit::commit_isolating;
-use super::prepare::Preparer;
-use super::reader::{ParsedRecord, SourceRecord, UnreadableRecord};
-use super::Summary;
-use crate::store::{CommitBatch, PayloadFormat, QuarantineFilter, QuarantineStatus, Store, StoreError};
+use crate::commit::Committer;
+use crate::prepare::reader::{ParsedRecord, SourceRecord, UnreadableRecord};
+use crate::prepare::Preparer;
+use crate::store::{PayloadFormat, QuarantineFilter, QuarantineStatus, StoreError};
+use crate::telemetry::Summary;
 use chrono::Utc;
 use std::collections::HashMap;
 
@@ -42,13 +42,14 @@ pub enum ReplayError {
     NotOpen(i64),
 }
 
-/// Replay the selected open entries; `preparers` maps source id to its current preparer.
+/// Replay the selected open entries through `committer`; `preparers` maps source id to its
+/// current preparer.
 pub async fn replay(
-    store: &dyn Store,
+    committer: &Committer,
     preparers: &HashMap<String, Preparer>,
     selection: &ReplaySelection,
-    sinks: &[String],
 ) -> Result<Summary, ReplayError> {
+    let store = committer.store().as_ref();
     let mut summary = Summary::default();
     let mut before_id = None;
     loop {
@@ -106,19 +107,8 @@ pub async fn replay(
             incoming.received_at = raw.received_at;
             records.push(incoming);
         }
-        summary.received += records.len() as u64;
-        let results = commit_isolating(
-            store,
-            CommitBatch {
-                records,
-                cursors: Vec::new(),
-                sinks: sinks.to_vec(),
-            },
-        )
-        .await?;
-        for r in &results {
-            summary.add(r);
-        }
+        let committed = committer.commit(records, None).await?;
+        summary.merge(&committed.summary);
         if selection.id.is_some() {
             break;
         }

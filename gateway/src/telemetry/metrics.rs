@@ -1,8 +1,8 @@
 //! The gateway's Prometheus metrics: what the pipeline committed per source, the rule
 //! violations it found, how long batch commits took, the outbox depth per sink and status, and
 //! the HTTP requests served. One registry per running gateway, held by the
-//! [`Runtime`](crate::runtime::Runtime); the pipeline reaches it through each source's
-//! [`Preparer`](crate::pipeline::prepare::Preparer).
+//! [`Runtime`](crate::runtime::Runtime); the committer counts every batch into it through the
+//! [`BatchCommitted`](super::events::BatchCommitted) event.
 //!
 //! Names (text format, as served on `GET /metrics`):
 //! - `gateway_source_records_total{source, outcome}`: outcome `received`, `accepted`,
@@ -12,11 +12,10 @@
 //! - `gateway_batch_commit_seconds{source}`: histogram of batch commit latency;
 //! - `gateway_outbox_deliveries{sink, status}`: deliveries per sink and status (pending,
 //!   delivered, dead), read from the store at each scrape;
-//! - `gateway_http_requests_total{method, route, status}`: requests served by the API.
+//! - `gateway_http_requests_total{method, route, status}`: requests served by the API;
+//! - `gateway_source_errors_total{source}`: failed runs or connections of a source.
 
-use crate::outbox::DeliveryCount;
-use crate::store::{IncomingRecord, RecordResult, Verdict};
-use normalizer::violation::Severity;
+use super::summary::Summary;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -72,6 +71,7 @@ pub struct Metrics {
     commit_seconds: HistogramFamily,
     deliveries: Family<DeliveryLabels, Gauge>,
     http_requests: Family<HttpLabels, Counter>,
+    source_errors: Family<SourceLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -80,37 +80,15 @@ impl Default for Metrics {
     }
 }
 
-/// What one committed batch counts, gathered before the batch is handed to the store.
-#[derive(Debug, Clone, Default)]
-pub struct BatchTally {
-    source: String,
-    received: u64,
-    rules: Vec<(String, &'static str)>,
-}
-
-impl BatchTally {
-    /// Tally the records of a batch about to be committed.
-    pub fn of(records: &[IncomingRecord]) -> BatchTally {
-        let mut tally = BatchTally {
-            source: records.first().map(|r| r.source_id.clone()).unwrap_or_default(),
-            received: records.len() as u64,
-            rules: Vec::new(),
-        };
-        for r in records {
-            let violations = match &r.verdict {
-                Verdict::Accept(a) => &a.warnings,
-                Verdict::Quarantine(v) => v,
-            };
-            for v in violations {
-                let severity = match v.severity {
-                    Severity::Error => "error",
-                    Severity::Warning => "warning",
-                };
-                tally.rules.push((v.rule.clone(), severity));
-            }
-        }
-        tally
-    }
+/// One outbox depth figure: how many deliveries of a sink are in a status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryDepth {
+    /// The sink id.
+    pub sink: String,
+    /// `pending`, `delivered` or `dead`.
+    pub status: &'static str,
+    /// How many.
+    pub count: i64,
 }
 
 impl Metrics {
@@ -147,8 +125,15 @@ impl Metrics {
             "HTTP requests served by the operator API, per method, route and status",
             http_requests.clone(),
         );
+        let source_errors = Family::<SourceLabel, Counter>::default();
+        registry.register(
+            "gateway_source_errors",
+            "Failed runs or connections per source (pulls, consumers, drop-folder files)",
+            source_errors.clone(),
+        );
         Metrics {
             registry,
+            source_errors,
             records,
             violations,
             commit_seconds,
@@ -157,40 +142,53 @@ impl Metrics {
         }
     }
 
-    /// Count a committed batch: its tally (taken before the commit), the results, the latency.
-    pub fn batch_committed(&self, tally: &BatchTally, results: &[RecordResult], elapsed: Duration) {
-        let source = &tally.source;
+    /// Count a committed batch of `source`: its outcomes, the rules its records violated (rule id
+    /// and severity, one entry per violation) and the commit's latency.
+    pub fn batch_committed(
+        &self,
+        source: &str,
+        summary: &Summary,
+        rules: &[(String, &'static str)],
+        elapsed: Duration,
+    ) {
         let count = |outcome: &'static str, n: u64| {
             if n > 0 {
                 self.records
                     .get_or_create(&RecordLabels {
-                        source: source.clone(),
+                        source: source.to_string(),
                         outcome,
                     })
                     .inc_by(n);
             }
         };
-        let mut summary = crate::pipeline::Summary::default();
-        for r in results {
-            summary.add(r);
-        }
-        count("received", tally.received);
+        count("received", summary.received);
         count("accepted", summary.accepted);
         count("updated", summary.updated);
         count("unchanged", summary.unchanged);
         count("quarantined", summary.quarantined);
-        for (rule, severity) in &tally.rules {
+        for (rule, severity) in rules {
             self.violations
                 .get_or_create(&RuleLabels {
-                    source: source.clone(),
+                    source: source.to_string(),
                     rule: rule.clone(),
                     severity,
                 })
                 .inc();
         }
         self.commit_seconds
-            .get_or_create(&SourceLabel { source: source.clone() })
+            .get_or_create(&SourceLabel {
+                source: source.to_string(),
+            })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Count a failed run or connection of `source` (a pull, a consumer, a drop-folder file).
+    pub fn source_failed(&self, source: &str) {
+        self.source_errors
+            .get_or_create(&SourceLabel {
+                source: source.to_string(),
+            })
+            .inc();
     }
 
     /// Count one HTTP request.
@@ -206,7 +204,7 @@ impl Metrics {
 
     /// The text exposition, with the outbox depth set from `deliveries` (every configured sink
     /// gets its three statuses, zero when absent).
-    pub fn render(&self, sinks: &[String], deliveries: &[DeliveryCount]) -> String {
+    pub fn render(&self, sinks: &[String], deliveries: &[DeliveryDepth]) -> String {
         self.deliveries.clear();
         for sink in sinks {
             for status in ["pending", "delivered", "dead"] {
@@ -221,8 +219,8 @@ impl Metrics {
         for d in deliveries {
             self.deliveries
                 .get_or_create(&DeliveryLabels {
-                    sink: d.sink_id.clone(),
-                    status: d.status.as_str(),
+                    sink: d.sink.clone(),
+                    status: d.status,
                 })
                 .set(d.count);
         }
@@ -237,27 +235,28 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::DeliveryStatus;
 
     #[test]
     fn rendered_text_names_sources_rules_latency_and_outbox_depth() {
         let m = Metrics::new();
-        let tally = BatchTally {
-            source: "s1".into(),
+        let summary = Summary {
             received: 3,
-            rules: vec![("uscc.check_char".into(), "error")],
+            accepted: 2,
+            quarantined: 1,
+            ..Summary::default()
         };
-        let results = vec![
-            RecordResult::Accepted { code: "X".into() },
-            RecordResult::Accepted { code: "Y".into() },
-            RecordResult::Quarantined { quarantine_id: 1 },
-        ];
-        m.batch_committed(&tally, &results, Duration::from_millis(5));
+        m.batch_committed(
+            "s1",
+            &summary,
+            &[("uscc.check_char".into(), "error")],
+            Duration::from_millis(5),
+        );
+        m.source_failed("s1");
         let text = m.render(
             &["platform".to_string()],
-            &[DeliveryCount {
-                sink_id: "platform".into(),
-                status: DeliveryStatus::Dead,
+            &[DeliveryDepth {
+                sink: "platform".into(),
+                status: "dead",
                 count: 4,
             }],
         );
@@ -270,6 +269,7 @@ mod tests {
             text.contains(r#"gateway_rule_violations_total{source="s1",rule="uscc.check_char",severity="error"} 1"#)
         );
         assert!(text.contains(r#"gateway_batch_commit_seconds_count{source="s1"} 1"#));
+        assert!(text.contains(r#"gateway_source_errors_total{source="s1"} 1"#));
         assert!(text.contains(r#"gateway_outbox_deliveries{sink="platform",status="dead"} 4"#));
         assert!(text.contains(r#"gateway_outbox_deliveries{sink="platform",status="pending"} 0"#));
     }

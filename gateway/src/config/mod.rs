@@ -2,6 +2,8 @@
 //! sources, sinks and the HTTP server. Unknown keys are errors. Secrets (database URLs with
 //! passwords) come from environment variables or files and are never printed.
 
+pub mod schedule;
+
 use normalizer::mapping::Mapping;
 use normalizer::rules::{Catalogue, RuleOptions};
 use serde::Deserialize;
@@ -133,8 +135,12 @@ fn default_batch_wait() -> u64 {
 fn default_channel() -> usize {
     4
 }
+
+/// The default `pipeline.prepare_nice`: the preparation threads' priority below the commit.
+pub const DEFAULT_PREPARE_NICE: i32 = 10;
+
 fn default_prepare_nice() -> i32 {
-    crate::pipeline::workers::DEFAULT_PREPARE_NICE
+    DEFAULT_PREPARE_NICE
 }
 
 impl Default for PipelineConfig {
@@ -746,7 +752,7 @@ impl Config {
                 ),
             }
             if s.cron.is_some() {
-                if let Err(e) = crate::sources::schedule::Schedule::from_config(s.cron.as_deref(), s.poll_seconds) {
+                if let Err(e) = crate::config::schedule::Schedule::from_config(s.cron.as_deref(), s.poll_seconds) {
                     problem(format!("{place}.cron"), e);
                 }
             }
@@ -824,7 +830,7 @@ impl Config {
                     ),
                 );
             }
-            if let Err(e) = crate::sources::schedule::Schedule::from_config(c.cron.as_deref(), c.poll_seconds) {
+            if let Err(e) = crate::config::schedule::Schedule::from_config(c.cron.as_deref(), c.poll_seconds) {
                 problem(format!("{place}.cron"), e);
             }
             let table = if c.kind == "soap" { &c.soap } else { &c.rest };

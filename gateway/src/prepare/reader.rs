@@ -131,6 +131,18 @@ pub fn parse_item(item: ReadItem) -> Result<ParsedRecord, UnreadableRecord> {
     item.and_then(SourceRecord::parse)
 }
 
+/// An adapter's pulled or consumed item as a read item.
+pub fn from_source_item(item: adapters::sources::SourceItem) -> ReadItem {
+    match item {
+        Ok(r) => Ok(SourceRecord::parsed(r.value, r.payload, r.position)),
+        Err(u) => Err(UnreadableRecord {
+            payload: u.payload,
+            position: u.position,
+            message: u.message,
+        }),
+    }
+}
+
 /// Why an input cannot be read at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {

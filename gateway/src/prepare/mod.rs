@@ -1,0 +1,12 @@
+//! Preparing records: read them from their input format ([`reader`]), map and validate each
+//! into an [`IncomingRecord`](crate::store::IncomingRecord) with its verdict ([`record`]), on the
+//! preparation threads ([`workers`]), many at once in order ([`parallel`]).
+
+pub mod parallel;
+pub mod reader;
+pub mod record;
+pub mod workers;
+
+pub use parallel::{prepare_in_order, prepare_parallel, PrepareError};
+pub use reader::{InputFormat, ReadError, ReadItem, SourceRecord, UnreadableRecord};
+pub use record::{numbering_year, sha256_hex, Preparer};

@@ -1,0 +1,75 @@
+//! What a running gateway shares between its parts (pull schedulers, AMQP consumers, the HTTP
+//! server, the outbox dispatchers).
+
+use super::preparers::PreparerRegistry;
+use crate::commit::Committer;
+use crate::config::Resolved;
+use crate::prepare::Preparer;
+use crate::store::{MappingStore, OutboxStore, Store, Stores};
+use crate::telemetry::{Metrics, SourceBoard, Telemetry};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Everything the parts of a running gateway share. [`Runtime::open`] builds it from a
+/// configuration (store opened, each source on its active stored mapping version).
+#[derive(Clone)]
+pub struct Runtime {
+    /// The loaded configuration.
+    pub resolved: Arc<Resolved>,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The store's outbox side (deliveries).
+    pub outbox: Arc<dyn OutboxStore>,
+    /// The store's mapping versions (see [`crate::lifecycle`]).
+    pub mappings: Arc<dyn MappingStore>,
+    /// Each source's current mapping and validation.
+    pub preparers: Arc<PreparerRegistry>,
+    /// Each source's live status and controls.
+    pub sources: Arc<SourceBoard>,
+    /// The metrics registry (served on `GET /metrics`).
+    pub metrics: Arc<Metrics>,
+    /// The one committer of every way in, reporting to the metrics and the source board.
+    pub committer: Committer,
+}
+
+impl Runtime {
+    /// The runtime of a loaded configuration on opened `stores`: a fresh metrics registry and
+    /// source board (every configured source registered) that the committer reports to.
+    pub fn new(resolved: Arc<Resolved>, stores: Stores, preparers: HashMap<String, Preparer>) -> Runtime {
+        let metrics = Arc::new(Metrics::new());
+        let sources = Arc::new(SourceBoard::default());
+        for s in &resolved.config.sources {
+            sources.register(&s.id, &s.kind);
+        }
+        let telemetry = Telemetry {
+            metrics: Some(Arc::clone(&metrics)),
+            board: Some(Arc::clone(&sources)),
+        };
+        let committer = Committer::new(Arc::clone(&stores.store), resolved.config.sink_ids(), telemetry);
+        Runtime {
+            resolved,
+            store: stores.store,
+            outbox: stores.outbox,
+            mappings: stores.mappings,
+            preparers: Arc::new(PreparerRegistry::new(preparers)),
+            sources,
+            metrics,
+            committer,
+        }
+    }
+
+    /// Sink ids: one outbox row per sink per committed version.
+    pub fn sinks(&self) -> Vec<String> {
+        self.resolved.config.sink_ids()
+    }
+
+    /// The committer, naming `way` in its batches' logs.
+    pub fn committer(&self, way: &'static str) -> Committer {
+        self.committer.for_way(way)
+    }
+
+    /// Where the ways in report failures.
+    pub fn telemetry(&self) -> &Telemetry {
+        self.committer.telemetry()
+    }
+}

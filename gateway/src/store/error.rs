@@ -1,0 +1,66 @@
+//! Why a store operation failed, and which failures a retry may cure.
+
+/// Errors of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed.
+    #[error("PostgreSQL: {}", postgres_detail(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be taken from the pool.
+    #[error("PostgreSQL pool: {0}")]
+    Pool(String),
+    /// A stored value could not be decoded.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The thing asked for does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The request is not allowed in the current state.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A background task failed.
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+/// A PostgreSQL error with the server's message, detail and constraint (tokio-postgres alone
+/// shows "db error"), so an operator or clerk sees why the database refused.
+fn postgres_detail(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{}: {}", db.severity(), db.message());
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!(" ({detail})"));
+            }
+            if let Some(constraint) = db.constraint() {
+                text.push_str(&format!(" [constraint {constraint}]"));
+            }
+            text
+        }
+        None => e.to_string(),
+    }
+}
+
+impl StoreError {
+    /// True when retrying the same transaction may succeed (serialization failure, deadlock,
+    /// unique violation caused by a concurrent writer).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Postgres(e) => matches!(
+                e.code().map(|c| c.code()),
+                Some("40001") | Some("40P01") | Some("23505")
+            ),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Result alias of the store layer.
+pub type StoreResult<T> = Result<T, StoreError>;

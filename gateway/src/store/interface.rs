@@ -1,0 +1,78 @@
+//! The store's interface: everything the gateway keeps, behind one trait for both backends.
+
+use super::catalogue;
+use super::error::StoreResult;
+use super::types::*;
+use async_trait::async_trait;
+
+/// Everything the gateway keeps, behind one interface for both backends.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Which backend this is (`sqlite` or `postgres`).
+    fn backend(&self) -> &'static str;
+
+    /// Whether this store keeps payloads and canonical records compressed: the pipeline then
+    /// compresses them while preparing ([`IncomingRecord::compress_for_store`]), off the commit.
+    fn keeps_compressed(&self) -> bool {
+        false
+    }
+
+    /// The supervision-item catalogue kept by this store.
+    fn catalogue(&self) -> &dyn catalogue::CatalogueStore;
+
+    /// Apply pending schema migrations; returns the names of those applied now.
+    async fn migrate(&self) -> StoreResult<Vec<String>>;
+
+    /// Commit a batch of normalised records in one transaction (see the module docs).
+    /// On error nothing of the batch is written.
+    async fn commit_batch(&self, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>>;
+
+    /// The source's persisted cursor (watermark), if any.
+    async fn cursor(&self, source_id: &str) -> StoreResult<Option<String>>;
+
+    /// One raw archived payload.
+    async fn raw_record(&self, id: i64) -> StoreResult<RawRecord>;
+
+    /// Quarantine entries matching the filter, newest first.
+    async fn quarantine_list(&self, filter: &QuarantineFilter) -> StoreResult<Vec<QuarantineEntry>>;
+
+    /// One quarantine entry.
+    async fn quarantine_get(&self, id: i64) -> StoreResult<QuarantineEntry>;
+
+    /// Mark a quarantine entry ignored (with a reason) or replayed.
+    async fn quarantine_set_status(&self, id: i64, status: QuarantineStatus, note: Option<&str>) -> StoreResult<()>;
+
+    /// Record that a replay of an entry failed again, with the violations it has now.
+    async fn quarantine_update_violations(&self, id: i64, violations: &[normalizer::Violation]) -> StoreResult<()>;
+
+    /// Cases matching the filter, in id order, from `after_id` on, at most `limit`.
+    async fn cases(&self, filter: &CaseFilter) -> StoreResult<Vec<CaseRow>>;
+
+    /// One case by unified code, with all its versions.
+    async fn case_by_code(&self, code: &str) -> StoreResult<(CaseRow, Vec<CaseVersionRow>)>;
+
+    /// The unified code of the case with this business key, if any.
+    async fn case_code_by_key(&self, key: &BusinessKey) -> StoreResult<Option<String>>;
+
+    /// Cases whose target identifier (`/target/id_number`: credit code or ID number) is
+    /// `id_number` in any version: (case id, unified code) in id order, after `after_id`, at
+    /// most `limit`.
+    async fn case_codes_by_target(
+        &self,
+        id_number: &str,
+        after_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, String)>>;
+
+    /// Outbox rows for a case version set (for lineage and tests).
+    async fn outbox_for_case(&self, case_id: i64) -> StoreResult<Vec<OutboxRow>>;
+
+    /// Counts of cases, versions, quarantine entries and raw records (for summaries and tests).
+    async fn stats(&self) -> StoreResult<StoreStats>;
+
+    /// Append an entry to the audit log.
+    async fn audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+
+    /// The newest audit entries first.
+    async fn audit_log(&self, limit: i64) -> StoreResult<Vec<AuditRecord>>;
+}
