@@ -26,8 +26,6 @@ mod tables;
 mod targets;
 pub mod testing;
 
-pub(crate) use dates::is_canonical_date;
-
 pub use convert::{Step, Unit};
 pub use error::{MappingError, MappingErrorKind};
 pub use spec::AsType;
