@@ -24,13 +24,13 @@ mod path;
 mod spec;
 mod tables;
 mod targets;
-pub mod testing;
+mod test_case;
 
 pub use convert::{Step, Unit};
 pub use error::{MappingError, MappingErrorKind};
 pub use spec::AsType;
 pub use tables::Unmapped;
-pub use testing::{run_tests, TestCase, TestReport};
+pub use test_case::{ExpectedViolation, TestCase};
 
 use crate::{CaseType, Violation};
 use compile::{CaseTypeRule, Compiled, TableSource};
