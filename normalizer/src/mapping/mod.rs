@@ -10,7 +10,7 @@
 //! Loading checks everything it can (unknown keys, path syntax, steps, types, units, tables,
 //! targets against the canonical schemas) and reports the first problem with file, line and
 //! column. Applying compiles nothing: paths, tables and options are resolved at load time.
-//! Every problem met while mapping a record is a [`Violation`] (`mapping.date`,
+//! Every problem met while mapping a record is a [`Violation`](crate::Violation) (`mapping.date`,
 //! `mapping.number`, `mapping.boolean`, `mapping.unmapped_code`, `mapping.missing`,
 //! `mapping.type`, `mapping.zip_length`, `mapping.case_type`); [`Mapping::apply`] never panics.
 
