@@ -27,6 +27,7 @@ LAYERS = {
         ["xml_tree", "schema", "rules"],
         ["mapping"],
         ["pipeline"],
+        ["mapping_tests"],
     ],
     "adapters": [
         ["common"],

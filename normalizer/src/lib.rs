@@ -8,9 +8,11 @@
 //! - [`mapping`]: the declarative mapping engine that turns a source record into a canonical one.
 //! - [`xml_tree`]: hardened XML reader producing the tree the mapping engine reads.
 //! - [`pipeline`]: mapping + schema + rules in one call, as the gateway uses it.
+//! - [`mapping_tests`]: runs the `[[test]]` cases of a mapping file through the pipeline.
 
 pub mod case_type;
 pub mod mapping;
+pub mod mapping_tests;
 pub mod pipeline;
 pub mod rules;
 pub mod schema;

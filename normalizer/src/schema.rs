@@ -7,7 +7,7 @@ use crate::standards::case_code::CaseCode;
 use crate::standards::credit_code::CreditCode;
 use crate::standards::id_number::ResidentId;
 use crate::standards::region::RegionTable;
-use crate::standards::StandardError;
+use crate::standards::{is_canonical_date, StandardError};
 use crate::{CaseType, Violation};
 use jsonschema::error::ValidationErrorKind;
 use jsonschema::{Retrieve, Uri, Validator};
@@ -91,10 +91,10 @@ fn is_normalised_ok<T>(parsed: Result<T, StandardError>, canonical: impl Fn(&T) 
 fn format_non_blank(s: &str) -> bool {
     s.chars().any(|c| !c.is_whitespace())
 }
-/// `date` (RFC 3339 full-date, `YYYY-MM-DD` naming a real day), checked by the mapping's own
-/// date reader instead of jsonschema's: same answer, a third of the work.
+/// `date` (RFC 3339 full-date, `YYYY-MM-DD` naming a real day), checked by the standards' own
+/// canonical-date check instead of jsonschema's: same answer, a third of the work.
 fn format_date(s: &str) -> bool {
-    crate::mapping::is_canonical_date(s)
+    is_canonical_date(s)
 }
 fn format_uscc(s: &str) -> bool {
     CreditCode::is_valid_normalised(s)

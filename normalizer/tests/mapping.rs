@@ -1,7 +1,8 @@
 //! The mapping engine: file format, conversions, code tables, conditions, arrays, load errors,
 //! robustness, and the embedded tests and sample data of the example mappings.
 
-use normalizer::mapping::{run_tests, Mapping, MappingError, MappingErrorKind};
+use normalizer::mapping::{Mapping, MappingError, MappingErrorKind};
+use normalizer::mapping_tests::run_tests;
 use normalizer::xml_tree::{find_records, parse_xml, XmlLimits};
 use normalizer::{Normalizer, Severity, Violation};
 use proptest::prelude::*;

@@ -8,7 +8,7 @@ use super::layout::Layout;
 use super::path::{RootIndex, SourcePath, TargetPath};
 use super::spec::AsType;
 use super::tables::{CodeTable, Unmapped};
-use crate::standards::shown;
+use crate::standards::{is_canonical_date, shown};
 use crate::{CaseType, Severity, Violation};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -358,7 +358,7 @@ impl<'a> Engine<'a> {
         }
         if f.convert.table.is_none()
             && (f.convert.as_type == AsType::String
-                || (f.convert.as_type == AsType::Date && f.convert.format.is_none() && dates::is_canonical_date(&text)))
+                || (f.convert.as_type == AsType::Date && f.convert.format.is_none() && is_canonical_date(&text)))
         {
             // What convert_one gives plain text and a date already in canonical form,
             // without its call.
@@ -480,7 +480,7 @@ impl<'a> Engine<'a> {
         match conv.as_type {
             AsType::String | AsType::StringArray => Ok(Some(Value::String(mapped.into_owned()))),
             // The usual layout needs no parsing: it is its own canonical form.
-            AsType::Date if conv.format.is_none() && dates::is_canonical_date(&mapped) => {
+            AsType::Date if conv.format.is_none() && is_canonical_date(&mapped) => {
                 Ok(Some(Value::String(mapped.into_owned())))
             }
             AsType::Date | AsType::Datetime => match dates::parse_text(&mapped, conv.format.as_ref()) {

@@ -11,7 +11,7 @@ use super::spec::{
 };
 use super::tables::{self, CodeTable, Entries, Unmapped};
 use super::targets::{record_shape, Shape};
-use super::testing::{ExpectedViolation, TestCase};
+use super::test_case::{ExpectedViolation, TestCase};
 use crate::xml_tree::{parse_xml, XmlLimits};
 use crate::CaseType;
 use serde_json::Value;

@@ -10,7 +10,7 @@
 //! Loading checks everything it can (unknown keys, path syntax, steps, types, units, tables,
 //! targets against the canonical schemas) and reports the first problem with file, line and
 //! column. Applying compiles nothing: paths, tables and options are resolved at load time.
-//! Every problem met while mapping a record is a [`Violation`] (`mapping.date`,
+//! Every problem met while mapping a record is a [`Violation`](crate::Violation) (`mapping.date`,
 //! `mapping.number`, `mapping.boolean`, `mapping.unmapped_code`, `mapping.missing`,
 //! `mapping.type`, `mapping.zip_length`, `mapping.case_type`); [`Mapping::apply`] never panics.
 
@@ -20,184 +20,16 @@ mod convert;
 mod dates;
 mod error;
 mod layout;
+mod loaded;
 mod path;
 mod spec;
 mod tables;
 mod targets;
-pub mod testing;
-
-pub(crate) use dates::is_canonical_date;
+mod test_case;
 
 pub use convert::{Step, Unit};
 pub use error::{MappingError, MappingErrorKind};
+pub use loaded::{Mapped, Mapping};
 pub use spec::AsType;
 pub use tables::Unmapped;
-pub use testing::{run_tests, TestCase, TestReport};
-
-use crate::{CaseType, Violation};
-use compile::{CaseTypeRule, Compiled, TableSource};
-use serde_json::Value;
-use std::collections::BTreeMap;
-use std::path::Path;
-
-/// A loaded, compiled mapping.
-#[derive(Debug)]
-pub struct Mapping {
-    compiled: Compiled,
-    file_name: String,
-    source_text: String,
-    fingerprint: String,
-}
-
-/// The result of applying a mapping to one source record.
-#[derive(Debug, Clone)]
-pub struct Mapped {
-    /// The canonical record built.
-    pub record: Value,
-    /// Problems met while mapping (unmapped code, unreadable date, ...).
-    pub violations: Vec<Violation>,
-}
-
-impl Mapping {
-    /// Load a mapping file; code tables are read relative to its folder.
-    pub fn load(path: &Path) -> Result<Mapping, MappingError> {
-        let display = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| MappingError {
-            kind: MappingErrorKind::Io,
-            file: display.clone(),
-            line: None,
-            column: None,
-            message_zh: format!("无法读取映射文件：{e}"),
-            message_en: format!("cannot read the mapping file: {e}"),
-        })?;
-        let base = path.parent().unwrap_or_else(|| Path::new("."));
-        Mapping::from_toml_str(&text, &display, base)
-    }
-
-    /// Load a mapping from its text. `file_name` is used in error messages; code tables are
-    /// read relative to `base_dir`.
-    pub fn from_toml_str(text: &str, file_name: &str, base_dir: &Path) -> Result<Mapping, MappingError> {
-        Mapping::compile(text, file_name, TableSource::Dir(base_dir))
-    }
-
-    /// Load a mapping from its text and the contents of its CSV code tables, keyed by the
-    /// `file` value as written in the mapping (e.g. `"penalty_kinds.csv"`): a self-contained
-    /// bundle, nothing is read from disk. A table whose file is not in `table_files` is a load
-    /// error at its `file` key; files no table names are ignored. The fingerprint equals that
-    /// of the same mapping loaded from files with [`Mapping::load`].
-    pub fn from_bundle(
-        text: &str,
-        file_name: &str,
-        table_files: &BTreeMap<String, Vec<u8>>,
-    ) -> Result<Mapping, MappingError> {
-        Mapping::compile(text, file_name, TableSource::Files(table_files))
-    }
-
-    fn compile(text: &str, file_name: &str, tables_from: TableSource<'_>) -> Result<Mapping, MappingError> {
-        let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-        let compiled = compile::compile(text, file_name, tables_from)?;
-        let mut hash = Fnv64::new();
-        hash.write(text.as_bytes());
-        for t in &compiled.table_files {
-            hash.write(&[0]);
-            hash.write(t.table.as_bytes());
-            hash.write(&[0]);
-            hash.write(&t.bytes);
-        }
-        Ok(Mapping {
-            compiled,
-            file_name: file_name.to_string(),
-            source_text: text.to_string(),
-            fingerprint: format!("fnv1a64:{:016x}", hash.finish()),
-        })
-    }
-
-    /// The mapping's `id`.
-    pub fn id(&self) -> &str {
-        &self.compiled.id
-    }
-
-    /// The mapping's `version`.
-    pub fn version(&self) -> i64 {
-        self.compiled.version
-    }
-
-    /// The mapping's `description`.
-    pub fn description(&self) -> &str {
-        &self.compiled.description
-    }
-
-    /// The case type when the mapping declares it as a constant.
-    pub fn case_type(&self) -> Option<CaseType> {
-        match &self.compiled.case_type {
-            Some(CaseTypeRule::Const(t)) => Some(*t),
-            _ => None,
-        }
-    }
-
-    /// The file name given at load time.
-    pub fn file_name(&self) -> &str {
-        &self.file_name
-    }
-
-    /// The text of the mapping file, to store with each mapping version.
-    pub fn source_text(&self) -> &str {
-        &self.source_text
-    }
-
-    /// A stable fingerprint of the mapping file and the CSV code tables it reads
-    /// (`fnv1a64:` + 16 hex digits). It changes when either changes; it is not a security hash.
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
-    }
-
-    /// The CSV code-table files the mapping read, as (`file` value as written in the mapping,
-    /// contents), in declaration order; a file two tables share appears twice. With
-    /// [`Mapping::source_text`] this is everything [`Mapping::from_bundle`] needs.
-    pub fn code_table_files(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.compiled
-            .table_files
-            .iter()
-            .map(|t| (t.file.as_str(), t.bytes.as_slice()))
-    }
-
-    /// The embedded test cases, in file order.
-    pub fn tests(&self) -> &[TestCase] {
-        &self.compiled.tests
-    }
-
-    /// Apply the mapping to one source record.
-    pub fn apply(&self, source: &Value) -> Mapped {
-        let mut record = Value::Null;
-        let violations = apply::apply_into(&self.compiled, source, &mut record);
-        Mapped { record, violations }
-    }
-
-    /// Apply the mapping to one source record, writing the canonical record into `record` and
-    /// returning the violations. The keys and objects `record` already holds are reused, so
-    /// passing the previous record of a stream saves building them again; the result is the
-    /// same as [`Mapping::apply`]'s whatever `record` held.
-    pub fn apply_into(&self, source: &Value, record: &mut Value) -> Vec<Violation> {
-        apply::apply_into(&self.compiled, source, record)
-    }
-}
-
-/// FNV-1a, 64 bit: small, stable across builds and platforms.
-struct Fnv64(u64);
-
-impl Fnv64 {
-    fn new() -> Self {
-        Fnv64(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+pub use test_case::{ExpectedViolation, TestCase};

@@ -8,9 +8,9 @@
 //! running check state before them plus the smaller value is 18 mod 36 (about 1 in 180 random
 //! adjacent digit swaps); see `tests/standards_props.rs`.
 
+use super::error::{shown, StandardError};
 use super::normalise::normalise_identifier;
 use super::region::RegionTable;
-use super::{shown, StandardError};
 use crate::CaseType;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;

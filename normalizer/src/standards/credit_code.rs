@@ -7,9 +7,9 @@
 //! The structural checks come first because they point at the exact position that is wrong; the
 //! check characters only say that *some* character is wrong.
 
+use super::error::{shown, StandardError};
 use super::normalise::normalise_identifier;
 use super::region::RegionTable;
-use super::{shown, StandardError};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;

@@ -5,9 +5,10 @@
 //! [`from_legacy15`]), character set, address code (GB/T 2260 current or historical), birth date
 //! (a real date, 1900 or later, not in the future) and the check character.
 
+use super::dates::today_in_china;
+use super::error::{shown, StandardError};
 use super::normalise::normalise_identifier;
 use super::region::RegionTable;
-use super::{shown, today_in_china, StandardError};
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;

@@ -4,8 +4,8 @@
 //! Look-ups are binary searches over codes stored as integers (about a dozen comparisons), so a
 //! million look-ups take a few milliseconds. See `data/SOURCES.md` for the provenance of the data.
 
+use super::error::{shown, StandardError};
 use super::normalise::normalise_identifier;
-use super::{shown, StandardError};
 use std::fmt;
 use std::sync::OnceLock;
 

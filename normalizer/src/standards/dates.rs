@@ -1,0 +1,55 @@
+//! Calendar dates as the standards and deadlines use them: today's date in China, and the
+//! canonical `YYYY-MM-DD` form (RFC 3339 full-date) that canonical records write dates in.
+
+use chrono::{FixedOffset, NaiveDate, Utc};
+
+/// Today's date in China Standard Time (UTC+8), the calendar day the standards and deadlines refer to.
+pub fn today_in_china() -> NaiveDate {
+    let now = Utc::now();
+    match FixedOffset::east_opt(8 * 3600) {
+        Some(cst) => now.with_timezone(&cst).date_naive(),
+        None => now.date_naive(),
+    }
+}
+
+/// True when `text` is a real calendar day written as `YYYY-MM-DD` (four-digit year, two-digit
+/// month and day, ASCII digits, nothing around them): the form of every date in a canonical
+/// record. The mapping's date reader reads such text and writes it back unchanged.
+pub(crate) fn is_canonical_date(text: &str) -> bool {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let mut n = [0u32; 8];
+    for (slot, &c) in n.iter_mut().zip(b[..4].iter().chain(&b[5..7]).chain(&b[8..])) {
+        if !c.is_ascii_digit() {
+            return false;
+        }
+        *slot = u32::from(c - b'0');
+    }
+    let year = n[0] * 1000 + n[1] * 100 + n[2] * 10 + n[3];
+    NaiveDate::from_ymd_opt(year as i32, n[4] * 10 + n[5], n[6] * 10 + n[7]).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_dates_are_real_days_in_yyyy_mm_dd() {
+        for s in ["2021-01-22", "0000-01-01", "2024-02-29", "9999-12-31"] {
+            assert!(is_canonical_date(s), "{s}");
+        }
+        for s in [
+            "2021-02-30",
+            "2023-02-29",
+            "2021-1-22",
+            "2021/01/22",
+            "２０２１-01-22",
+            " 2021-01-22",
+            "2021-00-10",
+        ] {
+            assert!(!is_canonical_date(s), "{s}");
+        }
+    }
+}
