@@ -11,7 +11,8 @@ use crate::store::{
     NewVersion, PayloadFormat, RawRecord, StoreError, TestSummary, VersionStatus,
 };
 use chrono::{DateTime, Utc};
-use normalizer::mapping::{run_tests, Mapping};
+use normalizer::mapping::Mapping;
+use normalizer::mapping_tests::run_tests;
 use normalizer::{Normalizer, Violation};
 use serde::Serialize;
 use serde_json::{json, Value};

@@ -6,7 +6,7 @@ use super::state::Runtime;
 use crate::config::Resolved;
 use crate::prepare::Preparer;
 use crate::store::{audit_subject, AuditEntry, MappingStore, NewVersion, StoreError, TestSummary, SYSTEM_ACTOR};
-use normalizer::mapping::run_tests;
+use normalizer::mapping_tests::run_tests;
 use normalizer::Normalizer;
 use serde_json::json;
 use std::collections::HashMap;

@@ -64,3 +64,8 @@ impl StoreError {
 
 /// Result alias of the store layer.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A case type as stored (`inspection`, `penalty`, `coercion`); anything else is corrupt data.
+pub fn parse_case_type(s: &str) -> StoreResult<normalizer::CaseType> {
+    s.parse().map_err(|_| StoreError::Corrupt(format!("case type {s:?}")))
+}

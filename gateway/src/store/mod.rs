@@ -7,6 +7,8 @@
 //! [`plan`] decides what each record becomes, and the backend writes the plan set-wise.
 
 pub mod catalogue;
+mod catalogue_postgres;
+mod catalogue_sqlite;
 mod compress;
 pub mod error;
 pub mod interface;

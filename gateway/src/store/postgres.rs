@@ -17,13 +17,14 @@
 //! back and the caller retries the batch.
 
 use super::compress;
+use super::error::parse_case_type;
 use super::postgres_commit::{Params, RULES_OF_VIOLATIONS};
 use super::types::*;
 use super::{Store, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
-use normalizer::{CaseType, Violation};
+use normalizer::Violation;
 use serde_json::Value;
 use std::str::FromStr;
 use std::time::Duration;
@@ -123,10 +124,6 @@ fn pool_error(e: PoolError) -> StoreError {
 
 fn corrupt_json<T: serde::de::DeserializeOwned>(v: Value) -> StoreResult<T> {
     serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
-}
-
-pub(super) fn parse_case_type(s: &str) -> StoreResult<CaseType> {
-    s.parse().map_err(|_| StoreError::Corrupt(format!("case type {s:?}")))
 }
 
 // ---------------------------------------------------------------------------------------------

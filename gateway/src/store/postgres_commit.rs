@@ -8,8 +8,8 @@
 //! machine class is decided by bytes written per record (BENCHMARKS.md).
 
 use super::compress;
+use super::error::parse_case_type;
 use super::plan::{plan_batch, CaseRef, CounterKey, Decision, ExistingCase, Plan};
-use super::postgres::parse_case_type;
 use super::types::*;
 use super::{StoreError, StoreResult};
 use bytes::{BufMut, Bytes, BytesMut};

@@ -1,13 +1,14 @@
 //! Embedded SQLite backend: the default store, a single file, no server needed.
 //! One connection behind a mutex; every call runs on tokio's blocking pool.
 
+use super::error::parse_case_type;
 use super::plan::{counter_key, plan_batch, CaseRef, CounterKey, Decision, ExistingCase};
 use super::types::*;
 use super::{Store, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-use normalizer::{CaseType, Violation};
+use normalizer::Violation;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -100,10 +101,6 @@ pub(crate) fn parse_time(s: &str) -> StoreResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("timestamp {s:?}: {e}")))
-}
-
-fn parse_case_type(s: &str) -> StoreResult<CaseType> {
-    s.parse().map_err(|_| StoreError::Corrupt(format!("case type {s:?}")))
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(s: &str) -> StoreResult<T> {
