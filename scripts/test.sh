@@ -83,6 +83,8 @@ ensure_chromium
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
+log "import graph: no circles, no upward imports (scripts/import_graph.py)"
+python3 scripts/import_graph.py
 log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 log "tests"

@@ -192,6 +192,11 @@ async fn amqp_source_commits_then_acks_and_dead_letters_poison(backend: Backend)
     let status = board.get("dept-mq").unwrap();
     assert_eq!(status.totals.accepted, 282);
     assert_eq!(status.totals.quarantined, 24);
+    assert_eq!(
+        support::board_totals_agreeing_with_metrics(&c.runtime, "dept-mq"),
+        status.totals,
+        "AMQP batches are counted by the one committer, like every way in"
+    );
     c.shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(10), c.task)
         .await

@@ -978,6 +978,124 @@ async fn metrics_count_records_per_source_and_violations_per_rule_and_show_the_o
     open.stop().await;
 }
 
+/// Files, a drop folder, an HTTP push and a replay all commit through the one committer: each
+/// source's totals on the board and in the metrics have the same fields and agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_way_in_reports_the_same_summary_on_the_board_and_in_the_metrics() {
+    use gateway::commit::Batching;
+    use gateway::intake::directory::scan_directory;
+    use gateway::intake::files::{ingest_files, IngestJob};
+    use gateway::intake::replay::{replay, ReplaySelection};
+    use gateway::prepare::InputFormat;
+    use gateway::telemetry::Summary;
+    let gw = Gw::start(Backend::Sqlite).await;
+    let rt = &gw.runtime;
+    let batching = Batching::from(&rt.resolved.config);
+    let lines = |records: &[Value]| records.iter().map(|r| format!("{r}\n")).collect::<String>();
+
+    // HTTP push: two accepted, one quarantined.
+    gw.push(&[nanchang_record(70, 0), defective_record(71), nanchang_record(72, 0)])
+        .await;
+    let push = support::board_totals_agreeing_with_metrics(rt, SOURCE);
+    assert_eq!(
+        push,
+        Summary {
+            received: 3,
+            accepted: 2,
+            quarantined: 1,
+            ..Summary::default()
+        }
+    );
+
+    // Files (`gateway ingest`): one new, one re-sent (unchanged), one update, one defective.
+    let file = gw.dir.path().join("backfill.jsonl");
+    std::fs::write(
+        &file,
+        lines(&[
+            nanchang_record(80, 0),
+            nanchang_record(80, 0),
+            nanchang_record(80, 1),
+            defective_record(81),
+        ]),
+    )
+    .expect("write file");
+    let job = IngestJob {
+        preparer: rt.preparers.get("backfill").expect("preparer"),
+        files: vec![file],
+        format: InputFormat::JsonLines,
+        xml_records: None,
+    };
+    let summary = ingest_files(&rt.committer("files"), job, &batching, Shutdown::default(), None)
+        .await
+        .expect("ingest");
+    let files = support::board_totals_agreeing_with_metrics(rt, "backfill");
+    assert_eq!(files, summary, "the run's summary is what the board counted");
+    assert_eq!(
+        files,
+        Summary {
+            received: 4,
+            accepted: 1,
+            updated: 1,
+            unchanged: 1,
+            quarantined: 1
+        }
+    );
+
+    // Drop folder (`gateway run`): the file is committed, then moved to processed/.
+    let inbox = gw.dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).expect("inbox");
+    std::fs::write(
+        inbox.join("a.jsonl"),
+        lines(&[nanchang_record(90, 0), defective_record(91)]),
+    )
+    .expect("drop");
+    let source = rt.resolved.config.source("drop").expect("drop source").1.clone();
+    scan_directory(
+        &rt.committer("directory"),
+        &source,
+        &rt.resolved.config.base_dir,
+        &rt.preparers.get("drop").expect("preparer"),
+        &batching,
+        &Shutdown::default(),
+        std::time::Duration::ZERO,
+    )
+    .await
+    .expect("scan");
+    assert!(
+        inbox.join("processed/a.jsonl").exists(),
+        "the file is moved after its commit"
+    );
+    assert_eq!(
+        support::board_totals_agreeing_with_metrics(rt, "drop"),
+        Summary {
+            received: 2,
+            accepted: 1,
+            quarantined: 1,
+            ..Summary::default()
+        }
+    );
+
+    // Replay of the push source's quarantined record (still failing): counted on its source.
+    let replayed = replay(
+        &rt.committer("replay"),
+        &rt.preparers.snapshot(),
+        &ReplaySelection {
+            source_id: Some(SOURCE.to_string()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("replay");
+    assert_eq!(replayed.received, 1);
+    let after = support::board_totals_agreeing_with_metrics(rt, SOURCE);
+    assert_eq!(after.received, push.received + replayed.received);
+    assert_eq!(
+        after.quarantined + after.unchanged,
+        push.quarantined + replayed.quarantined + replayed.unchanged
+    );
+    gw.stop().await;
+}
+
 /// The upload body of the fixed Nanchang mapping (procedures know 快速程序) as `version`.
 fn fixed_upload(dir: &Path, version: i64) -> Value {
     let fixed = fixed_mapping(dir);

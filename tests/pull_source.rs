@@ -332,6 +332,11 @@ async fn scheduler_pulls_at_start_on_command_and_resyncs_and_reports_status() {
     let status = board.get("iplus-behaviour").unwrap();
     assert_eq!(status.totals.received, 48);
     assert_eq!(status.totals.accepted + status.totals.updated, 21);
+    assert_eq!(
+        support::board_totals_agreeing_with_metrics(&rt, "iplus-behaviour"),
+        status.totals,
+        "pulled pages are counted by the one committer, like every way in"
+    );
     assert!(status.cursor.is_some() && status.lag_seconds.is_some());
     assert!(status.next_pull.is_some(), "the next pull is scheduled");
     assert_eq!(status.health.as_ref().map(|h| h.requests), Some(5));

@@ -314,3 +314,40 @@ async fn committed_cases(env: &Env) -> usize {
     };
     count.and_then(|c| usize::try_from(c).ok()).unwrap_or(0)
 }
+
+/// The source's totals on the runtime's source board, after checking that the metrics count the
+/// same: every way in reports through the one committer, so the board and
+/// `gateway_source_records_total` agree field by field.
+#[allow(dead_code)]
+pub fn board_totals_agreeing_with_metrics(
+    runtime: &gateway::runtime::Runtime,
+    source: &str,
+) -> gateway::telemetry::Summary {
+    let totals = runtime
+        .sources
+        .get(source)
+        .unwrap_or_else(|| panic!("source {source} is on the board"))
+        .totals;
+    let text = runtime.metrics.render(&[], &[]);
+    for (outcome, n) in [
+        ("received", totals.received),
+        ("accepted", totals.accepted),
+        ("updated", totals.updated),
+        ("unchanged", totals.unchanged),
+        ("quarantined", totals.quarantined),
+    ] {
+        let line = format!(r#"gateway_source_records_total{{source="{source}",outcome="{outcome}"}} {n}"#);
+        if n == 0 {
+            assert!(
+                !text.contains(&format!(r#"source="{source}",outcome="{outcome}"}}"#)),
+                "the board counts no {outcome} records of {source}, the metrics do:\n{text}"
+            );
+        } else {
+            assert!(
+                text.contains(&line),
+                "the board counts {n} {outcome} records of {source}, the metrics lack {line}:\n{text}"
+            );
+        }
+    }
+    totals
+}

@@ -5,7 +5,7 @@
 //! queues), while a commit is a chain of steps of which the database's part runs in another
 //! process on the same cores. At equal priority the preparers took the database backend's core
 //! during every commit and lengthened the chain that decides the ingest rate; at a higher `nice`
-//! value they use the time the commit leaves (BENCHMARKS.md, session 5). `pipeline.prepare_nice`
+//! value they use the time the commit leaves (see BENCHMARKS.md). `pipeline.prepare_nice`
 //! sets the value (0: the same priority as the rest); on systems other than Linux it has no effect.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
