@@ -136,8 +136,9 @@ fn byte_line_col(bytes: &[u8], offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// The encoding named in the XML declaration, if any (read from the raw bytes).
-fn declared_encoding(bytes: &[u8]) -> Option<String> {
+/// The encoding label named in the XML declaration (`<?xml ... encoding="GBK"?>`), if any, read
+/// from the raw bytes: the one prolog sniffer of the workspace (the HTTP adapters use it too).
+pub fn declared_encoding(bytes: &[u8]) -> Option<String> {
     if !bytes.starts_with(b"<?xml") {
         return None;
     }
