@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # never from a layer above. A layer is a list of top-level modules (a file `x.rs` or folder `x/`).
 LAYERS = {
     "normalizer": [
-        ["violation", "case_type", "standards"],
+        ["violation", "case_type", "case_number", "standards"],
         ["xml_tree", "schema", "rules"],
         ["mapping"],
         ["pipeline"],

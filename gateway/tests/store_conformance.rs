@@ -13,14 +13,15 @@ use common::{PgDatabase, TestDb};
 use gateway::store::postgres::PostgresStore;
 use gateway::store::*;
 use normalizer::standards::case_code::CaseCode;
-use normalizer::{CaseType, Violation};
+use normalizer::standards::CreditCode;
+use normalizer::{CaseNumber, CaseType, Violation};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 const SOURCE: &str = "nanchang";
-const AGENCY: &str = "113601000000000000";
+const AGENCY: &str = "11360100014523152U";
 const REGION: &str = "360100";
 const YEAR: i32 = 2024;
 const MAPPING: &str = "nanchang-penalty";
@@ -162,9 +163,9 @@ impl Rec {
 
     fn key(&self) -> BusinessKey {
         BusinessKey {
-            agency_credit_code: AGENCY.to_string(),
+            agency_credit_code: CreditCode::parse(AGENCY).expect("valid agency code"),
             case_type: self.case_type,
-            case_number: self.number.clone(),
+            case_number: CaseNumber::parse(&self.number).expect("case number"),
         }
     }
 
@@ -1526,7 +1527,7 @@ async fn postgres_writers_on_different_counters_retry_and_stay_gapless() {
     }
     let keys: HashSet<&BusinessKey> = cases.iter().map(|c| &c.key).collect();
     assert_eq!(keys.len(), cases.len());
-    for c in cases.iter().filter(|c| c.key.case_number.starts_with("S-")) {
+    for c in cases.iter().filter(|c| c.key.case_number.as_str().starts_with("S-")) {
         assert_eq!(c.version, TASKS as i32, "every writer added a version of {}", c.key);
     }
 }

@@ -10,6 +10,7 @@
 //! - [`pipeline`]: mapping + schema + rules in one call, as the gateway uses it.
 //! - [`mapping_tests`]: runs the `[[test]]` cases of a mapping file through the pipeline.
 
+pub mod case_number;
 pub mod case_type;
 pub mod mapping;
 pub mod mapping_tests;
@@ -20,6 +21,7 @@ pub mod standards;
 pub mod violation;
 pub mod xml_tree;
 
+pub use case_number::CaseNumber;
 pub use case_type::CaseType;
-pub use pipeline::{Normalizer, Outcome};
+pub use pipeline::{CaseFacts, Normalizer, Outcome};
 pub use violation::{Severity, Violation};

@@ -4,7 +4,9 @@ use crate::mapping::Mapping;
 use crate::rules::{self, RuleOptions};
 use crate::schema::{SchemaError, SchemaSet};
 use crate::standards::credit_code::CreditCode;
-use crate::{CaseType, Violation};
+use crate::standards::today_in_china;
+use crate::{CaseNumber, CaseType, Violation};
+use chrono::{Datelike, NaiveDate};
 use serde_json::Value;
 
 /// Result of normalising one source record: the canonical record and every violation found.
@@ -20,6 +22,71 @@ impl Outcome {
     /// True when no violation is an error: the record may be committed.
     pub fn is_accepted(&self) -> bool {
         !self.violations.iter().any(Violation::is_error)
+    }
+
+    /// What the gateway keeps of the canonical record besides its text, read once here where
+    /// the canonical schema is known: the business key (typed), the numbering year and region,
+    /// the target's identifier. `None` when the business key is incomplete or its credit code
+    /// is not a valid normalised one (such a record cannot become a case).
+    pub fn case_facts(&self) -> Option<CaseFacts> {
+        let record = &self.record;
+        let case_type: CaseType = record.get("case_type")?.as_str()?.parse().ok()?;
+        let agency_credit_code = CreditCode::from_normalised(record.pointer("/agency/credit_code")?.as_str()?)?;
+        let case_number = CaseNumber::parse(record.get("case_number")?.as_str()?)?;
+        let text = |pointer: &str| record.pointer(pointer).and_then(Value::as_str);
+        let numbering_year = year_fields(case_type)
+            .iter()
+            .filter_map(|p| text(p))
+            .find_map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            .map(|d| d.year())
+            .unwrap_or_else(|| today_in_china().year());
+        Some(CaseFacts {
+            agency_credit_code,
+            case_type,
+            case_number,
+            numbering_year,
+            region: text("/agency/region_code").unwrap_or_default().to_string(),
+            target_id: text("/target/id_number").map(str::to_string),
+        })
+    }
+
+    /// The business key as text (`credit code/case type/case number`) as far as the record names
+    /// it, valid or not: how a record without a key of its own at the source is known in logs
+    /// and in the quarantine.
+    pub fn key_text(&self) -> Option<String> {
+        let record = &self.record;
+        let case_type: CaseType = record.get("case_type")?.as_str()?.parse().ok()?;
+        let agency = record.pointer("/agency/credit_code")?.as_str()?;
+        let number = record.get("case_number")?.as_str()?.trim();
+        (!agency.is_empty() && !number.is_empty()).then(|| format!("{agency}/{case_type}/{number}"))
+    }
+}
+
+/// The facts of an accepted canonical record that identify and number its case (see
+/// [`Outcome::case_facts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseFacts {
+    /// The handling agency's unified social credit code.
+    pub agency_credit_code: CreditCode,
+    /// The case type.
+    pub case_type: CaseType,
+    /// The agency's own case number.
+    pub case_number: CaseNumber,
+    /// The year the case is numbered in: the year of its first action (inspection date,
+    /// penalty filing or decision date, coercion start), else the current year in China.
+    pub numbering_year: i32,
+    /// The handling agency's GB/T 2260 region code (`/agency/region_code`; empty when absent).
+    pub region: String,
+    /// The target's identifier (`/target/id_number`: credit code or ID number), for look-ups.
+    pub target_id: Option<String>,
+}
+
+/// Where each case type's numbering year is read from, in order of preference.
+fn year_fields(case_type: CaseType) -> &'static [&'static str] {
+    match case_type {
+        CaseType::Inspection => &["/inspection/check_date"],
+        CaseType::Penalty => &["/penalty/filing_date", "/penalty/decision_date"],
+        CaseType::Coercion => &["/coercion/start_date"],
     }
 }
 

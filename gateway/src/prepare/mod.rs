@@ -9,4 +9,4 @@ pub mod workers;
 
 pub use parallel::{prepare_in_order, prepare_parallel, PrepareError};
 pub use reader::{InputFormat, ReadError, ReadItem, SourceRecord, UnreadableRecord};
-pub use record::{numbering_year, sha256_hex, Preparer};
+pub use record::{sha256_hex, Preparer};

@@ -3,9 +3,9 @@
 
 use super::reader::{parse_item, ParsedRecord, ReadItem};
 use crate::store::{AcceptedRecord, BusinessKey, IncomingRecord, Operation, PayloadFormat, Verdict};
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use normalizer::mapping::Mapping;
-use normalizer::{CaseType, Normalizer, Outcome, Violation};
+use normalizer::{Normalizer, Outcome, Violation};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -26,26 +26,6 @@ pub struct Preparer {
 /// SHA-256 as lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-/// Where each case type's numbering year is read from, in order of preference.
-fn year_fields(case_type: CaseType) -> &'static [&'static str] {
-    match case_type {
-        CaseType::Inspection => &["/inspection/check_date"],
-        CaseType::Penalty => &["/penalty/filing_date", "/penalty/decision_date"],
-        CaseType::Coercion => &["/coercion/start_date"],
-    }
-}
-
-/// The year a case is numbered in: the year of its first action (inspection date, penalty
-/// filing or decision date, coercion start), else the current year in China.
-pub fn numbering_year(record: &Value, case_type: CaseType) -> i32 {
-    year_fields(case_type)
-        .iter()
-        .filter_map(|p| record.pointer(p).and_then(Value::as_str))
-        .find_map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
-        .map(|d| d.year())
-        .unwrap_or_else(|| normalizer::standards::today_in_china().year())
 }
 
 /// Hash identifying a version's content, from the canonical record's text without its
@@ -254,12 +234,12 @@ impl Preparer {
         self.normalizer.normalize_into(&self.mapping, &value, outcome);
         let accepted = outcome.is_accepted();
         let canonical = &outcome.record;
-        let key = self.business_key(canonical);
+        let facts = outcome.case_facts();
         let record_key = self
             .record_key_path
             .as_deref()
             .and_then(|p| key_text(&value, p))
-            .or_else(|| key.as_ref().map(ToString::to_string))
+            .or_else(|| outcome.key_text())
             .unwrap_or(position);
         let record_key = without_nul(record_key);
         let texts = accepted.then(|| canonical_texts(canonical));
@@ -267,26 +247,21 @@ impl Preparer {
             Some((_, json)) if json.contains("\\u0000") => fields_with_nul(canonical),
             _ => Vec::new(),
         };
-        let verdict = match (texts, key) {
+        let verdict = match (texts, facts) {
             (Some(_), Some(_)) if !nul_fields.is_empty() => Verdict::Quarantine(nul_fields),
-            (Some((without_operation, record_json)), Some(key)) => {
+            (Some((without_operation, record_json)), Some(facts)) => {
                 let operation = Operation::from_record(canonical);
-                let year = numbering_year(canonical, key.case_type);
-                let region = canonical
-                    .pointer("/agency/region_code")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
                 Verdict::Accept(AcceptedRecord {
                     record_hash: hash_of_text(&without_operation, operation),
                     record_json,
-                    target_id: canonical
-                        .pointer("/target/id_number")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                    key,
-                    year,
-                    region,
+                    target_id: facts.target_id,
+                    key: BusinessKey {
+                        agency_credit_code: facts.agency_credit_code,
+                        case_type: facts.case_type,
+                        case_number: facts.case_number,
+                    },
+                    year: facts.numbering_year,
+                    region: facts.region,
                     operation,
                     warnings: std::mem::take(&mut outcome.violations),
                     record_lz4: None,
@@ -314,20 +289,6 @@ impl Preparer {
             replay_of,
             payload_lz4: None,
         }
-    }
-
-    fn business_key(&self, canonical: &Value) -> Option<BusinessKey> {
-        let case_type: CaseType = canonical.get("case_type")?.as_str()?.parse().ok()?;
-        let agency_credit_code = canonical.pointer("/agency/credit_code")?.as_str()?.to_string();
-        let case_number = canonical.get("case_number")?.as_str()?.trim().to_string();
-        if agency_credit_code.is_empty() || case_number.is_empty() {
-            return None;
-        }
-        Some(BusinessKey {
-            agency_credit_code,
-            case_type,
-            case_number,
-        })
     }
 }
 

@@ -69,3 +69,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub fn parse_case_type(s: &str) -> StoreResult<normalizer::CaseType> {
     s.parse().map_err(|_| StoreError::Corrupt(format!("case type {s:?}")))
 }
+
+/// A handling agency's credit code as stored (valid when it was committed); anything else is
+/// corrupt data.
+pub fn parse_credit_code(s: &str) -> StoreResult<normalizer::standards::CreditCode> {
+    normalizer::standards::CreditCode::from_normalised(s)
+        .ok_or_else(|| StoreError::Corrupt(format!("agency credit code {s:?}")))
+}
+
+/// A case number as stored (never blank when it was committed); anything else is corrupt data.
+pub fn parse_case_number(s: &str) -> StoreResult<normalizer::CaseNumber> {
+    normalizer::CaseNumber::parse(s).ok_or_else(|| StoreError::Corrupt(format!("case number {s:?}")))
+}

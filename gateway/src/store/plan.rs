@@ -291,9 +291,9 @@ mod tests {
 
     fn key(n: &str) -> BusinessKey {
         BusinessKey {
-            agency_credit_code: "11360100014523152U".into(),
+            agency_credit_code: normalizer::standards::CreditCode::parse("11360100014523152U").expect("valid code"),
             case_type: CaseType::Penalty,
-            case_number: n.into(),
+            case_number: normalizer::CaseNumber::parse(n).expect("case number"),
         }
     }
 

@@ -17,7 +17,7 @@
 //! back and the caller retries the batch.
 
 use super::compress;
-use super::error::parse_case_type;
+use super::error::{parse_case_number, parse_case_type, parse_credit_code};
 use super::postgres_commit::{Params, RULES_OF_VIOLATIONS};
 use super::types::*;
 use super::{Store, StoreError, StoreResult};
@@ -185,9 +185,9 @@ fn case_from_row(r: &Row) -> StoreResult<CaseRow> {
         id: r.try_get(0)?,
         unified_code: r.try_get(1)?,
         key: BusinessKey {
-            agency_credit_code: r.try_get(2)?,
+            agency_credit_code: parse_credit_code(r.try_get(2)?)?,
             case_type: parse_case_type(&case_type)?,
-            case_number: r.try_get(4)?,
+            case_number: parse_case_number(r.try_get(4)?)?,
         },
         year: r.try_get(5)?,
         region: r.try_get(6)?,
@@ -430,7 +430,11 @@ impl Store for PostgresStore {
         let row = client
             .query_opt(
                 &stmt,
-                &[&key.agency_credit_code, &key.case_type.as_str(), &key.case_number],
+                &[
+                    &key.agency_credit_code.as_str(),
+                    &key.case_type.as_str(),
+                    &key.case_number.as_str(),
+                ],
             )
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)

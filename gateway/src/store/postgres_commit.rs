@@ -649,12 +649,14 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
     let mut writer = CopyWriter::start(tx, &st.copy_cases, COPY_CASES_TYPES).await?;
     for ((c, h), id) in nc.iter().zip(&new_heads).zip(&new_case_ids) {
         let case_type = c.key.case_type.as_str();
+        let credit_code = c.key.agency_credit_code.as_str();
+        let case_number = c.key.case_number.as_str();
         let row: [&(dyn ToSql + Sync); 13] = [
             id,
             &c.code,
-            &c.key.agency_credit_code,
+            &credit_code,
             &case_type,
-            &c.key.case_number,
+            &case_number,
             &c.year,
             &c.region,
             &h.version,

@@ -1,7 +1,7 @@
 //! Embedded SQLite backend: the default store, a single file, no server needed.
 //! One connection behind a mutex; every call runs on tokio's blocking pool.
 
-use super::error::parse_case_type;
+use super::error::{parse_case_number, parse_case_type, parse_credit_code};
 use super::plan::{counter_key, plan_batch, CaseRef, CounterKey, Decision, ExistingCase};
 use super::types::*;
 use super::{Store, StoreError, StoreResult};
@@ -140,7 +140,11 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                 if !existing.contains_key(&a.key) {
                     let found = find_case
                         .query_row(
-                            params![a.key.agency_credit_code, a.key.case_type.as_str(), a.key.case_number],
+                            params![
+                                a.key.agency_credit_code.as_str(),
+                                a.key.case_type.as_str(),
+                                a.key.case_number.as_str()
+                            ],
                             |r| {
                                 Ok(ExistingCase {
                                     case_id: r.get(0)?,
@@ -249,9 +253,9 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
             let id: i64 = insert_case.query_row(
                 params![
                     c.code,
-                    c.key.agency_credit_code,
+                    c.key.agency_credit_code.as_str(),
                     c.key.case_type.as_str(),
-                    c.key.case_number,
+                    c.key.case_number.as_str(),
                     c.year,
                     c.region,
                     source,
@@ -510,9 +514,9 @@ fn decode_case(t: CaseRowRaw) -> StoreResult<CaseRow> {
         id: t.id,
         unified_code: t.unified_code,
         key: BusinessKey {
-            agency_credit_code: t.agency_credit_code,
+            agency_credit_code: parse_credit_code(&t.agency_credit_code)?,
             case_type: parse_case_type(&t.case_type)?,
-            case_number: t.case_number,
+            case_number: parse_case_number(&t.case_number)?,
         },
         year: t.year,
         region: t.region,
@@ -790,7 +794,11 @@ impl Store for SqliteStore {
                 .query_row(
                     "SELECT unified_code FROM cases
                      WHERE agency_credit_code = ?1 AND case_type = ?2 AND case_number = ?3",
-                    params![key.agency_credit_code, key.case_type.as_str(), key.case_number],
+                    params![
+                        key.agency_credit_code.as_str(),
+                        key.case_type.as_str(),
+                        key.case_number.as_str()
+                    ],
                     |r| r.get(0),
                 )
                 .optional()?)

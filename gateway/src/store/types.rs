@@ -1,20 +1,22 @@
 //! Plain data exchanged with the store.
 
 use chrono::{DateTime, Utc};
-use normalizer::{CaseType, Violation};
+use normalizer::standards::CreditCode;
+use normalizer::{CaseNumber, CaseType, Violation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
 
-/// A case's business key: (handling agency credit code, case type, agency case number).
+/// A case's business key: (handling agency credit code, case type, agency case number), each
+/// as the normaliser's type for it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct BusinessKey {
     /// The handling agency's unified social credit code.
-    pub agency_credit_code: String,
+    pub agency_credit_code: CreditCode,
     /// The case type.
     pub case_type: CaseType,
     /// The agency's own case number.
-    pub case_number: String,
+    pub case_number: CaseNumber,
 }
 
 impl fmt::Display for BusinessKey {
@@ -450,9 +452,9 @@ mod tests {
             mapping_version: 1,
             verdict: Verdict::Accept(AcceptedRecord {
                 key: BusinessKey {
-                    agency_credit_code: "11360100MB1234567X".into(),
+                    agency_credit_code: CreditCode::parse("11360100014523152U").expect("valid code"),
                     case_type: CaseType::Penalty,
-                    case_number: "1".into(),
+                    case_number: CaseNumber::parse("1").expect("case number"),
                 },
                 year: 2024,
                 region: "360100".into(),

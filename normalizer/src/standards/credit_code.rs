@@ -331,6 +331,12 @@ impl CreditCode {
         &self.0
     }
 
+    /// `code` as a credit code when it is already normalised and valid (as in a canonical record
+    /// that passed validation), checked without building messages; `None` otherwise.
+    pub fn from_normalised(code: &str) -> Option<CreditCode> {
+        CreditCode::is_valid_normalised(code).then(|| CreditCode(code.to_string()))
+    }
+
     /// Position 1: registration authority code (`1`-`9`, `A`, `N`, `Y`).
     pub fn registration_authority(&self) -> char {
         self.char_at(0)

@@ -8,7 +8,8 @@ use crate::store::{BusinessKey, CaseFilter, CaseRow, CaseVersionRow, OutboxRow, 
 use axum::extract::State;
 use axum::Json;
 use normalizer::standards::normalise::normalise_identifier;
-use normalizer::CaseType;
+use normalizer::standards::CreditCode;
+use normalizer::{CaseNumber, CaseType};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -85,47 +86,50 @@ pub async fn search(State(state): State<Shared>, ApiQuery(q): ApiQuery<SearchQue
     let store = &state.runtime.store;
     let key_given = q.agency_credit_code.is_some() || q.case_type.is_some() || q.case_number.is_some();
     let target = q.target_credit_code.as_deref().or(q.target_id_number.as_deref());
-    let codes: Vec<(i64, String)> = if key_given {
-        let (Some(agency), Some(case_type), Some(number)) = (&q.agency_credit_code, &q.case_type, &q.case_number)
-        else {
-            return Err(ApiError::bad_request(
-                "按业务主键查询需同时给出 agency_credit_code、case_type、case_number",
-                "a business-key lookup needs agency_credit_code, case_type and case_number together",
-            ));
+    let codes: Vec<(i64, String)> =
+        if key_given {
+            let (Some(agency), Some(case_type), Some(number)) = (&q.agency_credit_code, &q.case_type, &q.case_number)
+            else {
+                return Err(ApiError::bad_request(
+                    "按业务主键查询需同时给出 agency_credit_code、case_type、case_number",
+                    "a business-key lookup needs agency_credit_code, case_type and case_number together",
+                ));
+            };
+            let case_type: CaseType = case_type.parse().map_err(|_| {
+                ApiError::bad_request(
+                    format!("case_type 应为 inspection、penalty 或 coercion，收到 {case_type:?}"),
+                    format!("case_type must be inspection, penalty or coercion, got {case_type:?}"),
+                )
+            })?;
+            // A code that is not a valid credit code, or a blank number, names no case.
+            let key = CreditCode::parse(agency).ok().zip(CaseNumber::parse(number)).map(
+                |(agency_credit_code, case_number)| BusinessKey {
+                    agency_credit_code,
+                    case_type,
+                    case_number,
+                },
+            );
+            let code = match &key {
+                Some(key) => store.case_code_by_key(key).await?,
+                None => None,
+            };
+            code.into_iter().map(|c| (0, c)).collect()
+        } else if let Some(target) = target {
+            store
+                .case_codes_by_target(&normalise_identifier(target), q.after_id, limit)
+                .await?
+        } else {
+            store
+                .cases(&CaseFilter {
+                    source_id: q.source.clone(),
+                    after_id: q.after_id,
+                    limit: Some(limit),
+                })
+                .await?
+                .into_iter()
+                .map(|c: CaseRow| (c.id, c.unified_code))
+                .collect()
         };
-        let case_type: CaseType = case_type.parse().map_err(|_| {
-            ApiError::bad_request(
-                format!("case_type 应为 inspection、penalty 或 coercion，收到 {case_type:?}"),
-                format!("case_type must be inspection, penalty or coercion, got {case_type:?}"),
-            )
-        })?;
-        let key = BusinessKey {
-            agency_credit_code: normalise_identifier(agency),
-            case_type,
-            case_number: number.trim().to_string(),
-        };
-        store
-            .case_code_by_key(&key)
-            .await?
-            .into_iter()
-            .map(|c| (0, c))
-            .collect()
-    } else if let Some(target) = target {
-        store
-            .case_codes_by_target(&normalise_identifier(target), q.after_id, limit)
-            .await?
-    } else {
-        store
-            .cases(&CaseFilter {
-                source_id: q.source.clone(),
-                after_id: q.after_id,
-                limit: Some(limit),
-            })
-            .await?
-            .into_iter()
-            .map(|c: CaseRow| (c.id, c.unified_code))
-            .collect()
-    };
     let next = if !key_given && codes.len() as i64 == limit {
         codes.last().map(|(id, _)| *id)
     } else {
