@@ -19,9 +19,10 @@
 //! Secrets come inline (avoid), from `<name>_env` or `<name>_file`; none of them is ever
 //! printed, logged or shown by `Debug`.
 
-use super::{json_at, scalar_text, Redacted};
-use crate::sinks::secret::{Secret, SecretSource};
-use crate::sinks::SettingsProblem;
+use crate::common::json_path::{json_at, scalar_text};
+use crate::common::secret::{Redacted, Secret, SecretSource};
+use crate::common::settings::SettingsProblem;
+use crate::common::text::excerpt;
 use base64::Engine as _;
 use governor::DefaultDirectRateLimiter;
 use hmac::{Hmac, Mac};
@@ -804,7 +805,7 @@ impl TokenAuth {
             return Err(AuthError::Refused(format!(
                 "HTTP {}: {}",
                 status.as_u16(),
-                crate::sinks::excerpt(String::from_utf8_lossy(&body).trim(), 300)
+                excerpt(String::from_utf8_lossy(&body).trim(), 300)
             )));
         }
         let answer: serde_json::Value = serde_json::from_slice(&body)

@@ -11,7 +11,9 @@
 //! that shows the source is up (2xx, 4xx, a SOAP fault) resets the count.
 
 use super::auth::{Auth, AuthError, AuthSettings};
-use crate::sinks::SettingsProblem;
+use crate::common::retry_after::parse_retry_after;
+use crate::common::settings::SettingsProblem;
+use crate::common::text::excerpt;
 use crate::sources::{CircuitState, SourceError, SourceHealth};
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -313,12 +315,7 @@ pub fn error_chain(e: &reqwest::Error) -> String {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    crate::sinks::excerpt(&text, 500)
-}
-
-/// Seconds or an HTTP date in `Retry-After`, as a wait from now.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    crate::sinks::rest::parse_retry_after(value)
+    excerpt(&text, 500)
 }
 
 impl HttpClient {
@@ -630,7 +627,7 @@ impl HttpClient {
             format!(
                 "HTTP {}: {}",
                 status.as_u16(),
-                crate::sinks::excerpt(String::from_utf8_lossy(&body).trim(), ANSWER_EXCERPT)
+                excerpt(String::from_utf8_lossy(&body).trim(), ANSWER_EXCERPT)
             )
         };
         if status.is_success() || is_answer(status, &body) {
@@ -655,7 +652,7 @@ impl HttpClient {
         } else {
             SourceError::Answer {
                 code: format!("HTTP {}", status.as_u16()),
-                message: crate::sinks::excerpt(String::from_utf8_lossy(&body).trim(), ANSWER_EXCERPT),
+                message: excerpt(String::from_utf8_lossy(&body).trim(), ANSWER_EXCERPT),
             }
         };
         Attempt::Final(error, true)

@@ -56,7 +56,7 @@ impl Template {
             let Some(end) = after.find("}}") else {
                 return Err(format!(
                     "模板中 {{{{ 未闭合 / unclosed {{{{ in the template near {:?}",
-                    crate::sinks::excerpt(&rest[start..], 30)
+                    crate::common::text::excerpt(&rest[start..], 30)
                 ));
             };
             let name = after[..end].trim();

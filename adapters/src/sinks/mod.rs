@@ -11,14 +11,13 @@
 //!   publisher confirms in flight.
 //! - [`rest`]: one POST/PUT per delivery to an upload API, body from a template, rate limited.
 //!
-//! Settings of every kind are parsed and checked by [`settings`]; secrets come from [`secret`];
-//! message bodies are encoded by [`encode`].
+//! Settings of every kind are parsed and checked by [`settings`]; secrets come from [`secret`]
+//! (the ground floor's, [`crate::common::secret`]); message bodies are encoded by [`encode`].
 
 pub mod amqp;
 pub mod encode;
 pub mod postgres;
 pub mod rest;
-pub mod secret;
 pub mod settings;
 
 use async_trait::async_trait;
@@ -26,7 +25,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::time::Duration;
 
-pub use settings::{check_settings, SettingsProblem, SinkSettings};
+/// Secrets of sink settings (`url`, `url_env`, `url_file`, ...).
+pub use crate::common::secret;
+pub use crate::common::settings::SettingsProblem;
+pub use settings::{check_settings, SinkSettings};
 
 /// One case version to deliver.
 #[derive(Debug, Clone)]
@@ -127,23 +129,4 @@ pub trait Sink: Send + Sync {
 
     /// Release connections (called once when the dispatcher stops).
     async fn close(&self) {}
-}
-
-/// Shorten an answer or error text to at most `max` characters, marking the cut.
-pub fn excerpt(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        None => text.to_string(),
-        Some((cut, _)) => format!("{}…(+{} bytes)", &text[..cut], text.len() - cut),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn excerpt_keeps_short_text_and_marks_a_cut() {
-        assert_eq!(excerpt("短文本", 10), "短文本");
-        assert_eq!(excerpt("一二三四五", 2), "一二…(+9 bytes)");
-    }
 }

@@ -10,8 +10,10 @@
 //! the delivery without using up an attempt.
 
 use super::encode::{envelope, sample_delivery, Escaping, Format, Template};
-use super::settings::{template_text, SettingsProblem};
-use super::{excerpt, Delivery, Outcome, Sink, SinkError};
+use super::{Delivery, Outcome, Sink, SinkError};
+use crate::common::retry_after::parse_retry_after;
+use crate::common::settings::{template_text, SettingsProblem};
+use crate::common::text::excerpt;
 /// `auth` of a REST sink: the same options as the pull adapters' (see [`crate::http::auth`]).
 pub use crate::http::auth::AuthSettings;
 use crate::http::auth::{Auth, AuthError};
@@ -224,18 +226,6 @@ impl RestSettings {
     }
 }
 
-/// Seconds or an HTTP date in `Retry-After`, as a wait from now (at most one hour).
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    const MAX: Duration = Duration::from_secs(3600);
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs).min(MAX));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO).min(MAX))
-}
-
 /// What an HTTP answer means for the delivery.
 pub fn answer_outcome(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Outcome {
     if status.is_success() {
@@ -425,17 +415,6 @@ mod tests {
             answer_outcome(StatusCode::FOUND, None, ""),
             Outcome::Rejected { .. }
         ));
-    }
-
-    #[test]
-    fn retry_after_takes_seconds_or_a_date_and_is_capped() {
-        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("999999"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
-        let soon = (chrono::Utc::now() + chrono::Duration::seconds(90)).to_rfc2822();
-        let d = parse_retry_after(&soon).unwrap();
-        assert!(d > Duration::from_secs(80) && d <= Duration::from_secs(90), "{d:?}");
-        assert_eq!(parse_retry_after("soon"), None);
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //! declared with `x-dead-letter-exchange`) instead of redelivering it forever.
 
 use super::{PulledRecord, SourceError, SourceItem, UnparsedRecord};
-use crate::sinks::secret::SecretSource;
-use crate::sinks::settings::SettingsProblem;
+use crate::common::amqp_url::broker_uri;
+use crate::common::secret::SecretSource;
+use crate::common::settings::SettingsProblem;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions, ExchangeDeclareOptions,
@@ -134,7 +135,7 @@ impl AmqpSourceSettings {
 
     /// The broker URI. An error never shows the URL (it may hold a password).
     pub fn uri(&self, base: &Path) -> Result<AMQPUri, String> {
-        crate::sinks::amqp::broker_uri(self.url_source(), base)
+        broker_uri(self.url_source(), base)
     }
 
     fn encoding(&self) -> Option<&'static encoding_rs::Encoding> {

@@ -5,10 +5,11 @@
 
 use super::settings::{format_time, split, Progress, Watermark};
 use super::{PullMode, PulledRecord, SourceError, SourceItem, UnparsedRecord};
-use crate::http::charset::{self, Decoded};
+use crate::common::charset::{self, Decoded};
+use crate::common::json_path::json_at;
+use crate::common::settings::SettingsProblem;
 use crate::http::client::{ClientSettings, HttpClient};
 use crate::http::template::{Escaping, Template, TemplateValue, Values};
-use crate::sinks::SettingsProblem;
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -288,7 +289,7 @@ pub(crate) fn record_item(
             ),
         });
     }
-    progress.see(watermark, &record, |v, p| crate::http::json_at(v, p).cloned());
+    progress.see(watermark, &record, |v, p| json_at(v, p).cloned());
     Ok(PulledRecord {
         value: record,
         payload: text.into_bytes(),

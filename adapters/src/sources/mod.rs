@@ -21,6 +21,7 @@ pub mod rest;
 pub mod settings;
 pub mod soap;
 
+use crate::common::settings::SettingsProblem;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -31,7 +32,7 @@ use std::sync::Arc;
 /// Check a source block's kind-specific table (`[sources.rest]` / `[sources.soap]`) without
 /// connecting: every problem, each naming its key (dotted for nested tables, e.g.
 /// `auth.token_env`). Kinds other than `rest` and `soap` give no problems here.
-pub fn check_settings(kind: &str, table: &toml::Table, base: &Path) -> Vec<crate::sinks::SettingsProblem> {
+pub fn check_settings(kind: &str, table: &toml::Table, base: &Path) -> Vec<SettingsProblem> {
     match kind {
         "rest" => rest::check(table, base),
         "soap" => soap::check(table, base),

@@ -11,12 +11,12 @@
 use super::common::{self, problem};
 use super::settings::{Progress, Watermark};
 use super::{Page, PullMode, PullRun, PullSource, SourceError, SourceHealth, SourceItem};
-use crate::http::charset::{self, answer_encoding};
+use crate::common::charset::{self, answer_encoding};
+use crate::common::json_path::{json_at, json_at_mut, scalar_text};
+use crate::common::settings::{template_text, SettingsProblem};
+use crate::common::text::excerpt;
 use crate::http::client::{Answer, ClientSettings};
-use crate::http::json_at;
 use crate::http::template::{Escaping, Template, TemplateValue, Values};
-use crate::sinks::settings::template_text;
-use crate::sinks::SettingsProblem;
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, LINK};
 use reqwest::{Method, Url};
@@ -477,11 +477,11 @@ impl RestRun {
             SourceError::Protocol(format!(
                 "应答不是 JSON / the answer is not JSON ({}): {e}: {}",
                 decoded.encoding.name(),
-                crate::sinks::excerpt(decoded.text.trim(), 200)
+                excerpt(decoded.text.trim(), 200)
             ))
         })?;
         if let Some(path) = &s.status_path {
-            let status = json_at(&envelope, path).and_then(crate::http::scalar_text);
+            let status = json_at(&envelope, path).and_then(scalar_text);
             let success = s
                 .success_values
                 .clone()
@@ -491,8 +491,8 @@ impl RestRun {
                     .message_path
                     .as_deref()
                     .and_then(|p| json_at(&envelope, p))
-                    .and_then(crate::http::scalar_text)
-                    .unwrap_or_else(|| crate::sinks::excerpt(&envelope.to_string(), 300));
+                    .and_then(scalar_text)
+                    .unwrap_or_else(|| excerpt(&envelope.to_string(), 300));
                 return Err(SourceError::Answer {
                     code: status.unwrap_or_else(|| format!("(no {path})")),
                     message,
@@ -506,7 +506,7 @@ impl RestRun {
                     "{} 处应为记录数组 / expected a list of records at {:?}, found {}",
                     s.records_path,
                     s.records_path,
-                    crate::sinks::excerpt(&other.to_string(), 200)
+                    excerpt(&other.to_string(), 200)
                 )))
             }
             None => {
@@ -514,14 +514,14 @@ impl RestRun {
                     "应答中没有 {} / no {:?} in the answer: {}",
                     s.records_path,
                     s.records_path,
-                    crate::sinks::excerpt(&envelope.to_string(), 200)
+                    excerpt(&envelope.to_string(), 200)
                 )))
             }
         };
         let text_at = |path: &Option<String>| {
             path.as_deref()
                 .and_then(|p| json_at(&envelope, p))
-                .and_then(crate::http::scalar_text)
+                .and_then(scalar_text)
                 .filter(|t| !t.is_empty())
         };
         let next_link = match &s.next_link_path {
@@ -536,7 +536,7 @@ impl RestRun {
         let next_cursor = text_at(&s.cursor_path);
         let total = text_at(&s.total_path).and_then(|t| t.trim().parse::<u64>().ok());
         // The records are taken out of the answer, not copied.
-        let list = match crate::http::json_at_mut(&mut envelope, &s.records_path) {
+        let list = match json_at_mut(&mut envelope, &s.records_path) {
             Some(Value::Array(a)) => std::mem::take(a),
             _ => Vec::new(),
         };

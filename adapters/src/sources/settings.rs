@@ -3,8 +3,8 @@
 //! kind's own keys, each part checked as far as it parses so that one mistake does not hide
 //! the others. Unknown keys are errors naming the key.
 
+use crate::common::settings::{from_table, SettingsProblem};
 use crate::http::client::{ClientSettings, CLIENT_KEYS};
-use crate::sinks::SettingsProblem;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Offset as _, SecondsFormat, TimeZone, Utc};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -331,9 +331,6 @@ impl Progress {
     }
 }
 
-/// Deserialize `table` into `T`, an error naming its key (shared with the sink settings).
-pub use crate::sinks::settings::from_table;
-
 /// A kind table split into its three parts, each parsed as far as it goes.
 pub struct Parts<T> {
     /// Connection keys.
@@ -430,7 +427,7 @@ mod tests {
         let w = settings.resolve().unwrap();
         let mut p = Progress::start(&w, Some("2024-05-01T00:00:00.000Z"), false).unwrap();
         assert_eq!(p.since.map(cursor_text).as_deref(), Some("2024-04-30T23:59:00.000Z"));
-        let lookup = |v: &Value, path: &str| crate::http::json_at(v, path).cloned();
+        let lookup = |v: &Value, path: &str| crate::common::json_path::json_at(v, path).cloned();
         p.see(&w, &json!({"gxsj": "2024-05-01 07:59:30"}), lookup);
         assert_eq!(
             p.cursor().as_deref(),

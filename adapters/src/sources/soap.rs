@@ -15,13 +15,13 @@
 use super::common::{self, problem};
 use super::settings::{Progress, Watermark};
 use super::{Page, PullMode, PullRun, PullSource, SourceError, SourceHealth, SourceItem};
-use crate::http::charset::{self, answer_encoding};
+use crate::common::charset::{self, answer_encoding};
+use crate::common::json_path::json_at;
+use crate::common::secret::{Redacted, Secret, SecretSource};
+use crate::common::settings::{template_text, SettingsProblem};
+use crate::common::text::excerpt;
 use crate::http::client::ClientSettings;
 use crate::http::template::{Escaping, Template, TemplateValue, Values};
-use crate::http::{json_at, Redacted};
-use crate::sinks::secret::{Secret, SecretSource};
-use crate::sinks::settings::template_text;
-use crate::sinks::SettingsProblem;
 use async_trait::async_trait;
 use base64::Engine as _;
 use normalizer::xml_tree::{find_records, parse_xml_with_encoding, XmlLimits};
@@ -441,7 +441,7 @@ fn fault(tree: &Value) -> Option<SourceError> {
         if let Some(detail) = fault.get("detail") {
             let detail = xml_text(detail).unwrap_or_else(|| detail.to_string());
             if !detail.is_empty() {
-                message = format!("{message} ({})", crate::sinks::excerpt(&detail, 300));
+                message = format!("{message} ({})", excerpt(&detail, 300));
             }
         }
         return Some(SourceError::Answer { code, message });
@@ -459,7 +459,7 @@ fn fault(tree: &Value) -> Option<SourceError> {
     let message = match json_at(fault, "Detail") {
         Some(d) => format!(
             "{message} ({})",
-            crate::sinks::excerpt(&xml_text(d).unwrap_or_else(|| d.to_string()), 300)
+            excerpt(&xml_text(d).unwrap_or_else(|| d.to_string()), 300)
         ),
         None => message,
     };
@@ -651,13 +651,13 @@ impl PullRun for SoapRun {
         if !answer.status.is_success() {
             return self.fail(SourceError::Answer {
                 code: format!("HTTP {}", answer.status.as_u16()),
-                message: crate::sinks::excerpt(decoded.text.trim(), 300),
+                message: excerpt(decoded.text.trim(), 300),
             });
         }
         if find_records(&tree, "Envelope.Body").is_empty() && find_records(&tree, &s.records_path).is_empty() {
             return self.fail(SourceError::Protocol(format!(
                 "应答不是 SOAP 信封 / the answer is not a SOAP envelope: {}",
-                crate::sinks::excerpt(decoded.text.trim(), 200)
+                excerpt(decoded.text.trim(), 200)
             )));
         }
         let records = find_records(&tree, &s.records_path);

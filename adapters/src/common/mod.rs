@@ -1,0 +1,20 @@
+//! The ground floor of the adapters: what the HTTP toolkit, the sources and the sinks all build
+//! on. Nothing here imports from `http`, `sources` or `sinks`.
+//!
+//! - [`settings`]: the problem every settings check reports, naming its key; TOML tables read
+//!   with errors that name their keys; templates given inline or in a file;
+//! - [`secret`]: secrets given inline, in an environment variable or in a file, never shown;
+//! - [`charset`]: answers in UTF-8, GBK or GB18030 decoded by a setting, their `Content-Type` or
+//!   (XML) their BOM or prolog;
+//! - [`json_path`]: dotted paths into JSON answers;
+//! - [`retry_after`]: the `Retry-After` of an HTTP answer;
+//! - [`amqp_url`]: the broker URL of an AMQP source or sink;
+//! - [`text`]: answers and errors cut to a length messages can hold.
+
+pub mod amqp_url;
+pub mod charset;
+pub mod json_path;
+pub mod retry_after;
+pub mod secret;
+pub mod settings;
+pub mod text;
