@@ -4,6 +4,8 @@
 //! - [`settings`]: the problem every settings check reports, naming its key; TOML tables read
 //!   with errors that name their keys; templates given inline or in a file;
 //! - [`secret`]: secrets given inline, in an environment variable or in a file, never shown;
+//! - [`template`]: the one `{{name}}` template engine (query parameters, JSON and XML bodies,
+//!   SOAP envelopes, URLs);
 //! - [`charset`]: answers in UTF-8, GBK or GB18030 decoded by a setting, their `Content-Type` or
 //!   (XML) their BOM or prolog;
 //! - [`json_path`]: dotted paths into JSON answers;
@@ -17,4 +19,5 @@ pub mod json_path;
 pub mod retry_after;
 pub mod secret;
 pub mod settings;
+pub mod template;
 pub mod text;

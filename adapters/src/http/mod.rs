@@ -3,9 +3,7 @@
 //! - [`auth`]: how requests prove who sends them (static header or API key, basic, bearer, a
 //!   token from a token endpoint with refresh, HMAC-SHA256 signatures);
 //! - [`client`]: one client per source with a rate limit, a concurrency limit, timeouts,
-//!   retries with backoff and jitter, a circuit breaker and the counters behind `health()`;
-//! - [`template`]: `{{name}}` templates for query parameters, JSON bodies and SOAP envelopes.
+//!   retries with backoff and jitter, a circuit breaker and the counters behind `health()`.
 
 pub mod auth;
 pub mod client;
-pub mod template;

@@ -9,10 +9,11 @@
 //! delivery for good, with the answer kept. A receiver that cannot be reached at all defers
 //! the delivery without using up an attempt.
 
-use super::encode::{envelope, sample_delivery, Escaping, Format, Template};
+use super::encode::{envelope, sample_delivery, DeliveryTemplate, Format};
 use super::{Delivery, Outcome, Sink, SinkError};
 use crate::common::retry_after::parse_retry_after;
 use crate::common::settings::{template_text, SettingsProblem};
+use crate::common::template::Escaping;
 use crate::common::text::excerpt;
 /// `auth` of a REST sink: the same options as the pull adapters' (see [`crate::http::auth`]).
 pub use crate::http::auth::AuthSettings;
@@ -88,8 +89,8 @@ fn default_concurrency() -> usize {
 /// Everything a REST sink needs, checked.
 struct Resolved {
     method: Method,
-    url: Template,
-    body: Option<Template>,
+    url: DeliveryTemplate,
+    body: Option<DeliveryTemplate>,
     headers: HeaderMap,
     auth: Auth,
 }
@@ -114,7 +115,7 @@ impl RestSettings {
                 None
             }
         };
-        let url = match Template::parse(&self.url, Escaping::Url) {
+        let url = match DeliveryTemplate::parse(&self.url, Escaping::Url) {
             Ok(t) => {
                 match reqwest::Url::parse(&t.render(&sample_delivery())) {
                     Ok(u) if matches!(u.scheme(), "http" | "https") => {}
@@ -150,7 +151,7 @@ impl RestSettings {
         } else {
             "body_template"
         };
-        let body = match template_text.map(|t| Template::parse(&t, escaping)) {
+        let body = match template_text.map(|t| DeliveryTemplate::parse(&t, escaping)) {
             None => None,
             Some(Err(e)) => {
                 problem(key, e);

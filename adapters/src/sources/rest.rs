@@ -14,9 +14,9 @@ use super::{Page, PullMode, PullRun, PullSource, SourceError, SourceHealth, Sour
 use crate::common::charset::{self, answer_encoding};
 use crate::common::json_path::{json_at, json_at_mut, scalar_text};
 use crate::common::settings::{template_text, SettingsProblem};
+use crate::common::template::{Escaping, Template, TemplateValue, Values};
 use crate::common::text::excerpt;
 use crate::http::client::{Answer, ClientSettings};
-use crate::http::template::{Escaping, Template, TemplateValue, Values};
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, LINK};
 use reqwest::{Method, Url};
