@@ -10,11 +10,15 @@
 //!   (XML) their BOM or prolog;
 //! - [`json_path`]: dotted paths into JSON answers;
 //! - [`retry_after`]: the `Retry-After` of an HTTP answer;
+//! - [`http_error`]: why an HTTP exchange gave no usable answer, or could not be authorised;
+//! - [`health`]: the circuit state and counts operators see of a connection;
 //! - [`amqp_url`]: the broker URL of an AMQP source or sink;
 //! - [`text`]: answers and errors cut to a length messages can hold.
 
 pub mod amqp_url;
 pub mod charset;
+pub mod health;
+pub mod http_error;
 pub mod json_path;
 pub mod retry_after;
 pub mod secret;

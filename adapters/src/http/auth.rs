@@ -19,6 +19,7 @@
 //! Secrets come inline (avoid), from `<name>_env` or `<name>_file`; none of them is ever
 //! printed, logged or shown by `Debug`.
 
+use crate::common::http_error::{error_chain, AuthError};
 use crate::common::json_path::{json_at, scalar_text};
 use crate::common::secret::{Redacted, Secret, SecretSource};
 use crate::common::settings::SettingsProblem;
@@ -140,20 +141,6 @@ pub struct AuthSettings {
     pub string_to_sign: Option<String>,
     /// hmac: `hex` (default, lower case) or `base64`.
     pub signature_encoding: Option<String>,
-}
-
-/// Why a request could not be authorised.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum AuthError {
-    /// The token endpoint could not be reached or did not answer in time.
-    #[error("令牌接口不可达 / token endpoint unreachable: {0}")]
-    Unreachable(String),
-    /// The token endpoint refused or answered something unusable.
-    #[error("令牌接口拒绝或应答无效 / token endpoint refused or gave no token: {0}")]
-    Refused(String),
-    /// The request could not be signed or given its header.
-    #[error("无法为请求签名 / cannot sign the request: {0}")]
-    Sign(String),
 }
 
 /// Body encoding of a token request.
@@ -795,12 +782,12 @@ impl TokenAuth {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| AuthError::Unreachable(super::client::error_chain(&e)))?;
+            .map_err(|e| AuthError::Unreachable(error_chain(&e)))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| AuthError::Unreachable(super::client::error_chain(&e)))?;
+            .map_err(|e| AuthError::Unreachable(error_chain(&e)))?;
         if !status.is_success() {
             return Err(AuthError::Refused(format!(
                 "HTTP {}: {}",

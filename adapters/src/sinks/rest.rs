@@ -11,13 +11,14 @@
 
 use super::encode::{envelope, sample_delivery, DeliveryTemplate, Format};
 use super::{Delivery, Outcome, Sink, SinkError};
+use crate::common::http_error::AuthError;
 use crate::common::retry_after::parse_retry_after;
 use crate::common::settings::{template_text, SettingsProblem};
 use crate::common::template::Escaping;
 use crate::common::text::excerpt;
+use crate::http::auth::Auth;
 /// `auth` of a REST sink: the same options as the pull adapters' (see [`crate::http::auth`]).
 pub use crate::http::auth::AuthSettings;
-use crate::http::auth::{Auth, AuthError};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};

@@ -9,7 +9,7 @@ use crate::common::charset::{self, Decoded};
 use crate::common::json_path::json_at;
 use crate::common::settings::SettingsProblem;
 use crate::common::template::{Escaping, Template, TemplateValue, Values};
-use crate::http::client::{ClientSettings, HttpClient};
+use crate::http::client::{Answer, ClientSettings, HttpClient};
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -215,6 +215,19 @@ impl<S, R> Inner<S, R> {
             resolved,
             client,
         }))
+    }
+
+    /// Send a request with the client's retries; a failure is counted in `health()`.
+    pub async fn send<F, A>(&self, build: F, is_answer: A) -> Result<Answer, SourceError>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        A: Fn(reqwest::StatusCode, &[u8]) -> bool,
+    {
+        self.client.send(build, is_answer).await.map_err(|e| {
+            let e = SourceError::from(e);
+            self.client.record_failure(&e);
+            e
+        })
     }
 
     /// Begin a run (`kind` names the source kind in the log) from the stored `cursor`.

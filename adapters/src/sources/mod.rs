@@ -21,6 +21,8 @@ pub mod rest;
 pub mod settings;
 pub mod soap;
 
+pub use crate::common::health::{CircuitState, SourceHealth};
+use crate::common::http_error::HttpError;
 use crate::common::settings::SettingsProblem;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -103,35 +105,6 @@ pub enum PullMode {
     FullResync,
 }
 
-/// State of a source's circuit breaker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CircuitState {
-    /// Requests flow.
-    Closed,
-    /// Paused after repeated failures, until the given time.
-    Open,
-    /// One trial request is allowed.
-    HalfOpen,
-}
-
-/// What operators see of a source's connection.
-#[derive(Debug, Clone, Serialize)]
-pub struct SourceHealth {
-    /// Circuit breaker state.
-    pub circuit: CircuitState,
-    /// When an open circuit lets a trial request through.
-    pub circuit_reopens_at: Option<DateTime<Utc>>,
-    /// The last error, with its time.
-    pub last_error: Option<(DateTime<Utc>, String)>,
-    /// Requests sent since start.
-    pub requests: u64,
-    /// Requests that failed (after retries) since start.
-    pub failures: u64,
-    /// Requests retried since start.
-    pub retries: u64,
-}
-
 /// Why a pull failed. The run stops; nothing after the last committed page is lost, the next
 /// run re-pulls from the persisted cursor.
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +135,33 @@ pub enum SourceError {
     /// The settings cannot be used.
     #[error("来源配置错误 / source settings: {0}")]
     Settings(String),
+}
+
+impl From<HttpError> for SourceError {
+    /// What a failed request means for the pull: the source unavailable (or paused by the
+    /// circuit breaker), its credentials refused, its answer an error or too large, or the
+    /// settings unusable.
+    fn from(e: HttpError) -> SourceError {
+        match e {
+            HttpError::CircuitOpen { until } => SourceError::CircuitOpen { until },
+            HttpError::Status { status, body } => SourceError::Answer {
+                code: format!("HTTP {}", status.as_u16()),
+                message: body,
+            },
+            HttpError::Settings(m) => SourceError::Settings(m),
+            e @ (HttpError::Client(_) | HttpError::Request(_)) => SourceError::Settings(e.to_string()),
+            e @ (HttpError::Auth(_) | HttpError::Refused { .. }) => SourceError::Auth(e.to_string()),
+            e @ HttpError::TooLarge { .. } => SourceError::Protocol(e.to_string()),
+            e @ (HttpError::GaveUp { .. }
+            | HttpError::WaitTooLong { .. }
+            | HttpError::Closed
+            | HttpError::Connect(_)
+            | HttpError::ConnectTimeout(_)
+            | HttpError::Timeout(_)
+            | HttpError::Send(_)
+            | HttpError::Body { .. }) => SourceError::Unavailable(e.to_string()),
+        }
+    }
 }
 
 /// One pull run in progress.

@@ -600,7 +600,6 @@ impl PullRun for RestRun {
         let (url, body) = self.request_parts(&progress);
         let method = inner.resolved.method.clone();
         let answer = inner
-            .client
             .send(
                 |client| {
                     let mut request = client

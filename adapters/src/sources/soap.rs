@@ -608,7 +608,6 @@ impl PullRun for SoapRun {
         let values = self.values(&progress);
         let content_type = inner.content_type();
         let answer = inner
-            .client
             .send(
                 |client| {
                     let body = charset::encode(&inner.envelope(&values), r.request_encoding);
