@@ -8,8 +8,8 @@
 //! a message returned as unroutable (`mandatory`, no queue bound), is a failed attempt. The
 //! connection is opened on the first batch and again after it breaks.
 
+use super::delivery::{Delivery, Outcome, Sink, SinkError};
 use super::encode::{envelope, Format};
-use super::{Delivery, Outcome, Sink, SinkError};
 use crate::common::amqp_url::broker_uri;
 use crate::common::secret::SecretSource;
 use crate::common::settings::SettingsProblem;

@@ -12,7 +12,7 @@
 //! elements of `<record>`, and an array becomes one `<item>` per element:
 //! `<officers><item><name>张三</name>...</item></officers>`.
 
-use super::Delivery;
+use super::delivery::Delivery;
 use crate::common::template::{unknown_placeholder, write_text, Escaping, Template};
 use serde::Serialize;
 use serde_json::Value;

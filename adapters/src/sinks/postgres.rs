@@ -16,7 +16,7 @@
 //! until the record is found; it alone is rejected with the database's message. Any other
 //! failure (connection refused or lost, permissions, a dropped table) defers the whole batch.
 
-use super::{Delivery, Outcome, Sink, SinkError};
+use super::delivery::{Delivery, Outcome, Sink, SinkError};
 use crate::common::secret::{Secret, SecretSource};
 use crate::common::settings::SettingsProblem;
 use crate::common::text::excerpt;

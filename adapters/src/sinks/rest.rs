@@ -9,8 +9,8 @@
 //! delivery for good, with the answer kept. A receiver that cannot be reached at all defers
 //! the delivery without using up an attempt.
 
+use super::delivery::{Delivery, Outcome, Sink, SinkError};
 use super::encode::{envelope, sample_delivery, DeliveryTemplate, Format};
-use super::{Delivery, Outcome, Sink, SinkError};
 use crate::common::http_error::AuthError;
 use crate::common::retry_after::parse_retry_after;
 use crate::common::settings::{template_text, SettingsProblem};

@@ -10,9 +10,9 @@
 //! ```
 
 use super::amqp::{AmqpSettings, AmqpSink};
+use super::delivery::{Sink, SinkError};
 use super::postgres::{PostgresSettings, PostgresSink};
 use super::rest::{RestSettings, RestSink};
-use super::{Sink, SinkError};
 use crate::common::settings::{from_table, SettingsProblem};
 use serde::Deserialize;
 use std::path::Path;

@@ -8,7 +8,7 @@
 //! after the commit it is rejected without requeue, so the broker dead-letters it (the queue is
 //! declared with `x-dead-letter-exchange`) instead of redelivering it forever.
 
-use super::{PulledRecord, SourceError, SourceItem, UnparsedRecord};
+use super::contract::{PulledRecord, SourceError, SourceItem, UnparsedRecord};
 use crate::common::amqp_url::broker_uri;
 use crate::common::secret::SecretSource;
 use crate::common::settings::SettingsProblem;

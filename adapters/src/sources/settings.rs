@@ -3,6 +3,7 @@
 //! kind's own keys, each part checked as far as it parses so that one mistake does not hide
 //! the others. Unknown keys are errors naming the key.
 
+use super::contract::SourceError;
 use crate::common::settings::{from_table, SettingsProblem};
 use crate::http::client::{ClientSettings, CLIENT_KEYS};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Offset as _, SecondsFormat, TimeZone, Utc};
@@ -286,14 +287,10 @@ pub struct Progress {
 
 impl Progress {
     /// Start a run from the stored `cursor`. A full resync starts from `initial_since`.
-    pub fn start(
-        watermark: &Watermark,
-        cursor: Option<&str>,
-        full: bool,
-    ) -> Result<Progress, crate::sources::SourceError> {
+    pub fn start(watermark: &Watermark, cursor: Option<&str>, full: bool) -> Result<Progress, SourceError> {
         let previous = match cursor {
             Some(c) if watermark.path.is_some() => Some(parse_cursor(c, watermark.offset).ok_or_else(|| {
-                crate::sources::SourceError::Settings(format!(
+                SourceError::Settings(format!(
                     "保存的游标无法识别 / the stored cursor {c:?} is not a time: run a full resync"
                 ))
             })?),

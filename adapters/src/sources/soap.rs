@@ -12,10 +12,11 @@
 //! Each record's `payload` is the JSON text of its tree (as for XML files), its `position`
 //! `page N #M`.
 
-use super::common::{self, problem};
+use super::contract::{Page, PullMode, PullRun, PullSource, SourceError, SourceItem};
+use super::http_pull;
 use super::settings::{Progress, Watermark};
-use super::{Page, PullMode, PullRun, PullSource, SourceError, SourceHealth, SourceItem};
 use crate::common::charset::{self, answer_encoding};
+use crate::common::health::SourceHealth;
 use crate::common::json_path::json_at;
 use crate::common::secret::{Redacted, Secret, SecretSource};
 use crate::common::settings::{template_text, SettingsProblem};
@@ -97,16 +98,16 @@ pub struct SoapSourceSettings {
     #[serde(default = "default_none")]
     pub pagination: String,
     /// Records asked for per request, `{{page_size}}` (default 100).
-    #[serde(default = "common::default_page_size")]
+    #[serde(default = "http_pull::default_page_size")]
     pub page_size: u32,
     /// Number of the first page, `{{page}}` (default 1).
-    #[serde(default = "common::default_first_page")]
+    #[serde(default = "http_pull::default_first_page")]
     pub first_page: i64,
     /// End the run at a page with fewer records than `page_size` (default true).
-    #[serde(default = "common::default_true")]
+    #[serde(default = "http_pull::default_true")]
     pub stop_on_short_page: bool,
     /// Most pages in one run (default 10000): reaching it fails the run, cursor not advanced.
-    #[serde(default = "common::default_max_pages")]
+    #[serde(default = "http_pull::default_max_pages")]
     pub max_pages: u64,
     /// Character set of answers, overriding `Content-Type` and prolog (`gbk`, `gb18030`, ...).
     pub encoding: Option<String>,
@@ -167,12 +168,12 @@ impl SoapSourceSettings {
         max_bytes: usize,
     ) -> Result<Resolved, Vec<SettingsProblem>> {
         let mut problems = Vec::new();
-        let url = common::http_url(&self.url, &mut problems);
+        let url = http_pull::http_url(&self.url, &mut problems);
         let soap12 = match self.soap_version.as_str() {
             "1.1" => false,
             "1.2" => true,
             other => {
-                problems.push(problem(
+                problems.push(SettingsProblem::new(
                     "soap_version",
                     format!("应为 \"1.1\" 或 \"1.2\" / must be \"1.1\" or \"1.2\", got {other:?}"),
                 ));
@@ -180,9 +181,9 @@ impl SoapSourceSettings {
             }
         };
         if matches!(&self.action, Some(a) if a.contains('"') || a.chars().any(char::is_control)) {
-            problems.push(problem(
+            problems.push(SettingsProblem::new(
                 "action",
-                "不能含引号或控制字符 / must not hold quotes or control characters".into(),
+                "不能含引号或控制字符 / must not hold quotes or control characters",
             ));
         }
         let password = SecretSource {
@@ -193,7 +194,7 @@ impl SoapSourceSettings {
         }
         .resolve(base)
         .unwrap_or_else(|m| {
-            problems.push(problem("password", m));
+            problems.push(SettingsProblem::new("password", m));
             None
         });
         let ws_security = match self.ws_security.as_str() {
@@ -201,7 +202,7 @@ impl SoapSourceSettings {
             "password_text" => WsSecurity::Text,
             "password_digest" => WsSecurity::Digest,
             other => {
-                problems.push(problem(
+                problems.push(SettingsProblem::new(
                     "ws_security",
                     format!("应为 none、password_text 或 password_digest / must be none, password_text or password_digest, got {other:?}"),
                 ));
@@ -209,12 +210,12 @@ impl SoapSourceSettings {
             }
         };
         if ws_security != WsSecurity::None && (self.username.is_none() || password.is_none()) {
-            problems.push(problem(
+            problems.push(SettingsProblem::new(
                 "ws_security",
-                "WS-Security 需要 username 与 password（或 password_env / password_file）/ WS-Security needs username and password (or password_env / password_file)".into(),
+                "WS-Security 需要 username 与 password（或 password_env / password_file）/ WS-Security needs username and password (or password_env / password_file)",
             ));
         }
-        let known = common::known_placeholders(BUILTIN_PLACEHOLDERS, &self.params, false, &mut problems);
+        let known = http_pull::known_placeholders(BUILTIN_PLACEHOLDERS, &self.params, false, &mut problems);
         let key = if self.envelope_template_file.is_some() {
             "envelope_template_file"
         } else {
@@ -231,55 +232,55 @@ impl SoapSourceSettings {
             None
         });
         if self.envelope_template.is_none() && self.envelope_template_file.is_none() {
-            problems.push(problem(
+            problems.push(SettingsProblem::new(
                 "envelope_template",
-                "需要 envelope_template 或 envelope_template_file / envelope_template or envelope_template_file is required".into(),
+                "需要 envelope_template 或 envelope_template_file / envelope_template or envelope_template_file is required",
             ));
         }
         let envelope = match text.map(|t| Template::parse(&t, Escaping::Xml, &known)) {
             None => None,
             Some(Err(e)) => {
-                problems.push(problem(key, e));
+                problems.push(SettingsProblem::new(key, e));
                 None
             }
             Some(Ok(t)) => {
                 if t.uses("password") && password.is_none() {
-                    problems.push(problem(
+                    problems.push(SettingsProblem::new(
                         "password",
-                        "模板使用了 {{password}}，但未给出密码 / the template uses {{password}} but no password is given".into(),
+                        "模板使用了 {{password}}，但未给出密码 / the template uses {{password}} but no password is given",
                     ));
                 }
-                let sample = common::sample_values(&known);
+                let sample = http_pull::sample_values(&known);
                 let mut rendered = t.render(&sample);
                 if ws_security != WsSecurity::None || t.uses("ws_security") {
                     let header = security_header(ws_security, "u", &Secret::new("p"));
                     rendered = match with_security(&rendered, &header, t.uses("ws_security")) {
                         Ok(r) => r,
                         Err(e) => {
-                            problems.push(problem(key, e));
+                            problems.push(SettingsProblem::new(key, e));
                             rendered
                         }
                     };
                 }
                 match parse_xml_with_encoding(rendered.as_bytes(), &XmlLimits::default(), Some(encoding_rs::UTF_8)) {
-                    Ok(tree) if find_records(&tree, "Envelope.Body").is_empty() => problems.push(problem(
+                    Ok(tree) if find_records(&tree, "Envelope.Body").is_empty() => problems.push(SettingsProblem::new(
                         key,
-                        "模板不是 SOAP 信封（缺 Envelope/Body）/ the template is not a SOAP envelope (no Envelope/Body)".into(),
+                        "模板不是 SOAP 信封（缺 Envelope/Body）/ the template is not a SOAP envelope (no Envelope/Body)",
                     )),
                     Ok(_) => {}
-                    Err(e) => problems.push(problem(key, format!("模板生成的不是合法 XML / the template does not give valid XML: {e}"))),
+                    Err(e) => problems.push(SettingsProblem::new(key, format!("模板生成的不是合法 XML / the template does not give valid XML: {e}"))),
                 }
                 Some(t)
             }
         };
         if self.records_path.trim().is_empty() {
-            problems.push(problem("records_path", "不能为空 / must not be empty".into()));
+            problems.push(SettingsProblem::new("records_path", "不能为空 / must not be empty"));
         }
         let paginated = match self.pagination.as_str() {
             "none" => false,
             "page" => true,
             other => {
-                problems.push(problem(
+                problems.push(SettingsProblem::new(
                     "pagination",
                     format!("应为 none 或 page / must be none or page, got {other:?}"),
                 ));
@@ -287,26 +288,26 @@ impl SoapSourceSettings {
             }
         };
         if paginated && envelope.as_ref().is_some_and(|e| !e.uses("page") && !e.uses("offset")) {
-            problems.push(problem(
+            problems.push(SettingsProblem::new(
                 "pagination",
-                "分页需要在信封模板中使用 {{page}} 或 {{offset}} / page pagination needs {{page}} or {{offset}} in the envelope template".into(),
+                "分页需要在信封模板中使用 {{page}} 或 {{offset}} / page pagination needs {{page}} or {{offset}} in the envelope template",
             ));
         }
-        common::check_paging(self.page_size, self.max_pages, &mut problems);
+        http_pull::check_paging(self.page_size, self.max_pages, &mut problems);
         if self.max_depth < 4 || self.max_depth > 1024 {
-            problems.push(problem("max_depth", "应在 4..1024 / must be 4..1024".into()));
+            problems.push(SettingsProblem::new("max_depth", "应在 4..1024 / must be 4..1024"));
         }
         if self.max_elements == 0 {
-            problems.push(problem("max_elements", "应至少为 1 / must be at least 1".into()));
+            problems.push(SettingsProblem::new("max_elements", "应至少为 1 / must be at least 1"));
         }
-        let encoding = common::encoding_label("encoding", self.encoding.as_deref(), &mut problems);
+        let encoding = http_pull::encoding_label("encoding", self.encoding.as_deref(), &mut problems);
         let request_encoding =
-            common::encoding_label("request_encoding", self.request_encoding.as_deref(), &mut problems);
+            http_pull::encoding_label("request_encoding", self.request_encoding.as_deref(), &mut problems);
         if let (Some(w), Some(e)) = (watermark, &envelope) {
             if w.path.is_some() && !e.uses("since") {
-                problems.push(problem(
+                problems.push(SettingsProblem::new(
                     "watermark_path",
-                    "增量拉取需要在信封模板中使用 {{since}} / incremental pulls need {{since}} in the envelope template".into(),
+                    "增量拉取需要在信封模板中使用 {{since}} / incremental pulls need {{since}} in the envelope template",
                 ));
             }
         }
@@ -316,7 +317,7 @@ impl SoapSourceSettings {
                 soap12,
                 action: self.action.clone(),
                 envelope,
-                params: common::param_values(&self.params),
+                params: http_pull::param_values(&self.params),
                 username: self.username.clone(),
                 password,
                 ws_security,
@@ -475,7 +476,7 @@ fn parse(
     table: &toml::Table,
     base: &Path,
 ) -> Result<(SoapSourceSettings, ClientSettings, Resolved), Vec<SettingsProblem>> {
-    common::parse(table, base, |s: &SoapSourceSettings, watermark, client| {
+    http_pull::parse(table, base, |s: &SoapSourceSettings, watermark, client| {
         let max_bytes = client.map_or(64 * 1024 * 1024, |c| c.max_response_bytes);
         s.resolve(base, watermark, max_bytes)
     })
@@ -488,7 +489,7 @@ pub fn build(source_id: &str, table: &toml::Table, base: &Path) -> Result<Arc<dy
     }))
 }
 
-type Inner = common::Inner<SoapSourceSettings, Resolved>;
+type Inner = http_pull::Inner<SoapSourceSettings, Resolved>;
 
 impl Inner {
     /// The request body for these values, with a fresh WS-Security header.
@@ -573,7 +574,7 @@ impl SoapRun {
             "offset".into(),
             TemplateValue::Number((self.page_value - s.first_page).saturating_mul(size)),
         );
-        common::insert_times(&mut v, progress, &r.watermark);
+        http_pull::insert_times(&mut v, progress, &r.watermark);
         if let Some(u) = &r.username {
             v.insert("username".into(), TemplateValue::Text(u.clone()));
         }
@@ -597,12 +598,12 @@ impl PullRun for SoapRun {
         if self.done {
             return Ok(None);
         }
-        let mut progress = common::resume(&self.progress).inspect_err(|_| self.done = true)?;
+        let mut progress = http_pull::resume(&self.progress).inspect_err(|_| self.done = true)?;
         let inner = self.inner.clone();
         let s = &inner.settings;
         let r = &inner.resolved;
         if self.page_number >= s.max_pages {
-            return self.fail(common::max_pages_reached(s.max_pages));
+            return self.fail(http_pull::max_pages_reached(s.max_pages));
         }
         self.page_number += 1;
         let values = self.values(&progress);
@@ -664,7 +665,7 @@ impl PullRun for SoapRun {
         let mut items: Vec<SourceItem> = Vec::with_capacity(records.len());
         for (i, record) in records.iter().enumerate() {
             let text = record.to_string();
-            items.push(common::record_item(
+            items.push(http_pull::record_item(
                 (*record).clone(),
                 text,
                 format!("page {page_no} #{}", i + 1),

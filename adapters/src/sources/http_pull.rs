@@ -3,8 +3,8 @@
 //! its three parts, building the source, and the bookkeeping of a pull run (progress, records
 //! holding malformed bytes, `since`/`until` values).
 
+use super::contract::{PullMode, PulledRecord, SourceError, SourceItem, UnparsedRecord};
 use super::settings::{format_time, split, Progress, Watermark};
-use super::{PullMode, PulledRecord, SourceError, SourceItem, UnparsedRecord};
 use crate::common::charset::{self, Decoded};
 use crate::common::json_path::json_at;
 use crate::common::settings::SettingsProblem;
@@ -16,14 +16,6 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-
-/// A problem under `key`.
-pub(crate) fn problem(key: &str, message: String) -> SettingsProblem {
-    SettingsProblem {
-        key: key.into(),
-        message,
-    }
-}
 
 /// Default of `page_size`: 100.
 pub(crate) fn default_page_size() -> u32 {
@@ -50,14 +42,14 @@ pub(crate) fn http_url(text: &str, problems: &mut Vec<SettingsProblem>) -> Optio
     match Url::parse(text) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
         Ok(u) => {
-            problems.push(problem(
+            problems.push(SettingsProblem::new(
                 "url",
                 format!("应为 http(s) 地址 / must be http or https, got {}:", u.scheme()),
             ));
             None
         }
         Err(e) => {
-            problems.push(problem("url", format!("无效的 URL / invalid URL: {e}")));
+            problems.push(SettingsProblem::new("url", format!("无效的 URL / invalid URL: {e}")));
             None
         }
     }
@@ -75,15 +67,15 @@ pub(crate) fn known_placeholders<'a>(
     let mut known: Vec<&str> = builtin.to_vec();
     for (name, value) in params {
         if builtin.contains(&name.as_str()) {
-            problems.push(problem(
-                &format!("params.{name}"),
+            problems.push(SettingsProblem::new(
+                format!("params.{name}"),
                 format!("与内置占位符重名 / clashes with the built-in placeholder {{{{{name}}}}}"),
             ));
         } else if let Err(e) = check_values
             .then(|| Template::parse(value, Escaping::Plain, &[]))
             .transpose()
         {
-            problems.push(problem(&format!("params.{name}"), e));
+            problems.push(SettingsProblem::new(format!("params.{name}"), e));
         } else {
             known.push(name);
         }
@@ -110,10 +102,10 @@ pub(crate) fn sample_values(known: &[&str]) -> Values {
 /// The limits of `page_size` (1..100000) and `max_pages` (at least 1).
 pub(crate) fn check_paging(page_size: u32, max_pages: u64, problems: &mut Vec<SettingsProblem>) {
     if page_size == 0 || page_size > 100_000 {
-        problems.push(problem("page_size", "应在 1..100000 / must be 1..100000".into()));
+        problems.push(SettingsProblem::new("page_size", "应在 1..100000 / must be 1..100000"));
     }
     if max_pages == 0 {
-        problems.push(problem("max_pages", "应至少为 1 / must be at least 1".into()));
+        problems.push(SettingsProblem::new("max_pages", "应至少为 1 / must be at least 1"));
     }
 }
 
@@ -127,7 +119,7 @@ pub(crate) fn encoding_label(
     let label = label?;
     let encoding = charset::encoding_for_label(label);
     if encoding.is_none() {
-        problems.push(problem(
+        problems.push(SettingsProblem::new(
             key,
             format!("未知字符集 / unknown character set {label:?} (utf-8, gbk, gb18030, ...)"),
         ));
