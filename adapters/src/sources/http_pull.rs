@@ -7,7 +7,7 @@ use super::contract::{PullMode, PulledRecord, SourceError, SourceItem, UnparsedR
 use super::settings::{format_time, split, Progress, Watermark};
 use crate::common::charset::{self, Decoded};
 use crate::common::json_path::json_at;
-use crate::common::settings::SettingsProblem;
+use crate::common::settings::{joined, SettingsProblem};
 use crate::common::template::{Escaping, Template, TemplateValue, Values};
 use crate::http::client::{Answer, ClientSettings, HttpClient};
 use reqwest::Url;
@@ -128,13 +128,14 @@ pub(crate) fn encoding_label(
 }
 
 /// Parse a kind table: the connection keys, the incremental keys and the kind's own keys `T`,
-/// each checked as far as it parses; `resolve` checks the own keys, given the watermark and
-/// the connection settings when those parsed. Every problem, or all three parts.
-pub(crate) fn parse<T: DeserializeOwned, R>(
+/// each checked as far as it parses; `plan` checks the own keys, given the watermark and
+/// the connection settings when those parsed, into the source's pull plan. Every problem, or
+/// the own keys, the connection keys and the plan.
+pub(crate) fn parse<T: DeserializeOwned, P>(
     table: &toml::Table,
     base: &Path,
-    resolve: impl FnOnce(&T, Option<&Watermark>, Option<&ClientSettings>) -> Result<R, Vec<SettingsProblem>>,
-) -> Result<(T, ClientSettings, R), Vec<SettingsProblem>> {
+    plan: impl FnOnce(&T, Option<&Watermark>, Option<&ClientSettings>) -> Result<P, Vec<SettingsProblem>>,
+) -> Result<(T, ClientSettings, P), Vec<SettingsProblem>> {
     let parts = split::<T>(table);
     let mut problems = Vec::new();
     let client = match parts.client {
@@ -159,8 +160,8 @@ pub(crate) fn parse<T: DeserializeOwned, R>(
         }
     };
     let own = match parts.own {
-        Ok(s) => match resolve(&s, watermark.as_ref(), client.as_ref()) {
-            Ok(r) => Some((s, r)),
+        Ok(s) => match plan(&s, watermark.as_ref(), client.as_ref()) {
+            Ok(p) => Some((s, p)),
             Err(p) => {
                 problems.extend(p);
                 None
@@ -172,39 +173,38 @@ pub(crate) fn parse<T: DeserializeOwned, R>(
         }
     };
     match (client, own) {
-        (Some(c), Some((s, r))) if problems.is_empty() => Ok((s, c, r)),
+        (Some(c), Some((s, p))) if problems.is_empty() => Ok((s, c, p)),
         _ => Err(problems),
     }
 }
 
-/// What a pull source keeps: its id, its own settings, their checked form and its HTTP client.
-pub(crate) struct Inner<S, R> {
+/// What a pull source keeps: its id, its own settings, its pull plan and its HTTP client.
+pub(crate) struct Inner<S, P> {
     /// The source's id.
     pub source_id: String,
     /// The kind's own keys.
     pub settings: S,
-    /// Those keys, checked.
-    pub resolved: R,
+    /// How it asks for pages and reads the answers (the own keys, checked).
+    pub plan: P,
     /// The HTTP client (connection keys).
     pub client: HttpClient,
 }
 
-impl<S, R> Inner<S, R> {
+impl<S, P> Inner<S, P> {
     /// Build from a table that `parse` checks; its problems become one settings error.
     pub fn build(
         source_id: &str,
         table: &toml::Table,
         base: &Path,
-        parse: impl FnOnce(&toml::Table, &Path) -> Result<(S, ClientSettings, R), Vec<SettingsProblem>>,
+        parse: impl FnOnce(&toml::Table, &Path) -> Result<(S, ClientSettings, P), Vec<SettingsProblem>>,
     ) -> Result<Arc<Self>, SourceError> {
-        let (settings, client_settings, resolved) = parse(table, base).map_err(|problems| {
-            SourceError::Settings(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
-        })?;
+        let (settings, client_settings, plan) =
+            parse(table, base).map_err(|problems| SourceError::Settings(joined(&problems)))?;
         let client = HttpClient::new(source_id, &client_settings, base)?;
         Ok(Arc::new(Inner {
             source_id: source_id.to_string(),
             settings,
-            resolved,
+            plan,
             client,
         }))
     }

@@ -139,9 +139,9 @@ enum Pagination {
     NextLink,
 }
 
-/// Everything a REST source needs, checked.
+/// How a REST source asks for pages and reads the answers: its settings, checked.
 #[derive(Debug)]
-struct Resolved {
+struct RestPullPlan {
     method: Method,
     url: Url,
     query: Vec<(String, Template)>,
@@ -154,7 +154,9 @@ struct Resolved {
 }
 
 impl RestSourceSettings {
-    fn resolve(&self, base: &Path, watermark: Option<&Watermark>) -> Result<Resolved, Vec<SettingsProblem>> {
+    /// Check the own keys, given the checked watermark keys, into the pull plan; every
+    /// problem names its key.
+    fn plan(&self, base: &Path, watermark: Option<&Watermark>) -> Result<RestPullPlan, Vec<SettingsProblem>> {
         let mut problems = Vec::new();
         let method = match self.method.to_ascii_uppercase().as_str() {
             "GET" => Method::GET,
@@ -291,7 +293,7 @@ impl RestSourceSettings {
             }
         }
         match (url, watermark) {
-            (Some(url), Some(w)) if problems.is_empty() => Ok(Resolved {
+            (Some(url), Some(w)) if problems.is_empty() => Ok(RestPullPlan {
                 method,
                 url,
                 query,
@@ -315,9 +317,9 @@ pub fn check(table: &toml::Table, base: &Path) -> Vec<SettingsProblem> {
 fn parse(
     table: &toml::Table,
     base: &Path,
-) -> Result<(RestSourceSettings, ClientSettings, Resolved), Vec<SettingsProblem>> {
+) -> Result<(RestSourceSettings, ClientSettings, RestPullPlan), Vec<SettingsProblem>> {
     http_pull::parse(table, base, |s: &RestSourceSettings, watermark, _| {
-        s.resolve(base, watermark)
+        s.plan(base, watermark)
     })
 }
 
@@ -328,7 +330,7 @@ pub fn build(source_id: &str, table: &toml::Table, base: &Path) -> Result<Arc<dy
     }))
 }
 
-type Inner = http_pull::Inner<RestSourceSettings, Resolved>;
+type Inner = http_pull::Inner<RestSourceSettings, RestPullPlan>;
 
 /// A REST pull source.
 pub struct RestSource {
@@ -343,7 +345,7 @@ impl PullSource for RestSource {
     fn start(&self, cursor: Option<String>, mode: PullMode) -> Box<dyn PullRun> {
         let progress = self
             .inner
-            .start_progress("REST", &self.inner.resolved.watermark, cursor, mode);
+            .start_progress("REST", &self.inner.plan.watermark, cursor, mode);
         Box::new(RestRun {
             inner: self.inner.clone(),
             progress,
@@ -396,7 +398,7 @@ struct Parsed {
 
 impl RestRun {
     fn values(&self, progress: &Progress) -> Values {
-        let r = &self.inner.resolved;
+        let r = &self.inner.plan;
         let s = &self.inner.settings;
         let mut v = r.params.clone();
         v.insert("page".into(), TemplateValue::Number(self.page_value));
@@ -415,7 +417,7 @@ impl RestRun {
 
     /// The URL and body of the next request.
     fn request_parts(&self, progress: &Progress) -> (Url, Option<String>) {
-        let r = &self.inner.resolved;
+        let r = &self.inner.plan;
         let s = &self.inner.settings;
         let values = self.values(progress);
         if let Some(next) = &self.next_url {
@@ -472,7 +474,7 @@ impl RestRun {
     fn parse_answer(&self, answer: &Answer, progress: &mut Progress) -> Result<Parsed, SourceError> {
         let inner = &self.inner;
         let s = &inner.settings;
-        let encoding = answer_encoding(inner.resolved.encoding, answer.content_type(), &answer.body, false);
+        let encoding = answer_encoding(inner.plan.encoding, answer.content_type(), &answer.body, false);
         let decoded = charset::decode(&answer.body, encoding);
         let mut envelope: Value = serde_json::from_str(decoded.text.trim_start_matches('\u{feff}')).map_err(|e| {
             SourceError::Protocol(format!(
@@ -555,7 +557,7 @@ impl RestRun {
                 format!("page {page_no} #{}", i + 1),
                 &decoded,
                 progress,
-                &inner.resolved.watermark,
+                &inner.plan.watermark,
             ));
         }
         Ok(Parsed {
@@ -599,7 +601,7 @@ impl PullRun for RestRun {
         }
         self.page_number += 1;
         let (url, body) = self.request_parts(&progress);
-        let method = inner.resolved.method.clone();
+        let method = inner.plan.method.clone();
         let answer = inner
             .send(
                 |client| {
@@ -642,7 +644,7 @@ impl PullRun for RestRun {
         let total_reached = parsed.total.is_some_and(|t| self.fetched >= t);
         let last = n == 0
             || total_reached
-            || match inner.resolved.pagination {
+            || match inner.plan.pagination {
                 Pagination::None => true,
                 Pagination::Page => {
                     self.page_value += 1;

@@ -142,9 +142,9 @@ enum WsSecurity {
     Digest,
 }
 
-/// Everything a SOAP source needs, checked.
+/// How a SOAP source asks for pages and reads the answers: its settings, checked.
 #[derive(Debug)]
-struct Resolved {
+struct SoapPullPlan {
     url: Url,
     soap12: bool,
     action: Option<String>,
@@ -161,12 +161,14 @@ struct Resolved {
 }
 
 impl SoapSourceSettings {
-    fn resolve(
+    /// Check the own keys, given the checked watermark keys, into the pull plan; every
+    /// problem names its key.
+    fn plan(
         &self,
         base: &Path,
         watermark: Option<&Watermark>,
         max_bytes: usize,
-    ) -> Result<Resolved, Vec<SettingsProblem>> {
+    ) -> Result<SoapPullPlan, Vec<SettingsProblem>> {
         let mut problems = Vec::new();
         let url = http_pull::http_url(&self.url, &mut problems);
         let soap12 = match self.soap_version.as_str() {
@@ -312,7 +314,7 @@ impl SoapSourceSettings {
             }
         }
         match (url, envelope, watermark) {
-            (Some(url), Some(envelope), Some(w)) if problems.is_empty() => Ok(Resolved {
+            (Some(url), Some(envelope), Some(w)) if problems.is_empty() => Ok(SoapPullPlan {
                 url,
                 soap12,
                 action: self.action.clone(),
@@ -475,10 +477,10 @@ pub fn check(table: &toml::Table, base: &Path) -> Vec<SettingsProblem> {
 fn parse(
     table: &toml::Table,
     base: &Path,
-) -> Result<(SoapSourceSettings, ClientSettings, Resolved), Vec<SettingsProblem>> {
+) -> Result<(SoapSourceSettings, ClientSettings, SoapPullPlan), Vec<SettingsProblem>> {
     http_pull::parse(table, base, |s: &SoapSourceSettings, watermark, client| {
         let max_bytes = client.map_or(64 * 1024 * 1024, |c| c.max_response_bytes);
-        s.resolve(base, watermark, max_bytes)
+        s.plan(base, watermark, max_bytes)
     })
 }
 
@@ -489,12 +491,12 @@ pub fn build(source_id: &str, table: &toml::Table, base: &Path) -> Result<Arc<dy
     }))
 }
 
-type Inner = http_pull::Inner<SoapSourceSettings, Resolved>;
+type Inner = http_pull::Inner<SoapSourceSettings, SoapPullPlan>;
 
 impl Inner {
     /// The request body for these values, with a fresh WS-Security header.
     fn envelope(&self, values: &Values) -> String {
-        let r = &self.resolved;
+        let r = &self.plan;
         let mut values = values.clone();
         let marked = r.envelope.uses("ws_security");
         if marked {
@@ -513,7 +515,7 @@ impl Inner {
     }
 
     fn content_type(&self) -> String {
-        let r = &self.resolved;
+        let r = &self.plan;
         let charset = r.request_encoding.name().to_ascii_lowercase();
         match (r.soap12, &r.action) {
             (true, Some(a)) => format!("application/soap+xml; charset={charset}; action=\"{a}\""),
@@ -536,7 +538,7 @@ impl PullSource for SoapSource {
     fn start(&self, cursor: Option<String>, mode: PullMode) -> Box<dyn PullRun> {
         let progress = self
             .inner
-            .start_progress("SOAP", &self.inner.resolved.watermark, cursor, mode);
+            .start_progress("SOAP", &self.inner.plan.watermark, cursor, mode);
         Box::new(SoapRun {
             inner: self.inner.clone(),
             progress,
@@ -564,7 +566,7 @@ struct SoapRun {
 
 impl SoapRun {
     fn values(&self, progress: &Progress) -> Values {
-        let r = &self.inner.resolved;
+        let r = &self.inner.plan;
         let s = &self.inner.settings;
         let mut v = r.params.clone();
         let size = i64::from(s.page_size);
@@ -601,7 +603,7 @@ impl PullRun for SoapRun {
         let mut progress = http_pull::resume(&self.progress).inspect_err(|_| self.done = true)?;
         let inner = self.inner.clone();
         let s = &inner.settings;
-        let r = &inner.resolved;
+        let r = &inner.plan;
         if self.page_number >= s.max_pages {
             return self.fail(http_pull::max_pages_reached(s.max_pages));
         }
@@ -758,8 +760,8 @@ mod tests {
         let text = format!(
             "url = \"http://h\"\nrecords_path = \"a\"\nenvelope_template = '{ENVELOPE}'\nusername = \"u\"\npassword = \"pw-secret-1\"\nws_security = \"password_text\"\nauth = {{ kind = \"basic\", username = \"b\", password = \"pw-secret-2\" }}"
         );
-        let (settings, client, resolved) = parse(&text.parse().unwrap(), Path::new("/")).unwrap();
-        let shown = format!("{settings:?} {client:?} {resolved:?}");
+        let (settings, client, plan) = parse(&text.parse().unwrap(), Path::new("/")).unwrap();
+        let shown = format!("{settings:?} {client:?} {plan:?}");
         assert!(
             !shown.contains("pw-secret-1") && !shown.contains("pw-secret-2"),
             "{shown}"
