@@ -10,6 +10,7 @@
 
 use super::contract::{PulledRecord, SourceError, SourceItem, UnparsedRecord};
 use crate::common::amqp_url::broker_uri;
+use crate::common::charset;
 use crate::common::secret::SecretSource;
 use crate::common::settings::SettingsProblem;
 use futures_util::StreamExt;
@@ -139,9 +140,7 @@ impl AmqpSourceSettings {
     }
 
     fn encoding(&self) -> Option<&'static encoding_rs::Encoding> {
-        self.charset
-            .as_deref()
-            .and_then(|c| encoding_rs::Encoding::for_label(c.as_bytes()))
+        self.charset.as_deref().and_then(charset::encoding_for_label)
     }
 
     /// Everything that can be checked without connecting.
@@ -472,9 +471,7 @@ pub fn decode_message(
         );
         return Err(poison(body, position, message));
     }
-    let declared = content_type
-        .and_then(|c| c.split(';').find_map(|p| p.trim().strip_prefix("charset=")))
-        .and_then(|label| encoding_rs::Encoding::for_label(label.trim_matches('"').as_bytes()));
+    let declared = content_type.and_then(charset::content_type_charset);
     let is_xml = match content_type {
         Some(c) if c.contains("xml") => true,
         Some(c) if c.contains("json") => false,
@@ -629,6 +626,12 @@ mod tests {
         let json = settings("charset = \"GBK\"");
         let (body, _, _) = encoding_rs::GBK.encode(r#"{"dsr":"王五"}"#);
         assert_eq!(decode(&json, None, &body).unwrap()[0].value["dsr"], "王五");
+        let utf8_default = settings("");
+        let declared = decode(&utf8_default, Some("application/json; charset=gbk"), &body).unwrap();
+        assert_eq!(
+            declared[0].value["dsr"], "王五",
+            "the message's charset wins over the default"
+        );
         let dtd = decode(
             &s,
             Some("application/xml"),
