@@ -5,8 +5,8 @@
 //!
 //! Each record's `payload` is that record's JSON text and its `position` `page N #M` (M counted
 //! within the page). A record holding bytes that were malformed in the answer's character set
-//! is an [`UnparsedRecord`]; an answer that is not JSON at all fails the run (nothing of it is
-//! skipped: the next run asks again).
+//! is an [`UnparsedRecord`](super::UnparsedRecord); an answer that is not JSON at all fails the
+//! run (nothing of it is skipped: the next run asks again).
 
 use super::contract::{Page, PullMode, PullRun, PullSource, SourceError, SourceItem};
 use super::http_pull;
