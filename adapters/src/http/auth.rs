@@ -646,6 +646,18 @@ impl AuthSettings {
     }
 }
 
+/// The authentication of an optional `auth` table (none when absent); its problems are added,
+/// their keys under `auth.`.
+pub fn auth_of(settings: Option<&AuthSettings>, base: &Path, problems: &mut Vec<SettingsProblem>) -> Auth {
+    match settings.map(|a| a.resolve(base, "auth.")).transpose() {
+        Ok(a) => a.unwrap_or(Auth::None),
+        Err(p) => {
+            problems.extend(p);
+            Auth::None
+        }
+    }
+}
+
 fn sensitive(value: &str) -> Result<HeaderValue, AuthError> {
     let mut v = HeaderValue::try_from(value).map_err(|_| {
         AuthError::Sign(

@@ -14,7 +14,7 @@
 //! through (half-open): its success closes the circuit, its failure opens it again. Any answer
 //! that shows the source is up (2xx, 4xx, a SOAP fault) resets the count.
 
-use super::auth::{Auth, AuthSettings, AuthUsed};
+use super::auth::{auth_of, Auth, AuthSettings, AuthUsed};
 use crate::common::health::{CircuitState, SourceHealth};
 use crate::common::http_error::{error_chain, AuthError, HttpError};
 use crate::common::retry_after::retry_after_header;
@@ -143,6 +143,27 @@ impl Default for ClientSettings {
     }
 }
 
+/// The `headers` setting as a header map; an invalid name or value is a problem of
+/// `headers.<name>`.
+pub fn header_map(headers: &BTreeMap<String, String>, problems: &mut Vec<SettingsProblem>) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        match (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
+            (Ok(n), Ok(v)) => {
+                map.insert(n, v);
+            }
+            _ => problems.push(SettingsProblem::new(
+                format!("headers.{name}"),
+                "无效的 HTTP 头 / invalid HTTP header",
+            )),
+        }
+    }
+    map
+}
+
 /// How a client sends, checked: what [`HttpClient::with_options`] takes.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -247,28 +268,8 @@ impl ClientSettings {
         if self.max_response_bytes < 1024 {
             problem("max_response_bytes", "应至少为 1024 / must be at least 1024");
         }
-        let mut headers = HeaderMap::new();
-        for (name, value) in &self.headers {
-            match (
-                HeaderName::try_from(name.as_str()),
-                HeaderValue::try_from(value.as_str()),
-            ) {
-                (Ok(n), Ok(v)) => {
-                    headers.insert(n, v);
-                }
-                _ => problems.push(SettingsProblem {
-                    key: format!("headers.{name}"),
-                    message: "无效的 HTTP 头 / invalid HTTP header".into(),
-                }),
-            }
-        }
-        let auth = match self.auth.as_ref().map(|a| a.resolve(base, "auth.")).transpose() {
-            Ok(a) => a.unwrap_or(Auth::None),
-            Err(p) => {
-                problems.extend(p);
-                Auth::None
-            }
-        };
+        let headers = header_map(&self.headers, &mut problems);
+        let auth = auth_of(self.auth.as_ref(), base, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }

@@ -19,14 +19,14 @@ use crate::common::retry_after::retry_after_header;
 use crate::common::settings::{joined, template_text, SettingsProblem};
 use crate::common::template::Escaping;
 use crate::common::text::excerpt;
-use crate::http::auth::Auth;
 /// `auth` of a REST sink: the same options as the pull adapters' (see [`crate::http::auth`]).
 pub use crate::http::auth::AuthSettings;
-use crate::http::client::{Answer, ClientOptions, HttpClient, RetryPolicy};
+use crate::http::auth::{auth_of, Auth};
+use crate::http::client::{header_map, Answer, ClientOptions, HttpClient, RetryPolicy};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use governor::Quota;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -174,28 +174,8 @@ impl RestSettings {
                 Some(t)
             }
         };
-        let mut headers = HeaderMap::new();
-        for (name, value) in &self.headers {
-            match (
-                HeaderName::try_from(name.as_str()),
-                HeaderValue::try_from(value.as_str()),
-            ) {
-                (Ok(n), Ok(v)) => {
-                    headers.insert(n, v);
-                }
-                _ => problem(
-                    &format!("headers.{name}"),
-                    "无效的 HTTP 头 / invalid HTTP header".into(),
-                ),
-            }
-        }
-        let auth = match self.auth.as_ref().map(|a| a.resolve(base, "auth.")).transpose() {
-            Ok(a) => a.unwrap_or(Auth::None),
-            Err(p) => {
-                problems.extend(p);
-                Auth::None
-            }
-        };
+        let headers = header_map(&self.headers, &mut problems);
+        let auth = auth_of(self.auth.as_ref(), base, &mut problems);
         if self.rate_limit_per_second == Some(0) || self.rate_limit_burst == Some(0) {
             problems.push(SettingsProblem {
                 key: "rate_limit_per_second".into(),
