@@ -14,7 +14,6 @@
 //! "soap"`, table `[sources.soap]`); the gateway checks a table with [`check_settings`] and
 //! builds the source with [`build`]. [`amqp`] is the queue consumer (`kind = "amqp"`), which the
 //! gateway runs itself: it acknowledges messages after their commit.
-
 //!
 //! The contract's types are in `contract.rs`, what REST and SOAP share in `http_pull.rs`, the
 //! keys both read in [`settings`].
