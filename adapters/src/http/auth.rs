@@ -19,9 +19,11 @@
 //! Secrets come inline (avoid), from `<name>_env` or `<name>_file`; none of them is ever
 //! printed, logged or shown by `Debug`.
 
-use super::{json_at, scalar_text, Redacted};
-use crate::sinks::secret::{Secret, SecretSource};
-use crate::sinks::SettingsProblem;
+use crate::common::http_error::{error_chain, AuthError};
+use crate::common::json_path::{json_at, scalar_text};
+use crate::common::secret::{Redacted, Secret, SecretSource};
+use crate::common::settings::SettingsProblem;
+use crate::common::text::excerpt;
 use base64::Engine as _;
 use governor::DefaultDirectRateLimiter;
 use hmac::{Hmac, Mac};
@@ -139,20 +141,6 @@ pub struct AuthSettings {
     pub string_to_sign: Option<String>,
     /// hmac: `hex` (default, lower case) or `base64`.
     pub signature_encoding: Option<String>,
-}
-
-/// Why a request could not be authorised.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum AuthError {
-    /// The token endpoint could not be reached or did not answer in time.
-    #[error("令牌接口不可达 / token endpoint unreachable: {0}")]
-    Unreachable(String),
-    /// The token endpoint refused or answered something unusable.
-    #[error("令牌接口拒绝或应答无效 / token endpoint refused or gave no token: {0}")]
-    Refused(String),
-    /// The request could not be signed or given its header.
-    #[error("无法为请求签名 / cannot sign the request: {0}")]
-    Sign(String),
 }
 
 /// Body encoding of a token request.
@@ -658,6 +646,18 @@ impl AuthSettings {
     }
 }
 
+/// The authentication of an optional `auth` table (none when absent); its problems are added,
+/// their keys under `auth.`.
+pub fn auth_of(settings: Option<&AuthSettings>, base: &Path, problems: &mut Vec<SettingsProblem>) -> Auth {
+    match settings.map(|a| a.resolve(base, "auth.")).transpose() {
+        Ok(a) => a.unwrap_or(Auth::None),
+        Err(p) => {
+            problems.extend(p);
+            Auth::None
+        }
+    }
+}
+
 fn sensitive(value: &str) -> Result<HeaderValue, AuthError> {
     let mut v = HeaderValue::try_from(value).map_err(|_| {
         AuthError::Sign(
@@ -794,17 +794,17 @@ impl TokenAuth {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| AuthError::Unreachable(super::client::error_chain(&e)))?;
+            .map_err(|e| AuthError::Unreachable(error_chain(&e)))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| AuthError::Unreachable(super::client::error_chain(&e)))?;
+            .map_err(|e| AuthError::Unreachable(error_chain(&e)))?;
         if !status.is_success() {
             return Err(AuthError::Refused(format!(
                 "HTTP {}: {}",
                 status.as_u16(),
-                crate::sinks::excerpt(String::from_utf8_lossy(&body).trim(), 300)
+                excerpt(String::from_utf8_lossy(&body).trim(), 300)
             )));
         }
         let answer: serde_json::Value = serde_json::from_slice(&body)

@@ -1,25 +1,33 @@
-//! One HTTP client per pull source: rate limit (governor: never more than the configured rate,
-//! plus the burst), a concurrency limit, connect and request timeouts, retries with exponential
-//! backoff and jitter on 5xx, 408, 429 (honouring `Retry-After`, in seconds or as an HTTP date),
-//! timeouts and connection errors, a token refresh and one new try after a 401, a circuit
-//! breaker, and the counters behind `health()`.
+//! One HTTP client per pull source (and one for the REST sink): rate limit (governor: never
+//! more than the configured rate, plus the burst), a concurrency limit, connect and request
+//! timeouts, the configured headers and authentication, a token refresh and one new try after a
+//! 401, and the counters behind `health()`.
+//!
+//! [`HttpClient::send`], for the pull sources, also retries with exponential backoff and jitter
+//! on 5xx, 408, 429 (honouring `Retry-After`, in seconds or as an HTTP date), timeouts and
+//! connection errors, behind a circuit breaker. [`HttpClient::exchange`], for the REST sink,
+//! sends once and hands back whatever the peer answered: its caller decides about retries.
 //!
 //! The circuit breaker counts consecutive failed attempts (an answer 5xx/408/429, a timeout, a
 //! connection error). After `circuit_failures` of them it opens: requests fail at once with
-//! [`SourceError::CircuitOpen`] for `circuit_open_seconds`; then one trial request is let
+//! [`HttpError::CircuitOpen`] for `circuit_open_seconds`; then one trial request is let
 //! through (half-open): its success closes the circuit, its failure opens it again. Any answer
 //! that shows the source is up (2xx, 4xx, a SOAP fault) resets the count.
 
-use super::auth::{Auth, AuthError, AuthSettings};
-use crate::sinks::SettingsProblem;
-use crate::sources::{CircuitState, SourceError, SourceHealth};
+use super::auth::{auth_of, Auth, AuthSettings, AuthUsed};
+use crate::common::health::{CircuitState, SourceHealth};
+use crate::common::http_error::{error_chain, AuthError, HttpError};
+use crate::common::retry_after::retry_after_header;
+use crate::common::settings::{joined, SettingsProblem};
+use crate::common::text::excerpt;
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng as _;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::StatusCode;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt::Display;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -135,10 +143,76 @@ impl Default for ClientSettings {
     }
 }
 
-/// Everything of [`ClientSettings`] that needs checking, resolved.
-struct Resolved {
-    headers: HeaderMap,
-    auth: Auth,
+/// The `headers` setting as a header map; an invalid name or value is a problem of
+/// `headers.<name>`.
+pub fn header_map(headers: &BTreeMap<String, String>, problems: &mut Vec<SettingsProblem>) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        match (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::try_from(value.as_str()),
+        ) {
+            (Ok(n), Ok(v)) => {
+                map.insert(n, v);
+            }
+            _ => problems.push(SettingsProblem::new(
+                format!("headers.{name}"),
+                "无效的 HTTP 头 / invalid HTTP header",
+            )),
+        }
+    }
+    map
+}
+
+/// How a client sends, checked: what [`HttpClient::with_options`] takes.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Longest wait for a whole answer.
+    pub timeout: Duration,
+    /// Longest wait for a connection.
+    pub connect_timeout: Duration,
+    /// Follow up to five redirects (pull sources); false: a 3xx is the peer's answer.
+    pub follow_redirects: bool,
+    /// The rate limit, if any; token requests count too.
+    pub quota: Option<Quota>,
+    /// Requests in flight at once over the client; `None`: no limit.
+    pub concurrency: Option<usize>,
+    /// Largest answer accepted, bytes; `None`: any size.
+    pub max_response_bytes: Option<usize>,
+    /// Headers added to every request that does not set them itself.
+    pub headers: HeaderMap,
+    /// Credentials added to every request.
+    pub auth: Auth,
+    /// Retries and circuit breaker of [`HttpClient::send`].
+    pub retry: RetryPolicy,
+}
+
+/// Retries and circuit breaker of [`HttpClient::send`] (not used by [`HttpClient::exchange`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts per request, at least 1.
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubles each attempt, half of it random.
+    pub retry_initial: Duration,
+    /// Longest retry delay; a longer `Retry-After` ends the request.
+    pub retry_max: Duration,
+    /// Consecutive failed attempts that open the circuit.
+    pub circuit_failures: u32,
+    /// How long an open circuit pauses the requests.
+    pub circuit_open: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// The defaults of [`ClientSettings`].
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: default_attempts(),
+            retry_initial: Duration::from_millis(default_retry_initial()),
+            retry_max: Duration::from_millis(default_retry_max()),
+            circuit_failures: default_circuit_failures(),
+            circuit_open: Duration::from_secs_f64(default_circuit_open()),
+        }
+    }
 }
 
 fn seconds_ok(v: f64, min: f64, max: f64) -> bool {
@@ -146,7 +220,8 @@ fn seconds_ok(v: f64, min: f64, max: f64) -> bool {
 }
 
 impl ClientSettings {
-    fn resolve(&self, base: &Path) -> Result<Resolved, Vec<SettingsProblem>> {
+    /// The options of a client with these settings; every problem, each naming its key.
+    pub fn options(&self, base: &Path) -> Result<ClientOptions, Vec<SettingsProblem>> {
         let mut problems = Vec::new();
         let mut problem = |key: &str, message: &str| {
             problems.push(SettingsProblem {
@@ -193,38 +268,42 @@ impl ClientSettings {
         if self.max_response_bytes < 1024 {
             problem("max_response_bytes", "应至少为 1024 / must be at least 1024");
         }
-        let mut headers = HeaderMap::new();
-        for (name, value) in &self.headers {
-            match (
-                HeaderName::try_from(name.as_str()),
-                HeaderValue::try_from(value.as_str()),
-            ) {
-                (Ok(n), Ok(v)) => {
-                    headers.insert(n, v);
-                }
-                _ => problems.push(SettingsProblem {
-                    key: format!("headers.{name}"),
-                    message: "无效的 HTTP 头 / invalid HTTP header".into(),
-                }),
-            }
+        let headers = header_map(&self.headers, &mut problems);
+        let auth = auth_of(self.auth.as_ref(), base, &mut problems);
+        if !problems.is_empty() {
+            return Err(problems);
         }
-        let auth = match self.auth.as_ref().map(|a| a.resolve(base, "auth.")).transpose() {
-            Ok(a) => a.unwrap_or(Auth::None),
-            Err(p) => {
-                problems.extend(p);
-                Auth::None
-            }
-        };
-        if problems.is_empty() {
-            Ok(Resolved { headers, auth })
-        } else {
-            Err(problems)
-        }
+        let quota = self.rate_limit_per_second.map(|rate| {
+            let burst = self
+                .rate_limit_burst
+                .and_then(std::num::NonZeroU32::new)
+                .unwrap_or(std::num::NonZeroU32::MIN);
+            let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_nanos(1));
+            let quota = Quota::with_period(period).unwrap_or_else(|| Quota::per_second(std::num::NonZeroU32::MAX));
+            quota.allow_burst(burst)
+        });
+        Ok(ClientOptions {
+            timeout: Duration::from_secs_f64(self.timeout_seconds),
+            connect_timeout: Duration::from_secs_f64(self.connect_timeout_seconds),
+            follow_redirects: true,
+            quota,
+            concurrency: Some(self.concurrency.max(1)),
+            max_response_bytes: Some(self.max_response_bytes),
+            headers,
+            auth,
+            retry: RetryPolicy {
+                max_attempts: self.max_attempts.max(1),
+                retry_initial: Duration::from_millis(self.retry_initial_ms),
+                retry_max: Duration::from_millis(self.retry_max_ms),
+                circuit_failures: self.circuit_failures.max(1),
+                circuit_open: Duration::from_secs_f64(self.circuit_open_seconds),
+            },
+        })
     }
 
     /// Problems found without connecting (values in range, headers valid, secrets readable).
     pub fn check(&self, base: &Path) -> Vec<SettingsProblem> {
-        self.resolve(base).err().unwrap_or_default()
+        self.options(base).err().unwrap_or_default()
     }
 }
 
@@ -265,102 +344,69 @@ struct State {
     last_error: Option<(DateTime<Utc>, String)>,
 }
 
-/// What one attempt gave.
+/// What one attempt of [`HttpClient::send`] gave.
 enum Attempt {
     Done(Answer),
     /// Try again (after this wait, if the source asked for one).
     Transient(String, Option<Duration>),
     /// Stop with this error; `reachable` says the source answered (resets the breaker).
-    Final(SourceError, bool),
+    Final(HttpError, bool),
     /// 401 with a token that can be refreshed.
-    Unauthorized(String),
+    Unauthorized(HttpError),
 }
 
-/// The HTTP client of one pull source.
+/// The HTTP client of one pull source (or of the REST sink).
 pub struct HttpClient {
-    source_id: String,
+    name: String,
     client: reqwest::Client,
     auth: Auth,
     headers: HeaderMap,
     limiter: Option<DefaultDirectRateLimiter>,
-    permits: tokio::sync::Semaphore,
-    max_attempts: u32,
-    retry_initial: Duration,
-    retry_max: Duration,
-    circuit_failures: u32,
-    circuit_open: Duration,
-    max_response_bytes: usize,
+    permits: Option<tokio::sync::Semaphore>,
+    retry: RetryPolicy,
+    max_response_bytes: Option<usize>,
     state: Mutex<State>,
 }
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpClient")
-            .field("source_id", &self.source_id)
+            .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }
 
-/// An error with its causes, without the request URL (it may carry a key in its query).
-pub fn error_chain(e: &reqwest::Error) -> String {
-    let mut text = match e.url() {
-        Some(u) => e.to_string().replace(u.as_str(), "<url>"),
-        None => e.to_string(),
-    };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    crate::sinks::excerpt(&text, 500)
-}
-
-/// Seconds or an HTTP date in `Retry-After`, as a wait from now.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    crate::sinks::rest::parse_retry_after(value)
-}
-
 impl HttpClient {
-    /// A client for `source_id` (no connection is made before the first request).
-    pub fn new(source_id: &str, settings: &ClientSettings, base: &Path) -> Result<HttpClient, SourceError> {
-        let resolved = settings.resolve(base).map_err(|problems| {
-            SourceError::Settings(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
-        })?;
+    /// The client of the pull source `source_id` (no connection is made before the first
+    /// request).
+    pub fn new(source_id: &str, settings: &ClientSettings, base: &Path) -> Result<HttpClient, HttpError> {
+        let options = settings.options(base).map_err(|p| HttpError::Settings(joined(&p)))?;
+        HttpClient::with_options(source_id, options)
+    }
+
+    /// A client named `name` (in logs) that sends as `options` say.
+    pub fn with_options(name: &str, options: ClientOptions) -> Result<HttpClient, HttpError> {
+        let redirects = if options.follow_redirects {
+            reqwest::redirect::Policy::limited(5)
+        } else {
+            reqwest::redirect::Policy::none()
+        };
         let client = reqwest::Client::builder()
             .user_agent(concat!("ganzhi-gateway/", env!("CARGO_PKG_VERSION")))
-            .timeout(Duration::from_secs_f64(settings.timeout_seconds))
-            .connect_timeout(Duration::from_secs_f64(settings.connect_timeout_seconds))
-            .redirect(reqwest::redirect::Policy::limited(5))
+            .timeout(options.timeout)
+            .connect_timeout(options.connect_timeout)
+            .redirect(redirects)
             .build()
-            .map_err(|e| {
-                SourceError::Settings(format!(
-                    "无法创建 HTTP 客户端 / cannot create the HTTP client: {}",
-                    error_chain(&e)
-                ))
-            })?;
-        let limiter = settings.rate_limit_per_second.map(|rate| {
-            let burst = settings
-                .rate_limit_burst
-                .and_then(std::num::NonZeroU32::new)
-                .unwrap_or(std::num::NonZeroU32::MIN);
-            let period = Duration::from_secs_f64(1.0 / rate).max(Duration::from_nanos(1));
-            let quota = Quota::with_period(period).unwrap_or_else(|| Quota::per_second(std::num::NonZeroU32::MAX));
-            RateLimiter::direct(quota.allow_burst(burst))
-        });
+            .map_err(|e| HttpError::Client(error_chain(&e)))?;
         Ok(HttpClient {
-            source_id: source_id.to_string(),
+            name: name.to_string(),
             client,
-            auth: resolved.auth,
-            headers: resolved.headers,
-            limiter,
-            permits: tokio::sync::Semaphore::new(settings.concurrency.max(1)),
-            max_attempts: settings.max_attempts.max(1),
-            retry_initial: Duration::from_millis(settings.retry_initial_ms),
-            retry_max: Duration::from_millis(settings.retry_max_ms),
-            circuit_failures: settings.circuit_failures.max(1),
-            circuit_open: Duration::from_secs_f64(settings.circuit_open_seconds),
-            max_response_bytes: settings.max_response_bytes,
+            auth: options.auth,
+            headers: options.headers,
+            limiter: options.quota.map(RateLimiter::direct),
+            permits: options.concurrency.map(|n| tokio::sync::Semaphore::new(n.max(1))),
+            retry: options.retry,
+            max_response_bytes: options.max_response_bytes,
             state: Mutex::new(State {
                 breaker: Breaker {
                     state: CircuitState::Closed,
@@ -400,23 +446,23 @@ impl HttpClient {
     }
 
     /// May a request go out now? (Takes the half-open trial when it is due.)
-    fn admit(&self) -> Result<(), SourceError> {
+    fn admit(&self) -> Result<(), HttpError> {
         let mut s = self.state();
         let b = &mut s.breaker;
         match b.state {
             CircuitState::Closed => Ok(()),
             CircuitState::Open => match b.until {
-                Some((at, _)) if Instant::now() < at => Err(SourceError::CircuitOpen {
+                Some((at, _)) if Instant::now() < at => Err(HttpError::CircuitOpen {
                     until: b.until.map_or_else(Utc::now, |(_, utc)| utc),
                 }),
                 _ => {
                     b.state = CircuitState::HalfOpen;
                     b.trial_in_flight = true;
-                    tracing::info!(source = %self.source_id, "circuit half-open: sending one trial request");
+                    tracing::info!(source = %self.name, "circuit half-open: sending one trial request");
                     Ok(())
                 }
             },
-            CircuitState::HalfOpen if b.trial_in_flight => Err(SourceError::CircuitOpen {
+            CircuitState::HalfOpen if b.trial_in_flight => Err(HttpError::CircuitOpen {
                 until: b.until.map_or_else(Utc::now, |(_, utc)| utc),
             }),
             CircuitState::HalfOpen => {
@@ -431,7 +477,7 @@ impl HttpClient {
         let mut s = self.state();
         let b = &mut s.breaker;
         if b.state != CircuitState::Closed {
-            tracing::info!(source = %self.source_id, "circuit closed: the source answers again");
+            tracing::info!(source = %self.name, "circuit closed: the source answers again");
         }
         b.state = CircuitState::Closed;
         b.consecutive = 0;
@@ -446,12 +492,12 @@ impl HttpClient {
         let b = &mut s.breaker;
         b.consecutive = b.consecutive.saturating_add(1);
         b.trial_in_flight = false;
-        if b.state == CircuitState::HalfOpen || b.consecutive >= self.circuit_failures {
-            let utc = Utc::now() + chrono::Duration::from_std(self.circuit_open).unwrap_or_default();
+        if b.state == CircuitState::HalfOpen || b.consecutive >= self.retry.circuit_failures {
+            let utc = Utc::now() + chrono::Duration::from_std(self.retry.circuit_open).unwrap_or_default();
             b.state = CircuitState::Open;
-            b.until = Some((Instant::now() + self.circuit_open, utc));
+            b.until = Some((Instant::now() + self.retry.circuit_open, utc));
             tracing::warn!(
-                source = %self.source_id,
+                source = %self.name,
                 consecutive_failures = b.consecutive,
                 reopens_at = %utc,
                 "circuit open: the source is paused"
@@ -461,13 +507,10 @@ impl HttpClient {
         false
     }
 
-    /// Count a pull that failed after its answer arrived (a business status, a SOAP fault, an
-    /// unreadable answer), so that `health()` shows it.
-    pub fn record_failure(&self, error: &SourceError) {
-        self.request_failed(error);
-    }
-
-    fn request_failed(&self, error: &SourceError) {
+    /// Count a failed request (after its retries), or a pull that failed after its answer
+    /// arrived (a business status, a SOAP fault, an unreadable answer), so that `health()`
+    /// shows it.
+    pub fn record_failure(&self, error: &impl Display) {
         let mut s = self.state();
         s.failures += 1;
         s.last_error = Some((Utc::now(), error.to_string()));
@@ -477,9 +520,10 @@ impl HttpClient {
     /// the maximum, the upper half random.
     fn backoff(&self, retry: u32) -> Duration {
         let exp = self
+            .retry
             .retry_initial
             .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1).min(20)))
-            .min(self.retry_max);
+            .min(self.retry.retry_max);
         let half = exp / 2;
         let jitter = rand::rng().random_range(0..=half.as_micros().min(u128::from(u64::MAX)) as u64);
         half + Duration::from_micros(jitter)
@@ -487,8 +531,9 @@ impl HttpClient {
 
     /// Send a request built by `build` (called again for every attempt), with retries.
     /// `is_answer` may claim an answer that is not 2xx as the source's final word (e.g. a SOAP
-    /// fault in an HTTP 500): it is then returned as it is, without retrying.
-    pub async fn send<F, A>(&self, build: F, is_answer: A) -> Result<Answer, SourceError>
+    /// fault in an HTTP 500): it is then returned as it is, without retrying. A failure is not
+    /// counted in `health()`: the caller does that with [`HttpClient::record_failure`].
+    pub async fn send<F, A>(&self, build: F, is_answer: A) -> Result<Answer, HttpError>
     where
         F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
         A: Fn(StatusCode, &[u8]) -> bool,
@@ -496,10 +541,7 @@ impl HttpClient {
         let mut attempt: u32 = 0;
         let mut refreshed = false;
         loop {
-            if let Err(e) = self.admit() {
-                self.request_failed(&e);
-                return Err(e);
-            }
+            self.admit()?;
             attempt += 1;
             let outcome = self.attempt(&build, &is_answer).await;
             let (error, retry_after) = match outcome {
@@ -514,50 +556,38 @@ impl HttpClient {
                         let mut s = self.state();
                         s.breaker.trial_in_flight = false;
                     }
-                    self.request_failed(&e);
                     return Err(e);
                 }
-                Attempt::Unauthorized(message) => {
+                Attempt::Unauthorized(e) => {
                     self.reachable();
                     if !refreshed {
                         refreshed = true;
                         attempt -= 1;
-                        tracing::info!(source = %self.source_id, "HTTP 401: fetching a new token and sending again");
+                        tracing::info!(source = %self.name, "HTTP 401: fetching a new token and sending again");
                         continue;
                     }
-                    let e = SourceError::Auth(message);
-                    self.request_failed(&e);
                     return Err(e);
                 }
                 Attempt::Transient(error, retry_after) => (error, retry_after),
             };
             if self.attempt_failed(&error) {
                 let until = self.state().breaker.until.map_or_else(Utc::now, |(_, utc)| utc);
-                let e = SourceError::CircuitOpen { until };
-                self.request_failed(&e);
-                return Err(e);
+                return Err(HttpError::CircuitOpen { until });
             }
-            if attempt >= self.max_attempts {
-                let e = SourceError::Unavailable(format!("{error} ({attempt} 次尝试后 / after {attempt} attempts)"));
-                self.request_failed(&e);
-                return Err(e);
+            if attempt >= self.retry.max_attempts {
+                return Err(HttpError::GaveUp {
+                    last: error,
+                    attempts: attempt,
+                });
             }
             let wait = match retry_after {
-                Some(w) if w > self.retry_max => {
-                    let e = SourceError::Unavailable(format!(
-                        "{error}; 来源要求等待 {} 秒，超过 retry_max_ms / the source asks to wait {} s, longer than retry_max_ms",
-                        w.as_secs(),
-                        w.as_secs()
-                    ));
-                    self.request_failed(&e);
-                    return Err(e);
-                }
+                Some(w) if w > self.retry.retry_max => return Err(HttpError::WaitTooLong { last: error, wait: w }),
                 Some(w) => w,
                 None => self.backoff(attempt),
             };
             self.state().retries += 1;
             tracing::warn!(
-                source = %self.source_id,
+                source = %self.name,
                 attempt,
                 wait_ms = wait.as_millis() as u64,
                 error = %error,
@@ -567,136 +597,165 @@ impl HttpClient {
         }
     }
 
-    async fn attempt<F, A>(&self, build: &F, is_answer: &A) -> Attempt
+    /// Send a request built by `build` once (once more after a 401, with a fresh token) and
+    /// return the answer, whatever its status: no retries, no circuit breaker.
+    pub async fn exchange<F>(&self, build: F) -> Result<Answer, HttpError>
     where
         F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-        A: Fn(StatusCode, &[u8]) -> bool,
     {
-        let Ok(_permit) = self.permits.acquire().await else {
-            return Attempt::Final(SourceError::Unavailable("client closed".into()), false);
-        };
-        let mut request = match build(&self.client).build() {
-            Ok(r) => r,
-            Err(e) => {
-                return Attempt::Final(
-                    SourceError::Settings(format!("无法构造请求 / cannot build the request: {}", error_chain(&e))),
-                    false,
-                )
+        let mut refreshed = false;
+        loop {
+            let _permit = self.permit().await?;
+            let (response, used, _) = self.start(&build).await?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && !refreshed && self.auth.unauthorized(used).await {
+                refreshed = true;
+                continue;
             }
-        };
+            let headers = response.headers().clone();
+            let body = self.read_body(status, &headers, response).await?;
+            return Ok(Answer { status, headers, body });
+        }
+    }
+
+    /// A place among the requests in flight (none is needed without a concurrency limit).
+    async fn permit(&self) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, HttpError> {
+        match &self.permits {
+            Some(permits) => permits.acquire().await.map(Some).map_err(|_| HttpError::Closed),
+            None => Ok(None),
+        }
+    }
+
+    /// Build the request, add the headers and credentials, wait for the rate limit, send it:
+    /// the answer's head, which credentials it carried, and when it was sent.
+    async fn start<F>(&self, build: &F) -> Result<(reqwest::Response, AuthUsed, Instant), HttpError>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    {
+        let mut request = build(&self.client)
+            .build()
+            .map_err(|e| HttpError::Request(error_chain(&e)))?;
         for (name, value) in &self.headers {
             if !request.headers().contains_key(name) {
                 request.headers_mut().insert(name.clone(), value.clone());
             }
         }
-        let used = match self
+        let used = self
             .auth
             .authorize(&self.client, &mut request, self.limiter.as_ref())
             .await
-        {
-            Ok(u) => u,
-            Err(AuthError::Unreachable(m)) => return Attempt::Transient(format!("token endpoint: {m}"), None),
-            Err(e) => return Attempt::Final(SourceError::Auth(e.to_string()), true),
-        };
+            .map_err(HttpError::Auth)?;
         if let Some(l) = &self.limiter {
             l.until_ready().await;
         }
         self.state().requests += 1;
-        let started = Instant::now();
-        let response = match self.client.execute(request).await {
+        let sent = Instant::now();
+        let response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| HttpError::unanswered(&e))?;
+        Ok((response, used, sent))
+    }
+
+    async fn attempt<F, A>(&self, build: &F, is_answer: &A) -> Attempt
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        A: Fn(StatusCode, &[u8]) -> bool,
+    {
+        let _permit = match self.permit().await {
+            Ok(p) => p,
+            Err(e) => return Attempt::Final(e, false),
+        };
+        let (response, used, sent) = match self.start(build).await {
             Ok(r) => r,
-            Err(e) if e.is_timeout() => {
-                return Attempt::Transient(format!("no answer in time: {}", error_chain(&e)), None)
+            Err(HttpError::Auth(AuthError::Unreachable(m))) => {
+                return Attempt::Transient(format!("token endpoint: {m}"), None)
             }
-            Err(e) if e.is_connect() => {
-                return Attempt::Transient(format!("cannot connect: {}", error_chain(&e)), None)
-            }
-            Err(e) => return Attempt::Transient(format!("request failed: {}", error_chain(&e)), None),
+            Err(e @ HttpError::Auth(_)) => return Attempt::Final(e, true),
+            Err(e @ HttpError::Request(_)) => return Attempt::Final(e, false),
+            Err(e) => return Attempt::Transient(e.to_string(), None),
         };
         let status = response.status();
         let headers = response.headers().clone();
-        let body = match self.read_body(response).await {
+        let body = match self.read_body(status, &headers, response).await {
             Ok(b) => b,
-            Err(attempt) => return attempt,
+            Err(e @ HttpError::TooLarge { .. }) => return Attempt::Final(e, true),
+            Err(e) => return Attempt::Transient(e.to_string(), None),
         };
         tracing::debug!(
-            source = %self.source_id,
+            source = %self.name,
             status = status.as_u16(),
             bytes = body.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms = sent.elapsed().as_millis() as u64,
             "answer"
         );
-        let answer_text = || {
-            format!(
-                "HTTP {}: {}",
-                status.as_u16(),
-                crate::sinks::excerpt(String::from_utf8_lossy(&body).trim(), ANSWER_EXCERPT)
-            )
-        };
+        let excerpt = || excerpt(String::from_utf8_lossy(&body).trim(), ANSWER_EXCERPT);
         if status.is_success() || is_answer(status, &body) {
             return Attempt::Done(Answer { status, headers, body });
         }
         if status == StatusCode::UNAUTHORIZED {
+            let refused = HttpError::Refused {
+                status,
+                body: excerpt(),
+            };
             if self.auth.unauthorized(used).await {
-                return Attempt::Unauthorized(answer_text());
+                return Attempt::Unauthorized(refused);
             }
-            return Attempt::Final(SourceError::Auth(answer_text()), true);
+            return Attempt::Final(refused, true);
         }
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT
         {
-            let retry_after = headers
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
-            return Attempt::Transient(answer_text(), retry_after);
+            let answer = format!("HTTP {}: {}", status.as_u16(), excerpt());
+            return Attempt::Transient(answer, retry_after_header(&headers));
         }
         let error = if status == StatusCode::FORBIDDEN {
-            SourceError::Auth(answer_text())
+            HttpError::Refused {
+                status,
+                body: excerpt(),
+            }
         } else {
-            SourceError::Answer {
-                code: format!("HTTP {}", status.as_u16()),
-                message: crate::sinks::excerpt(String::from_utf8_lossy(&body).trim(), ANSWER_EXCERPT),
+            HttpError::Status {
+                status,
+                body: excerpt(),
             }
         };
         Attempt::Final(error, true)
     }
 
-    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, Attempt> {
-        let too_large = |size: u64| {
-            Attempt::Final(
-                SourceError::Protocol(format!(
-                    "应答过大：{size} 字节以上，上限 {} / answer too large: over {size} bytes, limit {} (max_response_bytes)",
-                    self.max_response_bytes, self.max_response_bytes
-                )),
-                true,
-            )
-        };
+    /// The body of an answer whose head is `status` and `headers`, up to the size limit.
+    async fn read_body(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        mut response: reqwest::Response,
+    ) -> Result<Vec<u8>, HttpError> {
+        let limit = self.max_response_bytes.unwrap_or(usize::MAX);
         if let Some(len) = response.content_length() {
-            if len > self.max_response_bytes as u64 {
-                return Err(too_large(len));
+            if len > limit as u64 {
+                return Err(HttpError::TooLarge { size: len, limit });
             }
         }
         let mut body = Vec::new();
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > self.max_response_bytes {
-                        return Err(too_large((body.len() + chunk.len()) as u64));
+                    if body.len() + chunk.len() > limit {
+                        return Err(HttpError::TooLarge {
+                            size: (body.len() + chunk.len()) as u64,
+                            limit,
+                        });
                     }
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => return Ok(body),
-                Err(e) if e.is_timeout() => {
-                    return Err(Attempt::Transient(
-                        format!("answer not complete in time: {}", error_chain(&e)),
-                        None,
-                    ))
-                }
                 Err(e) => {
-                    return Err(Attempt::Transient(
-                        format!("answer broken off: {}", error_chain(&e)),
-                        None,
-                    ))
+                    return Err(HttpError::Body {
+                        status,
+                        headers: headers.clone(),
+                        timed_out: e.is_timeout(),
+                        detail: error_chain(&e),
+                    })
                 }
             }
         }
@@ -741,14 +800,14 @@ mod tests {
         c.reachable();
         assert!(!c.attempt_failed("a") && !c.attempt_failed("b"));
         assert!(c.attempt_failed("c"));
-        assert!(matches!(c.admit(), Err(SourceError::CircuitOpen { .. })));
+        assert!(matches!(c.admit(), Err(HttpError::CircuitOpen { .. })));
         assert_eq!(c.health().circuit, CircuitState::Open);
         assert!(c.health().circuit_reopens_at.is_some());
         std::thread::sleep(Duration::from_millis(60));
         assert_eq!(c.health().circuit, CircuitState::HalfOpen);
         assert!(c.admit().is_ok(), "the trial");
         assert!(
-            matches!(c.admit(), Err(SourceError::CircuitOpen { .. })),
+            matches!(c.admit(), Err(HttpError::CircuitOpen { .. })),
             "only one trial"
         );
         assert!(c.attempt_failed("trial failed"), "a failed trial opens again");

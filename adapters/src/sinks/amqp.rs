@@ -8,10 +8,12 @@
 //! a message returned as unroutable (`mandatory`, no queue bound), is a failed attempt. The
 //! connection is opened on the first batch and again after it breaks.
 
+use super::delivery::{Delivery, Outcome, Sink, SinkError};
 use super::encode::{envelope, Format};
-use super::secret::SecretSource;
-use super::settings::SettingsProblem;
-use super::{excerpt, Delivery, Outcome, Sink, SinkError};
+use crate::common::amqp_url::broker_uri;
+use crate::common::secret::SecretSource;
+use crate::common::settings::SettingsProblem;
+use crate::common::text::excerpt;
 use async_trait::async_trait;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
@@ -22,21 +24,8 @@ use lapin::Confirmation;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 use tokio::sync::Mutex;
-
-/// The broker URI from its secret source (`url`, `url_env`, `url_file`): `amqp://` or
-/// `amqps://`. An error never shows the URL (it may hold a password).
-pub fn broker_uri(url: SecretSource<'_>, base: &Path) -> Result<AMQPUri, String> {
-    let url = url.require(base)?;
-    if !(url.expose().starts_with("amqp://") || url.expose().starts_with("amqps://")) {
-        return Err("应以 amqp:// 或 amqps:// 开头 / must start with amqp:// or amqps://".into());
-    }
-    AMQPUri::from_str(url.expose()).map_err(|_| {
-        "无效的 AMQP URL（不显示：可能含密码）/ invalid AMQP URL (not shown: it may hold a password)".into()
-    })
-}
 
 /// Settings of `kind = "amqp"`.
 #[derive(Debug, Clone, Deserialize)]

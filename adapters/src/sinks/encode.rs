@@ -1,4 +1,4 @@
-//! Message bodies: the JSON envelope, its XML form, and body/URL templates.
+//! Message bodies: the JSON envelope, its XML form, and the REST sink's body and URL templates.
 //!
 //! The envelope carries the delivery's identity next to the canonical record:
 //!
@@ -12,7 +12,8 @@
 //! elements of `<record>`, and an array becomes one `<item>` per element:
 //! `<officers><item><name>张三</name>...</item></officers>`.
 
-use super::Delivery;
+use super::delivery::Delivery;
+use crate::common::template::{unknown_placeholder, write_text, Escaping, Template};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -215,115 +216,59 @@ impl Field {
     }
 }
 
-/// How a template inserts values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Escaping {
-    /// As JSON values: strings quoted, the record as an object.
-    Json,
-    /// As XML content: text escaped, the record's fields as elements.
-    Xml,
-    /// As URL path or query text, percent-encoded (scalars only).
-    Url,
-}
-
+/// A URL or body template of the REST sink: a text with `{{name}}` placeholders naming
+/// delivery fields (see [`FIELD_NAMES`]), read by the one template engine
+/// ([`crate::common::template`]). The record and the envelope are written whole: as JSON, or
+/// as XML elements; other fields as the escaping asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    Text(String),
-    Field(Field),
-}
+pub struct DeliveryTemplate(Template<Field>);
 
-/// A text with `{{name}}` placeholders (see [`FIELD_NAMES`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
-    parts: Vec<Part>,
-    escaping: Escaping,
-}
-
-impl Template {
+impl DeliveryTemplate {
     /// Parse a template. Unknown placeholders, unclosed `{{`, and the record or envelope in a
     /// URL are errors.
-    pub fn parse(text: &str, escaping: Escaping) -> Result<Template, String> {
-        let mut parts = Vec::new();
-        let mut rest = text;
-        while let Some(start) = rest.find("{{") {
-            if start > 0 {
-                parts.push(Part::Text(rest[..start].to_string()));
-            }
-            let after = &rest[start + 2..];
-            let end = after.find("}}").ok_or_else(|| {
-                format!(
-                    "模板中 {{{{ 未闭合 / unclosed {{{{ at byte {}",
-                    text.len() - rest.len() + start
-                )
-            })?;
-            let name = after[..end].trim();
-            let field = Field::parse(name)
-                .ok_or_else(|| format!("未知占位符 / unknown placeholder {{{{{name}}}}}: use one of {FIELD_NAMES}"))?;
+    pub fn parse(text: &str, escaping: Escaping) -> Result<DeliveryTemplate, String> {
+        Template::parse_with(text, escaping, |name| {
+            let field = Field::parse(name).ok_or_else(|| unknown_placeholder(name, FIELD_NAMES))?;
             if escaping == Escaping::Url && !field.is_scalar() {
                 return Err(format!("URL 中不能使用 / not allowed in a URL: {{{{{name}}}}}"));
             }
-            parts.push(Part::Field(field));
-            rest = &after[end + 2..];
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_string()));
-        }
-        Ok(Template { parts, escaping })
+            Ok(field)
+        })
+        .map(DeliveryTemplate)
     }
 
     /// True when the template has no placeholder.
     pub fn is_constant(&self) -> bool {
-        self.parts.iter().all(|p| matches!(p, Part::Text(_)))
+        self.0.is_constant()
     }
 
     /// The text with every placeholder replaced by the delivery's value.
     pub fn render(&self, d: &Delivery) -> String {
-        let mut out = String::with_capacity(1024);
-        for part in &self.parts {
-            match part {
-                Part::Text(t) => out.push_str(t),
-                Part::Field(f) => self.insert(&mut out, *f, d),
-            }
-        }
-        out
-    }
-
-    fn insert(&self, out: &mut String, field: Field, d: &Delivery) {
-        match (self.escaping, field) {
-            (Escaping::Json, Field::Record) => out.push_str(&d.record.to_string()),
-            (Escaping::Json, Field::Envelope) => out.push_str(&String::from_utf8_lossy(&envelope_json(d))),
-            (Escaping::Json, f) => out.push_str(&f.value(d).to_string()),
-            (Escaping::Xml, Field::Record) => xml_content(out, &d.record),
-            (Escaping::Xml, Field::Envelope) => {
-                let xml = envelope_xml(d);
-                let text = String::from_utf8_lossy(&xml);
-                let inner = text
-                    .split_once("<case>")
-                    .and_then(|(_, rest)| rest.strip_suffix("</case>"))
-                    .unwrap_or_default();
-                out.push_str(inner);
-            }
-            (Escaping::Xml, f) => xml_content(out, &f.value(d)),
-            (Escaping::Url, f) => {
-                let v = f.value(d);
-                let text = match &v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                percent_encode(out, &text);
-            }
-        }
+        let escaping = self.0.escaping();
+        self.0.render_with(|out, field| write_field(out, escaping, *field, d))
     }
 }
 
-/// Percent-encode everything but RFC 3986 unreserved characters.
-fn percent_encode(out: &mut String, text: &str) {
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
+/// Write the delivery's `field` as `escaping` asks.
+fn write_field(out: &mut String, escaping: Escaping, field: Field, d: &Delivery) {
+    match (escaping, field) {
+        (Escaping::Xml, Field::Record) => xml_content(out, &d.record),
+        (Escaping::Xml, Field::Envelope) => {
+            let xml = envelope_xml(d);
+            let text = String::from_utf8_lossy(&xml);
+            let inner = text
+                .split_once("<case>")
+                .and_then(|(_, rest)| rest.strip_suffix("</case>"))
+                .unwrap_or_default();
+            out.push_str(inner);
         }
+        (_, Field::Record) => out.push_str(&d.record.to_string()),
+        (_, Field::Envelope) => out.push_str(&String::from_utf8_lossy(&envelope_json(d))),
+        (Escaping::Json, f) => out.push_str(&f.value(d).to_string()),
+        (_, f) => match f.value(d) {
+            Value::String(s) => write_text(out, escaping, &s),
+            other => write_text(out, escaping, &other.to_string()),
+        },
     }
 }
 
@@ -405,7 +350,7 @@ mod tests {
 
     #[test]
     fn json_template_inserts_json_values() {
-        let t = Template::parse(
+        let t = DeliveryTemplate::parse(
             r#"{"code": {{ unified_code }}, "v": {{version}}, "data": {{record}}}"#,
             Escaping::Json,
         )
@@ -418,7 +363,7 @@ mod tests {
 
     #[test]
     fn xml_template_inserts_escaped_text_and_record_elements() {
-        let t = Template::parse(
+        let t = DeliveryTemplate::parse(
             "<upload code=\"{{unified_code}}\"><data>{{record}}</data></upload>",
             Escaping::Xml,
         )
@@ -433,21 +378,21 @@ mod tests {
 
     #[test]
     fn url_template_percent_encodes_and_refuses_the_record() {
-        let t = Template::parse("http://h/cases/{{idempotency_key}}", Escaping::Url).unwrap();
+        let t = DeliveryTemplate::parse("http://h/cases/{{idempotency_key}}", Escaping::Url).unwrap();
         assert_eq!(t.render(&sample_delivery()), "http://h/cases/CF20243601020000001Y%3A1");
-        assert!(Template::parse("http://h/{{record}}", Escaping::Url)
+        assert!(DeliveryTemplate::parse("http://h/{{record}}", Escaping::Url)
             .unwrap_err()
             .contains("not allowed in a URL"));
     }
 
     #[test]
     fn template_errors_name_the_problem() {
-        assert!(Template::parse("{{nope}}", Escaping::Json)
+        assert!(DeliveryTemplate::parse("{{nope}}", Escaping::Json)
             .unwrap_err()
             .contains("unknown placeholder {{nope}}"));
-        assert!(Template::parse("{\"a\": {{record}", Escaping::Json)
+        assert!(DeliveryTemplate::parse("{\"a\": {{record}", Escaping::Json)
             .unwrap_err()
             .contains("unclosed"));
-        assert!(Template::parse("plain", Escaping::Json).unwrap().is_constant());
+        assert!(DeliveryTemplate::parse("plain", Escaping::Json).unwrap().is_constant());
     }
 }

@@ -16,9 +16,10 @@
 //! until the record is found; it alone is rejected with the database's message. Any other
 //! failure (connection refused or lost, permissions, a dropped table) defers the whole batch.
 
-use super::secret::{Secret, SecretSource};
-use super::settings::SettingsProblem;
-use super::{excerpt, Delivery, Outcome, Sink, SinkError};
+use super::delivery::{Delivery, Outcome, Sink, SinkError};
+use crate::common::secret::{Secret, SecretSource};
+use crate::common::settings::SettingsProblem;
+use crate::common::text::excerpt;
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde::Deserialize;

@@ -2,23 +2,31 @@
 //! 互联网+监管 system's), POST or PUT, JSON or XML body from a template, an
 //! `Idempotency-Key: <code>:<version>` header, optional authentication (the same options as
 //! the pull adapters: basic, bearer, header or API key, a token endpoint with refresh, HMAC
-//! signatures; see [`crate::http::auth`]), a rate limit and timeouts. Requests of a batch run concurrently (`concurrency`).
+//! signatures; see [`crate::http::auth`]), a rate limit and timeouts. Requests of a batch run
+//! concurrently (`concurrency`). Requests go through the shared HTTP client
+//! ([`crate::http::client`]), one exchange each: the sink never retries, the dispatcher does.
 //!
 //! Answers: 2xx delivered; 408, 429 and 5xx failed attempts, retried with backoff (honouring
 //! `Retry-After`); any other status (4xx, and 3xx: redirects are not followed) rejects the
 //! delivery for good, with the answer kept. A receiver that cannot be reached at all defers
 //! the delivery without using up an attempt.
 
-use super::encode::{envelope, sample_delivery, Escaping, Format, Template};
-use super::settings::{template_text, SettingsProblem};
-use super::{excerpt, Delivery, Outcome, Sink, SinkError};
+use super::delivery::{Delivery, Outcome, Sink, SinkError};
+use super::encode::{envelope, sample_delivery, DeliveryTemplate, Format};
+use crate::common::charset;
+use crate::common::http_error::{AuthError, HttpError};
+use crate::common::retry_after::retry_after_header;
+use crate::common::settings::{joined, template_text, SettingsProblem};
+use crate::common::template::Escaping;
+use crate::common::text::excerpt;
 /// `auth` of a REST sink: the same options as the pull adapters' (see [`crate::http::auth`]).
 pub use crate::http::auth::AuthSettings;
-use crate::http::auth::{Auth, AuthError};
+use crate::http::auth::{auth_of, Auth};
+use crate::http::client::{header_map, Answer, ClientOptions, HttpClient, RetryPolicy};
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use governor::Quota;
+use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -83,17 +91,17 @@ fn default_concurrency() -> usize {
     8
 }
 
-/// Everything a REST sink needs, checked.
-struct Resolved {
+/// How each delivery becomes a request: method, URL and body, from the checked templates.
+#[derive(Debug)]
+struct UploadRequest {
     method: Method,
-    url: Template,
-    body: Option<Template>,
-    headers: HeaderMap,
-    auth: Auth,
+    url: DeliveryTemplate,
+    body: Option<DeliveryTemplate>,
 }
 
 impl RestSettings {
-    fn resolve(&self, base: &Path) -> Result<Resolved, Vec<SettingsProblem>> {
+    /// Check every key: the requests to make, and the options of the client that sends them.
+    fn resolve(&self, base: &Path) -> Result<(UploadRequest, ClientOptions), Vec<SettingsProblem>> {
         let mut problems = Vec::new();
         let mut problem = |key: &str, message: String| {
             problems.push(SettingsProblem {
@@ -112,7 +120,7 @@ impl RestSettings {
                 None
             }
         };
-        let url = match Template::parse(&self.url, Escaping::Url) {
+        let url = match DeliveryTemplate::parse(&self.url, Escaping::Url) {
             Ok(t) => {
                 match reqwest::Url::parse(&t.render(&sample_delivery())) {
                     Ok(u) if matches!(u.scheme(), "http" | "https") => {}
@@ -148,7 +156,7 @@ impl RestSettings {
         } else {
             "body_template"
         };
-        let body = match template_text.map(|t| Template::parse(&t, escaping)) {
+        let body = match template_text.map(|t| DeliveryTemplate::parse(&t, escaping)) {
             None => None,
             Some(Err(e)) => {
                 problem(key, e);
@@ -166,28 +174,8 @@ impl RestSettings {
                 Some(t)
             }
         };
-        let mut headers = HeaderMap::new();
-        for (name, value) in &self.headers {
-            match (
-                HeaderName::try_from(name.as_str()),
-                HeaderValue::try_from(value.as_str()),
-            ) {
-                (Ok(n), Ok(v)) => {
-                    headers.insert(n, v);
-                }
-                _ => problem(
-                    &format!("headers.{name}"),
-                    "无效的 HTTP 头 / invalid HTTP header".into(),
-                ),
-            }
-        }
-        let auth = match self.auth.as_ref().map(|a| a.resolve(base, "auth.")).transpose() {
-            Ok(a) => a.unwrap_or(Auth::None),
-            Err(p) => {
-                problems.extend(p);
-                Auth::None
-            }
-        };
+        let headers = header_map(&self.headers, &mut problems);
+        let auth = auth_of(self.auth.as_ref(), base, &mut problems);
         if self.rate_limit_per_second == Some(0) || self.rate_limit_burst == Some(0) {
             problems.push(SettingsProblem {
                 key: "rate_limit_per_second".into(),
@@ -207,14 +195,32 @@ impl RestSettings {
             });
         }
         match (method, url) {
-            (Some(method), Some(url)) if problems.is_empty() => Ok(Resolved {
-                method,
-                url,
-                body,
-                headers,
-                auth,
-            }),
+            (Some(method), Some(url)) if problems.is_empty() => {
+                Ok((UploadRequest { method, url, body }, self.client_options(headers, auth)))
+            }
             _ => Err(problems),
+        }
+    }
+
+    /// The client's options: no redirects (a 3xx is the receiver's answer), the rate limit and
+    /// timeouts set, and no limit of its own on requests in flight or answer size (each batch
+    /// sends `concurrency` requests at once).
+    fn client_options(&self, headers: HeaderMap, auth: Auth) -> ClientOptions {
+        let quota = self.rate_limit_per_second.and_then(NonZeroU32::new).map(|rate| {
+            let burst = self.rate_limit_burst.and_then(NonZeroU32::new).unwrap_or(rate);
+            Quota::per_second(rate).allow_burst(burst)
+        });
+        ClientOptions {
+            timeout: Duration::from_secs(self.timeout_seconds),
+            connect_timeout: Duration::from_secs(self.connect_timeout_seconds),
+            follow_redirects: false,
+            quota,
+            concurrency: None,
+            max_response_bytes: None,
+            headers,
+            auth,
+            // Not used: the sink sends with `exchange`, which neither retries nor opens a circuit.
+            retry: RetryPolicy::default(),
         }
     }
 
@@ -222,18 +228,6 @@ impl RestSettings {
     pub fn check(&self, base: &Path) -> Vec<SettingsProblem> {
         self.resolve(base).err().unwrap_or_default()
     }
-}
-
-/// Seconds or an HTTP date in `Retry-After`, as a wait from now (at most one hour).
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    const MAX: Duration = Duration::from_secs(3600);
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs).min(MAX));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO).min(MAX))
 }
 
 /// What an HTTP answer means for the delivery.
@@ -254,116 +248,72 @@ pub fn answer_outcome(status: StatusCode, retry_after: Option<Duration>, body: &
 
 /// The REST sink.
 pub struct RestSink {
-    client: reqwest::Client,
-    resolved: Resolved,
+    client: HttpClient,
+    request: UploadRequest,
     format: Format,
-    limiter: Option<DefaultDirectRateLimiter>,
     concurrency: usize,
 }
 
 impl RestSink {
     /// A sink with its HTTP client (connections open on the first request).
-    pub fn new(_sink_id: &str, settings: &RestSettings, base: &Path) -> Result<RestSink, SinkError> {
-        let resolved = settings.resolve(base).map_err(|problems| {
-            SinkError::Settings(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+    pub fn new(sink_id: &str, settings: &RestSettings, base: &Path) -> Result<RestSink, SinkError> {
+        let (request, options) = settings
+            .resolve(base)
+            .map_err(|problems| SinkError::Settings(joined(&problems)))?;
+        let client = HttpClient::with_options(sink_id, options).map_err(|e| match e {
+            HttpError::Client(m) => SinkError::Client(m),
+            other => SinkError::Client(other.to_string()),
         })?;
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("ganzhi-gateway/", env!("CARGO_PKG_VERSION")))
-            .timeout(Duration::from_secs(settings.timeout_seconds))
-            .connect_timeout(Duration::from_secs(settings.connect_timeout_seconds))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| SinkError::Client(e.without_url().to_string()))?;
-        let limiter = settings.rate_limit_per_second.and_then(NonZeroU32::new).map(|rate| {
-            let burst = settings.rate_limit_burst.and_then(NonZeroU32::new).unwrap_or(rate);
-            RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
-        });
         Ok(RestSink {
             client,
-            resolved,
+            request,
             format: settings.format,
-            limiter,
             concurrency: settings.concurrency.max(1),
         })
     }
 
-    fn request(&self, d: &Delivery) -> reqwest::RequestBuilder {
-        let r = &self.resolved;
+    async fn send(&self, d: &Delivery) -> Outcome {
+        let r = &self.request;
+        let url = r.url.render(d);
         let body = match &r.body {
             Some(t) => t.render(d).into_bytes(),
             None => envelope(d, self.format),
         };
-        self.client
-            .request(r.method.clone(), r.url.render(d))
-            .headers(r.headers.clone())
-            .header(CONTENT_TYPE, self.format.content_type())
-            .header("Idempotency-Key", d.idempotency_key.as_str())
-            .body(body)
-    }
-
-    async fn send(&self, d: &Delivery) -> Outcome {
-        // A 401 to a request carrying a fetched token: fetch a new one and send once more.
-        let mut refreshed = false;
-        loop {
-            if let Some(limiter) = &self.limiter {
-                limiter.until_ready().await;
+        let build = |client: &reqwest::Client| {
+            client
+                .request(r.method.clone(), url.as_str())
+                .header(CONTENT_TYPE, self.format.content_type())
+                .header("Idempotency-Key", d.idempotency_key.as_str())
+                .body(body.clone())
+        };
+        match self.client.exchange(build).await {
+            Ok(answer) => answer_outcome(
+                answer.status,
+                retry_after_header(&answer.headers),
+                &answer_text(&answer),
+            ),
+            // The receiver answered; what it said is lost, its status is not.
+            Err(HttpError::Body { status, headers, .. }) => answer_outcome(status, retry_after_header(&headers), ""),
+            Err(HttpError::Auth(e @ AuthError::Unreachable(_))) => Outcome::deferred(e.to_string()),
+            Err(HttpError::Auth(e)) => Outcome::failed(e.to_string()),
+            Err(HttpError::Request(detail)) => Outcome::Rejected {
+                error: format!("cannot build the request: {detail}"),
+            },
+            // Never show the URL: it may carry a key in its query (the client leaves it out).
+            Err(HttpError::Connect(detail) | HttpError::ConnectTimeout(detail)) => {
+                Outcome::deferred(format!("cannot reach the receiver: {detail}"))
             }
-            let mut request = match self.request(d).build() {
-                Ok(r) => r,
-                Err(e) => {
-                    return Outcome::Rejected {
-                        error: format!("cannot build the request: {}", error_chain(e)),
-                    }
-                }
-            };
-            let used = match self
-                .resolved
-                .auth
-                .authorize(&self.client, &mut request, self.limiter.as_ref())
-                .await
-            {
-                Ok(u) => u,
-                Err(e @ AuthError::Unreachable(_)) => return Outcome::deferred(e.to_string()),
-                Err(e) => return Outcome::failed(e.to_string()),
-            };
-            let response = match self.client.execute(request).await {
-                Ok(r) => r,
-                // Never show the URL: it may carry a key in its query.
-                Err(e) if e.is_connect() => {
-                    return Outcome::deferred(format!("cannot reach the receiver: {}", error_chain(e)));
-                }
-                Err(e) if e.is_timeout() => {
-                    return Outcome::failed(format!("no answer in time: {}", error_chain(e)));
-                }
-                Err(e) => return Outcome::failed(format!("request failed: {}", error_chain(e))),
-            };
-            let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && !refreshed && self.resolved.auth.unauthorized(used).await {
-                refreshed = true;
-                continue;
-            }
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
-            let body = response.text().await.unwrap_or_default();
-            return answer_outcome(status, retry_after, &body);
+            Err(HttpError::Timeout(detail)) => Outcome::failed(format!("no answer in time: {detail}")),
+            Err(HttpError::Send(detail)) => Outcome::failed(format!("request failed: {detail}")),
+            Err(other) => Outcome::failed(other.to_string()),
         }
     }
 }
 
-/// An error with its causes, without the request URL.
-fn error_chain(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    excerpt(&text, 500)
+/// The body of an answer as text, decoded by its `Content-Type` charset (UTF-8 by default).
+fn answer_text(answer: &Answer) -> String {
+    let encoding = charset::answer_encoding(None, answer.content_type(), &answer.body, false);
+    charset::decode(&answer.body, encoding).text
 }
 
 #[async_trait]
@@ -425,17 +375,6 @@ mod tests {
             answer_outcome(StatusCode::FOUND, None, ""),
             Outcome::Rejected { .. }
         ));
-    }
-
-    #[test]
-    fn retry_after_takes_seconds_or_a_date_and_is_capped() {
-        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("999999"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
-        let soon = (chrono::Utc::now() + chrono::Duration::seconds(90)).to_rfc2822();
-        let d = parse_retry_after(&soon).unwrap();
-        assert!(d > Duration::from_secs(80) && d <= Duration::from_secs(90), "{d:?}");
-        assert_eq!(parse_retry_after("soon"), None);
     }
 
     #[test]

@@ -10,43 +10,14 @@
 //! ```
 
 use super::amqp::{AmqpSettings, AmqpSink};
+use super::delivery::{Sink, SinkError};
 use super::postgres::{PostgresSettings, PostgresSink};
 use super::rest::{RestSettings, RestSink};
-use super::{Sink, SinkError};
-use serde::de::DeserializeOwned;
+use crate::common::settings::{from_table, SettingsProblem};
 use serde::Deserialize;
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// One problem of a sink's settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingsProblem {
-    /// The key concerned (dotted for nested tables, e.g. `auth.token_env`); empty for the block.
-    pub key: String,
-    /// What is wrong, in Chinese and English.
-    pub message: String,
-}
-
-impl SettingsProblem {
-    fn new(key: impl Into<String>, message: impl Into<String>) -> SettingsProblem {
-        SettingsProblem {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for SettingsProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.key, self.message)
-        }
-    }
-}
 
 /// Keys of [`DeliverySettings`], accepted in every sink block.
 pub const DELIVERY_KEYS: &[&str] = &[
@@ -172,72 +143,6 @@ pub struct SinkSettings {
     pub delivery: DeliverySettings,
     /// The kind's own keys.
     pub kind: KindSettings,
-}
-
-/// The key (dotted under its table) of the line of `text` holding byte `offset`.
-fn key_at(text: &str, offset: usize) -> String {
-    let before = &text[..offset.min(text.len())];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = text[line_start..].lines().next().unwrap_or_default();
-    let key = line.split('=').next().unwrap_or_default().trim().trim_matches('"');
-    let section = before[..line_start]
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')))
-        .map(|s| s.trim_matches(['[', ']', '"']).to_string());
-    match section {
-        Some(section) if !key.is_empty() => format!("{section}.{key}"),
-        _ => key.to_string(),
-    }
-}
-
-/// The text of a template given inline (key `keys.0`) or in a file (key `keys.1`, relative
-/// to `base`): `None` when neither is given; both given, or a file that cannot be read, is a
-/// problem.
-pub fn template_text(
-    inline: Option<&String>,
-    file: Option<&PathBuf>,
-    (inline_key, file_key): (&str, &str),
-    base: &Path,
-) -> Result<Option<String>, SettingsProblem> {
-    match (inline, file) {
-        (Some(_), Some(_)) => Err(SettingsProblem::new(
-            inline_key,
-            format!("{inline_key} 与 {file_key} 只能给出一个 / give only one of {inline_key}, {file_key}"),
-        )),
-        (Some(t), None) => Ok(Some(t.clone())),
-        (None, Some(f)) => {
-            let full = if f.is_absolute() { f.clone() } else { base.join(f) };
-            std::fs::read_to_string(&full)
-                .map(Some)
-                .map_err(|e| SettingsProblem::new(file_key, format!("无法读取 / cannot read {}: {e}", full.display())))
-        }
-        (None, None) => Ok(None),
-    }
-}
-
-/// Deserialize `table` into `T`; an error names its key, and an unknown key is followed by
-/// `hint` (e.g. the keys accepted besides `T`'s own) when that is not empty.
-pub fn from_table<T: DeserializeOwned>(table: toml::Table, hint: &str) -> Result<T, SettingsProblem> {
-    // Through TOML text, so that an error has a place to name its key by.
-    let text = toml::to_string(&table).unwrap_or_default();
-    toml::from_str::<T>(&text).map_err(|e| {
-        let message = e.message().trim().to_string();
-        // serde names an unknown key in backticks ("unknown field `urll`, expected ...").
-        let unknown = message
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split('`').next())
-            .map(str::to_string);
-        let hint = if unknown.is_some() && !hint.is_empty() {
-            format!(" ({hint})")
-        } else {
-            String::new()
-        };
-        let key = unknown
-            .or_else(|| e.span().map(|span| key_at(&text, span.start)))
-            .unwrap_or_default();
-        SettingsProblem::new(key, format!("配置项错误 / invalid setting: {message}{hint}"))
-    })
 }
 
 fn parse_parts(

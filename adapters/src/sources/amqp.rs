@@ -8,9 +8,11 @@
 //! after the commit it is rejected without requeue, so the broker dead-letters it (the queue is
 //! declared with `x-dead-letter-exchange`) instead of redelivering it forever.
 
-use super::{PulledRecord, SourceError, SourceItem, UnparsedRecord};
-use crate::sinks::secret::SecretSource;
-use crate::sinks::settings::SettingsProblem;
+use super::contract::{PulledRecord, SourceError, SourceItem, UnparsedRecord};
+use crate::common::amqp_url::broker_uri;
+use crate::common::charset;
+use crate::common::secret::SecretSource;
+use crate::common::settings::SettingsProblem;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions, ExchangeDeclareOptions,
@@ -134,13 +136,11 @@ impl AmqpSourceSettings {
 
     /// The broker URI. An error never shows the URL (it may hold a password).
     pub fn uri(&self, base: &Path) -> Result<AMQPUri, String> {
-        crate::sinks::amqp::broker_uri(self.url_source(), base)
+        broker_uri(self.url_source(), base)
     }
 
     fn encoding(&self) -> Option<&'static encoding_rs::Encoding> {
-        self.charset
-            .as_deref()
-            .and_then(|c| encoding_rs::Encoding::for_label(c.as_bytes()))
+        self.charset.as_deref().and_then(charset::encoding_for_label)
     }
 
     /// Everything that can be checked without connecting.
@@ -471,9 +471,7 @@ pub fn decode_message(
         );
         return Err(poison(body, position, message));
     }
-    let declared = content_type
-        .and_then(|c| c.split(';').find_map(|p| p.trim().strip_prefix("charset=")))
-        .and_then(|label| encoding_rs::Encoding::for_label(label.trim_matches('"').as_bytes()));
+    let declared = content_type.and_then(charset::content_type_charset);
     let is_xml = match content_type {
         Some(c) if c.contains("xml") => true,
         Some(c) if c.contains("json") => false,
@@ -628,6 +626,12 @@ mod tests {
         let json = settings("charset = \"GBK\"");
         let (body, _, _) = encoding_rs::GBK.encode(r#"{"dsr":"王五"}"#);
         assert_eq!(decode(&json, None, &body).unwrap()[0].value["dsr"], "王五");
+        let utf8_default = settings("");
+        let declared = decode(&utf8_default, Some("application/json; charset=gbk"), &body).unwrap();
+        assert_eq!(
+            declared[0].value["dsr"], "王五",
+            "the message's charset wins over the default"
+        );
         let dtd = decode(
             &s,
             Some("application/xml"),

@@ -14,24 +14,27 @@
 //! "soap"`, table `[sources.soap]`); the gateway checks a table with [`check_settings`] and
 //! builds the source with [`build`]. [`amqp`] is the queue consumer (`kind = "amqp"`), which the
 //! gateway runs itself: it acknowledges messages after their commit.
+//!
+//! The contract's types are in `contract.rs`, what REST and SOAP share in `http_pull.rs`, the
+//! keys both read in [`settings`].
 
 pub mod amqp;
-mod common;
+mod contract;
+mod http_pull;
 pub mod rest;
 pub mod settings;
 pub mod soap;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-use serde_json::Value;
+pub use crate::common::health::{CircuitState, SourceHealth};
+use crate::common::settings::SettingsProblem;
+pub use contract::{Page, PullMode, PullRun, PullSource, PulledRecord, SourceError, SourceItem, UnparsedRecord};
 use std::path::Path;
 use std::sync::Arc;
 
 /// Check a source block's kind-specific table (`[sources.rest]` / `[sources.soap]`) without
 /// connecting: every problem, each naming its key (dotted for nested tables, e.g.
 /// `auth.token_env`). Kinds other than `rest` and `soap` give no problems here.
-pub fn check_settings(kind: &str, table: &toml::Table, base: &Path) -> Vec<crate::sinks::SettingsProblem> {
+pub fn check_settings(kind: &str, table: &toml::Table, base: &Path) -> Vec<SettingsProblem> {
     match kind {
         "rest" => rest::check(table, base),
         "soap" => soap::check(table, base),
@@ -55,127 +58,4 @@ pub fn build(
             "不是拉取型来源 / not a pull source kind: {other:?} (rest or soap)"
         ))),
     }
-}
-
-/// One record pulled from a source, before mapping.
-#[derive(Debug, Clone)]
-pub struct PulledRecord {
-    /// The record as the mapping engine reads it (a JSON value, or an XML element's tree).
-    pub value: Value,
-    /// Raw bytes for the archive, as received (decoded to UTF-8).
-    pub payload: Vec<u8>,
-    /// Where it was found, e.g. `page 3, record 17`.
-    pub position: String,
-}
-
-/// A record that arrived but could not be parsed: the gateway quarantines it with its bytes.
-#[derive(Debug, Clone)]
-pub struct UnparsedRecord {
-    /// Raw bytes as received.
-    pub payload: Vec<u8>,
-    /// Where.
-    pub position: String,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-/// What a source yields per record.
-pub type SourceItem = Result<PulledRecord, UnparsedRecord>;
-
-/// One page of a pull run.
-#[derive(Debug, Clone, Default)]
-pub struct Page {
-    /// The page's records, in source order.
-    pub items: Vec<SourceItem>,
-    /// A cursor to persist after this page (and every earlier one) is committed, if the
-    /// adapter can name one here (often only on the last page of a run).
-    pub cursor: Option<String>,
-}
-
-/// Where a pull run starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PullMode {
-    /// From the stored cursor, minus the source's overlap window.
-    Incremental,
-    /// From the beginning, ignoring the stored cursor (duplicates are absorbed by hash).
-    FullResync,
-}
-
-/// State of a source's circuit breaker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CircuitState {
-    /// Requests flow.
-    Closed,
-    /// Paused after repeated failures, until the given time.
-    Open,
-    /// One trial request is allowed.
-    HalfOpen,
-}
-
-/// What operators see of a source's connection.
-#[derive(Debug, Clone, Serialize)]
-pub struct SourceHealth {
-    /// Circuit breaker state.
-    pub circuit: CircuitState,
-    /// When an open circuit lets a trial request through.
-    pub circuit_reopens_at: Option<DateTime<Utc>>,
-    /// The last error, with its time.
-    pub last_error: Option<(DateTime<Utc>, String)>,
-    /// Requests sent since start.
-    pub requests: u64,
-    /// Requests that failed (after retries) since start.
-    pub failures: u64,
-    /// Requests retried since start.
-    pub retries: u64,
-}
-
-/// Why a pull failed. The run stops; nothing after the last committed page is lost, the next
-/// run re-pulls from the persisted cursor.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    /// The source could not be reached or kept failing after retries.
-    #[error("来源不可用 / source unavailable: {0}")]
-    Unavailable(String),
-    /// The circuit breaker is open: the source is paused.
-    #[error("来源已暂停（熔断）至 {until} / source paused by the circuit breaker until {until}")]
-    CircuitOpen {
-        /// When the next trial request is allowed.
-        until: DateTime<Utc>,
-    },
-    /// The source answered with an error in its own terms (business status, SOAP fault).
-    #[error("来源返回错误 / source answered with an error: code {code:?}: {message}")]
-    Answer {
-        /// The source's code (HTTP status, business status, SOAP fault code).
-        code: String,
-        /// The source's message.
-        message: String,
-    },
-    /// Authentication failed (token endpoint refused, 401 after refresh).
-    #[error("来源认证失败 / authentication with the source failed: {0}")]
-    Auth(String),
-    /// The answer is not what the settings say it should be (envelope, path, encoding).
-    #[error("来源应答格式错误 / unexpected answer from the source: {0}")]
-    Protocol(String),
-    /// The settings cannot be used.
-    #[error("来源配置错误 / source settings: {0}")]
-    Settings(String),
-}
-
-/// One pull run in progress.
-#[async_trait]
-pub trait PullRun: Send {
-    /// The next page, or `None` when the run is complete.
-    async fn next_page(&mut self) -> Result<Option<Page>, SourceError>;
-}
-
-/// A source the gateway pulls from on a schedule.
-pub trait PullSource: Send + Sync {
-    /// `rest` or `soap`.
-    fn kind(&self) -> &'static str;
-    /// Begin a pull run from `cursor` (the persisted one; ignored for a full resync).
-    fn start(&self, cursor: Option<String>, mode: PullMode) -> Box<dyn PullRun>;
-    /// What operators see of the connection.
-    fn health(&self) -> SourceHealth;
 }

@@ -5,18 +5,19 @@
 //!
 //! Each record's `payload` is that record's JSON text and its `position` `page N #M` (M counted
 //! within the page). A record holding bytes that were malformed in the answer's character set
-//! is an [`UnparsedRecord`]; an answer that is not JSON at all fails the run (nothing of it is
-//! skipped: the next run asks again).
+//! is an [`UnparsedRecord`](super::UnparsedRecord); an answer that is not JSON at all fails the
+//! run (nothing of it is skipped: the next run asks again).
 
-use super::common::{self, problem};
+use super::contract::{Page, PullMode, PullRun, PullSource, SourceError, SourceItem};
+use super::http_pull;
 use super::settings::{Progress, Watermark};
-use super::{Page, PullMode, PullRun, PullSource, SourceError, SourceHealth, SourceItem};
-use crate::http::charset::{self, answer_encoding};
+use crate::common::charset::{self, answer_encoding};
+use crate::common::health::SourceHealth;
+use crate::common::json_path::{json_at, json_at_mut, scalar_text};
+use crate::common::settings::{template_text, SettingsProblem};
+use crate::common::template::{Escaping, Template, TemplateValue, Values};
+use crate::common::text::excerpt;
 use crate::http::client::{Answer, ClientSettings};
-use crate::http::json_at;
-use crate::http::template::{Escaping, Template, TemplateValue, Values};
-use crate::sinks::settings::template_text;
-use crate::sinks::SettingsProblem;
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, LINK};
 use reqwest::{Method, Url};
@@ -73,10 +74,10 @@ pub struct RestSourceSettings {
     #[serde(default = "default_page_size_param")]
     pub page_size_param: String,
     /// page, offset: records asked for per request (default 100).
-    #[serde(default = "common::default_page_size")]
+    #[serde(default = "http_pull::default_page_size")]
     pub page_size: u32,
     /// page: number of the first page (default 1).
-    #[serde(default = "common::default_first_page")]
+    #[serde(default = "http_pull::default_first_page")]
     pub first_page: i64,
     /// offset: name of the offset parameter (default `offset`).
     #[serde(default = "default_offset_param")]
@@ -95,10 +96,10 @@ pub struct RestSourceSettings {
     /// Dotted path of the total record count in the answer: the run ends when that many came.
     pub total_path: Option<String>,
     /// End the run at a page with fewer records than `page_size` (default true).
-    #[serde(default = "common::default_true")]
+    #[serde(default = "http_pull::default_true")]
     pub stop_on_short_page: bool,
     /// Most pages in one run (default 10000): reaching it fails the run, cursor not advanced.
-    #[serde(default = "common::default_max_pages")]
+    #[serde(default = "http_pull::default_max_pages")]
     pub max_pages: u64,
     /// Name of the query parameter carrying `since` (default none: use `{{since}}`).
     pub since_param: Option<String>,
@@ -138,9 +139,9 @@ enum Pagination {
     NextLink,
 }
 
-/// Everything a REST source needs, checked.
+/// How a REST source asks for pages and reads the answers: its settings, checked.
 #[derive(Debug)]
-struct Resolved {
+struct RestPullPlan {
     method: Method,
     url: Url,
     query: Vec<(String, Template)>,
@@ -153,26 +154,28 @@ struct Resolved {
 }
 
 impl RestSourceSettings {
-    fn resolve(&self, base: &Path, watermark: Option<&Watermark>) -> Result<Resolved, Vec<SettingsProblem>> {
+    /// Check the own keys, given the checked watermark keys, into the pull plan; every
+    /// problem names its key.
+    fn plan(&self, base: &Path, watermark: Option<&Watermark>) -> Result<RestPullPlan, Vec<SettingsProblem>> {
         let mut problems = Vec::new();
         let method = match self.method.to_ascii_uppercase().as_str() {
             "GET" => Method::GET,
             "POST" => Method::POST,
             other => {
-                problems.push(problem(
+                problems.push(SettingsProblem::new(
                     "method",
                     format!("方法应为 GET 或 POST / method must be GET or POST, got {other:?}"),
                 ));
                 Method::GET
             }
         };
-        let url = common::http_url(&self.url, &mut problems);
-        let known = common::known_placeholders(BUILTIN_PLACEHOLDERS, &self.params, true, &mut problems);
+        let url = http_pull::http_url(&self.url, &mut problems);
+        let known = http_pull::known_placeholders(BUILTIN_PLACEHOLDERS, &self.params, true, &mut problems);
         let mut query = Vec::new();
         for (name, value) in &self.query {
             match Template::parse(value, Escaping::Plain, &known) {
                 Ok(t) => query.push((name.clone(), t)),
-                Err(e) => problems.push(problem(&format!("query.{name}"), e)),
+                Err(e) => problems.push(SettingsProblem::new(format!("query.{name}"), e)),
             }
         }
         let body_key = if self.body_template_file.is_some() {
@@ -193,14 +196,14 @@ impl RestSourceSettings {
         let body = match body_text.map(|t| Template::parse(&t, Escaping::Json, &known)) {
             None => None,
             Some(Err(e)) => {
-                problems.push(problem(body_key, e));
+                problems.push(SettingsProblem::new(body_key, e));
                 None
             }
             Some(Ok(t)) => {
-                let mut sample = common::sample_values(&known);
+                let mut sample = http_pull::sample_values(&known);
                 sample.insert("page".into(), TemplateValue::Number(1));
                 if let Err(e) = serde_json::from_str::<Value>(&t.render(&sample)) {
-                    problems.push(problem(
+                    problems.push(SettingsProblem::new(
                         body_key,
                         format!("模板生成的不是合法 JSON / the template does not give valid JSON: {e}"),
                     ));
@@ -209,15 +212,15 @@ impl RestSourceSettings {
             }
         };
         if method == Method::GET && body.is_some() {
-            problems.push(problem(
+            problems.push(SettingsProblem::new(
                 body_key,
-                "GET 请求不带正文，请设 method = \"POST\" / a GET request has no body: set method = \"POST\"".into(),
+                "GET 请求不带正文，请设 method = \"POST\" / a GET request has no body: set method = \"POST\"",
             ));
         }
         if method == Method::POST && body.is_none() && problems.iter().all(|p| !p.key.starts_with("body_template")) {
-            problems.push(problem(
+            problems.push(SettingsProblem::new(
                 "body_template",
-                "POST 需要 body_template 或 body_template_file / POST needs body_template or body_template_file".into(),
+                "POST 需要 body_template 或 body_template_file / POST needs body_template or body_template_file",
             ));
         }
         let params_in_query = match self.params_in.as_deref() {
@@ -225,14 +228,14 @@ impl RestSourceSettings {
             Some("query") => true,
             Some("body") if method == Method::POST => false,
             Some(other) => {
-                problems.push(problem(
+                problems.push(SettingsProblem::new(
                     "params_in",
                     format!("应为 query，或 POST 时为 body / must be query, or body with POST; got {other:?}"),
                 ));
                 true
             }
         };
-        let encoding = common::encoding_label("encoding", self.encoding.as_deref(), &mut problems);
+        let encoding = http_pull::encoding_label("encoding", self.encoding.as_deref(), &mut problems);
         let pagination = match self.pagination.as_str() {
             "none" => Pagination::None,
             "page" => Pagination::Page,
@@ -240,25 +243,25 @@ impl RestSourceSettings {
             "cursor" => Pagination::Cursor,
             "next_link" => Pagination::NextLink,
             other => {
-                problems.push(problem(
+                problems.push(SettingsProblem::new(
                     "pagination",
                     format!("应为 none、page、offset、cursor 或 next_link / must be none, page, offset, cursor or next_link, got {other:?}"),
                 ));
                 Pagination::None
             }
         };
-        common::check_paging(self.page_size, self.max_pages, &mut problems);
+        http_pull::check_paging(self.page_size, self.max_pages, &mut problems);
         if pagination == Pagination::Cursor && self.cursor_path.as_deref().is_none_or(str::is_empty) {
-            problems.push(problem(
+            problems.push(SettingsProblem::new(
                 "cursor_path",
-                "cursor 分页需要 cursor_path / cursor pagination needs cursor_path".into(),
+                "cursor 分页需要 cursor_path / cursor pagination needs cursor_path",
             ));
         }
         if matches!(&self.status_path, Some(p) if p.is_empty()) {
-            problems.push(problem("status_path", "不能为空 / must not be empty".into()));
+            problems.push(SettingsProblem::new("status_path", "不能为空 / must not be empty"));
         }
         if matches!(&self.success_values, Some(v) if v.is_empty()) {
-            problems.push(problem("success_values", "不能为空 / must not be empty".into()));
+            problems.push(SettingsProblem::new("success_values", "不能为空 / must not be empty"));
         }
         // A parameter that the pagination needs must reach the source.
         let sent = |name: &str| {
@@ -272,7 +275,7 @@ impl RestSourceSettings {
         };
         if let Some((placeholder, key)) = needed {
             if !sent(placeholder) {
-                problems.push(problem(
+                problems.push(SettingsProblem::new(
                     key,
                     format!("分页参数未发送：请在 body_template 中使用 {{{{{placeholder}}}}} / the pagination parameter is never sent: use {{{{{placeholder}}}}} in body_template"),
                 ));
@@ -283,19 +286,19 @@ impl RestSourceSettings {
                 || query.iter().any(|(_, t)| t.uses("since"))
                 || body.as_ref().is_some_and(|b| b.uses("since"));
             if w.path.is_some() && !since_sent {
-                problems.push(problem(
+                problems.push(SettingsProblem::new(
                     "since_param",
-                    "增量拉取需要发送 since：设 since_param 或在模板中使用 {{since}} / incremental pulls must send since: set since_param or use {{since}} in query or body_template".into(),
+                    "增量拉取需要发送 since：设 since_param 或在模板中使用 {{since}} / incremental pulls must send since: set since_param or use {{since}} in query or body_template",
                 ));
             }
         }
         match (url, watermark) {
-            (Some(url), Some(w)) if problems.is_empty() => Ok(Resolved {
+            (Some(url), Some(w)) if problems.is_empty() => Ok(RestPullPlan {
                 method,
                 url,
                 query,
                 body,
-                params: common::param_values(&self.params),
+                params: http_pull::param_values(&self.params),
                 params_in_query,
                 encoding,
                 pagination,
@@ -314,9 +317,9 @@ pub fn check(table: &toml::Table, base: &Path) -> Vec<SettingsProblem> {
 fn parse(
     table: &toml::Table,
     base: &Path,
-) -> Result<(RestSourceSettings, ClientSettings, Resolved), Vec<SettingsProblem>> {
-    common::parse(table, base, |s: &RestSourceSettings, watermark, _| {
-        s.resolve(base, watermark)
+) -> Result<(RestSourceSettings, ClientSettings, RestPullPlan), Vec<SettingsProblem>> {
+    http_pull::parse(table, base, |s: &RestSourceSettings, watermark, _| {
+        s.plan(base, watermark)
     })
 }
 
@@ -327,7 +330,7 @@ pub fn build(source_id: &str, table: &toml::Table, base: &Path) -> Result<Arc<dy
     }))
 }
 
-type Inner = common::Inner<RestSourceSettings, Resolved>;
+type Inner = http_pull::Inner<RestSourceSettings, RestPullPlan>;
 
 /// A REST pull source.
 pub struct RestSource {
@@ -342,7 +345,7 @@ impl PullSource for RestSource {
     fn start(&self, cursor: Option<String>, mode: PullMode) -> Box<dyn PullRun> {
         let progress = self
             .inner
-            .start_progress("REST", &self.inner.resolved.watermark, cursor, mode);
+            .start_progress("REST", &self.inner.plan.watermark, cursor, mode);
         Box::new(RestRun {
             inner: self.inner.clone(),
             progress,
@@ -395,7 +398,7 @@ struct Parsed {
 
 impl RestRun {
     fn values(&self, progress: &Progress) -> Values {
-        let r = &self.inner.resolved;
+        let r = &self.inner.plan;
         let s = &self.inner.settings;
         let mut v = r.params.clone();
         v.insert("page".into(), TemplateValue::Number(self.page_value));
@@ -408,13 +411,13 @@ impl RestRun {
                 .clone()
                 .map_or(TemplateValue::Null, TemplateValue::Text),
         );
-        common::insert_times(&mut v, progress, &r.watermark);
+        http_pull::insert_times(&mut v, progress, &r.watermark);
         v
     }
 
     /// The URL and body of the next request.
     fn request_parts(&self, progress: &Progress) -> (Url, Option<String>) {
-        let r = &self.inner.resolved;
+        let r = &self.inner.plan;
         let s = &self.inner.settings;
         let values = self.values(progress);
         if let Some(next) = &self.next_url {
@@ -471,17 +474,17 @@ impl RestRun {
     fn parse_answer(&self, answer: &Answer, progress: &mut Progress) -> Result<Parsed, SourceError> {
         let inner = &self.inner;
         let s = &inner.settings;
-        let encoding = answer_encoding(inner.resolved.encoding, answer.content_type(), &answer.body, false);
+        let encoding = answer_encoding(inner.plan.encoding, answer.content_type(), &answer.body, false);
         let decoded = charset::decode(&answer.body, encoding);
         let mut envelope: Value = serde_json::from_str(decoded.text.trim_start_matches('\u{feff}')).map_err(|e| {
             SourceError::Protocol(format!(
                 "应答不是 JSON / the answer is not JSON ({}): {e}: {}",
                 decoded.encoding.name(),
-                crate::sinks::excerpt(decoded.text.trim(), 200)
+                excerpt(decoded.text.trim(), 200)
             ))
         })?;
         if let Some(path) = &s.status_path {
-            let status = json_at(&envelope, path).and_then(crate::http::scalar_text);
+            let status = json_at(&envelope, path).and_then(scalar_text);
             let success = s
                 .success_values
                 .clone()
@@ -491,8 +494,8 @@ impl RestRun {
                     .message_path
                     .as_deref()
                     .and_then(|p| json_at(&envelope, p))
-                    .and_then(crate::http::scalar_text)
-                    .unwrap_or_else(|| crate::sinks::excerpt(&envelope.to_string(), 300));
+                    .and_then(scalar_text)
+                    .unwrap_or_else(|| excerpt(&envelope.to_string(), 300));
                 return Err(SourceError::Answer {
                     code: status.unwrap_or_else(|| format!("(no {path})")),
                     message,
@@ -506,7 +509,7 @@ impl RestRun {
                     "{} 处应为记录数组 / expected a list of records at {:?}, found {}",
                     s.records_path,
                     s.records_path,
-                    crate::sinks::excerpt(&other.to_string(), 200)
+                    excerpt(&other.to_string(), 200)
                 )))
             }
             None => {
@@ -514,14 +517,14 @@ impl RestRun {
                     "应答中没有 {} / no {:?} in the answer: {}",
                     s.records_path,
                     s.records_path,
-                    crate::sinks::excerpt(&envelope.to_string(), 200)
+                    excerpt(&envelope.to_string(), 200)
                 )))
             }
         };
         let text_at = |path: &Option<String>| {
             path.as_deref()
                 .and_then(|p| json_at(&envelope, p))
-                .and_then(crate::http::scalar_text)
+                .and_then(scalar_text)
                 .filter(|t| !t.is_empty())
         };
         let next_link = match &s.next_link_path {
@@ -536,7 +539,7 @@ impl RestRun {
         let next_cursor = text_at(&s.cursor_path);
         let total = text_at(&s.total_path).and_then(|t| t.trim().parse::<u64>().ok());
         // The records are taken out of the answer, not copied.
-        let list = match crate::http::json_at_mut(&mut envelope, &s.records_path) {
+        let list = match json_at_mut(&mut envelope, &s.records_path) {
             Some(Value::Array(a)) => std::mem::take(a),
             _ => Vec::new(),
         };
@@ -548,13 +551,13 @@ impl RestRun {
             let text = record.to_string();
             hasher.update(text.as_bytes());
             hasher.update([0]);
-            items.push(common::record_item(
+            items.push(http_pull::record_item(
                 record,
                 text,
                 format!("page {page_no} #{}", i + 1),
                 &decoded,
                 progress,
-                &inner.resolved.watermark,
+                &inner.plan.watermark,
             ));
         }
         Ok(Parsed {
@@ -587,20 +590,19 @@ impl PullRun for RestRun {
         if self.done {
             return Ok(None);
         }
-        let mut progress = common::resume(&self.progress).inspect_err(|_| self.done = true)?;
+        let mut progress = http_pull::resume(&self.progress).inspect_err(|_| self.done = true)?;
         let inner = self.inner.clone();
         let s = &inner.settings;
         if self.page_number >= s.max_pages {
             self.done = true;
-            let e = common::max_pages_reached(s.max_pages);
+            let e = http_pull::max_pages_reached(s.max_pages);
             inner.client.record_failure(&e);
             return Err(e);
         }
         self.page_number += 1;
         let (url, body) = self.request_parts(&progress);
-        let method = inner.resolved.method.clone();
+        let method = inner.plan.method.clone();
         let answer = inner
-            .client
             .send(
                 |client| {
                     let mut request = client
@@ -642,7 +644,7 @@ impl PullRun for RestRun {
         let total_reached = parsed.total.is_some_and(|t| self.fetched >= t);
         let last = n == 0
             || total_reached
-            || match inner.resolved.pagination {
+            || match inner.plan.pagination {
                 Pagination::None => true,
                 Pagination::Page => {
                     self.page_value += 1;

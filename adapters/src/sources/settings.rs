@@ -3,8 +3,9 @@
 //! kind's own keys, each part checked as far as it parses so that one mistake does not hide
 //! the others. Unknown keys are errors naming the key.
 
+use super::contract::SourceError;
+use crate::common::settings::{from_table, SettingsProblem};
 use crate::http::client::{ClientSettings, CLIENT_KEYS};
-use crate::sinks::SettingsProblem;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Offset as _, SecondsFormat, TimeZone, Utc};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -286,14 +287,10 @@ pub struct Progress {
 
 impl Progress {
     /// Start a run from the stored `cursor`. A full resync starts from `initial_since`.
-    pub fn start(
-        watermark: &Watermark,
-        cursor: Option<&str>,
-        full: bool,
-    ) -> Result<Progress, crate::sources::SourceError> {
+    pub fn start(watermark: &Watermark, cursor: Option<&str>, full: bool) -> Result<Progress, SourceError> {
         let previous = match cursor {
             Some(c) if watermark.path.is_some() => Some(parse_cursor(c, watermark.offset).ok_or_else(|| {
-                crate::sources::SourceError::Settings(format!(
+                SourceError::Settings(format!(
                     "保存的游标无法识别 / the stored cursor {c:?} is not a time: run a full resync"
                 ))
             })?),
@@ -330,9 +327,6 @@ impl Progress {
         }
     }
 }
-
-/// Deserialize `table` into `T`, an error naming its key (shared with the sink settings).
-pub use crate::sinks::settings::from_table;
 
 /// A kind table split into its three parts, each parsed as far as it goes.
 pub struct Parts<T> {
@@ -430,7 +424,7 @@ mod tests {
         let w = settings.resolve().unwrap();
         let mut p = Progress::start(&w, Some("2024-05-01T00:00:00.000Z"), false).unwrap();
         assert_eq!(p.since.map(cursor_text).as_deref(), Some("2024-04-30T23:59:00.000Z"));
-        let lookup = |v: &Value, path: &str| crate::http::json_at(v, path).cloned();
+        let lookup = |v: &Value, path: &str| crate::common::json_path::json_at(v, path).cloned();
         p.see(&w, &json!({"gxsj": "2024-05-01 07:59:30"}), lookup);
         assert_eq!(
             p.cursor().as_deref(),

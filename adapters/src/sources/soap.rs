@@ -12,16 +12,17 @@
 //! Each record's `payload` is the JSON text of its tree (as for XML files), its `position`
 //! `page N #M`.
 
-use super::common::{self, problem};
+use super::contract::{Page, PullMode, PullRun, PullSource, SourceError, SourceItem};
+use super::http_pull;
 use super::settings::{Progress, Watermark};
-use super::{Page, PullMode, PullRun, PullSource, SourceError, SourceHealth, SourceItem};
-use crate::http::charset::{self, answer_encoding};
+use crate::common::charset::{self, answer_encoding};
+use crate::common::health::SourceHealth;
+use crate::common::json_path::json_at;
+use crate::common::secret::{Redacted, Secret, SecretSource};
+use crate::common::settings::{template_text, SettingsProblem};
+use crate::common::template::{Escaping, Template, TemplateValue, Values};
+use crate::common::text::excerpt;
 use crate::http::client::ClientSettings;
-use crate::http::template::{Escaping, Template, TemplateValue, Values};
-use crate::http::{json_at, Redacted};
-use crate::sinks::secret::{Secret, SecretSource};
-use crate::sinks::settings::template_text;
-use crate::sinks::SettingsProblem;
 use async_trait::async_trait;
 use base64::Engine as _;
 use normalizer::xml_tree::{find_records, parse_xml_with_encoding, XmlLimits};
@@ -97,16 +98,16 @@ pub struct SoapSourceSettings {
     #[serde(default = "default_none")]
     pub pagination: String,
     /// Records asked for per request, `{{page_size}}` (default 100).
-    #[serde(default = "common::default_page_size")]
+    #[serde(default = "http_pull::default_page_size")]
     pub page_size: u32,
     /// Number of the first page, `{{page}}` (default 1).
-    #[serde(default = "common::default_first_page")]
+    #[serde(default = "http_pull::default_first_page")]
     pub first_page: i64,
     /// End the run at a page with fewer records than `page_size` (default true).
-    #[serde(default = "common::default_true")]
+    #[serde(default = "http_pull::default_true")]
     pub stop_on_short_page: bool,
     /// Most pages in one run (default 10000): reaching it fails the run, cursor not advanced.
-    #[serde(default = "common::default_max_pages")]
+    #[serde(default = "http_pull::default_max_pages")]
     pub max_pages: u64,
     /// Character set of answers, overriding `Content-Type` and prolog (`gbk`, `gb18030`, ...).
     pub encoding: Option<String>,
@@ -141,9 +142,9 @@ enum WsSecurity {
     Digest,
 }
 
-/// Everything a SOAP source needs, checked.
+/// How a SOAP source asks for pages and reads the answers: its settings, checked.
 #[derive(Debug)]
-struct Resolved {
+struct SoapPullPlan {
     url: Url,
     soap12: bool,
     action: Option<String>,
@@ -160,19 +161,21 @@ struct Resolved {
 }
 
 impl SoapSourceSettings {
-    fn resolve(
+    /// Check the own keys, given the checked watermark keys, into the pull plan; every
+    /// problem names its key.
+    fn plan(
         &self,
         base: &Path,
         watermark: Option<&Watermark>,
         max_bytes: usize,
-    ) -> Result<Resolved, Vec<SettingsProblem>> {
+    ) -> Result<SoapPullPlan, Vec<SettingsProblem>> {
         let mut problems = Vec::new();
-        let url = common::http_url(&self.url, &mut problems);
+        let url = http_pull::http_url(&self.url, &mut problems);
         let soap12 = match self.soap_version.as_str() {
             "1.1" => false,
             "1.2" => true,
             other => {
-                problems.push(problem(
+                problems.push(SettingsProblem::new(
                     "soap_version",
                     format!("应为 \"1.1\" 或 \"1.2\" / must be \"1.1\" or \"1.2\", got {other:?}"),
                 ));
@@ -180,9 +183,9 @@ impl SoapSourceSettings {
             }
         };
         if matches!(&self.action, Some(a) if a.contains('"') || a.chars().any(char::is_control)) {
-            problems.push(problem(
+            problems.push(SettingsProblem::new(
                 "action",
-                "不能含引号或控制字符 / must not hold quotes or control characters".into(),
+                "不能含引号或控制字符 / must not hold quotes or control characters",
             ));
         }
         let password = SecretSource {
@@ -193,7 +196,7 @@ impl SoapSourceSettings {
         }
         .resolve(base)
         .unwrap_or_else(|m| {
-            problems.push(problem("password", m));
+            problems.push(SettingsProblem::new("password", m));
             None
         });
         let ws_security = match self.ws_security.as_str() {
@@ -201,7 +204,7 @@ impl SoapSourceSettings {
             "password_text" => WsSecurity::Text,
             "password_digest" => WsSecurity::Digest,
             other => {
-                problems.push(problem(
+                problems.push(SettingsProblem::new(
                     "ws_security",
                     format!("应为 none、password_text 或 password_digest / must be none, password_text or password_digest, got {other:?}"),
                 ));
@@ -209,12 +212,12 @@ impl SoapSourceSettings {
             }
         };
         if ws_security != WsSecurity::None && (self.username.is_none() || password.is_none()) {
-            problems.push(problem(
+            problems.push(SettingsProblem::new(
                 "ws_security",
-                "WS-Security 需要 username 与 password（或 password_env / password_file）/ WS-Security needs username and password (or password_env / password_file)".into(),
+                "WS-Security 需要 username 与 password（或 password_env / password_file）/ WS-Security needs username and password (or password_env / password_file)",
             ));
         }
-        let known = common::known_placeholders(BUILTIN_PLACEHOLDERS, &self.params, false, &mut problems);
+        let known = http_pull::known_placeholders(BUILTIN_PLACEHOLDERS, &self.params, false, &mut problems);
         let key = if self.envelope_template_file.is_some() {
             "envelope_template_file"
         } else {
@@ -231,55 +234,55 @@ impl SoapSourceSettings {
             None
         });
         if self.envelope_template.is_none() && self.envelope_template_file.is_none() {
-            problems.push(problem(
+            problems.push(SettingsProblem::new(
                 "envelope_template",
-                "需要 envelope_template 或 envelope_template_file / envelope_template or envelope_template_file is required".into(),
+                "需要 envelope_template 或 envelope_template_file / envelope_template or envelope_template_file is required",
             ));
         }
         let envelope = match text.map(|t| Template::parse(&t, Escaping::Xml, &known)) {
             None => None,
             Some(Err(e)) => {
-                problems.push(problem(key, e));
+                problems.push(SettingsProblem::new(key, e));
                 None
             }
             Some(Ok(t)) => {
                 if t.uses("password") && password.is_none() {
-                    problems.push(problem(
+                    problems.push(SettingsProblem::new(
                         "password",
-                        "模板使用了 {{password}}，但未给出密码 / the template uses {{password}} but no password is given".into(),
+                        "模板使用了 {{password}}，但未给出密码 / the template uses {{password}} but no password is given",
                     ));
                 }
-                let sample = common::sample_values(&known);
+                let sample = http_pull::sample_values(&known);
                 let mut rendered = t.render(&sample);
                 if ws_security != WsSecurity::None || t.uses("ws_security") {
                     let header = security_header(ws_security, "u", &Secret::new("p"));
                     rendered = match with_security(&rendered, &header, t.uses("ws_security")) {
                         Ok(r) => r,
                         Err(e) => {
-                            problems.push(problem(key, e));
+                            problems.push(SettingsProblem::new(key, e));
                             rendered
                         }
                     };
                 }
                 match parse_xml_with_encoding(rendered.as_bytes(), &XmlLimits::default(), Some(encoding_rs::UTF_8)) {
-                    Ok(tree) if find_records(&tree, "Envelope.Body").is_empty() => problems.push(problem(
+                    Ok(tree) if find_records(&tree, "Envelope.Body").is_empty() => problems.push(SettingsProblem::new(
                         key,
-                        "模板不是 SOAP 信封（缺 Envelope/Body）/ the template is not a SOAP envelope (no Envelope/Body)".into(),
+                        "模板不是 SOAP 信封（缺 Envelope/Body）/ the template is not a SOAP envelope (no Envelope/Body)",
                     )),
                     Ok(_) => {}
-                    Err(e) => problems.push(problem(key, format!("模板生成的不是合法 XML / the template does not give valid XML: {e}"))),
+                    Err(e) => problems.push(SettingsProblem::new(key, format!("模板生成的不是合法 XML / the template does not give valid XML: {e}"))),
                 }
                 Some(t)
             }
         };
         if self.records_path.trim().is_empty() {
-            problems.push(problem("records_path", "不能为空 / must not be empty".into()));
+            problems.push(SettingsProblem::new("records_path", "不能为空 / must not be empty"));
         }
         let paginated = match self.pagination.as_str() {
             "none" => false,
             "page" => true,
             other => {
-                problems.push(problem(
+                problems.push(SettingsProblem::new(
                     "pagination",
                     format!("应为 none 或 page / must be none or page, got {other:?}"),
                 ));
@@ -287,36 +290,36 @@ impl SoapSourceSettings {
             }
         };
         if paginated && envelope.as_ref().is_some_and(|e| !e.uses("page") && !e.uses("offset")) {
-            problems.push(problem(
+            problems.push(SettingsProblem::new(
                 "pagination",
-                "分页需要在信封模板中使用 {{page}} 或 {{offset}} / page pagination needs {{page}} or {{offset}} in the envelope template".into(),
+                "分页需要在信封模板中使用 {{page}} 或 {{offset}} / page pagination needs {{page}} or {{offset}} in the envelope template",
             ));
         }
-        common::check_paging(self.page_size, self.max_pages, &mut problems);
+        http_pull::check_paging(self.page_size, self.max_pages, &mut problems);
         if self.max_depth < 4 || self.max_depth > 1024 {
-            problems.push(problem("max_depth", "应在 4..1024 / must be 4..1024".into()));
+            problems.push(SettingsProblem::new("max_depth", "应在 4..1024 / must be 4..1024"));
         }
         if self.max_elements == 0 {
-            problems.push(problem("max_elements", "应至少为 1 / must be at least 1".into()));
+            problems.push(SettingsProblem::new("max_elements", "应至少为 1 / must be at least 1"));
         }
-        let encoding = common::encoding_label("encoding", self.encoding.as_deref(), &mut problems);
+        let encoding = http_pull::encoding_label("encoding", self.encoding.as_deref(), &mut problems);
         let request_encoding =
-            common::encoding_label("request_encoding", self.request_encoding.as_deref(), &mut problems);
+            http_pull::encoding_label("request_encoding", self.request_encoding.as_deref(), &mut problems);
         if let (Some(w), Some(e)) = (watermark, &envelope) {
             if w.path.is_some() && !e.uses("since") {
-                problems.push(problem(
+                problems.push(SettingsProblem::new(
                     "watermark_path",
-                    "增量拉取需要在信封模板中使用 {{since}} / incremental pulls need {{since}} in the envelope template".into(),
+                    "增量拉取需要在信封模板中使用 {{since}} / incremental pulls need {{since}} in the envelope template",
                 ));
             }
         }
         match (url, envelope, watermark) {
-            (Some(url), Some(envelope), Some(w)) if problems.is_empty() => Ok(Resolved {
+            (Some(url), Some(envelope), Some(w)) if problems.is_empty() => Ok(SoapPullPlan {
                 url,
                 soap12,
                 action: self.action.clone(),
                 envelope,
-                params: common::param_values(&self.params),
+                params: http_pull::param_values(&self.params),
                 username: self.username.clone(),
                 password,
                 ws_security,
@@ -441,7 +444,7 @@ fn fault(tree: &Value) -> Option<SourceError> {
         if let Some(detail) = fault.get("detail") {
             let detail = xml_text(detail).unwrap_or_else(|| detail.to_string());
             if !detail.is_empty() {
-                message = format!("{message} ({})", crate::sinks::excerpt(&detail, 300));
+                message = format!("{message} ({})", excerpt(&detail, 300));
             }
         }
         return Some(SourceError::Answer { code, message });
@@ -459,7 +462,7 @@ fn fault(tree: &Value) -> Option<SourceError> {
     let message = match json_at(fault, "Detail") {
         Some(d) => format!(
             "{message} ({})",
-            crate::sinks::excerpt(&xml_text(d).unwrap_or_else(|| d.to_string()), 300)
+            excerpt(&xml_text(d).unwrap_or_else(|| d.to_string()), 300)
         ),
         None => message,
     };
@@ -474,10 +477,10 @@ pub fn check(table: &toml::Table, base: &Path) -> Vec<SettingsProblem> {
 fn parse(
     table: &toml::Table,
     base: &Path,
-) -> Result<(SoapSourceSettings, ClientSettings, Resolved), Vec<SettingsProblem>> {
-    common::parse(table, base, |s: &SoapSourceSettings, watermark, client| {
+) -> Result<(SoapSourceSettings, ClientSettings, SoapPullPlan), Vec<SettingsProblem>> {
+    http_pull::parse(table, base, |s: &SoapSourceSettings, watermark, client| {
         let max_bytes = client.map_or(64 * 1024 * 1024, |c| c.max_response_bytes);
-        s.resolve(base, watermark, max_bytes)
+        s.plan(base, watermark, max_bytes)
     })
 }
 
@@ -488,12 +491,12 @@ pub fn build(source_id: &str, table: &toml::Table, base: &Path) -> Result<Arc<dy
     }))
 }
 
-type Inner = common::Inner<SoapSourceSettings, Resolved>;
+type Inner = http_pull::Inner<SoapSourceSettings, SoapPullPlan>;
 
 impl Inner {
     /// The request body for these values, with a fresh WS-Security header.
     fn envelope(&self, values: &Values) -> String {
-        let r = &self.resolved;
+        let r = &self.plan;
         let mut values = values.clone();
         let marked = r.envelope.uses("ws_security");
         if marked {
@@ -512,7 +515,7 @@ impl Inner {
     }
 
     fn content_type(&self) -> String {
-        let r = &self.resolved;
+        let r = &self.plan;
         let charset = r.request_encoding.name().to_ascii_lowercase();
         match (r.soap12, &r.action) {
             (true, Some(a)) => format!("application/soap+xml; charset={charset}; action=\"{a}\""),
@@ -535,7 +538,7 @@ impl PullSource for SoapSource {
     fn start(&self, cursor: Option<String>, mode: PullMode) -> Box<dyn PullRun> {
         let progress = self
             .inner
-            .start_progress("SOAP", &self.inner.resolved.watermark, cursor, mode);
+            .start_progress("SOAP", &self.inner.plan.watermark, cursor, mode);
         Box::new(SoapRun {
             inner: self.inner.clone(),
             progress,
@@ -563,7 +566,7 @@ struct SoapRun {
 
 impl SoapRun {
     fn values(&self, progress: &Progress) -> Values {
-        let r = &self.inner.resolved;
+        let r = &self.inner.plan;
         let s = &self.inner.settings;
         let mut v = r.params.clone();
         let size = i64::from(s.page_size);
@@ -573,7 +576,7 @@ impl SoapRun {
             "offset".into(),
             TemplateValue::Number((self.page_value - s.first_page).saturating_mul(size)),
         );
-        common::insert_times(&mut v, progress, &r.watermark);
+        http_pull::insert_times(&mut v, progress, &r.watermark);
         if let Some(u) = &r.username {
             v.insert("username".into(), TemplateValue::Text(u.clone()));
         }
@@ -597,18 +600,17 @@ impl PullRun for SoapRun {
         if self.done {
             return Ok(None);
         }
-        let mut progress = common::resume(&self.progress).inspect_err(|_| self.done = true)?;
+        let mut progress = http_pull::resume(&self.progress).inspect_err(|_| self.done = true)?;
         let inner = self.inner.clone();
         let s = &inner.settings;
-        let r = &inner.resolved;
+        let r = &inner.plan;
         if self.page_number >= s.max_pages {
-            return self.fail(common::max_pages_reached(s.max_pages));
+            return self.fail(http_pull::max_pages_reached(s.max_pages));
         }
         self.page_number += 1;
         let values = self.values(&progress);
         let content_type = inner.content_type();
         let answer = inner
-            .client
             .send(
                 |client| {
                     let body = charset::encode(&inner.envelope(&values), r.request_encoding);
@@ -651,13 +653,13 @@ impl PullRun for SoapRun {
         if !answer.status.is_success() {
             return self.fail(SourceError::Answer {
                 code: format!("HTTP {}", answer.status.as_u16()),
-                message: crate::sinks::excerpt(decoded.text.trim(), 300),
+                message: excerpt(decoded.text.trim(), 300),
             });
         }
         if find_records(&tree, "Envelope.Body").is_empty() && find_records(&tree, &s.records_path).is_empty() {
             return self.fail(SourceError::Protocol(format!(
                 "应答不是 SOAP 信封 / the answer is not a SOAP envelope: {}",
-                crate::sinks::excerpt(decoded.text.trim(), 200)
+                excerpt(decoded.text.trim(), 200)
             )));
         }
         let records = find_records(&tree, &s.records_path);
@@ -665,7 +667,7 @@ impl PullRun for SoapRun {
         let mut items: Vec<SourceItem> = Vec::with_capacity(records.len());
         for (i, record) in records.iter().enumerate() {
             let text = record.to_string();
-            items.push(common::record_item(
+            items.push(http_pull::record_item(
                 (*record).clone(),
                 text,
                 format!("page {page_no} #{}", i + 1),
@@ -758,8 +760,8 @@ mod tests {
         let text = format!(
             "url = \"http://h\"\nrecords_path = \"a\"\nenvelope_template = '{ENVELOPE}'\nusername = \"u\"\npassword = \"pw-secret-1\"\nws_security = \"password_text\"\nauth = {{ kind = \"basic\", username = \"b\", password = \"pw-secret-2\" }}"
         );
-        let (settings, client, resolved) = parse(&text.parse().unwrap(), Path::new("/")).unwrap();
-        let shown = format!("{settings:?} {client:?} {resolved:?}");
+        let (settings, client, plan) = parse(&text.parse().unwrap(), Path::new("/")).unwrap();
+        let shown = format!("{settings:?} {client:?} {plan:?}");
         assert!(
             !shown.contains("pw-secret-1") && !shown.contains("pw-secret-2"),
             "{shown}"

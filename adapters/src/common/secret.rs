@@ -1,6 +1,7 @@
-//! Secrets of sink settings (connection URLs with passwords, tokens): given inline, in an
-//! environment variable (`<name>_env`) or in a file (`<name>_file`, e.g. a mounted secret).
-//! A [`Secret`] never shows its value in `Debug` or `Display`.
+//! Secrets of source and sink settings (connection URLs with passwords, tokens, signing keys):
+//! given inline, in an environment variable (`<name>_env`) or in a file (`<name>_file`, e.g. a
+//! mounted secret). A [`Secret`] never shows its value in `Debug` or `Display`, and neither does
+//! a [`Redacted`] setting.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,18 @@ impl fmt::Debug for Secret {
 }
 
 impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Text from the settings that must never be shown (an inline password or token): `Debug`
+/// prints `<redacted>`.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Redacted(pub String);
+
+impl fmt::Debug for Redacted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
     }
@@ -113,6 +126,11 @@ mod tests {
         let s = Secret::new("pw-123");
         assert_eq!(format!("{s:?} {s}"), "<redacted> <redacted>");
         assert_eq!(s.expose(), "pw-123");
+    }
+
+    #[test]
+    fn redacted_text_never_prints() {
+        assert_eq!(format!("{:?}", Redacted("pw".into())), "<redacted>");
     }
 
     #[test]

@@ -3,26 +3,19 @@
 //! its three parts, building the source, and the bookkeeping of a pull run (progress, records
 //! holding malformed bytes, `since`/`until` values).
 
+use super::contract::{PullMode, PulledRecord, SourceError, SourceItem, UnparsedRecord};
 use super::settings::{format_time, split, Progress, Watermark};
-use super::{PullMode, PulledRecord, SourceError, SourceItem, UnparsedRecord};
-use crate::http::charset::{self, Decoded};
-use crate::http::client::{ClientSettings, HttpClient};
-use crate::http::template::{Escaping, Template, TemplateValue, Values};
-use crate::sinks::SettingsProblem;
+use crate::common::charset::{self, Decoded};
+use crate::common::json_path::json_at;
+use crate::common::settings::{joined, SettingsProblem};
+use crate::common::template::{Escaping, Template, TemplateValue, Values};
+use crate::http::client::{Answer, ClientSettings, HttpClient};
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-
-/// A problem under `key`.
-pub(crate) fn problem(key: &str, message: String) -> SettingsProblem {
-    SettingsProblem {
-        key: key.into(),
-        message,
-    }
-}
 
 /// Default of `page_size`: 100.
 pub(crate) fn default_page_size() -> u32 {
@@ -49,14 +42,14 @@ pub(crate) fn http_url(text: &str, problems: &mut Vec<SettingsProblem>) -> Optio
     match Url::parse(text) {
         Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
         Ok(u) => {
-            problems.push(problem(
+            problems.push(SettingsProblem::new(
                 "url",
                 format!("应为 http(s) 地址 / must be http or https, got {}:", u.scheme()),
             ));
             None
         }
         Err(e) => {
-            problems.push(problem("url", format!("无效的 URL / invalid URL: {e}")));
+            problems.push(SettingsProblem::new("url", format!("无效的 URL / invalid URL: {e}")));
             None
         }
     }
@@ -74,15 +67,15 @@ pub(crate) fn known_placeholders<'a>(
     let mut known: Vec<&str> = builtin.to_vec();
     for (name, value) in params {
         if builtin.contains(&name.as_str()) {
-            problems.push(problem(
-                &format!("params.{name}"),
+            problems.push(SettingsProblem::new(
+                format!("params.{name}"),
                 format!("与内置占位符重名 / clashes with the built-in placeholder {{{{{name}}}}}"),
             ));
         } else if let Err(e) = check_values
             .then(|| Template::parse(value, Escaping::Plain, &[]))
             .transpose()
         {
-            problems.push(problem(&format!("params.{name}"), e));
+            problems.push(SettingsProblem::new(format!("params.{name}"), e));
         } else {
             known.push(name);
         }
@@ -109,10 +102,10 @@ pub(crate) fn sample_values(known: &[&str]) -> Values {
 /// The limits of `page_size` (1..100000) and `max_pages` (at least 1).
 pub(crate) fn check_paging(page_size: u32, max_pages: u64, problems: &mut Vec<SettingsProblem>) {
     if page_size == 0 || page_size > 100_000 {
-        problems.push(problem("page_size", "应在 1..100000 / must be 1..100000".into()));
+        problems.push(SettingsProblem::new("page_size", "应在 1..100000 / must be 1..100000"));
     }
     if max_pages == 0 {
-        problems.push(problem("max_pages", "应至少为 1 / must be at least 1".into()));
+        problems.push(SettingsProblem::new("max_pages", "应至少为 1 / must be at least 1"));
     }
 }
 
@@ -126,7 +119,7 @@ pub(crate) fn encoding_label(
     let label = label?;
     let encoding = charset::encoding_for_label(label);
     if encoding.is_none() {
-        problems.push(problem(
+        problems.push(SettingsProblem::new(
             key,
             format!("未知字符集 / unknown character set {label:?} (utf-8, gbk, gb18030, ...)"),
         ));
@@ -135,13 +128,14 @@ pub(crate) fn encoding_label(
 }
 
 /// Parse a kind table: the connection keys, the incremental keys and the kind's own keys `T`,
-/// each checked as far as it parses; `resolve` checks the own keys, given the watermark and
-/// the connection settings when those parsed. Every problem, or all three parts.
-pub(crate) fn parse<T: DeserializeOwned, R>(
+/// each checked as far as it parses; `plan` checks the own keys, given the watermark and
+/// the connection settings when those parsed, into the source's pull plan. Every problem, or
+/// the own keys, the connection keys and the plan.
+pub(crate) fn parse<T: DeserializeOwned, P>(
     table: &toml::Table,
     base: &Path,
-    resolve: impl FnOnce(&T, Option<&Watermark>, Option<&ClientSettings>) -> Result<R, Vec<SettingsProblem>>,
-) -> Result<(T, ClientSettings, R), Vec<SettingsProblem>> {
+    plan: impl FnOnce(&T, Option<&Watermark>, Option<&ClientSettings>) -> Result<P, Vec<SettingsProblem>>,
+) -> Result<(T, ClientSettings, P), Vec<SettingsProblem>> {
     let parts = split::<T>(table);
     let mut problems = Vec::new();
     let client = match parts.client {
@@ -166,8 +160,8 @@ pub(crate) fn parse<T: DeserializeOwned, R>(
         }
     };
     let own = match parts.own {
-        Ok(s) => match resolve(&s, watermark.as_ref(), client.as_ref()) {
-            Ok(r) => Some((s, r)),
+        Ok(s) => match plan(&s, watermark.as_ref(), client.as_ref()) {
+            Ok(p) => Some((s, p)),
             Err(p) => {
                 problems.extend(p);
                 None
@@ -179,41 +173,53 @@ pub(crate) fn parse<T: DeserializeOwned, R>(
         }
     };
     match (client, own) {
-        (Some(c), Some((s, r))) if problems.is_empty() => Ok((s, c, r)),
+        (Some(c), Some((s, p))) if problems.is_empty() => Ok((s, c, p)),
         _ => Err(problems),
     }
 }
 
-/// What a pull source keeps: its id, its own settings, their checked form and its HTTP client.
-pub(crate) struct Inner<S, R> {
+/// What a pull source keeps: its id, its own settings, its pull plan and its HTTP client.
+pub(crate) struct Inner<S, P> {
     /// The source's id.
     pub source_id: String,
     /// The kind's own keys.
     pub settings: S,
-    /// Those keys, checked.
-    pub resolved: R,
+    /// How it asks for pages and reads the answers (the own keys, checked).
+    pub plan: P,
     /// The HTTP client (connection keys).
     pub client: HttpClient,
 }
 
-impl<S, R> Inner<S, R> {
+impl<S, P> Inner<S, P> {
     /// Build from a table that `parse` checks; its problems become one settings error.
     pub fn build(
         source_id: &str,
         table: &toml::Table,
         base: &Path,
-        parse: impl FnOnce(&toml::Table, &Path) -> Result<(S, ClientSettings, R), Vec<SettingsProblem>>,
+        parse: impl FnOnce(&toml::Table, &Path) -> Result<(S, ClientSettings, P), Vec<SettingsProblem>>,
     ) -> Result<Arc<Self>, SourceError> {
-        let (settings, client_settings, resolved) = parse(table, base).map_err(|problems| {
-            SourceError::Settings(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
-        })?;
+        let (settings, client_settings, plan) =
+            parse(table, base).map_err(|problems| SourceError::Settings(joined(&problems)))?;
         let client = HttpClient::new(source_id, &client_settings, base)?;
         Ok(Arc::new(Inner {
             source_id: source_id.to_string(),
             settings,
-            resolved,
+            plan,
             client,
         }))
+    }
+
+    /// Send a request with the client's retries; a failure is counted in `health()`.
+    pub async fn send<F, A>(&self, build: F, is_answer: A) -> Result<Answer, SourceError>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        A: Fn(reqwest::StatusCode, &[u8]) -> bool,
+    {
+        self.client.send(build, is_answer).await.map_err(|e| {
+            let e = SourceError::from(e);
+            self.client.record_failure(&e);
+            e
+        })
     }
 
     /// Begin a run (`kind` names the source kind in the log) from the stored `cursor`.
@@ -288,7 +294,7 @@ pub(crate) fn record_item(
             ),
         });
     }
-    progress.see(watermark, &record, |v, p| crate::http::json_at(v, p).cloned());
+    progress.see(watermark, &record, |v, p| json_at(v, p).cloned());
     Ok(PulledRecord {
         value: record,
         payload: text.into_bytes(),

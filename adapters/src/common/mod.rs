@@ -1,0 +1,27 @@
+//! The ground floor of the adapters: what the HTTP toolkit, the sources and the sinks all build
+//! on. Nothing here imports from `http`, `sources` or `sinks`.
+//!
+//! - [`settings`]: the problem every settings check reports, naming its key; TOML tables read
+//!   with errors that name their keys; templates given inline or in a file;
+//! - [`secret`]: secrets given inline, in an environment variable or in a file, never shown;
+//! - [`template`]: the one `{{name}}` template engine (query parameters, JSON and XML bodies,
+//!   SOAP envelopes, URLs);
+//! - [`charset`]: answers in UTF-8, GBK or GB18030 decoded by a setting, their `Content-Type` or
+//!   (XML) their BOM or prolog;
+//! - [`json_path`]: dotted paths into JSON answers;
+//! - [`retry_after`]: the `Retry-After` of an HTTP answer;
+//! - [`http_error`]: why an HTTP exchange gave no usable answer, or could not be authorised;
+//! - [`health`]: the circuit state and counts operators see of a connection;
+//! - [`amqp_url`]: the broker URL of an AMQP source or sink;
+//! - [`text`]: answers and errors cut to a length messages can hold.
+
+pub mod amqp_url;
+pub mod charset;
+pub mod health;
+pub mod http_error;
+pub mod json_path;
+pub mod retry_after;
+pub mod secret;
+pub mod settings;
+pub mod template;
+pub mod text;
