@@ -28,20 +28,9 @@ pub fn xml_declared_encoding(bytes: &[u8]) -> Option<&'static Encoding> {
     if let Some((e, _)) = Encoding::for_bom(bytes) {
         return Some(e);
     }
-    let head = &bytes[..bytes.len().min(512)];
-    if !head.starts_with(b"<?xml") {
-        return None;
-    }
-    let end = head.windows(2).position(|w| w == b"?>")?;
-    let decl = String::from_utf8_lossy(&head[..end]);
-    let i = decl.find("encoding")?;
-    let rest = decl[i + "encoding".len()..]
-        .trim_start()
-        .strip_prefix('=')?
-        .trim_start();
-    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-    let label = rest[1..].split(quote).next()?;
-    encoding_for_label(label)
+    // The prolog is read by the normaliser's XML reader, the one sniffer of the workspace.
+    let label = normalizer::xml_tree::declared_encoding(bytes)?;
+    encoding_for_label(&label)
 }
 
 /// The encoding of an answer: the override, else the `Content-Type` charset, else (when
