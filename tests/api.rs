@@ -36,6 +36,10 @@ const ALL_TOKENS: &[&str] = &[ADMIN, OPERATOR, OWNER, DEPT, DEPT_OTHER, BAD];
 const SOURCE: &str = "nanchang-amr";
 /// Another department's push source.
 const OTHER: &str = "other-dept";
+/// The other department's agency (九江, region 360400); `OTHER` writes for it and its region.
+const JIUJIANG_AGENCY: &str = "11360400014587316A";
+/// Another agency of region 3604.
+const JIUJIANG_OTHER_AGENCY: &str = "113604000145872014";
 
 fn sha(token: &str) -> String {
     hex::encode(gateway::server::auth::digest(token))
@@ -180,6 +184,7 @@ mapping = "{m}"
 format = "json"
 record_key = "ajbh"
 xml_records = "cases.case"
+agencies = ["{AGENCY_CODE}"]
 [sources.push]
 max_body_bytes = 20000
 
@@ -188,6 +193,8 @@ id = "{OTHER}"
 kind = "push"
 mapping = "{m}"
 record_key = "ajbh"
+agencies = ["{JIUJIANG_AGENCY}"]
+agency_regions = ["3604"]
 
 [[sources]]
 id = "backfill"
@@ -618,6 +625,66 @@ async fn push_answers_each_record_in_order_and_commits_before_answering(backend:
     gw.stop().await;
 }
 on_both_backends!(push_answers_each_record_in_order_and_commits_before_answering);
+
+/// A record of `agency` (region `region`) with case number `n`.
+fn record_of_agency(n: usize, variant: u32, agency: &str, region: &str) -> Value {
+    let mut r = nanchang_record(n, variant);
+    r["jgdm"] = json!(agency);
+    r["xzqh"] = json!(region);
+    r
+}
+
+async fn a_department_cannot_write_or_overwrite_another_departments_cases(backend: Backend) {
+    let gw = Gw::start(backend).await;
+    // The other department writes its own case, by agency and by region.
+    let (status, own) = gw
+        .post(
+            &format!("/api/ingest/{OTHER}"),
+            DEPT_OTHER,
+            json!([
+                record_of_agency(300, 0, JIUJIANG_AGENCY, "360400"),
+                record_of_agency(301, 0, JIUJIANG_OTHER_AGENCY, "360400")
+            ]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{own}");
+    assert_eq!(own["results"][0]["result"], "accepted", "{own}");
+    assert_eq!(
+        own["results"][1]["result"], "accepted",
+        "a region prefix admits the region's agencies: {own}"
+    );
+    let code = own["results"][0]["code"].as_str().expect("code").to_string();
+    // This department pushes a changed version of that case (same business key) to its own source.
+    let answer = gw.push(&[record_of_agency(300, 7, JIUJIANG_AGENCY, "360400")]).await;
+    let result = &answer["results"][0];
+    assert_eq!(result["result"], "quarantined", "{answer}");
+    let violation = &result["violations"][0];
+    assert_eq!(violation["rule"], "source.agency_not_allowed", "{answer}");
+    assert_eq!(violation["value"], JIUJIANG_AGENCY);
+    let en = violation["message_en"].as_str().unwrap_or_default();
+    assert!(
+        en.contains(SOURCE) && en.contains(JIUJIANG_AGENCY) && en.contains(support::AGENCY_CODE),
+        "the message names the source, the agency and what the source may write for: {en}"
+    );
+    assert!(
+        violation["message_zh"].as_str().is_some_and(|m| m.contains("无权")),
+        "{violation}"
+    );
+    // The other department's case is unchanged: one version, its own record.
+    let (status, case) = gw.get(&format!("/api/cases/{code}"), OPERATOR).await;
+    assert_eq!(status, StatusCode::OK, "{case}");
+    let versions = case["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 1, "no version was added: {case}");
+    let (_, entries) = gw
+        .get(
+            &format!("/api/quarantine?source={SOURCE}&rule=source.agency_not_allowed"),
+            OPERATOR,
+        )
+        .await;
+    assert_eq!(entries["items"].as_array().map(Vec::len), Some(1), "{entries}");
+    gw.stop().await;
+}
+on_both_backends!(a_department_cannot_write_or_overwrite_another_departments_cases);
 
 fn xml_cases(records: &[Value]) -> String {
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"GBK\"?>\n<cases>");

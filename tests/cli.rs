@@ -174,6 +174,49 @@ fn config_check_reports_every_problem_with_its_place() {
 }
 
 #[test]
+fn config_check_names_bad_agency_scopes_and_warns_about_a_source_that_may_write_for_anyone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = repo().join("mappings/nanchang-amr-penalty/mapping.toml");
+    let config = dir.path().join("scope.toml");
+    let sources = |scope: &str| {
+        format!(
+            "[[sources]]\nid = \"open\"\nmapping = \"{m}\"\n\n[[sources]]\nid = \"scoped\"\nmapping = \"{m}\"\n{scope}\n",
+            m = path_str(&mapping)
+        )
+    };
+    std::fs::write(
+        &config,
+        sources("agencies = [\"11360100014523152X\"]\nagency_regions = [\"360\", \"36a1\"]"),
+    )
+    .unwrap();
+    let out = gateway().args(["config", "check", path_str(&config)]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "sources[1] (id \"scoped\").agencies[0]",
+        "uscc.check_char",
+        "sources[1] (id \"scoped\").agency_regions[0]",
+        "sources[1] (id \"scoped\").agency_regions[1]",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+
+    std::fs::write(
+        &config,
+        sources("agencies = [\"11360100014523152U\"]\nagency_regions = [\"3601\"]"),
+    )
+    .unwrap();
+    let out = gateway().args(["config", "check", path_str(&config)]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("warning: sources[0] (id \"open\")") && text.contains("any agency"),
+        "a source without agencies or agency_regions is warned about:\n{text}"
+    );
+    assert!(!text.contains("(id \"scoped\")"), "{text}");
+}
+
+#[test]
 fn config_never_prints_the_database_password() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("pg.toml");

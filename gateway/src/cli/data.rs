@@ -26,6 +26,9 @@ pub fn config_check(file: &Path) -> anyhow::Result<ExitCode> {
                 resolved.config.sinks.len(),
                 resolved.config.store.backend
             );
+            for w in resolved.config.warnings() {
+                println!("警告 / warning: {}: {}", w.place, w.message);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -6,8 +6,9 @@ pub mod schedule;
 
 use normalizer::mapping::Mapping;
 use normalizer::rules::{Catalogue, RuleOptions};
+use normalizer::standards::CreditCode;
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -421,6 +422,63 @@ pub struct SourceConfig {
     pub amqp: Option<toml::Table>,
     /// `kind = "push"`: the HTTP push endpoint's settings.
     pub push: Option<toml::Table>,
+    /// The handling agencies this source may write for, by unified social credit code: a record
+    /// naming another agency (and outside `agency_regions`) is quarantined
+    /// (`source.agency_not_allowed`).
+    #[serde(default)]
+    pub agencies: Vec<String>,
+    /// The regions whose agencies this source may write for, as GB/T 2260 code prefixes
+    /// (`36` a province, `3601` a city, `360102` a county), matched against the record's
+    /// `agency.region_code`.
+    #[serde(default)]
+    pub agency_regions: Vec<String>,
+}
+
+impl SourceConfig {
+    /// Which agencies the source may write for (everyone when neither key is set).
+    pub fn agency_scope(&self) -> AgencyScope {
+        AgencyScope {
+            codes: self
+                .agencies
+                .iter()
+                .filter_map(|c| CreditCode::parse(c).ok())
+                .map(|c| c.as_str().to_string())
+                .collect(),
+            region_prefixes: self.agency_regions.iter().map(|r| r.trim().to_string()).collect(),
+        }
+    }
+}
+
+/// The handling agencies a source may write for: by credit code, or by region code prefix. An
+/// empty scope allows every agency (a source configured without `agencies` or `agency_regions`;
+/// `gateway config check` warns about it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AgencyScope {
+    /// Allowed agencies' normalised credit codes.
+    pub codes: BTreeSet<String>,
+    /// Allowed GB/T 2260 region code prefixes.
+    pub region_prefixes: Vec<String>,
+}
+
+impl AgencyScope {
+    /// True when the scope names no agency and no region: every agency is allowed.
+    pub fn is_open(&self) -> bool {
+        self.codes.is_empty() && self.region_prefixes.is_empty()
+    }
+
+    /// Whether an agency with this credit code and region code may be written for.
+    pub fn allows(&self, credit_code: &str, region_code: &str) -> bool {
+        self.is_open()
+            || self.codes.contains(credit_code)
+            || (!region_code.is_empty() && self.region_prefixes.iter().any(|p| region_code.starts_with(p.as_str())))
+    }
+
+    /// What the scope allows, in words (for messages): the codes, then the region prefixes.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.codes.iter().cloned().collect();
+        parts.extend(self.region_prefixes.iter().map(|p| format!("{p}*")));
+        parts.join(", ")
+    }
 }
 
 fn default_source_kind() -> String {
@@ -613,6 +671,22 @@ impl Config {
         config.resolve(&file)
     }
 
+    /// What is allowed but probably unintended, each with its place: sources that may write
+    /// for any agency (neither `agencies` nor `agency_regions`).
+    pub fn warnings(&self) -> Vec<ConfigProblem> {
+        self.sources
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.agency_scope().is_open())
+            .map(|(i, s)| ConfigProblem {
+                place: format!("sources[{i}] (id {:?})", s.id),
+                message: "未设置 agencies 或 agency_regions：该来源可写入任何执法部门的案件 / neither `agencies` nor \
+                          `agency_regions` is set: this source may write cases of any agency"
+                    .into(),
+            })
+            .collect()
+    }
+
     /// A path from the config, made absolute against the config file's directory.
     pub fn path(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
@@ -769,6 +843,22 @@ impl Config {
                     );
                 }
             }
+            for (j, code) in s.agencies.iter().enumerate() {
+                if let Err(e) = CreditCode::parse(code) {
+                    problem(format!("{place}.agencies[{j}]"), e.to_string());
+                }
+            }
+            for (j, prefix) in s.agency_regions.iter().enumerate() {
+                let prefix = prefix.trim();
+                if !(matches!(prefix.len(), 2 | 4 | 6) && prefix.bytes().all(|b| b.is_ascii_digit())) {
+                    problem(
+                        format!("{place}.agency_regions[{j}]"),
+                        format!(
+                            "行政区划代码前缀应为 2、4 或 6 位数字，收到 {prefix:?} / a region code prefix is 2, 4 or 6 digits (province, city, county), got {prefix:?}"
+                        ),
+                    );
+                }
+            }
             if !matches!(s.format.as_str(), "json" | "jsonl" | "xml" | "csv") {
                 problem(
                     format!("{place}.format"),
@@ -918,5 +1008,27 @@ impl StoreConfig {
         } else {
             base.join(p)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agency_scope_admits_its_codes_and_the_agencies_of_its_regions_only() {
+        let scope = AgencyScope {
+            codes: BTreeSet::from(["11360100014523152U".to_string()]),
+            region_prefixes: vec!["3604".into()],
+        };
+        assert!(scope.allows("11360100014523152U", "360100"), "by code");
+        assert!(scope.allows("113604000145872014", "360403"), "by region prefix");
+        assert!(!scope.allows("11360700014628376B", "360700"), "another city's agency");
+        assert!(!scope.allows("11360700014628376B", ""), "no region named");
+        assert_eq!(scope.describe(), "11360100014523152U, 3604*");
+        assert!(
+            AgencyScope::default().allows("anything", ""),
+            "an open scope admits everyone"
+        );
     }
 }

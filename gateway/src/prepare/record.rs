@@ -2,6 +2,7 @@
 //! canonical record, and derive the business key, numbering year and region.
 
 use super::reader::{parse_item, ParsedRecord, ReadItem};
+use crate::config::AgencyScope;
 use crate::store::{AcceptedRecord, BusinessKey, IncomingRecord, Operation, PayloadFormat, Verdict};
 use chrono::{DateTime, Utc};
 use normalizer::mapping::Mapping;
@@ -21,6 +22,8 @@ pub struct Preparer {
     pub normalizer: Arc<Normalizer>,
     /// Path in the source record of its key at the source.
     pub record_key_path: Option<String>,
+    /// The handling agencies the source may write for (everyone when open).
+    pub agencies: Arc<AgencyScope>,
 }
 
 /// SHA-256 as lower-case hex.
@@ -94,8 +97,22 @@ fn canonical_texts(record: &Value) -> (Vec<u8>, String) {
     (out, whole)
 }
 
-/// `text` with every NUL character replaced by U+FFFD: text columns cannot hold NUL, and a
-/// record key must always be storable (the record is quarantined under it when nothing else is).
+/// `text` with every control character (NUL, line breaks, escapes, ...) replaced by U+FFFD: a
+/// record key or position may come from a message property, a file name or a header, text
+/// columns cannot hold NUL, and a key must always be storable and printable (the record is
+/// quarantined under it when nothing else is).
+pub fn storable_key(text: String) -> String {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .collect()
+    } else {
+        text
+    }
+}
+
+/// `text` with every NUL character replaced by U+FFFD (what no text column nor JSON document of
+/// the store can hold).
 fn without_nul(text: String) -> String {
     if text.contains('\0') {
         text.replace('\0', "\u{fffd}")
@@ -164,28 +181,29 @@ impl Preparer {
     fn prepare_reusing(&self, item: ReadItem, received_at: DateTime<Utc>, scratch: &mut Outcome) -> IncomingRecord {
         match parse_item(item) {
             Ok(record) => self.prepare_record_reusing(record, received_at, None, scratch),
-            Err(unreadable) => IncomingRecord {
-                source_id: self.source_id.clone(),
-                record_key: unreadable.position.clone(),
-                payload_hash: sha256_hex(&unreadable.payload),
-                payload: unreadable.payload,
-                payload_format: PayloadFormat::Json,
-                received_at,
-                mapping_id: self.mapping.id().to_string(),
-                mapping_version: self.mapping.version(),
-                verdict: Verdict::Quarantine(vec![Violation::error(
-                    "",
-                    "input.unreadable",
-                    None,
-                    format!("记录无法解析（{}）：{}", unreadable.position, unreadable.message),
-                    format!(
-                        "record cannot be parsed ({}): {}",
-                        unreadable.position, unreadable.message
-                    ),
-                )]),
-                replay_of: None,
-                payload_lz4: None,
-            },
+            Err(unreadable) => {
+                let position = storable_key(unreadable.position);
+                let message = without_nul(unreadable.message);
+                IncomingRecord {
+                    source_id: self.source_id.clone(),
+                    payload_hash: sha256_hex(&unreadable.payload),
+                    payload: unreadable.payload,
+                    payload_format: PayloadFormat::Json,
+                    received_at,
+                    mapping_id: self.mapping.id().to_string(),
+                    mapping_version: self.mapping.version(),
+                    verdict: Verdict::Quarantine(vec![Violation::error(
+                        "",
+                        "input.unreadable",
+                        None,
+                        format!("记录无法解析（{position}）：{message}"),
+                        format!("record cannot be parsed ({position}): {message}"),
+                    )]),
+                    record_key: position,
+                    replay_of: None,
+                    payload_lz4: None,
+                }
+            }
         }
     }
 
@@ -241,7 +259,7 @@ impl Preparer {
             .and_then(|p| key_text(&value, p))
             .or_else(|| outcome.key_text())
             .unwrap_or(position);
-        let record_key = without_nul(record_key);
+        let record_key = storable_key(record_key);
         let texts = accepted.then(|| canonical_texts(canonical));
         let nul_fields = match &texts {
             Some((_, json)) if json.contains("\\u0000") => fields_with_nul(canonical),
@@ -249,6 +267,9 @@ impl Preparer {
         };
         let verdict = match (texts, facts) {
             (Some(_), Some(_)) if !nul_fields.is_empty() => Verdict::Quarantine(nul_fields),
+            (Some(_), Some(facts)) if !self.agencies.allows(facts.agency_credit_code.as_str(), &facts.region) => {
+                Verdict::Quarantine(vec![self.agency_not_allowed(&facts)])
+            }
             (Some((without_operation, record_json)), Some(facts)) => {
                 let operation = Operation::from_record(canonical);
                 Verdict::Accept(AcceptedRecord {
@@ -290,6 +311,26 @@ impl Preparer {
             payload_lz4: None,
         }
     }
+
+    /// Why a record naming an agency outside the source's scope is quarantined.
+    fn agency_not_allowed(&self, facts: &normalizer::CaseFacts) -> Violation {
+        let agency = facts.agency_credit_code.as_str();
+        let region = &facts.region;
+        let allowed = self.agencies.describe();
+        Violation::error(
+            "/agency/credit_code",
+            "source.agency_not_allowed",
+            Some(agency.to_string()),
+            format!(
+                "来源 {} 无权报送执法部门 {agency}（行政区划 {region}）的案件；该来源只能报送：{allowed}。请由该部门自己的系统报送，或请管理员在该来源的 agencies / agency_regions 中加入该部门",
+                self.source_id
+            ),
+            format!(
+                "source {} may not write cases of agency {agency} (region {region}); it may write for: {allowed}. Send the case from that agency's own system, or have an administrator add the agency to the source's agencies / agency_regions",
+                self.source_id
+            ),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -305,6 +346,7 @@ mod tests {
             mapping: Arc::new(Mapping::load(&dir.join("mapping.toml")).unwrap()),
             normalizer: Arc::new(Normalizer::default()),
             record_key_path: None,
+            agencies: Arc::default(),
         };
         let text = std::fs::read_to_string(dir.join("samples/records.jsonl")).unwrap();
         let items = || -> Vec<ReadItem> {
@@ -327,6 +369,35 @@ mod tests {
             let alone = preparer.prepare(item, in_chunk.received_at);
             assert_eq!(format!("{alone:?}"), format!("{in_chunk:?}"));
         }
+    }
+
+    #[test]
+    fn keys_and_positions_from_outside_are_stored_without_control_characters() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/nanchang-amr-penalty");
+        let preparer = Preparer {
+            source_id: "mq".into(),
+            mapping: Arc::new(Mapping::load(&dir.join("mapping.toml")).unwrap()),
+            normalizer: Arc::new(Normalizer::default()),
+            record_key_path: None,
+            agencies: Arc::default(),
+        };
+        // An unreadable message whose position (its message id) and error hold NUL and escapes.
+        let unreadable = crate::prepare::reader::UnreadableRecord {
+            payload: b"{\"a\":\0}".to_vec(),
+            position: "message id-\0-\u{1b}[2J".into(),
+            message: "bad byte \0 here".into(),
+        };
+        let record = preparer.prepare(Err(unreadable), Utc::now());
+        assert_eq!(record.record_key, "message id-\u{fffd}-\u{fffd}[2J");
+        let Verdict::Quarantine(violations) = &record.verdict else {
+            panic!("an unreadable record is quarantined")
+        };
+        let text = serde_json::to_string(violations).unwrap();
+        assert!(
+            !text.contains("\\u0000"),
+            "no NUL reaches the stored violations: {text}"
+        );
+        assert_eq!(storable_key("plain-key 1".into()), "plain-key 1");
     }
 
     fn record_hash(record: &Value, operation: Operation) -> String {

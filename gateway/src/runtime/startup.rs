@@ -54,6 +54,7 @@ pub fn config_preparers(resolved: &Resolved) -> Result<HashMap<String, Preparer>
                     mapping: Arc::clone(mapping),
                     normalizer: Arc::clone(&normalizer),
                     record_key_path: source.record_key.clone(),
+                    agencies: Arc::new(source.agency_scope()),
                 },
             )
         })
