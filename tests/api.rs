@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
-use support::{defective_record, nanchang_record, repo, Backend};
+use support::{defective_record, nanchang_record, repo, Backend, AGENCY_CODE};
 
 // ----------------------------------------------------------------------------------------------
 // Tokens (fixed so the log test can look for every one of them).
@@ -663,7 +663,7 @@ async fn a_department_cannot_write_or_overwrite_another_departments_cases(backen
     assert_eq!(violation["value"], JIUJIANG_AGENCY);
     let en = violation["message_en"].as_str().unwrap_or_default();
     assert!(
-        en.contains(SOURCE) && en.contains(JIUJIANG_AGENCY) && en.contains(support::AGENCY_CODE),
+        en.contains(SOURCE) && en.contains(JIUJIANG_AGENCY) && en.contains(AGENCY_CODE),
         "the message names the source, the agency and what the source may write for: {en}"
     );
     assert!(
@@ -895,7 +895,7 @@ async fn cases_are_found_by_code_business_key_and_target_with_versions_and_linea
     // By business key.
     let path = format!(
         "/api/cases?agency_credit_code={}&case_type=penalty&case_number=NCSJ-CF-2024-000041",
-        support::AGENCY_CODE
+        AGENCY_CODE
     );
     let (status, by_key) = gw.get(&path, OPERATOR).await;
     assert_eq!(status, StatusCode::OK, "{by_key}");
