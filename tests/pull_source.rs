@@ -119,6 +119,11 @@ const REST_COMMON: &str = "pagination = \"page\"\npage_param = \"pageNo\"\npage_
     message_path = \"msg\"\nmax_attempts = 2\nretry_initial_ms = 10\nretry_max_ms = 50\ntimeout_seconds = 5\n";
 
 async fn gateway(backend: Backend, peer_url: &str) -> Gateway {
+    gateway_with(backend, peer_url, "").await
+}
+
+/// [`gateway`] with more keys for the behaviour source's `[sources.rest]`.
+async fn gateway_with(backend: Backend, peer_url: &str, more_rest: &str) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let (store, pg) = store_keys(backend).await;
     let mapping = repo().join("mappings/internet-plus-behaviour/mapping.toml");
@@ -128,7 +133,7 @@ async fn gateway(backend: Backend, peer_url: &str) -> Gateway {
          page_size = 5\n{REST_COMMON}\n\
          [[sources]]\nid = \"iplus-behaviour\"\nkind = \"rest\"\nmapping = \"{}\"\nrecord_key = \"record_unique_identity\"\n\
          poll_seconds = 3600\n[sources.rest]\nurl = \"{peer_url}/behaviour/list\"\npage_size = 10\n{REST_COMMON}\
-         watermark_path = \"cd_time\"\nsince_param = \"since\"\noverlap_seconds = 120\n",
+         watermark_path = \"cd_time\"\nsince_param = \"since\"\noverlap_seconds = 120\n{more_rest}",
         mapping.display()
     );
     let path = dir.path().join("gateway.toml");
@@ -368,6 +373,103 @@ async fn scheduler_pulls_at_start_on_command_and_resyncs_and_reports_status() {
     assert_eq!(
         board.command("no-such-source", SourceCommand::PullNow),
         Err(gateway::telemetry::CommandError::UnknownSource("no-such-source".into()))
+    );
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_from_the_future_is_kept_with_a_warning_and_a_backlog_that_cannot_move_shows_as_stalled() {
+    let (peer, url) = start_peer().await;
+    {
+        let mut rows = peer.behaviour.lock().unwrap();
+        let mut r = rows.iter().find(|r| r["behaviour_type"] == "check").cloned().unwrap();
+        for key in ["check_action_code", "record_unique_identity", "cd_id"] {
+            r[key] = json!("NCSJ-JC-2024-2099");
+        }
+        r["cd_time"] = json!("2099-01-01 00:00:00");
+        rows.push(r);
+    }
+    let g = gateway(Backend::Sqlite, &url).await;
+    let rt = &g.runtime;
+    let shutdown = Shutdown::default();
+    pull_into(
+        rt,
+        "iplus-catalogue",
+        &pull_source(&g, "iplus-catalogue"),
+        adapters::sources::PullMode::Incremental,
+        &shutdown,
+        &catalogue_target(&g),
+    )
+    .await
+    .unwrap();
+    pull_once(
+        rt,
+        "iplus-behaviour",
+        &pull_source(&g, "iplus-behaviour"),
+        adapters::sources::PullMode::Incremental,
+        &shutdown,
+    )
+    .await
+    .unwrap();
+    let cursor = rt.store.cursor("iplus-behaviour").await.unwrap().expect("cursor");
+    assert!(
+        cursor.starts_with("2024-"),
+        "the 2099 record does not move the cursor: {cursor}"
+    );
+    let cases = rt.store.cases(&gateway::store::CaseFilter::default()).await.unwrap();
+    let mut flagged = 0;
+    for case in &cases {
+        let (_, versions) = rt.store.case_by_code(&case.unified_code).await.unwrap();
+        for v in versions {
+            if v.warnings.iter().any(|w| w.rule == "source.watermark_in_future") {
+                flagged += 1;
+                assert_eq!(v.record["case_number"], "NCSJ-JC-2024-2099", "{}", v.record);
+            }
+        }
+    }
+    assert_eq!(flagged, 1, "the record is kept, with the warning");
+
+    // max_pages 1 over three pages of an unordered source: the cursor cannot move.
+    let stuck = gateway_with(Backend::Sqlite, &url, "max_pages = 1\n").await;
+    let rt = stuck.runtime.clone();
+    let (_tx, rx) = tokio::sync::mpsc::channel(4);
+    let task = tokio::spawn(run_scheduler(
+        rt.clone(),
+        "iplus-behaviour".into(),
+        pull_source(&stuck, "iplus-behaviour"),
+        Schedule::Every(Duration::from_secs(3600)),
+        PageTarget::Cases,
+        rx,
+        shutdown.clone(),
+    ));
+    let board = rt.sources.clone();
+    wait_for("the pull at start", || {
+        board
+            .get("iplus-behaviour")
+            .is_some_and(|s| s.last_pull_finished.is_some())
+    })
+    .await;
+    let status = board.get("iplus-behaviour").unwrap();
+    assert!(status.stalled, "{status:?}");
+    assert!(
+        status
+            .last_error
+            .as_ref()
+            .is_some_and(|(_, m)| m.contains("max_pages = 1")),
+        "{status:?}"
+    );
+    let text = rt.metrics.render(&[], &[]);
+    assert!(
+        text.contains(r#"gateway_source_stalled{source="iplus-behaviour"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"gateway_source_errors_total{source="iplus-behaviour"} 1"#),
+        "{text}"
     );
     shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(10), task)

@@ -442,6 +442,133 @@ overlap_seconds = 5
     assert!(matches!(bad.error, Some(SourceError::Settings(_))), "{:?}", bad.error);
 }
 
+/// A peer answering `updatedSince` / `start` / `rows` from `rows`, sorted by `gxsj`, noting every
+/// `updatedSince` of a run's first request; `after`: records changed after `updatedSince` (else
+/// at or after it).
+fn watermark_peer(rows: Arc<Mutex<Vec<Value>>>, sinces: Arc<Mutex<Vec<Option<String>>>>, after: bool) -> Router {
+    Router::new().route(
+        "/cases",
+        get(move |Query(q): Params| {
+            let (rows, sinces) = (rows.clone(), sinces.clone());
+            async move {
+                let since = q.get("updatedSince").cloned();
+                if q["start"] == "0" {
+                    sinces.lock().unwrap().push(since.clone());
+                }
+                let start: usize = q["start"].parse().unwrap();
+                let mut rows: Vec<Value> = rows
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|row| {
+                        let t = row["gxsj"].as_str().unwrap();
+                        since.as_deref().is_none_or(|s| if after { t > s } else { t >= s })
+                    })
+                    .cloned()
+                    .collect();
+                rows.sort_by(|a, b| a["gxsj"].as_str().cmp(&b["gxsj"].as_str()));
+                let page: Vec<Value> = rows.into_iter().skip(start).take(q["rows"].parse().unwrap()).collect();
+                Json(json!({"rows": page}))
+            }
+        }),
+    )
+}
+
+const WATERMARK_SOURCE: &str = r#"
+records_path = "rows"
+pagination = "offset"
+offset_param = "start"
+limit_param = "rows"
+page_size = 5
+watermark_path = "gxsj"
+watermark_format = "%Y-%m-%d %H:%M:%S"
+since_param = "updatedSince"
+overlap_seconds = 5
+"#;
+
+#[tokio::test]
+async fn a_record_from_the_future_is_flagged_and_the_next_since_is_not_in_the_future() {
+    let rows: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(vec![
+        json!({"ajbh": "AJ0000", "gxsj": "2024-05-01 08:00:00"}),
+        json!({"ajbh": "AJ0001", "gxsj": "2099-01-01 00:00:00"}),
+    ]));
+    let sinces: Arc<Mutex<Vec<Option<String>>>> = Default::default();
+    let addr = serve(watermark_peer(rows.clone(), sinces.clone(), false)).await;
+    let src = source("rest", &format!("url = \"http://{addr}/cases\"\n{WATERMARK_SOURCE}"));
+    let first = run(&src, None, PullMode::Incremental).await;
+    assert!(first.error.is_none(), "{:?}", first.error);
+    assert_eq!(
+        first.field("ajbh"),
+        ["AJ0000", "AJ0001"],
+        "the record is pulled, not dropped"
+    );
+    assert_eq!(first.in_future.len(), 1, "and flagged: {:?}", first.positions);
+    let cursor = first.cursors.last().cloned().flatten().expect("cursor");
+    assert_eq!(
+        cursor, "2024-05-01T00:00:00.000Z",
+        "the 2099 record does not move the cursor"
+    );
+    rows.lock()
+        .unwrap()
+        .push(json!({"ajbh": "AJ0002", "gxsj": "2024-06-01 09:00:00"}));
+    let second = run(&src, Some(&cursor), PullMode::Incremental).await;
+    assert!(
+        second.field("ajbh").contains(&"AJ0002".to_string()),
+        "later changes still arrive"
+    );
+    let now = chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap());
+    let since = sinces.lock().unwrap()[1].clone().expect("since");
+    assert!(
+        since <= now.format("%Y-%m-%d %H:%M:%S").to_string(),
+        "since {since} is not in the future"
+    );
+}
+
+#[tokio::test]
+async fn an_ordered_backlog_of_three_times_max_pages_is_pulled_in_three_runs() {
+    // 3 runs × max_pages 2 × page_size 5 = 30 records, one second apart, oldest first, from a
+    // peer that answers the changes after `since` (with no overlap nothing is pulled twice).
+    let rows: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(
+        (0..30)
+            .map(|i| json!({"ajbh": format!("AJ{i:04}"), "gxsj": format!("2024-05-01 08:00:{i:02}")}))
+            .collect(),
+    ));
+    let sinces: Arc<Mutex<Vec<Option<String>>>> = Default::default();
+    let addr = serve(watermark_peer(rows, sinces, true)).await;
+    let settings = WATERMARK_SOURCE.replace("overlap_seconds = 5", "overlap_seconds = 0");
+    let src = source(
+        "rest",
+        &format!("url = \"http://{addr}/cases\"\n{settings}max_pages = 2\nwatermark_ordered = true\n"),
+    );
+    let mut cursor: Option<String> = None;
+    let mut seen: Vec<String> = Vec::new();
+    for n in 1..=3 {
+        let r = run(&src, cursor.as_deref(), PullMode::Incremental).await;
+        assert!(
+            r.error.is_none(),
+            "run {n} ends at max_pages without failing: {:?}",
+            r.error
+        );
+        assert!(
+            r.cursors.iter().all(Option::is_some),
+            "run {n}: a cursor with every page: {:?}",
+            r.cursors
+        );
+        seen.extend(r.field("ajbh"));
+        cursor = r.cursors.last().cloned().flatten();
+    }
+    assert_eq!(seen, ids(0..30), "every record of the backlog arrived, once");
+    assert_eq!(cursor.as_deref(), Some("2024-05-01T00:00:29.000Z"));
+    // The same backlog without `watermark_ordered` fails at max_pages and keeps its cursor.
+    let unordered = source(
+        "rest",
+        &format!("url = \"http://{addr}/cases\"\n{settings}max_pages = 2\n"),
+    );
+    let r = run(&unordered, None, PullMode::Incremental).await;
+    assert!(r.error.is_some(), "an unordered source cannot resume: the run fails");
+    assert!(r.cursors.iter().all(Option::is_none), "{:?}", r.cursors);
+}
+
 #[tokio::test]
 async fn next_links_are_followed_from_the_link_header() {
     let router = Router::new().route(

@@ -34,6 +34,11 @@ const L = {
   circuit_half_open: ["半开", "half open"],
   not_pulled: ["非拉取", "not pulled"],
   pulling: ["拉取中", "pulling"],
+  stalled: ["停滞", "stalled"],
+  stalled_hint: [
+    "上次拉取达到 max_pages 仍有记录，游标无法推进：请增大 max_pages，或在来源按水位排序时设置 watermark_ordered",
+    "the last pull reached max_pages with more records and could not move its cursor: raise max_pages, or set watermark_ordered if the source sorts by the watermark",
+  ],
   last_pull: ["上次拉取", "Last pull"],
   next_pull: ["下次拉取", "Next pull"],
   lag: ["延迟", "Lag"],

@@ -507,6 +507,7 @@ pub fn decode_message(
                 payload: serde_json::to_vec(v).unwrap_or_default(),
                 value: v.clone(),
                 position: format!("{position} #{}", i + 1),
+                watermark_in_future: None,
             })
             .collect());
     }
@@ -546,12 +547,14 @@ pub fn decode_message(
                 payload: serde_json::to_vec(&v).unwrap_or_default(),
                 value: v,
                 position: format!("{position} #{}", i + 1),
+                watermark_in_future: None,
             })
             .collect()),
         Ok(v @ Value::Object(_)) => Ok(vec![PulledRecord {
             value: v,
             payload: text.into_bytes(),
             position: position.to_string(),
+            watermark_in_future: None,
         }]),
         Ok(_) => Err(poison(
             body,

@@ -18,6 +18,10 @@ pub struct PulledRecord {
     pub payload: Vec<u8>,
     /// Where it was found, e.g. `page 3, record 17`.
     pub position: String,
+    /// Its watermark, when that lay beyond the run's start plus the allowed clock skew: the
+    /// record did not move the cursor, and the gateway keeps it with the warning
+    /// `source.watermark_in_future`.
+    pub watermark_in_future: Option<DateTime<Utc>>,
 }
 
 /// A record that arrived but could not be parsed: the gateway quarantines it with its bytes.
@@ -84,6 +88,12 @@ pub enum SourceError {
     /// The settings cannot be used.
     #[error("来源配置错误 / source settings: {0}")]
     Settings(String),
+    /// The run reached `max_pages` with more records at the source, and its cursor could not
+    /// move (the source does not return records in watermark order): the source is stalled.
+    #[error(
+        "已达 max_pages = {0} 页，来源仍有记录但游标无法推进（来源未按水位排序）：请增大 max_pages 或设置 watermark_ordered / max_pages = {0} reached with more records at the source, and the cursor cannot move (the source does not return records in watermark order): raise max_pages, or set watermark_ordered if the source sorts by the watermark"
+    )]
+    Backlog(u64),
 }
 
 impl From<HttpError> for SourceError {

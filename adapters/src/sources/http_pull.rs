@@ -252,11 +252,51 @@ pub(crate) fn resume(progress: &Result<Progress, SourceError>) -> Result<Progres
     }
 }
 
-/// The error of a run that reached `max_pages`.
+/// A run that reached `max_pages`: when its cursor has moved with every page (the source returns
+/// records in watermark order), it ends there and the next run continues from the cursor;
+/// otherwise it fails, its cursor not advanced.
+pub(crate) fn at_max_pages(
+    source_id: &str,
+    kind: &str,
+    progress: &Progress,
+    watermark: &Watermark,
+    max_pages: u64,
+) -> Result<(), SourceError> {
+    if progress.resumable(watermark) {
+        tracing::warn!(source = %source_id, kind, max_pages, cursor = ?progress.cursor(),
+            "max_pages reached: the run ends here; the cursor moved with every page, the next run continues from it");
+        Ok(())
+    } else {
+        Err(max_pages_reached(max_pages))
+    }
+}
+
+/// The cursor to hand out with a page: the run's cursor on its last page, else the cursor so far
+/// when the source returns records in watermark order; and the run's warnings on its last page.
+pub(crate) fn cursor_of_page(
+    source_id: &str,
+    progress: &Progress,
+    watermark: &Watermark,
+    last: bool,
+) -> Option<String> {
+    if last && progress.in_future > 0 {
+        tracing::warn!(source = %source_id, records = progress.in_future,
+            "records whose watermark lies beyond the run's start plus max_clock_skew_seconds: kept, flagged, the cursor not moved by them");
+    }
+    if watermark.ordered && progress.out_of_order && last {
+        tracing::warn!(source = %source_id,
+            "watermark_ordered is set, but the source returned an older record after a newer one: the cursor moved only at the end of this run");
+    }
+    if last {
+        progress.cursor()
+    } else {
+        progress.page_cursor(watermark)
+    }
+}
+
+/// The error of a run that reached `max_pages` without moving its cursor.
 pub(crate) fn max_pages_reached(max_pages: u64) -> SourceError {
-    SourceError::Protocol(format!(
-        "已达 max_pages = {max_pages} 页，本次拉取中止，游标未推进 / max_pages = {max_pages} reached: the run stops without advancing the cursor"
-    ))
+    SourceError::Backlog(max_pages)
 }
 
 /// Put `since` (null when none) and `until` into `values`, written as the source expects.
@@ -294,10 +334,11 @@ pub(crate) fn record_item(
             ),
         });
     }
-    progress.see(watermark, &record, |v, p| json_at(v, p).cloned());
+    let watermark_in_future = progress.see(watermark, &record, |v, p| json_at(v, p).cloned());
     Ok(PulledRecord {
         value: record,
         payload: text.into_bytes(),
         position,
+        watermark_in_future,
     })
 }

@@ -98,7 +98,8 @@ pub struct RestSourceSettings {
     /// End the run at a page with fewer records than `page_size` (default true).
     #[serde(default = "http_pull::default_true")]
     pub stop_on_short_page: bool,
-    /// Most pages in one run (default 10000): reaching it fails the run, cursor not advanced.
+    /// Most pages in one run (default 10000): reaching it ends the run at its cursor when the
+    /// source returns records in watermark order, else fails it without moving the cursor.
     #[serde(default = "http_pull::default_max_pages")]
     pub max_pages: u64,
     /// Name of the query parameter carrying `since` (default none: use `{{since}}`).
@@ -595,9 +596,19 @@ impl PullRun for RestRun {
         let s = &inner.settings;
         if self.page_number >= s.max_pages {
             self.done = true;
-            let e = http_pull::max_pages_reached(s.max_pages);
-            inner.client.record_failure(&e);
-            return Err(e);
+            return match http_pull::at_max_pages(
+                &inner.source_id,
+                "REST",
+                &progress,
+                &inner.plan.watermark,
+                s.max_pages,
+            ) {
+                Ok(()) => Ok(None),
+                Err(e) => {
+                    inner.client.record_failure(&e);
+                    Err(e)
+                }
+            };
         }
         self.page_number += 1;
         let (url, body) = self.request_parts(&progress);
@@ -691,7 +702,7 @@ impl PullRun for RestRun {
             );
         }
         self.done = last;
-        let cursor = if last { progress.cursor() } else { None };
+        let cursor = http_pull::cursor_of_page(&inner.source_id, &progress, &inner.plan.watermark, last);
         tracing::debug!(
             source = %inner.source_id,
             page = self.page_number,

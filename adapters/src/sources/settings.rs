@@ -19,6 +19,8 @@ pub const WATERMARK_KEYS: &[&str] = &[
     "overlap_seconds",
     "utc_offset",
     "initial_since",
+    "max_clock_skew_seconds",
+    "watermark_ordered",
 ];
 
 /// Incremental pulls: which field of a record says when it last changed, and how the `since`
@@ -44,12 +46,24 @@ pub struct WatermarkSettings {
     pub utc_offset: String,
     /// `since` of the first pull and of a full resync (default none: no `since` is sent).
     pub initial_since: Option<String>,
+    /// How far a record's watermark may lie beyond the run's start before it is taken for a
+    /// wrong clock (default 300): such a record is pulled, flagged, and does not move the cursor.
+    #[serde(default = "default_clock_skew")]
+    pub max_clock_skew_seconds: u64,
+    /// The source returns records oldest change first (sorted by the watermark): the cursor then
+    /// moves with every page, so a backlog longer than `max_pages` is pulled over several runs
+    /// (default false: the cursor moves at the end of a run only).
+    #[serde(default)]
+    pub watermark_ordered: bool,
 }
 
 fn default_auto() -> String {
     "auto".into()
 }
 fn default_overlap() -> u64 {
+    300
+}
+fn default_clock_skew() -> u64 {
     300
 }
 fn default_offset() -> String {
@@ -110,6 +124,10 @@ pub struct Watermark {
     pub offset: FixedOffset,
     /// `since` of first pulls and full resyncs.
     pub initial_since: Option<DateTime<Utc>>,
+    /// How far beyond the run's start a watermark may lie and still move the cursor.
+    pub max_clock_skew: chrono::Duration,
+    /// The source returns records sorted by the watermark: the cursor moves with every page.
+    pub ordered: bool,
 }
 
 impl WatermarkSettings {
@@ -147,6 +165,9 @@ impl WatermarkSettings {
             );
             FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix())
         });
+        if self.max_clock_skew_seconds > 366 * 86_400 {
+            problem("max_clock_skew_seconds", "应不超过一年 / must be at most a year".into());
+        }
         if self.overlap_seconds > 366 * 86_400 {
             problem("overlap_seconds", "应不超过一年 / must be at most a year".into());
         }
@@ -176,6 +197,8 @@ impl WatermarkSettings {
             overlap: chrono::Duration::seconds(self.overlap_seconds as i64),
             offset,
             initial_since,
+            max_clock_skew: chrono::Duration::seconds(self.max_clock_skew_seconds as i64),
+            ordered: self.watermark_ordered,
         })
     }
 }
@@ -283,6 +306,12 @@ pub struct Progress {
     pub until: DateTime<Utc>,
     /// Records whose watermark could not be read.
     pub unreadable: u64,
+    /// Records whose watermark lay beyond `until` plus the allowed clock skew (they did not
+    /// move the cursor).
+    pub in_future: u64,
+    /// A record's watermark was older than one seen before it in this run: the source does not
+    /// return records in watermark order after all.
+    pub out_of_order: bool,
 }
 
 impl Progress {
@@ -296,6 +325,17 @@ impl Progress {
             })?),
             _ => None,
         };
+        let until = Utc::now();
+        // A cursor stored beyond now (by a version that let a wrong clock move it) would skip
+        // every change until then: the run starts over from `initial_since` instead.
+        let previous = match previous {
+            Some(p) if p > until + watermark.max_clock_skew => {
+                tracing::warn!(cursor = %cursor_text(p),
+                    "the stored cursor lies in the future: this run pulls from initial_since again");
+                None
+            }
+            p => p,
+        };
         let since = match (full, previous) {
             (false, Some(p)) => Some(p - watermark.overlap),
             _ => watermark.initial_since,
@@ -304,18 +344,52 @@ impl Progress {
             previous,
             newest: None,
             since,
-            until: Utc::now(),
+            until,
             unreadable: 0,
+            in_future: 0,
+            out_of_order: false,
         })
     }
 
-    /// Note a record's watermark value.
-    pub fn see(&mut self, watermark: &Watermark, record: &Value, lookup: impl Fn(&Value, &str) -> Option<Value>) {
-        let Some(path) = &watermark.path else { return };
+    /// Note a record's watermark value. A watermark beyond the run's start plus the allowed
+    /// clock skew (a wrong clock at the source, a mistyped date) does not move the cursor: its
+    /// time is returned, for the record to be flagged.
+    pub fn see(
+        &mut self,
+        watermark: &Watermark,
+        record: &Value,
+        lookup: impl Fn(&Value, &str) -> Option<Value>,
+    ) -> Option<DateTime<Utc>> {
+        let path = watermark.path.as_ref()?;
         match lookup(record, path).and_then(|v| parse_time(&v, &watermark.format, watermark.offset)) {
-            Some(t) => self.newest = Some(self.newest.map_or(t, |n| n.max(t))),
+            Some(t) if t > self.until + watermark.max_clock_skew => {
+                self.in_future += 1;
+                return Some(t);
+            }
+            Some(t) => {
+                if self.newest.is_some_and(|n| t < n) {
+                    self.out_of_order = true;
+                }
+                self.newest = Some(self.newest.map_or(t, |n| n.max(t)));
+            }
             None => self.unreadable += 1,
         }
+        None
+    }
+
+    /// The cursor to persist after a page that is not the run's last: the cursor so far when
+    /// the source returns records in watermark order (every record up to it has been seen, the
+    /// overlap of the next run catches those of the same time), else none.
+    pub fn page_cursor(&self, watermark: &Watermark) -> Option<String> {
+        (watermark.ordered && !self.out_of_order)
+            .then(|| self.cursor())
+            .flatten()
+    }
+
+    /// Whether this run may end at `max_pages` without failing: its cursor has moved with every
+    /// page, so the next run continues where this one stopped.
+    pub fn resumable(&self, watermark: &Watermark) -> bool {
+        watermark.ordered && !self.out_of_order && self.newest.is_some()
     }
 
     /// The cursor to persist at the end of the run: the newest of the stored cursor and the
@@ -416,6 +490,66 @@ mod tests {
         assert_eq!(format_time(t, &TimeFormat::EpochMillis, cst()), "1714521600000");
         assert_eq!(cursor_text(t), "2024-05-01T00:00:00.000Z");
         assert_eq!(parse_cursor("2024-05-01T00:00:00.000Z", cst()), Some(t));
+    }
+
+    #[test]
+    fn a_watermark_beyond_now_plus_the_skew_is_flagged_and_never_moves_the_cursor() {
+        let settings: WatermarkSettings =
+            toml::from_str("watermark_path = \"gxsj\"\nmax_clock_skew_seconds = 60").unwrap();
+        let w = settings.resolve().unwrap();
+        let mut p = Progress::start(&w, Some("2024-05-01T00:00:00.000Z"), false).unwrap();
+        let lookup = |v: &Value, path: &str| crate::common::json_path::json_at(v, path).cloned();
+        let future = p.see(&w, &json!({"gxsj": "2099-01-01 00:00:00"}), lookup);
+        assert_eq!(future.map(cursor_text).as_deref(), Some("2098-12-31T16:00:00.000Z"));
+        let soon = (p.until + chrono::Duration::seconds(30)).with_timezone(&cst());
+        assert_eq!(
+            p.see(
+                &w,
+                &json!({"gxsj": soon.format("%Y-%m-%d %H:%M:%S").to_string()}),
+                lookup
+            ),
+            None,
+            "within the allowed skew"
+        );
+        assert_eq!(p.in_future, 1);
+        let cursor = p.cursor().expect("cursor");
+        assert!(
+            cursor.as_str() <= cursor_text(p.until + w.max_clock_skew).as_str(),
+            "{cursor}"
+        );
+        // A stored cursor in the future (left by an earlier version) is not trusted.
+        let again = Progress::start(&w, Some("2099-01-01T00:00:00.000Z"), false).unwrap();
+        assert_eq!(again.previous, None);
+        assert_eq!(again.since, w.initial_since);
+    }
+
+    #[test]
+    fn an_ordered_source_hands_out_a_cursor_with_every_page_until_it_goes_back_in_time() {
+        let ordered: WatermarkSettings = toml::from_str("watermark_path = \"gxsj\"\nwatermark_ordered = true").unwrap();
+        let w = ordered.resolve().unwrap();
+        let lookup = |v: &Value, path: &str| crate::common::json_path::json_at(v, path).cloned();
+        let mut p = Progress::start(&w, None, false).unwrap();
+        assert!(!p.resumable(&w), "nothing seen yet");
+        p.see(&w, &json!({"gxsj": "2024-05-01 08:00:00"}), lookup);
+        assert_eq!(p.page_cursor(&w).as_deref(), Some("2024-05-01T00:00:00.000Z"));
+        assert!(p.resumable(&w));
+        p.see(&w, &json!({"gxsj": "2024-05-01 07:00:00"}), lookup);
+        assert!(p.out_of_order);
+        assert_eq!(
+            p.page_cursor(&w),
+            None,
+            "out of order: the cursor waits for the end of the run"
+        );
+        assert!(!p.resumable(&w));
+        let unordered = WatermarkSettings {
+            watermark_ordered: false,
+            ..ordered
+        }
+        .resolve()
+        .unwrap();
+        let mut p = Progress::start(&unordered, None, false).unwrap();
+        p.see(&unordered, &json!({"gxsj": "2024-05-01 08:00:00"}), lookup);
+        assert_eq!(p.page_cursor(&unordered), None);
     }
 
     #[test]

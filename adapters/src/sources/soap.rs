@@ -605,7 +605,13 @@ impl PullRun for SoapRun {
         let s = &inner.settings;
         let r = &inner.plan;
         if self.page_number >= s.max_pages {
-            return self.fail(http_pull::max_pages_reached(s.max_pages));
+            return match http_pull::at_max_pages(&inner.source_id, "SOAP", &progress, &r.watermark, s.max_pages) {
+                Ok(()) => {
+                    self.done = true;
+                    Ok(None)
+                }
+                Err(e) => self.fail(e),
+            };
         }
         self.page_number += 1;
         let values = self.values(&progress);
@@ -689,7 +695,7 @@ impl PullRun for SoapRun {
             || total.is_some_and(|t| self.fetched >= t);
         self.page_value += 1;
         self.done = last;
-        let cursor = if last { progress.cursor() } else { None };
+        let cursor = http_pull::cursor_of_page(&inner.source_id, &progress, &r.watermark, last);
         tracing::debug!(source = %inner.source_id, page = page_no, records = n, last, "SOAP page pulled");
         self.progress = Ok(progress);
         Ok(Some(Page { items, cursor }))

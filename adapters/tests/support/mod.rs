@@ -41,6 +41,8 @@ pub struct RunResult {
     pub cursors: Vec<Option<String>>,
     /// The error that ended the run, if any.
     pub error: Option<SourceError>,
+    /// Positions of the records flagged for a watermark beyond the run's start plus the skew.
+    pub in_future: Vec<String>,
 }
 
 impl RunResult {
@@ -65,6 +67,9 @@ pub async fn run(source: &Arc<dyn PullSource>, cursor: Option<&str>, mode: PullM
                 for item in page.items {
                     match item {
                         Ok(r) => {
+                            if r.watermark_in_future.is_some() {
+                                out.in_future.push(r.position.clone());
+                            }
                             out.records.push(r.value);
                             out.positions.push(r.position);
                             out.payloads.push(String::from_utf8(r.payload).unwrap());

@@ -12,10 +12,11 @@ use crate::prepare::reader::from_source_item;
 use crate::prepare::{prepare_parallel, PrepareError, Preparer};
 use crate::runtime::Runtime;
 use crate::shutdown::Shutdown;
-use crate::store::{IncomingRecord, StoreError};
+use crate::store::{IncomingRecord, StoreError, Verdict};
 use crate::telemetry::{BatchCommitted, SourceCommand, SourceFailed, Summary};
-use adapters::sources::{Page, PullMode, PullSource, SourceError};
+use adapters::sources::{Page, PullMode, PullSource, SourceError, SourceItem};
 use chrono::{DateTime, NaiveDateTime, Utc};
+use normalizer::Violation;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -53,6 +54,43 @@ pub fn lag_seconds(cursor: &str, now: DateTime<Utc>) -> Option<i64> {
                 .map(|t| t.and_utc() - chrono::Duration::hours(8))
         })?;
     Some((now - t).num_seconds().max(0))
+}
+
+/// Which records of a page had a watermark beyond the run's start plus the allowed clock skew,
+/// with that watermark.
+fn records_in_future(items: &[SourceItem]) -> Vec<(usize, DateTime<Utc>)> {
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| item.as_ref().ok()?.watermark_in_future.map(|t| (i, t)))
+        .collect()
+}
+
+/// Keep the warning `source.watermark_in_future` with each such record (accepted or not): its
+/// time did not move the source's cursor, and the clerk should know why.
+fn flag_in_future(prepared: &mut [IncomingRecord], in_future: &[(usize, DateTime<Utc>)]) {
+    for (index, watermark) in in_future {
+        let Some(record) = prepared.get_mut(*index) else {
+            continue;
+        };
+        let warning = Violation::warning(
+            "",
+            "source.watermark_in_future",
+            Some(watermark.to_rfc3339()),
+            format!(
+                "记录的更新时间 {} 晚于本次拉取开始时间加允许的时钟偏差：该记录已接收，但不推进游标；请核对来源系统的时钟或该记录的更新时间",
+                watermark.to_rfc3339()
+            ),
+            format!(
+                "the record's last-changed time {} lies beyond this pull's start plus the allowed clock skew: the record is taken, but it does not move the cursor; check the source system's clock or the record's time",
+                watermark.to_rfc3339()
+            ),
+        );
+        match &mut record.verdict {
+            Verdict::Accept(a) => a.warnings.push(warning),
+            Verdict::Quarantine(v) => v.push(warning),
+        }
+    }
 }
 
 /// A page as the committer gets it.
@@ -125,9 +163,14 @@ pub async fn pull_into(
                             None => Err(PullError::UnknownSource(id.clone())),
                             Some(preparer) => {
                                 let received = page.items.len() as u64;
+                                let in_future = records_in_future(&page.items);
                                 let items = page.items.into_iter().map(from_source_item).collect();
                                 prepare_parallel(&preparer, items, compress)
                                     .await
+                                    .map(|mut prepared| {
+                                        flag_in_future(&mut prepared, &in_future);
+                                        prepared
+                                    })
                                     .map(|prepared| Fetched::Prepared {
                                         prepared,
                                         preparer,
@@ -321,11 +364,14 @@ pub async fn run_scheduler(
             .await;
         let finished = Utc::now();
         let health = source.health();
+        let stalled = matches!(result, Err(PullError::Source(SourceError::Backlog(_))));
         board.update(&source_id, |s| {
             s.pulling = false;
             s.last_pull_finished = Some(finished);
             s.health = Some(health);
+            s.stalled = stalled;
         });
+        runtime.metrics.source_stalled(&source_id, stalled);
         match result {
             Ok(summary) => span.in_scope(|| tracing::info!(?summary, "pull finished")),
             Err(e) => span.in_scope(|| {

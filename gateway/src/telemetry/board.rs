@@ -39,6 +39,9 @@ pub struct SourceStatus {
     pub cursor: Option<String>,
     /// Seconds between the newest record's watermark and now, when the cursor is a time.
     pub lag_seconds: Option<i64>,
+    /// The last pull stopped at `max_pages` with more records at the source and could not move
+    /// its cursor: the source does not advance until an operator acts.
+    pub stalled: bool,
     /// Counts since the gateway started.
     pub totals: Summary,
     /// The last error, with its time.

@@ -13,7 +13,8 @@
 //! - `gateway_outbox_deliveries{sink, status}`: deliveries per sink and status (pending,
 //!   delivered, dead), read from the store at each scrape;
 //! - `gateway_http_requests_total{method, route, status}`: requests served by the API;
-//! - `gateway_source_errors_total{source}`: failed runs or connections of a source.
+//! - `gateway_source_errors_total{source}`: failed runs or connections of a source;
+//! - `gateway_source_stalled{source}`: 1 while a pull source cannot move its cursor.
 
 use super::summary::Summary;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -72,6 +73,7 @@ pub struct Metrics {
     deliveries: Family<DeliveryLabels, Gauge>,
     http_requests: Family<HttpLabels, Counter>,
     source_errors: Family<SourceLabel, Counter>,
+    source_stalled: Family<SourceLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -131,9 +133,16 @@ impl Metrics {
             "Failed runs or connections per source (pulls, consumers, drop-folder files)",
             source_errors.clone(),
         );
+        let source_stalled = Family::<SourceLabel, Gauge>::default();
+        registry.register(
+            "gateway_source_stalled",
+            "1 while a pull source is stalled: its last run reached max_pages with more records and could not move its cursor",
+            source_stalled.clone(),
+        );
         Metrics {
             registry,
             source_errors,
+            source_stalled,
             records,
             violations,
             commit_seconds,
@@ -189,6 +198,15 @@ impl Metrics {
                 source: source.to_string(),
             })
             .inc();
+    }
+
+    /// Whether a pull source is stalled now (see [`crate::telemetry::SourceStatus::stalled`]).
+    pub fn source_stalled(&self, source: &str, stalled: bool) {
+        self.source_stalled
+            .get_or_create(&SourceLabel {
+                source: source.to_string(),
+            })
+            .set(i64::from(stalled));
     }
 
     /// Count one HTTP request.
@@ -252,6 +270,7 @@ mod tests {
             Duration::from_millis(5),
         );
         m.source_failed("s1");
+        m.source_stalled("s1", true);
         let text = m.render(
             &["platform".to_string()],
             &[DeliveryDepth {
@@ -270,6 +289,7 @@ mod tests {
         );
         assert!(text.contains(r#"gateway_batch_commit_seconds_count{source="s1"} 1"#));
         assert!(text.contains(r#"gateway_source_errors_total{source="s1"} 1"#));
+        assert!(text.contains(r#"gateway_source_stalled{source="s1"} 1"#));
         assert!(text.contains(r#"gateway_outbox_deliveries{sink="platform",status="dead"} 4"#));
         assert!(text.contains(r#"gateway_outbox_deliveries{sink="platform",status="pending"} 0"#));
     }

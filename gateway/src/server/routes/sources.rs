@@ -66,6 +66,8 @@ pub struct SourceView {
     pub stored_cursor: Option<String>,
     /// Seconds between the newest record's watermark and now.
     pub lag_seconds: Option<i64>,
+    /// The last pull reached `max_pages` with more records and could not move its cursor.
+    pub stalled: bool,
     /// Counts since the gateway started.
     pub totals: Summary,
     /// The last error.
@@ -102,6 +104,7 @@ async fn view(state: &Shared, status: SourceStatus) -> ApiResult<SourceView> {
         cursor: status.cursor,
         stored_cursor,
         lag_seconds: status.lag_seconds,
+        stalled: status.stalled,
         totals: status.totals,
         last_error: status.last_error.map(|(at, message)| ErrorView { at, message }),
         health: status.health.map(health_view),
