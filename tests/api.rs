@@ -682,6 +682,47 @@ async fn a_department_cannot_write_or_overwrite_another_departments_cases(backen
         )
         .await;
     assert_eq!(entries["items"].as_array().map(Vec::len), Some(1), "{entries}");
+
+    // A source that may write for the agency updates a case another source wrote: committed,
+    // audited as a change of source, and the lineage names each version's source.
+    let first = gw.push(&[nanchang_record(310, 0)]).await;
+    let code = first["results"][0]["code"].as_str().expect("code").to_string();
+    let file = gw.dir.path().join("update.jsonl");
+    std::fs::write(&file, format!("{}\n", nanchang_record(310, 3))).expect("write");
+    let job = gateway::intake::files::IngestJob {
+        preparer: gw.runtime.preparers.get("backfill").expect("preparer"),
+        files: vec![file],
+        format: gateway::prepare::InputFormat::JsonLines,
+        xml_records: None,
+    };
+    let batching = gateway::commit::Batching::from(&gw.runtime.resolved.config);
+    let summary = gateway::intake::files::ingest_files(
+        &gw.runtime.committer("files"),
+        job,
+        &batching,
+        Shutdown::default(),
+        None,
+    )
+    .await
+    .expect("ingest");
+    assert_eq!(summary.updated, 1, "{summary:?}");
+    let (_, case) = gw.get(&format!("/api/cases/{code}"), OPERATOR).await;
+    assert_schema(&openapi(), "CaseView", &case);
+    let sources: Vec<&str> = case["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| v["source_id"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(sources, [SOURCE, "backfill"], "{case}");
+    let audit = gw.runtime.store.audit_log(100).await.expect("audit");
+    let change = audit
+        .iter()
+        .find(|a| a.action == "case.source_changed" && a.subject == format!("case:{code}"))
+        .unwrap_or_else(|| panic!("no case.source_changed entry in {audit:?}"));
+    assert_eq!(change.detail["from_source"], SOURCE);
+    assert_eq!(change.detail["to_source"], "backfill");
+    assert_eq!(change.detail["version"], 2);
     gw.stop().await;
 }
 on_both_backends!(a_department_cannot_write_or_overwrite_another_departments_cases);

@@ -35,6 +35,11 @@ const L = {
   not_pulled: ["非拉取", "not pulled"],
   pulling: ["拉取中", "pulling"],
   stalled: ["停滞", "stalled"],
+  source_changed: ["来源变更", "source changed"],
+  source_changed_hint: [
+    "此版本来自与上一版本不同的来源（已记入审计日志 case.source_changed）",
+    "this version came from another source than the one before it (in the audit log: case.source_changed)",
+  ],
   stalled_hint: [
     "上次拉取达到 max_pages 仍有记录，游标无法推进：请增大 max_pages，或在来源按水位排序时设置 watermark_ordered",
     "the last pull reached max_pages with more records and could not move its cursor: raise max_pages, or set watermark_ordered if the source sorts by the watermark",

@@ -10,13 +10,21 @@ const state = { mode: "list", code: "", agency: "", type: "penalty", number: "",
 function caseCard(view, ctx) {
   const c = view.case;
   const rawPanel = h("pre", { class: "code raw-panel", hidden: true });
-  const versions = view.versions.map((v) =>
+  const versions = view.versions.map((v, i) =>
     h(
       "tr",
       { dataset: { version: v.version } },
       h("td", { class: "num" }, v.version),
       h("td", null, h("span", { class: "badge status-" + v.status }, t("case_" + v.status))),
       h("td", null, time(v.created_at)),
+      h(
+        "td",
+        { class: "version-source" },
+        v.source_id,
+        i > 0 && view.versions[i - 1].source_id !== v.source_id
+          ? h("span", { class: "badge source-changed", title: t("source_changed_hint") }, t("source_changed"))
+          : null,
+      ),
       h("td", null, `${v.mapping_id} v${v.mapping_version}`),
       h(
         "td",
@@ -78,7 +86,7 @@ function caseCard(view, ctx) {
       h("dt", null, t("updated")),
       h("dd", null, time(c.updated_at)),
     ),
-    table({ class: "grid versions" }, [t("version"), t("status"), t("created"), t("mapping"), t("lineage_raw"), t("deliveries"), t("warnings")], versions),
+    table({ class: "grid versions" }, [t("version"), t("status"), t("created"), t("source"), t("mapping"), t("lineage_raw"), t("deliveries"), t("warnings")], versions),
     rawPanel,
     h("details", null, h("summary", null, t("canonical_record")), h("pre", { class: "code" }, JSON.stringify(c.record, null, 2))),
   );

@@ -23,6 +23,8 @@ pub struct ExistingCase {
     pub record_hash: String,
     /// Whether the current version is a withdrawal.
     pub withdrawn: bool,
+    /// The source that wrote the current version.
+    pub source_id: String,
 }
 
 /// A code counter: sequences are numbered per (case type, year, region).
@@ -37,7 +39,7 @@ pub struct CounterKey {
 }
 
 /// Which case a new version belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CaseRef {
     /// A case already in the store.
     Existing(i64),
@@ -118,6 +120,71 @@ pub enum PlanError {
         /// Why (from the case-code format).
         reason: String,
     },
+}
+
+/// A version written by another source than the case's version before it: written to the audit
+/// log in the same transaction (the agency check of the new source passed while preparing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceChange {
+    /// The case's unified code.
+    pub code: String,
+    /// The new version.
+    pub version: i32,
+    /// The source of the version before.
+    pub from: String,
+    /// The source of the new version.
+    pub to: String,
+    /// The new version's record key at its source.
+    pub record_key: String,
+}
+
+impl SourceChange {
+    /// The audit entry of the change, by the gateway itself.
+    pub fn audit_entry(&self) -> super::types::AuditEntry {
+        super::types::AuditEntry {
+            actor: super::mappings::SYSTEM_ACTOR.to_string(),
+            action: "case.source_changed".into(),
+            subject: format!("case:{}", self.code),
+            detail: serde_json::json!({
+                "version": self.version,
+                "from_source": self.from,
+                "to_source": self.to,
+                "record_key": self.record_key,
+            }),
+        }
+    }
+}
+
+/// The versions of `plan` written by another source than the version before them (in the store
+/// or earlier in the batch).
+pub fn source_changes(
+    plan: &Plan,
+    records: &[IncomingRecord],
+    existing: &HashMap<BusinessKey, ExistingCase>,
+) -> Vec<SourceChange> {
+    let mut current: HashMap<CaseRef, &str> = HashMap::new();
+    for case in existing.values() {
+        current.insert(CaseRef::Existing(case.case_id), case.source_id.as_str());
+    }
+    let mut changes = Vec::new();
+    for v in &plan.versions {
+        let Some(record) = records.get(v.record_index) else {
+            continue;
+        };
+        let to = record.source_id.as_str();
+        if let Some(from) = current.insert(v.case, to) {
+            if from != to {
+                changes.push(SourceChange {
+                    code: v.code.clone(),
+                    version: v.version,
+                    from: from.to_string(),
+                    to: to.to_string(),
+                    record_key: record.record_key.clone(),
+                });
+            }
+        }
+    }
+    changes
 }
 
 /// The counter a record's new case would be numbered from.
@@ -376,6 +443,7 @@ mod tests {
             version: 3,
             record_hash: "h1".into(),
             withdrawn: false,
+            source_id: "s".into(),
         };
         let p = plan(&[record("A", "h1", Operation::Update)], &[("A", existing.clone())], 5);
         assert_eq!(p.decisions, vec![Decision::Unchanged { code: "C".into() }]);
@@ -387,6 +455,42 @@ mod tests {
         let p = plan(&[record("A", "w2", Operation::Delete)], &[("A", withdrawn)], 5);
         assert_eq!(p.decisions, vec![Decision::Unchanged { code: "C".into() }]);
         assert!(p.counters.is_empty(), "no sequence consumed");
+    }
+
+    #[test]
+    fn a_version_from_another_source_than_the_one_before_it_is_a_source_change() {
+        let existing = ExistingCase {
+            case_id: 7,
+            code: "C".into(),
+            version: 3,
+            record_hash: "h1".into(),
+            withdrawn: false,
+            source_id: "dept-a".into(),
+        };
+        let mut from_b = record("A", "h2", Operation::Update);
+        from_b.source_id = "dept-b".into();
+        let mut again_b = record("A", "h3", Operation::Update);
+        again_b.source_id = "dept-b".into();
+        let mut new_b = record("N", "h4", Operation::Insert);
+        new_b.source_id = "dept-b".into();
+        let mut new_c = record("N", "h5", Operation::Update);
+        new_c.source_id = "dept-c".into();
+        let records = [from_b, again_b, new_b, new_c];
+        let existing_map: HashMap<BusinessKey, ExistingCase> = [(key("A"), existing.clone())].into_iter().collect();
+        let p = plan(&records, &[("A", existing)], 0);
+        let changes = source_changes(&p, &records, &existing_map);
+        let seen: Vec<(i32, &str, &str)> = changes
+            .iter()
+            .map(|c| (c.version, c.from.as_str(), c.to.as_str()))
+            .collect();
+        assert_eq!(seen, [(4, "dept-a", "dept-b"), (2, "dept-b", "dept-c")]);
+        assert_eq!(changes[0].code, "C");
+        let audit = changes[0].audit_entry();
+        assert_eq!(
+            (audit.action.as_str(), audit.subject.as_str()),
+            ("case.source_changed", "case:C")
+        );
+        assert_eq!(audit.detail["from_source"], "dept-a");
     }
 
     #[test]
@@ -404,6 +508,7 @@ mod tests {
             version: 3,
             record_hash: "h9".into(),
             withdrawn: false,
+            source_id: "s".into(),
         };
         let stale = record("A", "h1", Operation::Update);
         let delivered = [(stale.source_id.clone(), stale.payload_hash.clone())]

@@ -397,9 +397,10 @@ impl Store for PostgresStore {
         let case = case_from_row(&row)?;
         let stmt = client
             .prepare_cached(
-                "SELECT version, status, raw_id, mapping_id, mapping_version, record_hash, record, warnings, created_at,
-                        record_lz4
-                 FROM case_versions WHERE case_id = $1 ORDER BY version",
+                "SELECT v.version, v.status, v.raw_id, v.mapping_id, v.mapping_version, v.record_hash, v.record,
+                        v.warnings, v.created_at, v.record_lz4, r.source_id
+                 FROM case_versions v JOIN raw_records r ON r.id = v.raw_id
+                 WHERE v.case_id = $1 ORDER BY v.version",
             )
             .await?;
         let mut versions = Vec::new();
@@ -414,6 +415,7 @@ impl Store for PostgresStore {
                 record: compress::record_of(r.try_get(6)?, r.try_get(9)?)?,
                 warnings: corrupt_json(r.try_get(7)?)?,
                 created_at: r.try_get(8)?,
+                source_id: r.try_get(10)?,
             });
         }
         Ok((case, versions))

@@ -9,7 +9,7 @@
 
 use super::compress;
 use super::error::parse_case_type;
-use super::plan::{plan_batch, CaseRef, CounterKey, Decision, ExistingCase, Plan};
+use super::plan::{plan_batch, source_changes, CaseRef, CounterKey, Decision, ExistingCase, Plan};
 use super::types::*;
 use super::{StoreError, StoreResult};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -67,7 +67,7 @@ const SQL_COUNTERS_LOCK: &str = "
     FOR UPDATE OF c";
 
 const SQL_EXISTING_CASES: &str = "
-    SELECT k.n, c.id, c.unified_code, c.current_version, c.record_hash, c.withdrawn
+    SELECT k.n, c.id, c.unified_code, c.current_version, c.record_hash, c.withdrawn, c.source_id
     FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(credit_code, case_type, case_number, n)
     JOIN cases c ON c.agency_credit_code = k.credit_code AND c.case_type = k.case_type
                 AND c.case_number = k.case_number";
@@ -567,6 +567,7 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
                 version: row.try_get(3)?,
                 record_hash: row.try_get(4)?,
                 withdrawn: row.try_get(5)?,
+                source_id: row.try_get(6)?,
             },
         );
     }
@@ -590,6 +591,9 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
     // ---- Decide.
     let plan =
         plan_batch(records, &existing, &counters, &delivered).map_err(|e| StoreError::Conflict(e.to_string()))?;
+    for change in source_changes(&plan, records, &existing) {
+        super::postgres::insert_audit(tx, &change.audit_entry(), now).await?;
+    }
     let (new_heads, existing_heads) = heads(records, &plan)?;
     let nc = &plan.new_cases;
 

@@ -2,7 +2,7 @@
 //! One connection behind a mutex; every call runs on tokio's blocking pool.
 
 use super::error::{parse_case_number, parse_case_type, parse_credit_code};
-use super::plan::{counter_key, plan_batch, CaseRef, CounterKey, Decision, ExistingCase};
+use super::plan::{counter_key, plan_batch, source_changes, CaseRef, CounterKey, Decision, ExistingCase};
 use super::types::*;
 use super::{Store, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -130,7 +130,7 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
     let mut counters: HashMap<CounterKey, u32> = HashMap::new();
     {
         let mut find_case = tx.prepare_cached(
-            "SELECT id, unified_code, current_version, record_hash, withdrawn FROM cases
+            "SELECT id, unified_code, current_version, record_hash, withdrawn, source_id FROM cases
              WHERE agency_credit_code = ?1 AND case_type = ?2 AND case_number = ?3",
         )?;
         let mut find_counter =
@@ -152,6 +152,7 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                                     version: r.get(2)?,
                                     record_hash: r.get(3)?,
                                     withdrawn: r.get(4)?,
+                                    source_id: r.get(5)?,
                                 })
                             },
                         )
@@ -203,6 +204,9 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
     // 2. Decide.
     let plan = plan_batch(&batch.records, &existing, &counters, &delivered)
         .map_err(|e| StoreError::Conflict(e.to_string()))?;
+    for change in source_changes(&plan, &batch.records, &existing) {
+        insert_audit(&tx, &change.audit_entry(), &now)?;
+    }
 
     // 3. Raw archive.
     let mut raw_ids = Vec::with_capacity(batch.records.len());
@@ -751,8 +755,10 @@ impl Store for SqliteStore {
                 .ok_or_else(|| StoreError::NotFound(format!("case {code}")))?;
             let case = decode_case(case)?;
             let mut stmt = conn.prepare_cached(
-                "SELECT version, status, raw_id, mapping_id, mapping_version, record_hash, record, warnings, created_at
-                 FROM case_versions WHERE case_id = ?1 ORDER BY version",
+                "SELECT v.version, v.status, v.raw_id, v.mapping_id, v.mapping_version, v.record_hash, v.record,
+                        v.warnings, v.created_at, r.source_id
+                 FROM case_versions v JOIN raw_records r ON r.id = v.raw_id
+                 WHERE v.case_id = ?1 ORDER BY v.version",
             )?;
             let rows = stmt.query_map([case.id], |r| {
                 Ok((
@@ -765,6 +771,7 @@ impl Store for SqliteStore {
                     r.get::<_, String>(6)?,
                     r.get::<_, String>(7)?,
                     r.get::<_, String>(8)?,
+                    r.get::<_, String>(9)?,
                 ))
             })?;
             let mut versions = Vec::new();
@@ -780,6 +787,7 @@ impl Store for SqliteStore {
                     record: parse_json(&r.6)?,
                     warnings: parse_json(&r.7)?,
                     created_at: parse_time(&r.8)?,
+                    source_id: r.9,
                 });
             }
             Ok((case, versions))

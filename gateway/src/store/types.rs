@@ -340,6 +340,9 @@ pub struct CaseVersionRow {
     pub status: String,
     /// Raw archive id it came from.
     pub raw_id: i64,
+    /// The source that sent it (a change of source between versions is also in the audit log,
+    /// `case.source_changed`).
+    pub source_id: String,
     /// Mapping id it was mapped with.
     pub mapping_id: String,
     /// Mapping version it was mapped with.
