@@ -288,3 +288,59 @@ async fn amqp_source_connection_cut_mid_stream_loses_and_duplicates_nothing() {
     // Closing the consumer returns unacknowledged messages to the queue: none are there.
     assert_eq!(depth(&ch, QUEUE).await, 0, "every message was acknowledged");
 }
+
+/// A poison message whose `message_id` holds NUL and control characters is quarantined under a
+/// storable key and dead-lettered on PostgreSQL (which takes no NUL in text or JSON), and the
+/// queue keeps flowing: the record after it is committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_a_message_id_does_not_block_the_queue() {
+    let vhost = Vhost::create();
+    let c = start_consumer(Backend::Postgres, &vhost.url(), "").await;
+    wait_until_consuming(&c).await;
+    let (_conn, ch) = channel(&vhost.url()).await;
+    ch.basic_publish(
+        "".into(),
+        QUEUE.into(),
+        BasicPublishOptions::default(),
+        b"{\"ajbh\": broken\x00",
+        BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id("id-\u{0}-\u{1b}[2J".into()),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    publish(&ch, nanchang_record(500, 0).to_string().as_bytes(), "application/json").await;
+    let store = c.runtime.store.clone();
+    wait_for(
+        "the record after the poison message committed",
+        Duration::from_secs(30),
+        async || {
+            let s = store.stats().await.unwrap();
+            s.cases == 1 && s.quarantine_total == 1
+        },
+    )
+    .await;
+    let entries = store.quarantine_list(&QuarantineFilter::default()).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    assert!(
+        entries[0].record_key.contains("id-\u{fffd}-\u{fffd}[2J"),
+        "the key is stored without its control characters: {:?}",
+        entries[0].record_key
+    );
+    let dead = format!("{QUEUE}.dead");
+    wait_for(
+        "the poison message dead-lettered",
+        Duration::from_secs(20),
+        async || depth(&ch, &dead).await == 1,
+    )
+    .await;
+    assert_eq!(depth(&ch, QUEUE).await, 0, "nothing waits for redelivery");
+    c.shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(10), c.task)
+        .await
+        .unwrap()
+        .unwrap();
+}
