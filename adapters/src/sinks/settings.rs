@@ -6,7 +6,7 @@
 //! id = "mq"
 //! kind = "amqp"
 //! url_env = "GATEWAY_AMQP_URL"   # kind keys ...
-//! max_attempts = 10              # ... and delivery keys
+//! retry_for_hours = 24           # ... and delivery keys
 //! ```
 
 use super::amqp::{AmqpSettings, AmqpSink};
@@ -24,6 +24,7 @@ pub const DELIVERY_KEYS: &[&str] = &[
     "batch_size",
     "parallel_batches",
     "max_attempts",
+    "retry_for_hours",
     "retry_initial_ms",
     "retry_max_ms",
     "poll_ms",
@@ -39,10 +40,15 @@ pub struct DeliverySettings {
     /// Batches in flight at once (default 2).
     #[serde(default = "default_parallel")]
     pub parallel_batches: usize,
-    /// Attempts (answers other than success) before a delivery is dead (default 10). A sink that
-    /// cannot be reached at all does not use up attempts: its deliveries wait.
-    #[serde(default = "default_attempts")]
-    pub max_attempts: u32,
+    /// Failed attempts (HTTP 5xx, 408, 429, timeouts, connection errors) before a delivery is
+    /// dead (default none: only `retry_for_hours` ends the retries). A sink that cannot be
+    /// reached at all does not use up attempts: its deliveries wait.
+    pub max_attempts: Option<u32>,
+    /// How long after its commit a failing delivery is still retried, in hours (default 24):
+    /// a receiver that is down for an afternoon loses nothing. Answers that refuse the delivery
+    /// (HTTP 4xx other than 408 and 429) make it dead at once, with the receiver's answer.
+    #[serde(default = "default_retry_for_hours")]
+    pub retry_for_hours: u64,
     /// Delay before the first retry, in milliseconds (default 1000); doubles each attempt.
     #[serde(default = "default_initial")]
     pub retry_initial_ms: u64,
@@ -61,8 +67,8 @@ pub struct DeliverySettings {
 fn default_parallel() -> usize {
     2
 }
-fn default_attempts() -> u32 {
-    10
+fn default_retry_for_hours() -> u64 {
+    24
 }
 fn default_initial() -> u64 {
     1000
@@ -103,8 +109,14 @@ impl DeliverySettings {
         if self.parallel_batches == 0 || self.parallel_batches > 16 {
             problems.push(SettingsProblem::new("parallel_batches", "应在 1..16 / must be 1..16"));
         }
-        if self.max_attempts == 0 {
+        if self.max_attempts == Some(0) {
             problems.push(SettingsProblem::new("max_attempts", "应至少为 1 / must be at least 1"));
+        }
+        if self.retry_for_hours == 0 || self.retry_for_hours > 24 * 366 {
+            problems.push(SettingsProblem::new(
+                "retry_for_hours",
+                "应在 1..8784（一年）/ must be 1..8784 (a year)",
+            ));
         }
         if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
             problems.push(SettingsProblem::new(
@@ -261,7 +273,8 @@ mod tests {
         );
         let parsed = SinkSettings::parse("amqp", &table("url = \"amqp://h\"\nbatch_size = 20")).unwrap();
         assert_eq!(parsed.batch_size(), 20);
-        assert_eq!(parsed.delivery.max_attempts, 10);
+        assert_eq!(parsed.delivery.max_attempts, None);
+        assert_eq!(parsed.delivery.retry_for_hours, 24);
     }
 
     #[test]

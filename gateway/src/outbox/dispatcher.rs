@@ -4,7 +4,7 @@
 //! - Delivered: `delivered`, with the time.
 //! - Failed (the sink answered but did not take it): one attempt used; retried after an
 //!   exponential backoff with jitter (at least the sink's `Retry-After`); dead once
-//!   `max_attempts` are used up, with the last answer kept.
+//!   `retry_for_hours` (or `max_attempts`, when set) are used up, with the last answer kept.
 //! - Rejected (refused for good, e.g. HTTP 4xx): dead at once, with the answer kept.
 //! - Deferred (the sink could not be reached): no attempt used; the delivery waits.
 //!
@@ -75,8 +75,10 @@ enum Round {
 pub struct SettleContext {
     /// When the attempt ended.
     pub now: DateTime<Utc>,
-    /// Attempts before a delivery is dead.
-    pub max_attempts: u32,
+    /// Failed attempts before a delivery is dead, when bounded.
+    pub max_attempts: Option<u32>,
+    /// How long after its commit a failing delivery is still retried.
+    pub retry_for: chrono::Duration,
     /// Backoff of one delivery's retries.
     pub backoff: Backoff,
     /// How long the sink pauses after this batch (deferred deliveries wait as long).
@@ -87,8 +89,16 @@ fn at(now: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX)
 }
 
-/// The new state of delivery `id`, which had `before` attempts, after `outcome`.
-pub fn settle(id: i64, before: i32, outcome: &Outcome, ctx: &SettleContext, random: f64) -> Settlement {
+/// The new state of delivery `id`, of a version committed at `committed_at`, which had `before`
+/// attempts, after `outcome`.
+pub fn settle(
+    id: i64,
+    before: i32,
+    committed_at: DateTime<Utc>,
+    outcome: &Outcome,
+    ctx: &SettleContext,
+    random: f64,
+) -> Settlement {
     let attempts = before.saturating_add(1);
     let dead = |error: &str| Settlement {
         id,
@@ -108,9 +118,17 @@ pub fn settle(id: i64, before: i32, outcome: &Outcome, ctx: &SettleContext, rand
             delivered_at: Some(ctx.now),
         },
         Outcome::Rejected { error } => dead(error),
-        Outcome::Failed { error, .. } if u32::try_from(attempts).unwrap_or(u32::MAX) >= ctx.max_attempts => {
+        Outcome::Failed { error, .. }
+            if ctx
+                .max_attempts
+                .is_some_and(|max| u32::try_from(attempts).unwrap_or(u32::MAX) >= max) =>
+        {
             dead(&format!("{error} (after {attempts} attempts)"))
         }
+        Outcome::Failed { error, .. } if ctx.now - committed_at > ctx.retry_for => dead(&format!(
+            "{error} (after {attempts} attempts over {} hours)",
+            ctx.retry_for.num_hours()
+        )),
         Outcome::Failed { error, retry_after } => {
             let failures = u32::try_from(attempts).unwrap_or(u32::MAX);
             let wait = ctx.backoff.delay(failures, *retry_after, random);
@@ -244,6 +262,7 @@ impl SinkRunner {
         let ctx = SettleContext {
             now: Utc::now(),
             max_attempts: self.delivery.max_attempts,
+            retry_for: chrono::Duration::hours(i64::try_from(self.delivery.retry_for_hours).unwrap_or(24)),
             backoff: self.backoff(),
             pause,
         };
@@ -251,7 +270,7 @@ impl SinkRunner {
             .iter()
             .zip(&attempts)
             .zip(&outcomes)
-            .map(|((d, before), o)| settle(d.outbox_id, *before, o, &ctx, jitter()))
+            .map(|((d, before), o)| settle(d.outbox_id, *before, d.committed_at, o, &ctx, jitter()))
             .collect();
         let mut report = BatchReport::default();
         for ((s, d), before) in settlements.iter().zip(&deliveries).zip(&attempts) {
@@ -432,7 +451,8 @@ mod tests {
     fn ctx() -> SettleContext {
         SettleContext {
             now: DateTime::UNIX_EPOCH,
-            max_attempts: 3,
+            max_attempts: Some(3),
+            retry_for: chrono::Duration::hours(24),
             backoff: Backoff {
                 initial: Duration::from_secs(10),
                 max: Duration::from_secs(100),
@@ -443,7 +463,7 @@ mod tests {
 
     #[test]
     fn delivered_records_the_time_and_clears_the_error() {
-        let s = settle(1, 1, &Outcome::Delivered, &ctx(), 0.0);
+        let s = settle(1, 1, DateTime::UNIX_EPOCH, &Outcome::Delivered, &ctx(), 0.0);
         assert_eq!(
             (s.status, s.attempts, s.delivered_at, s.last_error),
             (DeliveryStatus::Delivered, 2, Some(DateTime::UNIX_EPOCH), None)
@@ -452,19 +472,40 @@ mod tests {
 
     #[test]
     fn failed_attempt_is_retried_later_until_attempts_run_out() {
-        let s = settle(1, 0, &Outcome::failed("HTTP 503: busy"), &ctx(), 0.0);
+        let s = settle(
+            1,
+            0,
+            DateTime::UNIX_EPOCH,
+            &Outcome::failed("HTTP 503: busy"),
+            &ctx(),
+            0.0,
+        );
         assert_eq!(s.status, DeliveryStatus::Pending);
         assert_eq!(s.attempts, 1);
         assert_eq!(
             s.next_attempt_at,
             Some(DateTime::UNIX_EPOCH + chrono::Duration::seconds(5))
         );
-        let s = settle(1, 1, &Outcome::failed("HTTP 503: busy"), &ctx(), 1.0);
+        let s = settle(
+            1,
+            1,
+            DateTime::UNIX_EPOCH,
+            &Outcome::failed("HTTP 503: busy"),
+            &ctx(),
+            1.0,
+        );
         assert_eq!(
             s.next_attempt_at,
             Some(DateTime::UNIX_EPOCH + chrono::Duration::seconds(20))
         );
-        let s = settle(1, 2, &Outcome::failed("HTTP 503: busy"), &ctx(), 0.0);
+        let s = settle(
+            1,
+            2,
+            DateTime::UNIX_EPOCH,
+            &Outcome::failed("HTTP 503: busy"),
+            &ctx(),
+            0.0,
+        );
         assert_eq!(s.status, DeliveryStatus::Dead);
         assert_eq!(s.last_error.as_deref(), Some("HTTP 503: busy (after 3 attempts)"));
     }
@@ -475,7 +516,7 @@ mod tests {
             error: "HTTP 429".into(),
             retry_after: Some(Duration::from_secs(60)),
         };
-        let s = settle(1, 0, &o, &ctx(), 0.0);
+        let s = settle(1, 0, DateTime::UNIX_EPOCH, &o, &ctx(), 0.0);
         assert_eq!(
             s.next_attempt_at,
             Some(DateTime::UNIX_EPOCH + chrono::Duration::seconds(60))
@@ -483,10 +524,45 @@ mod tests {
     }
 
     #[test]
+    fn a_receiver_down_for_thirty_minutes_is_retried_and_nothing_goes_dead_within_the_budget() {
+        let unbounded = SettleContext {
+            max_attempts: None,
+            ..ctx()
+        };
+        let committed = DateTime::UNIX_EPOCH - chrono::Duration::minutes(30);
+        // A 503 every few seconds for half an hour: far more than the old 10 attempts.
+        let s = settle(1, 400, committed, &Outcome::failed("HTTP 503: busy"), &unbounded, 0.0);
+        assert_eq!(s.status, DeliveryStatus::Pending, "{s:?}");
+        assert!(s.next_attempt_at.is_some());
+        // A day later the budget is used up.
+        let long_ago = DateTime::UNIX_EPOCH - chrono::Duration::hours(25);
+        let s = settle(1, 400, long_ago, &Outcome::failed("HTTP 503: busy"), &unbounded, 0.0);
+        assert_eq!(s.status, DeliveryStatus::Dead);
+        assert!(
+            s.last_error.as_deref().is_some_and(|e| e.contains("over 24 hours")),
+            "{:?}",
+            s.last_error
+        );
+        // A 4xx refusal is dead at once, whatever the budget.
+        let s = settle(
+            1,
+            0,
+            committed,
+            &Outcome::Rejected {
+                error: "HTTP 400: bad".into(),
+            },
+            &unbounded,
+            0.0,
+        );
+        assert_eq!(s.status, DeliveryStatus::Dead);
+    }
+
+    #[test]
     fn rejected_is_dead_at_once_with_the_answer() {
         let s = settle(
             1,
             0,
+            DateTime::UNIX_EPOCH,
             &Outcome::Rejected {
                 error: "HTTP 422: 缺少字段".into(),
             },
@@ -499,7 +575,14 @@ mod tests {
 
     #[test]
     fn deferred_uses_no_attempt_and_waits_for_the_pause() {
-        let s = settle(1, 2, &Outcome::deferred("connection refused"), &ctx(), 0.0);
+        let s = settle(
+            1,
+            2,
+            DateTime::UNIX_EPOCH,
+            &Outcome::deferred("connection refused"),
+            &ctx(),
+            0.0,
+        );
         assert_eq!((s.status, s.attempts), (DeliveryStatus::Pending, 2));
         assert_eq!(
             s.next_attempt_at,
