@@ -344,3 +344,66 @@ async fn a_nul_in_a_message_id_does_not_block_the_queue() {
         .unwrap()
         .unwrap();
 }
+
+/// A message the store refuses every time (here: a database trigger refuses its record key, for
+/// the record and for its quarantine entry alike) is committed on its own after its first
+/// failure, quarantined from its raw bytes after `max_redeliveries` failures and dead-lettered;
+/// the messages around it are committed, and nothing is redelivered forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_never_commits_is_quarantined_after_max_redeliveries_and_the_rest_flows() {
+    let vhost = Vhost::create();
+    let c = start_consumer(Backend::Postgres, &vhost.url(), "max_redeliveries = 2").await;
+    let db_url = c._pg.as_ref().expect("postgres").url.clone();
+    let (client, connection) = tokio_postgres::connect(&db_url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$
+             BEGIN IF NEW.record_key = 'POISON-1' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END
+             $$ LANGUAGE plpgsql;
+             CREATE TRIGGER refuse_poison BEFORE INSERT ON raw_records FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
+        )
+        .await
+        .unwrap();
+    wait_until_consuming(&c).await;
+    let (_conn, ch) = channel(&vhost.url()).await;
+    let mut poison = nanchang_record(600, 0);
+    poison["ajbh"] = serde_json::json!("POISON-1");
+    for r in [nanchang_record(601, 0), poison.clone(), nanchang_record(602, 0)] {
+        publish(&ch, r.to_string().as_bytes(), "application/json").await;
+    }
+    let store = c.runtime.store.clone();
+    wait_for(
+        "the good messages committed, the bad one quarantined",
+        Duration::from_secs(60),
+        async || {
+            let s = store.stats().await.unwrap();
+            s.cases == 2 && s.quarantine_total == 1
+        },
+    )
+    .await;
+    let entries = store.quarantine_list(&QuarantineFilter::default()).await.unwrap();
+    assert_eq!(entries[0].violations[0].rule, "input.unreadable");
+    assert!(
+        entries[0].violations[0].message_en.contains("max_redeliveries"),
+        "{:?}",
+        entries[0].violations[0]
+    );
+    let raw = store.raw_record(entries[0].raw_id).await.unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&raw.payload).unwrap(),
+        poison,
+        "quarantined from its raw bytes"
+    );
+    let dead = format!("{QUEUE}.dead");
+    wait_for("the message dead-lettered", Duration::from_secs(20), async || {
+        depth(&ch, &dead).await == 1
+    })
+    .await;
+    assert_eq!(depth(&ch, QUEUE).await, 0, "nothing waits for another redelivery");
+    c.shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(10), c.task)
+        .await
+        .unwrap()
+        .unwrap();
+}

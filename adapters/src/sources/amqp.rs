@@ -6,7 +6,9 @@
 //! A poison message (over-size, undecodable characters, unparseable JSON or XML, no records)
 //! becomes an [`UnparsedRecord`] that the gateway quarantines with the message's raw bytes;
 //! after the commit it is rejected without requeue, so the broker dead-letters it (the queue is
-//! declared with `x-dead-letter-exchange`) instead of redelivering it forever.
+//! declared with `x-dead-letter-exchange`) instead of redelivering it forever. A message whose
+//! commit keeps failing is made poison by the gateway after `max_redeliveries` failures
+//! ([`MessageBatch::split_suspects`], [`MessageBatch::into_poison`]).
 
 use super::contract::{PulledRecord, SourceError, SourceItem, UnparsedRecord};
 use crate::common::amqp_url::broker_uri;
@@ -78,6 +80,12 @@ pub struct AmqpSourceSettings {
     /// Longest pause between reconnection attempts, seconds.
     #[serde(default = "default_reconnect_max")]
     pub reconnect_max_seconds: u64,
+    /// Times a message may fail to commit before it is taken as poison (default 5): its raw
+    /// bytes are then quarantined and it is dead-lettered, instead of being redelivered forever.
+    /// A message that failed once is committed on its own from then on, so it never holds up
+    /// the messages around it.
+    #[serde(default = "default_max_redeliveries")]
+    pub max_redeliveries: u32,
 }
 
 fn default_true() -> bool {
@@ -109,6 +117,9 @@ fn default_reconnect_initial() -> u64 {
 }
 fn default_reconnect_max() -> u64 {
     30
+}
+fn default_max_redeliveries() -> u32 {
+    5
 }
 
 impl AmqpSourceSettings {
@@ -160,6 +171,9 @@ impl AmqpSourceSettings {
                 "queue",
                 "队列名称应为1-255字节 / queue name must be 1..255 bytes".into(),
             );
+        }
+        if self.max_redeliveries == 0 {
+            problem("max_redeliveries", "应至少为 1 / must be at least 1".into());
         }
         if self.dead_letter_exchange.is_empty() || self.dead_letter_exchange.len() > 255 {
             problem(
@@ -226,6 +240,8 @@ pub struct AmqpConsumer {
     channel: Channel,
     consumer: Consumer,
     limits: XmlLimits,
+    /// The batch being filled, kept here so that [`AmqpConsumer::next_batch`] is cancel-safe.
+    pending: Option<(MessageBatch, tokio::time::Instant)>,
 }
 
 impl std::fmt::Debug for AmqpConsumer {
@@ -253,10 +269,133 @@ pub struct MessageBatch {
     /// Of which poison (rejected to the dead-letter exchange after the commit).
     pub poison: usize,
     tags: Vec<(u64, Settle)>,
+    /// Per message: its key (see [`MessageBatch::message_keys`]), its body, its items' range.
+    bodies: Vec<MessageBody>,
     channel: Channel,
 }
 
+/// One message of a batch as received.
+#[derive(Debug)]
+struct MessageBody {
+    key: String,
+    position: String,
+    bytes: Vec<u8>,
+    items: std::ops::Range<usize>,
+}
+
+/// A message's identity across redeliveries: its `message_id`, else a hash of its body.
+fn message_key(message_id: Option<&str>, body: &[u8]) -> String {
+    match message_id {
+        Some(id) if !id.is_empty() => format!("id:{id}"),
+        _ => {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            body.hash(&mut hasher);
+            format!("body:{:016x}:{}", hasher.finish(), body.len())
+        }
+    }
+}
+
 impl MessageBatch {
+    /// The identity of each message (its `message_id`, else a hash of its body), in order: what
+    /// the gateway counts failed commits by.
+    pub fn message_keys(&self) -> Vec<String> {
+        self.bodies.iter().map(|b| b.key.clone()).collect()
+    }
+
+    /// Split the batch, keeping the order, so that every message `suspect` names is a batch of
+    /// its own (runs of other messages stay together). Commit and settle the parts in order.
+    pub fn split_suspects(self, suspect: impl Fn(&str) -> bool) -> Vec<MessageBatch> {
+        if !self.bodies.iter().any(|b| suspect(&b.key)) {
+            return vec![self];
+        }
+        let MessageBatch {
+            items,
+            tags,
+            bodies,
+            channel,
+            ..
+        } = self;
+        let mut items: Vec<Option<SourceItem>> = items.into_iter().map(Some).collect();
+        let mut parts: Vec<MessageBatch> = Vec::new();
+        let mut open: Option<MessageBatch> = None;
+        for ((tag, settle), body) in tags.into_iter().zip(bodies) {
+            let alone = suspect(&body.key);
+            if alone {
+                if let Some(part) = open.take() {
+                    parts.push(part);
+                }
+            }
+            let part = open.get_or_insert_with(|| MessageBatch {
+                items: Vec::new(),
+                messages: 0,
+                poison: 0,
+                tags: Vec::new(),
+                bodies: Vec::new(),
+                channel: channel.clone(),
+            });
+            let start = part.items.len();
+            part.items.extend(
+                body.items
+                    .clone()
+                    .filter_map(|i| items.get_mut(i).and_then(Option::take)),
+            );
+            part.messages += 1;
+            if settle == Settle::Reject {
+                part.poison += 1;
+            }
+            part.tags.push((tag, settle));
+            part.bodies.push(MessageBody {
+                items: start..part.items.len(),
+                ..body
+            });
+            if alone {
+                if let Some(part) = open.take() {
+                    parts.push(part);
+                }
+            }
+        }
+        parts.extend(open);
+        parts
+    }
+
+    /// Take this batch's messages as poison: each becomes one unparsed record holding its raw
+    /// bytes and `reason` (quarantined by the commit), and is rejected to the dead-letter
+    /// exchange when settled.
+    pub fn into_poison(mut self, reason: &str) -> MessageBatch {
+        self.items = self
+            .bodies
+            .iter()
+            .map(|b| {
+                Err(UnparsedRecord {
+                    payload: b.bytes.clone(),
+                    position: b.position.clone(),
+                    message: reason.to_string(),
+                })
+            })
+            .collect();
+        for (i, b) in self.bodies.iter_mut().enumerate() {
+            b.items = i..i + 1;
+        }
+        for (_, settle) in &mut self.tags {
+            *settle = Settle::Reject;
+        }
+        self.poison = self.messages;
+        self
+    }
+
+    /// Reject every message of the batch to the dead-letter exchange without committing it (for
+    /// a message that cannot even be quarantined).
+    pub async fn dead_letter(self) -> Result<(), SourceError> {
+        for (tag, _) in &self.tags {
+            self.channel
+                .basic_reject(*tag, BasicRejectOptions { requeue: false })
+                .await
+                .map_err(|e| SourceError::Unavailable(format!("AMQP rejection failed: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// Acknowledge the batch's messages (reject the poison ones without requeue). Call only
     /// after the batch is committed.
     pub async fn settle(self) -> Result<(), SourceError> {
@@ -332,42 +471,64 @@ impl AmqpConsumer {
                 max_bytes: settings.max_message_bytes,
                 ..XmlLimits::default()
             },
+            pending: None,
         })
     }
 
     /// The next batch: waits for a first message, then takes more until the batch is full or
-    /// `batch_wait_ms` has passed. `None` when the broker cancelled the consumer.
+    /// `batch_wait_ms` has passed. `None` when the broker cancelled the consumer. Cancel-safe:
+    /// messages taken before the future is dropped stay in the batch the next call returns.
     pub async fn next_batch(&mut self) -> Result<Option<MessageBatch>, SourceError> {
-        let mut batch = MessageBatch {
-            items: Vec::new(),
-            messages: 0,
-            poison: 0,
-            tags: Vec::new(),
-            channel: self.channel.clone(),
-        };
-        let first = match self.consumer.next().await {
-            None => return Ok(None),
-            Some(Err(e)) => return Err(SourceError::Unavailable(format!("AMQP: {e}"))),
-            Some(Ok(d)) => d,
-        };
-        self.take(&mut batch, first);
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.settings.batch_wait_ms);
-        while batch.messages < self.settings.batch_size {
-            match tokio::time::timeout_at(deadline, self.consumer.next()).await {
-                Err(_) => break,
-                Ok(None) => break,
+        if self.pending.is_none() {
+            let first = match self.consumer.next().await {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(SourceError::Unavailable(format!("AMQP: {e}"))),
+                Some(Ok(d)) => d,
+            };
+            let mut batch = MessageBatch {
+                items: Vec::new(),
+                messages: 0,
+                poison: 0,
+                tags: Vec::new(),
+                bodies: Vec::new(),
+                channel: self.channel.clone(),
+            };
+            self.take(&mut batch, first);
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(self.settings.batch_wait_ms);
+            self.pending = Some((batch, deadline));
+        }
+        while let Some((batch, deadline)) = self.pending.take() {
+            if batch.messages >= self.settings.batch_size {
+                return Ok(Some(batch));
+            }
+            self.pending = Some((batch, deadline));
+            let next = tokio::time::timeout_at(deadline, self.consumer.next()).await;
+            let Some((mut batch, deadline)) = self.pending.take() else {
+                break;
+            };
+            match next {
+                Err(_) | Ok(None) => return Ok(Some(batch)),
                 Ok(Some(Err(e))) => return Err(SourceError::Unavailable(format!("AMQP: {e}"))),
-                Ok(Some(Ok(d))) => self.take(&mut batch, d),
+                Ok(Some(Ok(d))) => {
+                    self.take(&mut batch, d);
+                    self.pending = Some((batch, deadline));
+                }
             }
         }
-        Ok(Some(batch))
+        Ok(None)
     }
 
     fn take(&self, batch: &mut MessageBatch, delivery: lapin::message::Delivery) {
         let tag = delivery.delivery_tag;
-        let id = delivery
+        let message_id = delivery
             .properties
             .message_id()
+            .as_ref()
+            .map(|m| m.as_str().to_string());
+        let key = message_key(message_id.as_deref(), &delivery.data);
+        let bytes = delivery.data.clone();
+        let first_item = batch.items.len();
+        let id = message_id
             .as_ref()
             .map(|m| format!(" message_id {m}"))
             .unwrap_or_default();
@@ -396,6 +557,12 @@ impl AmqpConsumer {
                 batch.tags.push((tag, Settle::Reject));
             }
         }
+        batch.bodies.push(MessageBody {
+            key,
+            position,
+            bytes,
+            items: first_item..batch.items.len(),
+        });
         batch.messages += 1;
     }
 

@@ -70,7 +70,7 @@ pub async fn commit_isolating(store: &dyn Store, batch: CommitBatch) -> Result<V
 }
 
 /// Errors that no splitting can cure: the store is unreachable or broken.
-fn is_store_down(e: &StoreError) -> bool {
+pub fn is_store_down(e: &StoreError) -> bool {
     match e {
         StoreError::Pool(_) | StoreError::Task(_) => true,
         StoreError::Postgres(pg) => pg.is_closed() || pg.code().is_none(),
