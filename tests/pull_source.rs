@@ -310,6 +310,31 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Run the behaviour source's scheduler (hourly, commands from `rx`) and wait for its pull at start.
+async fn start_scheduler(
+    g: &Gateway,
+    rx: tokio::sync::mpsc::Receiver<SourceCommand>,
+    shutdown: &Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    let task = tokio::spawn(run_scheduler(
+        g.runtime.clone(),
+        "iplus-behaviour".into(),
+        pull_source(g, "iplus-behaviour"),
+        Schedule::Every(Duration::from_secs(3600)),
+        PageTarget::Cases,
+        rx,
+        shutdown.clone(),
+    ));
+    let board = g.runtime.sources.clone();
+    wait_for("the pull at start", || {
+        board
+            .get("iplus-behaviour")
+            .is_some_and(|s| s.last_pull_finished.is_some())
+    })
+    .await;
+    task
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduler_pulls_at_start_on_command_and_resyncs_and_reports_status() {
     let (peer, url) = start_peer().await;
@@ -318,22 +343,8 @@ async fn scheduler_pulls_at_start_on_command_and_resyncs_and_reports_status() {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     rt.sources.attach_control("iplus-behaviour", tx);
     let shutdown = Shutdown::default();
-    let task = tokio::spawn(run_scheduler(
-        rt.clone(),
-        "iplus-behaviour".into(),
-        pull_source(&g, "iplus-behaviour"),
-        Schedule::Every(Duration::from_secs(3600)),
-        PageTarget::Cases,
-        rx,
-        shutdown.clone(),
-    ));
+    let task = start_scheduler(&g, rx, &shutdown).await;
     let board = rt.sources.clone();
-    wait_for("the pull at start", || {
-        board
-            .get("iplus-behaviour")
-            .is_some_and(|s| s.last_pull_finished.is_some())
-    })
-    .await;
     let status = board.get("iplus-behaviour").unwrap();
     assert_eq!(status.totals.received, 48);
     assert_eq!(status.totals.accepted + status.totals.updated, 21);
@@ -437,22 +448,8 @@ async fn a_record_from_the_future_is_kept_with_a_warning_and_a_backlog_that_cann
     let stuck = gateway_with(Backend::Sqlite, &url, "max_pages = 1\n").await;
     let rt = stuck.runtime.clone();
     let (_tx, rx) = tokio::sync::mpsc::channel(4);
-    let task = tokio::spawn(run_scheduler(
-        rt.clone(),
-        "iplus-behaviour".into(),
-        pull_source(&stuck, "iplus-behaviour"),
-        Schedule::Every(Duration::from_secs(3600)),
-        PageTarget::Cases,
-        rx,
-        shutdown.clone(),
-    ));
+    let task = start_scheduler(&stuck, rx, &shutdown).await;
     let board = rt.sources.clone();
-    wait_for("the pull at start", || {
-        board
-            .get("iplus-behaviour")
-            .is_some_and(|s| s.last_pull_finished.is_some())
-    })
-    .await;
     let status = board.get("iplus-behaviour").unwrap();
     assert!(status.stalled, "{status:?}");
     assert!(

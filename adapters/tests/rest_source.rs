@@ -355,28 +355,7 @@ async fn incremental_pulls_send_since_with_the_overlap_and_end_on_the_newest_wat
             .collect(),
     ));
     let sinces: Arc<Mutex<Vec<Option<String>>>> = Default::default();
-    let (r, s) = (rows.clone(), sinces.clone());
-    let router = Router::new().route(
-        "/cases",
-        get(move |Query(q): Params| async move {
-            let since = q.get("updatedSince").cloned();
-            if q["start"] == "0" {
-                s.lock().unwrap().push(since.clone());
-            }
-            let start: usize = q["start"].parse().unwrap();
-            let rows: Vec<Value> = r
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|row| since.as_deref().is_none_or(|s| row["gxsj"].as_str().unwrap() >= s))
-                .skip(start)
-                .take(q["rows"].parse().unwrap())
-                .cloned()
-                .collect();
-            Json(json!({"rows": rows}))
-        }),
-    );
-    let addr = serve(router).await;
+    let addr = serve(watermark_peer(rows.clone(), sinces.clone(), false)).await;
     let src = source(
         "rest",
         &format!(

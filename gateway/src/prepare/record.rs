@@ -338,17 +338,25 @@ mod tests {
     use super::*;
     use crate::prepare::reader::SourceRecord;
 
-    #[test]
-    fn a_chunk_prepares_each_record_as_it_would_be_prepared_alone() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/nanchang-amr-penalty");
-        let preparer = Preparer {
-            source_id: "nanchang".into(),
-            mapping: Arc::new(Mapping::load(&dir.join("mapping.toml")).unwrap()),
+    fn nanchang_dir() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/nanchang-amr-penalty")
+    }
+
+    /// A preparer of source `source_id` with the Nanchang mapping, writing for any agency.
+    fn nanchang_preparer(source_id: &str) -> Preparer {
+        Preparer {
+            source_id: source_id.into(),
+            mapping: Arc::new(Mapping::load(&nanchang_dir().join("mapping.toml")).unwrap()),
             normalizer: Arc::new(Normalizer::default()),
             record_key_path: None,
             agencies: Arc::default(),
-        };
-        let text = std::fs::read_to_string(dir.join("samples/records.jsonl")).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_chunk_prepares_each_record_as_it_would_be_prepared_alone() {
+        let preparer = nanchang_preparer("nanchang");
+        let text = std::fs::read_to_string(nanchang_dir().join("samples/records.jsonl")).unwrap();
         let items = || -> Vec<ReadItem> {
             text.lines()
                 .chain(["{not json", "[]"])
@@ -373,14 +381,7 @@ mod tests {
 
     #[test]
     fn keys_and_positions_from_outside_are_stored_without_control_characters() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/nanchang-amr-penalty");
-        let preparer = Preparer {
-            source_id: "mq".into(),
-            mapping: Arc::new(Mapping::load(&dir.join("mapping.toml")).unwrap()),
-            normalizer: Arc::new(Normalizer::default()),
-            record_key_path: None,
-            agencies: Arc::default(),
-        };
+        let preparer = nanchang_preparer("mq");
         // An unreadable message whose position (its message id) and error hold NUL and escapes.
         let unreadable = crate::prepare::reader::UnreadableRecord {
             payload: b"{\"a\":\0}".to_vec(),

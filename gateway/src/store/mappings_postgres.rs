@@ -5,7 +5,8 @@
 //! nothing and says so). The unique partial index `mapping_versions_one_active` is the last
 //! guard: two active versions of one source cannot be committed whatever the code does.
 
-use super::postgres::{audit_record, insert_audit, raw_record_from_row, PostgresStore, RAW_COLUMNS, RAW_TABLES};
+use super::audit_postgres::{audit_record, insert_audit};
+use super::postgres::{raw_record_from_row, PostgresStore, RAW_COLUMNS, RAW_TABLES};
 use super::{StoreError, StoreResult};
 use crate::store::mappings::{
     ActivateOutcome, Activation, ActivationKind, ActivationRow, ActiveMapping, MappingStore, NewVersion, StoredVersion,

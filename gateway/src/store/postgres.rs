@@ -16,20 +16,21 @@
 //! as a retryable [`StoreError`] (see [`StoreError::is_retryable`]); the transaction is rolled
 //! back and the caller retries the batch.
 
+use super::audit_postgres::{audit_record, insert_audit};
 use super::compress;
 use super::error::{parse_case_number, parse_case_type, parse_credit_code};
 use super::postgres_commit::{Params, RULES_OF_VIOLATIONS};
 use super::types::*;
 use super::{Store, StoreError, StoreResult};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use normalizer::Violation;
 use serde_json::Value;
 use std::str::FromStr;
 use std::time::Duration;
 use tokio_postgres::types::{Json, ToSql};
-use tokio_postgres::{Error as PgError, NoTls, Row};
+use tokio_postgres::{NoTls, Row};
 
 /// Migrations, in order: (name, SQL).
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -523,34 +524,4 @@ impl Store for PostgresStore {
         let rows = client.query(&stmt, &[&limit]).await?;
         Ok(rows.iter().map(audit_record).collect::<Result<_, _>>()?)
     }
-}
-
-/// Append an audit entry at `now`, on a client or inside the caller's transaction.
-pub(crate) async fn insert_audit(
-    client: &impl deadpool_postgres::GenericClient,
-    entry: &AuditEntry,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    let stmt = client
-        .prepare_cached("INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
-        .await?;
-    client
-        .execute(
-            &stmt,
-            &[&now, &entry.actor, &entry.action, &entry.subject, &entry.detail],
-        )
-        .await?;
-    Ok(())
-}
-
-/// An audit entry from a row of `id, at, actor, action, subject, detail`.
-pub(crate) fn audit_record(r: &Row) -> Result<AuditRecord, PgError> {
-    Ok(AuditRecord {
-        id: r.try_get(0)?,
-        at: r.try_get(1)?,
-        actor: r.try_get(2)?,
-        action: r.try_get(3)?,
-        subject: r.try_get(4)?,
-        detail: r.try_get(5)?,
-    })
 }

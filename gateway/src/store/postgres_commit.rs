@@ -592,7 +592,7 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
     let plan =
         plan_batch(records, &existing, &counters, &delivered).map_err(|e| StoreError::Conflict(e.to_string()))?;
     for change in source_changes(&plan, records, &existing) {
-        super::postgres::insert_audit(tx, &change.audit_entry(), now).await?;
+        super::audit_postgres::insert_audit(tx, &change.audit_entry(), now).await?;
     }
     let (new_heads, existing_heads) = heads(records, &plan)?;
     let nc = &plan.new_cases;
