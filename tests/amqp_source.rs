@@ -29,12 +29,18 @@ struct Consumer {
 }
 
 async fn start_consumer(backend: Backend, amqp_url: &str, extra: &str) -> Consumer {
+    start_consumer_with(backend, amqp_url, "", extra).await
+}
+
+/// [`start_consumer`] with more keys for the `[[sources]]` block (`source_keys`) and for its
+/// `[sources.amqp]` (`extra`).
+async fn start_consumer_with(backend: Backend, amqp_url: &str, source_keys: &str, extra: &str) -> Consumer {
     let dir = tempfile::tempdir().unwrap();
     let (store, pg) = store_keys(backend).await;
     let mapping = repo().join("mappings/nanchang-amr-penalty/mapping.toml");
     let text = format!(
         "[store]\n{store}\n[normalizer]\nprovince_prefix = \"36\"\n\n[[sources]]\nid = \"dept-mq\"\nkind = \"amqp\"\n\
-         mapping = \"{}\"\nrecord_key = \"ajbh\"\n[sources.amqp]\nurl = \"{amqp_url}\"\nqueue = \"{QUEUE}\"\n\
+         mapping = \"{}\"\nrecord_key = \"ajbh\"\n{source_keys}[sources.amqp]\nurl = \"{amqp_url}\"\nqueue = \"{QUEUE}\"\n\
          batch_size = 200\nreconnect_initial_ms = 100\nreconnect_max_seconds = 1\nconnect_timeout_seconds = 2\n{extra}\n",
         mapping.display()
     );
@@ -401,6 +407,37 @@ async fn a_message_that_never_commits_is_quarantined_after_max_redeliveries_and_
     })
     .await;
     assert_eq!(depth(&ch, QUEUE).await, 0, "nothing waits for another redelivery");
+    c.shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(10), c.task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// An AMQP source writes only for its own agencies: a message naming another department's agency
+/// is quarantined with `source.agency_not_allowed`, the rest of the queue flows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amqp_source_cannot_write_for_another_departments_agency() {
+    let vhost = Vhost::create();
+    let scope = format!("agencies = [\"{}\"]\n", support::AGENCY_CODE);
+    let c = start_consumer_with(Backend::Sqlite, &vhost.url(), &scope, "").await;
+    wait_until_consuming(&c).await;
+    let (_conn, ch) = channel(&vhost.url()).await;
+    let mut other = nanchang_record(700, 0);
+    other["jgdm"] = serde_json::json!("11360400014587316A");
+    other["xzqh"] = serde_json::json!("360400");
+    for r in [other, nanchang_record(701, 0)] {
+        publish(&ch, r.to_string().as_bytes(), "application/json").await;
+    }
+    let store = c.runtime.store.clone();
+    wait_for("one committed, one refused", Duration::from_secs(30), async || {
+        let s = store.stats().await.unwrap();
+        s.cases == 1 && s.quarantine_total == 1
+    })
+    .await;
+    let entries = store.quarantine_list(&QuarantineFilter::default()).await.unwrap();
+    assert_eq!(entries[0].violations[0].rule, "source.agency_not_allowed");
+    assert_eq!(entries[0].violations[0].value.as_deref(), Some("11360400014587316A"));
     c.shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(10), c.task)
         .await

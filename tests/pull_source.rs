@@ -119,11 +119,11 @@ const REST_COMMON: &str = "pagination = \"page\"\npage_param = \"pageNo\"\npage_
     message_path = \"msg\"\nmax_attempts = 2\nretry_initial_ms = 10\nretry_max_ms = 50\ntimeout_seconds = 5\n";
 
 async fn gateway(backend: Backend, peer_url: &str) -> Gateway {
-    gateway_with(backend, peer_url, "").await
+    gateway_with(backend, peer_url, "", "").await
 }
 
-/// [`gateway`] with more keys for the behaviour source's `[sources.rest]`.
-async fn gateway_with(backend: Backend, peer_url: &str, more_rest: &str) -> Gateway {
+/// [`gateway`] with more keys for the behaviour source's `[[sources]]` block and its `[sources.rest]`.
+async fn gateway_with(backend: Backend, peer_url: &str, more_source: &str, more_rest: &str) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let (store, pg) = store_keys(backend).await;
     let mapping = repo().join("mappings/internet-plus-behaviour/mapping.toml");
@@ -132,7 +132,7 @@ async fn gateway_with(backend: Backend, peer_url: &str, more_rest: &str) -> Gate
          [[catalogues]]\nid = \"iplus-catalogue\"\nkind = \"rest\"\n[catalogues.rest]\nurl = \"{peer_url}/catalog/list\"\n\
          page_size = 5\n{REST_COMMON}\n\
          [[sources]]\nid = \"iplus-behaviour\"\nkind = \"rest\"\nmapping = \"{}\"\nrecord_key = \"record_unique_identity\"\n\
-         poll_seconds = 3600\n[sources.rest]\nurl = \"{peer_url}/behaviour/list\"\npage_size = 10\n{REST_COMMON}\
+         poll_seconds = 3600\n{more_source}[sources.rest]\nurl = \"{peer_url}/behaviour/list\"\npage_size = 10\n{REST_COMMON}\
          watermark_path = \"cd_time\"\nsince_param = \"since\"\noverlap_seconds = 120\n{more_rest}",
         mapping.display()
     );
@@ -445,7 +445,7 @@ async fn a_record_from_the_future_is_kept_with_a_warning_and_a_backlog_that_cann
     assert_eq!(flagged, 1, "the record is kept, with the warning");
 
     // max_pages 1 over three pages of an unordered source: the cursor cannot move.
-    let stuck = gateway_with(Backend::Sqlite, &url, "max_pages = 1\n").await;
+    let stuck = gateway_with(Backend::Sqlite, &url, "", "max_pages = 1\n").await;
     let rt = stuck.runtime.clone();
     let (_tx, rx) = tokio::sync::mpsc::channel(4);
     let task = start_scheduler(&stuck, rx, &shutdown).await;
@@ -473,4 +473,55 @@ async fn a_record_from_the_future_is_kept_with_a_warning_and_a_backlog_that_cann
         .await
         .unwrap()
         .unwrap();
+}
+
+/// A pulled source writes only for the agencies of its regions: the behaviour records of other
+/// cities are quarantined with `source.agency_not_allowed`, Nanchang's are committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pulled_source_writes_only_for_the_agencies_of_its_regions() {
+    let (_peer, url) = start_peer().await;
+    let g = gateway_with(Backend::Sqlite, &url, "agency_regions = [\"3601\"]\n", "").await;
+    let rt = &g.runtime;
+    let shutdown = Shutdown::default();
+    pull_into(
+        rt,
+        "iplus-catalogue",
+        &pull_source(&g, "iplus-catalogue"),
+        adapters::sources::PullMode::Incremental,
+        &shutdown,
+        &catalogue_target(&g),
+    )
+    .await
+    .unwrap();
+    pull_once(
+        rt,
+        "iplus-behaviour",
+        &pull_source(&g, "iplus-behaviour"),
+        adapters::sources::PullMode::Incremental,
+        &shutdown,
+    )
+    .await
+    .unwrap();
+    let refused = rt
+        .store
+        .quarantine_list(&QuarantineFilter {
+            rule: Some("source.agency_not_allowed".into()),
+            ..QuarantineFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        !refused.is_empty(),
+        "the other cities' valid records are refused (invalid ones keep their own violations)"
+    );
+    let cases = rt.store.cases(&gateway::store::CaseFilter::default()).await.unwrap();
+    assert!(!cases.is_empty(), "Nanchang's records are committed");
+    for case in &cases {
+        assert!(
+            case.region.starts_with("3601"),
+            "{} of region {}",
+            case.unified_code,
+            case.region
+        );
+    }
 }
