@@ -93,6 +93,7 @@ async fn counts(outbox: &Arc<dyn OutboxStore>, sink: &str) -> (i64, i64, i64) {
                 DeliveryStatus::Pending => c.0 = row.count,
                 DeliveryStatus::Delivered => c.1 = row.count,
                 DeliveryStatus::Dead => c.2 = row.count,
+                DeliveryStatus::Superseded => {}
             }
         }
     }
@@ -669,7 +670,9 @@ fn gateway_json(env: &Env, args: &[&str]) -> (bool, Vec<Value>, String) {
     )
 }
 
-async fn rest_4xx_and_exhausted_retries_are_dead_with_the_answer_then_redrive_delivers_them(backend: Backend) {
+async fn rest_4xx_and_exhausted_retries_are_dead_with_the_answer_then_redrive_delivers_them_unless_superseded(
+    backend: Backend,
+) {
     let receiver = Receiver::start(ok()).await;
     let env = env_with_sinks(backend, &rest_sinks(&receiver, 20, "max_attempts = 3\n")).await;
     ingest_text(&env, "v1.jsonl", &jsonl(1..11, 0, 0));
@@ -735,22 +738,34 @@ async fn rest_4xx_and_exhausted_retries_are_dead_with_the_answer_then_redrive_de
 
     receiver.answer_with(ok());
     let id = refused_row["id"].as_i64().unwrap().to_string();
+    // Case 3's version 1 is older than its version 2, which the receiver has: re-driving it
+    // would put an old state over a newer one, so it is superseded and never sent.
     let (ok_redrive, out, err) = gateway_json(&env, &["deliveries", "redrive", "--id", &id]);
     assert!(ok_redrive, "{err}");
-    assert_eq!(out, [json!({"redriven": 1})]);
+    assert_eq!(out, [json!({"redriven": 0, "superseded": 1})]);
     let (again, _, err) = gateway_json(&env, &["deliveries", "redrive", "--id", &id]);
     assert!(!again && err.contains("only dead deliveries can be re-driven"), "{err}");
     let (ok_bulk, out, err) = gateway_json(&env, &["deliveries", "redrive", "--sink", "upload", "--all-dead"]);
     assert!(ok_bulk, "{err}");
-    assert_eq!(out, [json!({"redriven": 1})]);
+    assert_eq!(out, [json!({"redriven": 1, "superseded": 0})]);
     wait_until("re-driven deliveries delivered", Duration::from_secs(30), || async {
-        counts(&outbox, "upload").await == (0, 11, 0)
+        counts(&outbox, "upload").await == (0, 10, 0)
     })
     .await;
     run.stop();
-    assert!(receiver.accepted().contains(&refused) && receiver.accepted().contains(&failing));
+    assert!(receiver.accepted().contains(&failing));
+    assert!(
+        !receiver.accepted().contains(&refused),
+        "a superseded version is never delivered after a newer one"
+    );
+    let (_, superseded, _) = gateway_json(
+        &env,
+        &["deliveries", "list", "--status", "superseded", "--sink", "upload"],
+    );
+    assert_eq!(superseded.len(), 1, "{superseded:?}");
+    assert_eq!(superseded[0]["idempotency_key"], refused.as_str());
 }
-on_both_backends!(rest_4xx_and_exhausted_retries_are_dead_with_the_answer_then_redrive_delivers_them);
+on_both_backends!(rest_4xx_and_exhausted_retries_are_dead_with_the_answer_then_redrive_delivers_them_unless_superseded);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_429_retry_after_is_honoured() {

@@ -19,7 +19,7 @@ export default {
     const statusSel = h(
       "select",
       { id: "d-status" },
-      ["", "pending", "delivered", "dead"].map((s) => h("option", { value: s, selected: s === state.status }, s ? t("delivery_" + s) : t("all"))),
+      ["", "pending", "delivered", "dead", "superseded"].map((s) => h("option", { value: s, selected: s === state.status }, s ? t("delivery_" + s) : t("all"))),
     );
     const form = h(
       "form",

@@ -242,6 +242,8 @@ pub enum DeliveryStatusArg {
     Delivered,
     /// Refused or out of attempts.
     Dead,
+    /// Re-driven, but older than a version of the case already delivered: never sent.
+    Superseded,
 }
 
 /// Identifier kinds of `gateway check`.

@@ -14,6 +14,7 @@ impl From<DeliveryStatusArg> for DeliveryStatus {
             DeliveryStatusArg::Pending => DeliveryStatus::Pending,
             DeliveryStatusArg::Delivered => DeliveryStatus::Delivered,
             DeliveryStatusArg::Dead => DeliveryStatus::Dead,
+            DeliveryStatusArg::Superseded => DeliveryStatus::Superseded,
         }
     }
 }
@@ -76,10 +77,10 @@ pub async fn run(action: DeliveriesAction) -> anyhow::Result<ExitCode> {
                     actor: actor(),
                     action: "deliveries.redrive".into(),
                     subject,
-                    detail: serde_json::json!({ "redriven": n }),
+                    detail: serde_json::json!(n),
                 })
                 .await?;
-            println!("{}", serde_json::json!({ "redriven": n }));
+            println!("{}", serde_json::json!(n));
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -283,6 +283,8 @@ impl SinkRunner {
                 }
                 DeliveryStatus::Pending if s.attempts > *before => report.retried += 1,
                 DeliveryStatus::Pending => report.deferred += 1,
+                // Settling never supersedes; only a re-drive does.
+                DeliveryStatus::Superseded => {}
             }
         }
         self.settle_with_retries(&settlements).await?;

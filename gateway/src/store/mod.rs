@@ -36,6 +36,7 @@ pub use mappings::{
 };
 pub use open::{open, Stores};
 pub use outbox::{
-    Claimed, DeliveryCount, DeliveryFilter, DeliveryRow, DeliveryStatus, OutboxStore, Redrive, Settlement,
+    Claimed, DeliveryCount, DeliveryFilter, DeliveryRow, DeliveryStatus, OutboxStore, Redrive, RedriveReport,
+    Settlement,
 };
 pub use types::*;

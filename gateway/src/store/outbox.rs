@@ -25,6 +25,9 @@ pub enum DeliveryStatus {
     Delivered,
     /// Refused for good, or out of attempts: waits for an operator's re-drive.
     Dead,
+    /// A dead delivery that a re-drive found older than a version of the same case already
+    /// delivered to the sink: never sent, so that the sink keeps the newest state.
+    Superseded,
 }
 
 impl DeliveryStatus {
@@ -34,6 +37,7 @@ impl DeliveryStatus {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::Delivered => "delivered",
             DeliveryStatus::Dead => "dead",
+            DeliveryStatus::Superseded => "superseded",
         }
     }
 
@@ -43,6 +47,7 @@ impl DeliveryStatus {
             "pending" => Some(DeliveryStatus::Pending),
             "delivered" => Some(DeliveryStatus::Delivered),
             "dead" => Some(DeliveryStatus::Dead),
+            "superseded" => Some(DeliveryStatus::Superseded),
             _ => None,
         }
     }
@@ -158,7 +163,27 @@ pub trait OutboxStore: Send + Sync {
     async fn delivery_counts(&self) -> StoreResult<Vec<DeliveryCount>>;
 
     /// Make dead deliveries pending again with fresh attempts (their last error stays until the
-    /// next attempt). Returns how many. [`Redrive::One`] of a delivery that is not dead is a
+    /// next attempt), except those older than a version of the same case already delivered to
+    /// the sink: they become [`DeliveryStatus::Superseded`], so that an old state never
+    /// overwrites a newer one downstream. [`Redrive::One`] of a delivery that is not dead is a
     /// conflict; of an unknown id, not found.
-    async fn redrive(&self, target: &Redrive) -> StoreResult<u64>;
+    async fn redrive(&self, target: &Redrive) -> StoreResult<RedriveReport>;
 }
+
+/// What a re-drive did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RedriveReport {
+    /// Dead deliveries made pending again.
+    pub redriven: u64,
+    /// Dead deliveries left unsent because a newer version of their case was delivered.
+    pub superseded: u64,
+}
+
+/// The condition, on an outbox row aliased `outbox`, that a newer version of its case was
+/// delivered to its sink (the same SQL on both backends).
+pub const NEWER_DELIVERED: &str = "EXISTS (SELECT 1 FROM outbox n WHERE n.sink_id = outbox.sink_id \
+     AND n.case_id = outbox.case_id AND n.version > outbox.version AND n.status = 'delivered')";
+
+/// Marks dead deliveries superseded (the same SQL on both backends; a target condition follows).
+pub const SUPERSEDE: &str = "UPDATE outbox SET status = 'superseded', next_attempt_at = NULL, \
+     last_error = 'superseded: a newer version of the case was delivered to this sink'";

@@ -2,11 +2,12 @@
 //! in the same statement, so several gateway instances dispatch side by side; outcomes are
 //! written set-wise with one `UPDATE ... FROM UNNEST`.
 
+use super::outbox::{
+    Claimed, DeliveryCount, DeliveryFilter, DeliveryRow, DeliveryStatus, OutboxStore, Redrive, RedriveReport,
+    Settlement, NEWER_DELIVERED, SUPERSEDE,
+};
 use super::postgres::PostgresStore;
 use super::{StoreError, StoreResult};
-use crate::store::outbox::{
-    Claimed, DeliveryCount, DeliveryFilter, DeliveryRow, DeliveryStatus, OutboxStore, Redrive, Settlement,
-};
 use adapters::sinks::Delivery;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -163,10 +164,10 @@ impl OutboxStore for PostgresStore {
             .collect()
     }
 
-    async fn redrive(&self, target: &Redrive) -> StoreResult<u64> {
+    async fn redrive(&self, target: &Redrive) -> StoreResult<RedriveReport> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let n = match target {
+        let report = match target {
             Redrive::One(id) => {
                 let row = tx
                     .query_opt("SELECT status FROM outbox WHERE id = $1 FOR UPDATE", &[id])
@@ -174,7 +175,15 @@ impl OutboxStore for PostgresStore {
                 let status: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
                 match status.as_deref() {
                     None => return Err(StoreError::NotFound(format!("delivery {id}"))),
-                    Some("dead") => tx.execute(&format!("{RESET} WHERE id = $1"), &[id]).await?,
+                    Some("dead") => {
+                        let which = "WHERE id = $1 AND status = 'dead'";
+                        RedriveReport {
+                            superseded: tx
+                                .execute(&format!("{SUPERSEDE} {which} AND {NEWER_DELIVERED}"), &[id])
+                                .await?,
+                            redriven: tx.execute(&format!("{RESET} {which}"), &[id]).await?,
+                        }
+                    }
                     Some(other) => {
                         return Err(StoreError::Conflict(format!(
                             "投递 {id} 的状态是 {other}，只能重投死信 / delivery {id} is {other}: only dead deliveries can be re-driven"
@@ -183,11 +192,16 @@ impl OutboxStore for PostgresStore {
                 }
             }
             Redrive::AllDead { sink_id } => {
-                tx.execute(&format!("{RESET} WHERE sink_id = $1 AND status = 'dead'"), &[sink_id])
-                    .await?
+                let which = "WHERE sink_id = $1 AND status = 'dead'";
+                RedriveReport {
+                    superseded: tx
+                        .execute(&format!("{SUPERSEDE} {which} AND {NEWER_DELIVERED}"), &[sink_id])
+                        .await?,
+                    redriven: tx.execute(&format!("{RESET} {which}"), &[sink_id]).await?,
+                }
             }
         };
         tx.commit().await?;
-        Ok(n)
+        Ok(report)
     }
 }

@@ -1,11 +1,12 @@
 //! [`OutboxStore`] on the embedded SQLite store (one gateway instance per file: a claim is a
 //! select and an update in one immediate transaction).
 
+use super::outbox::{
+    Claimed, DeliveryCount, DeliveryFilter, DeliveryRow, DeliveryStatus, OutboxStore, Redrive, RedriveReport,
+    Settlement, NEWER_DELIVERED, SUPERSEDE,
+};
 use super::sqlite::{parse_time, time, SqliteStore};
 use super::{StoreError, StoreResult};
-use crate::store::outbox::{
-    Claimed, DeliveryCount, DeliveryFilter, DeliveryRow, DeliveryStatus, OutboxStore, Redrive, Settlement,
-};
 use adapters::sinks::Delivery;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -193,19 +194,27 @@ impl OutboxStore for SqliteStore {
         .await
     }
 
-    async fn redrive(&self, target: &Redrive) -> StoreResult<u64> {
+    async fn redrive(&self, target: &Redrive) -> StoreResult<RedriveReport> {
         let target = target.clone();
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let reset = "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL";
-            let n = match &target {
+            let report = match &target {
                 Redrive::One(id) => {
                     let status: Option<String> = tx
                         .query_row("SELECT status FROM outbox WHERE id = ?1", [id], |r| r.get(0))
                         .optional()?;
                     match status.as_deref() {
                         None => return Err(StoreError::NotFound(format!("delivery {id}"))),
-                        Some("dead") => tx.execute(&format!("{reset} WHERE id = ?1"), [id])?,
+                        Some("dead") => {
+                            let which = "WHERE id = ?1 AND status = 'dead'";
+                            let superseded = tx.execute(&format!("{SUPERSEDE} {which} AND {NEWER_DELIVERED}"), [id])?;
+                            let redriven = tx.execute(&format!("{reset} {which}"), [id])?;
+                            RedriveReport {
+                                redriven: redriven as u64,
+                                superseded: superseded as u64,
+                            }
+                        }
                         Some(other) => {
                             return Err(StoreError::Conflict(format!(
                                 "投递 {id} 的状态是 {other}，只能重投死信 / delivery {id} is {other}: only dead deliveries can be re-driven"
@@ -214,11 +223,17 @@ impl OutboxStore for SqliteStore {
                     }
                 }
                 Redrive::AllDead { sink_id } => {
-                    tx.execute(&format!("{reset} WHERE sink_id = ?1 AND status = 'dead'"), [sink_id])?
+                    let which = "WHERE sink_id = ?1 AND status = 'dead'";
+                    let superseded = tx.execute(&format!("{SUPERSEDE} {which} AND {NEWER_DELIVERED}"), [sink_id])?;
+                    let redriven = tx.execute(&format!("{reset} {which}"), [sink_id])?;
+                    RedriveReport {
+                        redriven: redriven as u64,
+                        superseded: superseded as u64,
+                    }
                 }
             };
             tx.commit()?;
-            Ok(n as u64)
+            Ok(report)
         })
         .await
     }

@@ -11,7 +11,7 @@
 //!   record (`error` ones quarantine it, `warning` ones are kept with the version);
 //! - `gateway_batch_commit_seconds{source}`: histogram of batch commit latency;
 //! - `gateway_outbox_deliveries{sink, status}`: deliveries per sink and status (pending,
-//!   delivered, dead), read from the store at each scrape;
+//!   delivered, dead, superseded), read from the store at each scrape;
 //! - `gateway_http_requests_total{method, route, status}`: requests served by the API;
 //! - `gateway_source_errors_total{source}`: failed runs or connections of a source;
 //! - `gateway_source_stalled{source}`: 1 while a pull source cannot move its cursor.
@@ -225,7 +225,7 @@ impl Metrics {
     pub fn render(&self, sinks: &[String], deliveries: &[DeliveryDepth]) -> String {
         self.deliveries.clear();
         for sink in sinks {
-            for status in ["pending", "delivered", "dead"] {
+            for status in ["pending", "delivered", "dead", "superseded"] {
                 self.deliveries
                     .get_or_create(&DeliveryLabels {
                         sink: sink.clone(),

@@ -30,8 +30,8 @@ pub async fn list(State(state): State<Shared>, ApiQuery(q): ApiQuery<ListQuery>)
         None | Some("") => None,
         Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
             ApiError::bad_request(
-                format!("status 应为 pending、delivered 或 dead，收到 {s:?}"),
-                format!("status must be pending, delivered or dead, got {s:?}"),
+                format!("status 应为 pending、delivered、dead 或 superseded，收到 {s:?}"),
+                format!("status must be pending, delivered, dead or superseded, got {s:?}"),
             )
         })?),
     };
@@ -83,10 +83,10 @@ pub async fn redrive_one(
         &principal,
         "delivery.redrive",
         format!("delivery:{id}"),
-        json!({ "redriven": n }),
+        json!(n),
     )
     .await;
-    Ok(Json(json!({ "redriven": n })))
+    Ok(Json(json!({ "redriven": n.redriven, "superseded": n.superseded })))
 }
 
 /// Body of `POST /api/deliveries/redrive`.
@@ -119,13 +119,8 @@ pub async fn redrive_sink(
         .redrive(&Redrive::AllDead { sink_id: sink.clone() })
         .await
         .map_err(redrive_error)?;
-    audit(
-        &state,
-        &principal,
-        "delivery.redrive",
-        format!("sink:{sink}"),
-        json!({ "redriven": n }),
-    )
-    .await;
-    Ok(Json(json!({ "sink": sink, "redriven": n })))
+    audit(&state, &principal, "delivery.redrive", format!("sink:{sink}"), json!(n)).await;
+    Ok(Json(
+        json!({ "sink": sink, "redriven": n.redriven, "superseded": n.superseded }),
+    ))
 }
