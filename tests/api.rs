@@ -6,7 +6,7 @@
 
 mod support;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use gateway::config::Config;
 use gateway::runtime::Runtime;
 use gateway::server::{self, Access, ServerHandle};
@@ -976,10 +976,8 @@ async fn dead_deliveries_are_listed_and_redriven_one_or_by_sink(backend: Backend
         .await;
     let outbox = &gw.runtime.outbox;
     let now = Utc::now();
-    let claimed = outbox
-        .claim("platform", 10, now, now + chrono::Duration::seconds(60))
-        .await
-        .expect("claim");
+    let lease = (now + chrono::Duration::seconds(60)).trunc_subsecs(3);
+    let claimed = outbox.claim("platform", 10, now, lease).await.expect("claim");
     assert_eq!(claimed.len(), 3);
     let dead: Vec<Settlement> = claimed
         .iter()
@@ -992,7 +990,7 @@ async fn dead_deliveries_are_listed_and_redriven_one_or_by_sink(backend: Backend
             delivered_at: None,
         })
         .collect();
-    outbox.settle(&dead).await.expect("settle");
+    assert_eq!(outbox.settle(&dead, lease).await.expect("settle"), 3);
     let (status, list) = gw.get("/api/deliveries?status=dead&sink=platform", OPERATOR).await;
     assert_eq!(status, StatusCode::OK, "{list}");
     assert_schema(&doc, "DeliveryList", &list);
@@ -1042,6 +1040,59 @@ async fn dead_deliveries_are_listed_and_redriven_one_or_by_sink(backend: Backend
     gw.stop().await;
 }
 on_both_backends!(dead_deliveries_are_listed_and_redriven_one_or_by_sink);
+
+/// Settling checks the lease: an instance whose lease ran out (and whose batch another instance
+/// claimed) records nothing; the instance holding the lease does.
+async fn a_settlement_after_the_lease_ran_out_is_left_to_the_instance_that_took_over(backend: Backend) {
+    let gw = Gw::start(backend).await;
+    gw.push(&[nanchang_record(80, 0), nanchang_record(81, 0)]).await;
+    let outbox = &gw.runtime.outbox;
+    let now = Utc::now();
+    // The first instance's lease has already run out when the second one claims.
+    let first_lease = (now - chrono::Duration::seconds(1)).trunc_subsecs(3);
+    let first = outbox.claim("platform", 10, now, first_lease).await.expect("claim");
+    assert_eq!(first.len(), 2);
+    let second_lease = (now + chrono::Duration::seconds(60)).trunc_subsecs(3);
+    let second = outbox.claim("platform", 10, now, second_lease).await.expect("claim");
+    assert_eq!(
+        second.len(),
+        2,
+        "the expired lease lets another instance take the batch"
+    );
+    let settle = |claimed: &[gateway::store::Claimed], error: &str| -> Vec<Settlement> {
+        claimed
+            .iter()
+            .map(|c| Settlement {
+                id: c.delivery.outbox_id,
+                status: DeliveryStatus::Dead,
+                attempts: 1,
+                next_attempt_at: None,
+                last_error: Some(error.into()),
+                delivered_at: None,
+            })
+            .collect()
+    };
+    let late = outbox
+        .settle(&settle(&first, "late"), first_lease)
+        .await
+        .expect("settle");
+    assert_eq!(late, 0, "the first instance's lease is gone: its outcomes do not count");
+    let held = outbox
+        .settle(&settle(&second, "held"), second_lease)
+        .await
+        .expect("settle");
+    assert_eq!(held, 2);
+    let (_, list) = gw.get("/api/deliveries?status=dead&sink=platform", OPERATOR).await;
+    let errors: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|d| d["last_error"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(errors, ["held", "held"]);
+    gw.stop().await;
+}
+on_both_backends!(a_settlement_after_the_lease_ran_out_is_left_to_the_instance_that_took_over);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_records_per_source_and_violations_per_rule_and_show_the_outbox_depth() {

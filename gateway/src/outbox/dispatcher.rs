@@ -19,7 +19,7 @@ use crate::store::StoreError;
 use crate::store::{Claimed, DeliveryStatus, OutboxStore, Settlement};
 use adapters::sinks::settings::DeliverySettings;
 use adapters::sinks::{Delivery, Outcome, Sink, SinkSettings};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -232,9 +232,11 @@ impl SinkRunner {
     async fn round(&self) -> Result<Round, StoreError> {
         let now = Utc::now();
         let started = std::time::Instant::now();
+        // Milliseconds: the lease is compared with what the store kept when settling.
+        let lease_until = at(now, self.delivery.lease()).trunc_subsecs(3);
         let claimed = self
             .outbox
-            .claim(&self.sink_id, self.batch_size, now, at(now, self.delivery.lease()))
+            .claim(&self.sink_id, self.batch_size, now, lease_until)
             .await?;
         if claimed.is_empty() {
             return Ok(Round::Idle);
@@ -242,14 +244,33 @@ impl SinkRunner {
         let span =
             tracing::info_span!("delivery_batch", sink = %self.sink_id, kind = self.sink.kind(), size = claimed.len());
         let claim_ms = started.elapsed().as_millis() as u64;
-        self.deliver(claimed, claim_ms).instrument(span).await.map(Round::Batch)
+        self.deliver(claimed, claim_ms, lease_until)
+            .instrument(span)
+            .await
+            .map(Round::Batch)
     }
 
-    async fn deliver(&self, claimed: Vec<Claimed>, claim_ms: u64) -> Result<BatchReport, StoreError> {
+    async fn deliver(
+        &self,
+        claimed: Vec<Claimed>,
+        claim_ms: u64,
+        lease_until: DateTime<Utc>,
+    ) -> Result<BatchReport, StoreError> {
         let (deliveries, attempts): (Vec<Delivery>, Vec<i32>) =
             claimed.into_iter().map(|c| (c.delivery, c.attempts)).unzip();
         let started = std::time::Instant::now();
-        let mut outcomes = self.sink.deliver(&deliveries).await;
+        // The sink's work is bounded by the lease (less a margin for settling): past it another
+        // instance may take the batch over, and this one's outcomes would no longer count.
+        let lease = self.delivery.lease();
+        let bound = lease.saturating_sub((lease / 10).max(Duration::from_secs(1)));
+        let mut outcomes = match tokio::time::timeout(bound, self.sink.deliver(&deliveries)).await {
+            Ok(outcomes) => outcomes,
+            Err(_) => {
+                tracing::warn!(sink = %self.sink_id, seconds = bound.as_secs(),
+                    "the sink did not finish the batch within its lease; the deliveries wait for the next attempt");
+                vec![Outcome::deferred("the sink did not finish within the lease"); deliveries.len()]
+            }
+        };
         let sink_ms = started.elapsed().as_millis() as u64;
         if outcomes.len() != deliveries.len() {
             tracing::error!(
@@ -287,7 +308,11 @@ impl SinkRunner {
                 DeliveryStatus::Superseded => {}
             }
         }
-        self.settle_with_retries(&settlements).await?;
+        let settled = self.settle_with_retries(&settlements, lease_until).await?;
+        if settled < settlements.len() as u64 {
+            tracing::warn!(sink = %self.sink_id, lost = settlements.len() as u64 - settled,
+                "the lease ran out before the outcomes were recorded; another instance has those deliveries");
+        }
         let settle_ms = started.elapsed().as_millis() as u64 - sink_ms;
         if report.delivered == settlements.len() {
             tracing::debug!(
@@ -321,12 +346,16 @@ impl SinkRunner {
 
     /// The sink has acted: recording it must not be lost to a short store outage. If the store
     /// stays away, the lease runs out and the batch is delivered again (at-least-once).
-    async fn settle_with_retries(&self, settlements: &[Settlement]) -> Result<(), StoreError> {
+    async fn settle_with_retries(
+        &self,
+        settlements: &[Settlement],
+        lease_until: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
         let mut wait = Duration::from_millis(200);
         let mut tries = 0;
         loop {
-            match self.outbox.settle(settlements).await {
-                Ok(()) => return Ok(()),
+            match self.outbox.settle(settlements, lease_until).await {
+                Ok(settled) => return Ok(settled),
                 Err(e) if tries < 8 => {
                     tracing::warn!(error = %e, "cannot record delivery outcomes yet; retrying");
                     tokio::time::sleep(wait).await;

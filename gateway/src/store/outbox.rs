@@ -153,8 +153,10 @@ pub trait OutboxStore: Send + Sync {
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Vec<Claimed>>;
 
-    /// Record the outcome of attempts, in one transaction.
-    async fn settle(&self, settlements: &[Settlement]) -> StoreResult<()>;
+    /// Record the outcome of attempts claimed with the lease `lease_until`, in one transaction.
+    /// Only rows still under that lease are settled (a row whose lease ran out and that another
+    /// instance claimed is left to it); returns how many were.
+    async fn settle(&self, settlements: &[Settlement], lease_until: DateTime<Utc>) -> StoreResult<u64>;
 
     /// Deliveries matching the filter, newest first.
     async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>>;

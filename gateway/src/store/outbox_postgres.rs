@@ -48,7 +48,7 @@ const SETTLE: &str = "
            last_error = u.last_error, delivered_at = u.delivered_at
     FROM UNNEST($1::int8[], $2::text[], $3::int4[], $4::timestamptz[], $5::text[], $6::timestamptz[])
          AS u(id, status, attempts, next_attempt_at, last_error, delivered_at)
-    WHERE o.id = u.id";
+    WHERE o.id = u.id AND o.status = 'pending' AND o.next_attempt_at = $7";
 
 const LIST: &str = "
     SELECT id, sink_id, idempotency_key, version, status, attempts, next_attempt_at, last_error, created_at,
@@ -115,9 +115,9 @@ impl OutboxStore for PostgresStore {
         rows.iter().map(claimed_from_row).collect()
     }
 
-    async fn settle(&self, settlements: &[Settlement]) -> StoreResult<()> {
+    async fn settle(&self, settlements: &[Settlement], lease_until: DateTime<Utc>) -> StoreResult<u64> {
         if settlements.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let ids: Vec<i64> = settlements.iter().map(|s| s.id).collect();
         let statuses: Vec<&str> = settlements.iter().map(|s| s.status.as_str()).collect();
@@ -127,10 +127,12 @@ impl OutboxStore for PostgresStore {
         let delivered: Vec<Option<DateTime<Utc>>> = settlements.iter().map(|s| s.delivered_at).collect();
         let client = self.client().await?;
         let stmt = client.prepare_cached(SETTLE).await?;
-        client
-            .execute(&stmt, &[&ids, &statuses, &attempts, &next, &errors, &delivered])
-            .await?;
-        Ok(())
+        Ok(client
+            .execute(
+                &stmt,
+                &[&ids, &statuses, &attempts, &next, &errors, &delivered, &lease_until],
+            )
+            .await?)
     }
 
     async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>> {

@@ -98,29 +98,32 @@ impl OutboxStore for SqliteStore {
         .await
     }
 
-    async fn settle(&self, settlements: &[Settlement]) -> StoreResult<()> {
+    async fn settle(&self, settlements: &[Settlement], lease_until: DateTime<Utc>) -> StoreResult<u64> {
         let settlements = settlements.to_vec();
+        let lease = time(lease_until);
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut settled = 0u64;
             {
                 let mut update = tx.prepare_cached(
                     "UPDATE outbox SET status = ?2, attempts = ?3, next_attempt_at = ?4, last_error = ?5,
                                        delivered_at = ?6
-                     WHERE id = ?1",
+                     WHERE id = ?1 AND status = 'pending' AND next_attempt_at = ?7",
                 )?;
                 for s in &settlements {
-                    update.execute(params![
+                    settled += update.execute(params![
                         s.id,
                         s.status.as_str(),
                         s.attempts,
                         s.next_attempt_at.map(time),
                         s.last_error,
-                        s.delivered_at.map(time)
-                    ])?;
+                        s.delivered_at.map(time),
+                        lease
+                    ])? as u64;
                 }
             }
             tx.commit()?;
-            Ok(())
+            Ok(settled)
         })
         .await
     }
