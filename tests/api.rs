@@ -896,6 +896,45 @@ async fn quarantine_pages_filters_shows_the_raw_payload_replays_after_a_fix_and_
 }
 on_both_backends!(quarantine_pages_filters_shows_the_raw_payload_replays_after_a_fix_and_ignores_with_a_reason);
 
+/// Quarantine v1, accept v2 of the same case, fix the mapping, replay v1: v1 arrived before v2,
+/// so it stays in the quarantine (`replay.superseded`) and the case keeps v2.
+async fn replaying_an_entry_older_than_the_case_cannot_regress_it(backend: Backend) {
+    let gw = Gw::start(backend).await;
+    let v1 = gw.push(&[unknown_procedure_record(400)]).await;
+    let qid = v1["results"][0]["quarantine_id"].as_i64().expect("quarantined");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mut newer = nanchang_record(400, 2);
+    newer["wfss"] = json!("第二版：已更正违法事实");
+    let v2 = gw.push(&[newer]).await;
+    assert_eq!(v2["results"][0]["result"], "accepted", "{v2}");
+    let code = v2["results"][0]["code"].as_str().expect("code").to_string();
+    assert!(gw
+        .runtime
+        .preparers
+        .replace_mapping(SOURCE, Arc::new(fixed_mapping(gw.dir.path()))));
+    let (status, replayed) = gw
+        .post(&format!("/api/quarantine/{qid}/replay"), OPERATOR, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replayed}");
+    assert_eq!(replayed["summary"]["quarantined"], 1, "{replayed}");
+    assert_eq!(replayed["entry"]["status"], "open");
+    let violation = &replayed["entry"]["violations"][0];
+    assert_eq!(violation["rule"], "replay.superseded", "{replayed}");
+    assert!(
+        violation["message_en"].as_str().is_some_and(|m| m.contains(&code)),
+        "{violation}"
+    );
+    let (_, case) = gw.get(&format!("/api/cases/{code}"), OPERATOR).await;
+    let versions = case["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 1, "the older record did not become the head: {case}");
+    assert_eq!(
+        versions[0]["record"]["penalty"]["illegal_facts"],
+        "第二版：已更正违法事实"
+    );
+    gw.stop().await;
+}
+on_both_backends!(replaying_an_entry_older_than_the_case_cannot_regress_it);
+
 async fn cases_are_found_by_code_business_key_and_target_with_versions_and_lineage(backend: Backend) {
     let gw = Gw::start(backend).await;
     let doc = openapi();

@@ -25,6 +25,8 @@ pub struct ExistingCase {
     pub withdrawn: bool,
     /// The source that wrote the current version.
     pub source_id: String,
+    /// When the current version's record arrived (its raw record's first receipt).
+    pub head_received_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A code counter: sequences are numbered per (case type, year, region).
@@ -187,6 +189,28 @@ pub fn source_changes(
     changes
 }
 
+/// Why a replayed entry older than the case's current version stays in the quarantine.
+fn superseded(case: &ExistingCase, record: &IncomingRecord) -> Violation {
+    let head = case
+        .head_received_at
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    let arrived = record.received_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    Violation::error(
+        "",
+        "replay.superseded",
+        Some(case.code.clone()),
+        format!(
+            "案件 {} 已有更新的第 {} 版（{head} 收到），本记录于 {arrived} 收到，较旧：重放会以旧内容覆盖新版本，因此不予提交；如确需更正，请由来源系统重新报送最新内容",
+            case.code, case.version
+        ),
+        format!(
+            "case {} already has a newer version {} (received {head}); this record was received {arrived} and is older: replaying it would put an old state over the newer one, so it is not committed. To correct the case, have the source send its current state again",
+            case.code, case.version
+        ),
+    )
+}
+
 /// The counter a record's new case would be numbered from.
 pub fn counter_key(key: &BusinessKey, year: i32, region: &str) -> CounterKey {
     CounterKey {
@@ -255,6 +279,16 @@ pub fn plan_batch(
                 )
             }),
         };
+        // A replayed quarantine entry that arrived before the case's current version is older
+        // than it: committing it would put an old state over a newer one.
+        if record.replay_of.is_some() && !state.contains_key(&accepted.key) {
+            if let Some(e) = existing.get(&accepted.key) {
+                if e.head_received_at.is_some_and(|head| head > record.received_at) {
+                    plan.decisions.push(Decision::Quarantine(vec![superseded(e, record)]));
+                    continue;
+                }
+            }
+        }
         let is_delete = accepted.operation == Operation::Delete;
         let (case, code, version) = match current {
             Some((_, code, _, hash, withdrawn)) if hash == accepted.record_hash || (is_delete && withdrawn) => {
@@ -444,6 +478,7 @@ mod tests {
             record_hash: "h1".into(),
             withdrawn: false,
             source_id: "s".into(),
+            head_received_at: None,
         };
         let p = plan(&[record("A", "h1", Operation::Update)], &[("A", existing.clone())], 5);
         assert_eq!(p.decisions, vec![Decision::Unchanged { code: "C".into() }]);
@@ -466,6 +501,7 @@ mod tests {
             record_hash: "h1".into(),
             withdrawn: false,
             source_id: "dept-a".into(),
+            head_received_at: None,
         };
         let mut from_b = record("A", "h2", Operation::Update);
         from_b.source_id = "dept-b".into();
@@ -494,6 +530,40 @@ mod tests {
     }
 
     #[test]
+    fn a_replay_of_an_entry_older_than_the_current_version_cannot_regress_the_case() {
+        let now = Utc::now();
+        let existing = ExistingCase {
+            case_id: 7,
+            code: "C".into(),
+            version: 2,
+            record_hash: "v2".into(),
+            withdrawn: false,
+            source_id: "s".into(),
+            head_received_at: Some(now),
+        };
+        let mut older = record("A", "v1-fixed", Operation::Update);
+        older.replay_of = Some(11);
+        older.received_at = now - chrono::Duration::minutes(5);
+        let p = plan(std::slice::from_ref(&older), &[("A", existing.clone())], 5);
+        assert!(
+            matches!(&p.decisions[0], Decision::Quarantine(v) if v[0].rule == "replay.superseded"),
+            "{:?}",
+            p.decisions
+        );
+        assert!(p.versions.is_empty(), "no version over the newer one");
+        // An entry that arrived after the current version is newer: its replay is committed.
+        let mut newer = older.clone();
+        newer.received_at = now + chrono::Duration::minutes(5);
+        let p = plan(&[newer], &[("A", existing.clone())], 5);
+        assert_eq!(p.versions.len(), 1);
+        // Records that are not replays keep arrival order, as before.
+        let mut plain = older;
+        plain.replay_of = None;
+        let p = plan(&[plain], &[("A", existing)], 5);
+        assert_eq!(p.versions.len(), 1);
+    }
+
+    #[test]
     fn delete_of_an_unknown_case_is_quarantined_without_consuming_a_code() {
         let p = plan(&[record("A", "h1", Operation::Delete)], &[], 0);
         assert!(matches!(&p.decisions[0], Decision::Quarantine(v) if v[0].rule == "pipeline.delete_unknown_case"));
@@ -509,6 +579,7 @@ mod tests {
             record_hash: "h9".into(),
             withdrawn: false,
             source_id: "s".into(),
+            head_received_at: None,
         };
         let stale = record("A", "h1", Operation::Update);
         let delivered = [(stale.source_id.clone(), stale.payload_hash.clone())]

@@ -67,10 +67,12 @@ const SQL_COUNTERS_LOCK: &str = "
     FOR UPDATE OF c";
 
 const SQL_EXISTING_CASES: &str = "
-    SELECT k.n, c.id, c.unified_code, c.current_version, c.record_hash, c.withdrawn, c.source_id
+    SELECT k.n, c.id, c.unified_code, c.current_version, c.record_hash, c.withdrawn, c.source_id, r.received_at
     FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(credit_code, case_type, case_number, n)
     JOIN cases c ON c.agency_credit_code = k.credit_code AND c.case_type = k.case_type
-                AND c.case_number = k.case_number";
+                AND c.case_number = k.case_number
+    LEFT JOIN case_versions v ON v.case_id = c.id AND v.version = c.current_version
+    LEFT JOIN raw_records r ON r.id = v.raw_id";
 
 /// The batch's payloads already archived: ordinal of the payload, raw id, and whether it waits in
 /// the open quarantine.
@@ -568,6 +570,7 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
                 record_hash: row.try_get(4)?,
                 withdrawn: row.try_get(5)?,
                 source_id: row.try_get(6)?,
+                head_received_at: row.try_get(7)?,
             },
         );
     }

@@ -130,8 +130,11 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
     let mut counters: HashMap<CounterKey, u32> = HashMap::new();
     {
         let mut find_case = tx.prepare_cached(
-            "SELECT id, unified_code, current_version, record_hash, withdrawn, source_id FROM cases
-             WHERE agency_credit_code = ?1 AND case_type = ?2 AND case_number = ?3",
+            "SELECT c.id, c.unified_code, c.current_version, c.record_hash, c.withdrawn, c.source_id, r.received_at
+             FROM cases c
+             LEFT JOIN case_versions v ON v.case_id = c.id AND v.version = c.current_version
+             LEFT JOIN raw_records r ON r.id = v.raw_id
+             WHERE c.agency_credit_code = ?1 AND c.case_type = ?2 AND c.case_number = ?3",
         )?;
         let mut find_counter =
             tx.prepare_cached("SELECT last_seq FROM code_counters WHERE case_type = ?1 AND year = ?2 AND region = ?3")?;
@@ -153,6 +156,10 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                                     record_hash: r.get(3)?,
                                     withdrawn: r.get(4)?,
                                     source_id: r.get(5)?,
+                                    head_received_at: r
+                                        .get::<_, Option<String>>(6)?
+                                        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                                        .map(|t| t.with_timezone(&Utc)),
                                 })
                             },
                         )
