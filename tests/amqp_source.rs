@@ -116,6 +116,27 @@ async fn wait_for(what: &str, timeout: Duration, mut done: impl AsyncFnMut() -> 
     }
 }
 
+impl Consumer {
+    /// Stop the consumer and wait for it to end.
+    async fn stop(self) {
+        self.shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Exactly one message reached the dead-letter queue, and none waits in the queue for redelivery.
+async fn assert_one_dead_lettered_and_nothing_waiting(ch: &lapin::Channel) {
+    let dead = format!("{QUEUE}.dead");
+    wait_for("one message dead-lettered", Duration::from_secs(20), async || {
+        depth(ch, &dead).await == 1
+    })
+    .await;
+    assert_eq!(depth(ch, QUEUE).await, 0, "nothing waits for redelivery");
+}
+
 async fn wait_until_consuming(c: &Consumer) {
     let board = c.runtime.sources.clone();
     wait_for("the consumer to connect", Duration::from_secs(20), async || {
@@ -336,19 +357,8 @@ async fn a_nul_in_a_message_id_does_not_block_the_queue() {
         "the key is stored without its control characters: {:?}",
         entries[0].record_key
     );
-    let dead = format!("{QUEUE}.dead");
-    wait_for(
-        "the poison message dead-lettered",
-        Duration::from_secs(20),
-        async || depth(&ch, &dead).await == 1,
-    )
-    .await;
-    assert_eq!(depth(&ch, QUEUE).await, 0, "nothing waits for redelivery");
-    c.shutdown.trigger();
-    tokio::time::timeout(Duration::from_secs(10), c.task)
-        .await
-        .unwrap()
-        .unwrap();
+    assert_one_dead_lettered_and_nothing_waiting(&ch).await;
+    c.stop().await;
 }
 
 /// A message the store refuses every time (here: a database trigger refuses its record key, for
@@ -401,17 +411,8 @@ async fn a_message_that_never_commits_is_quarantined_after_max_redeliveries_and_
         poison,
         "quarantined from its raw bytes"
     );
-    let dead = format!("{QUEUE}.dead");
-    wait_for("the message dead-lettered", Duration::from_secs(20), async || {
-        depth(&ch, &dead).await == 1
-    })
-    .await;
-    assert_eq!(depth(&ch, QUEUE).await, 0, "nothing waits for another redelivery");
-    c.shutdown.trigger();
-    tokio::time::timeout(Duration::from_secs(10), c.task)
-        .await
-        .unwrap()
-        .unwrap();
+    assert_one_dead_lettered_and_nothing_waiting(&ch).await;
+    c.stop().await;
 }
 
 /// An AMQP source writes only for its own agencies: a message naming another department's agency
@@ -438,9 +439,5 @@ async fn an_amqp_source_cannot_write_for_another_departments_agency() {
     let entries = store.quarantine_list(&QuarantineFilter::default()).await.unwrap();
     assert_eq!(entries[0].violations[0].rule, "source.agency_not_allowed");
     assert_eq!(entries[0].violations[0].value.as_deref(), Some("11360400014587316A"));
-    c.shutdown.trigger();
-    tokio::time::timeout(Duration::from_secs(10), c.task)
-        .await
-        .unwrap()
-        .unwrap();
+    c.stop().await;
 }

@@ -310,6 +310,29 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// One incremental pull of the catalogue, then of the behaviour source.
+async fn pull_catalogue_then_behaviour(g: &Gateway, shutdown: &Shutdown) {
+    pull_into(
+        &g.runtime,
+        "iplus-catalogue",
+        &pull_source(g, "iplus-catalogue"),
+        adapters::sources::PullMode::Incremental,
+        shutdown,
+        &catalogue_target(g),
+    )
+    .await
+    .unwrap();
+    pull_once(
+        &g.runtime,
+        "iplus-behaviour",
+        &pull_source(g, "iplus-behaviour"),
+        adapters::sources::PullMode::Incremental,
+        shutdown,
+    )
+    .await
+    .unwrap();
+}
+
 /// Run the behaviour source's scheduler (hourly, commands from `rx`) and wait for its pull at start.
 async fn start_scheduler(
     g: &Gateway,
@@ -407,25 +430,7 @@ async fn a_record_from_the_future_is_kept_with_a_warning_and_a_backlog_that_cann
     let g = gateway(Backend::Sqlite, &url).await;
     let rt = &g.runtime;
     let shutdown = Shutdown::default();
-    pull_into(
-        rt,
-        "iplus-catalogue",
-        &pull_source(&g, "iplus-catalogue"),
-        adapters::sources::PullMode::Incremental,
-        &shutdown,
-        &catalogue_target(&g),
-    )
-    .await
-    .unwrap();
-    pull_once(
-        rt,
-        "iplus-behaviour",
-        &pull_source(&g, "iplus-behaviour"),
-        adapters::sources::PullMode::Incremental,
-        &shutdown,
-    )
-    .await
-    .unwrap();
+    pull_catalogue_then_behaviour(&g, &shutdown).await;
     let cursor = rt.store.cursor("iplus-behaviour").await.unwrap().expect("cursor");
     assert!(
         cursor.starts_with("2024-"),
@@ -483,25 +488,7 @@ async fn a_pulled_source_writes_only_for_the_agencies_of_its_regions() {
     let g = gateway_with(Backend::Sqlite, &url, "agency_regions = [\"3601\"]\n", "").await;
     let rt = &g.runtime;
     let shutdown = Shutdown::default();
-    pull_into(
-        rt,
-        "iplus-catalogue",
-        &pull_source(&g, "iplus-catalogue"),
-        adapters::sources::PullMode::Incremental,
-        &shutdown,
-        &catalogue_target(&g),
-    )
-    .await
-    .unwrap();
-    pull_once(
-        rt,
-        "iplus-behaviour",
-        &pull_source(&g, "iplus-behaviour"),
-        adapters::sources::PullMode::Incremental,
-        &shutdown,
-    )
-    .await
-    .unwrap();
+    pull_catalogue_then_behaviour(&g, &shutdown).await;
     let refused = rt
         .store
         .quarantine_list(&QuarantineFilter {
