@@ -110,7 +110,7 @@ def strip_comments_and_tests(text):
 
 
 def expand_use_tree(tree):
-    """`a::{b, c::{d as e, *}}` -> [(['a','b'], 'b'), (['a','c','d'], 'e'), (['a','c','*'], '*')]."""
+    """`a::{b, c::{d, *}}` -> [['a','b'], ['a','c','d'], ['a','c','*']] (aliases are marked by `parse_use`)."""
     tree = re.sub(r"\s+", "", tree)
     results = []
 
@@ -125,7 +125,7 @@ def expand_use_tree(tree):
                 walk(prefix + [s for s in head.split("::") if s], body)
             else:
                 segs = [s for s in part.split("::") if s]
-                results.append((prefix + segs, None))
+                results.append(prefix + segs)
 
     walk([], tree)
     return results
@@ -151,7 +151,7 @@ def parse_use(tree_text):
     """Use tree -> list of (path segments, name bound). Handles `as` before whitespace is removed."""
     renamed = re.sub(r"\s+as\s+(" + IDENT + ")", r"@\1", tree_text)
     out = []
-    for segs, _ in expand_use_tree(renamed):
+    for segs in expand_use_tree(renamed):
         if not segs:
             continue
         last = segs[-1]
@@ -171,7 +171,7 @@ class Module:
         self.crate, self.path, self.file, self.parent = crate, path, file, parent
         self.children = {}
         self.items = set()
-        self.uses = {}  # bound name -> (segments, is_pub)
+        self.uses = {}  # bound name -> path segments
         self.globs = []  # segments of `use x::*`
         self.code = ""
 
@@ -226,10 +226,10 @@ def resolve(mod, segs, seen=None):
         return resolve(mod.parent or mod, rest, seen) if rest else (mod.parent or mod).file
     if head == "self":
         return resolve(mod, rest, seen) if rest else mod.file
-    return lookup(mod, head, rest, seen, local=True)
+    return lookup(mod, head, rest, seen)
 
 
-def lookup(mod, name, rest, seen, local):
+def lookup(mod, name, rest, seen):
     """Name `name` in module `mod`, then the remaining segments."""
     if name in mod.children:
         child = mod.children[name]
@@ -257,7 +257,7 @@ def local_name(mod, name):
 def resolve_in(mod, rest, seen):
     if not rest:
         return mod.file
-    found = lookup(mod, rest[0], rest[1:], seen, local=False)
+    found = lookup(mod, rest[0], rest[1:], seen)
     return found or mod.file
 
 

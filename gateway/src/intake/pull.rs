@@ -224,6 +224,7 @@ pub async fn pull_into(
                 };
                 let received = page.items.len() as u64;
                 let (items, refused) = items_of_page(page.items, fields);
+                let started = std::time::Instant::now();
                 if let Err(e) = runtime
                     .store
                     .catalogue()
@@ -232,6 +233,7 @@ pub async fn pull_into(
                 {
                     break Err(PullError::Store(e));
                 }
+                let elapsed = started.elapsed();
                 for r in &refused {
                     tracing::warn!(source = %source_id, position = %r.position, reason = %r.reason, "catalogue item refused");
                 }
@@ -259,7 +261,7 @@ pub async fn pull_into(
                     source: source_id,
                     summary: &page_summary,
                     rules: &[],
-                    elapsed: std::time::Duration::ZERO,
+                    elapsed,
                 });
                 summary.merge(&page_summary);
                 continue;

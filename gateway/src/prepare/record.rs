@@ -252,7 +252,8 @@ impl Preparer {
         self.normalizer.normalize_into(&self.mapping, &value, outcome);
         let accepted = outcome.is_accepted();
         let canonical = &outcome.record;
-        let facts = outcome.case_facts();
+        // Only an accepted record becomes a case: the facts of a rejected one are not read.
+        let facts = if accepted { outcome.case_facts() } else { None };
         let record_key = self
             .record_key_path
             .as_deref()
