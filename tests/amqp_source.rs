@@ -441,3 +441,58 @@ async fn an_amqp_source_cannot_write_for_another_departments_agency() {
     assert_eq!(entries[0].violations[0].value.as_deref(), Some("11360400014587316A"));
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_version_arriving_by_amqp_after_a_newer_one_is_kept_as_stale() {
+    let vhost = Vhost::create();
+    let c = start_consumer(Backend::Postgres, &vhost.url(), "").await;
+    wait_until_consuming(&c).await;
+    let (_conn, ch) = channel(&vhost.url()).await;
+    let version = |variant: u32, at: &str| {
+        let mut r = nanchang_record(800, variant);
+        r["cd_time"] = serde_json::json!(at);
+        r.to_string()
+    };
+    publish(&ch, version(2, "2024-03-02 10:00:00").as_bytes(), "application/json").await;
+    let store = c.runtime.store.clone();
+    wait_for("version 2 committed", Duration::from_secs(30), async || {
+        store.stats().await.unwrap().cases == 1
+    })
+    .await;
+    publish(&ch, version(1, "2024-03-01 10:00:00").as_bytes(), "application/json").await;
+    let board = c.runtime.sources.clone();
+    wait_for("version 1 counted stale", Duration::from_secs(30), async || {
+        board.get("dept-mq").is_some_and(|s| s.totals.stale == 1)
+    })
+    .await;
+    let totals = support::board_totals_agreeing_with_metrics(&c.runtime, "dept-mq");
+    assert_eq!((totals.accepted, totals.updated, totals.stale), (1, 0, 1));
+    let case = &store.cases(&CaseFilter::default()).await.unwrap()[0];
+    assert_eq!(case.version, 1);
+    assert_eq!(case.record["source_updated_at"], "2024-03-02T10:00:00+08:00");
+    let (_, lineage) = store.case_by_code(&case.unified_code).await.unwrap();
+    let rows: Vec<(i32, &str, &str)> = lineage
+        .iter()
+        .map(|v| {
+            (
+                v.version,
+                v.status.as_str(),
+                v.record["source_updated_at"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (1, "active", "2024-03-02T10:00:00+08:00"),
+            (1, "stale", "2024-03-01T10:00:00+08:00")
+        ]
+    );
+    assert!(store
+        .outbox_for_case(case.id)
+        .await
+        .unwrap()
+        .iter()
+        .all(|o| o.version == 1));
+    c.stop().await;
+}

@@ -896,8 +896,9 @@ async fn quarantine_pages_filters_shows_the_raw_payload_replays_after_a_fix_and_
 }
 on_both_backends!(quarantine_pages_filters_shows_the_raw_payload_replays_after_a_fix_and_ignores_with_a_reason);
 
-/// Quarantine v1, accept v2 of the same case, fix the mapping, replay v1: v1 arrived before v2,
-/// so it stays in the quarantine (`replay.superseded`) and the case keeps v2.
+/// Quarantine v1, accept v2 of the same case (v1's entry becomes superseded), fix the mapping,
+/// replay v1: v1 arrived before v2 and neither carries a source time, so it stays in the
+/// quarantine (`replay.superseded`) and the case keeps v2.
 async fn replaying_an_entry_older_than_the_case_cannot_regress_it(backend: Backend) {
     let gw = Gw::start(backend).await;
     let v1 = gw.push(&[unknown_procedure_record(400)]).await;
@@ -908,6 +909,13 @@ async fn replaying_an_entry_older_than_the_case_cannot_regress_it(backend: Backe
     let v2 = gw.push(&[newer]).await;
     assert_eq!(v2["results"][0]["result"], "accepted", "{v2}");
     let code = v2["results"][0]["code"].as_str().expect("code").to_string();
+    // v2 has the same record key (ajbh): the entry of v1 is superseded, and says by what.
+    let (_, view) = gw.get(&format!("/api/quarantine/{qid}"), OPERATOR).await;
+    assert_eq!(view["entry"]["status"], "superseded", "{view}");
+    assert!(
+        view["entry"]["note"].as_str().is_some_and(|n| n.contains(&code)),
+        "{view}"
+    );
     assert!(gw
         .runtime
         .preparers
@@ -917,7 +925,7 @@ async fn replaying_an_entry_older_than_the_case_cannot_regress_it(backend: Backe
         .await;
     assert_eq!(status, StatusCode::OK, "{replayed}");
     assert_eq!(replayed["summary"]["quarantined"], 1, "{replayed}");
-    assert_eq!(replayed["entry"]["status"], "open");
+    assert_eq!(replayed["entry"]["status"], "superseded");
     let violation = &replayed["entry"]["violations"][0];
     assert_eq!(violation["rule"], "replay.superseded", "{replayed}");
     assert!(
@@ -934,6 +942,62 @@ async fn replaying_an_entry_older_than_the_case_cannot_regress_it(backend: Backe
     gw.stop().await;
 }
 on_both_backends!(replaying_an_entry_older_than_the_case_cannot_regress_it);
+
+/// With the source's update time mapped (`cd_time`), a push of an older version after a newer
+/// one answers `stale`: the case keeps the newer version, the lineage lists the older one as
+/// stale with no deliveries, and the source's totals count it.
+async fn a_pushed_version_older_at_the_source_is_answered_stale_and_kept_in_the_lineage(backend: Backend) {
+    let gw = Gw::start(backend).await;
+    let doc = openapi();
+    let version = |variant: u32, at: &str| {
+        let mut r = nanchang_record(500, variant);
+        r["cd_time"] = json!(at);
+        r
+    };
+    let newer = gw.push(&[version(2, "2024-03-02 10:00:00")]).await;
+    let code = newer["results"][0]["code"].as_str().expect("code").to_string();
+    let older = gw.push(&[version(1, "2024-03-01 10:00:00")]).await;
+    assert_schema(&doc, "PushAnswer", &older);
+    assert_eq!(
+        older["results"][0],
+        json!({"record_key": "NCSJ-CF-2024-000500", "result": "stale", "code": code, "version": 1}),
+        "{older}"
+    );
+    assert_eq!(older["summary"]["stale"], 1);
+    let (_, case) = gw.get(&format!("/api/cases/{code}"), OPERATOR).await;
+    assert_schema(&doc, "CaseView", &case);
+    let versions = case["versions"].as_array().expect("versions");
+    let rows: Vec<(&str, &str, usize)> = versions
+        .iter()
+        .map(|v| {
+            (
+                v["status"].as_str().unwrap_or_default(),
+                v["record"]["source_updated_at"].as_str().unwrap_or_default(),
+                v["deliveries"].as_array().map_or(0, Vec::len),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("active", "2024-03-02T10:00:00+08:00", 1),
+            ("stale", "2024-03-01T10:00:00+08:00", 0)
+        ],
+        "{case}"
+    );
+    let (_, sources) = gw.get("/api/sources", OPERATOR).await;
+    let totals = sources["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|s| s["id"] == SOURCE))
+        .map(|s| s["totals"].clone())
+        .expect("source on the board");
+    assert_eq!(
+        (totals["accepted"].as_u64(), totals["stale"].as_u64()),
+        (Some(1), Some(1))
+    );
+    gw.stop().await;
+}
+on_both_backends!(a_pushed_version_older_at_the_source_is_answered_stale_and_kept_in_the_lineage);
 
 async fn cases_are_found_by_code_business_key_and_target_with_versions_and_lineage(backend: Backend) {
     let gw = Gw::start(backend).await;
@@ -1235,6 +1299,7 @@ async fn every_way_in_reports_the_same_summary_on_the_board_and_in_the_metrics()
             accepted: 1,
             updated: 1,
             unchanged: 1,
+            stale: 0,
             quarantined: 1
         }
     );

@@ -214,6 +214,106 @@ async fn replaying_unreadable_lines_keeps_them_quarantined_with_reasons_in_both_
 }
 on_both_backends!(replaying_unreadable_lines_keeps_them_quarantined_with_reasons_in_both_languages);
 
+/// Two gateway processes commit versions 1 and 2 of 1,000 cases into one PostgreSQL store at
+/// the same time, each in random order, with the source's update time (`cd_time`) on each: every
+/// case's head is version 2; every version 1 is either the version before it (it came first) or
+/// kept in the lineage as stale (it came after); only versions are queued for delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_committing_versions_in_random_order_keep_the_newest_at_the_source() {
+    const CASES: usize = 1000;
+    let env = Env::new(Backend::Postgres).await;
+    let mut records: Vec<String> = Vec::new();
+    for n in 1..=CASES {
+        for v in 1..=2u32 {
+            let mut r = support::nanchang_record(n, v);
+            r["cd_time"] = serde_json::json!(format!("2024-03-0{v} 10:00:00"));
+            records.push(r.to_string());
+        }
+    }
+    // A fixed shuffle (xorshift), dealt alternately to the two processes.
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for i in (1..records.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        records.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    let halves: Vec<String> = (0..2)
+        .map(|p| records.iter().skip(p).step_by(2).map(|r| format!("{r}\n")).collect())
+        .collect();
+    let files: Vec<_> = halves
+        .iter()
+        .enumerate()
+        .map(|(i, text)| env.write(&format!("half{i}.jsonl"), text))
+        .collect();
+    let children: Vec<_> = files
+        .iter()
+        .map(|f| {
+            env.ingest_cmd(f)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn ingest")
+        })
+        .collect();
+    let mut stale_reported = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        support::assert_success(&out, "concurrent ingest");
+        let summary = support::summary_line(&out);
+        assert_eq!(count(&summary, "quarantined"), 0, "{summary}");
+        stale_reported += count(&summary, "stale");
+    }
+
+    let cases = env.export("cases");
+    assert_eq!(cases.len(), CASES);
+    for c in &cases {
+        assert_eq!(
+            c["record"]["source_updated_at"], "2024-03-02T10:00:00+08:00",
+            "the head of {} is version 2",
+            c["unified_code"]
+        );
+    }
+    let db = env.pg.as_ref().expect("postgres");
+    let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let one = |sql: &'static str| {
+        let client = &client;
+        async move { client.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    let versions = one("SELECT count(*) FROM case_versions").await;
+    let stale = one("SELECT count(*) FROM stale_versions").await;
+    assert_eq!(versions + stale, 2 * CASES as i64, "every record is a version or stale");
+    assert_eq!(stale as u64, stale_reported, "the summaries count every stale record");
+    assert!(
+        stale > 0 && versions > CASES as i64,
+        "both orders occurred ({versions} versions, {stale} stale)"
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM stale_versions WHERE source_updated_at <> '2024-03-01T02:00:00Z'").await,
+        0,
+        "only version 1 is ever stale"
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM case_versions v JOIN cases c ON c.id = v.case_id
+             WHERE v.version < c.current_version AND c.source_updated_at <> '2024-03-02T02:00:00Z'")
+        .await,
+        0
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM outbox").await,
+        versions,
+        "one delivery per version, none for stale"
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM cases c WHERE NOT EXISTS
+             (SELECT 1 FROM outbox o WHERE o.case_id = c.id AND o.version = c.current_version)")
+        .await,
+        0,
+        "every head is queued for delivery"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_ingests_into_postgres_allocate_unique_gapless_codes() {
     let env = Env::new(Backend::Postgres).await;

@@ -8,7 +8,7 @@
 
 mod common;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use common::{PgDatabase, TestDb};
 use gateway::store::postgres::PostgresStore;
 use gateway::store::*;
@@ -77,6 +77,11 @@ on_both_backends!(
     cases_listing_pages_and_filters_by_source,
     case_by_code_normalises_and_reports_missing,
     stats_and_audit_round_trip,
+    versions_follow_source_time_and_stale_records_stay_in_the_lineage,
+    equal_source_times_let_the_later_arrival_win_with_a_warning,
+    stale_records_within_one_batch_never_become_the_head,
+    an_accepted_later_record_supersedes_open_entries_of_its_key,
+    a_replay_older_by_source_time_is_kept_as_stale,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -100,6 +105,8 @@ struct Rec {
     mapping_version: i64,
     warnings: Vec<Violation>,
     replay_of: Option<i64>,
+    source_time: Option<DateTime<Utc>>,
+    received_at: Option<DateTime<Utc>>,
 }
 
 impl Rec {
@@ -116,7 +123,19 @@ impl Rec {
             mapping_version: 1,
             warnings: Vec::new(),
             replay_of: None,
+            source_time: None,
+            received_at: None,
         }
+    }
+    /// The source's last-changed time (`source_updated_at`): minute `m` of a fixed day.
+    fn at(mut self, m: i64) -> Rec {
+        self.source_time = DateTime::from_timestamp(1_700_000_000 + 60 * m, 0);
+        self
+    }
+    /// When it was received (default: now).
+    fn received(mut self, at: DateTime<Utc>) -> Rec {
+        self.received_at = Some(at);
+        self
     }
     fn content(mut self, content: &str) -> Rec {
         self.content = content.to_string();
@@ -186,6 +205,7 @@ impl Rec {
             "case_number": self.number,
             "year": self.year,
             "content": self.content,
+            "source_updated_at": self.source_time.map(|t| t.to_rfc3339()),
         })
     }
 
@@ -199,6 +219,7 @@ impl Rec {
             "xzqh": self.region,
             "czlx": self.operation_name(),
             "nr": self.content,
+            "gxsj": self.source_time.map(|t| t.to_rfc3339()),
         })
         .to_string()
         .into_bytes()
@@ -212,7 +233,7 @@ impl Rec {
             payload_hash: sha256_hex(&payload),
             payload,
             payload_format: PayloadFormat::Json,
-            received_at: Utc::now(),
+            received_at: self.received_at.unwrap_or_else(Utc::now),
             mapping_id: MAPPING.to_string(),
             mapping_version: self.mapping_version,
             verdict,
@@ -236,6 +257,7 @@ impl Rec {
             record_json: record.to_string(),
             warnings: self.warnings.clone(),
             record_lz4: None,
+            source_updated_at: self.source_time,
         }))
     }
 
@@ -1337,7 +1359,8 @@ async fn postgres_concurrent_migrations_apply_once() {
             "0005_supervision_catalogue",
             "0006_compact_rows",
             "0007_discriminating_index_keys",
-            "0008_raw_receipts"
+            "0008_raw_receipts",
+            "0009_source_time"
         ],
         "each migration applied once"
     );
@@ -1648,7 +1671,7 @@ async fn canonical_state(store: &dyn Store, entries: &Entries, backend: usize) -
 }
 
 /// Random batches over a few business keys: inserts, updates, deletes (also of unknown cases),
-/// rejections, re-deliveries with the same or another verdict, replays (failing or not) and
+/// with and without source times (stale records, equal times), rejections, re-deliveries with the same or another verdict, replays (failing or not) and
 /// ignored entries. Both backends must report the same for every record and end in the same state.
 #[tokio::test]
 async fn postgres_and_sqlite_agree_on_random_batches() {
@@ -1677,6 +1700,9 @@ async fn postgres_and_sqlite_agree_on_random_batches() {
                     }
                     if rng.chance(10) {
                         rec = rec.warning("rule.w");
+                    }
+                    if rng.chance(50) {
+                        rec = rec.at(rng.below(5) as i64);
                     }
                     rec
                 };
@@ -1845,4 +1871,263 @@ async fn commit_racing(store: &Arc<dyn Store>, records: Vec<IncomingRecord>) -> 
             f.remove(0)
         })
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Versions ordered by the source's own time.
+// ---------------------------------------------------------------------------------------------
+
+/// Commit with one sink, so that every new version gets an outbox row.
+async fn commit_to_sink(store: &dyn Store, records: Vec<IncomingRecord>) -> Vec<RecordResult> {
+    let batch = CommitBatch {
+        records,
+        cursors: Vec::new(),
+        sinks: vec!["platform".to_string()],
+    };
+    store.commit_batch(&batch).await.expect("commit the batch")
+}
+
+/// (version, status, content) of every lineage row of a case.
+async fn lineage(store: &dyn Store, code: &str) -> Vec<(i32, String, String)> {
+    let (_, versions) = store.case_by_code(code).await.expect("case");
+    versions
+        .into_iter()
+        .map(|v| {
+            let content = v.record["content"].as_str().unwrap_or_default().to_string();
+            (v.version, v.status, content)
+        })
+        .collect()
+}
+
+fn row(version: i32, status: &str, content: &str) -> (i32, String, String) {
+    (version, status.to_string(), content.to_string())
+}
+
+async fn versions_follow_source_time_and_stale_records_stay_in_the_lineage(store: Arc<dyn Store>) {
+    let v2 = Rec::new("T-1").content("v2").at(20);
+    let code = accepted_code(&commit_to_sink(&*store, vec![v2.accepted()]).await[0]);
+    // v1 arrives after v2 but is older at the source.
+    let v1 = Rec::new("T-1").content("v1").at(10);
+    let stale = commit_to_sink(&*store, vec![v1.accepted()]).await;
+    assert_eq!(
+        stale,
+        vec![RecordResult::Stale {
+            code: code.clone(),
+            version: 1
+        }]
+    );
+    let (case, _) = store.case_by_code(&code).await.unwrap();
+    assert_eq!((case.version, case.record["content"].as_str()), (1, Some("v2")));
+    assert_eq!(
+        lineage(&*store, &code).await,
+        vec![row(1, "active", "v2"), row(1, "stale", "v1")]
+    );
+    // Sent again, the stale payload is a duplicate: no second lineage row.
+    assert_eq!(
+        commit_to_sink(&*store, vec![v1.accepted()]).await,
+        vec![RecordResult::Unchanged { code: code.clone() }]
+    );
+    // A withdrawal older than the head is stale too: the case stays in force.
+    let old_delete = Rec::new("T-1").content("v2").at(15).delete();
+    assert!(matches!(
+        commit_to_sink(&*store, vec![old_delete.accepted()]).await[0],
+        RecordResult::Stale { version: 1, .. }
+    ));
+    assert!(!store.case_by_code(&code).await.unwrap().0.withdrawn);
+    // A newer one becomes version 2; only versions are delivered.
+    let v3 = Rec::new("T-1").content("v3").at(30);
+    assert_eq!(
+        commit_to_sink(&*store, vec![v3.accepted()]).await,
+        vec![RecordResult::Updated {
+            code: code.clone(),
+            version: 2
+        }]
+    );
+    let (case, _) = store.case_by_code(&code).await.unwrap();
+    let deliveries: Vec<i32> = store
+        .outbox_for_case(case.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.version)
+        .collect();
+    assert_eq!(deliveries, vec![1, 2], "no stale record is delivered");
+    assert_eq!(
+        lineage(&*store, &code).await,
+        vec![
+            row(1, "active", "v2"),
+            row(1, "stale", "v1"),
+            row(1, "stale", "v2"),
+            row(2, "active", "v3"),
+        ]
+    );
+    // Without a source time, arrival order decides, as before.
+    let untimed = Rec::new("T-1").content("v4 untimed");
+    assert!(matches!(
+        commit_one(&*store, untimed.accepted()).await,
+        RecordResult::Updated { version: 3, .. }
+    ));
+}
+
+async fn equal_source_times_let_the_later_arrival_win_with_a_warning(store: Arc<dyn Store>) {
+    let a = Rec::new("T-2").content("first").at(20);
+    let code = accepted_code(&commit_one(&*store, a.accepted()).await);
+    let b = Rec::new("T-2").content("second").at(20);
+    assert_eq!(
+        commit_one(&*store, b.accepted()).await,
+        RecordResult::Updated {
+            code: code.clone(),
+            version: 2
+        }
+    );
+    let (_, versions) = store.case_by_code(&code).await.unwrap();
+    let rules: Vec<&str> = versions[1].warnings.iter().map(|w| w.rule.as_str()).collect();
+    assert_eq!(rules, ["version.same_source_time"]);
+    assert!(versions[0].warnings.is_empty());
+}
+
+async fn stale_records_within_one_batch_never_become_the_head(store: Arc<dyn Store>) {
+    let results = commit_to_sink(
+        &*store,
+        vec![
+            Rec::new("T-3").content("v2").at(20).accepted(),
+            Rec::new("T-3").content("v1").at(10).accepted(),
+            Rec::new("T-4").content("only").at(5).accepted(),
+        ],
+    )
+    .await;
+    let code = accepted_code(&results[0]);
+    assert_eq!(
+        results[1],
+        RecordResult::Stale {
+            code: code.clone(),
+            version: 1
+        }
+    );
+    assert!(matches!(results[2], RecordResult::Accepted { .. }));
+    assert_eq!(
+        lineage(&*store, &code).await,
+        vec![row(1, "active", "v2"), row(1, "stale", "v1")]
+    );
+    let (case, _) = store.case_by_code(&code).await.unwrap();
+    assert_eq!(store.outbox_for_case(case.id).await.unwrap().len(), 1);
+}
+
+async fn an_accepted_later_record_supersedes_open_entries_of_its_key(store: Arc<dyn Store>) {
+    let first = quarantine_id(
+        &commit_one(
+            &*store,
+            Rec::new("S-1")
+                .content("v1 bad")
+                .quarantined(vec![violation("uscc.checksum")]),
+        )
+        .await,
+    );
+    let other = quarantine_id(
+        &commit_one(
+            &*store,
+            Rec::new("S-2")
+                .content("bad")
+                .quarantined(vec![violation("uscc.checksum")]),
+        )
+        .await,
+    );
+    let code = accepted_code(&commit_one(&*store, Rec::new("S-1").content("v2").accepted()).await);
+    let entry = store.quarantine_get(first).await.unwrap();
+    assert_eq!(entry.status, QuarantineStatus::Superseded);
+    let note = entry.note.unwrap_or_default();
+    assert!(note.contains(&code) && note.contains("version 1"), "{note}");
+    assert_eq!(
+        store.quarantine_get(other).await.unwrap().status,
+        QuarantineStatus::Open
+    );
+    let superseded = list(
+        &*store,
+        QuarantineFilter {
+            status: Some(QuarantineStatus::Superseded),
+            ..QuarantineFilter::default()
+        },
+    )
+    .await;
+    assert_eq!(superseded, vec![first]);
+    // In one batch: a record quarantined after the accepted one of its key is newer, and stays open.
+    let results = commit(
+        &*store,
+        vec![
+            Rec::new("S-3").content("ok").accepted(),
+            Rec::new("S-3")
+                .content("later, bad")
+                .quarantined(vec![violation("uscc.checksum")]),
+        ],
+    )
+    .await;
+    let later = quarantine_id(&results[1]);
+    assert_eq!(
+        store.quarantine_get(later).await.unwrap().status,
+        QuarantineStatus::Open
+    );
+}
+
+async fn a_replay_older_by_source_time_is_kept_as_stale(store: Arc<dyn Store>) {
+    let entry = quarantine_id(
+        &commit_one(
+            &*store,
+            Rec::new("R-1")
+                .content("v1")
+                .at(10)
+                .quarantined(vec![violation("uscc.checksum")]),
+        )
+        .await,
+    );
+    let code = accepted_code(&commit_one(&*store, Rec::new("R-1").content("v2").at(20).accepted()).await);
+    // The mapping is fixed and the entry replayed: older at the source, it is kept as stale and
+    // the entry is done.
+    let replay = Rec::new("R-1").content("v1").at(10).replay_of(entry);
+    assert_eq!(
+        commit_one(&*store, replay.accepted()).await,
+        RecordResult::Stale {
+            code: code.clone(),
+            version: 1
+        }
+    );
+    assert_eq!(
+        store.quarantine_get(entry).await.unwrap().status,
+        QuarantineStatus::Replayed
+    );
+    let (case, _) = store.case_by_code(&code).await.unwrap();
+    assert_eq!(case.record["content"], "v2");
+    // Newer at the source, a replayed entry wins even though it arrived before the head.
+    let newer = quarantine_id(
+        &commit_one(
+            &*store,
+            Rec::new("R-2")
+                .content("v9")
+                .at(90)
+                .quarantined(vec![violation("uscc.checksum")]),
+        )
+        .await,
+    );
+    let code2 = accepted_code(
+        &commit_one(
+            &*store,
+            Rec::new("R-2")
+                .content("v5")
+                .at(50)
+                .received(Utc::now() + chrono::Duration::minutes(1))
+                .accepted(),
+        )
+        .await,
+    );
+    let replay = Rec::new("R-2")
+        .content("v9")
+        .at(90)
+        .replay_of(newer)
+        .received(Utc::now() - chrono::Duration::minutes(1));
+    assert_eq!(
+        commit_one(&*store, replay.accepted()).await,
+        RecordResult::Updated {
+            code: code2.clone(),
+            version: 2
+        }
+    );
 }

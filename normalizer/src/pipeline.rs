@@ -6,7 +6,7 @@ use crate::schema::{SchemaError, SchemaSet};
 use crate::standards::credit_code::CreditCode;
 use crate::standards::today_in_china;
 use crate::{CaseNumber, CaseType, Violation};
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde_json::Value;
 
 /// Result of normalising one source record: the canonical record and every violation found.
@@ -47,6 +47,9 @@ impl Outcome {
             numbering_year,
             region: text("/agency/region_code").unwrap_or_default().to_string(),
             target_id: text("/target/id_number").map(str::to_string),
+            source_updated_at: text("/source_updated_at")
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc)),
         })
     }
 
@@ -79,6 +82,9 @@ pub struct CaseFacts {
     pub region: String,
     /// The target's identifier (`/target/id_number`: credit code or ID number), for look-ups.
     pub target_id: Option<String>,
+    /// When the source system last changed the record (`/source_updated_at`), if the mapping
+    /// names it: versions of a case are ordered by it.
+    pub source_updated_at: Option<DateTime<Utc>>,
 }
 
 /// Where each case type's numbering year is read from, in order of preference.

@@ -334,6 +334,7 @@ pub fn board_totals_agreeing_with_metrics(
         ("accepted", totals.accepted),
         ("updated", totals.updated),
         ("unchanged", totals.unchanged),
+        ("stale", totals.stale),
         ("quarantined", totals.quarantined),
     ] {
         let line = format!(r#"gateway_source_records_total{{source="{source}",outcome="{outcome}"}} {n}"#);

@@ -7,6 +7,13 @@ import { api, query } from "../api.js";
 /** The last search, kept across page changes in this tab. */
 const state = { mode: "list", code: "", agency: "", type: "penalty", number: "", target: "" };
 
+/** True when version row `i` came from another source than the version before it (stale rows, never the head, do not count). */
+function sourceChanged(versions, i) {
+  if (versions[i].status === "stale") return false;
+  const before = versions.slice(0, i).filter((x) => x.status !== "stale").pop();
+  return before !== undefined && before.source_id !== versions[i].source_id;
+}
+
 function caseCard(view, ctx) {
   const c = view.case;
   const rawPanel = h("pre", { class: "code raw-panel", hidden: true });
@@ -15,13 +22,13 @@ function caseCard(view, ctx) {
       "tr",
       { dataset: { version: v.version } },
       h("td", { class: "num" }, v.version),
-      h("td", null, h("span", { class: "badge status-" + v.status }, t("case_" + v.status))),
+      h("td", null, h("span", { class: "badge status-" + v.status, title: v.status === "stale" ? t("stale_hint") : null }, t("case_" + v.status))),
       h("td", null, time(v.created_at)),
       h(
         "td",
         { class: "version-source" },
         v.source_id,
-        i > 0 && view.versions[i - 1].source_id !== v.source_id
+        sourceChanged(view.versions, i)
           ? h("span", { class: "badge source-changed", title: t("source_changed_hint") }, t("source_changed"))
           : null,
       ),

@@ -26,7 +26,7 @@ function listView(root, ctx) {
   const statusSel = h(
     "select",
     { id: "f-status" },
-    ["", "open", "replayed", "ignored"].map((s) => h("option", { value: s, selected: s === state.status }, s ? t("status_" + s) : t("all"))),
+    ["", "open", "replayed", "ignored", "superseded"].map((s) => h("option", { value: s, selected: s === state.status }, s ? t("status_" + s) : t("all"))),
   );
   const since = h("input", { id: "f-since", type: "date", value: state.since });
   const until = h("input", { id: "f-until", type: "date", value: state.until });
@@ -152,7 +152,7 @@ function listView(root, ctx) {
 }
 
 function summaryText(s) {
-  return `${t("received")} ${s.received} · ${t("accepted")} ${s.accepted} · ${t("updated")} ${s.updated} · ${t("unchanged")} ${s.unchanged} · ${t("quarantined")} ${s.quarantined}`;
+  return `${t("received")} ${s.received} · ${t("accepted")} ${s.accepted} · ${t("updated")} ${s.updated} · ${t("unchanged")} ${s.unchanged} · ${t("stale")} ${s.stale || 0} · ${t("quarantined")} ${s.quarantined}`;
 }
 
 function detailView(root, ctx, id) {

@@ -23,6 +23,7 @@ impl Summary {
             Accepted { .. } => self.accepted += 1,
             Updated { .. } | Withdrawn { .. } => self.updated += 1,
             Unchanged { .. } => self.unchanged += 1,
+            Stale { .. } => self.stale += 1,
             Quarantined { .. } => self.quarantined += 1,
         }
     }

@@ -37,13 +37,14 @@ pub enum ReplayError {
         /// Its source.
         source_id: String,
     },
-    /// The entry is not open.
+    /// The entry is neither open nor superseded (already replayed, or ignored).
     #[error("隔离记录 {0} 不是待处理状态 / quarantine entry {0} is not open")]
     NotOpen(i64),
 }
 
 /// Replay the selected open entries through `committer`; `preparers` maps source id to its
-/// current preparer.
+/// current preparer. One entry chosen by id may also be `superseded` (a later record of its key
+/// was accepted): the commit's ordering rules keep its replay from regressing the case.
 pub async fn replay(
     committer: &Committer,
     preparers: &HashMap<String, Preparer>,
@@ -52,26 +53,24 @@ pub async fn replay(
     let store = committer.store().as_ref();
     let mut summary = Summary::default();
     let mut before_id = None;
+    if let Some(id) = selection.id {
+        let status = store.quarantine_get(id).await?.status;
+        if !matches!(status, QuarantineStatus::Open | QuarantineStatus::Superseded) {
+            return Err(ReplayError::NotOpen(id));
+        }
+    }
     loop {
         let filter = QuarantineFilter {
             id: selection.id,
             source_id: selection.source_id.clone(),
             rule: selection.rule.clone(),
-            status: Some(QuarantineStatus::Open),
+            status: selection.id.is_none().then_some(QuarantineStatus::Open),
             before_id,
             limit: Some(500),
             ..Default::default()
         };
         let entries = store.quarantine_list(&filter).await?;
         if entries.is_empty() {
-            if let Some(id) = selection.id {
-                if summary.received == 0 {
-                    let entry = store.quarantine_get(id).await?;
-                    if entry.status != QuarantineStatus::Open {
-                        return Err(ReplayError::NotOpen(id));
-                    }
-                }
-            }
             break;
         }
         before_id = entries.last().map(|e| e.id);

@@ -277,6 +277,7 @@ impl Preparer {
                     record_hash: hash_of_text(&without_operation, operation),
                     record_json,
                     target_id: facts.target_id,
+                    source_updated_at: facts.source_updated_at,
                     key: BusinessKey {
                         agency_credit_code: facts.agency_credit_code,
                         case_type: facts.case_type,

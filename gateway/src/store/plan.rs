@@ -3,6 +3,7 @@
 //! under their locks, call [`plan_batch`], and write the result.
 
 use super::types::{BusinessKey, IncomingRecord, Operation, RecordResult, Verdict};
+use chrono::{DateTime, Utc};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use normalizer::standards::case_code::CaseCode;
 use normalizer::{CaseType, Violation};
@@ -27,6 +28,8 @@ pub struct ExistingCase {
     pub source_id: String,
     /// When the current version's record arrived (its raw record's first receipt).
     pub head_received_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The current version's time at its source (`source_updated_at`), if it carried one.
+    pub head_source_time: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A code counter: sequences are numbered per (case type, year, region).
@@ -79,6 +82,23 @@ pub struct NewVersion {
     pub withdrawn: bool,
     /// The case's unified code.
     pub code: String,
+    /// True when the version before it has the same source time and other content: it wins
+    /// because it arrived later (a warning on the version says so).
+    pub same_source_time: bool,
+}
+
+/// A record older than its case's current version by the source's own time: archived and kept
+/// in the lineage as stale, never the head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleVersion {
+    /// Index of the record it comes from.
+    pub record_index: usize,
+    /// Its case.
+    pub case: CaseRef,
+    /// The case's current version, which is newer.
+    pub head_version: i32,
+    /// The case's unified code.
+    pub code: String,
 }
 
 /// What becomes of one record.
@@ -93,6 +113,8 @@ pub enum Decision {
     },
     /// Quarantined with these violations.
     Quarantine(Vec<Violation>),
+    /// Older than the case's current version by source time; index into [`Plan::stale`].
+    Stale(usize),
 }
 
 /// The whole batch's plan.
@@ -102,6 +124,8 @@ pub struct Plan {
     pub new_cases: Vec<NewCase>,
     /// Versions to write, in record order.
     pub versions: Vec<NewVersion>,
+    /// Stale records to keep in the lineage, in record order.
+    pub stale: Vec<StaleVersion>,
     /// Counters to store: the last sequence used after this batch.
     pub counters: Vec<(CounterKey, u32)>,
     /// One decision per record, in record order.
@@ -189,6 +213,57 @@ pub fn source_changes(
     changes
 }
 
+/// Open quarantine entries of one record at its source that an accepted later record of the
+/// same source and record key supersedes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Supersede<'a> {
+    /// The source.
+    pub source_id: &'a str,
+    /// The record's key at the source.
+    pub record_key: &'a str,
+    /// The entries' note: which case version supersedes them.
+    pub note: String,
+}
+
+/// The open entries a batch supersedes: one per (source, record key) that got a version, unless
+/// a later record of the batch with the same source and key was quarantined (that one is newer).
+/// The store marks open entries of these keys `superseded` after every other quarantine write of
+/// the batch, so the entries the batch itself resolves are `replayed`, not superseded.
+pub fn superseding<'a>(plan: &Plan, records: &'a [IncomingRecord]) -> Vec<Supersede<'a>> {
+    let mut last: HashMap<(&'a str, &'a str), Option<&NewVersion>> = HashMap::new();
+    for (record, decision) in records.iter().zip(&plan.decisions) {
+        let key = (record.source_id.as_str(), record.record_key.as_str());
+        match decision {
+            Decision::Version(vi) => {
+                last.insert(key, plan.versions.get(*vi));
+            }
+            Decision::Quarantine(_) if record.replay_of.is_none() => {
+                if let Some(slot) = last.get_mut(&key) {
+                    *slot = None;
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out: Vec<Supersede<'a>> = last
+        .into_iter()
+        .filter_map(|((source_id, record_key), v)| {
+            let v = v?;
+            Some(Supersede {
+                source_id,
+                record_key,
+                note: format!(
+                    "已被案件 {code} 第 {n} 版（同一来源、同一记录的较新数据）取代 / superseded by version {n} of case {code} (a later record of the same source and key)",
+                    code = v.code,
+                    n = v.version
+                ),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (a.source_id, a.record_key).cmp(&(b.source_id, b.record_key)));
+    out
+}
+
 /// Why a replayed entry older than the case's current version stays in the quarantine.
 fn superseded(case: &ExistingCase, record: &IncomingRecord) -> Violation {
     let head = case
@@ -207,6 +282,48 @@ fn superseded(case: &ExistingCase, record: &IncomingRecord) -> Violation {
         format!(
             "case {} already has a newer version {} (received {head}); this record was received {arrived} and is older: replaying it would put an old state over the newer one, so it is not committed. To correct the case, have the source send its current state again",
             case.code, case.version
+        ),
+    )
+}
+
+/// How a record's source time compares with its case's current version's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SourceOrder {
+    /// One of them has no source time: arrival order decides.
+    Unknown,
+    /// The record is older: it is stale.
+    Older,
+    /// Same time (different content): the later arrival wins.
+    Same,
+    /// The record is newer.
+    Newer,
+}
+
+impl SourceOrder {
+    fn of(record: Option<DateTime<Utc>>, head: Option<DateTime<Utc>>) -> SourceOrder {
+        match (record, head) {
+            (Some(r), Some(h)) if r < h => SourceOrder::Older,
+            (Some(r), Some(h)) if r == h => SourceOrder::Same,
+            (Some(_), Some(_)) => SourceOrder::Newer,
+            _ => SourceOrder::Unknown,
+        }
+    }
+}
+
+/// The warning kept with a version that replaced one of the same source time and other
+/// content (the later arrival wins).
+pub fn same_source_time_warning(code: &str, version: i32) -> Violation {
+    Violation::warning(
+        "/source_updated_at",
+        "version.same_source_time",
+        None,
+        format!(
+            "案件 {code} 第 {} 版与本版的来源系统更新时间相同而内容不同：按到达顺序，以后到的本版为准",
+            version - 1
+        ),
+        format!(
+            "version {} of case {code} has the same source time and other content: this version arrived later and wins",
+            version - 1
         ),
     )
 }
@@ -237,6 +354,7 @@ pub fn plan_batch(
         version: i32,
         hash: String,
         withdrawn: bool,
+        source_time: Option<DateTime<Utc>>,
     }
     let mut state: HashMap<&BusinessKey, State> = HashMap::new();
     let mut last_seq: HashMap<CounterKey, u32> = HashMap::new();
@@ -268,7 +386,14 @@ pub fn plan_batch(
             Verdict::Accept(accepted) => accepted,
         };
         let current = match state.get(&accepted.key) {
-            Some(s) => Some((s.case, s.code.clone(), s.version, s.hash.clone(), s.withdrawn)),
+            Some(s) => Some((
+                s.case,
+                s.code.clone(),
+                s.version,
+                s.hash.clone(),
+                s.withdrawn,
+                s.source_time,
+            )),
             None => existing.get(&accepted.key).map(|e| {
                 (
                     CaseRef::Existing(e.case_id),
@@ -276,12 +401,31 @@ pub fn plan_batch(
                     e.version,
                     e.record_hash.clone(),
                     e.withdrawn,
+                    e.head_source_time,
                 )
             }),
         };
-        // A replayed quarantine entry that arrived before the case's current version is older
-        // than it: committing it would put an old state over a newer one.
-        if record.replay_of.is_some() && !state.contains_key(&accepted.key) {
+        let is_delete = accepted.operation == Operation::Delete;
+        let order = current
+            .as_ref()
+            .map(|c| SourceOrder::of(accepted.source_updated_at, c.5))
+            .unwrap_or(SourceOrder::Unknown);
+        if let (Some((case, code, version, hash, withdrawn, _)), SourceOrder::Older) = (&current, order) {
+            if *hash != accepted.record_hash && !(is_delete && *withdrawn) {
+                plan.stale.push(StaleVersion {
+                    record_index: index,
+                    case: *case,
+                    head_version: *version,
+                    code: code.clone(),
+                });
+                plan.decisions.push(Decision::Stale(plan.stale.len() - 1));
+                continue;
+            }
+        }
+        // Without source times: a replayed quarantine entry that arrived before the case's
+        // current version is older than it, and committing it would put an old state over a
+        // newer one.
+        if record.replay_of.is_some() && order == SourceOrder::Unknown && !state.contains_key(&accepted.key) {
             if let Some(e) = existing.get(&accepted.key) {
                 if e.head_received_at.is_some_and(|head| head > record.received_at) {
                     plan.decisions.push(Decision::Quarantine(vec![superseded(e, record)]));
@@ -289,13 +433,12 @@ pub fn plan_batch(
                 }
             }
         }
-        let is_delete = accepted.operation == Operation::Delete;
         let (case, code, version) = match current {
-            Some((_, code, _, hash, withdrawn)) if hash == accepted.record_hash || (is_delete && withdrawn) => {
+            Some((_, code, _, hash, withdrawn, _)) if hash == accepted.record_hash || (is_delete && withdrawn) => {
                 plan.decisions.push(Decision::Unchanged { code });
                 continue;
             }
-            Some((case, code, version, _, _)) => (case, code, version + 1),
+            Some((case, code, version, _, _, _)) => (case, code, version + 1),
             None if is_delete => {
                 plan.decisions.push(Decision::Quarantine(vec![Violation::error(
                     "/operation",
@@ -346,6 +489,7 @@ pub fn plan_batch(
             version,
             withdrawn: is_delete,
             code: code.clone(),
+            same_source_time: order == SourceOrder::Same,
         });
         plan.decisions.push(Decision::Version(plan.versions.len() - 1));
         state.insert(
@@ -356,6 +500,7 @@ pub fn plan_batch(
                 version,
                 hash: accepted.record_hash.clone(),
                 withdrawn: is_delete,
+                source_time: accepted.source_updated_at,
             },
         );
     }
@@ -366,6 +511,15 @@ pub fn plan_batch(
 }
 
 impl Plan {
+    /// The result to report for a stale record.
+    pub fn stale_result(&self, stale_index: usize) -> RecordResult {
+        let s = &self.stale[stale_index];
+        RecordResult::Stale {
+            code: s.code.clone(),
+            version: s.head_version,
+        }
+    }
+
     /// The result to report for a record whose decision is a version.
     pub fn version_result(&self, version_index: usize) -> RecordResult {
         let v = &self.versions[version_index];
@@ -418,6 +572,7 @@ mod tests {
                 target_id: None,
                 record_hash: hash.into(),
                 warnings: Vec::new(),
+                source_updated_at: None,
             }),
             replay_of: None,
             payload_lz4: None,
@@ -479,6 +634,7 @@ mod tests {
             withdrawn: false,
             source_id: "s".into(),
             head_received_at: None,
+            head_source_time: None,
         };
         let p = plan(&[record("A", "h1", Operation::Update)], &[("A", existing.clone())], 5);
         assert_eq!(p.decisions, vec![Decision::Unchanged { code: "C".into() }]);
@@ -502,6 +658,7 @@ mod tests {
             withdrawn: false,
             source_id: "dept-a".into(),
             head_received_at: None,
+            head_source_time: None,
         };
         let mut from_b = record("A", "h2", Operation::Update);
         from_b.source_id = "dept-b".into();
@@ -540,6 +697,7 @@ mod tests {
             withdrawn: false,
             source_id: "s".into(),
             head_received_at: Some(now),
+            head_source_time: None,
         };
         let mut older = record("A", "v1-fixed", Operation::Update);
         older.replay_of = Some(11);
@@ -563,6 +721,105 @@ mod tests {
         assert_eq!(p.versions.len(), 1);
     }
 
+    fn at(minute: i64) -> Option<chrono::DateTime<Utc>> {
+        chrono::DateTime::from_timestamp(1_700_000_000 + minute * 60, 0)
+    }
+
+    fn timed(n: &str, hash: &str, source_time: Option<chrono::DateTime<Utc>>) -> IncomingRecord {
+        let mut r = record(n, hash, Operation::Update);
+        if let Verdict::Accept(a) = &mut r.verdict {
+            a.source_updated_at = source_time;
+        }
+        r
+    }
+
+    #[test]
+    fn a_record_older_than_the_head_by_source_time_is_stale_and_never_the_head() {
+        let existing = ExistingCase {
+            case_id: 7,
+            code: "C".into(),
+            version: 2,
+            record_hash: "v2".into(),
+            withdrawn: false,
+            source_id: "s".into(),
+            head_received_at: Some(Utc::now() - chrono::Duration::hours(1)),
+            head_source_time: at(20),
+        };
+        let p = plan(&[timed("A", "v1", at(10))], &[("A", existing.clone())], 0);
+        assert_eq!(p.decisions, vec![Decision::Stale(0)]);
+        assert!(p.versions.is_empty());
+        assert_eq!(
+            p.stale_result(0),
+            RecordResult::Stale {
+                code: "C".into(),
+                version: 2
+            }
+        );
+        // The same holds for a replay, and for a withdrawal older than the head.
+        let mut replay = timed("A", "v1-fixed", at(10));
+        replay.replay_of = Some(3);
+        let mut delete = timed("A", "gone", at(15));
+        if let Verdict::Accept(a) = &mut delete.verdict {
+            a.operation = Operation::Delete;
+        }
+        let p = plan(&[replay, delete], &[("A", existing.clone())], 0);
+        assert_eq!(p.decisions, vec![Decision::Stale(0), Decision::Stale(1)]);
+        // Newer by source time wins even when it arrived before the head (a replay).
+        let mut newer = timed("A", "v3", at(30));
+        newer.replay_of = Some(4);
+        newer.received_at = Utc::now() - chrono::Duration::hours(2);
+        let p = plan(&[newer], &[("A", existing.clone())], 0);
+        assert_eq!(p.versions.len(), 1);
+        assert_eq!(p.versions[0].version, 3);
+        assert!(!p.versions[0].same_source_time);
+        // Without a source time on either side: arrival order.
+        let p = plan(&[timed("A", "v9", None)], &[("A", existing)], 0);
+        assert_eq!(p.versions.len(), 1);
+    }
+
+    #[test]
+    fn equal_source_times_with_other_content_let_the_later_arrival_win_and_say_so() {
+        let existing = ExistingCase {
+            case_id: 7,
+            code: "C".into(),
+            version: 2,
+            record_hash: "v2".into(),
+            withdrawn: false,
+            source_id: "s".into(),
+            head_received_at: None,
+            head_source_time: at(20),
+        };
+        let p = plan(&[timed("A", "v2b", at(20))], &[("A", existing)], 0);
+        assert_eq!(p.versions.len(), 1);
+        assert!(p.versions[0].same_source_time);
+        let w = same_source_time_warning("C", p.versions[0].version);
+        assert_eq!(w.rule, "version.same_source_time");
+        assert!(w.message_en.contains("version 2 of case C"), "{}", w.message_en);
+    }
+
+    #[test]
+    fn within_a_batch_versions_out_of_source_order_keep_the_newest_as_head() {
+        let p = plan(
+            &[
+                timed("A", "v2", at(20)),
+                timed("A", "v1", at(10)),
+                timed("A", "v3", at(30)),
+            ],
+            &[],
+            0,
+        );
+        let kinds: Vec<&Decision> = p.decisions.iter().collect();
+        assert!(matches!(kinds[0], Decision::Version(0)));
+        assert_eq!(kinds[1], &Decision::Stale(0));
+        assert!(matches!(kinds[2], Decision::Version(1)));
+        assert_eq!(
+            p.stale[0].case,
+            CaseRef::New(0),
+            "stale against the case the batch creates"
+        );
+        assert_eq!(p.versions[1].version, 2);
+    }
+
     #[test]
     fn delete_of_an_unknown_case_is_quarantined_without_consuming_a_code() {
         let p = plan(&[record("A", "h1", Operation::Delete)], &[], 0);
@@ -580,6 +837,7 @@ mod tests {
             withdrawn: false,
             source_id: "s".into(),
             head_received_at: None,
+            head_source_time: None,
         };
         let stale = record("A", "h1", Operation::Update);
         let delivered = [(stale.source_id.clone(), stale.payload_hash.clone())]

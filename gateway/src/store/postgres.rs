@@ -66,6 +66,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_raw_receipts",
         include_str!("../../migrations/postgres/0008_raw_receipts.sql"),
     ),
+    (
+        "0009_source_time",
+        include_str!("../../migrations/postgres/0009_source_time.sql"),
+    ),
 ];
 
 /// Advisory lock taken (per transaction) while migrating, so instances starting together apply
@@ -399,9 +403,15 @@ impl Store for PostgresStore {
         let stmt = client
             .prepare_cached(
                 "SELECT v.version, v.status, v.raw_id, v.mapping_id, v.mapping_version, v.record_hash, v.record,
-                        v.warnings, v.created_at, v.record_lz4, r.source_id
+                        v.warnings, v.created_at, v.record_lz4, r.source_id, 0 AS kind
                  FROM case_versions v JOIN raw_records r ON r.id = v.raw_id
-                 WHERE v.case_id = $1 ORDER BY v.version",
+                 WHERE v.case_id = $1
+                 UNION ALL
+                 SELECT s.head_version, 'stale', s.raw_id, s.mapping_id, s.mapping_version, s.record_hash, NULL::jsonb,
+                        s.warnings, s.created_at, s.record_lz4, r.source_id, s.id AS kind
+                 FROM stale_versions s JOIN raw_records r ON r.id = s.raw_id
+                 WHERE s.case_id = $1
+                 ORDER BY 1, 12",
             )
             .await?;
         let mut versions = Vec::new();

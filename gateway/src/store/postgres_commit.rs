@@ -9,7 +9,10 @@
 
 use super::compress;
 use super::error::parse_case_type;
-use super::plan::{plan_batch, source_changes, CaseRef, CounterKey, Decision, ExistingCase, Plan};
+use super::plan::{
+    plan_batch, same_source_time_warning, source_changes, superseding, CaseRef, CounterKey, Decision, ExistingCase,
+    Plan,
+};
 use super::types::*;
 use super::{StoreError, StoreResult};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -67,7 +70,8 @@ const SQL_COUNTERS_LOCK: &str = "
     FOR UPDATE OF c";
 
 const SQL_EXISTING_CASES: &str = "
-    SELECT k.n, c.id, c.unified_code, c.current_version, c.record_hash, c.withdrawn, c.source_id, r.received_at
+    SELECT k.n, c.id, c.unified_code, c.current_version, c.record_hash, c.withdrawn, c.source_id, r.received_at,
+           c.source_updated_at
     FROM UNNEST($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(credit_code, case_type, case_number, n)
     JOIN cases c ON c.agency_credit_code = k.credit_code AND c.case_type = k.case_type
                 AND c.case_number = k.case_number
@@ -110,7 +114,8 @@ const COPY_RAW_TYPES: &[Type] = &[
 ];
 
 const COPY_CASES: &str = "COPY cases (id, unified_code, agency_credit_code, case_type, case_number, year, region,
-    current_version, record_hash, withdrawn, source_id, created_at, updated_at) FROM STDIN (FORMAT binary)";
+    current_version, record_hash, withdrawn, source_id, created_at, updated_at, source_updated_at)
+    FROM STDIN (FORMAT binary)";
 const COPY_CASES_TYPES: &[Type] = &[
     Type::INT8,
     Type::TEXT,
@@ -123,6 +128,7 @@ const COPY_CASES_TYPES: &[Type] = &[
     Type::TEXT,
     Type::BOOL,
     Type::TEXT,
+    Type::TIMESTAMPTZ,
     Type::TIMESTAMPTZ,
     Type::TIMESTAMPTZ,
 ];
@@ -157,9 +163,9 @@ const SQL_COUNTERS_UPDATE: &str = "
 const SQL_CASES_UPDATE: &str = "
     UPDATE cases c
        SET current_version = u.version, record_hash = u.record_hash, withdrawn = u.withdrawn,
-           source_id = u.source_id, updated_at = $6
-    FROM UNNEST($1::int8[], $2::int4[], $3::text[], $4::bool[], $5::text[])
-         AS u(id, version, record_hash, withdrawn, source_id)
+           source_id = u.source_id, source_updated_at = u.source_updated_at, updated_at = $6
+    FROM UNNEST($1::int8[], $2::int4[], $3::text[], $4::bool[], $5::text[], $7::timestamptz[])
+         AS u(id, version, record_hash, withdrawn, source_id, source_updated_at)
     WHERE c.id = u.id";
 
 static SQL_QUARANTINE_INSERT: LazyLock<String> = LazyLock::new(|| {
@@ -201,6 +207,25 @@ const SQL_QUARANTINE_RESOLVE: &str = "
     UPDATE quarantine q SET status = 'replayed', updated_at = $4, attempts = q.attempts + h.inc
     FROM (SELECT id, max(inc) AS inc FROM hit GROUP BY id) h
     WHERE q.id = h.id";
+
+/// Records older than their case's head by source time, kept for the lineage (rare: written
+/// with one statement, prepared only when a batch has some).
+const SQL_STALE_INSERT: &str = "
+    INSERT INTO stale_versions (case_id, head_version, raw_id, mapping_id, mapping_version, record_hash,
+                                record_lz4, source_updated_at, warnings, created_at)
+    SELECT u.case_id, u.head_version, u.raw_id, u.mapping_id, u.mapping_version, u.record_hash, u.record_lz4,
+           u.source_updated_at, u.warnings, $10
+    FROM UNNEST($1::int8[], $2::int4[], $3::int8[], $4::text[], $5::int8[], $6::text[], $7::bytea[],
+                $8::timestamptz[], $9::jsonb[])
+         AS u(case_id, head_version, raw_id, mapping_id, mapping_version, record_hash, record_lz4,
+              source_updated_at, warnings)";
+
+/// Open entries of records (source, record key) that got a later accepted version become
+/// `superseded`, with a note naming the version (run after every other quarantine write).
+const SQL_QUARANTINE_SUPERSEDE: &str = "
+    UPDATE quarantine q SET status = 'superseded', note = u.note, updated_at = $4
+    FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(source_id, record_key, note)
+    WHERE q.status = 'open' AND q.source_id = u.source_id AND q.record_key = u.record_key";
 
 const SQL_CURSORS_UPSERT: &str = "
     INSERT INTO source_cursors (source_id, cursor, updated_at)
@@ -368,6 +393,7 @@ struct Head<'a> {
     record_hash: &'a str,
     withdrawn: bool,
     source_id: &'a str,
+    source_updated_at: Option<DateTime<Utc>>,
 }
 
 fn accepted_of(record: &IncomingRecord) -> StoreResult<&AcceptedRecord> {
@@ -384,11 +410,13 @@ fn heads<'a>(records: &'a [IncomingRecord], plan: &Plan) -> StoreResult<(Vec<Hea
     let mut existing_heads: BTreeMap<i64, Head<'a>> = BTreeMap::new();
     for v in &plan.versions {
         let record = &records[v.record_index];
+        let accepted = accepted_of(record)?;
         let head = Head {
             version: v.version,
-            record_hash: &accepted_of(record)?.record_hash,
+            record_hash: &accepted.record_hash,
             withdrawn: v.withdrawn,
             source_id: &record.source_id,
+            source_updated_at: accepted.source_updated_at,
         };
         match v.case {
             CaseRef::New(i) => new_heads[i] = Some(head),
@@ -571,6 +599,7 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
                 withdrawn: row.try_get(5)?,
                 source_id: row.try_get(6)?,
                 head_received_at: row.try_get(7)?,
+                head_source_time: row.try_get(8)?,
             },
         );
     }
@@ -658,7 +687,7 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
         let case_type = c.key.case_type.as_str();
         let credit_code = c.key.agency_credit_code.as_str();
         let case_number = c.key.case_number.as_str();
-        let row: [&(dyn ToSql + Sync); 13] = [
+        let row: [&(dyn ToSql + Sync); 14] = [
             id,
             &c.code,
             &credit_code,
@@ -672,6 +701,7 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
             &h.source_id,
             &now,
             &now,
+            &h.source_updated_at,
         ];
         writer.row(&row).await?;
     }
@@ -683,7 +713,16 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
     let eh_hashes: Vec<&str> = existing_heads.values().map(|h| h.record_hash).collect();
     let eh_withdrawn: Vec<bool> = existing_heads.values().map(|h| h.withdrawn).collect();
     let eh_sources: Vec<&str> = existing_heads.values().map(|h| h.source_id).collect();
-    let cases_update: Params<'_> = vec![&eh_ids, &eh_versions, &eh_hashes, &eh_withdrawn, &eh_sources, &now];
+    let eh_source_times: Vec<Option<DateTime<Utc>>> = existing_heads.values().map(|h| h.source_updated_at).collect();
+    let cases_update: Params<'_> = vec![
+        &eh_ids,
+        &eh_versions,
+        &eh_hashes,
+        &eh_withdrawn,
+        &eh_sources,
+        &now,
+        &eh_source_times,
+    ];
 
     let q = QuarantineWrites::of(batch, &plan, &raw_ids);
     let q_insert = QInsertParams::of(&q.inserts);
@@ -746,7 +785,18 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
         let status = if v.withdrawn { "withdrawn" } else { "active" };
         let stored = compress::stored(a.record_lz4.as_deref(), a.record_json.as_bytes());
         let compressed: &[u8] = &stored;
-        let warnings = Json(a.warnings.as_slice());
+        let with_order_warning: Vec<Violation>;
+        let warnings = if v.same_source_time {
+            with_order_warning = a
+                .warnings
+                .iter()
+                .cloned()
+                .chain([same_source_time_warning(&v.code, v.version)])
+                .collect();
+            Json(with_order_warning.as_slice())
+        } else {
+            Json(a.warnings.as_slice())
+        };
         let row: [&(dyn ToSql + Sync); 11] = [
             case_id,
             &v.version,
@@ -812,6 +862,18 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
         }
     }
 
+    if !plan.stale.is_empty() {
+        write_stale(tx, records, &plan, &raw_ids, &new_case_ids, now).await?;
+    }
+    let supersede = superseding(&plan, records);
+    if !supersede.is_empty() {
+        let sources: Vec<&str> = supersede.iter().map(|s| s.source_id).collect();
+        let keys: Vec<&str> = supersede.iter().map(|s| s.record_key).collect();
+        let notes: Vec<&str> = supersede.iter().map(|s| s.note.as_str()).collect();
+        let stmt = tx.prepare_cached(SQL_QUARANTINE_SUPERSEDE).await?;
+        tx.execute(&stmt, &[&sources, &keys, &notes, &now]).await?;
+    }
+
     // ---- Results, in record order.
     let mut results = Vec::with_capacity(records.len());
     for (i, decision) in plan.decisions.iter().enumerate() {
@@ -826,9 +888,64 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
             },
             Decision::Unchanged { code } => RecordResult::Unchanged { code: code.clone() },
             Decision::Version(vi) => plan.version_result(*vi),
+            Decision::Stale(si) => plan.stale_result(*si),
         });
     }
     Ok(results)
+}
+
+/// Keep the batch's stale records (older than their case's head by source time) for the lineage.
+async fn write_stale(
+    tx: &Transaction<'_>,
+    records: &[IncomingRecord],
+    plan: &Plan,
+    raw_ids: &[i64],
+    new_case_ids: &[i64],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    let mut case_ids = Vec::with_capacity(plan.stale.len());
+    let mut head_versions = Vec::with_capacity(plan.stale.len());
+    let mut stale_raw_ids = Vec::with_capacity(plan.stale.len());
+    let mut mapping_ids = Vec::with_capacity(plan.stale.len());
+    let mut mapping_versions = Vec::with_capacity(plan.stale.len());
+    let mut hashes = Vec::with_capacity(plan.stale.len());
+    let mut stored_records: Vec<Vec<u8>> = Vec::with_capacity(plan.stale.len());
+    let mut source_times = Vec::with_capacity(plan.stale.len());
+    let mut warnings = Vec::with_capacity(plan.stale.len());
+    for s in &plan.stale {
+        let record = &records[s.record_index];
+        let a = accepted_of(record)?;
+        case_ids.push(match s.case {
+            CaseRef::Existing(id) => id,
+            CaseRef::New(i) => new_case_ids[i],
+        });
+        head_versions.push(s.head_version);
+        stale_raw_ids.push(raw_ids[s.record_index]);
+        mapping_ids.push(record.mapping_id.as_str());
+        mapping_versions.push(record.mapping_version);
+        hashes.push(a.record_hash.as_str());
+        stored_records.push(compress::stored(a.record_lz4.as_deref(), a.record_json.as_bytes()).into_owned());
+        source_times.push(a.source_updated_at);
+        warnings.push(Json(a.warnings.as_slice()));
+    }
+    let stmt = tx.prepare_cached(SQL_STALE_INSERT).await?;
+    tx.execute(
+        &stmt,
+        &[
+            &case_ids,
+            &head_versions,
+            &stale_raw_ids,
+            &mapping_ids,
+            &mapping_versions,
+            &hashes,
+            &stored_records,
+            &source_times,
+            &warnings,
+            &now,
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 // ---- Quarantine writes.

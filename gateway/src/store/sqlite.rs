@@ -2,7 +2,10 @@
 //! One connection behind a mutex; every call runs on tokio's blocking pool.
 
 use super::error::{parse_case_number, parse_case_type, parse_credit_code};
-use super::plan::{counter_key, plan_batch, source_changes, CaseRef, CounterKey, Decision, ExistingCase};
+use super::plan::{
+    counter_key, plan_batch, same_source_time_warning, source_changes, superseding, CaseRef, CounterKey, Decision,
+    ExistingCase,
+};
 use super::types::*;
 use super::{Store, StoreError, StoreResult};
 use async_trait::async_trait;
@@ -31,6 +34,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0005_supervision_catalogue",
         include_str!("../../migrations/sqlite/0005_supervision_catalogue.sql"),
+    ),
+    (
+        "0006_source_time",
+        include_str!("../../migrations/sqlite/0006_source_time.sql"),
     ),
 ];
 
@@ -121,6 +128,16 @@ fn rules_text(violations: &[Violation]) -> String {
     s
 }
 
+/// Parameters of the statement resolving a payload's open entry and the entry it replays.
+fn resolve_params<'a>(raw_id: i64, record: &'a IncomingRecord, now: &'a String) -> impl rusqlite::Params + 'a {
+    (
+        raw_id,
+        now,
+        i32::from(record.replay_of.is_some()),
+        record.replay_of.unwrap_or(-1),
+    )
+}
+
 fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = now();
@@ -130,7 +147,8 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
     let mut counters: HashMap<CounterKey, u32> = HashMap::new();
     {
         let mut find_case = tx.prepare_cached(
-            "SELECT c.id, c.unified_code, c.current_version, c.record_hash, c.withdrawn, c.source_id, r.received_at
+            "SELECT c.id, c.unified_code, c.current_version, c.record_hash, c.withdrawn, c.source_id, r.received_at,
+                    c.source_updated_at
              FROM cases c
              LEFT JOIN case_versions v ON v.case_id = c.id AND v.version = c.current_version
              LEFT JOIN raw_records r ON r.id = v.raw_id
@@ -158,6 +176,10 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                                     source_id: r.get(5)?,
                                     head_received_at: r
                                         .get::<_, Option<String>>(6)?
+                                        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                                        .map(|t| t.with_timezone(&Utc)),
+                                    head_source_time: r
+                                        .get::<_, Option<String>>(7)?
                                         .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
                                         .map(|t| t.with_timezone(&Utc)),
                                 })
@@ -286,7 +308,8 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         let mut update_case = tx.prepare_cached(
-            "UPDATE cases SET current_version = ?2, record_hash = ?3, withdrawn = ?4, source_id = ?5, updated_at = ?6
+            "UPDATE cases SET current_version = ?2, record_hash = ?3, withdrawn = ?4, source_id = ?5, updated_at = ?6,
+                              source_updated_at = ?7
              WHERE id = ?1",
         )?;
         let mut insert_outbox = tx.prepare_cached(
@@ -303,6 +326,13 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                 CaseRef::New(i) => new_case_ids[i],
             };
             let status = if v.withdrawn { "withdrawn" } else { "active" };
+            let warnings = if v.same_source_time {
+                let mut w = a.warnings.clone();
+                w.push(same_source_time_warning(&v.code, v.version));
+                to_json(&w)?
+            } else {
+                to_json(&a.warnings)?
+            };
             insert_version.execute(params![
                 case_id,
                 v.version,
@@ -312,7 +342,7 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                 record.mapping_version,
                 a.record_hash,
                 a.record_json,
-                to_json(&a.warnings)?,
+                warnings,
                 now
             ])?;
             update_case.execute(params![
@@ -321,12 +351,44 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                 a.record_hash,
                 v.withdrawn,
                 record.source_id,
-                now
+                now,
+                a.source_updated_at.map(time)
             ])?;
             for sink in &batch.sinks {
                 let key = format!("{}:{}", v.code, v.version);
                 insert_outbox.execute(params![sink, case_id, v.version, key, now])?;
             }
+        }
+    }
+
+    // Stale records (older than their case's head by source time), kept for the lineage.
+    if !plan.stale.is_empty() {
+        let mut insert_stale = tx.prepare_cached(
+            "INSERT INTO stale_versions (case_id, head_version, raw_id, mapping_id, mapping_version, record_hash,
+                                         record, source_updated_at, warnings, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for st in &plan.stale {
+            let record = &batch.records[st.record_index];
+            let Verdict::Accept(a) = &record.verdict else {
+                return Err(StoreError::Task("plan kept a rejected record as stale".into()));
+            };
+            let case_id = match st.case {
+                CaseRef::Existing(id) => id,
+                CaseRef::New(i) => new_case_ids[i],
+            };
+            insert_stale.execute(params![
+                case_id,
+                st.head_version,
+                raw_ids[st.record_index],
+                record.mapping_id,
+                record.mapping_version,
+                a.record_hash,
+                a.record_json,
+                a.source_updated_at.map(time),
+                to_json(&a.warnings)?,
+                now
+            ])?;
         }
     }
 
@@ -393,26 +455,27 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                 }
                 Decision::Unchanged { code } => {
                     if matches!(record.verdict, Verdict::Accept(_)) {
-                        resolve_q.execute(params![
-                            raw_ids[i],
-                            now,
-                            record.replay_of.is_some() as i32,
-                            record.replay_of.unwrap_or(-1)
-                        ])?;
+                        resolve_q.execute(resolve_params(raw_ids[i], record, &now))?;
                     }
                     RecordResult::Unchanged { code: code.clone() }
                 }
                 Decision::Version(vi) => {
-                    resolve_q.execute(params![
-                        raw_ids[i],
-                        now,
-                        record.replay_of.is_some() as i32,
-                        record.replay_of.unwrap_or(-1)
-                    ])?;
+                    resolve_q.execute(resolve_params(raw_ids[i], record, &now))?;
                     plan.version_result(*vi)
+                }
+                Decision::Stale(si) => {
+                    resolve_q.execute(resolve_params(raw_ids[i], record, &now))?;
+                    plan.stale_result(*si)
                 }
             };
             results.push(result);
+        }
+        let mut supersede = tx.prepare_cached(
+            "UPDATE quarantine SET status = 'superseded', note = ?3, updated_at = ?4
+             WHERE status = 'open' AND source_id = ?1 AND record_key = ?2",
+        )?;
+        for s in superseding(&plan, &batch.records) {
+            supersede.execute(params![s.source_id, s.record_key, s.note, now])?;
         }
     }
 
@@ -763,9 +826,15 @@ impl Store for SqliteStore {
             let case = decode_case(case)?;
             let mut stmt = conn.prepare_cached(
                 "SELECT v.version, v.status, v.raw_id, v.mapping_id, v.mapping_version, v.record_hash, v.record,
-                        v.warnings, v.created_at, r.source_id
+                        v.warnings, v.created_at, r.source_id, 0 AS kind
                  FROM case_versions v JOIN raw_records r ON r.id = v.raw_id
-                 WHERE v.case_id = ?1 ORDER BY v.version",
+                 WHERE v.case_id = ?1
+                 UNION ALL
+                 SELECT s.head_version, 'stale', s.raw_id, s.mapping_id, s.mapping_version, s.record_hash, s.record,
+                        s.warnings, s.created_at, r.source_id, s.id AS kind
+                 FROM stale_versions s JOIN raw_records r ON r.id = s.raw_id
+                 WHERE s.case_id = ?1
+                 ORDER BY 1, 11",
             )?;
             let rows = stmt.query_map([case.id], |r| {
                 Ok((

@@ -96,6 +96,9 @@ pub struct AcceptedRecord {
     pub record_hash: String,
     /// Warnings kept with the version.
     pub warnings: Vec<Violation>,
+    /// When the source system last changed the record (`/source_updated_at`), if the mapping
+    /// names it: a version older than the case's current one by this time is stale.
+    pub source_updated_at: Option<DateTime<Utc>>,
     /// `record_json` as the store keeps it when it keeps records compressed, made while
     /// preparing (see [`Store::keeps_compressed`](crate::store::Store::keeps_compressed));
     /// `None` otherwise, and the store compresses it itself if it needs to.
@@ -193,6 +196,14 @@ pub enum RecordResult {
         /// The withdrawn version number.
         version: i32,
     },
+    /// Older than the case's current version by the source's own time (`source_updated_at`):
+    /// archived and kept in the case's lineage as stale; never the head, never delivered.
+    Stale {
+        /// The unified case code.
+        code: String,
+        /// The case's current version, which is newer.
+        version: i32,
+    },
     /// Put in the quarantine (or already there, open).
     Quarantined {
         /// The quarantine entry id.
@@ -210,6 +221,9 @@ pub enum QuarantineStatus {
     Replayed,
     /// Ignored by an operator, with a reason.
     Ignored,
+    /// A later record of the same source and record key was accepted: no work left (the note
+    /// names the case version). Can still be replayed; a replay never regresses the case.
+    Superseded,
 }
 
 impl QuarantineStatus {
@@ -219,6 +233,7 @@ impl QuarantineStatus {
             QuarantineStatus::Open => "open",
             QuarantineStatus::Replayed => "replayed",
             QuarantineStatus::Ignored => "ignored",
+            QuarantineStatus::Superseded => "superseded",
         }
     }
     /// Parse a stored name.
@@ -227,6 +242,7 @@ impl QuarantineStatus {
             "open" => Some(QuarantineStatus::Open),
             "replayed" => Some(QuarantineStatus::Replayed),
             "ignored" => Some(QuarantineStatus::Ignored),
+            "superseded" => Some(QuarantineStatus::Superseded),
             _ => None,
         }
     }
@@ -334,9 +350,11 @@ pub struct CaseRow {
 /// One version of a case, with its lineage.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaseVersionRow {
-    /// Version number (1, 2, ...).
+    /// Version number (1, 2, ...); for a stale record, the newer version that was the case's
+    /// head when it arrived (it is listed after that version).
     pub version: i32,
-    /// `active` or `withdrawn`.
+    /// `active`, `withdrawn`, or `stale`: a record older than the case's head by the source's
+    /// own time (`source_updated_at`), kept for the lineage, never the head, never delivered.
     pub status: String,
     /// Raw archive id it came from.
     pub raw_id: i64,
@@ -467,6 +485,7 @@ mod tests {
                 target_id: None,
                 record_hash: "r".into(),
                 warnings: Vec::new(),
+                source_updated_at: None,
             }),
             replay_of: None,
             payload_lz4: None,

@@ -53,6 +53,7 @@ impl InternalEvent for BatchCommitted<'_> {
             accepted = s.accepted,
             updated = s.updated,
             unchanged = s.unchanged,
+            stale = s.stale,
             quarantined = s.quarantined,
             elapsed_ms = self.elapsed.as_millis() as u64,
             "batch committed"

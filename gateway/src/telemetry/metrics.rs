@@ -6,7 +6,8 @@
 //!
 //! Names (text format, as served on `GET /metrics`):
 //! - `gateway_source_records_total{source, outcome}`: outcome `received`, `accepted`,
-//!   `updated`, `unchanged` or `quarantined`;
+//!   `updated`, `unchanged`, `stale` (older than the case's head by source time) or
+//!   `quarantined`;
 //! - `gateway_rule_violations_total{source, rule, severity}`: every violation of a committed
 //!   record (`error` ones quarantine it, `warning` ones are kept with the version);
 //! - `gateway_batch_commit_seconds{source}`: histogram of batch commit latency;
@@ -100,7 +101,7 @@ impl Metrics {
         let records = Family::<RecordLabels, Counter>::default();
         registry.register(
             "gateway_source_records",
-            "Records per source and outcome: received, accepted, updated, unchanged, quarantined",
+            "Records per source and outcome: received, accepted, updated, unchanged, stale, quarantined",
             records.clone(),
         );
         let violations = Family::<RuleLabels, Counter>::default();
@@ -174,6 +175,7 @@ impl Metrics {
         count("accepted", summary.accepted);
         count("updated", summary.updated);
         count("unchanged", summary.unchanged);
+        count("stale", summary.stale);
         count("quarantined", summary.quarantined);
         for (rule, severity) in rules {
             self.violations

@@ -13,6 +13,9 @@ pub struct Summary {
     pub updated: u64,
     /// Re-sent records identical to the case's current version.
     pub unchanged: u64,
+    /// Records older than their case's current version by the source's own time: kept in the
+    /// lineage as stale, never the head, never delivered.
+    pub stale: u64,
     /// Records put in (or kept in) the quarantine.
     pub quarantined: u64,
 }
@@ -24,6 +27,7 @@ impl Summary {
         self.accepted += other.accepted;
         self.updated += other.updated;
         self.unchanged += other.unchanged;
+        self.stale += other.stale;
         self.quarantined += other.quarantined;
     }
 }

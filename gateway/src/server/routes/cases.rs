@@ -45,7 +45,13 @@ async fn case_view(state: &Shared, code: &str) -> ApiResult<CaseView> {
     let versions = versions
         .into_iter()
         .map(|v| VersionView {
-            deliveries: outbox.iter().filter(|o| o.version == v.version).cloned().collect(),
+            // A stale record is never delivered: the deliveries of its version number belong to
+            // the newer head it lost to.
+            deliveries: if v.status == "stale" {
+                Vec::new()
+            } else {
+                outbox.iter().filter(|o| o.version == v.version).cloned().collect()
+            },
             version: v,
         })
         .collect();

@@ -1,0 +1,23 @@
+-- Versions of a case are ordered by the source's own time when the mapping names it
+-- (`source_updated_at`): the head keeps its source time, and a record older than the head is
+-- kept in its own table for the case's lineage: never the head, never delivered onward.
+ALTER TABLE cases ADD COLUMN source_updated_at TIMESTAMPTZ;
+
+CREATE TABLE stale_versions (
+    id                BIGSERIAL PRIMARY KEY,
+    case_id           BIGINT      NOT NULL,  -- cases (id)
+    head_version      INTEGER     NOT NULL,  -- the newer version that was the head on arrival
+    raw_id            BIGINT      NOT NULL,  -- raw_records (id)
+    mapping_id        TEXT        NOT NULL,
+    mapping_version   BIGINT      NOT NULL,
+    record_hash       TEXT        NOT NULL,
+    record_lz4        BYTEA       NOT NULL,
+    source_updated_at TIMESTAMPTZ,
+    warnings          JSONB       NOT NULL,
+    created_at        TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX stale_versions_case ON stale_versions (case_id, id);
+
+-- Open entries by their record at the source: an accepted later record of the same source and
+-- key marks them superseded.
+CREATE INDEX quarantine_open_key ON quarantine (source_id, record_key) WHERE status = 'open';

@@ -1,0 +1,23 @@
+-- Versions of a case are ordered by the source's own time when the mapping names it
+-- (`source_updated_at`): the head keeps its source time, and a record older than the head is
+-- kept in its own table for the case's lineage: never the head, never delivered onward.
+ALTER TABLE cases ADD COLUMN source_updated_at TEXT;
+
+CREATE TABLE stale_versions (
+    id                INTEGER PRIMARY KEY,
+    case_id           INTEGER NOT NULL REFERENCES cases (id),
+    head_version      INTEGER NOT NULL,  -- the newer version that was the head on arrival
+    raw_id            INTEGER NOT NULL REFERENCES raw_records (id),
+    mapping_id        TEXT    NOT NULL,
+    mapping_version   INTEGER NOT NULL,
+    record_hash       TEXT    NOT NULL,
+    record            TEXT    NOT NULL,
+    source_updated_at TEXT,
+    warnings          TEXT    NOT NULL,
+    created_at        TEXT    NOT NULL
+);
+CREATE INDEX stale_versions_case ON stale_versions (case_id, id);
+
+-- Open entries by their record at the source: an accepted later record of the same source and
+-- key marks them superseded.
+CREATE INDEX quarantine_open_key ON quarantine (source_id, record_key) WHERE status = 'open';
