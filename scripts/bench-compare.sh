@@ -8,7 +8,8 @@
 # Usage: scripts/bench-compare.sh OLD_DIR NEW_DIR [N] [ROUNDS]
 #   each DIR holds `gateway`, `bench_pull` and `bench_amqp` release binaries, e.g. made by
 #   `cargo build --release -p gateway --bins --example bench_pull --example bench_amqp` and
-#   copied from target/release (and target/release/examples).
+#   copied from target/release (and target/release/examples), and optionally `mappings/` (a copy
+#   of that build's mapping folders, used by its `gateway ingest`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OLD=$1
@@ -22,16 +23,23 @@ trap 'rm -rf "$work"' EXIT
 python3 scripts/gen_records.py "$N" > "$work/records.jsonl"
 echo "input: $N records, $(du -h "$work/records.jsonl" | cut -f1)"
 
-mapping="$PWD/mappings/nanchang-amr-penalty/mapping.toml"
-printf '[store]\nbackend = "postgres"\nurl = "%s/gw_bench"\npool_size = 4\n\n[normalizer]\nprovince_prefix = "36"\n\n[[sources]]\nid = "nanchang-amr"\nmapping = "%s"\nformat = "jsonl"\nrecord_key = "ajbh"\n' \
-    "$PG_BASE" "$mapping" > "$work/pg.toml"
+# Each build maps with its own tree's mapping when its DIR holds a copy (DIR/mappings/...): a
+# mapping may use canonical fields an older build does not know.
+config_for() {
+    local dir=$1 mapping="$PWD/mappings/nanchang-amr-penalty/mapping.toml"
+    [ -f "$dir/mappings/nanchang-amr-penalty/mapping.toml" ] && mapping="$dir/mappings/nanchang-amr-penalty/mapping.toml"
+    printf '[store]\nbackend = "postgres"\nurl = "%s/gw_bench"\npool_size = 4\n\n[normalizer]\nprovince_prefix = "36"\n\n[[sources]]\nid = "nanchang-amr"\nmapping = "%s"\nformat = "jsonl"\nrecord_key = "ajbh"\n' \
+        "$PG_BASE" "$mapping" > "$work/pg-$(basename "$dir").toml"
+    echo "$work/pg-$(basename "$dir").toml"
+}
 
 ingest() {
-    local dir=$1
+    local dir=$1 config
+    config=$(config_for "$dir")
     psql "$PG_BASE/postgres" -q -c "DROP DATABASE IF EXISTS gw_bench WITH (FORCE)" -c "CREATE DATABASE gw_bench"
     local start end
     start=$(date +%s.%N)
-    "$dir/gateway" ingest --config "$work/pg.toml" --source nanchang-amr --quiet "$work/records.jsonl" > /dev/null
+    "$dir/gateway" ingest --config "$config" --source nanchang-amr --quiet "$work/records.jsonl" > /dev/null
     end=$(date +%s.%N)
     echo "$N / ($end - $start)" | bc -l
 }

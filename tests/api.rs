@@ -149,6 +149,8 @@ max_body_bytes = 1000000
 rate_limit_per_second = {rate}
 rate_limit_burst = {burst}
 metrics_public = {metrics_public}
+# The route matrix presents a wrong token on every route; limiting failures is tested in security.rs.
+auth_failures_per_minute = 100000
 
 [[server.tokens]]
 name = "admin-li"

@@ -49,7 +49,8 @@ pub fn run(
     let mut out = BufWriter::new(stdout.lock());
     let mut any_rejected = false;
     let mut write_error = None;
-    read_file(path, format, xml_records, |item| {
+    let max_line = usize::try_from(crate::config::LimitsConfig::default().max_record_bytes).unwrap_or(usize::MAX);
+    read_file(path, format, xml_records, max_line, |item| {
         let line = match parse_item(item) {
             Ok(ParsedRecord { value, position, .. }) => {
                 let outcome = normalizer.normalize(&mapping, &value);

@@ -25,6 +25,9 @@ pub struct Config {
     /// Batching and back-pressure.
     #[serde(default)]
     pub pipeline: PipelineConfig,
+    /// Bounds on what one record can cost (every way in).
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// The operator HTTP server.
     #[serde(default)]
     pub server: ServerConfig,
@@ -155,6 +158,38 @@ impl Default for PipelineConfig {
     }
 }
 
+/// Bounds on what one record can cost, whatever way it came in (`[limits]`).
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest record, in bytes (default 1 MiB): a JSON line, a JSON array item, an XML or CSV
+    /// record, a pulled record, an AMQP message's record. A larger one is quarantined with rule
+    /// `input.too_large`, keeping its first 64 KiB and the SHA-256 of the whole. A JSON line is
+    /// never held longer than this while it is read.
+    #[serde(default = "default_max_record_bytes")]
+    pub max_record_bytes: u64,
+    /// Most violations kept per record (default 100): the first ones, then one
+    /// `violations.truncated` saying how many more there were.
+    #[serde(default = "default_max_violations")]
+    pub max_violations_per_record: usize,
+}
+
+fn default_max_record_bytes() -> u64 {
+    1024 * 1024
+}
+fn default_max_violations() -> usize {
+    100
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_record_bytes: default_max_record_bytes(),
+            max_violations_per_record: default_max_violations(),
+        }
+    }
+}
+
 /// The operator HTTP server: operator API, HTTP push, metrics, health.
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
@@ -170,6 +205,30 @@ pub struct ServerConfig {
     /// limit with `[sources.push] max_body_bytes`.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: u64,
+    /// Most records in one push request (default 10,000); a larger push is refused whole with
+    /// 413 and must be split by the sender.
+    #[serde(default = "default_max_push_records")]
+    pub max_records_per_push: usize,
+    /// Longest time a client may take to send a request's headers, in seconds (default 10).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_seconds: u64,
+    /// Longest time a client may take to send a request's body, in seconds (default 60).
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_seconds: u64,
+    /// Longest time one request may take in all, answer included, in seconds (default 300).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: u64,
+    /// Most connections open at once (default 512); more wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Failed authentications allowed per client address and minute (default 20); more are
+    /// answered 429 until the minute has passed, also for a right token.
+    #[serde(default = "default_auth_failures")]
+    pub auth_failures_per_minute: u32,
+    /// PEM certificate chain: with `tls_key_file`, the API is served over HTTPS only.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
     /// Requests per second allowed per token (default 50); more are answered 429.
     #[serde(default = "default_rate")]
     pub rate_limit_per_second: u32,
@@ -195,6 +254,24 @@ fn default_max_body() -> u64 {
 fn default_rate() -> u32 {
     50
 }
+fn default_max_push_records() -> usize {
+    10_000
+}
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_body_timeout() -> u64 {
+    60
+}
+fn default_request_timeout() -> u64 {
+    300
+}
+fn default_max_connections() -> usize {
+    512
+}
+fn default_auth_failures() -> u32 {
+    20
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -202,6 +279,14 @@ impl Default for ServerConfig {
             present: false,
             listen: default_listen(),
             max_body_bytes: default_max_body(),
+            max_records_per_push: default_max_push_records(),
+            header_timeout_seconds: default_header_timeout(),
+            body_timeout_seconds: default_body_timeout(),
+            request_timeout_seconds: default_request_timeout(),
+            max_connections: default_max_connections(),
+            auth_failures_per_minute: default_auth_failures(),
+            tls_cert_file: None,
+            tls_key_file: None,
             rate_limit_per_second: default_rate(),
             rate_limit_burst: None,
             metrics_public: false,
@@ -307,6 +392,40 @@ impl ServerConfig {
         }
         if self.max_body_bytes == 0 {
             problem("server.max_body_bytes".into(), "应至少为 1 / must be at least 1".into());
+        }
+        for (key, value) in [
+            ("max_records_per_push", self.max_records_per_push as u64),
+            ("header_timeout_seconds", self.header_timeout_seconds),
+            ("body_timeout_seconds", self.body_timeout_seconds),
+            ("request_timeout_seconds", self.request_timeout_seconds),
+            ("max_connections", self.max_connections as u64),
+            ("auth_failures_per_minute", u64::from(self.auth_failures_per_minute)),
+        ] {
+            if value == 0 {
+                problem(format!("server.{key}"), "应至少为 1 / must be at least 1".into());
+            }
+        }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (None, None) => {}
+            (Some(cert), Some(key)) => {
+                for (name, path) in [("tls_cert_file", cert), ("tls_key_file", key)] {
+                    let full = if path.is_absolute() {
+                        path.clone()
+                    } else {
+                        base.join(path)
+                    };
+                    if let Err(e) = std::fs::metadata(&full) {
+                        problem(
+                            format!("server.{name}"),
+                            format!("无法读取 / cannot read {}: {e}", full.display()),
+                        );
+                    }
+                }
+            }
+            _ => problem(
+                "server.tls_cert_file".into(),
+                "tls_cert_file 与 tls_key_file 须同时给出 / give both tls_cert_file and tls_key_file".into(),
+            ),
         }
         if self.rate_limit_per_second == 0 {
             problem(
@@ -743,6 +862,21 @@ impl Config {
         }
         for p in self.server.check(&self.base_dir, &self.sources) {
             problem(p.place, p.message);
+        }
+        if self.limits.max_record_bytes < 1024 {
+            problem(
+                "limits.max_record_bytes".into(),
+                format!(
+                    "应至少为 1024 / must be at least 1024, got {}",
+                    self.limits.max_record_bytes
+                ),
+            );
+        }
+        if self.limits.max_violations_per_record == 0 {
+            problem(
+                "limits.max_violations_per_record".into(),
+                "应至少为 1 / must be at least 1".into(),
+            );
         }
         let mut catalogue = None;
         if let Some(p) = &self.normalizer.catalogue {

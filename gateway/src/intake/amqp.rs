@@ -75,6 +75,23 @@ pub async fn run_consumer(
 /// that failed `max_redeliveries` times is taken as poison (see [`AmqpSourceSettings`]).
 type Failures = HashMap<String, u32>;
 
+/// How many messages' failure counts are kept at most. A failed message is normally seen again
+/// at once (redelivered to this consumer) and then settled; one taken by another consumer is
+/// never seen here again, so the map would otherwise only grow.
+const MAX_TRACKED_FAILURES: usize = 10_000;
+
+/// Keep [`Failures`] bounded: past [`MAX_TRACKED_FAILURES`] keys, those that failed only once
+/// are forgotten (at worst such a message is batched with others once more before it is
+/// suspected again), then, if still too many, all of them.
+fn forget_least_suspect(failures: &mut Failures) {
+    if failures.len() > MAX_TRACKED_FAILURES {
+        failures.retain(|_, n| *n > 1);
+    }
+    if failures.len() > MAX_TRACKED_FAILURES {
+        failures.clear();
+    }
+}
+
 /// A commit of messages that did not go through.
 struct CommitFailure {
     message: String,
@@ -108,6 +125,7 @@ fn account(
             for k in failure.keys {
                 *failures.entry(k).or_default() += 1;
             }
+            forget_least_suspect(failures);
             Err(failure.message)
         }
         Err(e) => Err(format!("commit task failed: {e}")),
@@ -243,4 +261,21 @@ async fn consume(
         return Ended::Failed(message);
     }
     ended
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_counts_stay_bounded_and_keep_the_most_suspect() {
+        let mut failures: Failures = (0..MAX_TRACKED_FAILURES).map(|i| (format!("once-{i}"), 1)).collect();
+        failures.insert("poison".into(), 4);
+        forget_least_suspect(&mut failures);
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures.get("poison"), Some(&4));
+        let mut small: Failures = [("a".to_string(), 1)].into_iter().collect();
+        forget_least_suspect(&mut small);
+        assert_eq!(small.len(), 1, "below the bound nothing is forgotten");
+    }
 }

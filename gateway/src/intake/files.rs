@@ -73,6 +73,7 @@ pub async fn ingest_files(
             .into());
         }
     }
+    let max_line = usize::try_from(preparer.limits.max_record_bytes).unwrap_or(usize::MAX);
     let (chunk_tx, chunk_rx) = mpsc::channel::<Vec<ReadItem>>(batching.channel_capacity);
     let stop = shutdown.clone();
     let reader = std::thread::spawn(move || -> Result<u64, ReadError> {
@@ -80,7 +81,7 @@ pub async fn ingest_files(
         for file in &files {
             let mut chunk = Vec::with_capacity(CHUNK);
             let mut closed = false;
-            read_file(file, format, xml_records.as_deref(), |item| {
+            read_file(file, format, xml_records.as_deref(), max_line, |item| {
                 if stop.is_triggered() {
                     return false;
                 }

@@ -3,7 +3,7 @@
 //! place in the quarantine with its new violations.
 
 use crate::commit::Committer;
-use crate::prepare::reader::{ParsedRecord, SourceRecord, UnreadableRecord};
+use crate::prepare::reader::{ParsedRecord, SourceRecord, Truncated, UnreadableRecord};
 use crate::prepare::Preparer;
 use crate::store::{PayloadFormat, QuarantineFilter, QuarantineStatus, StoreError};
 use crate::telemetry::Summary;
@@ -83,6 +83,18 @@ pub async fn replay(
                     source_id: entry.source_id.clone(),
                 })?;
             let raw = store.raw_record(entry.raw_id).await?;
+            // A record over the size limit was archived as its beginning only: it stays what it
+            // was (identified by the SHA-256 of the whole, as when it arrived).
+            if let Some(too_large) = entry.violations.iter().find(|v| v.rule == "input.too_large") {
+                let truncated = Truncated {
+                    bytes: too_large.value.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0),
+                    sha256: raw.content_hash.clone(),
+                };
+                let mut incoming = preparer.too_large(raw.payload, raw.record_key, Some(truncated), raw.received_at);
+                incoming.replay_of = Some(entry.id);
+                records.push(incoming);
+                continue;
+            }
             let parsed = match raw.format {
                 PayloadFormat::Json => SourceRecord::unparsed_json(raw.payload, raw.record_key).parse(),
                 PayloadFormat::Xml => match normalizer::xml_tree::parse_xml(&raw.payload, &Default::default()) {
@@ -95,6 +107,7 @@ pub async fn replay(
                         payload: raw.payload,
                         position: raw.record_key,
                         message: e.to_string(),
+                        truncated: None,
                     }),
                 },
             };

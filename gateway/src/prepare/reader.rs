@@ -49,13 +49,27 @@ pub struct SourceRecord {
 /// A record that could not even be parsed: it is quarantined with its raw bytes.
 #[derive(Debug, Clone)]
 pub struct UnreadableRecord {
-    /// Raw bytes as found.
+    /// Raw bytes as found (only the first [`KEPT_PREFIX_BYTES`] when `truncated`).
     pub payload: Vec<u8>,
     /// Where.
     pub position: String,
     /// Parser message.
     pub message: String,
+    /// Set when the record was larger than the limit and `payload` is only its beginning.
+    pub truncated: Option<Truncated>,
 }
+
+/// What is known of a record too large to keep: its size and the SHA-256 of all of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncated {
+    /// Its whole size, in bytes.
+    pub bytes: u64,
+    /// SHA-256 (hex) of all of it.
+    pub sha256: String,
+}
+
+/// How much of a record over the size limit is kept for the quarantine (64 KiB).
+pub const KEPT_PREFIX_BYTES: usize = 64 * 1024;
 
 /// What a reader yields per record.
 pub type ReadItem = Result<SourceRecord, UnreadableRecord>;
@@ -91,6 +105,7 @@ impl SourceRecord {
                         payload: self.payload,
                         position: self.position,
                         message,
+                        truncated: None,
                     })
                 }
             },
@@ -139,6 +154,7 @@ pub fn from_source_item(item: adapters::sources::SourceItem) -> ReadItem {
             payload: u.payload,
             position: u.position,
             message: u.message,
+            truncated: None,
         }),
     }
 }
@@ -168,11 +184,14 @@ pub enum ReadError {
 pub const MAX_DOCUMENT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Read `path` and call `sink` for every record, in order. Returns early if `sink` returns false
-/// (shutdown). JSON lines and CSV are streamed; JSON and XML documents are read whole.
+/// (shutdown). JSON lines and CSV are streamed; JSON and XML documents are read whole. A JSON
+/// line longer than `max_line_bytes` is never held whole: it becomes an unreadable record
+/// keeping its first [`KEPT_PREFIX_BYTES`] (see [`Truncated`]).
 pub fn read_file(
     path: &Path,
     format: InputFormat,
     xml_records: Option<&str>,
+    max_line_bytes: usize,
     sink: impl FnMut(ReadItem) -> bool,
 ) -> Result<(), ReadError> {
     let name = path
@@ -193,6 +212,7 @@ pub fn read_file(
         &input,
         format,
         xml_records,
+        max_line_bytes,
         sink,
     )
 }
@@ -206,6 +226,7 @@ pub fn read_bytes(
     format: InputFormat,
     xml_records: Option<&str>,
     xml_encoding: Option<&'static encoding_rs::Encoding>,
+    max_line_bytes: usize,
     sink: impl FnMut(ReadItem) -> bool,
 ) -> Result<(), ReadError> {
     let input = Input {
@@ -213,7 +234,61 @@ pub fn read_bytes(
         path: name,
         xml_encoding,
     };
-    read_from(bytes, &input, format, xml_records, sink)
+    read_from(bytes, &input, format, xml_records, max_line_bytes, sink)
+}
+
+/// Read one line (up to its `\n`) into `line`, holding at most `max` bytes of it: the rest of a
+/// longer line is read and dropped, `line` keeps its first [`KEPT_PREFIX_BYTES`], and its size and
+/// SHA-256 (of the line as received, line break included) are returned. Returns the bytes read
+/// (0 at the end of the input).
+fn read_line_bounded<R: BufRead>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<(usize, Option<Truncated>)> {
+    use sha2::Digest;
+    let mut read = 0usize;
+    let mut hasher: Option<sha2::Sha256> = None;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            break;
+        }
+        let (chunk, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (&buf[..=i], true),
+            None => (buf, false),
+        };
+        match &mut hasher {
+            None if line.len() + chunk.len() <= max => line.extend_from_slice(chunk),
+            None => {
+                let mut h = sha2::Sha256::new();
+                h.update(&line[..]);
+                h.update(chunk);
+                hasher = Some(h);
+                let room = KEPT_PREFIX_BYTES.saturating_sub(line.len());
+                line.truncate(KEPT_PREFIX_BYTES);
+                line.extend_from_slice(&chunk[..room.min(chunk.len())]);
+            }
+            Some(h) => h.update(chunk),
+        }
+        let used = chunk.len();
+        reader.consume(used);
+        read += used;
+        if done {
+            break;
+        }
+    }
+    Ok((
+        read,
+        hasher.map(|h| Truncated {
+            bytes: read as u64,
+            sha256: hex::encode(h.finalize()),
+        }),
+    ))
 }
 
 /// What the records of one input are called in positions and errors.
@@ -231,6 +306,7 @@ fn read_from<R: BufRead>(
     input: &Input<'_>,
     format: InputFormat,
     xml_records: Option<&str>,
+    max_line_bytes: usize,
     mut sink: impl FnMut(ReadItem) -> bool,
 ) -> Result<(), ReadError> {
     let name = input.name;
@@ -248,11 +324,23 @@ fn read_from<R: BufRead>(
             let mut number = 0u64;
             loop {
                 line.clear();
-                let n = reader.read_until(b'\n', &mut line).map_err(io)?;
+                let (n, truncated) = read_line_bounded(&mut reader, &mut line, max_line_bytes).map_err(io)?;
                 if n == 0 {
                     break;
                 }
                 number += 1;
+                if let Some(truncated) = truncated {
+                    let item = Err(UnreadableRecord {
+                        payload: line.clone(),
+                        position: format!("{name}:{number}"),
+                        message: String::new(),
+                        truncated: Some(truncated),
+                    });
+                    if !sink(item) {
+                        break;
+                    }
+                    continue;
+                }
                 while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     line.pop();
                 }
@@ -291,6 +379,7 @@ fn read_from<R: BufRead>(
                         payload,
                         position,
                         message: NOT_AN_OBJECT.into(),
+                        truncated: None,
                     })
                 };
                 if !sink(item) {
@@ -337,6 +426,7 @@ fn read_from<R: BufRead>(
                         payload: Vec::new(),
                         position,
                         message: format!("CSV 行错误 / bad CSV row: {e}"),
+                        truncated: None,
                     }),
                 };
                 if !sink(item) {
@@ -358,13 +448,15 @@ mod tests {
         let path = dir.path().join("input");
         std::fs::write(&path, text).expect("write");
         let mut items = Vec::new();
-        read_file(&path, format, xml_records, |item| {
+        read_file(&path, format, xml_records, LIMIT, |item| {
             items.push(item);
             true
         })
         .expect("readable");
         items
     }
+
+    const LIMIT: usize = 1 << 20;
 
     fn read_all(
         text: &str,
@@ -440,6 +532,7 @@ mod tests {
             InputFormat::JsonLines,
             None,
             None,
+            LIMIT,
             |i| {
                 items.push(i);
                 true
@@ -459,6 +552,7 @@ mod tests {
             InputFormat::Xml,
             Some("r.case"),
             Some(encoding_rs::GBK),
+            LIMIT,
             |i| {
                 values.push(i.expect("record").value.expect("XML is parsed by the reader"));
                 true
@@ -477,7 +571,39 @@ mod tests {
             "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x \"y\">]><r>&x;</r>",
         )
         .expect("write");
-        let result = read_file(&path, InputFormat::Xml, None, |_| true);
+        let result = read_file(&path, InputFormat::Xml, None, LIMIT, |_| true);
         assert!(matches!(result, Err(ReadError::Malformed { .. })));
+    }
+
+    #[test]
+    fn a_json_line_over_the_limit_keeps_its_beginning_size_and_hash_and_the_next_line_is_read() {
+        use sha2::Digest;
+        let long = format!("{{\"a\":\"{}\"}}\n", "x".repeat(300_000));
+        let text = format!("{long}{{\"b\":2}}\n");
+        let mut items = Vec::new();
+        read_bytes(
+            text.as_bytes(),
+            "push",
+            InputFormat::JsonLines,
+            None,
+            None,
+            100_000,
+            |i| {
+                items.push(i);
+                true
+            },
+        )
+        .expect("readable");
+        assert_eq!(items.len(), 2);
+        let big = items[0].as_ref().expect_err("too large");
+        let truncated = big.truncated.as_ref().expect("truncated");
+        assert_eq!(truncated.bytes, long.len() as u64);
+        assert_eq!(truncated.sha256, hex::encode(sha2::Sha256::digest(long.as_bytes())));
+        assert_eq!(big.payload.len(), KEPT_PREFIX_BYTES);
+        assert_eq!(&big.payload[..], &long.as_bytes()[..KEPT_PREFIX_BYTES]);
+        assert_eq!(big.position, "push:1");
+        let next = items[1].as_ref().expect("the next line is a record");
+        assert_eq!(next.payload, b"{\"b\":2}");
+        assert_eq!(next.position, "push:2");
     }
 }

@@ -1,8 +1,8 @@
 //! One source record -> an [`IncomingRecord`]: map and validate it, hash the payload and the
 //! canonical record, and derive the business key, numbering year and region.
 
-use super::reader::{parse_item, ParsedRecord, ReadItem};
-use crate::config::AgencyScope;
+use super::reader::{parse_item, ParsedRecord, ReadItem, Truncated, KEPT_PREFIX_BYTES};
+use crate::config::{AgencyScope, LimitsConfig};
 use crate::store::{AcceptedRecord, BusinessKey, IncomingRecord, Operation, PayloadFormat, Verdict};
 use chrono::{DateTime, Utc};
 use normalizer::mapping::Mapping;
@@ -24,6 +24,8 @@ pub struct Preparer {
     pub record_key_path: Option<String>,
     /// The handling agencies the source may write for (everyone when open).
     pub agencies: Arc<AgencyScope>,
+    /// Largest record and most violations kept per record.
+    pub limits: LimitsConfig,
 }
 
 /// SHA-256 as lower-case hex.
@@ -159,6 +161,34 @@ fn fields_with_nul(canonical: &Value) -> Vec<Violation> {
     out
 }
 
+/// The first `max` violations, then one `violations.truncated` naming how many more there were
+/// and their rules (an error when any of them was one, so the record's fate does not change).
+fn capped(mut violations: Vec<Violation>, max: usize) -> Vec<Violation> {
+    if violations.len() <= max {
+        return violations;
+    }
+    let dropped = violations.split_off(max);
+    let more = dropped.len();
+    let mut rules: Vec<&str> = Vec::new();
+    for v in &dropped {
+        if !rules.contains(&v.rule.as_str()) && rules.len() < 10 {
+            rules.push(&v.rule);
+        }
+    }
+    let rules = rules.join(", ");
+    let zh = format!(
+        "另有 {more} 条问题未列出（每条记录最多列出 {max} 条，limits.max_violations_per_record），涉及规则：{rules}"
+    );
+    let en = format!("{more} more violations not listed (at most {max} per record, limits.max_violations_per_record); their rules: {rules}");
+    let summary = if dropped.iter().any(Violation::is_error) {
+        Violation::error("", "violations.truncated", Some(more.to_string()), zh, en)
+    } else {
+        Violation::warning("", "violations.truncated", Some(more.to_string()), zh, en)
+    };
+    violations.push(summary);
+    violations
+}
+
 fn key_text(value: &Value, path: &str) -> Option<String> {
     let mut cur = value;
     for seg in path.split('.') {
@@ -179,6 +209,17 @@ impl Preparer {
 
     /// [`Preparer::prepare`], normalising into `scratch` (see [`Normalizer::normalize_into`]).
     fn prepare_reusing(&self, item: ReadItem, received_at: DateTime<Utc>, scratch: &mut Outcome) -> IncomingRecord {
+        let too_large = match &item {
+            Ok(r) => r.payload.len() as u64 > self.limits.max_record_bytes,
+            Err(u) => u.truncated.is_some() || u.payload.len() as u64 > self.limits.max_record_bytes,
+        };
+        if too_large {
+            let (payload, position, truncated) = match item {
+                Ok(r) => (r.payload, r.position, None),
+                Err(u) => (u.payload, u.position, u.truncated),
+            };
+            return self.too_large(payload, position, truncated, received_at);
+        }
         match parse_item(item) {
             Ok(record) => self.prepare_record_reusing(record, received_at, None, scratch),
             Err(unreadable) => {
@@ -204,6 +245,52 @@ impl Preparer {
                     payload_lz4: None,
                 }
             }
+        }
+    }
+
+    /// A record over `max_record_bytes`: quarantined with `input.too_large`, keeping its first
+    /// [`KEPT_PREFIX_BYTES`] as its payload and identified by the SHA-256 of all of it (so that a
+    /// re-sent copy is recognised). `truncated` is set when the reader already cut it.
+    pub fn too_large(
+        &self,
+        mut payload: Vec<u8>,
+        position: String,
+        truncated: Option<Truncated>,
+        received_at: DateTime<Utc>,
+    ) -> IncomingRecord {
+        let whole = truncated.unwrap_or_else(|| Truncated {
+            bytes: payload.len() as u64,
+            sha256: sha256_hex(&payload),
+        });
+        payload.truncate(KEPT_PREFIX_BYTES);
+        let position = storable_key(position);
+        let limit = self.limits.max_record_bytes;
+        let bytes = whole.bytes;
+        let sha = &whole.sha256;
+        IncomingRecord {
+            source_id: self.source_id.clone(),
+            payload_hash: whole.sha256.clone(),
+            payload,
+            payload_format: PayloadFormat::Json,
+            received_at,
+            mapping_id: self.mapping.id().to_string(),
+            mapping_version: self.mapping.version(),
+            verdict: Verdict::Quarantine(vec![Violation::error(
+                "",
+                "input.too_large",
+                Some(bytes.to_string()),
+                format!(
+                    "记录（{position}）有 {bytes} 字节，超过上限 limits.max_record_bytes = {limit}：未处理；隔离区只保留其前 {} KiB，整条记录的 SHA-256 为 {sha}。请在源系统中拆分或精简该记录",
+                    KEPT_PREFIX_BYTES / 1024
+                ),
+                format!(
+                    "record ({position}) of {bytes} bytes exceeds limits.max_record_bytes = {limit}: not processed; the quarantine keeps its first {} KiB, the SHA-256 of the whole record is {sha}. Split or shorten it at the source",
+                    KEPT_PREFIX_BYTES / 1024
+                ),
+            )]),
+            record_key: position,
+            replay_of: None,
+            payload_lz4: None,
         }
     }
 
@@ -299,6 +386,14 @@ impl Preparer {
             )]),
             (None, _) => Verdict::Quarantine(std::mem::take(&mut outcome.violations)),
         };
+        let max = self.limits.max_violations_per_record;
+        let verdict = match verdict {
+            Verdict::Quarantine(v) => Verdict::Quarantine(capped(v, max)),
+            Verdict::Accept(mut a) => {
+                a.warnings = capped(std::mem::take(&mut a.warnings), max);
+                Verdict::Accept(a)
+            }
+        };
         IncomingRecord {
             source_id: self.source_id.clone(),
             record_key,
@@ -352,7 +447,50 @@ mod tests {
             normalizer: Arc::new(Normalizer::default()),
             record_key_path: None,
             agencies: Arc::default(),
+            limits: LimitsConfig::default(),
         }
+    }
+
+    #[test]
+    fn a_record_over_the_size_limit_is_quarantined_with_its_beginning_and_whole_hash() {
+        let mut preparer = nanchang_preparer("nanchang");
+        preparer.limits.max_record_bytes = 100_000;
+        let big = format!("{{\"ajbh\":\"{}\"}}", "x".repeat(200_000));
+        let item = Ok(SourceRecord::unparsed_json(big.clone().into_bytes(), "push:1".into()));
+        let record = preparer.prepare(item, Utc::now());
+        assert_eq!(record.payload.len(), KEPT_PREFIX_BYTES);
+        assert_eq!(record.payload_hash, sha256_hex(big.as_bytes()));
+        let Verdict::Quarantine(v) = &record.verdict else {
+            panic!("quarantined")
+        };
+        assert_eq!(v[0].rule, "input.too_large");
+        assert_eq!(v[0].value.as_deref(), Some(big.len().to_string().as_str()));
+        assert!(
+            v[0].message_en.contains("limits.max_record_bytes = 100000"),
+            "{}",
+            v[0].message_en
+        );
+        assert!(v[0].message_zh.contains(&record.payload_hash));
+    }
+
+    #[test]
+    fn violations_beyond_the_limit_are_summed_up_in_one_that_keeps_the_verdict() {
+        let many: Vec<Violation> = (0..10_000)
+            .map(|i| Violation::error(format!("/x/{i}"), "mapping.unmapped_code", None, "码", "code"))
+            .collect();
+        let kept = capped(many, 100);
+        assert_eq!(kept.len(), 101);
+        let last = &kept[100];
+        assert_eq!(last.rule, "violations.truncated");
+        assert!(last.is_error());
+        assert_eq!(last.value.as_deref(), Some("9900"));
+        assert!(last.message_en.contains("mapping.unmapped_code"));
+        let warnings: Vec<Violation> = (0..3)
+            .map(|i| Violation::warning(format!("/w/{i}"), "w", None, "w", "w"))
+            .collect();
+        let kept = capped(warnings, 2);
+        assert!(!kept[2].is_error(), "dropped warnings stay a warning");
+        assert_eq!(capped(vec![], 2).len(), 0);
     }
 
     #[test]
@@ -389,6 +527,7 @@ mod tests {
             payload: b"{\"a\":\0}".to_vec(),
             position: "message id-\0-\u{1b}[2J".into(),
             message: "bad byte \0 here".into(),
+            truncated: None,
         };
         let record = preparer.prepare(Err(unreadable), Utc::now());
         assert_eq!(record.record_key, "message id-\u{fffd}-\u{fffd}[2J");

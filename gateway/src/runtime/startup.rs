@@ -55,6 +55,7 @@ pub fn config_preparers(resolved: &Resolved) -> Result<HashMap<String, Preparer>
                     normalizer: Arc::clone(&normalizer),
                     record_key_path: source.record_key.clone(),
                     agencies: Arc::new(source.agency_scope()),
+                    limits: resolved.config.limits,
                 },
             )
         })

@@ -179,6 +179,8 @@ pub enum AuthConfigError {
 pub struct Tokens {
     entries: Vec<Entry>,
     limiter: DefaultKeyedRateLimiter<String>,
+    failures: DefaultKeyedRateLimiter<std::net::IpAddr>,
+    failures_per_minute: u32,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -231,7 +233,44 @@ impl Tokens {
         let rate = NonZeroU32::new(server.rate_limit_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = server.rate_limit_burst.and_then(NonZeroU32::new).unwrap_or(rate);
         let limiter = RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst));
-        Ok(Tokens { entries, limiter })
+        let per_minute = NonZeroU32::new(server.auth_failures_per_minute).unwrap_or(NonZeroU32::MIN);
+        let failures = RateLimiter::keyed(Quota::per_minute(per_minute));
+        Ok(Tokens {
+            entries,
+            limiter,
+            failures,
+            failures_per_minute: per_minute.get(),
+        })
+    }
+
+    /// A failed authentication from `address`: the 401 it gets (`refusal`) while the address
+    /// has failed at most `auth_failures_per_minute` times in the last minute, else 429 with
+    /// `Retry-After`. A valid token is never limited here: many departments may reach the
+    /// gateway through one proxy address, and one of them guessing must not lock the others out
+    /// (a 256-bit token cannot be guessed at any rate).
+    pub fn failed_from(&self, address: Option<std::net::IpAddr>, refusal: ApiError) -> ApiError {
+        let Some(address) = address else { return refusal };
+        match self.failures.check_key(&address) {
+            Ok(()) => refusal,
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let seconds = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+                tracing::warn!(%address, "failed authentications limited");
+                ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_failed_authentications",
+                    format!(
+                        "来自该地址的无效令牌请求过多（每分钟最多 {} 次，server.auth_failures_per_minute），请 {seconds} 秒后重试",
+                        self.failures_per_minute
+                    ),
+                    format!(
+                        "too many requests with an invalid token from this address (at most {} a minute, server.auth_failures_per_minute); retry in {seconds} s",
+                        self.failures_per_minute
+                    ),
+                )
+                .with_header(RETRY_AFTER, HeaderValue::from(seconds))
+            }
+        }
     }
 
     /// The holder of the bearer token in an `Authorization` header value; 401 otherwise.

@@ -15,12 +15,14 @@
 pub mod auth;
 pub mod dashboard;
 pub mod error;
+pub mod listen;
+pub mod readiness;
 pub mod routes;
 
 use crate::runtime::Runtime;
 use crate::shutdown::Shutdown;
 use auth::{Action, Principal, Tokens};
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State};
 use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -43,6 +45,8 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     /// The configured tokens and their rate limiter.
     pub tokens: Tokens,
+    /// The last readiness report (`/readyz`).
+    pub readiness: Arc<readiness::Readiness>,
 }
 
 /// Shared state of the handlers.
@@ -192,6 +196,9 @@ pub enum ServerError {
     /// The token table is wrong.
     #[error(transparent)]
     Tokens(#[from] auth::AuthConfigError),
+    /// TLS cannot be set up from the configured files.
+    #[error(transparent)]
+    Tls(#[from] listen::TlsSetupError),
     /// The listen address cannot be bound.
     #[error("无法监听 / cannot listen on {listen}: {source}")]
     Bind {
@@ -204,10 +211,20 @@ pub enum ServerError {
 
 /// The API's router on `runtime` (tokens from its `[server]` settings).
 pub fn router(runtime: Arc<Runtime>) -> Result<Router, ServerError> {
+    router_with(runtime, Arc::default())
+}
+
+/// [`router`], answering `/readyz` from `readiness` (kept fresh by [`readiness::spawn_refresher`]).
+pub fn router_with(runtime: Arc<Runtime>, readiness: Arc<readiness::Readiness>) -> Result<Router, ServerError> {
     let server = &runtime.resolved.config.server;
     let tokens = Tokens::from_config(server, &runtime.resolved.config.base_dir)?;
     let max_body = usize::try_from(server.max_body_bytes).unwrap_or(usize::MAX);
-    let state: Shared = Arc::new(AppState { runtime, tokens });
+    let request_timeout = Duration::from_secs(server.request_timeout_seconds);
+    let state: Shared = Arc::new(AppState {
+        runtime,
+        tokens,
+        readiness,
+    });
     let mut router: Router<Shared> = Router::new();
     for def in routes() {
         let mut handler = def.handler;
@@ -230,7 +247,32 @@ pub fn router(runtime: Arc<Runtime>) -> Result<Router, ServerError> {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(request_timeout, limit_time))
         .with_state(state))
+}
+
+/// Answer 503 when a request takes longer than `request_timeout_seconds` in all (what it was
+/// doing is dropped: a push not yet committed is not taken).
+async fn limit_time(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(seconds = limit.as_secs(), "request timed out");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request_timeout",
+                format!(
+                    "请求处理超过 {} 秒（server.request_timeout_seconds），已中止；未确认的记录未被接收",
+                    limit.as_secs()
+                ),
+                format!(
+                    "the request took longer than {} s (server.request_timeout_seconds) and was stopped; nothing unacknowledged was taken",
+                    limit.as_secs()
+                ),
+            )
+            .into_response()
+        }
+    }
 }
 
 /// A running server.
@@ -255,23 +297,22 @@ impl ServerHandle {
 /// Bind `listen` and serve the API until `shutdown` is triggered (graceful: requests in
 /// progress are completed, e.g. a push body being committed).
 pub async fn spawn(runtime: Arc<Runtime>, listen: &str, shutdown: Shutdown) -> Result<ServerHandle, ServerError> {
-    let app = router(runtime)?;
+    let config = &runtime.resolved.config;
+    let settings = listen::ListenSettings::from_config(&config.server, &config.base_dir)?;
+    let https = settings.tls.is_some();
+    let ready = Arc::new(readiness::Readiness::default());
+    readiness::spawn_refresher(Arc::clone(&runtime), Arc::clone(&ready), shutdown.clone());
+    let app = router_with(runtime, ready)?;
     let bind_error = |source| ServerError::Bind {
         listen: listen.to_string(),
         source,
     };
     let listener = tokio::net::TcpListener::bind(listen).await.map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
-    tracing::info!(%addr, "operator API listening");
-    let stop = async move {
-        while !shutdown.is_triggered() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
+    tracing::info!(%addr, https, "operator API listening");
     let task = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service())
-            .with_graceful_shutdown(stop)
-            .await
+        listen::serve(listener, app, settings, shutdown).await;
+        Ok(())
     });
     Ok(ServerHandle { addr, task })
 }
@@ -315,8 +356,20 @@ async fn authorize(State((state, access)): State<(Shared, Access)>, mut request:
     {
         Ok(p) => p,
         Err(e) => {
-            tracing::info!(code = e.code, "request refused: no valid token");
-            return e.into_response();
+            // Only a token presented and wrong counts as a failure (a browser that has not yet
+            // logged in sends none).
+            let presented = request.headers().contains_key(axum::http::header::AUTHORIZATION);
+            let address = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+                .filter(|_| presented);
+            let answer = state.tokens.failed_from(address, e);
+            if answer.status == StatusCode::TOO_MANY_REQUESTS {
+                state.runtime.metrics.limit_refused("auth_failures");
+            }
+            tracing::info!(code = answer.code, "request refused: no valid token");
+            return answer.into_response();
         }
     };
     tracing::Span::current().record("token", tracing::field::display(&principal.name));
@@ -361,8 +414,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Shared) -> Result<Self, Self::Rejection> {
-        let limit = state.runtime.resolved.config.server.max_body_bytes;
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|rejection| {
+        let server = &state.runtime.resolved.config.server;
+        let limit = server.max_body_bytes;
+        let deadline = Duration::from_secs(server.body_timeout_seconds);
+        let read = tokio::time::timeout(deadline, axum::body::Bytes::from_request(req, state))
+            .await
+            .map_err(|_| ApiError::body_timeout(deadline))?;
+        let bytes = read.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::too_large(limit)
             } else {

@@ -15,7 +15,11 @@
 //!   delivered, dead, superseded), read from the store at each scrape;
 //! - `gateway_http_requests_total{method, route, status}`: requests served by the API;
 //! - `gateway_source_errors_total{source}`: failed runs or connections of a source;
-//! - `gateway_source_stalled{source}`: 1 while a pull source cannot move its cursor.
+//! - `gateway_source_stalled{source}`: 1 while a pull source cannot move its cursor;
+//! - `gateway_limit_refusals_total{limit}`: requests refused by a limit (`push_body_bytes`,
+//!   `push_records`, `request_body_bytes`, `auth_failures`); records over a record limit are
+//!   counted by their rule (`input.too_large`, `violations.truncated`) in
+//!   `gateway_rule_violations_total`.
 
 use super::summary::Summary;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -51,6 +55,11 @@ struct DeliveryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabel {
+    limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
     method: String,
     route: String,
@@ -75,6 +84,7 @@ pub struct Metrics {
     http_requests: Family<HttpLabels, Counter>,
     source_errors: Family<SourceLabel, Counter>,
     source_stalled: Family<SourceLabel, Gauge>,
+    limit_refusals: Family<LimitLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -140,8 +150,15 @@ impl Metrics {
             "1 while a pull source is stalled: its last run reached max_pages with more records and could not move its cursor",
             source_stalled.clone(),
         );
+        let limit_refusals = Family::<LimitLabel, Counter>::default();
+        registry.register(
+            "gateway_limit_refusals",
+            "Requests refused by a limit: push_body_bytes, push_records, request_body_bytes, auth_failures, connections",
+            limit_refusals.clone(),
+        );
         Metrics {
             registry,
+            limit_refusals,
             source_errors,
             source_stalled,
             records,
@@ -150,6 +167,11 @@ impl Metrics {
             deliveries,
             http_requests,
         }
+    }
+
+    /// Count a request refused by the limit named `limit` (see the metric's help text).
+    pub fn limit_refused(&self, limit: &'static str) {
+        self.limit_refusals.get_or_create(&LimitLabel { limit }).inc();
     }
 
     /// Count a committed batch of `source`: its outcomes, the rules its records violated (rule id

@@ -9,7 +9,7 @@
 //! `Content-Type`, the source's configured `format` applies.
 
 use crate::commit::RecordOutcome;
-use crate::intake::push::{commit_push, read_body, PushError};
+use crate::intake::push::{commit_push, read_body, PushError, PushLimits};
 use crate::prepare::InputFormat;
 use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ApiResult};
@@ -124,6 +124,18 @@ fn push_error(e: PushError) -> ApiError {
             "请求体中没有记录",
             "the body holds no records",
         ),
+        PushError::TooManyRecords(max) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_records",
+            format!("一次推送最多 {max} 条记录（server.max_records_per_push），未接收任何记录：请拆分后分批推送"),
+            format!("at most {max} records per push (server.max_records_per_push); nothing was taken: split the records into several pushes"),
+        ),
+        PushError::Undecodable { charset, offset } => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "undecodable_body",
+            format!("请求体在第 {offset} 字节处不是有效的 {charset} 编码，未接收任何记录"),
+            format!("the body is not valid {charset} at byte offset {offset}; nothing was taken"),
+        ),
         PushError::NoMapping(source) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "no_preparer",
@@ -186,8 +198,25 @@ pub async fn push(
         Some(f) => f,
         None => InputFormat::parse(&source_cfg.format).unwrap_or(InputFormat::JsonLines),
     };
-    let bytes = read_limited(body, &headers, limit).await?;
-    let items = read_body(&bytes, format, source_cfg.xml_records.as_deref(), charset).map_err(push_error)?;
+    let deadline = std::time::Duration::from_secs(config.server.body_timeout_seconds);
+    let bytes = tokio::time::timeout(deadline, read_limited(body, &headers, limit))
+        .await
+        .map_err(|_| ApiError::body_timeout(deadline))?
+        .inspect_err(|e| {
+            if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+                state.runtime.metrics.limit_refused("push_body_bytes");
+            }
+        })?;
+    let limits = PushLimits {
+        max_records: config.server.max_records_per_push,
+        max_line_bytes: usize::try_from(config.limits.max_record_bytes).unwrap_or(usize::MAX),
+    };
+    let items = read_body(&bytes, format, source_cfg.xml_records.as_deref(), charset, limits).map_err(|e| {
+        if matches!(e, PushError::TooManyRecords(_)) {
+            state.runtime.metrics.limit_refused("push_records");
+        }
+        push_error(e)
+    })?;
     let (outcomes, summary) = commit_push(&state.runtime, &source, items).await.map_err(push_error)?;
     audit(
         &state,
