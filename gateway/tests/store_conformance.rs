@@ -82,6 +82,7 @@ on_both_backends!(
     stale_records_within_one_batch_never_become_the_head,
     an_accepted_later_record_supersedes_open_entries_of_its_key,
     a_replay_older_by_source_time_is_kept_as_stale,
+    the_rule_filter_takes_the_rule_id_literally,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2130,4 +2131,22 @@ async fn a_replay_older_by_source_time_is_kept_as_stale(store: Arc<dyn Store>) {
             version: 2
         }
     );
+}
+
+/// A rule filter is a rule id, not a pattern: `%` and `_` match nothing on either backend.
+async fn the_rule_filter_takes_the_rule_id_literally(store: Arc<dyn Store>) {
+    let entry =
+        quarantine_id(&commit_one(&*store, Rec::new("L-1").quarantined(vec![violation("uscc.check_char")])).await);
+    let by = |rule: &str| QuarantineFilter {
+        rule: Some(rule.to_string()),
+        ..QuarantineFilter::default()
+    };
+    assert_eq!(list(&*store, by("uscc.check_char")).await, vec![entry]);
+    for pattern in ["%", "_", "uscc%", "uscc_check_char", "uscc.check", "%check_char"] {
+        assert_eq!(
+            list(&*store, by(pattern)).await,
+            Vec::<i64>::new(),
+            "rule filter {pattern:?}"
+        );
+    }
 }

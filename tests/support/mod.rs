@@ -5,6 +5,7 @@
 pub mod amqp;
 #[path = "../../gateway/tests/common/mod.rs"]
 pub mod common;
+pub mod gw;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

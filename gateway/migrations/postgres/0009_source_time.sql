@@ -21,3 +21,14 @@ CREATE INDEX stale_versions_case ON stale_versions (case_id, id);
 -- Open entries by their record at the source: an accepted later record of the same source and
 -- key marks them superseded.
 CREATE INDEX quarantine_open_key ON quarantine (source_id, record_key) WHERE status = 'open';
+
+-- Delivery counts without scanning the outbox: pending, dead and superseded rows are counted
+-- through partial indexes (small sets); delivered rows, which only grow, are counted when they
+-- are settled.
+CREATE INDEX outbox_superseded ON outbox (sink_id, id) WHERE status = 'superseded';
+CREATE TABLE outbox_delivered (
+    sink_id   TEXT   PRIMARY KEY,
+    delivered BIGINT NOT NULL
+);
+INSERT INTO outbox_delivered (sink_id, delivered)
+SELECT sink_id, count(*) FROM outbox WHERE status = 'delivered' GROUP BY sink_id;

@@ -239,7 +239,7 @@ pub fn read_bytes(
 
 /// Read one line (up to its `\n`) into `line`, holding at most `max` bytes of it: the rest of a
 /// longer line is read and dropped, `line` keeps its first [`KEPT_PREFIX_BYTES`], and its size and
-/// SHA-256 (of the line as received, line break included) are returned. Returns the bytes read
+/// SHA-256 (without the line break, like a record's payload) are returned. Returns the bytes read
 /// (0 at the end of the input).
 fn read_line_bounded<R: BufRead>(
     reader: &mut R,
@@ -248,6 +248,7 @@ fn read_line_bounded<R: BufRead>(
 ) -> std::io::Result<(usize, Option<Truncated>)> {
     use sha2::Digest;
     let mut read = 0usize;
+    let mut hashed = 0usize;
     let mut hasher: Option<sha2::Sha256> = None;
     loop {
         let buf = match reader.fill_buf() {
@@ -262,18 +263,29 @@ fn read_line_bounded<R: BufRead>(
             Some(i) => (&buf[..=i], true),
             None => (buf, false),
         };
+        // What is hashed of this chunk: not the line break.
+        let content = if done {
+            let without_lf = &chunk[..chunk.len() - 1];
+            without_lf.strip_suffix(b"\r").unwrap_or(without_lf)
+        } else {
+            chunk
+        };
         match &mut hasher {
             None if line.len() + chunk.len() <= max => line.extend_from_slice(chunk),
             None => {
                 let mut h = sha2::Sha256::new();
                 h.update(&line[..]);
-                h.update(chunk);
+                h.update(content);
+                hashed = line.len() + content.len();
                 hasher = Some(h);
                 let room = KEPT_PREFIX_BYTES.saturating_sub(line.len());
                 line.truncate(KEPT_PREFIX_BYTES);
                 line.extend_from_slice(&chunk[..room.min(chunk.len())]);
             }
-            Some(h) => h.update(chunk),
+            Some(h) => {
+                h.update(content);
+                hashed += content.len();
+            }
         }
         let used = chunk.len();
         reader.consume(used);
@@ -285,7 +297,7 @@ fn read_line_bounded<R: BufRead>(
     Ok((
         read,
         hasher.map(|h| Truncated {
-            bytes: read as u64,
+            bytes: hashed as u64,
             sha256: hex::encode(h.finalize()),
         }),
     ))
@@ -597,8 +609,9 @@ mod tests {
         assert_eq!(items.len(), 2);
         let big = items[0].as_ref().expect_err("too large");
         let truncated = big.truncated.as_ref().expect("truncated");
-        assert_eq!(truncated.bytes, long.len() as u64);
-        assert_eq!(truncated.sha256, hex::encode(sha2::Sha256::digest(long.as_bytes())));
+        let content = long.trim_end_matches('\n');
+        assert_eq!(truncated.bytes, content.len() as u64);
+        assert_eq!(truncated.sha256, hex::encode(sha2::Sha256::digest(content.as_bytes())));
         assert_eq!(big.payload.len(), KEPT_PREFIX_BYTES);
         assert_eq!(&big.payload[..], &long.as_bytes()[..KEPT_PREFIX_BYTES]);
         assert_eq!(big.position, "push:1");

@@ -42,13 +42,34 @@ const CLAIM: &str = "
     JOIN case_versions v ON v.case_id = cl.case_id AND v.version = cl.version
     ORDER BY cl.id";
 
+/// Settle rows still under the lease, and count the delivered ones per sink (`outbox_delivered`)
+/// in the same statement; answers how many rows were settled.
 const SETTLE: &str = "
-    UPDATE outbox o
-       SET status = u.status, attempts = u.attempts, next_attempt_at = u.next_attempt_at,
-           last_error = u.last_error, delivered_at = u.delivered_at
-    FROM UNNEST($1::int8[], $2::text[], $3::int4[], $4::timestamptz[], $5::text[], $6::timestamptz[])
-         AS u(id, status, attempts, next_attempt_at, last_error, delivered_at)
-    WHERE o.id = u.id AND o.status = 'pending' AND o.next_attempt_at = $7";
+    WITH settled AS (
+        UPDATE outbox o
+           SET status = u.status, attempts = u.attempts, next_attempt_at = u.next_attempt_at,
+               last_error = u.last_error, delivered_at = u.delivered_at
+        FROM UNNEST($1::int8[], $2::text[], $3::int4[], $4::timestamptz[], $5::text[], $6::timestamptz[])
+             AS u(id, status, attempts, next_attempt_at, last_error, delivered_at)
+        WHERE o.id = u.id AND o.status = 'pending' AND o.next_attempt_at = $7
+        RETURNING o.sink_id, o.status
+    ), counted AS (
+        INSERT INTO outbox_delivered (sink_id, delivered)
+        SELECT sink_id, count(*) FROM settled WHERE status = 'delivered' GROUP BY sink_id
+        ON CONFLICT (sink_id) DO UPDATE SET delivered = outbox_delivered.delivered + EXCLUDED.delivered
+    )
+    SELECT count(*) FROM settled";
+
+/// Deliveries per sink and status, without scanning the outbox (see [`SETTLE`]).
+const COUNTS: &str = "
+    SELECT sink_id, 'pending', count(*) FROM outbox WHERE status = 'pending' GROUP BY sink_id
+    UNION ALL
+    SELECT sink_id, 'dead', count(*) FROM outbox WHERE status = 'dead' GROUP BY sink_id
+    UNION ALL
+    SELECT sink_id, 'superseded', count(*) FROM outbox WHERE status = 'superseded' GROUP BY sink_id
+    UNION ALL
+    SELECT sink_id, 'delivered', delivered FROM outbox_delivered WHERE delivered > 0
+    ORDER BY 1, 2";
 
 const LIST: &str = "
     SELECT id, sink_id, idempotency_key, version, status, attempts, next_attempt_at, last_error, created_at,
@@ -127,12 +148,14 @@ impl OutboxStore for PostgresStore {
         let delivered: Vec<Option<DateTime<Utc>>> = settlements.iter().map(|s| s.delivered_at).collect();
         let client = self.client().await?;
         let stmt = client.prepare_cached(SETTLE).await?;
-        Ok(client
-            .execute(
+        let row = client
+            .query_one(
                 &stmt,
                 &[&ids, &statuses, &attempts, &next, &errors, &delivered, &lease_until],
             )
-            .await?)
+            .await?;
+        let settled: i64 = row.try_get(0)?;
+        Ok(u64::try_from(settled).unwrap_or(0))
     }
 
     async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>> {
@@ -148,12 +171,7 @@ impl OutboxStore for PostgresStore {
 
     async fn delivery_counts(&self) -> StoreResult<Vec<DeliveryCount>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT sink_id, status, count(*) FROM outbox GROUP BY sink_id, status ORDER BY sink_id, status",
-                &[],
-            )
-            .await?;
+        let rows = client.query(COUNTS, &[]).await?;
         rows.iter()
             .map(|r| {
                 let status: String = r.try_get(1)?;

@@ -110,8 +110,13 @@ impl OutboxStore for SqliteStore {
                                        delivered_at = ?6
                      WHERE id = ?1 AND status = 'pending' AND next_attempt_at = ?7",
                 )?;
+                let mut count_delivered = tx.prepare_cached(
+                    "INSERT INTO outbox_delivered (sink_id, delivered)
+                     SELECT sink_id, 1 FROM outbox WHERE id = ?1
+                     ON CONFLICT (sink_id) DO UPDATE SET delivered = delivered + 1",
+                )?;
                 for s in &settlements {
-                    settled += update.execute(params![
+                    let n = update.execute(params![
                         s.id,
                         s.status.as_str(),
                         s.attempts,
@@ -120,6 +125,10 @@ impl OutboxStore for SqliteStore {
                         s.delivered_at.map(time),
                         lease
                     ])? as u64;
+                    if n > 0 && s.status == DeliveryStatus::Delivered {
+                        count_delivered.execute([s.id])?;
+                    }
+                    settled += n;
                 }
             }
             tx.commit()?;
@@ -178,7 +187,14 @@ impl OutboxStore for SqliteStore {
     async fn delivery_counts(&self) -> StoreResult<Vec<DeliveryCount>> {
         self.with_conn(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT sink_id, status, count(*) FROM outbox GROUP BY sink_id, status ORDER BY sink_id, status",
+                "SELECT sink_id, 'pending', count(*) FROM outbox WHERE status = 'pending' GROUP BY sink_id
+                 UNION ALL
+                 SELECT sink_id, 'dead', count(*) FROM outbox WHERE status = 'dead' GROUP BY sink_id
+                 UNION ALL
+                 SELECT sink_id, 'superseded', count(*) FROM outbox WHERE status = 'superseded' GROUP BY sink_id
+                 UNION ALL
+                 SELECT sink_id, 'delivered', delivered FROM outbox_delivered WHERE delivered > 0
+                 ORDER BY 1, 2",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))

@@ -118,7 +118,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("JSON: {e}")))
 }
 
-/// `|rule1|rule2|`: lets a LIKE find entries by rule id.
+/// `|rule1|rule2|`: lets `instr` find entries by rule id, literally (no LIKE wildcards).
 fn rules_text(violations: &[Violation]) -> String {
     let mut s = String::from("|");
     for v in violations {
@@ -715,7 +715,7 @@ impl Store for SqliteStore {
             let sql = format!(
                 "SELECT {QUARANTINE_COLUMNS} FROM quarantine
                  WHERE (?1 IS NULL OR source_id = ?1)
-                   AND (?2 IS NULL OR rules LIKE '%|' || ?2 || '|%')
+                   AND (?2 IS NULL OR instr(rules, '|' || ?2 || '|') > 0)
                    AND (?3 IS NULL OR status = ?3)
                    AND (?4 IS NULL OR id = ?4)
                    AND (?5 IS NULL OR created_at >= ?5)
