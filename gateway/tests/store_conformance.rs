@@ -2150,3 +2150,24 @@ async fn the_rule_filter_takes_the_rule_id_literally(store: Arc<dyn Store>) {
         );
     }
 }
+
+/// Statements of the store are limited (5 minutes) unless the URL's `options` say otherwise.
+#[tokio::test]
+async fn postgres_statements_are_limited_unless_the_url_sets_the_limit() {
+    let database = PgDatabase::create().await;
+    let store = PostgresStore::connect(&database.url, 1).await.expect("connect");
+    assert_eq!(
+        store.session_setting("statement_timeout").await.expect("setting"),
+        "5min"
+    );
+    let own = if database.url.contains('?') {
+        format!("{}&options=-c%20statement_timeout%3D1234", database.url)
+    } else {
+        format!("{}?options=-c%20statement_timeout%3D1234", database.url)
+    };
+    let store = PostgresStore::connect(&own, 1).await.expect("connect");
+    assert_eq!(
+        store.session_setting("statement_timeout").await.expect("setting"),
+        "1234ms"
+    );
+}

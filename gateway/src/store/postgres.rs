@@ -78,6 +78,10 @@ const MIGRATION_LOCK: i64 = 0x6761_6e7a_6869_0001;
 
 /// How long opening one connection may take before the pool gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a task waits for a free pool connection before failing (as the store being down).
+const POOL_WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest statement, unless the URL's `options` set `statement_timeout` (migrations lift it).
+const STATEMENT_TIMEOUT_MS: u64 = 300_000;
 
 /// The PostgreSQL store.
 #[derive(Clone)]
@@ -90,8 +94,12 @@ impl PostgresStore {
     /// at most `pool_size` connections. Takes one connection before returning, so a wrong URL or an
     /// unreachable server fails here, as [`StoreError::Pool`].
     pub async fn connect(url: &str, pool_size: usize) -> StoreResult<PostgresStore> {
-        let config = tokio_postgres::Config::from_str(url)
+        let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Pool(format!("invalid PostgreSQL URL: {e}")))?;
+        let options = config.get_options().unwrap_or_default().to_string();
+        if !options.contains("statement_timeout") {
+            config.options(format!("{options} -c statement_timeout={STATEMENT_TIMEOUT_MS}").trim());
+        }
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -103,11 +111,20 @@ impl PostgresStore {
             .max_size(pool_size.max(1))
             .runtime(Runtime::Tokio1)
             .create_timeout(Some(CONNECT_TIMEOUT))
+            .wait_timeout(Some(POOL_WAIT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Pool(e.to_string()))?;
         let store = PostgresStore { pool };
         drop(store.client().await?);
         Ok(store)
+    }
+
+    /// The value of a run-time setting in the store's sessions (`SHOW name`), for diagnostics:
+    /// e.g. `statement_timeout` or `ssl` as the store's connections see them.
+    pub async fn session_setting(&self, name: &str) -> StoreResult<String> {
+        let client = self.client().await?;
+        let row = client.query_one("SELECT current_setting($1)", &[&name]).await?;
+        Ok(row.try_get(0)?)
     }
 
     pub(crate) async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
@@ -223,6 +240,8 @@ impl Store for PostgresStore {
         let mut applied = Vec::new();
         for &(name, sql) in MIGRATIONS {
             let tx = client.transaction().await?;
+            // A migration may rewrite a large table: no statement limit for it.
+            tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
                 .await?;
             tx.batch_execute(
