@@ -512,3 +512,111 @@ async fn a_pulled_source_writes_only_for_the_agencies_of_its_regions() {
         );
     }
 }
+
+/// A source is red from its first failed run: `failing`, one failure in a row, since then, with
+/// the real error. When its circuit breaker opens it is `paused` until the trial time and the
+/// real error stays what operators see beside the pause. "Pull now" waited on says what happened;
+/// the metrics carry the state; once the peer answers again it is `healthy`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_source_is_red_from_its_first_failed_run_and_a_pause_keeps_the_real_error() {
+    let (peer, url) = start_peer().await;
+    peer.failing_pages.lock().unwrap().insert(1);
+    let g = gateway_with(
+        Backend::Sqlite,
+        &url,
+        "",
+        "circuit_failures = 6\ncircuit_open_seconds = 600\n",
+    )
+    .await;
+    let rt = g.runtime.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    rt.sources.attach_control("iplus-behaviour", tx);
+    let shutdown = Shutdown::default();
+    let task = start_scheduler(&g, rx, &shutdown).await;
+    let board = rt.sources.clone();
+    let first = board.get("iplus-behaviour").unwrap();
+    assert_eq!(
+        first.state,
+        gateway::telemetry::HealthState::Failing,
+        "red from the first failed run"
+    );
+    assert_eq!(first.failures_in_row, 1);
+    assert!(first.failing_since.is_some());
+    let real = first.last_error.clone().expect("the error").1;
+    assert!(real.contains("500"), "the real cause: {real}");
+    let last_run = first.last_run.clone().expect("last run");
+    assert!(!last_run.ok);
+
+    // The next failures open the circuit: paused, the real error kept.
+    for _ in 0..2 {
+        let runs = board.get("iplus-behaviour").unwrap().runs;
+        board.command("iplus-behaviour", SourceCommand::PullNow).unwrap();
+        wait_for("the pull to end", || {
+            board
+                .get("iplus-behaviour")
+                .is_some_and(|s| s.runs > runs && !s.pulling)
+        })
+        .await;
+    }
+    let paused = board.get("iplus-behaviour").unwrap();
+    assert_eq!(paused.state, gateway::telemetry::HealthState::Paused, "{paused:?}");
+    assert!(paused.paused_until.is_some_and(|u| u > chrono::Utc::now()));
+    assert_eq!(paused.failures_in_row, 3);
+    let shown = paused.last_error.clone().expect("error").1;
+    assert!(
+        shown.contains("500") && !shown.contains("circuit breaker"),
+        "the real error stays: {shown}"
+    );
+    let message = paused.last_run.clone().and_then(|r| r.message).unwrap_or_default();
+    assert!(
+        message.contains("circuit breaker") && message.contains("500"),
+        "{message}"
+    );
+    let metrics = rt.metrics.render(&[], &[]);
+    rt.metrics.set_source_health(&board.snapshot());
+    let metrics_after = rt.metrics.render(&[], &[]);
+    assert!(
+        metrics_after.contains(r#"gateway_source_health{source="iplus-behaviour",state="paused"} 1"#)
+            && metrics_after.contains(r#"gateway_source_health{source="iplus-behaviour",state="healthy"} 0"#),
+        "{metrics}"
+    );
+
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // A new scheduler with a fresh connection once the peer answers: healthy again.
+    peer.failing_pages.lock().unwrap().clear();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    rt.sources.attach_control("iplus-behaviour", tx);
+    let shutdown = Shutdown::default();
+    let runs = board.get("iplus-behaviour").unwrap().runs;
+    let task = tokio::spawn(run_scheduler(
+        g.runtime.clone(),
+        "iplus-behaviour".into(),
+        pull_source(&g, "iplus-behaviour"),
+        Schedule::Every(Duration::from_secs(3600)),
+        PageTarget::Cases,
+        rx,
+        shutdown.clone(),
+    ));
+    wait_for("a successful run", || {
+        board
+            .get("iplus-behaviour")
+            .is_some_and(|s| s.runs > runs && !s.pulling)
+    })
+    .await;
+    let healthy = board.get("iplus-behaviour").unwrap();
+    assert!(healthy.state.is_working(), "{healthy:?}");
+    assert_eq!((healthy.failures_in_row, healthy.failing_since), (0, None));
+    assert!(healthy
+        .last_run
+        .is_some_and(|r| r.ok && r.summary.is_some_and(|s| s.received == 48)));
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -18,10 +18,23 @@ function lag(seconds) {
   return `${(seconds / 3600).toFixed(1)} h`;
 }
 
-function circuit(s) {
-  if (!s.health) return h("span", { class: "badge muted" }, t("not_pulled"));
-  const c = s.health.circuit;
-  return h("span", { class: "badge circuit-" + c }, t("circuit_" + c));
+/** The source's health state as a badge, with what operators need beside it. */
+function healthCell(s) {
+  const state = s.state || "healthy";
+  const parts = [h("span", { class: "badge health-" + state, title: t("health_hint_" + state) }, t("health_" + state))];
+  if (s.failures_in_row > 0) {
+    parts.push(h("div", { class: "muted health-detail" }, `${t("failures_in_row")} ${s.failures_in_row} · ${t("since")} ${time(s.failing_since)}`));
+  }
+  if (state === "paused" && s.paused_until) {
+    parts.push(h("div", { class: "muted health-detail" }, `${t("paused_until")} ${time(s.paused_until)}`));
+  }
+  if (state === "degraded" && s.degraded_reason) {
+    parts.push(h("div", { class: "muted health-detail" }, s.degraded_reason));
+  }
+  if (s.health) {
+    parts.push(h("span", { class: "badge circuit-" + s.health.circuit }, t("circuit_" + s.health.circuit)));
+  }
+  return parts;
 }
 
 export default {
@@ -41,9 +54,21 @@ export default {
     );
 
     async function command(id, what) {
+      ctx.notice(status, "info", `${t(what === "pull" ? "pull_running" : "resync_running")}: ${id}`);
       try {
-        await api("POST", `/api/sources/${encodeURIComponent(id)}/${what}`);
-        ctx.notice(status, "ok", `${t(what === "pull" ? "pull_sent" : "resync_sent")}: ${id}`);
+        // Wait for the run to end, and say how it ended: a pull that fails is not "sent".
+        const r = await api("POST", `/api/sources/${encodeURIComponent(id)}/${what}` + query({ wait: 60 }));
+        if (!r.finished) {
+          ctx.notice(status, "info", `${t("run_still_running")}: ${id}`);
+        } else if (r.last_run && r.last_run.ok) {
+          const sm = r.last_run.summary;
+          const counts = sm ? ` (${t("received")} ${sm.received} · ${t("accepted")} ${sm.accepted} · ${t("updated")} ${sm.updated} · ${t("quarantined")} ${sm.quarantined})` : "";
+          ctx.notice(status, r.state === "degraded" ? "error" : "ok", `${t("run_ok")}: ${id}${counts}${r.last_run.message ? " — " + r.last_run.message : ""}`);
+        } else {
+          const why = (r.last_run && r.last_run.message) || (r.last_error && r.last_error.message) || "";
+          ctx.notice(status, "error", `${t("run_failed")}: ${id} — ${t("health_" + r.state)}: ${why}`);
+        }
+        refresh().catch(() => {});
       } catch (e) {
         ctx.notice(status, "error", `${id}: ${e.text()}`);
       }
@@ -86,7 +111,7 @@ export default {
           h(
             "td",
             null,
-            circuit(s),
+            healthCell(s),
             s.pulling ? h("span", { class: "badge live-badge" }, t("pulling")) : null,
             s.stalled ? h("span", { class: "badge stalled-badge", title: t("stalled_hint") }, t("stalled")) : null,
           ),

@@ -225,6 +225,10 @@ pub struct ServerConfig {
     /// answered 429 until the minute has passed, also for a right token.
     #[serde(default = "default_auth_failures")]
     pub auth_failures_per_minute: u32,
+    /// Sources that must be healthy (or degraded) for `/readyz` to answer ready; AMQP sources
+    /// must be consuming in any case.
+    #[serde(default)]
+    pub ready_sources: Vec<String>,
     /// PEM certificate chain: with `tls_key_file`, the API is served over HTTPS only.
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key of `tls_cert_file`.
@@ -285,6 +289,7 @@ impl Default for ServerConfig {
             request_timeout_seconds: default_request_timeout(),
             max_connections: default_max_connections(),
             auth_failures_per_minute: default_auth_failures(),
+            ready_sources: Vec::new(),
             tls_cert_file: None,
             tls_key_file: None,
             rate_limit_per_second: default_rate(),
@@ -403,6 +408,14 @@ impl ServerConfig {
         ] {
             if value == 0 {
                 problem(format!("server.{key}"), "应至少为 1 / must be at least 1".into());
+            }
+        }
+        for id in &self.ready_sources {
+            if !sources.iter().any(|s| &s.id == id) {
+                problem(
+                    "server.ready_sources".into(),
+                    format!("未知来源 / unknown source {id:?}"),
+                );
             }
         }
         match (&self.tls_cert_file, &self.tls_key_file) {

@@ -42,6 +42,7 @@ pub async fn run_consumer(
                 tracing::info!(source = %source_id, queue = %settings.queue, "consuming");
                 attempt = 0;
                 board.update(&source_id, |s| s.pulling = true);
+                board.run_succeeded(&source_id, None, None);
                 let ended = consume(&runtime, &source_id, &settings, &mut consumer, &shutdown, &mut failures).await;
                 board.update(&source_id, |s| s.pulling = false);
                 consumer.close().await;
@@ -60,6 +61,8 @@ pub async fn run_consumer(
                     source: &source_id,
                     stage: "consumer",
                     error: &message,
+                    run_failed: true,
+                    paused_until: None,
                 });
                 tokio::select! {
                     _ = shutdown.wait() => break,
@@ -193,6 +196,8 @@ async fn consume(
                         keys.join(", "),
                         keys.join(", ")
                     ),
+                    run_failed: false,
+                    paused_until: None,
                 });
                 if let Err(e) = part.dead_letter().await {
                     break 'consuming Ended::Failed(e.to_string());

@@ -127,6 +127,8 @@ pub async fn scan_directory(
                     source: &source.id,
                     stage: "file",
                     error: &format!("{}: {e}", moved.display()),
+                    run_failed: false,
+                    paused_until: None,
                 });
             }
             Err(e) => return Err(DirectoryError::Ingest(e)),

@@ -14,7 +14,7 @@ use crate::runtime::Runtime;
 use crate::shutdown::Shutdown;
 use crate::store::{IncomingRecord, StoreError, Verdict};
 use crate::telemetry::{BatchCommitted, SourceCommand, SourceFailed, Summary};
-use adapters::sources::{Page, PullMode, PullSource, SourceError, SourceItem};
+use adapters::sources::{CircuitState, Page, PullMode, PullSource, SourceError, SourceItem};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use normalizer::Violation;
 use std::sync::Arc;
@@ -238,7 +238,7 @@ pub async fn pull_into(
                     tracing::warn!(source = %source_id, position = %r.position, reason = %r.reason, "catalogue item refused");
                 }
                 if let Some(r) = refused.first() {
-                    runtime.sources.set_error(
+                    runtime.sources.set_degraded(
                         source_id,
                         format!(
                             "{} 条目录记录被拒绝，例如 {}：{} / {} catalogue records refused, e.g. {}: {}",
@@ -355,10 +355,13 @@ pub async fn run_scheduler(
             },
         };
         let started = Utc::now();
+        let retries_before = source.health().retries;
         board.update(&source_id, |s| {
             s.pulling = true;
             s.last_pull_started = Some(started);
             s.next_pull = None;
+            // What makes this run degraded is found during it.
+            s.degraded_reason = None;
         });
         let span = tracing::info_span!("pull", source = %source_id, mode = ?mode);
         let result = pull_into(&runtime, &source_id, &source, mode, &shutdown, &target)
@@ -367,6 +370,12 @@ pub async fn run_scheduler(
         let finished = Utc::now();
         let health = source.health();
         let stalled = matches!(result, Err(PullError::Source(SourceError::Backlog(_))));
+        let paused_until = match health.circuit {
+            CircuitState::Open => health.circuit_reopens_at,
+            _ => None,
+        };
+        let retried = health.retries.saturating_sub(retries_before);
+        let half_open = health.circuit == CircuitState::HalfOpen;
         board.update(&source_id, |s| {
             s.pulling = false;
             s.last_pull_finished = Some(finished);
@@ -375,12 +384,26 @@ pub async fn run_scheduler(
         });
         runtime.metrics.source_stalled(&source_id, stalled);
         match result {
-            Ok(summary) => span.in_scope(|| tracing::info!(?summary, "pull finished")),
+            Ok(summary) => {
+                span.in_scope(|| tracing::info!(?summary, "pull finished"));
+                let degraded = board
+                    .get(&source_id)
+                    .and_then(|s| s.degraded_reason)
+                    .or_else(|| {
+                        (retried > 0).then(|| {
+                            format!("本次拉取有 {retried} 个请求需重试后才成功 / {retried} requests had to be retried in this run")
+                        })
+                    })
+                    .or_else(|| half_open.then(|| "熔断器半开，正在试探 / circuit half-open: on trial".to_string()));
+                board.run_succeeded(&source_id, Some(summary), degraded);
+            }
             Err(e) => span.in_scope(|| {
                 runtime.telemetry().emit(SourceFailed {
                     source: &source_id,
                     stage: "pull",
                     error: &e.to_string(),
+                    run_failed: true,
+                    paused_until,
                 })
             }),
         }

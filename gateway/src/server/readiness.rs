@@ -120,6 +120,17 @@ impl Readiness {
             };
             checks.insert(format!("amqp:source:{}", source.id), check);
         }
+        for id in &config.server.ready_sources {
+            let check = match runtime.sources.get(id) {
+                Some(status) if status.state.is_working() => Check::ok(),
+                Some(status) => {
+                    let why = status.last_error.map(|(_, m)| m).unwrap_or_default();
+                    Check::failed(format!("{}: {why}", status.state.as_str()))
+                }
+                None => Check::failed("未运行 / not running"),
+            };
+            checks.insert(format!("source:{id}"), check);
+        }
         Report {
             ready: checks.values().all(|c| c.ok),
             checked_at: Utc::now(),

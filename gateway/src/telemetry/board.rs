@@ -20,6 +20,64 @@ pub enum SourceCommand {
     FullResync,
 }
 
+/// A source's health in one word, worst first: what the dashboard's badge, the
+/// `gateway_source_health` metric and `/readyz` say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthState {
+    /// Its last run reached `max_pages` with more records and could not move its cursor.
+    Stalled,
+    /// Its circuit breaker is open after repeated failures: no requests until `paused_until`.
+    Paused,
+    /// Its last run (or connection) failed.
+    Failing,
+    /// Its last run succeeded, but not cleanly (requests had to be retried, records were refused).
+    Degraded,
+    /// Its last run succeeded (or it has not failed since start).
+    #[default]
+    Healthy,
+}
+
+impl HealthState {
+    /// Every state, worst first.
+    pub const ALL: [HealthState; 5] = [
+        HealthState::Stalled,
+        HealthState::Paused,
+        HealthState::Failing,
+        HealthState::Degraded,
+        HealthState::Healthy,
+    ];
+
+    /// The state's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Stalled => "stalled",
+            HealthState::Paused => "paused",
+            HealthState::Failing => "failing",
+            HealthState::Degraded => "degraded",
+            HealthState::Healthy => "healthy",
+        }
+    }
+
+    /// Whether the source works (healthy or degraded).
+    pub fn is_working(self) -> bool {
+        matches!(self, HealthState::Healthy | HealthState::Degraded)
+    }
+}
+
+/// How a source's last run (a pull, or an AMQP consumer's start) ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    /// When it ended.
+    pub at: DateTime<Utc>,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// What it did (records), when it succeeded.
+    pub summary: Option<Summary>,
+    /// Why it failed, or what made it degraded.
+    pub message: Option<String>,
+}
+
 /// What operators see of one source.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SourceStatus {
@@ -48,6 +106,39 @@ pub struct SourceStatus {
     pub last_error: Option<(DateTime<Utc>, String)>,
     /// Connection health of pull sources (circuit breaker, requests).
     pub health: Option<SourceHealth>,
+    /// Health in one word (kept up to date by every change through the board).
+    pub state: HealthState,
+    /// Runs (or connection attempts) that failed one after the other, up to now.
+    pub failures_in_row: u32,
+    /// Since when it has been failing (the first failure in a row).
+    pub failing_since: Option<DateTime<Utc>>,
+    /// When a run last succeeded.
+    pub last_success: Option<DateTime<Utc>>,
+    /// While the circuit breaker is open: when the next trial request is allowed.
+    pub paused_until: Option<DateTime<Utc>>,
+    /// Why the last successful run counts as degraded.
+    pub degraded_reason: Option<String>,
+    /// How the last run ended.
+    pub last_run: Option<RunReport>,
+    /// Runs ended since start (an operator's "pull now" waits for this to move).
+    pub runs: u64,
+}
+
+impl SourceStatus {
+    /// Work out `state` from the other fields, at `now`.
+    fn refresh_state(&mut self, now: DateTime<Utc>) {
+        self.state = if self.stalled {
+            HealthState::Stalled
+        } else if self.paused_until.is_some_and(|until| until > now) {
+            HealthState::Paused
+        } else if self.failures_in_row > 0 {
+            HealthState::Failing
+        } else if self.degraded_reason.is_some() {
+            HealthState::Degraded
+        } else {
+            HealthState::Healthy
+        };
+    }
 }
 
 /// The live status of every source and the channels to their schedulers.
@@ -95,8 +186,56 @@ impl SourceBoard {
         if let Ok(mut s) = self.status.write() {
             if let Some(status) = s.get_mut(id) {
                 change(status);
+                status.refresh_state(Utc::now());
             }
         }
+    }
+
+    /// A run (or a consumer's start) succeeded: the failures in a row end; `degraded` says why it
+    /// was not clean, if it was not.
+    pub fn run_succeeded(&self, id: &str, summary: Option<Summary>, degraded: Option<String>) {
+        let now = Utc::now();
+        self.update(id, |s| {
+            s.failures_in_row = 0;
+            s.failing_since = None;
+            s.paused_until = None;
+            s.last_success = Some(now);
+            s.last_run = Some(RunReport {
+                at: now,
+                ok: true,
+                summary,
+                message: degraded.clone(),
+            });
+            s.degraded_reason = degraded;
+            s.runs += 1;
+        });
+    }
+
+    /// A run (or a connection) failed with `message`. `paused_until`: the circuit breaker is open
+    /// until then. An error that only says the source is paused does not replace the last real
+    /// error, which stays the one operators see (`last_error`), with the pause beside it.
+    pub fn run_failed(&self, id: &str, message: &str, paused_until: Option<DateTime<Utc>>) {
+        let now = Utc::now();
+        self.update(id, |s| {
+            s.failures_in_row = s.failures_in_row.saturating_add(1);
+            s.failing_since.get_or_insert(now);
+            s.paused_until = paused_until;
+            let only_paused = paused_until.is_some() && message.contains("source paused by the circuit breaker");
+            if !only_paused || s.last_error.is_none() {
+                s.last_error = Some((now, message.to_string()));
+            }
+            let shown = match (&s.last_error, only_paused) {
+                (Some((_, real)), true) => format!("{message}; {real}"),
+                _ => message.to_string(),
+            };
+            s.last_run = Some(RunReport {
+                at: now,
+                ok: false,
+                summary: None,
+                message: Some(shown),
+            });
+            s.runs += 1;
+        });
     }
 
     /// Count a committed batch of a source.
@@ -104,10 +243,15 @@ impl SourceBoard {
         self.update(id, |s| s.totals.merge(summary));
     }
 
-    /// Record an error of a source.
-    pub fn set_error(&self, id: &str, message: impl Into<String>) {
+    /// Record an error of a source that does not stop it (a refused catalogue item, an
+    /// unreadable file, a dead-lettered message): it shows as `degraded` until a run succeeds
+    /// cleanly.
+    pub fn set_degraded(&self, id: &str, message: impl Into<String>) {
         let message = message.into();
-        self.update(id, |s| s.last_error = Some((Utc::now(), message)));
+        self.update(id, |s| {
+            s.last_error = Some((Utc::now(), message.clone()));
+            s.degraded_reason = Some(message);
+        });
     }
 
     /// Every source's status, by id.

@@ -77,6 +77,12 @@ pub struct SourceFailed<'a> {
     pub stage: &'static str,
     /// The error, as operators read it.
     pub error: &'a str,
+    /// Whether the source's run or connection failed (it is `failing` until one succeeds), or
+    /// only one thing within a run that goes on (an unreadable file, a message dead-lettered):
+    /// the source is then `degraded`.
+    pub run_failed: bool,
+    /// The circuit breaker is open until then: the source is `paused`.
+    pub paused_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl InternalEvent for SourceFailed<'_> {
@@ -87,7 +93,11 @@ impl InternalEvent for SourceFailed<'_> {
             metrics.source_failed(self.source);
         }
         if let Some(board) = &telemetry.board {
-            board.set_error(self.source, self.error);
+            if self.run_failed {
+                board.run_failed(self.source, self.error, self.paused_until);
+            } else {
+                board.set_degraded(self.source, self.error);
+            }
         }
     }
 }

@@ -16,6 +16,8 @@
 //! - `gateway_http_requests_total{method, route, status}`: requests served by the API;
 //! - `gateway_source_errors_total{source}`: failed runs or connections of a source;
 //! - `gateway_source_stalled{source}`: 1 while a pull source cannot move its cursor;
+//! - `gateway_source_health{source, state}`: 1 for the source's state (`healthy`, `degraded`,
+//!   `failing`, `paused`, `stalled`), 0 for the others, from the source board at each scrape;
 //! - `gateway_limit_refusals_total{limit}`: requests refused by a limit (`push_body_bytes`,
 //!   `push_records`, `request_body_bytes`, `auth_failures`); records over a record limit are
 //!   counted by their rule (`input.too_large`, `violations.truncated`) in
@@ -55,6 +57,12 @@ struct DeliveryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HealthLabels {
+    source: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LimitLabel {
     limit: &'static str,
 }
@@ -85,6 +93,7 @@ pub struct Metrics {
     source_errors: Family<SourceLabel, Counter>,
     source_stalled: Family<SourceLabel, Gauge>,
     limit_refusals: Family<LimitLabel, Counter>,
+    source_health: Family<HealthLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -156,9 +165,16 @@ impl Metrics {
             "Requests refused by a limit: push_body_bytes, push_records, request_body_bytes, auth_failures, connections",
             limit_refusals.clone(),
         );
+        let source_health = Family::<HealthLabels, Gauge>::default();
+        registry.register(
+            "gateway_source_health",
+            "1 for each source's current health state (healthy, degraded, failing, paused, stalled), 0 for the others",
+            source_health.clone(),
+        );
         Metrics {
             registry,
             limit_refusals,
+            source_health,
             source_errors,
             source_stalled,
             records,
@@ -166,6 +182,20 @@ impl Metrics {
             commit_seconds,
             deliveries,
             http_requests,
+        }
+    }
+
+    /// Set every source's health gauges from the source board: 1 for its state, 0 for the others.
+    pub fn set_source_health(&self, sources: &[crate::telemetry::SourceStatus]) {
+        for s in sources {
+            for state in crate::telemetry::HealthState::ALL {
+                self.source_health
+                    .get_or_create(&HealthLabels {
+                        source: s.id.clone(),
+                        state: state.as_str(),
+                    })
+                    .set(i64::from(s.state == state));
+            }
         }
     }
 

@@ -7,7 +7,7 @@ pub mod events;
 pub mod metrics;
 pub mod summary;
 
-pub use board::{CommandError, SourceBoard, SourceCommand, SourceStatus};
+pub use board::{CommandError, HealthState, RunReport, SourceBoard, SourceCommand, SourceStatus};
 pub use events::{BatchCommitted, InternalEvent, SourceFailed, Telemetry};
 pub use metrics::{DeliveryDepth, Metrics};
 pub use summary::Summary;

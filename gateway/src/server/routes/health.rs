@@ -43,6 +43,10 @@ pub async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
             count: c.count,
         })
         .collect();
+    state
+        .runtime
+        .metrics
+        .set_source_health(&state.runtime.sources.snapshot());
     let text = state.runtime.metrics.render(&state.runtime.sinks(), &depths);
     Ok((
         [(

@@ -2,14 +2,16 @@
 
 use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ApiResult};
+use crate::server::ApiQuery;
 use crate::server::{audit, Shared};
 use crate::telemetry::Summary;
-use crate::telemetry::{CommandError, SourceCommand, SourceStatus};
+use crate::telemetry::{CommandError, HealthState, RunReport, SourceCommand, SourceStatus};
 use adapters::sources::{CircuitState, SourceHealth};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde::Serialize;
 use serde_json::json;
 
@@ -74,6 +76,20 @@ pub struct SourceView {
     pub last_error: Option<ErrorView>,
     /// Connection health (pull sources).
     pub health: Option<HealthView>,
+    /// Health in one word: `healthy`, `degraded`, `failing`, `paused` or `stalled`.
+    pub state: HealthState,
+    /// Runs (or connections) that failed one after the other, up to now.
+    pub failures_in_row: u32,
+    /// Since when it has been failing.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// When a run last succeeded.
+    pub last_success: Option<DateTime<Utc>>,
+    /// While paused by the circuit breaker: when the next trial is allowed.
+    pub paused_until: Option<DateTime<Utc>>,
+    /// Why the last successful run counts as degraded.
+    pub degraded_reason: Option<String>,
+    /// How the last run ended.
+    pub last_run: Option<RunReport>,
 }
 
 fn health_view(h: SourceHealth) -> HealthView {
@@ -108,6 +124,13 @@ async fn view(state: &Shared, status: SourceStatus) -> ApiResult<SourceView> {
         totals: status.totals,
         last_error: status.last_error.map(|(at, message)| ErrorView { at, message }),
         health: status.health.map(health_view),
+        state: status.state,
+        failures_in_row: status.failures_in_row,
+        failing_since: status.failing_since,
+        last_success: status.last_success,
+        paused_until: status.paused_until,
+        degraded_reason: status.degraded_reason,
+        last_run: status.last_run,
     })
 }
 
@@ -130,12 +153,22 @@ pub async fn get(State(state): State<Shared>, Path(id): Path<String>) -> ApiResu
     Ok(Json(view(&state, status).await?))
 }
 
+/// `?wait=SECONDS` of the pull and resync routes.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    /// Wait up to this many seconds (at most 120) for the run to end, and answer how it ended.
+    pub wait: Option<u64>,
+}
+
 async fn command(
     state: &Shared,
     principal: &Principal,
     id: &str,
     command: SourceCommand,
+    wait: Option<u64>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let runs_before = state.runtime.sources.get(id).map(|s| s.runs).unwrap_or(0);
     state.runtime.sources.command(id, command).map_err(|e| match e {
         CommandError::UnknownSource(_) => unknown(id),
         CommandError::NotPulled(_) => ApiError::conflict(
@@ -154,24 +187,59 @@ async fn command(
         SourceCommand::FullResync => "source.resync",
     };
     audit(state, principal, name, format!("source:{id}"), json!({})).await;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "source": id, "command": command }))))
+    let Some(seconds) = wait.filter(|s| *s > 0) else {
+        return Ok((StatusCode::ACCEPTED, Json(json!({ "source": id, "command": command }))));
+    };
+    // Wait for the scheduler to end a run after this command, and say how it ended.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds.min(120));
+    loop {
+        if let Some(status) = state
+            .runtime
+            .sources
+            .get(id)
+            .filter(|s| s.runs > runs_before && !s.pulling)
+        {
+            return Ok((
+                StatusCode::OK,
+                Json(json!({
+                    "source": id,
+                    "command": command,
+                    "finished": true,
+                    "state": status.state,
+                    "last_run": status.last_run,
+                    "last_error": status.last_error.map(|(at, message)| ErrorView { at, message }),
+                    "paused_until": status.paused_until,
+                })),
+            ));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "source": id, "command": command, "finished": false })),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
-/// `POST /api/sources/{id}/pull`: pull now from the stored cursor (202; 409 when the source is
-/// not pulled or its scheduler is not running).
+/// `POST /api/sources/{id}/pull[?wait=SECONDS]`: pull now from the stored cursor (202; with
+/// `wait`, 200 and how the run ended once it has; 409 when the source is not pulled or its
+/// scheduler is not running).
 pub async fn pull(
     State(state): State<Shared>,
     principal: Principal,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    command(&state, &principal, &id, SourceCommand::PullNow).await
+    command(&state, &principal, &id, SourceCommand::PullNow, q.wait).await
 }
 
-/// `POST /api/sources/{id}/resync`: pull everything again from the beginning.
+/// `POST /api/sources/{id}/resync[?wait=SECONDS]`: pull everything again from the beginning.
 pub async fn resync(
     State(state): State<Shared>,
     principal: Principal,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    command(&state, &principal, &id, SourceCommand::FullResync).await
+    command(&state, &principal, &id, SourceCommand::FullResync, q.wait).await
 }
