@@ -961,6 +961,43 @@ mod tests {
         assert!(verify(&verifier(SslMode::Require, Some(&other_ca)), &server, "db.example.cn").is_err());
     }
 
+    /// A server that refuses TLS (`N` to the SSL request) and answers the plain startup that
+    /// may follow with an error naming it; returns the client's error.
+    async fn against_a_server_without_tls(sslmode: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut ssl_request = [0u8; 8];
+            socket.read_exact(&mut ssl_request).await.unwrap();
+            assert_eq!(ssl_request, [0, 0, 0, 8, 4, 210, 22, 47], "an SSLRequest comes first");
+            socket.write_all(b"N").await.unwrap();
+            let mut startup = [0u8; 8];
+            if socket.read_exact(&mut startup).await.is_ok() && startup[4..] == [0, 3, 0, 0] {
+                let fields = b"SFATAL\0C28000\0Mplain startup after the refusal\0\0";
+                let mut answer = vec![b'E'];
+                answer.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+                answer.extend_from_slice(fields);
+                socket.write_all(&answer).await.unwrap();
+            }
+        });
+        let url = format!("host=127.0.0.1 port={port} user=gw dbname=gw sslmode={sslmode} connect_timeout=5");
+        let Err(e) = parse(&url).unwrap().connect().await else {
+            panic!("the fake server lets nobody in");
+        };
+        server.await.unwrap();
+        e
+    }
+
+    #[tokio::test]
+    async fn prefer_falls_back_to_plain_when_the_server_refuses_tls_and_require_does_not() {
+        let e = against_a_server_without_tls("prefer").await;
+        assert!(e.contains("plain startup after the refusal"), "{e}");
+        let e = against_a_server_without_tls("require").await;
+        assert!(e.contains("server does not support TLS"), "{e}");
+    }
+
     #[test]
     fn debug_output_leaves_the_password_out() {
         let t = parse("postgres://gw:s3cret@db/gw").unwrap();
