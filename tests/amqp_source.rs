@@ -370,8 +370,7 @@ async fn a_message_that_never_commits_is_quarantined_after_max_redeliveries_and_
     let vhost = Vhost::create();
     let c = start_consumer(Backend::Postgres, &vhost.url(), "max_redeliveries = 2").await;
     let db_url = c._pg.as_ref().expect("postgres").url.clone();
-    let (client, connection) = tokio_postgres::connect(&db_url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let client = support::common::pg_client(&db_url).await.unwrap();
     client
         .batch_execute(
             "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$

@@ -217,6 +217,64 @@ fn config_check_names_bad_agency_scopes_and_warns_about_a_source_that_may_write_
 }
 
 #[test]
+fn config_check_refuses_an_unknown_sslmode_and_verification_without_a_readable_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tls.toml");
+    std::fs::write(
+        &config,
+        "[store]\nbackend = \"postgres\"\nurl_env = \"GW_TLS_STORE_URL\"\n\n\
+         [[sinks]]\nid = \"bad-mode\"\nkind = \"postgres\"\nurl = \"postgres://gw@db.example/gw?sslmode=verify_full\"\n\n\
+         [[sinks]]\nid = \"no-ca\"\nkind = \"postgres\"\nurl = \"postgres://gw@db.example/gw?sslmode=verify-ca\"\n\n\
+         [[sinks]]\nid = \"missing-ca\"\nkind = \"postgres\"\nurl = \"postgres://gw@db.example/gw?sslmode=verify-full\"\n\
+         ssl_root_cert = \"certs/absent.pem\"\n",
+    )
+    .unwrap();
+    let out = gateway()
+        .args(["config", "check", path_str(&config)])
+        .env(
+            "GW_TLS_STORE_URL",
+            "postgres://gw:s3cr3t-pw@db.example/gw?sslmode=verify-full",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "store: sslmode=verify-full 需要 CA 证书文件 / sslmode=verify-full needs a CA certificate file",
+        "sinks[0] (id \"bad-mode\").url: 不支持的 sslmode / unsupported sslmode \"verify_full\"",
+        "sinks[1] (id \"no-ca\").url: sslmode=verify-ca 需要 CA 证书文件",
+        "sinks[2] (id \"missing-ca\").ssl_root_cert: 无法读取 CA 证书文件 / cannot read the CA certificate file",
+        "certs/absent.pem (ssl_root_cert)",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(!text.contains("s3cr3t-pw"), "secret leaked: {text}");
+
+    // The same store with a readable CA file passes the TLS checks.
+    std::fs::create_dir(dir.path().join("certs")).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let ca = rcgen::CertificateParams::new(vec!["db.example".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(dir.path().join("certs/ca.pem"), ca.pem()).unwrap();
+    std::fs::write(
+        &config,
+        "[store]\nbackend = \"postgres\"\nurl_env = \"GW_TLS_STORE_URL\"\nssl_root_cert = \"certs/ca.pem\"\n",
+    )
+    .unwrap();
+    let out = gateway()
+        .args(["config", "check", path_str(&config)])
+        .env(
+            "GW_TLS_STORE_URL",
+            "postgres://gw:s3cr3t-pw@db.example/gw?sslmode=verify-full",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
 fn config_never_prints_the_database_password() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("pg.toml");

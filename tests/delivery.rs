@@ -262,11 +262,9 @@ fn assert_complete_and_in_order(arrived: &[String], expected: &BTreeSet<String>)
 // ---------------------------------------------------------------------------------------------
 
 async fn sink_db_client(db: &PgDatabase) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+    support::common::pg_client(&db.url)
         .await
-        .expect("connect to the sink database");
-    tokio::spawn(conn);
-    client
+        .expect("connect to the sink database")
 }
 
 /// Take the sink database away: no new connections, and the open ones are cut.

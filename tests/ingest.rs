@@ -275,8 +275,7 @@ async fn two_processes_committing_versions_in_random_order_keep_the_newest_at_th
         );
     }
     let db = env.pg.as_ref().expect("postgres");
-    let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
+    let client = support::common::pg_client(&db.url).await.unwrap();
     let one = |sql: &'static str| {
         let client = &client;
         async move { client.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }

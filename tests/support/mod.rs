@@ -295,15 +295,12 @@ pub async fn wait_until_committed(env: &Env, n: usize) {
 /// Cases committed so far (0 while the store does not exist yet).
 async fn committed_cases(env: &Env) -> usize {
     let count = match &env.pg {
-        Some(db) => match tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await {
-            Ok((client, connection)) => {
-                tokio::spawn(connection);
-                client
-                    .query_one("SELECT count(*) FROM cases", &[])
-                    .await
-                    .ok()
-                    .and_then(|row| row.try_get::<_, i64>(0).ok())
-            }
+        Some(db) => match common::pg_client(&db.url).await {
+            Ok(client) => client
+                .query_one("SELECT count(*) FROM cases", &[])
+                .await
+                .ok()
+                .and_then(|row| row.try_get::<_, i64>(0).ok()),
             Err(_) => None,
         },
         None => rusqlite::Connection::open_with_flags(

@@ -13,6 +13,7 @@
 //! - [`http_error`]: why an HTTP exchange gave no usable answer, or could not be authorised;
 //! - [`health`]: the circuit state and counts operators see of a connection;
 //! - [`amqp_url`]: the broker URL of an AMQP source or sink;
+//! - [`postgres_tls`]: TLS for the PostgreSQL connections (store and sink), libpq's `sslmode`;
 //! - [`text`]: answers and errors cut to a length messages can hold.
 
 pub mod amqp_url;
@@ -20,6 +21,7 @@ pub mod charset;
 pub mod health;
 pub mod http_error;
 pub mod json_path;
+pub mod postgres_tls;
 pub mod retry_after;
 pub mod secret;
 pub mod settings;

@@ -17,22 +17,21 @@
 //! failure (connection refused or lost, permissions, a dropped table) defers the whole batch.
 
 use super::delivery::{Delivery, Outcome, Sink, SinkError};
-use crate::common::secret::{Secret, SecretSource};
+use crate::common::postgres_tls::{error_chain, PostgresTarget};
+use crate::common::secret::SecretSource;
 use crate::common::settings::SettingsProblem;
 use crate::common::text::excerpt;
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_postgres::types::{Json, ToSql};
-use tokio_postgres::NoTls;
 
 /// Settings of `kind = "postgres"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +55,10 @@ pub struct PostgresSettings {
     /// Longest run of one statement, seconds (default 60).
     #[serde(default = "default_statement_timeout")]
     pub statement_timeout_seconds: u64,
+    /// PEM file of the CA(s) the server's certificate must chain to (relative to the config
+    /// file), for `sslmode=verify-ca` / `verify-full` in the URL; the URL's own `sslrootcert` is
+    /// the alternative (not both).
+    pub ssl_root_cert: Option<PathBuf>,
 }
 
 fn default_schema() -> String {
@@ -76,23 +79,31 @@ impl PostgresSettings {
         SecretSource::url(&self.url, &self.url_env, &self.url_file)
     }
 
-    /// Problems found without connecting.
+    /// The connection string read for TLS (`sslmode`, `sslrootcert` from the URL,
+    /// `ssl_root_cert` made absolute against `base`). Errors name their setting, never the URL.
+    fn target(&self, base: &std::path::Path) -> Result<PostgresTarget, SettingsProblem> {
+        let url = self
+            .url_source()
+            .require(base)
+            .map_err(|message| SettingsProblem::new("url", message))?;
+        let root_cert = self
+            .ssl_root_cert
+            .as_ref()
+            .map(|p| if p.is_absolute() { p.clone() } else { base.join(p) });
+        PostgresTarget::parse(url.expose(), root_cert.as_deref())
+            .map_err(|e| SettingsProblem::new(e.setting(), e.to_string()))
+    }
+
+    /// Problems found without connecting (the CA file is read).
     pub fn check(&self, base: &std::path::Path) -> Vec<SettingsProblem> {
         let mut problems = Vec::new();
-        match self.url_source().require(base) {
-            Ok(url) => {
-                if let Err(e) = tokio_postgres::Config::from_str(url.expose()) {
-                    // The parser's message never contains the password.
-                    problems.push(SettingsProblem {
-                        key: "url".into(),
-                        message: format!("无效的 PostgreSQL URL / invalid PostgreSQL URL: {e}"),
-                    });
+        match self.target(base) {
+            Ok(target) => {
+                if let Err(e) = target.connector() {
+                    problems.push(SettingsProblem::new(e.setting(), e.to_string()));
                 }
             }
-            Err(message) => problems.push(SettingsProblem {
-                key: "url".into(),
-                message,
-            }),
+            Err(problem) => problems.push(problem),
         }
         if !is_identifier(&self.schema) {
             problems.push(SettingsProblem {
@@ -555,23 +566,20 @@ pub struct PostgresSink {
 impl PostgresSink {
     /// A sink with a connection pool (no connection is opened yet).
     pub fn new(sink_id: &str, settings: &PostgresSettings, base: &std::path::Path) -> Result<PostgresSink, SinkError> {
-        let url: Secret = settings.url_source().require(base).map_err(SinkError::Settings)?;
-        let mut config = tokio_postgres::Config::from_str(url.expose())
-            .map_err(|e| SinkError::Settings(format!("invalid PostgreSQL URL: {e}")))?;
-        config
+        let mut target = settings.target(base).map_err(|p| SinkError::Settings(p.to_string()))?;
+        target
+            .config_mut()
             .connect_timeout(Duration::from_secs(settings.connect_timeout_seconds))
             .application_name(format!("ganzhi-gateway sink {sink_id}"))
             .options(format!(
                 "-c statement_timeout={}",
                 settings.statement_timeout_seconds * 1000
             ));
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
+        let manager = target
+            .manager(ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
-            },
-        );
+            })
+            .map_err(|e| SinkError::Settings(format!("{}: {e}", e.setting())))?;
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size.max(1))
             .runtime(Runtime::Tokio1)
@@ -596,12 +604,10 @@ impl PostgresSink {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, WriteError> {
-        self.pool.get().await.map_err(|e| {
-            let cause = std::error::Error::source(&e)
-                .map(|s| format!(": {s}"))
-                .unwrap_or_default();
-            WriteError::Sink(format!("cannot connect to PostgreSQL: {e}{cause}"))
-        })
+        self.pool
+            .get()
+            .await
+            .map_err(|e| WriteError::Sink(format!("cannot connect to PostgreSQL: {}", error_chain(&e))))
     }
 
     async fn ensure_schema(&self, client: &mut deadpool_postgres::Client) -> Result<(), WriteError> {

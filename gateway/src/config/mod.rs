@@ -4,6 +4,7 @@
 
 pub mod schedule;
 
+use adapters::common::postgres_tls::{PostgresTarget, PostgresTlsError, ROOT_CERT_SETTING};
 use normalizer::mapping::Mapping;
 use normalizer::rules::{Catalogue, RuleOptions};
 use normalizer::standards::CreditCode;
@@ -63,6 +64,10 @@ pub struct StoreConfig {
     /// PostgreSQL: connections in the pool (default 8).
     #[serde(default = "default_pool")]
     pub pool_size: usize,
+    /// PostgreSQL: PEM file of the CA(s) the server's certificate must chain to (relative to the
+    /// config file), for `sslmode=verify-ca` / `verify-full` in the URL; the URL's own
+    /// `sslrootcert` is the alternative (not both).
+    pub ssl_root_cert: Option<PathBuf>,
 }
 
 fn default_backend() -> String {
@@ -81,6 +86,7 @@ impl Default for StoreConfig {
             url_env: None,
             url_file: None,
             pool_size: default_pool(),
+            ssl_root_cert: None,
         }
     }
 }
@@ -94,6 +100,7 @@ impl fmt::Debug for StoreConfig {
             .field("url_env", &self.url_env)
             .field("url_file", &self.url_file)
             .field("pool_size", &self.pool_size)
+            .field("ssl_root_cert", &self.ssl_root_cert)
             .finish()
     }
 }
@@ -841,12 +848,24 @@ impl Config {
                         "sqlite 存储不使用 url / the sqlite backend takes `path`, not a URL".into(),
                     );
                 }
-            }
-            "postgres" => {
-                if let Err(e) = self.store.postgres_url(&self.base_dir) {
-                    problem("store".into(), e);
+                if self.store.ssl_root_cert.is_some() {
+                    problem(
+                        "store.ssl_root_cert".into(),
+                        "sqlite 存储不使用 ssl_root_cert / the sqlite backend takes no ssl_root_cert (it is for postgres)"
+                            .into(),
+                    );
                 }
             }
+            "postgres" => match self.store.postgres_target(&self.base_dir) {
+                // Reading the CA file now reports an unreadable or unusable one before a start.
+                Ok(target) => {
+                    if let Err(e) = target.connector() {
+                        problem(store_place(&e), e.to_string());
+                    }
+                }
+                Err(StoreUrlError::Url(e)) => problem("store".into(), e),
+                Err(StoreUrlError::Tls(e)) => problem(store_place(&e), e.to_string()),
+            },
             other => problem(
                 "store.backend".into(),
                 format!("未知存储类型 / unknown backend {other:?}: use \"sqlite\" or \"postgres\""),
@@ -1115,7 +1134,38 @@ impl Config {
     }
 }
 
+/// Why the store's PostgreSQL connection string is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreUrlError {
+    /// `url`, `url_env` or `url_file` gives no URL (message in Chinese and English).
+    #[error("{0}")]
+    Url(String),
+    /// The URL or its TLS settings (`sslmode`, `sslrootcert`, `ssl_root_cert`) are wrong.
+    #[error(transparent)]
+    Tls(#[from] PostgresTlsError),
+}
+
+/// The place of a store TLS problem: `store.ssl_root_cert` for that setting, `store` otherwise
+/// (the URL may come from `url`, `url_env` or `url_file`).
+fn store_place(e: &PostgresTlsError) -> String {
+    match e.setting() {
+        ROOT_CERT_SETTING => format!("store.{ROOT_CERT_SETTING}"),
+        _ => "store".into(),
+    }
+}
+
 impl StoreConfig {
+    /// The PostgreSQL connection string read for TLS: `sslmode` and `sslrootcert` from the
+    /// URL, `ssl_root_cert` made absolute against `base`. Does not read the CA file.
+    pub fn postgres_target(&self, base: &Path) -> Result<PostgresTarget, StoreUrlError> {
+        let url = self.postgres_url(base).map_err(StoreUrlError::Url)?;
+        let root_cert = self
+            .ssl_root_cert
+            .as_ref()
+            .map(|p| if p.is_absolute() { p.clone() } else { base.join(p) });
+        Ok(PostgresTarget::parse(&url, root_cert.as_deref())?)
+    }
+
     /// The PostgreSQL URL from `url`, `url_env` or `url_file` (exactly one must be given).
     pub fn postgres_url(&self, base: &Path) -> Result<String, String> {
         let given = [self.url.is_some(), self.url_env.is_some(), self.url_file.is_some()]

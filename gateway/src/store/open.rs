@@ -23,8 +23,11 @@ pub struct Stores {
 pub async fn open(config: &crate::config::Config) -> StoreResult<Stores> {
     let stores = match config.store.backend.as_str() {
         "postgres" => {
-            let url = config.store.postgres_url(&config.base_dir).map_err(StoreError::Pool)?;
-            let pg = Arc::new(PostgresStore::connect(&url, config.store.pool_size).await?);
+            let target = config
+                .store
+                .postgres_target(&config.base_dir)
+                .map_err(|e| StoreError::Pool(e.to_string()))?;
+            let pg = Arc::new(PostgresStore::connect_to(&target, config.store.pool_size).await?);
             Stores {
                 store: pg.clone(),
                 outbox: pg.clone(),

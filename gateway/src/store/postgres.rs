@@ -22,15 +22,15 @@ use super::error::{parse_case_number, parse_case_type, parse_credit_code};
 use super::postgres_commit::{Params, RULES_OF_VIOLATIONS};
 use super::types::*;
 use super::{Store, StoreError, StoreResult};
+use adapters::common::postgres_tls::{error_chain, PostgresTarget};
 use async_trait::async_trait;
 use chrono::Utc;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use normalizer::Violation;
 use serde_json::Value;
-use std::str::FromStr;
 use std::time::Duration;
 use tokio_postgres::types::{Json, ToSql};
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 /// Migrations, in order: (name, SQL).
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -91,22 +91,29 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     /// Connect to `url` (`postgres://user@host:port/db`, or the `key=value` form) with a pool of
-    /// at most `pool_size` connections. Takes one connection before returning, so a wrong URL or an
-    /// unreachable server fails here, as [`StoreError::Pool`].
+    /// at most `pool_size` connections, TLS as the URL's `sslmode` says (default `prefer`; a CA
+    /// file for `verify-ca` / `verify-full` given as `sslrootcert` in the URL). Takes one
+    /// connection before returning, so a wrong URL, an unusable CA file, an unreachable server or
+    /// a refused certificate fails here, as [`StoreError::Pool`].
     pub async fn connect(url: &str, pool_size: usize) -> StoreResult<PostgresStore> {
-        let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| StoreError::Pool(format!("invalid PostgreSQL URL: {e}")))?;
+        let target = PostgresTarget::parse(url, None).map_err(|e| StoreError::Pool(e.to_string()))?;
+        PostgresStore::connect_to(&target, pool_size).await
+    }
+
+    /// Like [`PostgresStore::connect`], for a connection string already read (with the store's
+    /// `ssl_root_cert` setting, see [`crate::config::StoreConfig::postgres_target`]).
+    pub async fn connect_to(target: &PostgresTarget, pool_size: usize) -> StoreResult<PostgresStore> {
+        let mut target = target.clone();
+        let config = target.config_mut();
         let options = config.get_options().unwrap_or_default().to_string();
         if !options.contains("statement_timeout") {
             config.options(format!("{options} -c statement_timeout={STATEMENT_TIMEOUT_MS}").trim());
         }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
+        let manager = target
+            .manager(ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
-            },
-        );
+            })
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(1))
             .runtime(Runtime::Tokio1)
@@ -115,7 +122,12 @@ impl PostgresStore {
             .build()
             .map_err(|e| StoreError::Pool(e.to_string()))?;
         let store = PostgresStore { pool };
-        drop(store.client().await?);
+        let tls = store.session_tls().await?;
+        tracing::info!(
+            sslmode = %target.ssl_mode(),
+            tls = tls.as_deref().unwrap_or("off"),
+            "PostgreSQL store connected"
+        );
         Ok(store)
     }
 
@@ -127,6 +139,19 @@ impl PostgresStore {
         Ok(row.try_get(0)?)
     }
 
+    /// The TLS protocol of a pooled session as the server reports it (`TLSv1.3`), `None` when
+    /// the session is not encrypted (`sslmode=disable`, or `prefer` with a server without TLS).
+    pub async fn session_tls(&self) -> StoreResult<Option<String>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT coalesce(version, 'TLS') FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+                &[],
+            )
+            .await?;
+        Ok(row.map(|r| r.try_get::<_, Option<String>>(0)).transpose()?.flatten())
+    }
+
     pub(crate) async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
         self.pool.get().await.map_err(pool_error)
     }
@@ -134,12 +159,7 @@ impl PostgresStore {
 
 fn pool_error(e: PoolError) -> StoreError {
     match e {
-        PoolError::Backend(e) => {
-            let cause = std::error::Error::source(&e)
-                .map(|s| format!(": {s}"))
-                .unwrap_or_default();
-            StoreError::Pool(format!("cannot connect to PostgreSQL: {e}{cause}"))
-        }
+        PoolError::Backend(e) => StoreError::Pool(format!("cannot connect to PostgreSQL: {}", error_chain(&e))),
         other => StoreError::Pool(other.to_string()),
     }
 }

@@ -6,13 +6,13 @@
 //!   the [`TestDb`] is dropped (best effort). An unreachable server fails the test: CI starts one.
 #![allow(dead_code)]
 
+use adapters::common::postgres_tls::PostgresTarget;
 use gateway::store::postgres::PostgresStore;
 use gateway::store::sqlite::SqliteStore;
 use gateway::store::Store;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio_postgres::NoTls;
 
 /// The server used when `GATEWAY_TEST_PG_URL` is not set.
 pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -155,8 +155,7 @@ impl Drop for PgDatabase {
                 return;
             };
             rt.block_on(async move {
-                if let Ok((client, connection)) = tokio_postgres::connect(&admin_url, NoTls).await {
-                    tokio::spawn(connection);
+                if let Ok(client) = pg_client(&admin_url).await {
                     let _ = client
                         .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                         .await;
@@ -167,20 +166,23 @@ impl Drop for PgDatabase {
     }
 }
 
-/// A plain connection to the maintenance database; panics when the server is unreachable.
+/// One connection to `url`, TLS as its `sslmode` says (the gateway's own connector), its
+/// connection task spawned.
+pub async fn pg_client(url: &str) -> Result<tokio_postgres::Client, String> {
+    PostgresTarget::parse(url, None)
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+}
+
+/// A connection to the maintenance database; panics when the server is unreachable.
 pub async fn admin_client(admin_url: &str) -> tokio_postgres::Client {
-    match tokio_postgres::connect(admin_url, NoTls).await {
-        Ok((client, connection)) => {
-            tokio::spawn(connection);
-            client
-        }
+    match pg_client(admin_url).await {
+        Ok(client) => client,
         Err(e) => panic!(
-            "PostgreSQL is not reachable at {admin_url}: {e}{}.\n\
+            "PostgreSQL is not reachable at {admin_url}: {e}.\n\
              The store tests need a server: start it (e.g. `pg_ctlcluster --skip-systemctl-redirect \
-             $(ls /etc/postgresql) main start`) or set GATEWAY_TEST_PG_URL to a server's URL.",
-            std::error::Error::source(&e)
-                .map(|s| format!(": {s}"))
-                .unwrap_or_default()
+             $(ls /etc/postgresql) main start`) or set GATEWAY_TEST_PG_URL to a server's URL."
         ),
     }
 }
