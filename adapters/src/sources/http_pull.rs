@@ -178,6 +178,12 @@ pub(crate) fn parse<T: DeserializeOwned, P>(
     }
 }
 
+/// A checked pull plan: what the HTTP client needs to know of it.
+pub(crate) trait PullPlan {
+    /// The source's `url`: its origin is where the credentials go (with `allowed_hosts`).
+    fn url(&self) -> &Url;
+}
+
 /// What a pull source keeps: its id, its own settings, its pull plan and its HTTP client.
 pub(crate) struct Inner<S, P> {
     /// The source's id.
@@ -190,7 +196,7 @@ pub(crate) struct Inner<S, P> {
     pub client: HttpClient,
 }
 
-impl<S, P> Inner<S, P> {
+impl<S, P: PullPlan> Inner<S, P> {
     /// Build from a table that `parse` checks; its problems become one settings error.
     pub fn build(
         source_id: &str,
@@ -200,7 +206,7 @@ impl<S, P> Inner<S, P> {
     ) -> Result<Arc<Self>, SourceError> {
         let (settings, client_settings, plan) =
             parse(table, base).map_err(|problems| SourceError::Settings(joined(&problems)))?;
-        let client = HttpClient::new(source_id, &client_settings, base)?;
+        let client = HttpClient::new(source_id, &client_settings, base, plan.url())?;
         Ok(Arc::new(Inner {
             source_id: source_id.to_string(),
             settings,
@@ -208,7 +214,9 @@ impl<S, P> Inner<S, P> {
             client,
         }))
     }
+}
 
+impl<S, P> Inner<S, P> {
     /// Send a request with the client's retries; a failure is counted in `health()`.
     pub async fn send<F, A>(&self, build: F, is_answer: A) -> Result<Answer, SourceError>
     where

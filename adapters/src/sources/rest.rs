@@ -13,6 +13,7 @@ use super::http_pull;
 use super::settings::{Progress, Watermark};
 use crate::common::charset::{self, answer_encoding};
 use crate::common::health::SourceHealth;
+use crate::common::http_error::Hop;
 use crate::common::json_path::{json_at, json_at_mut, scalar_text};
 use crate::common::settings::{template_text, SettingsProblem};
 use crate::common::template::{Escaping, Template, TemplateValue, Values};
@@ -152,6 +153,12 @@ struct RestPullPlan {
     encoding: Option<&'static encoding_rs::Encoding>,
     pagination: Pagination,
     watermark: Watermark,
+}
+
+impl http_pull::PullPlan for RestPullPlan {
+    fn url(&self) -> &Url {
+        &self.url
+    }
 }
 
 impl RestSourceSettings {
@@ -612,6 +619,17 @@ impl PullRun for RestRun {
         }
         self.page_number += 1;
         let (url, body) = self.request_parts(&progress);
+        // A next link elsewhere is refused before anything is sent there: the pages before it
+        // are committed, the cursor does not move past them.
+        if self.next_url.is_some() {
+            if let Err(e) = inner.client.check_origin(&url, Hop::NextLink) {
+                self.done = true;
+                let e = SourceError::from(e);
+                tracing::warn!(source = %inner.source_id, page = self.page_number, error = %e, "REST next link refused");
+                inner.client.record_failure(&e);
+                return Err(e);
+            }
+        }
         let method = inner.plan.method.clone();
         let answer = inner
             .send(

@@ -160,6 +160,12 @@ struct SoapPullPlan {
     watermark: Watermark,
 }
 
+impl http_pull::PullPlan for SoapPullPlan {
+    fn url(&self) -> &Url {
+        &self.url
+    }
+}
+
 impl SoapSourceSettings {
     /// Check the own keys, given the checked watermark keys, into the pull plan; every
     /// problem names its key.
