@@ -155,7 +155,7 @@ async fn gateway_of(backend: Backend, blocks: &str) -> Gateway {
 fn pull_source(g: &Gateway, id: &str) -> Arc<dyn adapters::sources::PullSource> {
     let config = &g.runtime.resolved.config;
     let (table, kind) = match config.sources.iter().find(|s| s.id == id) {
-        Some(s) => (s.rest.clone().unwrap(), s.kind.clone()),
+        Some(s) => (s.rest.clone().or_else(|| s.soap.clone()).unwrap(), s.kind.clone()),
         None => {
             let c = config.catalogues.iter().find(|c| c.id == id).unwrap();
             (c.adapter_table(), c.kind.clone())
@@ -615,4 +615,113 @@ async fn a_next_link_to_another_origin_ends_the_run_keeping_the_committed_page_a
     assert_eq!(done.received, total);
     assert_eq!(other_hits.load(Ordering::Relaxed), 1);
     assert!(listed.runtime.store.cursor("iplus-behaviour").await.unwrap().is_some());
+}
+
+const SOAP_ENVELOPE: &str = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ws="http://ws.zfxt.sthjt.jiangxi.gov.cn/"><soapenv:Header/><soapenv:Body><ws:queryCases><pageSize>{{page_size}}</pageSize><since>{{since}}</since></ws:queryCases></soapenv:Body></soapenv:Envelope>"#;
+
+/// A SOAP service answering the ecology sample with a business result code (`E002` until told
+/// otherwise), the cases in the answer either way.
+async fn soap_peer(code: Arc<Mutex<&'static str>>) -> String {
+    let sample = std::fs::read_to_string(repo().join("mappings/jiangxi-ecology-soap/samples/records.xml")).unwrap();
+    let router = Router::new().route(
+        "/ws",
+        axum::routing::post(move || {
+            let code = *code.lock().unwrap();
+            let message = if code == "E002" {
+                "page size out of range"
+            } else {
+                "成功"
+            };
+            let answer = sample.replacen(
+                "<return>",
+                &format!("<return><resultCode>{code}</resultCode><resultMsg>{message}</resultMsg>"),
+                1,
+            );
+            async move { ([("content-type", "text/xml; charset=utf-8")], answer) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/ws", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    url
+}
+
+/// A SOAP answer with a business error code fails the run through the source-failure path (the
+/// board's last error, `gateway_source_errors_total`) with its code and message, commits none of
+/// the cases it carries and stores no cursor; once the service answers success, the pull works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soap_business_error_fails_the_pull_with_code_and_message_and_commits_nothing() {
+    let code = Arc::new(Mutex::new("E002"));
+    let url = soap_peer(Arc::clone(&code)).await;
+    let mapping = repo().join("mappings/jiangxi-ecology-soap/mapping.toml");
+    let ret = "Envelope.Body.queryCasesResponse.return";
+    let g = gateway_of(
+        Backend::Sqlite,
+        &format!(
+            "[[sources]]\nid = \"jiangxi-ecology\"\nkind = \"soap\"\nmapping = \"{}\"\nrecord_key = \"ajbh\"\n\
+             [sources.soap]\nurl = \"{url}\"\nenvelope_template = '{SOAP_ENVELOPE}'\nrecords_path = \"{ret}.case\"\n\
+             status_path = \"{ret}.resultCode\"\nsuccess_values = [\"0000\", \"S000\"]\nmessage_path = \"{ret}.resultMsg\"\n\
+             watermark_path = \"gxsj\"\nmax_attempts = 1\n",
+            mapping.display()
+        ),
+    )
+    .await;
+    let rt = g.runtime.clone();
+    let board = rt.sources.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    board.attach_control("jiangxi-ecology", tx);
+    let shutdown = Shutdown::default();
+    let task = tokio::spawn(run_scheduler(
+        rt.clone(),
+        "jiangxi-ecology".into(),
+        pull_source(&g, "jiangxi-ecology"),
+        Schedule::Every(Duration::from_secs(3600)),
+        PageTarget::Cases,
+        rx,
+        shutdown.clone(),
+    ));
+    wait_for("the pull at start", || {
+        board
+            .get("jiangxi-ecology")
+            .is_some_and(|s| s.last_pull_finished.is_some())
+    })
+    .await;
+    let status = board.get("jiangxi-ecology").unwrap();
+    let (_, error) = status
+        .last_error
+        .clone()
+        .expect("the business error is the source's last error");
+    assert!(
+        error.contains("E002") && error.contains("page size out of range"),
+        "{error}"
+    );
+    let text = rt.metrics.render(&[], &[]);
+    assert!(
+        text.contains(r#"gateway_source_errors_total{source="jiangxi-ecology"} 1"#),
+        "{text}"
+    );
+    assert_eq!(status.totals.received, 0);
+    assert_eq!(
+        rt.store.stats().await.unwrap().raw_records,
+        0,
+        "none of the answer's cases"
+    );
+    assert_eq!(rt.store.cursor("jiangxi-ecology").await.unwrap(), None);
+
+    *code.lock().unwrap() = "0000";
+    board.command("jiangxi-ecology", SourceCommand::PullNow).unwrap();
+    wait_for("the pull after the service recovered", || {
+        board
+            .get("jiangxi-ecology")
+            .is_some_and(|s| s.totals.received > 0 && !s.pulling)
+    })
+    .await;
+    let stats = rt.store.stats().await.unwrap();
+    assert!(stats.raw_records > 0 && stats.cases > 0, "{stats:?}");
+    assert!(rt.store.cursor("jiangxi-ecology").await.unwrap().is_some());
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
 }
