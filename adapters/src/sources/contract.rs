@@ -88,6 +88,10 @@ pub enum SourceError {
     /// The settings cannot be used.
     #[error("来源配置错误 / source settings: {0}")]
     Settings(String),
+    /// The broker holds a queue or exchange that conflicts with what the settings declare, or
+    /// lacks one they expect (AMQP); the text says what to change.
+    #[error("AMQP 队列或交换机与配置不符 / the broker's queues or exchanges conflict with the settings: {0}")]
+    Topology(String),
     /// A next link or redirect aimed at another origin than the source's own and the hosts of
     /// its `allowed_hosts`: refused, nothing sent there with the credentials.
     #[error(transparent)]
