@@ -495,3 +495,105 @@ async fn an_older_version_arriving_by_amqp_after_a_newer_one_is_kept_as_stale() 
         .all(|o| o.version == 1));
     c.stop().await;
 }
+
+/// The value of `gateway_source_errors_total` for the AMQP source.
+fn source_errors(runtime: &Runtime) -> u64 {
+    let text = runtime.metrics.render(&[], &[]);
+    text.lines()
+        .find_map(|l| l.strip_prefix(r#"gateway_source_errors_total{source="dept-mq"} "#))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// A department's queue that exists without the dead-letter argument the gateway declares: the
+/// consumer consumes nothing and says, on the source board and in its error count, what differs
+/// and what to change, retrying with the normal backoff (not in a tight loop); `gateway config
+/// check --connect` prints the same and exits 1, and passes once `declare_queue = false`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_declared_without_the_dead_letter_argument_is_explained_not_retried_in_a_tight_loop() {
+    let vhost = Vhost::create();
+    let (_conn, ch) = channel(&vhost.url()).await;
+    ch.queue_declare(
+        QUEUE.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    publish(&ch, nanchang_record(1, 0).to_string().as_bytes(), "application/json").await;
+
+    let c = start_consumer(Backend::Sqlite, &vhost.url(), "").await;
+    let board = c.runtime.sources.clone();
+    wait_for("the explained error", Duration::from_secs(20), async || {
+        board.get("dept-mq").is_some_and(|s| s.last_error.is_some())
+    })
+    .await;
+    let started = Instant::now();
+    let (_, error) = board.get("dept-mq").unwrap().last_error.unwrap();
+    let expected = [
+        format!(
+            "queue {QUEUE} exists in vhost {} with x-dead-letter-exchange absent",
+            vhost.name
+        ),
+        "the gateway would declare it with x-dead-letter-exchange = 'ganzhi.dead-letter'".to_string(),
+        "set declare_queue = false".to_string(),
+        "delete the queue".to_string(),
+        format!("队列 {QUEUE} 已存在"),
+    ];
+    for part in &expected {
+        assert!(error.contains(part.as_str()), "{part:?} missing in {error}");
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let attempts = source_errors(&c.runtime);
+    let elapsed = started.elapsed();
+    // reconnect_initial_ms = 100 doubling to reconnect_max_seconds = 1: about five attempts in
+    // 2.5 s; a tight loop would make hundreds.
+    assert!((2..=8).contains(&attempts), "{attempts} attempts in {elapsed:?}");
+    assert!(!board.get("dept-mq").unwrap().pulling, "not consuming");
+    assert_eq!(depth(&ch, QUEUE).await, 1, "the message waits in the queue");
+    assert_eq!(c.runtime.store.stats().await.unwrap().raw_records, 0);
+
+    let config = c._dir.path().join("gateway.toml");
+    let out = support::gateway()
+        .args(["config", "check", "--connect", support::path_str(&config)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("sources[0] (id \"dept-mq\").amqp:"), "{text}");
+    for part in &expected {
+        assert!(text.contains(part.as_str()), "{part:?} missing in {text}");
+    }
+    let mut with_own_queue = std::fs::read_to_string(&config).unwrap();
+    c.stop().await;
+    assert_eq!(depth(&ch, QUEUE).await, 1, "nothing was consumed");
+    let (_probe_conn, probe) = channel(&vhost.url()).await;
+    let dead = probe
+        .queue_declare(
+            format!("{QUEUE}.dead").as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    assert!(
+        dead.is_err(),
+        "neither the refused consumer nor config check --connect declared anything"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    with_own_queue.push_str("declare_queue = false\n");
+    std::fs::write(&config, with_own_queue).unwrap();
+    let out = support::gateway()
+        .args(["config", "check", "--connect", support::path_str(&config)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains(&format!("queue {QUEUE} exists (1 messages")), "{text}");
+}

@@ -275,6 +275,41 @@ fn config_check_refuses_an_unknown_sslmode_and_verification_without_a_readable_c
 }
 
 #[test]
+fn config_check_refuses_soap_success_values_without_a_status_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = repo().join("mappings/jiangxi-ecology-soap/mapping.toml");
+    let config = dir.path().join("soap.toml");
+    let envelope =
+        r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><q/></s:Body></s:Envelope>"#;
+    let write = |status: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[[sources]]\nid = \"eco\"\nkind = \"soap\"\nmapping = \"{}\"\nagency_regions = [\"36\"]\n[sources.soap]\n\
+                 url = \"http://127.0.0.1:9/ws\"\nenvelope_template = '{envelope}'\nrecords_path = \"Envelope.Body.r.case\"\n\
+                 success_values = [\"0000\", \"S000\"]\n{status}",
+                path_str(&mapping)
+            ),
+        )
+        .unwrap()
+    };
+    write("");
+    let out = gateway().args(["config", "check", path_str(&config)]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("sources[0] (id \"eco\").soap.success_values")
+            && text.contains("needs status_path")
+            && text.contains("S000"),
+        "names the setting, the rule and the value:\n{text}"
+    );
+
+    write("status_path = \"Envelope.Body.r.resultCode\"\n");
+    let out = gateway().args(["config", "check", path_str(&config)]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
 fn config_never_prints_the_database_password() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("pg.toml");

@@ -124,18 +124,23 @@ async fn gateway(backend: Backend, peer_url: &str) -> Gateway {
 
 /// [`gateway`] with more keys for the behaviour source's `[[sources]]` block and its `[sources.rest]`.
 async fn gateway_with(backend: Backend, peer_url: &str, more_source: &str, more_rest: &str) -> Gateway {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, pg) = store_keys(backend).await;
     let mapping = repo().join("mappings/internet-plus-behaviour/mapping.toml");
     let text = format!(
-        "[store]\n{store}\n[normalizer]\nprovince_prefix = \"36\"\n\n\
-         [[catalogues]]\nid = \"iplus-catalogue\"\nkind = \"rest\"\n[catalogues.rest]\nurl = \"{peer_url}/catalog/list\"\n\
+        "[[catalogues]]\nid = \"iplus-catalogue\"\nkind = \"rest\"\n[catalogues.rest]\nurl = \"{peer_url}/catalog/list\"\n\
          page_size = 5\n{REST_COMMON}\n\
          [[sources]]\nid = \"iplus-behaviour\"\nkind = \"rest\"\nmapping = \"{}\"\nrecord_key = \"record_unique_identity\"\n\
          poll_seconds = 3600\n{more_source}[sources.rest]\nurl = \"{peer_url}/behaviour/list\"\npage_size = 10\n{REST_COMMON}\
          watermark_path = \"cd_time\"\nsince_param = \"since\"\noverlap_seconds = 120\n{more_rest}",
         mapping.display()
     );
+    gateway_of(backend, &text).await
+}
+
+/// A gateway whose configuration is `[store]`, `[normalizer]` and then `blocks`.
+async fn gateway_of(backend: Backend, blocks: &str) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, pg) = store_keys(backend).await;
+    let text = format!("[store]\n{store}\n[normalizer]\nprovince_prefix = \"36\"\n\n{blocks}");
     let path = dir.path().join("gateway.toml");
     std::fs::write(&path, text).unwrap();
     let resolved = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -150,7 +155,7 @@ async fn gateway_with(backend: Backend, peer_url: &str, more_source: &str, more_
 fn pull_source(g: &Gateway, id: &str) -> Arc<dyn adapters::sources::PullSource> {
     let config = &g.runtime.resolved.config;
     let (table, kind) = match config.sources.iter().find(|s| s.id == id) {
-        Some(s) => (s.rest.clone().unwrap(), s.kind.clone()),
+        Some(s) => (s.rest.clone().or_else(|| s.soap.clone()).unwrap(), s.kind.clone()),
         None => {
             let c = config.catalogues.iter().find(|c| c.id == id).unwrap();
             (c.adapter_table(), c.kind.clone())
@@ -614,6 +619,214 @@ async fn a_failing_source_is_red_from_its_first_failed_run_and_a_pause_keeps_the
     assert!(healthy
         .last_run
         .is_some_and(|r| r.ok && r.summary.is_some_and(|s| s.received == 48)));
+    shutdown.trigger();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// The behaviour rows behind next links: the source's own origin answers the first ten with a
+/// next link to `next` (another origin), which answers the rest.
+async fn next_link_peers(rows: Vec<Value>) -> (String, String, Arc<AtomicU64>) {
+    let hits = Arc::new(AtomicU64::new(0));
+    let h = Arc::clone(&hits);
+    let rest: Vec<Value> = rows[10..].to_vec();
+    let other = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_url = format!("http://{}", other.local_addr().unwrap());
+    let other_router = Router::new().route(
+        "/rest",
+        get(move || {
+            h.fetch_add(1, Ordering::Relaxed);
+            let rest = rest.clone();
+            async move { Json(json!({"code": "200", "data": {"rows": rest, "next": null}})) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(other, other_router).await.unwrap() });
+    let first: Vec<Value> = rows[..10].to_vec();
+    let next = format!("{other_url}/rest");
+    let own = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let own_url = format!("http://{}", own.local_addr().unwrap());
+    let own_router = Router::new().route(
+        "/first",
+        get(move || {
+            let (first, next) = (first.clone(), next.clone());
+            async move { Json(json!({"code": "200", "data": {"rows": first, "next": next}})) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(own, own_router).await.unwrap() });
+    (own_url, other_url, hits)
+}
+
+/// A next link to another origin ends the run before anything is sent there: the page before
+/// it is committed, the cursor does not move; listed in `allowed_hosts`, it is followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_next_link_to_another_origin_ends_the_run_keeping_the_committed_page_and_the_cursor() {
+    let rows = behaviour_rows();
+    let total = rows.len() as u64;
+    let (own, other, other_hits) = next_link_peers(rows).await;
+    let other_port = other.rsplit(':').next().unwrap().to_string();
+    let mapping = repo().join("mappings/internet-plus-behaviour/mapping.toml");
+    let blocks = |allowed: &str| {
+        format!(
+            "[[sources]]\nid = \"iplus-behaviour\"\nkind = \"rest\"\nmapping = \"{}\"\nrecord_key = \"record_unique_identity\"\n\
+             [sources.rest]\nurl = \"{own}/first\"\npagination = \"next_link\"\nnext_link_path = \"data.next\"\n\
+             records_path = \"data.rows\"\nstatus_path = \"code\"\nsuccess_values = [\"200\"]\nmax_attempts = 1\n\
+             watermark_path = \"cd_time\"\nsince_param = \"since\"\n\
+             auth = {{ kind = \"api_key\", query_param = \"appkey\", value = \"k-secret\" }}\n{allowed}",
+            mapping.display()
+        )
+    };
+    let g = gateway_of(Backend::Sqlite, &blocks("")).await;
+    let rt = &g.runtime;
+    let shutdown = Shutdown::default();
+    let failed = pull_once(
+        rt,
+        "iplus-behaviour",
+        &pull_source(&g, "iplus-behaviour"),
+        PullMode::Incremental,
+        &shutdown,
+    )
+    .await
+    .expect_err("the next link is refused");
+    let text = failed.to_string();
+    assert!(
+        text.contains(&format!("another origin {other}")) && text.contains("allowed_hosts"),
+        "{text}"
+    );
+    assert_eq!(other_hits.load(Ordering::Relaxed), 0, "the other origin saw nothing");
+    assert_eq!(
+        rt.store.stats().await.unwrap().raw_records,
+        10,
+        "the first page is committed"
+    );
+    assert_eq!(
+        rt.store.cursor("iplus-behaviour").await.unwrap(),
+        None,
+        "the cursor did not move"
+    );
+
+    let listed = gateway_of(
+        Backend::Sqlite,
+        &blocks(&format!("allowed_hosts = [\"127.0.0.1:{other_port}\"]\n")),
+    )
+    .await;
+    let done = pull_once(
+        &listed.runtime,
+        "iplus-behaviour",
+        &pull_source(&listed, "iplus-behaviour"),
+        PullMode::Incremental,
+        &shutdown,
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.received, total);
+    assert_eq!(other_hits.load(Ordering::Relaxed), 1);
+    assert!(listed.runtime.store.cursor("iplus-behaviour").await.unwrap().is_some());
+}
+
+const SOAP_ENVELOPE: &str = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:ws="http://ws.zfxt.sthjt.jiangxi.gov.cn/"><soapenv:Header/><soapenv:Body><ws:queryCases><pageSize>{{page_size}}</pageSize><since>{{since}}</since></ws:queryCases></soapenv:Body></soapenv:Envelope>"#;
+
+/// A SOAP service answering the ecology sample with a business result code (`E002` until told
+/// otherwise), the cases in the answer either way.
+async fn soap_peer(code: Arc<Mutex<&'static str>>) -> String {
+    let sample = std::fs::read_to_string(repo().join("mappings/jiangxi-ecology-soap/samples/records.xml")).unwrap();
+    let router = Router::new().route(
+        "/ws",
+        axum::routing::post(move || {
+            let code = *code.lock().unwrap();
+            let message = if code == "E002" {
+                "page size out of range"
+            } else {
+                "成功"
+            };
+            let answer = sample.replacen(
+                "<return>",
+                &format!("<return><resultCode>{code}</resultCode><resultMsg>{message}</resultMsg>"),
+                1,
+            );
+            async move { ([("content-type", "text/xml; charset=utf-8")], answer) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/ws", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    url
+}
+
+/// A SOAP answer with a business error code fails the run through the source-failure path (the
+/// board's last error, `gateway_source_errors_total`) with its code and message, commits none of
+/// the cases it carries and stores no cursor; once the service answers success, the pull works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soap_business_error_fails_the_pull_with_code_and_message_and_commits_nothing() {
+    let code = Arc::new(Mutex::new("E002"));
+    let url = soap_peer(Arc::clone(&code)).await;
+    let mapping = repo().join("mappings/jiangxi-ecology-soap/mapping.toml");
+    let ret = "Envelope.Body.queryCasesResponse.return";
+    let g = gateway_of(
+        Backend::Sqlite,
+        &format!(
+            "[[sources]]\nid = \"jiangxi-ecology\"\nkind = \"soap\"\nmapping = \"{}\"\nrecord_key = \"ajbh\"\n\
+             [sources.soap]\nurl = \"{url}\"\nenvelope_template = '{SOAP_ENVELOPE}'\nrecords_path = \"{ret}.case\"\n\
+             status_path = \"{ret}.resultCode\"\nsuccess_values = [\"0000\", \"S000\"]\nmessage_path = \"{ret}.resultMsg\"\n\
+             watermark_path = \"gxsj\"\nmax_attempts = 1\n",
+            mapping.display()
+        ),
+    )
+    .await;
+    let rt = g.runtime.clone();
+    let board = rt.sources.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    board.attach_control("jiangxi-ecology", tx);
+    let shutdown = Shutdown::default();
+    let task = tokio::spawn(run_scheduler(
+        rt.clone(),
+        "jiangxi-ecology".into(),
+        pull_source(&g, "jiangxi-ecology"),
+        Schedule::Every(Duration::from_secs(3600)),
+        PageTarget::Cases,
+        rx,
+        shutdown.clone(),
+    ));
+    wait_for("the pull at start", || {
+        board
+            .get("jiangxi-ecology")
+            .is_some_and(|s| s.last_pull_finished.is_some())
+    })
+    .await;
+    let status = board.get("jiangxi-ecology").unwrap();
+    let (_, error) = status
+        .last_error
+        .clone()
+        .expect("the business error is the source's last error");
+    assert!(
+        error.contains("E002") && error.contains("page size out of range"),
+        "{error}"
+    );
+    let text = rt.metrics.render(&[], &[]);
+    assert!(
+        text.contains(r#"gateway_source_errors_total{source="jiangxi-ecology"} 1"#),
+        "{text}"
+    );
+    assert_eq!(status.totals.received, 0);
+    assert_eq!(
+        rt.store.stats().await.unwrap().raw_records,
+        0,
+        "none of the answer's cases"
+    );
+    assert_eq!(rt.store.cursor("jiangxi-ecology").await.unwrap(), None);
+
+    *code.lock().unwrap() = "0000";
+    board.command("jiangxi-ecology", SourceCommand::PullNow).unwrap();
+    wait_for("the pull after the service recovered", || {
+        board
+            .get("jiangxi-ecology")
+            .is_some_and(|s| s.totals.received > 0 && !s.pulling)
+    })
+    .await;
+    let stats = rt.store.stats().await.unwrap();
+    assert!(stats.raw_records > 0 && stats.cases > 0, "{stats:?}");
+    assert!(rt.store.cursor("jiangxi-ecology").await.unwrap().is_some());
     shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(10), task)
         .await

@@ -300,3 +300,54 @@ async fn gb18030_by_content_type_wins_over_the_prolog_and_a_malformed_record_is_
     assert_eq!(result.unparsed[0].0, "page 1 #2");
     assert!(result.unparsed[0].1.contains("gb18030"), "{}", result.unparsed[0].1);
 }
+
+#[tokio::test]
+async fn a_business_result_code_other_than_success_ends_the_run_with_code_and_message() {
+    let code = Arc::new(Mutex::new("E002"));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (c, n) = (code.clone(), calls.clone());
+    let router = Router::new().route(
+        "/ws",
+        post(move || async move {
+            n.fetch_add(1, SeqCst);
+            let code = *c.lock().unwrap();
+            let message = if code == "E002" { "page size out of range" } else { "成功" };
+            // The error answer still carries a record: none of it may be taken.
+            let answer = format!(
+                r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><ns2:queryCasesResponse xmlns:ns2="http://ws.example/"><return><resultCode>{code}</resultCode><resultMsg>{message}</resultMsg><case><ajbh>AJ1</ajbh></case></return></ns2:queryCasesResponse></soap:Body></soap:Envelope>"#
+            );
+            ([("content-type", "text/xml; charset=utf-8")], answer)
+        }),
+    );
+    let addr = serve(router).await;
+    let envelope = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><q><page>{{page}}</page></q></soap:Body></soap:Envelope>"#;
+    let src = source(
+        "soap",
+        &format!(
+            "url = \"http://{addr}/ws\"\nrecords_path = \"Envelope.Body.queryCasesResponse.return.case\"\nenvelope_template = '{envelope}'\n\
+             status_path = \"Envelope.Body.queryCasesResponse.return.resultCode\"\nsuccess_values = [\"0000\", \"S000\"]\n\
+             message_path = \"Envelope.Body.queryCasesResponse.return.resultMsg\""
+        ),
+    );
+    let result = run(&src, None, PullMode::Incremental).await;
+    assert!(result.records.is_empty(), "{:?}", result.records);
+    match &result.error {
+        Some(SourceError::Answer { code, message }) => {
+            assert_eq!((code.as_str(), message.as_str()), ("E002", "page size out of range"))
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        calls.load(SeqCst),
+        1,
+        "a business error is the service's answer: not retried"
+    );
+    let health = src.health();
+    assert_eq!(health.failures, 1);
+    assert!(health.last_error.unwrap().1.contains("E002"));
+
+    *code.lock().unwrap() = "S000";
+    let result = run(&src, None, PullMode::Incremental).await;
+    assert!(result.error.is_none(), "{:?}", result.error);
+    assert_eq!(result.field("ajbh"), ["AJ1"]);
+}

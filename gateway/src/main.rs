@@ -50,8 +50,8 @@ fn main() -> ExitCode {
             action: MappingsAction::Test { paths },
         } => cli::mappings::test(&paths),
         Command::Config {
-            action: ConfigAction::Check { file },
-        } => cli::data::config_check(&file),
+            action: ConfigAction::Check { file, connect },
+        } => cli::data::config_check(&file, connect),
         Command::Token {
             action: TokenAction::New { name, role, sources },
         } => cli::token::new(&name, &role, &sources),

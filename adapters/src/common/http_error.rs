@@ -1,5 +1,7 @@
 //! Why an HTTP exchange gave no usable answer ([`HttpError`]), why a request could not be
-//! authorised ([`AuthError`]), and the text of a `reqwest` error without its URL.
+//! authorised ([`AuthError`]), a request or redirect refused because it would carry a source's
+//! credentials to another origin ([`ForeignOrigin`]), and the text of a `reqwest` error without
+//! its URL.
 //!
 //! The HTTP client reports these; each user says what they mean for it: a pull source turns
 //! them into its `SourceError`, the REST sink into a delivery outcome.
@@ -22,6 +24,85 @@ pub enum AuthError {
     /// The request could not be signed or given its header.
     #[error("无法为请求签名 / cannot sign the request: {0}")]
     Sign(String),
+    /// The token endpoint redirected to an origin the credentials may not go to.
+    #[error("令牌接口 / token endpoint: {0}")]
+    ForeignOrigin(ForeignOrigin),
+}
+
+/// How a refused request came to aim at another origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hop {
+    /// A REST source's next link (`pagination = "next_link"`).
+    NextLink,
+    /// An HTTP redirect (3xx `Location`) answered by `from` (an origin).
+    Redirect {
+        /// The origin that answered with the redirect.
+        from: String,
+    },
+    /// A request built by other means.
+    Request,
+}
+
+/// A request or redirect refused because it would carry the source's credentials (API key,
+/// signature, token, basic auth) to another origin than the source's own and to a host not
+/// listed in its `allowed_hosts`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", foreign_text(self))]
+pub struct ForeignOrigin {
+    /// How the request came to aim there.
+    pub hop: Hop,
+    /// The origin aimed at (`scheme://host:port`, no path or query: they may carry secrets).
+    pub target: String,
+    /// Its host, as it would be listed in `allowed_hosts`.
+    pub host: String,
+    /// The origin of the source's `url`.
+    pub home: String,
+    /// The host is listed in `allowed_hosts`, but the source's `url` is https and the target
+    /// plain http: credentials never leave https.
+    pub downgrade: bool,
+}
+
+/// The bilingual text of a [`ForeignOrigin`]: what was refused, the rule, what to change.
+fn foreign_text(f: &ForeignOrigin) -> String {
+    let (zh, en) = match &f.hop {
+        Hop::NextLink => (
+            format!("下一页链接指向其他来源 {}", f.target),
+            format!("the next link points to another origin {}", f.target),
+        ),
+        Hop::Redirect { from } => (
+            format!("{from} 重定向到其他来源 {}", f.target),
+            format!("{from} redirects to another origin {}", f.target),
+        ),
+        Hop::Request => (
+            format!("请求指向其他来源 {}", f.target),
+            format!("a request points to another origin {}", f.target),
+        ),
+    };
+    if f.downgrade {
+        return format!(
+            "{zh}，已拒绝：allowed_hosts 列有 {host}，但来源 url（{home}）使用 https，凭据不经明文 http 发送 / {en}, refused: allowed_hosts lists {host}, but the source's url ({home}) is https and credentials never go over plain http",
+            host = f.host,
+            home = f.home
+        );
+    }
+    format!(
+        "{zh}，已拒绝：凭据只发往来源 url 的来源（协议、主机、端口均相同：{home}）及 allowed_hosts 所列主机；如确需跟随，请在 allowed_hosts 中加入 \"{host}\" / {en}, refused: credentials go only to the origin of the source's url (same scheme, host and port: {home}) and to the hosts in allowed_hosts; to follow it, add \"{host}\" to allowed_hosts",
+        host = f.host,
+        home = f.home
+    )
+}
+
+/// The [`ForeignOrigin`] that made a `reqwest` request fail (a redirect the client's policy
+/// refused), if that is why it failed.
+pub fn foreign_origin_of(e: &reqwest::Error) -> Option<ForeignOrigin> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(f) = s.downcast_ref::<ForeignOrigin>() {
+            return Some(f.clone());
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// Why an HTTP exchange gave no usable answer.
@@ -118,6 +199,9 @@ pub enum HttpError {
         /// The wait asked for.
         wait: Duration,
     },
+    /// A request or redirect that would carry the credentials to another origin, refused.
+    #[error(transparent)]
+    ForeignOrigin(ForeignOrigin),
     /// The circuit breaker is open: requests are paused.
     #[error("circuit open until {until}")]
     CircuitOpen {

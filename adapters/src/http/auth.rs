@@ -19,7 +19,7 @@
 //! Secrets come inline (avoid), from `<name>_env` or `<name>_file`; none of them is ever
 //! printed, logged or shown by `Debug`.
 
-use crate::common::http_error::{error_chain, AuthError};
+use crate::common::http_error::{error_chain, foreign_origin_of, AuthError};
 use crate::common::json_path::{json_at, scalar_text};
 use crate::common::secret::{Redacted, Secret, SecretSource};
 use crate::common::settings::SettingsProblem;
@@ -790,11 +790,15 @@ impl TokenAuth {
                     .body(serde_json::Value::Object(body).to_string())
             }
         };
+        // The client's redirect policy lets the token request follow redirects only within the
+        // token endpoint's origin, the source's own and the allowed hosts.
         let response = request
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| AuthError::Unreachable(error_chain(&e)))?;
+            .map_err(|e| {
+                foreign_origin_of(&e).map_or_else(|| AuthError::Unreachable(error_chain(&e)), AuthError::ForeignOrigin)
+            })?;
         let status = response.status();
         let body = response
             .bytes()

@@ -13,10 +13,16 @@
 //! [`HttpError::CircuitOpen`] for `circuit_open_seconds`; then one trial request is let
 //! through (half-open): its success closes the circuit, its failure opens it again. Any answer
 //! that shows the source is up (2xx, 4xx, a SOAP fault) resets the count.
+//!
+//! A pull source's client sends requests, and follows redirects, only to the origin of the
+//! source's `url` and the hosts of its `allowed_hosts` (see [`super::origin`]): anything else
+//! fails at once with [`HttpError::ForeignOrigin`], before any credential is added, and is
+//! not retried.
 
 use super::auth::{auth_of, Auth, AuthSettings, AuthUsed};
+use super::origin::{allowed_hosts, OriginGuard};
 use crate::common::health::{CircuitState, SourceHealth};
-use crate::common::http_error::{error_chain, AuthError, HttpError};
+use crate::common::http_error::{error_chain, foreign_origin_of, AuthError, Hop, HttpError};
 use crate::common::retry_after::retry_after_header;
 use crate::common::settings::{joined, SettingsProblem};
 use crate::common::text::excerpt;
@@ -24,12 +30,12 @@ use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use reqwest::StatusCode;
+use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How much of an error answer's body is kept in errors and `last_error`.
@@ -50,6 +56,7 @@ pub const CLIENT_KEYS: &[&str] = &[
     "max_response_bytes",
     "headers",
     "auth",
+    "allowed_hosts",
 ];
 
 /// Connection behaviour of a pull source.
@@ -93,6 +100,10 @@ pub struct ClientSettings {
     pub headers: BTreeMap<String, String>,
     /// Authentication (default none); see [`super::auth`].
     pub auth: Option<AuthSettings>,
+    /// Hosts besides the origin of the source's `url` that requests, next links and redirects
+    /// may go to with the source's credentials (default none); see [`super::origin`].
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 fn default_timeout() -> f64 {
@@ -139,6 +150,7 @@ impl Default for ClientSettings {
             max_response_bytes: default_max_response(),
             headers: BTreeMap::new(),
             auth: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -173,6 +185,9 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Follow up to five redirects (pull sources); false: a 3xx is the peer's answer.
     pub follow_redirects: bool,
+    /// Where requests and redirects may go with the credentials; `None`: anywhere (the REST
+    /// sink, which follows no redirects and sends only to its configured URL).
+    pub origins: Option<Arc<OriginGuard>>,
     /// The rate limit, if any; token requests count too.
     pub quota: Option<Quota>,
     /// Requests in flight at once over the client; `None`: no limit.
@@ -270,6 +285,7 @@ impl ClientSettings {
         }
         let headers = header_map(&self.headers, &mut problems);
         let auth = auth_of(self.auth.as_ref(), base, &mut problems);
+        allowed_hosts(&self.allowed_hosts, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -286,6 +302,7 @@ impl ClientSettings {
             timeout: Duration::from_secs_f64(self.timeout_seconds),
             connect_timeout: Duration::from_secs_f64(self.connect_timeout_seconds),
             follow_redirects: true,
+            origins: None,
             quota,
             concurrency: Some(self.concurrency.max(1)),
             max_response_bytes: Some(self.max_response_bytes),
@@ -365,6 +382,7 @@ pub struct HttpClient {
     permits: Option<tokio::sync::Semaphore>,
     retry: RetryPolicy,
     max_response_bytes: Option<usize>,
+    origins: Option<Arc<OriginGuard>>,
     state: Mutex<State>,
 }
 
@@ -377,19 +395,32 @@ impl std::fmt::Debug for HttpClient {
 }
 
 impl HttpClient {
-    /// The client of the pull source `source_id` (no connection is made before the first
-    /// request).
-    pub fn new(source_id: &str, settings: &ClientSettings, base: &Path) -> Result<HttpClient, HttpError> {
-        let options = settings.options(base).map_err(|p| HttpError::Settings(joined(&p)))?;
+    /// The client of the pull source `source_id` whose `url` is `home` (no connection is made
+    /// before the first request): it sends and follows redirects only to `home`'s origin and
+    /// the `allowed_hosts`.
+    pub fn new(source_id: &str, settings: &ClientSettings, base: &Path, home: &Url) -> Result<HttpClient, HttpError> {
+        let mut options = settings.options(base).map_err(|p| HttpError::Settings(joined(&p)))?;
+        let mut problems = Vec::new();
+        let allowed = allowed_hosts(&settings.allowed_hosts, &mut problems);
+        options.origins = Some(Arc::new(OriginGuard::new(home, allowed)));
         HttpClient::with_options(source_id, options)
+    }
+
+    /// Whether a request to `url`, reached by `hop`, may carry the credentials (always, for a
+    /// client without an origin guard).
+    pub fn check_origin(&self, url: &Url, hop: Hop) -> Result<(), HttpError> {
+        match &self.origins {
+            Some(g) => g.check(url, hop).map_err(HttpError::ForeignOrigin),
+            None => Ok(()),
+        }
     }
 
     /// A client named `name` (in logs) that sends as `options` say.
     pub fn with_options(name: &str, options: ClientOptions) -> Result<HttpClient, HttpError> {
-        let redirects = if options.follow_redirects {
-            reqwest::redirect::Policy::limited(5)
-        } else {
-            reqwest::redirect::Policy::none()
+        let redirects = match (options.follow_redirects, &options.origins) {
+            (false, _) => reqwest::redirect::Policy::none(),
+            (true, Some(guard)) => Arc::clone(guard).redirect_policy(5),
+            (true, None) => reqwest::redirect::Policy::limited(5),
         };
         let client = reqwest::Client::builder()
             .user_agent(concat!("ganzhi-gateway/", env!("CARGO_PKG_VERSION")))
@@ -407,6 +438,7 @@ impl HttpClient {
             permits: options.concurrency.map(|n| tokio::sync::Semaphore::new(n.max(1))),
             retry: options.retry,
             max_response_bytes: options.max_response_bytes,
+            origins: options.origins,
             state: Mutex::new(State {
                 breaker: Breaker {
                     state: CircuitState::Closed,
@@ -635,6 +667,8 @@ impl HttpClient {
         let mut request = build(&self.client)
             .build()
             .map_err(|e| HttpError::Request(error_chain(&e)))?;
+        // Before any credential is added: nothing of them goes to another origin.
+        self.check_origin(request.url(), Hop::Request)?;
         for (name, value) in &self.headers {
             if !request.headers().contains_key(name) {
                 request.headers_mut().insert(name.clone(), value.clone());
@@ -650,11 +684,10 @@ impl HttpClient {
         }
         self.state().requests += 1;
         let sent = Instant::now();
-        let response = self
-            .client
-            .execute(request)
-            .await
-            .map_err(|e| HttpError::unanswered(&e))?;
+        let response =
+            self.client.execute(request).await.map_err(|e| {
+                foreign_origin_of(&e).map_or_else(|| HttpError::unanswered(&e), HttpError::ForeignOrigin)
+            })?;
         Ok((response, used, sent))
     }
 
@@ -674,6 +707,12 @@ impl HttpClient {
             }
             Err(e @ HttpError::Auth(_)) => return Attempt::Final(e, true),
             Err(e @ HttpError::Request(_)) => return Attempt::Final(e, false),
+            // Never retried: the same request would aim at the same origin again. A redirect
+            // is the source's answer (it is up); a request refused before sending is not.
+            Err(HttpError::ForeignOrigin(f)) => {
+                let answered = matches!(f.hop, Hop::Redirect { .. });
+                return Attempt::Final(HttpError::ForeignOrigin(f), answered);
+            }
             Err(e) => return Attempt::Transient(e.to_string(), None),
         };
         let status = response.status();
@@ -768,7 +807,7 @@ mod tests {
 
     fn client(text: &str) -> HttpClient {
         let s: ClientSettings = toml::from_str(text).unwrap();
-        HttpClient::new("t", &s, Path::new("/")).unwrap()
+        HttpClient::new("t", &s, Path::new("/"), &Url::parse("http://127.0.0.1/").unwrap()).unwrap()
     }
 
     #[test]

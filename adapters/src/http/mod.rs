@@ -3,7 +3,10 @@
 //! - [`auth`]: how requests prove who sends them (static header or API key, basic, bearer, a
 //!   token from a token endpoint with refresh, HMAC-SHA256 signatures);
 //! - [`client`]: one client per source with a rate limit, a concurrency limit, timeouts,
-//!   retries with backoff and jitter, a circuit breaker and the counters behind `health()`.
+//!   retries with backoff and jitter, a circuit breaker and the counters behind `health()`;
+//! - [`origin`]: where a pull source's credentials may go (its `url`'s origin and its
+//!   `allowed_hosts`), for requests, next links and redirects.
 
 pub mod auth;
 pub mod client;
+pub mod origin;

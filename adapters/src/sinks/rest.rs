@@ -214,6 +214,7 @@ impl RestSettings {
             timeout: Duration::from_secs(self.timeout_seconds),
             connect_timeout: Duration::from_secs(self.connect_timeout_seconds),
             follow_redirects: false,
+            origins: None,
             quota,
             concurrency: None,
             max_response_bytes: None,

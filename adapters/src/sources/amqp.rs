@@ -9,6 +9,12 @@
 //! declared with `x-dead-letter-exchange`) instead of redelivering it forever. A message whose
 //! commit keeps failing is made poison by the gateway after `max_redeliveries` failures
 //! ([`MessageBatch::split_suspects`], [`MessageBatch::into_poison`]).
+//!
+//! Before consuming, [`inspect_topology`] compares the queue (and the dead-letter exchange and
+//! queue) the broker already holds with what the gateway declares, and turns RabbitMQ's
+//! PRECONDITION_FAILED into a [`SourceError::Topology`] that says what differs and what to
+//! change; [`check_broker`] does the same without declaring anything, for `gateway config
+//! check --connect`.
 
 use super::contract::{PulledRecord, SourceError, SourceItem, UnparsedRecord};
 use crate::common::amqp_url::broker_uri;
@@ -20,6 +26,7 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions, ExchangeDeclareOptions,
     QueueBindOptions, QueueDeclareOptions,
 };
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::uri::AMQPUri;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
@@ -425,23 +432,22 @@ impl MessageBatch {
 }
 
 impl AmqpConsumer {
-    /// Connect, declare the topology (when configured) and start consuming.
+    /// Connect, check the topology against the broker's (declaring what is missing when
+    /// `declare_queue` is set, see [`inspect_topology`]) and start consuming.
     pub async fn connect(
         source_id: &str,
         settings: &AmqpSourceSettings,
         base: &Path,
     ) -> Result<AmqpConsumer, SourceError> {
-        let uri = settings.uri(base).map_err(SourceError::Settings)?;
+        let (connection, vhost) = open_connection(source_id, settings, base).await?;
         let timeout = Duration::from_secs(settings.connect_timeout_seconds);
-        let open = async {
-            let props = ConnectionProperties::default()
-                .with_connection_name(LongString::from(format!("ganzhi-gateway source {source_id}")));
-            let connection = Connection::connect_uri(uri, props).await?;
-            let channel = connection.create_channel().await?;
-            if settings.declare_queue {
-                declare_topology(&channel, settings).await?;
-            }
-            channel.basic_qos(settings.prefetch, BasicQosOptions::default()).await?;
+        let ready = async {
+            inspect_topology(&connection, settings, &vhost, true).await?;
+            let channel = connection.create_channel().await.map_err(unavailable)?;
+            channel
+                .basic_qos(settings.prefetch, BasicQosOptions::default())
+                .await
+                .map_err(unavailable)?;
             let consumer = channel
                 .basic_consume(
                     settings.queue.as_str().into(),
@@ -449,17 +455,18 @@ impl AmqpConsumer {
                     BasicConsumeOptions::default(),
                     FieldTable::default(),
                 )
-                .await?;
-            Ok::<_, lapin::Error>((connection, channel, consumer))
+                .await
+                .map_err(unavailable)?;
+            Ok::<_, SourceError>((channel, consumer))
         };
-        let (connection, channel, consumer) = match tokio::time::timeout(timeout, open).await {
-            Ok(Ok(parts)) => parts,
-            Ok(Err(e)) => return Err(SourceError::Unavailable(format!("AMQP: {e}"))),
-            Err(_) => {
-                return Err(SourceError::Unavailable(format!(
-                    "AMQP broker not reached within {}s",
-                    timeout.as_secs()
-                )))
+        let ready = tokio::time::timeout(timeout, ready)
+            .await
+            .unwrap_or_else(|_| Err(not_reached(timeout)));
+        let (channel, consumer) = match ready {
+            Ok(parts) => parts,
+            Err(e) => {
+                let _ = connection.close(200, "not consuming".into()).await;
+                return Err(e);
             }
         };
         Ok(AmqpConsumer {
@@ -573,43 +580,383 @@ impl AmqpConsumer {
     }
 }
 
-async fn declare_topology(channel: &Channel, settings: &AmqpSourceSettings) -> Result<(), lapin::Error> {
-    let durable_exchange = ExchangeDeclareOptions {
-        durable: true,
+/// An AMQP failure that retrying may cure (the broker away, a channel closed).
+fn unavailable(e: lapin::Error) -> SourceError {
+    SourceError::Unavailable(format!("AMQP: {e}"))
+}
+
+fn not_reached(timeout: Duration) -> SourceError {
+    SourceError::Unavailable(format!("AMQP broker not reached within {}s", timeout.as_secs()))
+}
+
+/// Open a connection to the source's broker (within `connect_timeout_seconds`); its vhost too.
+async fn open_connection(
+    source_id: &str,
+    settings: &AmqpSourceSettings,
+    base: &Path,
+) -> Result<(Connection, String), SourceError> {
+    let uri = settings.uri(base).map_err(SourceError::Settings)?;
+    let vhost = uri.vhost.clone();
+    let timeout = Duration::from_secs(settings.connect_timeout_seconds);
+    let props = ConnectionProperties::default()
+        .with_connection_name(LongString::from(format!("ganzhi-gateway source {source_id}")));
+    match tokio::time::timeout(timeout, Connection::connect_uri(uri, props)).await {
+        Ok(Ok(connection)) => Ok((connection, vhost)),
+        Ok(Err(e)) => Err(unavailable(e)),
+        Err(_) => Err(not_reached(timeout)),
+    }
+}
+
+/// Connect to the source's broker and compare its queue (and, with `declare_queue`, the
+/// dead-letter exchange and queue) with what the gateway declares, changing nothing: one line
+/// per object on success, else the error the consumer would report at start. For `gateway
+/// config check --connect`.
+pub async fn check_broker(
+    source_id: &str,
+    settings: &AmqpSourceSettings,
+    base: &Path,
+) -> Result<Vec<String>, SourceError> {
+    let (connection, vhost) = open_connection(source_id, settings, base).await?;
+    let timeout = Duration::from_secs(settings.connect_timeout_seconds);
+    let checked = tokio::time::timeout(timeout, inspect_topology(&connection, settings, &vhost, false))
+        .await
+        .unwrap_or_else(|_| Err(not_reached(timeout)));
+    let _ = connection.close(200, "checked".into()).await;
+    checked
+}
+
+/// What the gateway declares for an AMQP source with `declare_queue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// The source's queue: durable, `x-dead-letter-exchange` = `dead_letter_exchange`.
+    Queue,
+    /// `dead_letter_exchange`: fanout, durable.
+    DeadLetterExchange,
+    /// `<queue>.dead`: durable, no arguments, bound to the dead-letter exchange.
+    DeadQueue,
+}
+
+impl Part {
+    /// (Chinese, English) kind of object, and its name.
+    fn object(self, settings: &AmqpSourceSettings) -> (&'static str, &'static str, String) {
+        match self {
+            Part::Queue => ("队列", "queue", settings.queue.clone()),
+            Part::DeadLetterExchange => ("交换机", "exchange", settings.dead_letter_exchange.clone()),
+            Part::DeadQueue => ("队列", "queue", dead_queue_name(settings)),
+        }
+    }
+
+    /// How the gateway declares it, in words.
+    fn declared(self, settings: &AmqpSourceSettings) -> String {
+        match self {
+            Part::Queue => format!(
+                "durable = true, x-dead-letter-exchange = '{}'",
+                settings.dead_letter_exchange
+            ),
+            Part::DeadLetterExchange => "type = 'fanout', durable = true".into(),
+            Part::DeadQueue => "durable = true".into(),
+        }
+    }
+}
+
+fn dead_queue_name(settings: &AmqpSourceSettings) -> String {
+    format!("{}.dead", settings.queue)
+}
+
+/// The soft error the broker answered with, if that is what `e` is.
+fn soft_error(e: &lapin::Error) -> Option<(AMQPSoftError, String)> {
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => match amqp.kind() {
+            AMQPErrorKind::Soft(soft) => Some((soft.clone(), amqp.get_message().as_str().to_string())),
+            AMQPErrorKind::Hard(_) => None,
+        },
+        _ => None,
+    }
+}
+
+/// Compare the source's topology with the broker's and, with `create`, declare what is
+/// missing. Each existing object is first declared passively (which tells only that it exists),
+/// then actively with the gateway's properties: RabbitMQ answers PRECONDITION_FAILED naming the
+/// first property that differs, which becomes a [`SourceError::Topology`] saying what to change.
+/// Without `create` nothing is created. With `declare_queue = false` the queue must exist and
+/// is not compared. Every operation runs on a channel of its own (a refusal closes its channel).
+pub async fn inspect_topology(
+    connection: &Connection,
+    settings: &AmqpSourceSettings,
+    vhost: &str,
+    create: bool,
+) -> Result<Vec<String>, SourceError> {
+    let queue = &settings.queue;
+    if !settings.declare_queue {
+        return match passive_queue(connection, queue).await? {
+            Some(q) => Ok(vec![format!(
+                "队列 {queue} 已存在（{}）；declare_queue = false，不比较其参数 / queue {queue} exists ({}); declare_queue = false: its arguments are not compared",
+                counts_zh(&q),
+                counts_en(&q)
+            )]),
+            None => Err(SourceError::Topology(format!(
+                "队列 {queue} 不存在于 vhost {vhost}：declare_queue = false 时须由代理管理员事先声明；请声明该队列，或设 declare_queue = true 由网关声明 / queue {queue} does not exist in vhost {vhost}: with declare_queue = false the broker's administrators declare it; declare it, or set declare_queue = true to let the gateway declare it"
+            ))),
+        };
+    }
+    let mut lines = Vec::new();
+    let mut missing = Vec::new();
+    for part in [Part::Queue, Part::DeadLetterExchange, Part::DeadQueue] {
+        let (zh, en, name) = part.object(settings);
+        let exists = match part {
+            Part::DeadLetterExchange => passive_exchange(connection, &name).await?.then_some(None),
+            _ => passive_queue(connection, &name).await?.map(Some),
+        };
+        match exists {
+            Some(q) => {
+                declare(connection, part, settings, vhost).await?;
+                let (counts_zh, counts_en) = q.as_ref().map_or_else(Default::default, |q| {
+                    (format!("，{}", counts_zh(q)), format!(", {}", counts_en(q)))
+                });
+                lines.push(format!(
+                    "{zh} {name}：已存在，与网关的声明一致{counts_zh} / {en} {name}: exists as the gateway declares it{counts_en}"
+                ));
+            }
+            None => {
+                missing.push(part);
+                lines.push(format!(
+                    "{zh} {name}：不存在，网关启动时声明（{}）/ {en} {name}: absent, declared by the gateway at start ({})",
+                    part.declared(settings),
+                    part.declared(settings)
+                ));
+            }
+        }
+    }
+    if create {
+        // The dead-letter exchange and queue before the queue that names them.
+        for part in [Part::DeadLetterExchange, Part::DeadQueue, Part::Queue] {
+            if missing.contains(&part) {
+                declare(connection, part, settings, vhost).await?;
+            }
+        }
+        let channel = connection.create_channel().await.map_err(unavailable)?;
+        channel
+            .queue_bind(
+                dead_queue_name(settings).as_str().into(),
+                settings.dead_letter_exchange.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(unavailable)?;
+        let _ = channel.close(200, "declared".into()).await;
+    }
+    Ok(lines)
+}
+
+fn counts_zh(q: &lapin::Queue) -> String {
+    format!("{} 条消息，{} 个消费者", q.message_count(), q.consumer_count())
+}
+
+fn counts_en(q: &lapin::Queue) -> String {
+    format!("{} messages, {} consumers", q.message_count(), q.consumer_count())
+}
+
+/// The queue `name` as the broker has it, or `None` when it does not exist.
+async fn passive_queue(connection: &Connection, name: &str) -> Result<Option<lapin::Queue>, SourceError> {
+    let channel = connection.create_channel().await.map_err(unavailable)?;
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    match channel.queue_declare(name.into(), options, FieldTable::default()).await {
+        Ok(q) => {
+            let _ = channel.close(200, "checked".into()).await;
+            Ok(Some(q))
+        }
+        Err(e) if matches!(soft_error(&e), Some((AMQPSoftError::NOTFOUND, _))) => Ok(None),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// Whether the exchange `name` exists.
+async fn passive_exchange(connection: &Connection, name: &str) -> Result<bool, SourceError> {
+    let channel = connection.create_channel().await.map_err(unavailable)?;
+    let options = ExchangeDeclareOptions {
+        passive: true,
         ..ExchangeDeclareOptions::default()
     };
+    match channel
+        .exchange_declare(name.into(), ExchangeKind::Fanout, options, FieldTable::default())
+        .await
+    {
+        Ok(()) => {
+            let _ = channel.close(200, "checked".into()).await;
+            Ok(true)
+        }
+        Err(e) if matches!(soft_error(&e), Some((AMQPSoftError::NOTFOUND, _))) => Ok(false),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// Declare `part` with the gateway's properties (a no-op for an equal one); PRECONDITION_FAILED
+/// becomes a [`SourceError::Topology`] saying what differs and what to change.
+async fn declare(
+    connection: &Connection,
+    part: Part,
+    settings: &AmqpSourceSettings,
+    vhost: &str,
+) -> Result<(), SourceError> {
+    let channel = connection.create_channel().await.map_err(unavailable)?;
     let durable_queue = QueueDeclareOptions {
         durable: true,
         ..QueueDeclareOptions::default()
     };
-    let dlx = settings.dead_letter_exchange.as_str();
-    channel
-        .exchange_declare(
-            dlx.into(),
-            ExchangeKind::Fanout,
-            durable_exchange,
-            FieldTable::default(),
-        )
-        .await?;
-    let dead_queue = format!("{}.dead", settings.queue);
-    channel
-        .queue_declare(dead_queue.as_str().into(), durable_queue, FieldTable::default())
-        .await?;
-    channel
-        .queue_bind(
-            dead_queue.as_str().into(),
-            dlx.into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-    let mut arguments = FieldTable::default();
-    arguments.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(dlx.into()));
-    channel
-        .queue_declare(settings.queue.as_str().into(), durable_queue, arguments)
-        .await?;
-    Ok(())
+    let result = match part {
+        Part::Queue => {
+            let mut arguments = FieldTable::default();
+            arguments.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(settings.dead_letter_exchange.as_str().into()),
+            );
+            channel
+                .queue_declare(settings.queue.as_str().into(), durable_queue, arguments)
+                .await
+                .map(drop)
+        }
+        Part::DeadQueue => channel
+            .queue_declare(
+                dead_queue_name(settings).as_str().into(),
+                durable_queue,
+                FieldTable::default(),
+            )
+            .await
+            .map(drop),
+        Part::DeadLetterExchange => {
+            let durable = ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            };
+            channel
+                .exchange_declare(
+                    settings.dead_letter_exchange.as_str().into(),
+                    ExchangeKind::Fanout,
+                    durable,
+                    FieldTable::default(),
+                )
+                .await
+        }
+    };
+    match result {
+        Ok(()) => {
+            let _ = channel.close(200, "declared".into()).await;
+            Ok(())
+        }
+        Err(e) => match soft_error(&e) {
+            Some((AMQPSoftError::PRECONDITIONFAILED, text)) => {
+                Err(SourceError::Topology(explain(part, settings, vhost, &text)))
+            }
+            _ => Err(unavailable(e)),
+        },
+    }
+}
+
+/// RabbitMQ's account of one property that differs: `inequivalent arg 'ARG' for queue 'Q' in
+/// vhost 'V': received VALUE but current is VALUE`, a value being `none`, `'text'` or `the
+/// value 'text' of type 'longstr'`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Inequivalent {
+    arg: String,
+    /// What the gateway sent (`None`: it sent no such argument).
+    received: Option<String>,
+    /// What the broker holds (`None`: absent).
+    current: Option<String>,
+}
+
+fn parse_inequivalent(text: &str) -> Option<Inequivalent> {
+    let rest = text.split_once("inequivalent arg '")?.1;
+    let (arg, rest) = rest.split_once('\'')?;
+    let (_, rest) = rest.split_once(": received ")?;
+    let (received, current) = rest.split_once(" but current is ")?;
+    Some(Inequivalent {
+        arg: arg.to_string(),
+        received: broker_value(received),
+        current: broker_value(current),
+    })
+}
+
+fn broker_value(text: &str) -> Option<String> {
+    let text = text.trim();
+    if text == "none" {
+        return None;
+    }
+    let quoted = text.strip_prefix("the value ").unwrap_or(text);
+    let inner = match quoted.strip_prefix('\'') {
+        Some(inner) => inner,
+        None => return Some(text.to_string()),
+    };
+    let end = inner
+        .rfind("' of type '")
+        .or_else(|| inner.rfind('\''))
+        .unwrap_or(inner.len());
+    Some(inner[..end].to_string())
+}
+
+/// What to say when the broker refuses to declare `part` as the gateway does (`text`: the
+/// broker's reply): the object, the property it holds, the one the gateway would set, and what
+/// to change.
+fn explain(part: Part, settings: &AmqpSourceSettings, vhost: &str, text: &str) -> String {
+    let (what_zh, what_en, name) = part.object(settings);
+    let Some(diff) = parse_inequivalent(text) else {
+        let declared = part.declared(settings);
+        let (advice_zh, advice_en) = advice(part, settings, &name, &declared, None);
+        return format!(
+            "{what_zh} {name} 已存在于 vhost {vhost}，其属性与网关的声明（{declared}）不同，代理拒绝：{text}；{advice_zh} / {what_en} {name} exists in vhost {vhost} with other properties than the gateway declares ({declared}), and the broker refuses: {text}; {advice_en}"
+        );
+    };
+    let arg = &diff.arg;
+    let (held_zh, held_en) = match &diff.current {
+        None => (format!("且没有 {arg}"), format!("{arg} absent")),
+        Some(v) => (format!("其 {arg} = '{v}'"), format!("{arg} = '{v}'")),
+    };
+    let (wanted_zh, wanted_en) = match &diff.received {
+        None => (format!("不带 {arg}"), format!("no {arg}")),
+        Some(v) => (format!("{arg} = '{v}'"), format!("{arg} = '{v}'")),
+    };
+    let own_dlx = (part == Part::Queue && arg == "x-dead-letter-exchange")
+        .then(|| diff.current.clone())
+        .flatten();
+    let (advice_zh, advice_en) = advice(part, settings, &name, &wanted_en, own_dlx.as_deref());
+    format!(
+        "{what_zh} {name} 已存在于 vhost {vhost}，{held_zh}；网关会以 {wanted_zh} 声明它，代理拒绝（PRECONDITION_FAILED）：{advice_zh} / {what_en} {name} exists in vhost {vhost} with {held_en}; the gateway would declare it with {wanted_en}, which the broker refuses (PRECONDITION_FAILED): {advice_en}"
+    )
+}
+
+/// What to change so that `part` (named `name`) and the gateway agree.
+fn advice(
+    part: Part,
+    settings: &AmqpSourceSettings,
+    name: &str,
+    wanted: &str,
+    own_dlx: Option<&str>,
+) -> (String, String) {
+    match part {
+        Part::Queue => {
+            let (mut zh, mut en) = (
+                format!("请设 declare_queue = false 并自行为该队列配置死信交换机与死信队列，或删除该队列（或以 {wanted} 重建）后由网关声明"),
+                format!("either set declare_queue = false and bind a dead-letter exchange and queue to it yourself, or delete the queue (or recreate it with {wanted}) and let the gateway declare it"),
+            );
+            if let Some(dlx) = own_dlx {
+                zh.push_str(&format!("；或设 dead_letter_exchange = \"{dlx}\" 沿用该队列已有的死信交换机"));
+                en.push_str(&format!("; or set dead_letter_exchange = \"{dlx}\" to use the queue's own dead-letter exchange"));
+            }
+            (zh, en)
+        }
+        Part::DeadLetterExchange => (
+            format!("请把 dead_letter_exchange 设为未被使用的交换机名，或删除交换机 {name}（或以 {wanted} 重建），或设 declare_queue = false"),
+            format!("either set dead_letter_exchange to an exchange name not in use, or delete the exchange {name} (or recreate it with {wanted}), or set declare_queue = false"),
+        ),
+        Part::DeadQueue => (
+            format!("请删除队列 {name}（或以 {wanted} 重建）后由网关声明，或设 declare_queue = false 并自行处理死信（队列 {} 的死信）", settings.queue),
+            format!("either delete the queue {name} (or recreate it with {wanted}) and let the gateway declare it, or set declare_queue = false and look after the dead letters of {} yourself", settings.queue),
+        ),
+    }
 }
 
 fn poison(payload: Vec<u8>, position: &str, message: String) -> UnparsedRecord {
@@ -816,6 +1163,55 @@ mod tests {
         assert_eq!(s.reconnect_pause(0), Duration::from_millis(100));
         assert_eq!(s.reconnect_pause(2), Duration::from_millis(400));
         assert_eq!(s.reconnect_pause(10), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_brokers_inequivalent_arg_replies_are_read() {
+        let absent = parse_inequivalent("PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange' for queue 'dept.cases' in vhost 'v': received the value 'ganzhi.dead-letter' of type 'longstr' but current is none").unwrap();
+        assert_eq!(
+            absent,
+            Inequivalent {
+                arg: "x-dead-letter-exchange".into(),
+                received: Some("ganzhi.dead-letter".into()),
+                current: None
+            }
+        );
+        let durable = parse_inequivalent("PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'q' in vhost '/': received 'true' but current is 'false'").unwrap();
+        assert_eq!(
+            (durable.received.as_deref(), durable.current.as_deref()),
+            (Some("true"), Some("false"))
+        );
+        let extra = parse_inequivalent("PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue 'q.dead' in vhost '/': received none but current is the value '60000' of type 'signedint'").unwrap();
+        assert_eq!((extra.received, extra.current.as_deref()), (None, Some("60000")));
+        assert_eq!(parse_inequivalent("PRECONDITION_FAILED - something else"), None);
+    }
+
+    #[test]
+    fn a_refused_declaration_says_what_the_queue_holds_what_the_gateway_wants_and_what_to_change() {
+        let s = settings("");
+        let absent = explain(Part::Queue, &s, "v", "PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange' for queue 'q' in vhost 'v': received the value 'ganzhi.dead-letter' of type 'longstr' but current is none");
+        for part in [
+            "queue q exists in vhost v with x-dead-letter-exchange absent",
+            "the gateway would declare it with x-dead-letter-exchange = 'ganzhi.dead-letter'",
+            "set declare_queue = false",
+            "delete the queue",
+            "队列 q 已存在",
+        ] {
+            assert!(absent.contains(part), "{part:?} missing in {absent}");
+        }
+        let other = explain(Part::Queue, &s, "v", "PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange' for queue 'q' in vhost 'v': received the value 'ganzhi.dead-letter' of type 'longstr' but current is the value 'dept.dlx' of type 'longstr'");
+        assert!(other.contains("set dead_letter_exchange = \"dept.dlx\""), "{other}");
+        let exchange = explain(Part::DeadLetterExchange, &s, "v", "PRECONDITION_FAILED - inequivalent arg 'type' for exchange 'ganzhi.dead-letter' in vhost 'v': received 'fanout' but current is 'direct'");
+        assert!(
+            exchange.contains("exchange ganzhi.dead-letter exists in vhost v with type = 'direct'")
+                && exchange.contains("dead_letter_exchange to an exchange name not in use"),
+            "{exchange}"
+        );
+        let unknown = explain(Part::DeadQueue, &s, "v", "PRECONDITION_FAILED - odd");
+        assert!(
+            unknown.contains("queue q.dead") && unknown.contains("PRECONDITION_FAILED - odd"),
+            "{unknown}"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! runs, and why a pull failed ([`SourceError`], made from the HTTP client's [`HttpError`]).
 
 use crate::common::health::SourceHealth;
-use crate::common::http_error::HttpError;
+use crate::common::http_error::{AuthError, ForeignOrigin, HttpError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -88,6 +88,14 @@ pub enum SourceError {
     /// The settings cannot be used.
     #[error("来源配置错误 / source settings: {0}")]
     Settings(String),
+    /// The broker holds a queue or exchange that conflicts with what the settings declare, or
+    /// lacks one they expect (AMQP); the text says what to change.
+    #[error("AMQP 队列或交换机与配置不符 / the broker's queues or exchanges conflict with the settings: {0}")]
+    Topology(String),
+    /// A next link or redirect aimed at another origin than the source's own and the hosts of
+    /// its `allowed_hosts`: refused, nothing sent there with the credentials.
+    #[error(transparent)]
+    ForeignOrigin(ForeignOrigin),
     /// The run reached `max_pages` with more records at the source, and its cursor could not
     /// move (the source does not return records in watermark order): the source is stalled.
     #[error(
@@ -108,6 +116,7 @@ impl From<HttpError> for SourceError {
                 message: body,
             },
             HttpError::Settings(m) => SourceError::Settings(m),
+            HttpError::ForeignOrigin(f) | HttpError::Auth(AuthError::ForeignOrigin(f)) => SourceError::ForeignOrigin(f),
             e @ (HttpError::Client(_) | HttpError::Request(_)) => SourceError::Settings(e.to_string()),
             e @ (HttpError::Auth(_) | HttpError::Refused { .. }) => SourceError::Auth(e.to_string()),
             e @ HttpError::TooLarge { .. } => SourceError::Protocol(e.to_string()),

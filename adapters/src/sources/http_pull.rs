@@ -37,6 +37,62 @@ pub(crate) fn default_max_pages() -> u64 {
     10_000
 }
 
+/// Default of `success_values`: the codes legacy systems commonly answer success with.
+pub(crate) fn default_success_values() -> Vec<String> {
+    ["0", "00", "0000", "200"].map(String::from).to_vec()
+}
+
+/// A business status inside an answer (REST: dotted JSON paths; SOAP: element paths): where
+/// its code is, which codes mean success, where its message is.
+#[derive(Debug, Clone)]
+pub(crate) struct BusinessStatus {
+    path: String,
+    success: Vec<String>,
+    message_path: Option<String>,
+}
+
+impl BusinessStatus {
+    /// The settings `status_path`, `success_values` (default [`default_success_values`]) and
+    /// `message_path`, checked; `None` without `status_path` (no status is checked then).
+    pub fn from_settings(
+        status_path: Option<&str>,
+        success_values: Option<&[String]>,
+        message_path: Option<&str>,
+        problems: &mut Vec<SettingsProblem>,
+    ) -> Option<BusinessStatus> {
+        if status_path.is_some_and(str::is_empty) {
+            problems.push(SettingsProblem::new("status_path", "不能为空 / must not be empty"));
+        }
+        if success_values.is_some_and(<[String]>::is_empty) {
+            problems.push(SettingsProblem::new("success_values", "不能为空 / must not be empty"));
+        }
+        Some(BusinessStatus {
+            path: status_path.filter(|p| !p.is_empty())?.to_string(),
+            success: success_values.map_or_else(default_success_values, <[String]>::to_vec),
+            message_path: message_path.filter(|p| !p.is_empty()).map(str::to_string),
+        })
+    }
+
+    /// Check an answer: `text_at` reads the text at a path of it, `whole` gives an excerpt of
+    /// the answer for an error without a message. A code not among the success values, or
+    /// no code at all, is the source's error with its code and message.
+    pub fn check(
+        &self,
+        text_at: impl Fn(&str) -> Option<String>,
+        whole: impl FnOnce() -> String,
+    ) -> Result<(), SourceError> {
+        let code = text_at(&self.path);
+        if code.as_ref().is_some_and(|c| self.success.contains(c)) {
+            return Ok(());
+        }
+        let message = self.message_path.as_deref().and_then(&text_at).unwrap_or_else(whole);
+        Err(SourceError::Answer {
+            code: code.unwrap_or_else(|| format!("(no {})", self.path)),
+            message,
+        })
+    }
+}
+
 /// The `url` key: an http or https URL; otherwise a problem and `None`.
 pub(crate) fn http_url(text: &str, problems: &mut Vec<SettingsProblem>) -> Option<Url> {
     match Url::parse(text) {
@@ -178,6 +234,12 @@ pub(crate) fn parse<T: DeserializeOwned, P>(
     }
 }
 
+/// A checked pull plan: what the HTTP client needs to know of it.
+pub(crate) trait PullPlan {
+    /// The source's `url`: its origin is where the credentials go (with `allowed_hosts`).
+    fn url(&self) -> &Url;
+}
+
 /// What a pull source keeps: its id, its own settings, its pull plan and its HTTP client.
 pub(crate) struct Inner<S, P> {
     /// The source's id.
@@ -190,7 +252,7 @@ pub(crate) struct Inner<S, P> {
     pub client: HttpClient,
 }
 
-impl<S, P> Inner<S, P> {
+impl<S, P: PullPlan> Inner<S, P> {
     /// Build from a table that `parse` checks; its problems become one settings error.
     pub fn build(
         source_id: &str,
@@ -200,7 +262,7 @@ impl<S, P> Inner<S, P> {
     ) -> Result<Arc<Self>, SourceError> {
         let (settings, client_settings, plan) =
             parse(table, base).map_err(|problems| SourceError::Settings(joined(&problems)))?;
-        let client = HttpClient::new(source_id, &client_settings, base)?;
+        let client = HttpClient::new(source_id, &client_settings, base, plan.url())?;
         Ok(Arc::new(Inner {
             source_id: source_id.to_string(),
             settings,
@@ -208,7 +270,9 @@ impl<S, P> Inner<S, P> {
             client,
         }))
     }
+}
 
+impl<S, P> Inner<S, P> {
     /// Send a request with the client's retries; a failure is counted in `health()`.
     pub async fn send<F, A>(&self, build: F, is_answer: A) -> Result<Answer, SourceError>
     where

@@ -13,6 +13,7 @@ use super::http_pull;
 use super::settings::{Progress, Watermark};
 use crate::common::charset::{self, answer_encoding};
 use crate::common::health::SourceHealth;
+use crate::common::http_error::Hop;
 use crate::common::json_path::{json_at, json_at_mut, scalar_text};
 use crate::common::settings::{template_text, SettingsProblem};
 use crate::common::template::{Escaping, Template, TemplateValue, Values};
@@ -151,7 +152,14 @@ struct RestPullPlan {
     params_in_query: bool,
     encoding: Option<&'static encoding_rs::Encoding>,
     pagination: Pagination,
+    status: Option<http_pull::BusinessStatus>,
     watermark: Watermark,
+}
+
+impl http_pull::PullPlan for RestPullPlan {
+    fn url(&self) -> &Url {
+        &self.url
+    }
 }
 
 impl RestSourceSettings {
@@ -258,12 +266,12 @@ impl RestSourceSettings {
                 "cursor 分页需要 cursor_path / cursor pagination needs cursor_path",
             ));
         }
-        if matches!(&self.status_path, Some(p) if p.is_empty()) {
-            problems.push(SettingsProblem::new("status_path", "不能为空 / must not be empty"));
-        }
-        if matches!(&self.success_values, Some(v) if v.is_empty()) {
-            problems.push(SettingsProblem::new("success_values", "不能为空 / must not be empty"));
-        }
+        let status = http_pull::BusinessStatus::from_settings(
+            self.status_path.as_deref(),
+            self.success_values.as_deref(),
+            self.message_path.as_deref(),
+            &mut problems,
+        );
         // A parameter that the pagination needs must reach the source.
         let sent = |name: &str| {
             params_in_query || query.iter().any(|(_, t)| t.uses(name)) || body.as_ref().is_some_and(|b| b.uses(name))
@@ -303,6 +311,7 @@ impl RestSourceSettings {
                 params_in_query,
                 encoding,
                 pagination,
+                status,
                 watermark: w.clone(),
             }),
             _ => Err(problems),
@@ -484,24 +493,11 @@ impl RestRun {
                 excerpt(decoded.text.trim(), 200)
             ))
         })?;
-        if let Some(path) = &s.status_path {
-            let status = json_at(&envelope, path).and_then(scalar_text);
-            let success = s
-                .success_values
-                .clone()
-                .unwrap_or_else(|| vec!["0".into(), "00".into(), "0000".into(), "200".into()]);
-            if !status.as_ref().is_some_and(|code| success.contains(code)) {
-                let message = s
-                    .message_path
-                    .as_deref()
-                    .and_then(|p| json_at(&envelope, p))
-                    .and_then(scalar_text)
-                    .unwrap_or_else(|| excerpt(&envelope.to_string(), 300));
-                return Err(SourceError::Answer {
-                    code: status.unwrap_or_else(|| format!("(no {path})")),
-                    message,
-                });
-            }
+        if let Some(status) = &inner.plan.status {
+            status.check(
+                |path| json_at(&envelope, path).and_then(scalar_text),
+                || excerpt(&envelope.to_string(), 300),
+            )?;
         }
         match json_at(&envelope, &s.records_path) {
             Some(Value::Array(_)) | Some(Value::Null) => {}
@@ -612,6 +608,17 @@ impl PullRun for RestRun {
         }
         self.page_number += 1;
         let (url, body) = self.request_parts(&progress);
+        // A next link elsewhere is refused before anything is sent there: the pages before it
+        // are committed, the cursor does not move past them.
+        if self.next_url.is_some() {
+            if let Err(e) = inner.client.check_origin(&url, Hop::NextLink) {
+                self.done = true;
+                let e = SourceError::from(e);
+                tracing::warn!(source = %inner.source_id, page = self.page_number, error = %e, "REST next link refused");
+                inner.client.record_failure(&e);
+                return Err(e);
+            }
+        }
         let method = inner.plan.method.clone();
         let answer = inner
             .send(

@@ -94,6 +94,14 @@ pub struct SoapSourceSettings {
     pub records_path: String,
     /// Element path of the total record count (default none).
     pub total_path: Option<String>,
+    /// Element path of a business result code inside the answer, e.g.
+    /// `Envelope.Body.queryCasesResponse.return.resultCode` (default none: not checked).
+    pub status_path: Option<String>,
+    /// Result codes meaning success (default `["0", "00", "0000", "200"]`); needs `status_path`.
+    pub success_values: Option<Vec<String>>,
+    /// Element path of the message going with the result code (e.g. `...return.resultMsg`);
+    /// needs `status_path`.
+    pub message_path: Option<String>,
     /// `none` (default: one request) or `page`.
     #[serde(default = "default_none")]
     pub pagination: String,
@@ -157,7 +165,14 @@ struct SoapPullPlan {
     encoding: Option<&'static encoding_rs::Encoding>,
     request_encoding: &'static encoding_rs::Encoding,
     limits: XmlLimits,
+    status: Option<http_pull::BusinessStatus>,
     watermark: Watermark,
+}
+
+impl http_pull::PullPlan for SoapPullPlan {
+    fn url(&self) -> &Url {
+        &self.url
+    }
 }
 
 impl SoapSourceSettings {
@@ -278,6 +293,27 @@ impl SoapSourceSettings {
         if self.records_path.trim().is_empty() {
             problems.push(SettingsProblem::new("records_path", "不能为空 / must not be empty"));
         }
+        if self.status_path.is_none() {
+            // Without a status path nothing would ever be compared with these: say so.
+            if let Some(values) = &self.success_values {
+                problems.push(SettingsProblem::new(
+                    "success_values",
+                    format!("success_values = {values:?} 需要 status_path（结果代码的元素路径），否则不检查业务状态 / success_values = {values:?} needs status_path (the element path of the result code): without it no business status is checked"),
+                ));
+            }
+            if let Some(path) = &self.message_path {
+                problems.push(SettingsProblem::new(
+                    "message_path",
+                    format!("message_path = {path:?} 需要 status_path（结果代码的元素路径）/ message_path = {path:?} needs status_path (the element path of the result code)"),
+                ));
+            }
+        }
+        let status = http_pull::BusinessStatus::from_settings(
+            self.status_path.as_deref(),
+            self.success_values.as_deref(),
+            self.message_path.as_deref(),
+            &mut problems,
+        );
         let paginated = match self.pagination.as_str() {
             "none" => false,
             "page" => true,
@@ -331,6 +367,7 @@ impl SoapSourceSettings {
                     max_depth: self.max_depth,
                     max_elements: self.max_elements,
                 },
+                status,
                 watermark: w.clone(),
             }),
             _ => Err(problems),
@@ -668,6 +705,17 @@ impl PullRun for SoapRun {
                 excerpt(decoded.text.trim(), 200)
             )));
         }
+        // A business error ends the run before any record of this answer is taken: the cursor
+        // stays where the committed pages put it.
+        if let Some(status) = &r.status {
+            let checked = status.check(
+                |path| find_records(&tree, path).first().copied().and_then(xml_text),
+                || excerpt(decoded.text.trim(), 300),
+            );
+            if let Err(e) = checked {
+                return self.fail(e);
+            }
+        }
         let records = find_records(&tree, &s.records_path);
         let page_no = self.page_number;
         let mut items: Vec<SourceItem> = Vec::with_capacity(records.len());
@@ -795,6 +843,22 @@ mod tests {
             ["envelope_template"]
         );
         assert_eq!(keys("url = \"http://h\"\nrecords_path = \"a\""), ["envelope_template"]);
+        let envelope = format!("url = \"http://h\"\nrecords_path = \"a\"\nenvelope_template = '{ENVELOPE}'\n");
+        assert_eq!(
+            keys(&format!(
+                "{envelope}success_values = [\"0000\"]\nmessage_path = \"Envelope.Body.r.msg\""
+            )),
+            ["success_values", "message_path"],
+            "without status_path they would never be compared"
+        );
+        assert_eq!(
+            keys(&format!("{envelope}status_path = \"\"\nsuccess_values = []")),
+            ["status_path", "success_values"]
+        );
+        assert!(keys(&format!(
+            "{envelope}status_path = \"Envelope.Body.r.code\"\nsuccess_values = [\"0000\", \"S000\"]\nmessage_path = \"Envelope.Body.r.msg\""
+        ))
+        .is_empty());
         assert_eq!(
             keys("records_path = \"a\"\nenvelope_template = \"x\"\nurl = \"http://h\"\nnope = 1"),
             ["nope"]

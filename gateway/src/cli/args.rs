@@ -395,6 +395,10 @@ pub enum ConfigAction {
     Check {
         /// The configuration file.
         file: PathBuf,
+        /// Also connect to each AMQP source's broker and compare its queue (and dead-letter
+        /// exchange and queue) with what the gateway declares, changing nothing.
+        #[arg(long)]
+        connect: bool,
     },
 }
 

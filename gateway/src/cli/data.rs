@@ -9,14 +9,17 @@ use crate::intake::files::{ingest_files, IngestJob};
 use crate::intake::replay::{replay, ReplaySelection};
 use crate::shutdown::Shutdown;
 use crate::store::{self, AuditEntry, CaseFilter, QuarantineFilter, QuarantineStatus};
+use adapters::sources::amqp::{check_broker, AmqpSourceSettings};
 use anyhow::Context;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// `gateway config check FILE`: print every problem with its place; exit 1 if any.
-pub fn config_check(file: &Path) -> anyhow::Result<ExitCode> {
+/// `gateway config check FILE [--connect]`: print every problem with its place; with
+/// `connect`, also compare each AMQP source's queue at its broker with what the gateway
+/// declares. Exit 1 if any problem.
+pub fn config_check(file: &Path, connect: bool) -> anyhow::Result<ExitCode> {
     match Config::load(file) {
         Ok(resolved) => {
             println!(
@@ -29,6 +32,9 @@ pub fn config_check(file: &Path) -> anyhow::Result<ExitCode> {
             for w in resolved.config.warnings() {
                 println!("警告 / warning: {}: {}", w.place, w.message);
             }
+            if connect && !check_brokers(&resolved.config)? {
+                return Ok(ExitCode::from(1));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -36,6 +42,42 @@ pub fn config_check(file: &Path) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// Connect to every AMQP source's broker and print what its topology check found (see
+/// `adapters::sources::amqp::check_broker`); false when any failed.
+fn check_brokers(config: &Config) -> anyhow::Result<bool> {
+    let amqp: Vec<_> = config
+        .sources
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.kind == "amqp")
+        .collect();
+    if amqp.is_empty() {
+        return Ok(true);
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    let mut all_ok = true;
+    for (i, source) in amqp {
+        let place = format!("sources[{i}] (id {:?}).amqp", source.id);
+        let table = source.amqp.clone().unwrap_or_default();
+        let checked = match AmqpSourceSettings::from_table(&table) {
+            Ok(settings) => runtime.block_on(check_broker(&source.id, &settings, &config.base_dir)),
+            Err(p) => Err(adapters::sources::SourceError::Settings(p.to_string())),
+        };
+        match checked {
+            Ok(lines) => {
+                for line in lines {
+                    println!("{place}: {line}");
+                }
+            }
+            Err(e) => {
+                all_ok = false;
+                println!("{place}: {e}");
+            }
+        }
+    }
+    Ok(all_ok)
 }
 
 pub async fn ingest(
