@@ -1227,3 +1227,47 @@ async fn gateway_run_serves_push_and_stops_on_sigterm(backend: Backend) {
     assert_eq!(cases.len(), 1, "the pushed record was committed");
 }
 on_both_backends!(gateway_run_serves_push_and_stops_on_sigterm);
+
+/// Exact counts from the store: in all, per source and per rule (an entry once per rule it
+/// breaks), departments seeing their own sources only, documented by the OpenAPI schema.
+async fn quarantine_counts_are_exact_per_source_and_rule(backend: Backend) {
+    let gw = Gw::start(backend).await;
+    let doc = openapi();
+    let mut records: Vec<serde_json::Value> = (0..7).map(|n| defective_record(600 + n)).collect();
+    records.push(unknown_procedure_record(700));
+    gw.push(&records).await;
+    let (status, counts) = gw.get("/api/quarantine/counts", OPERATOR).await;
+    assert_eq!(status, StatusCode::OK, "{counts}");
+    assert_schema(&doc, "QuarantineCounts", &counts);
+    assert_eq!(counts["total"], 8);
+    assert_eq!(counts["sources"][SOURCE], 8);
+    let rules: Vec<(String, i64)> = counts["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| {
+            (
+                r["rule"].as_str().unwrap_or_default().to_string(),
+                r["count"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(rules[0], ("uscc.check_char".to_string(), 7), "{rules:?}");
+    assert!(rules.contains(&("mapping.unmapped_code".to_string(), 1)), "{rules:?}");
+    let (_, list) = gw.get("/api/quarantine?status=open&limit=1000", OPERATOR).await;
+    assert_eq!(
+        list["items"].as_array().map(Vec::len),
+        Some(8),
+        "the counts agree with the list"
+    );
+    let (_, other) = gw.get("/api/quarantine/counts", DEPT_OTHER).await;
+    assert_eq!(
+        (other["total"].clone(), other["sources"].clone()),
+        (json!(0), json!({})),
+        "another department sees none of them"
+    );
+    let (status, _) = gw.get("/api/quarantine/counts?status=nonsense", OPERATOR).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    gw.stop().await;
+}
+on_both_backends!(quarantine_counts_are_exact_per_source_and_rule);

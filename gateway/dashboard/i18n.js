@@ -86,6 +86,9 @@ const L = {
   status_replayed: ["已重放", "replayed"],
   status_ignored: ["已忽略", "ignored"],
   status_superseded: ["已被取代", "superseded"],
+  entries: ["条", "entries"],
+  unknown_rule: ["没有违反该规则的记录：", "No entries break the rule"],
+  rules_with_entries: ["有记录的规则", "Rules with entries"],
   stale: ["过时", "Stale"],
   stale_hint: [
     "来源系统更新时间早于案件当前版本的记录：已存档并列入案件沿革，不会成为当前版本，也不会向下游推送",

@@ -382,7 +382,9 @@ pub fn allowed(route: &str, role: &str) -> bool {
         "/metrics" => &ops,
         "/api/sources" | "/api/sources/{id}" => &all_staff,
         "/api/sources/{id}/pull" | "/api/sources/{id}/resync" => &ops,
-        "/api/quarantine" | "/api/quarantine/{id}" => &["admin", "operator", "standards-owner", "department"],
+        "/api/quarantine" | "/api/quarantine/counts" | "/api/quarantine/{id}" => {
+            &["admin", "operator", "standards-owner", "department"]
+        }
         "/api/quarantine/replay" | "/api/quarantine/{id}/replay" | "/api/quarantine/{id}/ignore" => &ops,
         "/api/cases" | "/api/cases/{unified_code}" | "/api/raw/{id}" => &all_staff,
         "/api/deliveries" | "/api/deliveries/redrive" | "/api/deliveries/{id}/redrive" => &ops,

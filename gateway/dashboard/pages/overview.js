@@ -75,14 +75,9 @@ export default {
     }
 
     async function refresh() {
-      const [sources, open] = await Promise.all([
-        api("GET", "/api/sources"),
-        api("GET", "/api/quarantine" + query({ status: "open", limit: 1000 })).catch(() => null),
-      ]);
+      // Exact open counts from the store (not counted here from a page of entries).
+      const [sources, counts] = await Promise.all([api("GET", "/api/sources"), api("GET", "/api/quarantine/counts")]);
       const now = Date.now();
-      const openBySource = new Map();
-      if (open) for (const e of open.items) openBySource.set(e.source_id, (openBySource.get(e.source_id) || 0) + 1);
-      const openMore = open && open.next_before_id !== null;
       let accepted = 0;
       let quarantined = 0;
       const rows = sources.items.map((s) => {
@@ -95,7 +90,7 @@ export default {
         previous.set(s.id, { t: now, received: tot.received });
         const errRate = tot.received ? `${((100 * tot.quarantined) / tot.received).toFixed(1)} %` : "—";
         const err = s.last_error || (s.health && s.health.last_error);
-        const openCount = openBySource.get(s.id) || 0;
+        const openCount = counts.sources[s.id] || 0;
         const controls = [];
         if (ctx.can("sourcesControl") && s.health) {
           controls.push(
@@ -122,7 +117,7 @@ export default {
           h("td", { class: "num accepted" }, tot.accepted + tot.updated),
           h("td", { class: "num quarantined" }, tot.quarantined),
           h("td", { class: "num stale", title: t("stale_hint") }, tot.stale || 0),
-          h("td", { class: "num open-quarantine" }, openCount + (openMore ? "+" : "")),
+          h("td", { class: "num open-quarantine" }, openCount),
           h("td", { class: "num" }, rate),
           h("td", { class: "num" }, errRate),
           h("td", { class: "error-text" }, err ? `${time(err.at)} ${err.message}` : "—"),

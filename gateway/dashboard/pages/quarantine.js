@@ -22,7 +22,11 @@ function listView(root, ctx) {
   const list = h("div", { id: "quarantine-list" });
   const pager = h("div", { class: "pager" });
   const sourceSel = h("select", { id: "f-source" }, h("option", { value: "" }, t("all")));
-  const rule = h("input", { id: "f-rule", value: state.rule, placeholder: "uscc.check_char" });
+  const rule = h("input", { id: "f-rule", value: state.rule, placeholder: "uscc.check_char", list: "rule-choices", autocomplete: "off" });
+  const ruleChoices = h("datalist", { id: "rule-choices" });
+  const totals = h("div", { id: "quarantine-counts", class: "muted" });
+  /** The rules of open entries with their exact counts, for the rule filter (and to explain an empty answer). */
+  let knownRules = [];
   const statusSel = h(
     "select",
     { id: "f-status" },
@@ -86,15 +90,24 @@ function listView(root, ctx) {
         t("replay_filtered"),
       )
     : null;
-  replace(root, h("h2", null, t("nav_quarantine")), form, h("div", { class: "toolbar" }, replayAll), status, list, pager);
+  replace(root, h("h2", null, t("nav_quarantine")), form, ruleChoices, totals, h("div", { class: "toolbar" }, replayAll), status, list, pager);
 
   async function refresh() {
     const before = state.pages[state.pages.length - 1];
-    const page = await api(
-      "GET",
-      "/api/quarantine" +
-        query({ source: state.source, rule: state.rule, status: state.status, since: state.since, until: state.until, before_id: before, limit: 20 }),
-    );
+    const [page, counts] = await Promise.all([
+      api(
+        "GET",
+        "/api/quarantine" +
+          query({ source: state.source, rule: state.rule, status: state.status, since: state.since, until: state.until, before_id: before, limit: 20 }),
+      ),
+      api("GET", "/api/quarantine/counts" + query({ status: state.status || "open" })).catch(() => null),
+    ]);
+    if (counts) {
+      knownRules = counts.rules;
+      replace(ruleChoices, ...counts.rules.map((r) => h("option", { value: r.rule }, `${r.rule} (${r.count})`)));
+      const inSource = state.source ? counts.sources[state.source] || 0 : counts.total;
+      replace(totals, `${t("status_" + (state.status || "open"))}: ${inSource} ${t("entries")}`);
+    }
     const rows = page.items.map((e) =>
       h(
         "tr",
@@ -113,7 +126,13 @@ function listView(root, ctx) {
       list,
       rows.length
         ? table({ id: "quarantine-table", class: "grid" }, ["#", t("source"), t("record_key"), t("status"), t("rules"), t("mapping"), t("created"), t("attempts")], rows)
-        : h("p", { class: "muted", id: "quarantine-empty" }, t("nothing_found")),
+        : h(
+            "p",
+            { class: "muted", id: "quarantine-empty" },
+            state.rule && !knownRules.some((r) => r.rule === state.rule)
+              ? `${t("unknown_rule")} ${state.rule}. ${t("rules_with_entries")}: ${knownRules.map((r) => `${r.rule} (${r.count})`).join(", ") || "—"}`
+              : t("nothing_found"),
+          ),
     );
     replace(
       pager,

@@ -47,6 +47,9 @@ pub struct AppState {
     pub tokens: Tokens,
     /// The last readiness report (`/readyz`).
     pub readiness: Arc<readiness::Readiness>,
+    /// Quarantine counts per status, with when they were counted.
+    pub counts_cache:
+        std::sync::Mutex<std::collections::HashMap<&'static str, (Instant, Arc<crate::store::QuarantineCounts>)>>,
 }
 
 /// Shared state of the handlers.
@@ -120,6 +123,11 @@ fn routes() -> Vec<RouteDef> {
             sources::resync,
         ),
         RouteDef::get("/api/quarantine", Token(Action::QuarantineRead), quarantine::list),
+        RouteDef::get(
+            "/api/quarantine/counts",
+            Token(Action::QuarantineRead),
+            quarantine::counts,
+        ),
         RouteDef::post(
             "/api/quarantine/replay",
             Token(Action::QuarantineWrite),
@@ -224,6 +232,7 @@ pub fn router_with(runtime: Arc<Runtime>, readiness: Arc<readiness::Readiness>) 
         runtime,
         tokens,
         readiness,
+        counts_cache: std::sync::Mutex::default(),
     });
     let mut router: Router<Shared> = Router::new();
     for def in routes() {

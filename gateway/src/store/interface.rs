@@ -39,6 +39,9 @@ pub trait Store: Send + Sync {
     /// One quarantine entry.
     async fn quarantine_get(&self, id: i64) -> StoreResult<QuarantineEntry>;
 
+    /// Entries of `status` counted per source and per (source, rule).
+    async fn quarantine_counts(&self, status: QuarantineStatus) -> StoreResult<QuarantineCounts>;
+
     /// Mark a quarantine entry ignored (with a reason) or replayed.
     async fn quarantine_set_status(&self, id: i64, status: QuarantineStatus, note: Option<&str>) -> StoreResult<()>;
 

@@ -357,6 +357,35 @@ impl Store for PostgresStore {
         rows.iter().map(quarantine_from_row).collect()
     }
 
+    async fn quarantine_counts(&self, status: QuarantineStatus) -> StoreResult<QuarantineCounts> {
+        let client = self.client().await?;
+        let status = status.as_str();
+        let by_source = client
+            .prepare_cached(
+                "SELECT source_id, count(*) FROM quarantine WHERE status = $1 GROUP BY source_id ORDER BY 1",
+            )
+            .await?;
+        let by_rule = client
+            .prepare_cached(
+                "SELECT q.source_id, r.rule, count(*)
+                 FROM quarantine q CROSS JOIN LATERAL (SELECT DISTINCT x FROM unnest(q.rules) AS x) AS r(rule)
+                 WHERE q.status = $1 GROUP BY 1, 2 ORDER BY 1, 2",
+            )
+            .await?;
+        let params: [&(dyn ToSql + Sync); 1] = [&status];
+        let (sources, rules) = tokio::try_join!(client.query(&by_source, &params), client.query(&by_rule, &params))?;
+        Ok(QuarantineCounts {
+            by_source: sources
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<StoreResult<_>>()?,
+            by_rule: rules
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                .collect::<StoreResult<_>>()?,
+        })
+    }
+
     async fn quarantine_get(&self, id: i64) -> StoreResult<QuarantineEntry> {
         let filter = QuarantineFilter {
             id: Some(id),

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use normalizer::Violation;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -743,6 +744,32 @@ impl Store for SqliteStore {
                 out.push(row?.0.decode()?);
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn quarantine_counts(&self, status: QuarantineStatus) -> StoreResult<QuarantineCounts> {
+        self.with_conn(move |conn| {
+            let mut by_source: BTreeMap<String, i64> = BTreeMap::new();
+            let mut by_rule: BTreeMap<(String, String), i64> = BTreeMap::new();
+            let mut stmt = conn.prepare_cached("SELECT source_id, rules FROM quarantine WHERE status = ?1")?;
+            let mut rows = stmt.query([status.as_str()])?;
+            while let Some(row) = rows.next()? {
+                let source: String = row.get(0)?;
+                let rules: String = row.get(1)?;
+                let mut seen: Vec<&str> = Vec::new();
+                for rule in rules.split('|').filter(|r| !r.is_empty()) {
+                    if !seen.contains(&rule) {
+                        seen.push(rule);
+                        *by_rule.entry((source.clone(), rule.to_string())).or_default() += 1;
+                    }
+                }
+                *by_source.entry(source).or_default() += 1;
+            }
+            Ok(QuarantineCounts {
+                by_source: by_source.into_iter().collect(),
+                by_rule: by_rule.into_iter().map(|((s, r), n)| (s, r, n)).collect(),
+            })
         })
         .await
     }

@@ -277,6 +277,16 @@ pub struct QuarantineEntry {
     pub note: Option<String>,
 }
 
+/// How many quarantine entries of one status there are, per source and per (source, rule), as
+/// the store counts them (exact; an entry with several violations of one rule counts once for it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QuarantineCounts {
+    /// (source id, entries), by source id.
+    pub by_source: Vec<(String, i64)>,
+    /// (source id, rule id, entries with a violation of that rule), by source then rule.
+    pub by_rule: Vec<(String, String, i64)>,
+}
+
 /// Filter for quarantine listings.
 #[derive(Debug, Clone, Default)]
 pub struct QuarantineFilter {

@@ -52,10 +52,81 @@ pub fn parse_time(name: &str, value: &str) -> ApiResult<DateTime<Utc>> {
 fn parse_status(value: &str) -> ApiResult<QuarantineStatus> {
     QuarantineStatus::parse(value).ok_or_else(|| {
         ApiError::bad_request(
-            format!("status 应为 open、replayed 或 ignored，收到 {value:?}"),
-            format!("status must be open, replayed or ignored, got {value:?}"),
+            format!("status 应为 open、replayed、ignored 或 superseded，收到 {value:?}"),
+            format!("status must be open, replayed, ignored or superseded, got {value:?}"),
         )
     })
+}
+
+/// Query of `GET /api/quarantine/counts`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountsQuery {
+    /// `open` (default), `replayed`, `ignored` or `superseded`.
+    pub status: Option<String>,
+}
+
+/// How long counts are reused (the dashboard polls every few seconds; counting a million open
+/// entries per rule is not free).
+const COUNTS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `GET /api/quarantine/counts[?status=open]`: exact counts of the entries of a status, in all,
+/// per source and per rule, as the store counts them (at most five seconds old). Departments
+/// see their own sources only.
+pub async fn counts(
+    State(state): State<Shared>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<CountsQuery>,
+) -> ApiResult<Json<Value>> {
+    let status = q
+        .status
+        .as_deref()
+        .map(parse_status)
+        .transpose()?
+        .unwrap_or(QuarantineStatus::Open);
+    let counts = {
+        let cached = state.counts_cache.lock().ok().and_then(|c| {
+            c.get(status.as_str())
+                .filter(|(at, _)| at.elapsed() < COUNTS_MAX_AGE)
+                .cloned()
+        });
+        match cached {
+            Some((_, counts)) => counts,
+            None => {
+                let counts = std::sync::Arc::new(state.runtime.store.quarantine_counts(status).await?);
+                if let Ok(mut c) = state.counts_cache.lock() {
+                    c.insert(
+                        status.as_str(),
+                        (std::time::Instant::now(), std::sync::Arc::clone(&counts)),
+                    );
+                }
+                counts
+            }
+        }
+    };
+    let visible = |source: &str| principal.role != Role::Department || principal.sources.contains(source);
+    let mut total = 0i64;
+    let mut sources = serde_json::Map::new();
+    for (source, n) in counts.by_source.iter().filter(|(s, _)| visible(s)) {
+        total += n;
+        sources.insert(source.clone(), json!(n));
+    }
+    let mut rules: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for (_, rule, n) in counts.by_rule.iter().filter(|(s, _, _)| visible(s)) {
+        *rules.entry(rule.as_str()).or_default() += n;
+    }
+    let mut rules: Vec<(&str, i64)> = rules.into_iter().collect();
+    rules.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let rules: Vec<Value> = rules
+        .into_iter()
+        .map(|(rule, count)| json!({"rule": rule, "count": count}))
+        .collect();
+    Ok(Json(json!({
+        "status": status.as_str(),
+        "total": total,
+        "sources": sources,
+        "rules": rules,
+    })))
 }
 
 /// A raw archived record as the API shows it.
