@@ -523,6 +523,19 @@ async fn cases_are_found_by_code_business_key_and_target_with_versions_and_linea
     assert_eq!(by_key["items"][0]["case"]["unified_code"], answer["results"][1]["code"]);
     let (status, _) = gw.get("/api/cases?case_type=penalty", OPERATOR).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "a business key needs its three parts");
+    // By the legacy case number alone (as a clerk types it: spaces around are dropped).
+    let (status, by_number) = gw
+        .get("/api/cases?case_number=%20NCSJ-CF-2024-000041%20", OPERATOR)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{by_number}");
+    assert_schema(&doc, "CaseList", &by_number);
+    assert_eq!(by_number["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        by_number["items"][0]["case"]["unified_code"],
+        answer["results"][1]["code"]
+    );
+    let (_, none) = gw.get("/api/cases?case_number=NO-SUCH-NUMBER", OPERATOR).await;
+    assert_eq!(none["items"], json!([]));
     // By target, with paging.
     let (_, by_target) = gw
         .get("/api/cases?target_credit_code=91360102MA35G7K86A&limit=1", OPERATOR)

@@ -81,7 +81,11 @@ async fn every_route_answers_401_without_a_valid_token_403_outside_the_role_and_
         "a department pushes to its own sources only"
     );
     let (status, _) = gw.get(&format!("/api/quarantine/{}", ids["id"]), DEPT_OTHER).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "another department's quarantine entry");
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another department's quarantine entry is not revealed"
+    );
     let (status, list) = gw.get("/api/quarantine", DEPT_OTHER).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(

@@ -142,6 +142,7 @@ const L = {
   case_active: ["有效", "active"],
   case_withdrawn: ["已撤回", "withdrawn"],
   case_stale: ["过时（未采用）", "stale (not used)"],
+  case_number_needed: ["请填写部门案件编号（执法部门代码可不填：不填时列出所有部门中该编号的案件）", "Fill in the agency case number (the agency code is optional: without it, the number's cases of every agency are listed)"],
   lineage_raw: ["来源记录", "Raw record (lineage)"],
   deliveries: ["投递", "Deliveries"],
   warnings: ["警告", "Warnings"],

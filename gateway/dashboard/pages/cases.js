@@ -159,8 +159,17 @@ export default {
           if (!state.code) return replace(results);
           views = [await api("GET", `/api/cases/${encodeURIComponent(state.code)}`)];
         } else if (state.mode === "key") {
-          if (!state.agency || !state.number) return replace(results);
-          views = (await api("GET", "/api/cases" + query({ agency_credit_code: state.agency, case_type: state.type, case_number: state.number }))).items;
+          if (!state.number) {
+            ctx.notice(status, "error", t("case_number_needed"));
+            return replace(results);
+          }
+          // Without the agency, the number alone lists its cases across agencies and types.
+          views = (
+            await api(
+              "GET",
+              "/api/cases" + query(state.agency ? { agency_credit_code: state.agency, case_type: state.type, case_number: state.number } : { case_number: state.number, limit: 50 }),
+            )
+          ).items;
         } else if (state.mode === "target") {
           if (!state.target) return replace(results);
           views = (await api("GET", "/api/cases" + query({ target_credit_code: state.target, limit: 50 }))).items;
@@ -169,6 +178,8 @@ export default {
         }
       } catch (e) {
         if (e.status === 404) {
+          // Forget what was shown, so that the next search that finds something redraws.
+          delete results.dataset.sig;
           replace(results, h("p", { class: "muted" }, t("nothing_found")));
           return;
         }

@@ -33,3 +33,6 @@ CREATE TABLE outbox_delivered (
 );
 INSERT INTO outbox_delivered (sink_id, delivered)
 SELECT sink_id, count(*) FROM outbox WHERE status = 'delivered' GROUP BY sink_id;
+
+-- Cases by the agency's case number alone (a clerk often has only the legacy number).
+CREATE INDEX cases_number ON cases (case_number);

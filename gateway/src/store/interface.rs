@@ -67,6 +67,15 @@ pub trait Store: Send + Sync {
         limit: i64,
     ) -> StoreResult<Vec<(i64, String)>>;
 
+    /// Cases whose agency case number is `number` (normalised as stored), whatever their agency
+    /// and type: (case id, unified code) in id order, after `after_id`, at most `limit`.
+    async fn case_codes_by_number(
+        &self,
+        number: &str,
+        after_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, String)>>;
+
     /// Outbox rows for a case version set (for lineage and tests).
     async fn outbox_for_case(&self, case_id: i64) -> StoreResult<Vec<OutboxRow>>;
 

@@ -521,6 +521,22 @@ impl Store for PostgresStore {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
+    async fn case_codes_by_number(
+        &self,
+        number: &str,
+        after_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, String)>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT id, unified_code FROM cases WHERE case_number = $1 AND id > $2 ORDER BY id LIMIT $3",
+            )
+            .await?;
+        let rows = client.query(&stmt, &[&number, &after_id.unwrap_or(0), &limit]).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
     async fn case_codes_by_target(
         &self,
         id_number: &str,

@@ -917,6 +917,25 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn case_codes_by_number(
+        &self,
+        number: &str,
+        after_id: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, String)>> {
+        let number = number.to_string();
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, unified_code FROM cases WHERE case_number = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![number, after_id.unwrap_or(0), limit], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     async fn case_codes_by_target(
         &self,
         id_number: &str,

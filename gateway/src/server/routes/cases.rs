@@ -84,16 +84,25 @@ pub struct SearchQuery {
     pub limit: Option<i64>,
 }
 
-/// `GET /api/cases`: by business key (`agency_credit_code` + `case_type` + `case_number`), by
+/// `GET /api/cases`: by business key (`agency_credit_code` + `case_type` + `case_number`), by the
+/// agency case number alone (across agencies and types), by
 /// target (`target_credit_code` or `target_id_number`), or every case (optionally of one
 /// `source`), in id order, each with its versions and lineage.
 pub async fn search(State(state): State<Shared>, ApiQuery(q): ApiQuery<SearchQuery>) -> ApiResult<Json<Value>> {
     let limit = page_limit(q.limit)?;
     let store = &state.runtime.store;
-    let key_given = q.agency_credit_code.is_some() || q.case_type.is_some() || q.case_number.is_some();
+    // The agency's case number alone lists that number's cases across agencies and types.
+    let number_only = q.agency_credit_code.is_none() && q.case_type.is_none() && q.case_number.is_some();
+    let key_given =
+        !number_only && (q.agency_credit_code.is_some() || q.case_type.is_some() || q.case_number.is_some());
     let target = q.target_credit_code.as_deref().or(q.target_id_number.as_deref());
     let codes: Vec<(i64, String)> =
-        if key_given {
+        if number_only {
+            match q.case_number.as_deref().and_then(CaseNumber::parse) {
+                Some(number) => store.case_codes_by_number(number.as_str(), q.after_id, limit).await?,
+                None => Vec::new(),
+            }
+        } else if key_given {
             let (Some(agency), Some(case_type), Some(number)) = (&q.agency_credit_code, &q.case_type, &q.case_number)
             else {
                 return Err(ApiError::bad_request(

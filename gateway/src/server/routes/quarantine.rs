@@ -254,9 +254,16 @@ pub async fn list(
     Ok(Json(json!({ "items": items, "next_before_id": next })))
 }
 
+/// The entry, if the token may see it: another department's entry answers 404 like one that
+/// does not exist (which source it belongs to is not revealed).
 async fn entry_in_scope(state: &Shared, principal: &Principal, id: i64) -> ApiResult<QuarantineEntry> {
     let entry = state.runtime.store.quarantine_get(id).await?;
-    principal.require_source(&entry.source_id)?;
+    if !principal.covers(&entry.source_id) {
+        return Err(ApiError::not_found(
+            format!("未找到：quarantine entry {id}"),
+            format!("not found: quarantine entry {id}"),
+        ));
+    }
     Ok(entry)
 }
 
