@@ -604,3 +604,37 @@ async fn secrets_never_appear_in_the_log_or_in_any_answer() {
         }
     }
 }
+
+/// At most `max_connections` connections are served at once: with all taken by clients that
+/// never finish their headers, the next client waits in the accept queue and is served as soon
+/// as the header timeout frees a place; it is not refused and the gateway does not fall over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_limit_wait_for_a_free_place_and_are_then_served() {
+    use tokio::io::AsyncWriteExt;
+    let gw = Gw::start_with(
+        Backend::Sqlite,
+        Options {
+            server_extra: "header_timeout_seconds = 1\nmax_connections = 3\n".into(),
+            ..Options::default()
+        },
+    )
+    .await;
+    let addr = gw.base.trim_start_matches("http://").to_string();
+    let mut hogs = Vec::new();
+    for _ in 0..3 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHo").await.expect("write");
+        hogs.push(s);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let (status, me) = gw.get("/api/me", OPERATOR).await;
+    let waited = started.elapsed();
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert!(
+        waited >= std::time::Duration::from_millis(500),
+        "served only once a place was free ({waited:?})"
+    );
+    assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
+    gw.stop().await;
+}
