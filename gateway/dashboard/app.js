@@ -1,5 +1,5 @@
 // The dashboard: login, navigation (hash routing), live refresh. Pages live in ./pages/.
-import { h, replace } from "./dom.js";
+import { h, replace, time } from "./dom.js";
 import { t, lang, setLang } from "./i18n.js";
 import { api, token, setToken, forget } from "./api.js";
 import overview from "./pages/overview.js";
@@ -179,7 +179,7 @@ async function refresh() {
   const live = document.getElementById("live");
   try {
     await current.handle.refresh();
-    if (live) live.textContent = `${t("updated_at")} ${new Date().toLocaleTimeString()}`;
+    if (live) live.textContent = `${t("updated_at")} ${time(new Date().toISOString())}`;
   } catch (e) {
     if (live) live.textContent = `${t("refresh_failed")}: ${e.text ? e.text() : e}`;
   } finally {

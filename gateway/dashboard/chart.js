@@ -33,9 +33,9 @@ export function lineChart(series, opts = {}) {
   }
   // Time labels.
   const fmt = (ms) => {
-    const d = new Date(ms);
+    const d = new Date(ms + 8 * 3600 * 1000); // China time, read with the UTC getters
     const p = (n) => String(n).padStart(2, "0");
-    return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+    return `${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}`;
   };
   root.appendChild(svg("text", { x: m.l, y: H - 8, class: "chart-axis" }, fmt(t0)));
   root.appendChild(svg("text", { x: W - m.r, y: H - 8, "text-anchor": "end", class: "chart-axis" }, fmt(t1)));

@@ -67,8 +67,11 @@ export function time(value) {
   if (!value) return "—";
   const d = new Date(value);
   if (Number.isNaN(d.getTime())) return String(value);
+  // One time zone everywhere: China time (UTC+8, no daylight saving), whatever the browser's,
+  // like the date filters and the CLI.
+  const c = new Date(d.getTime() + 8 * 3600 * 1000);
   const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return `${c.getUTCFullYear()}-${pad(c.getUTCMonth() + 1)}-${pad(c.getUTCDate())} ${pad(c.getUTCHours())}:${pad(c.getUTCMinutes())}:${pad(c.getUTCSeconds())} +08:00`;
 }
 
 /** A value or "—". */

@@ -15,7 +15,9 @@ function lag(seconds) {
   if (seconds === null || seconds === undefined) return "—";
   if (seconds < 120) return `${seconds} s`;
   if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
-  return `${(seconds / 3600).toFixed(1)} h`;
+  if (seconds < 2 * 86400) return `${(seconds / 3600).toFixed(1)} h`;
+  if (seconds < 120 * 86400) return `${Math.round(seconds / 86400)} d`;
+  return `${(seconds / (365.25 * 86400)).toFixed(1)} a`;
 }
 
 /** The source's health state as a badge, with what operators need beside it. */
