@@ -326,15 +326,19 @@ async fn an_operator_finds_a_quarantined_record_fixes_the_mapping_and_replays_it
     wait_text(&c, &format!("{row} td.received"), "4").await;
     wait_text(&c, &format!("{row} td.quarantined"), "1").await;
     wait_text(&c, &format!("{row} td.open-quarantine"), "1").await;
+    // Its health in one word, and times in China time, labelled.
+    wait_text(&c, &format!("{row} .health-healthy"), "正常").await;
     wait_text(&c, "#chart svg", "").await;
     // Let the chart collect a second sample.
     tokio::time::sleep(Duration::from_millis(3200)).await;
     wait_text(&c, "#chart svg .chart-legend", "").await;
     let overview = shot(&c, "overview").await;
 
-    // Quarantine: the list, then the entry with its raw record and violations side by side.
+    // Quarantine: the list with exact counts, then the entry with its raw record and violations.
     click(&c, "#nav-quarantine").await;
     wait_text(&c, &format!("#quarantine-table tr[data-id=\"{qid}\"]"), &rule).await;
+    wait_text(&c, "#quarantine-counts", "1").await;
+    wait_text(&c, &format!("#quarantine-table tr[data-id=\"{qid}\"]"), "+08:00").await;
     shot(&c, "quarantine-list").await;
     click(&c, &format!("#quarantine-table tr[data-id=\"{qid}\"] a.open-entry")).await;
     wait_text(&c, "#raw-payload", "\"cfcx\": \"快速程序\"").await;
@@ -342,12 +346,40 @@ async fn an_operator_finds_a_quarantined_record_fixes_the_mapping_and_replays_it
     wait_text(&c, "#entry-status", "待处理").await;
     shot(&c, "quarantine-entry").await;
 
-    // Cases: the accepted records with their lineage.
+    // Cases: the accepted records with their lineage; found by the legacy case number alone,
+    // also after a search that found nothing.
     click(&c, "#nav-cases").await;
     wait_text(&c, "#case-results", "NCSJ-CF-2024-000001").await;
     click(&c, "#case-results article.case .raw-btn").await;
     wait_text(&c, "#case-results .raw-panel", "\"ajbh\"").await;
     shot(&c, "cases").await;
+    c.execute(
+        "document.querySelector('#case-mode').value = 'key'; document.querySelector('#case-mode').dispatchEvent(new Event('change'));",
+        vec![],
+    )
+    .await
+    .expect("choose the business-key mode");
+    for (number, wanted) in [
+        ("NO-SUCH-NUMBER", "没有记录"),
+        ("NCSJ-CF-2024-000001", "NCSJ-CF-2024-000001"),
+    ] {
+        c.execute(
+            &format!("document.querySelector('#case-number').value = '{number}';"),
+            vec![],
+        )
+        .await
+        .expect("type the number");
+        click(&c, "#case-search-btn").await;
+        wait_text(&c, "#case-results", wanted).await;
+    }
+    c.execute(
+        "document.querySelector('#case-mode').value = 'list'; document.querySelector('#case-mode').dispatchEvent(new Event('change'));",
+        vec![],
+    )
+    .await
+    .expect("back to the list of recent cases");
+    click(&c, "#case-search-btn").await;
+    wait_text(&c, "#case-results", "NCSJ-CF-2024-000001").await;
 
     // Mappings: start from the active version, teach the procedures table 快速程序, upload v2.
     click(&c, "#nav-mappings").await;
