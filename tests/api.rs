@@ -1135,6 +1135,36 @@ fn token_new_prints_a_token_and_the_config_block_with_its_hash() {
         .output()
         .expect("run");
     assert!(!bad.status.success());
+    // With the configuration: an unknown source is refused, a pulled one is named.
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("gateway.toml");
+    let mapping = repo().join("mappings/nanchang-amr-penalty/mapping.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\nid = \"push-src\"\nkind = \"push\"\nmapping = \"{m}\"\n\n[[sources]]\nid = \"file-src\"\nkind = \"file\"\nmapping = \"{m}\"\n",
+            m = mapping.display()
+        ),
+    )
+    .expect("config");
+    let with = |source: &str| {
+        support::gateway()
+            .args(["token", "new", "--role", "department", "--source", source, "--config"])
+            .arg(&config)
+            .output()
+            .expect("run")
+    };
+    assert!(with("push-src").status.success());
+    let unknown = with("nope");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown source \"nope\""));
+    let pulled = with("file-src");
+    assert!(pulled.status.success());
+    assert!(
+        String::from_utf8_lossy(&pulled.stderr).contains("is not a push source"),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
 }
 
 #[test]

@@ -53,8 +53,14 @@ fn main() -> ExitCode {
             action: ConfigAction::Check { file, connect },
         } => cli::data::config_check(&file, connect),
         Command::Token {
-            action: TokenAction::New { name, role, sources },
-        } => cli::token::new(&name, &role, &sources),
+            action:
+                TokenAction::New {
+                    name,
+                    role,
+                    sources,
+                    config,
+                },
+        } => cli::token::new(&name, &role, &sources, config.as_deref()),
         other => match tokio::runtime::Runtime::new() {
             Ok(rt) => rt.block_on(cli::dispatch(other)),
             Err(e) => Err(anyhow::anyhow!("cannot start the runtime: {e}")),

@@ -192,6 +192,11 @@ pub enum TokenAction {
         /// Department tokens: a push source the department owns (repeat for several).
         #[arg(long = "source")]
         sources: Vec<String>,
+        /// The configuration the token is for: each `--source` must be one of its sources, and
+        /// a source that is not a push source is named (the token can read its quarantine
+        /// entries but not push to it).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
     },
 }
 

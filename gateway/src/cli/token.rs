@@ -3,13 +3,27 @@
 use crate::config::TOKEN_ROLES;
 use std::process::ExitCode;
 
-/// Print a new token and its `[[server.tokens]]` block.
-pub fn new(name: &str, role: &str, sources: &[String]) -> anyhow::Result<ExitCode> {
+/// Print a new token and its `[[server.tokens]]` block. With `config`, each source must be one
+/// of the file's sources; one that is not a push source is named on standard error.
+pub fn new(name: &str, role: &str, sources: &[String], config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     if !TOKEN_ROLES.contains(&role) {
         anyhow::bail!("未知角色 / unknown role {role:?}: {}", TOKEN_ROLES.join(", "));
     }
     if role == "department" && sources.is_empty() {
         anyhow::bail!("department 令牌需要 --source / a department token needs --source SOURCE_ID");
+    }
+    if let Some(file) = config {
+        let resolved = crate::config::Config::load(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for id in sources {
+            match resolved.config.source(id) {
+                None => anyhow::bail!("未知来源 / unknown source {id:?} in {}", file.display()),
+                Some((_, s)) if s.kind != "push" => eprintln!(
+                    "注意：来源 {id:?} 不是推送型来源（kind = {:?}）：该令牌可查看其隔离记录，但不能向它推送 / note: source {id:?} is not a push source (kind = {:?}): the token can read its quarantine entries but cannot push to it",
+                    s.kind, s.kind
+                ),
+                Some(_) => {}
+            }
+        }
     }
     let (token, sha256) =
         crate::server::auth::new_token().map_err(|e| anyhow::anyhow!("无法生成随机数 / no random numbers: {e}"))?;
