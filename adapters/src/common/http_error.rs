@@ -224,6 +224,15 @@ impl HttpError {
     }
 }
 
+/// `scheme://host:port` of a URL (no user, password, path or query).
+fn origin_of(u: &reqwest::Url) -> String {
+    match (u.host_str(), u.port_or_known_default()) {
+        (Some(host), Some(port)) => format!("{}://{host}:{port}", u.scheme()),
+        (Some(host), None) => format!("{}://{host}", u.scheme()),
+        _ => "<url>".to_string(),
+    }
+}
+
 /// What became of an answer's body, for [`HttpError::Body`].
 fn body_failure(timed_out: &bool) -> &'static str {
     if *timed_out {
@@ -233,10 +242,11 @@ fn body_failure(timed_out: &bool) -> &'static str {
     }
 }
 
-/// An error with its causes, without the request URL (it may carry a key in its query).
+/// An error with its causes, the request URL shown as its scheme, host and port only (its path
+/// and query may carry a key; the host is what an operator needs to find the broken link).
 pub fn error_chain(e: &reqwest::Error) -> String {
     let mut text = match e.url() {
-        Some(u) => e.to_string().replace(u.as_str(), "<url>"),
+        Some(u) => e.to_string().replace(u.as_str(), &origin_of(u)),
         None => e.to_string(),
     };
     let mut source = std::error::Error::source(e);
@@ -246,4 +256,17 @@ pub fn error_chain(e: &reqwest::Error) -> String {
         source = s.source();
     }
     excerpt(&text, 500)
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_error_names_the_host_and_port_but_not_the_path_query_or_password() {
+        let u = reqwest::Url::parse("https://user:s3cret@gw.example.gov.cn/api/list?appKey=K123&sign=abc").unwrap();
+        assert_eq!(origin_of(&u), "https://gw.example.gov.cn:443");
+        let u = reqwest::Url::parse("http://10.1.2.3:8081/x?token=t").unwrap();
+        assert_eq!(origin_of(&u), "http://10.1.2.3:8081");
+    }
 }
