@@ -29,6 +29,8 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod window;
+
 /// Settings of a source with `kind = "amqp"` (the `[sources.amqp]` table).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
