@@ -15,6 +15,11 @@
 //! PRECONDITION_FAILED into a [`SourceError::Topology`] that says what differs and what to
 //! change; [`check_broker`] does the same without declaring anything, for `gateway config
 //! check --connect`.
+//!
+//! Memory: the broker may deliver as many messages as the consumer's prefetch (its *window*)
+//! before any is acknowledged, and lapin keeps every one of them. The window is chosen from the
+//! sizes of the messages seen so that the window's messages stay within `max_inflight_bytes`
+//! (see [`window`]); a batch also stops taking messages when its bytes reach that bound.
 
 use super::contract::{PulledRecord, SourceError, SourceItem, UnparsedRecord};
 use crate::common::amqp_url::broker_uri;
@@ -23,8 +28,8 @@ use crate::common::secret::SecretSource;
 use crate::common::settings::SettingsProblem;
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -35,6 +40,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tokio::sync::watch;
+use window::Window;
+
+pub mod window;
 
 /// Settings of a source with `kind = "amqp"` (the `[sources.amqp]` table).
 #[derive(Debug, Clone, Deserialize)]
@@ -56,9 +65,22 @@ pub struct AmqpSourceSettings {
     /// (fanout, durable) with a queue `<queue>.dead` bound to it when `declare_queue` is true.
     #[serde(default = "default_dlx")]
     pub dead_letter_exchange: String,
-    /// Messages delivered but not yet acknowledged, at most (default 2000).
+    /// Messages delivered but not yet acknowledged, at most (default 2000): the ceiling of the
+    /// consumer's window, which `max_inflight_bytes` keeps smaller while messages are large.
     #[serde(default = "default_prefetch")]
     pub prefetch: u16,
+    /// Bytes of the messages delivered but not yet acknowledged, aimed at (default 64 MiB).
+    /// RabbitMQ counts its prefetch in messages only, so the consumer's window (its prefetch)
+    /// is sized from the messages seen: it starts at this many bytes of 16 MiB messages (four
+    /// by default), doubles after each window's worth of deliveries that it held back while the
+    /// doubled window of their largest message still fits, up to `prefetch`, and shrinks at once
+    /// when a message is too large for it (see [`window`]). A batch stops taking messages when
+    /// its bytes reach this bound.
+    /// Messages the broker sends before the gateway has seen how large they are still arrive:
+    /// the worst case is the window times the largest message the broker accepts (its
+    /// `max_message_size`), see README.md.
+    #[serde(default = "default_max_inflight_bytes")]
+    pub max_inflight_bytes: usize,
     /// Body format when the message's `content_type` does not say: `json` (default; an object
     /// or an array of objects) or `xml`.
     #[serde(default = "default_format")]
@@ -103,6 +125,9 @@ fn default_dlx() -> String {
 }
 fn default_prefetch() -> u16 {
     2000
+}
+fn default_max_inflight_bytes() -> usize {
+    64 << 20
 }
 fn default_format() -> String {
     "json".into()
@@ -209,6 +234,13 @@ impl AmqpSourceSettings {
         if self.max_message_bytes == 0 {
             problem("max_message_bytes", "应至少为 1 / must be at least 1".into());
         }
+        if self.max_inflight_bytes == 0 {
+            problem(
+                "max_inflight_bytes",
+                "未确认消息的字节上限 max_inflight_bytes = 0，应至少为 1 / max_inflight_bytes = 0: must be at least 1"
+                    .into(),
+            );
+        }
         if self.batch_size == 0 || self.batch_size > 100_000 {
             problem("batch_size", "应在 1..100000 / must be 1..100000".into());
         }
@@ -245,10 +277,57 @@ pub struct AmqpConsumer {
     settings: AmqpSourceSettings,
     connection: Connection,
     channel: Channel,
-    consumer: Consumer,
+    /// The consumer tag, the same for every consumer this connection starts.
+    tag: ShortString,
+    stream: Stream,
+    window: Window,
+    /// What was delivered on this channel and is not settled yet (shared with the batches).
+    held: watch::Sender<Held>,
     limits: XmlLimits,
     /// The batch being filled, kept here so that [`AmqpConsumer::next_batch`] is cancel-safe.
     pending: Option<(MessageBatch, tokio::time::Instant)>,
+}
+
+/// Where deliveries come from. A new window is applied by cancelling the consumer, taking
+/// what it still delivers, and consuming again with the new prefetch once the messages still
+/// held and the new window fit ([`Window::may_restart`]).
+enum Stream {
+    /// Consuming with the window's current prefetch.
+    Consuming(Consumer),
+    /// Cancelled for a new window: yields what was delivered before the cancel, then ends.
+    Draining(Consumer),
+    /// Waiting until enough of what was delivered is settled to consume with the new window.
+    Paused,
+    /// Starting the consumer with the new window; in a task of its own, so that dropping
+    /// [`AmqpConsumer::next_batch`] midway loses no consumer (and no messages with it).
+    Resuming(tokio::task::JoinHandle<Result<Consumer, lapin::Error>>),
+    /// The broker cancelled the consumer.
+    Ended,
+}
+
+/// Messages delivered on the channel and not yet acknowledged or rejected, as the broker
+/// counts them (a batch dropped without being settled stays counted, as on the broker, until
+/// the channel closes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Held {
+    /// Messages.
+    messages: usize,
+    /// Bytes of their bodies.
+    bytes: usize,
+    /// Which consumer of the connection is running (counted from 0).
+    generation: u64,
+    /// Of the messages, those delivered to the running consumer: its prefetch applies to them.
+    current: usize,
+}
+
+/// What [`AmqpConsumer::next_delivery`] found.
+enum Next {
+    /// A message.
+    Delivery(Box<lapin::message::Delivery>),
+    /// The broker cancelled the consumer.
+    Ended,
+    /// A new window waits for the batch in hand to be settled.
+    Blocked,
 }
 
 impl std::fmt::Debug for AmqpConsumer {
@@ -275,10 +354,14 @@ pub struct MessageBatch {
     pub messages: usize,
     /// Of which poison (rejected to the dead-letter exchange after the commit).
     pub poison: usize,
+    /// Bytes of the messages' bodies.
+    pub bytes: usize,
     tags: Vec<(u64, Settle)>,
     /// Per message: its key (see [`MessageBatch::message_keys`]), its body, its items' range.
     bodies: Vec<MessageBody>,
     channel: Channel,
+    /// The connection's count of unsettled messages, lowered when this batch is settled.
+    held: watch::Sender<Held>,
 }
 
 /// One message of a batch as received.
@@ -286,7 +369,12 @@ pub struct MessageBatch {
 struct MessageBody {
     key: String,
     position: String,
+    /// The body as received; left empty for a poison message, whose one unparsed item holds it.
     bytes: Vec<u8>,
+    /// Bytes of the body.
+    size: usize,
+    /// The consumer it was delivered to ([`Held::generation`]).
+    generation: u64,
     items: std::ops::Range<usize>,
 }
 
@@ -321,6 +409,7 @@ impl MessageBatch {
             tags,
             bodies,
             channel,
+            held,
             ..
         } = self;
         let mut items: Vec<Option<SourceItem>> = items.into_iter().map(Some).collect();
@@ -333,14 +422,7 @@ impl MessageBatch {
                     parts.push(part);
                 }
             }
-            let part = open.get_or_insert_with(|| MessageBatch {
-                items: Vec::new(),
-                messages: 0,
-                poison: 0,
-                tags: Vec::new(),
-                bodies: Vec::new(),
-                channel: channel.clone(),
-            });
+            let part = open.get_or_insert_with(|| MessageBatch::empty(channel.clone(), held.clone()));
             let start = part.items.len();
             part.items.extend(
                 body.items
@@ -348,6 +430,7 @@ impl MessageBatch {
                     .filter_map(|i| items.get_mut(i).and_then(Option::take)),
             );
             part.messages += 1;
+            part.bytes += body.size;
             if settle == Settle::Reject {
                 part.poison += 1;
             }
@@ -366,16 +449,36 @@ impl MessageBatch {
         parts
     }
 
+    /// A batch of no messages yet.
+    fn empty(channel: Channel, held: watch::Sender<Held>) -> MessageBatch {
+        MessageBatch {
+            items: Vec::new(),
+            messages: 0,
+            poison: 0,
+            bytes: 0,
+            tags: Vec::new(),
+            bodies: Vec::new(),
+            channel,
+            held,
+        }
+    }
+
     /// Take this batch's messages as poison: each becomes one unparsed record holding its raw
     /// bytes and `reason` (quarantined by the commit), and is rejected to the dead-letter
     /// exchange when settled.
     pub fn into_poison(mut self, reason: &str) -> MessageBatch {
+        let mut old: Vec<Option<SourceItem>> = std::mem::take(&mut self.items).into_iter().map(Some).collect();
         self.items = self
             .bodies
-            .iter()
+            .iter_mut()
             .map(|b| {
+                // A poison message's bytes are in its one unparsed item.
+                let payload = match old.get_mut(b.items.start).and_then(Option::take) {
+                    Some(Err(unparsed)) if b.bytes.is_empty() => unparsed.payload,
+                    _ => std::mem::take(&mut b.bytes),
+                };
                 Err(UnparsedRecord {
-                    payload: b.bytes.clone(),
+                    payload,
                     position: b.position.clone(),
                     message: reason.to_string(),
                 })
@@ -400,7 +503,19 @@ impl MessageBatch {
                 .await
                 .map_err(|e| SourceError::Unavailable(format!("AMQP rejection failed: {e}")))?;
         }
+        self.release();
         Ok(())
+    }
+
+    /// Count this batch's messages as settled.
+    fn release(&self) {
+        let (messages, bytes) = (self.messages, self.bytes);
+        self.held.send_modify(|h| {
+            let current = self.bodies.iter().filter(|b| b.generation == h.generation).count();
+            h.messages = h.messages.saturating_sub(messages);
+            h.bytes = h.bytes.saturating_sub(bytes);
+            h.current = h.current.saturating_sub(current);
+        });
     }
 
     /// Acknowledge the batch's messages (reject the poison ones without requeue). Call only
@@ -414,6 +529,7 @@ impl MessageBatch {
                     .await
                     .map_err(unavailable)?;
             }
+            self.release();
             return Ok(());
         }
         for (tag, settle) in &self.tags {
@@ -427,6 +543,7 @@ impl MessageBatch {
             }
             .map_err(unavailable)?;
         }
+        self.release();
         Ok(())
     }
 }
@@ -441,20 +558,16 @@ impl AmqpConsumer {
     ) -> Result<AmqpConsumer, SourceError> {
         let (connection, vhost) = open_connection(source_id, settings, base).await?;
         let timeout = Duration::from_secs(settings.connect_timeout_seconds);
+        let window = Window::new(
+            settings.prefetch,
+            settings.max_inflight_bytes,
+            settings.max_message_bytes,
+        );
+        let tag = ShortString::from(format!("ganzhi-{source_id}"));
         let ready = async {
             inspect_topology(&connection, settings, &vhost, true).await?;
             let channel = connection.create_channel().await.map_err(unavailable)?;
-            channel
-                .basic_qos(settings.prefetch, BasicQosOptions::default())
-                .await
-                .map_err(unavailable)?;
-            let consumer = channel
-                .basic_consume(
-                    settings.queue.as_str().into(),
-                    ShortString::from(format!("ganzhi-{source_id}")),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                )
+            let consumer = start_consuming(channel.clone(), settings.queue.clone(), tag.clone(), window.current())
                 .await
                 .map_err(unavailable)?;
             Ok::<_, SourceError>((channel, consumer))
@@ -473,7 +586,10 @@ impl AmqpConsumer {
             settings: settings.clone(),
             connection,
             channel,
-            consumer,
+            tag,
+            stream: Stream::Consuming(consumer),
+            window,
+            held: watch::Sender::new(Held::default()),
             limits: XmlLimits {
                 max_bytes: settings.max_message_bytes,
                 ..XmlLimits::default()
@@ -482,58 +598,179 @@ impl AmqpConsumer {
         })
     }
 
-    /// The next batch: waits for a first message, then takes more until the batch is full or
-    /// `batch_wait_ms` has passed. `None` when the broker cancelled the consumer. Cancel-safe:
-    /// messages taken before the future is dropped stay in the batch the next call returns.
+    /// The next batch: waits for a first message, then takes more until the batch is full (of
+    /// `batch_size` messages or `max_inflight_bytes` bytes), the window is exhausted (nothing
+    /// more can be delivered before something is acknowledged) or `batch_wait_ms` has passed.
+    /// `None` when the broker cancelled the consumer. Cancel-safe: messages taken before the
+    /// future is dropped stay in the batch the next call returns.
     pub async fn next_batch(&mut self) -> Result<Option<MessageBatch>, SourceError> {
         if self.pending.is_none() {
-            let first = match self.consumer.next().await {
-                None => return Ok(None),
-                Some(Err(e)) => return Err(SourceError::Unavailable(format!("AMQP: {e}"))),
-                Some(Ok(d)) => d,
+            let first = match self.next_delivery(false).await? {
+                Next::Delivery(d) => d,
+                Next::Ended | Next::Blocked => return Ok(None),
             };
-            let mut batch = MessageBatch {
-                items: Vec::new(),
-                messages: 0,
-                poison: 0,
-                tags: Vec::new(),
-                bodies: Vec::new(),
-                channel: self.channel.clone(),
-            };
-            self.take(&mut batch, first);
+            let mut batch = MessageBatch::empty(self.channel.clone(), self.held.clone());
+            self.take(&mut batch, *first);
             let deadline = tokio::time::Instant::now() + Duration::from_millis(self.settings.batch_wait_ms);
             self.pending = Some((batch, deadline));
         }
-        while let Some((batch, deadline)) = self.pending.take() {
-            if batch.messages >= self.settings.batch_size {
+        loop {
+            let Some((batch, deadline)) = self.pending.take() else {
+                return Ok(None);
+            };
+            if self.batch_is_full(&batch) {
                 return Ok(Some(batch));
             }
             self.pending = Some((batch, deadline));
-            let next = tokio::time::timeout_at(deadline, self.consumer.next()).await;
+            let next = tokio::time::timeout_at(deadline, self.next_delivery(true)).await;
             let Some((mut batch, deadline)) = self.pending.take() else {
-                break;
+                return Ok(None);
             };
             match next {
-                Err(_) | Ok(None) => return Ok(Some(batch)),
-                Ok(Some(Err(e))) => return Err(SourceError::Unavailable(format!("AMQP: {e}"))),
-                Ok(Some(Ok(d))) => {
-                    self.take(&mut batch, d);
+                Err(_) | Ok(Ok(Next::Ended | Next::Blocked)) => return Ok(Some(batch)),
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(Next::Delivery(d))) => {
+                    self.take(&mut batch, *d);
                     self.pending = Some((batch, deadline));
                 }
             }
         }
-        Ok(None)
     }
 
-    fn take(&self, batch: &mut MessageBatch, delivery: lapin::message::Delivery) {
+    /// The window the consumer runs with now (messages).
+    pub fn window(&self) -> u16 {
+        self.window.current()
+    }
+
+    /// Whether a batch takes no more messages: `batch_size` reached, `max_inflight_bytes`
+    /// reached, or the window exhausted with no new one coming.
+    fn batch_is_full(&self, batch: &MessageBatch) -> bool {
+        batch.messages >= self.settings.batch_size
+            || batch.bytes >= self.settings.max_inflight_bytes
+            || (self.window_exhausted() && !self.window.change_due())
+    }
+
+    /// Every message the running consumer's window allows is delivered and unsettled.
+    fn window_exhausted(&self) -> bool {
+        matches!(self.stream, Stream::Consuming(_)) && self.held.borrow().current >= usize::from(self.window.current())
+    }
+
+    /// The consumer's stream ended: the cancel for a new window went through, or the broker
+    /// cancelled the consumer.
+    fn consumer_ended(&mut self) {
+        self.stream = match self.stream {
+            Stream::Draining(_) => Stream::Paused,
+            _ => Stream::Ended,
+        };
+    }
+
+    /// When the window is to change, cancel the consumer (in a task of its own: the cancel is
+    /// sent even if the caller's future is dropped); its stream then ends after its last
+    /// delivery.
+    fn change_window_if_due(&mut self) {
+        if !self.window.change_due() || !matches!(self.stream, Stream::Consuming(_)) {
+            return;
+        }
+        let Stream::Consuming(consumer) = std::mem::replace(&mut self.stream, Stream::Paused) else {
+            return;
+        };
+        tracing::debug!(queue = %self.settings.queue, from = self.window.current(), to = self.window.target(),
+            "changing the consumer's window: cancelling it, then consuming again");
+        let channel = self.channel.clone();
+        let tag = self.tag.clone();
+        tokio::spawn(async move {
+            if let Err(e) = channel.basic_cancel(tag, BasicCancelOptions::default()).await {
+                tracing::debug!(error = %e, "AMQP consumer cancel failed; the channel is going away");
+            }
+        });
+        self.stream = Stream::Draining(consumer);
+    }
+
+    /// Start the consumer with the target window (in a task of its own, see [`Stream::Resuming`]).
+    fn resume(&mut self) {
+        let window = self.window.restart();
+        self.held.send_modify(|h| {
+            h.generation += 1;
+            h.current = 0;
+        });
+        tracing::debug!(queue = %self.settings.queue, window, "consuming with a new window");
+        self.stream = Stream::Resuming(tokio::spawn(start_consuming(
+            self.channel.clone(),
+            self.settings.queue.clone(),
+            self.tag.clone(),
+            window,
+        )));
+    }
+
+    /// The next delivery, following the consumer through window changes. `in_hand`: a batch is
+    /// being filled, so a new window that waits for messages to be settled answers
+    /// [`Next::Blocked`] at once instead of waiting.
+    async fn next_delivery(&mut self, in_hand: bool) -> Result<Next, SourceError> {
+        let unavailable = |e: lapin::Error| SourceError::Unavailable(format!("AMQP: {e}"));
+        loop {
+            match &mut self.stream {
+                Stream::Consuming(consumer) | Stream::Draining(consumer) => {
+                    let next = consumer.next().await;
+                    match next {
+                        Some(Ok(d)) => return Ok(Next::Delivery(Box::new(d))),
+                        Some(Err(e)) => return Err(unavailable(e)),
+                        None => self.consumer_ended(),
+                    }
+                }
+                Stream::Paused => {
+                    let held = *self.held.borrow();
+                    if self.window.may_restart(held.messages, held.bytes) {
+                        self.resume();
+                    } else if in_hand {
+                        return Ok(Next::Blocked);
+                    } else {
+                        let window = &self.window;
+                        let mut held = self.held.subscribe();
+                        // Fails only when every sender is dropped, and `self` holds one.
+                        let _ = held.wait_for(|h| window.may_restart(h.messages, h.bytes)).await;
+                    }
+                }
+                Stream::Resuming(task) => {
+                    let started = task.await;
+                    match started {
+                        Ok(Ok(consumer)) => self.stream = Stream::Consuming(consumer),
+                        Ok(Err(e)) => {
+                            self.stream = Stream::Ended;
+                            return Err(unavailable(e));
+                        }
+                        Err(e) => {
+                            self.stream = Stream::Ended;
+                            return Err(SourceError::Unavailable(format!("AMQP consumer task failed: {e}")));
+                        }
+                    }
+                }
+                Stream::Ended => return Ok(Next::Ended),
+            }
+        }
+    }
+
+    fn take(&mut self, batch: &mut MessageBatch, delivery: lapin::message::Delivery) {
         let tag = delivery.delivery_tag;
+        let size = delivery.data.len();
+        self.held.send_modify(|h| {
+            h.messages += 1;
+            h.bytes += size;
+            h.current += 1;
+        });
+        let generation = self.held.borrow().generation;
+        let before = self.window.target();
+        self.window.on_message(size, self.window_exhausted());
+        if self.window.target() < before {
+            tracing::info!(queue = %self.settings.queue, bytes = size, window = self.window.target(),
+                max_inflight_bytes = self.settings.max_inflight_bytes,
+                "large message: the consumer's window shrinks to what max_inflight_bytes allows");
+        }
         let message_id = delivery
             .properties
             .message_id()
             .as_ref()
             .map(|m| m.as_str().to_string());
         let key = message_key(message_id.as_deref(), &delivery.data);
-        let bytes = delivery.data.clone();
         let first_item = batch.items.len();
         let id = message_id
             .as_ref()
@@ -545,6 +782,13 @@ impl AmqpConsumer {
             .content_type()
             .as_ref()
             .map(|c| c.as_str().to_ascii_lowercase());
+        // The raw bytes are kept for [`MessageBatch::into_poison`]; a poison message's are in
+        // its unparsed item already (an over-size one is not even copied).
+        let mut bytes = if size > self.settings.max_message_bytes {
+            Vec::new()
+        } else {
+            delivery.data.clone()
+        };
         match decode_message(
             &self.settings,
             &self.limits,
@@ -559,6 +803,7 @@ impl AmqpConsumer {
             Err(poison) => {
                 tracing::warn!(queue = %self.settings.queue, delivery = tag, reason = %poison.message,
                     "poison message: quarantined, then rejected to the dead-letter exchange");
+                bytes = Vec::new();
                 batch.items.push(Err(poison));
                 batch.poison += 1;
                 batch.tags.push((tag, Settle::Reject));
@@ -568,9 +813,13 @@ impl AmqpConsumer {
             key,
             position,
             bytes,
+            size,
+            generation,
             items: first_item..batch.items.len(),
         });
         batch.messages += 1;
+        batch.bytes += size;
+        self.change_window_if_due();
     }
 
     /// Close the connection; unacknowledged messages go back to the queue.
@@ -578,6 +827,25 @@ impl AmqpConsumer {
         let _ = self.channel.close(200, "closing".into()).await;
         let _ = self.connection.close(200, "closing".into()).await;
     }
+}
+
+/// Start a consumer of `queue` on `channel` with a prefetch of `window` messages (a per-consumer
+/// prefetch, fixed for the consumer's life).
+async fn start_consuming(
+    channel: Channel,
+    queue: String,
+    tag: ShortString,
+    window: u16,
+) -> Result<Consumer, lapin::Error> {
+    channel.basic_qos(window, BasicQosOptions::default()).await?;
+    channel
+        .basic_consume(
+            queue.as_str().into(),
+            tag,
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
 }
 
 /// An AMQP failure that retrying may cure (the broker away, a channel closed).
@@ -1211,6 +1479,21 @@ mod tests {
         assert!(
             unknown.contains("queue q.dead") && unknown.contains("PRECONDITION_FAILED - odd"),
             "{unknown}"
+        );
+    }
+
+    #[test]
+    fn max_inflight_bytes_defaults_to_64_mib_and_zero_is_named() {
+        assert_eq!(settings("").max_inflight_bytes, 64 << 20);
+        let problems = settings("max_inflight_bytes = 0").check(Path::new("."));
+        let problem = problems
+            .iter()
+            .find(|p| p.key == "max_inflight_bytes")
+            .expect("max_inflight_bytes = 0 is refused");
+        assert!(
+            problem.message.contains("max_inflight_bytes = 0"),
+            "{}",
+            problem.message
         );
     }
 
