@@ -2091,9 +2091,12 @@ async fn a_replay_older_by_source_time_is_kept_as_stale(store: Arc<dyn Store>) {
             version: 1
         }
     );
-    assert_eq!(
-        store.quarantine_get(entry).await.unwrap().status,
-        QuarantineStatus::Replayed
+    let replayed = store.quarantine_get(entry).await.unwrap();
+    assert_eq!(replayed.status, QuarantineStatus::Replayed);
+    let note = replayed.note.unwrap_or_default();
+    assert!(
+        note.contains(&code) && note.contains("stale"),
+        "the entry says where the record went: {note}"
     );
     let (case, _) = store.case_by_code(&code).await.unwrap();
     assert_eq!(case.record["content"], "v2");
@@ -2131,6 +2134,8 @@ async fn a_replay_older_by_source_time_is_kept_as_stale(store: Arc<dyn Store>) {
             version: 2
         }
     );
+    let note = store.quarantine_get(newer).await.unwrap().note.unwrap_or_default();
+    assert!(note.contains(&format!("became version 2 of case {code2}")), "{note}");
 }
 
 /// A rule filter is a rule id, not a pattern: `%` and `_` match nothing on either backend.

@@ -264,6 +264,33 @@ pub fn superseding<'a>(plan: &Plan, records: &'a [IncomingRecord]) -> Vec<Supers
     out
 }
 
+/// The note an entry gets when record `index` resolves it: the case version it became (or, for
+/// a stale record, the newer version it lost to), so that a clerk sees where the record went.
+pub fn resolved_note(plan: &Plan, index: usize) -> Option<String> {
+    match plan.decisions.get(index)? {
+        Decision::Version(vi) => {
+            let v = plan.versions.get(*vi)?;
+            Some(format!(
+                "已成为案件 {code} 第 {n} 版 / became version {n} of case {code}",
+                code = v.code,
+                n = v.version
+            ))
+        }
+        Decision::Stale(si) => {
+            let s = plan.stale.get(*si)?;
+            Some(format!(
+                "较案件 {code} 第 {n} 版旧（来源时间），已作为过时记录列入沿革 / older than version {n} of case {code} by source time: kept in its lineage as stale",
+                code = s.code,
+                n = s.head_version
+            ))
+        }
+        Decision::Unchanged { code } if !code.is_empty() => Some(format!(
+            "与案件 {code} 的当前版本相同 / the same as the current version of case {code}"
+        )),
+        _ => None,
+    }
+}
+
 /// Why a replayed entry older than the case's current version stays in the quarantine.
 fn superseded(case: &ExistingCase, record: &IncomingRecord) -> Violation {
     let head = case

@@ -10,8 +10,8 @@
 use super::compress;
 use super::error::parse_case_type;
 use super::plan::{
-    plan_batch, same_source_time_warning, source_changes, superseding, CaseRef, CounterKey, Decision, ExistingCase,
-    Plan,
+    plan_batch, resolved_note, same_source_time_warning, source_changes, superseding, CaseRef, CounterKey, Decision,
+    ExistingCase, Plan,
 };
 use super::types::*;
 use super::{StoreError, StoreResult};
@@ -198,14 +198,15 @@ static SQL_QUARANTINE_REPLAYED: LazyLock<String> = LazyLock::new(|| {
 /// with that raw id or has that id becomes `replayed` and gets `attempts + increment`.
 const SQL_QUARANTINE_RESOLVE: &str = "
     WITH ops AS (
-        SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int4[]) AS u(raw_id, replay_of, inc)
+        SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int4[], $5::text[]) AS u(raw_id, replay_of, inc, note)
     ), hit AS (
-        SELECT q.id, o.inc FROM ops o JOIN quarantine q ON q.raw_id = o.raw_id AND q.status = 'open'
+        SELECT q.id, o.inc, o.note FROM ops o JOIN quarantine q ON q.raw_id = o.raw_id AND q.status = 'open'
         UNION ALL
-        SELECT q.id, o.inc FROM ops o JOIN quarantine q ON q.id = o.replay_of
+        SELECT q.id, o.inc, o.note FROM ops o JOIN quarantine q ON q.id = o.replay_of
     )
-    UPDATE quarantine q SET status = 'replayed', updated_at = $4, attempts = q.attempts + h.inc
-    FROM (SELECT id, max(inc) AS inc FROM hit GROUP BY id) h
+    UPDATE quarantine q SET status = 'replayed', updated_at = $4, attempts = q.attempts + h.inc,
+                            note = COALESCE(h.note, q.note)
+    FROM (SELECT id, max(inc) AS inc, max(note) AS note FROM hit GROUP BY id) h
     WHERE q.id = h.id";
 
 /// Records older than their case's head by source time, kept for the lineage (rare: written
@@ -855,6 +856,7 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
                 let op = QResolve {
                     raw_id: raw_ids[i],
                     replay_of,
+                    note: resolved_note(&plan, i),
                 };
                 let one = QResolveParams::of(std::slice::from_ref(&op));
                 tx.execute(&st.quarantine_resolve, &one.params(&now)).await?;
@@ -972,6 +974,8 @@ struct QReplay<'a> {
 struct QResolve {
     raw_id: i64,
     replay_of: Option<i64>,
+    /// What the record became ([`resolved_note`]).
+    note: Option<String>,
 }
 
 /// What one record does to the quarantine.
@@ -1085,6 +1089,7 @@ impl<'a> QuarantineWrites<'a> {
                     (_, replay_of) => w.resolves.push(QResolve {
                         raw_id: raw_ids[first],
                         replay_of,
+                        note: resolved_note(plan, first),
                     }),
                 }
                 continue;
@@ -1106,10 +1111,11 @@ impl<'a> QuarantineWrites<'a> {
                 });
                 w.insert_members.extend_from_slice(&quarantined);
             }
-            if members.iter().any(|&i| w.kinds[i] == QKind::Resolve) {
+            if let Some(&resolving) = members.iter().find(|&&i| w.kinds[i] == QKind::Resolve) {
                 w.resolves.push(QResolve {
                     raw_id: raw_ids[first],
                     replay_of: None,
+                    note: resolved_note(plan, resolving),
                 });
             }
         }
@@ -1214,6 +1220,7 @@ struct QResolveParams {
     raw_ids: Vec<i64>,
     replay_of: Vec<Option<i64>>,
     increments: Vec<i32>,
+    notes: Vec<Option<String>>,
 }
 
 impl QResolveParams {
@@ -1222,9 +1229,10 @@ impl QResolveParams {
             raw_ids: rows.iter().map(|r| r.raw_id).collect(),
             replay_of: rows.iter().map(|r| r.replay_of).collect(),
             increments: rows.iter().map(|r| i32::from(r.replay_of.is_some())).collect(),
+            notes: rows.iter().map(|r| r.note.clone()).collect(),
         }
     }
     fn params<'s>(&'s self, now: &'s DateTime<Utc>) -> Params<'s> {
-        vec![&self.raw_ids, &self.replay_of, &self.increments, now]
+        vec![&self.raw_ids, &self.replay_of, &self.increments, now, &self.notes]
     }
 }

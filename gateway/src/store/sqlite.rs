@@ -3,8 +3,8 @@
 
 use super::error::{parse_case_number, parse_case_type, parse_credit_code};
 use super::plan::{
-    counter_key, plan_batch, same_source_time_warning, source_changes, superseding, CaseRef, CounterKey, Decision,
-    ExistingCase,
+    counter_key, plan_batch, resolved_note, same_source_time_warning, source_changes, superseding, CaseRef, CounterKey,
+    Decision, ExistingCase,
 };
 use super::types::*;
 use super::{Store, StoreError, StoreResult};
@@ -129,13 +129,20 @@ fn rules_text(violations: &[Violation]) -> String {
     s
 }
 
-/// Parameters of the statement resolving a payload's open entry and the entry it replays.
-fn resolve_params<'a>(raw_id: i64, record: &'a IncomingRecord, now: &'a String) -> impl rusqlite::Params + 'a {
+/// Parameters of the statement resolving a payload's open entry and the entry it replays (with
+/// the note of what the record became).
+fn resolve_params<'a>(
+    raw_id: i64,
+    record: &'a IncomingRecord,
+    now: &'a String,
+    note: Option<String>,
+) -> impl rusqlite::Params + 'a {
     (
         raw_id,
         now,
         i32::from(record.replay_of.is_some()),
         record.replay_of.unwrap_or(-1),
+        note,
     )
 }
 
@@ -410,7 +417,8 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                     updated_at = ?6, attempts = attempts + 1 WHERE id = ?1",
         )?;
         let mut resolve_q = tx.prepare_cached(
-            "UPDATE quarantine SET status = 'replayed', updated_at = ?2, attempts = attempts + ?3
+            "UPDATE quarantine SET status = 'replayed', updated_at = ?2, attempts = attempts + ?3,
+                                   note = COALESCE(?5, note)
              WHERE (raw_id = ?1 AND status = 'open') OR id = ?4",
         )?;
         for (i, decision) in plan.decisions.iter().enumerate() {
@@ -456,16 +464,16 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                 }
                 Decision::Unchanged { code } => {
                     if matches!(record.verdict, Verdict::Accept(_)) {
-                        resolve_q.execute(resolve_params(raw_ids[i], record, &now))?;
+                        resolve_q.execute(resolve_params(raw_ids[i], record, &now, resolved_note(&plan, i)))?;
                     }
                     RecordResult::Unchanged { code: code.clone() }
                 }
                 Decision::Version(vi) => {
-                    resolve_q.execute(resolve_params(raw_ids[i], record, &now))?;
+                    resolve_q.execute(resolve_params(raw_ids[i], record, &now, resolved_note(&plan, i)))?;
                     plan.version_result(*vi)
                 }
                 Decision::Stale(si) => {
-                    resolve_q.execute(resolve_params(raw_ids[i], record, &now))?;
+                    resolve_q.execute(resolve_params(raw_ids[i], record, &now, resolved_note(&plan, i)))?;
                     plan.stale_result(*si)
                 }
             };
