@@ -345,6 +345,27 @@ async fn an_operator_finds_a_quarantined_record_fixes_the_mapping_and_replays_it
     wait_text(&c, "#violations-table", &rule).await;
     wait_text(&c, "#entry-status", "待处理").await;
     shot(&c, "quarantine-entry").await;
+    // A clerk selects a value to copy it: the 3-second refresh waits instead of wiping it.
+    c.execute(
+        "const r = document.createRange(); r.selectNodeContents(document.querySelector('#raw-payload')); const s = window.getSelection(); s.removeAllRanges(); s.addRange(r);",
+        vec![],
+    )
+    .await
+    .expect("select the raw record");
+    tokio::time::sleep(Duration::from_millis(3600)).await;
+    let kept = c
+        .execute("return String(window.getSelection()).includes('快速程序');", vec![])
+        .await
+        .expect("read the selection");
+    assert_eq!(
+        kept,
+        serde_json::json!(true),
+        "the selection survives the refresh interval"
+    );
+    wait_text(&c, "#live", "暂停自动刷新").await;
+    c.execute("window.getSelection().removeAllRanges();", vec![])
+        .await
+        .expect("clear the selection");
 
     // Cases: the accepted records with their lineage; found by the legacy case number alone,
     // also after a search that found nothing.

@@ -169,7 +169,11 @@ async function route() {
   current = { page, handle, hash };
   await refresh();
   timer = setInterval(() => {
-    if (!document.hidden) refresh();
+    // Not while the tab is hidden, and not while the user has text selected (to copy a value):
+    // redrawing would wipe the selection. The page catches up once the selection is gone.
+    const selecting = window.getSelection && String(window.getSelection()).length > 0;
+    if (!document.hidden && !selecting) refresh();
+    else if (selecting) paused();
   }, REFRESH_MS);
 }
 
@@ -185,6 +189,12 @@ async function refresh() {
   } finally {
     refreshing = false;
   }
+}
+
+/** Say in the status line that refreshing waits for the selection to end. */
+function paused() {
+  const live = document.getElementById("live");
+  if (live) live.textContent = t("refresh_paused_selection");
 }
 
 function stopTimer() {

@@ -87,6 +87,7 @@ const L = {
   status_ignored: ["已忽略", "ignored"],
   status_superseded: ["已被取代", "superseded"],
   entries: ["条", "entries"],
+  refresh_paused_selection: ["已选中文字：暂停自动刷新，取消选择后继续", "Text selected: refreshing waits until the selection ends"],
   unknown_rule: ["没有违反该规则的记录：", "No entries break the rule"],
   rules_with_entries: ["有记录的规则", "Rules with entries"],
   stale: ["过时", "Stale"],
