@@ -63,6 +63,7 @@ pub async fn run_consumer(
                     error: &message,
                     run_failed: true,
                     paused_until: None,
+                    only_paused: false,
                 });
                 tokio::select! {
                     _ = shutdown.wait() => break,
@@ -198,6 +199,7 @@ async fn consume(
                     ),
                     run_failed: false,
                     paused_until: None,
+                    only_paused: false,
                 });
                 if let Err(e) = part.dead_letter().await {
                     break 'consuming Ended::Failed(e.to_string());

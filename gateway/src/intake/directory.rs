@@ -129,6 +129,7 @@ pub async fn scan_directory(
                     error: &format!("{}: {e}", moved.display()),
                     run_failed: false,
                     paused_until: None,
+                    only_paused: false,
                 });
             }
             Err(e) => return Err(DirectoryError::Ingest(e)),

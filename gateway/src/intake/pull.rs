@@ -404,6 +404,7 @@ pub async fn run_scheduler(
                     error: &e.to_string(),
                     run_failed: true,
                     paused_until,
+                    only_paused: matches!(e, PullError::Source(SourceError::CircuitOpen { .. })),
                 })
             }),
         }

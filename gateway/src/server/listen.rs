@@ -160,17 +160,9 @@ pub async fn serve(listener: TcpListener, app: Router, settings: ListenSettings,
                             return;
                         }
                     };
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(connection).await {
-                        tracing::debug!(%remote, error = %e, "connection ended with an error");
-                    }
+                    serve_one(&builder, stream, service, watcher, remote).await;
                 }
-                None => {
-                    let connection = builder.serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(connection).await {
-                        tracing::debug!(%remote, error = %e, "connection ended with an error");
-                    }
-                }
+                None => serve_one(&builder, stream, service, watcher, remote).await,
             }
         });
     }
@@ -180,6 +172,28 @@ pub async fn serve(listener: TcpListener, app: Router, settings: ListenSettings,
         _ = tokio::time::sleep(settings.shutdown_grace) => {
             tracing::warn!("requests still in progress after the grace period; stopping anyway");
         }
+    }
+}
+
+/// Serve HTTP/1.1 on one accepted connection (plain or TLS), watched for graceful shutdown.
+async fn serve_one<I>(
+    builder: &http1::Builder,
+    io: I,
+    service: impl hyper::service::Service<
+            hyper::Request<Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future = Answer,
+        > + Send
+        + 'static,
+    watcher: hyper_util::server::graceful::Watcher,
+    remote: SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(%remote, error = %e, "connection ended with an error");
     }
 }
 

@@ -5,7 +5,7 @@ use super::outbox::{
     Claimed, DeliveryCount, DeliveryFilter, DeliveryRow, DeliveryStatus, OutboxStore, Redrive, RedriveReport,
     Settlement, NEWER_DELIVERED, SUPERSEDE,
 };
-use super::sqlite::{parse_time, time, SqliteStore};
+use super::sqlite::{parse_time, time, to_json, SqliteStore};
 use super::{StoreError, StoreResult};
 use adapters::sinks::Delivery;
 use async_trait::async_trait;
@@ -110,11 +110,7 @@ impl OutboxStore for SqliteStore {
                                        delivered_at = ?6
                      WHERE id = ?1 AND status = 'pending' AND next_attempt_at = ?7",
                 )?;
-                let mut count_delivered = tx.prepare_cached(
-                    "INSERT INTO outbox_delivered (sink_id, delivered)
-                     SELECT sink_id, 1 FROM outbox WHERE id = ?1
-                     ON CONFLICT (sink_id) DO UPDATE SET delivered = delivered + 1",
-                )?;
+                let mut delivered: Vec<i64> = Vec::new();
                 for s in &settlements {
                     let n = update.execute(params![
                         s.id,
@@ -126,9 +122,19 @@ impl OutboxStore for SqliteStore {
                         lease
                     ])? as u64;
                     if n > 0 && s.status == DeliveryStatus::Delivered {
-                        count_delivered.execute([s.id])?;
+                        delivered.push(s.id);
                     }
                     settled += n;
+                }
+                if !delivered.is_empty() {
+                    // The batch's delivered rows counted per sink in one statement.
+                    tx.prepare_cached(
+                        "INSERT INTO outbox_delivered (sink_id, delivered)
+                         SELECT sink_id, count(*) FROM outbox WHERE id IN (SELECT value FROM json_each(?1))
+                         GROUP BY sink_id
+                         ON CONFLICT (sink_id) DO UPDATE SET delivered = delivered + excluded.delivered",
+                    )?
+                    .execute([to_json(&delivered)?])?;
                 }
             }
             tx.commit()?;

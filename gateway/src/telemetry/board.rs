@@ -212,15 +212,15 @@ impl SourceBoard {
     }
 
     /// A run (or a connection) failed with `message`. `paused_until`: the circuit breaker is open
-    /// until then. An error that only says the source is paused does not replace the last real
-    /// error, which stays the one operators see (`last_error`), with the pause beside it.
-    pub fn run_failed(&self, id: &str, message: &str, paused_until: Option<DateTime<Utc>>) {
+    /// until then. An error that only says the source is paused (`only_paused`) does not replace
+    /// the last real error, which stays the one operators see (`last_error`), with the pause
+    /// beside it.
+    pub fn run_failed(&self, id: &str, message: &str, paused_until: Option<DateTime<Utc>>, only_paused: bool) {
         let now = Utc::now();
         self.update(id, |s| {
             s.failures_in_row = s.failures_in_row.saturating_add(1);
             s.failing_since.get_or_insert(now);
             s.paused_until = paused_until;
-            let only_paused = paused_until.is_some() && message.contains("source paused by the circuit breaker");
             if !only_paused || s.last_error.is_none() {
                 s.last_error = Some((now, message.to_string()));
             }

@@ -83,6 +83,9 @@ pub struct SourceFailed<'a> {
     pub run_failed: bool,
     /// The circuit breaker is open until then: the source is `paused`.
     pub paused_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// The error only says the source is paused (the circuit breaker refused the run): the
+    /// last real error stays the one operators see.
+    pub only_paused: bool,
 }
 
 impl InternalEvent for SourceFailed<'_> {
@@ -94,7 +97,7 @@ impl InternalEvent for SourceFailed<'_> {
         }
         if let Some(board) = &telemetry.board {
             if self.run_failed {
-                board.run_failed(self.source, self.error, self.paused_until);
+                board.run_failed(self.source, self.error, self.paused_until, self.only_paused);
             } else {
                 board.set_degraded(self.source, self.error);
             }
