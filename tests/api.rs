@@ -139,8 +139,10 @@ async fn a_department_cannot_write_or_overwrite_another_departments_cases(backen
     assert_eq!(violation["value"], JIUJIANG_AGENCY);
     let en = violation["message_en"].as_str().unwrap_or_default();
     assert!(
-        en.contains(SOURCE) && en.contains(JIUJIANG_AGENCY) && en.contains(AGENCY_CODE),
-        "the message names the source, the agency and what the source may write for: {en}"
+        en.contains(SOURCE)
+            && en.contains(&format!("南昌市市场监督管理局 ({JIUJIANG_AGENCY})"))
+            && en.contains(AGENCY_CODE),
+        "the message names the source, the agency by name and code, and what the source may write for: {en}"
     );
     assert!(
         violation["message_zh"].as_str().is_some_and(|m| m.contains("无权")),
