@@ -24,6 +24,20 @@ impl Shutdown {
     pub fn is_triggered(&self) -> bool {
         self.0.flag.load(Ordering::SeqCst)
     }
+    /// A flag of its own that is also raised when this one is (a job stopped alone, e.g. when
+    /// its lease is lost, or with everything).
+    pub fn child(&self) -> Shutdown {
+        let child = Shutdown::default();
+        let (parent, raised) = (self.clone(), child.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = parent.wait() => raised.trigger(),
+                _ = raised.wait() => {}
+            }
+        });
+        child
+    }
+
     /// Wait until a stop is asked for.
     pub async fn wait(&self) {
         loop {

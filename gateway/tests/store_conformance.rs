@@ -1367,7 +1367,8 @@ async fn postgres_concurrent_migrations_apply_once() {
             "0007_discriminating_index_keys",
             "0008_raw_receipts",
             "0009_source_time",
-            "0010_console"
+            "0010_console",
+            "0011_cluster"
         ],
         "each migration applied once"
     );

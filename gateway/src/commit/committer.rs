@@ -6,7 +6,7 @@
 //! the caller with what [`Committer::commit`] returns.
 
 use super::isolate::commit_isolating;
-use crate::store::{CommitBatch, IncomingRecord, RecordResult, Store, StoreError, Verdict};
+use crate::store::{CommitBatch, Fence, IncomingRecord, RecordResult, Store, StoreError, Verdict};
 use crate::telemetry::{BatchCommitted, Summary, Telemetry};
 use normalizer::{Severity, Violation};
 use serde::Serialize;
@@ -72,6 +72,8 @@ pub struct Committer {
     /// `replay`): a field of every batch's log span.
     way: &'static str,
     batches: Arc<AtomicU64>,
+    /// For a scheduled job: the lease every batch is committed under.
+    fence: Option<Fence>,
 }
 
 impl std::fmt::Debug for Committer {
@@ -115,6 +117,7 @@ impl Committer {
             telemetry,
             way: "files",
             batches: Arc::new(AtomicU64::new(0)),
+            fence: None,
         }
     }
 
@@ -122,6 +125,12 @@ impl Committer {
     /// in its batches' logs.
     pub fn for_way(&self, way: &'static str) -> Committer {
         Committer { way, ..self.clone() }
+    }
+
+    /// The same committer for a scheduled job: each batch is refused ([`StoreError::Fenced`],
+    /// nothing written) once `fence` no longer holds the job's lease.
+    pub fn with_fence(&self, fence: Option<Fence>) -> Committer {
+        Committer { fence, ..self.clone() }
     }
 
     /// The store committed to.
@@ -163,6 +172,7 @@ impl Committer {
             records,
             cursors: cursor.into_iter().collect(),
             sinks: self.sinks.to_vec(),
+            fence: self.fence.clone(),
         };
         let started = Instant::now();
         let results = commit_isolating(self.store.as_ref(), batch)

@@ -60,6 +60,7 @@ pub async fn commit_isolating(store: &dyn Store, batch: CommitBatch) -> Result<V
                 records: right_records,
                 cursors: batch.cursors.clone(),
                 sinks: batch.sinks.clone(),
+                fence: batch.fence.clone(),
             };
             left.cursors.clear();
             let mut results = Box::pin(commit_isolating(store, left)).await?;
@@ -69,10 +70,10 @@ pub async fn commit_isolating(store: &dyn Store, batch: CommitBatch) -> Result<V
     }
 }
 
-/// Errors that no splitting can cure: the store is unreachable or broken.
+/// Errors that no splitting can cure: the store is unreachable or broken, or the job lost its lease.
 pub fn is_store_down(e: &StoreError) -> bool {
     match e {
-        StoreError::Pool(_) | StoreError::Task(_) => true,
+        StoreError::Pool(_) | StoreError::Task(_) | StoreError::Fenced { .. } => true,
         StoreError::Postgres(pg) => pg.is_closed() || pg.code().is_none(),
         StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
             f.code,

@@ -32,6 +32,9 @@ pub struct Config {
     /// The operator HTTP server.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Several instances on one store: leases of scheduled jobs, heartbeats.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     /// Systems records come from.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -194,6 +197,94 @@ impl Default for LimitsConfig {
             max_record_bytes: default_max_record_bytes(),
             max_violations_per_record: default_max_violations(),
         }
+    }
+}
+
+/// Several instances on one store (`[cluster]`): every scheduled job (a REST/SOAP source, a
+/// catalogue, a drop folder) runs on the instance holding its lease, and is taken over when that
+/// instance stops renewing it. The defaults take a dead instance's jobs over within 10 s.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This instance's id (default: host name, process id and a random suffix). Unique among
+    /// the instances of one store.
+    pub instance_id: Option<String>,
+    /// How long a lease lasts without renewal (default 8 s): a dead holder's jobs are taken over
+    /// after at most this plus `acquire_seconds`.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: f64,
+    /// How often a held lease is renewed (default 2 s; at most a third of `lease_seconds`).
+    #[serde(default = "default_renew_seconds")]
+    pub renew_seconds: f64,
+    /// How often an instance tries to take a job nobody holds (default 1 s).
+    #[serde(default = "default_acquire_seconds")]
+    pub acquire_seconds: f64,
+    /// How often an instance writes its heartbeat (default 2 s); one silent for three times this
+    /// is shown as gone.
+    #[serde(default = "default_heartbeat_seconds")]
+    pub heartbeat_seconds: f64,
+}
+
+fn default_lease_seconds() -> f64 {
+    8.0
+}
+fn default_renew_seconds() -> f64 {
+    2.0
+}
+fn default_acquire_seconds() -> f64 {
+    1.0
+}
+fn default_heartbeat_seconds() -> f64 {
+    2.0
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            instance_id: None,
+            lease_seconds: default_lease_seconds(),
+            renew_seconds: default_renew_seconds(),
+            acquire_seconds: default_acquire_seconds(),
+            heartbeat_seconds: default_heartbeat_seconds(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Problems of the `[cluster]` table.
+    pub fn check(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        for (key, value) in [
+            ("lease_seconds", self.lease_seconds),
+            ("renew_seconds", self.renew_seconds),
+            ("acquire_seconds", self.acquire_seconds),
+            ("heartbeat_seconds", self.heartbeat_seconds),
+        ] {
+            if !(value.is_finite() && (0.1..=3600.0).contains(&value)) {
+                problems.push(ConfigProblem {
+                    place: format!("cluster.{key}"),
+                    message: format!("应在 0.1..3600 秒之间 / must be 0.1..3600 seconds, got {value}"),
+                });
+            }
+        }
+        if self.renew_seconds * 3.0 > self.lease_seconds {
+            problems.push(ConfigProblem {
+                place: "cluster.renew_seconds".into(),
+                message: format!(
+                    "续约间隔应不超过租期的三分之一（lease_seconds = {}）/ must be at most a third of lease_seconds ({}), got {}",
+                    self.lease_seconds, self.lease_seconds, self.renew_seconds
+                ),
+            });
+        }
+        if let Some(id) = &self.instance_id {
+            if id.trim().is_empty() || id.len() > 200 {
+                problems.push(ConfigProblem {
+                    place: "cluster.instance_id".into(),
+                    message: format!("应为 1..200 个字符 / must be 1..200 characters, got {id:?}"),
+                });
+            }
+        }
+        problems
     }
 }
 
@@ -893,6 +984,9 @@ impl Config {
             );
         }
         for p in self.server.check(&self.base_dir, &self.sources) {
+            problem(p.place, p.message);
+        }
+        for p in self.cluster.check() {
             problem(p.place, p.message);
         }
         if self.limits.max_record_bytes < 1024 {

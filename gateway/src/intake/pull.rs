@@ -12,7 +12,7 @@ use crate::prepare::reader::from_source_item;
 use crate::prepare::{prepare_parallel, PrepareError, Preparer};
 use crate::runtime::Runtime;
 use crate::shutdown::Shutdown;
-use crate::store::{IncomingRecord, StoreError, Verdict};
+use crate::store::{Fence, IncomingRecord, StoreError, Verdict};
 use crate::telemetry::{BatchCommitted, SourceCommand, SourceFailed, Summary};
 use adapters::sources::{CircuitState, Page, PullMode, PullSource, SourceError, SourceItem};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -135,6 +135,20 @@ pub async fn pull_into(
     shutdown: &Shutdown,
     target: &PageTarget,
 ) -> Result<Summary, PullError> {
+    pull_fenced(runtime, source_id, source, mode, shutdown, target, None).await
+}
+
+/// [`pull_into`] under a job's lease: every commit carries `fence` and is refused once another
+/// instance holds the job (the run then ends with [`StoreError::Fenced`]).
+pub async fn pull_fenced(
+    runtime: &Runtime,
+    source_id: &str,
+    source: &Arc<dyn PullSource>,
+    mode: PullMode,
+    shutdown: &Shutdown,
+    target: &PageTarget,
+    fence: Option<&Fence>,
+) -> Result<Summary, PullError> {
     let cursor = match mode {
         PullMode::Incremental => runtime.store.cursor(source_id).await?,
         PullMode::FullResync => None,
@@ -194,7 +208,7 @@ pub async fn pull_into(
     );
     let mut summary = Summary::default();
     let mut page_no = 0u64;
-    let committer = runtime.committer("pull");
+    let committer = runtime.committer("pull").with_fence(fence.cloned());
     let batch_size = runtime.resolved.config.pipeline.batch_size;
     // A page taken from the queue that could not join the previous commit.
     let mut held: Option<Result<Fetched, PullError>> = None;
@@ -228,7 +242,7 @@ pub async fn pull_into(
                 if let Err(e) = runtime
                     .store
                     .catalogue()
-                    .catalogue_commit(source_id, &items, page.cursor.as_deref())
+                    .catalogue_commit(source_id, &items, page.cursor.as_deref(), fence)
                     .await
                 {
                     break Err(PullError::Store(e));
@@ -330,6 +344,57 @@ pub async fn run_scheduler(
     mut commands: mpsc::Receiver<SourceCommand>,
     shutdown: Shutdown,
 ) {
+    let job = ScheduledPull {
+        runtime: &runtime,
+        source_id: &source_id,
+        source: &source,
+        schedule: &schedule,
+        target: &target,
+    };
+    job.run(&mut commands, &shutdown, None).await;
+}
+
+/// A pull source's schedule, as one instance runs it while it holds the job.
+pub struct ScheduledPull<'a> {
+    /// The running gateway.
+    pub runtime: &'a Runtime,
+    /// The source (or catalogue) id.
+    pub source_id: &'a str,
+    /// Its connection.
+    pub source: &'a Arc<dyn PullSource>,
+    /// When it is pulled.
+    pub schedule: &'a Schedule,
+    /// What its records are.
+    pub target: &'a PageTarget,
+}
+
+impl ScheduledPull<'_> {
+    /// Pull on the schedule and on operators' commands until `shutdown`, each commit fenced
+    /// with `fence` when given.
+    pub async fn run(&self, commands: &mut mpsc::Receiver<SourceCommand>, shutdown: &Shutdown, fence: Option<&Fence>) {
+        let ScheduledPull {
+            runtime,
+            source_id,
+            source,
+            schedule,
+            target,
+        } = *self;
+        let source_id = source_id.to_string();
+        schedule_loop(runtime, &source_id, source, schedule, target, commands, shutdown, fence).await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn schedule_loop(
+    runtime: &Runtime,
+    source_id: &String,
+    source: &Arc<dyn PullSource>,
+    schedule: &Schedule,
+    target: &PageTarget,
+    commands: &mut mpsc::Receiver<SourceCommand>,
+    shutdown: &Shutdown,
+    fence: Option<&Fence>,
+) {
     let board = Arc::clone(&runtime.sources);
     if let Ok(Some(c)) = runtime.store.cursor(&source_id).await {
         let lag = lag_seconds(&c, Utc::now());
@@ -364,7 +429,7 @@ pub async fn run_scheduler(
             s.degraded_reason = None;
         });
         let span = tracing::info_span!("pull", source = %source_id, mode = ?mode);
-        let result = pull_into(&runtime, &source_id, &source, mode, &shutdown, &target)
+        let result = pull_fenced(runtime, source_id, source, mode, shutdown, target, fence)
             .instrument(span.clone())
             .await;
         let finished = Utc::now();

@@ -2,6 +2,7 @@
 //! of each source ([`preparers`]), the source board and metrics, and the one committer
 //! ([`state`]); built at start-up from the store's active mapping versions ([`startup`]).
 
+pub mod cluster;
 pub mod preparers;
 pub mod startup;
 pub mod state;

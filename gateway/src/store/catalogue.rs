@@ -34,12 +34,14 @@ pub fn to_catalogue(items: &[CatalogueItem], base: Option<&Catalogue>) -> Catalo
 /// The catalogue in a store.
 #[async_trait]
 pub trait CatalogueStore: Send + Sync {
-    /// Upsert items (by year and code) and, in the same transaction, the source's cursor.
+    /// Upsert items (by year and code) and, in the same transaction, the source's cursor;
+    /// refused when `fence` is given and no longer holds the job's lease.
     async fn catalogue_commit(
         &self,
         source_id: &str,
         items: &[CatalogueItem],
         cursor: Option<&str>,
+        fence: Option<&super::cluster::Fence>,
     ) -> StoreResult<u64>;
 
     /// Every stored item, by year and code.

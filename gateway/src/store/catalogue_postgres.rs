@@ -13,9 +13,13 @@ impl CatalogueStore for PostgresStore {
         source_id: &str,
         items: &[CatalogueItem],
         cursor: Option<&str>,
+        fence: Option<&super::cluster::Fence>,
     ) -> StoreResult<u64> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        if let Some(fence) = fence {
+            super::cluster_postgres::check_fence(&tx, fence).await?;
+        }
         let years: Vec<i32> = items.iter().map(|i| i.year).collect();
         let codes: Vec<&str> = items.iter().map(|i| i.item_code.as_str()).collect();
         let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();

@@ -13,13 +13,18 @@ impl CatalogueStore for SqliteStore {
         source_id: &str,
         items: &[CatalogueItem],
         cursor: Option<&str>,
+        fence: Option<&super::cluster::Fence>,
     ) -> StoreResult<u64> {
         let items = items.to_vec();
         let source = source_id.to_string();
         let cursor = cursor.map(str::to_string);
+        let fence = fence.cloned();
         self.with_conn(move |conn| {
             let now = super::sqlite::now();
             let tx = conn.transaction()?;
+            if let Some(fence) = &fence {
+                super::cluster_sqlite::check_fence(&tx, fence)?;
+            }
             let mut written = 0u64;
             {
                 let mut stmt = tx.prepare_cached(

@@ -24,6 +24,19 @@ pub enum StoreError {
     /// A background task failed.
     #[error("store task failed: {0}")]
     Task(String),
+    /// The job's lease was taken over by another instance (or released): nothing of the batch
+    /// was written, and this instance must stop the job.
+    #[error(
+        "租约已失效，本批未写入 / the lease is no longer held, nothing of the batch was written: job {job} epoch {epoch} of {holder}"
+    )]
+    Fenced {
+        /// The job.
+        job: String,
+        /// This instance.
+        holder: String,
+        /// The epoch it held.
+        epoch: i64,
+    },
 }
 
 /// A PostgreSQL error with the server's message, detail and constraint (tokio-postgres alone

@@ -21,6 +21,9 @@ pub trait Store: Send + Sync {
     /// The supervision-item catalogue kept by this store.
     fn catalogue(&self) -> &dyn catalogue::CatalogueStore;
 
+    /// The store's instances and job leases.
+    fn cluster(&self) -> &dyn super::cluster::ClusterStore;
+
     /// Apply pending schema migrations; returns the names of those applied now.
     async fn migrate(&self) -> StoreResult<Vec<String>>;
 

@@ -10,6 +10,9 @@ mod audit_postgres;
 pub mod catalogue;
 mod catalogue_postgres;
 mod catalogue_sqlite;
+pub mod cluster;
+mod cluster_postgres;
+mod cluster_sqlite;
 mod compress;
 pub mod console;
 pub mod error;
@@ -28,6 +31,7 @@ mod postgres_commit;
 pub mod sqlite;
 pub mod types;
 
+pub use cluster::{ClusterStore, Fence, InstanceInfo, InstanceRow, LeaseRow};
 pub use console::{AuditFilter, Outcome, RecordFate, RecordFilter};
 pub use error::{StoreError, StoreResult};
 pub use interface::Store;

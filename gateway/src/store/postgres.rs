@@ -75,6 +75,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_console",
         include_str!("../../migrations/postgres/0010_console.sql"),
     ),
+    (
+        "0011_cluster",
+        include_str!("../../migrations/postgres/0011_cluster.sql"),
+    ),
 ];
 
 /// Advisory lock taken (per transaction) while migrating, so instances starting together apply
@@ -367,6 +371,10 @@ impl Store for PostgresStore {
     }
 
     fn catalogue(&self) -> &dyn super::catalogue::CatalogueStore {
+        self
+    }
+
+    fn cluster(&self) -> &dyn super::cluster::ClusterStore {
         self
     }
 

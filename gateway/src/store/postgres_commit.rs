@@ -540,6 +540,9 @@ impl CopyWriter {
 }
 
 pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
+    if let Some(fence) = &batch.fence {
+        super::cluster_postgres::check_fence(tx, fence).await?;
+    }
     let now = Utc::now();
     let records = &batch.records;
     let st = Statements::prepare(tx).await?;

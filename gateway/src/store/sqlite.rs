@@ -43,6 +43,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/sqlite/0006_source_time.sql"),
     ),
     ("0007_console", include_str!("../../migrations/sqlite/0007_console.sql")),
+    ("0008_cluster", include_str!("../../migrations/sqlite/0008_cluster.sql")),
 ];
 
 /// The SQLite store.
@@ -155,6 +156,9 @@ fn resolve_params<'a>(
 
 fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let Some(fence) = &batch.fence {
+        super::cluster_sqlite::check_fence(&tx, fence)?;
+    }
     let now = now();
 
     // 1. What the store holds for the batch's keys and counters.
@@ -704,6 +708,10 @@ impl Store for SqliteStore {
     }
 
     fn catalogue(&self) -> &dyn super::catalogue::CatalogueStore {
+        self
+    }
+
+    fn cluster(&self) -> &dyn super::cluster::ClusterStore {
         self
     }
 

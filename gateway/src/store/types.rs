@@ -168,6 +168,9 @@ pub struct CommitBatch {
     pub cursors: Vec<(String, String)>,
     /// Configured sink ids: each new version gets one outbox row per sink.
     pub sinks: Vec<String>,
+    /// For a scheduled job's batch: the lease it is committed under; the batch is refused
+    /// ([`StoreError::Fenced`](super::StoreError::Fenced)) when another instance holds a newer one.
+    pub fence: Option<super::cluster::Fence>,
 }
 
 /// What became of one record of a batch.

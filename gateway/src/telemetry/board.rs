@@ -262,6 +262,17 @@ impl SourceBoard {
             .unwrap_or_default()
     }
 
+    /// Records committed on this instance since it started, every source together (accepted,
+    /// updated, unchanged, stale or quarantined).
+    pub fn committed_total(&self) -> i64 {
+        self.snapshot()
+            .iter()
+            .map(|s| s.totals.accepted + s.totals.updated + s.totals.unchanged + s.totals.stale + s.totals.quarantined)
+            .sum::<u64>()
+            .try_into()
+            .unwrap_or(i64::MAX)
+    }
+
     /// One source's status.
     pub fn get(&self, id: &str) -> Option<SourceStatus> {
         self.status.read().ok()?.get(id).cloned()

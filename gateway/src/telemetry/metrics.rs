@@ -51,6 +51,23 @@ struct SourceLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabel {
+    job: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InstanceLabels {
+    instance: String,
+    host: String,
+    version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InstanceStateLabel {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
     sink: String,
     status: &'static str,
@@ -94,6 +111,9 @@ pub struct Metrics {
     source_stalled: Family<SourceLabel, Gauge>,
     limit_refusals: Family<LimitLabel, Counter>,
     source_health: Family<HealthLabels, Gauge>,
+    lease_held: Family<JobLabel, Gauge>,
+    instance_info: Family<InstanceLabels, Gauge>,
+    instances: Family<InstanceStateLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -171,8 +191,29 @@ impl Metrics {
             "1 for each source's current health state (healthy, degraded, failing, paused, stalled), 0 for the others",
             source_health.clone(),
         );
+        let lease_held = Family::<JobLabel, Gauge>::default();
+        registry.register(
+            "gateway_job_lease_held",
+            "1 while this instance holds the job's lease and runs it (a REST/SOAP source, a catalogue, a drop folder), 0 while another instance does",
+            lease_held.clone(),
+        );
+        let instance_info = Family::<InstanceLabels, Gauge>::default();
+        registry.register(
+            "gateway_instance",
+            "1, labelled with this instance's id, host and version",
+            instance_info.clone(),
+        );
+        let instances = Family::<InstanceStateLabel, Gauge>::default();
+        registry.register(
+            "gateway_cluster_instances",
+            "Instances on this store by state: alive (heartbeating), gone (silent for three heartbeats without a clean stop), stopped",
+            instances.clone(),
+        );
         Metrics {
             registry,
+            lease_held,
+            instance_info,
+            instances,
             limit_refusals,
             source_health,
             source_errors,
@@ -252,6 +293,31 @@ impl Metrics {
                 source: source.to_string(),
             })
             .inc();
+    }
+
+    /// Whether this instance holds `job`'s lease (and runs it) now.
+    pub fn lease_held(&self, job: &str, held: bool) {
+        self.lease_held
+            .get_or_create(&JobLabel { job: job.to_string() })
+            .set(i64::from(held));
+    }
+
+    /// Label this instance.
+    pub fn set_instance(&self, instance: &crate::store::InstanceInfo) {
+        self.instance_info
+            .get_or_create(&InstanceLabels {
+                instance: instance.id.clone(),
+                host: instance.host.clone(),
+                version: instance.version.clone(),
+            })
+            .set(1);
+    }
+
+    /// How many instances on the store are alive, gone and stopped.
+    pub fn set_instance_counts(&self, alive: i64, gone: i64, stopped: i64) {
+        for (state, n) in [("alive", alive), ("gone", gone), ("stopped", stopped)] {
+            self.instances.get_or_create(&InstanceStateLabel { state }).set(n);
+        }
     }
 
     /// Whether a pull source is stalled now (see [`crate::telemetry::SourceStatus::stalled`]).

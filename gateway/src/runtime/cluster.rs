@@ -1,0 +1,218 @@
+//! Several gateway instances on one store: this instance's identity and heartbeat, and the
+//! lease runner that lets a scheduled job (a REST/SOAP source, a catalogue, a drop folder) run
+//! on one instance at a time. The job runs while its lease is held and renewed; it is stopped
+//! when the lease is lost (renewal refused, or the store unreachable for longer than the lease),
+//! and every commit it makes carries the lease's [`Fence`], so a paused or partitioned old
+//! holder's late commit is refused by the store. A clean stop releases the lease at once.
+
+use super::Runtime;
+use crate::config::ClusterConfig;
+use crate::shutdown::Shutdown;
+use crate::store::{Fence, InstanceInfo, Store};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The lease timings of a deployment (`[cluster]`).
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseTimings {
+    /// How long a lease lasts without renewal.
+    pub lease: Duration,
+    /// How often a held lease is renewed.
+    pub renew: Duration,
+    /// How often a free job is tried.
+    pub acquire: Duration,
+    /// How often the instance heartbeats.
+    pub heartbeat: Duration,
+}
+
+impl LeaseTimings {
+    /// The timings configured.
+    pub fn from_config(c: &ClusterConfig) -> LeaseTimings {
+        let secs = |s: f64| Duration::from_secs_f64(s.clamp(0.1, 3600.0));
+        LeaseTimings {
+            lease: secs(c.lease_seconds),
+            renew: secs(c.renew_seconds),
+            acquire: secs(c.acquire_seconds),
+            heartbeat: secs(c.heartbeat_seconds),
+        }
+    }
+}
+
+/// This process as an instance: the configured id, or host name, process id and a random suffix.
+pub fn this_instance(configured: Option<&str>) -> InstanceInfo {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    let pid = std::process::id();
+    let id = match configured {
+        Some(id) => id.to_string(),
+        None => {
+            let mut suffix = [0u8; 3];
+            let suffix = match getrandom::fill(&mut suffix) {
+                Ok(()) => hex::encode(suffix),
+                Err(_) => format!("{:06x}", chrono::Utc::now().timestamp_subsec_micros()),
+            };
+            format!("{host}-{pid}-{suffix}")
+        }
+    };
+    InstanceInfo {
+        id,
+        host,
+        pid: i32::try_from(pid).unwrap_or(i32::MAX),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: chrono::Utc::now(),
+    }
+}
+
+/// The job name of a scheduled pull source, catalogue or drop folder.
+pub fn job_name(kind: &str, id: &str) -> String {
+    format!("{kind}:{id}")
+}
+
+/// Why a job's run under its lease ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The gateway is stopping.
+    Shutdown,
+    /// Another instance took the lease, or it could not be renewed in time.
+    Lost,
+    /// The job returned by itself.
+    Returned,
+}
+
+/// Run `job` whenever this instance holds `job_name`'s lease, until `shutdown`. The job gets
+/// the lease's fence and a stop flag raised when the lease is lost or the gateway stops; it
+/// should commit what it has and return. The runner then releases the lease (on a clean stop)
+/// or leaves it to the instance that took it.
+pub async fn run_under_lease<F, Fut>(
+    runtime: Runtime,
+    instance: Arc<InstanceInfo>,
+    job_name: String,
+    timings: LeaseTimings,
+    shutdown: Shutdown,
+    mut job: F,
+) where
+    F: FnMut(Fence, Shutdown) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let store: Arc<dyn Store> = Arc::clone(&runtime.store);
+    loop {
+        let Some(fence) = acquire(&store, &instance.id, &job_name, timings, &shutdown).await else {
+            return;
+        };
+        tracing::info!(job = %job_name, epoch = fence.epoch, instance = %instance.id, "lease taken: the job runs here");
+        runtime.metrics.lease_held(&job_name, true);
+        let stop = shutdown.child();
+        let running = job(fence.clone(), stop.clone());
+        let ended = hold(&store, &fence, timings, &shutdown, &stop, running).await;
+        runtime.metrics.lease_held(&job_name, false);
+        match ended {
+            Ended::Lost => {
+                tracing::warn!(job = %job_name, epoch = fence.epoch, "lease lost: the job stopped here");
+            }
+            Ended::Shutdown | Ended::Returned => {
+                if let Err(e) = store.cluster().lease_release(&fence).await {
+                    tracing::warn!(job = %job_name, error = %e, "could not release the lease; it runs out by itself");
+                }
+            }
+        }
+        if ended == Ended::Shutdown || shutdown.is_triggered() {
+            return;
+        }
+        // Give the others a turn before trying again (a job that returned by itself, or a lease
+        // taken over, is not taken back at once).
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(timings.lease) => {}
+        }
+    }
+}
+
+/// Wait until the lease is ours (`None` on shutdown).
+async fn acquire(
+    store: &Arc<dyn Store>,
+    holder: &str,
+    job: &str,
+    timings: LeaseTimings,
+    shutdown: &Shutdown,
+) -> Option<Fence> {
+    loop {
+        if shutdown.is_triggered() {
+            return None;
+        }
+        match store.cluster().lease_acquire(job, holder, timings.lease).await {
+            Ok(Some(epoch)) => {
+                return Some(Fence {
+                    job: job.to_string(),
+                    holder: holder.to_string(),
+                    epoch,
+                })
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(job, error = %e, "cannot try the job's lease"),
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return None,
+            _ = tokio::time::sleep(timings.acquire) => {}
+        }
+    }
+}
+
+/// Keep the lease renewed while `running` runs; stop it when the lease is lost or on shutdown.
+async fn hold<Fut: Future<Output = ()>>(
+    store: &Arc<dyn Store>,
+    fence: &Fence,
+    timings: LeaseTimings,
+    shutdown: &Shutdown,
+    stop: &Shutdown,
+    running: Fut,
+) -> Ended {
+    tokio::pin!(running);
+    let mut renewed = Instant::now();
+    let ended = loop {
+        tokio::select! {
+            _ = &mut running => return Ended::Returned,
+            _ = shutdown.wait() => break Ended::Shutdown,
+            _ = tokio::time::sleep(timings.renew) => {
+                match store.cluster().lease_renew(fence, timings.lease).await {
+                    Ok(true) => renewed = Instant::now(),
+                    Ok(false) => break Ended::Lost,
+                    // The store cannot say: the lease is ours only while it cannot have run out.
+                    Err(e) => {
+                        tracing::warn!(job = %fence.job, error = %e, "cannot renew the lease");
+                        if renewed.elapsed() + timings.renew >= timings.lease {
+                            break Ended::Lost;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    stop.trigger();
+    running.await;
+    ended
+}
+
+/// Write this instance's heartbeat (with the records it has committed) until `shutdown`, then
+/// mark it stopped.
+pub async fn heartbeat(runtime: Runtime, instance: Arc<InstanceInfo>, timings: LeaseTimings, shutdown: Shutdown) {
+    loop {
+        let committed = runtime.sources.committed_total();
+        if let Err(e) = runtime.store.cluster().instance_heartbeat(&instance, committed).await {
+            tracing::warn!(error = %e, "cannot write the instance's heartbeat");
+        }
+        tokio::select! {
+            _ = shutdown.wait() => break,
+            _ = tokio::time::sleep(timings.heartbeat) => {}
+        }
+    }
+    let committed = runtime.sources.committed_total();
+    let _ = runtime.store.cluster().instance_heartbeat(&instance, committed).await;
+    if let Err(e) = runtime.store.cluster().instance_stopped(&instance.id).await {
+        tracing::warn!(error = %e, "cannot mark the instance stopped");
+    }
+}

@@ -1,0 +1,155 @@
+//! Instances and leases on PostgreSQL: expiry by the server's clock, the lease row locked by
+//! every fenced commit (`FOR SHARE`), so a takeover waits for a commit in flight and a commit
+//! after a takeover is refused.
+
+use super::cluster::{ClusterStore, Fence, InstanceInfo, InstanceRow, LeaseRow};
+use super::error::{StoreError, StoreResult};
+use super::postgres::PostgresStore;
+use async_trait::async_trait;
+use std::time::Duration;
+
+fn millis(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Refuse the transaction's commit unless `fence` still holds its job's lease; the lease row
+/// stays locked until the transaction ends, so no takeover can slip in before the commit.
+pub(crate) async fn check_fence(tx: &deadpool_postgres::Transaction<'_>, fence: &Fence) -> StoreResult<()> {
+    let row = tx
+        .query_opt(
+            "SELECT 1 FROM job_leases WHERE job = $1 AND holder = $2 AND epoch = $3 FOR SHARE",
+            &[&fence.job, &fence.holder, &fence.epoch],
+        )
+        .await?;
+    match row {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Fenced {
+            job: fence.job.clone(),
+            holder: fence.holder.clone(),
+            epoch: fence.epoch,
+        }),
+    }
+}
+
+#[async_trait]
+impl ClusterStore for PostgresStore {
+    async fn lease_acquire(&self, job: &str, holder: &str, ttl: Duration) -> StoreResult<Option<i64>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "INSERT INTO job_leases (job, holder, epoch, acquired_at, expires_at)
+                 VALUES ($1, $2, 1, now(), now() + $3 * interval '1 millisecond')
+                 ON CONFLICT (job) DO UPDATE
+                    SET holder = EXCLUDED.holder, epoch = job_leases.epoch + 1,
+                        acquired_at = EXCLUDED.acquired_at, expires_at = EXCLUDED.expires_at
+                    WHERE job_leases.expires_at <= now() OR job_leases.holder = EXCLUDED.holder
+                 RETURNING epoch",
+                &[&job, &holder, &(millis(ttl) as f64)],
+            )
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    async fn lease_renew(&self, fence: &Fence, ttl: Duration) -> StoreResult<bool> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE job_leases SET expires_at = now() + $4 * interval '1 millisecond'
+                 WHERE job = $1 AND holder = $2 AND epoch = $3",
+                &[&fence.job, &fence.holder, &fence.epoch, &(millis(ttl) as f64)],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn lease_release(&self, fence: &Fence) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE job_leases SET expires_at = now() WHERE job = $1 AND holder = $2 AND epoch = $3",
+                &[&fence.job, &fence.holder, &fence.epoch],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn leases(&self) -> StoreResult<Vec<LeaseRow>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT job, holder, epoch, acquired_at, expires_at, expires_at <= now() FROM job_leases ORDER BY job",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LeaseRow {
+                    job: r.try_get(0)?,
+                    holder: r.try_get(1)?,
+                    epoch: r.try_get(2)?,
+                    acquired_at: r.try_get(3)?,
+                    expires_at: r.try_get(4)?,
+                    expired: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn instance_heartbeat(&self, instance: &InstanceInfo, committed: i64) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO instances (id, host, pid, version, started_at, last_heartbeat, committed)
+                 VALUES ($1, $2, $3, $4, $5, now(), $6)
+                 ON CONFLICT (id) DO UPDATE SET last_heartbeat = now(), committed = EXCLUDED.committed,
+                    stopped_at = NULL",
+                &[
+                    &instance.id,
+                    &instance.host,
+                    &instance.pid,
+                    &instance.version,
+                    &instance.started_at,
+                    &committed,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn instance_stopped(&self, id: &str) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute("UPDATE instances SET stopped_at = now() WHERE id = $1", &[&id])
+            .await?;
+        Ok(())
+    }
+
+    async fn instances(&self) -> StoreResult<Vec<InstanceRow>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, host, pid, version, started_at, last_heartbeat,
+                        floor(extract(epoch FROM now() - last_heartbeat))::int8, committed, stopped_at
+                 FROM instances ORDER BY last_heartbeat DESC",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(InstanceRow {
+                    info: InstanceInfo {
+                        id: r.try_get(0)?,
+                        host: r.try_get(1)?,
+                        pid: r.try_get(2)?,
+                        version: r.try_get(3)?,
+                        started_at: r.try_get(4)?,
+                    },
+                    last_heartbeat: r.try_get(5)?,
+                    seconds_since_heartbeat: r.try_get(6)?,
+                    committed: r.try_get(7)?,
+                    stopped_at: r.try_get(8)?,
+                })
+            })
+            .collect()
+    }
+}
