@@ -47,9 +47,13 @@ const ASSETS: &[Asset] = &[
     asset!("dom.js", JS),
     asset!("i18n.js", JS),
     asset!("chart.js", JS),
+    asset!("ui.js", JS),
+    asset!("raw.js", JS),
     asset!("pages/overview.js", JS),
     asset!("pages/quarantine.js", JS),
     asset!("pages/cases.js", JS),
+    asset!("pages/records.js", JS),
+    asset!("pages/audit.js", JS),
     asset!("pages/mappings.js", JS),
     asset!("pages/deliveries.js", JS),
 ];
