@@ -71,7 +71,11 @@ async fn every_route_answers_401_without_a_valid_token_403_outside_the_role_and_
     assert!(challenge.to_str().expect("text").starts_with("Bearer"));
     // Department scope: its own source's quarantine and push, not another's.
     let (status, _) = gw.get(&format!("/api/quarantine?source={OTHER}"), DEPT).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another department's source is not revealed"
+    );
     let (status, _) = gw
         .post(&format!("/api/ingest/{OTHER}"), DEPT, json!([nanchang_record(5, 0)]))
         .await;

@@ -83,6 +83,10 @@ on_both_backends!(
     an_accepted_later_record_supersedes_open_entries_of_its_key,
     a_replay_older_by_source_time_is_kept_as_stale,
     the_rule_filter_takes_the_rule_id_literally,
+    quarantine_search_finds_entries_by_case_number_target_and_key_with_exact_totals,
+    a_resolved_entry_names_the_case_version_it_became,
+    record_fates_tell_what_became_of_each_received_record,
+    audit_search_filters_by_actor_action_family_and_subject,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -240,6 +244,7 @@ impl Rec {
             verdict,
             replay_of: self.replay_of,
             payload_lz4: None,
+            labels: Default::default(),
         }
     }
 
@@ -1361,7 +1366,8 @@ async fn postgres_concurrent_migrations_apply_once() {
             "0006_compact_rows",
             "0007_discriminating_index_keys",
             "0008_raw_receipts",
-            "0009_source_time"
+            "0009_source_time",
+            "0010_console"
         ],
         "each migration applied once"
     );
@@ -2175,4 +2181,213 @@ async fn postgres_statements_are_limited_unless_the_url_sets_the_limit() {
         store.session_setting("statement_timeout").await.expect("setting"),
         "1234ms"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The operator console's reads.
+// ---------------------------------------------------------------------------------------------
+
+/// A rejected record with the labels the mapping could read from it.
+fn labelled(rec: &Rec, number: Option<&str>, name: Option<&str>, id: Option<&str>) -> IncomingRecord {
+    let mut r = rec.quarantined(vec![violation("gb11643.checksum")]);
+    r.labels = RecordLabels {
+        case_number: number.map(str::to_string),
+        target_name: name.map(str::to_string),
+        target_id: id.map(str::to_string),
+    };
+    r
+}
+
+async fn quarantine_search_finds_entries_by_case_number_target_and_key_with_exact_totals(store: Arc<dyn Store>) {
+    let a = quarantine_id(
+        &commit_one(
+            &*store,
+            labelled(
+                &Rec::new("KEY-A"),
+                Some("赣洪市监罚〔2024〕7号"),
+                Some("南昌某某食品有限公司"),
+                Some("91360100MA35X0001K"),
+            ),
+        )
+        .await,
+    );
+    let b = quarantine_id(
+        &commit_one(
+            &*store,
+            labelled(
+                &Rec::new("KEY-B").source("jiangxi-hub"),
+                Some("B-2"),
+                Some("九江某某商行"),
+                Some("360102199001011234"),
+            ),
+        )
+        .await,
+    );
+    let c = quarantine_id(&commit_one(&*store, labelled(&Rec::new("KEY-C"), None, None, None)).await);
+    let search = |q: &str| QuarantineFilter {
+        search: Some(q.into()),
+        ..QuarantineFilter::default()
+    };
+    assert_eq!(
+        list(&*store, search("赣洪市监罚〔2024〕7号")).await,
+        vec![a],
+        "by case number"
+    );
+    assert_eq!(
+        list(&*store, search("某某")).await,
+        vec![b, a],
+        "by part of the target's name"
+    );
+    assert_eq!(
+        list(&*store, search("360102199001011234")).await,
+        vec![b],
+        "by ID number"
+    );
+    assert_eq!(list(&*store, search("KEY-C")).await, vec![c], "by record key");
+    assert_eq!(list(&*store, search("no such thing")).await, Vec::<i64>::new());
+    let entry = store.quarantine_get(a).await.unwrap();
+    assert_eq!(entry.labels.target_name.as_deref(), Some("南昌某某食品有限公司"));
+
+    // Totals ignore paging; offset pages newest first; a department's sources.
+    assert_eq!(store.quarantine_count(&search("某某")).await.unwrap(), 2);
+    let paged = QuarantineFilter {
+        limit: Some(1),
+        offset: Some(1),
+        ..QuarantineFilter::default()
+    };
+    assert_eq!(list(&*store, paged.clone()).await, vec![b]);
+    assert_eq!(store.quarantine_count(&paged).await.unwrap(), 3);
+    let own = QuarantineFilter {
+        sources: Some(vec![SOURCE.to_string()]),
+        ..QuarantineFilter::default()
+    };
+    assert_eq!(list(&*store, own.clone()).await, vec![c, a]);
+    assert_eq!(store.quarantine_count(&own).await.unwrap(), 2);
+
+    // Ignoring what a filter selects touches open entries of that filter only.
+    let ignored = store
+        .quarantine_ignore_matching(&search("某某"), "重复报送 / sent twice")
+        .await
+        .unwrap();
+    assert_eq!(ignored, 2);
+    let entry = store.quarantine_get(b).await.unwrap();
+    assert_eq!(
+        (entry.status, entry.note.as_deref()),
+        (QuarantineStatus::Ignored, Some("重复报送 / sent twice"))
+    );
+    assert_eq!(store.quarantine_get(c).await.unwrap().status, QuarantineStatus::Open);
+    assert_eq!(
+        store
+            .quarantine_ignore_matching(&search("某某"), "again")
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+async fn a_resolved_entry_names_the_case_version_it_became(store: Arc<dyn Store>) {
+    let x = Rec::new("X-1");
+    let q = quarantine_id(&commit_one(&*store, labelled(&x, Some("X-1"), None, None)).await);
+    assert_eq!(store.quarantine_get(q).await.unwrap().resolution, None);
+    let code = accepted_code(&commit_one(&*store, x.clone().mapping_version(2).replay_of(q).accepted()).await);
+    let entry = store.quarantine_get(q).await.unwrap();
+    assert_eq!(entry.resolution, Some(Resolution { code, version: Some(1) }));
+    assert_eq!(entry.labels.case_number.as_deref(), Some("X-1"), "the labels stay");
+}
+
+async fn record_fates_tell_what_became_of_each_received_record(store: Arc<dyn Store>) {
+    let code = accepted_code(&commit_one(&*store, Rec::new("A-1").accepted()).await);
+    let q = quarantine_id(&commit_one(&*store, labelled(&Rec::new("Q-1"), Some("Q-1"), None, None)).await);
+    let ignored = quarantine_id(&commit_one(&*store, Rec::new("I-1").quarantined(vec![violation("r")])).await);
+    store
+        .quarantine_set_status(ignored, QuarantineStatus::Ignored, Some("test"))
+        .await
+        .unwrap();
+    commit_one(&*store, Rec::new("O-1").source("jiangxi-hub").accepted()).await;
+
+    let (items, total) = store
+        .record_fates(&RecordFilter {
+            source_id: Some(SOURCE.into()),
+            ..RecordFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(total, 3);
+    let fates: Vec<(String, Outcome, Option<String>, Option<i64>)> = items
+        .iter()
+        .map(|f| (f.record_key.clone(), f.outcome, f.code.clone(), f.quarantine_id))
+        .collect();
+    assert_eq!(
+        fates,
+        vec![
+            ("I-1".to_string(), Outcome::Ignored, None, Some(ignored)),
+            ("Q-1".to_string(), Outcome::Quarantined, None, Some(q)),
+            ("A-1".to_string(), Outcome::Accepted, Some(code.clone()), None),
+        ]
+    );
+    assert_eq!(items[1].rules, vec!["gb11643.checksum".to_string()]);
+    assert_eq!(items[1].case_number.as_deref(), Some("Q-1"));
+    assert_eq!(items[2].version, Some(1));
+
+    let only = |outcome| RecordFilter {
+        sources: Some(vec![SOURCE.into()]),
+        outcome: Some(outcome),
+        ..RecordFilter::default()
+    };
+    let (items, total) = store.record_fates(&only(Outcome::Quarantined)).await.unwrap();
+    assert_eq!((items.len(), total), (1, 1));
+    assert_eq!(items[0].record_key, "Q-1");
+    let (items, total) = store.record_fates(&only(Outcome::Accepted)).await.unwrap();
+    assert_eq!((items[0].code.as_deref(), total), (Some(code.as_str()), 1));
+    let (_, total) = store.record_fates(&RecordFilter::default()).await.unwrap();
+    assert_eq!(total, 4, "every source");
+}
+
+async fn audit_search_filters_by_actor_action_family_and_subject(store: Arc<dyn Store>) {
+    for (actor, action, subject) in [
+        ("ops", "quarantine.ignore", "quarantine:1"),
+        ("ops", "quarantine.replay", "source:nanchang"),
+        ("owner", "mapping.activate", "mapping:nanchang"),
+        ("owner", "mapping.upload", "mapping:nanchang"),
+    ] {
+        store
+            .audit(&AuditEntry {
+                actor: actor.into(),
+                action: action.into(),
+                subject: subject.into(),
+                detail: json!({}),
+            })
+            .await
+            .unwrap();
+    }
+    let search = |f: AuditFilter| {
+        let store = Arc::clone(&store);
+        async move {
+            let (items, total) = store.audit_search(&f).await.unwrap();
+            (items.into_iter().map(|e| e.action).collect::<Vec<_>>(), total)
+        }
+    };
+    let (actions, total) = search(AuditFilter {
+        action: Some("mapping".into()),
+        ..AuditFilter::default()
+    })
+    .await;
+    assert_eq!(
+        (actions, total),
+        (vec!["mapping.upload".to_string(), "mapping.activate".to_string()], 2)
+    );
+    let (actions, _) = search(AuditFilter {
+        actor: Some("ops".into()),
+        subject: Some("quarantine:".into()),
+        ..AuditFilter::default()
+    })
+    .await;
+    assert_eq!(actions, vec!["quarantine.ignore".to_string()]);
+    let (actions, total) = search(AuditFilter {
+        limit: Some(1),
+        offset: Some(1),
+        ..AuditFilter::default()
+    })
+    .await;
+    assert_eq!((actions, total), (vec!["mapping.activate".to_string()], 4));
 }

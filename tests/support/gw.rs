@@ -385,8 +385,13 @@ pub fn allowed(route: &str, role: &str) -> bool {
         "/api/quarantine" | "/api/quarantine/counts" | "/api/quarantine/{id}" => {
             &["admin", "operator", "standards-owner", "department"]
         }
-        "/api/quarantine/replay" | "/api/quarantine/{id}/replay" | "/api/quarantine/{id}/ignore" => &ops,
-        "/api/cases" | "/api/cases/{unified_code}" | "/api/raw/{id}" => &all_staff,
+        "/api/quarantine/replay" | "/api/quarantine/{id}/replay" => {
+            &["admin", "operator", "standards-owner", "department"]
+        }
+        "/api/quarantine/ignore" | "/api/quarantine/{id}/ignore" => &ops,
+        "/api/cases" | "/api/cases/{unified_code}" | "/api/cases/{unified_code}/diff" | "/api/raw/{id}" => &all_staff,
+        "/api/records" => &["admin", "operator", "standards-owner", "department"],
+        "/api/audit" => &all_staff,
         "/api/deliveries" | "/api/deliveries/redrive" | "/api/deliveries/{id}/redrive" => &ops,
         "/api/ingest/{source}" => &["admin", "department"],
         "/api/mappings"
@@ -414,6 +419,9 @@ pub fn body_for(path: &str) -> Option<Value> {
         "/api/ingest/{source}" => Some(json!([nanchang_record(900, 0)])),
         "/api/quarantine/replay" => Some(json!({ "source": SOURCE })),
         "/api/quarantine/{id}/ignore" => Some(json!({ "reason": "矩阵测试 / matrix test" })),
+        "/api/quarantine/ignore" => {
+            Some(json!({ "source": SOURCE, "reason": "矩阵测试 / matrix test", "preview": true }))
+        }
         "/api/deliveries/redrive" => Some(json!({ "sink": "platform" })),
         // A mapping that does not load: refused with 422, nothing stored.
         "/api/mappings/{source}/versions" => Some(json!({ "mapping": "id = 1", "tables": {} })),

@@ -189,6 +189,7 @@ pub async fn export(
                         source_id: source.clone(),
                         after_id: after,
                         limit: Some(1000),
+                        ..Default::default()
                     })
                     .await?;
                 let Some(last) = page.last() else { break };
@@ -315,6 +316,7 @@ pub async fn replay_entries(
         id,
         source_id: source.clone(),
         rule: rule.clone(),
+        ..Default::default()
     };
     let summary = replay(&runtime.committer("replay"), &preparers, &selection).await?;
     store

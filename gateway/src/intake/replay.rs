@@ -19,6 +19,32 @@ pub struct ReplaySelection {
     pub source_id: Option<String>,
     /// All open entries with a violation of this rule.
     pub rule: Option<String>,
+    /// Only entries of these sources (a department's scope).
+    pub sources: Option<Vec<String>>,
+    /// Only entries found by this search (record key, case number, target; see
+    /// [`QuarantineFilter::search`]).
+    pub search: Option<String>,
+    /// Only entries created at or after.
+    pub since: Option<chrono::DateTime<Utc>>,
+    /// Only entries created before.
+    pub until: Option<chrono::DateTime<Utc>>,
+}
+
+impl ReplaySelection {
+    /// The open entries this selection replays, as a quarantine filter (no paging).
+    pub fn filter(&self) -> QuarantineFilter {
+        QuarantineFilter {
+            id: self.id,
+            source_id: self.source_id.clone(),
+            rule: self.rule.clone(),
+            status: self.id.is_none().then_some(QuarantineStatus::Open),
+            sources: self.sources.clone(),
+            search: self.search.clone(),
+            since: self.since,
+            until: self.until,
+            ..Default::default()
+        }
+    }
 }
 
 /// Why a replay could not run.
@@ -61,13 +87,9 @@ pub async fn replay(
     }
     loop {
         let filter = QuarantineFilter {
-            id: selection.id,
-            source_id: selection.source_id.clone(),
-            rule: selection.rule.clone(),
-            status: selection.id.is_none().then_some(QuarantineStatus::Open),
             before_id,
             limit: Some(500),
-            ..Default::default()
+            ..selection.filter()
         };
         let entries = store.quarantine_list(&filter).await?;
         if entries.is_empty() {

@@ -3,7 +3,7 @@
 
 use super::reader::{parse_item, ParsedRecord, ReadItem, Truncated, KEPT_PREFIX_BYTES};
 use crate::config::{AgencyScope, LimitsConfig};
-use crate::store::{AcceptedRecord, BusinessKey, IncomingRecord, Operation, PayloadFormat, Verdict};
+use crate::store::{AcceptedRecord, BusinessKey, IncomingRecord, Operation, PayloadFormat, RecordLabels, Verdict};
 use chrono::{DateTime, Utc};
 use normalizer::mapping::Mapping;
 use normalizer::{Normalizer, Outcome, Violation};
@@ -243,6 +243,7 @@ impl Preparer {
                     record_key: position,
                     replay_of: None,
                     payload_lz4: None,
+                    labels: Default::default(),
                 }
             }
         }
@@ -291,6 +292,7 @@ impl Preparer {
             record_key: position,
             replay_of: None,
             payload_lz4: None,
+            labels: Default::default(),
         }
     }
 
@@ -394,6 +396,10 @@ impl Preparer {
                 Verdict::Accept(a)
             }
         };
+        let labels = match &verdict {
+            Verdict::Quarantine(_) => RecordLabels::of(&outcome.record),
+            Verdict::Accept(_) => RecordLabels::default(),
+        };
         IncomingRecord {
             source_id: self.source_id.clone(),
             record_key,
@@ -406,6 +412,7 @@ impl Preparer {
             verdict,
             replay_of,
             payload_lz4: None,
+            labels,
         }
     }
 

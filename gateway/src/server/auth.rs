@@ -59,7 +59,8 @@ impl Role {
 }
 
 /// What a route does, for the role check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Who am I (any valid token).
     Whoami,
@@ -69,8 +70,10 @@ pub enum Action {
     SourcesControl,
     /// List and read quarantine entries (departments: of their own sources).
     QuarantineRead,
-    /// Replay, ignore.
-    QuarantineWrite,
+    /// Replay entries through the current mapping (departments: their own).
+    QuarantineReplay,
+    /// Ignore entries, with a reason.
+    QuarantineIgnore,
     /// Read cases.
     CasesRead,
     /// Read raw archived records.
@@ -85,6 +88,31 @@ pub enum Action {
     Push,
     /// The mapping routes.
     Mappings,
+    /// Read the audit log.
+    AuditRead,
+    /// What became of each received record (departments: of their own sources).
+    RecordsRead,
+}
+
+impl Action {
+    /// Every action, in a stable order.
+    pub const ALL: [Action; 15] = [
+        Action::Whoami,
+        Action::SourcesRead,
+        Action::SourcesControl,
+        Action::QuarantineRead,
+        Action::QuarantineReplay,
+        Action::QuarantineIgnore,
+        Action::CasesRead,
+        Action::RawRead,
+        Action::DeliveriesRead,
+        Action::DeliveriesWrite,
+        Action::Metrics,
+        Action::Push,
+        Action::Mappings,
+        Action::AuditRead,
+        Action::RecordsRead,
+    ];
 }
 
 /// Whether `role` may do `action` (source scopes of departments are checked separately).
@@ -92,25 +120,26 @@ pub fn allows(role: Role, action: Action) -> bool {
     use Action::*;
     match role {
         Role::Admin => true,
-        Role::Operator => matches!(
+        Role::Operator => !matches!(action, Mappings | Push),
+        Role::StandardsOwner => matches!(
             action,
             Whoami
                 | SourcesRead
-                | SourcesControl
                 | QuarantineRead
-                | QuarantineWrite
+                | QuarantineReplay
                 | CasesRead
                 | RawRead
-                | DeliveriesRead
-                | DeliveriesWrite
-                | Metrics
+                | Mappings
+                | AuditRead
+                | RecordsRead
         ),
-        Role::StandardsOwner => matches!(
-            action,
-            Whoami | SourcesRead | QuarantineRead | CasesRead | RawRead | Mappings
-        ),
-        Role::Department => matches!(action, Whoami | Push | QuarantineRead),
+        Role::Department => matches!(action, Whoami | Push | QuarantineRead | QuarantineReplay | RecordsRead),
     }
+}
+
+/// The actions `role` may do (what `GET /api/me` lists, so that a client need not mirror this table).
+pub fn actions_of(role: Role) -> Vec<Action> {
+    Action::ALL.into_iter().filter(|a| allows(role, *a)).collect()
 }
 
 /// The holder of a valid token.
@@ -375,7 +404,14 @@ mod tests {
         assert!(!allows(Role::Operator, Action::Push));
         assert!(!allows(Role::Operator, Action::Mappings));
         assert!(allows(Role::StandardsOwner, Action::Mappings));
-        assert!(!allows(Role::StandardsOwner, Action::QuarantineWrite));
+        assert!(!allows(Role::StandardsOwner, Action::QuarantineIgnore));
+        assert!(allows(Role::StandardsOwner, Action::QuarantineReplay));
+        assert!(allows(Role::StandardsOwner, Action::AuditRead));
+        assert!(allows(Role::Department, Action::QuarantineReplay));
+        assert!(allows(Role::Department, Action::RecordsRead));
+        assert!(!allows(Role::Department, Action::QuarantineIgnore));
+        assert!(!allows(Role::Department, Action::AuditRead));
+        assert_eq!(actions_of(Role::Admin).len(), Action::ALL.len());
         assert!(!allows(Role::StandardsOwner, Action::Metrics));
         assert!(allows(Role::Department, Action::Push));
         assert!(allows(Role::Department, Action::QuarantineRead));

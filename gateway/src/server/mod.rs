@@ -130,22 +130,30 @@ fn routes() -> Vec<RouteDef> {
         ),
         RouteDef::post(
             "/api/quarantine/replay",
-            Token(Action::QuarantineWrite),
+            Token(Action::QuarantineReplay),
             quarantine::replay_many,
+        ),
+        RouteDef::post(
+            "/api/quarantine/ignore",
+            Token(Action::QuarantineIgnore),
+            quarantine::ignore_many,
         ),
         RouteDef::get("/api/quarantine/{id}", Token(Action::QuarantineRead), quarantine::get),
         RouteDef::post(
             "/api/quarantine/{id}/replay",
-            Token(Action::QuarantineWrite),
+            Token(Action::QuarantineReplay),
             quarantine::replay_one,
         ),
         RouteDef::post(
             "/api/quarantine/{id}/ignore",
-            Token(Action::QuarantineWrite),
+            Token(Action::QuarantineIgnore),
             quarantine::ignore,
         ),
         RouteDef::get("/api/cases", Token(Action::CasesRead), cases::search),
         RouteDef::get("/api/cases/{unified_code}", Token(Action::CasesRead), cases::get),
+        RouteDef::get("/api/cases/{unified_code}/diff", Token(Action::CasesRead), cases::diff),
+        RouteDef::get("/api/records", Token(Action::RecordsRead), records::list),
+        RouteDef::get("/api/audit", Token(Action::AuditRead), audit_log::list),
         RouteDef::get("/api/raw/{id}", Token(Action::RawRead), cases::raw),
         RouteDef::get("/api/deliveries", Token(Action::DeliveriesRead), deliveries::list),
         RouteDef::post(

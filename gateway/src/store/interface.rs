@@ -1,6 +1,7 @@
 //! The store's interface: everything the gateway keeps, behind one trait for both backends.
 
 use super::catalogue;
+use super::console::{AuditFilter, RecordFate, RecordFilter};
 use super::error::StoreResult;
 use super::types::*;
 use async_trait::async_trait;
@@ -35,6 +36,13 @@ pub trait Store: Send + Sync {
 
     /// Quarantine entries matching the filter, newest first.
     async fn quarantine_list(&self, filter: &QuarantineFilter) -> StoreResult<Vec<QuarantineEntry>>;
+
+    /// How many entries match the filter in all (paging ignored: `before_id`, `offset`, `limit`).
+    async fn quarantine_count(&self, filter: &QuarantineFilter) -> StoreResult<i64>;
+
+    /// Mark every open entry matching the filter ignored with `reason` (paging ignored);
+    /// answers how many were.
+    async fn quarantine_ignore_matching(&self, filter: &QuarantineFilter, reason: &str) -> StoreResult<u64>;
 
     /// One quarantine entry.
     async fn quarantine_get(&self, id: i64) -> StoreResult<QuarantineEntry>;
@@ -87,4 +95,14 @@ pub trait Store: Send + Sync {
 
     /// The newest audit entries first.
     async fn audit_log(&self, limit: i64) -> StoreResult<Vec<AuditRecord>>;
+
+    /// A page of the audit log (newest first) and how many entries the filter selects in all.
+    async fn audit_search(&self, filter: &AuditFilter) -> StoreResult<(Vec<AuditRecord>, i64)>;
+
+    /// A page of received records (newest first) with what became of each, and how many the
+    /// filter selects in all.
+    async fn record_fates(&self, filter: &RecordFilter) -> StoreResult<(Vec<RecordFate>, i64)>;
+
+    /// How many cases the filter selects (paging ignored).
+    async fn case_count(&self, filter: &CaseFilter) -> StoreResult<i64>;
 }

@@ -11,6 +11,7 @@ pub mod catalogue;
 mod catalogue_postgres;
 mod catalogue_sqlite;
 mod compress;
+pub mod console;
 pub mod error;
 pub mod interface;
 pub mod mapping_bundle;
@@ -27,6 +28,7 @@ mod postgres_commit;
 pub mod sqlite;
 pub mod types;
 
+pub use console::{AuditFilter, Outcome, RecordFate, RecordFilter};
 pub use error::{StoreError, StoreResult};
 pub use interface::Store;
 pub use mapping_bundle::{BundleError, MappingBundle};

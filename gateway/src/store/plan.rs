@@ -291,6 +291,27 @@ pub fn resolved_note(plan: &Plan, index: usize) -> Option<String> {
     }
 }
 
+/// The case version record `index` became (for a stale record, the newer version it lost to;
+/// for a record the same as its case's current version, the case alone), for the entry it resolves.
+pub fn resolution(plan: &Plan, index: usize) -> Option<super::types::Resolution> {
+    use super::types::Resolution;
+    match plan.decisions.get(index)? {
+        Decision::Version(vi) => plan.versions.get(*vi).map(|v| Resolution {
+            code: v.code.clone(),
+            version: Some(v.version),
+        }),
+        Decision::Stale(si) => plan.stale.get(*si).map(|s| Resolution {
+            code: s.code.clone(),
+            version: Some(s.head_version),
+        }),
+        Decision::Unchanged { code } if !code.is_empty() => Some(Resolution {
+            code: code.clone(),
+            version: None,
+        }),
+        _ => None,
+    }
+}
+
 /// Why a replayed entry older than the case's current version stays in the quarantine.
 fn superseded(case: &ExistingCase, record: &IncomingRecord) -> Violation {
     let head = case
@@ -603,6 +624,7 @@ mod tests {
             }),
             replay_of: None,
             payload_lz4: None,
+            labels: Default::default(),
         }
     }
 

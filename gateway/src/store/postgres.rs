@@ -18,8 +18,9 @@
 
 use super::audit_postgres::{audit_record, insert_audit};
 use super::compress;
+use super::console::{self, AuditFilter, Dialect, RecordFate, RecordFilter};
 use super::error::{parse_case_number, parse_case_type, parse_credit_code};
-use super::postgres_commit::{Params, RULES_OF_VIOLATIONS};
+use super::postgres_commit::RULES_OF_VIOLATIONS;
 use super::types::*;
 use super::{Store, StoreError, StoreResult};
 use adapters::common::postgres_tls::{error_chain, PostgresTarget};
@@ -69,6 +70,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0009_source_time",
         include_str!("../../migrations/postgres/0009_source_time.sql"),
+    ),
+    (
+        "0010_console",
+        include_str!("../../migrations/postgres/0010_console.sql"),
     ),
 ];
 
@@ -172,8 +177,106 @@ fn corrupt_json<T: serde::de::DeserializeOwned>(v: Value) -> StoreResult<T> {
 // Reading.
 // ---------------------------------------------------------------------------------------------
 
+/// Owned query parameters, built up with their SQL.
+type OwnedParams = Vec<Box<dyn ToSql + Sync + Send>>;
+
+/// `values` as the borrowed parameters a query takes.
+fn param_refs(values: &OwnedParams) -> Vec<&(dyn ToSql + Sync)> {
+    values.iter().map(|v| v.as_ref() as &(dyn ToSql + Sync)).collect()
+}
+
+/// The console's statement parameters as PostgreSQL values.
+fn pg_values(params: Vec<console::Param>) -> OwnedParams {
+    params
+        .into_iter()
+        .map(|p| -> Box<dyn ToSql + Sync + Send> {
+            match p {
+                console::Param::Text(t) => Box::new(t),
+                console::Param::Int(i) => Box::new(i),
+                console::Param::Time(t) => Box::new(t),
+                console::Param::TextList(list) => Box::new(list),
+            }
+        })
+        .collect()
+}
+
+/// The WHERE clause of a quarantine filter (`paging`: with `before_id`), numbered parameters
+/// from `$1`, and its values. Only the filters given appear, so each can use its index.
+fn quarantine_conditions(f: &QuarantineFilter, paging: bool) -> (String, OwnedParams) {
+    let mut conditions: Vec<String> = vec!["TRUE".into()];
+    let mut values: OwnedParams = Vec::new();
+    fn add(
+        conditions: &mut Vec<String>,
+        values: &mut OwnedParams,
+        condition: &str,
+        value: Box<dyn ToSql + Sync + Send>,
+    ) {
+        values.push(value);
+        conditions.push(condition.replace('?', &format!("${}", values.len())));
+    }
+    if let Some(v) = &f.source_id {
+        add(&mut conditions, &mut values, "source_id = ?::text", Box::new(v.clone()));
+    }
+    if let Some(v) = &f.sources {
+        add(
+            &mut conditions,
+            &mut values,
+            "source_id = ANY(?::text[])",
+            Box::new(v.clone()),
+        );
+    }
+    if let Some(v) = &f.rule {
+        add(
+            &mut conditions,
+            &mut values,
+            "rules @> ARRAY[?::text]",
+            Box::new(v.clone()),
+        );
+    }
+    if let Some(v) = f.status {
+        add(
+            &mut conditions,
+            &mut values,
+            "status = ?::text",
+            Box::new(v.as_str().to_string()),
+        );
+    }
+    if let Some(v) = f.id {
+        add(&mut conditions, &mut values, "id = ?::int8", Box::new(v));
+    }
+    if let Some(v) = f.since {
+        add(
+            &mut conditions,
+            &mut values,
+            "created_at >= ?::timestamptz",
+            Box::new(v),
+        );
+    }
+    if let Some(v) = f.until {
+        add(&mut conditions, &mut values, "created_at < ?::timestamptz", Box::new(v));
+    }
+    if let (Some(v), true) = (f.before_id, paging) {
+        add(&mut conditions, &mut values, "id < ?::int8", Box::new(v));
+    }
+    if let Some(q) = f.search.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let id = normalizer::standards::normalise::normalise_identifier(q);
+        let pattern = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        values.push(Box::new(q.to_string()));
+        let n = values.len();
+        values.push(Box::new(id));
+        values.push(Box::new(pattern));
+        conditions.push(format!(
+            "(record_key = ${n}::text OR case_number = ${n}::text OR target_id = ${}::text OR target_name LIKE ${}::text)",
+            n + 1,
+            n + 2
+        ));
+    }
+    (conditions.join(" AND "), values)
+}
+
 const QUARANTINE_COLUMNS: &str = "id, raw_id, source_id, record_key, status, violations, mapping_id, \
-     mapping_version, created_at, updated_at, attempts, note";
+     mapping_version, created_at, updated_at, attempts, note, case_number, target_name, target_id, resolved_code, \
+     resolved_version";
 
 fn quarantine_from_row(r: &Row) -> StoreResult<QuarantineEntry> {
     let status: String = r.try_get(4)?;
@@ -191,6 +294,18 @@ fn quarantine_from_row(r: &Row) -> StoreResult<QuarantineEntry> {
         updated_at: r.try_get(9)?,
         attempts: r.try_get(10)?,
         note: r.try_get(11)?,
+        labels: RecordLabels {
+            case_number: r.try_get(12)?,
+            target_name: r.try_get(13)?,
+            target_id: r.try_get(14)?,
+        },
+        resolution: match r.try_get::<_, Option<String>>(15)? {
+            Some(code) => Some(Resolution {
+                code,
+                version: r.try_get(16)?,
+            }),
+            None => None,
+        },
     })
 }
 
@@ -318,43 +433,43 @@ impl Store for PostgresStore {
     async fn quarantine_list(&self, filter: &QuarantineFilter) -> StoreResult<Vec<QuarantineEntry>> {
         // Only the filters given appear in the SQL, so each can use its index
         // (the rule filter `rules @> ARRAY[rule]` uses the GIN index on `rules`).
-        let status = filter.status.map(QuarantineStatus::as_str);
-        let limit = filter.limit.unwrap_or(100);
-        let mut conditions: Vec<(&str, &(dyn ToSql + Sync))> = Vec::new();
-        if let Some(v) = &filter.source_id {
-            conditions.push(("source_id = ?::text", v));
-        }
-        if let Some(v) = &filter.rule {
-            conditions.push(("rules @> ARRAY[?::text]", v));
-        }
-        if let Some(v) = &status {
-            conditions.push(("status = ?::text", v));
-        }
-        if let Some(v) = &filter.id {
-            conditions.push(("id = ?::int8", v));
-        }
-        if let Some(v) = &filter.since {
-            conditions.push(("created_at >= ?::timestamptz", v));
-        }
-        if let Some(v) = &filter.until {
-            conditions.push(("created_at < ?::timestamptz", v));
-        }
-        if let Some(v) = &filter.before_id {
-            conditions.push(("id < ?::int8", v));
-        }
-        let mut sql = format!("SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE TRUE");
-        let mut params: Params<'_> = Vec::with_capacity(conditions.len() + 1);
-        for (condition, value) in conditions {
-            params.push(value);
-            sql.push_str(" AND ");
-            sql.push_str(&condition.replace('?', &format!("${}", params.len())));
-        }
-        params.push(&limit);
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", params.len()));
+        let (conditions, mut values) = quarantine_conditions(filter, true);
+        values.push(Box::new(filter.limit.unwrap_or(100)));
+        values.push(Box::new(filter.offset.unwrap_or(0).max(0)));
+        let sql = format!(
+            "SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE {conditions} ORDER BY id DESC LIMIT ${} OFFSET ${}",
+            values.len() - 1,
+            values.len()
+        );
         let client = self.client().await?;
         let stmt = client.prepare_cached(&sql).await?;
-        let rows = client.query(&stmt, &params).await?;
+        let rows = client.query(&stmt, &param_refs(&values)).await?;
         rows.iter().map(quarantine_from_row).collect()
+    }
+
+    async fn quarantine_count(&self, filter: &QuarantineFilter) -> StoreResult<i64> {
+        let (conditions, values) = quarantine_conditions(filter, false);
+        let sql = format!("SELECT count(*) FROM quarantine WHERE {conditions}");
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(&sql).await?;
+        Ok(client.query_one(&stmt, &param_refs(&values)).await?.try_get(0)?)
+    }
+
+    async fn quarantine_ignore_matching(&self, filter: &QuarantineFilter, reason: &str) -> StoreResult<u64> {
+        let filter = QuarantineFilter {
+            status: Some(QuarantineStatus::Open),
+            ..filter.clone()
+        };
+        let (conditions, mut values) = quarantine_conditions(&filter, false);
+        values.push(Box::new(reason.to_string()));
+        values.push(Box::new(Utc::now()));
+        let sql = format!(
+            "UPDATE quarantine SET status = 'ignored', note = ${}, updated_at = ${} WHERE {conditions}",
+            values.len() - 1,
+            values.len()
+        );
+        let client = self.client().await?;
+        Ok(client.execute(&sql, &param_refs(&values)).await?)
     }
 
     async fn quarantine_counts(&self, status: QuarantineStatus) -> StoreResult<QuarantineCounts> {
@@ -431,24 +546,26 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let after = filter.after_id.unwrap_or(0);
         let limit = filter.limit.unwrap_or(1000);
+        let offset = filter.offset.unwrap_or(0).max(0);
+        let order = if filter.newest_first { "c.id DESC" } else { "c.id" };
         let rows = match &filter.source_id {
             Some(source) => {
                 let sql = format!(
                     "SELECT {CASE_COLUMNS} FROM cases c
                      JOIN case_versions v ON v.case_id = c.id AND v.version = c.current_version
-                     WHERE c.source_id = $1 AND c.id > $2 ORDER BY c.id LIMIT $3"
+                     WHERE c.source_id = $1 AND c.id > $2 ORDER BY {order} LIMIT $3 OFFSET $4"
                 );
                 let stmt = client.prepare_cached(&sql).await?;
-                client.query(&stmt, &[source, &after, &limit]).await?
+                client.query(&stmt, &[source, &after, &limit, &offset]).await?
             }
             None => {
                 let sql = format!(
                     "SELECT {CASE_COLUMNS} FROM cases c
                      JOIN case_versions v ON v.case_id = c.id AND v.version = c.current_version
-                     WHERE c.id > $1 ORDER BY c.id LIMIT $2"
+                     WHERE c.id > $1 ORDER BY {order} LIMIT $2 OFFSET $3"
                 );
                 let stmt = client.prepare_cached(&sql).await?;
-                client.query(&stmt, &[&after, &limit]).await?
+                client.query(&stmt, &[&after, &limit, &offset]).await?
             }
         };
         rows.iter().map(case_from_row).collect()
@@ -608,6 +725,89 @@ impl Store for PostgresStore {
     async fn audit(&self, entry: &AuditEntry) -> StoreResult<()> {
         let client = self.client().await?;
         insert_audit(&client, entry, Utc::now()).await
+    }
+
+    async fn audit_search(&self, filter: &AuditFilter) -> StoreResult<(Vec<AuditRecord>, i64)> {
+        let page = console::audit_page(filter, Dialect::Postgres);
+        let count = console::audit_count(filter, Dialect::Postgres);
+        let (page_params, count_params) = (pg_values(page.params), pg_values(count.params));
+        let (page_refs, count_refs) = (param_refs(&page_params), param_refs(&count_params));
+        let client = self.client().await?;
+        let (rows, total) = tokio::try_join!(
+            client.query(&page.sql, &page_refs),
+            client.query_one(&count.sql, &count_refs),
+        )?;
+        let items = rows.iter().map(audit_record).collect::<Result<_, _>>()?;
+        Ok((items, total.try_get(0)?))
+    }
+
+    async fn record_fates(&self, filter: &RecordFilter) -> StoreResult<(Vec<RecordFate>, i64)> {
+        let page = console::records_page(filter, Dialect::Postgres);
+        let count = console::records_count(filter, Dialect::Postgres);
+        let (page_params, count_params) = (pg_values(page.params), pg_values(count.params));
+        let (page_refs, count_refs) = (param_refs(&page_params), param_refs(&count_params));
+        let client = self.client().await?;
+        let (rows, total) = tokio::try_join!(
+            client.query(&page.sql, &page_refs),
+            client.query_one(&count.sql, &count_refs),
+        )?;
+        let mut heads = Vec::with_capacity(rows.len());
+        for r in &rows {
+            heads.push(console::RawHead {
+                raw_id: r.try_get(0)?,
+                source_id: r.try_get(1)?,
+                record_key: r.try_get(2)?,
+                received_at: r.try_get(3)?,
+            });
+        }
+        let ids: Vec<i64> = heads.iter().map(|h| h.raw_id).collect();
+        let ids_param: [&(dyn ToSql + Sync); 1] = [&ids];
+        let (versions, stale, entries) = tokio::try_join!(
+            client.query(
+                "SELECT v.raw_id, c.unified_code, v.version, c.case_number
+                 FROM case_versions v JOIN cases c ON c.id = v.case_id WHERE v.raw_id = ANY($1::int8[])",
+                &ids_param,
+            ),
+            client.query(
+                "SELECT s.raw_id, c.unified_code, s.head_version
+                 FROM stale_versions s JOIN cases c ON c.id = s.case_id WHERE s.raw_id = ANY($1::int8[])",
+                &ids_param,
+            ),
+            client.query(
+                "SELECT raw_id, id, status, ARRAY(SELECT DISTINCT unnest(rules)), case_number
+                 FROM quarantine WHERE raw_id = ANY($1::int8[])",
+                &ids_param,
+            ),
+        )?;
+        let mut lookups = console::FateLookups::default();
+        for r in &versions {
+            lookups
+                .versions
+                .push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
+        }
+        for r in &stale {
+            lookups.stale.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+        }
+        for r in &entries {
+            let status: String = r.try_get(2)?;
+            let status = QuarantineStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("quarantine status {status:?}")))?;
+            lookups
+                .entries
+                .push((r.try_get(0)?, r.try_get(1)?, status, r.try_get(3)?, r.try_get(4)?));
+        }
+        Ok((console::fates(heads, &lookups), total.try_get(0)?))
+    }
+
+    async fn case_count(&self, filter: &CaseFilter) -> StoreResult<i64> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM cases WHERE ($1::text IS NULL OR source_id = $1::text)",
+                &[&filter.source_id],
+            )
+            .await?;
+        Ok(row.try_get(0)?)
     }
 
     async fn audit_log(&self, limit: i64) -> StoreResult<Vec<AuditRecord>> {

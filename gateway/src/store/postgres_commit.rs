@@ -10,8 +10,8 @@
 use super::compress;
 use super::error::parse_case_type;
 use super::plan::{
-    plan_batch, resolved_note, same_source_time_warning, source_changes, superseding, CaseRef, CounterKey, Decision,
-    ExistingCase, Plan,
+    plan_batch, resolution, resolved_note, same_source_time_warning, source_changes, superseding, CaseRef, CounterKey,
+    Decision, ExistingCase, Plan,
 };
 use super::types::*;
 use super::{StoreError, StoreResult};
@@ -171,14 +171,18 @@ const SQL_CASES_UPDATE: &str = "
 static SQL_QUARANTINE_INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO quarantine (raw_id, source_id, record_key, status, violations, rules, mapping_id,
-                                 mapping_version, created_at, updated_at)
+                                 mapping_version, created_at, updated_at, case_number, target_name, target_id)
          SELECT u.raw_id, u.source_id, u.record_key, 'open', u.violations, {RULES_OF_VIOLATIONS},
-                u.mapping_id, u.mapping_version, $7, $7
-         FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::int8[])
-              AS u(raw_id, source_id, record_key, violations, mapping_id, mapping_version)
+                u.mapping_id, u.mapping_version, $7, $7, u.case_number, u.target_name, u.target_id
+         FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::int8[],
+                     $8::text[], $9::text[], $10::text[])
+              AS u(raw_id, source_id, record_key, violations, mapping_id, mapping_version,
+                   case_number, target_name, target_id)
          ON CONFLICT (raw_id) WHERE status = 'open' DO UPDATE
             SET violations = EXCLUDED.violations, rules = EXCLUDED.rules, mapping_id = EXCLUDED.mapping_id,
-                mapping_version = EXCLUDED.mapping_version, updated_at = EXCLUDED.updated_at
+                mapping_version = EXCLUDED.mapping_version, updated_at = EXCLUDED.updated_at,
+                case_number = EXCLUDED.case_number, target_name = EXCLUDED.target_name,
+                target_id = EXCLUDED.target_id
          RETURNING id, raw_id"
     )
 });
@@ -187,9 +191,12 @@ static SQL_QUARANTINE_REPLAYED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE quarantine q
             SET violations = u.violations, rules = {RULES_OF_VIOLATIONS}, mapping_id = u.mapping_id,
-                mapping_version = u.mapping_version, updated_at = $5, attempts = q.attempts + 1
-         FROM UNNEST($1::int8[], $2::jsonb[], $3::text[], $4::int8[])
-              AS u(id, violations, mapping_id, mapping_version)
+                mapping_version = u.mapping_version, updated_at = $5, attempts = q.attempts + 1,
+                case_number = COALESCE(u.case_number, q.case_number),
+                target_name = COALESCE(u.target_name, q.target_name),
+                target_id = COALESCE(u.target_id, q.target_id)
+         FROM UNNEST($1::int8[], $2::jsonb[], $3::text[], $4::int8[], $6::text[], $7::text[], $8::text[])
+              AS u(id, violations, mapping_id, mapping_version, case_number, target_name, target_id)
          WHERE q.id = u.id"
     )
 });
@@ -198,15 +205,19 @@ static SQL_QUARANTINE_REPLAYED: LazyLock<String> = LazyLock::new(|| {
 /// with that raw id or has that id becomes `replayed` and gets `attempts + increment`.
 const SQL_QUARANTINE_RESOLVE: &str = "
     WITH ops AS (
-        SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int4[], $5::text[]) AS u(raw_id, replay_of, inc, note)
+        SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int4[], $5::text[], $6::text[], $7::int4[])
+                 AS u(raw_id, replay_of, inc, note, code, version)
     ), hit AS (
-        SELECT q.id, o.inc, o.note FROM ops o JOIN quarantine q ON q.raw_id = o.raw_id AND q.status = 'open'
+        SELECT q.id, o.inc, o.note, o.code, o.version
+        FROM ops o JOIN quarantine q ON q.raw_id = o.raw_id AND q.status = 'open'
         UNION ALL
-        SELECT q.id, o.inc, o.note FROM ops o JOIN quarantine q ON q.id = o.replay_of
+        SELECT q.id, o.inc, o.note, o.code, o.version FROM ops o JOIN quarantine q ON q.id = o.replay_of
     )
     UPDATE quarantine q SET status = 'replayed', updated_at = $4, attempts = q.attempts + h.inc,
-                            note = COALESCE(h.note, q.note)
-    FROM (SELECT id, max(inc) AS inc, max(note) AS note FROM hit GROUP BY id) h
+                            note = COALESCE(h.note, q.note), resolved_code = COALESCE(h.code, q.resolved_code),
+                            resolved_version = COALESCE(h.version, q.resolved_version)
+    FROM (SELECT id, max(inc) AS inc, max(note) AS note, max(code) AS code, max(version) AS version
+          FROM hit GROUP BY id) h
     WHERE q.id = h.id";
 
 /// Records older than their case's head by source time, kept for the lineage (rare: written
@@ -857,6 +868,7 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
                     raw_id: raw_ids[i],
                     replay_of,
                     note: resolved_note(&plan, i),
+                    resolution: resolution(&plan, i),
                 };
                 let one = QResolveParams::of(std::slice::from_ref(&op));
                 tx.execute(&st.quarantine_resolve, &one.params(&now)).await?;
@@ -960,6 +972,7 @@ struct QInsert<'a> {
     violations: &'a [Violation],
     mapping_id: &'a str,
     mapping_version: i64,
+    labels: &'a RecordLabels,
 }
 
 /// A failed replay of an entry.
@@ -968,6 +981,7 @@ struct QReplay<'a> {
     violations: &'a [Violation],
     mapping_id: &'a str,
     mapping_version: i64,
+    labels: &'a RecordLabels,
 }
 
 /// A payload accepted (or unchanged): its open entry, and the replayed entry, are resolved.
@@ -976,6 +990,8 @@ struct QResolve {
     replay_of: Option<i64>,
     /// What the record became ([`resolved_note`]).
     note: Option<String>,
+    /// The case version it became ([`resolution`]).
+    resolution: Option<Resolution>,
 }
 
 /// What one record does to the quarantine.
@@ -1090,6 +1106,7 @@ impl<'a> QuarantineWrites<'a> {
                         raw_id: raw_ids[first],
                         replay_of,
                         note: resolved_note(plan, first),
+                        resolution: resolution(plan, first),
                     }),
                 }
                 continue;
@@ -1116,6 +1133,7 @@ impl<'a> QuarantineWrites<'a> {
                     raw_id: raw_ids[first],
                     replay_of: None,
                     note: resolved_note(plan, resolving),
+                    resolution: resolution(plan, resolving),
                 });
             }
         }
@@ -1139,6 +1157,7 @@ impl<'a> QuarantineWrites<'a> {
             violations: self.violations(i),
             mapping_id: &r.mapping_id,
             mapping_version: r.mapping_version,
+            labels: &r.labels,
         }
     }
 
@@ -1149,6 +1168,7 @@ impl<'a> QuarantineWrites<'a> {
             violations: self.violations(i),
             mapping_id: &r.mapping_id,
             mapping_version: r.mapping_version,
+            labels: &r.labels,
         }
     }
 }
@@ -1161,6 +1181,24 @@ struct QInsertParams<'a> {
     violations: Vec<Json<&'a [Violation]>>,
     mapping_ids: Vec<&'a str>,
     mapping_versions: Vec<i64>,
+    labels: LabelParams<'a>,
+}
+
+/// The label columns of quarantine writes, as parameter arrays.
+struct LabelParams<'a> {
+    case_numbers: Vec<Option<&'a str>>,
+    target_names: Vec<Option<&'a str>>,
+    target_ids: Vec<Option<&'a str>>,
+}
+
+impl<'a> LabelParams<'a> {
+    fn of(labels: impl Iterator<Item = &'a RecordLabels> + Clone) -> Self {
+        LabelParams {
+            case_numbers: labels.clone().map(|l| l.case_number.as_deref()).collect(),
+            target_names: labels.clone().map(|l| l.target_name.as_deref()).collect(),
+            target_ids: labels.map(|l| l.target_id.as_deref()).collect(),
+        }
+    }
 }
 
 impl<'a> QInsertParams<'a> {
@@ -1172,6 +1210,7 @@ impl<'a> QInsertParams<'a> {
             violations: rows.iter().map(|r| Json(r.violations)).collect(),
             mapping_ids: rows.iter().map(|r| r.mapping_id).collect(),
             mapping_versions: rows.iter().map(|r| r.mapping_version).collect(),
+            labels: LabelParams::of(rows.iter().map(|r| r.labels)),
         }
     }
     fn params<'s>(&'s self, now: &'s DateTime<Utc>) -> Params<'s> {
@@ -1183,6 +1222,9 @@ impl<'a> QInsertParams<'a> {
             &self.mapping_ids,
             &self.mapping_versions,
             now,
+            &self.labels.case_numbers,
+            &self.labels.target_names,
+            &self.labels.target_ids,
         ]
     }
 }
@@ -1193,6 +1235,7 @@ struct QReplayParams<'a> {
     violations: Vec<Json<&'a [Violation]>>,
     mapping_ids: Vec<&'a str>,
     mapping_versions: Vec<i64>,
+    labels: LabelParams<'a>,
 }
 
 impl<'a> QReplayParams<'a> {
@@ -1202,6 +1245,7 @@ impl<'a> QReplayParams<'a> {
             violations: rows.iter().map(|r| Json(r.violations)).collect(),
             mapping_ids: rows.iter().map(|r| r.mapping_id).collect(),
             mapping_versions: rows.iter().map(|r| r.mapping_version).collect(),
+            labels: LabelParams::of(rows.iter().map(|r| r.labels)),
         }
     }
     fn params<'s>(&'s self, now: &'s DateTime<Utc>) -> Params<'s> {
@@ -1211,6 +1255,9 @@ impl<'a> QReplayParams<'a> {
             &self.mapping_ids,
             &self.mapping_versions,
             now,
+            &self.labels.case_numbers,
+            &self.labels.target_names,
+            &self.labels.target_ids,
         ]
     }
 }
@@ -1221,6 +1268,8 @@ struct QResolveParams {
     replay_of: Vec<Option<i64>>,
     increments: Vec<i32>,
     notes: Vec<Option<String>>,
+    codes: Vec<Option<String>>,
+    versions: Vec<Option<i32>>,
 }
 
 impl QResolveParams {
@@ -1230,9 +1279,25 @@ impl QResolveParams {
             replay_of: rows.iter().map(|r| r.replay_of).collect(),
             increments: rows.iter().map(|r| i32::from(r.replay_of.is_some())).collect(),
             notes: rows.iter().map(|r| r.note.clone()).collect(),
+            codes: rows
+                .iter()
+                .map(|r| r.resolution.as_ref().map(|x| x.code.clone()))
+                .collect(),
+            versions: rows
+                .iter()
+                .map(|r| r.resolution.as_ref().and_then(|x| x.version))
+                .collect(),
         }
     }
     fn params<'s>(&'s self, now: &'s DateTime<Utc>) -> Params<'s> {
-        vec![&self.raw_ids, &self.replay_of, &self.increments, now, &self.notes]
+        vec![
+            &self.raw_ids,
+            &self.replay_of,
+            &self.increments,
+            now,
+            &self.notes,
+            &self.codes,
+            &self.versions,
+        ]
     }
 }

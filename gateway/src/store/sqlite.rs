@@ -1,10 +1,11 @@
 //! Embedded SQLite backend: the default store, a single file, no server needed.
 //! One connection behind a mutex; every call runs on tokio's blocking pool.
 
+use super::console::{self, AuditFilter, Dialect, RecordFate, RecordFilter};
 use super::error::{parse_case_number, parse_case_type, parse_credit_code};
 use super::plan::{
-    counter_key, plan_batch, resolved_note, same_source_time_warning, source_changes, superseding, CaseRef, CounterKey,
-    Decision, ExistingCase,
+    counter_key, plan_batch, resolution, resolved_note, same_source_time_warning, source_changes, superseding, CaseRef,
+    CounterKey, Decision, ExistingCase, Plan,
 };
 use super::types::*;
 use super::{Store, StoreError, StoreResult};
@@ -12,6 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use normalizer::Violation;
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -40,6 +42,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_source_time",
         include_str!("../../migrations/sqlite/0006_source_time.sql"),
     ),
+    ("0007_console", include_str!("../../migrations/sqlite/0007_console.sql")),
 ];
 
 /// The SQLite store.
@@ -135,14 +138,18 @@ fn resolve_params<'a>(
     raw_id: i64,
     record: &'a IncomingRecord,
     now: &'a String,
-    note: Option<String>,
+    plan: &Plan,
+    index: usize,
 ) -> impl rusqlite::Params + 'a {
+    let resolution = resolution(plan, index);
     (
         raw_id,
         now,
         i32::from(record.replay_of.is_some()),
         record.replay_of.unwrap_or(-1),
-        note,
+        resolved_note(plan, index),
+        resolution.as_ref().map(|r| r.code.clone()),
+        resolution.and_then(|r| r.version),
     )
 }
 
@@ -405,20 +412,25 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
     {
         let mut insert_q = tx.prepare_cached(
             "INSERT INTO quarantine (raw_id, source_id, record_key, status, violations, rules, mapping_id,
-                                     mapping_version, created_at, updated_at)
-             VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?8)
+                                     mapping_version, created_at, updated_at, case_number, target_name, target_id)
+             VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11)
              ON CONFLICT (raw_id) WHERE status = 'open' DO UPDATE
                 SET violations = excluded.violations, rules = excluded.rules, mapping_id = excluded.mapping_id,
-                    mapping_version = excluded.mapping_version, updated_at = excluded.updated_at
+                    mapping_version = excluded.mapping_version, updated_at = excluded.updated_at,
+                    case_number = excluded.case_number, target_name = excluded.target_name,
+                    target_id = excluded.target_id
              RETURNING id",
         )?;
         let mut update_replayed_q = tx.prepare_cached(
             "UPDATE quarantine SET violations = ?2, rules = ?3, mapping_id = ?4, mapping_version = ?5,
-                    updated_at = ?6, attempts = attempts + 1 WHERE id = ?1",
+                    updated_at = ?6, attempts = attempts + 1, case_number = COALESCE(?7, case_number),
+                    target_name = COALESCE(?8, target_name), target_id = COALESCE(?9, target_id)
+             WHERE id = ?1",
         )?;
         let mut resolve_q = tx.prepare_cached(
             "UPDATE quarantine SET status = 'replayed', updated_at = ?2, attempts = attempts + ?3,
-                                   note = COALESCE(?5, note)
+                                   note = COALESCE(?5, note), resolved_code = COALESCE(?6, resolved_code),
+                                   resolved_version = COALESCE(?7, resolved_version)
              WHERE (raw_id = ?1 AND status = 'open') OR id = ?4",
         )?;
         for (i, decision) in plan.decisions.iter().enumerate() {
@@ -435,7 +447,10 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                                 rules,
                                 record.mapping_id,
                                 record.mapping_version,
-                                now
+                                now,
+                                record.labels.case_number,
+                                record.labels.target_name,
+                                record.labels.target_id
                             ])?;
                             qid
                         }
@@ -448,7 +463,10 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                                 rules,
                                 record.mapping_id,
                                 record.mapping_version,
-                                now
+                                now,
+                                record.labels.case_number,
+                                record.labels.target_name,
+                                record.labels.target_id
                             ],
                             |r| r.get(0),
                         )?,
@@ -464,16 +482,16 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
                 }
                 Decision::Unchanged { code } => {
                     if matches!(record.verdict, Verdict::Accept(_)) {
-                        resolve_q.execute(resolve_params(raw_ids[i], record, &now, resolved_note(&plan, i)))?;
+                        resolve_q.execute(resolve_params(raw_ids[i], record, &now, &plan, i))?;
                     }
                     RecordResult::Unchanged { code: code.clone() }
                 }
                 Decision::Version(vi) => {
-                    resolve_q.execute(resolve_params(raw_ids[i], record, &now, resolved_note(&plan, i)))?;
+                    resolve_q.execute(resolve_params(raw_ids[i], record, &now, &plan, i))?;
                     plan.version_result(*vi)
                 }
                 Decision::Stale(si) => {
-                    resolve_q.execute(resolve_params(raw_ids[i], record, &now, resolved_note(&plan, i)))?;
+                    resolve_q.execute(resolve_params(raw_ids[i], record, &now, &plan, i))?;
                     plan.stale_result(*si)
                 }
             };
@@ -516,6 +534,13 @@ fn quarantine_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(QuarantineEnt
         updated_at: r.get(9)?,
         attempts: r.get(10)?,
         note: r.get(11)?,
+        labels: RecordLabels {
+            case_number: r.get(12)?,
+            target_name: r.get(13)?,
+            target_id: r.get(14)?,
+        },
+        resolved_code: r.get(15)?,
+        resolved_version: r.get(16)?,
     },))
 }
 
@@ -532,6 +557,9 @@ struct QuarantineEntryRaw {
     updated_at: String,
     attempts: i32,
     note: Option<String>,
+    labels: RecordLabels,
+    resolved_code: Option<String>,
+    resolved_version: Option<i32>,
 }
 
 impl QuarantineEntryRaw {
@@ -550,11 +578,69 @@ impl QuarantineEntryRaw {
             updated_at: parse_time(&self.updated_at)?,
             attempts: self.attempts,
             note: self.note,
+            labels: self.labels,
+            resolution: self.resolved_code.map(|code| Resolution {
+                code,
+                version: self.resolved_version,
+            }),
         })
     }
 }
 
-const QUARANTINE_COLUMNS: &str = "id, raw_id, source_id, record_key, status, violations, mapping_id, mapping_version, created_at, updated_at, attempts, note";
+/// The WHERE clause of a quarantine filter (`paging`: with `before_id`), numbered parameters
+/// from `?1`, and its values.
+fn quarantine_conditions(f: &QuarantineFilter, paging: bool) -> (String, Vec<SqlValue>) {
+    let mut conditions: Vec<String> = vec!["1".into()];
+    let mut values: Vec<SqlValue> = Vec::new();
+    let mut add = |condition: &str, value: SqlValue, values: &mut Vec<SqlValue>| {
+        values.push(value);
+        conditions.push(condition.replace('?', &format!("?{}", values.len())));
+    };
+    let text = |s: &str| SqlValue::Text(s.to_string());
+    let stamp = |t: &DateTime<Utc>| SqlValue::Text(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    if let Some(v) = &f.source_id {
+        add("source_id = ?", text(v), &mut values);
+    }
+    if let Some(sources) = &f.sources {
+        let list = serde_json::to_string(sources).unwrap_or_else(|_| "[]".into());
+        add(
+            "source_id IN (SELECT value FROM json_each(?))",
+            SqlValue::Text(list),
+            &mut values,
+        );
+    }
+    if let Some(v) = &f.rule {
+        add("instr(rules, '|' || ? || '|') > 0", text(v), &mut values);
+    }
+    if let Some(v) = f.status {
+        add("status = ?", text(v.as_str()), &mut values);
+    }
+    if let Some(v) = f.id {
+        add("id = ?", SqlValue::Integer(v), &mut values);
+    }
+    if let Some(v) = &f.since {
+        add("created_at >= ?", stamp(v), &mut values);
+    }
+    if let Some(v) = &f.until {
+        add("created_at < ?", stamp(v), &mut values);
+    }
+    if let (Some(v), true) = (f.before_id, paging) {
+        add("id < ?", SqlValue::Integer(v), &mut values);
+    }
+    if let Some(q) = f.search.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let id = normalizer::standards::normalise::normalise_identifier(q);
+        values.push(text(q));
+        let n = values.len();
+        values.push(SqlValue::Text(id));
+        conditions.push(format!(
+            "(record_key = ?{n} OR case_number = ?{n} OR target_id = ?{m} OR instr(target_name, ?{n}) > 0)",
+            m = n + 1
+        ));
+    }
+    (conditions.join(" AND "), values)
+}
+
+const QUARANTINE_COLUMNS: &str = "id, raw_id, source_id, record_key, status, violations, mapping_id, mapping_version, created_at, updated_at, attempts, note, case_number, target_name, target_id, resolved_code, resolved_version";
 
 const CASE_COLUMNS: &str = "c.id, c.unified_code, c.agency_credit_code, c.case_type, c.case_number, c.year, c.region,
      c.current_version, c.withdrawn, c.created_at, c.updated_at, v.record";
@@ -721,37 +807,53 @@ impl Store for SqliteStore {
     async fn quarantine_list(&self, filter: &QuarantineFilter) -> StoreResult<Vec<QuarantineEntry>> {
         let f = filter.clone();
         self.with_conn(move |conn| {
+            let (conditions, mut values) = quarantine_conditions(&f, true);
+            values.push(SqlValue::Integer(f.limit.unwrap_or(100)));
+            values.push(SqlValue::Integer(f.offset.unwrap_or(0).max(0)));
             let sql = format!(
-                "SELECT {QUARANTINE_COLUMNS} FROM quarantine
-                 WHERE (?1 IS NULL OR source_id = ?1)
-                   AND (?2 IS NULL OR instr(rules, '|' || ?2 || '|') > 0)
-                   AND (?3 IS NULL OR status = ?3)
-                   AND (?4 IS NULL OR id = ?4)
-                   AND (?5 IS NULL OR created_at >= ?5)
-                   AND (?6 IS NULL OR created_at < ?6)
-                   AND (?7 IS NULL OR id < ?7)
-                 ORDER BY id DESC LIMIT ?8"
+                "SELECT {QUARANTINE_COLUMNS} FROM quarantine WHERE {conditions} ORDER BY id DESC LIMIT ?{} OFFSET ?{}",
+                values.len() - 1,
+                values.len()
             );
             let mut stmt = conn.prepare_cached(&sql)?;
-            let time = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
-            let rows = stmt.query_map(
-                params![
-                    f.source_id,
-                    f.rule,
-                    f.status.map(|s| s.as_str()),
-                    f.id,
-                    time(f.since),
-                    time(f.until),
-                    f.before_id,
-                    f.limit.unwrap_or(100)
-                ],
-                quarantine_from_row,
-            )?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(values), quarantine_from_row)?;
             let mut out = Vec::new();
             for row in rows {
                 out.push(row?.0.decode()?);
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn quarantine_count(&self, filter: &QuarantineFilter) -> StoreResult<i64> {
+        let f = filter.clone();
+        self.with_conn(move |conn| {
+            let (conditions, values) = quarantine_conditions(&f, false);
+            let sql = format!("SELECT count(*) FROM quarantine WHERE {conditions}");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            Ok(stmt.query_row(rusqlite::params_from_iter(values), |r| r.get(0))?)
+        })
+        .await
+    }
+
+    async fn quarantine_ignore_matching(&self, filter: &QuarantineFilter, reason: &str) -> StoreResult<u64> {
+        let f = QuarantineFilter {
+            status: Some(QuarantineStatus::Open),
+            ..filter.clone()
+        };
+        let reason = reason.to_string();
+        self.with_conn(move |conn| {
+            let (conditions, mut values) = quarantine_conditions(&f, false);
+            values.push(SqlValue::Text(reason));
+            values.push(SqlValue::Text(time(Utc::now())));
+            let sql = format!(
+                "UPDATE quarantine SET status = 'ignored', note = ?{}, updated_at = ?{} WHERE {conditions}",
+                values.len() - 1,
+                values.len()
+            );
+            let changed = conn.execute(&sql, rusqlite::params_from_iter(values))?;
+            Ok(changed as u64)
         })
         .await
     }
@@ -826,15 +928,21 @@ impl Store for SqliteStore {
     async fn cases(&self, filter: &CaseFilter) -> StoreResult<Vec<CaseRow>> {
         let f = filter.clone();
         self.with_conn(move |conn| {
+            let order = if f.newest_first { "c.id DESC" } else { "c.id" };
             let sql = format!(
                 "SELECT {CASE_COLUMNS} FROM cases c
                  JOIN case_versions v ON v.case_id = c.id AND v.version = c.current_version
                  WHERE (?1 IS NULL OR c.source_id = ?1) AND c.id > ?2
-                 ORDER BY c.id LIMIT ?3"
+                 ORDER BY {order} LIMIT ?3 OFFSET ?4"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(
-                params![f.source_id, f.after_id.unwrap_or(0), f.limit.unwrap_or(1000)],
+                params![
+                    f.source_id,
+                    f.after_id.unwrap_or(0),
+                    f.limit.unwrap_or(1000),
+                    f.offset.unwrap_or(0).max(0)
+                ],
                 case_from_row,
             )?;
             let mut out = Vec::new();
@@ -1018,6 +1126,106 @@ impl Store for SqliteStore {
         self.with_conn(move |conn| insert_audit(conn, &e, &now())).await
     }
 
+    async fn audit_search(&self, filter: &AuditFilter) -> StoreResult<(Vec<AuditRecord>, i64)> {
+        let page = console::audit_page(filter, Dialect::Sqlite);
+        let count = console::audit_count(filter, Dialect::Sqlite);
+        self.with_conn(move |conn| {
+            let items = query_audit(conn, &page.sql, rusqlite::params_from_iter(sql_values(page.params)))?;
+            let total = conn.query_row(&count.sql, rusqlite::params_from_iter(sql_values(count.params)), |r| {
+                r.get(0)
+            })?;
+            Ok((items, total))
+        })
+        .await
+    }
+
+    async fn record_fates(&self, filter: &RecordFilter) -> StoreResult<(Vec<RecordFate>, i64)> {
+        let page = console::records_page(filter, Dialect::Sqlite);
+        let count = console::records_count(filter, Dialect::Sqlite);
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(&page.sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(sql_values(page.params)), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?;
+            let mut heads = Vec::new();
+            for row in rows {
+                let (raw_id, source_id, record_key, received_at) = row?;
+                heads.push(console::RawHead {
+                    raw_id,
+                    source_id,
+                    record_key,
+                    received_at: parse_time(&received_at)?,
+                });
+            }
+            let ids = serde_json::to_string(&heads.iter().map(|h| h.raw_id).collect::<Vec<_>>())
+                .map_err(|e| StoreError::Task(e.to_string()))?;
+            let mut lookups = console::FateLookups::default();
+            let mut stmt = conn.prepare_cached(
+                "SELECT v.raw_id, c.unified_code, v.version, c.case_number
+                 FROM case_versions v JOIN cases c ON c.id = v.case_id
+                 WHERE v.raw_id IN (SELECT value FROM json_each(?1))",
+            )?;
+            for row in stmt.query_map([&ids], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))? {
+                lookups.versions.push(row?);
+            }
+            let mut stmt = conn.prepare_cached(
+                "SELECT s.raw_id, c.unified_code, s.head_version
+                 FROM stale_versions s JOIN cases c ON c.id = s.case_id
+                 WHERE s.raw_id IN (SELECT value FROM json_each(?1))",
+            )?;
+            for row in stmt.query_map([&ids], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
+                lookups.stale.push(row?);
+            }
+            let mut stmt = conn.prepare_cached(
+                "SELECT raw_id, id, status, rules, case_number FROM quarantine
+                 WHERE raw_id IN (SELECT value FROM json_each(?1))",
+            )?;
+            let rows = stmt.query_map([&ids], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            })?;
+            for row in rows {
+                let (raw_id, id, status, rules, number) = row?;
+                let status = QuarantineStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("quarantine status {status:?}")))?;
+                let mut list: Vec<String> = Vec::new();
+                for rule in rules.split('|').filter(|r| !r.is_empty()) {
+                    if !list.iter().any(|r| r == rule) {
+                        list.push(rule.to_string());
+                    }
+                }
+                lookups.entries.push((raw_id, id, status, list, number));
+            }
+            let total = conn.query_row(&count.sql, rusqlite::params_from_iter(sql_values(count.params)), |r| {
+                r.get(0)
+            })?;
+            Ok((console::fates(heads, &lookups), total))
+        })
+        .await
+    }
+
+    async fn case_count(&self, filter: &CaseFilter) -> StoreResult<i64> {
+        let source = filter.source_id.clone();
+        self.with_conn(move |conn| {
+            Ok(conn.query_row(
+                "SELECT count(*) FROM cases WHERE (?1 IS NULL OR source_id = ?1)",
+                [source],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
     async fn audit_log(&self, limit: i64) -> StoreResult<Vec<AuditRecord>> {
         self.with_conn(move |conn| {
             query_audit(
@@ -1028,6 +1236,21 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+/// The console's statement parameters as SQLite values (times as stored: RFC 3339 text).
+fn sql_values(params: Vec<console::Param>) -> Vec<SqlValue> {
+    params
+        .into_iter()
+        .map(|p| match p {
+            console::Param::Text(t) => SqlValue::Text(t),
+            console::Param::Int(i) => SqlValue::Integer(i),
+            console::Param::Time(t) => SqlValue::Text(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            console::Param::TextList(list) => {
+                SqlValue::Text(serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()))
+            }
+        })
+        .collect()
 }
 
 /// Append an audit entry at `now` (text from [`time`]) on `conn`, inside the caller's transaction.

@@ -141,6 +141,8 @@ pub struct IncomingRecord {
     /// `payload` as the store keeps it when it keeps payloads compressed, made while preparing
     /// (see [`Store::keeps_compressed`](crate::store::Store::keeps_compressed)); `None` otherwise.
     pub payload_lz4: Option<Vec<u8>>,
+    /// What a clerk can search a rejected record by (empty for an accepted one: its case holds it).
+    pub labels: RecordLabels,
 }
 
 impl IncomingRecord {
@@ -275,6 +277,53 @@ pub struct QuarantineEntry {
     pub attempts: i32,
     /// Operator's note (e.g. why ignored).
     pub note: Option<String>,
+    /// What the mapping could read from the rejected record (case number, target), for search.
+    pub labels: RecordLabels,
+    /// For a resolved entry: the case version its record became (or, if stale, lost to).
+    pub resolution: Option<Resolution>,
+}
+
+/// What a clerk searches a rejected record by, as far as the mapping could read it: the
+/// agency's case number and the target's name and identifier (credit code or ID number,
+/// normalised). Each is `None` when the record does not give it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordLabels {
+    /// `/case_number`.
+    pub case_number: Option<String>,
+    /// `/target/name`.
+    pub target_name: Option<String>,
+    /// `/target/id_number`, normalised (upper case, no spaces or hyphens).
+    pub target_id: Option<String>,
+}
+
+impl RecordLabels {
+    /// The labels of a (possibly incomplete) canonical record.
+    pub fn of(record: &serde_json::Value) -> RecordLabels {
+        let text = |pointer: &str| {
+            record
+                .pointer(pointer)
+                .and_then(serde_json::Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.chars().take(200).collect::<String>())
+        };
+        RecordLabels {
+            case_number: text("/case_number"),
+            target_name: text("/target/name"),
+            target_id: text("/target/id_number").map(|s| normalizer::standards::normalise::normalise_identifier(&s)),
+        }
+    }
+}
+
+/// Where a resolved quarantine entry's record went: the case and the version it became (for a
+/// stale record, the newer version it lost to; for a record the same as the case's current
+/// version, no version).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resolution {
+    /// The unified case code.
+    pub code: String,
+    /// The version.
+    pub version: Option<i32>,
 }
 
 /// How many quarantine entries of one status there are, per source and per (source, rule), as
@@ -306,6 +355,13 @@ pub struct QuarantineFilter {
     pub before_id: Option<i64>,
     /// At most this many (default 100).
     pub limit: Option<i64>,
+    /// Skip this many (page numbers), after `before_id`.
+    pub offset: Option<i64>,
+    /// Only these sources (a department's scope); `None` for every source.
+    pub sources: Option<Vec<String>>,
+    /// Free search: the record key, the case number or the target's identifier (exact), or
+    /// the target's name (contains).
+    pub search: Option<String>,
 }
 
 /// A raw archived payload.
@@ -394,6 +450,10 @@ pub struct CaseFilter {
     pub after_id: Option<i64>,
     /// At most this many (default 1000).
     pub limit: Option<i64>,
+    /// Skip this many (page numbers).
+    pub offset: Option<i64>,
+    /// Newest cases first (the console's list) instead of id order (exports, paging by `after_id`).
+    pub newest_first: bool,
 }
 
 /// One outbox delivery row.
@@ -499,6 +559,7 @@ mod tests {
             }),
             replay_of: None,
             payload_lz4: None,
+            labels: Default::default(),
         };
         record.compress_for_store();
         let payload = super::super::compress::payload_of(record.payload_lz4.clone().unwrap_or_default(), 1);

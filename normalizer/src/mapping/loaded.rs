@@ -131,6 +131,20 @@ impl Mapping {
             .map(|t| (t.file.as_str(), t.bytes.as_slice()))
     }
 
+    /// Which source fields each canonical field is read from: JSON pointer of the canonical
+    /// field (an item of an `each` list written with `*`, e.g. `/officers/*/cert_no`) to the
+    /// source paths as written in the mapping (an item of an `each` list as `path[*].child`).
+    /// Constants read nothing and are left out. For showing a clerk where a violation's value
+    /// came from in the raw record.
+    pub fn source_fields(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out = BTreeMap::new();
+        if let Some(CaseTypeRule::Computed(field)) = &self.compiled.case_type {
+            collect_source_fields(std::slice::from_ref(field.as_ref()), "", "", &mut out);
+        }
+        collect_source_fields(&self.compiled.fields, "", "", &mut out);
+        out
+    }
+
     /// The embedded test cases, in file order.
     pub fn tests(&self) -> &[TestCase] {
         &self.compiled.tests
@@ -169,5 +183,44 @@ impl Fnv64 {
 
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+/// Add the source paths of `fields` (under canonical `pointer_prefix` and source `path_prefix`)
+/// to `out`.
+fn collect_source_fields(
+    fields: &[compile::Field],
+    pointer_prefix: &str,
+    path_prefix: &str,
+    out: &mut BTreeMap<String, Vec<String>>,
+) {
+    use compile::{ConcatPart, Source};
+    for field in fields {
+        let pointer = format!("{pointer_prefix}{}", field.target.pointer());
+        let prefixed = |p: &super::path::SourcePath| format!("{path_prefix}{}", p.text());
+        let paths: Vec<String> = match &field.source {
+            Source::Paths(paths) => paths.iter().map(prefixed).collect(),
+            Source::Concat { parts, .. } => parts
+                .iter()
+                .filter_map(|p| match p {
+                    ConcatPart::Path(p) => Some(prefixed(p)),
+                    ConcatPart::Const(_) => None,
+                })
+                .collect(),
+            Source::Const(_) => Vec::new(),
+            Source::Each { path, fields, .. } => {
+                collect_source_fields(fields, &format!("{pointer}/*"), &format!("{}[*].", prefixed(path)), out);
+                vec![prefixed(path)]
+            }
+            Source::Zip { members, .. } => members.iter().map(|(_, p)| prefixed(p)).collect(),
+        };
+        if !paths.is_empty() {
+            let entry = out.entry(pointer).or_insert_with(Vec::new);
+            for p in paths {
+                if !entry.contains(&p) {
+                    entry.push(p);
+                }
+            }
+        }
     }
 }

@@ -68,6 +68,12 @@ pub async fn openapi() -> Response {
 }
 
 /// `GET /api/me`: the token's name, role and sources.
-pub async fn me(principal: Principal) -> Json<Principal> {
-    Json(principal)
+pub async fn me(principal: Principal) -> Json<Value> {
+    let actions = crate::server::auth::actions_of(principal.role);
+    Json(json!({
+        "name": principal.name,
+        "role": principal.role,
+        "sources": principal.sources,
+        "actions": actions,
+    }))
 }

@@ -1,9 +1,11 @@
 //! The handlers of the API, one module per resource.
 
+pub mod audit_log;
 pub mod cases;
 pub mod deliveries;
 pub mod health;
 pub mod mappings;
 pub mod push;
 pub mod quarantine;
+pub mod records;
 pub mod sources;

@@ -25,8 +25,13 @@ pub struct ListQuery {
     pub since: Option<String>,
     /// Created before (same forms).
     pub until: Option<String>,
+    /// Search: the record key, the case number or the target's credit code / ID number (exact),
+    /// or the target's name (contains).
+    pub q: Option<String>,
     /// Only ids below this (the previous page's `next_before_id`).
     pub before_id: Option<i64>,
+    /// Skip this many (page numbers: `(page - 1) * limit`).
+    pub offset: Option<i64>,
     /// Page size, 1..1000 (default 100).
     pub limit: Option<i64>,
 }
@@ -206,52 +211,66 @@ pub fn raw_view(raw: RawRecord) -> RawView {
     }
 }
 
-/// `GET /api/quarantine`: entries newest first; `next_before_id` continues the list (null at the
-/// end). Department tokens see the entries of their own sources only.
+/// The sources a token's filter may cover: `source` if given (checked against the token's
+/// scope: another department's source answers 404), else a department's own sources, else all.
+fn scoped_sources(principal: &Principal, source: Option<&str>) -> ApiResult<(Option<String>, Option<Vec<String>>)> {
+    match source.filter(|s| !s.is_empty()) {
+        Some(s) if !principal.covers(s) => Err(ApiError::not_found(
+            format!("未找到来源 {s:?}"),
+            format!("not found: source {s:?}"),
+        )),
+        Some(s) => Ok((Some(s.to_string()), None)),
+        None if principal.role == Role::Department => Ok((None, Some(principal.sources.iter().cloned().collect()))),
+        None => Ok((None, None)),
+    }
+}
+
+/// `GET /api/quarantine`: entries newest first, with the exact `total` of the filter;
+/// `next_before_id` continues the list (null at the end), or `offset` picks a page.
+/// Department tokens see the entries of their own sources only.
 pub async fn list(
     State(state): State<Shared>,
     principal: Principal,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = page_limit(q.limit)?;
+    let (source_id, sources) = scoped_sources(&principal, q.source.as_deref())?;
     let filter = QuarantineFilter {
-        source_id: q.source.clone(),
+        source_id,
+        sources,
         rule: q.rule.clone().filter(|r| !r.is_empty()),
-        status: q.status.as_deref().map(parse_status).transpose()?,
+        status: q
+            .status
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(parse_status)
+            .transpose()?,
         id: None,
-        since: q.since.as_deref().map(|v| parse_time("since", v)).transpose()?,
-        until: q.until.as_deref().map(|v| parse_time("until", v)).transpose()?,
+        since: q
+            .since
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|v| parse_time("since", v))
+            .transpose()?,
+        until: q
+            .until
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|v| parse_time("until", v))
+            .transpose()?,
         before_id: q.before_id,
         limit: Some(limit),
+        offset: q.offset.filter(|o| *o > 0),
+        search: q.q.clone().filter(|s| !s.trim().is_empty()),
     };
     let store = &state.runtime.store;
-    let items: Vec<QuarantineEntry> = match (&q.source, principal.role) {
-        (Some(source), _) => {
-            principal.require_source(source)?;
-            store.quarantine_list(&filter).await?
-        }
-        (None, Role::Department) => {
-            // Each own source's page, merged newest first.
-            let mut merged = Vec::new();
-            for source in &principal.sources {
-                let f = QuarantineFilter {
-                    source_id: Some(source.clone()),
-                    ..filter.clone()
-                };
-                merged.extend(store.quarantine_list(&f).await?);
-            }
-            merged.sort_by_key(|e| std::cmp::Reverse(e.id));
-            merged.truncate(usize::try_from(limit).unwrap_or(100));
-            merged
-        }
-        (None, _) => store.quarantine_list(&filter).await?,
-    };
+    let (items, total) = tokio::try_join!(store.quarantine_list(&filter), store.quarantine_count(&filter))?;
     let next = if items.len() as i64 == limit {
         items.last().map(|e| e.id)
     } else {
         None
     };
-    Ok(Json(json!({ "items": items, "next_before_id": next })))
+    Ok(Json(json!({ "items": items, "next_before_id": next, "total": total })))
 }
 
 /// The entry, if the token may see it: another department's entry answers 404 like one that
@@ -267,7 +286,10 @@ async fn entry_in_scope(state: &Shared, principal: &Principal, id: i64) -> ApiRe
     Ok(entry)
 }
 
-/// `GET /api/quarantine/{id}`: the entry, every violation, and its raw payload.
+/// `GET /api/quarantine/{id}`: the entry, every violation, its raw payload, the source fields
+/// each canonical field is read from (`fields`, by the source's current mapping, so that a
+/// violation at `/target/id_number` can be shown at `ZJHM` in the raw record) and, once
+/// resolved, the case version it became (`case`).
 pub async fn get(
     State(state): State<Shared>,
     principal: Principal,
@@ -275,7 +297,16 @@ pub async fn get(
 ) -> ApiResult<Json<Value>> {
     let entry = entry_in_scope(&state, &principal, id).await?;
     let raw = raw_view(state.runtime.store.raw_record(entry.raw_id).await?);
-    Ok(Json(json!({ "entry": entry, "raw": raw })))
+    let fields = state
+        .runtime
+        .preparers
+        .get(&entry.source_id)
+        .map(|p| p.mapping.source_fields())
+        .unwrap_or_default();
+    let case = entry.resolution.clone();
+    Ok(Json(
+        json!({ "entry": entry, "raw": raw, "fields": fields, "case": case }),
+    ))
 }
 
 fn replay_error(e: ReplayError) -> ApiError {
@@ -296,12 +327,13 @@ fn replay_error(e: ReplayError) -> ApiError {
 
 /// `POST /api/quarantine/{id}/replay`: run the entry again through its source's current
 /// mapping. Answers the counts and the entry as it is now (`replayed` when accepted).
+/// Departments replay their own entries only (another's answers 404).
 pub async fn replay_one(
     State(state): State<Shared>,
     principal: Principal,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
-    state.runtime.store.quarantine_get(id).await?;
+    entry_in_scope(&state, &principal, id).await?;
     let selection = ReplaySelection {
         id: Some(id),
         ..Default::default()
@@ -325,44 +357,75 @@ pub async fn replay_one(
     Ok(Json(json!({ "summary": summary, "entry": entry })))
 }
 
-/// Body of `POST /api/quarantine/replay`.
-#[derive(Debug, Deserialize)]
+/// The filter of a bulk replay or ignore: open entries, by source, rule, search and dates.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReplayFilter {
-    /// Every open entry of this source.
+pub struct BulkFilter {
+    /// Only this source.
     pub source: Option<String>,
-    /// Every open entry with a violation of this rule.
+    /// Only entries with a violation of this rule.
     pub rule: Option<String>,
+    /// Search (as `q` of the list).
+    pub q: Option<String>,
+    /// Created at or after (as the list's `since`).
+    pub since: Option<String>,
+    /// Created before.
+    pub until: Option<String>,
+    /// Only count what would be done (`matched`), do nothing.
+    #[serde(default)]
+    pub preview: bool,
+    /// Why (ignore only; required there).
+    pub reason: Option<String>,
 }
 
-/// `POST /api/quarantine/replay` with `{"source": .., "rule": ..}` (at least one): replay every
-/// open entry matching.
+impl BulkFilter {
+    /// The selection of open entries, within the token's scope. At least one of source, rule
+    /// and search is required (a bulk action over the whole quarantine is not offered).
+    fn selection(&self, state: &Shared, principal: &Principal) -> ApiResult<ReplaySelection> {
+        let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        let (source, rule, search) = (nonempty(&self.source), nonempty(&self.rule), nonempty(&self.q));
+        if source.is_none() && rule.is_none() && search.is_none() {
+            return Err(ApiError::bad_request(
+                "请给出 source、rule 或 q（至少一项）",
+                "give `source`, `rule` or `q` (at least one)",
+            ));
+        }
+        if let Some(s) = &source {
+            if state.runtime.resolved.config.source(s).is_none() || !principal.covers(s) {
+                return Err(ApiError::not_found(
+                    format!("未知来源 {s:?}"),
+                    format!("unknown source {s:?}"),
+                ));
+            }
+        }
+        let (source_id, sources) = scoped_sources(principal, source.as_deref())?;
+        Ok(ReplaySelection {
+            id: None,
+            source_id,
+            rule,
+            sources,
+            search,
+            since: nonempty(&self.since).map(|v| parse_time("since", &v)).transpose()?,
+            until: nonempty(&self.until).map(|v| parse_time("until", &v)).transpose()?,
+        })
+    }
+}
+
+/// `POST /api/quarantine/replay` with `{"source", "rule", "q", "since", "until"}` (at least one
+/// of the first three): replay every open entry matching; with `"preview": true` only count them.
 pub async fn replay_many(
     State(state): State<Shared>,
     principal: Principal,
-    ApiJson(body): ApiJson<ReplayFilter>,
+    ApiJson(body): ApiJson<BulkFilter>,
 ) -> ApiResult<Json<Value>> {
-    let source = body.source.filter(|s| !s.is_empty());
-    let rule = body.rule.filter(|s| !s.is_empty());
-    if source.is_none() && rule.is_none() {
-        return Err(ApiError::bad_request(
-            "请给出 source 或 rule（或两者）",
-            "give `source` or `rule` (or both)",
-        ));
+    if body.reason.is_some() {
+        return Err(ApiError::bad_request("重放不接受 reason", "a replay takes no `reason`"));
     }
-    if let Some(s) = &source {
-        if state.runtime.resolved.config.source(s).is_none() {
-            return Err(ApiError::not_found(
-                format!("未知来源 {s:?}"),
-                format!("unknown source {s:?}"),
-            ));
-        }
+    let selection = body.selection(&state, &principal)?;
+    let matched = state.runtime.store.quarantine_count(&selection.filter()).await?;
+    if body.preview {
+        return Ok(Json(json!({ "matched": matched })));
     }
-    let selection = ReplaySelection {
-        id: None,
-        source_id: source.clone(),
-        rule: rule.clone(),
-    };
     let summary = replay(
         &state.runtime.committer("replay"),
         &state.runtime.preparers.snapshot(),
@@ -374,15 +437,63 @@ pub async fn replay_many(
         &state,
         &principal,
         "quarantine.replay",
-        match (&source, &rule) {
-            (Some(s), _) => format!("source:{s}"),
-            (None, Some(r)) => format!("rule:{r}"),
-            (None, None) => "quarantine".into(),
-        },
-        json!({ "source": source, "rule": rule, "summary": summary }),
+        bulk_subject(&selection),
+        json!({ "source": selection.source_id, "rule": selection.rule, "q": selection.search,
+                "matched": matched, "summary": summary }),
     )
     .await;
-    Ok(Json(json!({ "summary": summary })))
+    Ok(Json(json!({ "summary": summary, "matched": matched })))
+}
+
+/// The audit subject of a bulk action.
+fn bulk_subject(selection: &ReplaySelection) -> String {
+    match (&selection.source_id, &selection.rule, &selection.search) {
+        (Some(s), _, _) => format!("source:{s}"),
+        (None, Some(r), _) => format!("rule:{r}"),
+        (None, None, Some(q)) => format!("search:{q}"),
+        (None, None, None) => "quarantine".into(),
+    }
+}
+
+/// `POST /api/quarantine/ignore` with the filter of a bulk replay and a `reason`: mark every
+/// open entry matching ignored; with `"preview": true` only count them.
+pub async fn ignore_many(
+    State(state): State<Shared>,
+    principal: Principal,
+    ApiJson(body): ApiJson<BulkFilter>,
+) -> ApiResult<Json<Value>> {
+    let selection = body.selection(&state, &principal)?;
+    let filter = selection.filter();
+    if body.preview {
+        let matched = state.runtime.store.quarantine_count(&filter).await?;
+        return Ok(Json(json!({ "matched": matched })));
+    }
+    let reason = required_reason(body.reason)?;
+    let ignored = state.runtime.store.quarantine_ignore_matching(&filter, &reason).await?;
+    audit(
+        &state,
+        &principal,
+        "quarantine.ignore",
+        bulk_subject(&selection),
+        json!({ "source": selection.source_id, "rule": selection.rule, "q": selection.search,
+                "reason": reason, "ignored": ignored }),
+    )
+    .await;
+    Ok(Json(json!({ "matched": ignored, "ignored": ignored })))
+}
+
+fn required_reason(reason: Option<String>) -> ApiResult<String> {
+    reason
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "reason_required",
+                "忽略隔离记录须说明原因（reason）",
+                "ignoring a quarantine entry needs a `reason`",
+            )
+        })
 }
 
 /// Body of `POST /api/quarantine/{id}/ignore`.
@@ -400,19 +511,8 @@ pub async fn ignore(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<IgnoreBody>,
 ) -> ApiResult<Json<Value>> {
-    let reason = body
-        .reason
-        .map(|r| r.trim().to_string())
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| {
-            ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "reason_required",
-                "忽略隔离记录须说明原因（reason）",
-                "ignoring a quarantine entry needs a `reason`",
-            )
-        })?;
-    let entry = state.runtime.store.quarantine_get(id).await?;
+    let reason = required_reason(body.reason)?;
+    let entry = entry_in_scope(&state, &principal, id).await?;
     if entry.status != QuarantineStatus::Open {
         return Err(ApiError::conflict(
             "not_open",
