@@ -219,6 +219,27 @@ async fn wait_text(c: &Client, css: &str, wanted: &str) -> String {
     }
 }
 
+/// Wait until some element matching `css` has a text containing `wanted`.
+async fn wait_any(c: &Client, css: &str, wanted: &str) {
+    let started = Instant::now();
+    loop {
+        let found = js(
+            c,
+            "return [...document.querySelectorAll(arguments[0])].some((e) => e.textContent.includes(arguments[1]));",
+            vec![json!(css), json!(wanted)],
+        )
+        .await;
+        if found == json!(true) {
+            return;
+        }
+        if started.elapsed() > WAIT {
+            let body = text_of(c, "body").await.unwrap_or_default();
+            panic!("no {css:?} with text {wanted:?} within {WAIT:?}; the page says:\n{body}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Wait until exactly `n` elements match `css`.
 async fn wait_count(c: &Client, css: &str, n: u64) {
     let started = Instant::now();
@@ -807,7 +828,8 @@ async fn a_standards_owner_fixes_the_mapping_replays_the_rule_and_follows_an_ent
     wait_text(c, "#versions-table tr[data-version=\"2\"] .activate-btn", "确认").await;
     click(c, "#versions-table tr[data-version=\"2\"] .activate-btn").await;
     wait_text(c, "#activation-result", "v1 → v2").await;
-    wait_text(c, "#activation-diff .diff-add", "快速程序,simple").await;
+    wait_any(c, "#activation-diff .diff-add", "+快速程序,simple").await;
+    wait_any(c, "#activation-diff .diff-del", "-version = 1").await;
     wait_text(c, "#versions-table tr[data-version=\"2\"]", "生效").await;
     check_page(c, "owner-mapping-activated").await;
 
@@ -860,7 +882,7 @@ async fn a_standards_owner_fixes_the_mapping_replays_the_rule_and_follows_an_ent
     let activation = "#audit-table tr[data-action=\"mapping.activate\"]";
     wait_text(c, activation, "owner-dash").await;
     click(c, &format!("{activation} details.audit-diff summary")).await;
-    wait_text(c, &format!("{activation} .diff-add"), "快速程序").await;
+    wait_any(c, &format!("{activation} .diff-add"), "快速程序").await;
     wait_text(c, "#audit-table tr[data-action=\"quarantine.replay\"]", "owner-dash").await;
     // The open diff stays open through the refresh.
     tokio::time::sleep(Duration::from_millis(3500)).await;

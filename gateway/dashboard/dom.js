@@ -99,6 +99,12 @@ export function table(attrs, headers, rows) {
   for (const tr of el.tBodies[0].rows) {
     [...tr.cells].forEach((td, i) => {
       if (labels[i] && !td.dataset.label) td.dataset.label = labels[i];
+      // One box for the value, so that a card shows "label | value" even for a value of several parts.
+      if (td.childNodes.length > 1) {
+        const body = h("div", { class: "cell" });
+        while (td.firstChild) body.appendChild(td.firstChild);
+        td.appendChild(body);
+      }
     });
   }
   return el;

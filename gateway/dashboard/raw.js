@@ -99,7 +99,7 @@ export function rawRecord(raw, sourcePaths, attrs = {}) {
     }
     if (i < lines.length - 1) children.push("\n");
   });
-  return { el: h("pre", { class: "code raw", ...attrs }, children), marks };
+  return { el: h("pre", { class: "code raw", tabindex: 0, ...attrs }, children), marks };
 }
 
 /** The source paths the mapping reads for canonical `pointer` (from `fields` of an entry), trying the pointer without array positions and its parents. */

@@ -51,11 +51,11 @@ export function pager({ id, total, offset, limit, onGo, onLimit }) {
     h(
       "span",
       { class: "pager-pages" },
-      step("first", "«", t("page_first"), 1),
-      step("prev", "‹", t("page_prev"), current - 1),
+      step("page-first", "«", t("page_first"), 1),
+      step("page-prev", "‹", t("page_prev"), current - 1),
       numbers,
-      step("next", "›", t("page_next"), current + 1),
-      step("last", "»", t("page_last"), pages),
+      step("page-next", "›", t("page_next"), current + 1),
+      step("page-last", "»", t("page_last"), pages),
     ),
     size,
   );
@@ -81,7 +81,7 @@ export function pageMessage(kind, title, ...lines) {
 export function textDiff(lines, attrs = {}) {
   return h(
     "pre",
-    { class: "diff", ...attrs },
+    { class: "diff", tabindex: 0, ...attrs },
     lines.map((line) => {
       const cls =
         line.startsWith("+++") || line.startsWith("---")

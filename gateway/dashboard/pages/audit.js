@@ -28,8 +28,8 @@ const ACTIONS = [
 const state = { actor: "", action: "", subject: "", since: "", until: "", offset: 0, limit: 20 };
 
 function actionLabel(action) {
-  const key = "act_" + action.replace(/[.\-]/g, "_");
-  const label = t(key);
+  const key = action.replace(/[.\-]/g, "_");
+  const label = labelOr("act_", key);
   return label === key ? action : label;
 }
 
@@ -42,11 +42,22 @@ function subjectCell(subject, ctx) {
   return h("span", null, subject || "—");
 }
 
+/** The order summary counts are told in (others follow). */
+const SUMMARY_ORDER = ["received", "accepted", "updated", "unchanged", "stale", "quarantined"];
+
+/** A label for `key`, or the key itself when there is none. */
+function labelOr(prefix, key) {
+  const label = t(prefix + key);
+  return label === prefix + key ? key : label;
+}
+
 /** A replay or push summary in words. */
 function summaryWords(s) {
+  const rank = (k) => (SUMMARY_ORDER.includes(k) ? SUMMARY_ORDER.indexOf(k) : SUMMARY_ORDER.length);
   return Object.entries(s)
     .filter(([, v]) => typeof v === "number")
-    .map(([k, v]) => `${t("sum_" + k) === "sum_" + k ? k : t("sum_" + k)} ${v}`)
+    .sort((a, b) => rank(a[0]) - rank(b[0]))
+    .map(([k, v]) => `${labelOr("sum_", k)} ${v}`)
     .join(" · ");
 }
 
@@ -64,7 +75,7 @@ export function detailView(a) {
       continue;
     }
     if (v === null || v === undefined || v === "") continue;
-    rest.push(h("dt", null, k), h("dd", null, compact(v)));
+    rest.push(h("dt", { title: k }, labelOr("dk_", k)), h("dd", null, compact(v)));
   }
   if (rest.length) parts.unshift(h("dl", { class: "kv" }, rest));
   if (Array.isArray(d.diff) && d.diff.length) {

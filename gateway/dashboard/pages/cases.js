@@ -224,7 +224,7 @@ function detailView(root, ctx, code) {
             "div",
             { class: "raw-holder" },
             h("div", { class: "card-head" }, h("h4", null, `${t("raw_record")} #${openRaw}`), h("button", { type: "button", class: "small", id: "raw-close", on: { click: () => ((openRaw = null), drawRaw()) } }, t("close"))),
-            h("pre", { class: "code raw-panel", dataset: { key: "raw-" + openRaw } }, rawText),
+            h("pre", { class: "code raw-panel", tabindex: 0, dataset: { key: "raw-" + openRaw } }, rawText),
           ),
     );
   }
@@ -304,7 +304,7 @@ function detailView(root, ctx, code) {
         "details",
         { class: "card", dataset: { key: "canonical" } },
         h("summary", null, t("canonical_record")),
-        h("pre", { class: "code" }, JSON.stringify(c.record, null, 2)),
+        h("pre", { class: "code", tabindex: 0 }, JSON.stringify(c.record, null, 2)),
       ),
     );
     // The version pickers: filled when the versions change; by default the version before the

@@ -250,8 +250,8 @@ function sourceView(root, ctx, source) {
           { class: "card" },
           h("h3", null, `v${d.version} · ${d.mapping_id} · ${d.fingerprint.slice(0, 16)}…`),
           h("p", null, `${t("tests")}: ${d.tests.passed}/${d.tests.total}`),
-          h("pre", { class: "code mapping-text" }, d.mapping_toml),
-          Object.entries(d.code_tables).map(([name, text]) => h("details", null, h("summary", null, name), h("pre", { class: "code" }, text))),
+          h("pre", { class: "code mapping-text", tabindex: 0 }, d.mapping_toml),
+          Object.entries(d.code_tables).map(([name, text]) => h("details", null, h("summary", null, name), h("pre", { class: "code", tabindex: 0 }, text))),
         ),
       );
     } catch (e) {

@@ -286,7 +286,7 @@ function listView(root, ctx) {
                   "td",
                   { class: "wrap" },
                   h("a", { href: `#/quarantine/${e.id}`, class: "open-entry" }, l.case_number || e.record_key),
-                  l.case_number ? h("div", { class: "muted small-text", title: t("record_key") }, e.record_key) : null,
+                  l.case_number && l.case_number !== e.record_key ? h("div", { class: "muted small-text", title: t("record_key") }, e.record_key) : null,
                 ),
                 h("td", { class: "wrap" }, dash(l.target_name), l.target_id ? h("div", { class: "muted small-text" }, l.target_id) : null),
                 h("td", { class: "wrap" }, rulesOf(e).map((r) => h("code", { class: "rule" }, r))),
