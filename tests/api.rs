@@ -139,8 +139,10 @@ async fn a_department_cannot_write_or_overwrite_another_departments_cases(backen
     assert_eq!(violation["value"], JIUJIANG_AGENCY);
     let en = violation["message_en"].as_str().unwrap_or_default();
     assert!(
-        en.contains(SOURCE) && en.contains(JIUJIANG_AGENCY) && en.contains(AGENCY_CODE),
-        "the message names the source, the agency and what the source may write for: {en}"
+        en.contains(SOURCE)
+            && en.contains(&format!("南昌市市场监督管理局 ({JIUJIANG_AGENCY})"))
+            && en.contains(AGENCY_CODE),
+        "the message names the source, the agency by name and code, and what the source may write for: {en}"
     );
     assert!(
         violation["message_zh"].as_str().is_some_and(|m| m.contains("无权")),
@@ -1314,3 +1316,198 @@ async fn quarantine_counts_are_exact_per_source_and_rule(backend: Backend) {
     gw.stop().await;
 }
 on_both_backends!(quarantine_counts_are_exact_per_source_and_rule);
+
+/// A morning's quarantine work through the API: find entries by case number and target name
+/// with exact totals and pages, see which source field a violation came from, preview and
+/// ignore a filtered set, let the department replay its own entry after the fix and see the
+/// case it became; the department's own records, the audit log, and cases found by one search
+/// box with a version-to-version diff.
+async fn the_console_finds_entries_by_case_number_bulk_ignores_with_a_preview_and_shows_departments_their_records(
+    backend: Backend,
+) {
+    let gw = Gw::start(backend).await;
+    let doc = openapi();
+    let mut records: Vec<Value> = (40..45).map(defective_record).collect();
+    records.extend((50..53).map(unknown_procedure_record));
+    let answer = gw.push(&records).await;
+    assert_eq!(answer["summary"]["quarantined"], 8, "{answer}");
+
+    // Search: by the legacy case number, by part of the target's name; exact totals, pages.
+    let (status, found) = gw.get("/api/quarantine?q=NCSJ-CF-2024-000041", OPERATOR).await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_schema(&doc, "QuarantineList", &found);
+    assert_eq!(found["total"], 1, "{found}");
+    assert_eq!(found["items"][0]["labels"]["case_number"], "NCSJ-CF-2024-000041");
+    assert_eq!(found["items"][0]["labels"]["target_name"], "南昌赣江商贸有限公司");
+    let (_, by_name) = gw.get("/api/quarantine?q=赣江商贸&limit=3&offset=6", OPERATOR).await;
+    assert_eq!(by_name["total"], 8);
+    assert_eq!(by_name["items"].as_array().map(Vec::len), Some(2), "the last page");
+
+    // The entry names the source field of each violation.
+    let first = answer["results"][0]["quarantine_id"].as_i64().expect("id");
+    let (_, detail) = gw.get(&format!("/api/quarantine/{first}"), OPERATOR).await;
+    assert_schema(&doc, "QuarantineDetail", &detail);
+    let pointer = detail["entry"]["violations"][0]["pointer"].as_str().expect("pointer");
+    assert_eq!(pointer, "/target/id_number");
+    assert_eq!(detail["fields"][pointer], json!(["xdrzjhm"]), "{}", detail["fields"]);
+    assert_eq!(detail["case"], Value::Null);
+
+    // Bulk ignore of a filtered set: preview, reason required, then done and audited.
+    let filter = json!({ "rule": "uscc.check_char", "preview": true });
+    let (status, preview) = gw.post("/api/quarantine/ignore", OPERATOR, filter).await;
+    assert_eq!(
+        (status, preview["matched"].clone()),
+        (StatusCode::OK, json!(5)),
+        "{preview}"
+    );
+    assert_eq!(
+        gw.get("/api/quarantine?status=open", OPERATOR).await.1["total"],
+        8,
+        "a preview changes nothing"
+    );
+    let (status, refused) = gw
+        .post("/api/quarantine/ignore", OPERATOR, json!({ "rule": "uscc.check_char" }))
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!("reason_required"))
+    );
+    let (status, _) = gw
+        .post("/api/quarantine/ignore", OPERATOR, json!({ "reason": "everything" }))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a bulk ignore needs a filter");
+    let (status, done) = gw
+        .post(
+            "/api/quarantine/ignore",
+            OPERATOR,
+            json!({ "rule": "uscc.check_char", "reason": "部门已线下更正 / corrected offline" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_schema(&doc, "BulkAnswer", &done);
+    assert_eq!(done["ignored"], 5);
+    let (_, open) = gw.get("/api/quarantine?status=open", OPERATOR).await;
+    assert_eq!(open["total"], 3);
+    let (status, _) = gw
+        .post("/api/quarantine/ignore", OWNER, json!({ "rule": "x", "reason": "y" }))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a standards owner replays but does not ignore"
+    );
+
+    // After the fix the department replays its own entry and sees the case it became.
+    assert!(gw
+        .runtime
+        .preparers
+        .replace_mapping(SOURCE, Arc::new(fixed_mapping(gw.dir.path()))));
+    let unknown = answer["results"][5]["quarantine_id"].as_i64().expect("id");
+    let (status, _) = gw
+        .post(&format!("/api/quarantine/{unknown}/replay"), DEPT_OTHER, json!({}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another department's entry is not revealed"
+    );
+    let (status, replayed) = gw
+        .post(&format!("/api/quarantine/{unknown}/replay"), DEPT, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replayed}");
+    assert_eq!(replayed["summary"]["accepted"], 1, "{replayed}");
+    let (_, detail) = gw.get(&format!("/api/quarantine/{unknown}"), DEPT).await;
+    let code = detail["case"]["code"].as_str().expect("the case it became").to_string();
+    assert_eq!(detail["case"]["version"], 1);
+    assert_eq!(detail["entry"]["resolution"]["code"], code.as_str());
+    let (status, preview) = gw
+        .post(
+            "/api/quarantine/replay",
+            OWNER,
+            json!({ "q": "NCSJ-CF-2024-000051", "preview": true }),
+        )
+        .await;
+    assert_eq!(
+        (status, preview["matched"].clone()),
+        (StatusCode::OK, json!(1)),
+        "{preview}"
+    );
+
+    // The department's own records: what became of each.
+    let (status, mine) = gw.get("/api/records", DEPT).await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    assert_schema(&doc, "RecordList", &mine);
+    assert_eq!(mine["total"], 8);
+    let accepted: Vec<&Value> = mine["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|r| r["outcome"] == "accepted")
+        .collect();
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(accepted[0]["code"], code.as_str());
+    assert_eq!(accepted[0]["quarantine_id"], unknown);
+    let (_, ignored) = gw.get("/api/records?outcome=ignored&limit=2", DEPT).await;
+    assert_eq!(
+        (ignored["total"].clone(), ignored["items"][0]["rules"].clone()),
+        (json!(5), json!(["uscc.check_char"]))
+    );
+    let (status, _) = gw.get(&format!("/api/records?source={OTHER}"), DEPT).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, theirs) = gw.get("/api/records", DEPT_OTHER).await;
+    assert_eq!(theirs["total"], 0);
+    let (_, me) = gw.get("/api/me", DEPT).await;
+    assert_schema(&doc, "Me", &me);
+    let actions = me["actions"].as_array().expect("actions");
+    assert!(actions.contains(&json!("quarantine_replay")) && actions.contains(&json!("records_read")));
+    assert!(!actions.contains(&json!("cases_read")) && !actions.contains(&json!("quarantine_ignore")));
+
+    // The audit log: the bulk ignore with its reason, by whom.
+    let (status, log) = gw.get("/api/audit?action=quarantine", OWNER).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    assert_schema(&doc, "AuditList", &log);
+    let ignore = log["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|e| e["action"] == "quarantine.ignore")
+        .expect("the bulk ignore is audited");
+    assert_eq!(ignore["actor"], "ops-zhang");
+    assert_eq!(ignore["detail"]["ignored"], 5);
+    assert_eq!(ignore["detail"]["reason"], "部门已线下更正 / corrected offline");
+    let (status, _) = gw.get("/api/audit", DEPT).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Cases: one search box, a page with names, and what changed between versions.
+    let changed = {
+        let mut r = nanchang_record(50, 3);
+        r["cfcx"] = json!("快速程序");
+        r
+    };
+    assert_eq!(gw.push(&[changed]).await["summary"]["updated"], 1);
+    let (status, cases) = gw.get("/api/cases?q=NCSJ-CF-2024-000050", OWNER).await;
+    assert_eq!(status, StatusCode::OK, "{cases}");
+    assert_schema(&doc, "CaseList", &cases);
+    assert_eq!(cases["total"], 1);
+    assert_eq!(cases["items"][0]["summary"]["target_name"], "南昌赣江商贸有限公司");
+    let (_, by_code) = gw.get(&format!("/api/cases?q={code}"), OWNER).await;
+    assert_eq!(by_code["items"][0]["case"]["unified_code"], code.as_str());
+    let (_, listing) = gw.get("/api/cases?offset=0&limit=1", OPERATOR).await;
+    assert_eq!(listing["total"], 1);
+    let (status, diff) = gw.get(&format!("/api/cases/{code}/diff?from=1&to=2"), OWNER).await;
+    assert_eq!(status, StatusCode::OK, "{diff}");
+    assert_schema(&doc, "CaseDiff", &diff);
+    let fine = diff["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["path"] == "/penalty/fine_amount")
+        .unwrap_or_else(|| panic!("the fine changed: {diff}"));
+    assert_ne!(fine["before"], fine["after"]);
+    let (status, _) = gw.get(&format!("/api/cases/{code}/diff?from=1&to=9"), OWNER).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    gw.stop().await;
+}
+on_both_backends!(
+    the_console_finds_entries_by_case_number_bulk_ignores_with_a_preview_and_shows_departments_their_records
+);

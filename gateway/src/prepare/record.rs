@@ -358,7 +358,8 @@ impl Preparer {
         let verdict = match (texts, facts) {
             (Some(_), Some(_)) if !nul_fields.is_empty() => Verdict::Quarantine(nul_fields),
             (Some(_), Some(facts)) if !self.agencies.allows(facts.agency_credit_code.as_str(), &facts.region) => {
-                Verdict::Quarantine(vec![self.agency_not_allowed(&facts)])
+                let name = canonical.pointer("/agency/name").and_then(serde_json::Value::as_str);
+                Verdict::Quarantine(vec![self.agency_not_allowed(&facts, name)])
             }
             (Some((without_operation, record_json)), Some(facts)) => {
                 let operation = Operation::from_record(canonical);
@@ -417,20 +418,28 @@ impl Preparer {
     }
 
     /// Why a record naming an agency outside the source's scope is quarantined.
-    fn agency_not_allowed(&self, facts: &normalizer::CaseFacts) -> Violation {
-        let agency = facts.agency_credit_code.as_str();
+    fn agency_not_allowed(&self, facts: &normalizer::CaseFacts, name: Option<&str>) -> Violation {
+        let code = facts.agency_credit_code.as_str();
+        let agency = match name {
+            Some(name) => format!("{name}（{code}）"),
+            None => code.to_string(),
+        };
+        let agency_en = match name {
+            Some(name) => format!("{name} ({code})"),
+            None => code.to_string(),
+        };
         let region = &facts.region;
         let allowed = self.agencies.describe();
         Violation::error(
             "/agency/credit_code",
             "source.agency_not_allowed",
-            Some(agency.to_string()),
+            Some(code.to_string()),
             format!(
                 "来源 {} 无权报送执法部门 {agency}（行政区划 {region}）的案件；该来源只能报送：{allowed}。请由该部门自己的系统报送，或请管理员在该来源的 agencies / agency_regions 中加入该部门",
                 self.source_id
             ),
             format!(
-                "source {} may not write cases of agency {agency} (region {region}); it may write for: {allowed}. Send the case from that agency's own system, or have an administrator add the agency to the source's agencies / agency_regions",
+                "source {} may not write cases of agency {agency_en} (region {region}); it may write for: {allowed}. Send the case from that agency's own system, or have an administrator add the agency to the source's agencies / agency_regions",
                 self.source_id
             ),
         )

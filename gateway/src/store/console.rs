@@ -107,8 +107,23 @@ pub struct FateLookups {
     pub versions: Vec<(i64, String, i32, String)>,
     /// (raw id, case code, head version) of every stale version from these records.
     pub stale: Vec<(i64, String, i32)>,
-    /// (raw id, entry id, status, rules, case number) of every quarantine entry of these records.
-    pub entries: Vec<(i64, i64, QuarantineStatus, Vec<String>, Option<String>)>,
+    /// Every quarantine entry of these records.
+    pub entries: Vec<EntryFact>,
+}
+
+/// A quarantine entry of a received record, as [`fates`] needs it.
+#[derive(Debug, Clone)]
+pub struct EntryFact {
+    /// The record's archive id.
+    pub raw_id: i64,
+    /// The entry id.
+    pub id: i64,
+    /// Its status.
+    pub status: QuarantineStatus,
+    /// The rules its violations broke, each once.
+    pub rules: Vec<String>,
+    /// The case number the mapping read.
+    pub case_number: Option<String>,
 }
 
 /// Each record of a page with what became of it, in page order.
@@ -131,7 +146,7 @@ pub fn fates(page: Vec<RawHead>, lookups: &FateLookups) -> Vec<RecordFate> {
                     )
                 });
             let stale = lookups.stale.iter().filter(|s| s.0 == id).max_by_key(|s| s.2);
-            let entry = lookups.entries.iter().filter(|e| e.0 == id).max_by_key(|e| e.1);
+            let entry = lookups.entries.iter().filter(|e| e.raw_id == id).max_by_key(|e| e.id);
             let (outcome, code, number) = match (&version, stale, entry) {
                 (Some((r, number)), _, _) => (Outcome::Accepted, Some(r.clone()), Some(number.clone())),
                 (None, Some(s), _) => (
@@ -143,14 +158,14 @@ pub fn fates(page: Vec<RawHead>, lookups: &FateLookups) -> Vec<RecordFate> {
                     None,
                 ),
                 (None, None, Some(e)) => (
-                    match e.2 {
+                    match e.status {
                         QuarantineStatus::Open => Outcome::Quarantined,
                         QuarantineStatus::Ignored => Outcome::Ignored,
                         QuarantineStatus::Superseded => Outcome::Superseded,
                         QuarantineStatus::Replayed => Outcome::Unchanged,
                     },
                     None,
-                    e.4.clone(),
+                    e.case_number.clone(),
                 ),
                 (None, None, None) => (Outcome::Unchanged, None, None),
             };
@@ -162,9 +177,9 @@ pub fn fates(page: Vec<RawHead>, lookups: &FateLookups) -> Vec<RecordFate> {
                 outcome,
                 code: code.as_ref().map(|r| r.code.clone()),
                 version: code.and_then(|r| r.version),
-                case_number: number.or_else(|| entry.and_then(|e| e.4.clone())),
-                quarantine_id: entry.map(|e| e.1),
-                rules: entry.map(|e| e.3.clone()).unwrap_or_default(),
+                case_number: number.or_else(|| entry.and_then(|e| e.case_number.clone())),
+                quarantine_id: entry.map(|e| e.id),
+                rules: entry.map(|e| e.rules.clone()).unwrap_or_default(),
             }
         })
         .collect()
@@ -432,17 +447,21 @@ mod tests {
         }
     }
 
+    fn fact(raw_id: i64, id: i64, status: QuarantineStatus, rule: &str) -> EntryFact {
+        EntryFact {
+            raw_id,
+            id,
+            status,
+            rules: vec![rule.into()],
+            case_number: Some(format!("N{raw_id}")),
+        }
+    }
+
     #[test]
     fn a_record_that_became_a_version_is_accepted_even_after_an_entry() {
         let lookups = FateLookups {
             versions: vec![(1, "C1".into(), 2, "N1".into())],
-            entries: vec![(
-                1,
-                7,
-                QuarantineStatus::Replayed,
-                vec!["rule.x".into()],
-                Some("N1".into()),
-            )],
+            entries: vec![fact(1, 7, QuarantineStatus::Replayed, "rule.x")],
             ..Default::default()
         };
         let f = &fates(vec![head(1)], &lookups)[0];
@@ -454,13 +473,7 @@ mod tests {
     #[test]
     fn a_record_only_in_the_quarantine_has_its_entry_status_and_rules() {
         let lookups = FateLookups {
-            entries: vec![(
-                3,
-                9,
-                QuarantineStatus::Open,
-                vec!["gb11643.checksum".into()],
-                Some("N3".into()),
-            )],
+            entries: vec![fact(3, 9, QuarantineStatus::Open, "gb11643.checksum")],
             ..Default::default()
         };
         let out = fates(vec![head(3), head(4)], &lookups);

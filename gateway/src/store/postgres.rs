@@ -792,9 +792,13 @@ impl Store for PostgresStore {
             let status: String = r.try_get(2)?;
             let status = QuarantineStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("quarantine status {status:?}")))?;
-            lookups
-                .entries
-                .push((r.try_get(0)?, r.try_get(1)?, status, r.try_get(3)?, r.try_get(4)?));
+            lookups.entries.push(console::EntryFact {
+                raw_id: r.try_get(0)?,
+                id: r.try_get(1)?,
+                status,
+                rules: r.try_get(3)?,
+                case_number: r.try_get(4)?,
+            });
         }
         Ok((console::fates(heads, &lookups), total.try_get(0)?))
     }

@@ -1204,7 +1204,13 @@ impl Store for SqliteStore {
                         list.push(rule.to_string());
                     }
                 }
-                lookups.entries.push((raw_id, id, status, list, number));
+                lookups.entries.push(console::EntryFact {
+                    raw_id,
+                    id,
+                    status,
+                    rules: list,
+                    case_number: number,
+                });
             }
             let total = conn.query_row(&count.sql, rusqlite::params_from_iter(sql_values(count.params)), |r| {
                 r.get(0)

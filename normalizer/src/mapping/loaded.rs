@@ -215,7 +215,7 @@ fn collect_source_fields(
             Source::Zip { members, .. } => members.iter().map(|(_, p)| prefixed(p)).collect(),
         };
         if !paths.is_empty() {
-            let entry = out.entry(pointer).or_insert_with(Vec::new);
+            let entry = out.entry(pointer).or_default();
             for p in paths {
                 if !entry.contains(&p) {
                     entry.push(p);
