@@ -119,7 +119,6 @@ const L = {
   sev_warning: ["警告", "warning"],
   value: ["值", "Value"],
   note: ["备注", "Note"],
-  agency_credit_code: ["执法部门信用代码", "Agency credit code"],
   case_type: ["案件类型", "Case type"],
   case_number: ["案件编号", "Case number"],
   type_penalty: ["行政处罚", "penalty"],
