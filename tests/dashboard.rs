@@ -604,6 +604,19 @@ async fn an_operator_finds_an_entry_by_case_number_sees_its_source_field_and_ign
     wait_count(c, "#quarantine-table tbody tr", 5).await;
     wait_text(c, "#quarantine-pager .pager-total", "第 21–25 条").await;
     check_page(c, "operator-quarantine-list").await;
+    // One API call per refresh: the list with its total (the rule counts are not polled).
+    js(
+        c,
+        "window.__calls = []; const f = window.fetch; window.fetch = (u, i) => { window.__calls.push(String(u)); return f(u, i); }; return true;",
+        vec![],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    let calls: Vec<String> = serde_json::from_value(js(c, "return window.__calls;", vec![]).await).expect("the calls");
+    assert!(
+        (1..=3).contains(&calls.len()) && calls.iter().all(|u| u.starts_with("/api/quarantine?")),
+        "one call per 3-second refresh: {calls:?}"
+    );
     click(c, "#quarantine-pager button.page-first").await;
     wait_count(c, "#quarantine-table tbody tr", 20).await;
 
@@ -724,6 +737,15 @@ async fn an_operator_finds_an_entry_by_case_number_sees_its_source_field_and_ign
     wait_text(c, "#case-diff", "只有一个版本").await;
     click(c, "#versions-table .raw-btn").await;
     wait_text(c, "#case-raw .raw-panel", "\"ajbh\"").await;
+    // What the user opened stays open through the refreshes.
+    click(c, "#case-record details summary").await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    wait_text(c, "#case-raw .raw-panel", "\"ajbh\"").await;
+    assert_eq!(
+        js(c, "return document.querySelector('#case-record details').open;", vec![]).await,
+        json!(true),
+        "the canonical record stays open through a refresh"
+    );
     check_page(c, "operator-case").await;
 
     // Deliveries: per sink.

@@ -155,8 +155,12 @@ function shell() {
   route();
 }
 
+/** Counts route() calls: only the latest one starts the refresh timer (a login both sets the hash and draws the page). */
+let routeSeq = 0;
+
 async function route() {
   if (!me) return;
+  const seq = ++routeSeq;
   const hash = location.hash && location.hash !== "#/" ? location.hash : defaultHash();
   const parts = hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   const main = document.getElementById("page");
@@ -191,6 +195,8 @@ async function route() {
   const handle = page.mount(main, ctx, parts.slice(1));
   current = { page, handle, hash, main };
   await refresh();
+  if (seq !== routeSeq) return;
+  stopTimer();
   timer = setInterval(() => {
     // Not while the tab is hidden, and not while the user has text selected (to copy a value):
     // redrawing would wipe the selection. The page catches up once the selection is gone.
