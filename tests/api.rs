@@ -590,7 +590,16 @@ async fn dead_deliveries_are_listed_and_redriven_one_or_by_sink(backend: Backend
     assert_schema(&doc, "DeliveryList", &list);
     let items = list["items"].as_array().expect("items");
     assert_eq!(items.len(), 3);
+    assert_eq!(list["total"], 3);
     assert_eq!(items[0]["last_error"], "HTTP 400: refused");
+    let (_, second) = gw
+        .get("/api/deliveries?status=dead&sink=platform&limit=2&offset=2", OPERATOR)
+        .await;
+    assert_eq!(
+        (second["items"].as_array().map(Vec::len), second["total"].clone()),
+        (Some(1), json!(3)),
+        "the second page of two"
+    );
     let id = items[0]["id"].as_i64().expect("id");
     let (status, one) = gw
         .post(&format!("/api/deliveries/{id}/redrive"), OPERATOR, json!({}))

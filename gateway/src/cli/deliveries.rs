@@ -35,6 +35,7 @@ pub async fn run(action: DeliveriesAction) -> anyhow::Result<ExitCode> {
                 status: status.map(DeliveryStatus::from),
                 before_id: None,
                 limit: Some(limit),
+                ..Default::default()
             };
             let rows = outbox.deliveries(&filter).await?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());

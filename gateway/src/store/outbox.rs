@@ -115,6 +115,8 @@ pub struct DeliveryFilter {
     pub before_id: Option<i64>,
     /// At most this many (default 100).
     pub limit: Option<i64>,
+    /// Skip this many (page numbers), after `before_id`.
+    pub offset: Option<i64>,
 }
 
 /// How many deliveries of a sink are in a status.

@@ -77,7 +77,7 @@ const LIST: &str = "
     FROM outbox
     WHERE ($1::text IS NULL OR sink_id = $1) AND ($2::text IS NULL OR status = $2)
       AND ($3::int8 IS NULL OR id < $3)
-    ORDER BY id DESC LIMIT $4";
+    ORDER BY id DESC LIMIT $4 OFFSET $5";
 
 const RESET: &str = "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL";
 
@@ -163,8 +163,9 @@ impl OutboxStore for PostgresStore {
         let stmt = client.prepare_cached(LIST).await?;
         let status = filter.status.map(DeliveryStatus::as_str);
         let limit = filter.limit.unwrap_or(100);
+        let offset = filter.offset.unwrap_or(0).max(0);
         let rows = client
-            .query(&stmt, &[&filter.sink_id, &status, &filter.before_id, &limit])
+            .query(&stmt, &[&filter.sink_id, &status, &filter.before_id, &limit, &offset])
             .await?;
         rows.iter().map(delivery_from_row).collect()
     }

@@ -34,7 +34,7 @@ const LIST: &str = "
            delivered_at
     FROM outbox
     WHERE (?1 IS NULL OR sink_id = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR id < ?3)
-    ORDER BY id DESC LIMIT ?4";
+    ORDER BY id DESC LIMIT ?4 OFFSET ?5";
 
 #[async_trait]
 impl OutboxStore for SqliteStore {
@@ -152,7 +152,8 @@ impl OutboxStore for SqliteStore {
                     f.sink_id,
                     f.status.map(DeliveryStatus::as_str),
                     f.before_id,
-                    f.limit.unwrap_or(100)
+                    f.limit.unwrap_or(100),
+                    f.offset.unwrap_or(0).max(0)
                 ],
                 |r| {
                     Ok((

@@ -19,11 +19,14 @@ pub struct ListQuery {
     pub status: Option<String>,
     /// Only ids below this (the previous page's `next_before_id`).
     pub before_id: Option<i64>,
+    /// Skip this many (page numbers).
+    pub offset: Option<i64>,
     /// Page size, 1..1000 (default 100).
     pub limit: Option<i64>,
 }
 
-/// `GET /api/deliveries`: deliveries newest first, and the counts per sink and status.
+/// `GET /api/deliveries`: deliveries newest first, the counts per sink and status, and the
+/// filter's exact `total`.
 pub async fn list(State(state): State<Shared>, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<Value>> {
     let limit = page_limit(q.limit)?;
     let status = match q.status.as_deref() {
@@ -42,6 +45,7 @@ pub async fn list(State(state): State<Shared>, ApiQuery(q): ApiQuery<ListQuery>)
             status,
             before_id: q.before_id,
             limit: Some(limit),
+            offset: q.offset.filter(|o| *o > 0),
         })
         .await?;
     let next = if items.len() as i64 == limit {
@@ -50,8 +54,15 @@ pub async fn list(State(state): State<Shared>, ApiQuery(q): ApiQuery<ListQuery>)
         None
     };
     let counts = outbox.delivery_counts().await?;
+    // The counts are exact per sink and status, so the filter's total is their sum.
+    let sink = q.sink.as_deref().filter(|s| !s.is_empty());
+    let total: i64 = counts
+        .iter()
+        .filter(|c| sink.is_none_or(|s| c.sink_id == s) && status.is_none_or(|st| c.status == st))
+        .map(|c| c.count)
+        .sum();
     Ok(Json(
-        json!({ "items": items, "next_before_id": next, "counts": counts }),
+        json!({ "items": items, "next_before_id": next, "counts": counts, "total": total }),
     ))
 }
 
