@@ -751,6 +751,10 @@ async fn an_operator_finds_an_entry_by_case_number_sees_its_source_field_and_ign
     // Deliveries: per sink.
     click(c, "#nav-deliveries").await;
     wait_text(c, "#delivery-counts-table tr[data-sink=\"platform\"]", "platform").await;
+    fill(c, "#d-status", "").await;
+    click(c, "#deliveries-filter-btn").await;
+    wait_text(c, "#deliveries-pager .pager-total", "共 3 条").await;
+    wait_count(c, "#deliveries-table tbody tr", 3).await;
     check_page(c, "operator-deliveries").await;
 
     // A page the operator may not use says so in the main area, with the permission it needs.

@@ -101,8 +101,6 @@ const L = {
   created: ["创建时间", "Created"],
   attempts: ["次数", "Attempts"],
   nothing_found: ["没有记录", "Nothing found"],
-  newer: ["← 较新", "← Newer"],
-  older: ["较旧 →", "Older →"],
   replay: ["按当前映射重放", "Replay with the current mapping"],
   replay_result: ["重放结果", "Replay result"],
   ignore: ["忽略", "Ignore"],
@@ -205,7 +203,6 @@ const L = {
   page_size: ["每页条数", "Entries per page"],
   per_page_n: ["每页 {n} 条", "{n} a page"],
   showing_of_total: ["共 {total} 条，显示第 {from}–{to} 条", "{from}–{to} of {total}"],
-  page_k_of_total: ["第 {k} / {pages} 页，共 {total} 条", "page {k} of {pages}, {total} in all"],
   // Messages in the main area.
   no_access_title: ["无权使用“{page}”", "No access to {page}"],
   no_access_help: [

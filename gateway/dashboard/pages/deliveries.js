@@ -1,12 +1,12 @@
 // Deliveries: pending / delivered / dead per sink, the deliveries themselves with the exact
 // total of the filter and numbered pages, re-drive.
 import { h, replace, time, dash, table, update } from "../dom.js";
-import { t, tf, lang } from "../i18n.js";
+import { t, lang } from "../i18n.js";
 import { api, query } from "../api.js";
 import { pager, clampOffset } from "../ui.js";
 
 /** Filters and paging, kept across page changes in this tab. */
-const state = { sink: "", status: "dead", offset: 0, limit: 50, cursors: [null] };
+const state = { sink: "", status: "dead", offset: 0, limit: 20 };
 
 export default {
   id: "deliveries",
@@ -32,14 +32,14 @@ export default {
         on: {
           submit: (ev) => {
             ev.preventDefault();
-            Object.assign(state, { sink: sink.value.trim(), status: statusSel.value, offset: 0, cursors: [null] });
+            Object.assign(state, { sink: sink.value.trim(), status: statusSel.value, offset: 0 });
             refresh().catch((e) => ctx.notice(status, "error", e.text()));
           },
         },
       },
       h("label", { for: "d-sink" }, t("sink"), sink),
       h("label", { for: "d-status" }, t("status"), statusSel),
-      h("span", { class: "filter-buttons" }, h("button", { type: "submit", class: "primary" }, t("filter"))),
+      h("span", { class: "filter-buttons" }, h("button", { type: "submit", class: "primary", id: "deliveries-filter-btn" }, t("filter"))),
     );
     replace(
       root,
@@ -64,55 +64,37 @@ export default {
     async function refresh() {
       const page = await api(
         "GET",
-        "/api/deliveries" + query({ sink: state.sink, status: state.status, offset: state.offset || undefined, before_id: state.cursors[state.cursors.length - 1], limit: state.limit }),
+        "/api/deliveries" + query({ sink: state.sink, status: state.status, offset: state.offset, limit: state.limit }),
       );
       const bySink = new Map();
       for (const c of page.counts) {
         if (!bySink.has(c.sink_id)) bySink.set(c.sink_id, { pending: 0, delivered: 0, dead: 0, superseded: 0 });
         bySink.get(c.sink_id)[c.status] = c.count;
       }
-      // The exact total of the filter: from the server, else summed from the counts per sink and status.
-      const total =
-        typeof page.total === "number"
-          ? page.total
-          : page.counts.filter((c) => (!state.sink || c.sink_id === state.sink) && (!state.status || c.status === state.status)).reduce((n, c) => n + c.count, 0);
-      const lng = lang();
-      if (typeof page.total === "number") {
-        const fixed = clampOffset(state.offset, state.limit, total);
-        if (fixed !== state.offset) {
-          state.offset = fixed;
-          return refresh();
-        }
-        update(pages, JSON.stringify([total, state.offset, state.limit, lng]), () =>
-          pager({
-            id: "deliveries-pager",
-            total,
-            offset: state.offset,
-            limit: state.limit,
-            onGo: (offset) => {
-              state.offset = offset;
-              refresh();
-            },
-            onLimit: (limit) => {
-              state.limit = limit;
-              state.offset = 0;
-              refresh();
-            },
-          }),
-        );
-      } else {
-        // A server without offsets: newer / older by cursor, with the exact total.
-        const k = state.cursors.length;
-        update(pages, JSON.stringify([total, k, page.next_before_id, state.limit, lng]), () =>
-          h(
-            "nav",
-            { class: "pager", id: "deliveries-pager", "aria-label": t("pages") },
-            h("span", { class: "pager-total", dataset: { total } }, tf("page_k_of_total", { k, pages: Math.max(1, Math.ceil(total / state.limit)), total })),
-            h("button", { type: "button", class: "small", disabled: k <= 1, on: { click: () => (state.cursors.pop(), refresh()) } }, t("newer")),
-            h("button", { type: "button", class: "small", disabled: page.next_before_id === null, on: { click: () => (state.cursors.push(page.next_before_id), refresh()) } }, t("older")),
-          ),
-        );
+      const total = page.total;
+      const fixed = clampOffset(state.offset, state.limit, total);
+      if (fixed !== state.offset) {
+        state.offset = fixed;
+        return refresh();
       }
+      const lng = lang();
+      update(pages, JSON.stringify([total, state.offset, state.limit, lng]), () =>
+        pager({
+          id: "deliveries-pager",
+          total,
+          offset: state.offset,
+          limit: state.limit,
+          onGo: (offset) => {
+            state.offset = offset;
+            refresh();
+          },
+          onLimit: (limit) => {
+            state.limit = limit;
+            state.offset = 0;
+            refresh();
+          },
+        }),
+      );
       update(counts, JSON.stringify([lng, page.counts]), () =>
         bySink.size
           ? table(
