@@ -130,3 +130,63 @@ export function changesTable(changes, attrs = {}) {
 export function badge(cls, text, title) {
   return h("span", { class: "badge " + cls, title }, text);
 }
+
+/** The day after a YYYY-MM-DD date (the API's `until` is exclusive; a filter's date is inclusive). */
+export function dayAfter(date) {
+  if (!date) return "";
+  const d = new Date(date + "T00:00:00Z");
+  if (Number.isNaN(d.getTime())) return date;
+  d.setUTCDate(d.getUTCDate() + 1);
+  return d.toISOString().slice(0, 10);
+}
+
+/** The order summary counts are told in (others follow). */
+const SUMMARY_ORDER = ["received", "accepted", "updated", "unchanged", "stale", "quarantined"];
+
+/** A label for `key`, or the key itself when there is none. */
+export function labelOr(prefix, key) {
+  const label = t(prefix + key);
+  return label === prefix + key ? key : label;
+}
+
+/** A replay or push summary in words. */
+function summaryWords(s) {
+  const rank = (k) => (SUMMARY_ORDER.includes(k) ? SUMMARY_ORDER.indexOf(k) : SUMMARY_ORDER.length);
+  return Object.entries(s)
+    .filter(([, v]) => typeof v === "number")
+    .sort((a, b) => rank(a[0]) - rank(b[0]))
+    .map(([k, v]) => `${labelOr("sum_", k)} ${v}`)
+    .join(" · ");
+}
+
+/** An audit entry's detail: its diff coloured, its summary in words, the rest as label: value. */
+export function auditDetail(a) {
+  const d = a.detail;
+  if (d === null || d === undefined) return "—";
+  if (typeof d !== "object" || Array.isArray(d)) return h("code", { class: "small-text" }, compact(d));
+  const parts = [];
+  const rest = [];
+  for (const [k, v] of Object.entries(d)) {
+    if (k === "diff" && Array.isArray(v)) continue;
+    if (k === "summary" && v && typeof v === "object") {
+      parts.push(h("div", { class: "detail-summary" }, summaryWords(v)));
+      continue;
+    }
+    if (v === null || v === undefined || v === "") continue;
+    rest.push(h("dt", { title: k }, labelOr("dk_", k)), h("dd", null, compact(v)));
+  }
+  if (rest.length) parts.unshift(h("dl", { class: "kv" }, rest));
+  if (Array.isArray(d.diff) && d.diff.length) {
+    const added = d.diff.filter((l) => l.startsWith("+") && !l.startsWith("+++")).length;
+    const removed = d.diff.filter((l) => l.startsWith("-") && !l.startsWith("---")).length;
+    parts.push(
+      h(
+        "details",
+        { class: "audit-diff", dataset: { key: "diff-" + a.id } },
+        h("summary", null, `${t("diff")} `, h("ins", null, `+${added}`), " ", h("del", null, `−${removed}`)),
+        textDiff(d.diff),
+      ),
+    );
+  }
+  return parts.length ? parts : "—";
+}

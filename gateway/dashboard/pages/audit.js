@@ -4,8 +4,7 @@
 import { h, replace, time, table, update } from "../dom.js";
 import { t, lang } from "../i18n.js";
 import { api, query } from "../api.js";
-import { pager, clampOffset, textDiff, compact } from "../ui.js";
-import { dayAfter } from "./quarantine.js";
+import { pager, clampOffset, dayAfter, labelOr, auditDetail } from "../ui.js";
 
 /** The actions the log holds (offered in the filter; any other can be typed). */
 const ACTIONS = [
@@ -40,57 +39,6 @@ function subjectCell(subject, ctx) {
   if (m && m[1] === "case" && ctx.can("cases_read")) return h("a", { href: `#/cases/${encodeURIComponent(m[2])}` }, subject);
   if (m && m[1] === "mapping" && ctx.can("mappings")) return h("a", { href: `#/mappings/${encodeURIComponent(m[2])}` }, subject);
   return h("span", null, subject || "—");
-}
-
-/** The order summary counts are told in (others follow). */
-const SUMMARY_ORDER = ["received", "accepted", "updated", "unchanged", "stale", "quarantined"];
-
-/** A label for `key`, or the key itself when there is none. */
-function labelOr(prefix, key) {
-  const label = t(prefix + key);
-  return label === prefix + key ? key : label;
-}
-
-/** A replay or push summary in words. */
-function summaryWords(s) {
-  const rank = (k) => (SUMMARY_ORDER.includes(k) ? SUMMARY_ORDER.indexOf(k) : SUMMARY_ORDER.length);
-  return Object.entries(s)
-    .filter(([, v]) => typeof v === "number")
-    .sort((a, b) => rank(a[0]) - rank(b[0]))
-    .map(([k, v]) => `${labelOr("sum_", k)} ${v}`)
-    .join(" · ");
-}
-
-/** An audit entry's detail: its diff coloured, its summary in words, the rest as label: value. */
-export function detailView(a) {
-  const d = a.detail;
-  if (d === null || d === undefined) return "—";
-  if (typeof d !== "object" || Array.isArray(d)) return h("code", { class: "small-text" }, compact(d));
-  const parts = [];
-  const rest = [];
-  for (const [k, v] of Object.entries(d)) {
-    if (k === "diff" && Array.isArray(v)) continue;
-    if (k === "summary" && v && typeof v === "object") {
-      parts.push(h("div", { class: "detail-summary" }, summaryWords(v)));
-      continue;
-    }
-    if (v === null || v === undefined || v === "") continue;
-    rest.push(h("dt", { title: k }, labelOr("dk_", k)), h("dd", null, compact(v)));
-  }
-  if (rest.length) parts.unshift(h("dl", { class: "kv" }, rest));
-  if (Array.isArray(d.diff) && d.diff.length) {
-    const added = d.diff.filter((l) => l.startsWith("+") && !l.startsWith("+++")).length;
-    const removed = d.diff.filter((l) => l.startsWith("-") && !l.startsWith("---")).length;
-    parts.push(
-      h(
-        "details",
-        { class: "audit-diff", dataset: { key: "diff-" + a.id } },
-        h("summary", null, `${t("diff")} `, h("ins", null, `+${added}`), " ", h("del", null, `−${removed}`)),
-        textDiff(d.diff),
-      ),
-    );
-  }
-  return parts.length ? parts : "—";
 }
 
 export default {
@@ -175,7 +123,7 @@ export default {
                   h("td", { class: "wrap" }, a.actor),
                   h("td", null, h("span", { class: "action-label" }, actionLabel(a.action)), h("div", null, h("code", { class: "small-text" }, a.action))),
                   h("td", { class: "wrap" }, subjectCell(a.subject, ctx)),
-                  h("td", { class: "wrap detail-cell" }, detailView(a)),
+                  h("td", { class: "wrap detail-cell" }, auditDetail(a)),
                 ),
               ),
             )

@@ -3,8 +3,7 @@
 import { h, replace, time, dash, table, update } from "../dom.js";
 import { t, lang } from "../i18n.js";
 import { api, query } from "../api.js";
-import { textDiff } from "../ui.js";
-import { detailView } from "./audit.js";
+import { textDiff, auditDetail } from "../ui.js";
 
 function statusBadge(s) {
   return h("span", { class: "badge mstatus-" + s }, t("mstatus_" + s));
@@ -339,7 +338,7 @@ function sourceView(root, ctx, source) {
         hist.audit
           .slice(-20)
           .reverse()
-          .map((a, i) => [time(a.at), a.actor, h("code", null, a.action), h("div", { class: "detail-cell" }, detailView({ ...a, id: a.id ?? "m" + i }))]),
+          .map((a, i) => [time(a.at), a.actor, h("code", null, a.action), h("div", { class: "detail-cell" }, auditDetail({ ...a, id: a.id ?? "m" + i }))]),
       ),
     );
   }

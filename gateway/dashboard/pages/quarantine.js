@@ -6,7 +6,7 @@
 import { h, replace, time, dash, table, update, invalidate } from "../dom.js";
 import { t, tf, pick, lang } from "../i18n.js";
 import { api, query } from "../api.js";
-import { pager, clampOffset, badge } from "../ui.js";
+import { pager, clampOffset, badge, dayAfter } from "../ui.js";
 import { rawRecord, sourceFieldsFor } from "../raw.js";
 
 /** Filters and paging, kept across page changes in this tab. */
@@ -17,15 +17,6 @@ const view = { both: false };
 
 export function statusBadge(s) {
   return badge("status-" + s, t("status_" + s));
-}
-
-/** The day after a YYYY-MM-DD date (the API's `until` is exclusive; the filter's date is inclusive). */
-export function dayAfter(date) {
-  if (!date) return "";
-  const d = new Date(date + "T00:00:00Z");
-  if (Number.isNaN(d.getTime())) return date;
-  d.setUTCDate(d.getUTCDate() + 1);
-  return d.toISOString().slice(0, 10);
 }
 
 function sourceChoices(ctx) {

@@ -4,8 +4,7 @@
 import { h, replace, time, dash, table, update, invalidate } from "../dom.js";
 import { t, tf, lang } from "../i18n.js";
 import { api, query } from "../api.js";
-import { pager, clampOffset, badge } from "../ui.js";
-import { dayAfter } from "./quarantine.js";
+import { pager, clampOffset, badge, dayAfter } from "../ui.js";
 
 const OUTCOMES = ["accepted", "quarantined", "ignored", "stale", "superseded", "unchanged"];
 
