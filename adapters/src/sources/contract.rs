@@ -66,7 +66,11 @@ pub enum SourceError {
     #[error("来源不可用 / source unavailable: {0}")]
     Unavailable(String),
     /// The circuit breaker is open: the source is paused.
-    #[error("来源已暂停（熔断）至 {until} / source paused by the circuit breaker until {until}")]
+    #[error(
+        "来源已暂停（熔断）至 {} / source paused by the circuit breaker until {}",
+        normalizer::standards::china_time_text(until),
+        normalizer::standards::china_time_text(until)
+    )]
     CircuitOpen {
         /// When the next trial request is allowed.
         until: DateTime<Utc>,
@@ -194,5 +198,15 @@ mod tests {
             SourceError::from(HttpError::CircuitOpen { until: Utc::now() }),
             SourceError::CircuitOpen { .. }
         ));
+    }
+
+    #[test]
+    fn a_pause_is_told_in_china_time_to_the_second() {
+        let until = DateTime::parse_from_rfc3339("2026-12-05T15:02:04.623602469Z")
+            .map(|t| t.with_timezone(&Utc))
+            .expect("time");
+        let text = SourceError::CircuitOpen { until }.to_string();
+        assert!(text.contains("2026-12-05 23:02:04+08:00"), "{text}");
+        assert!(!text.contains("623602469") && !text.contains("UTC"), "{text}");
     }
 }

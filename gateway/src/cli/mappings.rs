@@ -181,10 +181,7 @@ fn print_report<T: Serialize>(
 
 /// A time in China time (UTC+8), as operators read it.
 fn time(t: &chrono::DateTime<chrono::Utc>) -> String {
-    match chrono::FixedOffset::east_opt(8 * 3600) {
-        Some(china) => t.with_timezone(&china).format("%Y-%m-%d %H:%M:%S%:z").to_string(),
-        None => t.to_rfc3339(),
-    }
+    normalizer::standards::china_time_text(t)
 }
 
 fn value_text(v: &Option<Value>) -> String {

@@ -1,7 +1,7 @@
 //! Calendar dates as the standards and deadlines use them: today's date in China, and the
 //! canonical `YYYY-MM-DD` form (RFC 3339 full-date) that canonical records write dates in.
 
-use chrono::{FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 
 /// Today's date in China Standard Time (UTC+8), the calendar day the standards and deadlines refer to.
 pub fn today_in_china() -> NaiveDate {
@@ -9,6 +9,15 @@ pub fn today_in_china() -> NaiveDate {
     match FixedOffset::east_opt(8 * 3600) {
         Some(cst) => now.with_timezone(&cst).date_naive(),
         None => now.date_naive(),
+    }
+}
+
+/// A time as operators read it: China time to the second, with its offset
+/// (`2026-12-05 23:02:04+08:00`).
+pub fn china_time_text(t: &DateTime<Utc>) -> String {
+    match FixedOffset::east_opt(8 * 3600) {
+        Some(china) => t.with_timezone(&china).format("%Y-%m-%d %H:%M:%S%:z").to_string(),
+        None => t.to_rfc3339(),
     }
 }
 
