@@ -2,7 +2,8 @@
 # The whole test suite, on a fresh machine or this one:
 #   1. starts PostgreSQL and RabbitMQ if they are not running (installing them with apt-get
 #      where absent; a fresh PostgreSQL gets trust auth on 127.0.0.1 for the tests), and
-#      installs Chromium + chromedriver for the dashboard's browser test when absent,
+#      installs Chromium + chromedriver for the dashboard's browser tests when absent, and
+#      axe-core (npm, into .cache/axe) for their accessibility checks,
 #   2. checks formatting and lints,
 #   3. runs every test (unit, property, store conformance on SQLite and PostgreSQL, end-to-end).
 # Environment: GATEWAY_TEST_PG_URL overrides the PostgreSQL server the tests use.
@@ -77,9 +78,28 @@ ensure_chromium() {
     apt_install chromium chromium-driver fonts-wqy-microhei || echo "Chromium not installed: the dashboard browser test will be skipped" >&2
 }
 
+ensure_axe() {
+    # The dashboard's browser tests check every page with axe-core (injected through WebDriver);
+    # it is kept out of git, in .cache/axe, and required once installed here.
+    local dir=.cache/axe
+    local js="$dir/node_modules/axe-core/axe.min.js"
+    if [ ! -f "$js" ]; then
+        if ! command -v npm >/dev/null; then
+            echo "npm not available: the dashboard's accessibility checks will be skipped" >&2
+            return 0
+        fi
+        log "installing axe-core into $dir (npm)"
+        mkdir -p "$dir"
+        npm install --silent --no-audit --no-fund --prefix "$dir" axe-core@4.14.1
+    fi
+    export DASHBOARD_AXE_JS="$PWD/$js"
+    export DASHBOARD_REQUIRE_AXE=1
+}
+
 ensure_postgres
 ensure_rabbitmq
 ensure_chromium
+ensure_axe
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,14 +1,21 @@
-//! Browser test of the web dashboard: a real gateway server in-process (SQLite store, a push
-//! source with the example mapping `mappings/nanchang-amr-penalty`), records pushed with a defect
-//! the mapping rejects (a 处罚程序 its code table does not know), then headless Debian Chromium
-//! driven through chromedriver (WebDriver, `fantoccini`): log in with a token, see the sources,
-//! open the quarantined record (raw + violations), upload, dry-run and activate a fixed mapping
-//! version from the Mappings page, replay the record from the dashboard and see the counts
-//! change; the language toggle and a department token's narrower view too. A PNG screenshot of
-//! each page is written to `<target>/dashboard-screenshots/` (the paths are printed).
+//! Browser tests of the web dashboard, one journey per kind of user: an operator working through
+//! the quarantine, a data-standards owner fixing a mapping and following the fix to the case, a
+//! department looking at its own records. Each starts a real gateway server in-process (SQLite
+//! store, push sources with the example mapping `mappings/nanchang-amr-penalty`), pushes records
+//! the mapping accepts and rejects, and drives headless Debian Chromium through chromedriver
+//! (WebDriver, `fantoccini`).
 //!
-//! Skipped, with a message, only when `/usr/bin/chromium` or `chromedriver` is not installed
-//! (`scripts/test.sh` installs Debian's `chromium` and `chromium-driver`).
+//! Every page a journey visits is checked at 1280×900 and at 400×800: nothing may force
+//! horizontal scrolling, and axe-core (injected through WebDriver, which the page's
+//! Content-Security-Policy does not block) must find no `serious` or `critical` accessibility
+//! violation. A PNG screenshot of each page at each size is written to
+//! `<target>/dashboard-screenshots/` (the paths are printed).
+//!
+//! Skipped, with a message, when `/usr/bin/chromium` or `chromedriver` is not installed
+//! (`scripts/test.sh` installs Debian's `chromium` and `chromium-driver`). axe-core is read from
+//! `$DASHBOARD_AXE_JS` or `.cache/axe/node_modules/axe-core/axe.min.js` (`scripts/test.sh`
+//! installs it there with npm); without it the accessibility checks are skipped, saying so, unless
+//! `DASHBOARD_REQUIRE_AXE` is set (as `scripts/test.sh` does), which makes its absence a failure.
 
 mod support;
 
@@ -18,16 +25,23 @@ use gateway::server;
 use gateway::shutdown::Shutdown;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use support::{nanchang_record, repo};
+use support::{defective_record, nanchang_record, repo};
 
 const ADMIN: &str = "tok-dash-admin-Vb7Qw2Lx";
+const OPERATOR: &str = "tok-dash-operator-Hs3Nq9Wd";
+const OWNER: &str = "tok-dash-owner-Jc6Ty1Pe";
 const DEPT: &str = "tok-dash-dept-Kp4Zr8Tm";
 const SOURCE: &str = "nanchang-amr";
+/// A second department's source (the department token of the tests may not see it).
+const OTHER_SOURCE: &str = "jiujiang-amr";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// How long one wait for the page may take.
-const WAIT: Duration = Duration::from_secs(15);
+const WAIT: Duration = Duration::from_secs(20);
+/// The two sizes every page is checked at.
+const WIDE: (u32, u32) = (1280, 900);
+const NARROW: (u32, u32) = (400, 800);
 
 fn sha(token: &str) -> String {
     hex::encode(gateway::server::auth::digest(token))
@@ -47,16 +61,47 @@ fn unknown_procedure_record(n: usize) -> Value {
     r
 }
 
-fn screenshot_dir() -> PathBuf {
+fn target_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target"));
-    let target = if target.is_absolute() {
+    if target.is_absolute() {
         target
     } else {
         repo().join(target)
-    };
-    target.join("dashboard-screenshots")
+    }
+}
+
+fn screenshot_dir() -> PathBuf {
+    target_dir().join("dashboard-screenshots")
+}
+
+/// axe-core's script, when installed (see the module comment).
+fn axe_source() -> Option<&'static str> {
+    static AXE: OnceLock<Option<String>> = OnceLock::new();
+    AXE.get_or_init(|| {
+        let path = std::env::var_os("DASHBOARD_AXE_JS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo().join(".cache/axe/node_modules/axe-core/axe.min.js"));
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) if std::env::var_os("DASHBOARD_REQUIRE_AXE").is_some() => {
+                panic!(
+                    "axe-core is required (DASHBOARD_REQUIRE_AXE) but {} cannot be read: {e}",
+                    path.display()
+                )
+            }
+            Err(_) => {
+                eprintln!(
+                    "WARNING: axe-core not found at {}: the accessibility checks are skipped \
+                     (npm install --prefix .cache/axe axe-core, or run scripts/test.sh)",
+                    path.display()
+                );
+                None
+            }
+        }
+    })
+    .as_deref()
 }
 
 /// A chromedriver process, killed when dropped.
@@ -102,26 +147,59 @@ async fn browser(driver_url: &str) -> Client {
         json!({
             "binary": CHROMIUM,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1360,1000", "--lang=zh-CN", "--no-first-run", "--disable-extensions"],
+                     format!("--window-size={},{}", WIDE.0, WIDE.1), "--lang=zh-CN", "--no-first-run",
+                     "--disable-extensions", "--hide-scrollbars"],
         }),
     );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(driver_url)
         .await
-        .expect("a Chromium session")
+        .expect("a Chromium session");
+    resize(&c, WIDE).await;
+    c
+}
+
+/// Make the page's viewport `size` (the window is grown by whatever the browser's frame takes).
+async fn resize(c: &Client, (w, h): (u32, u32)) {
+    c.set_window_size(w, h).await.expect("resize the window");
+    let inner = js(c, "return [window.innerWidth, window.innerHeight];", vec![]).await;
+    let iw = inner[0].as_u64().unwrap_or(u64::from(w)) as u32;
+    let ih = inner[1].as_u64().unwrap_or(u64::from(h)) as u32;
+    if (iw, ih) != (w, h) {
+        c.set_window_size(w + w.saturating_sub(iw), h + h.saturating_sub(ih))
+            .await
+            .expect("resize the window");
+    }
+}
+
+async fn js(c: &Client, script: &str, args: Vec<Value>) -> Value {
+    c.execute(script, args)
+        .await
+        .unwrap_or_else(|e| panic!("script {script:?}: {e}"))
 }
 
 /// The text of the first element matching `css`, if any.
 async fn text_of(c: &Client, css: &str) -> Option<String> {
-    let v = c
-        .execute(
-            "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
-            vec![json!(css)],
-        )
-        .await
-        .expect("script runs");
+    let v = js(
+        c,
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
+        vec![json!(css)],
+    )
+    .await;
     v.as_str().map(str::to_string)
+}
+
+/// How many elements match `css`.
+async fn count(c: &Client, css: &str) -> u64 {
+    js(
+        c,
+        "return document.querySelectorAll(arguments[0]).length;",
+        vec![json!(css)],
+    )
+    .await
+    .as_u64()
+    .unwrap_or(0)
 }
 
 /// Wait until an element matching `css` exists and its text contains `wanted`; its text.
@@ -141,6 +219,43 @@ async fn wait_text(c: &Client, css: &str, wanted: &str) -> String {
     }
 }
 
+/// Wait until some element matching `css` has a text containing `wanted`.
+async fn wait_any(c: &Client, css: &str, wanted: &str) {
+    let started = Instant::now();
+    loop {
+        let found = js(
+            c,
+            "return [...document.querySelectorAll(arguments[0])].some((e) => e.textContent.includes(arguments[1]));",
+            vec![json!(css), json!(wanted)],
+        )
+        .await;
+        if found == json!(true) {
+            return;
+        }
+        if started.elapsed() > WAIT {
+            let body = text_of(c, "body").await.unwrap_or_default();
+            panic!("no {css:?} with text {wanted:?} within {WAIT:?}; the page says:\n{body}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Wait until exactly `n` elements match `css`.
+async fn wait_count(c: &Client, css: &str, n: u64) {
+    let started = Instant::now();
+    loop {
+        let now = count(c, css).await;
+        if now == n {
+            return;
+        }
+        if started.elapsed() > WAIT {
+            let body = text_of(c, "body").await.unwrap_or_default();
+            panic!("{now} elements match {css:?}, not {n}, after {WAIT:?}; the page says:\n{body}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn click(c: &Client, css: &str) {
     wait_text(c, css, "").await;
     c.find(Locator::Css(css))
@@ -149,6 +264,23 @@ async fn click(c: &Client, css: &str) {
         .click()
         .await
         .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+/// Put `value` into the form field `css` (as typing would).
+async fn fill(c: &Client, css: &str, value: &str) {
+    wait_text(c, css, "").await;
+    js(
+        c,
+        "const e = document.querySelector(arguments[0]); e.value = arguments[1]; \
+         e.dispatchEvent(new Event('input', {bubbles: true})); e.dispatchEvent(new Event('change', {bubbles: true})); return true;",
+        vec![json!(css), json!(value)],
+    )
+    .await;
+}
+
+/// Open `hash` of the dashboard (`#/cases`) without reloading it.
+async fn open(c: &Client, hash: &str) {
+    js(c, "location.hash = arguments[0]; return true;", vec![json!(hash)]).await;
 }
 
 async fn shot(c: &Client, name: &str) -> PathBuf {
@@ -162,65 +294,207 @@ async fn shot(c: &Client, name: &str) -> PathBuf {
     path
 }
 
+/// Nothing on the page is wider than the viewport (no horizontal scrolling).
+async fn assert_no_horizontal_scroll(c: &Client, what: &str) {
+    let v = js(
+        c,
+        r#"const w = document.documentElement.clientWidth;
+           if (document.documentElement.scrollWidth <= w) return null;
+           const wide = [...document.querySelectorAll('body *')]
+             .filter((e) => e.getBoundingClientRect().right > w + 1)
+             .slice(0, 8)
+             .map((e) => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}${e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\s+/).join('.') : ''} (${Math.round(e.getBoundingClientRect().right)} px)`);
+           return `page ${document.documentElement.scrollWidth} px wide in a ${w} px viewport: ${wide.join(', ')}`;"#,
+        vec![],
+    )
+    .await;
+    assert!(v.is_null(), "{what}: {}", v.as_str().unwrap_or_default());
+}
+
+/// axe-core finds no serious or critical violation on the page as it is.
+async fn assert_accessible(c: &Client, what: &str) {
+    let Some(axe) = axe_source() else { return };
+    if js(c, "return typeof window.axe !== 'undefined';", vec![]).await != json!(true) {
+        js(c, &format!("{axe}\nreturn true;"), vec![]).await;
+    }
+    let found = c
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+               axe.run(document, { resultTypes: ['violations'] })
+                 .then((r) => done(r.violations
+                   .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                   .map((v) => `${v.impact} ${v.id}: ${v.help} — ${v.nodes.slice(0, 5).map((n) => n.target.join(' ')).join(' | ')}`)))
+                 .catch((e) => done(['axe failed: ' + e]));"#,
+            vec![],
+        )
+        .await
+        .expect("axe runs");
+    let found: Vec<String> = serde_json::from_value(found).unwrap_or_default();
+    assert!(
+        found.is_empty(),
+        "{what}: accessibility violations:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Check the page as it is now at both sizes (no horizontal scrolling, axe-core) and keep a
+/// screenshot of each; the window is wide again afterwards.
+async fn check_page(c: &Client, name: &str) {
+    assert_no_horizontal_scroll(c, &format!("{name} at {} px", WIDE.0)).await;
+    assert_accessible(c, &format!("{name} at {} px", WIDE.0)).await;
+    shot(c, &format!("{name}-{}", WIDE.0)).await;
+    resize(c, NARROW).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_no_horizontal_scroll(c, &format!("{name} at {} px", NARROW.0)).await;
+    assert_accessible(c, &format!("{name} at {} px", NARROW.0)).await;
+    shot(c, &format!("{name}-{}", NARROW.0)).await;
+    resize(c, WIDE).await;
+}
+
 async fn login(c: &Client, base: &str, token: &str) {
     c.goto(&format!("{base}/")).await.expect("open the dashboard");
     wait_text(c, "#login-form", "").await;
-    c.find(Locator::Css("#token"))
-        .await
-        .expect("token field")
-        .send_keys(token)
-        .await
-        .expect("type the token");
+    fill(c, "#token", token).await;
     click(c, "#login-btn").await;
     wait_text(c, "nav", "").await;
 }
+
+async fn logout(c: &Client) {
+    click(c, "#logout").await;
+    wait_text(c, "#login-form", "").await;
+}
+
+/// A token of the test gateway: name, role, department sources, the token itself.
+struct Token(&'static str, &'static str, &'static [&'static str], &'static str);
+
+const TOKENS: &[Token] = &[
+    Token("admin-dash", "admin", &[], ADMIN),
+    Token("operator-dash", "operator", &[], OPERATOR),
+    Token("owner-dash", "standards-owner", &[], OWNER),
+    Token("amr-push", "department", &[SOURCE], DEPT),
+];
 
 struct Gateway {
     dir: tempfile::TempDir,
     shutdown: Shutdown,
     server: Option<server::ServerHandle>,
     base: String,
+    http: reqwest::Client,
+    c: Option<Client>,
+    _driver: Driver,
 }
 
-async fn start_gateway() -> Gateway {
+impl Gateway {
+    /// `POST /api/ingest/{source}` with `records` as `token`; the answer.
+    async fn push(&self, token: &str, source: &str, records: &[Value]) -> Value {
+        self.call("POST", &format!("/api/ingest/{source}"), token, Some(json!(records)))
+            .await
+    }
+
+    /// An API call that must succeed; its JSON answer.
+    async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> Value {
+        let mut req = self
+            .http
+            .request(method.parse().expect("method"), format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            req = req.header("Content-Type", "application/json").body(body.to_string());
+        }
+        let resp = req.send().await.expect("API call");
+        let status = resp.status();
+        let text = resp.text().await.expect("API answer");
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}"))
+    }
+
+    /// Upload and activate a version of the mapping that knows 快速程序 (as `token`); its version.
+    async fn teach_quick_procedure(&self, token: &str) -> i64 {
+        let active = self
+            .call("GET", &format!("/api/mappings/{SOURCE}/versions"), token, None)
+            .await["active_version"]
+            .as_i64()
+            .expect("an active version");
+        let v = self
+            .call("GET", &format!("/api/mappings/{SOURCE}/versions/{active}"), token, None)
+            .await;
+        let next = active + 1;
+        let mapping = v["mapping_toml"]
+            .as_str()
+            .expect("mapping text")
+            .replace(&format!("\nversion = {active}\n"), &format!("\nversion = {next}\n"));
+        let mut tables = v["code_tables"].clone();
+        let procedures = tables["procedures.csv"].as_str().expect("procedures.csv").to_string();
+        tables["procedures.csv"] = json!(format!("{}\n快速程序,simple,新增\n", procedures.trim_end()));
+        self.call(
+            "POST",
+            &format!("/api/mappings/{SOURCE}/versions"),
+            token,
+            Some(json!({"mapping": mapping, "tables": tables})),
+        )
+        .await;
+        self.call(
+            "POST",
+            &format!("/api/mappings/{SOURCE}/versions/{next}/activate"),
+            token,
+            None,
+        )
+        .await;
+        next
+    }
+
+    fn browser(&self) -> &Client {
+        self.c.as_ref().expect("a browser")
+    }
+
+    async fn stop(mut self) {
+        if let Some(c) = self.c.take() {
+            c.close().await.expect("close the browser");
+        }
+        self.shutdown.trigger();
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(10), server.join())
+                .await
+                .expect("the server stops");
+        }
+        drop(self.dir);
+    }
+}
+
+/// A gateway with two push sources (the department token's and another department's) and a
+/// browser; None (the test is skipped) without Chromium.
+async fn start() -> Option<Gateway> {
+    let Some(driver_bin) = chromedriver().filter(|_| Path::new(CHROMIUM).is_file()) else {
+        eprintln!(
+            "SKIPPED: the dashboard browser tests need Debian's chromium and chromium-driver \
+             ({CHROMIUM}, /usr/bin/chromedriver); scripts/test.sh installs them \
+             (apt-get install -y chromium chromium-driver)"
+        );
+        return None;
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let mapping = support::copy_mapping("nanchang-amr-penalty", dir.path()).join("mapping.toml");
-    let text = format!(
-        r#"[store]
-backend = "sqlite"
-path = "data/gateway.db"
-
-[normalizer]
-province_prefix = "36"
-
-[server]
-listen = "127.0.0.1:0"
-
-[[server.tokens]]
-name = "admin-dash"
-role = "admin"
-sha256 = "{admin}"
-
-[[server.tokens]]
-name = "amr-push"
-role = "department"
-sources = ["{SOURCE}"]
-sha256 = "{dept}"
-
-[[sources]]
-id = "{SOURCE}"
-kind = "push"
-mapping = "{m}"
-record_key = "ajbh"
-
-[[sinks]]
-id = "platform"
-kind = "postgres"
-url = "postgres://gateway@127.0.0.1:9/platform"
-"#,
-        admin = sha(ADMIN),
-        dept = sha(DEPT),
-        m = mapping.display(),
+    let mut text = String::from(
+        "[store]\nbackend = \"sqlite\"\npath = \"data/gateway.db\"\n\n[normalizer]\nprovince_prefix = \"36\"\n\n\
+         [server]\nlisten = \"127.0.0.1:0\"\n\n",
+    );
+    for Token(name, role, sources, token) in TOKENS {
+        text.push_str(&format!(
+            "[[server.tokens]]\nname = \"{name}\"\nrole = \"{role}\"\nsha256 = \"{}\"\n",
+            sha(token)
+        ));
+        if !sources.is_empty() {
+            text.push_str(&format!("sources = {}\n", json!(sources)));
+        }
+        text.push('\n');
+    }
+    for source in [SOURCE, OTHER_SOURCE] {
+        text.push_str(&format!(
+            "[[sources]]\nid = \"{source}\"\nkind = \"push\"\nmapping = \"{}\"\nrecord_key = \"ajbh\"\n\n",
+            mapping.display()
+        ));
+    }
+    text.push_str(
+        "[[sinks]]\nid = \"platform\"\nkind = \"postgres\"\nurl = \"postgres://gateway@127.0.0.1:9/platform\"\n",
     );
     let config = Config::parse(&text, "gateway.toml", dir.path())
         .and_then(|c| c.resolve("gateway.toml"))
@@ -231,35 +505,32 @@ url = "postgres://gateway@127.0.0.1:9/platform"
         .await
         .expect("server starts");
     let base = format!("http://{}", server.addr);
-    Gateway {
+    let (driver, driver_url) = start_driver(&driver_bin).await;
+    let c = browser(&driver_url).await;
+    Some(Gateway {
         dir,
         shutdown,
         server: Some(server),
         base,
-    }
+        http: reqwest::Client::new(),
+        c: Some(c),
+        _driver: driver,
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_finds_a_quarantined_record_fixes_the_mapping_and_replays_it_from_the_dashboard() {
-    let Some(driver_bin) = chromedriver().filter(|_| Path::new(CHROMIUM).is_file()) else {
-        eprintln!(
-            "SKIPPED: the dashboard browser test needs Debian's chromium and chromium-driver \
-             ({CHROMIUM}, /usr/bin/chromedriver); scripts/test.sh installs them \
-             (apt-get install -y chromium chromium-driver)"
-        );
-        return;
-    };
-    let mut gw = start_gateway().await;
+async fn an_operator_finds_an_entry_by_case_number_sees_its_source_field_and_ignores_a_filtered_set_with_a_preview() {
+    let Some(gw) = start().await else { return };
     let base = gw.base.clone();
-    let http = reqwest::Client::new();
 
     // The files are served with their types and a strict Content-Security-Policy.
     for (path, content_type) in [
         ("/", "text/html"),
         ("/dashboard/app.js", "text/javascript"),
+        ("/dashboard/pages/audit.js", "text/javascript"),
         ("/dashboard/style.css", "text/css"),
     ] {
-        let resp = http.get(format!("{base}{path}")).send().await.expect("GET");
+        let resp = gw.http.get(format!("{base}{path}")).send().await.expect("GET");
         assert!(resp.status().is_success(), "{path}: {}", resp.status());
         let header = |name: &str| {
             resp.headers()
@@ -276,163 +547,290 @@ async fn an_operator_finds_a_quarantined_record_fixes_the_mapping_and_replays_it
         );
         assert_eq!(header("x-content-type-options"), "nosniff");
     }
-    let resp = http
+    let resp = gw
+        .http
         .get(format!("{base}/dashboard/nothing.js"))
         .send()
         .await
         .expect("GET");
     assert_eq!(resp.status(), reqwest::StatusCode::NOT_FOUND);
 
-    // Three good records and one the current mapping rejects.
+    // Three good records and 25 whose target credit code has a wrong check character.
     let mut records: Vec<Value> = (1..4).map(|n| nanchang_record(n, 0)).collect();
-    records.push(unknown_procedure_record(9));
-    let answer = http
-        .post(format!("{base}/api/ingest/{SOURCE}"))
-        .bearer_auth(DEPT)
-        .header("Content-Type", "application/json")
-        .body(json!(records).to_string())
-        .send()
-        .await
-        .expect("push")
-        .text()
-        .await
-        .expect("push answer");
-    let answer: Value = serde_json::from_str(&answer).expect("JSON answer");
-    assert_eq!(answer["summary"]["quarantined"], 1, "{answer}");
-    let qid = answer["results"][3]["quarantine_id"].as_i64().expect("quarantine id");
+    records.extend((10..35).map(defective_record));
+    let answer = gw.push(DEPT, SOURCE, &records).await;
+    assert_eq!(answer["summary"]["quarantined"], 25, "{answer}");
     let rule = answer["results"][3]["violations"][0]["rule"]
         .as_str()
         .expect("rule")
         .to_string();
-
-    let (_driver, driver_url) = start_driver(&driver_bin).await;
-    let c = browser(&driver_url).await;
+    let pointer = answer["results"][3]["violations"][0]["pointer"]
+        .as_str()
+        .expect("pointer")
+        .to_string();
+    assert_eq!(pointer, "/target/id_number", "{answer}");
+    let c = gw.browser();
 
     // A wrong token stays on the login form with the API's message.
     c.goto(&format!("{base}/")).await.expect("open");
-    c.find(Locator::Css("#token"))
-        .await
-        .expect("token field")
-        .send_keys("not-a-token")
-        .await
-        .expect("type");
-    click(&c, "#login-btn").await;
-    wait_text(&c, "#login-status", "令牌无效").await;
+    fill(c, "#token", "not-a-token").await;
+    click(c, "#login-btn").await;
+    wait_text(c, "#login-status", "令牌无效").await;
+    check_page(c, "operator-login").await;
 
-    // Overview: the source with its counts, Chinese first.
-    login(&c, &base, ADMIN).await;
-    wait_text(&c, "nav", "总览").await;
-    let row = format!("#sources-table tr[data-source=\"{SOURCE}\"]");
-    wait_text(&c, &format!("{row} td.received"), "4").await;
-    wait_text(&c, &format!("{row} td.quarantined"), "1").await;
-    wait_text(&c, &format!("{row} td.open-quarantine"), "1").await;
-    // Its health in one word, and times in China time, labelled.
-    wait_text(&c, &format!("{row} .health-healthy"), "正常").await;
-    wait_text(&c, "#chart svg", "").await;
-    // Let the chart collect a second sample.
-    tokio::time::sleep(Duration::from_millis(3200)).await;
-    wait_text(&c, "#chart svg .chart-legend", "").await;
-    let overview = shot(&c, "overview").await;
-
-    // Quarantine: the list with exact counts, then the entry with its raw record and violations.
-    click(&c, "#nav-quarantine").await;
-    wait_text(&c, &format!("#quarantine-table tr[data-id=\"{qid}\"]"), &rule).await;
-    wait_text(&c, "#quarantine-counts", "1").await;
-    wait_text(&c, &format!("#quarantine-table tr[data-id=\"{qid}\"]"), "+08:00").await;
-    shot(&c, "quarantine-list").await;
-    click(&c, &format!("#quarantine-table tr[data-id=\"{qid}\"] a.open-entry")).await;
-    wait_text(&c, "#raw-payload", "\"cfcx\": \"快速程序\"").await;
-    wait_text(&c, "#violations-table", &rule).await;
-    wait_text(&c, "#entry-status", "待处理").await;
-    shot(&c, "quarantine-entry").await;
-    // A clerk selects a value to copy it: the 3-second refresh waits instead of wiping it.
-    c.execute(
-        "const r = document.createRange(); r.selectNodeContents(document.querySelector('#raw-payload')); const s = window.getSelection(); s.removeAllRanges(); s.addRange(r);",
-        vec![],
-    )
-    .await
-    .expect("select the raw record");
-    tokio::time::sleep(Duration::from_millis(3600)).await;
-    let kept = c
-        .execute("return String(window.getSelection()).includes('快速程序');", vec![])
-        .await
-        .expect("read the selection");
-    assert_eq!(
-        kept,
-        serde_json::json!(true),
-        "the selection survives the refresh interval"
-    );
-    wait_text(&c, "#live", "暂停自动刷新").await;
-    c.execute("window.getSelection().removeAllRanges();", vec![])
-        .await
-        .expect("clear the selection");
-
-    // Cases: the accepted records with their lineage; found by the legacy case number alone,
-    // also after a search that found nothing.
-    click(&c, "#nav-cases").await;
-    wait_text(&c, "#case-results", "NCSJ-CF-2024-000001").await;
-    click(&c, "#case-results article.case .raw-btn").await;
-    wait_text(&c, "#case-results .raw-panel", "\"ajbh\"").await;
-    shot(&c, "cases").await;
-    c.execute(
-        "document.querySelector('#case-mode').value = 'key'; document.querySelector('#case-mode').dispatchEvent(new Event('change'));",
-        vec![],
-    )
-    .await
-    .expect("choose the business-key mode");
-    for (number, wanted) in [
-        ("NO-SUCH-NUMBER", "没有记录"),
-        ("NCSJ-CF-2024-000001", "NCSJ-CF-2024-000001"),
-    ] {
-        c.execute(
-            &format!("document.querySelector('#case-number').value = '{number}';"),
-            vec![],
-        )
-        .await
-        .expect("type the number");
-        click(&c, "#case-search-btn").await;
-        wait_text(&c, "#case-results", wanted).await;
+    // Overview: the source with its exact counts; the navigation has every page the operator may use.
+    login(c, &base, OPERATOR).await;
+    let nav = wait_text(c, "nav", "总览").await;
+    for page in ["隔离区", "案件查询", "记录去向", "操作日志", "投递"] {
+        assert!(nav.contains(page), "the operator's navigation has {page}: {nav}");
     }
-    c.execute(
-        "document.querySelector('#case-mode').value = 'list'; document.querySelector('#case-mode').dispatchEvent(new Event('change'));",
-        vec![],
-    )
-    .await
-    .expect("back to the list of recent cases");
-    click(&c, "#case-search-btn").await;
-    wait_text(&c, "#case-results", "NCSJ-CF-2024-000001").await;
+    assert!(!nav.contains("映射管理"), "no mappings for an operator: {nav}");
+    let row = format!("#sources-table tr[data-source=\"{SOURCE}\"]");
+    wait_text(c, &format!("{row} td.received"), "28").await;
+    wait_text(c, &format!("{row} td.open-quarantine"), "25").await;
+    wait_text(c, &format!("{row} .health-healthy"), "正常").await;
+    check_page(c, "operator-overview").await;
 
-    // Mappings: start from the active version, teach the procedures table 快速程序, upload v2.
-    click(&c, "#nav-mappings").await;
-    wait_text(
-        &c,
-        &format!("#mappings-table tr[data-source=\"{SOURCE}\"] .active-version"),
-        "v1",
+    // Quarantine: the exact total, page numbers, case numbers and target names in the list.
+    click(c, "#nav-quarantine").await;
+    wait_text(c, "#quarantine-pager .pager-total", "共 25 条").await;
+    wait_count(c, "#quarantine-table tbody tr", 20).await;
+    wait_text(c, "#quarantine-table", "NCSJ-CF-2024-0000").await;
+    wait_text(c, "#quarantine-table", "南昌赣江商贸有限公司").await;
+    wait_text(c, "#quarantine-table", "+08:00").await;
+    // The rule picker lists the rules of open entries with their exact counts.
+    wait_text(c, "#f-rule", &format!("{rule} (25)")).await;
+    click(c, "#quarantine-pager button.page-num[data-page=\"2\"]").await;
+    wait_count(c, "#quarantine-table tbody tr", 5).await;
+    wait_text(c, "#quarantine-pager .pager-total", "第 21–25 条").await;
+    check_page(c, "operator-quarantine-list").await;
+    // One API call per refresh: the list with its total (the rule counts are not polled).
+    js(
+        c,
+        "window.__calls = []; const f = window.fetch; window.fetch = (u, i) => { window.__calls.push(String(u)); return f(u, i); }; return true;",
+        vec![],
     )
     .await;
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    let calls: Vec<String> = serde_json::from_value(js(c, "return window.__calls;", vec![]).await).expect("the calls");
+    assert!(
+        (1..=3).contains(&calls.len()) && calls.iter().all(|u| u.starts_with("/api/quarantine?")),
+        "one call per 3-second refresh: {calls:?}"
+    );
+    click(c, "#quarantine-pager button.page-first").await;
+    wait_count(c, "#quarantine-table tbody tr", 20).await;
+
+    // One search box finds an entry by its case number.
+    fill(c, "#f-q", "NCSJ-CF-2024-000017").await;
+    click(c, "#filter-btn").await;
+    wait_text(c, "#quarantine-pager .pager-total", "共 1 条").await;
+    wait_count(c, "#quarantine-table tbody tr", 1).await;
+    wait_text(c, "#quarantine-table", "NCSJ-CF-2024-000017").await;
+    // ... and by (part of) the target's name.
+    fill(c, "#f-q", "赣江商贸").await;
+    click(c, "#filter-btn").await;
+    wait_text(c, "#quarantine-pager .pager-total", "共 25 条").await;
+    fill(c, "#f-q", "NCSJ-CF-2024-000017").await;
+    click(c, "#filter-btn").await;
+    wait_count(c, "#quarantine-table tbody tr", 1).await;
+    click(c, "#quarantine-table a.open-entry").await;
+
+    // The entry: the violation at full width in Chinese, the source field it came from
+    // (xdrzjhm) named and highlighted in the raw record.
+    wait_text(c, "#violations-table", &rule).await;
+    wait_text(c, "#violations-table td.source-fields", "xdrzjhm").await;
+    wait_text(c, "#raw-payload mark.src-field", "\"xdrzjhm\": \"91360102MA35G7K86B\"").await;
+    wait_text(c, "#entry-case-number", "NCSJ-CF-2024-000017").await;
+    wait_text(c, "#entry-status", "待处理").await;
+    let fits = js(
+        c,
+        "const t = document.querySelector('#violations-table'); return t.scrollWidth <= t.parentElement.clientWidth && t.getBoundingClientRect().width > 900;",
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        fits,
+        json!(true),
+        "the violations table fills the width at 1280 px without overflowing"
+    );
+    let message = text_of(c, "#violations-table td.message .msg")
+        .await
+        .unwrap_or_default();
+    assert!(
+        message.chars().any(|ch| ('\u{4e00}'..='\u{9fff}').contains(&ch)),
+        "the message is in Chinese: {message}"
+    );
+    // The other language on demand.
+    click(c, "#lang-both").await;
+    wait_text(c, "#violations-table .msg-other", "").await;
+    let other = text_of(c, "#violations-table .msg-other").await.unwrap_or_default();
+    assert!(other.is_ascii() && !other.is_empty(), "the English message: {other}");
+    check_page(c, "operator-quarantine-entry").await;
+
+    // A clerk selects a value to copy it: the 3-second refresh waits instead of wiping it.
+    js(
+        c,
+        "const r = document.createRange(); r.selectNodeContents(document.querySelector('#raw-payload')); const s = window.getSelection(); s.removeAllRanges(); s.addRange(r); return true;",
+        vec![],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(3600)).await;
+    let kept = js(c, "return String(window.getSelection()).includes('xdrzjhm');", vec![]).await;
+    assert_eq!(kept, json!(true), "the selection survives the refresh interval");
+    wait_text(c, "#live", "暂停自动刷新").await;
+    js(c, "window.getSelection().removeAllRanges(); return true;", vec![]).await;
+
+    // An open panel survives the refresh too: the old-language toggle stays, the focus stays.
+    js(c, "document.querySelector('#lang-both').focus(); return true;", vec![]).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert!(count(c, "#violations-table .msg-other").await > 0);
+    assert_eq!(
+        js(c, "return document.activeElement && document.activeElement.id;", vec![]).await,
+        json!("lang-both"),
+        "the focus is where the user left it after a refresh"
+    );
+
+    // Bulk ignore of the rule's open entries: a preview count, a reason required, then done.
+    click(c, "a[href=\"#/quarantine\"]").await;
+    fill(c, "#f-q", "").await;
+    wait_text(c, "#f-rule", &format!("{rule} (25)")).await;
+    fill(c, "#f-rule", &rule).await;
+    click(c, "#filter-btn").await;
+    wait_text(c, "#quarantine-pager .pager-total", "共 25 条").await;
+    click(c, "#bulk-ignore-btn").await;
+    wait_text(c, "#bulk-preview", "将忽略 25 条待处理记录").await;
+    wait_text(c, "#bulk-confirm", "确认忽略 25 条").await;
+    check_page(c, "operator-bulk-ignore").await;
+    click(c, "#bulk-confirm").await;
+    wait_text(c, "#bulk-result", "请填写忽略原因").await;
+    fill(c, "#bulk-reason", "来源系统已核实为测试数据").await;
+    click(c, "#bulk-confirm").await;
+    wait_text(c, "#quarantine-status", "已忽略 25 条").await;
+    wait_text(c, "#quarantine-pager .pager-total", "共 0 条").await;
+    wait_text(c, "#quarantine-empty", "没有记录").await;
+
+    // The audit log shows who ignored what, and why.
+    click(c, "#nav-audit").await;
+    let ignored = "#audit-table tr[data-action=\"quarantine.ignore\"]";
+    wait_text(c, ignored, "来源系统已核实为测试数据").await;
+    wait_text(c, ignored, "operator-dash").await;
+    wait_text(c, ignored, "25").await;
+    fill(c, "#a-action", "quarantine.ignore").await;
+    click(c, "#audit-filter-btn").await;
+    wait_text(c, "#audit-pager .pager-total", "共 1 条").await;
+    check_page(c, "operator-audit").await;
+
+    // Cases: one search box, the list with case name, target and agency; a case's versions.
+    click(c, "#nav-cases").await;
+    wait_text(c, "#cases-pager .pager-total", "共 3 条").await;
+    wait_text(c, "#cases-table", "测试案件2").await;
+    wait_text(c, "#cases-table", "南昌市市场监督管理局").await;
+    fill(c, "#case-q", "NO-SUCH-NUMBER").await;
+    click(c, "#case-search-btn").await;
+    wait_text(c, "#cases-empty", "NO-SUCH-NUMBER").await;
+    fill(c, "#case-q", "NCSJ-CF-2024-000002").await;
+    click(c, "#case-search-btn").await;
+    wait_count(c, "#cases-table tbody tr", 1).await;
+    check_page(c, "operator-cases").await;
+    click(c, "#cases-table a.open-case").await;
+    wait_text(c, "#versions-table", "nanchang-amr-penalty v1").await;
+    wait_text(c, "#case-diff", "只有一个版本").await;
+    click(c, "#versions-table .raw-btn").await;
+    wait_text(c, "#case-raw .raw-panel", "\"ajbh\"").await;
+    // What the user opened stays open through the refreshes.
+    click(c, "#case-record details summary").await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    wait_text(c, "#case-raw .raw-panel", "\"ajbh\"").await;
+    assert_eq!(
+        js(c, "return document.querySelector('#case-record details').open;", vec![]).await,
+        json!(true),
+        "the canonical record stays open through a refresh"
+    );
+    check_page(c, "operator-case").await;
+
+    // Deliveries: per sink.
+    click(c, "#nav-deliveries").await;
+    wait_text(c, "#delivery-counts-table tr[data-sink=\"platform\"]", "platform").await;
+    fill(c, "#d-status", "").await;
+    click(c, "#deliveries-filter-btn").await;
+    wait_text(c, "#deliveries-pager .pager-total", "共 3 条").await;
+    wait_count(c, "#deliveries-table tbody tr", 3).await;
+    check_page(c, "operator-deliveries").await;
+
+    // A page the operator may not use says so in the main area, with the permission it needs.
+    open(c, "#/mappings").await;
+    wait_text(c, "#page-message", "mappings").await;
+    wait_text(c, "#page-message h2", "无权使用").await;
+
+    // English, remembered across a reload.
+    click(c, "#lang-toggle").await;
+    wait_text(c, "nav", "Overview").await;
+    c.refresh().await.expect("reload");
+    wait_text(c, "nav", "Deliveries").await;
+    open(c, "#/deliveries").await;
+    wait_text(c, "#delivery-counts-table", "pending").await;
+    click(c, "#lang-toggle").await;
+    wait_text(c, "nav", "总览").await;
+    logout(c).await;
+
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standards_owner_fixes_the_mapping_replays_the_rule_and_follows_an_entry_to_the_case_diff() {
+    let Some(gw) = start().await else { return };
+    let base = gw.base.clone();
+
+    // Case 9 is accepted; its update (another procedure, a new fine) and case 5 are rejected:
+    // the mapping does not know 快速程序.
+    let mut records: Vec<Value> = (1..3).map(|n| nanchang_record(n, 0)).collect();
+    records.push(nanchang_record(9, 0));
+    let first = gw.push(DEPT, SOURCE, &records).await;
+    assert_eq!(first["summary"]["accepted"], 3, "{first}");
+    let mut update = unknown_procedure_record(9);
+    update["fkje"] = json!("0.3");
+    update["cd_operation"] = json!("u");
+    let second = gw.push(DEPT, SOURCE, &[update, unknown_procedure_record(5)]).await;
+    assert_eq!(second["summary"]["quarantined"], 2, "{second}");
+    let qid = second["results"][0]["quarantine_id"].as_i64().expect("quarantine id");
+    let rule = second["results"][0]["violations"][0]["rule"]
+        .as_str()
+        .expect("rule")
+        .to_string();
+    let c = gw.browser();
+
+    login(c, &base, OWNER).await;
+    let nav = wait_text(c, "nav", "映射管理").await;
+    assert!(nav.contains("操作日志"), "{nav}");
+    assert!(!nav.contains("投递"), "no deliveries for a standards owner: {nav}");
+
+    // The entry names the source field of the rejected procedure (cfcx); a standards owner may
+    // replay but not ignore.
+    open(c, &format!("#/quarantine/{qid}")).await;
+    wait_text(c, "#violations-table", "/penalty/procedure").await;
+    wait_text(c, "#violations-table td.source-fields", "cfcx").await;
+    wait_text(c, "#raw-payload mark.src-field", "\"cfcx\": \"快速程序\"").await;
+    wait_text(c, "#replay-btn", "").await;
+    assert_eq!(count(c, "#ignore-btn").await, 0, "no ignore for a standards owner");
+    check_page(c, "owner-quarantine-entry").await;
+
+    // Mappings: start from the active version, teach the procedures table 快速程序, upload v2,
+    // dry-run it, activate it; the activation's diff is coloured.
+    click(c, "#nav-mappings").await;
     click(
-        &c,
+        c,
         &format!("#mappings-table tr[data-source=\"{SOURCE}\"] a.open-source"),
     )
     .await;
-    wait_text(&c, "#versions-table tr[data-version=\"1\"]", "").await;
-    click(&c, "#from-active-btn").await;
+    wait_text(c, "#versions-table tr[data-version=\"1\"]", "").await;
+    click(c, "#from-active-btn").await;
     let started = Instant::now();
-    while c
-        .execute(
-            "return document.querySelectorAll('#upload-tables .table-file').length;",
-            vec![],
-        )
-        .await
-        .expect("script")
-        .as_u64()
-        .unwrap_or(0)
-        == 0
-    {
+    while count(c, "#upload-tables .table-file").await == 0 {
         assert!(started.elapsed() < WAIT, "the active version fills the form");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    c.execute(
+    js(
+        c,
         r#"
         const m = document.getElementById('upload-mapping');
         m.value = m.value.replace(/^version = 1$/m, 'version = 2');
@@ -445,76 +843,180 @@ async fn an_operator_finds_a_quarantined_record_fixes_the_mapping_and_replays_it
         return true;"#,
         vec![],
     )
-    .await
-    .expect("edit the form");
-    click(&c, "#upload-btn").await;
-    wait_text(&c, "#upload-result", "v2").await;
-    wait_text(&c, "#versions-table tr[data-version=\"2\"]", "候选").await;
-    // The dry run shows the quarantined record would be accepted.
-    click(&c, "#versions-table tr[data-version=\"2\"] .dry-run-btn").await;
-    wait_text(&c, "#dry-run-report .count-newly_accepted .n", "1").await;
-    wait_text(&c, "#dry-run-report .newly-accepted", "NCSJ-CF-2024-000009").await;
-    shot(&c, "mappings-dry-run").await;
-    // Activate (two clicks: the button asks for confirmation).
-    click(&c, "#versions-table tr[data-version=\"2\"] .activate-btn").await;
-    wait_text(&c, "#versions-table tr[data-version=\"2\"] .activate-btn", "确认").await;
-    click(&c, "#versions-table tr[data-version=\"2\"] .activate-btn").await;
-    wait_text(&c, "#activation-result", "v1 → v2").await;
-    wait_text(&c, "#versions-table tr[data-version=\"2\"]", "生效").await;
-    shot(&c, "mappings").await;
+    .await;
+    click(c, "#upload-btn").await;
+    wait_text(c, "#upload-result", "v2").await;
+    wait_text(c, "#versions-table tr[data-version=\"2\"]", "候选").await;
+    click(c, "#versions-table tr[data-version=\"2\"] .dry-run-btn").await;
+    wait_text(c, "#dry-run-report .count-newly_accepted .n", "2").await;
+    check_page(c, "owner-mapping-dry-run").await;
+    click(c, "#versions-table tr[data-version=\"2\"] .activate-btn").await;
+    wait_text(c, "#versions-table tr[data-version=\"2\"] .activate-btn", "确认").await;
+    click(c, "#versions-table tr[data-version=\"2\"] .activate-btn").await;
+    wait_text(c, "#activation-result", "v1 → v2").await;
+    wait_any(c, "#activation-diff .diff-add", "+快速程序,simple").await;
+    wait_any(c, "#activation-diff .diff-del", "-version = 1").await;
+    wait_text(c, "#versions-table tr[data-version=\"2\"]", "生效").await;
+    check_page(c, "owner-mapping-activated").await;
 
-    // Replay the record from its quarantine page.
-    c.goto(&format!("{base}/#/quarantine/{qid}"))
-        .await
-        .expect("open the entry");
-    click(&c, "#replay-btn").await;
-    wait_text(&c, "#action-result", "已重放").await;
-    wait_text(&c, "#entry-status", "已重放").await;
+    // Replay the rule's open entries in bulk: the preview says how many.
+    click(c, "#nav-quarantine").await;
+    wait_text(c, "#f-rule", &format!("{rule} (2)")).await;
+    fill(c, "#f-rule", &rule).await;
+    click(c, "#filter-btn").await;
+    wait_text(c, "#quarantine-pager .pager-total", "共 2 条").await;
+    click(c, "#bulk-replay-btn").await;
+    wait_text(c, "#bulk-preview", "将按当前映射重放 2 条待处理记录").await;
+    check_page(c, "owner-bulk-replay").await;
+    click(c, "#bulk-confirm").await;
+    wait_text(c, "#quarantine-status", "已重放 2 条").await;
+    wait_text(c, "#quarantine-pager .pager-total", "共 0 条").await;
 
-    // The counts change: nothing open in the quarantine any more, the case is found.
-    click(&c, "#nav-overview").await;
-    wait_text(&c, &format!("{row} td.open-quarantine"), "0").await;
-    wait_text(&c, &format!("{row} td:nth-child(2)"), "nanchang-amr-penalty v2").await;
-    click(&c, "#nav-cases").await;
-    wait_text(&c, "#case-results", "NCSJ-CF-2024-000009").await;
+    // The replayed entry says which case version it became, linking to the case; its old
+    // violations are history, folded away.
+    open(c, &format!("#/quarantine/{qid}")).await;
+    wait_text(c, "#entry-status", "已重放").await;
+    wait_text(c, "#entry-resolution", "已成为案件").await;
+    wait_text(c, "#entry-resolution", "第 2 版").await;
+    let folded = js(
+        c,
+        "const d = document.querySelector('#violations details'); return d ? d.open : null;",
+        vec![],
+    )
+    .await;
+    assert_eq!(folded, json!(false), "the old violations are folded away");
+    check_page(c, "owner-entry-replayed").await;
+    click(c, "#became-case-link").await;
 
-    // Deliveries: per sink.
-    click(&c, "#nav-deliveries").await;
-    wait_text(&c, "#delivery-counts-table tr[data-sink=\"platform\"]", "platform").await;
-    shot(&c, "deliveries").await;
+    // The case: two versions, and what changed between them, coloured.
+    wait_text(c, "#case-version", "2").await;
+    wait_count(c, "#versions-table tbody tr", 2).await;
+    let procedure = "#diff-table tr[data-path=\"/penalty/procedure\"]";
+    wait_text(c, &format!("{procedure} del"), "ordinary").await;
+    wait_text(c, &format!("{procedure} ins"), "simple").await;
+    wait_text(c, "#diff-summary", "v1 → v2").await;
+    wait_text(c, "#diff-table", "/penalty/fine_amount").await;
+    check_page(c, "owner-case-diff").await;
+    // The same versions compared the other way round.
+    fill(c, "#diff-from", "2").await;
+    fill(c, "#diff-to", "1").await;
+    wait_text(c, "#diff-summary", "v2 → v1").await;
+    wait_text(c, &format!("{procedure} ins"), "ordinary").await;
 
-    // English, remembered across a reload.
-    click(&c, "#lang-toggle").await;
-    wait_text(&c, "nav", "Overview").await;
-    c.refresh().await.expect("reload");
-    wait_text(&c, "nav", "Deliveries").await;
-    wait_text(&c, "#delivery-counts-table", "pending").await;
+    // The audit log: the activation with its diff (coloured) and the replay.
+    click(c, "#nav-audit").await;
+    let activation = "#audit-table tr[data-action=\"mapping.activate\"]";
+    wait_text(c, activation, "owner-dash").await;
+    click(c, &format!("{activation} details.audit-diff summary")).await;
+    wait_any(c, &format!("{activation} .diff-add"), "快速程序").await;
+    wait_text(c, "#audit-table tr[data-action=\"quarantine.replay\"]", "owner-dash").await;
+    // The open diff stays open through the refresh.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let open_now = js(
+        c,
+        &format!("return document.querySelector('{activation} details.audit-diff').open;"),
+        vec![],
+    )
+    .await;
+    assert_eq!(open_now, json!(true), "an opened diff stays open through the refresh");
+    check_page(c, "owner-audit").await;
 
-    // A department token sees the quarantine only.
-    click(&c, "#logout").await;
-    wait_text(&c, "#login-form", "").await;
-    login(&c, &base, DEPT).await;
-    wait_text(&c, "#quarantine-list", "").await;
-    let nav = text_of(&c, "nav").await.unwrap_or_default();
-    assert!(nav.contains("Quarantine"), "{nav}");
-    for hidden in ["Overview", "Mappings", "Deliveries", "Cases"] {
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_department_sees_what_became_of_its_records_replays_its_own_entry_and_nothing_else() {
+    let Some(gw) = start().await else { return };
+    let base = gw.base.clone();
+
+    // The department's records: two accepted, one rejected. Another department's rejected record.
+    let mine = gw
+        .push(
+            DEPT,
+            SOURCE,
+            &[
+                nanchang_record(1, 0),
+                nanchang_record(2, 0),
+                unknown_procedure_record(9),
+            ],
+        )
+        .await;
+    assert_eq!(mine["summary"]["quarantined"], 1, "{mine}");
+    let qid = mine["results"][2]["quarantine_id"].as_i64().expect("quarantine id");
+    let other = gw.push(ADMIN, OTHER_SOURCE, &[unknown_procedure_record(50)]).await;
+    let other_qid = other["results"][0]["quarantine_id"].as_i64().expect("quarantine id");
+    let c = gw.browser();
+
+    // A department starts on its own records, and sees only its pages.
+    login(c, &base, DEPT).await;
+    let nav = wait_text(c, "nav", "我的记录").await;
+    assert!(nav.contains("隔离区"), "{nav}");
+    for hidden in ["总览", "映射管理", "投递", "案件查询", "操作日志"] {
         assert!(!nav.contains(hidden), "a department token sees no {hidden}: {nav}");
     }
-    // An expired session (the token removed server-side is simulated by a wrong one) → login.
-    c.execute("sessionStorage.setItem('gw.token', 'revoked'); return true;", vec![])
-        .await
-        .expect("script");
-    c.goto(&format!("{base}/#/quarantine")).await.expect("open");
-    c.refresh().await.expect("reload");
-    wait_text(&c, "#login-form", "").await;
-
-    c.close().await.expect("close the browser");
-    assert!(overview.is_file());
-    gw.shutdown.trigger();
-    if let Some(server) = gw.server.take() {
-        tokio::time::timeout(Duration::from_secs(10), server.join())
+    wait_text(c, "#records-pager .pager-total", "共 3 条").await;
+    let row = format!("#records-table tr[data-quarantine=\"{qid}\"]");
+    wait_text(c, &row, "已隔离").await;
+    wait_text(c, &row, "NCSJ-CF-2024-000009").await;
+    wait_text(c, &format!("{row} a.entry-link"), &format!("#{qid}")).await;
+    // Accepted records show their unified code, as text: a department may not open cases.
+    wait_text(c, "#records-table tr[data-outcome=\"accepted\"]", "已入库").await;
+    wait_text(c, "#records-table tr[data-outcome=\"accepted\"] code.case-code", "36").await;
+    assert_eq!(count(c, "#records-table a.case-link").await, 0);
+    assert!(
+        !text_of(c, "#records-table")
             .await
-            .expect("the server stops");
-    }
-    drop(gw.dir);
+            .unwrap_or_default()
+            .contains(OTHER_SOURCE),
+        "another department's records are not listed"
+    );
+    check_page(c, "department-records").await;
+
+    // Replaying before the mapping is fixed says that it still fails.
+    click(c, &format!("{row} .replay-own-btn")).await;
+    wait_text(c, "#records-status", "仍未通过校验").await;
+
+    // Once the standards owner has taught the mapping 快速程序, the replay takes it.
+    gw.teach_quick_procedure(ADMIN).await;
+    click(c, &format!("{row} .replay-own-btn")).await;
+    wait_text(c, "#records-status", "已重放").await;
+    wait_text(c, &row, "已入库").await;
+    wait_text(c, &format!("{row} code.case-code"), "36").await;
+    check_page(c, "department-records-replayed").await;
+
+    // Its own entry: what became of it, the code as text.
+    click(c, &format!("{row} a.entry-link")).await;
+    wait_text(c, "#entry-status", "已重放").await;
+    wait_text(c, "#entry-resolution #became-case-code", "36").await;
+    check_page(c, "department-entry").await;
+
+    // Another department's entry is not found (not "forbidden": its existence is not told).
+    open(c, &format!("#/quarantine/{other_qid}")).await;
+    wait_text(c, "#page-message h2", "未找到").await;
+    check_page(c, "department-not-found").await;
+
+    // A page a department may not use: said in the main area, with the permission it needs.
+    open(c, "#/cases").await;
+    wait_text(c, "#page-message", "cases_read").await;
+    wait_text(c, "#page-message h2", "无权使用").await;
+    check_page(c, "department-no-access").await;
+    open(c, "#/audit").await;
+    wait_text(c, "#page-message", "audit_read").await;
+
+    // The department's quarantine lists its own entries only.
+    click(c, "#nav-quarantine").await;
+    fill(c, "#f-status", "").await;
+    click(c, "#filter-btn").await;
+    wait_text(c, "#quarantine-pager .pager-total", "共 1 条").await;
+    assert_eq!(
+        count(c, &format!("#quarantine-table tr[data-id=\"{other_qid}\"]")).await,
+        0
+    );
+
+    // An expired session (a token no longer valid) goes back to the login form.
+    js(c, "sessionStorage.setItem('gw.token', 'revoked'); return true;", vec![]).await;
+    c.refresh().await.expect("reload");
+    wait_text(c, "#login-form", "").await;
+
+    gw.stop().await;
 }

@@ -1,34 +1,36 @@
 // The dashboard: login, navigation (hash routing), live refresh. Pages live in ./pages/.
 import { h, replace, time } from "./dom.js";
-import { t, lang, setLang } from "./i18n.js";
+import { t, tf, lang, setLang } from "./i18n.js";
 import { api, token, setToken, forget } from "./api.js";
+import { pageMessage } from "./ui.js";
 import overview from "./pages/overview.js";
 import quarantine from "./pages/quarantine.js";
 import cases from "./pages/cases.js";
+import records from "./pages/records.js";
+import audit from "./pages/audit.js";
 import mappings from "./pages/mappings.js";
 import deliveries from "./pages/deliveries.js";
 
 /** How often a page refreshes its data while the tab is visible. */
 const REFRESH_MS = 3000;
 
-const PAGES = [overview, quarantine, cases, mappings, deliveries];
-
-/** What each role may do (mirrors the server's role table; the server decides in the end). */
-const ROLE_ACTIONS = {
-  admin: ["sourcesRead", "sourcesControl", "quarantineRead", "quarantineWrite", "casesRead", "deliveries", "mappings"],
-  operator: ["sourcesRead", "sourcesControl", "quarantineRead", "quarantineWrite", "casesRead", "deliveries"],
-  "standards-owner": ["sourcesRead", "quarantineRead", "casesRead", "mappings"],
-  department: ["quarantineRead"],
-};
+const PAGES = [overview, quarantine, cases, records, audit, mappings, deliveries];
 
 const app = document.getElementById("app");
 let me = null;
 let current = null; // { page, handle, hash }
 let timer = null;
-let refreshing = false;
+/** The page handle whose refresh is running (a new page's first refresh does not wait for it). */
+let refreshing = null;
 
+/** Whether the token may do `action` (the names `GET /api/me` lists; the server decides in the end). */
 function can(action) {
-  return Boolean(me && (ROLE_ACTIONS[me.role] || []).includes(action));
+  return Boolean(me && Array.isArray(me.actions) && me.actions.includes(action));
+}
+
+/** The page's name in the navigation. */
+function navLabel(page) {
+  return t(typeof page.navKey === "function" ? page.navKey(me) : page.navKey);
 }
 
 function notice(el, kind, text) {
@@ -115,16 +117,18 @@ function loginView(message) {
 }
 
 function defaultHash() {
-  const first = PAGES.find((p) => can(p.needs));
-  return first ? "#/" + first.id : "#/quarantine";
+  // A department starts with its own records; everyone else with the first page they may use.
+  const mine = me && me.role === "department" && can(records.needs) ? records : null;
+  const first = mine || PAGES.find((p) => can(p.needs));
+  return first ? "#/" + first.id : "#/";
 }
 
 function shell() {
   const nav = h(
     "nav",
-    { class: "nav" },
+    { class: "nav", "aria-label": t("navigation") },
     h("span", { class: "brand" }, t("app_title")),
-    PAGES.filter((p) => can(p.needs)).map((p) => h("a", { href: "#/" + p.id, id: "nav-" + p.id, dataset: { page: p.id } }, t(p.navKey))),
+    PAGES.filter((p) => can(p.needs)).map((p) => h("a", { href: "#/" + p.id, id: "nav-" + p.id, dataset: { page: p.id } }, navLabel(p))),
     h("span", { class: "spacer" }),
     h("span", { class: "who", id: "who" }, `${me.name} · ${t("role_" + me.role.replace("-", "_"))}`),
     langButton(),
@@ -145,29 +149,54 @@ function shell() {
       t("logout"),
     ),
   );
-  const main = h("main", { id: "page" });
+  const main = h("main", { id: "page", tabindex: "-1" });
   const live = h("div", { id: "live", class: "live muted" });
   replace(app, nav, main, h("footer", { class: "muted" }, live));
   route();
 }
 
+/** Counts route() calls: only the latest one starts the refresh timer (a login both sets the hash and draws the page). */
+let routeSeq = 0;
+
 async function route() {
   if (!me) return;
-  const hash = location.hash || defaultHash();
+  const seq = ++routeSeq;
+  const hash = location.hash && location.hash !== "#/" ? location.hash : defaultHash();
   const parts = hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
-  const page = PAGES.find((p) => p.id === parts[0] && can(p.needs));
-  if (!page) {
-    location.hash = defaultHash();
-    return;
-  }
-  for (const a of app.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.page === page.id);
   const main = document.getElementById("page");
   if (!main) return;
-  replace(main);
   stopTimer();
+  const page = PAGES.find((p) => p.id === parts[0]);
+  for (const a of app.querySelectorAll("nav a")) {
+    const here = Boolean(page) && a.dataset.page === page.id;
+    a.classList.toggle("active", here);
+    if (here) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  current = null;
+  if (!page || !parts[0]) {
+    replace(main, pageMessage("error", t(parts[0] ? "no_such_page" : "no_page_allowed"), parts[0] ? tf("no_such_page_help", { page: parts[0] }) : tf("no_page_allowed_help", { role: roleName() })));
+    return;
+  }
+  if (!can(page.needs)) {
+    // Never a blank page: say which permission the page needs, and who has it.
+    replace(
+      main,
+      pageMessage(
+        "error",
+        tf("no_access_title", { page: navLabel(page) }),
+        tf("no_access_help", { action: page.needs, role: roleName(), roles: (page.roles || []).map((r) => t("role_" + r.replace("-", "_"))).join(t("list_sep")) }),
+        t("no_access_ask"),
+      ),
+    );
+    return;
+  }
+  replace(main);
   const handle = page.mount(main, ctx, parts.slice(1));
-  current = { page, handle, hash };
+  current = { page, handle, hash, main };
   await refresh();
+  if (seq !== routeSeq) return;
+  stopTimer();
   timer = setInterval(() => {
     // Not while the tab is hidden, and not while the user has text selected (to copy a value):
     // redrawing would wipe the selection. The page catches up once the selection is gone.
@@ -177,17 +206,34 @@ async function route() {
   }, REFRESH_MS);
 }
 
+function roleName() {
+  return me ? t("role_" + me.role.replace("-", "_")) : "";
+}
+
 async function refresh() {
-  if (!current || !current.handle || !current.handle.refresh || refreshing) return;
-  refreshing = true;
+  if (!current || !current.handle || !current.handle.refresh || refreshing === current.handle) return;
+  refreshing = current.handle;
   const live = document.getElementById("live");
+  const shown = current;
   try {
-    await current.handle.refresh();
+    await shown.handle.refresh();
     if (live) live.textContent = `${t("updated_at")} ${time(new Date().toISOString())}`;
   } catch (e) {
-    if (live) live.textContent = `${t("refresh_failed")}: ${e.text ? e.text() : e}`;
+    if (shown === current && (e.status === 404 || e.status === 403)) {
+      // What the token may not see, or what does not exist: said in the page, not the footer.
+      stopTimer();
+      current = null;
+      replace(
+        shown.main,
+        h("p", null, h("a", { href: "#/" + shown.page.id }, "← " + navLabel(shown.page))),
+        pageMessage("error", t(e.status === 404 ? "not_found_title" : "forbidden_title"), e.text ? e.text() : String(e), e.status === 404 ? t("not_found_help") : null),
+      );
+      if (live) live.textContent = "";
+    } else if (live) {
+      live.textContent = `${t("refresh_failed")}: ${e.text ? e.text() : e}`;
+    }
   } finally {
-    refreshing = false;
+    if (refreshing === shown.handle) refreshing = null;
   }
 }
 

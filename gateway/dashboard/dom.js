@@ -79,16 +79,88 @@ export function dash(v) {
   return v === undefined || v === null || v === "" ? "—" : String(v);
 }
 
-/** A <table> with a header row and body rows (arrays of cells or <tr> elements). */
+/**
+ * A <table> with a header row and body rows (arrays of cells or <tr> elements). Each body cell
+ * gets its column's header as `data-label`, which the narrow-screen layout shows beside the value
+ * (tables become cards under 600 px).
+ */
 export function table(attrs, headers, rows) {
-  return h(
+  const el = h(
     "table",
     attrs,
-    h("thead", null, h("tr", null, headers.map((x) => h("th", null, x)))),
+    h("thead", null, h("tr", null, headers.map((x) => h("th", { scope: "col" }, x)))),
     h(
       "tbody",
       null,
       rows.map((r) => (r instanceof Node ? r : h("tr", null, r.map((c) => (c instanceof Node && c.tagName === "TD" ? c : h("td", null, c)))))),
     ),
   );
+  const labels = headers.map((x) => (x instanceof Node ? x.textContent : String(x ?? "")));
+  for (const tr of el.tBodies[0].rows) {
+    [...tr.cells].forEach((td, i) => {
+      if (labels[i] && !td.dataset.label) td.dataset.label = labels[i];
+      // One box for the value, so that a card shows "label | value" even for a value of several parts.
+      if (td.childNodes.length > 1) {
+        const body = h("div", { class: "cell" });
+        while (td.firstChild) body.appendChild(td.firstChild);
+        td.appendChild(body);
+      }
+    });
+  }
+  return el;
+}
+
+/** The path of child indexes from `root` down to `node` (null when node is not inside root). */
+function pathTo(root, node) {
+  const path = [];
+  for (let n = node; n && n !== root; n = n.parentNode) {
+    if (!n.parentNode) return null;
+    path.unshift([...n.parentNode.children].indexOf(n));
+  }
+  return path;
+}
+
+function nodeAt(root, path) {
+  let n = root;
+  for (const i of path) {
+    n = n && n.children[i];
+  }
+  return n || null;
+}
+
+/**
+ * Redraw `el` with `build()` only when `sig` (a string standing for the data shown) differs from
+ * the last one, keeping what the user had: open or closed <details> and the scroll position of
+ * elements that carry a `data-key`, the focused control (by its id, else by its place), and the
+ * window's scroll position. Answers whether it redrew.
+ */
+export function update(el, sig, build) {
+  if (el.dataset.sig === sig) return false;
+  const kept = new Map();
+  for (const k of el.querySelectorAll("[data-key]")) {
+    kept.set(k.tagName + ":" + k.dataset.key, { open: k.tagName === "DETAILS" ? k.open : undefined, top: k.scrollTop });
+  }
+  const active = document.activeElement;
+  const focus = active && active !== document.body && el.contains(active) ? { id: active.id, path: pathTo(el, active), tag: active.tagName } : null;
+  const x = window.scrollX;
+  const y = window.scrollY;
+  replace(el, build());
+  el.dataset.sig = sig;
+  for (const k of el.querySelectorAll("[data-key]")) {
+    const was = kept.get(k.tagName + ":" + k.dataset.key);
+    if (!was) continue;
+    if (was.open !== undefined) k.open = was.open;
+    if (was.top) k.scrollTop = was.top;
+  }
+  if (focus) {
+    const target = (focus.id && document.getElementById(focus.id)) || (focus.path && nodeAt(el, focus.path));
+    if (target && target.tagName === focus.tag && typeof target.focus === "function") target.focus({ preventScroll: true });
+  }
+  if (window.scrollX !== x || window.scrollY !== y) window.scrollTo(x, y);
+  return true;
+}
+
+/** Forget what `update` last drew into `el` (the next update redraws). */
+export function invalidate(el) {
+  delete el.dataset.sig;
 }

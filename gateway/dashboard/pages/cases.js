@@ -1,11 +1,14 @@
-// Case lookup: by unified code, business key or target credit code; each case with its
-// versions and lineage (raw record, mapping version, deliveries per sink).
-import { h, replace, time, table } from "../dom.js";
-import { t } from "../i18n.js";
+// Cases: one search box (unified code, an agency's case number across agencies, a target's
+// credit code or ID number), numbered pages with the exact total, case name, target and agency
+// in the list. One case: its versions with lineage and deliveries, and what changed between
+// two versions (coloured).
+import { h, replace, time, dash, table, update } from "../dom.js";
+import { t, tf, lang } from "../i18n.js";
 import { api, query } from "../api.js";
+import { pager, clampOffset, changesTable, badge } from "../ui.js";
 
-/** The last search, kept across page changes in this tab. */
-const state = { mode: "list", code: "", agency: "", type: "penalty", number: "", target: "" };
+/** The search and paging, kept across page changes in this tab. */
+const state = { q: "", source: "", offset: 0, limit: 20 };
 
 /** True when version row `i` came from another source than the version before it (stale rows, never the head, do not count). */
 function sourceChanged(versions, i) {
@@ -14,183 +17,319 @@ function sourceChanged(versions, i) {
   return before !== undefined && before.source_id !== versions[i].source_id;
 }
 
-function caseCard(view, ctx) {
+/** What a list row shows of a case view (the server's summary, else read from the record). */
+export function caseFacts(view) {
   const c = view.case;
-  const rawPanel = h("pre", { class: "code raw-panel", hidden: true });
-  const versions = view.versions.map((v, i) =>
+  const key = c.key || c;
+  const r = c.record || {};
+  const s = view.summary || {};
+  return {
+    code: c.unified_code,
+    name: s.case_name ?? r.case_name ?? null,
+    target: s.target_name ?? (r.target && r.target.name) ?? null,
+    targetId: r.target ? r.target.id_number : null,
+    agency: s.agency_name ?? (r.agency && r.agency.name) ?? null,
+    agencyCode: key.agency_credit_code,
+    type: key.case_type,
+    number: key.case_number,
+    version: c.version ?? c.current_version,
+    updated: c.updated_at,
+    withdrawn: Boolean(c.withdrawn),
+  };
+}
+
+function listView(root, ctx) {
+  const status = h("div", { id: "cases-status" });
+  const results = h("div", { id: "case-results" });
+  const pages = h("div", { id: "case-pages" });
+  const search = h("input", { id: "case-q", type: "search", value: state.q, placeholder: t("case_search_placeholder"), autocomplete: "off", spellcheck: "false" });
+  const sourceSel = ctx.can("sources_read") ? h("select", { id: "case-source" }, h("option", { value: "" }, t("all"))) : null;
+  if (sourceSel) {
+    api("GET", "/api/sources")
+      .then((r) => {
+        for (const s of r.items) sourceSel.appendChild(h("option", { value: s.id, selected: s.id === state.source }, s.id));
+      })
+      .catch(() => {});
+  }
+  function apply() {
+    Object.assign(state, { q: search.value.trim(), source: sourceSel ? sourceSel.value : "", offset: 0 });
+    replace(status);
+    refresh().catch((e) => ctx.notice(status, "error", e.text ? e.text() : String(e)));
+  }
+  const form = h(
+    "form",
+    {
+      class: "filters",
+      role: "search",
+      on: {
+        submit: (ev) => {
+          ev.preventDefault();
+          apply();
+        },
+      },
+    },
+    h("label", { for: "case-q", class: "grow" }, t("search"), search),
+    sourceSel ? h("label", { for: "case-source" }, t("source"), sourceSel) : null,
     h(
-      "tr",
-      { dataset: { version: v.version } },
-      h("td", { class: "num" }, v.version),
-      h("td", null, h("span", { class: "badge status-" + v.status, title: v.status === "stale" ? t("stale_hint") : null }, t("case_" + v.status))),
-      h("td", null, time(v.created_at)),
+      "span",
+      { class: "filter-buttons" },
+      h("button", { type: "submit", class: "primary", id: "case-search-btn" }, t("search")),
       h(
-        "td",
-        { class: "version-source" },
-        v.source_id,
-        sourceChanged(view.versions, i)
-          ? h("span", { class: "badge source-changed", title: t("source_changed_hint") }, t("source_changed"))
-          : null,
-      ),
-      h("td", null, `${v.mapping_id} v${v.mapping_version}`),
-      h(
-        "td",
-        null,
-        h(
-          "button",
-          {
-            type: "button",
-            class: "small raw-btn",
-            on: {
-              click: async () => {
-                try {
-                  const raw = await api("GET", `/api/raw/${v.raw_id}`);
-                  rawPanel.hidden = false;
-                  rawPanel.textContent = `# raw ${raw.id} · ${raw.source_id} · ${raw.record_key} · ${time(raw.received_at)}\n${raw.payload_pretty}`;
-                } catch (e) {
-                  rawPanel.hidden = false;
-                  rawPanel.textContent = e.text();
-                }
-              },
+        "button",
+        {
+          type: "button",
+          id: "case-clear",
+          on: {
+            click: () => {
+              search.value = "";
+              if (sourceSel) sourceSel.value = "";
+              apply();
             },
           },
-          `${t("raw_record")} #${v.raw_id}`,
+        },
+        t("clear"),
+      ),
+    ),
+  );
+  replace(root, h("h2", null, t("nav_cases")), form, h("p", { class: "muted small-text" }, t("case_search_help")), status, pages, results);
+
+  async function refresh() {
+    const page = await api("GET", "/api/cases" + query({ q: state.q, source: state.source, offset: state.offset, limit: state.limit }));
+    const total = typeof page.total === "number" ? page.total : page.items.length;
+    const fixed = clampOffset(state.offset, state.limit, total);
+    if (fixed !== state.offset) {
+      state.offset = fixed;
+      return refresh();
+    }
+    const lng = lang();
+    update(pages, JSON.stringify([total, state.offset, state.limit, lng]), () =>
+      pager({
+        id: "cases-pager",
+        total,
+        offset: state.offset,
+        limit: state.limit,
+        onGo: (offset) => {
+          state.offset = offset;
+          refresh();
+        },
+        onLimit: (limit) => {
+          state.limit = limit;
+          state.offset = 0;
+          refresh();
+        },
+      }),
+    );
+    const facts = page.items.map(caseFacts);
+    update(results, JSON.stringify([lng, state.q, facts]), () =>
+      facts.length
+        ? table(
+            { id: "cases-table", class: "grid" },
+            [t("unified_code"), t("case_name"), t("target"), t("agency"), t("case_type"), t("version"), t("updated")],
+            facts.map((f) =>
+              h(
+                "tr",
+                { dataset: { code: f.code } },
+                h("td", { class: "wrap" }, h("a", { href: `#/cases/${encodeURIComponent(f.code)}`, class: "open-case" }, f.code), f.withdrawn ? badge("status-withdrawn", t("case_withdrawn")) : null),
+                h("td", { class: "wrap" }, dash(f.name), h("div", { class: "muted small-text" }, f.number)),
+                h("td", { class: "wrap" }, dash(f.target), f.targetId ? h("div", { class: "muted small-text" }, f.targetId) : null),
+                h("td", { class: "wrap" }, dash(f.agency)),
+                h("td", null, t("type_" + f.type)),
+                h("td", { class: "num" }, f.version),
+                h("td", null, time(f.updated)),
+              ),
+            ),
+          )
+        : h("p", { class: "muted", id: "cases-empty" }, state.q ? tf("no_case_found", { q: state.q }) : t("nothing_found")),
+    );
+  }
+  return { refresh };
+}
+
+/** The versions a diff can compare (stale records are lineage, not versions of the case). */
+function comparable(versions) {
+  return [...new Set(versions.filter((v) => v.status !== "stale").map((v) => v.version))].sort((a, b) => a - b);
+}
+
+function detailView(root, ctx, code) {
+  const head = h("div", { id: "case-head" });
+  const versionsBox = h("div", { id: "case-versions" });
+  const rawBox = h("div", { id: "case-raw" });
+  const recordBox = h("div", { id: "case-record" });
+  const diffBox = h("div", { id: "case-diff" });
+  const fromSel = h("select", { id: "diff-from" });
+  const toSel = h("select", { id: "diff-to" });
+  /** The raw record shown under the versions (its id), kept across refreshes. */
+  let openRaw = null;
+  let rawText = "";
+  let known = "";
+  const diffForm = h(
+    "div",
+    { class: "filters diff-pick" },
+    h("label", { for: "diff-from" }, t("diff_from"), fromSel),
+    h("label", { for: "diff-to" }, t("diff_to"), toSel),
+  );
+  fromSel.addEventListener("change", () => showDiff());
+  toSel.addEventListener("change", () => showDiff());
+  replace(
+    root,
+    h("p", null, h("a", { href: "#/cases" }, "← " + t("nav_cases"))),
+    head,
+    h("section", { class: "card", "aria-labelledby": "versions-title" }, h("h3", { id: "versions-title" }, t("versions")), versionsBox, rawBox),
+    h("section", { class: "card", "aria-labelledby": "diff-title" }, h("h3", { id: "diff-title" }, t("version_diff")), diffForm, diffBox),
+    recordBox,
+  );
+
+  async function showDiff() {
+    const from = fromSel.value;
+    const to = toSel.value;
+    if (!from || !to) {
+      replace(diffBox, h("p", { class: "muted" }, t("one_version_only")));
+      return;
+    }
+    if (from === to) {
+      replace(diffBox, h("p", { class: "muted" }, t("same_version")));
+      return;
+    }
+    try {
+      const d = await api("GET", `/api/cases/${encodeURIComponent(code)}/diff` + query({ from, to }));
+      replace(
+        diffBox,
+        h("p", { class: "muted", id: "diff-summary" }, tf("diff_summary", { from: d.from, to: d.to, n: d.changes.length })),
+        d.changes.length ? changesTable(d.changes, { id: "diff-table" }) : h("p", { class: "muted" }, t("no_field_changes")),
+      );
+    } catch (e) {
+      ctx.notice(diffBox, "error", e.text ? e.text() : String(e));
+    }
+  }
+
+  function showRaw(rawId) {
+    openRaw = rawId;
+    rawText = t("loading");
+    drawRaw();
+    api("GET", `/api/raw/${rawId}`)
+      .then((raw) => {
+        rawText = `# raw ${raw.id} · ${raw.source_id} · ${raw.record_key} · ${time(raw.received_at)}\n${raw.payload_pretty}`;
+      })
+      .catch((e) => {
+        rawText = e.text ? e.text() : String(e);
+      })
+      .finally(drawRaw);
+  }
+  function drawRaw() {
+    replace(
+      rawBox,
+      openRaw === null
+        ? null
+        : h(
+            "div",
+            { class: "raw-holder" },
+            h("div", { class: "card-head" }, h("h4", null, `${t("raw_record")} #${openRaw}`), h("button", { type: "button", class: "small", id: "raw-close", on: { click: () => ((openRaw = null), drawRaw()) } }, t("close"))),
+            h("pre", { class: "code raw-panel", tabindex: 0, dataset: { key: "raw-" + openRaw } }, rawText),
+          ),
+    );
+  }
+
+  async function refresh() {
+    const view = await api("GET", `/api/cases/${encodeURIComponent(code)}`);
+    const c = view.case;
+    const f = caseFacts(view);
+    const lng = lang();
+    const sig = JSON.stringify([lng, f, view.versions.map((v) => [v.version, v.status, v.deliveries.map((d) => d.status + d.attempts)])]);
+    update(head, sig, () => [
+      h("h2", null, h("code", { class: "unified-code" }, c.unified_code), f.withdrawn ? badge("status-withdrawn", t("case_withdrawn")) : null),
+      h(
+        "dl",
+        { class: "facts card" },
+        h("dt", null, t("case_name")),
+        h("dd", null, dash(f.name)),
+        h("dt", null, t("target")),
+        h("dd", null, dash(f.target), f.targetId ? ` (${f.targetId})` : ""),
+        h("dt", null, t("agency")),
+        h("dd", null, dash(f.agency), f.agencyCode ? ` (${f.agencyCode})` : ""),
+        h("dt", null, t("case_type")),
+        h("dd", null, t("type_" + f.type)),
+        h("dt", null, t("case_number")),
+        h("dd", { class: "wrap" }, f.number),
+        h("dt", null, t("region")),
+        h("dd", null, c.region ? `${c.region} · ${c.year}` : "—"),
+        h("dt", null, t("version")),
+        h("dd", { id: "case-version" }, f.version),
+        h("dt", null, t("updated")),
+        h("dd", null, time(f.updated)),
+      ),
+    ]);
+    update(versionsBox, sig, () =>
+      table(
+        { class: "grid versions", id: "versions-table" },
+        [t("version"), t("status"), t("created"), t("source"), t("mapping"), t("lineage_raw"), t("deliveries"), t("warnings")],
+        view.versions.map((v, i) =>
+          h(
+            "tr",
+            { dataset: { version: v.version, status: v.status } },
+            h("td", { class: "num" }, v.version),
+            h("td", null, h("span", { class: "badge status-" + v.status, title: v.status === "stale" ? t("stale_hint") : null }, t("case_" + v.status))),
+            h("td", null, time(v.created_at)),
+            h(
+              "td",
+              { class: "version-source" },
+              v.source_id,
+              sourceChanged(view.versions, i) ? h("span", { class: "badge source-changed", title: t("source_changed_hint") }, t("source_changed")) : null,
+            ),
+            h("td", null, `${v.mapping_id} v${v.mapping_version}`),
+            h(
+              "td",
+              null,
+              ctx.can("raw_read")
+                ? h("button", { type: "button", class: "small raw-btn", on: { click: () => showRaw(v.raw_id) } }, `${t("raw_record")} #${v.raw_id}`)
+                : `#${v.raw_id}`,
+            ),
+            h(
+              "td",
+              null,
+              v.deliveries.length
+                ? h(
+                    "ul",
+                    { class: "plain" },
+                    v.deliveries.map((d) => h("li", null, `${d.sink_id}: `, h("span", { class: "badge delivery-" + d.status }, t("delivery_" + d.status)), ` (${t("attempts")} ${d.attempts})`)),
+                  )
+                : "—",
+            ),
+            h("td", null, v.warnings && v.warnings.length ? v.warnings.map((w) => w.rule).join(", ") : "—"),
+          ),
         ),
       ),
+    );
+    update(recordBox, JSON.stringify([lng, c.record]), () =>
       h(
-        "td",
-        null,
-        v.deliveries.length
-          ? h(
-              "ul",
-              { class: "plain" },
-              v.deliveries.map((d) =>
-                h("li", null, `${d.sink_id}: `, h("span", { class: "badge delivery-" + d.status }, t("delivery_" + d.status)), ` (${t("attempts")} ${d.attempts})`),
-              ),
-            )
-          : "—",
+        "details",
+        { class: "card", dataset: { key: "canonical" } },
+        h("summary", null, t("canonical_record")),
+        h("pre", { class: "code", tabindex: 0 }, JSON.stringify(c.record, null, 2)),
       ),
-      h("td", null, v.warnings.length ? v.warnings.map((w) => w.rule).join(", ") : "—"),
-    ),
-  );
-  return h(
-    "article",
-    { class: "card case", dataset: { code: c.unified_code } },
-    h("h3", null, h("code", { class: "unified-code" }, c.unified_code), c.withdrawn ? h("span", { class: "badge status-withdrawn" }, t("case_withdrawn")) : null),
-    h(
-      "dl",
-      { class: "facts" },
-      h("dt", null, t("agency_credit_code")),
-      h("dd", null, c.key.agency_credit_code),
-      h("dt", null, t("case_type")),
-      h("dd", null, t("type_" + c.key.case_type)),
-      h("dt", null, t("case_number")),
-      h("dd", null, c.key.case_number),
-      h("dt", null, t("region")),
-      h("dd", null, `${c.region} · ${c.year}`),
-      h("dt", null, t("version")),
-      h("dd", null, c.version),
-      h("dt", null, t("updated")),
-      h("dd", null, time(c.updated_at)),
-    ),
-    table({ class: "grid versions" }, [t("version"), t("status"), t("created"), t("source"), t("mapping"), t("lineage_raw"), t("deliveries"), t("warnings")], versions),
-    rawPanel,
-    h("details", null, h("summary", null, t("canonical_record")), h("pre", { class: "code" }, JSON.stringify(c.record, null, 2))),
-  );
+    );
+    // The version pickers: filled when the versions change; by default the version before the
+    // current one against the current one.
+    const numbers = comparable(view.versions);
+    const nums = JSON.stringify(numbers);
+    if (nums !== known) {
+      known = nums;
+      const last = numbers[numbers.length - 1];
+      const before = numbers.length > 1 ? numbers[numbers.length - 2] : last;
+      replace(fromSel, numbers.map((n) => h("option", { value: n, selected: n === before }, `v${n}`)));
+      replace(toSel, numbers.map((n) => h("option", { value: n, selected: n === last }, `v${n}`)));
+      if (numbers.length > 1) showDiff();
+      else replace(diffBox, h("p", { class: "muted" }, t("one_version_only")));
+    }
+  }
+  return { refresh };
 }
 
 export default {
   id: "cases",
   navKey: "nav_cases",
-  needs: "casesRead",
-  mount(root, ctx) {
-    const status = h("div", { id: "cases-status" });
-    const results = h("div", { id: "case-results" });
-    const mode = h(
-      "select",
-      { id: "case-mode" },
-      ["list", "code", "key", "target"].map((m) => h("option", { value: m, selected: m === state.mode }, t("lookup_" + m))),
-    );
-    const code = h("input", { id: "case-code", value: state.code, placeholder: "3601…", size: 24 });
-    const agency = h("input", { id: "case-agency", value: state.agency, placeholder: t("agency_credit_code"), size: 20 });
-    const type = h(
-      "select",
-      { id: "case-type" },
-      ["penalty", "inspection", "coercion"].map((x) => h("option", { value: x, selected: x === state.type }, t("type_" + x))),
-    );
-    const number = h("input", { id: "case-number", value: state.number, placeholder: t("case_number") });
-    const target = h("input", { id: "case-target", value: state.target, placeholder: t("target_credit_code"), size: 20 });
-    const fields = h("span", { class: "mode-fields" });
-    function showFields() {
-      const m = mode.value;
-      replace(fields, m === "code" ? code : m === "key" ? [agency, type, number] : m === "target" ? target : h("span", { class: "muted" }, t("lookup_list_help")));
-    }
-    mode.addEventListener("change", showFields);
-    showFields();
-    const form = h(
-      "form",
-      {
-        class: "filters",
-        on: {
-          submit: (ev) => {
-            ev.preventDefault();
-            Object.assign(state, {
-              mode: mode.value,
-              code: code.value.trim(),
-              agency: agency.value.trim(),
-              type: type.value,
-              number: number.value.trim(),
-              target: target.value.trim(),
-            });
-            refresh().catch((e) => ctx.notice(status, "error", e.text()));
-          },
-        },
-      },
-      h("label", null, t("lookup_by"), mode),
-      fields,
-      h("button", { type: "submit", class: "primary", id: "case-search-btn" }, t("search")),
-    );
-    replace(root, h("h2", null, t("nav_cases")), form, status, results);
-
-    async function refresh() {
-      let views;
-      try {
-        if (state.mode === "code") {
-          if (!state.code) return replace(results);
-          views = [await api("GET", `/api/cases/${encodeURIComponent(state.code)}`)];
-        } else if (state.mode === "key") {
-          if (!state.number) {
-            ctx.notice(status, "error", t("case_number_needed"));
-            return replace(results);
-          }
-          // Without the agency, the number alone lists its cases across agencies and types.
-          views = (
-            await api(
-              "GET",
-              "/api/cases" + query(state.agency ? { agency_credit_code: state.agency, case_type: state.type, case_number: state.number } : { case_number: state.number, limit: 50 }),
-            )
-          ).items;
-        } else if (state.mode === "target") {
-          if (!state.target) return replace(results);
-          views = (await api("GET", "/api/cases" + query({ target_credit_code: state.target, limit: 50 }))).items;
-        } else {
-          views = (await api("GET", "/api/cases" + query({ limit: 20 }))).items;
-        }
-      } catch (e) {
-        if (e.status === 404) {
-          // Forget what was shown, so that the next search that finds something redraws.
-          delete results.dataset.sig;
-          replace(results, h("p", { class: "muted" }, t("nothing_found")));
-          return;
-        }
-        throw e;
-      }
-      // Keep open raw panels and <details> while refreshing: only redraw when something changed.
-      const sig = JSON.stringify(views.map((v) => [v.case.unified_code, v.case.version, v.versions.map((x) => x.deliveries.map((d) => d.status + d.attempts))]));
-      if (results.dataset.sig === sig) return;
-      results.dataset.sig = sig;
-      replace(results, views.length ? views.map((v) => caseCard(v, ctx)) : h("p", { class: "muted" }, t("nothing_found")));
-    }
-    return { refresh };
+  needs: "cases_read",
+  roles: ["admin", "operator", "standards-owner"],
+  mount(root, ctx, params) {
+    return params[0] ? detailView(root, ctx, params[0]) : listView(root, ctx);
   },
 };

@@ -1,26 +1,30 @@
-// Deliveries: pending / delivered / dead per sink, the deliveries themselves, re-drive.
-import { h, replace, time, dash, table } from "../dom.js";
-import { t } from "../i18n.js";
+// Deliveries: pending / delivered / dead per sink, the deliveries themselves with the exact
+// total of the filter and numbered pages, re-drive.
+import { h, replace, time, dash, table, update } from "../dom.js";
+import { t, lang } from "../i18n.js";
 import { api, query } from "../api.js";
+import { pager, clampOffset } from "../ui.js";
 
 /** Filters and paging, kept across page changes in this tab. */
-const state = { sink: "", status: "dead", pages: [null] };
+const state = { sink: "", status: "dead", offset: 0, limit: 20 };
 
 export default {
   id: "deliveries",
   navKey: "nav_deliveries",
-  needs: "deliveries",
+  needs: "deliveries_read",
+  roles: ["admin", "operator"],
   mount(root, ctx) {
     const status = h("div", { id: "deliveries-status" });
     const counts = h("div", { id: "delivery-counts" });
     const list = h("div", { id: "delivery-list" });
-    const pager = h("div", { class: "pager" });
+    const pages = h("div", { id: "delivery-pages" });
     const sink = h("input", { id: "d-sink", value: state.sink, placeholder: t("all") });
     const statusSel = h(
       "select",
       { id: "d-status" },
       ["", "pending", "delivered", "dead", "superseded"].map((s) => h("option", { value: s, selected: s === state.status }, s ? t("delivery_" + s) : t("all"))),
     );
+    const canWrite = ctx.can("deliveries_write");
     const form = h(
       "form",
       {
@@ -28,16 +32,24 @@ export default {
         on: {
           submit: (ev) => {
             ev.preventDefault();
-            Object.assign(state, { sink: sink.value.trim(), status: statusSel.value, pages: [null] });
+            Object.assign(state, { sink: sink.value.trim(), status: statusSel.value, offset: 0 });
             refresh().catch((e) => ctx.notice(status, "error", e.text()));
           },
         },
       },
-      h("label", null, t("sink"), sink),
-      h("label", null, t("status"), statusSel),
-      h("button", { type: "submit", class: "primary" }, t("filter")),
+      h("label", { for: "d-sink" }, t("sink"), sink),
+      h("label", { for: "d-status" }, t("status"), statusSel),
+      h("span", { class: "filter-buttons" }, h("button", { type: "submit", class: "primary", id: "deliveries-filter-btn" }, t("filter"))),
     );
-    replace(root, h("h2", null, t("nav_deliveries")), h("section", { class: "card" }, h("h3", null, t("per_sink")), counts), status, form, list, pager);
+    replace(
+      root,
+      h("h2", null, t("nav_deliveries")),
+      h("section", { class: "card", "aria-labelledby": "per-sink-title" }, h("h3", { id: "per-sink-title" }, t("per_sink")), counts),
+      status,
+      form,
+      pages,
+      list,
+    );
 
     async function redrive(path, body, what) {
       try {
@@ -50,15 +62,40 @@ export default {
     }
 
     async function refresh() {
-      const before = state.pages[state.pages.length - 1];
-      const page = await api("GET", "/api/deliveries" + query({ sink: state.sink, status: state.status, before_id: before, limit: 50 }));
+      const page = await api(
+        "GET",
+        "/api/deliveries" + query({ sink: state.sink, status: state.status, offset: state.offset, limit: state.limit }),
+      );
       const bySink = new Map();
       for (const c of page.counts) {
-        if (!bySink.has(c.sink_id)) bySink.set(c.sink_id, { pending: 0, delivered: 0, dead: 0 });
+        if (!bySink.has(c.sink_id)) bySink.set(c.sink_id, { pending: 0, delivered: 0, dead: 0, superseded: 0 });
         bySink.get(c.sink_id)[c.status] = c.count;
       }
-      replace(
-        counts,
+      const total = page.total;
+      const fixed = clampOffset(state.offset, state.limit, total);
+      if (fixed !== state.offset) {
+        state.offset = fixed;
+        return refresh();
+      }
+      const lng = lang();
+      update(pages, JSON.stringify([total, state.offset, state.limit, lng]), () =>
+        pager({
+          id: "deliveries-pager",
+          total,
+          offset: state.offset,
+          limit: state.limit,
+          onGo: (offset) => {
+            state.offset = offset;
+            refresh();
+          },
+          onLimit: (limit) => {
+            state.limit = limit;
+            state.offset = 0;
+            refresh();
+          },
+        }),
+      );
+      update(counts, JSON.stringify([lng, page.counts]), () =>
         bySink.size
           ? table(
               { id: "delivery-counts-table", class: "grid" },
@@ -74,7 +111,7 @@ export default {
                   h(
                     "td",
                     null,
-                    c.dead > 0
+                    canWrite && c.dead > 0
                       ? h("button", { type: "button", class: "small redrive-sink-btn", on: { click: () => redrive("/api/deliveries/redrive", { sink: id }, id) } }, t("redrive_all_dead"))
                       : null,
                   ),
@@ -83,8 +120,7 @@ export default {
             )
           : h("p", { class: "muted" }, t("nothing_found")),
       );
-      replace(
-        list,
+      update(list, JSON.stringify([lng, page.items]), () =>
         page.items.length
           ? table(
               { id: "deliveries-table", class: "grid" },
@@ -95,7 +131,7 @@ export default {
                   { dataset: { id: d.id } },
                   h("td", null, d.id),
                   h("td", null, d.sink_id),
-                  h("td", null, h("code", null, d.idempotency_key)),
+                  h("td", { class: "wrap" }, h("code", null, d.idempotency_key)),
                   h("td", null, h("span", { class: "badge delivery-" + d.status }, t("delivery_" + d.status))),
                   h("td", { class: "num" }, d.attempts),
                   h("td", null, time(d.next_attempt_at)),
@@ -104,7 +140,7 @@ export default {
                   h(
                     "td",
                     null,
-                    d.status === "dead"
+                    canWrite && d.status === "dead"
                       ? h("button", { type: "button", class: "small redrive-btn", on: { click: () => redrive(`/api/deliveries/${d.id}/redrive`, undefined, `#${d.id}`) } }, t("redrive"))
                       : null,
                   ),
@@ -112,12 +148,6 @@ export default {
               ),
             )
           : h("p", { class: "muted" }, t("nothing_found")),
-      );
-      replace(
-        pager,
-        h("button", { type: "button", disabled: state.pages.length <= 1, on: { click: () => (state.pages.pop(), refresh()) } }, t("newer")),
-        h("span", { class: "muted" }, `${t("page")} ${state.pages.length}`),
-        h("button", { type: "button", disabled: page.next_before_id === null, on: { click: () => (state.pages.push(page.next_before_id), refresh()) } }, t("older")),
       );
     }
     return { refresh };

@@ -1,8 +1,9 @@
 // Mappings: each source with its active version; per source the history, one version's text and
 // code tables, upload of a new version (paste TOML + tables), dry-run diff, activate, roll back.
-import { h, replace, time, dash, table } from "../dom.js";
-import { t } from "../i18n.js";
+import { h, replace, time, dash, table, update } from "../dom.js";
+import { t, lang } from "../i18n.js";
 import { api, query } from "../api.js";
+import { textDiff, auditDetail } from "../ui.js";
 
 function statusBadge(s) {
   return h("span", { class: "badge mstatus-" + s }, t("mstatus_" + s));
@@ -119,8 +120,7 @@ function listView(root, ctx) {
   replace(root, h("h2", null, t("nav_mappings")), list);
   async function refresh() {
     const r = await api("GET", "/api/mappings");
-    replace(
-      list,
+    update(list, JSON.stringify([lang(), r.items]), () =>
       table(
         { id: "mappings-table", class: "grid" },
         [t("source"), t("mapping"), t("active_version"), t("description"), t("activated"), t("newest_version"), t("candidates")],
@@ -160,8 +160,8 @@ function sourceView(root, ctx, source) {
     const row = h(
       "div",
       { class: "table-file" },
-      h("input", { class: "table-name", value: name, placeholder: "procedures.csv" }),
-      h("textarea", { class: "table-text", rows: 5, spellcheck: "false", value: text }),
+      h("input", { class: "table-name", value: name, placeholder: "procedures.csv", "aria-label": t("table_file_name") }),
+      h("textarea", { class: "table-text", rows: 5, spellcheck: "false", value: text, "aria-label": t("table_file_text") }),
       h("button", { type: "button", class: "small link", on: { click: () => row.remove() } }, t("remove")),
     );
     tables.appendChild(row);
@@ -249,8 +249,8 @@ function sourceView(root, ctx, source) {
           { class: "card" },
           h("h3", null, `v${d.version} · ${d.mapping_id} · ${d.fingerprint.slice(0, 16)}…`),
           h("p", null, `${t("tests")}: ${d.tests.passed}/${d.tests.total}`),
-          h("pre", { class: "code mapping-text" }, d.mapping_toml),
-          Object.entries(d.code_tables).map(([name, text]) => h("details", null, h("summary", null, name), h("pre", { class: "code" }, text))),
+          h("pre", { class: "code mapping-text", tabindex: 0 }, d.mapping_toml),
+          Object.entries(d.code_tables).map(([name, text]) => h("details", null, h("summary", null, name), h("pre", { class: "code", tabindex: 0 }, text))),
         ),
       );
     } catch (e) {
@@ -282,7 +282,7 @@ function sourceView(root, ctx, source) {
           "div",
           { class: "notice ok", role: "status", id: "activation-result" },
           `${t(kind === "activate" ? "activated_ok" : "rolled_back_ok")}: v${dash(r.previous_version)} → v${r.version}`,
-          r.diff && r.diff.length ? h("details", null, h("summary", null, t("diff")), h("pre", { class: "code" }, r.diff.join("\n"))) : null,
+          r.diff && r.diff.length ? h("details", { open: true }, h("summary", null, t("diff")), textDiff(r.diff, { id: "activation-diff" })) : null,
         ),
       );
       await refresh();
@@ -338,24 +338,18 @@ function sourceView(root, ctx, source) {
         hist.audit
           .slice(-20)
           .reverse()
-          .map((a) => [time(a.at), a.actor, h("code", null, a.action), h("code", { class: "small-text" }, summarize(a.detail))]),
+          .map((a, i) => [time(a.at), a.actor, h("code", null, a.action), h("div", { class: "detail-cell" }, auditDetail({ ...a, id: a.id ?? "m" + i }))]),
       ),
     );
   }
   return { refresh };
 }
 
-function summarize(detail) {
-  if (!detail || typeof detail !== "object") return dash(detail);
-  const copy = { ...detail };
-  delete copy.diff;
-  return JSON.stringify(copy);
-}
-
 export default {
   id: "mappings",
   navKey: "nav_mappings",
   needs: "mappings",
+  roles: ["admin", "standards-owner"],
   mount(root, ctx, params) {
     return params[0] ? sourceView(root, ctx, params[0]) : listView(root, ctx);
   },

@@ -1,7 +1,7 @@
 // Overview: each source's health, throughput and error rate, a chart of accepted and
 // quarantined records over time (sampled client-side from /api/sources), pull now / resync.
-import { h, replace, time, dash, table } from "../dom.js";
-import { t } from "../i18n.js";
+import { h, replace, time, dash, table, update } from "../dom.js";
+import { t, lang } from "../i18n.js";
 import { api, query } from "../api.js";
 import { lineChart } from "../chart.js";
 
@@ -10,6 +10,8 @@ const samples = [];
 const MAX_SAMPLES = 240;
 /** The previous sample per source (for throughput). */
 const previous = new Map();
+/** Open quarantine counts are asked for at most this often (the sources every refresh). */
+const COUNTS_EVERY_MS = 15000;
 
 function lag(seconds) {
   if (seconds === null || seconds === undefined) return "—";
@@ -42,7 +44,8 @@ function healthCell(s) {
 export default {
   id: "overview",
   navKey: "nav_overview",
-  needs: "sourcesRead",
+  needs: "sources_read",
+  roles: ["admin", "operator", "standards-owner"],
   mount(root, ctx) {
     const status = h("div", { id: "overview-status" });
     const chart = h("div", { id: "chart", class: "card" });
@@ -76,9 +79,17 @@ export default {
       }
     }
 
+    /** Exact open counts from the store (not counted here from a page of entries), refreshed every 15 s. */
+    let counts = { sources: {} };
+    let countsAt = 0;
+
     async function refresh() {
-      // Exact open counts from the store (not counted here from a page of entries).
-      const [sources, counts] = await Promise.all([api("GET", "/api/sources"), api("GET", "/api/quarantine/counts")]);
+      const stale = Date.now() - countsAt > COUNTS_EVERY_MS;
+      const [sources, fresh] = await Promise.all([api("GET", "/api/sources"), stale ? api("GET", "/api/quarantine/counts").catch(() => null) : null]);
+      if (fresh) {
+        counts = fresh;
+        countsAt = Date.now();
+      }
       const now = Date.now();
       let accepted = 0;
       let quarantined = 0;
@@ -94,7 +105,7 @@ export default {
         const err = s.last_error || (s.health && s.health.last_error);
         const openCount = counts.sources[s.id] || 0;
         const controls = [];
-        if (ctx.can("sourcesControl") && s.health) {
+        if (ctx.can("sources_control") && s.health) {
           controls.push(
             h("button", { type: "button", class: "small pull-btn", on: { click: () => command(s.id, "pull") } }, t("pull_now")),
             h("button", { type: "button", class: "small resync-btn", on: { click: () => command(s.id, "resync") } }, t("resync")),
@@ -138,8 +149,8 @@ export default {
           { empty: t("chart_waiting"), label: t("chart_title") },
         ),
       );
-      replace(
-        tbl,
+      const sig = JSON.stringify([lang(), rows.map((r) => r.textContent)]);
+      update(tbl, sig, () =>
         table(
           { id: "sources-table", class: "grid" },
           [

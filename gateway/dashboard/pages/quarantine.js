@@ -1,32 +1,68 @@
-// Quarantine browser: filters, paging, one entry with its raw record and violations side by
-// side, replay, ignore with a reason.
-import { h, replace, time, dash, table } from "../dom.js";
-import { t } from "../i18n.js";
+// Quarantine: one search box (case number, record key, target name, credit code / ID number),
+// rules offered with their exact open counts, source, status, dates; numbered pages with the
+// exact total; bulk replay and ignore of the filter with a preview count. One entry: its
+// violations at full width (the source field each came from, highlighted in the raw record) and,
+// once replayed, the case version it became.
+import { h, replace, time, dash, table, update, invalidate } from "../dom.js";
+import { t, tf, pick, lang } from "../i18n.js";
 import { api, query } from "../api.js";
+import { pager, clampOffset, badge, dayAfter } from "../ui.js";
+import { rawRecord, sourceFieldsFor } from "../raw.js";
 
 /** Filters and paging, kept across page changes in this tab. */
-const state = { source: "", rule: "", status: "open", since: "", until: "", pages: [null] };
+const state = { q: "", source: "", rule: "", status: "open", since: "", until: "", offset: 0, limit: 20 };
 
-function statusBadge(s) {
-  return h("span", { class: "badge status-" + s }, t("status_" + s));
+/** Whether the violations also show the other language's message (kept in this tab). */
+const view = { both: false };
+
+export function statusBadge(s) {
+  return badge("status-" + s, t("status_" + s));
 }
 
 function sourceChoices(ctx) {
-  return ctx.can("sourcesRead")
-    ? api("GET", "/api/sources").then((r) => r.items.map((s) => s.id))
-    : Promise.resolve(ctx.me.sources || []);
+  return ctx.can("sources_read") ? api("GET", "/api/sources").then((r) => r.items.map((s) => s.id)) : Promise.resolve(ctx.me.sources || []);
+}
+
+/** The filter as the API reads it (list and bulk actions alike). */
+function filterParams() {
+  return { q: state.q, source: state.source, rule: state.rule, since: state.since, until: dayAfter(state.until) };
+}
+
+/** The filter in words, for the bulk confirmation. */
+function filterWords() {
+  const parts = [];
+  if (state.q) parts.push(`${t("search")}: ${state.q}`);
+  if (state.rule) parts.push(`${t("rule")}: ${state.rule}`);
+  if (state.source) parts.push(`${t("source")}: ${state.source}`);
+  if (state.since) parts.push(`${t("since")}: ${state.since}`);
+  if (state.until) parts.push(`${t("until")}: ${state.until}`);
+  return parts.length ? parts.join(" · ") : t("no_filter");
+}
+
+function summaryText(s) {
+  if (!s) return "";
+  return `${t("received")} ${s.received} · ${t("accepted")} ${s.accepted} · ${t("updated")} ${s.updated} · ${t("unchanged")} ${s.unchanged} · ${t("stale")} ${s.stale || 0} · ${t("quarantined")} ${s.quarantined}`;
+}
+
+function rulesOf(e) {
+  return [...new Set((e.violations || []).map((v) => v.rule))];
 }
 
 function listView(root, ctx) {
   const status = h("div", { id: "quarantine-status" });
   const list = h("div", { id: "quarantine-list" });
-  const pager = h("div", { class: "pager" });
+  const pages = h("div", { id: "quarantine-pages" });
+  const bulk = h("div", { id: "bulk-panel" });
+  const search = h("input", {
+    id: "f-q",
+    type: "search",
+    value: state.q,
+    placeholder: t("quarantine_search_placeholder"),
+    autocomplete: "off",
+    spellcheck: "false",
+  });
   const sourceSel = h("select", { id: "f-source" }, h("option", { value: "" }, t("all")));
-  const rule = h("input", { id: "f-rule", value: state.rule, placeholder: "uscc.check_char", list: "rule-choices", autocomplete: "off" });
-  const ruleChoices = h("datalist", { id: "rule-choices" });
-  const totals = h("div", { id: "quarantine-counts", class: "muted" });
-  /** The rules of open entries with their exact counts, for the rule filter (and to explain an empty answer). */
-  let knownRules = [];
+  const ruleSel = h("select", { id: "f-rule" });
   const statusSel = h(
     "select",
     { id: "f-status" },
@@ -34,224 +70,399 @@ function listView(root, ctx) {
   );
   const since = h("input", { id: "f-since", type: "date", value: state.since });
   const until = h("input", { id: "f-until", type: "date", value: state.until });
+  const label = (forId, text, control) => h("label", { for: forId }, text, control);
+  /** The rules with their exact counts (of the chosen status), for the rule picker. */
+  let counts = null;
+  let countsAt = 0;
+
+  function fillRules() {
+    const rules = counts ? counts.rules : [];
+    const options = [h("option", { value: "" }, t("all_rules"))];
+    for (const r of rules) options.push(h("option", { value: r.rule, selected: r.rule === state.rule }, `${r.rule} (${r.count})`));
+    if (state.rule && !rules.some((r) => r.rule === state.rule)) options.push(h("option", { value: state.rule, selected: true }, `${state.rule} (0)`));
+    const keep = ruleSel.value;
+    replace(ruleSel, options);
+    ruleSel.value = document.activeElement === ruleSel && keep !== undefined ? keep : state.rule;
+  }
+
+  async function loadCounts() {
+    try {
+      counts = await api("GET", "/api/quarantine/counts" + query({ status: state.status || "open" }));
+      countsAt = Date.now();
+      fillRules();
+    } catch (_) {
+      // The rule picker then offers the rule typed before; the list still works.
+    }
+  }
+  fillRules();
+  // Counts are asked for when the page opens, when the filter changes, after a bulk action, and
+  // when the picker is opened after a while; the 3-second refresh asks only for the list.
+  ruleSel.addEventListener("focus", () => {
+    if (Date.now() - countsAt > 15000) loadCounts();
+  });
+
   sourceChoices(ctx)
     .then((ids) => {
       for (const id of ids) sourceSel.appendChild(h("option", { value: id, selected: id === state.source }, id));
     })
     .catch(() => {});
+
+  function apply() {
+    Object.assign(state, {
+      q: search.value.trim(),
+      source: sourceSel.value,
+      rule: ruleSel.value,
+      status: statusSel.value,
+      since: since.value,
+      until: until.value,
+      offset: 0,
+    });
+    replace(bulk);
+    replace(status);
+    loadCounts();
+    refresh().catch((e) => ctx.notice(status, "error", e.text ? e.text() : String(e)));
+  }
+
   const form = h(
     "form",
     {
       class: "filters",
+      role: "search",
       on: {
         submit: (ev) => {
           ev.preventDefault();
-          Object.assign(state, {
-            source: sourceSel.value,
-            rule: rule.value.trim(),
-            status: statusSel.value,
-            since: since.value,
-            until: until.value,
-            pages: [null],
-          });
-          refresh().catch((e) => ctx.notice(status, "error", e.text()));
+          apply();
         },
       },
     },
-    h("label", null, t("source"), sourceSel),
-    h("label", null, t("rule"), rule),
-    h("label", null, t("status"), statusSel),
-    h("label", null, t("since"), since),
-    h("label", null, t("until"), until),
-    h("button", { type: "submit", class: "primary", id: "filter-btn" }, t("filter")),
-  );
-  const replayAll = ctx.can("quarantineWrite")
-    ? h(
-        "button",
-        {
-          type: "button",
-          id: "replay-filtered-btn",
-          on: {
-            click: async () => {
-              if (!state.source && !state.rule) {
-                ctx.notice(status, "error", t("replay_needs_filter"));
-                return;
-              }
-              try {
-                const r = await api("POST", "/api/quarantine/replay", { source: state.source || undefined, rule: state.rule || undefined });
-                ctx.notice(status, "ok", `${t("replayed")}: ${summaryText(r.summary)}`);
-                await refresh();
-              } catch (e) {
-                ctx.notice(status, "error", e.text());
-              }
-            },
+    h("label", { for: "f-q", class: "grow" }, t("search"), search),
+    label("f-rule", t("rule"), ruleSel),
+    label("f-source", t("source"), sourceSel),
+    label("f-status", t("status"), statusSel),
+    label("f-since", t("since"), since),
+    label("f-until", t("until"), until),
+    h("span", { class: "filter-buttons" }, h("button", { type: "submit", class: "primary", id: "filter-btn" }, t("filter")), h(
+      "button",
+      {
+        type: "button",
+        id: "filter-clear",
+        on: {
+          click: () => {
+            search.value = "";
+            sourceSel.value = "";
+            ruleSel.value = "";
+            statusSel.value = "open";
+            since.value = "";
+            until.value = "";
+            apply();
           },
         },
-        t("replay_filtered"),
-      )
-    : null;
-  replace(root, h("h2", null, t("nav_quarantine")), form, ruleChoices, totals, h("div", { class: "toolbar" }, replayAll), status, list, pager);
+      },
+      t("clear"),
+    )),
+  );
 
-  async function refresh() {
-    const before = state.pages[state.pages.length - 1];
-    const [page, counts] = await Promise.all([
-      api(
-        "GET",
-        "/api/quarantine" +
-          query({ source: state.source, rule: state.rule, status: state.status, since: state.since, until: state.until, before_id: before, limit: 20 }),
-      ),
-      api("GET", "/api/quarantine/counts" + query({ status: state.status || "open" })).catch(() => null),
-    ]);
-    if (counts) {
-      knownRules = counts.rules;
-      replace(ruleChoices, ...counts.rules.map((r) => h("option", { value: r.rule }, `${r.rule} (${r.count})`)));
-      const inSource = state.source ? counts.sources[state.source] || 0 : counts.total;
-      replace(totals, `${t("status_" + (state.status || "open"))}: ${inSource} ${t("entries")}`);
+  const canReplay = ctx.can("quarantine_replay");
+  const canIgnore = ctx.can("quarantine_ignore");
+  const toolbar = h(
+    "div",
+    { class: "toolbar" },
+    canReplay ? h("button", { type: "button", id: "bulk-replay-btn", on: { click: () => openBulk("replay") } }, t("bulk_replay")) : null,
+    canIgnore ? h("button", { type: "button", id: "bulk-ignore-btn", on: { click: () => openBulk("ignore") } }, t("bulk_ignore")) : null,
+  );
+
+  /** The bulk panel: the filter in words, how many open entries it matches, a reason (ignore), confirm. */
+  async function openBulk(kind) {
+    replace(status);
+    const body = { ...filterParams() };
+    for (const k of Object.keys(body)) if (!body[k]) delete body[k];
+    if (!body.q && !body.source && !body.rule) {
+      ctx.notice(status, "error", t("bulk_needs_filter"));
+      return;
     }
-    const rows = page.items.map((e) =>
+    const result = h("div", { id: "bulk-result" });
+    const preview = h("p", { id: "bulk-preview", class: "bulk-count", role: "status" }, t("counting"));
+    const reason = kind === "ignore" ? h("textarea", { id: "bulk-reason", rows: 2, required: true, placeholder: t("ignore_reason_placeholder") }) : null;
+    const confirm = h("button", { type: "button", id: "bulk-confirm", class: "primary", disabled: true }, t(kind === "ignore" ? "confirm_ignore" : "confirm_replay"));
+    const cancel = h("button", { type: "button", id: "bulk-cancel", on: { click: () => replace(bulk) } }, t("cancel"));
+    replace(
+      bulk,
       h(
-        "tr",
-        { dataset: { id: e.id } },
-        h("td", null, h("a", { href: `#/quarantine/${e.id}`, class: "open-entry" }, `#${e.id}`)),
-        h("td", null, e.source_id),
-        h("td", null, e.record_key),
-        h("td", null, statusBadge(e.status)),
-        h("td", null, [...new Set(e.violations.map((v) => v.rule))].join(", ")),
-        h("td", null, `${e.mapping_id} v${e.mapping_version}`),
-        h("td", null, time(e.created_at)),
-        h("td", { class: "num" }, e.attempts),
+        "section",
+        { class: "card bulk", "aria-labelledby": "bulk-title" },
+        h("h3", { id: "bulk-title" }, t(kind === "ignore" ? "bulk_ignore_title" : "bulk_replay_title")),
+        h("p", { class: "muted" }, `${t("filter")}: ${filterWords()}`),
+        preview,
+        reason ? [h("label", { for: "bulk-reason" }, t("ignore_reason")), reason] : null,
+        h("div", { class: "toolbar" }, confirm, cancel),
+        result,
       ),
     );
-    replace(
-      list,
-      rows.length
-        ? table({ id: "quarantine-table", class: "grid" }, ["#", t("source"), t("record_key"), t("status"), t("rules"), t("mapping"), t("created"), t("attempts")], rows)
+    let matched = 0;
+    try {
+      const r = await api("POST", `/api/quarantine/${kind}`, { ...body, preview: true });
+      matched = r.matched;
+      preview.textContent = tf(kind === "ignore" ? "bulk_ignore_preview" : "bulk_replay_preview", { n: matched });
+      confirm.disabled = matched === 0;
+      if (matched > 0) confirm.textContent = tf(kind === "ignore" ? "confirm_ignore_n" : "confirm_replay_n", { n: matched });
+    } catch (e) {
+      preview.textContent = "";
+      ctx.notice(result, "error", e.text ? e.text() : String(e));
+      return;
+    }
+    confirm.addEventListener("click", async () => {
+      if (reason && !reason.value.trim()) {
+        ctx.notice(result, "error", t("ignore_needs_reason"));
+        reason.focus();
+        return;
+      }
+      confirm.disabled = true;
+      try {
+        const r = await api("POST", `/api/quarantine/${kind}`, kind === "ignore" ? { ...body, reason: reason.value.trim() } : body);
+        const text =
+          kind === "ignore" ? tf("bulk_ignored", { n: r.ignored ?? r.matched }) : `${tf("bulk_replayed", { n: r.matched ?? "" })} ${summaryText(r.summary)}`;
+        replace(bulk);
+        ctx.notice(status, "ok", text);
+        invalidate(list);
+        loadCounts();
+        await refresh();
+      } catch (e) {
+        confirm.disabled = false;
+        ctx.notice(result, "error", e.text ? e.text() : String(e));
+      }
+    });
+  }
+
+  replace(root, h("h2", null, t("nav_quarantine")), form, toolbar, bulk, status, pages, list);
+
+  async function refresh() {
+    const page = await api("GET", "/api/quarantine" + query({ ...filterParams(), status: state.status, offset: state.offset, limit: state.limit }));
+    const total = typeof page.total === "number" ? page.total : page.items.length;
+    const fixed = clampOffset(state.offset, state.limit, total);
+    if (fixed !== state.offset) {
+      state.offset = fixed;
+      return refresh();
+    }
+    const lng = lang();
+    update(pages, JSON.stringify([total, state.offset, state.limit, lng]), () =>
+      pager({
+        id: "quarantine-pager",
+        total,
+        offset: state.offset,
+        limit: state.limit,
+        onGo: (offset) => {
+          state.offset = offset;
+          refresh();
+        },
+        onLimit: (limit) => {
+          state.limit = limit;
+          state.offset = 0;
+          refresh();
+        },
+      }),
+    );
+    const sig = JSON.stringify([lng, page.items.map((e) => [e.id, e.status, e.updated_at, e.attempts])]);
+    update(list, sig, () =>
+      page.items.length
+        ? table(
+            { id: "quarantine-table", class: "grid" },
+            ["#", t("case_number"), t("target"), t("rules"), t("source"), t("status"), t("received")],
+            page.items.map((e) => {
+              const l = e.labels || {};
+              return h(
+                "tr",
+                { dataset: { id: e.id } },
+                h("td", { class: "num" }, e.id),
+                h(
+                  "td",
+                  { class: "wrap" },
+                  h("a", { href: `#/quarantine/${e.id}`, class: "open-entry" }, l.case_number || e.record_key),
+                  l.case_number && l.case_number !== e.record_key ? h("div", { class: "muted small-text", title: t("record_key") }, e.record_key) : null,
+                ),
+                h("td", { class: "wrap" }, dash(l.target_name), l.target_id ? h("div", { class: "muted small-text" }, l.target_id) : null),
+                h("td", { class: "wrap" }, rulesOf(e).map((r) => h("code", { class: "rule" }, r))),
+                h("td", null, e.source_id),
+                h("td", null, statusBadge(e.status)),
+                h("td", null, time(e.created_at)),
+              );
+            }),
+          )
         : h(
             "p",
             { class: "muted", id: "quarantine-empty" },
-            state.rule && !knownRules.some((r) => r.rule === state.rule)
-              ? `${t("unknown_rule")} ${state.rule}. ${t("rules_with_entries")}: ${knownRules.map((r) => `${r.rule} (${r.count})`).join(", ") || "—"}`
+            state.rule && counts && !counts.rules.some((r) => r.rule === state.rule)
+              ? `${t("unknown_rule")} ${state.rule}. ${t("rules_with_entries")}: ${counts.rules.map((r) => `${r.rule} (${r.count})`).join(", ") || "—"}`
               : t("nothing_found"),
           ),
     );
-    replace(
-      pager,
-      h(
-        "button",
-        {
-          type: "button",
-          disabled: state.pages.length <= 1,
-          on: {
-            click: () => {
-              state.pages.pop();
-              refresh();
-            },
-          },
-        },
-        t("newer"),
-      ),
-      h("span", { class: "muted" }, `${t("page")} ${state.pages.length}`),
-      h(
-        "button",
-        {
-          type: "button",
-          disabled: page.next_before_id === null,
-          on: {
-            click: () => {
-              state.pages.push(page.next_before_id);
-              refresh();
-            },
-          },
-        },
-        t("older"),
-      ),
-    );
   }
+  loadCounts();
   return { refresh };
 }
 
-function summaryText(s) {
-  return `${t("received")} ${s.received} · ${t("accepted")} ${s.accepted} · ${t("updated")} ${s.updated} · ${t("unchanged")} ${s.unchanged} · ${t("stale")} ${s.stale || 0} · ${t("quarantined")} ${s.quarantined}`;
+/** The violations of an entry: field, the source field it came from, rule, severity, value, message. */
+function violationsTable(entry, fields, marks) {
+  return table(
+    { id: "violations-table", class: "grid violations" },
+    [t("field"), t("source_field"), t("rule"), t("severity"), t("value"), t("message")],
+    entry.violations.map((v) => {
+      const sources = sourceFieldsFor(fields, v.pointer);
+      const mine = pick(v.message_zh, v.message_en);
+      const other = pick(v.message_en, v.message_zh);
+      return h(
+        "tr",
+        { dataset: { rule: v.rule, pointer: v.pointer || "/" } },
+        h("td", { class: "wrap" }, h("code", null, v.pointer || "/")),
+        h(
+          "td",
+          { class: "wrap source-fields" },
+          sources.length
+            ? sources.map((s) =>
+                marks.has(s)
+                  ? h(
+                      "button",
+                      {
+                        type: "button",
+                        class: "link source-field",
+                        title: t("show_in_raw"),
+                        on: {
+                          click: () => {
+                            const m = marks.get(s);
+                            m.scrollIntoView({ block: "center" });
+                            m.classList.add("flash");
+                            setTimeout(() => m.classList.remove("flash"), 1500);
+                          },
+                        },
+                      },
+                      h("code", null, s),
+                    )
+                  : h("code", { class: "source-field" }, s),
+              )
+            : "—",
+        ),
+        h("td", { class: "wrap" }, h("code", null, v.rule)),
+        h("td", null, badge("sev-" + v.severity, t("sev_" + v.severity))),
+        h("td", { class: "wrap" }, dash(v.value)),
+        h(
+          "td",
+          { class: "message" },
+          h("span", { class: "msg", lang: lang() === "en" ? "en" : "zh-CN", title: other }, mine),
+          view.both ? h("div", { class: "msg-other muted", lang: lang() === "en" ? "zh-CN" : "en" }, other) : null,
+        ),
+      );
+    }),
+  );
 }
 
 function detailView(root, ctx, id) {
   const meta = h("div", { id: "entry-meta", class: "card" });
-  const raw = h("pre", { id: "raw-payload", class: "code" });
+  const resolution = h("div", { id: "entry-resolution" });
   const violations = h("div", { id: "violations" });
+  const rawBox = h("div", { id: "raw-box" });
   const actions = h("div", { id: "entry-actions" });
   const result = h("div", { id: "action-result" });
+  const both = h(
+    "button",
+    {
+      type: "button",
+      id: "lang-both",
+      class: "small",
+      "aria-pressed": String(view.both),
+      on: {
+        click: () => {
+          view.both = !view.both;
+          both.setAttribute("aria-pressed", String(view.both));
+          both.textContent = t(view.both ? "messages_one_language" : "messages_both_languages");
+          invalidate(violations);
+          refresh().catch(() => {});
+        },
+      },
+    },
+    t(view.both ? "messages_one_language" : "messages_both_languages"),
+  );
   let shownStatus = null;
   replace(
     root,
     h("p", null, h("a", { href: "#/quarantine" }, "← " + t("back_to_list"))),
     h("h2", null, `${t("entry")} #${id}`),
+    resolution,
     meta,
     result,
     actions,
+    h("section", { class: "card", "aria-labelledby": "violations-title" }, h("div", { class: "card-head" }, h("h3", { id: "violations-title" }, t("violations")), both), violations),
     h(
-      "div",
-      { class: "side-by-side" },
-      h("section", { class: "card" }, h("h3", null, t("raw_record")), raw),
-      h("section", { class: "card" }, h("h3", null, t("violations")), violations),
+      "section",
+      { class: "card", "aria-labelledby": "raw-title" },
+      h("h3", { id: "raw-title" }, t("raw_record")),
+      h("p", { class: "muted small-text" }, h("mark", { class: "src-field legend" }, t("highlighted")), " ", t("raw_highlight_help")),
+      rawBox,
     ),
   );
 
   function buildActions(entry) {
-    if (!ctx.can("quarantineWrite") || entry.status !== "open") {
+    const replayable = ctx.can("quarantine_replay") && entry.status === "open";
+    const ignorable = ctx.can("quarantine_ignore") && entry.status === "open";
+    if (!replayable && !ignorable) {
       replace(actions);
       return;
     }
-    const reason = h("input", { id: "ignore-reason", placeholder: t("ignore_reason"), size: 40 });
+    const reason = h("input", { id: "ignore-reason", placeholder: t("ignore_reason_placeholder"), size: 40 });
     replace(
       actions,
       h(
         "div",
         { class: "toolbar" },
-        h(
-          "button",
-          {
-            type: "button",
-            id: "replay-btn",
-            class: "primary",
-            on: {
-              click: async () => {
-                try {
-                  const r = await api("POST", `/api/quarantine/${id}/replay`);
-                  const now = r.entry ? r.entry.status : "";
-                  ctx.notice(result, now === "replayed" ? "ok" : "error", `${t("replay_result")}: ${now ? t("status_" + now) : ""} (${summaryText(r.summary)})`);
-                  await refresh();
-                } catch (e) {
-                  ctx.notice(result, "error", e.text());
-                }
+        replayable
+          ? h(
+              "button",
+              {
+                type: "button",
+                id: "replay-btn",
+                class: "primary",
+                on: {
+                  click: async () => {
+                    try {
+                      const r = await api("POST", `/api/quarantine/${id}/replay`);
+                      const now = r.entry ? r.entry.status : "";
+                      ctx.notice(result, now === "open" ? "error" : "ok", `${t("replay_result")}: ${now ? t("status_" + now) : ""} (${summaryText(r.summary)})`);
+                      await refresh();
+                    } catch (e) {
+                      ctx.notice(result, "error", e.text());
+                    }
+                  },
+                },
               },
-            },
-          },
-          t("replay"),
-        ),
-        reason,
-        h(
-          "button",
-          {
-            type: "button",
-            id: "ignore-btn",
-            on: {
-              click: async () => {
-                if (!reason.value.trim()) {
-                  ctx.notice(result, "error", t("ignore_needs_reason"));
-                  return;
-                }
-                try {
-                  await api("POST", `/api/quarantine/${id}/ignore`, { reason: reason.value.trim() });
-                  ctx.notice(result, "ok", t("ignored_ok"));
-                  await refresh();
-                } catch (e) {
-                  ctx.notice(result, "error", e.text());
-                }
-              },
-            },
-          },
-          t("ignore"),
-        ),
+              t("replay"),
+            )
+          : null,
+        ignorable
+          ? [
+              h("label", { for: "ignore-reason", class: "inline" }, t("ignore_reason"), reason),
+              h(
+                "button",
+                {
+                  type: "button",
+                  id: "ignore-btn",
+                  on: {
+                    click: async () => {
+                      if (!reason.value.trim()) {
+                        ctx.notice(result, "error", t("ignore_needs_reason"));
+                        return;
+                      }
+                      try {
+                        await api("POST", `/api/quarantine/${id}/ignore`, { reason: reason.value.trim() });
+                        ctx.notice(result, "ok", t("ignored_ok"));
+                        await refresh();
+                      } catch (e) {
+                        ctx.notice(result, "error", e.text());
+                      }
+                    },
+                  },
+                },
+                t("ignore"),
+              ),
+            ]
+          : null,
       ),
     );
   }
@@ -259,44 +470,60 @@ function detailView(root, ctx, id) {
   async function refresh() {
     const d = await api("GET", `/api/quarantine/${encodeURIComponent(id)}`);
     const e = d.entry;
-    replace(
-      meta,
+    const l = e.labels || {};
+    const became = d.case || e.resolution || null;
+    const lng = lang();
+    const sig = JSON.stringify([lng, e.status, e.updated_at, e.attempts, e.note, became, view.both]);
+    update(resolution, sig, () =>
+      became && became.code
+        ? h(
+            "div",
+            { class: "notice ok became", role: "status" },
+            t("became_case"),
+            " ",
+            ctx.can("cases_read") ? h("a", { href: `#/cases/${encodeURIComponent(became.code)}`, id: "became-case-link" }, became.code) : h("code", { id: "became-case-code" }, became.code),
+            " ",
+            became.version === null || became.version === undefined ? t("became_case_unchanged") : tf("became_case_version", { version: became.version }),
+          )
+        : null,
+    );
+    update(meta, sig, () =>
       h(
         "dl",
         { class: "facts" },
         h("dt", null, t("status")),
         h("dd", { id: "entry-status" }, statusBadge(e.status)),
+        h("dt", null, t("case_number")),
+        h("dd", { id: "entry-case-number" }, dash(l.case_number)),
+        h("dt", null, t("target")),
+        h("dd", null, dash(l.target_name), l.target_id ? ` (${l.target_id})` : ""),
         h("dt", null, t("source")),
         h("dd", null, e.source_id),
         h("dt", null, t("record_key")),
-        h("dd", null, e.record_key),
+        h("dd", { class: "wrap" }, e.record_key),
         h("dt", null, t("mapping")),
         h("dd", null, `${e.mapping_id} v${e.mapping_version}`),
-        h("dt", null, t("created")),
+        h("dt", null, t("received")),
         h("dd", null, time(e.created_at)),
         h("dt", null, t("updated")),
         h("dd", null, time(e.updated_at)),
         h("dt", null, t("attempts")),
         h("dd", null, e.attempts),
-        e.note ? [h("dt", null, t("note")), h("dd", null, e.note)] : null,
+        e.note ? [h("dt", null, t("note")), h("dd", { id: "entry-note" }, e.note)] : null,
       ),
     );
-    raw.textContent = d.raw.payload_pretty;
-    replace(
-      violations,
-      table(
-        { id: "violations-table", class: "grid" },
-        [t("field"), t("rule"), t("severity"), t("value"), "中文", "English"],
-        e.violations.map((v) => [
-          h("code", null, v.pointer || "/"),
-          h("code", null, v.rule),
-          h("span", { class: "badge sev-" + v.severity }, t("sev_" + v.severity)),
-          dash(v.value),
-          h("span", { lang: "zh-CN" }, v.message_zh),
-          h("span", { lang: "en" }, v.message_en),
-        ]),
-      ),
-    );
+    const paths = [...new Set(e.violations.flatMap((v) => sourceFieldsFor(d.fields, v.pointer)))];
+    const raw = rawRecord(d.raw, paths, { id: "raw-payload", dataset: { key: "raw" } });
+    update(rawBox, JSON.stringify([d.raw.id, paths]), () => raw.el);
+    // The marks drawn now (the raw record is drawn once; its marks stay the same).
+    const marks = new Map([...rawBox.querySelectorAll("mark.src-field")].reverse().map((m) => [m.dataset.field, m]));
+    update(violations, sig, () => {
+      const tbl = violationsTable(e, d.fields || {}, marks);
+      // A resolved entry's violations are history: what was wrong when it was quarantined.
+      return e.status === "open" || !became
+        ? tbl
+        : h("details", { dataset: { key: "old-violations" } }, h("summary", null, t("violations_before_replay")), tbl);
+    });
     if (shownStatus !== e.status) {
       shownStatus = e.status;
       buildActions(e);
@@ -308,7 +535,8 @@ function detailView(root, ctx, id) {
 export default {
   id: "quarantine",
   navKey: "nav_quarantine",
-  needs: "quarantineRead",
+  needs: "quarantine_read",
+  roles: ["admin", "operator", "standards-owner", "department"],
   mount(root, ctx, params) {
     return params[0] ? detailView(root, ctx, params[0]) : listView(root, ctx);
   },

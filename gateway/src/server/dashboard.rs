@@ -47,9 +47,13 @@ const ASSETS: &[Asset] = &[
     asset!("dom.js", JS),
     asset!("i18n.js", JS),
     asset!("chart.js", JS),
+    asset!("ui.js", JS),
+    asset!("raw.js", JS),
     asset!("pages/overview.js", JS),
     asset!("pages/quarantine.js", JS),
     asset!("pages/cases.js", JS),
+    asset!("pages/records.js", JS),
+    asset!("pages/audit.js", JS),
     asset!("pages/mappings.js", JS),
     asset!("pages/deliveries.js", JS),
 ];
@@ -95,4 +99,34 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(index))
         .route("/dashboard/{*file}", get(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file of `gateway/dashboard/` (pages included) is embedded: a new module that is not
+    /// listed would answer 404 and break the page that imports it.
+    #[test]
+    fn every_file_of_the_dashboard_folder_is_embedded() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboard");
+        let mut files = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read the dashboard folder") {
+                let path = entry.expect("a folder entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    let name = path.strip_prefix(&root).expect("under the root");
+                    files.push(name.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        let embedded: Vec<&str> = asset_names().collect();
+        for file in &files {
+            assert!(embedded.contains(&file.as_str()), "{file} is not in ASSETS");
+        }
+        assert_eq!(files.len(), embedded.len());
+    }
 }
