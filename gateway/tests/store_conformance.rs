@@ -1004,6 +1004,7 @@ async fn outbox_row_per_sink_per_version(store: Arc<dyn Store>) {
         records,
         cursors: Vec::new(),
         sinks: sinks.clone(),
+        fence: None,
     };
     let v1 = Rec::new("A-1");
     let results = store.commit_batch(&with_sinks(vec![v1.accepted()])).await.unwrap();
@@ -1057,6 +1058,7 @@ async fn cursors_advance_with_the_batch(store: Arc<dyn Store>) {
         records: vec![Rec::new("A-1").accepted()],
         cursors: vec![(SOURCE.to_string(), "2024-06-01T00:00:00Z#17".to_string())],
         sinks: Vec::new(),
+        fence: None,
     };
     store.commit_batch(&b).await.unwrap();
     assert_eq!(
@@ -1096,6 +1098,7 @@ async fn failing_batch_writes_nothing(store: Arc<dyn Store>) {
         records: vec![Rec::new("A-1").accepted()],
         cursors: vec![(SOURCE.to_string(), "c0".to_string())],
         sinks: vec!["amqp".to_string()],
+        fence: None,
     };
     let code = accepted_code(&store.commit_batch(&setup).await.unwrap()[0]);
     let before = store.stats().await.unwrap();
@@ -1110,6 +1113,7 @@ async fn failing_batch_writes_nothing(store: Arc<dyn Store>) {
         ],
         cursors: vec![(SOURCE.to_string(), "c1".to_string())],
         sinks: vec!["amqp".to_string()],
+        fence: None,
     };
     let err = store
         .commit_batch(&failing)
@@ -1236,6 +1240,7 @@ async fn stats_and_audit_round_trip(store: Arc<dyn Store>) {
         ],
         cursors: Vec::new(),
         sinks: vec!["amqp".to_string()],
+        fence: None,
     };
     store.commit_batch(&b).await.unwrap();
     assert_eq!(
@@ -1302,6 +1307,7 @@ async fn postgres_rejected_batch_writes_nothing() {
         records: vec![Rec::new("A-1").accepted()],
         cursors: vec![(SOURCE.to_string(), "c0".to_string())],
         sinks: vec!["amqp".to_string()],
+        fence: None,
     };
     let code = accepted_code(&store.commit_batch(&setup).await.unwrap()[0]);
     let before = store.stats().await.unwrap();
@@ -1318,6 +1324,7 @@ async fn postgres_rejected_batch_writes_nothing() {
         ],
         cursors: vec![(SOURCE.to_string(), "c1".to_string())],
         sinks: vec!["amqp".to_string()],
+        fence: None,
     };
     let err = store
         .commit_batch(&failing)
@@ -1410,6 +1417,7 @@ async fn postgres_concurrent_writers_allocate_gapless_unique_codes() {
                     records,
                     cursors: vec![(format!("writer-{t}"), b.to_string())],
                     sinks: vec!["amqp".to_string()],
+                    fence: None,
                 };
                 let (results, attempts) =
                     commit_with_retries(store.as_ref(), &batch, &format!("writer {t}, batch {b}")).await;
@@ -1743,6 +1751,7 @@ async fn postgres_and_sqlite_agree_on_random_batches() {
                     records: records[backend].clone(),
                     cursors: cursors.clone(),
                     sinks: sinks.clone(),
+                    fence: None,
                 };
                 results.push(
                     store
@@ -1849,6 +1858,7 @@ async fn commit_racing(store: &Arc<dyn Store>, records: Vec<IncomingRecord>) -> 
         records,
         cursors: Vec::new(),
         sinks: vec!["amqp".to_string()],
+        fence: None,
     });
     let start = Arc::new(tokio::sync::Barrier::new(TASKS));
     let mut tasks = Vec::new();
@@ -1891,6 +1901,7 @@ async fn commit_to_sink(store: &dyn Store, records: Vec<IncomingRecord>) -> Vec<
         records,
         cursors: Vec::new(),
         sinks: vec!["platform".to_string()],
+        fence: None,
     };
     store.commit_batch(&batch).await.expect("commit the batch")
 }

@@ -380,7 +380,7 @@ pub fn allowed(route: &str, role: &str) -> bool {
     let roles: &[&str] = match route {
         "/api/me" => &["admin", "operator", "standards-owner", "department"],
         "/metrics" => &ops,
-        "/api/sources" | "/api/sources/{id}" => &all_staff,
+        "/api/sources" | "/api/sources/{id}" | "/api/instances" => &all_staff,
         "/api/sources/{id}/pull" | "/api/sources/{id}/resync" => &ops,
         "/api/quarantine" | "/api/quarantine/counts" | "/api/quarantine/{id}" => {
             &["admin", "operator", "standards-owner", "department"]

@@ -6,7 +6,6 @@
 
 use super::common::load_config;
 use crate::commit::Batching;
-use crate::config::SourceConfig;
 use crate::intake::directory::scan_directory;
 use crate::intake::tasks::{build_runtime, pull_each_once, start_source_tasks};
 use crate::outbox::{Dispatchers, Mode};
@@ -21,6 +20,14 @@ use tokio::task::JoinSet;
 /// Run until stopped (or one pass with `once`).
 pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
     let resolved = load_config(config)?;
+    // One `gateway run` per SQLite file: several instances need PostgreSQL.
+    let _sqlite_lock = if resolved.config.store.backend == "postgres" {
+        None
+    } else {
+        Some(lock_sqlite(
+            &resolved.config.store.sqlite_path(&resolved.config.base_dir),
+        )?)
+    };
     let runtime = build_runtime(resolved).await?;
     let resolved = Arc::clone(&runtime.resolved);
     let outbox = Arc::clone(&runtime.outbox);
@@ -66,21 +73,9 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
         tasks.spawn(crate::lifecycle::watch(runtime.clone(), shutdown.clone()));
         tasks
     };
-    let settle = if once { Duration::ZERO } else { Duration::from_secs(2) };
-    let directory_sources: Vec<&SourceConfig> = resolved
-        .config
-        .sources
-        .iter()
-        .filter(|s| s.kind == "directory")
-        .collect();
-    let poll = directory_sources
-        .iter()
-        .map(|s| s.poll_seconds)
-        .min()
-        .unwrap_or(10)
-        .max(1);
-    loop {
-        for source in &directory_sources {
+    if once {
+        // One scan of each drop folder (continuously, each folder is a leased job of its own).
+        for source in resolved.config.sources.iter().filter(|s| s.kind == "directory") {
             let preparer = runtime.preparers.get(&source.id).context("preparer")?;
             scan_directory(
                 &committer,
@@ -89,17 +84,12 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
                 &preparer,
                 &batching,
                 &shutdown,
-                settle,
+                Duration::ZERO,
             )
             .await?;
         }
-        if once || shutdown.is_triggered() {
-            break;
-        }
-        tokio::select! {
-            _ = shutdown.wait() => break,
-            _ = tokio::time::sleep(Duration::from_secs(poll)) => {}
-        }
+    } else {
+        shutdown.wait().await;
     }
     while source_tasks.join_next().await.is_some() {}
     let dispatchers = match dispatchers {
@@ -111,4 +101,32 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
         server.join().await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Hold the run lock of a SQLite store (`<file>.run.lock`) for as long as the returned file is
+/// open; a second `gateway run` on the same file is refused at once, naming the file.
+fn lock_sqlite(db: &Path) -> anyhow::Result<std::fs::File> {
+    if let Some(dir) = db.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut name = db.as_os_str().to_owned();
+    name.push(".run.lock");
+    let path = std::path::PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "另一个 gateway run 正在使用 SQLite 存储 {}：SQLite 只支持单实例运行；多实例请使用 PostgreSQL（[store] backend = \"postgres\"）/ another `gateway run` is using the SQLite store {}: SQLite runs one instance; run several instances on PostgreSQL ([store] backend = \"postgres\")",
+            db.display(),
+            db.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display())))
+        }
+    }
 }

@@ -435,6 +435,7 @@ async fn schedule_loop(
         let finished = Utc::now();
         let health = source.health();
         let stalled = matches!(result, Err(PullError::Source(SourceError::Backlog(_))));
+        let result_fenced = matches!(result, Err(PullError::Store(StoreError::Fenced { .. })));
         let paused_until = match health.circuit {
             CircuitState::Open => health.circuit_reopens_at,
             _ => None,
@@ -462,6 +463,8 @@ async fn schedule_loop(
                     .or_else(|| half_open.then(|| "熔断器半开，正在试探 / circuit half-open: on trial".to_string()));
                 board.run_succeeded(&source_id, Some(summary), degraded);
             }
+            // Not the source's failure: the job moved to another instance.
+            Err(_) if result_fenced => {}
             Err(e) => span.in_scope(|| {
                 runtime.telemetry().emit(SourceFailed {
                     source: &source_id,
@@ -472,6 +475,10 @@ async fn schedule_loop(
                     only_paused: matches!(e, PullError::Source(SourceError::CircuitOpen { .. })),
                 })
             }),
+        }
+        if result_fenced {
+            tracing::warn!(source = %source_id, "another instance holds the job now; stopping here");
+            break;
         }
         due = schedule.next_after(finished);
         if due.is_none() {

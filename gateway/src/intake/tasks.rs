@@ -3,13 +3,21 @@
 //! pull of every pull source (`gateway run --once`).
 
 use super::amqp::run_consumer;
-use super::pull::{pull_into, pull_once, run_scheduler, PageTarget};
+use super::directory::{scan_directory, DirectoryError};
+use super::files::IngestError;
+use super::pull::{pull_into, pull_once, PageTarget, ScheduledPull};
+use crate::commit::Batching;
 use crate::config::schedule::Schedule;
+use crate::config::SourceConfig;
+use crate::runtime::cluster::{self, job_name, LeaseTimings};
 use crate::runtime::Runtime;
 use crate::shutdown::Shutdown;
+use crate::store::{Fence, StoreError};
 use adapters::sources::amqp::AmqpSourceSettings;
 use adapters::sources::PullMode;
 use anyhow::Context;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::task::JoinSet;
 
 /// The shared runtime of a loaded configuration: store, each source's active mapping version
@@ -27,10 +35,20 @@ pub async fn build_runtime(resolved: crate::config::Resolved) -> anyhow::Result<
     Ok(runtime)
 }
 
-/// Start the tasks that take records by themselves: AMQP consumers and pull schedulers.
+/// Start the tasks that take records by themselves: AMQP consumers (on every instance: they
+/// compete for messages), and the scheduled jobs — pull schedulers, catalogues, drop-folder
+/// scans — each on the one instance holding its lease (see [`crate::runtime::cluster`]), plus
+/// this instance's heartbeat.
 pub fn start_source_tasks(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Result<JoinSet<()>> {
     let mut tasks = JoinSet::new();
     let base = runtime.resolved.config.base_dir.clone();
+    let timings = LeaseTimings::from_config(&runtime.resolved.config.cluster);
+    tasks.spawn(cluster::heartbeat(
+        runtime.clone(),
+        Arc::clone(&runtime.instance),
+        timings,
+        shutdown.clone(),
+    ));
     for source in &runtime.resolved.config.sources {
         match source.kind.as_str() {
             "amqp" => {
@@ -51,16 +69,28 @@ pub fn start_source_tasks(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Res
                     .map_err(|e| anyhow::anyhow!("sources {:?}: {e}", source.id))?;
                 let schedule = Schedule::from_config(source.cron.as_deref(), source.poll_seconds)
                     .map_err(|e| anyhow::anyhow!("sources {:?}: {e}", source.id))?;
-                let (tx, rx) = tokio::sync::mpsc::channel(4);
-                runtime.sources.attach_control(&source.id, tx);
-                tasks.spawn(run_scheduler(
-                    runtime.clone(),
+                spawn_leased_pull(
+                    &mut tasks,
+                    runtime,
+                    job_name("source", &source.id),
                     source.id.clone(),
                     pull,
                     schedule,
                     PageTarget::Cases,
-                    rx,
+                    shutdown,
+                );
+            }
+            "directory" => {
+                let job = job_name("directory", &source.id);
+                runtime.sources.update(&source.id, |s| s.runs_here = Some(false));
+                let (runtime_for_job, source) = (runtime.clone(), source.clone());
+                tasks.spawn(cluster::run_under_lease(
+                    runtime.clone(),
+                    Arc::clone(&runtime.instance),
+                    job,
+                    timings,
                     shutdown.clone(),
+                    move |fence, stop| scan_while_held(runtime_for_job.clone(), source.clone(), fence, stop),
                 ));
             }
             _ => {}
@@ -71,19 +101,112 @@ pub fn start_source_tasks(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Res
             .map_err(|e| anyhow::anyhow!("catalogues {:?}: {e}", catalogue.id))?;
         let schedule = Schedule::from_config(catalogue.cron.as_deref(), catalogue.poll_seconds)
             .map_err(|e| anyhow::anyhow!("catalogues {:?}: {e}", catalogue.id))?;
-        let (tx, rx) = tokio::sync::mpsc::channel(4);
-        runtime.sources.attach_control(&catalogue.id, tx);
-        tasks.spawn(run_scheduler(
-            runtime.clone(),
+        spawn_leased_pull(
+            &mut tasks,
+            runtime,
+            job_name("source", &catalogue.id),
             catalogue.id.clone(),
             pull,
             schedule,
             PageTarget::Catalogue(catalogue.fields.clone()),
-            rx,
-            shutdown.clone(),
-        ));
+            shutdown,
+        );
     }
     Ok(tasks)
+}
+
+/// Run a pull source's (or catalogue's) schedule on whichever instance holds `job`'s lease;
+/// operators' commands reach it while this instance runs it.
+#[allow(clippy::too_many_arguments)]
+fn spawn_leased_pull(
+    tasks: &mut JoinSet<()>,
+    runtime: &Runtime,
+    job: String,
+    id: String,
+    pull: Arc<dyn adapters::sources::PullSource>,
+    schedule: Schedule,
+    target: PageTarget,
+    shutdown: &Shutdown,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    runtime.sources.attach_control(&id, tx);
+    runtime.sources.update(&id, |s| s.runs_here = Some(false));
+    let commands = Arc::new(tokio::sync::Mutex::new(rx));
+    let timings = LeaseTimings::from_config(&runtime.resolved.config.cluster);
+    let for_job = runtime.clone();
+    tasks.spawn(cluster::run_under_lease(
+        runtime.clone(),
+        Arc::clone(&runtime.instance),
+        job,
+        timings,
+        shutdown.clone(),
+        move |fence, stop| {
+            let (runtime, id, pull, schedule, target, commands) = (
+                for_job.clone(),
+                id.clone(),
+                Arc::clone(&pull),
+                schedule.clone(),
+                target.clone(),
+                Arc::clone(&commands),
+            );
+            async move {
+                runtime.sources.update(&id, |s| s.runs_here = Some(true));
+                let mut commands = commands.lock().await;
+                ScheduledPull {
+                    runtime: &runtime,
+                    source_id: &id,
+                    source: &pull,
+                    schedule: &schedule,
+                    target: &target,
+                }
+                .run(&mut commands, &stop, Some(&fence))
+                .await;
+                runtime.sources.update(&id, |s| {
+                    s.runs_here = Some(false);
+                    s.next_pull = None;
+                });
+            }
+        },
+    ));
+}
+
+/// Scan a drop folder every `poll_seconds` while this instance holds its lease.
+async fn scan_while_held(runtime: Runtime, source: SourceConfig, fence: Fence, stop: Shutdown) {
+    runtime.sources.update(&source.id, |s| s.runs_here = Some(true));
+    let committer = runtime.committer("directory").with_fence(Some(fence));
+    let batching = Batching::from(&runtime.resolved.config);
+    let poll = Duration::from_secs(source.poll_seconds.max(1));
+    loop {
+        let Some(preparer) = runtime.preparers.get(&source.id) else {
+            tracing::error!(source = %source.id, "no preparer for the drop folder");
+            break;
+        };
+        let scanned = scan_directory(
+            &committer,
+            &source,
+            &runtime.resolved.config.base_dir,
+            &preparer,
+            &batching,
+            &stop,
+            Duration::from_secs(2),
+        )
+        .await;
+        match scanned {
+            Err(DirectoryError::Ingest(IngestError::Store(StoreError::Fenced { .. }))) => {
+                tracing::warn!(source = %source.id, "another instance holds the drop folder now; stopping here");
+                break;
+            }
+            Err(e) => {
+                tracing::error!(source = %source.id, error = %e, "drop-folder scan failed; retrying at the next scan")
+            }
+            Ok(()) => {}
+        }
+        tokio::select! {
+            _ = stop.wait() => break,
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+    runtime.sources.update(&source.id, |s| s.runs_here = Some(false));
 }
 
 /// `--once`: one incremental pull of every catalogue and REST/SOAP source (AMQP sources are not

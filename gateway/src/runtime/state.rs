@@ -30,6 +30,8 @@ pub struct Runtime {
     pub metrics: Arc<Metrics>,
     /// The one committer of every way in, reporting to the metrics and the source board.
     pub committer: Committer,
+    /// This process among the instances on the store.
+    pub instance: Arc<crate::store::InstanceInfo>,
 }
 
 impl Runtime {
@@ -46,7 +48,12 @@ impl Runtime {
             board: Some(Arc::clone(&sources)),
         };
         let committer = Committer::new(Arc::clone(&stores.store), resolved.config.sink_ids(), telemetry);
+        let instance = Arc::new(super::cluster::this_instance(
+            resolved.config.cluster.instance_id.as_deref(),
+        ));
+        metrics.set_instance(&instance);
         Runtime {
+            instance,
             resolved,
             store: stores.store,
             outbox: stores.outbox,

@@ -115,6 +115,7 @@ fn routes() -> Vec<RouteDef> {
         RouteDef::get("/metrics", Access::Metrics, health::metrics),
         RouteDef::get("/api/me", Token(Action::Whoami), health::me),
         RouteDef::get("/api/sources", Token(Action::SourcesRead), sources::list),
+        RouteDef::get("/api/instances", Token(Action::SourcesRead), instances::list),
         RouteDef::get("/api/sources/{id}", Token(Action::SourcesRead), sources::get),
         RouteDef::post("/api/sources/{id}/pull", Token(Action::SourcesControl), sources::pull),
         RouteDef::post(

@@ -13,7 +13,7 @@ use std::time::Duration;
 /// The proof that an instance holds a job's lease: the job, the holder and the lease's epoch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Fence {
-    /// The job (`source:<id>`, `catalogue:<id>`, `directory:<id>`).
+    /// The job (`source:<id>` for a pulled source or catalogue, `directory:<id>`).
     pub job: String,
     /// The holding instance.
     pub holder: String,

@@ -308,7 +308,8 @@ impl RecordLabels {
                 .and_then(serde_json::Value::as_str)
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| s.chars().take(200).collect::<String>())
+                // A NUL cannot be stored (PostgreSQL text); the record itself is kept as received.
+                .map(|s| s.chars().filter(|c| *c != '\0').take(200).collect::<String>())
         };
         RecordLabels {
             case_number: text("/case_number"),

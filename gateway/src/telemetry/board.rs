@@ -122,6 +122,9 @@ pub struct SourceStatus {
     pub last_run: Option<RunReport>,
     /// Runs ended since start (an operator's "pull now" waits for this to move).
     pub runs: u64,
+    /// For a scheduled job (REST/SOAP source, catalogue, drop folder): whether this instance
+    /// holds its lease and runs it (`false`: another instance does; its figures are there).
+    pub runs_here: Option<bool>,
 }
 
 impl SourceStatus {

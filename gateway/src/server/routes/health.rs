@@ -47,6 +47,12 @@ pub async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
         .runtime
         .metrics
         .set_source_health(&state.runtime.sources.snapshot());
+    let (instances, _) = super::instances::views(&state).await?;
+    let count = |wanted: &str| instances.iter().filter(|i| i.state == wanted).count() as i64;
+    state
+        .runtime
+        .metrics
+        .set_instance_counts(count("alive"), count("gone"), count("stopped"));
     let text = state.runtime.metrics.render(&state.runtime.sinks(), &depths);
     Ok((
         [(

@@ -4,6 +4,7 @@ pub mod audit_log;
 pub mod cases;
 pub mod deliveries;
 pub mod health;
+pub mod instances;
 pub mod mappings;
 pub mod push;
 pub mod quarantine;

@@ -4,6 +4,7 @@ use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::ApiQuery;
 use crate::server::{audit, Shared};
+use crate::store::LeaseRow;
 use crate::telemetry::Summary;
 use crate::telemetry::{CommandError, HealthState, RunReport, SourceCommand, SourceStatus};
 use adapters::sources::{CircuitState, SourceHealth};
@@ -90,6 +91,33 @@ pub struct SourceView {
     pub degraded_reason: Option<String>,
     /// How the last run ended.
     pub last_run: Option<RunReport>,
+    /// For a scheduled job: its lease (which instance runs it). The figures above are this
+    /// instance's; while another instance runs the job, they are there.
+    pub lease: Option<LeaseView>,
+}
+
+/// Which instance runs a scheduled job.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaseView {
+    /// The job (`source:<id>` for a pulled source or catalogue, `directory:<id>`).
+    pub job: String,
+    /// The instance holding it (or that last held it).
+    pub holder: Option<String>,
+    /// Its epoch.
+    pub epoch: Option<i64>,
+    /// Whether the lease has run out (nobody runs the job until an instance takes it).
+    pub expired: bool,
+    /// Whether the instance answering runs it.
+    pub here: bool,
+}
+
+/// The job name of a source's scheduled work, if it has one.
+fn job_of(kind: &str, id: &str) -> Option<String> {
+    match kind {
+        "rest" | "soap" => Some(crate::runtime::cluster::job_name("source", id)),
+        "directory" => Some(crate::runtime::cluster::job_name("directory", id)),
+        _ => None,
+    }
 }
 
 fn health_view(h: SourceHealth) -> HealthView {
@@ -103,7 +131,18 @@ fn health_view(h: SourceHealth) -> HealthView {
     }
 }
 
-async fn view(state: &Shared, status: SourceStatus) -> ApiResult<SourceView> {
+async fn view(state: &Shared, status: SourceStatus, leases: &[LeaseRow]) -> ApiResult<SourceView> {
+    let lease = status.runs_here.and_then(|here| {
+        let job = job_of(&status.kind, &status.id)?;
+        let row = leases.iter().find(|l| l.job == job);
+        Some(LeaseView {
+            holder: row.map(|l| l.holder.clone()),
+            epoch: row.map(|l| l.epoch),
+            expired: row.is_none_or(|l| l.expired),
+            here,
+            job,
+        })
+    });
     let config = state.runtime.resolved.config.source(&status.id).map(|(_, c)| c);
     let preparer = state.runtime.preparers.get(&status.id);
     let stored_cursor = state.runtime.store.cursor(&status.id).await?;
@@ -131,6 +170,7 @@ async fn view(state: &Shared, status: SourceStatus) -> ApiResult<SourceView> {
         paused_until: status.paused_until,
         degraded_reason: status.degraded_reason,
         last_run: status.last_run,
+        lease,
     })
 }
 
@@ -140,9 +180,10 @@ fn unknown(id: &str) -> ApiError {
 
 /// `GET /api/sources`: every source with its status.
 pub async fn list(State(state): State<Shared>) -> ApiResult<Json<serde_json::Value>> {
+    let leases = state.runtime.store.cluster().leases().await?;
     let mut items = Vec::new();
     for status in state.runtime.sources.snapshot() {
-        items.push(view(&state, status).await?);
+        items.push(view(&state, status, &leases).await?);
     }
     Ok(Json(json!({ "items": items })))
 }
@@ -150,7 +191,8 @@ pub async fn list(State(state): State<Shared>) -> ApiResult<Json<serde_json::Val
 /// `GET /api/sources/{id}`.
 pub async fn get(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<Json<SourceView>> {
     let status = state.runtime.sources.get(&id).ok_or_else(|| unknown(&id))?;
-    Ok(Json(view(&state, status).await?))
+    let leases = state.runtime.store.cluster().leases().await?;
+    Ok(Json(view(&state, status, &leases).await?))
 }
 
 /// `?wait=SECONDS` of the pull and resync routes.
@@ -168,7 +210,27 @@ async fn command(
     command: SourceCommand,
     wait: Option<u64>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let runs_before = state.runtime.sources.get(id).map(|s| s.runs).unwrap_or(0);
+    let status = state.runtime.sources.get(id);
+    if let Some(status) = status.as_ref().filter(|s| s.runs_here == Some(false)) {
+        // Another instance runs this job: say which, so the operator asks that one.
+        let job = job_of(&status.kind, id).unwrap_or_default();
+        let holder = state
+            .runtime
+            .store
+            .cluster()
+            .leases()
+            .await?
+            .into_iter()
+            .find(|l| l.job == job && !l.expired)
+            .map(|l| l.holder);
+        let holder_text = holder.clone().unwrap_or_else(|| "（暂无 / none yet）".into());
+        return Err(ApiError::conflict(
+            "runs_elsewhere",
+            format!("来源 {id:?} 由实例 {holder_text} 运行；请向该实例发出此命令"),
+            format!("source {id:?} runs on instance {holder_text}; send the command to that instance"),
+        ));
+    }
+    let runs_before = status.map(|s| s.runs).unwrap_or(0);
     state.runtime.sources.command(id, command).map_err(|e| match e {
         CommandError::UnknownSource(_) => unknown(id),
         CommandError::NotPulled(_) => ApiError::conflict(
