@@ -87,6 +87,9 @@ on_both_backends!(
     a_resolved_entry_names_the_case_version_it_became,
     record_fates_tell_what_became_of_each_received_record,
     audit_search_filters_by_actor_action_family_and_subject,
+    a_lease_is_held_by_one_instance_until_it_runs_out_or_is_released,
+    a_commit_under_a_taken_over_lease_is_refused_and_writes_nothing,
+    instances_report_their_heartbeats_and_clean_stops,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -2402,4 +2405,128 @@ async fn audit_search_filters_by_actor_action_family_and_subject(store: Arc<dyn 
     })
     .await;
     assert_eq!((actions, total), (vec!["mapping.activate".to_string()], 4));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several instances: leases, fencing, heartbeats.
+// ---------------------------------------------------------------------------------------------
+
+const SHORT: std::time::Duration = std::time::Duration::from_millis(300);
+const LONG: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn a_lease_is_held_by_one_instance_until_it_runs_out_or_is_released(store: Arc<dyn Store>) {
+    let c = store.cluster();
+    let first = c
+        .lease_acquire("source:nanchang", "a", SHORT)
+        .await
+        .unwrap()
+        .expect("free: taken");
+    assert_eq!(first, 1);
+    assert_eq!(
+        c.lease_acquire("source:nanchang", "b", LONG).await.unwrap(),
+        None,
+        "held by a"
+    );
+    assert_eq!(
+        c.lease_acquire("source:other", "b", LONG).await.unwrap(),
+        Some(1),
+        "another job is free"
+    );
+    let fence_a = Fence {
+        job: "source:nanchang".into(),
+        holder: "a".into(),
+        epoch: first,
+    };
+    assert!(c.lease_renew(&fence_a, SHORT).await.unwrap());
+    // Not renewed: it runs out, and b takes it with a newer epoch; a can no longer renew.
+    tokio::time::sleep(SHORT * 2).await;
+    let taken = c.lease_acquire("source:nanchang", "b", LONG).await.unwrap();
+    assert_eq!(taken, Some(2));
+    assert!(!c.lease_renew(&fence_a, LONG).await.unwrap(), "a lost it");
+    let leases = c.leases().await.unwrap();
+    let row = leases.iter().find(|l| l.job == "source:nanchang").expect("lease");
+    assert_eq!((row.holder.as_str(), row.epoch, row.expired), ("b", 2, false));
+    // Released: taken at once by the next instance.
+    let fence_b = Fence {
+        job: "source:nanchang".into(),
+        holder: "b".into(),
+        epoch: 2,
+    };
+    c.lease_release(&fence_b).await.unwrap();
+    assert_eq!(c.lease_acquire("source:nanchang", "c", LONG).await.unwrap(), Some(3));
+}
+
+async fn a_commit_under_a_taken_over_lease_is_refused_and_writes_nothing(store: Arc<dyn Store>) {
+    let c = store.cluster();
+    let epoch = c
+        .lease_acquire("source:nanchang", "a", SHORT)
+        .await
+        .unwrap()
+        .expect("taken");
+    let fence = Fence {
+        job: "source:nanchang".into(),
+        holder: "a".into(),
+        epoch,
+    };
+    let fenced = |records: Vec<IncomingRecord>, cursor: &str| CommitBatch {
+        records,
+        cursors: vec![(SOURCE.to_string(), cursor.to_string())],
+        sinks: Vec::new(),
+        fence: Some(fence.clone()),
+    };
+    store
+        .commit_batch(&fenced(vec![Rec::new("F-1").accepted()], "2024-06-01T00:00:00Z"))
+        .await
+        .expect("the holder commits");
+    // a pauses past its lease; b takes the job over.
+    tokio::time::sleep(SHORT * 2).await;
+    assert_eq!(
+        c.lease_acquire("source:nanchang", "b", LONG).await.unwrap(),
+        Some(epoch + 1)
+    );
+    let before = store.stats().await.unwrap();
+    let late = store
+        .commit_batch(&fenced(vec![Rec::new("F-2").accepted()], "2024-01-01T00:00:00Z"))
+        .await;
+    assert!(
+        matches!(&late, Err(StoreError::Fenced { job, epoch: e, .. }) if job == "source:nanchang" && *e == epoch),
+        "{late:?}"
+    );
+    let after = store.stats().await.unwrap();
+    assert_eq!(before.cases, after.cases, "nothing of the late batch was written");
+    assert_eq!(
+        store.cursor(SOURCE).await.unwrap().as_deref(),
+        Some("2024-06-01T00:00:00Z"),
+        "the old holder cannot move the cursor back"
+    );
+    let late_catalogue = store
+        .catalogue()
+        .catalogue_commit("cat", &[], Some("x"), Some(&fence))
+        .await;
+    assert!(
+        matches!(late_catalogue, Err(StoreError::Fenced { .. })),
+        "{late_catalogue:?}"
+    );
+}
+
+async fn instances_report_their_heartbeats_and_clean_stops(store: Arc<dyn Store>) {
+    let c = store.cluster();
+    let info = |id: &str| InstanceInfo {
+        id: id.into(),
+        host: "gw-host".into(),
+        pid: 42,
+        version: "0.1.0".into(),
+        started_at: Utc::now(),
+    };
+    c.instance_heartbeat(&info("a"), 10).await.unwrap();
+    c.instance_heartbeat(&info("b"), 0).await.unwrap();
+    c.instance_heartbeat(&info("a"), 25).await.unwrap();
+    c.instance_stopped("b").await.unwrap();
+    let rows = c.instances().await.unwrap();
+    assert_eq!(rows.len(), 2);
+    let a = rows.iter().find(|r| r.info.id == "a").expect("a");
+    assert_eq!((a.committed, a.stopped_at.is_none()), (25, true));
+    assert!(a.seconds_since_heartbeat <= 1);
+    let b = rows.iter().find(|r| r.info.id == "b").expect("b");
+    assert!(b.stopped_at.is_some());
 }

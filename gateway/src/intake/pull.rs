@@ -379,15 +379,14 @@ impl ScheduledPull<'_> {
             schedule,
             target,
         } = *self;
-        let source_id = source_id.to_string();
-        schedule_loop(runtime, &source_id, source, schedule, target, commands, shutdown, fence).await;
+        schedule_loop(runtime, source_id, source, schedule, target, commands, shutdown, fence).await;
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn schedule_loop(
     runtime: &Runtime,
-    source_id: &String,
+    source_id: &str,
     source: &Arc<dyn PullSource>,
     schedule: &Schedule,
     target: &PageTarget,
@@ -396,9 +395,9 @@ async fn schedule_loop(
     fence: Option<&Fence>,
 ) {
     let board = Arc::clone(&runtime.sources);
-    if let Ok(Some(c)) = runtime.store.cursor(&source_id).await {
+    if let Ok(Some(c)) = runtime.store.cursor(source_id).await {
         let lag = lag_seconds(&c, Utc::now());
-        board.update(&source_id, |s| {
+        board.update(source_id, |s| {
             s.cursor = Some(c);
             s.lag_seconds = lag;
         });
@@ -406,7 +405,7 @@ async fn schedule_loop(
     // The first pull runs at start.
     let mut due = Some(Utc::now());
     loop {
-        board.update(&source_id, |s| s.next_pull = due);
+        board.update(source_id, |s| s.next_pull = due);
         let wait = due
             .and_then(|d| (d - Utc::now()).to_std().ok())
             .unwrap_or(std::time::Duration::ZERO);
@@ -421,7 +420,7 @@ async fn schedule_loop(
         };
         let started = Utc::now();
         let retries_before = source.health().retries;
-        board.update(&source_id, |s| {
+        board.update(source_id, |s| {
             s.pulling = true;
             s.last_pull_started = Some(started);
             s.next_pull = None;
@@ -442,18 +441,18 @@ async fn schedule_loop(
         };
         let retried = health.retries.saturating_sub(retries_before);
         let half_open = health.circuit == CircuitState::HalfOpen;
-        board.update(&source_id, |s| {
+        board.update(source_id, |s| {
             s.pulling = false;
             s.last_pull_finished = Some(finished);
             s.health = Some(health);
             s.stalled = stalled;
         });
-        runtime.metrics.source_stalled(&source_id, stalled);
+        runtime.metrics.source_stalled(source_id, stalled);
         match result {
             Ok(summary) => {
                 span.in_scope(|| tracing::info!(?summary, "pull finished"));
                 let degraded = board
-                    .get(&source_id)
+                    .get(source_id)
                     .and_then(|s| s.degraded_reason)
                     .or_else(|| {
                         (retried > 0).then(|| {
@@ -461,13 +460,13 @@ async fn schedule_loop(
                         })
                     })
                     .or_else(|| half_open.then(|| "熔断器半开，正在试探 / circuit half-open: on trial".to_string()));
-                board.run_succeeded(&source_id, Some(summary), degraded);
+                board.run_succeeded(source_id, Some(summary), degraded);
             }
             // Not the source's failure: the job moved to another instance.
             Err(_) if result_fenced => {}
             Err(e) => span.in_scope(|| {
                 runtime.telemetry().emit(SourceFailed {
-                    source: &source_id,
+                    source: source_id,
                     stage: "pull",
                     error: &e.to_string(),
                     run_failed: true,
