@@ -10,9 +10,10 @@ use crate::config::schedule::Schedule;
 use crate::config::CatalogueFields;
 use crate::prepare::reader::from_source_item;
 use crate::prepare::{prepare_parallel, PrepareError, Preparer};
+use crate::runtime::cluster::JobLease;
 use crate::runtime::Runtime;
 use crate::shutdown::Shutdown;
-use crate::store::{Fence, IncomingRecord, StoreError, Verdict};
+use crate::store::{IncomingRecord, StoreError, Verdict};
 use crate::telemetry::{BatchCommitted, SourceCommand, SourceFailed, Summary};
 use adapters::sources::{CircuitState, Page, PullMode, PullSource, SourceError, SourceItem};
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -41,6 +42,18 @@ pub enum PullError {
     /// The source has no preparer (unknown source id).
     #[error("未知来源 / unknown source {0:?}")]
     UnknownSource(String),
+    /// This instance may no longer act on the job's lease (it was paused past it, or lost it):
+    /// nothing more is fetched; another instance runs the job.
+    #[error("租约已失效，停止拉取 / the job's lease is no longer held here: pulling stopped")]
+    LeaseLost,
+}
+
+impl PullError {
+    /// Whether the run ended because the job moved to another instance (not a failure of the
+    /// source).
+    pub fn is_lease_lost(&self) -> bool {
+        matches!(self, PullError::LeaseLost | PullError::Store(StoreError::Fenced { .. }))
+    }
 }
 
 /// Seconds between a cursor that is a time and now (the source's lag), if it is one.
@@ -138,8 +151,9 @@ pub async fn pull_into(
     pull_fenced(runtime, source_id, source, mode, shutdown, target, None).await
 }
 
-/// [`pull_into`] under a job's lease: every commit carries `fence` and is refused once another
-/// instance holds the job (the run then ends with [`StoreError::Fenced`]).
+/// [`pull_into`] under a job's lease: no page is requested once the lease may have run out
+/// here ([`PullError::LeaseLost`]), and every commit carries the lease's fence and is refused
+/// once another instance holds the job ([`StoreError::Fenced`]).
 pub async fn pull_fenced(
     runtime: &Runtime,
     source_id: &str,
@@ -147,8 +161,10 @@ pub async fn pull_fenced(
     mode: PullMode,
     shutdown: &Shutdown,
     target: &PageTarget,
-    fence: Option<&Fence>,
+    lease: Option<&JobLease>,
 ) -> Result<Summary, PullError> {
+    let fence = lease.map(|l| &l.fence);
+    let fetch_lease = lease.cloned();
     let cursor = match mode {
         PullMode::Incremental => runtime.store.cursor(source_id).await?,
         PullMode::FullResync => None,
@@ -168,6 +184,10 @@ pub async fn pull_fenced(
         async move {
             loop {
                 if fetch_stop.is_triggered() {
+                    break;
+                }
+                if fetch_lease.as_ref().is_some_and(|l| !l.valid()) {
+                    let _ = page_tx.send(Err(PullError::LeaseLost)).await;
                     break;
                 }
                 let fetched = match run.next_page().await {
@@ -369,9 +389,14 @@ pub struct ScheduledPull<'a> {
 }
 
 impl ScheduledPull<'_> {
-    /// Pull on the schedule and on operators' commands until `shutdown`, each commit fenced
-    /// with `fence` when given.
-    pub async fn run(&self, commands: &mut mpsc::Receiver<SourceCommand>, shutdown: &Shutdown, fence: Option<&Fence>) {
+    /// Pull on the schedule and on operators' commands until `shutdown`, under `lease` when
+    /// given (see [`pull_fenced`]).
+    pub async fn run(
+        &self,
+        commands: &mut mpsc::Receiver<SourceCommand>,
+        shutdown: &Shutdown,
+        lease: Option<&JobLease>,
+    ) {
         let ScheduledPull {
             runtime,
             source_id,
@@ -379,7 +404,7 @@ impl ScheduledPull<'_> {
             schedule,
             target,
         } = *self;
-        schedule_loop(runtime, source_id, source, schedule, target, commands, shutdown, fence).await;
+        schedule_loop(runtime, source_id, source, schedule, target, commands, shutdown, lease).await;
     }
 }
 
@@ -392,7 +417,7 @@ async fn schedule_loop(
     target: &PageTarget,
     commands: &mut mpsc::Receiver<SourceCommand>,
     shutdown: &Shutdown,
-    fence: Option<&Fence>,
+    lease: Option<&JobLease>,
 ) {
     let board = Arc::clone(&runtime.sources);
     if let Ok(Some(c)) = runtime.store.cursor(source_id).await {
@@ -428,13 +453,13 @@ async fn schedule_loop(
             s.degraded_reason = None;
         });
         let span = tracing::info_span!("pull", source = %source_id, mode = ?mode);
-        let result = pull_fenced(runtime, source_id, source, mode, shutdown, target, fence)
+        let result = pull_fenced(runtime, source_id, source, mode, shutdown, target, lease)
             .instrument(span.clone())
             .await;
         let finished = Utc::now();
         let health = source.health();
         let stalled = matches!(result, Err(PullError::Source(SourceError::Backlog(_))));
-        let result_fenced = matches!(result, Err(PullError::Store(StoreError::Fenced { .. })));
+        let result_fenced = result.as_ref().is_err_and(PullError::is_lease_lost);
         let paused_until = match health.circuit {
             CircuitState::Open => health.circuit_reopens_at,
             _ => None,

@@ -9,10 +9,10 @@ use super::pull::{pull_into, pull_once, PageTarget, ScheduledPull};
 use crate::commit::Batching;
 use crate::config::schedule::Schedule;
 use crate::config::SourceConfig;
-use crate::runtime::cluster::{self, job_name, LeaseTimings};
+use crate::runtime::cluster::{self, job_name, JobLease, LeaseTimings};
 use crate::runtime::Runtime;
 use crate::shutdown::Shutdown;
-use crate::store::{Fence, StoreError};
+use crate::store::StoreError;
 use adapters::sources::amqp::AmqpSourceSettings;
 use adapters::sources::PullMode;
 use anyhow::Context;
@@ -90,7 +90,7 @@ pub fn start_source_tasks(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Res
                     job,
                     timings,
                     shutdown.clone(),
-                    move |fence, stop| scan_while_held(runtime_for_job.clone(), source.clone(), fence, stop),
+                    move |lease, stop| scan_while_held(runtime_for_job.clone(), source.clone(), lease, stop),
                 ));
             }
             _ => {}
@@ -140,7 +140,7 @@ fn spawn_leased_pull(
         job,
         timings,
         shutdown.clone(),
-        move |fence, stop| {
+        move |lease, stop| {
             let (runtime, id, pull, schedule, target, commands) = (
                 for_job.clone(),
                 id.clone(),
@@ -159,7 +159,7 @@ fn spawn_leased_pull(
                     schedule: &schedule,
                     target: &target,
                 }
-                .run(&mut commands, &stop, Some(&fence))
+                .run(&mut commands, &stop, Some(&lease))
                 .await;
                 runtime.sources.update(&id, |s| {
                     s.runs_here = Some(false);
@@ -171,12 +171,12 @@ fn spawn_leased_pull(
 }
 
 /// Scan a drop folder every `poll_seconds` while this instance holds its lease.
-async fn scan_while_held(runtime: Runtime, source: SourceConfig, fence: Fence, stop: Shutdown) {
+async fn scan_while_held(runtime: Runtime, source: SourceConfig, lease: JobLease, stop: Shutdown) {
     runtime.sources.update(&source.id, |s| s.runs_here = Some(true));
-    let committer = runtime.committer("directory").with_fence(Some(fence));
+    let committer = runtime.committer("directory").with_fence(Some(lease.fence.clone()));
     let batching = Batching::from(&runtime.resolved.config);
     let poll = Duration::from_secs(source.poll_seconds.max(1));
-    loop {
+    while lease.valid() {
         let Some(preparer) = runtime.preparers.get(&source.id) else {
             tracing::error!(source = %source.id, "no preparer for the drop folder");
             break;

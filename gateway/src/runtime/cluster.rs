@@ -68,6 +68,56 @@ pub fn this_instance(configured: Option<&str>) -> InstanceInfo {
     }
 }
 
+/// A held lease as its job sees it: the fence its commits carry, and whether it may still act
+/// (by this process's clock: the last renewal sent, plus the lease, minus a safety margin).
+/// A job checks [`JobLease::valid`] before each request to its source, so an instance that was
+/// paused past its lease (and whose job another instance may run now) sends nothing more
+/// before it learns it lost the lease.
+#[derive(Debug, Clone)]
+pub struct JobLease {
+    /// What the job's commits carry.
+    pub fence: Fence,
+    valid_until: Arc<std::sync::Mutex<Instant>>,
+}
+
+impl JobLease {
+    /// A lease taken (or renewed) by a request sent at `sent`, lasting `lease`.
+    pub fn new(fence: Fence, sent: Instant, lease: Duration) -> JobLease {
+        JobLease {
+            fence,
+            valid_until: Arc::new(std::sync::Mutex::new(sent + safe(lease))),
+        }
+    }
+
+    /// A lease that is always valid (a job that runs without one, e.g. in tests).
+    pub fn unbounded(fence: Fence) -> JobLease {
+        JobLease::new(fence, Instant::now(), Duration::from_secs(100 * 365 * 86400))
+    }
+
+    /// Whether the job may still act on its lease now.
+    pub fn valid(&self) -> bool {
+        self.valid_until.lock().map(|t| Instant::now() < *t).unwrap_or(false)
+    }
+
+    fn renewed(&self, sent: Instant, lease: Duration) {
+        if let Ok(mut t) = self.valid_until.lock() {
+            *t = sent + safe(lease);
+        }
+    }
+
+    fn end(&self) {
+        if let Ok(mut t) = self.valid_until.lock() {
+            *t = Instant::now();
+        }
+    }
+}
+
+/// The part of a lease a holder acts on: 80 % of it (clocks of instances run at slightly
+/// different speeds; a renewal's answer may come late).
+fn safe(lease: Duration) -> Duration {
+    lease.mul_f64(0.8)
+}
+
 /// The job name of a scheduled pull source, catalogue or drop folder.
 pub fn job_name(kind: &str, id: &str) -> String {
     format!("{kind}:{id}")
@@ -96,19 +146,20 @@ pub async fn run_under_lease<F, Fut>(
     shutdown: Shutdown,
     mut job: F,
 ) where
-    F: FnMut(Fence, Shutdown) -> Fut,
+    F: FnMut(JobLease, Shutdown) -> Fut,
     Fut: Future<Output = ()>,
 {
     let store: Arc<dyn Store> = Arc::clone(&runtime.store);
     loop {
-        let Some(fence) = acquire(&store, &instance.id, &job_name, timings, &shutdown).await else {
+        let Some(lease) = acquire(&store, &instance.id, &job_name, timings, &shutdown).await else {
             return;
         };
+        let fence = lease.fence.clone();
         tracing::info!(job = %job_name, epoch = fence.epoch, instance = %instance.id, "lease taken: the job runs here");
         runtime.metrics.lease_held(&job_name, true);
         let stop = shutdown.child();
-        let running = job(fence.clone(), stop.clone());
-        let ended = hold(&store, &fence, timings, &shutdown, &stop, running).await;
+        let running = job(lease.clone(), stop.clone());
+        let ended = hold(&store, &lease, timings, &shutdown, &stop, running).await;
         runtime.metrics.lease_held(&job_name, false);
         match ended {
             Ended::Lost => {
@@ -139,18 +190,20 @@ async fn acquire(
     job: &str,
     timings: LeaseTimings,
     shutdown: &Shutdown,
-) -> Option<Fence> {
+) -> Option<JobLease> {
     loop {
         if shutdown.is_triggered() {
             return None;
         }
+        let sent = Instant::now();
         match store.cluster().lease_acquire(job, holder, timings.lease).await {
             Ok(Some(epoch)) => {
-                return Some(Fence {
+                let fence = Fence {
                     job: job.to_string(),
                     holder: holder.to_string(),
                     epoch,
-                })
+                };
+                return Some(JobLease::new(fence, sent, timings.lease));
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(job, error = %e, "cannot try the job's lease"),
@@ -165,21 +218,26 @@ async fn acquire(
 /// Keep the lease renewed while `running` runs; stop it when the lease is lost or on shutdown.
 async fn hold<Fut: Future<Output = ()>>(
     store: &Arc<dyn Store>,
-    fence: &Fence,
+    lease: &JobLease,
     timings: LeaseTimings,
     shutdown: &Shutdown,
     stop: &Shutdown,
     running: Fut,
 ) -> Ended {
     tokio::pin!(running);
+    let fence = &lease.fence;
     let mut renewed = Instant::now();
     let ended = loop {
         tokio::select! {
             _ = &mut running => return Ended::Returned,
             _ = shutdown.wait() => break Ended::Shutdown,
             _ = tokio::time::sleep(timings.renew) => {
+                let sent = Instant::now();
                 match store.cluster().lease_renew(fence, timings.lease).await {
-                    Ok(true) => renewed = Instant::now(),
+                    Ok(true) => {
+                        renewed = sent;
+                        lease.renewed(sent, timings.lease);
+                    }
                     Ok(false) => break Ended::Lost,
                     // The store cannot say: the lease is ours only while it cannot have run out.
                     Err(e) => {
@@ -192,6 +250,9 @@ async fn hold<Fut: Future<Output = ()>>(
             }
         }
     };
+    if ended == Ended::Lost {
+        lease.end();
+    }
     stop.trigger();
     running.await;
     ended

@@ -34,8 +34,12 @@ pub(crate) async fn check_fence(tx: &deadpool_postgres::Transaction<'_>, fence: 
 #[async_trait]
 impl ClusterStore for PostgresStore {
     async fn lease_acquire(&self, job: &str, holder: &str, ttl: Duration) -> StoreResult<Option<i64>> {
-        let client = self.client().await?;
-        let row = client
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // A commit in flight holds the row `FOR SHARE`: wait for it briefly, then try again
+        // later rather than queue behind it.
+        tx.batch_execute("SET LOCAL lock_timeout = '1s'").await?;
+        let row = match tx
             .query_opt(
                 "INSERT INTO job_leases (job, holder, epoch, acquired_at, expires_at)
                  VALUES ($1, $2, 1, now(), now() + $3 * interval '1 millisecond')
@@ -46,19 +50,31 @@ impl ClusterStore for PostgresStore {
                  RETURNING epoch",
                 &[&job, &holder, &(millis(ttl) as f64)],
             )
-            .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+            .await
+        {
+            Ok(row) => row,
+            // 55P03 lock_not_available: held by a commit in flight; not free now.
+            Err(e) if e.code().map(|c| c.code()) == Some("55P03") => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let epoch = row.map(|r| r.try_get(0)).transpose()?;
+        tx.commit().await?;
+        Ok(epoch)
     }
 
     async fn lease_renew(&self, fence: &Fence, ttl: Duration) -> StoreResult<bool> {
-        let client = self.client().await?;
-        let n = client
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // Never wait long: a renewal that cannot be made in time counts as not made.
+        tx.batch_execute("SET LOCAL lock_timeout = '1s'").await?;
+        let n = tx
             .execute(
                 "UPDATE job_leases SET expires_at = now() + $4 * interval '1 millisecond'
                  WHERE job = $1 AND holder = $2 AND epoch = $3",
                 &[&fence.job, &fence.holder, &fence.epoch, &(millis(ttl) as f64)],
             )
             .await?;
+        tx.commit().await?;
         Ok(n == 1)
     }
 

@@ -23,10 +23,19 @@ pub struct Stores {
 pub async fn open(config: &crate::config::Config) -> StoreResult<Stores> {
     let stores = match config.store.backend.as_str() {
         "postgres" => {
-            let target = config
+            let mut target = config
                 .store
                 .postgres_target(&config.base_dir)
                 .map_err(|e| StoreError::Pool(e.to_string()))?;
+            // A session idle inside a transaction for longer than a lease (an instance paused
+            // or cut off mid-commit) is ended by the server, so its locks (the lease row held
+            // `FOR SHARE` by a fenced commit) cannot keep another instance from taking its jobs.
+            let pg = target.config_mut();
+            let options = pg.get_options().unwrap_or_default().to_string();
+            if !options.contains("idle_in_transaction_session_timeout") {
+                let ms = (config.cluster.lease_seconds * 1000.0).round().max(1000.0) as u64;
+                pg.options(format!("{options} -c idle_in_transaction_session_timeout={ms}").trim());
+            }
             let pg = Arc::new(PostgresStore::connect_to(&target, config.store.pool_size).await?);
             Stores {
                 store: pg.clone(),
