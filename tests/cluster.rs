@@ -4,8 +4,9 @@
 //! processes and a real database: every record is in exactly once (no duplicate codes, one
 //! version each), each source is pulled by at most one instance at any time and never faster
 //! than its configured rate, a dead holder's job is taken over within the lease plus the
-//! acquire interval, no stored cursor ever moves back, and a paused holder commits nothing
-//! after its lease was taken (its late batch is refused by epoch).
+//! acquire interval, no stored cursor ever moves back, a paused holder commits nothing after
+//! its lease was taken (its late batch is refused by epoch), and the jobs are spread over the
+//! instances (no instance holds more than its share while others have none).
 //!
 //! The lease is shortened to 3 s here so the test runs in well under a minute; the defaults
 //! (8 s lease, 1 s acquire) take a job over within 10 s.
@@ -249,6 +250,19 @@ async fn three_instances_share_the_pulls_survive_a_kill_and_a_pause_and_commit_e
             == 3)
             .then_some(())
     })
+    .await;
+
+    // The jobs are shared: an instance holds no more than its fair share (here one of two).
+    wait_until(
+        "the two sources run on two instances",
+        Duration::from_secs(30),
+        || async {
+            match (holder(&db, "source:rest-a").await, holder(&db, "source:rest-b").await) {
+                (Some(a), Some(b)) if a.0 != b.0 => Some(()),
+                _ => None,
+            }
+        },
+    )
     .await;
 
     // The legacy system keeps adding records while the instances come and go.

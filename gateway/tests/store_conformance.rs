@@ -2417,18 +2417,22 @@ const LONG: std::time::Duration = std::time::Duration::from_secs(60);
 async fn a_lease_is_held_by_one_instance_until_it_runs_out_or_is_released(store: Arc<dyn Store>) {
     let c = store.cluster();
     let first = c
-        .lease_acquire("source:nanchang", "a", SHORT)
+        .lease_acquire("source:nanchang", "a", SHORT, std::time::Duration::ZERO)
         .await
         .unwrap()
         .expect("free: taken");
     assert_eq!(first, 1);
     assert_eq!(
-        c.lease_acquire("source:nanchang", "b", LONG).await.unwrap(),
+        c.lease_acquire("source:nanchang", "b", LONG, std::time::Duration::ZERO)
+            .await
+            .unwrap(),
         None,
         "held by a"
     );
     assert_eq!(
-        c.lease_acquire("source:other", "b", LONG).await.unwrap(),
+        c.lease_acquire("source:other", "b", LONG, std::time::Duration::ZERO)
+            .await
+            .unwrap(),
         Some(1),
         "another job is free"
     );
@@ -2440,7 +2444,10 @@ async fn a_lease_is_held_by_one_instance_until_it_runs_out_or_is_released(store:
     assert!(c.lease_renew(&fence_a, SHORT).await.unwrap());
     // Not renewed: it runs out, and b takes it with a newer epoch; a can no longer renew.
     tokio::time::sleep(SHORT * 2).await;
-    let taken = c.lease_acquire("source:nanchang", "b", LONG).await.unwrap();
+    let taken = c
+        .lease_acquire("source:nanchang", "b", LONG, std::time::Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(taken, Some(2));
     assert!(!c.lease_renew(&fence_a, LONG).await.unwrap(), "a lost it");
     let leases = c.leases().await.unwrap();
@@ -2453,13 +2460,18 @@ async fn a_lease_is_held_by_one_instance_until_it_runs_out_or_is_released(store:
         epoch: 2,
     };
     c.lease_release(&fence_b).await.unwrap();
-    assert_eq!(c.lease_acquire("source:nanchang", "c", LONG).await.unwrap(), Some(3));
+    assert_eq!(
+        c.lease_acquire("source:nanchang", "c", LONG, std::time::Duration::ZERO)
+            .await
+            .unwrap(),
+        Some(3)
+    );
 }
 
 async fn a_commit_under_a_taken_over_lease_is_refused_and_writes_nothing(store: Arc<dyn Store>) {
     let c = store.cluster();
     let epoch = c
-        .lease_acquire("source:nanchang", "a", SHORT)
+        .lease_acquire("source:nanchang", "a", SHORT, std::time::Duration::ZERO)
         .await
         .unwrap()
         .expect("taken");
@@ -2481,7 +2493,9 @@ async fn a_commit_under_a_taken_over_lease_is_refused_and_writes_nothing(store: 
     // a pauses past its lease; b takes the job over.
     tokio::time::sleep(SHORT * 2).await;
     assert_eq!(
-        c.lease_acquire("source:nanchang", "b", LONG).await.unwrap(),
+        c.lease_acquire("source:nanchang", "b", LONG, std::time::Duration::ZERO)
+            .await
+            .unwrap(),
         Some(epoch + 1)
     );
     let before = store.stats().await.unwrap();

@@ -118,6 +118,60 @@ fn safe(lease: Duration) -> Duration {
     lease.mul_f64(0.8)
 }
 
+/// How this instance shares the jobs with the others: it takes a free job at once only while
+/// it holds fewer than its fair share (the jobs divided by the instances alive, rounded up);
+/// above it, it takes a job only when nobody else has for a while (no job is left without a
+/// runner), and it gives one job back at a time, so that instances started later get work.
+#[derive(Debug)]
+pub struct Share {
+    total_jobs: usize,
+    held: std::sync::atomic::AtomicUsize,
+    alive: std::sync::atomic::AtomicUsize,
+    releasing: std::sync::atomic::AtomicBool,
+}
+
+impl Share {
+    /// The share of an instance among `total_jobs` jobs (every instance runs the same
+    /// configuration, so each counts the same jobs).
+    pub fn new(total_jobs: usize) -> Share {
+        Share {
+            total_jobs,
+            held: Default::default(),
+            alive: std::sync::atomic::AtomicUsize::new(1),
+            releasing: Default::default(),
+        }
+    }
+
+    /// Record how many instances are alive (this one included).
+    pub fn set_alive(&self, alive: usize) {
+        self.alive.store(alive.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The jobs this instance holds now.
+    pub fn held(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn fair(&self) -> usize {
+        let alive = self.alive.load(std::sync::atomic::Ordering::Relaxed).max(1);
+        self.total_jobs.div_ceil(alive).max(1)
+    }
+
+    fn below_fair(&self) -> bool {
+        self.held() < self.fair()
+    }
+
+    /// Whether this instance should give one job back now (only one job does at a time).
+    fn should_give_back(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.held() > self.fair()
+            && self
+                .releasing
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
 /// The job name of a scheduled pull source, catalogue or drop folder.
 pub fn job_name(kind: &str, id: &str) -> String {
     format!("{kind}:{id}")
@@ -132,6 +186,8 @@ enum Ended {
     Lost,
     /// The job returned by itself.
     Returned,
+    /// Given back for an instance with fewer jobs.
+    GivenBack,
 }
 
 /// Run `job` whenever this instance holds `job_name`'s lease, until `shutdown`. The job gets
@@ -150,26 +206,35 @@ pub async fn run_under_lease<F, Fut>(
     Fut: Future<Output = ()>,
 {
     let store: Arc<dyn Store> = Arc::clone(&runtime.store);
+    let share = Arc::clone(&runtime.share);
     loop {
-        let Some(lease) = acquire(&store, &instance.id, &job_name, timings, &shutdown).await else {
+        let Some(lease) = acquire(&store, &share, &instance.id, &job_name, timings, &shutdown).await else {
             return;
         };
         let fence = lease.fence.clone();
+        share.held.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(job = %job_name, epoch = fence.epoch, instance = %instance.id, "lease taken: the job runs here");
         runtime.metrics.lease_held(&job_name, true);
         let stop = shutdown.child();
         let running = job(lease.clone(), stop.clone());
-        let ended = hold(&store, &lease, timings, &shutdown, &stop, running).await;
+        let ended = hold(&store, &share, &lease, timings, &shutdown, &stop, running).await;
         runtime.metrics.lease_held(&job_name, false);
         match ended {
             Ended::Lost => {
                 tracing::warn!(job = %job_name, epoch = fence.epoch, "lease lost: the job stopped here");
             }
-            Ended::Shutdown | Ended::Returned => {
+            Ended::Shutdown | Ended::Returned | Ended::GivenBack => {
                 if let Err(e) = store.cluster().lease_release(&fence).await {
                     tracing::warn!(job = %job_name, error = %e, "could not release the lease; it runs out by itself");
                 }
+                if ended == Ended::GivenBack {
+                    tracing::info!(job = %job_name, "lease given back: an instance with fewer jobs takes it");
+                }
             }
+        }
+        share.held.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if ended == Ended::GivenBack {
+            share.releasing.store(false, std::sync::atomic::Ordering::Release);
         }
         if ended == Ended::Shutdown || shutdown.is_triggered() {
             return;
@@ -183,9 +248,11 @@ pub async fn run_under_lease<F, Fut>(
     }
 }
 
-/// Wait until the lease is ours (`None` on shutdown).
+/// Wait until the lease is ours (`None` on shutdown). Above its fair share, this instance takes
+/// only a job nobody has taken for two acquire intervals after its lease ran out.
 async fn acquire(
     store: &Arc<dyn Store>,
+    share: &Share,
     holder: &str,
     job: &str,
     timings: LeaseTimings,
@@ -196,7 +263,12 @@ async fn acquire(
             return None;
         }
         let sent = Instant::now();
-        match store.cluster().lease_acquire(job, holder, timings.lease).await {
+        let grace = if share.below_fair() {
+            Duration::ZERO
+        } else {
+            timings.acquire * 2
+        };
+        match store.cluster().lease_acquire(job, holder, timings.lease, grace).await {
             Ok(Some(epoch)) => {
                 let fence = Fence {
                     job: job.to_string(),
@@ -218,6 +290,7 @@ async fn acquire(
 /// Keep the lease renewed while `running` runs; stop it when the lease is lost or on shutdown.
 async fn hold<Fut: Future<Output = ()>>(
     store: &Arc<dyn Store>,
+    share: &Share,
     lease: &JobLease,
     timings: LeaseTimings,
     shutdown: &Shutdown,
@@ -237,6 +310,9 @@ async fn hold<Fut: Future<Output = ()>>(
                     Ok(true) => {
                         renewed = sent;
                         lease.renewed(sent, timings.lease);
+                        if share.should_give_back() {
+                            break Ended::GivenBack;
+                        }
                     }
                     Ok(false) => break Ended::Lost,
                     // The store cannot say: the lease is ours only while it cannot have run out.
@@ -261,10 +337,19 @@ async fn hold<Fut: Future<Output = ()>>(
 /// Write this instance's heartbeat (with the records it has committed) until `shutdown`, then
 /// mark it stopped.
 pub async fn heartbeat(runtime: Runtime, instance: Arc<InstanceInfo>, timings: LeaseTimings, shutdown: Shutdown) {
+    let gone_after = (timings.heartbeat * 3).as_secs_f64();
     loop {
         let committed = runtime.sources.committed_total();
         if let Err(e) = runtime.store.cluster().instance_heartbeat(&instance, committed).await {
             tracing::warn!(error = %e, "cannot write the instance's heartbeat");
+        }
+        match runtime.store.cluster().instances().await {
+            Ok(rows) => runtime.share.set_alive(
+                rows.iter()
+                    .filter(|r| r.stopped_at.is_none() && (r.seconds_since_heartbeat as f64) <= gone_after)
+                    .count(),
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot count the instances alive"),
         }
         tokio::select! {
             _ = shutdown.wait() => break,

@@ -32,6 +32,8 @@ pub struct Runtime {
     pub committer: Committer,
     /// This process among the instances on the store.
     pub instance: Arc<crate::store::InstanceInfo>,
+    /// This instance's share of the scheduled jobs.
+    pub share: Arc<super::cluster::Share>,
 }
 
 impl Runtime {
@@ -52,7 +54,15 @@ impl Runtime {
             resolved.config.cluster.instance_id.as_deref(),
         ));
         metrics.set_instance(&instance);
+        let jobs = resolved
+            .config
+            .sources
+            .iter()
+            .filter(|s| matches!(s.kind.as_str(), "rest" | "soap" | "directory"))
+            .count()
+            + resolved.config.catalogues.len();
         Runtime {
+            share: Arc::new(super::cluster::Share::new(jobs)),
             instance,
             resolved,
             store: stores.store,

@@ -72,9 +72,9 @@ pub struct LeaseRow {
 /// Instances and leases in a store.
 #[async_trait]
 pub trait ClusterStore: Send + Sync {
-    /// Take `job`'s lease for `holder` for `ttl` if it is free, has run out, or is `holder`'s
-    /// already; the new epoch, or `None` while another instance holds it.
-    async fn lease_acquire(&self, job: &str, holder: &str, ttl: Duration) -> StoreResult<Option<i64>>;
+    /// Take `job`'s lease for `holder` for `ttl` if it is free, has run out at least `grace`
+    /// ago, or is `holder`'s already; the new epoch, or `None` while another instance holds it.
+    async fn lease_acquire(&self, job: &str, holder: &str, ttl: Duration, grace: Duration) -> StoreResult<Option<i64>>;
 
     /// Extend a held lease by `ttl` from now; false when another instance has taken it since.
     async fn lease_renew(&self, fence: &Fence, ttl: Duration) -> StoreResult<bool>;

@@ -33,7 +33,7 @@ pub(crate) async fn check_fence(tx: &deadpool_postgres::Transaction<'_>, fence: 
 
 #[async_trait]
 impl ClusterStore for PostgresStore {
-    async fn lease_acquire(&self, job: &str, holder: &str, ttl: Duration) -> StoreResult<Option<i64>> {
+    async fn lease_acquire(&self, job: &str, holder: &str, ttl: Duration, grace: Duration) -> StoreResult<Option<i64>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         // A commit in flight holds the row `FOR SHARE`: wait for it briefly, then try again
@@ -46,9 +46,10 @@ impl ClusterStore for PostgresStore {
                  ON CONFLICT (job) DO UPDATE
                     SET holder = EXCLUDED.holder, epoch = job_leases.epoch + 1,
                         acquired_at = EXCLUDED.acquired_at, expires_at = EXCLUDED.expires_at
-                    WHERE job_leases.expires_at <= now() OR job_leases.holder = EXCLUDED.holder
+                    WHERE job_leases.expires_at <= now() - $4 * interval '1 millisecond'
+                       OR job_leases.holder = EXCLUDED.holder
                  RETURNING epoch",
-                &[&job, &holder, &(millis(ttl) as f64)],
+                &[&job, &holder, &(millis(ttl) as f64), &(millis(grace) as f64)],
             )
             .await
         {

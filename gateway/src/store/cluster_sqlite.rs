@@ -35,19 +35,20 @@ pub(crate) fn check_fence(conn: &Connection, fence: &Fence) -> StoreResult<()> {
 
 #[async_trait]
 impl ClusterStore for SqliteStore {
-    async fn lease_acquire(&self, job: &str, holder: &str, ttl: Duration) -> StoreResult<Option<i64>> {
+    async fn lease_acquire(&self, job: &str, holder: &str, ttl: Duration, grace: Duration) -> StoreResult<Option<i64>> {
         let (job, holder) = (job.to_string(), holder.to_string());
         self.with_conn(move |conn| {
             let now = now();
+            let run_out_by = time(Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default());
             Ok(conn
                 .query_row(
                     "INSERT INTO job_leases (job, holder, epoch, acquired_at, expires_at) VALUES (?1, ?2, 1, ?3, ?4)
                      ON CONFLICT (job) DO UPDATE
                         SET holder = excluded.holder, epoch = job_leases.epoch + 1,
                             acquired_at = excluded.acquired_at, expires_at = excluded.expires_at
-                        WHERE job_leases.expires_at <= ?3 OR job_leases.holder = excluded.holder
+                        WHERE job_leases.expires_at <= ?5 OR job_leases.holder = excluded.holder
                      RETURNING epoch",
-                    params![job, holder, now, expiry(ttl)],
+                    params![job, holder, now, expiry(ttl), run_out_by],
                     |r| r.get(0),
                 )
                 .optional()?)
