@@ -1267,6 +1267,19 @@ async fn gateway_run_serves_push_and_stops_on_sigterm(backend: Backend) {
     assert_eq!(resp.status(), StatusCode::OK);
     let answer: Value = resp.json_body().await;
     assert_eq!(answer["results"][0]["result"], "accepted", "{answer}");
+    if backend == Backend::Sqlite {
+        // SQLite runs one instance: a second `gateway run` on the same file stops at once.
+        let second = env
+            .cmd(&["run", "--config", support::path_str(&env.config)])
+            .output()
+            .expect("second gateway run");
+        assert!(!second.status.success(), "a second run on one SQLite file is refused");
+        let said = String::from_utf8_lossy(&second.stderr);
+        assert!(
+            said.contains("another `gateway run` is using the SQLite store") && said.contains("PostgreSQL"),
+            "{said}"
+        );
+    }
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
