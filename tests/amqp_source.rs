@@ -4,6 +4,7 @@
 
 mod support;
 
+use adapters::common::amqp_url::Rotation;
 use adapters::sources::amqp::AmqpConsumer;
 use gateway::config::Config;
 use gateway::intake::amqp::run_consumer;
@@ -379,7 +380,9 @@ async fn the_consumer_window_follows_message_sizes_and_loses_nothing() {
     ))
     .unwrap();
     let settings = adapters::sources::amqp::AmqpSourceSettings::from_table(&table).unwrap();
-    let mut consumer = AmqpConsumer::connect("window", &settings, dir.path()).await.unwrap();
+    let mut consumer = AmqpConsumer::connect("window", &settings, dir.path(), &mut Rotation::default())
+        .await
+        .unwrap();
     assert_eq!(consumer.window(), 1, "8 MiB of 16 MiB messages: one");
     assert_eq!(broker_prefetch(&vhost, "ganzhi-window"), Some(1));
     let (_conn, ch) = channel(&vhost.url()).await;
