@@ -345,8 +345,15 @@ pub struct AmqpConsumer {
     node_index: usize,
     connection: Connection,
     channel: Channel,
-    /// The consumer tag, the same for every consumer this connection starts.
+    /// The running consumer's tag: `ganzhi-<source>` for the connection's first consumer,
+    /// `ganzhi-<source>.<n>` for the n-th restarted with a new window. A restarted consumer
+    /// never reuses the tag of the one cancelled before it: on a quorum queue, RabbitMQ (at least
+    /// up to 3.12) may crash the channel or leave messages stuck when a consumer subscribes again
+    /// under the tag of a cancelled one whose deliveries are still in flight (rabbitmq-server
+    /// issues 5927 and 9158), and every unacknowledged message would then be redelivered.
     tag: ShortString,
+    /// `ganzhi-<source>`.
+    tag_base: String,
     stream: Stream,
     window: Window,
     /// What was delivered on this channel and is not settled yet (shared with the batches).
@@ -638,7 +645,8 @@ impl AmqpConsumer {
             settings.max_inflight_bytes,
             settings.max_message_bytes,
         );
-        let tag = ShortString::from(format!("ganzhi-{source_id}"));
+        let tag_base = format!("ganzhi-{source_id}");
+        let tag = ShortString::from(tag_base.as_str());
         let ready = async {
             inspect_topology(&connection, settings, &vhost, true).await?;
             let channel = connection.create_channel().await.map_err(unavailable)?;
@@ -670,6 +678,7 @@ impl AmqpConsumer {
             connection,
             channel,
             tag,
+            tag_base,
             stream: Stream::Consuming(consumer),
             window,
             held: watch::Sender::new(Held::default()),
@@ -776,7 +785,9 @@ impl AmqpConsumer {
             h.generation += 1;
             h.current = 0;
         });
-        tracing::debug!(queue = %self.settings.queue, window, "consuming with a new window");
+        let generation = self.held.borrow().generation;
+        self.tag = ShortString::from(format!("{}.{generation}", self.tag_base));
+        tracing::debug!(queue = %self.settings.queue, window, tag = %self.tag, "consuming with a new window");
         self.stream = Stream::Resuming(tokio::spawn(start_consuming(
             self.channel.clone(),
             self.settings.queue.clone(),
