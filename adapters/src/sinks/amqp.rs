@@ -236,6 +236,7 @@ impl AmqpSink {
             }
         }
         if let Some(link) = state.link.take() {
+            tracing::warn!(node = %self.label(link.node), "connection to the AMQP node lost; reconnecting, starting with the next node");
             state.rotation.failed(link.node, self.nodes.len());
             let _ = link.connection.close(200, "reconnecting".into()).await;
         }
