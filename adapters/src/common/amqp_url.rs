@@ -8,7 +8,7 @@
 //! [`connect_first`] tries the nodes in order, starting with the one after the node that failed
 //! last ([`Rotation`]): a connection lost to one node is opened again on the next.
 
-use super::secret::SecretSource;
+use super::secret::{Redacted, SecretSource};
 use super::settings::SettingsProblem;
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
@@ -87,7 +87,7 @@ pub struct UrlKeys<'a> {
     /// `url_file`.
     pub url_file: Option<&'a Path>,
     /// `urls`.
-    pub urls: Option<&'a [String]>,
+    pub urls: Option<&'a [Redacted]>,
     /// `urls_env`.
     pub urls_env: Option<&'a str>,
     /// `urls_file`.
@@ -129,7 +129,7 @@ impl UrlKeys<'_> {
             return Ok(vec![node]);
         }
         let texts: Vec<String> = match self.urls {
-            Some(list) => list.to_vec(),
+            Some(list) => list.iter().map(|u| u.0.clone()).collect(),
             None => {
                 let source = SecretSource {
                     name: "urls",
@@ -149,14 +149,14 @@ impl UrlKeys<'_> {
 /// whole table, e.g. readiness), like [`UrlKeys::nodes`].
 pub fn nodes_of_table(table: &toml::Table, base: &Path) -> Result<Vec<BrokerNode>, SettingsProblem> {
     let text = |key: &str| table.get(key).and_then(toml::Value::as_str);
-    let urls: Option<Vec<String>> = match table.get("urls") {
+    let urls: Option<Vec<Redacted>> = match table.get("urls") {
         None => None,
         Some(value) => {
             let list = value.as_array().and_then(|items| {
                 items
                     .iter()
-                    .map(|v| v.as_str().map(str::to_string))
-                    .collect::<Option<Vec<String>>>()
+                    .map(|v| v.as_str().map(|u| Redacted(u.to_string())))
+                    .collect::<Option<Vec<Redacted>>>()
             });
             match list {
                 Some(list) => Some(list),
@@ -328,7 +328,11 @@ pub async fn connect_first(
 mod tests {
     use super::*;
 
-    fn keys<'a>(urls: Option<&'a [String]>, url: Option<&'a str>) -> UrlKeys<'a> {
+    fn redacted(urls: &[&str]) -> Vec<Redacted> {
+        urls.iter().map(|u| Redacted(u.to_string())).collect()
+    }
+
+    fn keys<'a>(urls: Option<&'a [Redacted]>, url: Option<&'a str>) -> UrlKeys<'a> {
         UrlKeys {
             url,
             url_env: None,
@@ -341,15 +345,15 @@ mod tests {
 
     #[test]
     fn a_node_is_named_by_scheme_host_and_port_never_its_credentials() {
-        let list = vec![
-            "amqp://gw:pw-secret@mq1.example:5672/cases".to_string(),
-            "amqps://gw:pw-secret@10.0.0.2/cases".to_string(),
-        ];
+        let list = redacted(&[
+            "amqp://gw:pw-secret@mq1.example:5672/cases",
+            "amqps://gw:pw-secret@10.0.0.2/cases",
+        ]);
         let nodes = keys(Some(&list), None).nodes(Path::new("/")).unwrap();
         let labels: Vec<&str> = nodes.iter().map(BrokerNode::label).collect();
         assert_eq!(labels, ["amqp://mq1.example:5672", "amqps://10.0.0.2:5671"]);
         assert_eq!(format!("{nodes:?}"), "[amqp://mq1.example:5672, amqps://10.0.0.2:5671]");
-        let ipv6 = vec!["amqp://gw:pw@[::1]:5672/cases".to_string()];
+        let ipv6 = redacted(&["amqp://gw:pw@[::1]:5672/cases"]);
         let refused = keys(Some(&ipv6), None).nodes(Path::new("/")).unwrap_err();
         assert!(
             refused.message.contains("urls[0]: ") && refused.message.contains("IPv6"),
@@ -368,7 +372,7 @@ mod tests {
         let base = Path::new("/");
         let one = keys(None, Some("amqp://127.0.0.1")).nodes(base).unwrap();
         assert_eq!(one.len(), 1);
-        let list = vec!["amqp://a".to_string()];
+        let list = redacted(&["amqp://a"]);
         let both = keys(Some(&list), Some("amqp://b")).nodes(base).unwrap_err();
         assert_eq!(both.key, "urls");
         assert!(
@@ -378,31 +382,31 @@ mod tests {
         );
         let none = keys(None, None).nodes(base).unwrap_err();
         assert_eq!(none.key, "url");
-        let bad = vec!["amqp://a".to_string(), "amqp://gw:pw@[broken".to_string()];
+        let bad = redacted(&["amqp://a", "amqp://gw:pw@[broken"]);
         let bad = keys(Some(&bad), None).nodes(base).unwrap_err();
         assert!(bad.message.starts_with("urls[1]: "), "{}", bad.message);
         assert!(!bad.message.contains("pw"), "{}", bad.message);
-        let scheme = vec!["http://a".to_string()];
+        let scheme = redacted(&["http://a"]);
         assert!(keys(Some(&scheme), None)
             .nodes(base)
             .unwrap_err()
             .message
             .contains("urls[0]: 应以 amqp://"));
-        let twice = vec!["amqp://u:1@a:5672/v".to_string(), "amqp://u:2@a/v".to_string()];
+        let twice = redacted(&["amqp://u:1@a:5672/v", "amqp://u:2@a/v"]);
         let twice = keys(Some(&twice), None).nodes(base).unwrap_err();
         assert!(
             twice.message.contains("urls[1] repeats urls[0]: node amqp://a:5672"),
             "{}",
             twice.message
         );
-        let vhosts = vec!["amqp://a/one".to_string(), "amqp://b/two".to_string()];
+        let vhosts = redacted(&["amqp://a/one", "amqp://b/two"]);
         let vhosts = keys(Some(&vhosts), None).nodes(base).unwrap_err();
         assert!(
             vhosts.message.contains("urls[0] names 'one', urls[1] names 'two'"),
             "{}",
             vhosts.message
         );
-        let empty: Vec<String> = Vec::new();
+        let empty: Vec<Redacted> = Vec::new();
         assert!(keys(Some(&empty), None)
             .nodes(base)
             .unwrap_err()
@@ -454,10 +458,7 @@ mod tests {
     #[tokio::test]
     async fn unreachable_nodes_are_each_named_in_the_order_tried() {
         // Port 1 on the loopback refuses at once.
-        let list = vec![
-            "amqp://gw:pw-secret@127.0.0.1:1/%2f".to_string(),
-            "amqp://127.0.0.2:1/%2f".to_string(),
-        ];
+        let list = redacted(&["amqp://gw:pw-secret@127.0.0.1:1/%2f", "amqp://127.0.0.2:1/%2f"]);
         let nodes = keys(Some(&list), None).nodes(Path::new("/")).unwrap();
         let mut rotation = Rotation::default();
         rotation.failed(0, 2);

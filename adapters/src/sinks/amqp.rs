@@ -14,6 +14,7 @@ use crate::common::amqp_queue::{
     check_queue_type, parse_inequivalent, setting_for, soft_error, type_mismatch, QueueType,
 };
 use crate::common::amqp_url::{connect_first, BrokerNode, Rotation, UrlKeys};
+use crate::common::secret::Redacted;
 use crate::common::settings::SettingsProblem;
 use crate::common::text::excerpt;
 use async_trait::async_trait;
@@ -33,15 +34,16 @@ use tokio::sync::Mutex;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpSettings {
-    /// Broker URL inline, e.g. `amqp://user:pass@host:5672/%2f` (prefer `url_env` / `url_file`).
-    pub url: Option<String>,
+    /// Broker URL inline, e.g. `amqp://user:pass@host:5672/%2f` (prefer `url_env` / `url_file`);
+    /// never shown (`Debug` prints `<redacted>`).
+    pub url: Option<Redacted>,
     /// Environment variable holding the URL.
     pub url_env: Option<String>,
     /// File holding the URL.
     pub url_file: Option<PathBuf>,
     /// The URLs of a cluster's nodes, inline (instead of `url`): tried in order, a reconnection
     /// starting with the node after the one that failed.
-    pub urls: Option<Vec<String>>,
+    pub urls: Option<Vec<Redacted>>,
     /// Environment variable holding the nodes' URLs, separated by commas.
     pub urls_env: Option<String>,
     /// File holding the nodes' URLs, separated by commas or line breaks.
@@ -105,7 +107,7 @@ impl AmqpSettings {
     /// may hold a password).
     pub fn nodes(&self, base: &Path) -> Result<Vec<BrokerNode>, SettingsProblem> {
         UrlKeys {
-            url: self.url.as_deref(),
+            url: self.url.as_ref().map(|u| u.0.as_str()),
             url_env: self.url_env.as_deref(),
             url_file: self.url_file.as_deref(),
             urls: self.urls.as_deref(),

@@ -27,6 +27,7 @@ use crate::common::amqp_queue::{
 };
 use crate::common::amqp_url::{connect_first, BrokerNode, Rotation, UrlKeys};
 use crate::common::charset;
+use crate::common::secret::Redacted;
 use crate::common::settings::SettingsProblem;
 use futures_util::StreamExt;
 use lapin::options::{
@@ -50,15 +51,16 @@ pub mod window;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpSourceSettings {
-    /// Broker URL inline, e.g. `amqp://user:pass@host:5672/%2f` (prefer `url_env` / `url_file`).
-    pub url: Option<String>,
+    /// Broker URL inline, e.g. `amqp://user:pass@host:5672/%2f` (prefer `url_env` / `url_file`);
+    /// never shown (`Debug` prints `<redacted>`).
+    pub url: Option<Redacted>,
     /// Environment variable holding the URL.
     pub url_env: Option<String>,
     /// File holding the URL.
     pub url_file: Option<PathBuf>,
     /// The URLs of a cluster's nodes, inline (instead of `url`): tried in order, a reconnection
     /// starting with the node after the one that failed.
-    pub urls: Option<Vec<String>>,
+    pub urls: Option<Vec<Redacted>>,
     /// Environment variable holding the nodes' URLs, separated by commas.
     pub urls_env: Option<String>,
     /// File holding the nodes' URLs, separated by commas or line breaks.
@@ -198,7 +200,7 @@ impl AmqpSourceSettings {
 
     fn url_keys(&self) -> UrlKeys<'_> {
         UrlKeys {
-            url: self.url.as_deref(),
+            url: self.url.as_ref().map(|u| u.0.as_str()),
             url_env: self.url_env.as_deref(),
             url_file: self.url_file.as_deref(),
             urls: self.urls.as_deref(),
@@ -1621,6 +1623,19 @@ mod tests {
         assert_eq!(unlimited.declared_delivery_limit(), None);
         assert!(!Part::Queue.arguments(&unlimited).contains_key("x-delivery-limit"));
         assert!(quorum.check(Path::new(".")).is_empty());
+    }
+
+    #[test]
+    fn the_settings_never_show_a_urls_password() {
+        assert!(!format!("{:?}", settings("")).contains("guest:guest"));
+        let table: toml::Table =
+            toml::from_str("urls = [\"amqp://gw:pw-secret@mq1/v\", \"amqp://gw:pw-secret@mq2/v\"]\nqueue = \"q\"")
+                .unwrap();
+        let cluster = AmqpSourceSettings::from_table(&table).unwrap();
+        assert!(cluster.check(Path::new(".")).is_empty());
+        let shown = format!("{cluster:?} {:?}", cluster.nodes(Path::new(".")).unwrap());
+        assert!(!shown.contains("pw-secret"), "{shown}");
+        assert!(shown.contains("[amqp://mq1:5672, amqp://mq2:5672]"), "{shown}");
     }
 
     #[test]
