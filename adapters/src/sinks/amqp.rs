@@ -180,6 +180,8 @@ struct State {
     /// The open connection; None until the first batch and after a failure.
     link: Option<Link>,
     rotation: Rotation,
+    /// Connections opened so far: tells a link from the one that replaced it.
+    opened: u64,
 }
 
 /// An open connection and its confirm-mode channel.
@@ -188,6 +190,8 @@ struct Link {
     channel: Channel,
     /// Which node it goes to (index into the nodes).
     node: usize,
+    /// Its number among the connections the sink opened.
+    number: u64,
 }
 
 impl Link {
@@ -230,11 +234,11 @@ impl AmqpSink {
     /// The channel to publish on and the node it goes to, connecting (and declaring the
     /// topology) when needed: to the first node that answers, starting after the one that
     /// failed last.
-    async fn channel(&self) -> Result<(Channel, usize), String> {
+    async fn channel(&self) -> Result<(Channel, usize, u64), String> {
         let mut state = self.state.lock().await;
         if let Some(link) = state.link.as_ref() {
             if !link.broken() {
-                return Ok((link.channel.clone(), link.node));
+                return Ok((link.channel.clone(), link.node, link.number));
             }
         }
         if let Some(link) = state.link.take() {
@@ -267,12 +271,15 @@ impl AmqpSink {
             }
         };
         tracing::info!(exchange = %self.settings.exchange, node = %label, "connected to the AMQP broker");
+        state.opened += 1;
+        let number = state.opened;
         state.link = Some(Link {
             connection,
             channel: channel.clone(),
             node,
+            number,
         });
-        Ok((channel, node))
+        Ok((channel, node, number))
     }
 
     /// On a new connection: a channel in confirm mode, the exchange and `bind_queue` declared.
@@ -392,7 +399,7 @@ impl Sink for AmqpSink {
     }
 
     async fn deliver(&self, batch: &[Delivery]) -> Vec<Outcome> {
-        let (channel, node) = match self.channel().await {
+        let (channel, node, number) = match self.channel().await {
             Ok(c) => c,
             Err(reason) => return vec![Outcome::deferred(reason); batch.len()],
         };
@@ -453,11 +460,15 @@ impl Sink for AmqpSink {
                         timeout.as_secs()
                     )));
                 }
-                // A node that stops confirming is left for the next one.
+                // A node that stops confirming is left for the next one (unless another batch
+                // has replaced the connection meanwhile).
                 let mut state = self.state.lock().await;
-                if let Some(link) = state.link.take() {
-                    state.rotation.failed(link.node, self.nodes.len());
-                    let _ = link.connection.close(200, "confirm timeout".into()).await;
+                if state.link.as_ref().is_some_and(|link| link.number == number) {
+                    if let Some(link) = state.link.take() {
+                        tracing::warn!(node = %label, "the AMQP node stopped confirming; the next batch reconnects, starting with the next node");
+                        state.rotation.failed(link.node, self.nodes.len());
+                        let _ = link.connection.close(200, "confirm timeout".into()).await;
+                    }
                 }
             }
         }
