@@ -4,6 +4,7 @@
 
 mod support;
 
+use adapters::common::amqp_url::Rotation;
 use adapters::sources::amqp::AmqpConsumer;
 use gateway::config::Config;
 use gateway::intake::amqp::run_consumer;
@@ -38,12 +39,23 @@ async fn start_consumer(backend: Backend, amqp_url: &str, extra: &str) -> Consum
 /// [`start_consumer`] with more keys for the `[[sources]]` block (`source_keys`) and for its
 /// `[sources.amqp]` (`extra`).
 async fn start_consumer_with(backend: Backend, amqp_url: &str, source_keys: &str, extra: &str) -> Consumer {
+    start_consumer_from(backend, &format!("url = \"{amqp_url}\""), source_keys, extra).await
+}
+
+/// [`start_consumer`] on the nodes of a cluster: `urls = [..]`.
+async fn start_consumer_on_nodes(backend: Backend, urls: &[String], extra: &str) -> Consumer {
+    let list: Vec<String> = urls.iter().map(|u| format!("\"{u}\"")).collect();
+    start_consumer_from(backend, &format!("urls = [{}]", list.join(", ")), "", extra).await
+}
+
+/// [`start_consumer_with`] given its URL keys (`url = ..` or `urls = [..]`).
+async fn start_consumer_from(backend: Backend, url_keys: &str, source_keys: &str, extra: &str) -> Consumer {
     let dir = tempfile::tempdir().unwrap();
     let (store, pg) = store_keys(backend).await;
     let mapping = repo().join("mappings/nanchang-amr-penalty/mapping.toml");
     let text = format!(
         "[store]\n{store}\n[normalizer]\nprovince_prefix = \"36\"\n\n[[sources]]\nid = \"dept-mq\"\nkind = \"amqp\"\n\
-         mapping = \"{}\"\nrecord_key = \"ajbh\"\n{source_keys}[sources.amqp]\nurl = \"{amqp_url}\"\nqueue = \"{QUEUE}\"\n\
+         mapping = \"{}\"\nrecord_key = \"ajbh\"\n{source_keys}[sources.amqp]\n{url_keys}\nqueue = \"{QUEUE}\"\n\
          batch_size = 200\nreconnect_initial_ms = 100\nreconnect_max_seconds = 1\nconnect_timeout_seconds = 2\n{extra}\n",
         mapping.display()
     );
@@ -319,7 +331,8 @@ async fn amqp_source_connection_cut_mid_stream_loses_and_duplicates_nothing() {
     assert_eq!(depth(&ch, QUEUE).await, 0, "every message was acknowledged");
 }
 
-/// The prefetch the broker applies to the consumer `tag` of `vhost`, as `rabbitmqctl` lists it.
+/// The prefetch the broker applies to the consumer of `vhost` whose tag is `tag` (the first
+/// consumer) or `tag.<n>` (the n-th restarted), as `rabbitmqctl` lists it.
 fn broker_prefetch(vhost: &Vhost, tag: &str) -> Option<u16> {
     let out = Command::new("rabbitmqctl")
         .args(["list_consumers", "-q", "--no-table-headers", "-p", &vhost.name])
@@ -328,7 +341,10 @@ fn broker_prefetch(vhost: &Vhost, tag: &str) -> Option<u16> {
         .expect("rabbitmqctl list_consumers");
     String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
         let mut columns = l.split_whitespace();
-        (columns.next() == Some(tag))
+        let restarted = format!("{tag}.");
+        columns
+            .next()
+            .is_some_and(|t| t == tag || t.starts_with(&restarted))
             .then(|| columns.next().and_then(|p| p.parse().ok()))
             .flatten()
     })
@@ -369,17 +385,31 @@ async fn take_and_settle(consumer: &mut AmqpConsumer, n: usize, keys: &mut BTree
 /// `max_inflight_bytes` plus the message that reached it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consumer_window_follows_message_sizes_and_loses_nothing() {
+    the_consumer_window_follows_message_sizes("classic").await;
+}
+
+/// The same on a quorum queue, where a consumer restarted under the tag of the one cancelled
+/// before it can crash the channel (RabbitMQ issues 5927 and 9158): every restart takes a tag
+/// of its own, and nothing is redelivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_window_follows_message_sizes_on_a_quorum_queue_and_loses_nothing() {
+    the_consumer_window_follows_message_sizes("quorum").await;
+}
+
+async fn the_consumer_window_follows_message_sizes(queue_type: &str) {
     const MIB: usize = 1 << 20;
     let vhost = Vhost::create();
     let dir = tempfile::tempdir().unwrap();
     let table: toml::Table = toml::from_str(&format!(
-        "url = \"{}\"\nqueue = \"{QUEUE}\"\nprefetch = 64\nbatch_wait_ms = 20\nmax_inflight_bytes = {}\n",
+        "url = \"{}\"\nqueue = \"{QUEUE}\"\nprefetch = 64\nbatch_wait_ms = 20\nmax_inflight_bytes = {}\nqueue_type = \"{queue_type}\"\n",
         vhost.url(),
         8 * MIB
     ))
     .unwrap();
     let settings = adapters::sources::amqp::AmqpSourceSettings::from_table(&table).unwrap();
-    let mut consumer = AmqpConsumer::connect("window", &settings, dir.path()).await.unwrap();
+    let mut consumer = AmqpConsumer::connect("window", &settings, dir.path(), &mut Rotation::default())
+        .await
+        .unwrap();
     assert_eq!(consumer.window(), 1, "8 MiB of 16 MiB messages: one");
     assert_eq!(broker_prefetch(&vhost, "ganzhi-window"), Some(1));
     let (_conn, ch) = channel(&vhost.url()).await;
@@ -904,4 +934,290 @@ async fn gateway_run_consuming_fifteen_mib_messages_stays_under_500_mb_and_dead_
         "gateway run peaked at {} MB resident consuming 15 MiB messages (bound: 500 MB)",
         hwm_kb / 1000
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 23: quorum queues and the nodes of a RabbitMQ cluster.
+// ---------------------------------------------------------------------------------------------
+
+/// `gateway config check --connect` on a consumer's configuration: (exit code, stdout).
+fn config_check_connect(c: &Consumer) -> (Option<i32>, String) {
+    let config = c._dir.path().join("gateway.toml");
+    let out = support::gateway()
+        .args(["config", "check", "--connect", support::path_str(&config)])
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A source with `queue_type = "quorum"` declares its queue and `<queue>.dead` as quorum queues
+/// and consumes as from a classic one: records are committed and acknowledged, a poison message
+/// is quarantined and dead-lettered, and a message the store refuses every time is quarantined
+/// after `max_redeliveries` and dead-lettered, each once (the broker's `x-delivery-limit` is not
+/// reached first). `gateway config check --connect` then finds the quorum queues as the gateway
+/// declares them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_queue_is_consumed_and_dead_letters_poison_and_failing_messages_once() {
+    let vhost = Vhost::create();
+    let c = start_consumer(
+        Backend::Postgres,
+        &vhost.url(),
+        "queue_type = \"quorum\"\nmax_redeliveries = 2",
+    )
+    .await;
+    let db_url = c._pg.as_ref().expect("postgres").url.clone();
+    let client = support::common::pg_client(&db_url).await.unwrap();
+    client
+        .batch_execute(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$
+             BEGIN IF NEW.record_key = 'POISON-1' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END
+             $$ LANGUAGE plpgsql;
+             CREATE TRIGGER refuse_poison BEFORE INSERT ON raw_records FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
+        )
+        .await
+        .unwrap();
+    wait_until_consuming(&c).await;
+    assert_eq!(vhost.queue_type(QUEUE).as_deref(), Some("quorum"));
+    assert_eq!(
+        vhost.queue_type(&format!("{QUEUE}.dead")).as_deref(),
+        Some("quorum"),
+        "the dead letters are replicated too"
+    );
+    let (_conn, ch) = channel(&vhost.url()).await;
+    for n in 0..100 {
+        publish(&ch, nanchang_record(n, 0).to_string().as_bytes(), "application/json").await;
+    }
+    publish(&ch, b"{\"ajbh\": unterminated", "application/json").await;
+    let mut failing = nanchang_record(100, 0);
+    failing["ajbh"] = serde_json::json!("POISON-1");
+    publish(&ch, failing.to_string().as_bytes(), "application/json").await;
+    let store = c.runtime.store.clone();
+    wait_for(
+        "the records committed, the two bad messages quarantined",
+        Duration::from_secs(60),
+        async || {
+            let s = store.stats().await.unwrap();
+            s.cases == 100 && s.quarantine_total == 2
+        },
+    )
+    .await;
+    let dead = format!("{QUEUE}.dead");
+    wait_for("both dead-lettered", Duration::from_secs(20), async || {
+        depth(&ch, &dead).await == 2
+    })
+    .await;
+    assert_eq!(depth(&ch, QUEUE).await, 0, "nothing waits for redelivery");
+    let entries = store.quarantine_list(&QuarantineFilter::default()).await.unwrap();
+    let messages: Vec<&str> = entries.iter().map(|e| e.violations[0].message_en.as_str()).collect();
+    assert!(
+        messages.iter().any(|m| m.contains("JSON cannot be parsed")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("failed to commit 2 times (max_redeliveries)")),
+        "{messages:?}"
+    );
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.versions, 100, "a redelivered record makes no second version");
+
+    let (code, text) = config_check_connect(&c);
+    assert_eq!(code, Some(0), "{text}");
+    for part in [
+        "AMQP node amqp://127.0.0.1:5672: reachable".to_string(),
+        format!("queue {QUEUE}: exists as the gateway declares it"),
+        format!("queue {QUEUE}.dead: exists as the gateway declares it"),
+    ] {
+        assert!(text.contains(&part), "{part:?} missing in {text}");
+    }
+    c.stop().await;
+    assert_eq!(depth(&ch, QUEUE).await, 0, "every message was settled");
+    assert_eq!(depth(&ch, &dead).await, 2);
+}
+
+/// A queue's type cannot change: a classic queue where the source is configured for a quorum one
+/// is not consumed, and the source's error and `gateway config check --connect` name both types
+/// and what to change, in Chinese and English.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classic_queue_where_a_quorum_one_is_configured_is_named_by_type_and_not_consumed() {
+    let vhost = Vhost::create();
+    let (_conn, ch) = channel(&vhost.url()).await;
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-dead-letter-exchange".into(),
+        lapin::types::AMQPValue::LongString("ganzhi.dead-letter".into()),
+    );
+    ch.queue_declare(
+        QUEUE.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        },
+        arguments,
+    )
+    .await
+    .unwrap();
+    publish(&ch, nanchang_record(1, 0).to_string().as_bytes(), "application/json").await;
+
+    let c = start_consumer(Backend::Sqlite, &vhost.url(), "queue_type = \"quorum\"").await;
+    let board = c.runtime.sources.clone();
+    wait_for("the explained error", Duration::from_secs(20), async || {
+        board.get("dept-mq").is_some_and(|s| s.last_error.is_some())
+    })
+    .await;
+    let (_, error) = board.get("dept-mq").unwrap().last_error.unwrap();
+    let expected = [
+        format!(
+            "queue {QUEUE} exists in vhost {} as a classic queue; the gateway would declare it as a quorum queue (queue_type = \"quorum\")",
+            vhost.name
+        ),
+        "a queue's type cannot be changed".to_string(),
+        "set queue_type = \"classic\" to use the queue as it is".to_string(),
+        format!("队列 {QUEUE} 已作为经典队列（classic）存在于 vhost {}", vhost.name),
+        "仲裁队列（quorum）".to_string(),
+    ];
+    for part in &expected {
+        assert!(error.contains(part.as_str()), "{part:?} missing in {error}");
+    }
+    assert!(!board.get("dept-mq").unwrap().pulling, "not consuming");
+    let (code, text) = config_check_connect(&c);
+    assert_eq!(code, Some(1), "{text}");
+    for part in &expected {
+        assert!(text.contains(part.as_str()), "{part:?} missing in {text}");
+    }
+    c.stop().await;
+    assert_eq!(depth(&ch, QUEUE).await, 1, "the message waits in the queue");
+    assert_eq!(vhost.queue_type(QUEUE).as_deref(), Some("classic"));
+}
+
+/// With `urls`, a first node that does not answer is skipped: the consumer connects to the next
+/// one and commits. `gateway config check --connect` names the dead node and the live one
+/// (scheme://host:port, never the credentials) and exits 1. When no node answers, the source's
+/// error names every node tried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_first_url_is_skipped_and_every_node_that_fails_is_named_without_credentials() {
+    let vhost = Vhost::create();
+    let dead = format!("amqp://guest:guest@127.0.0.1:1/{}", vhost.name);
+    let c = start_consumer_on_nodes(Backend::Sqlite, &[dead, vhost.url()], "").await;
+    wait_until_consuming(&c).await;
+    let (_conn, ch) = channel(&vhost.url()).await;
+    for n in 0..50 {
+        publish(&ch, nanchang_record(n, 0).to_string().as_bytes(), "application/json").await;
+    }
+    let store = c.runtime.store.clone();
+    wait_for("every record committed", Duration::from_secs(30), async || {
+        store.stats().await.unwrap().cases == 50
+    })
+    .await;
+    let (code, text) = config_check_connect(&c);
+    assert_eq!(code, Some(1), "a node that cannot be reached fails the check: {text}");
+    for part in [
+        "cannot connect to AMQP node amqp://127.0.0.1:1: ".to_string(),
+        "AMQP node amqp://127.0.0.1:5672: reachable".to_string(),
+        format!("queue {QUEUE}: exists as the gateway declares it"),
+    ] {
+        assert!(text.contains(&part), "{part:?} missing in {text}");
+    }
+    assert!(!text.contains("guest:guest"), "{text}");
+    c.stop().await;
+
+    let nowhere = [
+        "amqp://gw:s3cr3t-node-pw@127.0.0.1:1/v".to_string(),
+        "amqp://gw:s3cr3t-node-pw@127.0.0.1:2/v".to_string(),
+    ];
+    let c = start_consumer_on_nodes(Backend::Sqlite, &nowhere, "").await;
+    let board = c.runtime.sources.clone();
+    wait_for("the error", Duration::from_secs(20), async || {
+        board.get("dept-mq").is_some_and(|s| s.last_error.is_some())
+    })
+    .await;
+    let (_, error) = board.get("dept-mq").unwrap().last_error.unwrap();
+    for part in [
+        "none of the 2 AMQP nodes could be connected to (amqp://127.0.0.1:1: ",
+        "; amqp://127.0.0.1:2: ",
+        "2 个 AMQP 节点均无法连接",
+    ] {
+        assert!(error.contains(part), "{part:?} missing in {error}");
+    }
+    assert!(!error.contains("s3cr3t-node-pw"), "{error}");
+    c.stop().await;
+}
+
+/// The node a consumer is connected to goes away mid-stream (the network to it is cut for good):
+/// the consumer reconnects through the next URL of the list, and every message of a quorum queue
+/// arrives in the store exactly once: 0 lost, 0 duplicate cases or versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_lost_mid_stream_fails_over_to_the_next_url_and_every_message_arrives_once() {
+    let vhost = Vhost::create();
+    let first = Proxy::start("127.0.0.1:5672").await;
+    let second = Proxy::start("127.0.0.1:5672").await;
+    let urls = [
+        format!("amqp://guest:guest@127.0.0.1:{}/{}", first.port, vhost.name),
+        format!("amqp://guest:guest@127.0.0.1:{}/{}", second.port, vhost.name),
+    ];
+    let c = start_consumer_on_nodes(Backend::Postgres, &urls, "queue_type = \"quorum\"\nprefetch = 100").await;
+    wait_until_consuming(&c).await;
+    assert_eq!(second.forwarded(), 0, "the first node is used while it answers");
+    let (_conn, ch) = channel(&vhost.url()).await;
+    const N: usize = 3000;
+    for n in 0..N {
+        publish(&ch, nanchang_record(n, 0).to_string().as_bytes(), "application/json").await;
+    }
+    let store = c.runtime.store.clone();
+    wait_for("part of the stream committed", Duration::from_secs(60), async || {
+        store.stats().await.unwrap().cases >= 300
+    })
+    .await;
+    first.cut();
+    let at_cut = store.stats().await.unwrap().cases;
+    wait_for(
+        "every record committed through the second node",
+        Duration::from_secs(120),
+        async || store.stats().await.unwrap().cases == N as i64,
+    )
+    .await;
+    assert!(
+        at_cut < N as i64,
+        "the node went away mid-stream ({at_cut} of {N} committed)"
+    );
+    assert!(
+        second.forwarded() >= 1,
+        "the consumer reconnected through the second URL"
+    );
+    wait_for("the queue drained", Duration::from_secs(30), async || {
+        depth(&ch, QUEUE).await == 0
+    })
+    .await;
+    let board = c.runtime.sources.clone();
+    let mut last = 0;
+    wait_for("the consumer idle", Duration::from_secs(30), async || {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let now = board.get("dept-mq").map(|s| s.totals.received).unwrap_or_default();
+        std::mem::replace(&mut last, now) == now
+    })
+    .await;
+    let stats = store.stats().await.unwrap();
+    assert_eq!(stats.cases, N as i64, "0 lost");
+    assert_eq!(stats.versions, N as i64, "a redelivered record makes no second version");
+    assert_eq!(stats.quarantine_total, 0);
+    let cases = store
+        .cases(&CaseFilter {
+            limit: Some(10_000),
+            ..CaseFilter::default()
+        })
+        .await
+        .unwrap();
+    let codes: BTreeSet<_> = cases.iter().map(|c| c.unified_code.clone()).collect();
+    assert_eq!(codes.len(), N, "0 duplicate cases: one code per case");
+    let status = board.get("dept-mq").unwrap();
+    assert!(status.pulling, "consuming again");
+    let (_, error) = status
+        .last_error
+        .expect("the lost node is reported on the source's status");
+    let lost = format!("connection to AMQP node amqp://127.0.0.1:{} lost", first.port);
+    assert!(error.contains(&lost), "{lost:?} missing in {error}");
+    assert!(!error.contains("guest:guest"), "{error}");
+    c.stop().await;
+    assert_eq!(depth(&ch, QUEUE).await, 0, "every message was acknowledged");
 }

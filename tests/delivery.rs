@@ -504,6 +504,137 @@ async fn amqp_sink_network_cut_and_broker_refusal_lose_nothing_and_repeats_carry
     assert_complete_and_in_order(&arrived, &expected);
 }
 
+/// Issue 23: an AMQP sink on the nodes of a cluster (`urls`) publishing to a quorum queue. The
+/// first URL does not answer and is skipped; the node in use then goes away mid-delivery (the
+/// network to it cut for good): the sink reconnects through the next URL, the messages whose
+/// publisher confirms did not arrive are published again, and every version arrives, in order
+/// per case, repeats only with their key. The log names each failed node by scheme://host:port,
+/// never with its credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_sink_on_a_quorum_queue_skips_a_dead_node_and_fails_over_mid_delivery_losing_nothing() {
+    let vhost = Vhost::create();
+    let first = Proxy::start("127.0.0.1:5672").await;
+    let second = Proxy::start("127.0.0.1:5672").await;
+    let node = |port: u16| format!("\"amqp://guest:guest@127.0.0.1:{port}/{}\"", vhost.name);
+    let sinks = format!(
+        "[[sinks]]\nid = \"mq\"\nkind = \"amqp\"\nurls = [{}, {}, {}]\n\
+         exchange = \"ganzhi.cases\"\nbind_queue = \"platform\"\nqueue_type = \"quorum\"\n{}",
+        node(1),
+        node(first.port),
+        node(second.port),
+        fast(5)
+    );
+    let env = env_with_sinks(Backend::Postgres, &sinks).await;
+    let outbox = outbox_of(&env).await;
+    first_versions(&env);
+    let run = Running::start(&env, "run");
+    wait_until("first versions confirmed", Duration::from_secs(60), || async {
+        counts(&outbox, "mq").await.1 >= 150
+    })
+    .await;
+    assert_eq!(vhost.queue_type("platform").as_deref(), Some("quorum"));
+    assert_eq!(
+        second.forwarded(),
+        0,
+        "the next node waits while the one in use answers"
+    );
+
+    ingest_text(&env, "v2.jsonl", &jsonl(1..151, 0, 1));
+    wait_for_flow(&outbox, "mq", 150).await;
+    first.cut();
+    let at_cut = counts(&outbox, "mq").await;
+    eprintln!("(pending, delivered, dead) when the node went away: {at_cut:?}");
+    assert!(at_cut.0 > 0, "the node goes away in the middle of the second versions");
+    later_versions(&env);
+    let expected = expected_keys(&env);
+    assert_eq!(expected.len(), 350);
+    wait_until(
+        "every version confirmed through the next node",
+        Duration::from_secs(90),
+        || async { counts(&outbox, "mq").await == (0, 350, 0) },
+    )
+    .await;
+    assert!(second.forwarded() >= 1, "the sink reconnected through the next URL");
+    let log = run.stop();
+    for part in [
+        "AMQP node not reachable; trying the next one".to_string(),
+        "amqp://127.0.0.1:1".to_string(),
+        "connection to the AMQP node lost".to_string(),
+        format!("amqp://127.0.0.1:{}", first.port),
+    ] {
+        assert!(log.contains(&part), "{part:?} missing in the log:\n{log}");
+    }
+    assert!(!log.contains("guest:guest"), "credentials never logged:\n{log}");
+
+    let messages = drain_queue(&vhost.url(), "platform").await;
+    assert!(messages.len() >= 350, "{} messages", messages.len());
+    eprintln!(
+        "repeated messages (at-least-once across the failover): {}",
+        messages.len() - 350
+    );
+    for (id, _, body, persistent) in &messages {
+        assert_eq!(
+            body["idempotency_key"].as_str(),
+            Some(id.as_str()),
+            "message_id = idempotency key"
+        );
+        assert!(persistent, "persistent messages");
+    }
+    let arrived: Vec<String> = messages.iter().map(|m| m.0.clone()).collect();
+    assert_complete_and_in_order(&arrived, &expected);
+}
+
+/// A sink's `bind_queue` that exists as a classic queue where `queue_type = "quorum"` is set (a
+/// queue's type cannot change): nothing is published, the deliveries wait without using
+/// attempts, and their reason names both types and what to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_sink_bind_queue_of_the_other_type_is_named_and_the_deliveries_wait() {
+    let vhost = Vhost::create();
+    let conn = lapin::Connection::connect(&vhost.url(), lapin::ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let channel = conn.create_channel().await.expect("channel");
+    channel
+        .queue_declare(
+            "platform".into(),
+            lapin::options::QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .expect("declare the classic queue");
+    let sinks = format!(
+        "[[sinks]]\nid = \"mq\"\nkind = \"amqp\"\nurl = \"{}\"\nbind_queue = \"platform\"\nqueue_type = \"quorum\"\n{}",
+        vhost.url(),
+        fast(5)
+    );
+    let env = env_with_sinks(Backend::Sqlite, &sinks).await;
+    ingest_text(&env, "v1.jsonl", &jsonl(1..6, 0, 0));
+    let run = env
+        .cmd(&["run", "--once", "--config", path_str(&env.config)])
+        .output()
+        .expect("gateway run --once");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let outbox = outbox_of(&env).await;
+    assert_waiting_without_attempts(&outbox, "mq").await;
+    let deliveries = all_deliveries(&outbox, "mq").await;
+    let error = deliveries[0].last_error.clone().unwrap_or_default();
+    for part in [
+        format!(
+            "queue platform exists in vhost {} as a classic queue; the gateway would declare it as a quorum queue (queue_type = \"quorum\")",
+            vhost.name
+        ),
+        "set queue_type = \"classic\" to use bind_queue as it is".to_string(),
+        "队列 platform 已作为经典队列（classic）存在于 vhost".to_string(),
+    ] {
+        assert!(error.contains(&part), "{part:?} missing in {error}");
+    }
+    assert_eq!(vhost.queue_type("platform").as_deref(), Some("classic"));
+    let _ = conn.close(200, "done".into()).await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // REST sink.
 // ---------------------------------------------------------------------------------------------

@@ -50,6 +50,28 @@ impl Vhost {
     pub fn up(&self) {
         rabbitmqctl(&["set_permissions", "-p", &self.name, "guest", ".*", ".*", ".*"]);
     }
+
+    /// The type of queue `queue` as the broker lists it (`classic`, `quorum`), if it exists.
+    pub fn queue_type(&self, queue: &str) -> Option<String> {
+        let out = Command::new("rabbitmqctl")
+            .args([
+                "list_queues",
+                "-q",
+                "--no-table-headers",
+                "-p",
+                &self.name,
+                "name",
+                "type",
+            ])
+            .output()
+            .expect("rabbitmqctl list_queues");
+        String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            let mut columns = l.split_whitespace();
+            (columns.next() == Some(queue))
+                .then(|| columns.next().map(str::to_string))
+                .flatten()
+        })
+    }
 }
 
 impl Drop for Vhost {
@@ -65,6 +87,8 @@ pub struct Proxy {
     pub port: u16,
     up: Arc<std::sync::atomic::AtomicBool>,
     links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// Connections forwarded so far.
+    forwarded: Arc<AtomicU32>,
 }
 
 impl Proxy {
@@ -74,12 +98,14 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let links: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let (up2, links2) = (up.clone(), links.clone());
+        let forwarded = Arc::new(AtomicU32::new(0));
+        let (up2, links2, forwarded2) = (up.clone(), links.clone(), forwarded.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !up2.load(Ordering::SeqCst) {
                     continue; // dropped: closed at once
                 }
+                forwarded2.fetch_add(1, Ordering::SeqCst);
                 let link = tokio::spawn(async move {
                     if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
@@ -88,7 +114,12 @@ impl Proxy {
                 links2.lock().unwrap().push(link);
             }
         });
-        Proxy { port, up, links }
+        Proxy {
+            port,
+            up,
+            links,
+            forwarded,
+        }
     }
 
     /// Drop every connection and refuse new ones.
@@ -97,6 +128,11 @@ impl Proxy {
         for link in self.links.lock().unwrap().drain(..) {
             link.abort();
         }
+    }
+
+    /// Connections forwarded so far (refused ones while cut are not counted).
+    pub fn forwarded(&self) -> u32 {
+        self.forwarded.load(Ordering::SeqCst)
     }
 
     /// Accept connections again.

@@ -12,10 +12,14 @@
 //! - [`retry_after`]: the `Retry-After` of an HTTP answer;
 //! - [`http_error`]: why an HTTP exchange gave no usable answer, or could not be authorised;
 //! - [`health`]: the circuit state and counts operators see of a connection;
-//! - [`amqp_url`]: the broker URL of an AMQP source or sink;
+//! - [`amqp_url`]: the broker URLs of an AMQP source or sink (one node or a cluster's), and
+//!   connecting to the first node that answers;
+//! - [`amqp_queue`]: the type of the queues an AMQP source or sink declares (classic or quorum),
+//!   and the broker's refusals read back into what differs;
 //! - [`postgres_tls`]: TLS for the PostgreSQL connections (store and sink), libpq's `sslmode`;
 //! - [`text`]: answers and errors cut to a length messages can hold.
 
+pub mod amqp_queue;
 pub mod amqp_url;
 pub mod charset;
 pub mod health;

@@ -22,18 +22,20 @@
 //! (see [`window`]); a batch also stops taking messages when its bytes reach that bound.
 
 use super::contract::{PulledRecord, SourceError, SourceItem, UnparsedRecord};
-use crate::common::amqp_url::broker_uri;
+use crate::common::amqp_queue::{
+    check_queue_type, parse_inequivalent, setting_for, soft_error, type_mismatch, QueueType,
+};
+use crate::common::amqp_url::{connect_first, BrokerNode, Rotation, UrlKeys};
 use crate::common::charset;
-use crate::common::secret::SecretSource;
+use crate::common::secret::Redacted;
 use crate::common::settings::SettingsProblem;
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
     ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
-use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+use lapin::protocol::AMQPSoftError;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::uri::AMQPUri;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use normalizer::xml_tree::{find_records, parse_xml_with_encoding, XmlLimits};
 use serde::Deserialize;
@@ -49,14 +51,32 @@ pub mod window;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AmqpSourceSettings {
-    /// Broker URL inline, e.g. `amqp://user:pass@host:5672/%2f` (prefer `url_env` / `url_file`).
-    pub url: Option<String>,
+    /// Broker URL inline, e.g. `amqp://user:pass@host:5672/%2f` (prefer `url_env` / `url_file`);
+    /// never shown (`Debug` prints `<redacted>`).
+    pub url: Option<Redacted>,
     /// Environment variable holding the URL.
     pub url_env: Option<String>,
     /// File holding the URL.
     pub url_file: Option<PathBuf>,
+    /// The URLs of a cluster's nodes, inline (instead of `url`): tried in order, a reconnection
+    /// starting with the node after the one that failed.
+    pub urls: Option<Vec<Redacted>>,
+    /// Environment variable holding the nodes' URLs, separated by commas.
+    pub urls_env: Option<String>,
+    /// File holding the nodes' URLs, separated by commas or line breaks.
+    pub urls_file: Option<PathBuf>,
     /// The queue to consume.
     pub queue: String,
+    /// Type of the queue (and of `<queue>.dead`) the gateway declares: `classic` (default) or
+    /// `quorum` (`x-queue-type = quorum`: replicated on a majority of the cluster's nodes).
+    #[serde(default = "default_queue_type")]
+    pub queue_type: String,
+    /// Quorum queues: deliveries of a message after which the broker dead-letters it
+    /// (`x-delivery-limit`; default 20, as RabbitMQ 4 does; 0: not declared). A backstop for a
+    /// message that keeps the gateway from settling it at all (one that stops the process); it
+    /// must exceed `max_redeliveries`, so that a message whose commit fails is quarantined by the
+    /// gateway before the broker drops it into the dead-letter queue.
+    pub delivery_limit: Option<u32>,
     /// Declare the queue (durable, with the dead-letter exchange) when connecting (default
     /// true). Set false to consume a queue that the broker's administrators declare.
     #[serde(default = "default_true")]
@@ -120,6 +140,11 @@ pub struct AmqpSourceSettings {
 fn default_true() -> bool {
     true
 }
+fn default_queue_type() -> String {
+    "classic".into()
+}
+/// `x-delivery-limit` of a quorum queue when `delivery_limit` is not set (RabbitMQ 4's default).
+pub const DEFAULT_DELIVERY_LIMIT: u32 = 20;
 fn default_dlx() -> String {
     "ganzhi.dead-letter".into()
 }
@@ -173,13 +198,35 @@ impl AmqpSourceSettings {
         })
     }
 
-    fn url_source(&self) -> SecretSource<'_> {
-        SecretSource::url(&self.url, &self.url_env, &self.url_file)
+    fn url_keys(&self) -> UrlKeys<'_> {
+        UrlKeys {
+            url: self.url.as_ref().map(|u| u.0.as_str()),
+            url_env: self.url_env.as_deref(),
+            url_file: self.url_file.as_deref(),
+            urls: self.urls.as_deref(),
+            urls_env: self.urls_env.as_deref(),
+            urls_file: self.urls_file.as_deref(),
+        }
     }
 
-    /// The broker URI. An error never shows the URL (it may hold a password).
-    pub fn uri(&self, base: &Path) -> Result<AMQPUri, String> {
-        broker_uri(self.url_source(), base)
+    /// The broker's nodes (one for `url`). An error names its key and never shows a URL (it
+    /// may hold a password).
+    pub fn nodes(&self, base: &Path) -> Result<Vec<BrokerNode>, SettingsProblem> {
+        self.url_keys().nodes(base)
+    }
+
+    /// The type of the queues the gateway declares (classic when `queue_type` is unknown, which
+    /// [`AmqpSourceSettings::check`] reports).
+    pub fn queue_type(&self) -> QueueType {
+        QueueType::parse(&self.queue_type).unwrap_or_default()
+    }
+
+    /// The `x-delivery-limit` the queue is declared with: quorum queues only, `None` for 0.
+    pub fn declared_delivery_limit(&self) -> Option<u32> {
+        match self.queue_type() {
+            QueueType::Quorum => Some(self.delivery_limit.unwrap_or(DEFAULT_DELIVERY_LIMIT)).filter(|n| *n > 0),
+            QueueType::Classic => None,
+        }
     }
 
     fn encoding(&self) -> Option<&'static encoding_rs::Encoding> {
@@ -195,8 +242,27 @@ impl AmqpSourceSettings {
                 message,
             })
         };
-        if let Err(message) = self.uri(base) {
-            problem("url", message);
+        if let Err(p) = self.nodes(base) {
+            problem(&p.key, p.message);
+        }
+        if let Some(p) = check_queue_type(&self.queue_type) {
+            problem(&p.key, p.message);
+        }
+        match (self.queue_type(), self.delivery_limit) {
+            (QueueType::Classic, Some(limit)) => problem(
+                "delivery_limit",
+                format!("delivery_limit = {limit} 仅适用于仲裁队列（queue_type = \"quorum\"）/ delivery_limit = {limit} applies to quorum queues only (queue_type = \"quorum\")"),
+            ),
+            (QueueType::Quorum, _) => {
+                if let Some(limit) = self.declared_delivery_limit().filter(|n| *n <= self.max_redeliveries) {
+                    let max = self.max_redeliveries;
+                    problem(
+                        "delivery_limit",
+                        format!("delivery_limit = {limit} 应大于 max_redeliveries = {max}：否则提交失败的消息会在网关隔离它之前被代理转入死信队列 / delivery_limit = {limit} must exceed max_redeliveries = {max}: else the broker dead-letters a message whose commit fails before the gateway quarantines it"),
+                    );
+                }
+            }
+            (QueueType::Classic, None) => {}
         }
         if self.queue.is_empty() || self.queue.len() > 255 {
             problem(
@@ -275,10 +341,21 @@ pub fn check_settings(table: &toml::Table, base: &Path) -> Vec<SettingsProblem> 
 /// A connected consumer of one queue.
 pub struct AmqpConsumer {
     settings: AmqpSourceSettings,
+    /// The node connected to, `scheme://host:port`.
+    node: String,
+    /// Its place in the source's list of nodes.
+    node_index: usize,
     connection: Connection,
     channel: Channel,
-    /// The consumer tag, the same for every consumer this connection starts.
+    /// The running consumer's tag: `ganzhi-<source>` for the connection's first consumer,
+    /// `ganzhi-<source>.<n>` for the n-th restarted with a new window. A restarted consumer
+    /// never reuses the tag of the one cancelled before it: on a quorum queue, RabbitMQ (at least
+    /// up to 3.12) may crash the channel or leave messages stuck when a consumer subscribes again
+    /// under the tag of a cancelled one whose deliveries are still in flight (rabbitmq-server
+    /// issues 5927 and 9158), and every unacknowledged message would then be redelivered.
     tag: ShortString,
+    /// `ganzhi-<source>`.
+    tag_base: String,
     stream: Stream,
     window: Window,
     /// What was delivered on this channel and is not settled yet (shared with the batches).
@@ -551,19 +628,27 @@ impl MessageBatch {
 impl AmqpConsumer {
     /// Connect, check the topology against the broker's (declaring what is missing when
     /// `declare_queue` is set, see [`inspect_topology`]) and start consuming.
+    ///
+    /// The broker's nodes are tried in `rotation`'s order (the one after the node that failed
+    /// last first); each that fails is logged by its label, and the error names every node tried.
     pub async fn connect(
         source_id: &str,
         settings: &AmqpSourceSettings,
         base: &Path,
+        rotation: &mut Rotation,
     ) -> Result<AmqpConsumer, SourceError> {
-        let (connection, vhost) = open_connection(source_id, settings, base).await?;
+        let nodes = settings.nodes(base).map_err(|p| SourceError::Settings(p.to_string()))?;
+        let (connection, index) = open_connection(source_id, settings, &nodes, rotation).await?;
+        let node = nodes.get(index).map(|n| n.label().to_string()).unwrap_or_default();
+        let vhost = nodes.get(index).map(|n| n.vhost().to_string()).unwrap_or_default();
         let timeout = Duration::from_secs(settings.connect_timeout_seconds);
         let window = Window::new(
             settings.prefetch,
             settings.max_inflight_bytes,
             settings.max_message_bytes,
         );
-        let tag = ShortString::from(format!("ganzhi-{source_id}"));
+        let tag_base = format!("ganzhi-{source_id}");
+        let tag = ShortString::from(tag_base.as_str());
         let ready = async {
             inspect_topology(&connection, settings, &vhost, true).await?;
             let channel = connection.create_channel().await.map_err(unavailable)?;
@@ -578,15 +663,24 @@ impl AmqpConsumer {
         let (channel, consumer) = match ready {
             Ok(parts) => parts,
             Err(e) => {
+                if !connection.status().connected() {
+                    rotation.failed(index, nodes.len());
+                }
                 let _ = connection.close(200, "not consuming".into()).await;
-                return Err(e);
+                return Err(match e {
+                    SourceError::Unavailable(m) => SourceError::Unavailable(format!("AMQP 节点 / node {node}: {m}")),
+                    e => e,
+                });
             }
         };
         Ok(AmqpConsumer {
             settings: settings.clone(),
+            node,
+            node_index: index,
             connection,
             channel,
             tag,
+            tag_base,
             stream: Stream::Consuming(consumer),
             window,
             held: watch::Sender::new(Held::default()),
@@ -693,7 +787,9 @@ impl AmqpConsumer {
             h.generation += 1;
             h.current = 0;
         });
-        tracing::debug!(queue = %self.settings.queue, window, "consuming with a new window");
+        let generation = self.held.borrow().generation;
+        self.tag = ShortString::from(format!("{}.{generation}", self.tag_base));
+        tracing::debug!(queue = %self.settings.queue, window, tag = %self.tag, "consuming with a new window");
         self.stream = Stream::Resuming(tokio::spawn(start_consuming(
             self.channel.clone(),
             self.settings.queue.clone(),
@@ -822,6 +918,25 @@ impl AmqpConsumer {
         self.change_window_if_due();
     }
 
+    /// The node the consumer is connected to, `scheme://host:port` (never with credentials).
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Whether the connection to the node is lost (the node went away or the network broke),
+    /// rather than the consumer having stopped for another reason (the store failed).
+    pub fn connection_lost(&self) -> bool {
+        !self.connection.status().connected()
+    }
+
+    /// Tell `rotation` how the connection ended: when it was lost, a reconnection starts with
+    /// the next node.
+    pub fn note_end(&self, rotation: &mut Rotation, node_count: usize) {
+        if self.connection_lost() {
+            rotation.failed(self.node_index, node_count);
+        }
+    }
+
     /// Close the connection; unacknowledged messages go back to the queue.
     pub async fn close(self) {
         let _ = self.channel.close(200, "closing".into()).await;
@@ -857,40 +972,63 @@ fn not_reached(timeout: Duration) -> SourceError {
     SourceError::Unavailable(format!("AMQP broker not reached within {}s", timeout.as_secs()))
 }
 
-/// Open a connection to the source's broker (within `connect_timeout_seconds`); its vhost too.
+/// Open a connection to the first of the source's broker nodes that answers, in `rotation`'s
+/// order (each within `connect_timeout_seconds`): the connection and the node's index.
 async fn open_connection(
     source_id: &str,
     settings: &AmqpSourceSettings,
-    base: &Path,
-) -> Result<(Connection, String), SourceError> {
-    let uri = settings.uri(base).map_err(SourceError::Settings)?;
-    let vhost = uri.vhost.clone();
+    nodes: &[BrokerNode],
+    rotation: &mut Rotation,
+) -> Result<(Connection, usize), SourceError> {
     let timeout = Duration::from_secs(settings.connect_timeout_seconds);
     let props = ConnectionProperties::default()
         .with_connection_name(LongString::from(format!("ganzhi-gateway source {source_id}")));
-    match tokio::time::timeout(timeout, Connection::connect_uri(uri, props)).await {
-        Ok(Ok(connection)) => Ok((connection, vhost)),
-        Ok(Err(e)) => Err(unavailable(e)),
-        Err(_) => Err(not_reached(timeout)),
-    }
+    connect_first(nodes, rotation, &props, timeout)
+        .await
+        .map_err(|e| SourceError::Unavailable(e.to_string()))
 }
 
-/// Connect to the source's broker and compare its queue (and, with `declare_queue`, the
-/// dead-letter exchange and queue) with what the gateway declares, changing nothing: one line
-/// per object on success, else the error the consumer would report at start. For `gateway
-/// config check --connect`.
+/// Connect to each of the source's broker nodes and compare, on the first that answers, its
+/// queue (and, with `declare_queue`, the dead-letter exchange and queue) with what the gateway
+/// declares, changing nothing: one line per node and per object, each `Ok`, or the error the
+/// consumer would report at start (a node that cannot be reached is one). For `gateway config
+/// check --connect`.
 pub async fn check_broker(
     source_id: &str,
     settings: &AmqpSourceSettings,
     base: &Path,
-) -> Result<Vec<String>, SourceError> {
-    let (connection, vhost) = open_connection(source_id, settings, base).await?;
+) -> Vec<Result<String, SourceError>> {
+    let nodes = match settings.nodes(base) {
+        Ok(nodes) => nodes,
+        Err(p) => return vec![Err(SourceError::Settings(p.to_string()))],
+    };
     let timeout = Duration::from_secs(settings.connect_timeout_seconds);
-    let checked = tokio::time::timeout(timeout, inspect_topology(&connection, settings, &vhost, false))
-        .await
-        .unwrap_or_else(|_| Err(not_reached(timeout)));
-    let _ = connection.close(200, "checked".into()).await;
-    checked
+    let mut lines = Vec::new();
+    let mut checked = false;
+    for node in &nodes {
+        let one = std::slice::from_ref(node);
+        let connection = match open_connection(source_id, settings, one, &mut Rotation::default()).await {
+            Ok((connection, _)) => connection,
+            Err(e) => {
+                lines.push(Err(e));
+                continue;
+            }
+        };
+        let label = node.label();
+        lines.push(Ok(format!("AMQP 节点 {label}：可连接 / AMQP node {label}: reachable")));
+        if !checked {
+            checked = true;
+            let inspected = tokio::time::timeout(timeout, inspect_topology(&connection, settings, node.vhost(), false))
+                .await
+                .unwrap_or_else(|_| Err(not_reached(timeout)));
+            match inspected {
+                Ok(found) => lines.extend(found.into_iter().map(Ok)),
+                Err(e) => lines.push(Err(e)),
+            }
+        }
+        let _ = connection.close(200, "checked".into()).await;
+    }
+    lines
 }
 
 /// What the gateway declares for an AMQP source with `declare_queue`.
@@ -916,30 +1054,46 @@ impl Part {
 
     /// How the gateway declares it, in words.
     fn declared(self, settings: &AmqpSourceSettings) -> String {
+        let kind = settings.queue_type().declared_words();
         match self {
-            Part::Queue => format!(
-                "durable = true, x-dead-letter-exchange = '{}'",
-                settings.dead_letter_exchange
-            ),
+            Part::Queue => {
+                let limit = settings
+                    .declared_delivery_limit()
+                    .map(|n| format!(", x-delivery-limit = {n}"))
+                    .unwrap_or_default();
+                format!(
+                    "durable = true{kind}, x-dead-letter-exchange = '{}'{limit}",
+                    settings.dead_letter_exchange
+                )
+            }
             Part::DeadLetterExchange => "type = 'fanout', durable = true".into(),
-            Part::DeadQueue => "durable = true".into(),
+            Part::DeadQueue => format!("durable = true{kind}"),
         }
+    }
+
+    /// The declaration's arguments.
+    fn arguments(self, settings: &AmqpSourceSettings) -> FieldTable {
+        let mut arguments = FieldTable::default();
+        match self {
+            Part::Queue => {
+                settings.queue_type().declare_into(&mut arguments);
+                arguments.insert(
+                    "x-dead-letter-exchange".into(),
+                    AMQPValue::LongString(settings.dead_letter_exchange.as_str().into()),
+                );
+                if let Some(limit) = settings.declared_delivery_limit() {
+                    arguments.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(i64::from(limit)));
+                }
+            }
+            Part::DeadQueue => settings.queue_type().declare_into(&mut arguments),
+            Part::DeadLetterExchange => {}
+        }
+        arguments
     }
 }
 
 fn dead_queue_name(settings: &AmqpSourceSettings) -> String {
     format!("{}.dead", settings.queue)
-}
-
-/// The soft error the broker answered with, if that is what `e` is.
-fn soft_error(e: &lapin::Error) -> Option<(AMQPSoftError, String)> {
-    match e.kind() {
-        lapin::ErrorKind::ProtocolError(amqp) => match amqp.kind() {
-            AMQPErrorKind::Soft(soft) => Some((soft.clone(), amqp.get_message().as_str().to_string())),
-            AMQPErrorKind::Hard(_) => None,
-        },
-        _ => None,
-    }
 }
 
 /// Compare the source's topology with the broker's and, with `create`, declare what is
@@ -1077,25 +1231,13 @@ async fn declare(
         ..QueueDeclareOptions::default()
     };
     let result = match part {
-        Part::Queue => {
-            let mut arguments = FieldTable::default();
-            arguments.insert(
-                "x-dead-letter-exchange".into(),
-                AMQPValue::LongString(settings.dead_letter_exchange.as_str().into()),
-            );
+        Part::Queue | Part::DeadQueue => {
+            let (_, _, name) = part.object(settings);
             channel
-                .queue_declare(settings.queue.as_str().into(), durable_queue, arguments)
+                .queue_declare(name.as_str().into(), durable_queue, part.arguments(settings))
                 .await
                 .map(drop)
         }
-        Part::DeadQueue => channel
-            .queue_declare(
-                dead_queue_name(settings).as_str().into(),
-                durable_queue,
-                FieldTable::default(),
-            )
-            .await
-            .map(drop),
         Part::DeadLetterExchange => {
             let durable = ExchangeDeclareOptions {
                 durable: true,
@@ -1125,47 +1267,6 @@ async fn declare(
     }
 }
 
-/// RabbitMQ's account of one property that differs: `inequivalent arg 'ARG' for queue 'Q' in
-/// vhost 'V': received VALUE but current is VALUE`, a value being `none`, `'text'` or `the
-/// value 'text' of type 'longstr'`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Inequivalent {
-    arg: String,
-    /// What the gateway sent (`None`: it sent no such argument).
-    received: Option<String>,
-    /// What the broker holds (`None`: absent).
-    current: Option<String>,
-}
-
-fn parse_inequivalent(text: &str) -> Option<Inequivalent> {
-    let rest = text.split_once("inequivalent arg '")?.1;
-    let (arg, rest) = rest.split_once('\'')?;
-    let (_, rest) = rest.split_once(": received ")?;
-    let (received, current) = rest.split_once(" but current is ")?;
-    Some(Inequivalent {
-        arg: arg.to_string(),
-        received: broker_value(received),
-        current: broker_value(current),
-    })
-}
-
-fn broker_value(text: &str) -> Option<String> {
-    let text = text.trim();
-    if text == "none" {
-        return None;
-    }
-    let quoted = text.strip_prefix("the value ").unwrap_or(text);
-    let inner = match quoted.strip_prefix('\'') {
-        Some(inner) => inner,
-        None => return Some(text.to_string()),
-    };
-    let end = inner
-        .rfind("' of type '")
-        .or_else(|| inner.rfind('\''))
-        .unwrap_or(inner.len());
-    Some(inner[..end].to_string())
-}
-
 /// What to say when the broker refuses to declare `part` as the gateway does (`text`: the
 /// broker's reply): the object, the property it holds, the one the gateway would set, and what
 /// to change.
@@ -1179,6 +1280,11 @@ fn explain(part: Part, settings: &AmqpSourceSettings, vhost: &str, text: &str) -
         );
     };
     let arg = &diff.arg;
+    if arg == "x-queue-type" && part != Part::DeadLetterExchange {
+        let (account_zh, account_en) = type_mismatch(&name, vhost, &diff);
+        let (advice_zh, advice_en) = type_advice(part, settings, &name, diff.current.as_deref());
+        return format!("{account_zh}；{advice_zh} / {account_en}; {advice_en}");
+    }
     let (held_zh, held_en) = match &diff.current {
         None => (format!("且没有 {arg}"), format!("{arg} absent")),
         Some(v) => (format!("其 {arg} = '{v}'"), format!("{arg} = '{v}'")),
@@ -1187,22 +1293,31 @@ fn explain(part: Part, settings: &AmqpSourceSettings, vhost: &str, text: &str) -
         None => (format!("不带 {arg}"), format!("no {arg}")),
         Some(v) => (format!("{arg} = '{v}'"), format!("{arg} = '{v}'")),
     };
-    let own_dlx = (part == Part::Queue && arg == "x-dead-letter-exchange")
-        .then(|| diff.current.clone())
-        .flatten();
-    let (advice_zh, advice_en) = advice(part, settings, &name, &wanted_en, own_dlx.as_deref());
+    let own = match (part, arg.as_str()) {
+        (Part::Queue, "x-dead-letter-exchange") => diff
+            .current
+            .as_ref()
+            .map(|dlx| (format!("dead_letter_exchange = \"{dlx}\""), "dead-letter exchange")),
+        (Part::Queue, "x-delivery-limit") => Some((
+            format!("delivery_limit = {}", diff.current.as_deref().unwrap_or("0")),
+            "delivery limit",
+        )),
+        _ => None,
+    };
+    let (advice_zh, advice_en) = advice(part, settings, &name, &wanted_en, own);
     format!(
         "{what_zh} {name} 已存在于 vhost {vhost}，{held_zh}；网关会以 {wanted_zh} 声明它，代理拒绝（PRECONDITION_FAILED）：{advice_zh} / {what_en} {name} exists in vhost {vhost} with {held_en}; the gateway would declare it with {wanted_en}, which the broker refuses (PRECONDITION_FAILED): {advice_en}"
     )
 }
 
-/// What to change so that `part` (named `name`) and the gateway agree.
+/// What to change so that `part` (named `name`) and the gateway agree. `own`: the setting that
+/// would take over the queue's own value of the argument that differs, and what that value is.
 fn advice(
     part: Part,
     settings: &AmqpSourceSettings,
     name: &str,
     wanted: &str,
-    own_dlx: Option<&str>,
+    own: Option<(String, &str)>,
 ) -> (String, String) {
     match part {
         Part::Queue => {
@@ -1210,9 +1325,10 @@ fn advice(
                 format!("请设 declare_queue = false 并自行为该队列配置死信交换机与死信队列，或删除该队列（或以 {wanted} 重建）后由网关声明"),
                 format!("either set declare_queue = false and bind a dead-letter exchange and queue to it yourself, or delete the queue (or recreate it with {wanted}) and let the gateway declare it"),
             );
-            if let Some(dlx) = own_dlx {
-                zh.push_str(&format!("；或设 dead_letter_exchange = \"{dlx}\" 沿用该队列已有的死信交换机"));
-                en.push_str(&format!("; or set dead_letter_exchange = \"{dlx}\" to use the queue's own dead-letter exchange"));
+            if let Some((setting, what)) = own {
+                let what_zh = if what == "delivery limit" { "投递次数上限" } else { "死信交换机" };
+                zh.push_str(&format!("；或设 {setting} 沿用该队列已有的{what_zh}"));
+                en.push_str(&format!("; or set {setting} to use the queue's own {what}"));
             }
             (zh, en)
         }
@@ -1223,6 +1339,23 @@ fn advice(
         Part::DeadQueue => (
             format!("请删除队列 {name}（或以 {wanted} 重建）后由网关声明，或设 declare_queue = false 并自行处理死信（队列 {} 的死信）", settings.queue),
             format!("either delete the queue {name} (or recreate it with {wanted}) and let the gateway declare it, or set declare_queue = false and look after the dead letters of {} yourself", settings.queue),
+        ),
+    }
+}
+
+/// What to change when `part` (named `name`) exists as another type of queue (`held`: its
+/// `x-queue-type`, absent for classic) than `queue_type` declares.
+fn type_advice(part: Part, settings: &AmqpSourceSettings, name: &str, held: Option<&str>) -> (String, String) {
+    let keep = setting_for(held);
+    let wanted = settings.queue_type().as_str();
+    match part {
+        Part::DeadQueue => (
+            format!("请设 queue_type = \"{keep}\" 沿用现有队列，或先移走队列 {name} 中的死信、删除该队列后由网关以 {wanted} 类型声明，或设 declare_queue = false 并自行处理死信"),
+            format!("either set queue_type = \"{keep}\" to keep the queues as they are, or move the dead letters out of {name}, delete it and let the gateway declare it as {wanted}, or set declare_queue = false and look after the dead letters of {} yourself", settings.queue),
+        ),
+        _ => (
+            format!("请设 queue_type = \"{keep}\" 按现有类型使用该队列，或先将其消息移走（例如用 shovel）、删除该队列后由网关以 {wanted} 类型声明，或设 declare_queue = false"),
+            format!("either set queue_type = \"{keep}\" to use the queue as it is, or move its messages elsewhere (e.g. with a shovel), delete it and let the gateway declare it as {wanted}, or set declare_queue = false"),
         ),
     }
 }
@@ -1434,27 +1567,6 @@ mod tests {
     }
 
     #[test]
-    fn the_brokers_inequivalent_arg_replies_are_read() {
-        let absent = parse_inequivalent("PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange' for queue 'dept.cases' in vhost 'v': received the value 'ganzhi.dead-letter' of type 'longstr' but current is none").unwrap();
-        assert_eq!(
-            absent,
-            Inequivalent {
-                arg: "x-dead-letter-exchange".into(),
-                received: Some("ganzhi.dead-letter".into()),
-                current: None
-            }
-        );
-        let durable = parse_inequivalent("PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'q' in vhost '/': received 'true' but current is 'false'").unwrap();
-        assert_eq!(
-            (durable.received.as_deref(), durable.current.as_deref()),
-            (Some("true"), Some("false"))
-        );
-        let extra = parse_inequivalent("PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue 'q.dead' in vhost '/': received none but current is the value '60000' of type 'signedint'").unwrap();
-        assert_eq!((extra.received, extra.current.as_deref()), (None, Some("60000")));
-        assert_eq!(parse_inequivalent("PRECONDITION_FAILED - something else"), None);
-    }
-
-    #[test]
     fn a_refused_declaration_says_what_the_queue_holds_what_the_gateway_wants_and_what_to_change() {
         let s = settings("");
         let absent = explain(Part::Queue, &s, "v", "PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange' for queue 'q' in vhost 'v': received the value 'ganzhi.dead-letter' of type 'longstr' but current is none");
@@ -1479,6 +1591,111 @@ mod tests {
         assert!(
             unknown.contains("queue q.dead") && unknown.contains("PRECONDITION_FAILED - odd"),
             "{unknown}"
+        );
+    }
+
+    #[test]
+    fn quorum_queues_declare_their_type_the_dead_letter_exchange_and_a_delivery_limit() {
+        let classic = settings("");
+        assert_eq!(classic.queue_type(), QueueType::Classic);
+        assert_eq!(
+            Part::Queue.declared(&classic),
+            "durable = true, x-dead-letter-exchange = 'ganzhi.dead-letter'",
+            "a classic queue is declared as before"
+        );
+        assert!(Part::DeadQueue.arguments(&classic).inner().is_empty());
+        let quorum = settings("queue_type = \"quorum\"");
+        assert_eq!(
+            Part::Queue.declared(&quorum),
+            "durable = true, x-queue-type = 'quorum', x-dead-letter-exchange = 'ganzhi.dead-letter', x-delivery-limit = 20"
+        );
+        assert_eq!(
+            Part::DeadQueue.declared(&quorum),
+            "durable = true, x-queue-type = 'quorum'"
+        );
+        let arguments = Part::Queue.arguments(&quorum);
+        assert_eq!(
+            arguments.inner().get("x-delivery-limit"),
+            Some(&AMQPValue::LongLongInt(20))
+        );
+        assert!(Part::DeadQueue.arguments(&quorum).contains_key("x-queue-type"));
+        let unlimited = settings("queue_type = \"quorum\"\ndelivery_limit = 0");
+        assert_eq!(unlimited.declared_delivery_limit(), None);
+        assert!(!Part::Queue.arguments(&unlimited).contains_key("x-delivery-limit"));
+        assert!(quorum.check(Path::new(".")).is_empty());
+    }
+
+    #[test]
+    fn the_settings_never_show_a_urls_password() {
+        assert!(!format!("{:?}", settings("")).contains("guest:guest"));
+        let table: toml::Table =
+            toml::from_str("urls = [\"amqp://gw:pw-secret@mq1/v\", \"amqp://gw:pw-secret@mq2/v\"]\nqueue = \"q\"")
+                .unwrap();
+        let cluster = AmqpSourceSettings::from_table(&table).unwrap();
+        assert!(cluster.check(Path::new(".")).is_empty());
+        let shown = format!("{cluster:?} {:?}", cluster.nodes(Path::new(".")).unwrap());
+        assert!(!shown.contains("pw-secret"), "{shown}");
+        assert!(shown.contains("[amqp://mq1:5672, amqp://mq2:5672]"), "{shown}");
+    }
+
+    #[test]
+    fn queue_type_and_delivery_limit_problems_name_field_rule_and_value() {
+        let problems = |extra: &str| settings(extra).check(Path::new("."));
+        let unknown = problems("queue_type = \"stream\"");
+        assert_eq!(unknown[0].key, "queue_type");
+        assert!(unknown[0].message.contains("\"stream\""), "{}", unknown[0].message);
+        let classic = problems("delivery_limit = 10");
+        assert_eq!(classic[0].key, "delivery_limit");
+        assert!(
+            classic[0]
+                .message
+                .contains("delivery_limit = 10 applies to quorum queues only"),
+            "{}",
+            classic[0].message
+        );
+        let low = problems("queue_type = \"quorum\"\ndelivery_limit = 5");
+        assert_eq!(low[0].key, "delivery_limit");
+        assert!(
+            low[0]
+                .message
+                .contains("delivery_limit = 5 must exceed max_redeliveries = 5"),
+            "{}",
+            low[0].message
+        );
+        assert!(low[0].message.contains("应大于"), "{}", low[0].message);
+        assert!(problems("queue_type = \"quorum\"\ndelivery_limit = 6").is_empty());
+    }
+
+    #[test]
+    fn a_queue_of_the_other_type_is_named_with_both_types_and_what_to_change() {
+        let quorum = settings("queue_type = \"quorum\"");
+        let classic_held = explain(Part::Queue, &quorum, "v", "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue 'q' in vhost 'v': received the value 'quorum' of type 'longstr' but current is none");
+        for part in [
+            "queue q exists in vhost v as a classic queue; the gateway would declare it as a quorum queue (queue_type = \"quorum\")",
+            "a queue's type cannot be changed",
+            "set queue_type = \"classic\" to use the queue as it is",
+            "delete it and let the gateway declare it as quorum",
+            "队列 q 已作为经典队列（classic）存在于 vhost v",
+            "队列类型不能更改",
+        ] {
+            assert!(classic_held.contains(part), "{part:?} missing in {classic_held}");
+        }
+        let quorum_held = explain(Part::DeadQueue, &settings(""), "v", "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue 'q.dead' in vhost 'v': received none but current is the value 'quorum' of type 'longstr'");
+        assert!(
+            quorum_held.contains(
+                "queue q.dead exists in vhost v as a quorum queue; the gateway would declare it as a classic queue"
+            ) && quorum_held.contains("set queue_type = \"quorum\" to keep the queues as they are"),
+            "{quorum_held}"
+        );
+        let limit = explain(Part::Queue, &quorum, "v", "PRECONDITION_FAILED - inequivalent arg 'x-delivery-limit' for queue 'q' in vhost 'v': received '20' but current is '7'");
+        assert!(
+            limit.contains("x-delivery-limit = '7'") && limit.contains("set delivery_limit = 7"),
+            "{limit}"
+        );
+        let no_limit = explain(Part::Queue, &quorum, "v", "PRECONDITION_FAILED - inequivalent arg 'x-delivery-limit' for queue 'q' in vhost 'v': received '20' but current is none");
+        assert!(
+            no_limit.contains("set delivery_limit = 0 to use the queue's own delivery limit"),
+            "{no_limit}"
         );
     }
 

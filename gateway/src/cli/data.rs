@@ -63,17 +63,15 @@ fn check_brokers(config: &Config) -> anyhow::Result<bool> {
         let table = source.amqp.clone().unwrap_or_default();
         let checked = match AmqpSourceSettings::from_table(&table) {
             Ok(settings) => runtime.block_on(check_broker(&source.id, &settings, &config.base_dir)),
-            Err(p) => Err(adapters::sources::SourceError::Settings(p.to_string())),
+            Err(p) => vec![Err(adapters::sources::SourceError::Settings(p.to_string()))],
         };
-        match checked {
-            Ok(lines) => {
-                for line in lines {
-                    println!("{place}: {line}");
+        for line in checked {
+            match line {
+                Ok(line) => println!("{place}: {line}"),
+                Err(e) => {
+                    all_ok = false;
+                    println!("{place}: {e}");
                 }
-            }
-            Err(e) => {
-                all_ok = false;
-                println!("{place}: {e}");
             }
         }
     }

@@ -10,6 +10,7 @@ use crate::prepare::reader::from_source_item;
 use crate::runtime::Runtime;
 use crate::shutdown::Shutdown;
 use crate::telemetry::SourceFailed;
+use adapters::common::amqp_url::Rotation;
 use adapters::sources::amqp::{AmqpConsumer, AmqpSourceSettings};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,19 +33,34 @@ pub async fn run_consumer(
     let board = std::sync::Arc::clone(&runtime.sources);
     let mut attempt = 0u32;
     let mut failures = Failures::new();
+    // Which broker node to try first: the one after the node that failed last.
+    let mut rotation = Rotation::default();
+    let node_count = settings.nodes(&base).map(|n| n.len()).unwrap_or(1);
     while !shutdown.is_triggered() {
         let connected = tokio::select! {
             _ = shutdown.wait() => break,
-            c = AmqpConsumer::connect(&source_id, &settings, &base) => c,
+            c = AmqpConsumer::connect(&source_id, &settings, &base, &mut rotation) => c,
         };
         let ended = match connected {
             Ok(mut consumer) => {
-                tracing::info!(source = %source_id, queue = %settings.queue, "consuming");
+                tracing::info!(source = %source_id, queue = %settings.queue, node = %consumer.node(), "consuming");
                 attempt = 0;
                 board.update(&source_id, |s| s.pulling = true);
                 board.run_succeeded(&source_id, None, None);
                 let ended = consume(&runtime, &source_id, &settings, &mut consumer, &shutdown, &mut failures).await;
                 board.update(&source_id, |s| s.pulling = false);
+                consumer.note_end(&mut rotation, node_count);
+                let ended = match ended {
+                    Ended::Failed(message) if consumer.connection_lost() => {
+                        let node = consumer.node();
+                        tracing::warn!(source = %source_id, node = %node, error = %message,
+                            "connection to the AMQP node lost; reconnecting, starting with the next node");
+                        Ended::Failed(format!(
+                            "与 AMQP 节点 {node} 的连接中断 / connection to AMQP node {node} lost: {message}"
+                        ))
+                    }
+                    ended => ended,
+                };
                 consumer.close().await;
                 ended
             }

@@ -7,11 +7,11 @@
 
 use crate::runtime::Runtime;
 use crate::shutdown::Shutdown;
-use adapters::sinks::secret::SecretSource;
+use adapters::common::amqp_url::{connect_first, nodes_of_table, Rotation};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -168,25 +168,25 @@ pub fn spawn_refresher(runtime: Arc<Runtime>, readiness: Arc<Readiness>, shutdow
 }
 
 async fn amqp_check(table: &toml::Table, base: &Path) -> Check {
-    let text = |key: &str| table.get(key).and_then(toml::Value::as_str);
-    let file = text("url_file").map(PathBuf::from);
-    let source = SecretSource {
-        name: "url",
-        inline: text("url"),
-        env: text("url_env"),
-        file: file.as_deref(),
+    let nodes = match nodes_of_table(table, base) {
+        Ok(nodes) => nodes,
+        Err(p) => return Check::failed(p.to_string()),
     };
-    let url = match source.require(base) {
-        Ok(url) => url,
-        Err(e) => return Check::failed(e),
-    };
-    let connect = lapin::Connection::connect(url.expose(), lapin::ConnectionProperties::default());
-    match tokio::time::timeout(CHECK_TIMEOUT, connect).await {
-        Ok(Ok(connection)) => {
+    // Ready when any node of the cluster takes a connection, as the sink would use it.
+    let properties = lapin::ConnectionProperties::default();
+    let mut rotation = Rotation::default();
+    let connect = connect_first(&nodes, &mut rotation, &properties, CHECK_TIMEOUT);
+    match tokio::time::timeout(CHECK_TIMEOUT * nodes.len().max(1) as u32, connect).await {
+        Ok(Ok((connection, _))) => {
             let _ = connection.close(200, "readyz".into()).await;
             Check::ok()
         }
-        // The error text of lapin may hold the URL: name the failure, not the address.
+        // The answer is public: name the failure, not the nodes (they are in the log).
+        Ok(Err(_)) if nodes.len() > 1 => Check::failed(format!(
+            "无法连接任何消息代理节点（共 {} 个）/ cannot connect to any of the {} broker nodes",
+            nodes.len(),
+            nodes.len()
+        )),
         Ok(Err(_)) => Check::failed("无法连接消息代理 / cannot connect to the broker"),
         Err(_) => Check::failed("连接消息代理超时 / connecting to the broker timed out"),
     }
