@@ -1,6 +1,8 @@
 //! Browser tests of the web dashboard, one journey per kind of user: an operator working through
 //! the quarantine, a data-standards owner fixing a mapping and following the fix to the case, a
-//! department looking at its own records. Each starts a real gateway server in-process (SQLite
+//! department looking at its own records; and an operator looking at the gateway instances on
+//! the store (this one and another alive, one gone, one stopped) and at which instance runs each
+//! scheduled job. Each starts a real gateway server in-process (SQLite
 //! store, push sources with the example mapping `mappings/nanchang-amr-penalty`), pushes records
 //! the mapping accepts and rejects, and drives headless Debian Chromium through chromedriver
 //! (WebDriver, `fantoccini`).
@@ -19,10 +21,13 @@
 
 mod support;
 
+use adapters::common::health::{CircuitState, SourceHealth};
 use fantoccini::{Client, ClientBuilder, Locator};
 use gateway::config::Config;
+use gateway::runtime::cluster::{self, job_name, LeaseTimings};
 use gateway::server;
 use gateway::shutdown::Shutdown;
+use gateway::store::InstanceInfo;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -376,8 +381,11 @@ const TOKENS: &[Token] = &[
 
 struct Gateway {
     dir: tempfile::TempDir,
+    runtime: Arc<gateway::runtime::Runtime>,
     shutdown: Shutdown,
     server: Option<server::ServerHandle>,
+    /// Tasks started beside the server (heartbeats), ended by the shutdown.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     base: String,
     http: reqwest::Client,
     c: Option<Client>,
@@ -456,6 +464,12 @@ impl Gateway {
                 .await
                 .expect("the server stops");
         }
+        for task in self.tasks.drain(..) {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("the task stops")
+                .expect("the task ends cleanly");
+        }
         drop(self.dir);
     }
 }
@@ -463,6 +477,12 @@ impl Gateway {
 /// A gateway with two push sources (the department token's and another department's) and a
 /// browser; None (the test is skipped) without Chromium.
 async fn start() -> Option<Gateway> {
+    start_with(&[], "").await
+}
+
+/// [`start`] with REST sources `rest_sources` too (configured, their schedulers not started) and
+/// `more` at the end of the configuration.
+async fn start_with(rest_sources: &[&str], more: &str) -> Option<Gateway> {
     let Some(driver_bin) = chromedriver().filter(|_| Path::new(CHROMIUM).is_file()) else {
         eprintln!(
             "SKIPPED: the dashboard browser tests need Debian's chromium and chromium-driver \
@@ -493,15 +513,23 @@ async fn start() -> Option<Gateway> {
             mapping.display()
         ));
     }
+    for source in rest_sources {
+        text.push_str(&format!(
+            "[[sources]]\nid = \"{source}\"\nkind = \"rest\"\nmapping = \"{}\"\nrecord_key = \"ajbh\"\npoll_seconds = 60\n\
+             [sources.rest]\nurl = \"http://127.0.0.1:9/{source}/list\"\nrecords_path = \"data.rows\"\n\n",
+            mapping.display()
+        ));
+    }
     text.push_str(
-        "[[sinks]]\nid = \"platform\"\nkind = \"postgres\"\nurl = \"postgres://gateway@127.0.0.1:9/platform\"\n",
+        "[[sinks]]\nid = \"platform\"\nkind = \"postgres\"\nurl = \"postgres://gateway@127.0.0.1:9/platform\"\n\n",
     );
+    text.push_str(more);
     let config = Config::parse(&text, "gateway.toml", dir.path())
         .and_then(|c| c.resolve("gateway.toml"))
         .unwrap_or_else(|e| panic!("test config: {e}"));
     let runtime = Arc::new(gateway::intake::tasks::build_runtime(config).await.expect("runtime"));
     let shutdown = Shutdown::default();
-    let server = server::spawn(runtime, "127.0.0.1:0", shutdown.clone())
+    let server = server::spawn(Arc::clone(&runtime), "127.0.0.1:0", shutdown.clone())
         .await
         .expect("server starts");
     let base = format!("http://{}", server.addr);
@@ -509,8 +537,10 @@ async fn start() -> Option<Gateway> {
     let c = browser(&driver_url).await;
     Some(Gateway {
         dir,
+        runtime,
         shutdown,
         server: Some(server),
+        tasks: Vec::new(),
         base,
         http: reqwest::Client::new(),
         c: Some(c),
@@ -769,6 +799,202 @@ async fn an_operator_finds_an_entry_by_case_number_sees_its_source_field_and_ign
     wait_text(c, "nav", "Deliveries").await;
     open(c, "#/deliveries").await;
     wait_text(c, "#delivery-counts-table", "pending").await;
+    click(c, "#lang-toggle").await;
+    wait_text(c, "nav", "总览").await;
+    logout(c).await;
+
+    gw.stop().await;
+}
+
+/// The REST sources of the instances test: one run here, one on another instance, one by nobody.
+const REST_HERE: &str = "ganzhou-rest";
+const REST_ELSEWHERE: &str = "jian-rest";
+const REST_NOBODY: &str = "yichun-rest";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sees_every_instance_a_gone_one_in_red_and_which_instance_runs_each_scheduled_job() {
+    // Heartbeats every 0.5 s: an instance silent for 1.5 s is gone.
+    let Some(mut gw) = start_with(
+        &[REST_HERE, REST_ELSEWHERE, REST_NOBODY],
+        "[cluster]\nheartbeat_seconds = 0.5\n",
+    )
+    .await
+    else {
+        return;
+    };
+    let base = gw.base.clone();
+    let runtime = Arc::clone(&gw.runtime);
+    let store = runtime.store.cluster();
+    let timings = LeaseTimings::from_config(&runtime.resolved.config.cluster);
+    let this = runtime.instance.id.clone();
+    let other = |id: &str, pid: i32| InstanceInfo {
+        id: id.to_string(),
+        host: format!("{id}-host"),
+        pid,
+        version: runtime.instance.version.clone(),
+        started_at: chrono::Utc::now() - chrono::Duration::minutes(30),
+    };
+
+    // This instance heartbeats as `gateway run` makes it, and so does a second one, gw-b; gw-c
+    // heartbeated once and fell silent; gw-d stopped cleanly.
+    gw.tasks.push(tokio::spawn(cluster::heartbeat(
+        (*runtime).clone(),
+        Arc::clone(&runtime.instance),
+        timings,
+        gw.shutdown.clone(),
+    )));
+    gw.tasks.push(tokio::spawn(cluster::heartbeat(
+        (*runtime).clone(),
+        Arc::new(other("gw-b", 4242)),
+        timings,
+        gw.shutdown.clone(),
+    )));
+    store
+        .instance_heartbeat(&other("gw-c", 5151), 1234)
+        .await
+        .expect("heartbeat");
+    store
+        .instance_heartbeat(&other("gw-d", 6161), 99)
+        .await
+        .expect("heartbeat");
+    store.instance_stopped("gw-d").await.expect("stopped");
+    // The leases, and the source board as the lease runner keeps it: REST_HERE runs here,
+    // REST_ELSEWHERE on gw-b, REST_NOBODY's lease (gw-c's) has run out.
+    let hour = Duration::from_secs(3600);
+    for (source, holder, ttl) in [
+        (REST_HERE, this.as_str(), hour),
+        (REST_ELSEWHERE, "gw-b", hour),
+        (REST_NOBODY, "gw-c", Duration::from_millis(100)),
+    ] {
+        let epoch = store
+            .lease_acquire(&job_name("source", source), holder, ttl)
+            .await
+            .expect("lease");
+        assert!(epoch.is_some(), "{holder} takes {source}");
+        runtime.sources.update(source, |s| {
+            s.runs_here = Some(holder == this);
+            s.health = Some(SourceHealth {
+                circuit: CircuitState::Closed,
+                circuit_reopens_at: None,
+                last_error: None,
+                requests: 3,
+                failures: 0,
+                retries: 0,
+            });
+        });
+    }
+    // A command for a job another instance runs is refused, naming that instance.
+    let resp = gw
+        .http
+        .post(format!("{base}/api/sources/{REST_ELSEWHERE}/pull"))
+        .bearer_auth(OPERATOR)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(resp.status(), reqwest::StatusCode::CONFLICT);
+    let refused: Value = serde_json::from_str(&resp.text().await.expect("answer")).expect("JSON");
+    assert_eq!(refused["error"]["code"], "runs_elsewhere", "{refused}");
+    assert!(
+        refused["error"]["message_en"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("gw-b"),
+        "{refused}"
+    );
+    let c = gw.browser();
+
+    // The instances panel: this instance first, alive, marked; gw-b alive with its job; gw-c
+    // gone, in red; the stopped one folded away.
+    login(c, &base, OPERATOR).await;
+    let me = format!("#instances-table tr[data-instance=\"{this}\"]");
+    wait_text(c, &format!("{me} .inst-alive"), "在线").await;
+    wait_text(c, &format!("{me} .this-badge"), "本实例").await;
+    wait_text(c, &format!("{me} td.inst-heartbeat"), "秒前").await;
+    wait_text(c, &format!("{me} td.inst-host"), &runtime.instance.host).await;
+    let b = "#instances-table tr[data-instance=\"gw-b\"]";
+    wait_text(c, &format!("{b} .inst-alive"), "在线").await;
+    wait_text(c, &format!("{b} td.inst-jobs"), &format!("source:{REST_ELSEWHERE}")).await;
+    let gone = "#instances-table tr[data-instance=\"gw-c\"]";
+    wait_text(c, &format!("{gone} .inst-gone"), "失联").await;
+    wait_text(c, &format!("{gone} td.inst-committed"), "1234").await;
+    wait_text(c, "#instances-summary", "在线 2 个 · 失联 1 个 · 已停止 1 个").await;
+    let colour = js(
+        c,
+        "return getComputedStyle(document.querySelector(arguments[0])).backgroundColor;",
+        vec![json!(format!("{gone} .inst-gone"))],
+    )
+    .await;
+    assert_eq!(colour, json!("rgb(179, 38, 30)"), "a gone instance is red");
+    assert_eq!(
+        js(
+            c,
+            "return document.querySelector('#instances-table tbody tr').dataset.instance;",
+            vec![]
+        )
+        .await,
+        json!(this),
+        "the answering instance comes first"
+    );
+    wait_text(c, ".stopped-instances summary", "已停止的实例（1 个）").await;
+    assert_eq!(count(c, "#instances-table tr[data-instance=\"gw-d\"]").await, 0);
+    assert_eq!(count(c, "#stopped-instances-table tr[data-instance=\"gw-d\"]").await, 1);
+
+    // The sources table says where each scheduled job runs; commands only where it runs here.
+    let row = |id: &str| format!("#sources-table tr[data-source=\"{id}\"]");
+    wait_text(c, &format!("{} td.runs-on", row(REST_HERE)), "本实例").await;
+    wait_text(
+        c,
+        &format!("{} td.runs-on", row(REST_ELSEWHERE)),
+        "实时数字在实例 gw-b 上",
+    )
+    .await;
+    wait_text(c, &format!("{} td.runs-on .runs-nobody", row(REST_NOBODY)), "无人运行").await;
+    wait_text(c, &format!("{} td.runs-on", row(REST_NOBODY)), "原由 gw-c 持有").await;
+    wait_text(c, &format!("{} td.runs-on", row(SOURCE)), "任一实例").await;
+    assert_eq!(count(c, &format!("{} .pull-btn", row(REST_HERE))).await, 1);
+    wait_text(c, &row(REST_ELSEWHERE), "请在实例 gw-b 上操作").await;
+    assert_eq!(count(c, &format!("{} button", row(REST_ELSEWHERE))).await, 0);
+    assert_eq!(count(c, &format!("{} button", row(REST_NOBODY))).await, 0);
+    check_page(c, "operator-instances").await;
+    // The sources table, scrolled to (the screenshots above show the top of the page).
+    let scroll = "document.querySelector(arguments[0]).scrollIntoView(); return true;";
+    js(c, scroll, vec![json!("#sources-table")]).await;
+    shot(c, "operator-instances-sources-1280").await;
+    resize(c, NARROW).await;
+    js(c, scroll, vec![json!(row(REST_ELSEWHERE))]).await;
+    shot(c, "operator-instances-sources-400").await;
+    resize(c, WIDE).await;
+
+    // One refresh cycle asks for the sources and the instances together (the open counts
+    // every 15 s), nothing else.
+    js(
+        c,
+        "window.__calls = []; const f = window.fetch; window.fetch = (u, i) => { window.__calls.push(String(u)); return f(u, i); }; return true;",
+        vec![],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    let calls: Vec<String> = serde_json::from_value(js(c, "return window.__calls;", vec![]).await).expect("the calls");
+    let n = |path: &str| calls.iter().filter(|u| u.as_str() == path).count();
+    assert!(
+        (1..=3).contains(&n("/api/sources"))
+            && n("/api/instances") == n("/api/sources")
+            && calls.len() == 2 * n("/api/sources") + n("/api/quarantine/counts"),
+        "the sources and the instances once per 3-second refresh: {calls:?}"
+    );
+
+    // In English.
+    click(c, "#lang-toggle").await;
+    wait_text(c, &format!("{gone} .inst-gone"), "gone").await;
+    wait_text(c, &format!("{me} td.inst-heartbeat"), "s ago").await;
+    wait_text(c, &format!("{} td.runs-on", row(REST_NOBODY)), "nobody runs it").await;
+    wait_text(
+        c,
+        &format!("{} td.runs-on", row(REST_ELSEWHERE)),
+        "live figures are on gw-b",
+    )
+    .await;
+    check_page(c, "operator-instances-en").await;
     click(c, "#lang-toggle").await;
     wait_text(c, "nav", "总览").await;
     logout(c).await;

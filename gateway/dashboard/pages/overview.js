@@ -1,9 +1,12 @@
-// Overview: each source's health, throughput and error rate, a chart of accepted and
-// quarantined records over time (sampled client-side from /api/sources), pull now / resync.
+// Overview: the gateway instances on the store (who is alive, gone, which jobs each holds),
+// each source's health, throughput and error rate and the instance that runs it, a chart of
+// accepted and quarantined records over time (sampled client-side from /api/sources), pull now /
+// resync.
 import { h, replace, time, dash, table, update } from "../dom.js";
-import { t, lang } from "../i18n.js";
+import { t, tf, lang } from "../i18n.js";
 import { api, query } from "../api.js";
 import { lineChart } from "../chart.js";
+import { instancesBody, runsOnCell, runsElsewhere } from "../cluster.js";
 
 /** Samples of the totals, kept while the page is open in this tab. */
 const samples = [];
@@ -50,10 +53,12 @@ export default {
     const status = h("div", { id: "overview-status" });
     const chart = h("div", { id: "chart", class: "card" });
     const tbl = h("div", { id: "sources" });
+    const instances = h("div", { id: "instances" });
     replace(
       root,
       h("h2", null, t("nav_overview")),
       status,
+      h("section", { class: "card", id: "instances-panel", "aria-labelledby": "instances-title" }, h("h3", { id: "instances-title" }, t("instances")), instances),
       h("section", { class: "card" }, h("h3", null, t("chart_title")), chart),
       h("section", null, h("h3", null, t("sources")), tbl),
     );
@@ -75,7 +80,9 @@ export default {
         }
         refresh().catch(() => {});
       } catch (e) {
-        ctx.notice(status, "error", `${id}: ${e.text()}`);
+        // Another instance took the job meanwhile: the server names it; the table catches up.
+        ctx.notice(status, "error", `${id}: ${e.code === "runs_elsewhere" ? t("runs_elsewhere") + " — " : ""}${e.text()}`);
+        if (e.code === "runs_elsewhere") refresh().catch(() => {});
       }
     }
 
@@ -85,11 +92,26 @@ export default {
 
     async function refresh() {
       const stale = Date.now() - countsAt > COUNTS_EVERY_MS;
-      const [sources, fresh] = await Promise.all([api("GET", "/api/sources"), stale ? api("GET", "/api/quarantine/counts").catch(() => null) : null]);
+      // One refresh cycle: the sources and the instances together (the open counts every 15 s).
+      // The instances failing to load does not hide the sources: the panel says so instead.
+      let instancesError = null;
+      const [sources, cluster, fresh] = await Promise.all([
+        api("GET", "/api/sources"),
+        api("GET", "/api/instances").catch((e) => {
+          if (e.status === 401) throw e;
+          instancesError = e.text ? e.text() : String(e);
+          return null;
+        }),
+        stale ? api("GET", "/api/quarantine/counts").catch(() => null) : null,
+      ]);
       if (fresh) {
         counts = fresh;
         countsAt = Date.now();
       }
+      const byId = new Map(((cluster && cluster.items) || []).map((i) => [i.id, i]));
+      // Redrawn only when what it shows changed (the heartbeats' ages do, every few seconds).
+      const shown = ((cluster && cluster.items) || []).map((i) => [i.id, i.host, i.pid, i.version, i.started_at, i.seconds_since_heartbeat, i.state, i.stopped_at, i.jobs, i.committed, i.this]);
+      update(instances, JSON.stringify([lang(), instancesError, shown]), () => instancesBody(cluster, instancesError));
       const now = Date.now();
       let accepted = 0;
       let quarantined = 0;
@@ -105,7 +127,11 @@ export default {
         const err = s.last_error || (s.health && s.health.last_error);
         const openCount = counts.sources[s.id] || 0;
         const controls = [];
-        if (ctx.can("sources_control") && s.health) {
+        const elsewhere = runsElsewhere(s);
+        if (elsewhere) {
+          // Its commands go to the instance running it (this one would answer 409).
+          if (ctx.can("sources_control") && !s.lease.expired) controls.push(h("span", { class: "muted small-text" }, tf("commands_on_holder", { holder: s.lease.holder })));
+        } else if (ctx.can("sources_control") && s.health) {
           controls.push(
             h("button", { type: "button", class: "small pull-btn", on: { click: () => command(s.id, "pull") } }, t("pull_now")),
             h("button", { type: "button", class: "small resync-btn", on: { click: () => command(s.id, "resync") } }, t("resync")),
@@ -113,7 +139,7 @@ export default {
         }
         return h(
           "tr",
-          { dataset: { source: s.id } },
+          { class: elsewhere ? "elsewhere" : null, dataset: { source: s.id } },
           h("td", null, h("strong", null, s.id), h("div", { class: "muted" }, `${s.kind} · ${s.format}`)),
           h("td", null, s.mapping_id ? `${s.mapping_id} v${dash(s.mapping_version)}` : "—"),
           h(
@@ -123,6 +149,7 @@ export default {
             s.pulling ? h("span", { class: "badge live-badge" }, t("pulling")) : null,
             s.stalled ? h("span", { class: "badge stalled-badge", title: t("stalled_hint") }, t("stalled")) : null,
           ),
+          h("td", { class: "runs-on" + (s.lease && s.lease.expired ? " lease-expired" : "") }, runsOnCell(s, byId)),
           h("td", null, time(s.last_pull_finished || s.last_pull_started)),
           h("td", null, time(s.next_pull)),
           h("td", { class: "lag" }, lag(s.lag_seconds)),
@@ -157,6 +184,7 @@ export default {
             t("source"),
             t("mapping"),
             t("circuit"),
+            t("runs_on"),
             t("last_pull"),
             t("next_pull"),
             t("lag"),

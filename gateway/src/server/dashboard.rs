@@ -49,6 +49,7 @@ const ASSETS: &[Asset] = &[
     asset!("chart.js", JS),
     asset!("ui.js", JS),
     asset!("raw.js", JS),
+    asset!("cluster.js", JS),
     asset!("pages/overview.js", JS),
     asset!("pages/quarantine.js", JS),
     asset!("pages/cases.js", JS),
