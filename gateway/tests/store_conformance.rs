@@ -2543,4 +2543,14 @@ async fn instances_report_their_heartbeats_and_clean_stops(store: Arc<dyn Store>
     assert!(a.seconds_since_heartbeat <= 1);
     let b = rows.iter().find(|r| r.info.id == "b").expect("b");
     assert!(b.stopped_at.is_some());
+    // Instances silent for long are forgotten; the recent ones stay.
+    assert_eq!(
+        c.instances_forget(std::time::Duration::from_secs(3600)).await.unwrap(),
+        0
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    c.instance_heartbeat(&info("a"), 30).await.unwrap();
+    assert_eq!(c.instances_forget(std::time::Duration::from_secs(1)).await.unwrap(), 1);
+    let left: Vec<String> = c.instances().await.unwrap().into_iter().map(|r| r.info.id).collect();
+    assert_eq!(left, vec!["a".to_string()]);
 }

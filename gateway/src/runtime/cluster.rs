@@ -334,10 +334,19 @@ async fn hold<Fut: Future<Output = ()>>(
     ended
 }
 
+/// How long an instance that stopped heartbeating stays listed.
+pub const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
+
 /// Write this instance's heartbeat (with the records it has committed) until `shutdown`, then
 /// mark it stopped.
 pub async fn heartbeat(runtime: Runtime, instance: Arc<InstanceInfo>, timings: LeaseTimings, shutdown: Shutdown) {
     let gone_after = (timings.heartbeat * 3).as_secs_f64();
+    // Instances silent for a day are forgotten (a restart is a new instance).
+    match runtime.store.cluster().instances_forget(FORGET_AFTER).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(instances = n, "instances silent for a day forgotten"),
+        Err(e) => tracing::warn!(error = %e, "cannot forget old instances"),
+    }
     loop {
         let committed = runtime.sources.committed_total();
         if let Err(e) = runtime.store.cluster().instance_heartbeat(&instance, committed).await {

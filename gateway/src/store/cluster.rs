@@ -93,4 +93,8 @@ pub trait ClusterStore: Send + Sync {
 
     /// Every instance that ran on the store, most recent heartbeat first.
     async fn instances(&self) -> StoreResult<Vec<InstanceRow>>;
+
+    /// Forget instances whose last heartbeat is older than `age` (each restart is a new
+    /// instance: the list would otherwise grow for ever); how many were forgotten.
+    async fn instances_forget(&self, age: Duration) -> StoreResult<u64>;
 }

@@ -141,6 +141,16 @@ impl ClusterStore for PostgresStore {
         Ok(())
     }
 
+    async fn instances_forget(&self, age: Duration) -> StoreResult<u64> {
+        let client = self.client().await?;
+        Ok(client
+            .execute(
+                "DELETE FROM instances WHERE last_heartbeat < now() - $1 * interval '1 millisecond'",
+                &[&(millis(age) as f64)],
+            )
+            .await?)
+    }
+
     async fn instances(&self) -> StoreResult<Vec<InstanceRow>> {
         let client = self.client().await?;
         let rows = client

@@ -144,6 +144,14 @@ impl ClusterStore for SqliteStore {
         .await
     }
 
+    async fn instances_forget(&self, age: Duration) -> StoreResult<u64> {
+        let before = time(Utc::now() - chrono::Duration::from_std(age).unwrap_or_default());
+        self.with_conn(move |conn| {
+            Ok(conn.execute("DELETE FROM instances WHERE last_heartbeat < ?1", [before])? as u64)
+        })
+        .await
+    }
+
     async fn instances(&self) -> StoreResult<Vec<InstanceRow>> {
         self.with_conn(|conn| {
             let now = Utc::now();
