@@ -867,7 +867,7 @@ async fn an_operator_sees_every_instance_a_gone_one_in_red_and_which_instance_ru
         (REST_NOBODY, "gw-c", Duration::from_millis(100)),
     ] {
         let epoch = store
-            .lease_acquire(&job_name("source", source), holder, ttl)
+            .lease_acquire(&job_name("source", source), holder, ttl, Duration::ZERO)
             .await
             .expect("lease");
         assert!(epoch.is_some(), "{holder} takes {source}");

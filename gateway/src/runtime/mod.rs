@@ -3,6 +3,7 @@
 //! ([`state`]); built at start-up from the store's active mapping versions ([`startup`]).
 
 pub mod cluster;
+pub mod instance;
 pub mod preparers;
 pub mod startup;
 pub mod state;

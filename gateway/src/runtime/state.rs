@@ -33,7 +33,7 @@ pub struct Runtime {
     /// This process among the instances on the store.
     pub instance: Arc<crate::store::InstanceInfo>,
     /// This instance's share of the scheduled jobs.
-    pub share: Arc<super::cluster::Share>,
+    pub share: Arc<super::instance::Share>,
 }
 
 impl Runtime {
@@ -50,10 +50,10 @@ impl Runtime {
             board: Some(Arc::clone(&sources)),
         };
         let committer = Committer::new(Arc::clone(&stores.store), resolved.config.sink_ids(), telemetry);
-        let instance = Arc::new(super::cluster::this_instance(
+        let instance = Arc::new(super::instance::this_instance(
             resolved.config.cluster.instance_id.as_deref(),
         ));
-        metrics.set_instance(&instance);
+        metrics.set_instance(&instance.id, &instance.host, &instance.version);
         let jobs = resolved
             .config
             .sources
@@ -62,7 +62,7 @@ impl Runtime {
             .count()
             + resolved.config.catalogues.len();
         Runtime {
-            share: Arc::new(super::cluster::Share::new(jobs)),
+            share: Arc::new(super::instance::Share::new(jobs)),
             instance,
             resolved,
             store: stores.store,

@@ -18,7 +18,7 @@ impl CatalogueStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         if let Some(fence) = fence {
-            super::cluster_postgres::check_fence(&tx, fence).await?;
+            super::postgres_commit::check_fence(&tx, fence).await?;
         }
         let years: Vec<i32> = items.iter().map(|i| i.year).collect();
         let codes: Vec<&str> = items.iter().map(|i| i.item_code.as_str()).collect();

@@ -23,7 +23,7 @@ impl CatalogueStore for SqliteStore {
             let now = super::sqlite::now();
             let tx = conn.transaction()?;
             if let Some(fence) = &fence {
-                super::cluster_sqlite::check_fence(&tx, fence)?;
+                super::sqlite::check_fence(&tx, fence)?;
             }
             let mut written = 0u64;
             {

@@ -3,32 +3,13 @@
 //! after a takeover is refused.
 
 use super::cluster::{ClusterStore, Fence, InstanceInfo, InstanceRow, LeaseRow};
-use super::error::{StoreError, StoreResult};
+use super::error::StoreResult;
 use super::postgres::PostgresStore;
 use async_trait::async_trait;
 use std::time::Duration;
 
 fn millis(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// Refuse the transaction's commit unless `fence` still holds its job's lease; the lease row
-/// stays locked until the transaction ends, so no takeover can slip in before the commit.
-pub(crate) async fn check_fence(tx: &deadpool_postgres::Transaction<'_>, fence: &Fence) -> StoreResult<()> {
-    let row = tx
-        .query_opt(
-            "SELECT 1 FROM job_leases WHERE job = $1 AND holder = $2 AND epoch = $3 FOR SHARE",
-            &[&fence.job, &fence.holder, &fence.epoch],
-        )
-        .await?;
-    match row {
-        Some(_) => Ok(()),
-        None => Err(StoreError::Fenced {
-            job: fence.job.clone(),
-            holder: fence.holder.clone(),
-            epoch: fence.epoch,
-        }),
-    }
 }
 
 #[async_trait]

@@ -3,34 +3,15 @@
 //! by this process's clock.
 
 use super::cluster::{ClusterStore, Fence, InstanceInfo, InstanceRow, LeaseRow};
-use super::error::{StoreError, StoreResult};
+use super::error::StoreResult;
 use super::sqlite::{now, parse_time, time, SqliteStore};
 use async_trait::async_trait;
 use chrono::Utc;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 use std::time::Duration;
 
 fn expiry(ttl: Duration) -> String {
     time(Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::seconds(10)))
-}
-
-/// Refuse the transaction's commit unless `fence` still holds its job's lease.
-pub(crate) fn check_fence(conn: &Connection, fence: &Fence) -> StoreResult<()> {
-    let held = conn
-        .query_row(
-            "SELECT 1 FROM job_leases WHERE job = ?1 AND holder = ?2 AND epoch = ?3",
-            params![fence.job, fence.holder, fence.epoch],
-            |_| Ok(()),
-        )
-        .optional()?;
-    match held {
-        Some(()) => Ok(()),
-        None => Err(StoreError::Fenced {
-            job: fence.job.clone(),
-            holder: fence.holder.clone(),
-            epoch: fence.epoch,
-        }),
-    }
 }
 
 #[async_trait]

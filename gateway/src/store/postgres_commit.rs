@@ -541,7 +541,7 @@ impl CopyWriter {
 
 pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
     if let Some(fence) = &batch.fence {
-        super::cluster_postgres::check_fence(tx, fence).await?;
+        check_fence(tx, fence).await?;
     }
     let now = Utc::now();
     let records = &batch.records;
@@ -1302,5 +1302,24 @@ impl QResolveParams {
             &self.codes,
             &self.versions,
         ]
+    }
+}
+
+/// Refuse the transaction's commit unless `fence` still holds its job's lease; the lease row
+/// stays locked until the transaction ends, so no takeover can slip in before the commit.
+pub(crate) async fn check_fence(tx: &Transaction<'_>, fence: &super::cluster::Fence) -> StoreResult<()> {
+    let row = tx
+        .query_opt(
+            "SELECT 1 FROM job_leases WHERE job = $1 AND holder = $2 AND epoch = $3 FOR SHARE",
+            &[&fence.job, &fence.holder, &fence.epoch],
+        )
+        .await?;
+    match row {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Fenced {
+            job: fence.job.clone(),
+            holder: fence.holder.clone(),
+            epoch: fence.epoch,
+        }),
     }
 }

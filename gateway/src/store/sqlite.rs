@@ -157,7 +157,7 @@ fn resolve_params<'a>(
 fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if let Some(fence) = &batch.fence {
-        super::cluster_sqlite::check_fence(&tx, fence)?;
+        check_fence(&tx, fence)?;
     }
     let now = now();
 
@@ -1306,4 +1306,23 @@ pub(crate) fn query_audit(
         });
     }
     Ok(out)
+}
+
+/// Refuse the transaction's commit unless `fence` still holds its job's lease.
+pub(crate) fn check_fence(conn: &Connection, fence: &super::cluster::Fence) -> StoreResult<()> {
+    let held = conn
+        .query_row(
+            "SELECT 1 FROM job_leases WHERE job = ?1 AND holder = ?2 AND epoch = ?3",
+            params![fence.job, fence.holder, fence.epoch],
+            |_| Ok(()),
+        )
+        .optional()?;
+    match held {
+        Some(()) => Ok(()),
+        None => Err(StoreError::Fenced {
+            job: fence.job.clone(),
+            holder: fence.holder.clone(),
+            epoch: fence.epoch,
+        }),
+    }
 }

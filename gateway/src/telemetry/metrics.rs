@@ -303,12 +303,12 @@ impl Metrics {
     }
 
     /// Label this instance.
-    pub fn set_instance(&self, instance: &crate::store::InstanceInfo) {
+    pub fn set_instance(&self, id: &str, host: &str, version: &str) {
         self.instance_info
             .get_or_create(&InstanceLabels {
-                instance: instance.id.clone(),
-                host: instance.host.clone(),
-                version: instance.version.clone(),
+                instance: id.to_string(),
+                host: host.to_string(),
+                version: version.to_string(),
             })
             .set(1);
     }
