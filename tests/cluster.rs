@@ -1,5 +1,6 @@
 //! Several `gateway run` processes on one PostgreSQL store, pulling two REST sources from a
-//! simulated legacy system that keeps adding records. One instance is killed (SIGKILL) and
+//! simulated legacy system that keeps adding records, and competing for the messages of an AMQP
+//! quorum queue that a publisher keeps filling. One instance is killed (SIGKILL) and
 //! replaced; another is paused (SIGSTOP) past its lease and resumed. Proved, with real
 //! processes and a real database: every record is in exactly once (no duplicate codes, one
 //! version each), each source is pulled by at most one instance at any time and never faster
@@ -33,6 +34,9 @@ const ACQUIRE: Duration = Duration::from_millis(500);
 const RATE_PER_SECOND: usize = 10;
 const BURST: usize = 2;
 const PAGE_SIZE: usize = 100;
+const QUEUE: &str = "cluster-cases";
+/// Messages published to the AMQP source, in rounds.
+const MESSAGES: usize = 3000;
 
 /// One simulated source system endpoint: its rows (growing), the requests it served, and how
 /// many were being served at once.
@@ -126,7 +130,7 @@ async fn start_peer(initial: usize) -> (Arc<Peer>, String) {
     (peer, url)
 }
 
-fn config(dir: &Path, db_url: &str, peer: &str) -> std::path::PathBuf {
+fn config(dir: &Path, db_url: &str, peer: &str, amqp_url: &str) -> std::path::PathBuf {
     let mapping = repo().join("mappings/nanchang-amr-penalty/mapping.toml");
     let mut text = format!(
         "[store]\nbackend = \"postgres\"\nurl = \"{db_url}\"\npool_size = 4\n\n[normalizer]\nprovince_prefix = \"36\"\n\n\
@@ -145,6 +149,12 @@ fn config(dir: &Path, db_url: &str, peer: &str) -> std::path::PathBuf {
             mapping.display()
         ));
     }
+    text.push_str(&format!(
+        "[[sources]]\nid = \"mq\"\nkind = \"amqp\"\nmapping = \"{}\"\nrecord_key = \"ajbh\"\n[sources.amqp]\n\
+         url = \"{amqp_url}\"\nqueue = \"{QUEUE}\"\nqueue_type = \"quorum\"\nprefetch = 200\nbatch_size = 100\n\
+         reconnect_initial_ms = 100\nreconnect_max_seconds = 1\n\n",
+        mapping.display()
+    ));
     let path = dir.join("gateway.toml");
     std::fs::write(&path, text).expect("config");
     path
@@ -228,11 +238,12 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_instances_share_the_pulls_survive_a_kill_and_a_pause_and_commit_every_record_once() {
+async fn three_instances_share_pulls_and_messages_survive_a_kill_and_a_pause_and_commit_every_record_once() {
     let db_handle = PgDatabase::create().await;
     let dir = tempfile::tempdir().expect("dir");
     let (peer, peer_url) = start_peer(600).await;
-    let config = config(dir.path(), &db_handle.url, &peer_url);
+    let vhost = support::amqp::Vhost::create();
+    let config = config(dir.path(), &db_handle.url, &peer_url, &vhost.url());
     // The store's schema first, so the instances start on a migrated store.
     support::gateway()
         .args(["config", "check", "--config"])
@@ -265,11 +276,43 @@ async fn three_instances_share_the_pulls_survive_a_kill_and_a_pause_and_commit_e
     )
     .await;
 
-    // The legacy system keeps adding records while the instances come and go.
+    // The legacy system keeps adding records, and a publisher sends messages, while the
+    // instances come and go.
+    wait_until(
+        "the quorum queue declared by the instances",
+        Duration::from_secs(30),
+        || async { (vhost.queue_type(QUEUE).as_deref() == Some("quorum")).then_some(()) },
+    )
+    .await;
+    let amqp = lapin::Connection::connect(&vhost.url(), lapin::ConnectionProperties::default())
+        .await
+        .expect("connect to RabbitMQ");
+    let channel = amqp.create_channel().await.expect("channel");
+    channel
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
     let grower = {
         let peer = Arc::clone(&peer);
         tokio::spawn(async move {
             for step in 0..20 {
+                for i in 0..MESSAGES / 20 {
+                    let body = nanchang_record(900_000 + step * (MESSAGES / 20) + i, 0).to_string();
+                    channel
+                        .basic_publish(
+                            "".into(),
+                            QUEUE.into(),
+                            lapin::options::BasicPublishOptions::default(),
+                            body.as_bytes(),
+                            lapin::BasicProperties::default()
+                                .with_delivery_mode(2)
+                                .with_content_type("application/json".into()),
+                        )
+                        .await
+                        .expect("publish")
+                        .await
+                        .expect("confirmed");
+                }
                 for source in SOURCES {
                     let e = &peer.endpoints[source];
                     let mut rows = e.rows.lock().expect("lock");
@@ -348,7 +391,8 @@ async fn three_instances_share_the_pulls_survive_a_kill_and_a_pause_and_commit_e
     let expected: i64 = SOURCES
         .iter()
         .map(|s| peer.endpoints[s].rows.lock().expect("lock").len() as i64)
-        .sum();
+        .sum::<i64>()
+        + MESSAGES as i64;
     let started = Instant::now();
     while count(&db, "SELECT count(*) FROM cases").await != expected {
         if started.elapsed() > Duration::from_secs(90) {
@@ -416,6 +460,11 @@ async fn three_instances_share_the_pulls_survive_a_kill_and_a_pause_and_commit_e
         "one version per record: nothing committed twice"
     );
     assert_eq!(count(&db, "SELECT count(*) FROM quarantine").await, 0);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM cases WHERE source_id = 'mq'").await,
+        MESSAGES as i64,
+        "every message once, whichever instance took it"
+    );
     for source in SOURCES {
         let e = &peer.endpoints[source];
         assert_eq!(
