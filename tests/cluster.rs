@@ -131,6 +131,18 @@ async fn start_peer(initial: usize) -> (Arc<Peer>, String) {
 }
 
 fn config(dir: &Path, db_url: &str, peer: &str, amqp_url: &str) -> std::path::PathBuf {
+    config_paced(dir, db_url, peer, amqp_url, PAGE_SIZE, RATE_PER_SECOND, false)
+}
+
+fn config_paced(
+    dir: &Path,
+    db_url: &str,
+    peer: &str,
+    amqp_url: &str,
+    page_size: usize,
+    rate: usize,
+    ordered: bool,
+) -> std::path::PathBuf {
     let mapping = repo().join("mappings/nanchang-amr-penalty/mapping.toml");
     let mut text = format!(
         "[store]\nbackend = \"postgres\"\nurl = \"{db_url}\"\npool_size = 4\n\n[normalizer]\nprovince_prefix = \"36\"\n\n\
@@ -142,10 +154,10 @@ fn config(dir: &Path, db_url: &str, peer: &str, amqp_url: &str) -> std::path::Pa
         text.push_str(&format!(
             "[[sources]]\nid = \"{source}\"\nkind = \"rest\"\nmapping = \"{}\"\nrecord_key = \"ajbh\"\npoll_seconds = 1\n\
              [sources.rest]\nurl = \"{peer}/{source}/list\"\npagination = \"page\"\npage_param = \"pageNo\"\n\
-             page_size_param = \"pageSize\"\npage_size = {PAGE_SIZE}\nrecords_path = \"data.rows\"\ntotal_path = \"data.total\"\n\
+             page_size_param = \"pageSize\"\npage_size = {page_size}\nrecords_path = \"data.rows\"\ntotal_path = \"data.total\"\n\
              status_path = \"code\"\nsuccess_values = [\"200\"]\nmessage_path = \"msg\"\nwatermark_path = \"cd_time\"\n\
-             since_param = \"since\"\noverlap_seconds = 5\nrate_limit_per_second = {RATE_PER_SECOND}\n\
-             rate_limit_burst = {BURST}\nmax_attempts = 3\nretry_initial_ms = 50\nretry_max_ms = 200\ntimeout_seconds = 5\n\n",
+             since_param = \"since\"\noverlap_seconds = 5\nrate_limit_per_second = {rate}\n\
+             watermark_ordered = {ordered}\nrate_limit_burst = {BURST}\nmax_attempts = 3\nretry_initial_ms = 50\nretry_max_ms = 200\ntimeout_seconds = 5\n\n",
             mapping.display()
         ));
     }
@@ -519,4 +531,177 @@ async fn three_instances_share_pulls_and_messages_survive_a_kill_and_a_pause_and
         "stopped instances hold no leases"
     );
     assert!(count(&db, "SELECT count(*) FROM instances WHERE stopped_at IS NOT NULL").await >= 3);
+}
+
+/// A fresh connection (the soak run restarts the database under the test too).
+async fn count_fresh(url: &str, sql: &str) -> i64 {
+    match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
+        Ok((client, connection)) => {
+            tokio::spawn(connection);
+            count(&client, sql).await
+        }
+        Err(_) => -1,
+    }
+}
+
+async fn holder_fresh(url: &str, job: &str) -> Option<(String, i64, i32)> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.ok()?;
+    tokio::spawn(connection);
+    holder(&client, job).await
+}
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// The issue's full run, for a quiet machine: 2 × `SOAK_ROWS` (default 100,000) REST records and
+/// `SOAK_MESSAGES` (default 50,000) AMQP messages through three instances, the holder of a
+/// source killed every 20 s and replaced, PostgreSQL restarted after 60 s and RabbitMQ after
+/// 100 s; then the same checks as the short test. It restarts the machine's PostgreSQL and
+/// RabbitMQ (other tests must not run at the same time) and takes several minutes:
+///
+/// `cargo test -p gateway --test cluster -- --ignored soak --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a soak run of several minutes that restarts the machine's PostgreSQL and RabbitMQ"]
+async fn soak_three_instances_through_kills_every_20s_and_database_and_broker_restarts() {
+    let rows = env_number("SOAK_ROWS", 100_000);
+    let messages = env_number("SOAK_MESSAGES", 50_000);
+    let db_handle = PgDatabase::create().await;
+    let url = db_handle.url.clone();
+    let dir = tempfile::tempdir().expect("dir");
+    let (peer, peer_url) = start_peer(rows).await;
+    let vhost = support::amqp::Vhost::create();
+    // The simulated system sorts by update time: each page moves the cursor, so a run cut short
+    // by a kill is resumed from its last committed page.
+    let config = config_paced(dir.path(), &url, &peer_url, &vhost.url(), 500, 20, true);
+    support::gateway()
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .output()
+        .expect("config check");
+    let mut instances: Vec<Instance> = (0..3).map(|n| Instance::start(&config, dir.path(), n)).collect();
+    let mut started = 3;
+    wait_until("the quorum queue declared", Duration::from_secs(60), || async {
+        (vhost.queue_type(QUEUE).as_deref() == Some("quorum")).then_some(())
+    })
+    .await;
+    // The publisher reconnects through the broker's restart and re-sends what was not confirmed.
+    let publisher = {
+        let amqp_url = vhost.url();
+        tokio::spawn(async move {
+            let mut next = 0usize;
+            while next < messages {
+                let Ok(conn) = lapin::Connection::connect(&amqp_url, lapin::ConnectionProperties::default()).await
+                else {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                };
+                let Ok(channel) = conn.create_channel().await else {
+                    continue;
+                };
+                if channel
+                    .confirm_select(lapin::options::ConfirmSelectOptions::default())
+                    .await
+                    .is_err()
+                {
+                    continue;
+                }
+                while next < messages {
+                    let body = nanchang_record(2_000_000 + next, 0).to_string();
+                    let sent = channel
+                        .basic_publish(
+                            "".into(),
+                            QUEUE.into(),
+                            lapin::options::BasicPublishOptions::default(),
+                            body.as_bytes(),
+                            lapin::BasicProperties::default()
+                                .with_delivery_mode(2)
+                                .with_content_type("application/json".into()),
+                        )
+                        .await;
+                    let confirmed = match sent {
+                        Ok(confirm) => confirm.await.map(|c| c.is_ack()).unwrap_or(false),
+                        Err(_) => false,
+                    };
+                    if !confirmed {
+                        break;
+                    }
+                    next += 1;
+                    if next % 500 == 0 {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        })
+    };
+    let expected = (2 * rows + messages) as i64;
+    let begun = Instant::now();
+    let mut last_kill = Instant::now();
+    let (mut pg_restarted, mut broker_restarted) = (false, false);
+    let mut kills = 0;
+    while count_fresh(&url, "SELECT count(*) FROM cases").await != expected {
+        assert!(
+            begun.elapsed() < Duration::from_secs(30 * 60),
+            "not every record in after 30 minutes: {} of {expected}",
+            count_fresh(&url, "SELECT count(*) FROM cases").await
+        );
+        if last_kill.elapsed() >= Duration::from_secs(20) {
+            let job = format!("source:{}", SOURCES[kills % 2]);
+            if let Some((_, _, pid)) = holder_fresh(&url, &job).await {
+                if let Some(i) = instances.iter().position(|i| i.pid() == pid) {
+                    println!("{:?}: SIGKILL the holder of {job} (pid {pid})", begun.elapsed());
+                    instances[i].signal(libc::SIGKILL);
+                    instances[i] = Instance::start(&config, dir.path(), started);
+                    started += 1;
+                    kills += 1;
+                }
+            }
+            last_kill = Instant::now();
+        }
+        if !pg_restarted && begun.elapsed() > Duration::from_secs(60) {
+            println!("{:?}: restarting PostgreSQL", begun.elapsed());
+            let version = std::fs::read_dir("/etc/postgresql")
+                .ok()
+                .and_then(|mut d| d.next())
+                .and_then(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .expect("a PostgreSQL cluster under /etc/postgresql");
+            let out = Command::new("pg_ctlcluster")
+                .args(["--skip-systemctl-redirect", &version, "main", "restart"])
+                .output()
+                .expect("pg_ctlcluster");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            pg_restarted = true;
+        }
+        if !broker_restarted && begun.elapsed() > Duration::from_secs(100) {
+            println!("{:?}: restarting RabbitMQ", begun.elapsed());
+            support::amqp::rabbitmqctl(&["stop_app"]);
+            support::amqp::rabbitmqctl(&["start_app"]);
+            broker_restarted = true;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    publisher.await.expect("publisher");
+    println!("{:?}: every record in, {kills} instances killed", begun.elapsed());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(count_fresh(&url, "SELECT count(*) FROM cases").await, expected);
+    assert_eq!(
+        count_fresh(&url, "SELECT count(DISTINCT unified_code) FROM cases").await,
+        expected
+    );
+    assert_eq!(count_fresh(&url, "SELECT count(*) FROM case_versions").await, expected);
+    for source in SOURCES {
+        let e = &peer.endpoints[source];
+        assert_eq!(
+            e.most_in_flight.load(Ordering::SeqCst),
+            1,
+            "{source}: one puller at a time"
+        );
+    }
+    for i in &instances {
+        i.signal(libc::SIGTERM);
+    }
+    for i in &mut instances {
+        let _ = i.child.wait();
+    }
 }

@@ -1,6 +1,38 @@
 // Pieces several pages share: page numbers, status messages in the main area, coloured diffs.
-import { h } from "./dom.js";
-import { t, tf } from "./i18n.js";
+import { h, update } from "./dom.js";
+import { lang, t, tf } from "./i18n.js";
+
+/**
+ * The page numbers of a list whose `state` holds `offset` and `limit`, drawn into `el` (only
+ * when something changed). When the total shrank below the offset, the offset moves to the
+ * last page and the answer is false: the caller fetches again. `reload()` runs after the user
+ * picks a page or a page size.
+ */
+export function showPager(el, id, state, total, reload) {
+  const fixed = clampOffset(state.offset, state.limit, total);
+  if (fixed !== state.offset) {
+    state.offset = fixed;
+    return false;
+  }
+  update(el, JSON.stringify([total, state.offset, state.limit, lang()]), () =>
+    pager({
+      id,
+      total,
+      offset: state.offset,
+      limit: state.limit,
+      onGo: (offset) => {
+        state.offset = offset;
+        reload();
+      },
+      onLimit: (limit) => {
+        state.limit = limit;
+        state.offset = 0;
+        reload();
+      },
+    }),
+  );
+  return true;
+}
 
 /** The page sizes offered under every list. */
 export const PAGE_SIZES = [20, 50, 100];

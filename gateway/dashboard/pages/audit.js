@@ -4,7 +4,7 @@
 import { h, replace, time, table, update } from "../dom.js";
 import { t, lang } from "../i18n.js";
 import { api, query } from "../api.js";
-import { pager, clampOffset, dayAfter, labelOr, auditDetail } from "../ui.js";
+import { auditDetail, dayAfter, labelOr, showPager } from "../ui.js";
 
 /** The actions the log holds (offered in the filter; any other can be typed). */
 const ACTIONS = [
@@ -87,29 +87,8 @@ export default {
     async function refresh() {
       const page = await api("GET", "/api/audit" + query({ actor: state.actor, action: state.action, subject: state.subject, since: state.since, until: dayAfter(state.until), offset: state.offset, limit: state.limit }));
       const total = typeof page.total === "number" ? page.total : page.items.length;
-      const fixed = clampOffset(state.offset, state.limit, total);
-      if (fixed !== state.offset) {
-        state.offset = fixed;
-        return refresh();
-      }
+      if (!showPager(pages, "audit-pager", state, total, refresh)) return refresh();
       const lng = lang();
-      update(pages, JSON.stringify([total, state.offset, state.limit, lng]), () =>
-        pager({
-          id: "audit-pager",
-          total,
-          offset: state.offset,
-          limit: state.limit,
-          onGo: (offset) => {
-            state.offset = offset;
-            refresh();
-          },
-          onLimit: (limit) => {
-            state.limit = limit;
-            state.offset = 0;
-            refresh();
-          },
-        }),
-      );
       update(list, JSON.stringify([lng, page.items.map((a) => a.id)]), () =>
         page.items.length
           ? table(

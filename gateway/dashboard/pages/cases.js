@@ -5,7 +5,7 @@
 import { h, replace, time, dash, table, update } from "../dom.js";
 import { t, tf, lang } from "../i18n.js";
 import { api, query } from "../api.js";
-import { pager, clampOffset, changesTable, badge } from "../ui.js";
+import { badge, changesTable, showPager } from "../ui.js";
 
 /** The search and paging, kept across page changes in this tab. */
 const state = { q: "", source: "", offset: 0, limit: 20 };
@@ -96,29 +96,8 @@ function listView(root, ctx) {
   async function refresh() {
     const page = await api("GET", "/api/cases" + query({ q: state.q, source: state.source, offset: state.offset, limit: state.limit }));
     const total = typeof page.total === "number" ? page.total : page.items.length;
-    const fixed = clampOffset(state.offset, state.limit, total);
-    if (fixed !== state.offset) {
-      state.offset = fixed;
-      return refresh();
-    }
+    if (!showPager(pages, "cases-pager", state, total, refresh)) return refresh();
     const lng = lang();
-    update(pages, JSON.stringify([total, state.offset, state.limit, lng]), () =>
-      pager({
-        id: "cases-pager",
-        total,
-        offset: state.offset,
-        limit: state.limit,
-        onGo: (offset) => {
-          state.offset = offset;
-          refresh();
-        },
-        onLimit: (limit) => {
-          state.limit = limit;
-          state.offset = 0;
-          refresh();
-        },
-      }),
-    );
     const facts = page.items.map(caseFacts);
     update(results, JSON.stringify([lng, state.q, facts]), () =>
       facts.length

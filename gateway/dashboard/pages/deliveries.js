@@ -3,7 +3,7 @@
 import { h, replace, time, dash, table, update } from "../dom.js";
 import { t, lang } from "../i18n.js";
 import { api, query } from "../api.js";
-import { pager, clampOffset } from "../ui.js";
+import { showPager } from "../ui.js";
 
 /** Filters and paging, kept across page changes in this tab. */
 const state = { sink: "", status: "dead", offset: 0, limit: 20 };
@@ -72,29 +72,8 @@ export default {
         bySink.get(c.sink_id)[c.status] = c.count;
       }
       const total = page.total;
-      const fixed = clampOffset(state.offset, state.limit, total);
-      if (fixed !== state.offset) {
-        state.offset = fixed;
-        return refresh();
-      }
+      if (!showPager(pages, "deliveries-pager", state, total, refresh)) return refresh();
       const lng = lang();
-      update(pages, JSON.stringify([total, state.offset, state.limit, lng]), () =>
-        pager({
-          id: "deliveries-pager",
-          total,
-          offset: state.offset,
-          limit: state.limit,
-          onGo: (offset) => {
-            state.offset = offset;
-            refresh();
-          },
-          onLimit: (limit) => {
-            state.limit = limit;
-            state.offset = 0;
-            refresh();
-          },
-        }),
-      );
       update(counts, JSON.stringify([lng, page.counts]), () =>
         bySink.size
           ? table(

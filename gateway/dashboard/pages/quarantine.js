@@ -6,7 +6,7 @@
 import { h, replace, time, dash, table, update, invalidate } from "../dom.js";
 import { t, tf, pick, lang } from "../i18n.js";
 import { api, query } from "../api.js";
-import { pager, clampOffset, badge, dayAfter } from "../ui.js";
+import { badge, dayAfter, showPager } from "../ui.js";
 import { rawRecord, sourceFieldsFor } from "../raw.js";
 
 /** Filters and paging, kept across page changes in this tab. */
@@ -238,29 +238,8 @@ function listView(root, ctx) {
   async function refresh() {
     const page = await api("GET", "/api/quarantine" + query({ ...filterParams(), status: state.status, offset: state.offset, limit: state.limit }));
     const total = typeof page.total === "number" ? page.total : page.items.length;
-    const fixed = clampOffset(state.offset, state.limit, total);
-    if (fixed !== state.offset) {
-      state.offset = fixed;
-      return refresh();
-    }
+    if (!showPager(pages, "quarantine-pager", state, total, refresh)) return refresh();
     const lng = lang();
-    update(pages, JSON.stringify([total, state.offset, state.limit, lng]), () =>
-      pager({
-        id: "quarantine-pager",
-        total,
-        offset: state.offset,
-        limit: state.limit,
-        onGo: (offset) => {
-          state.offset = offset;
-          refresh();
-        },
-        onLimit: (limit) => {
-          state.limit = limit;
-          state.offset = 0;
-          refresh();
-        },
-      }),
-    );
     const sig = JSON.stringify([lng, page.items.map((e) => [e.id, e.status, e.updated_at, e.attempts])]);
     update(list, sig, () =>
       page.items.length

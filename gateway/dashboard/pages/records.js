@@ -4,7 +4,7 @@
 import { h, replace, time, dash, table, update, invalidate } from "../dom.js";
 import { t, tf, lang } from "../i18n.js";
 import { api, query } from "../api.js";
-import { pager, clampOffset, badge, dayAfter } from "../ui.js";
+import { badge, dayAfter, showPager } from "../ui.js";
 
 const OUTCOMES = ["accepted", "quarantined", "ignored", "stale", "superseded", "unchanged"];
 
@@ -87,29 +87,8 @@ export default {
         "/api/records" + query({ source: state.source, outcome: state.outcome, q: state.q, since: state.since, until: dayAfter(state.until), offset: state.offset, limit: state.limit }),
       );
       const total = typeof page.total === "number" ? page.total : page.items.length;
-      const fixed = clampOffset(state.offset, state.limit, total);
-      if (fixed !== state.offset) {
-        state.offset = fixed;
-        return refresh();
-      }
+      if (!showPager(pages, "records-pager", state, total, refresh)) return refresh();
       const lng = lang();
-      update(pages, JSON.stringify([total, state.offset, state.limit, lng]), () =>
-        pager({
-          id: "records-pager",
-          total,
-          offset: state.offset,
-          limit: state.limit,
-          onGo: (offset) => {
-            state.offset = offset;
-            refresh();
-          },
-          onLimit: (limit) => {
-            state.limit = limit;
-            state.offset = 0;
-            refresh();
-          },
-        }),
-      );
       const canCases = ctx.can("cases_read");
       const canReplay = ctx.can("quarantine_replay");
       update(list, JSON.stringify([lng, page.items]), () =>
