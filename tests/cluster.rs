@@ -627,7 +627,7 @@ async fn soak_three_instances_through_kills_every_20s_and_database_and_broker_re
                         break;
                     }
                     next += 1;
-                    if next % 500 == 0 {
+                    if next.is_multiple_of(500) {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 }

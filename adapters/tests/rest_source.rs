@@ -677,3 +677,41 @@ async fn an_unreachable_source_is_unavailable_after_its_attempts() {
     let health = src.health();
     assert_eq!((health.retries, health.failures), (2, 1));
 }
+
+#[tokio::test]
+async fn a_closed_gate_stops_the_run_before_the_next_request_is_sent() {
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&served);
+    let router = Router::new().route(
+        "/cases",
+        get(move || {
+            let counter = Arc::clone(&counter);
+            async move {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Json((0..10).map(record).collect::<Vec<_>>())
+            }
+        }),
+    );
+    let addr = serve(router).await;
+    let src = source("rest", &format!("url = \"http://{addr}/cases\""));
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let gate_open = Arc::clone(&open);
+    src.set_gate(Some(Arc::new(move || {
+        gate_open.load(std::sync::atomic::Ordering::SeqCst)
+    })));
+    let first = run(&src, None, PullMode::Incremental).await;
+    assert!(first.error.is_none(), "{:?}", first.error);
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The gate closes (this instance may no longer pull): nothing more is sent.
+    open.store(false, std::sync::atomic::Ordering::SeqCst);
+    let second = run(&src, None, PullMode::Incremental).await;
+    assert!(matches!(second.error, Some(SourceError::Gated)), "{:?}", second.error);
+    assert_eq!(
+        served.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "no request reached the source"
+    );
+    src.set_gate(None);
+    let third = run(&src, None, PullMode::Incremental).await;
+    assert!(third.error.is_none(), "{:?}", third.error);
+}

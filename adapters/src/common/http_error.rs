@@ -161,6 +161,10 @@ pub enum HttpError {
     /// The client is closed.
     #[error("client closed")]
     Closed,
+    /// The caller's gate refused the request just before it was sent (e.g. this gateway
+    /// instance may no longer pull the source): nothing was sent.
+    #[error("请求未发送：本实例已不再负责该来源 / request not sent: this instance no longer pulls the source")]
+    Gated,
     /// The peer refused the credentials: 401 (after a fresh token, or with none to refresh) or
     /// 403.
     #[error("HTTP {}: {body}", .status.as_u16())]

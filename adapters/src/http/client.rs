@@ -384,6 +384,7 @@ pub struct HttpClient {
     max_response_bytes: Option<usize>,
     origins: Option<Arc<OriginGuard>>,
     state: Mutex<State>,
+    gate: Mutex<Option<crate::sources::RequestGate>>,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -451,6 +452,7 @@ impl HttpClient {
                 retries: 0,
                 last_error: None,
             }),
+            gate: Mutex::new(None),
         })
     }
 
@@ -559,6 +561,13 @@ impl HttpClient {
         let half = exp / 2;
         let jitter = rand::rng().random_range(0..=half.as_micros().min(u128::from(u64::MAX)) as u64);
         half + Duration::from_micros(jitter)
+    }
+
+    /// Check `gate` right before each request is sent (see [`crate::sources::PullSource::set_gate`]).
+    pub fn set_gate(&self, gate: Option<crate::sources::RequestGate>) {
+        if let Ok(mut g) = self.gate.lock() {
+            *g = gate;
+        }
     }
 
     /// Send a request built by `build` (called again for every attempt), with retries.
@@ -700,6 +709,11 @@ impl HttpClient {
             Ok(p) => p,
             Err(e) => return Attempt::Final(e, false),
         };
+        // The last moment before sending: every wait (rate limit, retries, permits) is behind.
+        let gate = self.gate.lock().ok().and_then(|g| g.clone());
+        if gate.is_some_and(|g| !g()) {
+            return Attempt::Final(HttpError::Gated, false);
+        }
         let (response, used, sent) = match self.start(build).await {
             Ok(r) => r,
             Err(HttpError::Auth(AuthError::Unreachable(m))) => {

@@ -106,6 +106,10 @@ pub enum SourceError {
         "已达 max_pages = {0} 页，来源仍有记录但游标无法推进（来源未按水位排序）：请增大 max_pages 或设置 watermark_ordered / max_pages = {0} reached with more records at the source, and the cursor cannot move (the source does not return records in watermark order): raise max_pages, or set watermark_ordered if the source sorts by the watermark"
     )]
     Backlog(u64),
+    /// The run's gate refused a request before it was sent (the gateway instance may no longer
+    /// pull this source: another one does); nothing was sent.
+    #[error("请求未发送：本实例已不再负责该来源 / request not sent: this instance no longer pulls the source")]
+    Gated,
 }
 
 impl From<HttpError> for SourceError {
@@ -120,6 +124,7 @@ impl From<HttpError> for SourceError {
                 message: body,
             },
             HttpError::Settings(m) => SourceError::Settings(m),
+            HttpError::Gated => SourceError::Gated,
             HttpError::ForeignOrigin(f) | HttpError::Auth(AuthError::ForeignOrigin(f)) => SourceError::ForeignOrigin(f),
             e @ (HttpError::Client(_) | HttpError::Request(_)) => SourceError::Settings(e.to_string()),
             e @ (HttpError::Auth(_) | HttpError::Refused { .. }) => SourceError::Auth(e.to_string()),
@@ -151,7 +156,14 @@ pub trait PullSource: Send + Sync {
     fn start(&self, cursor: Option<String>, mode: PullMode) -> Box<dyn PullRun>;
     /// What operators see of the connection.
     fn health(&self) -> SourceHealth;
+    /// Ask `gate` right before every request is sent (after rate limiting and waits); when it
+    /// says no, the request is not sent and the run ends with [`SourceError::Gated`]. `None`
+    /// removes the gate.
+    fn set_gate(&self, gate: Option<RequestGate>);
 }
+
+/// A check made right before each request to a source is sent.
+pub type RequestGate = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 #[cfg(test)]
 mod tests {

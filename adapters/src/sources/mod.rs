@@ -27,7 +27,9 @@ pub mod soap;
 
 pub use crate::common::health::{CircuitState, SourceHealth};
 use crate::common::settings::SettingsProblem;
-pub use contract::{Page, PullMode, PullRun, PullSource, PulledRecord, SourceError, SourceItem, UnparsedRecord};
+pub use contract::{
+    Page, PullMode, PullRun, PullSource, PulledRecord, RequestGate, SourceError, SourceItem, UnparsedRecord,
+};
 use std::path::Path;
 use std::sync::Arc;
 

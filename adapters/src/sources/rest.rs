@@ -373,6 +373,10 @@ impl PullSource for RestSource {
     fn health(&self) -> SourceHealth {
         self.inner.client.health()
     }
+
+    fn set_gate(&self, gate: Option<super::RequestGate>) {
+        self.inner.client.set_gate(gate);
+    }
 }
 
 /// One run of a REST source.

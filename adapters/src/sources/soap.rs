@@ -589,6 +589,10 @@ impl PullSource for SoapSource {
     fn health(&self) -> SourceHealth {
         self.inner.client.health()
     }
+
+    fn set_gate(&self, gate: Option<super::RequestGate>) {
+        self.inner.client.set_gate(gate);
+    }
 }
 
 /// One run of a SOAP source.

@@ -52,7 +52,10 @@ impl PullError {
     /// Whether the run ended because the job moved to another instance (not a failure of the
     /// source).
     pub fn is_lease_lost(&self) -> bool {
-        matches!(self, PullError::LeaseLost | PullError::Store(StoreError::Fenced { .. }))
+        matches!(
+            self,
+            PullError::LeaseLost | PullError::Store(StoreError::Fenced { .. }) | PullError::Source(SourceError::Gated)
+        )
     }
 }
 
@@ -165,6 +168,28 @@ pub async fn pull_fenced(
 ) -> Result<Summary, PullError> {
     let fence = lease.map(|l| &l.fence);
     let fetch_lease = lease.cloned();
+    // Checked again by the HTTP client right before each request is sent, after every wait.
+    source.set_gate(
+        lease
+            .cloned()
+            .map(|l| Arc::new(move || l.valid()) as adapters::sources::RequestGate),
+    );
+    let result = pull_gated(runtime, source_id, source, mode, shutdown, target, fence, fetch_lease).await;
+    source.set_gate(None);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn pull_gated(
+    runtime: &Runtime,
+    source_id: &str,
+    source: &Arc<dyn PullSource>,
+    mode: PullMode,
+    shutdown: &Shutdown,
+    target: &PageTarget,
+    fence: Option<&crate::store::Fence>,
+    fetch_lease: Option<JobLease>,
+) -> Result<Summary, PullError> {
     let cursor = match mode {
         PullMode::Incremental => runtime.store.cursor(source_id).await?,
         PullMode::FullResync => None,
