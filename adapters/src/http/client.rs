@@ -384,8 +384,12 @@ pub struct HttpClient {
     max_response_bytes: Option<usize>,
     origins: Option<Arc<OriginGuard>>,
     state: Mutex<State>,
-    gate: Mutex<Option<crate::sources::RequestGate>>,
+    gate: Mutex<Option<RequestGate>>,
 }
+
+/// A check made right before each request to a source is sent (see
+/// [`crate::sources::PullSource::set_gate`]).
+pub type RequestGate = Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -564,7 +568,7 @@ impl HttpClient {
     }
 
     /// Check `gate` right before each request is sent (see [`crate::sources::PullSource::set_gate`]).
-    pub fn set_gate(&self, gate: Option<crate::sources::RequestGate>) {
+    pub fn set_gate(&self, gate: Option<RequestGate>) {
         if let Ok(mut g) = self.gate.lock() {
             *g = gate;
         }

@@ -162,8 +162,7 @@ pub trait PullSource: Send + Sync {
     fn set_gate(&self, gate: Option<RequestGate>);
 }
 
-/// A check made right before each request to a source is sent.
-pub type RequestGate = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+pub use crate::http::client::RequestGate;
 
 #[cfg(test)]
 mod tests {
