@@ -8,6 +8,7 @@ one instance at a time pulls each list.
 Usage: scripts/demo_peer.py PORT [--records N] [--grow K] [--lists a,b]
 """
 import json
+import os
 import sys
 import threading
 import time
@@ -15,37 +16,17 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen_records  # noqa: E402
+
 BASE = datetime(2024, 6, 1)
 
 
 def record(i: int) -> dict:
-    return {
-        "ajbh": f"NCSJ-CF-2024-{i:07d}",
-        "ajmc": f"南昌某商贸有限公司未按规定明码标价案（{i}）",
-        "cfjdswh": f"洪市监价罚〔2024〕{i}号",
-        "jgmc": "南昌市市场监督管理局",
-        "jgdm": "11360100014523152U",
-        "xzqh": "360100",
-        "jgsxbm": "36010000100012",
-        "xdrmc": "南昌赣江商贸有限公司",
-        "xdrlb": "法人及非法人组织",
-        "xdrzjlx": "统一社会信用代码",
-        "xdrzjhm": "91360102MA35G7K86A",
-        "cfyj": "《中华人民共和国价格法》第十三条",
-        "wfss": "未按规定明码标价",
-        "cflb": "罚款、警告",
-        "cfnr": "警告，并处罚款",
-        "fkje": "0.2",
-        "cfcx": "普通程序",
-        "sftz": "否",
-        "ajly": "02",
-        "larq": "2024/1/5",
-        "jdrq": "2024年1月22日",
-        "jarq": "2024-02-08",
-        "zfry": [{"xm": "张三", "zfzh": "36010020001"}, {"xm": "李四", "zfzh": "36010020002"}],
-        "cd_operation": "i",
-        "cd_time": (BASE + timedelta(seconds=i)).strftime("%Y-%m-%d %H:%M:%S"),
-    }
+    """Record `i` of gen_records.py, changed at second `i` after 2024-06-01."""
+    r = gen_records.record(i)
+    r["cd_time"] = (BASE + timedelta(seconds=i)).strftime("%Y-%m-%d %H:%M:%S")
+    return r
 
 
 def main() -> None:

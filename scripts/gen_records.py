@@ -9,6 +9,47 @@ import json
 import sys
 
 
+def record(i: int, defective: bool = False) -> dict:
+    """Record number `i`; `defective`: with a wrong target credit-code check character."""
+    return {
+        "ajbh": f"NCSJ-CF-2024-{i:07d}",
+        "ajmc": f"南昌某商贸有限公司未按规定明码标价案（{i}）",
+        "cfjdswh": f"洪市监价罚〔2024〕{i}号",
+        "jgmc": "南昌市市场监督管理局",
+        "jgdm": "11360100014523152U",
+        "xzqh": "360100",
+        "jgsxbm": "36010000100012",
+        "xdrmc": "南昌赣江商贸有限公司",
+        "xdrlb": "法人及非法人组织",
+        "xdrzjlx": "统一社会信用代码",
+        "xdrzjhm": "91360102MA35G7K86B" if defective else "91360102MA35G7K86A",
+        "fddbr": "王建国",
+        "xdrxzqh": "360102",
+        "xdrdz": "江西省南昌市东湖区八一大道100号",
+        "cfyj": "《中华人民共和国价格法》第十三条第一款、第四十二条",
+        "wfxwlx": "未按规定明码标价",
+        "wfss": "执法人员检查发现当事人经营场所内销售的32种商品未按规定标明价格。",
+        "cflb": "罚款、警告",
+        "cfnr": "警告，并处罚款人民币2000元",
+        "fkje": "0.2",
+        "cfcx": "普通程序",
+        "sftz": "否",
+        "sffzsh": "是",
+        "sfjttl": "否",
+        "ajly": "02",
+        "larq": "2024/1/5",
+        "jdrq": "2024年1月22日",
+        "cfyxq": "2024-07-21",
+        "gsjzq": "2024-04-22",
+        "jarq": "2024-02-08",
+        "gdrq": "20240220",
+        "cljz": "江西省市场监管行政处罚裁量基准 价格类第3项",
+        "zfry": [{"xm": "张三", "zfzh": "36010020001"}, {"xm": "李四", "zfzh": "36010020002"}],
+        "cd_operation": "i",
+        "cd_time": "1705900000000",
+    }
+
+
 def main() -> None:
     args = sys.argv[1:]
     if not args:
@@ -18,44 +59,8 @@ def main() -> None:
     start = int(args[args.index("--start") + 1]) if "--start" in args else 1
     out = sys.stdout
     for i in range(start, start + n):
-        record = {
-            "ajbh": f"NCSJ-CF-2024-{i:07d}",
-            "ajmc": f"南昌某商贸有限公司未按规定明码标价案（{i}）",
-            "cfjdswh": f"洪市监价罚〔2024〕{i}号",
-            "jgmc": "南昌市市场监督管理局",
-            "jgdm": "11360100014523152U",
-            "xzqh": "360100",
-            "jgsxbm": "36010000100012",
-            "xdrmc": "南昌赣江商贸有限公司",
-            "xdrlb": "法人及非法人组织",
-            "xdrzjlx": "统一社会信用代码",
-            "xdrzjhm": "91360102MA35G7K86B" if defect_every and i % defect_every == 0 else "91360102MA35G7K86A",
-            "fddbr": "王建国",
-            "xdrxzqh": "360102",
-            "xdrdz": "江西省南昌市东湖区八一大道100号",
-            "cfyj": "《中华人民共和国价格法》第十三条第一款、第四十二条",
-            "wfxwlx": "未按规定明码标价",
-            "wfss": "执法人员检查发现当事人经营场所内销售的32种商品未按规定标明价格。",
-            "cflb": "罚款、警告",
-            "cfnr": "警告，并处罚款人民币2000元",
-            "fkje": "0.2",
-            "cfcx": "普通程序",
-            "sftz": "否",
-            "sffzsh": "是",
-            "sfjttl": "否",
-            "ajly": "02",
-            "larq": "2024/1/5",
-            "jdrq": "2024年1月22日",
-            "cfyxq": "2024-07-21",
-            "gsjzq": "2024-04-22",
-            "jarq": "2024-02-08",
-            "gdrq": "20240220",
-            "cljz": "江西省市场监管行政处罚裁量基准 价格类第3项",
-            "zfry": [{"xm": "张三", "zfzh": "36010020001"}, {"xm": "李四", "zfzh": "36010020002"}],
-            "cd_operation": "i",
-            "cd_time": "1705900000000",
-        }
-        out.write(json.dumps(record, ensure_ascii=False))
+        rec = record(i, bool(defect_every) and i % defect_every == 0)
+        out.write(json.dumps(rec, ensure_ascii=False))
         out.write("\n")
 
 
