@@ -643,6 +643,23 @@ steps = ["trim", "upper", "remove_spaces"]
 }
 
 #[test]
+fn the_id_number_18_step_converts_an_old_15_digit_id_number_in_the_mapping() {
+    let m = load(
+        r#"
+[[field]]
+target = "target.id_number"
+from = "zjhm"
+steps = ["id_number_18"]
+"#,
+    );
+    let old = m.apply(&json!({ "zjhm": "360426 910101 007" }));
+    assert_eq!(old.record["target"]["id_number"], json!("360426199101010071"));
+    assert!(old.violations.is_empty(), "{:?}", old.violations);
+    let new = m.apply(&json!({ "zjhm": "360426199101010071" }));
+    assert_eq!(new.record["target"]["id_number"], json!("360426199101010071"));
+}
+
+#[test]
 fn an_object_where_a_value_is_expected_is_a_type_violation() {
     let m = load(
         r#"

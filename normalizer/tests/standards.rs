@@ -311,6 +311,10 @@ fn id_number_with_15_digits_says_it_must_be_converted() {
     assert_eq!(e.rule, "id_number.length");
     assert!(e.message_en.contains("15-digit numbers must be converted"), "{e}");
     assert!(e.message_zh.contains("须先转换为18位"), "{e}");
+    assert!(
+        e.message_en.contains("id_number_18"),
+        "the message names the mapping step that converts: {e}"
+    );
 }
 
 #[test]

@@ -29,6 +29,12 @@ pub enum Step {
     /// zero-width characters, no hyphens, upper case. Check characters are never repaired.
     #[serde(alias = "normalize_identifier")]
     NormaliseIdentifier,
+    /// [`Step::NormaliseIdentifier`], then a 15-digit first-generation ID number (GB 11643-1989)
+    /// becomes its 18-character form: `19` before the birth year and the MOD 11-2 check
+    /// character. A value that is not a valid 15-digit number is left as it is (validation
+    /// then names what is wrong with it).
+    #[serde(rename = "id_number_18")]
+    IdNumber18,
 }
 
 /// `text` with full-width ASCII and U+3000 made half-width; borrowed when there is none.
@@ -171,6 +177,17 @@ fn apply_step_other(step: Step, s: Cow<'_, str>) -> Cow<'_, str> {
                 .all(|b| (0x21..=0x7E).contains(&b) && b != b'-' && !b.is_ascii_lowercase());
             (!plain).then(|| normalise_identifier(t))
         }),
+        Step::IdNumber18 => {
+            let cleaned = apply_step_other(Step::NormaliseIdentifier, s);
+            if cleaned.len() == 15 && cleaned.bytes().all(|b| b.is_ascii_digit()) {
+                match crate::standards::from_legacy15(&cleaned) {
+                    Ok(id) => Cow::Owned(id.as_str().to_string()),
+                    Err(_) => cleaned,
+                }
+            } else {
+                cleaned
+            }
+        }
     }
 }
 
@@ -415,6 +432,27 @@ mod tests {
             integer_to_json(Decimal::from_str("1.5").unwrap()),
             Err(NumberError::NotWhole)
         );
+    }
+
+    #[test]
+    fn a_15_digit_id_number_becomes_its_18_character_form_and_anything_else_only_cleaned() {
+        // The worked example of GB 11643: 360426910101007 → 360426199101010071.
+        assert_eq!(
+            apply_step(Step::IdNumber18, Cow::Borrowed(" 360426 910101 007 ")),
+            "360426199101010071"
+        );
+        assert_eq!(
+            apply_step(Step::IdNumber18, Cow::Borrowed("36042619910101007x")),
+            "36042619910101007X",
+            "an 18-character number is only cleaned"
+        );
+        assert_eq!(
+            apply_step(Step::IdNumber18, Cow::Borrowed("999999910101007")),
+            "999999910101007",
+            "a 15-digit number with an unknown region is left for validation to name"
+        );
+        let step: Step = serde_json::from_str("\"id_number_18\"").expect("step name");
+        assert_eq!(step, Step::IdNumber18);
     }
 
     #[test]

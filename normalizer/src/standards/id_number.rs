@@ -120,9 +120,9 @@ impl ResidentId {
             return Err(StandardError::new(
                 "id_number.length",
                 None,
-                format!("身份证号码“{code}”为15位旧号码，须先转换为18位（在出生年份前补“19”并计算校验码）"),
+                format!("身份证号码“{code}”为15位旧号码，须先转换为18位（在出生年份前补“19”并计算校验码）；映射中对该字段加处理步骤 id_number_18 即可自动转换"),
                 format!(
-                    "ID number \"{code}\" has 15 digits (first-generation number); 15-digit numbers must be converted to the 18-character form first (insert \"19\" before the birth year and compute the check character)"
+                    "ID number \"{code}\" has 15 digits (first-generation number); 15-digit numbers must be converted to the 18-character form first (insert \"19\" before the birth year and compute the check character): the mapping step `id_number_18` on this field does it"
                 ),
             ));
         }
