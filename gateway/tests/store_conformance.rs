@@ -2308,6 +2308,10 @@ async fn a_resolved_entry_names_the_case_version_it_became(store: Arc<dyn Store>
     let entry = store.quarantine_get(q).await.unwrap();
     assert_eq!(entry.resolution, Some(Resolution { code, version: Some(1) }));
     assert_eq!(entry.labels.case_number.as_deref(), Some("X-1"), "the labels stay");
+    assert_eq!(
+        entry.mapping_version, 2,
+        "the entry names the mapping version that accepted it"
+    );
 }
 
 async fn record_fates_tell_what_became_of_each_received_record(store: Arc<dyn Store>) {

@@ -205,18 +205,22 @@ static SQL_QUARANTINE_REPLAYED: LazyLock<String> = LazyLock::new(|| {
 /// with that raw id or has that id becomes `replayed` and gets `attempts + increment`.
 const SQL_QUARANTINE_RESOLVE: &str = "
     WITH ops AS (
-        SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int4[], $5::text[], $6::text[], $7::int4[])
-                 AS u(raw_id, replay_of, inc, note, code, version)
+        SELECT * FROM UNNEST($1::int8[], $2::int8[], $3::int4[], $5::text[], $6::text[], $7::int4[],
+                             $8::text[], $9::int8[])
+                 AS u(raw_id, replay_of, inc, note, code, version, mapping_id, mapping_version)
     ), hit AS (
-        SELECT q.id, o.inc, o.note, o.code, o.version
+        SELECT q.id, o.inc, o.note, o.code, o.version, o.mapping_id, o.mapping_version
         FROM ops o JOIN quarantine q ON q.raw_id = o.raw_id AND q.status = 'open'
         UNION ALL
-        SELECT q.id, o.inc, o.note, o.code, o.version FROM ops o JOIN quarantine q ON q.id = o.replay_of
+        SELECT q.id, o.inc, o.note, o.code, o.version, o.mapping_id, o.mapping_version
+        FROM ops o JOIN quarantine q ON q.id = o.replay_of
     )
     UPDATE quarantine q SET status = 'replayed', updated_at = $4, attempts = q.attempts + h.inc,
                             note = COALESCE(h.note, q.note), resolved_code = COALESCE(h.code, q.resolved_code),
-                            resolved_version = COALESCE(h.version, q.resolved_version)
-    FROM (SELECT id, max(inc) AS inc, max(note) AS note, max(code) AS code, max(version) AS version
+                            resolved_version = COALESCE(h.version, q.resolved_version),
+                            mapping_id = h.mapping_id, mapping_version = h.mapping_version
+    FROM (SELECT id, max(inc) AS inc, max(note) AS note, max(code) AS code, max(version) AS version,
+                 max(mapping_id) AS mapping_id, max(mapping_version) AS mapping_version
           FROM hit GROUP BY id) h
     WHERE q.id = h.id";
 
@@ -872,6 +876,8 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
                     replay_of,
                     note: resolved_note(&plan, i),
                     resolution: resolution(&plan, i),
+                    mapping_id: record.mapping_id.clone(),
+                    mapping_version: record.mapping_version,
                 };
                 let one = QResolveParams::of(std::slice::from_ref(&op));
                 tx.execute(&st.quarantine_resolve, &one.params(&now)).await?;
@@ -995,6 +1001,10 @@ struct QResolve {
     note: Option<String>,
     /// The case version it became ([`resolution`]).
     resolution: Option<Resolution>,
+    /// The mapping the resolving record was accepted with.
+    mapping_id: String,
+    /// Its version.
+    mapping_version: i64,
 }
 
 /// What one record does to the quarantine.
@@ -1110,6 +1120,8 @@ impl<'a> QuarantineWrites<'a> {
                         replay_of,
                         note: resolved_note(plan, first),
                         resolution: resolution(plan, first),
+                        mapping_id: records[first].mapping_id.clone(),
+                        mapping_version: records[first].mapping_version,
                     }),
                 }
                 continue;
@@ -1137,6 +1149,8 @@ impl<'a> QuarantineWrites<'a> {
                     replay_of: None,
                     note: resolved_note(plan, resolving),
                     resolution: resolution(plan, resolving),
+                    mapping_id: records[resolving].mapping_id.clone(),
+                    mapping_version: records[resolving].mapping_version,
                 });
             }
         }
@@ -1273,6 +1287,8 @@ struct QResolveParams {
     notes: Vec<Option<String>>,
     codes: Vec<Option<String>>,
     versions: Vec<Option<i32>>,
+    mapping_ids: Vec<String>,
+    mapping_versions: Vec<i64>,
 }
 
 impl QResolveParams {
@@ -1290,6 +1306,8 @@ impl QResolveParams {
                 .iter()
                 .map(|r| r.resolution.as_ref().and_then(|x| x.version))
                 .collect(),
+            mapping_ids: rows.iter().map(|r| r.mapping_id.clone()).collect(),
+            mapping_versions: rows.iter().map(|r| r.mapping_version).collect(),
         }
     }
     fn params<'s>(&'s self, now: &'s DateTime<Utc>) -> Params<'s> {
@@ -1301,6 +1319,8 @@ impl QResolveParams {
             &self.notes,
             &self.codes,
             &self.versions,
+            &self.mapping_ids,
+            &self.mapping_versions,
         ]
     }
 }

@@ -151,6 +151,8 @@ fn resolve_params<'a>(
         resolved_note(plan, index),
         resolution.as_ref().map(|r| r.code.clone()),
         resolution.and_then(|r| r.version),
+        &record.mapping_id,
+        record.mapping_version,
     )
 }
 
@@ -434,7 +436,8 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
         let mut resolve_q = tx.prepare_cached(
             "UPDATE quarantine SET status = 'replayed', updated_at = ?2, attempts = attempts + ?3,
                                    note = COALESCE(?5, note), resolved_code = COALESCE(?6, resolved_code),
-                                   resolved_version = COALESCE(?7, resolved_version)
+                                   resolved_version = COALESCE(?7, resolved_version),
+                                   mapping_id = ?8, mapping_version = ?9
              WHERE (raw_id = ?1 AND status = 'open') OR id = ?4",
         )?;
         for (i, decision) in plan.decisions.iter().enumerate() {
