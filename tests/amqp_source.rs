@@ -90,6 +90,22 @@ async fn channel(url: &str) -> (lapin::Connection, lapin::Channel) {
     (conn, channel)
 }
 
+/// Make the consumer's PostgreSQL store refuse the record keyed `POISON-1` (a trigger on the
+/// raw archive): its message can never be committed.
+async fn refuse_poison_in_the_store(c: &Consumer) {
+    let db_url = c._pg.as_ref().expect("postgres").url.clone();
+    let client = support::common::pg_client(&db_url).await.unwrap();
+    client
+        .batch_execute(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$
+             BEGIN IF NEW.record_key = 'POISON-1' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END
+             $$ LANGUAGE plpgsql;
+             CREATE TRIGGER refuse_poison BEFORE INSERT ON raw_records FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
+        )
+        .await
+        .unwrap();
+}
+
 async fn publish(channel: &lapin::Channel, body: &[u8], content_type: &str) {
     channel
         .basic_publish(
@@ -520,17 +536,7 @@ async fn a_nul_in_a_message_id_does_not_block_the_queue() {
 async fn a_message_that_never_commits_is_quarantined_after_max_redeliveries_and_the_rest_flows() {
     let vhost = Vhost::create();
     let c = start_consumer(Backend::Postgres, &vhost.url(), "max_redeliveries = 2").await;
-    let db_url = c._pg.as_ref().expect("postgres").url.clone();
-    let client = support::common::pg_client(&db_url).await.unwrap();
-    client
-        .batch_execute(
-            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$
-             BEGIN IF NEW.record_key = 'POISON-1' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END
-             $$ LANGUAGE plpgsql;
-             CREATE TRIGGER refuse_poison BEFORE INSERT ON raw_records FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
-        )
-        .await
-        .unwrap();
+    refuse_poison_in_the_store(&c).await;
     wait_until_consuming(&c).await;
     let (_conn, ch) = channel(&vhost.url()).await;
     let mut poison = nanchang_record(600, 0);
@@ -965,17 +971,7 @@ async fn a_quorum_queue_is_consumed_and_dead_letters_poison_and_failing_messages
         "queue_type = \"quorum\"\nmax_redeliveries = 2",
     )
     .await;
-    let db_url = c._pg.as_ref().expect("postgres").url.clone();
-    let client = support::common::pg_client(&db_url).await.unwrap();
-    client
-        .batch_execute(
-            "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$
-             BEGIN IF NEW.record_key = 'POISON-1' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END
-             $$ LANGUAGE plpgsql;
-             CREATE TRIGGER refuse_poison BEFORE INSERT ON raw_records FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
-        )
-        .await
-        .unwrap();
+    refuse_poison_in_the_store(&c).await;
     wait_until_consuming(&c).await;
     assert_eq!(vhost.queue_type(QUEUE).as_deref(), Some("quorum"));
     assert_eq!(
