@@ -168,28 +168,20 @@ pub async fn pull_fenced(
 ) -> Result<Summary, PullError> {
     let fence = lease.map(|l| &l.fence);
     let fetch_lease = lease.cloned();
-    // Checked again by the HTTP client right before each request is sent, after every wait.
+    // Checked again by the HTTP client right before each request is sent, after every wait;
+    // taken off when the run ends, however it ends.
     source.set_gate(
         lease
             .cloned()
             .map(|l| Arc::new(move || l.valid()) as adapters::sources::RequestGate),
     );
-    let result = pull_gated(runtime, source_id, source, mode, shutdown, target, fence, fetch_lease).await;
-    source.set_gate(None);
-    result
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn pull_gated(
-    runtime: &Runtime,
-    source_id: &str,
-    source: &Arc<dyn PullSource>,
-    mode: PullMode,
-    shutdown: &Shutdown,
-    target: &PageTarget,
-    fence: Option<&crate::store::Fence>,
-    fetch_lease: Option<JobLease>,
-) -> Result<Summary, PullError> {
+    struct GateOff<'a>(&'a Arc<dyn PullSource>);
+    impl Drop for GateOff<'_> {
+        fn drop(&mut self) {
+            self.0.set_gate(None);
+        }
+    }
+    let _gate_off = GateOff(source);
     let cursor = match mode {
         PullMode::Incremental => runtime.store.cursor(source_id).await?,
         PullMode::FullResync => None,

@@ -99,6 +99,22 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// A console page and the count of everything its filter selects, in one round trip each.
+    async fn page_and_count(
+        &self,
+        page: console::Statement,
+        count: console::Statement,
+    ) -> StoreResult<(Vec<Row>, i64)> {
+        let (page_params, count_params) = (pg_values(page.params), pg_values(count.params));
+        let (page_refs, count_refs) = (param_refs(&page_params), param_refs(&count_params));
+        let client = self.client().await?;
+        let (rows, total) = tokio::try_join!(
+            client.query(&page.sql, &page_refs),
+            client.query_one(&count.sql, &count_refs),
+        )?;
+        Ok((rows, total.try_get(0)?))
+    }
+
     /// Connect to `url` (`postgres://user@host:port/db`, or the `key=value` form) with a pool of
     /// at most `pool_size` connections, TLS as the URL's `sslmode` says (default `prefer`; a CA
     /// file for `verify-ca` / `verify-full` given as `sslrootcert` in the URL). Takes one
@@ -738,27 +754,15 @@ impl Store for PostgresStore {
     async fn audit_search(&self, filter: &AuditFilter) -> StoreResult<(Vec<AuditRecord>, i64)> {
         let page = console::audit_page(filter, Dialect::Postgres);
         let count = console::audit_count(filter, Dialect::Postgres);
-        let (page_params, count_params) = (pg_values(page.params), pg_values(count.params));
-        let (page_refs, count_refs) = (param_refs(&page_params), param_refs(&count_params));
-        let client = self.client().await?;
-        let (rows, total) = tokio::try_join!(
-            client.query(&page.sql, &page_refs),
-            client.query_one(&count.sql, &count_refs),
-        )?;
+        let (rows, total) = self.page_and_count(page, count).await?;
         let items = rows.iter().map(audit_record).collect::<Result<_, _>>()?;
-        Ok((items, total.try_get(0)?))
+        Ok((items, total))
     }
 
     async fn record_fates(&self, filter: &RecordFilter) -> StoreResult<(Vec<RecordFate>, i64)> {
         let page = console::records_page(filter, Dialect::Postgres);
         let count = console::records_count(filter, Dialect::Postgres);
-        let (page_params, count_params) = (pg_values(page.params), pg_values(count.params));
-        let (page_refs, count_refs) = (param_refs(&page_params), param_refs(&count_params));
-        let client = self.client().await?;
-        let (rows, total) = tokio::try_join!(
-            client.query(&page.sql, &page_refs),
-            client.query_one(&count.sql, &count_refs),
-        )?;
+        let (rows, total) = self.page_and_count(page, count).await?;
         let mut heads = Vec::with_capacity(rows.len());
         for r in &rows {
             heads.push(console::RawHead {
@@ -770,6 +774,7 @@ impl Store for PostgresStore {
         }
         let ids: Vec<i64> = heads.iter().map(|h| h.raw_id).collect();
         let ids_param: [&(dyn ToSql + Sync); 1] = [&ids];
+        let client = self.client().await?;
         let (versions, stale, entries) = tokio::try_join!(
             client.query(
                 "SELECT v.raw_id, c.unified_code, v.version, c.case_number
@@ -808,7 +813,7 @@ impl Store for PostgresStore {
                 case_number: r.try_get(4)?,
             });
         }
-        Ok((console::fates(heads, &lookups), total.try_get(0)?))
+        Ok((console::fates(heads, &lookups), total))
     }
 
     async fn case_count(&self, filter: &CaseFilter) -> StoreResult<i64> {
