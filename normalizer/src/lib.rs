@@ -5,6 +5,8 @@
 //!   the unified case code (一案一码) and working days.
 //! - [`schema`]: the canonical JSON Schemas with the standards plugged in as named formats.
 //! - [`rules`]: cross-field rules that a schema cannot express.
+//! - [`supplement`]: fields a source cannot supply (待补录), awaiting completion by the department.
+//! - [`plans`]: the rules on inspection plans (filing and entry deadlines, sampling ratio, unknown plans).
 //! - [`mapping`]: the declarative mapping engine that turns a source record into a canonical one.
 //! - [`xml_tree`]: hardened XML reader producing the tree the mapping engine reads.
 //! - [`pipeline`]: mapping + schema + rules in one call, as the gateway uses it.
@@ -15,9 +17,11 @@ pub mod case_type;
 pub mod mapping;
 pub mod mapping_tests;
 pub mod pipeline;
+pub mod plans;
 pub mod rules;
 pub mod schema;
 pub mod standards;
+pub mod supplement;
 pub mod violation;
 pub mod xml_tree;
 

@@ -84,6 +84,13 @@ pub struct RuleOptions {
     pub agency_region_prefix: Option<String>,
     /// The supervision-item catalogue, when loaded.
     pub catalogue: Option<Catalogue>,
+    /// The inspection plans the gateway holds, for `rule.plan_unknown` (not checked without).
+    pub known_plans: Option<std::sync::Arc<crate::plans::KnownPlans>>,
+    /// How `rule.plan_unknown` treats an inspection naming a plan not in `known_plans`.
+    pub plan_unknown: crate::plans::PlanCheck,
+    /// Values departments supplied for fields their sources cannot (待补录): they fill the same
+    /// gap in re-sent records of the case.
+    pub supplied: Option<std::sync::Arc<crate::supplement::SuppliedValues>>,
 }
 
 /// Every field the rules read. A look-up in `serde_json`'s B-tree map compares the key with up
@@ -337,8 +344,11 @@ const DATE_ORDER: &[(F, F, &str)] = &[
 
 /// Run every cross-field rule on a canonical (non-delete) record.
 pub fn check(record: &Value, options: &RuleOptions) -> Vec<Violation> {
-    let record = &Rec::new(record);
     let mut out = Vec::new();
+    if record.get("case_type").and_then(Value::as_str) == Some("plan") {
+        crate::plans::check_plan(record, &mut out);
+    }
+    let record = &Rec::new(record);
     let mut dates = Dates::new(record);
     date_order(&mut dates, &mut out);
     target_identifier_matches_kind(record, &mut out);
@@ -348,6 +358,7 @@ pub fn check(record: &Value, options: &RuleOptions) -> Vec<Violation> {
     archive_deadline(&mut dates, &mut out);
     penalty_amounts(record, &mut out);
     inspection_plan(record, &mut out);
+    plan_reference(record, options, &mut out);
     implementation_list(record, &mut out);
     out
 }
@@ -605,6 +616,15 @@ fn inspection_plan(record: &Rec<'_>, out: &mut Vec<Violation>) {
             "行政检查原则上应采用“双随机、一公开”模式：未关联抽查计划，且不是投诉举报、转办交办、数据监测等针对性检查",
             "inspections should follow the random-selection model: this one names no plan and is not a targeted check (complaint, referral, data monitoring)",
         ));
+    }
+}
+
+fn plan_reference(record: &Rec<'_>, options: &RuleOptions, out: &mut Vec<Violation>) {
+    if record.text(F::CaseType) != Some("inspection") {
+        return;
+    }
+    if let Some(plan_id) = record.text(F::InspectionPlanId) {
+        crate::plans::check_plan_reference(plan_id, options.known_plans.as_deref(), options.plan_unknown, out);
     }
 }
 

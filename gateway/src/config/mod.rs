@@ -1209,6 +1209,7 @@ impl Config {
         let rules = RuleOptions {
             agency_region_prefix: self.normalizer.province_prefix.clone(),
             catalogue,
+            ..Default::default()
         };
         Ok(Resolved {
             config: self,

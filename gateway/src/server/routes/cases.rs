@@ -99,7 +99,7 @@ pub async fn get(State(state): State<Shared>, ApiPath(code): ApiPath<String>) ->
 pub struct SearchQuery {
     /// Business key: the handling agency's credit code (with `case_type` and `case_number`).
     pub agency_credit_code: Option<String>,
-    /// Business key: `inspection`, `penalty` or `coercion`.
+    /// Business key: `inspection`, `penalty`, `coercion` or `plan`.
     pub case_type: Option<String>,
     /// Business key: the agency's case number.
     pub case_number: Option<String>,
@@ -157,8 +157,8 @@ pub async fn search(State(state): State<Shared>, ApiQuery(q): ApiQuery<SearchQue
             };
             let case_type: CaseType = case_type.parse().map_err(|_| {
                 ApiError::bad_request(
-                    format!("case_type 应为 inspection、penalty 或 coercion，收到 {case_type:?}"),
-                    format!("case_type must be inspection, penalty or coercion, got {case_type:?}"),
+                    format!("case_type 应为 inspection、penalty、coercion 或 plan，收到 {case_type:?}"),
+                    format!("case_type must be inspection, penalty, coercion or plan, got {case_type:?}"),
                 )
             })?;
             // A code that is not a valid credit code, or a blank number, names no case.
