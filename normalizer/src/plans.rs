@@ -9,8 +9,8 @@
 //! - An inspection naming a plan (`/inspection/plan_id`) the gateway has not received is
 //!   flagged (`rule.plan_unknown`), with the severity the deployment chooses ([`PlanCheck`]).
 
-use crate::rules::parse_iso_date;
 use crate::standards::normalise::normalise_identifier;
+use crate::standards::parse_iso_date;
 use crate::Violation;
 use chrono::NaiveDate;
 use serde::Deserialize;

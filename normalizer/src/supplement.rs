@@ -6,18 +6,28 @@
 //! ([`SuppliedValues`]) fill the same gap in every re-sent record of the case, listed under
 //! `"supplement": {"supplied": [...]}`, so a re-send never takes a completed value away.
 
-use crate::mapping::SupplementField;
 use crate::schema::SchemaSet;
 use crate::Violation;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
+/// A canonical field the source cannot (always) supply, declared `supplement = true`: a record
+/// without it is accepted as awaiting supplement (待补录) and completed later by its department.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupplementField {
+    /// The field's JSON pointer in the canonical record (e.g. `/item_code`).
+    pub pointer: String,
+    /// Why the source cannot supply it, as the mapping says.
+    pub reason: String,
+}
+
 /// Values departments supplied, by business key text (`credit code/case type/case number`, as
 /// [`crate::Outcome::key_text`] writes it) and pointer.
 #[derive(Debug, Default)]
 pub struct SuppliedValues {
     by_key: RwLock<HashMap<String, BTreeMap<String, Value>>>,
+    loaded_up_to: std::sync::atomic::AtomicI64,
 }
 
 impl SuppliedValues {
@@ -33,6 +43,16 @@ impl SuppliedValues {
                 .or_default()
                 .insert(pointer.to_string(), value);
         }
+    }
+
+    /// The highest stored row loaded so far (the next refresh reads the rows after it).
+    pub fn loaded_up_to(&self) -> i64 {
+        self.loaded_up_to.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Note that the stored rows up to `id` are loaded (never moves back).
+    pub fn set_loaded_up_to(&self, id: i64) {
+        self.loaded_up_to.fetch_max(id, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// The values supplied for the case `key`.

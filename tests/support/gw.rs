@@ -103,6 +103,8 @@ pub struct Options {
     pub extra: String,
     /// PostgreSQL store: connect with this password in the URL (the local server trusts any).
     pub store_password: Option<String>,
+    /// Edits of the sources' mapping (the nanchang one): each (text, replacement), which must occur.
+    pub mapping_edits: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -118,6 +120,7 @@ impl Default for Options {
             server_extra: String::new(),
             extra: String::new(),
             store_password: None,
+            mapping_edits: Vec::new(),
         }
     }
 }
@@ -131,6 +134,14 @@ impl Gw {
         logs();
         let dir = tempfile::tempdir().expect("temp dir");
         let mapping = super::copy_mapping("nanchang-amr-penalty", dir.path()).join("mapping.toml");
+        if !options.mapping_edits.is_empty() {
+            let mut text = std::fs::read_to_string(&mapping).expect("read the mapping copy");
+            for (from, to) in &options.mapping_edits {
+                assert!(text.contains(from.as_str()), "mapping edit: {from:?} not found");
+                text = text.replace(from.as_str(), to);
+            }
+            std::fs::write(&mapping, text).expect("write the edited mapping");
+        }
         let (store, pg) = match backend {
             Backend::Sqlite => (
                 "[store]\nbackend = \"sqlite\"\npath = \"data/gateway.db\"\n".to_string(),
@@ -391,6 +402,9 @@ pub fn allowed(route: &str, role: &str) -> bool {
         "/api/quarantine/ignore" | "/api/quarantine/{id}/ignore" => &ops,
         "/api/cases" | "/api/cases/{unified_code}" | "/api/cases/{unified_code}/diff" | "/api/raw/{id}" => &all_staff,
         "/api/records" => &["admin", "operator", "standards-owner", "department"],
+        "/api/supplements" => &["admin", "operator", "standards-owner", "department"],
+        "/api/supplements/{unified_code}" => &["admin", "operator", "standards-owner", "department"],
+        "/api/supplements/{unified_code}/complete" => &["admin", "operator", "department"],
         "/api/audit" => &all_staff,
         "/api/deliveries" | "/api/deliveries/redrive" | "/api/deliveries/{id}/redrive" => &ops,
         "/api/ingest/{source}" => &["admin", "department"],

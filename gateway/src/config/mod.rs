@@ -116,6 +116,10 @@ pub struct NormalizerConfig {
     pub province_prefix: Option<String>,
     /// Supervision-item catalogue CSV (`year,item_code,...`): inspections outside it are rejected.
     pub catalogue: Option<PathBuf>,
+    /// How `rule.plan_unknown` treats an inspection naming a plan the gateway does not hold:
+    /// `auto` (default: a warning once any plan is held), `warning`, `error` or `off`.
+    #[serde(default)]
+    pub plan_unknown: normalizer::plans::PlanCheck,
 }
 
 /// Batching and back-pressure of the pipeline.
@@ -1209,7 +1213,9 @@ impl Config {
         let rules = RuleOptions {
             agency_region_prefix: self.normalizer.province_prefix.clone(),
             catalogue,
-            ..Default::default()
+            known_plans: Some(std::sync::Arc::new(normalizer::plans::KnownPlans::new())),
+            plan_unknown: self.normalizer.plan_unknown,
+            supplied: Some(std::sync::Arc::new(normalizer::supplement::SuppliedValues::new())),
         };
         Ok(Resolved {
             config: self,

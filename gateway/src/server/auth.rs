@@ -92,11 +92,15 @@ pub enum Action {
     AuditRead,
     /// What became of each received record (departments: of their own sources).
     RecordsRead,
+    /// List cases awaiting supplement (待补录) (departments: of their own sources).
+    SupplementsRead,
+    /// Complete fields a case awaits (departments: of their own sources).
+    SupplementsWrite,
 }
 
 impl Action {
     /// Every action, in a stable order.
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 17] = [
         Action::Whoami,
         Action::SourcesRead,
         Action::SourcesControl,
@@ -112,6 +116,8 @@ impl Action {
         Action::Mappings,
         Action::AuditRead,
         Action::RecordsRead,
+        Action::SupplementsRead,
+        Action::SupplementsWrite,
     ];
 }
 
@@ -132,8 +138,12 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | Mappings
                 | AuditRead
                 | RecordsRead
+                | SupplementsRead
         ),
-        Role::Department => matches!(action, Whoami | Push | QuarantineRead | QuarantineReplay | RecordsRead),
+        Role::Department => matches!(
+            action,
+            Whoami | Push | QuarantineRead | QuarantineReplay | RecordsRead | SupplementsRead | SupplementsWrite
+        ),
     }
 }
 

@@ -12,6 +12,7 @@ use super::spec::{
 use super::tables::{self, CodeTable, Entries, Unmapped};
 use super::targets::{record_shape, Shape};
 use super::test_case::{ExpectedViolation, TestCase};
+use crate::supplement::SupplementField;
 use crate::xml_tree::{parse_xml, XmlLimits};
 use crate::CaseType;
 use serde_json::Value;
@@ -119,16 +120,6 @@ pub(crate) struct Compiled {
     pub table_files: Vec<TableFile>,
     /// The fields declared `supplement = true`, in file order.
     pub supplements: Vec<SupplementField>,
-}
-
-/// A canonical field the source cannot (always) supply, declared `supplement = true`: a record
-/// without it is accepted as awaiting supplement (待补录) and completed later by its department.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SupplementField {
-    /// The field's JSON pointer in the canonical record (e.g. `/item_code`).
-    pub pointer: String,
-    /// Why the source cannot supply it, as the mapping says.
-    pub reason: String,
 }
 
 /// The bytes of one CSV code table as read.

@@ -33,6 +33,8 @@ pub struct CaseView {
     pub summary: CaseSummary,
     /// Every version, oldest first.
     pub versions: Vec<VersionView>,
+    /// Values its department supplied for fields its source cannot (待补录), oldest first.
+    pub supplied: Vec<crate::store::supplement::SuppliedRow>,
 }
 
 /// The names a list shows of a case (from its current version; `None` where it has none).
@@ -68,7 +70,10 @@ async fn case_view(state: &Shared, code: &str) -> ApiResult<CaseView> {
         ),
         other => other.into(),
     })?;
-    let outbox = state.runtime.store.outbox_for_case(case.id).await?;
+    let (outbox, supplied) = tokio::try_join!(
+        state.runtime.store.outbox_for_case(case.id),
+        state.runtime.store.supplements().supplied_for_case(code),
+    )?;
     let versions = versions
         .into_iter()
         .map(|v| VersionView {
@@ -86,6 +91,7 @@ async fn case_view(state: &Shared, code: &str) -> ApiResult<CaseView> {
         summary: CaseSummary::of(&case.record),
         case,
         versions,
+        supplied,
     })
 }
 

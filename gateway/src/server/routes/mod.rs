@@ -10,3 +10,4 @@ pub mod push;
 pub mod quarantine;
 pub mod records;
 pub mod sources;
+pub mod supplements;
