@@ -1678,3 +1678,90 @@ async fn a_record_its_source_cannot_complete_is_accepted_awaiting_supplement_and
 }
 
 on_both_backends!(a_record_its_source_cannot_complete_is_accepted_awaiting_supplement_and_completed_by_its_department);
+
+/// A plan record as the plan system of `mappings/jiangxi-inspection-plans` sends it.
+fn plan_record(number: &str, agency: &str, region: &str) -> Value {
+    json!({
+        "jhbh": number, "jhmc": format!("{number} 年度双随机抽查计划"), "jhlx": "年度计划", "jhnd": "2024",
+        "bmmc": "某执法部门", "bmdm": agency, "xzqh": region, "basj": "2024-02-20", "lrsj": "2024-03-10",
+        "sfsjcc": "是"
+    })
+}
+
+async fn an_inspection_naming_a_plan_the_gateway_does_not_hold_is_flagged_once_plans_arrive(backend: Backend) {
+    let plans = repo().join("mappings/jiangxi-inspection-plans/mapping.toml");
+    let behaviour = repo().join("mappings/internet-plus-behaviour/mapping.toml");
+    let extra = format!(
+        "[[sources]]\nid = \"plans\"\nkind = \"push\"\nmapping = \"{}\"\n\n[[sources]]\nid = \"behaviour\"\nkind = \"push\"\nmapping = \"{}\"\n",
+        plans.display(),
+        behaviour.display()
+    );
+    let gw = Gw::start_with(
+        backend,
+        Options {
+            extra,
+            ..Options::default()
+        },
+    )
+    .await;
+    let samples: Vec<Value> =
+        std::fs::read_to_string(repo().join("mappings/internet-plus-behaviour/samples/records.jsonl"))
+            .expect("samples")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("sample"))
+            .collect();
+    let push = |source: &'static str, record: Value| {
+        let gw = &gw;
+        async move {
+            let (status, answer) = gw.post(&format!("/api/ingest/{source}"), ADMIN, json!([record])).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            answer["results"][0].clone()
+        }
+    };
+    let flagged = |result: &Value| {
+        result["warnings"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|v| v["rule"] == "rule.plan_unknown"))
+    };
+    // No plan held yet (auto): not checked.
+    let first = push("behaviour", samples[0].clone()).await;
+    assert_eq!(first["result"], "accepted", "{first}");
+    assert!(!flagged(&first), "{first}");
+    // Plans flow in: a plan the gateway does not hold is flagged, a held one is not.
+    let plan = push(
+        "plans",
+        plan_record("JH-360400-2024-0002", "113604000145872014", "360400"),
+    )
+    .await;
+    assert_eq!(plan["result"], "accepted", "{plan}");
+    assert!(
+        plan["code"].as_str().unwrap_or_default().starts_with("JH2024360400"),
+        "{plan}"
+    );
+    let unknown = push("behaviour", samples[17].clone()).await;
+    assert_eq!(unknown["result"], "accepted", "{unknown}");
+    assert!(flagged(&unknown), "{unknown}");
+    let known = push("behaviour", samples[3].clone()).await;
+    assert_eq!(known["result"], "accepted", "{known}");
+    assert!(!flagged(&known), "{known}");
+    // The plans held are read back from the store (at start and every few seconds).
+    let held = gw.runtime.resolved.rules.known_plans.clone().expect("plan set");
+    held.replace_all(Vec::<String>::new());
+    let (plans_held, _) = gateway::runtime::reference::refresh(&gw.runtime)
+        .await
+        .expect("refresh");
+    assert_eq!(plans_held, 1);
+    assert!(held.contains("JH-360400-2024-0002"));
+    // A plan is listed with the cases, under its own kind.
+    let (_, case) = gw
+        .get(
+            &format!("/api/cases/{}", plan["code"].as_str().unwrap_or_default()),
+            OPERATOR,
+        )
+        .await;
+    assert_eq!(case["case"]["key"]["case_type"], "plan", "{case}");
+    assert_schema(&openapi(), "CaseView", &case);
+    gw.stop().await;
+}
+
+on_both_backends!(an_inspection_naming_a_plan_the_gateway_does_not_hold_is_flagged_once_plans_arrive);

@@ -202,6 +202,9 @@ pub enum Unit {
     WanYuan,
     /// 分: divided by 100.
     Fen,
+    /// A percentage (`5` or `5%` = 0.05): divided by 100. A `%` suffix means a percentage
+    /// whatever the unit (sampling ratios written `5%`).
+    Percent,
 }
 
 /// Why a number could not be read.
@@ -228,7 +231,10 @@ pub(crate) fn parse_amount(text: &str, unit: Unit) -> Result<Decimal, NumberErro
     if let Some(rest) = s.strip_suffix("元整").or_else(|| s.strip_suffix('整')) {
         s = rest;
     }
-    if let Some(rest) = s.strip_suffix("万元").or_else(|| s.strip_suffix('万')) {
+    if let Some(rest) = s.strip_suffix('%').or_else(|| s.strip_suffix('％')) {
+        s = rest.trim_end();
+        unit = Unit::Percent;
+    } else if let Some(rest) = s.strip_suffix("万元").or_else(|| s.strip_suffix('万')) {
         s = rest.trim_end();
         unit = Unit::WanYuan;
     } else if let Some(rest) = s.strip_suffix('元').or_else(|| s.strip_suffix('圆')) {
@@ -239,7 +245,7 @@ pub(crate) fn parse_amount(text: &str, unit: Unit) -> Result<Decimal, NumberErro
     match unit {
         Unit::Yuan => Ok(value),
         Unit::WanYuan => value.checked_mul(Decimal::from(10_000)).ok_or(NumberError::OutOfRange),
-        Unit::Fen => value.checked_div(Decimal::from(100)).ok_or(NumberError::OutOfRange),
+        Unit::Fen | Unit::Percent => value.checked_div(Decimal::from(100)).ok_or(NumberError::OutOfRange),
     }
 }
 
@@ -409,6 +415,9 @@ mod tests {
         assert_eq!(amount("0.2万元", Unit::Yuan).as_deref(), Some("2000"));
         assert_eq!(amount("2000元", Unit::WanYuan).as_deref(), Some("2000"));
         assert_eq!(amount("150", Unit::Fen).as_deref(), Some("1.5"));
+        assert_eq!(amount("5%", Unit::Yuan).as_deref(), Some("0.05"));
+        assert_eq!(amount("12.5 ％", Unit::Yuan).as_deref(), Some("0.125"));
+        assert_eq!(amount("5", Unit::Percent).as_deref(), Some("0.05"));
         assert_eq!(amount(".5", Unit::Yuan).as_deref(), Some("0.5"));
         assert_eq!(amount("1e3", Unit::Yuan).as_deref(), Some("1000"));
         for bad in [
