@@ -483,6 +483,11 @@ async fn start() -> Option<Gateway> {
 /// [`start`] with REST sources `rest_sources` too (configured, their schedulers not started) and
 /// `more` at the end of the configuration.
 async fn start_with(rest_sources: &[&str], more: &str) -> Option<Gateway> {
+    start_full(rest_sources, more, &[]).await
+}
+
+/// [`start_with`], with the mapping's text edited: each (text, replacement), which must occur.
+async fn start_full(rest_sources: &[&str], more: &str, mapping_edits: &[(&str, &str)]) -> Option<Gateway> {
     let Some(driver_bin) = chromedriver().filter(|_| Path::new(CHROMIUM).is_file()) else {
         eprintln!(
             "SKIPPED: the dashboard browser tests need Debian's chromium and chromium-driver \
@@ -493,6 +498,14 @@ async fn start_with(rest_sources: &[&str], more: &str) -> Option<Gateway> {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let mapping = support::copy_mapping("nanchang-amr-penalty", dir.path()).join("mapping.toml");
+    if !mapping_edits.is_empty() {
+        let mut m = std::fs::read_to_string(&mapping).expect("read the mapping copy");
+        for (from, to) in mapping_edits {
+            assert!(m.contains(from), "mapping edit: {from:?} not found");
+            m = m.replace(from, to);
+        }
+        std::fs::write(&mapping, m).expect("write the edited mapping");
+    }
     let mut text = String::from(
         "[store]\nbackend = \"sqlite\"\npath = \"data/gateway.db\"\n\n[normalizer]\nprovince_prefix = \"36\"\n\n\
          [server]\nlisten = \"127.0.0.1:0\"\n\n",
@@ -1244,5 +1257,50 @@ async fn a_department_sees_what_became_of_its_records_replays_its_own_entry_and_
     c.refresh().await.expect("reload");
     wait_text(c, "#login-form", "").await;
 
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_department_completes_a_case_its_source_could_not_and_sees_a_wrong_value_refused() {
+    let edits = [(
+        "from = [\"jgsxbm\", \"sxbm\"]         # 2020 年以前的记录用 sxbm\nsteps = [\"remove_spaces\", \"halfwidth\"]\nrequired = true",
+        "from = [\"jgsxbm\", \"sxbm\"]\nsteps = [\"remove_spaces\", \"halfwidth\"]\nsupplement = true\nreason = \"2019年以前的旧案件没有监管事项编码\"",
+    )];
+    let Some(gw) = start_full(&[], "", &edits).await else {
+        return;
+    };
+    let base = gw.base.clone();
+    let mut old_case = nanchang_record(3, 0);
+    old_case.as_object_mut().expect("object").remove("jgsxbm");
+    let answer = gw.push(DEPT, SOURCE, &[nanchang_record(1, 0), old_case]).await;
+    let code = answer["results"][1]["code"].as_str().expect("code").to_string();
+    let c = gw.browser();
+
+    login(c, &base, DEPT).await;
+    wait_text(c, "nav", "待补录").await;
+    click(c, "#nav-supplements").await;
+    let row = format!("#supplements-table tr[data-code=\"{code}\"]");
+    wait_text(c, &row, "监管事项目录编码").await;
+    wait_text(c, "#supplements-counts-table", SOURCE).await;
+    check_page(c, "department-supplements").await;
+
+    // The form names the field and why the source cannot supply it.
+    click(c, &format!("{row} a.supplement-btn")).await;
+    wait_text(c, "#supplement-form", "2019年以前的旧案件没有监管事项编码").await;
+    check_page(c, "department-supplement-form").await;
+    // A value that is not a 14-digit code is refused with the rule, nothing written.
+    fill(c, "#sup-field-0", "3601-0000").await;
+    click(c, "#supplement-submit").await;
+    wait_text(c, "#supplement-violations", "schema.pattern").await;
+    fill(c, "#sup-field-0", "36010000100012").await;
+    fill(c, "#sup-note", "据纸质案卷补录").await;
+    click(c, "#supplement-submit").await;
+    wait_text(c, "#supplement-status", "形成第 2 版").await;
+    wait_text(c, "#supplement-history", "36010000100012").await;
+    wait_text(c, "#supplement-nothing", "没有待补录的字段").await;
+    check_page(c, "department-supplement-done").await;
+
+    click(c, "#supplement-back").await;
+    wait_text(c, "#supplements-empty", "没有记录").await;
     gw.stop().await;
 }

@@ -28,6 +28,8 @@ export class ApiError extends Error {
     this.zh = e.message_zh || (status === 0 ? "网络错误" : `HTTP ${status}`);
     this.en = e.message_en || (status === 0 ? "network error" : `HTTP ${status}`);
     this.details = e.details;
+    /** The whole answer (e.g. the violations of a refused completion). */
+    this.body = body;
   }
   /** The message in the chosen language. */
   text() {

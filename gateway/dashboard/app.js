@@ -7,6 +7,7 @@ import overview from "./pages/overview.js";
 import quarantine from "./pages/quarantine.js";
 import cases from "./pages/cases.js";
 import records from "./pages/records.js";
+import supplements from "./pages/supplements.js";
 import audit from "./pages/audit.js";
 import mappings from "./pages/mappings.js";
 import deliveries from "./pages/deliveries.js";
@@ -14,7 +15,7 @@ import deliveries from "./pages/deliveries.js";
 /** How often a page refreshes its data while the tab is visible. */
 const REFRESH_MS = 3000;
 
-const PAGES = [overview, quarantine, cases, records, audit, mappings, deliveries];
+const PAGES = [overview, quarantine, cases, records, supplements, audit, mappings, deliveries];
 
 const app = document.getElementById("app");
 let me = null;

@@ -54,6 +54,7 @@ const ASSETS: &[Asset] = &[
     asset!("pages/quarantine.js", JS),
     asset!("pages/cases.js", JS),
     asset!("pages/records.js", JS),
+    asset!("pages/supplements.js", JS),
     asset!("pages/audit.js", JS),
     asset!("pages/mappings.js", JS),
     asset!("pages/deliveries.js", JS),
