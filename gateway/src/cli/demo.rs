@@ -127,6 +127,20 @@ pagination = "page"
 page_size = 10
 retry_initial_ms = 50
 retry_max_ms = 500
+
+# 检查计划：部门计划管理系统的导出（年度计划、专项计划）
+[[sources]]
+id = "plans"
+kind = "file"
+mapping = "{m}/jiangxi-inspection-plans/mapping.toml"
+record_key = "jhbh"
+
+# 九江市市场监督管理局 检查台账：没有接口，每日导出 JSON Lines；缺的字段待补录
+[[sources]]
+id = "jiujiang-amr-ledger"
+kind = "file"
+mapping = "{m}/jiujiang-amr-inspections/mapping.toml"
+record_key = "jcbh"
 "#,
         m = mappings.display(),
         rest = peers.rest_url,
@@ -165,9 +179,24 @@ pub async fn run(dir: Option<PathBuf>, listen: &str, exit: bool) -> anyhow::Resu
         "模拟部门系统 / simulated departmental systems:\n  REST 南昌市市场监管 {} ({} records)\n  SOAP 九江市生态环境 {} ({} records, GBK)\n",
         peers.rest_url, peers.rest_records, peers.soap_url, peers.soap_records
     );
+    // The plans first: inspections pulled next are checked against them (rule.plan_unknown).
+    ingest_sample(
+        &runtime,
+        "plans",
+        &mappings.join("jiangxi-inspection-plans/samples/plans.jsonl"),
+        &shutdown,
+    )
+    .await?;
     for source in ["nanchang-amr", "jiangxi-ecology"] {
         pull_source(&runtime, source, &shutdown).await?;
     }
+    ingest_sample(
+        &runtime,
+        "jiujiang-amr-ledger",
+        &mappings.join("jiujiang-amr-inspections/samples/records.jsonl"),
+        &shutdown,
+    )
+    .await?;
     let rest = &peers.rest;
     let soap = &peers.soap;
     println!(
@@ -199,6 +228,31 @@ pub async fn run(dir: Option<PathBuf>, listen: &str, exit: bool) -> anyhow::Resu
     server.join().await;
     while tasks.join_next().await.is_some() {}
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ingest a sample file of a file source, as `gateway ingest` does.
+async fn ingest_sample(runtime: &Runtime, source_id: &str, file: &Path, shutdown: &Shutdown) -> anyhow::Result<()> {
+    let preparer = runtime.preparers.get(source_id).context("demo file source")?;
+    let job = crate::intake::files::IngestJob {
+        preparer,
+        files: vec![file.to_path_buf()],
+        format: crate::prepare::reader::InputFormat::JsonLines,
+        xml_records: None,
+    };
+    let batching = crate::commit::Batching::from(&runtime.resolved.config);
+    let t = crate::intake::files::ingest_files(&runtime.committer("files"), job, &batching, shutdown.clone(), None)
+        .await
+        .with_context(|| format!("ingest {}", file.display()))?;
+    println!(
+        "来源 source {source_id:<16} 读入 read   {:>3}  新案件 accepted {:>3}  更新 updated {:>2}  未变 unchanged {:>2}  隔离 quarantined {:>3}  ({})",
+        t.received,
+        t.accepted,
+        t.updated,
+        t.unchanged,
+        t.quarantined,
+        file.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+    );
+    Ok(())
 }
 
 /// Pull one source, retrying the run a few times (the simulated systems fail now and then,
@@ -277,6 +331,7 @@ async fn print_outcome(runtime: &Runtime, config_path: &Path) -> anyhow::Result<
             c.key.case_number
         );
     }
+    print_supervision(runtime).await?;
     let stats = store.stats().await?;
     println!(
         "\n合计 / totals: {} cases, {} versions, {} open quarantine entries",
@@ -287,5 +342,59 @@ async fn print_outcome(runtime: &Runtime, config_path: &Path) -> anyhow::Result<
     println!("  gateway export cases --config {cfg}");
     println!("  gateway export quarantine --config {cfg} --format csv");
     println!("  gateway mappings history --config {cfg} --source nanchang-amr");
+    Ok(())
+}
+
+/// What the notice's supervision rules found: warnings by rule over every case's current
+/// version (late plans, unknown plans, ...), and the cases awaiting supplement.
+async fn print_supervision(runtime: &Runtime) -> anyhow::Result<()> {
+    let store = &runtime.store;
+    let mut by_rule: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .cases(&CaseFilter {
+                after_id: after,
+                limit: Some(500),
+                ..Default::default()
+            })
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for case in &page {
+            let (_, versions) = store.case_by_code(&case.unified_code).await?;
+            if let Some(head) = versions
+                .iter()
+                .rev()
+                .find(|v| v.version == case.version && v.status != "stale")
+            {
+                for w in &head.warnings {
+                    by_rule
+                        .entry(w.rule.clone())
+                        .or_default()
+                        .push(format!("{} {}", case.unified_code, case.key.case_number));
+                }
+            }
+        }
+    }
+    println!(
+        "
+接收但有警告（按规则） / accepted with warnings, by rule:"
+    );
+    for (rule, cases) in &by_rule {
+        let example = cases.first().map(String::as_str).unwrap_or_default();
+        println!("  {:>3}  {rule:<32} e.g. {example}", cases.len());
+    }
+    let plans = store.plan_numbers().await?;
+    println!(
+        "
+检查计划 / inspection plans held: {}",
+        plans.len()
+    );
+    let counts = store.supplements().awaiting_counts(None).await?;
+    println!("待补录 / cases awaiting supplement (GET /api/supplements, dashboard 待补录):");
+    for c in &counts {
+        println!("  {:>3}  {} ({})", c.cases, c.source_id, c.agency_credit_code);
+    }
     Ok(())
 }
