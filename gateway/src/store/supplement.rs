@@ -153,6 +153,23 @@ pub(crate) fn awaiting_changes<'a>(
     plan: &'a Plan,
     case_ids: &[i64],
 ) -> (Vec<i64>, Vec<AwaitingWrite<'a>>) {
+    let awaits = |v: &super::plan::NewVersion| match &records[v.record_index].verdict {
+        Verdict::Accept(a) => a.warnings.iter().any(|w| w.rule == AWAITING_RULE),
+        Verdict::Quarantine(_) => false,
+    };
+    if !plan.versions.iter().any(awaits) {
+        // The common batch: nothing awaits; only existing cases may leave the list.
+        let mut clear: Vec<i64> = plan
+            .versions
+            .iter()
+            .zip(case_ids)
+            .filter(|(v, _)| matches!(v.case, CaseRef::Existing(_)))
+            .map(|(_, id)| *id)
+            .collect();
+        clear.sort_unstable();
+        clear.dedup();
+        return (clear, Vec::new());
+    }
     let mut last: HashMap<i64, usize> = HashMap::new();
     for (vi, case_id) in case_ids.iter().enumerate().take(plan.versions.len()) {
         last.insert(*case_id, vi);
