@@ -364,6 +364,40 @@ fn demo_pulls_from_simulated_rest_and_soap_systems_through_the_adapters() {
     assert!(soap.contains("accepted   9") && soap.contains("runs 2"), "{soap}");
     assert!(stdout.contains("quarantined by rule"));
     assert!(stdout.contains("uscc.check_char"));
-    assert!(stdout.contains("totals: 493 cases"), "{stdout}");
+    // The notice's supervision rules: plans first (two filed and entered late, one special plan
+    // without a sampling ratio quarantined), inspections naming plans the gateway does not hold,
+    // a ledger without item codes accepted awaiting supplement.
+    let plans = line_of(&stdout, "plans", "read");
+    assert!(
+        plans.contains("accepted   5") && plans.contains("quarantined   1"),
+        "{plans}"
+    );
+    let ledger = line_of(&stdout, "jiujiang-amr-ledger", "read");
+    assert!(ledger.contains("accepted   3"), "{ledger}");
+    for rule in [
+        "rule.plan_filed_late",
+        "rule.plan_entered_late",
+        "rule.plan_unknown",
+        "rule.special_plan_ratio",
+    ] {
+        assert!(stdout.contains(rule), "{rule} in {stdout}");
+    }
+    assert!(stdout.contains("inspection plans held: 5"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("jiujiang-amr-ledger") && l.trim_start().starts_with('3')),
+        "three cases awaiting supplement: {stdout}"
+    );
+    assert!(stdout.contains("totals: 501 cases"), "{stdout}");
     assert!(dir.path().join("gateway.db").is_file());
+}
+
+/// The last line of `stdout` naming `source` and `word`.
+fn line_of(stdout: &str, source: &str, word: &str) -> String {
+    stdout
+        .lines()
+        .rfind(|l| l.contains(&format!("source {source} ")) && l.contains(word))
+        .unwrap_or_else(|| panic!("no {word} line for {source}: {stdout}"))
+        .to_string()
 }
