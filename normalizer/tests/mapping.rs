@@ -1342,6 +1342,7 @@ fn internet_plus_behaviour_sample_with_province_rule_keeps_jiangxi_agencies() {
     let normalizer = Normalizer::new(normalizer::rules::RuleOptions {
         agency_region_prefix: Some("36".to_string()),
         catalogue: None,
+        ..Default::default()
     })
     .unwrap();
     let text = std::fs::read_to_string(dir.join("samples/records.jsonl")).unwrap();
@@ -1438,6 +1439,7 @@ fn internet_plus_catalogue_sample_covers_the_behaviour_samples() {
     let normalizer = Normalizer::new(normalizer::rules::RuleOptions {
         agency_region_prefix: Some("36".to_string()),
         catalogue: Some(catalogue),
+        ..Default::default()
     })
     .unwrap();
     let mapping = internet_plus_behaviour();

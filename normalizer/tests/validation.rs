@@ -138,6 +138,7 @@ fn agency_region_outside_configured_province_is_rejected() {
     let n = Normalizer::new(RuleOptions {
         agency_region_prefix: Some("44".into()),
         catalogue: None,
+        ..Default::default()
     })
     .unwrap();
     let v = n.validate(&penalty());
@@ -210,6 +211,7 @@ fn inspection_item_outside_catalogue_is_rejected_when_catalogue_loaded() {
     let n = Normalizer::new(RuleOptions {
         agency_region_prefix: None,
         catalogue: Some(catalogue),
+        ..Default::default()
     })
     .unwrap();
     let v = n.validate(&inspection());

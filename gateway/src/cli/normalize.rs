@@ -33,6 +33,7 @@ pub fn run(
     let normalizer = Normalizer::new(RuleOptions {
         agency_region_prefix: province,
         catalogue: None,
+        ..RuleOptions::default()
     })?;
     let format = input_format(format, input)?;
     let tmp;

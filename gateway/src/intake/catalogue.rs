@@ -65,12 +65,23 @@ pub fn item_of(record: &Value, fields: &CatalogueFields) -> Result<CatalogueItem
         Some(status) => fields.active_values.iter().any(|v| v == &status),
         None => true,
     };
+    let scope = text_at(record, &fields.scope);
+    if let Some(scope) = &scope {
+        if !normalizer::catalogue::valid_scope(scope) {
+            return Err(format!(
+                "适用范围应为统一社会信用代码或2/4/6位行政区划代码前缀：{scope:?}（字段 {}）/ the scope at {:?} must be a credit code or a 2, 4 or 6 digit region prefix, got {scope:?}",
+                fields.scope, fields.scope
+            ));
+        }
+    }
     Ok(CatalogueItem {
         year,
         item_code: code,
         name: text_at(record, &fields.name).unwrap_or_default(),
         parent_code,
         active,
+        scope,
+        domain: text_at(record, &fields.domain),
     })
 }
 
@@ -110,6 +121,8 @@ pub async fn refresh_normalizer(runtime: &Runtime) -> StoreResult<usize> {
     let count = catalogue.len();
     let mut rules = runtime.resolved.rules.clone();
     rules.catalogue = Some(catalogue);
+    // The officer registry in force stays (see `super::officers`).
+    rules.officers = super::officers::current_rules(runtime).and_then(|r| r.officers);
     match normalizer::Normalizer::new(rules) {
         Ok(n) => runtime.preparers.replace_normalizer(std::sync::Arc::new(n)),
         Err(e) => tracing::error!(error = %e, "cannot rebuild validation with the new catalogue"),

@@ -4,9 +4,9 @@
 //! | Role | May |
 //! |---|---|
 //! | `admin` | everything |
-//! | `operator` | sources (read, pull, resync), quarantine (read, replay, ignore), cases, raw records, deliveries (read, re-drive), metrics |
-//! | `standards-owner` | read sources, quarantine, cases and raw records; the mapping routes (`/api/mappings`) |
-//! | `department` | push to its own sources; read the quarantine of its own sources |
+//! | `operator` | sources (read, pull, resync), quarantine (read, replay, ignore), cases, raw records, deliveries (read, re-drive), metrics, the officer registry (read) |
+//! | `standards-owner` | read sources, quarantine, cases and raw records; the mapping routes (`/api/mappings`); load and read the officer registry |
+//! | `department` | push to its own sources; read the quarantine of its own sources; load and read the officer registry of its own agencies |
 
 use super::error::ApiError;
 use crate::config::ServerConfig;
@@ -92,11 +92,15 @@ pub enum Action {
     AuditRead,
     /// What became of each received record (departments: of their own sources).
     RecordsRead,
+    /// Read the officer registry (departments: of their own agencies).
+    OfficersRead,
+    /// Load an officer registry (departments: of their own agencies).
+    OfficersWrite,
 }
 
 impl Action {
     /// Every action, in a stable order.
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 17] = [
         Action::Whoami,
         Action::SourcesRead,
         Action::SourcesControl,
@@ -112,6 +116,8 @@ impl Action {
         Action::Mappings,
         Action::AuditRead,
         Action::RecordsRead,
+        Action::OfficersRead,
+        Action::OfficersWrite,
     ];
 }
 
@@ -120,7 +126,7 @@ pub fn allows(role: Role, action: Action) -> bool {
     use Action::*;
     match role {
         Role::Admin => true,
-        Role::Operator => !matches!(action, Mappings | Push),
+        Role::Operator => !matches!(action, Mappings | Push | OfficersWrite),
         Role::StandardsOwner => matches!(
             action,
             Whoami
@@ -132,8 +138,13 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | Mappings
                 | AuditRead
                 | RecordsRead
+                | OfficersRead
+                | OfficersWrite
         ),
-        Role::Department => matches!(action, Whoami | Push | QuarantineRead | QuarantineReplay | RecordsRead),
+        Role::Department => matches!(
+            action,
+            Whoami | Push | QuarantineRead | QuarantineReplay | RecordsRead | OfficersRead | OfficersWrite
+        ),
     }
 }
 

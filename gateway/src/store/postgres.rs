@@ -79,6 +79,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_cluster",
         include_str!("../../migrations/postgres/0011_cluster.sql"),
     ),
+    (
+        "0013_officers",
+        include_str!("../../migrations/postgres/0013_officers.sql"),
+    ),
 ];
 
 /// Advisory lock taken (per transaction) while migrating, so instances starting together apply
@@ -387,6 +391,10 @@ impl Store for PostgresStore {
     }
 
     fn catalogue(&self) -> &dyn super::catalogue::CatalogueStore {
+        self
+    }
+
+    fn officers(&self) -> &dyn super::officers::OfficerStore {
         self
     }
 

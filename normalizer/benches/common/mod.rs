@@ -30,6 +30,7 @@ pub fn benches(c: &mut Criterion) {
     let normalizer = Normalizer::new(RuleOptions {
         agency_region_prefix: Some("36".into()),
         catalogue: None,
+        ..Default::default()
     })
     .expect("schemas compile");
     let record = sample_record();

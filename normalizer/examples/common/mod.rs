@@ -14,6 +14,7 @@ pub fn benchmark_setup() -> (Mapping, Normalizer, Value) {
     let normalizer = Normalizer::new(RuleOptions {
         agency_region_prefix: Some("36".into()),
         catalogue: None,
+        ..Default::default()
     })
     .unwrap_or_else(|e| panic!("schemas: {e}"));
     let text = std::fs::read_to_string(dir.join("samples/records.jsonl")).unwrap_or_default();
