@@ -103,6 +103,10 @@ pub struct Options {
     pub extra: String,
     /// PostgreSQL store: connect with this password in the URL (the local server trusts any).
     pub store_password: Option<String>,
+    /// More `[normalizer]` keys and sub-tables (e.g. `[normalizer.officers]`), at its end.
+    pub normalizer_extra: String,
+    /// Replacements (from, to) in the copied mapping file of the sources.
+    pub mapping_patch: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -118,6 +122,8 @@ impl Default for Options {
             server_extra: String::new(),
             extra: String::new(),
             store_password: None,
+            normalizer_extra: String::new(),
+            mapping_patch: Vec::new(),
         }
     }
 }
@@ -131,6 +137,14 @@ impl Gw {
         logs();
         let dir = tempfile::tempdir().expect("temp dir");
         let mapping = super::copy_mapping("nanchang-amr-penalty", dir.path()).join("mapping.toml");
+        if !options.mapping_patch.is_empty() {
+            let mut text = std::fs::read_to_string(&mapping).expect("mapping");
+            for (from, to) in &options.mapping_patch {
+                assert!(text.contains(from.as_str()), "the mapping holds {from:?}");
+                text = text.replace(from.as_str(), to);
+            }
+            std::fs::write(&mapping, text).expect("patched mapping");
+        }
         let (store, pg) = match backend {
             Backend::Sqlite => (
                 "[store]\nbackend = \"sqlite\"\npath = \"data/gateway.db\"\n".to_string(),
@@ -154,6 +168,7 @@ impl Gw {
             r#"{store}
 [normalizer]
 province_prefix = "36"
+{normalizer_extra}
 
 [server]
 listen = "127.0.0.1:0"
@@ -235,6 +250,7 @@ mapping = "{m}"
             auth_failures = options.auth_failures,
             server_extra = options.server_extra,
             extra = options.extra,
+            normalizer_extra = options.normalizer_extra,
         );
         let config = Config::parse(&text, "gateway.toml", dir.path())
             .and_then(|c| c.resolve("gateway.toml"))
@@ -394,6 +410,8 @@ pub fn allowed(route: &str, role: &str) -> bool {
         "/api/audit" => &all_staff,
         "/api/deliveries" | "/api/deliveries/redrive" | "/api/deliveries/{id}/redrive" => &ops,
         "/api/ingest/{source}" => &["admin", "department"],
+        "/api/officers" | "/api/officers/versions" => &["admin", "operator", "standards-owner", "department"],
+        "/api/officers/load" => &["admin", "standards-owner", "department"],
         "/api/mappings"
         | "/api/mappings/{source}/versions"
         | "/api/mappings/{source}/versions/{v}"
@@ -426,6 +444,8 @@ pub fn body_for(path: &str) -> Option<Value> {
         // A mapping that does not load: refused with 422, nothing stored.
         "/api/mappings/{source}/versions" => Some(json!({ "mapping": "id = 1", "tables": {} })),
         "/api/mappings/{source}/rollback" => Some(json!({ "to": 1 })),
+        // The department's own agency (each role's load is a new version of its list).
+        "/api/officers/load" => Some(json!([{ "name": "张三", "cert_no": "JX0001", "agency": AGENCY_CODE }])),
         _ => None,
     }
 }

@@ -169,7 +169,7 @@ fn routes() -> Vec<RouteDef> {
         ),
         RouteDef::post("/api/ingest/{source}", Token(Action::Push), push::push),
         RouteDef::get("/api/officers", Token(Action::OfficersRead), officers::list),
-        RouteDef::post("/api/officers", Token(Action::OfficersWrite), officers::load),
+        RouteDef::post("/api/officers/load", Token(Action::OfficersWrite), officers::load),
         RouteDef::get(
             "/api/officers/versions",
             Token(Action::OfficersRead),

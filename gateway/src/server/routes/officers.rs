@@ -75,7 +75,7 @@ fn out_of_scope(principal: &Principal, agency: &str) -> ApiError {
     )
 }
 
-/// Query of `POST /api/officers`.
+/// Query of `POST /api/officers/load`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoadQuery {
@@ -87,7 +87,7 @@ pub struct LoadQuery {
     pub origin: Option<String>,
 }
 
-/// `POST /api/officers`: load a registry file (CSV with Chinese or English headers, UTF-8 or
+/// `POST /api/officers/load`: load a registry file (CSV with Chinese or English headers, UTF-8 or
 /// GBK, or JSON) as the body. Each agency named replaces its list as a new version; answers
 /// 201 with the versions (counts added/removed/changed), or 422 with every bad row (line,
 /// field, value) in `error.details`, nothing loaded.
