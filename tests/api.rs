@@ -1809,3 +1809,48 @@ async fn a_record_naming_its_item_gets_the_code_from_the_agencys_catalogue() {
     );
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_registry_loaded_by_another_instance_is_in_force_after_the_next_refresh() {
+    let gw = Gw::start_with(Backend::Postgres, officers_config("auto")).await;
+    let shutdown = Shutdown::default();
+    let refresher = tokio::spawn(gateway::intake::officers::refresher(
+        (*gw.runtime).clone(),
+        shutdown.clone(),
+    ));
+    let in_force = || {
+        gw.runtime
+            .preparers
+            .get(SOURCE)
+            .and_then(|p| p.normalizer.rule_options().officers.clone())
+            .map_or(0, |o| o.registry.len())
+    };
+    assert_eq!(in_force(), 0);
+    // Another instance (or `gateway officers load`) writes to the shared store only.
+    let list = normalizer::officers::parse_officers(
+        registry_csv(&["36010020001"]).as_bytes(),
+        normalizer::officers::RegistryFormat::Csv,
+        None,
+    )
+    .expect("registry");
+    let load = gateway::store::officers::RegistryLoad::grouped("cli:other", "other.csv", list, None);
+    gateway::intake::officers::store_load(gw.runtime.store.as_ref(), &load)
+        .await
+        .expect("stored");
+    let started = std::time::Instant::now();
+    while in_force() != 1 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "refreshed within refresh_seconds"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let answer = gw.push(&[nanchang_record(1, 0)]).await;
+    assert!(
+        rules_of(&answer["results"][0]["violations"]).contains(&"rule.officer_not_registered".to_string()),
+        "{answer}"
+    );
+    shutdown.trigger();
+    refresher.await.expect("refresher stops");
+    gw.stop().await;
+}

@@ -39,13 +39,19 @@ fn main() -> ExitCode {
             format,
             xml_records,
             province,
-        } => cli::normalize::run(
-            &mapping,
-            input.as_deref(),
-            format.as_deref(),
-            xml_records.as_deref(),
-            province,
-        ),
+            catalogue,
+            officers,
+            officer_severity,
+        } => cli::normalize::rule_options(province, catalogue.as_deref(), officers.as_deref(), &officer_severity)
+            .and_then(|rules| {
+                cli::normalize::run(
+                    &mapping,
+                    input.as_deref(),
+                    format.as_deref(),
+                    xml_records.as_deref(),
+                    rules,
+                )
+            }),
         Command::Mappings {
             action: MappingsAction::Test { paths },
         } => cli::mappings::test(&paths),

@@ -57,6 +57,16 @@ pub enum Command {
         /// Validate against this province: agency region codes must start with it (e.g. 36).
         #[arg(long)]
         province: Option<String>,
+        /// Check against this supervision-item catalogue CSV (as `[normalizer] catalogue`):
+        /// "清单之外无检查", item names looked up, exempt domains.
+        #[arg(long)]
+        catalogue: Option<PathBuf>,
+        /// Check officers against this registry file (CSV or JSON, as `[normalizer.officers] file`).
+        #[arg(long)]
+        officers: Option<PathBuf>,
+        /// Severity of the officer rules: auto (default), warning or error.
+        #[arg(long, default_value = "auto")]
+        officer_severity: String,
     },
     /// Mappings: run their embedded tests; upload, dry-run, activate and roll back the versions a
     /// source runs (see the README: "Changing a mapping safely").
