@@ -1513,4 +1513,19 @@ fn embedded_tests_of_a_mapping_looking_up_items_by_name_run_with_the_catalogue()
     assert!(report.passed(), "{report}");
     let without = normalizer::mapping_tests::run_tests(&mapping, &Normalizer::default());
     assert!(!without.passed(), "without a catalogue no code is found: {without}");
+    // A stream normalised into one outcome: each record looks up its own name.
+    let mut outcome = normalizer::Outcome::default();
+    for (case, code) in mapping.tests().iter().zip([Some("36010000100012"), None]) {
+        let mut input = case.input.clone();
+        with_catalogue.normalize_into(&mapping, &input, &mut outcome);
+        assert_eq!(
+            outcome.record.get("item_code").and_then(Value::as_str),
+            code,
+            "{}",
+            case.name
+        );
+        input["sxmc"] = json!("价格监督检查");
+        with_catalogue.normalize_into(&mapping, &input, &mut outcome);
+        assert_eq!(outcome.record["item_code"], "36010000100012");
+    }
 }

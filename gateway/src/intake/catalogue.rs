@@ -171,4 +171,32 @@ mod tests {
             2025
         );
     }
+    #[test]
+    fn a_pulled_item_keeps_its_scope_and_domain_and_a_bad_scope_is_refused() {
+        let f = CatalogueFields::default();
+        let item = item_of(
+            &json!({"catalog_code": "36010000100013", "catalog_name": "食品经营监督检查", "year": 2024,
+                    "scope": "3601", "domain": "食品药品"}),
+            &f,
+        )
+        .unwrap();
+        assert_eq!(item.scope.as_deref(), Some("3601"));
+        assert_eq!(item.domain.as_deref(), Some("食品药品"));
+        let e = item_of(
+            &json!({"catalog_code": "36010000100013", "year": 2024, "scope": "36A"}),
+            &f,
+        )
+        .unwrap_err();
+        assert!(e.contains("scope") && e.contains("36A"), "{e}");
+        let f = CatalogueFields {
+            domain: "field_name".into(),
+            ..CatalogueFields::default()
+        };
+        let item = item_of(
+            &json!({"catalog_code": "36010000100013", "year": 2024, "field_name": "特种设备"}),
+            &f,
+        )
+        .unwrap();
+        assert_eq!(item.domain.as_deref(), Some("特种设备"));
+    }
 }

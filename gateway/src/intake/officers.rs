@@ -203,3 +203,56 @@ fn describe(p: &RowProblem) -> String {
         p.message_en
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn resolve(text: &str) -> Result<crate::config::Resolved, crate::config::ConfigError> {
+        Config::parse(text, "gateway.toml", Path::new("/nonexistent")).and_then(|c| c.resolve("gateway.toml"))
+    }
+
+    #[test]
+    fn exempt_domains_default_to_the_notices_list_and_can_be_emptied() {
+        let resolved = resolve("").unwrap();
+        assert_eq!(
+            resolved.rules.exempt_domains,
+            ["疫苗", "食品药品", "特种设备", "医疗器械", "危化品"]
+        );
+        assert!(
+            resolved.rules.officers.is_none(),
+            "officer rules only with [normalizer.officers]"
+        );
+        let resolved = resolve("[normalizer]\nexempt_domains = []\n").unwrap();
+        assert!(resolved.rules.exempt_domains.is_empty());
+        let resolved = resolve("[normalizer]\nexempt_domains = [\"烟花爆竹\"]\n").unwrap();
+        assert_eq!(resolved.rules.exempt_domains, ["烟花爆竹"]);
+    }
+
+    #[test]
+    fn officer_settings_are_checked_with_their_place() {
+        let resolved = resolve("[normalizer.officers]\nseverity = \"error\"\n").unwrap();
+        let rules = resolved.rules.officers.unwrap();
+        assert_eq!(rules.severity, normalizer::officers::OfficerSeverity::Error);
+        assert!(rules.registry.is_empty());
+        let e = resolve("[normalizer.officers]\nseverity = \"strict\"\n").unwrap_err();
+        assert!(e.to_string().contains("strict"), "{e}");
+        let e = resolve("[normalizer.officers]\nfile = \"missing.csv\"\nrefresh_seconds = 0\n").unwrap_err();
+        let places: Vec<&str> = e.problems.iter().map(|p| p.place.as_str()).collect();
+        assert_eq!(
+            places,
+            ["normalizer.officers.file", "normalizer.officers.refresh_seconds"]
+        );
+        let e = resolve("[[officer_registries]]\nid = \"r\"\nkind = \"ftp\"\nagency = \"11360100014523152X\"\n")
+            .unwrap_err();
+        let text = e.to_string();
+        for place in [
+            "officer_registries[0] (id \"r\"): ",
+            "officer_registries[0] (id \"r\").agency",
+            "officer_registries[0] (id \"r\").kind",
+        ] {
+            assert!(text.contains(place), "{place} in {text}");
+        }
+    }
+}
