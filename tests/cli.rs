@@ -473,3 +473,30 @@ fn normalize_checks_officers_against_a_registry_file() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+#[test]
+fn mappings_test_with_a_config_validates_with_its_officer_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("officers.csv"),
+        format!(
+            "姓名,执法证号,统一社会信用代码\n张三,36010020001,{}\n",
+            support::AGENCY_CODE
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        "[normalizer.officers]\nseverity = \"error\"\nfile = \"officers.csv\"\n",
+    )
+    .unwrap();
+    let mapping = repo().join("mappings/nanchang-amr-penalty");
+    let out = gateway()
+        .args(["mappings", "test", path_str(&mapping), "--config", path_str(&config)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("rule.officer_not_registered"), "{text}");
+}

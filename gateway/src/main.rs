@@ -53,8 +53,8 @@ fn main() -> ExitCode {
                 )
             }),
         Command::Mappings {
-            action: MappingsAction::Test { paths },
-        } => cli::mappings::test(&paths),
+            action: MappingsAction::Test { paths, config },
+        } => cli::mappings::test(&paths, config.as_deref()),
         Command::Config {
             action: ConfigAction::Check { file, connect },
         } => cli::data::config_check(&file, connect),

@@ -349,6 +349,10 @@ pub enum MappingsAction {
     Test {
         /// Mapping files or folders.
         paths: Vec<PathBuf>,
+        /// Validate with this configuration's `[normalizer]` settings (province, catalogue file,
+        /// exempt domains, officer registry file) instead of the defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Store a new mapping version for a source as a candidate (not active yet).
     ///

@@ -119,6 +119,7 @@ pub async fn refresh_normalizer(runtime: &Runtime) -> StoreResult<usize> {
     }
     let catalogue = to_catalogue(&items, runtime.resolved.rules.catalogue.as_ref());
     let count = catalogue.len();
+    let _rebuilding = super::officers::rebuild_lock().lock().await;
     let mut rules = runtime.resolved.rules.clone();
     rules.catalogue = Some(catalogue);
     // The officer registry in force stays (see `super::officers`).

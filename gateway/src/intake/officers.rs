@@ -24,6 +24,13 @@ pub fn current_rules(runtime: &Runtime) -> Option<RuleOptions> {
     Some(preparer.normalizer.rule_options().clone())
 }
 
+/// Held while a source's validation is rebuilt (a new catalogue, a new registry): each rebuild
+/// starts from the rules in force, so two at once would lose one's change.
+pub(crate) fn rebuild_lock() -> &'static tokio::sync::Mutex<()> {
+    static LOCK: std::sync::OnceLock<tokio::sync::Mutex<()>> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| tokio::sync::Mutex::new(()))
+}
+
 /// Store a load (each agency's list replaced as a new version), write its audit entry with the
 /// actor and counts, and put the new lists in force here.
 pub async fn load(runtime: &Runtime, load: &RegistryLoad) -> StoreResult<Vec<RegistryVersion>> {
@@ -86,6 +93,7 @@ pub async fn refresh_officers(runtime: &Runtime) -> StoreResult<usize> {
         registry.replace_agency(&agency, list);
     }
     let count = registry.len();
+    let _rebuilding = rebuild_lock().lock().await;
     let mut rules = current_rules(runtime).unwrap_or_else(|| runtime.resolved.rules.clone());
     rules.officers = Some(normalizer::officers::OfficerRules {
         registry: Arc::new(registry),
