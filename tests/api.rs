@@ -1768,7 +1768,7 @@ async fn a_record_naming_its_item_gets_the_code_from_the_agencys_catalogue() {
     .expect("catalogue");
     let options = Options {
         normalizer_extra: format!("catalogue = {:?}\n", catalogue.display().to_string()),
-        mapping_patch: vec![(
+        mapping_edits: vec![(
             "from = [\"jgsxbm\", \"sxbm\"]         # 2020 年以前的记录用 sxbm\nsteps = [\"remove_spaces\", \"halfwidth\"]\nrequired = true\n".into(),
             "from = [\"jgsxbm\", \"sxbm\"]         # 2020 年以前的记录用 sxbm\nsteps = [\"remove_spaces\", \"halfwidth\"]\n\n\
              [[field]]\ntarget = \"item_name\"\nfrom = \"jgsxmc\"\nsteps = [\"trim\"]\n".into(),
@@ -1854,3 +1854,148 @@ async fn an_officer_registry_loaded_by_another_instance_is_in_force_after_the_ne
     refresher.await.expect("refresher stops");
     gw.stop().await;
 }
+
+/// The nanchang mapping as a legacy system without supervision-item codes would need it.
+fn item_code_awaits_supplement() -> Options {
+    Options {
+        mapping_edits: vec![(
+            "from = [\"jgsxbm\", \"sxbm\"]         # 2020 年以前的记录用 sxbm\nsteps = [\"remove_spaces\", \"halfwidth\"]\nrequired = true".into(),
+            "from = [\"jgsxbm\", \"sxbm\"]\nsteps = [\"remove_spaces\", \"halfwidth\"]\nsupplement = true\nreason = \"2019年以前的旧案件没有监管事项编码\"".into(),
+        )],
+        ..Options::default()
+    }
+}
+
+async fn a_record_its_source_cannot_complete_is_accepted_awaiting_supplement_and_completed_by_its_department(
+    backend: Backend,
+) {
+    let gw = Gw::start_with(backend, item_code_awaits_supplement()).await;
+    let doc = openapi();
+    let mut without_item = nanchang_record(1, 0);
+    without_item.as_object_mut().expect("object").remove("jgsxbm");
+    let answer = gw.push(&[without_item.clone(), nanchang_record(2, 0)]).await;
+    assert_eq!(answer["results"][0]["result"], "accepted", "{answer}");
+    assert_eq!(
+        answer["results"][0]["warnings"][0]["rule"], "supplement.missing_field",
+        "{answer}"
+    );
+    let code = answer["results"][0]["code"].as_str().expect("code").to_string();
+
+    let (status, list) = gw.get("/api/supplements", DEPT).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_schema(&doc, "AwaitingList", &list);
+    assert_eq!(list["total"], 1, "{list}");
+    assert_eq!(list["items"][0]["code"], code.as_str());
+    assert_eq!(list["items"][0]["awaiting"][0]["pointer"], "/item_code");
+    assert_eq!(list["items"][0]["awaiting"][0]["title"], "监管事项目录编码");
+    assert_eq!(
+        list["items"][0]["awaiting"][0]["reason"],
+        "2019年以前的旧案件没有监管事项编码"
+    );
+    assert_eq!(list["counts"][0]["cases"], 1);
+    let (_, metrics) = gw.call("GET", "/metrics", Some(OPERATOR), None).await;
+    let text = metrics
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| metrics.to_string());
+    assert!(
+        text.contains(&format!("gateway_cases_awaiting_supplement{{source=\"{SOURCE}\"}} 1")),
+        "{text}"
+    );
+
+    // Another department neither sees nor completes it.
+    let (_, others) = gw.get("/api/supplements", DEPT_OTHER).await;
+    assert_eq!(others["total"], 0, "{others}");
+    let (status, _) = gw.get(&format!("/api/supplements/{code}"), DEPT_OTHER).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let fill = json!({"fields": {"/item_code": "36010000100012"}, "note": "据纸质案卷补录"});
+    let (status, _) = gw
+        .post(&format!("/api/supplements/{code}/complete"), DEPT_OTHER, fill.clone())
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, detail) = gw.get(&format!("/api/supplements/{code}"), DEPT).await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_schema(&doc, "AwaitingDetail", &detail);
+    assert_eq!(detail["record"]["supplement"]["awaiting"], json!(["/item_code"]));
+
+    // Only awaited fields, and only valid values.
+    let (status, refused) = gw
+        .post(
+            &format!("/api/supplements/{code}/complete"),
+            DEPT,
+            json!({"fields": {"/case_name": "改名"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(refused["error"]["message_en"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("/case_name"));
+    let (status, invalid) = gw
+        .post(
+            &format!("/api/supplements/{code}/complete"),
+            DEPT,
+            json!({"fields": {"/item_code": "3601-0000"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{invalid}");
+    assert_schema(&doc, "CompletionInvalid", &invalid);
+    assert_eq!(invalid["violations"][0]["pointer"], "/item_code");
+
+    let (status, done) = gw
+        .post(&format!("/api/supplements/{code}/complete"), DEPT, fill.clone())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_schema(&doc, "CompletionResult", &done);
+    assert_eq!(
+        (done["version"].as_i64(), done["awaiting"].as_array().map(Vec::len)),
+        (Some(2), Some(0))
+    );
+    let (_, list) = gw.get("/api/supplements", DEPT).await;
+    assert_eq!(list["total"], 0, "{list}");
+    let (status, _) = gw.post(&format!("/api/supplements/{code}/complete"), DEPT, fill).await;
+    assert_eq!(status, StatusCode::CONFLICT, "nothing awaits any more");
+
+    let (_, case) = gw.get(&format!("/api/cases/{code}"), OPERATOR).await;
+    assert_schema(&doc, "CaseView", &case);
+    assert_eq!(case["case"]["record"]["item_code"], "36010000100012");
+    assert_eq!(
+        case["case"]["record"]["supplement"],
+        json!({"supplied": ["/item_code"]})
+    );
+    assert_eq!(case["supplied"][0]["actor"], "amr-push");
+    let v2 = &case["versions"][1];
+    assert_eq!(v2["source_id"], SOURCE);
+    assert_eq!(
+        v2["deliveries"][0]["sink_id"], "platform",
+        "the completion is delivered onward"
+    );
+    let (_, raw) = gw.get(&format!("/api/raw/{}", v2["raw_id"]), OPERATOR).await;
+    assert!(raw.to_string().contains("completion_of"), "{raw}");
+    let audit = gw.runtime.store.audit_log(100).await.expect("audit");
+    let entry = audit
+        .iter()
+        .find(|a| a.action == "case.supplement")
+        .unwrap_or_else(|| panic!("no case.supplement in {audit:?}"));
+    assert_eq!(
+        (entry.actor.as_str(), entry.subject.clone()),
+        ("amr-push", format!("case:{code}"))
+    );
+
+    // The source re-sends the case, changed elsewhere and still without the code: the supplied
+    // value fills the gap, the case does not fall back to awaiting.
+    let mut resent = without_item;
+    resent["ajmc"] = json!("测试案件1（更正）");
+    let answer = gw.push(&[resent]).await;
+    assert_eq!(answer["results"][0]["result"], "updated", "{answer}");
+    let (_, case) = gw.get(&format!("/api/cases/{code}"), OPERATOR).await;
+    assert_eq!(case["case"]["version"], 3);
+    assert_eq!(case["case"]["record"]["item_code"], "36010000100012");
+    assert_eq!(case["case"]["record"]["case_name"], "测试案件1（更正）");
+    let (_, list) = gw.get("/api/supplements", OPERATOR).await;
+    assert_eq!(list["total"], 0, "{list}");
+    gw.stop().await;
+}
+
+on_both_backends!(a_record_its_source_cannot_complete_is_accepted_awaiting_supplement_and_completed_by_its_department);

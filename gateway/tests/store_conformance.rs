@@ -93,6 +93,9 @@ on_both_backends!(
     officer_registry_loads_are_versions_per_agency_with_counts,
     officer_lists_search_page_and_keep_to_a_scope,
     catalogue_items_keep_their_scope_and_domain,
+    cases_awaiting_supplement_are_listed_until_completed_re_sent_complete_or_withdrawn,
+    a_completion_keeps_the_supplied_values_with_the_version_it_became,
+    plan_numbers_are_those_of_plans_not_withdrawn,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -118,6 +121,7 @@ struct Rec {
     replay_of: Option<i64>,
     source_time: Option<DateTime<Utc>>,
     received_at: Option<DateTime<Utc>>,
+    completion: bool,
 }
 
 impl Rec {
@@ -136,7 +140,24 @@ impl Rec {
             replay_of: None,
             source_time: None,
             received_at: None,
+            completion: false,
         }
+    }
+    /// Accepted without `pointer`, which its source cannot supply (待补录).
+    fn awaiting(mut self, pointer: &str) -> Rec {
+        self.warnings.push(Violation::warning(
+            pointer,
+            "supplement.missing_field",
+            None,
+            "待补录",
+            "awaiting supplement",
+        ));
+        self
+    }
+    /// A department's completion of the fields it awaited.
+    fn completion(mut self) -> Rec {
+        self.completion = true;
+        self
     }
     /// The source's last-changed time (`source_updated_at`): minute `m` of a fixed day.
     fn at(mut self, m: i64) -> Rec {
@@ -270,6 +291,7 @@ impl Rec {
             warnings: self.warnings.clone(),
             record_lz4: None,
             source_updated_at: self.source_time,
+            completion: self.completion,
         }))
     }
 
@@ -1382,7 +1404,8 @@ async fn postgres_concurrent_migrations_apply_once() {
             "0009_source_time",
             "0010_console",
             "0011_cluster",
-            "0013_officers"
+            "0013_officers",
+            "0014_plans_supplement"
         ],
         "each migration applied once"
     );
@@ -2767,4 +2790,191 @@ async fn catalogue_items_keep_their_scope_and_domain(store: Arc<dyn Store>) {
     let mut stored = store.catalogue().catalogue_items().await.unwrap();
     stored.sort_by(|a, b| b.item_code.cmp(&a.item_code));
     assert_eq!(stored, items);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Awaiting supplement (待补录) and plans.
+// ---------------------------------------------------------------------------------------------
+
+async fn awaiting_numbers(store: &dyn Store, filter: AwaitingFilter) -> (Vec<String>, i64) {
+    let (items, total) = store.supplements().awaiting(&filter).await.expect("awaiting list");
+    (items.into_iter().map(|c| c.case_number).collect(), total)
+}
+
+async fn cases_awaiting_supplement_are_listed_until_completed_re_sent_complete_or_withdrawn(store: Arc<dyn Store>) {
+    let s1 = Rec::new("S-1").at(1).awaiting("/item_code").awaiting("/case_source");
+    let s2 = Rec::new("S-2").source("other-source").awaiting("/item_code");
+    let s4 = Rec::new("S-4").awaiting("/item_code");
+    commit(
+        &*store,
+        vec![s1.accepted(), s2.accepted(), Rec::new("S-3").accepted(), s4.accepted()],
+    )
+    .await;
+    let (numbers, total) = awaiting_numbers(&*store, AwaitingFilter::default()).await;
+    assert_eq!(
+        (numbers, total),
+        (vec!["S-1".to_string(), "S-2".into(), "S-4".into()], 3)
+    );
+    let (items, _) = store
+        .supplements()
+        .awaiting(&AwaitingFilter::default())
+        .await
+        .expect("list");
+    assert_eq!(items[0].fields, vec!["/item_code".to_string(), "/case_source".into()]);
+    assert_eq!(items[0].agency_credit_code, AGENCY);
+    assert_eq!(items[0].case_type, "penalty");
+    let by_field = AwaitingFilter {
+        field: Some("/case_source".into()),
+        ..AwaitingFilter::default()
+    };
+    assert_eq!(awaiting_numbers(&*store, by_field).await, (vec!["S-1".to_string()], 1));
+    let scoped = AwaitingFilter {
+        source_ids: Some(vec!["other-source".into()]),
+        ..AwaitingFilter::default()
+    };
+    assert_eq!(awaiting_numbers(&*store, scoped).await, (vec!["S-2".to_string()], 1));
+    let paged = AwaitingFilter {
+        offset: Some(1),
+        limit: Some(1),
+        ..AwaitingFilter::default()
+    };
+    assert_eq!(awaiting_numbers(&*store, paged).await, (vec!["S-2".to_string()], 3));
+    let counts = store.supplements().awaiting_counts(None).await.expect("counts");
+    let mut per_source: Vec<(String, i64)> = counts.iter().map(|c| (c.source_id.clone(), c.cases)).collect();
+    per_source.sort();
+    assert_eq!(
+        per_source,
+        vec![("nanchang".to_string(), 2), ("other-source".to_string(), 1)]
+    );
+    let scoped_counts = store
+        .supplements()
+        .awaiting_counts(Some(&["other-source".to_string()]))
+        .await
+        .expect("counts");
+    assert_eq!(scoped_counts.len(), 1);
+
+    // The source sends S-2 complete, S-4 is withdrawn, S-1 still awaits one field.
+    commit(
+        &*store,
+        vec![
+            Rec::new("S-2").source("other-source").content("v2").accepted(),
+            Rec::new("S-4").delete().accepted(),
+            Rec::new("S-1").at(2).content("v2").awaiting("/case_source").accepted(),
+        ],
+    )
+    .await;
+    let (items, total) = store
+        .supplements()
+        .awaiting(&AwaitingFilter::default())
+        .await
+        .expect("list");
+    assert_eq!(total, 1);
+    assert_eq!(items[0].case_number, "S-1");
+    assert_eq!(items[0].fields, vec!["/case_source".to_string()]);
+    assert!(
+        items[0].updated_at >= items[0].since,
+        "since is kept from the first version"
+    );
+}
+
+async fn a_completion_keeps_the_supplied_values_with_the_version_it_became(store: Arc<dyn Store>) {
+    let first = Rec::new("S-1").at(1).awaiting("/item_code");
+    let code = match commit_one(&*store, first.accepted()).await {
+        RecordResult::Accepted { code } => code,
+        other => panic!("{other:?}"),
+    };
+    let supplied = vec![NewSupplied {
+        pointer: "/item_code".into(),
+        value: json!("36000000000001"),
+    }];
+    let key = format!("{AGENCY}/penalty/S-1");
+    // The completion carries the same source time as the version it completes.
+    let completed = Rec::new("S-1").at(1).content("v1 completed").completion();
+    let result = store
+        .supplements()
+        .commit_completion(
+            &completion_batch(completed.accepted(), vec![]),
+            &key,
+            &supplied,
+            "dept-a",
+        )
+        .await
+        .expect("completion");
+    assert_eq!(
+        result,
+        RecordResult::Updated {
+            code: code.clone(),
+            version: 2
+        }
+    );
+    let (_, versions) = store.case_by_code(&code).await.expect("case");
+    assert!(
+        versions[1]
+            .warnings
+            .iter()
+            .all(|w| w.rule != "version.same_source_time"),
+        "{:?}",
+        versions[1].warnings
+    );
+    let rows = store.supplements().supplied_after(0).await.expect("supplied");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (
+            rows[0].business_key.as_str(),
+            rows[0].pointer.as_str(),
+            rows[0].version,
+            rows[0].actor.as_str()
+        ),
+        (key.as_str(), "/item_code", 2, "dept-a")
+    );
+    assert_eq!(rows[0].value, json!("36000000000001"));
+    assert_eq!(rows[0].code, code);
+    assert!(store
+        .supplements()
+        .supplied_after(rows[0].id)
+        .await
+        .expect("none after")
+        .is_empty());
+    assert_eq!(
+        store.supplements().supplied_for_case(&code).await.expect("case rows"),
+        rows
+    );
+    assert_eq!(awaiting_numbers(&*store, AwaitingFilter::default()).await.1, 0);
+
+    // A completion that changes nothing is not a version: no value is kept.
+    let again = store
+        .supplements()
+        .commit_completion(
+            &completion_batch(completed.accepted(), vec![]),
+            &key,
+            &supplied,
+            "dept-a",
+        )
+        .await
+        .expect("repeat");
+    assert!(matches!(again, RecordResult::Unchanged { .. }), "{again:?}");
+    assert_eq!(
+        store.supplements().supplied_for_case(&code).await.expect("rows").len(),
+        1
+    );
+}
+
+async fn plan_numbers_are_those_of_plans_not_withdrawn(store: Arc<dyn Store>) {
+    commit(
+        &*store,
+        vec![
+            Rec::new("赣某厅〔2026〕1号").case_type(CaseType::Plan).accepted(),
+            Rec::new("JH-2").case_type(CaseType::Plan).accepted(),
+            Rec::new("JH-3").accepted(),
+        ],
+    )
+    .await;
+    commit(
+        &*store,
+        vec![Rec::new("JH-2").case_type(CaseType::Plan).delete().accepted()],
+    )
+    .await;
+    let mut numbers = store.plan_numbers().await.expect("plan numbers");
+    numbers.sort();
+    assert_eq!(numbers, vec!["赣某厅〔2026〕1号".to_string()]);
 }

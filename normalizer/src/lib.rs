@@ -7,6 +7,8 @@
 //! - [`rules`]: cross-field rules that a schema cannot express.
 //! - [`catalogue`]: the supervision-item catalogue by year (codes, names, scopes, domains).
 //! - [`officers`]: the officer registry (执法人员名录) and its rules.
+//! - [`supplement`]: fields a source cannot supply (待补录), awaiting completion by the department.
+//! - [`plans`]: the rules on inspection plans (filing and entry deadlines, sampling ratio, unknown plans).
 //! - [`mapping`]: the declarative mapping engine that turns a source record into a canonical one.
 //! - [`xml_tree`]: hardened XML reader producing the tree the mapping engine reads.
 //! - [`pipeline`]: mapping + schema + rules in one call, as the gateway uses it.
@@ -19,9 +21,11 @@ pub mod mapping;
 pub mod mapping_tests;
 pub mod officers;
 pub mod pipeline;
+pub mod plans;
 pub mod rules;
 pub mod schema;
 pub mod standards;
+pub mod supplement;
 pub mod violation;
 pub mod xml_tree;
 

@@ -1,10 +1,11 @@
 //! Mapping + schema + rules in one call: what the gateway runs for every record.
 
-use crate::mapping::Mapping;
+use crate::mapping::{Mapping, SupplementField};
 use crate::rules::{self, RuleOptions};
 use crate::schema::{SchemaError, SchemaSet};
 use crate::standards::credit_code::CreditCode;
 use crate::standards::today_in_china;
+use crate::supplement;
 use crate::{CaseNumber, CaseType, Violation};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde_json::Value;
@@ -34,11 +35,18 @@ impl Outcome {
         let agency_credit_code = CreditCode::from_normalised(record.pointer("/agency/credit_code")?.as_str()?)?;
         let case_number = CaseNumber::parse(record.get("case_number")?.as_str()?)?;
         let text = |pointer: &str| record.pointer(pointer).and_then(Value::as_str);
-        let numbering_year = year_fields(case_type)
-            .iter()
-            .filter_map(|p| text(p))
-            .find_map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
-            .map(|d| d.year())
+        let plan_year = (case_type == CaseType::Plan)
+            .then(|| record.pointer("/plan/year").and_then(Value::as_i64))
+            .flatten()
+            .and_then(|y| i32::try_from(y).ok());
+        let numbering_year = plan_year
+            .or_else(|| {
+                year_fields(case_type)
+                    .iter()
+                    .filter_map(|p| text(p))
+                    .find_map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+                    .map(|d| d.year())
+            })
             .unwrap_or_else(|| today_in_china().year());
         Some(CaseFacts {
             agency_credit_code,
@@ -76,7 +84,7 @@ pub struct CaseFacts {
     /// The agency's own case number.
     pub case_number: CaseNumber,
     /// The year the case is numbered in: the year of its first action (inspection date,
-    /// penalty filing or decision date, coercion start), else the current year in China.
+    /// penalty filing or decision date, coercion start; a plan's year), else the current year in China.
     pub numbering_year: i32,
     /// The handling agency's GB/T 2260 region code (`/agency/region_code`; empty when absent).
     pub region: String,
@@ -93,6 +101,8 @@ fn year_fields(case_type: CaseType) -> &'static [&'static str] {
         CaseType::Inspection => &["/inspection/check_date"],
         CaseType::Penalty => &["/penalty/filing_date", "/penalty/decision_date"],
         CaseType::Coercion => &["/coercion/start_date"],
+        // A plan is numbered in its plan year (`/plan/year`, a number), else the year it starts.
+        CaseType::Plan => &["/plan/start_date"],
     }
 }
 
@@ -179,6 +189,24 @@ impl Normalizer {
                 year,
             ));
         }
+        let awaiting = if delete || mapping.supplements().is_empty() {
+            Vec::new()
+        } else {
+            let supplied = self
+                .rules
+                .supplied
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .and_then(|s| outcome.key_text().and_then(|key| s.get(&key)));
+            supplement::mark(
+                &mut outcome.record,
+                mapping.supplements(),
+                supplied.as_ref(),
+                &[],
+                &outcome.violations,
+            )
+        };
+        let violations = &mut outcome.violations;
         let mapped = violations.len();
         for v in self.validate_as(&outcome.record, delete) {
             // A field the mapping already reported (e.g. an unreadable date left out) is not
@@ -188,6 +216,31 @@ impl Normalizer {
             }
             violations.push(v);
         }
+        supplement::soften(violations, mapped, &awaiting, &self.schemas);
+    }
+
+    /// Validate a record a department completed by hand (`fields`: pointer → value, set into a
+    /// copy of the case's current record): the declared supplement fields still missing stay
+    /// awaiting, the given ones are listed as supplied. Answers the completed record and its
+    /// violations (errors mean it cannot be accepted).
+    pub fn complete_supplement(
+        &self,
+        current: &Value,
+        supplements: &[SupplementField],
+        fields: &[(String, Value)],
+    ) -> Outcome {
+        let mut record = current.clone();
+        let mut already = supplement::listed(current, "supplied");
+        for (pointer, value) in fields {
+            supplement::set_pointer(&mut record, pointer, value.clone());
+            if !already.contains(pointer) {
+                already.push(pointer.clone());
+            }
+        }
+        let awaiting = supplement::mark(&mut record, supplements, None, &already, &[]);
+        let mut violations = self.validate_as(&record, false);
+        supplement::soften(&mut violations, 0, &awaiting, &self.schemas);
+        Outcome { record, violations }
     }
 }
 

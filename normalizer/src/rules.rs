@@ -4,6 +4,7 @@
 
 use crate::schema::value_text;
 use crate::standards::credit_code::CreditCode;
+pub(crate) use crate::standards::parse_iso_date;
 use crate::standards::region::RegionTable;
 use crate::standards::working_days::HolidayCalendar;
 use crate::Violation;
@@ -28,6 +29,13 @@ pub struct RuleOptions {
     /// (`rule.inspection_without_plan` is not raised); an item's domain matches when it contains
     /// one of these.
     pub exempt_domains: Vec<String>,
+    /// The inspection plans the gateway holds, for `rule.plan_unknown` (not checked without).
+    pub known_plans: Option<std::sync::Arc<crate::plans::KnownPlans>>,
+    /// How `rule.plan_unknown` treats an inspection naming a plan not in `known_plans`.
+    pub plan_unknown: crate::plans::PlanCheck,
+    /// Values departments supplied for fields their sources cannot (待补录): they fill the same
+    /// gap in re-sent records of the case.
+    pub supplied: Option<std::sync::Arc<crate::supplement::SuppliedValues>>,
 }
 
 /// Every field the rules read. A look-up in `serde_json`'s B-tree map compares the key with up
@@ -213,29 +221,6 @@ impl<'r> Rec<'r> {
     }
 }
 
-/// `YYYY-MM-DD` as `NaiveDate::parse_from_str(s, "%Y-%m-%d")` reads it; the common canonical
-/// form is decoded directly, anything else goes through chrono.
-pub(crate) fn parse_iso_date(s: &str) -> Option<NaiveDate> {
-    let b = s.as_bytes();
-    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
-        let digit = |i: usize| b[i].is_ascii_digit().then(|| u32::from(b[i] - b'0'));
-        if let (Some(y0), Some(y1), Some(y2), Some(y3), Some(m0), Some(m1), Some(d0), Some(d1)) = (
-            digit(0),
-            digit(1),
-            digit(2),
-            digit(3),
-            digit(5),
-            digit(6),
-            digit(8),
-            digit(9),
-        ) {
-            let year = (((y0 * 10 + y1) * 10 + y2) * 10 + y3) as i32;
-            return NaiveDate::from_ymd_opt(year, m0 * 10 + m1, d0 * 10 + d1);
-        }
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
-}
-
 /// The dates of one record, each parsed once however many rules compare it.
 struct Dates<'a, 'r> {
     record: &'a Rec<'r>,
@@ -281,8 +266,11 @@ const DATE_ORDER: &[(F, F, &str)] = &[
 
 /// Run every cross-field rule on a canonical (non-delete) record.
 pub fn check(record: &Value, options: &RuleOptions) -> Vec<Violation> {
-    let record = &Rec::new(record);
     let mut out = Vec::new();
+    if record.get("case_type").and_then(Value::as_str) == Some("plan") {
+        crate::plans::check_plan(record, &mut out);
+    }
+    let record = &Rec::new(record);
     let mut dates = Dates::new(record);
     date_order(&mut dates, &mut out);
     target_identifier_matches_kind(record, &mut out);
@@ -292,6 +280,7 @@ pub fn check(record: &Value, options: &RuleOptions) -> Vec<Violation> {
     archive_deadline(&mut dates, &mut out);
     penalty_amounts(record, &mut out);
     inspection_plan(record, options, &mut out);
+    plan_reference(record, options, &mut out);
     implementation_list(record, &mut out);
     officers(record, options, &mut dates, &mut out);
     out
@@ -593,6 +582,15 @@ fn officers(record: &Rec<'_>, options: &RuleOptions, dates: &mut Dates<'_, '_>, 
         date_field,
     };
     crate::officers::check(&facts, rules, out);
+}
+
+fn plan_reference(record: &Rec<'_>, options: &RuleOptions, out: &mut Vec<Violation>) {
+    if record.text(F::CaseType) != Some("inspection") {
+        return;
+    }
+    if let Some(plan_id) = record.text(F::InspectionPlanId) {
+        crate::plans::check_plan_reference(plan_id, options.known_plans.as_deref(), options.plan_unknown, out);
+    }
 }
 
 fn implementation_list(record: &Rec<'_>, out: &mut Vec<Violation>) {

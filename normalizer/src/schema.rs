@@ -26,6 +26,7 @@ pub const SCHEMA_FILES: &[(&str, &str)] = &[
         "coercion.schema.json",
         include_str!("../../schemas/coercion.schema.json"),
     ),
+    ("plan.schema.json", include_str!("../../schemas/plan.schema.json")),
 ];
 
 const BASE_URI: &str = "https://ganzhi-gateway.example/schemas/";
@@ -194,8 +195,8 @@ impl SchemaSet {
                     "/case_type",
                     "schema.case_type",
                     value,
-                    "「案件类型」缺失或无效，应为 inspection(行政检查)、penalty(行政处罚) 或 coercion(行政强制)",
-                    "case_type is missing or invalid: expected inspection, penalty or coercion",
+                    "「案件类型」缺失或无效，应为 inspection(行政检查)、penalty(行政处罚) 、coercion(行政强制) 或 plan(检查计划)",
+                    "case_type is missing or invalid: expected inspection, penalty, coercion or plan",
                 )];
             }
         };

@@ -105,8 +105,8 @@ pub struct Options {
     pub store_password: Option<String>,
     /// More `[normalizer]` keys and sub-tables (e.g. `[normalizer.officers]`), at its end.
     pub normalizer_extra: String,
-    /// Replacements (from, to) in the copied mapping file of the sources.
-    pub mapping_patch: Vec<(String, String)>,
+    /// Edits of the sources' mapping (the nanchang one): each (text, replacement), which must occur.
+    pub mapping_edits: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -123,7 +123,7 @@ impl Default for Options {
             extra: String::new(),
             store_password: None,
             normalizer_extra: String::new(),
-            mapping_patch: Vec::new(),
+            mapping_edits: Vec::new(),
         }
     }
 }
@@ -137,13 +137,13 @@ impl Gw {
         logs();
         let dir = tempfile::tempdir().expect("temp dir");
         let mapping = super::copy_mapping("nanchang-amr-penalty", dir.path()).join("mapping.toml");
-        if !options.mapping_patch.is_empty() {
-            let mut text = std::fs::read_to_string(&mapping).expect("mapping");
-            for (from, to) in &options.mapping_patch {
-                assert!(text.contains(from.as_str()), "the mapping holds {from:?}");
+        if !options.mapping_edits.is_empty() {
+            let mut text = std::fs::read_to_string(&mapping).expect("read the mapping copy");
+            for (from, to) in &options.mapping_edits {
+                assert!(text.contains(from.as_str()), "mapping edit: {from:?} not found");
                 text = text.replace(from.as_str(), to);
             }
-            std::fs::write(&mapping, text).expect("patched mapping");
+            std::fs::write(&mapping, text).expect("write the edited mapping");
         }
         let (store, pg) = match backend {
             Backend::Sqlite => (
@@ -407,6 +407,9 @@ pub fn allowed(route: &str, role: &str) -> bool {
         "/api/quarantine/ignore" | "/api/quarantine/{id}/ignore" => &ops,
         "/api/cases" | "/api/cases/{unified_code}" | "/api/cases/{unified_code}/diff" | "/api/raw/{id}" => &all_staff,
         "/api/records" => &["admin", "operator", "standards-owner", "department"],
+        "/api/supplements" => &["admin", "operator", "standards-owner", "department"],
+        "/api/supplements/{unified_code}" => &["admin", "operator", "standards-owner", "department"],
+        "/api/supplements/{unified_code}/complete" => &["admin", "operator", "department"],
         "/api/audit" => &all_staff,
         "/api/deliveries" | "/api/deliveries/redrive" | "/api/deliveries/{id}/redrive" => &ops,
         "/api/ingest/{source}" => &["admin", "department"],

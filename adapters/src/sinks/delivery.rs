@@ -17,7 +17,7 @@ pub struct Delivery {
     pub unified_code: String,
     /// The case version (1, 2, ...).
     pub version: i32,
-    /// `inspection`, `penalty` or `coercion`.
+    /// `inspection`, `penalty`, `coercion` or `plan`.
     pub case_type: String,
     /// The year the case is numbered in.
     pub year: i32,

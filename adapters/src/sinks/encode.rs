@@ -163,7 +163,7 @@ pub enum Field {
     Version,
     /// `<code>:<version>`.
     IdempotencyKey,
-    /// `inspection`, `penalty`, `coercion`.
+    /// `inspection`, `penalty`, `coercion`, `plan`.
     CaseType,
     /// The agency's region code.
     Region,

@@ -4,7 +4,8 @@
 //! Tables (created when absent, with the schema): `cases` (one row per case version: identity,
 //! agency, target, dates, the whole record as `record` jsonb, a `current` flag on the newest
 //! version, `deliveries` counting repeats), `officers`, `attachments`, `penalties`,
-//! `inspections`, `inspection_participants`, `coercions` (keyed by unified code and version,
+//! `inspections`, `inspection_participants`, `coercions`, `plans`, `plan_items`, `supplements`
+//! (fields awaiting supplement and those supplied by the department; keyed by unified code and version,
 //! with `position` for list items), and the view `current_cases` (newest versions that are not
 //! withdrawn).
 //!
@@ -299,6 +300,36 @@ const TABLES: &[Table] = &[
             ("end_date", &["end_date"], Ty::Date),
             ("extension", &["extension"], Ty::Text),
             ("result", &["result"], Ty::Text),
+        ],
+    },
+    Table {
+        name: "plans",
+        object: Some(&["plan"]),
+        array: None,
+        columns: &[
+            ("kind", &["kind"], Ty::Text),
+            ("year", &["year"], Ty::Numeric),
+            ("filing_date", &["filing_date"], Ty::Date),
+            ("entry_date", &["entry_date"], Ty::Date),
+            ("start_date", &["start_date"], Ty::Date),
+            ("end_date", &["end_date"], Ty::Date),
+            ("sampling_ratio", &["sampling_ratio"], Ty::Numeric),
+            ("random", &["random"], Ty::Bool),
+        ],
+    },
+    Table {
+        name: "plan_items",
+        object: None,
+        array: Some(&["plan", "items"]),
+        columns: &[("item_code", &["item_code"], Ty::Text), ("name", &["name"], Ty::Text)],
+    },
+    Table {
+        name: "supplements",
+        object: Some(&["supplement"]),
+        array: None,
+        columns: &[
+            ("awaiting", &["awaiting"], Ty::TextArray),
+            ("supplied", &["supplied"], Ty::TextArray),
         ],
     },
 ];

@@ -62,6 +62,7 @@ pub fn rule_options(
             .iter()
             .map(|d| d.to_string())
             .collect(),
+        ..RuleOptions::default()
     })
 }
 

@@ -6,9 +6,11 @@
 //! the caller with what [`Committer::commit`] returns.
 
 use super::isolate::commit_isolating;
+use crate::store::Operation;
 use crate::store::{CommitBatch, Fence, IncomingRecord, RecordResult, Store, StoreError, Verdict};
 use crate::telemetry::{BatchCommitted, Summary, Telemetry};
-use normalizer::{Severity, Violation};
+use normalizer::plans::KnownPlans;
+use normalizer::{CaseType, Severity, Violation};
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -74,6 +76,8 @@ pub struct Committer {
     batches: Arc<AtomicU64>,
     /// For a scheduled job: the lease every batch is committed under.
     fence: Option<Fence>,
+    /// The plans `rule.plan_unknown` checks against: a committed plan is known at once.
+    known_plans: Option<Arc<KnownPlans>>,
 }
 
 impl std::fmt::Debug for Committer {
@@ -100,6 +104,23 @@ fn severity_name(severity: Severity) -> &'static str {
     }
 }
 
+/// The plans among `records` (accepted, not withdrawals): record index and plan number.
+fn plan_numbers(records: &[IncomingRecord], wanted: bool) -> Vec<(usize, String)> {
+    if !wanted {
+        return Vec::new();
+    }
+    records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match &r.verdict {
+            Verdict::Accept(a) if a.key.case_type == CaseType::Plan && a.operation != Operation::Delete => {
+                Some((i, a.key.case_number.as_str().to_string()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 fn violations_of(record: &IncomingRecord) -> &[Violation] {
     match &record.verdict {
         Verdict::Accept(a) => &a.warnings,
@@ -118,6 +139,15 @@ impl Committer {
             way: "files",
             batches: Arc::new(AtomicU64::new(0)),
             fence: None,
+            known_plans: None,
+        }
+    }
+
+    /// The same committer, adding the numbers of the plans it commits to `known`.
+    pub fn with_known_plans(self, known: Option<Arc<KnownPlans>>) -> Committer {
+        Committer {
+            known_plans: known,
+            ..self
         }
     }
 
@@ -168,6 +198,7 @@ impl Committer {
             Vec::new()
         };
         let (mut tallies, tally_of_record) = tally(&records);
+        let plans = plan_numbers(&records, self.known_plans.is_some());
         let batch = CommitBatch {
             records,
             cursors: cursor.into_iter().collect(),
@@ -179,6 +210,15 @@ impl Committer {
             .instrument(span.clone())
             .await?;
         let elapsed = started.elapsed();
+        if let Some(known) = &self.known_plans {
+            let committed = plans.into_iter().filter(|(i, _)| {
+                matches!(
+                    results.get(*i),
+                    Some(RecordResult::Accepted { .. } | RecordResult::Updated { .. })
+                )
+            });
+            known.insert_all(committed.map(|(_, number)| number));
+        }
         let summary = Summary::of_results(&results);
         span.in_scope(|| {
             for (key, result) in record_keys.iter().zip(&results) {

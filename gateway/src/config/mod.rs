@@ -125,6 +125,10 @@ pub struct NormalizerConfig {
     pub exempt_domains: Vec<String>,
     /// `[normalizer.officers]`: check officers against the officer registry (执法人员名录).
     pub officers: Option<OfficersConfig>,
+    /// How `rule.plan_unknown` treats an inspection naming a plan the gateway does not hold:
+    /// `auto` (default: a warning once any plan is held), `warning`, `error` or `off`.
+    #[serde(default)]
+    pub plan_unknown: normalizer::plans::PlanCheck,
 }
 
 fn default_exempt_domains() -> Vec<String> {
@@ -141,6 +145,7 @@ impl Default for NormalizerConfig {
             catalogue: None,
             exempt_domains: default_exempt_domains(),
             officers: None,
+            plan_unknown: Default::default(),
         }
     }
 }
@@ -1422,6 +1427,9 @@ impl Config {
             catalogue,
             officers,
             exempt_domains: self.normalizer.exempt_domains.clone(),
+            known_plans: Some(std::sync::Arc::new(normalizer::plans::KnownPlans::new())),
+            plan_unknown: self.normalizer.plan_unknown,
+            supplied: Some(std::sync::Arc::new(normalizer::supplement::SuppliedValues::new())),
         };
         Ok(Resolved {
             config: self,

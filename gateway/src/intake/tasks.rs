@@ -40,6 +40,10 @@ pub async fn build_runtime(resolved: crate::config::Resolved) -> anyhow::Result<
     if officers > 0 {
         tracing::info!(officers, "officer registry in force");
     }
+    let (plans, supplied) = crate::runtime::reference::refresh(&runtime).await?;
+    if plans + supplied > 0 {
+        tracing::info!(plans, supplied, "inspection plans and supplied values in force");
+    }
     Ok(runtime)
 }
 
@@ -57,6 +61,7 @@ pub fn start_source_tasks(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Res
         timings,
         shutdown.clone(),
     ));
+    tasks.spawn(crate::runtime::reference::keep_fresh(runtime.clone(), shutdown.clone()));
     for source in &runtime.resolved.config.sources {
         match source.kind.as_str() {
             "amqp" => {

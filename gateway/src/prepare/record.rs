@@ -378,6 +378,7 @@ impl Preparer {
                     operation,
                     warnings: std::mem::take(&mut outcome.violations),
                     record_lz4: None,
+                    completion: false,
                 })
             }
             (Some(_), None) => Verdict::Quarantine(vec![Violation::error(
@@ -415,6 +416,66 @@ impl Preparer {
             payload_lz4: None,
             labels,
         }
+    }
+
+    /// A department's completion of a case's fields awaiting supplement as a record to commit:
+    /// `outcome` is the completed canonical record with its violations (from
+    /// [`normalizer::Normalizer::complete_supplement`]), `payload` what the department sent (kept
+    /// in the raw archive), `mapping_version` the version of this source's mapping that wrote
+    /// the case's current version. The version it becomes carries the current version's source
+    /// time. `Err` with the errors when the completed record cannot be accepted.
+    pub fn prepare_completion(
+        &self,
+        outcome: &normalizer::Outcome,
+        payload: Vec<u8>,
+        mapping_version: i64,
+        received_at: DateTime<Utc>,
+    ) -> Result<IncomingRecord, Vec<Violation>> {
+        if !outcome.is_accepted() {
+            return Err(outcome.violations.iter().filter(|v| v.is_error()).cloned().collect());
+        }
+        let facts = outcome.case_facts().ok_or_else(|| {
+            vec![Violation::error(
+                "",
+                "pipeline.no_business_key",
+                None,
+                "记录缺少业务主键（执法部门统一社会信用代码、案件类型、部门案件编号）",
+                "record lacks its business key (agency credit code, case type, case number)",
+            )]
+        })?;
+        let (without_operation, record_json) = canonical_texts(&outcome.record);
+        let operation = Operation::from_record(&outcome.record);
+        let record_key = storable_key(outcome.key_text().unwrap_or_default());
+        Ok(IncomingRecord {
+            source_id: self.source_id.clone(),
+            record_key,
+            payload_hash: sha256_hex(&payload),
+            payload,
+            payload_format: PayloadFormat::Json,
+            received_at,
+            mapping_id: self.mapping.id().to_string(),
+            mapping_version,
+            verdict: Verdict::Accept(AcceptedRecord {
+                record_hash: hash_of_text(&without_operation, operation),
+                record_json,
+                target_id: facts.target_id,
+                source_updated_at: facts.source_updated_at,
+                key: BusinessKey {
+                    agency_credit_code: facts.agency_credit_code,
+                    case_type: facts.case_type,
+                    case_number: facts.case_number,
+                },
+                year: facts.numbering_year,
+                region: facts.region,
+                operation,
+                warnings: capped(outcome.violations.clone(), self.limits.max_violations_per_record),
+                record_lz4: None,
+                completion: true,
+            }),
+            replay_of: None,
+            payload_lz4: None,
+            labels: RecordLabels::default(),
+        })
     }
 
     /// Why a record naming an agency outside the source's scope is quarantined.

@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod instance;
 pub mod preparers;
+pub mod reference;
 pub mod startup;
 pub mod state;
 

@@ -49,7 +49,8 @@ impl Runtime {
             metrics: Some(Arc::clone(&metrics)),
             board: Some(Arc::clone(&sources)),
         };
-        let committer = Committer::new(Arc::clone(&stores.store), resolved.config.sink_ids(), telemetry);
+        let committer = Committer::new(Arc::clone(&stores.store), resolved.config.sink_ids(), telemetry)
+            .with_known_plans(resolved.rules.known_plans.clone());
         let instance = Arc::new(super::instance::this_instance(
             resolved.config.cluster.instance_id.as_deref(),
         ));

@@ -96,11 +96,15 @@ pub enum Action {
     OfficersRead,
     /// Load an officer registry (departments: of their own agencies).
     OfficersWrite,
+    /// List cases awaiting supplement (待补录) (departments: of their own sources).
+    SupplementsRead,
+    /// Complete fields a case awaits (departments: of their own sources).
+    SupplementsWrite,
 }
 
 impl Action {
     /// Every action, in a stable order.
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 19] = [
         Action::Whoami,
         Action::SourcesRead,
         Action::SourcesControl,
@@ -118,6 +122,8 @@ impl Action {
         Action::RecordsRead,
         Action::OfficersRead,
         Action::OfficersWrite,
+        Action::SupplementsRead,
+        Action::SupplementsWrite,
     ];
 }
 
@@ -140,10 +146,19 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | RecordsRead
                 | OfficersRead
                 | OfficersWrite
+                | SupplementsRead
         ),
         Role::Department => matches!(
             action,
-            Whoami | Push | QuarantineRead | QuarantineReplay | RecordsRead | OfficersRead | OfficersWrite
+            Whoami
+                | Push
+                | QuarantineRead
+                | QuarantineReplay
+                | RecordsRead
+                | SupplementsRead
+                | SupplementsWrite
+                | OfficersRead
+                | OfficersWrite
         ),
     }
 }

@@ -154,6 +154,17 @@ fn routes() -> Vec<RouteDef> {
         RouteDef::get("/api/cases/{unified_code}", Token(Action::CasesRead), cases::get),
         RouteDef::get("/api/cases/{unified_code}/diff", Token(Action::CasesRead), cases::diff),
         RouteDef::get("/api/records", Token(Action::RecordsRead), records::list),
+        RouteDef::get("/api/supplements", Token(Action::SupplementsRead), supplements::list),
+        RouteDef::get(
+            "/api/supplements/{unified_code}",
+            Token(Action::SupplementsRead),
+            supplements::get,
+        ),
+        RouteDef::post(
+            "/api/supplements/{unified_code}/complete",
+            Token(Action::SupplementsWrite),
+            supplements::complete,
+        ),
         RouteDef::get("/api/audit", Token(Action::AuditRead), audit_log::list),
         RouteDef::get("/api/raw/{id}", Token(Action::RawRead), cases::raw),
         RouteDef::get("/api/deliveries", Token(Action::DeliveriesRead), deliveries::list),

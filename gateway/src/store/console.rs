@@ -434,6 +434,77 @@ pub fn audit_count(f: &AuditFilter, dialect: Dialect) -> Statement {
     }
 }
 
+fn awaiting_conditions(f: &super::supplement::AwaitingFilter, dialect: Dialect) -> Conditions {
+    let mut c = Conditions::new(dialect);
+    if let Some(a) = &f.agency {
+        c.text_eq("agency_credit_code", a);
+    }
+    if let Some(s) = &f.source_id {
+        c.text_eq("source_id", s);
+    }
+    if let Some(list) = &f.source_ids {
+        c.text_in("source_id", list);
+    }
+    if let Some(t) = &f.case_type {
+        c.text_eq("case_type", t);
+    }
+    if let Some(field) = &f.field {
+        // `fields` is a JSON array of pointers: the quoted pointer is in it.
+        let p = c.bind(Param::Text(format!(
+            "%\"{}\"%",
+            field.replace('%', "").replace('_', "\\_")
+        )));
+        c.sql.push(match dialect {
+            Dialect::Sqlite => format!("fields LIKE {p} ESCAPE '\\'"),
+            Dialect::Postgres => format!("fields LIKE {p}::text ESCAPE '\\'"),
+        });
+    }
+    c
+}
+
+/// Columns of an awaiting-supplement row, in [`super::supplement::AwaitingCase`] order.
+pub const AWAITING_COLUMNS: &str =
+    "case_id, unified_code, agency_credit_code, case_type, case_number, source_id, fields, since, updated_at";
+
+/// A page of the cases awaiting supplement, oldest first.
+pub fn awaiting_page(f: &super::supplement::AwaitingFilter, dialect: Dialect) -> Statement {
+    let c = awaiting_conditions(f, dialect);
+    let limit = f.limit.unwrap_or(100).clamp(1, 1000);
+    let offset = f.offset.unwrap_or(0).max(0);
+    Statement {
+        sql: format!(
+            "SELECT {AWAITING_COLUMNS} FROM awaiting_supplement WHERE {} ORDER BY since, case_id LIMIT {limit} OFFSET {offset}",
+            c.text()
+        ),
+        params: c.params,
+    }
+}
+
+/// How many cases awaiting supplement a filter selects in all.
+pub fn awaiting_count(f: &super::supplement::AwaitingFilter, dialect: Dialect) -> Statement {
+    let c = awaiting_conditions(f, dialect);
+    Statement {
+        sql: format!("SELECT count(*) FROM awaiting_supplement WHERE {}", c.text()),
+        params: c.params,
+    }
+}
+
+/// Cases awaiting supplement per agency and source, within `source_ids` if given.
+pub fn awaiting_counts(source_ids: Option<&[String]>, dialect: Dialect) -> Statement {
+    let mut c = Conditions::new(dialect);
+    if let Some(list) = source_ids {
+        c.text_in("source_id", list);
+    }
+    Statement {
+        sql: format!(
+            "SELECT agency_credit_code, source_id, count(*), min(since) FROM awaiting_supplement WHERE {}
+             GROUP BY agency_credit_code, source_id ORDER BY count(*) DESC, agency_credit_code, source_id",
+            c.text()
+        ),
+        params: c.params,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

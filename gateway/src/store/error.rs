@@ -78,7 +78,7 @@ impl StoreError {
 /// Result alias of the store layer.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A case type as stored (`inspection`, `penalty`, `coercion`); anything else is corrupt data.
+/// A case type as stored (`inspection`, `penalty`, `coercion`, `plan`); anything else is corrupt data.
 pub fn parse_case_type(s: &str) -> StoreResult<normalizer::CaseType> {
     s.parse().map_err(|_| StoreError::Corrupt(format!("case type {s:?}")))
 }

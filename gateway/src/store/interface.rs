@@ -27,6 +27,13 @@ pub trait Store: Send + Sync {
     /// The store's instances and job leases.
     fn cluster(&self) -> &dyn super::cluster::ClusterStore;
 
+    /// Cases awaiting supplement (待补录) and the values departments supplied.
+    fn supplements(&self) -> &dyn super::supplement::SupplementStore;
+
+    /// The numbers of the inspection plans held (records of kind `plan`, not withdrawn), for
+    /// `rule.plan_unknown`.
+    async fn plan_numbers(&self) -> StoreResult<Vec<String>>;
+
     /// Apply pending schema migrations; returns the names of those applied now.
     async fn migrate(&self) -> StoreResult<Vec<String>>;
 

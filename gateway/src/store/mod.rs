@@ -32,6 +32,9 @@ pub mod plan;
 pub mod postgres;
 mod postgres_commit;
 pub mod sqlite;
+pub mod supplement;
+mod supplement_postgres;
+mod supplement_sqlite;
 pub mod types;
 
 pub use cluster::{ClusterStore, Fence, InstanceInfo, InstanceRow, LeaseRow};
@@ -47,5 +50,8 @@ pub use open::{open, Stores};
 pub use outbox::{
     Claimed, DeliveryCount, DeliveryFilter, DeliveryRow, DeliveryStatus, OutboxStore, Redrive, RedriveReport,
     Settlement,
+};
+pub use supplement::{
+    completion_batch, AwaitingCase, AwaitingCount, AwaitingFilter, NewSupplied, SupplementStore, SuppliedRow,
 };
 pub use types::*;

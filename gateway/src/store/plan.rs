@@ -537,7 +537,7 @@ pub fn plan_batch(
             version,
             withdrawn: is_delete,
             code: code.clone(),
-            same_source_time: order == SourceOrder::Same,
+            same_source_time: order == SourceOrder::Same && !accepted.completion,
         });
         plan.decisions.push(Decision::Version(plan.versions.len() - 1));
         state.insert(
@@ -621,6 +621,7 @@ mod tests {
                 record_hash: hash.into(),
                 warnings: Vec::new(),
                 source_updated_at: None,
+                completion: false,
             }),
             replay_of: None,
             payload_lz4: None,

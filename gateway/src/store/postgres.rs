@@ -83,6 +83,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_officers",
         include_str!("../../migrations/postgres/0013_officers.sql"),
     ),
+    (
+        "0014_plans_supplement",
+        include_str!("../../migrations/postgres/0014_plans_supplement.sql"),
+    ),
 ];
 
 /// Advisory lock taken (per transaction) while migrating, so instances starting together apply
@@ -103,8 +107,16 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// The rows of one console statement.
+    pub(crate) async fn statement_rows(&self, statement: console::Statement) -> StoreResult<Vec<Row>> {
+        let params = pg_values(statement.params);
+        let refs = param_refs(&params);
+        let client = self.client().await?;
+        Ok(client.query(&statement.sql, &refs).await?)
+    }
+
     /// A console page and the count of everything its filter selects, in one round trip each.
-    async fn page_and_count(
+    pub(crate) async fn page_and_count(
         &self,
         page: console::Statement,
         count: console::Statement,
@@ -400,6 +412,21 @@ impl Store for PostgresStore {
 
     fn cluster(&self) -> &dyn super::cluster::ClusterStore {
         self
+    }
+
+    fn supplements(&self) -> &dyn super::supplement::SupplementStore {
+        self
+    }
+
+    async fn plan_numbers(&self) -> StoreResult<Vec<String>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT case_number FROM cases WHERE case_type = 'plan' AND NOT withdrawn",
+                &[],
+            )
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
     async fn migrate(&self) -> StoreResult<Vec<String>> {

@@ -888,6 +888,8 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
     if !plan.stale.is_empty() {
         write_stale(tx, records, &plan, &raw_ids, &new_case_ids, now).await?;
     }
+    let (clear, awaiting) = super::supplement::awaiting_changes(records, &plan, &v_case_ids);
+    write_awaiting(tx, &clear, &awaiting, now).await?;
     let supersede = superseding(&plan, records);
     if !supersede.is_empty() {
         let sources: Vec<&str> = supersede.iter().map(|s| s.source_id).collect();
@@ -915,6 +917,48 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
         });
     }
     Ok(results)
+}
+
+/// Cases whose new current version no longer awaits supplement.
+const SQL_AWAITING_CLEAR: &str = "DELETE FROM awaiting_supplement WHERE case_id = ANY($1::int8[])";
+
+/// Cases whose new current version awaits supplement: listed, keeping since when.
+const SQL_AWAITING_SET: &str = "
+    INSERT INTO awaiting_supplement (case_id, unified_code, agency_credit_code, case_type, case_number,
+                                     source_id, fields, since, updated_at)
+    SELECT u.case_id, u.code, u.agency, u.case_type, u.number, u.source, u.fields, $8, $8
+    FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+         AS u(case_id, code, agency, case_type, number, source, fields)
+    ON CONFLICT (case_id) DO UPDATE
+       SET fields = EXCLUDED.fields, source_id = EXCLUDED.source_id, updated_at = EXCLUDED.updated_at";
+
+/// Keep `awaiting_supplement` in step with the batch's new versions.
+async fn write_awaiting(
+    tx: &Transaction<'_>,
+    clear: &[i64],
+    awaiting: &[super::supplement::AwaitingWrite<'_>],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    if !clear.is_empty() {
+        let stmt = tx.prepare_cached(SQL_AWAITING_CLEAR).await?;
+        tx.execute(&stmt, &[&clear]).await?;
+    }
+    if !awaiting.is_empty() {
+        let ids: Vec<i64> = awaiting.iter().map(|a| a.case_id).collect();
+        let codes: Vec<&str> = awaiting.iter().map(|a| a.code).collect();
+        let agencies: Vec<&str> = awaiting.iter().map(|a| a.key.agency_credit_code.as_str()).collect();
+        let types: Vec<&str> = awaiting.iter().map(|a| a.key.case_type.as_str()).collect();
+        let numbers: Vec<&str> = awaiting.iter().map(|a| a.key.case_number.as_str()).collect();
+        let sources: Vec<&str> = awaiting.iter().map(|a| a.source_id).collect();
+        let fields: Vec<&str> = awaiting.iter().map(|a| a.fields.as_str()).collect();
+        let stmt = tx.prepare_cached(SQL_AWAITING_SET).await?;
+        tx.execute(
+            &stmt,
+            &[&ids, &codes, &agencies, &types, &numbers, &sources, &fields, &now],
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Keep the batch's stale records (older than their case's head by source time) for the lineage.

@@ -48,6 +48,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_officers",
         include_str!("../../migrations/sqlite/0010_officers.sql"),
     ),
+    (
+        "0011_plans_supplement",
+        include_str!("../../migrations/sqlite/0011_plans_supplement.sql"),
+    ),
 ];
 
 /// The SQLite store.
@@ -162,8 +166,15 @@ fn resolve_params<'a>(
 
 fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let results = commit_in(&tx, batch)?;
+    tx.commit()?;
+    Ok(results)
+}
+
+/// Commit a batch within the transaction `tx` (see [`Store::commit_batch`]); the caller commits.
+pub(crate) fn commit_in(tx: &rusqlite::Transaction<'_>, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
     if let Some(fence) = &batch.fence {
-        check_fence(&tx, fence)?;
+        check_fence(tx, fence)?;
     }
     let now = now();
 
@@ -259,7 +270,7 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
     let plan = plan_batch(&batch.records, &existing, &counters, &delivered)
         .map_err(|e| StoreError::Conflict(e.to_string()))?;
     for change in source_changes(&plan, &batch.records, &existing) {
-        insert_audit(&tx, &change.audit_entry(), &now)?;
+        insert_audit(tx, &change.audit_entry(), &now)?;
     }
 
     // 3. Raw archive.
@@ -417,6 +428,46 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
         }
     }
 
+    // Cases awaiting supplement, in step with the new versions.
+    {
+        let case_ids: Vec<i64> = plan
+            .versions
+            .iter()
+            .map(|v| match v.case {
+                CaseRef::Existing(id) => id,
+                CaseRef::New(i) => new_case_ids[i],
+            })
+            .collect();
+        let (clear, awaiting) = super::supplement::awaiting_changes(&batch.records, &plan, &case_ids);
+        if !clear.is_empty() {
+            let mut delete = tx.prepare_cached("DELETE FROM awaiting_supplement WHERE case_id = ?1")?;
+            for id in &clear {
+                delete.execute([id])?;
+            }
+        }
+        if !awaiting.is_empty() {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO awaiting_supplement (case_id, unified_code, agency_credit_code, case_type, case_number,
+                                                  source_id, fields, since, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+                 ON CONFLICT (case_id) DO UPDATE
+                    SET fields = excluded.fields, source_id = excluded.source_id, updated_at = excluded.updated_at",
+            )?;
+            for a in &awaiting {
+                upsert.execute(params![
+                    a.case_id,
+                    a.code,
+                    a.key.agency_credit_code.as_str(),
+                    a.key.case_type.as_str(),
+                    a.key.case_number.as_str(),
+                    a.source_id,
+                    a.fields,
+                    now
+                ])?;
+            }
+        }
+    }
+
     // 6. Quarantine, and entries resolved by this batch.
     let mut results = Vec::with_capacity(batch.records.len());
     {
@@ -527,7 +578,6 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
             upsert_cursor.execute(params![source, cursor, now])?;
         }
     }
-    tx.commit()?;
     Ok(results)
 }
 
@@ -724,6 +774,22 @@ impl Store for SqliteStore {
 
     fn cluster(&self) -> &dyn super::cluster::ClusterStore {
         self
+    }
+
+    fn supplements(&self) -> &dyn super::supplement::SupplementStore {
+        self
+    }
+
+    async fn plan_numbers(&self) -> StoreResult<Vec<String>> {
+        self.with_conn(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT case_number FROM cases WHERE case_type = 'plan' AND NOT withdrawn")?;
+            let numbers = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(numbers)
+        })
+        .await
     }
 
     async fn migrate(&self) -> StoreResult<Vec<String>> {
@@ -1264,7 +1330,7 @@ impl Store for SqliteStore {
 }
 
 /// The console's statement parameters as SQLite values (times as stored: RFC 3339 text).
-fn sql_values(params: Vec<console::Param>) -> Vec<SqlValue> {
+pub(crate) fn sql_values(params: Vec<console::Param>) -> Vec<SqlValue> {
     params
         .into_iter()
         .map(|p| match p {

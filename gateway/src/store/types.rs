@@ -103,6 +103,10 @@ pub struct AcceptedRecord {
     /// preparing (see [`Store::keeps_compressed`](crate::store::Store::keeps_compressed));
     /// `None` otherwise, and the store compresses it itself if it needs to.
     pub record_lz4: Option<Vec<u8>>,
+    /// True for a department's completion of fields awaiting supplement (待补录): it carries
+    /// the current version's source time and is a new version without the same-source-time
+    /// warning.
+    pub completion: bool,
 }
 
 /// What validation decided for one record.
@@ -560,6 +564,7 @@ mod tests {
                 record_hash: "r".into(),
                 warnings: Vec::new(),
                 source_updated_at: None,
+                completion: false,
             }),
             replay_of: None,
             payload_lz4: None,

@@ -15,6 +15,7 @@
 //!   delivered, dead, superseded), read from the store at each scrape;
 //! - `gateway_http_requests_total{method, route, status}`: requests served by the API;
 //! - `gateway_source_errors_total{source}`: failed runs or connections of a source;
+//! - `gateway_cases_awaiting_supplement{source}`: cases awaiting supplement (待补录), at each scrape;
 //! - `gateway_source_stalled{source}`: 1 while a pull source cannot move its cursor;
 //! - `gateway_source_health{source, state}`: 1 for the source's state (`healthy`, `degraded`,
 //!   `failing`, `paused`, `stalled`), 0 for the others, from the source board at each scrape;
@@ -114,6 +115,7 @@ pub struct Metrics {
     lease_held: Family<JobLabel, Gauge>,
     instance_info: Family<InstanceLabels, Gauge>,
     instances: Family<InstanceStateLabel, Gauge>,
+    awaiting_supplement: Family<SourceLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -173,6 +175,12 @@ impl Metrics {
             "Failed runs or connections per source (pulls, consumers, drop-folder files)",
             source_errors.clone(),
         );
+        let awaiting_supplement = Family::<SourceLabel, Gauge>::default();
+        registry.register(
+            "gateway_cases_awaiting_supplement",
+            "Cases whose current version lacks fields their source cannot supply (待补录), per source, at each scrape",
+            awaiting_supplement.clone(),
+        );
         let source_stalled = Family::<SourceLabel, Gauge>::default();
         registry.register(
             "gateway_source_stalled",
@@ -218,6 +226,7 @@ impl Metrics {
             source_health,
             source_errors,
             source_stalled,
+            awaiting_supplement,
             records,
             violations,
             commit_seconds,
@@ -317,6 +326,22 @@ impl Metrics {
     pub fn set_instance_counts(&self, alive: i64, gone: i64, stopped: i64) {
         for (state, n) in [("alive", alive), ("gone", gone), ("stopped", stopped)] {
             self.instances.get_or_create(&InstanceStateLabel { state }).set(n);
+        }
+    }
+
+    /// How many cases of each source await supplement (sources not listed: 0).
+    pub fn set_awaiting_supplement(&self, sources: &[String], counts: &[(String, i64)]) {
+        self.awaiting_supplement.clear();
+        for source in sources {
+            self.awaiting_supplement
+                .get_or_create(&SourceLabel { source: source.clone() })
+                .set(0);
+        }
+        for (source, n) in counts {
+            let gauge = self
+                .awaiting_supplement
+                .get_or_create(&SourceLabel { source: source.clone() });
+            gauge.set(gauge.get() + n);
         }
     }
 

@@ -108,9 +108,12 @@ pub(crate) fn apply_into(m: &Compiled, source: &Value, record: &mut Value) -> Ve
                         "/case_type",
                         "mapping.case_type",
                         Some(shown(s)),
-                        format!("无法确定案件类型：{:?} 不是 inspection、penalty 或 coercion", shown(s)),
                         format!(
-                            "cannot tell the case type: {:?} is not inspection, penalty or coercion",
+                            "无法确定案件类型：{:?} 不是 inspection、penalty、coercion 或 plan",
+                            shown(s)
+                        ),
+                        format!(
+                            "cannot tell the case type: {:?} is not inspection, penalty, coercion or plan",
                             shown(s)
                         ),
                     )),

@@ -12,6 +12,7 @@ use super::spec::{
 use super::tables::{self, CodeTable, Entries, Unmapped};
 use super::targets::{record_shape, Shape};
 use super::test_case::{ExpectedViolation, TestCase};
+use crate::supplement::SupplementField;
 use crate::xml_tree::{parse_xml, XmlLimits};
 use crate::CaseType;
 use serde_json::Value;
@@ -117,6 +118,8 @@ pub(crate) struct Compiled {
     pub tests: Vec<TestCase>,
     /// Each CSV code table read, in declaration order (for the fingerprint and bundles).
     pub table_files: Vec<TableFile>,
+    /// The fields declared `supplement = true`, in file order.
+    pub supplements: Vec<SupplementField>,
 }
 
 /// The bytes of one CSV code table as read.
@@ -194,8 +197,13 @@ pub(crate) fn compile(text: &str, file_name: &str, tables_from: TableSource<'_>)
 
     let root = record_shape();
     let mut fields = Vec::with_capacity(spec.fields.len());
+    let mut supplements = Vec::new();
     for f in &spec.fields {
-        fields.push(compile_field(&ctx, f, root, "")?);
+        let field = compile_field(&ctx, f, root, "")?;
+        if let Some(s) = compile_supplement(&ctx, f, &field)? {
+            supplements.push(s);
+        }
+        fields.push(field);
     }
     check_overlaps(&ctx, &spec.fields, &fields)?;
 
@@ -218,7 +226,66 @@ pub(crate) fn compile(text: &str, file_name: &str, tables_from: TableSource<'_>)
         tables,
         tests,
         table_files,
+        supplements,
     })
+}
+
+/// The `supplement = true` declaration of a top-level field, checked: it needs a reason, and a
+/// default, a constant or `required = true` would defeat it.
+fn compile_supplement(
+    ctx: &Ctx<'_>,
+    spec: &Spanned<FieldSpec>,
+    field: &Field,
+) -> Result<Option<SupplementField>, MappingError> {
+    let f = spec.get_ref();
+    let dotted = field.target.dotted();
+    let Some(flag) = &f.supplement else {
+        if let Some(reason) = &f.reason {
+            return Err(ctx.src.error(
+                K::InvalidValue,
+                reason.span(),
+                format!("字段 {dotted} 的 reason 只与 supplement = true 同用"),
+                format!("`reason` on field {dotted} goes with `supplement = true` only"),
+            ));
+        }
+        return Ok(None);
+    };
+    if !*flag.get_ref() {
+        return Ok(None);
+    }
+    let conflicting = present(&[
+        (f.default.is_some(), "default"),
+        (f.constant.is_some(), "const"),
+        (f.required == Some(true), "required = true"),
+        (f.each.is_some(), "each"),
+        (f.zip.is_some(), "zip"),
+    ]);
+    if let Some(opt) = conflicting {
+        return Err(ctx.src.error(
+            K::InvalidValue,
+            flag.span(),
+            format!("字段 {dotted} 声明了 supplement = true，不能再用 {opt}：待补录字段不能用默认值或占位值填充"),
+            format!("field {dotted} is declared `supplement = true` and cannot use `{opt}`: a field awaiting supplement is never filled with a default or placeholder"),
+        ));
+    }
+    let reason = f.reason.as_ref().map(|r| r.get_ref().trim()).unwrap_or_default();
+    if reason.is_empty() {
+        return Err(ctx.src.error(
+            K::MissingKey,
+            flag.span(),
+            format!("字段 {dotted} 声明了 supplement = true，需用 reason 说明来源系统为何无法提供"),
+            format!("field {dotted} is declared `supplement = true`: say in `reason` why the source cannot supply it"),
+        ));
+    }
+    let pointer = field.target.keys().iter().fold(String::new(), |mut p, k| {
+        p.push('/');
+        p.push_str(k);
+        p
+    });
+    Ok(Some(SupplementField {
+        pointer,
+        reason: reason.to_string(),
+    }))
 }
 
 fn compile_tables(
@@ -334,8 +401,8 @@ fn compile_case_type(
             src.error(
                 K::InvalidValue,
                 spec.span(),
-                format!("case_type {s:?} 无效（可用：inspection, penalty, coercion）"),
-                format!("invalid case_type {s:?} (expected inspection, penalty or coercion)"),
+                format!("case_type {s:?} 无效（可用：inspection, penalty, coercion, plan）"),
+                format!("invalid case_type {s:?} (expected inspection, penalty, coercion or plan)"),
             )
         }),
         CaseTypeSpec::Rule(rule) => {
@@ -384,12 +451,12 @@ fn compile_case_type(
                         K::TableFile,
                         spec.span(),
                         format!(
-                            "代码表 {} 的目标值必须是 inspection、penalty 或 coercion，发现 {}",
+                            "代码表 {} 的目标值必须是 inspection、penalty、coercion 或 plan，发现 {}",
                             table.name,
                             bad.join(", ")
                         ),
                         format!(
-                            "code table {} must map to inspection, penalty or coercion; found {}",
+                            "code table {} must map to inspection, penalty, coercion or plan; found {}",
                             table.name,
                             bad.join(", ")
                         ),
@@ -421,6 +488,14 @@ fn compile_field(
 ) -> Result<Field, MappingError> {
     let src = ctx.src;
     let f = spec.get_ref();
+    if let (false, Some(flag)) = (parent_path.is_empty(), &f.supplement) {
+        return Err(src.error(
+            K::InvalidValue,
+            flag.span(),
+            format!("supplement 只能用于顶层字段，不能用于 {parent_path} 的元素字段"),
+            format!("`supplement` is for top-level fields only, not for the fields of each {parent_path} item"),
+        ));
+    }
     let Some(target_spec) = &f.target else {
         return Err(src.error(
             K::MissingKey,
@@ -589,7 +664,8 @@ fn compile_field_body(
         (f.zip.is_some(), "zip"),
     ];
     let n_sources = sources.iter().filter(|(p, _)| *p).count();
-    if n_sources != 1 {
+    let supplement_only = n_sources == 0 && f.supplement.as_ref().is_some_and(|s| *s.get_ref());
+    if n_sources != 1 && !supplement_only {
         let (zh, en) = if n_sources == 0 {
             (
                 format!("字段 {dotted} 没有来源：请写 from、concat、const、each 或 zip 之一"),
@@ -897,6 +973,9 @@ fn compile_field_body(
                 parts,
                 separator: f.separator.clone().unwrap_or_default().into(),
             }
+        } else if supplement_only {
+            // The source never has it: the field reads nothing and the record awaits supplement.
+            Source::Paths(Vec::new())
         } else {
             return Err(err(
                 K::InvalidValue,
@@ -955,11 +1034,11 @@ fn compile_condition(ctx: &Ctx<'_>, w: &WhenSpec, span: Range<usize>) -> Result<
                 K::InvalidValue,
                 ct.span(),
                 format!(
-                    "case_type {:?} 无效（可用：inspection, penalty, coercion）",
+                    "case_type {:?} 无效（可用：inspection, penalty, coercion, plan）",
                     ct.get_ref()
                 ),
                 format!(
-                    "invalid case_type {:?} (expected inspection, penalty or coercion)",
+                    "invalid case_type {:?} (expected inspection, penalty, coercion or plan)",
                     ct.get_ref()
                 ),
             )

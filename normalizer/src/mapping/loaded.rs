@@ -145,6 +145,12 @@ impl Mapping {
         out
     }
 
+    /// The fields declared `supplement = true` (待补录): what a record may lack and still be
+    /// accepted, awaiting completion by its department.
+    pub fn supplements(&self) -> &[super::SupplementField] {
+        &self.compiled.supplements
+    }
+
     /// The embedded test cases, in file order.
     pub fn tests(&self) -> &[TestCase] {
         &self.compiled.tests

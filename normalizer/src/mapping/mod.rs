@@ -27,6 +27,7 @@ mod tables;
 mod targets;
 mod test_case;
 
+pub use crate::supplement::SupplementField;
 pub use convert::{Step, Unit};
 pub use error::{MappingError, MappingErrorKind};
 pub use loaded::{Mapped, Mapping};

@@ -152,6 +152,11 @@ pub(crate) struct FieldSpec {
     pub each: Option<Spanned<String>>,
     pub fields: Option<Vec<Spanned<FieldSpec>>>,
     pub zip: Option<Spanned<OrderedMap<Spanned<String>>>>,
+    /// `supplement = true`: the source cannot (always) supply this field; a record without it is
+    /// accepted as awaiting supplement (待补录) instead of rejected. Needs `reason`.
+    pub supplement: Option<Spanned<bool>>,
+    /// Why the source cannot supply a `supplement` field (shown to the department).
+    pub reason: Option<Spanned<String>>,
 }
 
 /// `"path"` or `["path1", "path2"]`. A single string gets an empty span (use the outer one).

@@ -178,7 +178,7 @@ impl CaseCode {
                 Some(1),
                 format!("{ctx_zh}第1-2位案件类型前缀“{prefix}”无效，应为 JC（行政检查）、CF（行政处罚）或 QZ（行政强制）"),
                 format!(
-                    "{ctx_en}case type prefix \"{prefix}\" at positions 1-2 is not valid; expected JC (inspection), CF (penalty) or QZ (coercion)"
+                    "{ctx_en}case type prefix \"{prefix}\" at positions 1-2 is not valid; expected JC (inspection), CF (penalty), QZ (coercion) or JH (plan)"
                 ),
             ));
         };

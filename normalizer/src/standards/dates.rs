@@ -40,6 +40,29 @@ pub(crate) fn is_canonical_date(text: &str) -> bool {
     NaiveDate::from_ymd_opt(year as i32, n[4] * 10 + n[5], n[6] * 10 + n[7]).is_some()
 }
 
+/// `YYYY-MM-DD` as `NaiveDate::parse_from_str(s, "%Y-%m-%d")` reads it; the common canonical
+/// form is decoded directly, anything else goes through chrono.
+pub fn parse_iso_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        let digit = |i: usize| b[i].is_ascii_digit().then(|| u32::from(b[i] - b'0'));
+        if let (Some(y0), Some(y1), Some(y2), Some(y3), Some(m0), Some(m1), Some(d0), Some(d1)) = (
+            digit(0),
+            digit(1),
+            digit(2),
+            digit(3),
+            digit(5),
+            digit(6),
+            digit(8),
+            digit(9),
+        ) {
+            let year = (((y0 * 10 + y1) * 10 + y2) * 10 + y3) as i32;
+            return NaiveDate::from_ymd_opt(year, m0 * 10 + m1, d0 * 10 + d1);
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ pub mod working_days;
 pub use case_code::{case_code_check_char, CaseCode};
 pub use credit_code::{org_code_check_char, uscc_check_char, CreditCode, OrgCode};
 pub(crate) use dates::is_canonical_date;
-pub use dates::{china_time_text, today_in_china};
+pub use dates::{china_time_text, parse_iso_date, today_in_china};
 pub(crate) use error::shown;
 pub use error::StandardError;
 pub use id_number::{from_legacy15, id_check_char, ResidentId};

@@ -33,6 +33,8 @@ pub struct CaseView {
     pub summary: CaseSummary,
     /// Every version, oldest first.
     pub versions: Vec<VersionView>,
+    /// Values its department supplied for fields its source cannot (待补录), oldest first.
+    pub supplied: Vec<crate::store::supplement::SuppliedRow>,
 }
 
 /// The names a list shows of a case (from its current version; `None` where it has none).
@@ -68,7 +70,10 @@ async fn case_view(state: &Shared, code: &str) -> ApiResult<CaseView> {
         ),
         other => other.into(),
     })?;
-    let outbox = state.runtime.store.outbox_for_case(case.id).await?;
+    let (outbox, supplied) = tokio::try_join!(
+        state.runtime.store.outbox_for_case(case.id),
+        state.runtime.store.supplements().supplied_for_case(code),
+    )?;
     let versions = versions
         .into_iter()
         .map(|v| VersionView {
@@ -86,6 +91,7 @@ async fn case_view(state: &Shared, code: &str) -> ApiResult<CaseView> {
         summary: CaseSummary::of(&case.record),
         case,
         versions,
+        supplied,
     })
 }
 
@@ -99,7 +105,7 @@ pub async fn get(State(state): State<Shared>, ApiPath(code): ApiPath<String>) ->
 pub struct SearchQuery {
     /// Business key: the handling agency's credit code (with `case_type` and `case_number`).
     pub agency_credit_code: Option<String>,
-    /// Business key: `inspection`, `penalty` or `coercion`.
+    /// Business key: `inspection`, `penalty`, `coercion` or `plan`.
     pub case_type: Option<String>,
     /// Business key: the agency's case number.
     pub case_number: Option<String>,
@@ -157,8 +163,8 @@ pub async fn search(State(state): State<Shared>, ApiQuery(q): ApiQuery<SearchQue
             };
             let case_type: CaseType = case_type.parse().map_err(|_| {
                 ApiError::bad_request(
-                    format!("case_type 应为 inspection、penalty 或 coercion，收到 {case_type:?}"),
-                    format!("case_type must be inspection, penalty or coercion, got {case_type:?}"),
+                    format!("case_type 应为 inspection、penalty、coercion 或 plan，收到 {case_type:?}"),
+                    format!("case_type must be inspection, penalty, coercion or plan, got {case_type:?}"),
                 )
             })?;
             // A code that is not a valid credit code, or a blank number, names no case.

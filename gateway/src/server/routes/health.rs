@@ -53,6 +53,24 @@ pub async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
         .runtime
         .metrics
         .set_instance_counts(count("alive"), count("gone"), count("stopped"));
+    let awaiting: Vec<(String, i64)> = state
+        .runtime
+        .store
+        .supplements()
+        .awaiting_counts(None)
+        .await?
+        .into_iter()
+        .map(|c| (c.source_id, c.cases))
+        .collect();
+    let source_ids: Vec<String> = state
+        .runtime
+        .resolved
+        .config
+        .sources
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    state.runtime.metrics.set_awaiting_supplement(&source_ids, &awaiting);
     let text = state.runtime.metrics.render(&state.runtime.sinks(), &depths);
     Ok((
         [(

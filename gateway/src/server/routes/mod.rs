@@ -11,3 +11,4 @@ pub mod push;
 pub mod quarantine;
 pub mod records;
 pub mod sources;
+pub mod supplements;
