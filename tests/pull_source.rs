@@ -913,6 +913,11 @@ async fn officer_registry_pulled_whole_replaces_each_agencys_list_and_is_in_forc
         .iter()
         .all(|v| v.loaded_by == "source:registry" && v.version == 1));
     assert_eq!(in_force(), 5, "validation uses the pulled registry");
+    assert_eq!(
+        rt.sources.get("registry").map(|s| s.totals.received),
+        Some(5),
+        "the source board counts the records"
+    );
 
     // The next pull is whole again (no cursor): 李四 is gone from 南昌's list.
     rows.lock().unwrap().remove(1);

@@ -306,12 +306,19 @@ pub async fn pull_fenced(
                     );
                 }
                 refused_officers += refused.len() as u64;
-                summary.merge(&Summary {
+                let page_summary = Summary {
                     received,
                     accepted: officers.len() as u64,
                     quarantined: refused.len() as u64,
                     ..Summary::default()
+                };
+                runtime.telemetry().emit(BatchCommitted {
+                    source: source_id,
+                    summary: &page_summary,
+                    rules: &[],
+                    elapsed: std::time::Duration::ZERO,
                 });
+                summary.merge(&page_summary);
                 pulled_officers.extend(officers);
                 continue;
             }
