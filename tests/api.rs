@@ -1534,6 +1534,327 @@ on_both_backends!(
     the_console_finds_entries_by_case_number_bulk_ignores_with_a_preview_and_shows_departments_their_records
 );
 
+// ---------------------------------------------------------------------------------------------
+// The officer registry (执法人员名录) and the catalogue look-up by item name.
+
+const JIUJIANG_CSV_ROW: &str = "王五,JJ0001,11360400014587316A,2023-01-01,2027-12-31,有效\n";
+
+/// A registry CSV (Chinese headers) of 南昌's officers with these certificate numbers.
+fn registry_csv(certs: &[&str]) -> String {
+    let mut csv = String::from("姓名,执法证号,统一社会信用代码,有效期起,有效期止,状态\n");
+    for (i, cert) in certs.iter().enumerate() {
+        csv.push_str(&format!(
+            "执法人员{i},{cert},{AGENCY_CODE},2023-01-01,2027-12-31,有效\n"
+        ));
+    }
+    csv
+}
+
+async fn load_registry(gw: &Gw, token: &str, query: &str, content_type: &str, body: String) -> (StatusCode, Value) {
+    let resp = gw
+        .http
+        .post(format!("{}/api/officers/load{query}", gw.base))
+        .bearer_auth(token)
+        .header("Content-Type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("load");
+    let status = resp.status();
+    (status, resp.json_body().await)
+}
+
+fn rules_of(violations: &Value) -> Vec<String> {
+    violations
+        .as_array()
+        .map(|v| {
+            v.iter()
+                .filter_map(|x| x["rule"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn officers_config(severity: &str) -> Options {
+    Options {
+        normalizer_extra: format!("[normalizer.officers]\nseverity = \"{severity}\"\nrefresh_seconds = 1\n"),
+        ..Options::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn officer_registry_is_loaded_listed_versioned_and_audited_by_role_and_agency_scope() {
+    let gw = Gw::start_with(Backend::Sqlite, officers_config("auto")).await;
+    let doc = openapi();
+    let mut csv = registry_csv(&["36010020001", "36010020002"]);
+    csv.push_str(JIUJIANG_CSV_ROW);
+    let (status, loaded) = load_registry(&gw, OWNER, "?origin=2024名录.csv", "text/csv", csv).await;
+    assert_eq!(status, StatusCode::CREATED, "{loaded}");
+    assert_schema(&doc, "OfficerLoad", &loaded);
+    assert_eq!(
+        loaded["versions"].as_array().map(Vec::len),
+        Some(2),
+        "one version per agency"
+    );
+    assert_eq!(loaded["in_force"], true);
+    let (_, list) = gw.get(&format!("/api/officers?agency={AGENCY_CODE}"), OPERATOR).await;
+    assert_schema(&doc, "OfficerList", &list);
+    assert_eq!(list["total"], 2);
+    assert_eq!(list["items"][0]["cert_no"], "36010020001");
+    assert_eq!(list["items"][0]["valid_to"], "2027-12-31");
+    let (_, found) = gw.get("/api/officers?q=王", ADMIN).await;
+    assert_eq!(found["total"], 1);
+
+    // A second load of 南昌 (JSON this time): one gone, one changed, one new.
+    let body = json!([
+        {"name": "执法人员0", "cert_no": "36010020001", "status": "暂扣"},
+        {"name": "赵六", "cert_no": "36010020003"}
+    ]);
+    let (status, second) = load_registry(
+        &gw,
+        ADMIN,
+        &format!("?agency={AGENCY_CODE}"),
+        "application/json",
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{second}");
+    let v = &second["versions"][0];
+    assert_eq!(
+        (
+            &v["version"],
+            &v["added"],
+            &v["removed"],
+            &v["changed"],
+            &v["loaded_by"]
+        ),
+        (&json!(2), &json!(1), &json!(1), &json!(1), &json!("admin-li"))
+    );
+    let (_, versions) = gw
+        .get(&format!("/api/officers/versions?agency={AGENCY_CODE}"), OWNER)
+        .await;
+    assert_schema(&doc, "OfficerVersionList", &versions);
+    assert_eq!(versions["total"], 2);
+    assert_eq!(versions["items"][1]["origin"], "2024名录.csv");
+    let (_, audit) = gw.get("/api/audit?action=officers.load", ADMIN).await;
+    assert_eq!(audit["total"], 2, "{audit}");
+    assert_eq!(audit["items"][0]["actor"], "admin-li");
+    assert_eq!(audit["items"][0]["detail"]["versions"][0]["removed"], 1);
+    assert_eq!(audit["items"][1]["actor"], "standards-wang");
+
+    // A bad file: every bad row named, nothing loaded.
+    let bad = "姓名,执法证号,统一社会信用代码,有效期止\n张三,36010020001,11360100014523152U,2027-02-30\n,36010020009,11360100014523152U,\n";
+    let (status, refused) = load_registry(&gw, OWNER, "", "text/csv", bad.to_string()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_schema(&doc, "Error", &refused);
+    assert_eq!(refused["error"]["code"], "invalid_registry");
+    let details = refused["error"]["details"].as_array().expect("details");
+    assert!(details
+        .iter()
+        .any(|d| d["line"] == 2 && d["field"] == "valid_to" && d["value"] == "2027-02-30"));
+    assert!(details.iter().any(|d| d["line"] == 3 && d["field"] == "name"));
+    let (_, versions) = gw.get("/api/officers/versions", ADMIN).await;
+    assert_eq!(versions["total"], 3, "the refused file made no version");
+
+    // Roles and scopes: operators read only; a department loads and reads its own agencies.
+    let (status, _) = load_registry(&gw, OPERATOR, "", "text/csv", registry_csv(&["X1"])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let mut jiujiang = String::from("姓名,执法证号,统一社会信用代码\n");
+    jiujiang.push_str("王五,JJ0001,11360400014587316A\n");
+    let (status, answer) = load_registry(&gw, DEPT, "", "text/csv", jiujiang).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another department's agency: {answer}");
+    let (status, own) = load_registry(
+        &gw,
+        DEPT,
+        "?format=csv",
+        "text/plain",
+        registry_csv(&["36010020001", "36010020002"]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{own}");
+    let (_, mine) = gw.get("/api/officers", DEPT).await;
+    assert_eq!(mine["total"], 2, "only its own agency's officers: {mine}");
+    let (_, theirs) = gw.get("/api/officers", DEPT_OTHER).await;
+    assert_eq!(theirs["total"], 1, "九江 by its region 3604: {theirs}");
+    let (status, _) = gw.get(&format!("/api/officers?agency={JIUJIANG_AGENCY}"), DEPT).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, versions) = gw.get("/api/officers/versions", DEPT).await;
+    assert_eq!(versions["total"], 3);
+    let (status, _) = gw.get("/api/officers?agency=123", ADMIN).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a credit code is checked");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unregistered_officer_is_flagged_until_the_registry_is_loaded_then_quarantined_and_a_replay_follows_the_registry(
+) {
+    let gw = Gw::start_with(Backend::Sqlite, officers_config("auto")).await;
+    // No registry of the agency yet: committed, with a warning.
+    let answer = gw.push(&[nanchang_record(1, 0)]).await;
+    assert_eq!(answer["results"][0]["result"], "accepted", "{answer}");
+    assert!(rules_of(&answer["results"][0]["warnings"]).contains(&"rule.officer_registry_missing".to_string()));
+    // The registry names one of the two officers: the other one's record is quarantined.
+    let (status, _) = load_registry(&gw, OWNER, "", "text/csv", registry_csv(&["36010020001"])).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let answer = gw.push(&[nanchang_record(2, 0)]).await;
+    let result = &answer["results"][0];
+    assert_eq!(result["result"], "quarantined", "{answer}");
+    let violation = result["violations"]
+        .as_array()
+        .and_then(|v| v.iter().find(|v| v["rule"] == "rule.officer_not_registered"))
+        .expect("officer_not_registered");
+    assert!(violation["message_zh"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("36010020002"));
+    assert_eq!(violation["pointer"], "/officers/1/cert_no");
+    let qid = result["quarantine_id"].as_i64().expect("quarantine id");
+    // The registry corrected: the replay commits it.
+    let (status, _) = load_registry(
+        &gw,
+        OWNER,
+        "",
+        "text/csv",
+        registry_csv(&["36010020001", "36010020002"]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, replayed) = gw
+        .post(&format!("/api/quarantine/{qid}/replay"), OPERATOR, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replayed}");
+    assert_eq!(replayed["summary"]["accepted"], 1, "{replayed}");
+    // A suspended certificate on the decision date refuses the record.
+    let suspended = format!(
+        "姓名,执法证号,统一社会信用代码,有效期起,有效期止,状态\n张三,36010020001,{AGENCY_CODE},2023-01-01,2027-12-31,有效\n李四,36010020002,{AGENCY_CODE},2024-02-01,2027-12-31,有效\n"
+    );
+    load_registry(&gw, OWNER, "", "text/csv", suspended).await;
+    let answer = gw.push(&[nanchang_record(3, 0)]).await;
+    let violations = &answer["results"][0]["violations"];
+    assert!(
+        rules_of(violations).contains(&"rule.officer_certificate_invalid".to_string()),
+        "{answer}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_error_severity_a_record_waits_in_the_quarantine_for_its_agencys_officer_registry() {
+    let gw = Gw::start_with(Backend::Postgres, officers_config("error")).await;
+    let answer = gw.push(&[nanchang_record(1, 0)]).await;
+    let result = &answer["results"][0];
+    assert_eq!(result["result"], "quarantined", "{answer}");
+    assert_eq!(rules_of(&result["violations"]), ["rule.officer_registry_missing"]);
+    let qid = result["quarantine_id"].as_i64().expect("quarantine id");
+    let (status, _) = load_registry(&gw, DEPT, "", "text/csv", registry_csv(&["36010020001", "36010020002"])).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, replayed) = gw.post(&format!("/api/quarantine/{qid}/replay"), DEPT, json!({})).await;
+    assert_eq!(replayed["summary"]["accepted"], 1, "{replayed}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_naming_its_item_gets_the_code_from_the_agencys_catalogue() {
+    let catalogue_dir = tempfile::tempdir().expect("dir");
+    let catalogue = catalogue_dir.path().join("catalogue.csv");
+    std::fs::write(
+        &catalogue,
+        "年度,监管事项目录编码,监管事项名称,适用范围,领域\n\
+         2024,36010000100012,价格监督检查,,\n\
+         2024,36010000100017,计量器具监督检查,,\n\
+         2024,36010000100018,计量器具强制检定监督检查,,\n\
+         2024,36010000100019,广告发布监督检查,3604,\n",
+    )
+    .expect("catalogue");
+    let options = Options {
+        normalizer_extra: format!("catalogue = {:?}\n", catalogue.display().to_string()),
+        mapping_edits: vec![(
+            "from = [\"jgsxbm\", \"sxbm\"]         # 2020 年以前的记录用 sxbm\nsteps = [\"remove_spaces\", \"halfwidth\"]\nrequired = true\n".into(),
+            "from = [\"jgsxbm\", \"sxbm\"]         # 2020 年以前的记录用 sxbm\nsteps = [\"remove_spaces\", \"halfwidth\"]\n\n\
+             [[field]]\ntarget = \"item_name\"\nfrom = \"jgsxmc\"\nsteps = [\"trim\"]\n".into(),
+        )],
+        ..Options::default()
+    };
+    let gw = Gw::start_with(Backend::Sqlite, options).await;
+    let named = |n: usize, name: &str| {
+        let mut r = nanchang_record(n, 0);
+        r.as_object_mut().expect("object").remove("jgsxbm");
+        r["jgsxmc"] = json!(name);
+        r
+    };
+    let answer = gw
+        .push(&[
+            named(1, "《价格监督》检查"),
+            named(2, "计量器具"),
+            named(3, "广告发布监督检查"),
+        ])
+        .await;
+    let results = answer["results"].as_array().expect("results");
+    assert_eq!(results[0]["result"], "accepted", "{answer}");
+    let code = results[0]["code"].as_str().expect("code");
+    let (_, case) = gw.get(&format!("/api/cases/{code}"), ADMIN).await;
+    assert_eq!(case["case"]["record"]["item_code"], "36010000100012", "{case}");
+    assert_eq!(case["case"]["record"]["item_name"], "《价格监督》检查");
+    assert_eq!(results[1]["result"], "quarantined");
+    assert_eq!(rules_of(&results[1]["violations"]), ["catalogue.item_name_ambiguous"]);
+    let message = results[1]["violations"][0]["message_zh"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("36010000100018") && message.contains(AGENCY_CODE),
+        "{message}"
+    );
+    assert_eq!(
+        rules_of(&results[2]["violations"]),
+        ["catalogue.item_name_unknown"],
+        "an item of 九江 does not apply to 南昌"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_registry_loaded_by_another_instance_is_in_force_after_the_next_refresh() {
+    let gw = Gw::start_with(Backend::Postgres, officers_config("auto")).await;
+    let shutdown = Shutdown::default();
+    let refresher = tokio::spawn(gateway::intake::officers::refresher(
+        (*gw.runtime).clone(),
+        shutdown.clone(),
+    ));
+    let in_force = || {
+        gw.runtime
+            .preparers
+            .get(SOURCE)
+            .and_then(|p| p.normalizer.rule_options().officers.clone())
+            .map_or(0, |o| o.registry.len())
+    };
+    assert_eq!(in_force(), 0);
+    // Another instance (or `gateway officers load`) writes to the shared store only.
+    let list = normalizer::officers::parse_officers(
+        registry_csv(&["36010020001"]).as_bytes(),
+        normalizer::officers::RegistryFormat::Csv,
+        None,
+    )
+    .expect("registry");
+    let load = gateway::store::officers::RegistryLoad::grouped("cli:other", "other.csv", list, None);
+    gateway::intake::officers::store_load(gw.runtime.store.as_ref(), &load)
+        .await
+        .expect("stored");
+    let started = std::time::Instant::now();
+    while in_force() != 1 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "refreshed within refresh_seconds"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let answer = gw.push(&[nanchang_record(1, 0)]).await;
+    assert!(
+        rules_of(&answer["results"][0]["violations"]).contains(&"rule.officer_not_registered".to_string()),
+        "{answer}"
+    );
+    shutdown.trigger();
+    refresher.await.expect("refresher stops");
+    gw.stop().await;
+}
+
 /// The nanchang mapping as a legacy system without supervision-item codes would need it.
 fn item_code_awaits_supplement() -> Options {
     Options {

@@ -401,3 +401,136 @@ fn line_of(stdout: &str, source: &str, word: &str) -> String {
         .unwrap_or_else(|| panic!("no {word} line for {source}: {stdout}"))
         .to_string()
 }
+
+#[test]
+fn officers_load_stores_a_version_per_agency_lists_it_and_refuses_a_bad_file_naming_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        "[store]\nbackend = \"sqlite\"\npath = \"data/gateway.db\"\n\n[normalizer.officers]\nseverity = \"auto\"\n",
+    )
+    .unwrap();
+    // GBK, Chinese headers, one agency named by --agency.
+    let registry = dir.path().join("名录.csv");
+    let text = "姓名,执法证号,有效期起,有效期止,状态\n张三,３６０１００２０００１,2023-01-01,2027-12-31,有效\n李四,36010020002,2023-01-01,2027-12-31,暂扣\n";
+    std::fs::write(&registry, encoding_rs::GBK.encode(text).0).unwrap();
+    let out = gateway()
+        .args(["officers", "load", path_str(&registry), "--config", path_str(&config)])
+        .args(["--agency", support::AGENCY_CODE, "--actor", "cli:tester"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let version: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(version["agency_credit_code"], support::AGENCY_CODE);
+    assert_eq!(
+        (version["version"].clone(), version["added"].clone()),
+        (1.into(), 2.into())
+    );
+    assert_eq!(version["loaded_by"], "cli:tester");
+    assert_eq!(version["origin"], "名录.csv");
+
+    let out = gateway()
+        .args(["officers", "list", "--config", path_str(&config), "--q", "李"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let officer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(officer["cert_no"], "36010020002");
+    assert_eq!(officer["status"], "suspended");
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        format!(
+            "name,cert_no,agency,valid_to\nZhang,A1,{},someday\n",
+            support::AGENCY_CODE
+        ),
+    )
+    .unwrap();
+    let out = gateway()
+        .args(["officers", "load", path_str(&bad), "--config", path_str(&config)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2") && err.contains("valid_to") && err.contains("someday"),
+        "{err}"
+    );
+    let out = gateway()
+        .args(["officers", "versions", "--config", path_str(&config)])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        1,
+        "the bad file made no version"
+    );
+}
+
+#[test]
+fn normalize_checks_officers_against_a_registry_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("officers.json");
+    std::fs::write(
+        &registry,
+        serde_json::json!([{"name": "张三", "cert_no": "36010020001", "agency": support::AGENCY_CODE}]).to_string(),
+    )
+    .unwrap();
+    let mapping = repo().join("mappings/nanchang-amr-penalty/mapping.toml");
+    let input = format!("{}\n", support::nanchang_record(1, 0));
+    let out = run_with_stdin(
+        &[
+            "normalize",
+            "--mapping",
+            path_str(&mapping),
+            "--officers",
+            path_str(&registry),
+        ],
+        &input,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["violations"][0]["rule"], "rule.officer_not_registered", "{line}");
+    let out = run_with_stdin(
+        &[
+            "normalize",
+            "--mapping",
+            path_str(&mapping),
+            "--officers",
+            path_str(&registry),
+            "--officer-severity",
+            "warning",
+        ],
+        &input,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn mappings_test_with_a_config_validates_with_its_officer_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("officers.csv"),
+        format!(
+            "姓名,执法证号,统一社会信用代码\n张三,36010020001,{}\n",
+            support::AGENCY_CODE
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        "[normalizer.officers]\nseverity = \"error\"\nfile = \"officers.csv\"\n",
+    )
+    .unwrap();
+    let mapping = repo().join("mappings/nanchang-amr-penalty");
+    let out = gateway()
+        .args(["mappings", "test", path_str(&mapping), "--config", path_str(&config)])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("rule.officer_not_registered"), "{text}");
+}

@@ -1304,3 +1304,45 @@ async fn a_department_completes_a_case_its_source_could_not_and_sees_a_wrong_val
     wait_text(c, "#supplements-empty", "没有记录").await;
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standards_owner_searches_the_officer_registry_and_sees_each_load_with_its_counts() {
+    let Some(gw) = start_with(&[], "").await else { return };
+    let base = gw.base.clone();
+    let agency = support::AGENCY_CODE;
+    let body = json!([
+        {"name": "张三", "cert_no": "36010020001", "agency": agency, "valid_from": "2023-01-01", "valid_to": "2027-12-31"},
+        {"name": "李四", "cert_no": "36010020002", "agency": agency, "status": "暂扣"},
+    ]);
+    gw.call("POST", "/api/officers/load?origin=名录2024.json", OWNER, Some(body))
+        .await;
+    let body = json!([
+        {"name": "张三", "cert_no": "36010020001", "agency": agency, "valid_from": "2023-01-01", "valid_to": "2027-12-31"},
+        {"name": "李四", "cert_no": "36010020002", "agency": agency},
+        {"name": "王五", "cert_no": "36010020003", "agency": agency},
+    ]);
+    gw.call("POST", "/api/officers/load?origin=名录2025.json", OWNER, Some(body))
+        .await;
+    let c = gw.browser();
+    login(c, &base, OWNER).await;
+    wait_text(c, "nav", "执法人员名录").await;
+    click(c, "#nav-officers").await;
+    wait_text(c, "#officers-pager .pager-total", "共 3 条").await;
+    wait_text(
+        c,
+        "#officers-table tr[data-cert=\"36010020001\"]",
+        "2023-01-01 ~ 2027-12-31",
+    )
+    .await;
+    wait_text(c, "#officer-versions-table", "名录2025.json").await;
+    wait_text(c, "#officer-versions-table tbody tr:first-child", "+1 −0 ~1").await;
+    check_page(c, "officers").await;
+    fill(c, "#o-q", "王").await;
+    click(c, "#officers-filter-btn").await;
+    wait_text(c, "#officers-pager .pager-total", "共 1 条").await;
+    wait_text(c, "#officers-table", "36010020003").await;
+    // The load is in the audit log, named.
+    open(c, "#/audit").await;
+    wait_text(c, "#audit-table", "加载执法人员名录").await;
+    gw.stop().await;
+}

@@ -833,3 +833,148 @@ async fn a_soap_business_error_fails_the_pull_with_code_and_message_and_commits_
         .unwrap()
         .unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// An officer registry (执法人员名录) pulled from a REST peer.
+
+async fn officer_rows(State(rows): State<Arc<Mutex<Vec<Value>>>>, Query(q): Params) -> Response {
+    Json(page_of(&rows.lock().unwrap(), &q)).into_response()
+}
+
+async fn officer_registry_pulled_whole_replaces_each_agencys_list_and_is_in_force(backend: Backend) {
+    const NANCHANG: &str = "11360100014523152U";
+    const JIUJIANG: &str = "11360400014587316A";
+    let row =
+        |name: &str, cert: &str, agency: &str| json!({"xm": name, "zfzh": cert, "jgdm": agency, "yxqz": "2027-12-31"});
+    let rows = Arc::new(Mutex::new(vec![
+        row("张三", "36010020001", NANCHANG),
+        row("李四", "36010020002", NANCHANG),
+        row("王五", "36040020001", JIUJIANG),
+        row("赵六", "36010020003", NANCHANG),
+        row("钱七", "36040020002", JIUJIANG),
+    ]));
+    let router = Router::new()
+        .route("/officers/list", get(officer_rows))
+        .with_state(Arc::clone(&rows));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let mapping = repo().join("mappings/nanchang-amr-penalty/mapping.toml");
+    let g = gateway_of(
+        backend,
+        &format!(
+            "[normalizer.officers]\nseverity = \"auto\"\n\n\
+             [[sources]]\nid = \"files\"\nkind = \"file\"\nmapping = \"{}\"\n\n\
+             [[officer_registries]]\nid = \"registry\"\nkind = \"rest\"\n\
+             [officer_registries.rest]\nurl = \"{url}/officers/list\"\npage_size = 2\n{REST_COMMON}\n\
+             [officer_registries.fields]\nname = \"xm\"\ncert_no = \"zfzh\"\nagency = \"jgdm\"\nvalid_to = \"yxqz\"\n",
+            mapping.display()
+        ),
+    )
+    .await;
+    let rt = &g.runtime;
+    let config = &rt.resolved.config.officer_registries[0];
+    let pull = adapters::sources::build(
+        "registry",
+        "rest",
+        &config.adapter_table(),
+        &rt.resolved.config.base_dir,
+    )
+    .unwrap();
+    let target = PageTarget::Officers {
+        fields: config.fields.clone(),
+        agency: None,
+    };
+    let in_force = || {
+        rt.preparers
+            .get("files")
+            .and_then(|p| p.normalizer.rule_options().officers.clone())
+            .map_or(0, |o| o.registry.len())
+    };
+    assert_eq!(in_force(), 0);
+    let summary = pull_into(
+        rt,
+        "registry",
+        &pull,
+        PullMode::Incremental,
+        &Shutdown::default(),
+        &target,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (summary.received, summary.accepted),
+        (5, 5),
+        "every page of the registry"
+    );
+    let (versions, total) = rt.store.officers().officer_versions(None, None, 0, 10).await.unwrap();
+    assert_eq!(total, 2, "one version per agency");
+    assert!(versions
+        .iter()
+        .all(|v| v.loaded_by == "source:registry" && v.version == 1));
+    assert_eq!(in_force(), 5, "validation uses the pulled registry");
+    assert_eq!(
+        rt.sources.get("registry").map(|s| s.totals.received),
+        Some(5),
+        "the source board counts the records"
+    );
+
+    // The next pull is whole again (no cursor): 李四 is gone from 南昌's list.
+    rows.lock().unwrap().remove(1);
+    pull_into(
+        rt,
+        "registry",
+        &pull,
+        PullMode::Incremental,
+        &Shutdown::default(),
+        &target,
+    )
+    .await
+    .unwrap();
+    let (versions, total) = rt
+        .store
+        .officers()
+        .officer_versions(Some(NANCHANG), None, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(
+        (versions[0].version, versions[0].removed, versions[0].officers),
+        (2, 1, 2)
+    );
+    assert_eq!(in_force(), 4);
+
+    // A bad record keeps the lists as they are (a partial list would unregister officers).
+    rows.lock()
+        .unwrap()
+        .push(json!({"xm": "孙八", "zfzh": "36010020009", "jgdm": "11360100014523152X"}));
+    let summary = pull_into(
+        rt,
+        "registry",
+        &pull,
+        PullMode::Incremental,
+        &Shutdown::default(),
+        &target,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.quarantined, 1);
+    let (_, total) = rt.store.officers().officer_versions(None, None, 0, 10).await.unwrap();
+    assert_eq!(total, 4, "no new version");
+    let status = rt.sources.get("registry").unwrap();
+    let reason = status.degraded_reason.unwrap_or_default();
+    assert!(
+        reason.contains("11360100014523152X") && reason.contains("agency"),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn officer_registry_pulled_whole_replaces_each_agencys_list_and_is_in_force_sqlite() {
+    officer_registry_pulled_whole_replaces_each_agencys_list_and_is_in_force(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn officer_registry_pulled_whole_replaces_each_agencys_list_and_is_in_force_postgres() {
+    officer_registry_pulled_whole_replaces_each_agencys_list_and_is_in_force(Backend::Postgres).await;
+}

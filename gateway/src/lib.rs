@@ -14,7 +14,7 @@
 //! - [`runtime`]: what a running gateway shares, built at start-up from the store's active mappings;
 //! - [`lifecycle`]: mapping versions (upload, dry run, activate, roll back, follow);
 //! - [`intake`]: the ways in (files, drop folders, REST/SOAP pulls, AMQP, HTTP push, replay,
-//!   the supervision-item catalogue);
+//!   the supervision-item catalogue, the officer registry);
 //! - [`outbox`]: onward delivery to the sinks;
 //! - [`server`]: the operator API, dashboard and HTTP push endpoint;
 //! - [`cli`]: the command line.

@@ -39,16 +39,22 @@ fn main() -> ExitCode {
             format,
             xml_records,
             province,
-        } => cli::normalize::run(
-            &mapping,
-            input.as_deref(),
-            format.as_deref(),
-            xml_records.as_deref(),
-            province,
-        ),
+            catalogue,
+            officers,
+            officer_severity,
+        } => cli::normalize::rule_options(province, catalogue.as_deref(), officers.as_deref(), &officer_severity)
+            .and_then(|rules| {
+                cli::normalize::run(
+                    &mapping,
+                    input.as_deref(),
+                    format.as_deref(),
+                    xml_records.as_deref(),
+                    rules,
+                )
+            }),
         Command::Mappings {
-            action: MappingsAction::Test { paths },
-        } => cli::mappings::test(&paths),
+            action: MappingsAction::Test { paths, config },
+        } => cli::mappings::test(&paths, config.as_deref()),
         Command::Config {
             action: ConfigAction::Check { file, connect },
         } => cli::data::config_check(&file, connect),

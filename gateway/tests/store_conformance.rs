@@ -90,6 +90,9 @@ on_both_backends!(
     a_lease_is_held_by_one_instance_until_it_runs_out_or_is_released,
     a_commit_under_a_taken_over_lease_is_refused_and_writes_nothing,
     instances_report_their_heartbeats_and_clean_stops,
+    officer_registry_loads_are_versions_per_agency_with_counts,
+    officer_lists_search_page_and_keep_to_a_scope,
+    catalogue_items_keep_their_scope_and_domain,
     cases_awaiting_supplement_are_listed_until_completed_re_sent_complete_or_withdrawn,
     a_completion_keeps_the_supplied_values_with_the_version_it_became,
     plan_numbers_are_those_of_plans_not_withdrawn,
@@ -1400,7 +1403,9 @@ async fn postgres_concurrent_migrations_apply_once() {
             "0008_raw_receipts",
             "0009_source_time",
             "0010_console",
-            "0011_cluster"
+            "0011_cluster",
+            "0013_officers",
+            "0014_plans_supplement"
         ],
         "each migration applied once"
     );
@@ -2579,6 +2584,212 @@ async fn instances_report_their_heartbeats_and_clean_stops(store: Arc<dyn Store>
     assert_eq!(c.instances_forget(std::time::Duration::from_secs(1)).await.unwrap(), 1);
     let left: Vec<String> = c.instances().await.unwrap().into_iter().map(|r| r.info.id).collect();
     assert_eq!(left, vec!["a".to_string()]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The officer registry (执法人员名录) and the catalogue's scopes and domains.
+// ---------------------------------------------------------------------------------------------
+
+const JIUJIANG: &str = "11360400014587316A";
+
+fn officer(agency: &str, cert: &str, name: &str) -> normalizer::officers::Officer {
+    normalizer::officers::Officer {
+        name: name.into(),
+        cert_no: cert.into(),
+        agency_credit_code: agency.into(),
+        valid_from: chrono::NaiveDate::from_ymd_opt(2023, 1, 1),
+        valid_to: None,
+        status: normalizer::officers::OfficerStatus::Active,
+    }
+}
+
+async fn officer_registry_loads_are_versions_per_agency_with_counts(store: Arc<dyn Store>) {
+    use gateway::store::officers::RegistryLoad;
+    let registry = store.officers();
+    assert_eq!(registry.officers_stamp().await.unwrap(), None);
+    let first = RegistryLoad::grouped(
+        "standards-wang",
+        "2024.csv",
+        vec![
+            officer(AGENCY, "JX0001", "张三"),
+            officer(AGENCY, "JX0002", "李四"),
+            officer(JIUJIANG, "JJ0001", "王五"),
+        ],
+        None,
+    );
+    let v = registry.officers_load(&first).await.unwrap();
+    assert_eq!(v.len(), 2, "one version per agency of the load");
+    let nanchang = v.iter().find(|v| v.agency_credit_code == AGENCY).unwrap();
+    assert_eq!(
+        (
+            nanchang.version,
+            nanchang.officers,
+            nanchang.added,
+            nanchang.removed,
+            nanchang.changed
+        ),
+        (1, 2, 2, 0, 0)
+    );
+    assert_eq!(
+        (nanchang.loaded_by.as_str(), nanchang.origin.as_str()),
+        ("standards-wang", "2024.csv")
+    );
+    let stamp = registry.officers_stamp().await.unwrap();
+    assert!(stamp.is_some());
+
+    // The second load of 南昌 replaces its list: one kept, one changed (suspended), one gone, one new.
+    let mut suspended = officer(AGENCY, "JX0002", "李四");
+    suspended.status = normalizer::officers::OfficerStatus::Suspended;
+    suspended.valid_to = chrono::NaiveDate::from_ymd_opt(2025, 12, 31);
+    let second = RegistryLoad::grouped(
+        "cli:ops",
+        "2025.csv",
+        vec![suspended.clone(), officer(AGENCY, "JX0003", "赵六")],
+        None,
+    );
+    let v = registry.officers_load(&second).await.unwrap();
+    assert_eq!(v.len(), 1);
+    assert_eq!(
+        (v[0].version, v[0].officers, v[0].added, v[0].removed, v[0].changed),
+        (2, 2, 1, 1, 1)
+    );
+    assert!(
+        registry.officers_stamp().await.unwrap() > stamp,
+        "a load moves the stamp"
+    );
+
+    let (all, agencies) = registry.officers_all().await.unwrap();
+    assert_eq!(agencies, [AGENCY.to_string(), JIUJIANG.to_string()]);
+    let nanchang: Vec<_> = all.iter().filter(|o| o.agency_credit_code == AGENCY).collect();
+    assert_eq!(nanchang.len(), 2);
+    assert_eq!(nanchang[0].to_officer(), suspended, "dates and status read back");
+    assert_eq!(nanchang[0].version, 2);
+
+    // An empty list empties the agency, which stays loaded (as a version with nobody).
+    let empty = RegistryLoad::grouped("admin-li", "api", Vec::new(), Some(JIUJIANG));
+    let v = registry.officers_load(&empty).await.unwrap();
+    assert_eq!((v[0].officers, v[0].removed), (0, 1));
+    let (all, agencies) = registry.officers_all().await.unwrap();
+    assert_eq!(agencies.len(), 2);
+    assert!(all.iter().all(|o| o.agency_credit_code == AGENCY));
+
+    let (versions, total) = registry.officer_versions(None, None, 0, 10).await.unwrap();
+    assert_eq!(total, 4);
+    assert_eq!(versions[0].agency_credit_code, JIUJIANG, "newest first");
+    assert_eq!(versions[0].version, 2);
+    let (versions, total) = registry.officer_versions(Some(AGENCY), None, 1, 10).await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].version, 1, "the offset skips the newest");
+}
+
+async fn officer_lists_search_page_and_keep_to_a_scope(store: Arc<dyn Store>) {
+    use gateway::store::officers::{OfficerFilter, RegistryLoad};
+    let registry = store.officers();
+    let load = RegistryLoad::grouped(
+        "admin-li",
+        "api",
+        vec![
+            officer(AGENCY, "JX0001", "张三"),
+            officer(AGENCY, "JX0002", "张小明"),
+            officer(AGENCY, "JX0003", "李四"),
+            officer(JIUJIANG, "JJ0001", "张九"),
+        ],
+        None,
+    );
+    registry.officers_load(&load).await.unwrap();
+    let list = |filter: OfficerFilter| async move { registry.officers_list(&filter).await.unwrap() };
+    let (items, total) = list(OfficerFilter {
+        limit: 2,
+        ..OfficerFilter::default()
+    })
+    .await;
+    assert_eq!(total, 4);
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0].cert_no, "JX0001", "by agency, then certificate");
+    let (items, total) = list(OfficerFilter {
+        q: Some("张".into()),
+        limit: 10,
+        ..OfficerFilter::default()
+    })
+    .await;
+    assert_eq!(total, 3);
+    assert_eq!(items.len(), 3);
+    let (items, _) = list(OfficerFilter {
+        q: Some("jx0003".into()),
+        limit: 10,
+        ..OfficerFilter::default()
+    })
+    .await;
+    assert_eq!(items.len(), 1, "a certificate number is found in any case");
+    let (_, total) = list(OfficerFilter {
+        agency: Some(JIUJIANG.into()),
+        limit: 10,
+        ..OfficerFilter::default()
+    })
+    .await;
+    assert_eq!(total, 1);
+    let (items, total) = list(OfficerFilter {
+        scope: Some((vec![AGENCY.into()], Vec::new())),
+        limit: 10,
+        offset: 2,
+        ..OfficerFilter::default()
+    })
+    .await;
+    assert_eq!((total, items.len()), (3, 1), "a scope of codes");
+    let (items, total) = list(OfficerFilter {
+        scope: Some((Vec::new(), vec!["3604".into()])),
+        limit: 10,
+        ..OfficerFilter::default()
+    })
+    .await;
+    assert_eq!(
+        (total, items[0].cert_no.as_str()),
+        (1, "JJ0001"),
+        "a scope of region prefixes"
+    );
+    let (_, total) = list(OfficerFilter {
+        scope: Some((Vec::new(), Vec::new())),
+        limit: 10,
+        ..OfficerFilter::default()
+    })
+    .await;
+    assert_eq!(total, 0, "an empty scope shows nothing");
+    let scope = (Vec::new(), vec!["3604".to_string()]);
+    let (versions, total) = registry.officer_versions(None, Some(&scope), 0, 10).await.unwrap();
+    assert_eq!((total, versions[0].agency_credit_code.as_str()), (1, JIUJIANG));
+}
+
+async fn catalogue_items_keep_their_scope_and_domain(store: Arc<dyn Store>) {
+    use gateway::store::catalogue::CatalogueItem;
+    let items = vec![
+        CatalogueItem {
+            year: 2024,
+            item_code: "36010000100013".into(),
+            name: "食品经营监督检查".into(),
+            parent_code: None,
+            active: true,
+            scope: Some("3601".into()),
+            domain: Some("食品药品".into()),
+        },
+        CatalogueItem {
+            year: 2024,
+            item_code: "36010000100012".into(),
+            name: "价格监督检查".into(),
+            parent_code: None,
+            active: true,
+            scope: None,
+            domain: None,
+        },
+    ];
+    store
+        .catalogue()
+        .catalogue_commit("cat", &items, None, None)
+        .await
+        .unwrap();
+    let mut stored = store.catalogue().catalogue_items().await.unwrap();
+    stored.sort_by(|a, b| b.item_code.cmp(&a.item_code));
+    assert_eq!(stored, items);
 }
 
 // ---------------------------------------------------------------------------------------------

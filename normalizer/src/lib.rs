@@ -5,6 +5,8 @@
 //!   the unified case code (一案一码) and working days.
 //! - [`schema`]: the canonical JSON Schemas with the standards plugged in as named formats.
 //! - [`rules`]: cross-field rules that a schema cannot express.
+//! - [`catalogue`]: the supervision-item catalogue by year (codes, names, scopes, domains).
+//! - [`officers`]: the officer registry (执法人员名录) and its rules.
 //! - [`supplement`]: fields a source cannot supply (待补录), awaiting completion by the department.
 //! - [`plans`]: the rules on inspection plans (filing and entry deadlines, sampling ratio, unknown plans).
 //! - [`mapping`]: the declarative mapping engine that turns a source record into a canonical one.
@@ -14,8 +16,10 @@
 
 pub mod case_number;
 pub mod case_type;
+pub mod catalogue;
 pub mod mapping;
 pub mod mapping_tests;
+pub mod officers;
 pub mod pipeline;
 pub mod plans;
 pub mod rules;

@@ -180,6 +180,14 @@ impl Normalizer {
         if delete {
             // A withdrawal only carries its business key: other fields may be absent.
             violations.retain(|v| DELETE_KEY_POINTERS.contains(&v.pointer.as_str()));
+        } else if outcome.record.get("item_name").is_some() {
+            // A system that names the item instead of coding it: the catalogue gives the code.
+            let year = action_year(&outcome.record);
+            violations.extend(crate::catalogue::resolve_item_name(
+                &mut outcome.record,
+                self.rules.catalogue.as_ref(),
+                year,
+            ));
         }
         let awaiting = if delete || mapping.supplements().is_empty() {
             Vec::new()
@@ -234,6 +242,22 @@ impl Normalizer {
         supplement::soften(&mut violations, 0, &awaiting, &self.schemas);
         Outcome { record, violations }
     }
+}
+
+/// The year of a record's first action (as its case is numbered), else this year in China.
+fn action_year(record: &Value) -> i32 {
+    let case_type = record
+        .get("case_type")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<CaseType>().ok());
+    case_type
+        .map(year_fields)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| record.pointer(p).and_then(Value::as_str))
+        .find_map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        .map(|d| d.year())
+        .unwrap_or_else(|| today_in_china().year())
 }
 
 /// True for a delete (withdrawal): `"operation": "delete"`.

@@ -11,72 +11,9 @@ use crate::Violation;
 use chrono::{Datelike, NaiveDate};
 use serde_json::Value;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
-/// The supervision-item catalogue (监管事项目录清单) by year, for "清单之外无检查".
-#[derive(Debug, Clone, Default)]
-pub struct Catalogue {
-    by_year: BTreeMap<i32, HashSet<String>>,
-}
-
-/// Why a catalogue file could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("监管事项目录清单第 {line} 行有误 / supervision-item catalogue line {line}: {message}")]
-pub struct CatalogueError {
-    /// 1-based line.
-    pub line: usize,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl Catalogue {
-    /// Add an item code valid in `year`.
-    pub fn insert(&mut self, year: i32, item_code: &str) {
-        self.by_year.entry(year).or_default().insert(item_code.to_string());
-    }
-
-    /// Read a CSV with header `year,item_code[,name,...]`.
-    pub fn from_csv(text: &str) -> Result<Catalogue, CatalogueError> {
-        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
-        let mut catalogue = Catalogue::default();
-        for (i, row) in reader.records().enumerate() {
-            let line = i + 2;
-            let row = row.map_err(|e| CatalogueError {
-                line,
-                message: e.to_string(),
-            })?;
-            let year = row.get(0).unwrap_or_default().trim();
-            let year: i32 = year.parse().map_err(|_| CatalogueError {
-                line,
-                message: format!("年份无效 / invalid year {year:?}"),
-            })?;
-            let code = row.get(1).unwrap_or_default().trim();
-            if code.len() != 14 || !code.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(CatalogueError {
-                    line,
-                    message: format!("监管事项目录编码应为14位数字 / item code must be 14 digits: {code:?}"),
-                });
-            }
-            catalogue.insert(year, code);
-        }
-        Ok(catalogue)
-    }
-
-    /// The catalogue version that applies in `year`: the latest loaded year not after it.
-    pub fn version_for(&self, year: i32) -> Option<(i32, &HashSet<String>)> {
-        self.by_year.range(..=year).next_back().map(|(y, set)| (*y, set))
-    }
-
-    /// Number of item codes over all years.
-    pub fn len(&self) -> usize {
-        self.by_year.values().map(HashSet::len).sum()
-    }
-
-    /// True when nothing is loaded.
-    pub fn is_empty(&self) -> bool {
-        self.by_year.is_empty()
-    }
-}
+pub use crate::catalogue::{Catalogue, CatalogueError};
 
 /// Settings of the rules.
 #[derive(Debug, Clone, Default)]
@@ -85,6 +22,13 @@ pub struct RuleOptions {
     pub agency_region_prefix: Option<String>,
     /// The supervision-item catalogue, when loaded.
     pub catalogue: Option<Catalogue>,
+    /// The officer registry (执法人员名录) and the severity of its findings; the officer rules
+    /// run only when it is given (see [`crate::officers`]).
+    pub officers: Option<crate::officers::OfficerRules>,
+    /// Domains (领域) of catalogue items whose inspections need no random-selection plan
+    /// (`rule.inspection_without_plan` is not raised); an item's domain matches when it contains
+    /// one of these.
+    pub exempt_domains: Vec<String>,
     /// The inspection plans the gateway holds, for `rule.plan_unknown` (not checked without).
     pub known_plans: Option<std::sync::Arc<crate::plans::KnownPlans>>,
     /// How `rule.plan_unknown` treats an inspection naming a plan not in `known_plans`.
@@ -335,9 +279,10 @@ pub fn check(record: &Value, options: &RuleOptions) -> Vec<Violation> {
     catalogue(record, options, &mut out);
     archive_deadline(&mut dates, &mut out);
     penalty_amounts(record, &mut out);
-    inspection_plan(record, &mut out);
+    inspection_plan(record, options, &mut out);
     plan_reference(record, options, &mut out);
     implementation_list(record, &mut out);
+    officers(record, options, &mut dates, &mut out);
     out
 }
 
@@ -568,7 +513,7 @@ fn penalty_amounts(record: &Rec<'_>, out: &mut Vec<Violation>) {
     }
 }
 
-fn inspection_plan(record: &Rec<'_>, out: &mut Vec<Violation>) {
+fn inspection_plan(record: &Rec<'_>, options: &RuleOptions, out: &mut Vec<Violation>) {
     if record.text(F::CaseType) != Some("inspection") {
         return;
     }
@@ -585,6 +530,7 @@ fn inspection_plan(record: &Rec<'_>, out: &mut Vec<Violation>) {
         ));
     } else if !has_plan
         && !matches!(form, Some("special") | Some("targeted"))
+        && !in_exempt_domain(record, options)
         && !matches!(source, Some("complaint") | Some("referral") | Some("data_monitoring"))
     {
         out.push(Violation::warning(
@@ -595,6 +541,47 @@ fn inspection_plan(record: &Rec<'_>, out: &mut Vec<Violation>) {
             "inspections should follow the random-selection model: this one names no plan and is not a targeted check (complaint, referral, data monitoring)",
         ));
     }
+}
+
+/// True when the inspection's item is in a domain exempt from the random-selection model
+/// (notice 二: 疫苗、食品药品、特种设备、医疗器械、危化品…), by the catalogue of its year.
+fn in_exempt_domain(record: &Rec<'_>, options: &RuleOptions) -> bool {
+    let (Some(catalogue), Some(item), Some(day)) = (
+        &options.catalogue,
+        record.text(F::ItemCode),
+        record.text(F::InspectionCheckDate).and_then(parse_iso_date),
+    ) else {
+        return false;
+    };
+    catalogue.domain_of(day.year(), item).is_some_and(|domain| {
+        options
+            .exempt_domains
+            .iter()
+            .any(|d| !d.is_empty() && domain.contains(d.as_str()))
+    })
+}
+
+/// The officer registry rules (`rule.officer_*`, see [`crate::officers`]) on the action date.
+fn officers(record: &Rec<'_>, options: &RuleOptions, dates: &mut Dates<'_, '_>, out: &mut Vec<Violation>) {
+    let Some(rules) = &options.officers else { return };
+    let candidates: &[F] = match record.text(F::CaseType) {
+        Some("inspection") => &[F::InspectionCheckDate],
+        Some("penalty") => &[F::PenaltyDecisionDate, F::PenaltyFilingDate],
+        Some("coercion") => &[F::CoercionStartDate],
+        _ => &[],
+    };
+    let (action_date, date_field) = candidates
+        .iter()
+        .find_map(|&f| dates.get(f).map(|d| (Some(d), f.pointer())))
+        .unwrap_or((None, ""));
+    let facts = crate::officers::OfficerFacts {
+        officers: record.at(F::Officers),
+        agency: record.text(F::AgencyCreditCode),
+        entrusted: record.text(F::EntrustedCreditCode),
+        action_date,
+        date_field,
+    };
+    crate::officers::check(&facts, rules, out);
 }
 
 fn plan_reference(record: &Rec<'_>, options: &RuleOptions, out: &mut Vec<Violation>) {
@@ -695,5 +682,92 @@ mod tests {
         ] {
             assert_eq!(parse_iso_date(s), NaiveDate::parse_from_str(s, "%Y-%m-%d").ok(), "{s}");
         }
+    }
+    #[test]
+    fn an_inspection_without_plan_in_an_exempt_domain_is_not_flagged() {
+        let catalogue = Catalogue::from_csv(
+            "year,item_code,name,domain\n2024,36010000100013,食品经营监督检查,食品药品安全\n2024,36010000100012,价格监督检查,市场监管\n",
+        )
+        .unwrap();
+        let options = RuleOptions {
+            catalogue: Some(catalogue),
+            exempt_domains: crate::catalogue::DEFAULT_EXEMPT_DOMAINS
+                .iter()
+                .map(|d| d.to_string())
+                .collect(),
+            ..RuleOptions::default()
+        };
+        let record = |item: &str| {
+            json!({"case_type": "inspection", "item_code": item, "case_source": "other",
+                   "inspection": {"check_date": "2024-05-01", "form": "routine"}})
+        };
+        let rules_of = |v: Vec<Violation>| v.into_iter().map(|v| v.rule).collect::<Vec<_>>();
+        assert!(
+            !rules_of(check(&record("36010000100013"), &options)).contains(&"rule.inspection_without_plan".to_string())
+        );
+        assert!(
+            rules_of(check(&record("36010000100012"), &options)).contains(&"rule.inspection_without_plan".to_string())
+        );
+        let no_exemptions = RuleOptions {
+            exempt_domains: Vec::new(),
+            ..options.clone()
+        };
+        assert!(rules_of(check(&record("36010000100013"), &no_exemptions))
+            .contains(&"rule.inspection_without_plan".to_string()));
+        let mut random = record("36010000100013");
+        random["inspection"]["form"] = json!("random");
+        assert!(
+            rules_of(check(&random, &options)).contains(&"rule.random_inspection_without_plan".to_string()),
+            "a random inspection still needs its plan"
+        );
+    }
+
+    #[test]
+    fn officer_rules_read_the_action_date_of_each_case_type() {
+        use crate::officers::{Officer, OfficerRegistry, OfficerRules, OfficerSeverity, OfficerStatus};
+        let agency = "11360100014523152U";
+        let registry = OfficerRegistry::from_officers([Officer {
+            name: "张三".into(),
+            cert_no: "JX0001".into(),
+            agency_credit_code: agency.into(),
+            valid_from: NaiveDate::from_ymd_opt(2023, 1, 1),
+            valid_to: NaiveDate::from_ymd_opt(2024, 6, 30),
+            status: OfficerStatus::Active,
+        }]);
+        let options = RuleOptions {
+            officers: Some(OfficerRules {
+                registry: std::sync::Arc::new(registry),
+                severity: OfficerSeverity::Auto,
+            }),
+            ..RuleOptions::default()
+        };
+        let officers = json!([{"name": "张三", "cert_no": "JX0001"}]);
+        let penalty = |decided: &str| {
+            json!({"case_type": "penalty", "agency": {"credit_code": agency}, "officers": officers,
+                   "penalty": {"filing_date": "2024-06-01", "decision_date": decided}})
+        };
+        let officer_rules = |v: Vec<Violation>| {
+            v.into_iter()
+                .filter(|v| v.rule.starts_with("rule.officer"))
+                .collect::<Vec<_>>()
+        };
+        assert!(officer_rules(check(&penalty("2024-06-30"), &options)).is_empty());
+        let v = officer_rules(check(&penalty("2024-07-01"), &options));
+        assert_eq!(v.len(), 1);
+        assert!(
+            v[0].message_zh.contains("/penalty/decision_date"),
+            "{}",
+            v[0].message_zh
+        );
+        let coercion = json!({"case_type": "coercion", "agency": {"credit_code": agency}, "officers": officers,
+                              "coercion": {"start_date": "2022-12-31"}});
+        assert_eq!(
+            officer_rules(check(&coercion, &options))[0].rule,
+            "rule.officer_certificate_invalid"
+        );
+        assert!(
+            officer_rules(check(&coercion, &RuleOptions::default())).is_empty(),
+            "no registry configured: no officer rule"
+        );
     }
 }

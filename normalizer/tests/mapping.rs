@@ -1469,3 +1469,63 @@ fn internet_plus_catalogue_sample_covers_the_behaviour_samples() {
     }
     assert!(inspections >= 5);
 }
+
+/// A mapping whose source names the supervision item instead of coding it: its embedded tests
+/// run with a catalogue in the normaliser, which gives the code (or says why not).
+#[test]
+fn embedded_tests_of_a_mapping_looking_up_items_by_name_run_with_the_catalogue() {
+    let dir = example_dir("nanchang-amr-penalty");
+    let text = std::fs::read_to_string(dir.join("mapping.toml")).unwrap();
+    let fields = text.split("\n[[test]]").next().unwrap();
+    let coded = "from = [\"jgsxbm\", \"sxbm\"]         # 2020 年以前的记录用 sxbm\nsteps = [\"remove_spaces\", \"halfwidth\"]\nrequired = true\n";
+    assert!(fields.contains(coded));
+    let named = fields.replace(
+        coded,
+        "from = [\"jgsxbm\", \"sxbm\"]\nsteps = [\"remove_spaces\", \"halfwidth\"]\n\n[[field]]\ntarget = \"item_name\"\nfrom = \"sxmc\"\nsteps = [\"trim\"]\n",
+    );
+    let record = |name: &str| {
+        format!(
+            "input = {{ ajbh = \"NCSJ-CF-2024-000001\", ajmc = \"测试\", cfjdswh = \"洪市监罚〔2024〕1号\", jgmc = \"南昌市市场监督管理局\", \
+             jgdm = \"11360100014523152U\", xzqh = \"360100\", sxmc = \"{name}\", xdrmc = \"南昌赣江商贸有限公司\", \
+             xdrlb = \"法人及非法人组织\", xdrzjlx = \"统一社会信用代码\", xdrzjhm = \"91360102MA35G7K86A\", \
+             cfyj = \"《中华人民共和国价格法》第十三条\", wfss = \"未按规定明码标价\", cflb = \"警告\", cfnr = \"警告\", \
+             cfcx = \"普通程序\", sftz = \"否\", ajly = \"02\", larq = \"2024-01-05\", jdrq = \"2024-01-22\", jarq = \"2024-02-08\", \
+             zfry = [{{ xm = \"张三\", zfzh = \"36010020001\" }}, {{ xm = \"李四\", zfzh = \"36010020002\" }}], cd_operation = \"i\" }}\n"
+        )
+    };
+    let mapping_text = format!(
+        "{named}\n[[test]]\nname = \"名称查得编码\"\n{}expect_accepted = true\n[test.expect_fields]\n\"/item_code\" = \"36010000100012\"\n\"/item_name\" = \"对《价格监督》的检查\"\n\n\
+         [[test]]\nname = \"名称对应多个事项\"\n{}expect_accepted = false\nexpect_violations = [{{ rule = \"catalogue.item_name_ambiguous\", pointer = \"/item_code\" }}]\n",
+        record("对《价格监督》的检查"),
+        record("计量器具"),
+    );
+    let mapping = Mapping::from_toml_str(&mapping_text, "mapping.toml", &dir).unwrap_or_else(|e| panic!("{e}"));
+    let catalogue = normalizer::rules::Catalogue::from_csv(
+        "year,item_code,name\n2024,36010000100012,价格监督检查\n2024,36010000100017,计量器具监督检查\n2024,36010000100018,计量器具强制检定监督检查\n",
+    )
+    .unwrap();
+    let with_catalogue = Normalizer::new(normalizer::rules::RuleOptions {
+        catalogue: Some(catalogue),
+        ..Default::default()
+    })
+    .unwrap();
+    let report = normalizer::mapping_tests::run_tests(&mapping, &with_catalogue);
+    assert!(report.passed(), "{report}");
+    let without = normalizer::mapping_tests::run_tests(&mapping, &Normalizer::default());
+    assert!(!without.passed(), "without a catalogue no code is found: {without}");
+    // A stream normalised into one outcome: each record looks up its own name.
+    let mut outcome = normalizer::Outcome::default();
+    for (case, code) in mapping.tests().iter().zip([Some("36010000100012"), None]) {
+        let mut input = case.input.clone();
+        with_catalogue.normalize_into(&mapping, &input, &mut outcome);
+        assert_eq!(
+            outcome.record.get("item_code").and_then(Value::as_str),
+            code,
+            "{}",
+            case.name
+        );
+        input["sxmc"] = json!("价格监督检查");
+        with_catalogue.normalize_into(&mapping, &input, &mut outcome);
+        assert_eq!(outcome.record["item_code"], "36010000100012");
+    }
+}

@@ -15,6 +15,7 @@ const RULE_PREFIXES: &[&str] = &[
     "region.",
     "case_code.",
     "rule.",
+    "catalogue.",
 ];
 
 /// Literals with those prefixes that are not violation rule ids: audit-log actions of the mapping

@@ -103,6 +103,8 @@ pub struct Options {
     pub extra: String,
     /// PostgreSQL store: connect with this password in the URL (the local server trusts any).
     pub store_password: Option<String>,
+    /// More `[normalizer]` keys and sub-tables (e.g. `[normalizer.officers]`), at its end.
+    pub normalizer_extra: String,
     /// Edits of the sources' mapping (the nanchang one): each (text, replacement), which must occur.
     pub mapping_edits: Vec<(String, String)>,
 }
@@ -120,6 +122,7 @@ impl Default for Options {
             server_extra: String::new(),
             extra: String::new(),
             store_password: None,
+            normalizer_extra: String::new(),
             mapping_edits: Vec::new(),
         }
     }
@@ -165,6 +168,7 @@ impl Gw {
             r#"{store}
 [normalizer]
 province_prefix = "36"
+{normalizer_extra}
 
 [server]
 listen = "127.0.0.1:0"
@@ -246,6 +250,7 @@ mapping = "{m}"
             auth_failures = options.auth_failures,
             server_extra = options.server_extra,
             extra = options.extra,
+            normalizer_extra = options.normalizer_extra,
         );
         let config = Config::parse(&text, "gateway.toml", dir.path())
             .and_then(|c| c.resolve("gateway.toml"))
@@ -408,6 +413,8 @@ pub fn allowed(route: &str, role: &str) -> bool {
         "/api/audit" => &all_staff,
         "/api/deliveries" | "/api/deliveries/redrive" | "/api/deliveries/{id}/redrive" => &ops,
         "/api/ingest/{source}" => &["admin", "department"],
+        "/api/officers" | "/api/officers/versions" => &["admin", "operator", "standards-owner", "department"],
+        "/api/officers/load" => &["admin", "standards-owner", "department"],
         "/api/mappings"
         | "/api/mappings/{source}/versions"
         | "/api/mappings/{source}/versions/{v}"
@@ -440,6 +447,8 @@ pub fn body_for(path: &str) -> Option<Value> {
         // A mapping that does not load: refused with 422, nothing stored.
         "/api/mappings/{source}/versions" => Some(json!({ "mapping": "id = 1", "tables": {} })),
         "/api/mappings/{source}/rollback" => Some(json!({ "to": 1 })),
+        // The department's own agency (each role's load is a new version of its list).
+        "/api/officers/load" => Some(json!([{ "name": "张三", "cert_no": "JX0001", "agency": AGENCY_CODE }])),
         _ => None,
     }
 }

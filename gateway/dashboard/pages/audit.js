@@ -21,6 +21,7 @@ const ACTIONS = [
   "mapping.activate",
   "mapping.rollback",
   "case.source_changed",
+  "officers.load",
 ];
 
 /** Filters and paging, kept across page changes in this tab. */

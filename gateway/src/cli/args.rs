@@ -57,6 +57,16 @@ pub enum Command {
         /// Validate against this province: agency region codes must start with it (e.g. 36).
         #[arg(long)]
         province: Option<String>,
+        /// Check against this supervision-item catalogue CSV (as `[normalizer] catalogue`):
+        /// "清单之外无检查", item names looked up, exempt domains.
+        #[arg(long)]
+        catalogue: Option<PathBuf>,
+        /// Check officers against this registry file (CSV or JSON, as `[normalizer.officers] file`).
+        #[arg(long)]
+        officers: Option<PathBuf>,
+        /// Severity of the officer rules: auto (default), warning or error.
+        #[arg(long, default_value = "auto")]
+        officer_severity: String,
     },
     /// Mappings: run their embedded tests; upload, dry-run, activate and roll back the versions a
     /// source runs (see the README: "Changing a mapping safely").
@@ -169,11 +179,73 @@ pub enum Command {
         #[command(subcommand)]
         action: DeliveriesAction,
     },
+    /// The officer registry (执法人员名录): load an agency's list from a file, list officers and
+    /// versions. A load replaces the list of every agency it names as a new version (audit-logged
+    /// with `--actor`, default `cli:$USER`); running gateways on the store use it from their next
+    /// refresh (`[normalizer.officers] refresh_seconds`).
+    ///
+    /// Exit status: 0 done, 1 the file was refused (every bad row on standard error), 2 failure.
+    Officers {
+        /// What to do.
+        #[command(subcommand)]
+        action: OfficersAction,
+    },
     /// Tokens of the operator API.
     Token {
         /// What to do.
         #[command(subcommand)]
         action: TokenAction,
+    },
+}
+
+/// `gateway officers` actions.
+#[derive(Debug, Subcommand)]
+pub enum OfficersAction {
+    /// Load a registry file: CSV (headers 姓名/name, 执法证号/cert_no, 统一社会信用代码/agency,
+    /// 有效期起/valid_from, 有效期止/valid_to, 状态/status; UTF-8 or GBK) or JSON. Prints one
+    /// JSON line per agency version (counts added, removed, changed).
+    Load {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The registry file.
+        file: PathBuf,
+        /// The agency of rows naming none (with an empty file: empties its list).
+        #[arg(long)]
+        agency: Option<String>,
+        /// csv or json (default: by the file's content).
+        #[arg(long)]
+        format: Option<String>,
+        /// Who loads, for the audit log (default `cli:$USER`).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// Print officers, one JSON object per line (by agency and certificate number).
+    List {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only this agency.
+        #[arg(long)]
+        agency: Option<String>,
+        /// Name or certificate number containing this.
+        #[arg(long)]
+        q: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+    },
+    /// Print the registry versions newest first, one JSON object per line.
+    Versions {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only this agency.
+        #[arg(long)]
+        agency: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
     },
 }
 
@@ -277,6 +349,10 @@ pub enum MappingsAction {
     Test {
         /// Mapping files or folders.
         paths: Vec<PathBuf>,
+        /// Validate with this configuration's `[normalizer]` settings (province, catalogue file,
+        /// exempt domains, officer registry file) instead of the defaults.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Store a new mapping version for a source as a candidate (not active yet).
     ///

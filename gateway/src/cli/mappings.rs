@@ -37,8 +37,9 @@ pub fn find_mappings(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Run the command: exit 0 when every test of every mapping passes, 1 otherwise.
-pub fn test(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+/// Run the command: exit 0 when every test of every mapping passes, 1 otherwise. With `config`,
+/// validation uses its `[normalizer]` settings (catalogue and officer registry files included).
+pub fn test(paths: &[PathBuf], config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let roots = if paths.is_empty() {
         vec![PathBuf::from("mappings")]
     } else {
@@ -55,7 +56,10 @@ pub fn test(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     if files.is_empty() {
         anyhow::bail!("没有找到映射文件 / no mapping files found under {roots:?}");
     }
-    let normalizer = Normalizer::default();
+    let normalizer = match config {
+        Some(file) => Normalizer::new(load_config(file)?.rules)?,
+        None => Normalizer::default(),
+    };
     let mut failed = 0;
     let mut cases = 0;
     for file in &files {
@@ -99,7 +103,7 @@ pub fn test(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
 /// request was refused (the reasons on stderr), 2 when the gateway failed (store down, ...).
 pub async fn run(action: MappingsAction) -> anyhow::Result<ExitCode> {
     let (config, source) = match &action {
-        MappingsAction::Test { paths } => return test(paths),
+        MappingsAction::Test { paths, config } => return test(paths, config.as_deref()),
         MappingsAction::Upload { config, source, .. }
         | MappingsAction::Diff { config, source, .. }
         | MappingsAction::Activate { config, source, .. }

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod demo_peers;
 pub mod mappings;
 pub mod normalize;
+pub mod officers;
 pub mod run;
 pub mod token;
 
@@ -45,6 +46,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo { dir, listen, exit } => demo::run(dir, &listen, exit).await,
         Command::Deliveries { action } => deliveries::run(action).await,
         Command::Mappings { action } => mappings::run(action).await,
+        Command::Officers { action } => officers::run(action).await,
         Command::Check { .. } | Command::Normalize { .. } | Command::Config { .. } | Command::Token { .. } => {
             anyhow::bail!("not an async command")
         }

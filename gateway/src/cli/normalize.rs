@@ -21,20 +21,61 @@ pub fn input_format(format: Option<&str>, path: Option<&Path>) -> anyhow::Result
     Ok(InputFormat::parse(ext).unwrap_or(InputFormat::JsonLines))
 }
 
+/// The rules of `gateway normalize`: the province, a catalogue CSV and an officer registry file
+/// (each optional), the default exempt domains.
+pub fn rule_options(
+    province: Option<String>,
+    catalogue: Option<&Path>,
+    officers: Option<&Path>,
+    officer_severity: &str,
+) -> anyhow::Result<RuleOptions> {
+    let catalogue = catalogue
+        .map(|p| {
+            let text = std::fs::read_to_string(p).with_context(|| format!("--catalogue {}", p.display()))?;
+            normalizer::rules::Catalogue::from_csv(&text)
+                .map_err(|e| anyhow::anyhow!("--catalogue {}: {e}", p.display()))
+        })
+        .transpose()?;
+    let severity: normalizer::officers::OfficerSeverity =
+        serde_json::from_value(serde_json::Value::String(officer_severity.to_string())).map_err(|_| {
+            anyhow::anyhow!(
+                "--officer-severity {officer_severity:?}: 应为 auto、warning 或 error / use auto, warning or error"
+            )
+        })?;
+    let officers = officers
+        .map(|p| {
+            let bytes = std::fs::read(p).with_context(|| format!("--officers {}", p.display()))?;
+            let format = normalizer::officers::RegistryFormat::sniff(&bytes);
+            let list = normalizer::officers::parse_officers(&bytes, format, None)
+                .map_err(|e| anyhow::anyhow!("--officers {}: {e}", p.display()))?;
+            Ok::<_, anyhow::Error>(normalizer::officers::OfficerRules {
+                registry: std::sync::Arc::new(normalizer::officers::OfficerRegistry::from_officers(list)),
+                severity,
+            })
+        })
+        .transpose()?;
+    Ok(RuleOptions {
+        agency_region_prefix: province,
+        catalogue,
+        officers,
+        exempt_domains: normalizer::catalogue::DEFAULT_EXEMPT_DOMAINS
+            .iter()
+            .map(|d| d.to_string())
+            .collect(),
+        ..RuleOptions::default()
+    })
+}
+
 /// Run the command: exit 0 when every record is accepted, 1 when any is rejected.
 pub fn run(
     mapping_path: &Path,
     input: Option<&Path>,
     format: Option<&str>,
     xml_records: Option<&str>,
-    province: Option<String>,
+    rules: RuleOptions,
 ) -> anyhow::Result<ExitCode> {
     let mapping = Mapping::load(mapping_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let normalizer = Normalizer::new(RuleOptions {
-        agency_region_prefix: province,
-        catalogue: None,
-        ..Default::default()
-    })?;
+    let normalizer = Normalizer::new(rules)?;
     let format = input_format(format, input)?;
     let tmp;
     let path = match input {

@@ -44,6 +44,9 @@ pub struct Config {
     /// Where the supervision-item catalogue (监管事项目录清单) is pulled from (the 互联网+监管 system).
     #[serde(default)]
     pub catalogues: Vec<CatalogueSourceConfig>,
+    /// Where officer registries (执法人员名录) are pulled from.
+    #[serde(default)]
+    pub officer_registries: Vec<OfficerRegistrySourceConfig>,
     /// Directory of the config file: relative paths in it are relative to this.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -109,17 +112,130 @@ impl fmt::Debug for StoreConfig {
 }
 
 /// Validation settings.
-#[derive(Debug, Deserialize, Default, Clone)]
+#[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct NormalizerConfig {
     /// The province served: agency region codes must start with this (Jiangxi: `36`).
     pub province_prefix: Option<String>,
     /// Supervision-item catalogue CSV (`year,item_code,...`): inspections outside it are rejected.
     pub catalogue: Option<PathBuf>,
+    /// Domains (领域) of catalogue items whose inspections need no random-selection plan
+    /// (default 疫苗, 食品药品, 特种设备, 医疗器械, 危化品; `[]` exempts none).
+    #[serde(default = "default_exempt_domains")]
+    pub exempt_domains: Vec<String>,
+    /// `[normalizer.officers]`: check officers against the officer registry (执法人员名录).
+    pub officers: Option<OfficersConfig>,
     /// How `rule.plan_unknown` treats an inspection naming a plan the gateway does not hold:
     /// `auto` (default: a warning once any plan is held), `warning`, `error` or `off`.
     #[serde(default)]
     pub plan_unknown: normalizer::plans::PlanCheck,
+}
+
+fn default_exempt_domains() -> Vec<String> {
+    normalizer::catalogue::DEFAULT_EXEMPT_DOMAINS
+        .iter()
+        .map(|d| d.to_string())
+        .collect()
+}
+
+impl Default for NormalizerConfig {
+    fn default() -> Self {
+        NormalizerConfig {
+            province_prefix: None,
+            catalogue: None,
+            exempt_domains: default_exempt_domains(),
+            officers: None,
+            plan_unknown: Default::default(),
+        }
+    }
+}
+
+/// `[normalizer.officers]`: the officer registry rules (see [`normalizer::officers`]).
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct OfficersConfig {
+    /// `auto` (default: warning while the agency has no registry loaded, error once it has),
+    /// `warning` or `error`.
+    #[serde(default)]
+    pub severity: normalizer::officers::OfficerSeverity,
+    /// A registry file (CSV or JSON) in force from the start, e.g. for `gateway normalize`; a
+    /// list loaded into the store later replaces its agency's list.
+    pub file: Option<PathBuf>,
+    /// Seconds between checks of the store for a newer registry loaded by another instance
+    /// (default 30).
+    #[serde(default = "default_officer_refresh")]
+    pub refresh_seconds: u64,
+}
+
+fn default_officer_refresh() -> u64 {
+    30
+}
+
+/// A source of officer registries (`[[officer_registries]]`): pulled like a REST/SOAP source,
+/// each complete pull replaces the lists of the agencies it names.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct OfficerRegistrySourceConfig {
+    /// Unique id among sources and catalogues.
+    pub id: String,
+    /// `rest` or `soap`.
+    pub kind: String,
+    /// Seconds between pulls when no `cron` is given (default 86400: daily).
+    #[serde(default = "default_catalogue_poll")]
+    pub poll_seconds: u64,
+    /// Pull schedule as a cron expression with seconds, in China time.
+    pub cron: Option<String>,
+    /// The agency of records that name none.
+    pub agency: Option<String>,
+    /// Where each officer's parts are in a pulled record (dotted paths).
+    #[serde(default)]
+    pub fields: OfficerFields,
+    /// `kind = "rest"`: the REST adapter's settings.
+    pub rest: Option<toml::Table>,
+    /// `kind = "soap"`: the SOAP/XML adapter's settings.
+    pub soap: Option<toml::Table>,
+}
+
+/// Dotted paths of an officer's parts in a pulled record.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfficerFields {
+    /// 姓名 (default `name`).
+    pub name: String,
+    /// 执法证号 (default `cert_no`).
+    pub cert_no: String,
+    /// The agency's credit code (default `agency_credit_code`).
+    pub agency: String,
+    /// First valid day (default `valid_from`).
+    pub valid_from: String,
+    /// Last valid day (default `valid_to`).
+    pub valid_to: String,
+    /// Status (default `status`).
+    pub status: String,
+}
+
+impl Default for OfficerFields {
+    fn default() -> Self {
+        OfficerFields {
+            name: "name".into(),
+            cert_no: "cert_no".into(),
+            agency: "agency_credit_code".into(),
+            valid_from: "valid_from".into(),
+            valid_to: "valid_to".into(),
+            status: "status".into(),
+        }
+    }
+}
+
+impl OfficerRegistrySourceConfig {
+    /// The adapter table of its kind.
+    pub fn adapter_table(&self) -> toml::Table {
+        match self.kind.as_str() {
+            "soap" => self.soap.clone(),
+            _ => self.rest.clone(),
+        }
+        .unwrap_or_default()
+    }
 }
 
 /// Batching and back-pressure of the pipeline.
@@ -770,6 +886,11 @@ pub struct CatalogueFields {
     pub status: String,
     /// Status values meaning the item is in force (default `["1"]`).
     pub active_values: Vec<String>,
+    /// Who the item applies to: an agency's credit code or a 2/4/6-digit region prefix
+    /// (default `scope`; absent = everyone).
+    pub scope: String,
+    /// 领域 of the item (default `domain`), for `[normalizer] exempt_domains`.
+    pub domain: String,
 }
 
 impl Default for CatalogueFields {
@@ -782,6 +903,8 @@ impl Default for CatalogueFields {
             default_year: None,
             status: "status".into(),
             active_values: vec!["1".into()],
+            scope: "scope".into(),
+            domain: "domain".into(),
         }
     }
 }
@@ -1022,6 +1145,36 @@ impl Config {
                 ),
             }
         }
+        let mut officers = None;
+        if let Some(o) = &self.normalizer.officers {
+            let mut registry = normalizer::officers::OfficerRegistry::default();
+            if let Some(p) = &o.file {
+                let full = self.path(p);
+                match std::fs::read(&full) {
+                    Ok(bytes) => {
+                        let format = normalizer::officers::RegistryFormat::sniff(&bytes);
+                        match normalizer::officers::parse_officers(&bytes, format, None) {
+                            Ok(list) => registry = normalizer::officers::OfficerRegistry::from_officers(list),
+                            Err(e) => problem("normalizer.officers.file".into(), format!("{}: {e}", full.display())),
+                        }
+                    }
+                    Err(e) => problem(
+                        "normalizer.officers.file".into(),
+                        format!("无法读取 / cannot read {}: {e}", full.display()),
+                    ),
+                }
+            }
+            if o.refresh_seconds == 0 {
+                problem(
+                    "normalizer.officers.refresh_seconds".into(),
+                    "应至少为 1 / must be at least 1".into(),
+                );
+            }
+            officers = Some(normalizer::officers::OfficerRules {
+                registry: std::sync::Arc::new(registry),
+                severity: o.severity,
+            });
+        }
         if let Some(prefix) = &self.normalizer.province_prefix {
             if prefix.is_empty() || prefix.len() > 6 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
                 problem(
@@ -1204,6 +1357,65 @@ impl Config {
                 }
             }
         }
+        for (i, r) in self.officer_registries.iter().enumerate() {
+            let place = format!("officer_registries[{i}] (id {:?})", r.id);
+            if r.id.is_empty()
+                || !r
+                    .id
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                problem(
+                    format!("{place}.id"),
+                    "ID只能包含字母、数字、-、_ / id may only contain letters, digits, - and _".into(),
+                );
+            }
+            if !ids.insert(r.id.clone()) {
+                problem(
+                    format!("{place}.id"),
+                    "ID与其他来源重复 / id already used by another source".into(),
+                );
+            }
+            if self.normalizer.officers.is_none() {
+                problem(
+                    place.clone(),
+                    "拉取执法人员名录需要 [normalizer.officers] / pulling officer registries needs a [normalizer.officers] table".into(),
+                );
+            }
+            if let Some(a) = &r.agency {
+                if let Err(e) = CreditCode::parse(a) {
+                    problem(format!("{place}.agency"), e.to_string());
+                }
+            }
+            if let Err(e) = crate::config::schedule::Schedule::from_config(r.cron.as_deref(), r.poll_seconds) {
+                problem(format!("{place}.cron"), e);
+            }
+            let table = match r.kind.as_str() {
+                "rest" => &r.rest,
+                "soap" => &r.soap,
+                other => {
+                    problem(
+                        format!("{place}.kind"),
+                        format!("名录来源类型应为 rest 或 soap / a registry source is pulled by rest or soap, not {other:?}"),
+                    );
+                    continue;
+                }
+            };
+            match table {
+                None => problem(
+                    format!("{place}.{}", r.kind),
+                    format!(
+                        "需要 [officer_registries.{k}] 表 / a [officer_registries.{k}] table is needed",
+                        k = r.kind
+                    ),
+                ),
+                Some(table) => {
+                    for p in adapters::sources::check_settings(&r.kind, table, &self.base_dir) {
+                        problem(format!("{place}.{}.{}", r.kind, p.key), p.message);
+                    }
+                }
+            }
+        }
         if !problems.is_empty() {
             return Err(ConfigError {
                 file: file.to_string(),
@@ -1213,6 +1425,8 @@ impl Config {
         let rules = RuleOptions {
             agency_region_prefix: self.normalizer.province_prefix.clone(),
             catalogue,
+            officers,
+            exempt_domains: self.normalizer.exempt_domains.clone(),
             known_plans: Some(std::sync::Arc::new(normalizer::plans::KnownPlans::new())),
             plan_unknown: self.normalizer.plan_unknown,
             supplied: Some(std::sync::Arc::new(normalizer::supplement::SuppliedValues::new())),

@@ -65,12 +65,23 @@ pub fn item_of(record: &Value, fields: &CatalogueFields) -> Result<CatalogueItem
         Some(status) => fields.active_values.iter().any(|v| v == &status),
         None => true,
     };
+    let scope = text_at(record, &fields.scope);
+    if let Some(scope) = &scope {
+        if !normalizer::catalogue::valid_scope(scope) {
+            return Err(format!(
+                "适用范围应为统一社会信用代码或2/4/6位行政区划代码前缀：{scope:?}（字段 {}）/ the scope at {:?} must be a credit code or a 2, 4 or 6 digit region prefix, got {scope:?}",
+                fields.scope, fields.scope
+            ));
+        }
+    }
     Ok(CatalogueItem {
         year,
         item_code: code,
         name: text_at(record, &fields.name).unwrap_or_default(),
         parent_code,
         active,
+        scope,
+        domain: text_at(record, &fields.domain),
     })
 }
 
@@ -108,8 +119,11 @@ pub async fn refresh_normalizer(runtime: &Runtime) -> StoreResult<usize> {
     }
     let catalogue = to_catalogue(&items, runtime.resolved.rules.catalogue.as_ref());
     let count = catalogue.len();
+    let _rebuilding = super::officers::rebuild_lock().lock().await;
     let mut rules = runtime.resolved.rules.clone();
     rules.catalogue = Some(catalogue);
+    // The officer registry in force stays (see `super::officers`).
+    rules.officers = super::officers::current_rules(runtime).and_then(|r| r.officers);
     match normalizer::Normalizer::new(rules) {
         Ok(n) => runtime.preparers.replace_normalizer(std::sync::Arc::new(n)),
         Err(e) => tracing::error!(error = %e, "cannot rebuild validation with the new catalogue"),
@@ -157,5 +171,33 @@ mod tests {
             item_of(&json!({"catalog_code": "36010000100012"}), &f).unwrap().year,
             2025
         );
+    }
+    #[test]
+    fn a_pulled_item_keeps_its_scope_and_domain_and_a_bad_scope_is_refused() {
+        let f = CatalogueFields::default();
+        let item = item_of(
+            &json!({"catalog_code": "36010000100013", "catalog_name": "食品经营监督检查", "year": 2024,
+                    "scope": "3601", "domain": "食品药品"}),
+            &f,
+        )
+        .unwrap();
+        assert_eq!(item.scope.as_deref(), Some("3601"));
+        assert_eq!(item.domain.as_deref(), Some("食品药品"));
+        let e = item_of(
+            &json!({"catalog_code": "36010000100013", "year": 2024, "scope": "36A"}),
+            &f,
+        )
+        .unwrap_err();
+        assert!(e.contains("scope") && e.contains("36A"), "{e}");
+        let f = CatalogueFields {
+            domain: "field_name".into(),
+            ..CatalogueFields::default()
+        };
+        let item = item_of(
+            &json!({"catalog_code": "36010000100013", "year": 2024, "field_name": "特种设备"}),
+            &f,
+        )
+        .unwrap();
+        assert_eq!(item.domain.as_deref(), Some("特种设备"));
     }
 }

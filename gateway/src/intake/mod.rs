@@ -9,12 +9,14 @@
 //! - [`push`]: bodies pushed over HTTP, answered record by record after the commit;
 //! - [`replay`]: quarantine entries run again through the current mapping;
 //! - [`catalogue`]: the supervision-item catalogue, pulled like a source but kept by year;
+//! - [`officers`]: the officer registry (执法人员名录), loaded or pulled, kept in force;
 //! - [`tasks`]: starting the ways in of a running gateway.
 
 pub mod amqp;
 pub mod catalogue;
 pub mod directory;
 pub mod files;
+pub mod officers;
 pub mod pull;
 pub mod push;
 pub mod replay;

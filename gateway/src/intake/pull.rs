@@ -129,6 +129,14 @@ pub enum PageTarget {
     Cases,
     /// Supervision-item catalogue items, kept by year (see [`super::catalogue`]).
     Catalogue(CatalogueFields),
+    /// An officer registry: every page of a complete pull (always from the start), then the
+    /// lists of the agencies named replaced at once (see [`super::officers`]).
+    Officers {
+        /// Where each officer's parts are.
+        fields: crate::config::OfficerFields,
+        /// The agency of records naming none.
+        agency: Option<String>,
+    },
 }
 
 /// One pull run: every page from the stored cursor (or from the start), committed in order.
@@ -182,18 +190,23 @@ pub async fn pull_fenced(
         }
     }
     let _gate_off = GateOff(source);
+    let registry = matches!(target, PageTarget::Officers { .. });
     let cursor = match mode {
+        // A registry is complete only when pulled whole.
+        _ if registry => None,
         PullMode::Incremental => runtime.store.cursor(source_id).await?,
         PullMode::FullResync => None,
     };
-    let mut run = source.start(cursor, mode);
+    let mut run = source.start(cursor, if registry { PullMode::FullResync } else { mode });
+    let mut pulled_officers = Vec::new();
+    let mut refused_officers = 0u64;
     let (page_tx, mut page_rx) = mpsc::channel::<Result<Fetched, PullError>>(PAGES_AHEAD);
     let fetch_stop = shutdown.clone();
     // Case pages are prepared (mapped, validated) here, so that page N+1 is fetched and prepared
     // while page N commits.
     let prepare_with = match target {
         PageTarget::Cases => Some(Arc::clone(&runtime.preparers)),
-        PageTarget::Catalogue(_) => None,
+        PageTarget::Catalogue(_) | PageTarget::Officers { .. } => None,
     };
     let id = source_id.to_string();
     let compress = runtime.store.keeps_compressed();
@@ -269,6 +282,46 @@ pub async fn pull_fenced(
                 cursor,
                 received,
             } => (prepared, preparer, cursor, received),
+            Fetched::Raw(page) if registry => {
+                let PageTarget::Officers { fields, agency } = target else {
+                    break Err(PullError::UnknownSource(source_id.to_string()));
+                };
+                let received = page.items.len() as u64;
+                let (officers, refused) = super::officers::officers_of_page(page.items, fields, agency.as_deref());
+                for r in &refused {
+                    tracing::warn!(source = %source_id, position = %r.position, reason = %r.reason, "registry record refused");
+                }
+                if let Some(r) = refused.first() {
+                    runtime.sources.set_degraded(
+                        source_id,
+                        format!(
+                            "{} 条执法人员记录被拒绝，名录未更新，例如 {}：{} / {} officer records refused, the registry was not replaced, e.g. {}: {}",
+                            refused.len(),
+                            r.position,
+                            r.reason,
+                            refused.len(),
+                            r.position,
+                            r.reason
+                        ),
+                    );
+                }
+                refused_officers += refused.len() as u64;
+                let page_summary = Summary {
+                    received,
+                    accepted: officers.len() as u64,
+                    quarantined: refused.len() as u64,
+                    ..Summary::default()
+                };
+                runtime.telemetry().emit(BatchCommitted {
+                    source: source_id,
+                    summary: &page_summary,
+                    rules: &[],
+                    elapsed: std::time::Duration::ZERO,
+                });
+                summary.merge(&page_summary);
+                pulled_officers.extend(officers);
+                continue;
+            }
             Fetched::Raw(page) => {
                 let PageTarget::Catalogue(fields) = target else {
                     break Err(PullError::UnknownSource(source_id.to_string()));
@@ -364,6 +417,18 @@ pub async fn pull_fenced(
     };
     drop(page_rx);
     let _ = fetcher.await;
+    if let (PageTarget::Officers { agency, .. }, Ok(_)) = (target, &result) {
+        if refused_officers == 0 && !shutdown.is_triggered() {
+            let load = crate::store::officers::RegistryLoad::grouped(
+                &format!("source:{source_id}"),
+                source_id,
+                std::mem::take(&mut pulled_officers),
+                agency.as_deref(),
+            );
+            let versions = super::officers::load(runtime, &load).await?;
+            tracing::info!(source = %source_id, agencies = versions.len(), "officer registry pulled; validation uses it from the next batch");
+        }
+    }
     if matches!(target, PageTarget::Catalogue(_)) && summary.accepted > 0 {
         let items = super::catalogue::refresh_normalizer(runtime).await?;
         tracing::info!(source = %source_id, items, "supervision-item catalogue refreshed; validation uses it from the next batch");

@@ -32,6 +32,14 @@ pub async fn build_runtime(resolved: crate::config::Resolved) -> anyhow::Result<
     if items > 0 {
         tracing::info!(items, "supervision-item catalogue in force");
     }
+    for r in &runtime.resolved.config.officer_registries {
+        runtime.sources.register(&r.id, &r.kind);
+    }
+    // So is a stored officer registry.
+    let officers = super::officers::refresh_officers(&runtime).await?;
+    if officers > 0 {
+        tracing::info!(officers, "officer registry in force");
+    }
     let (plans, supplied) = crate::runtime::reference::refresh(&runtime).await?;
     if plans + supplied > 0 {
         tracing::info!(plans, supplied, "inspection plans and supplied values in force");
@@ -117,6 +125,26 @@ pub fn start_source_tasks(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Res
             shutdown,
         );
     }
+    for registry in &runtime.resolved.config.officer_registries {
+        let pull = adapters::sources::build(&registry.id, &registry.kind, &registry.adapter_table(), &base)
+            .map_err(|e| anyhow::anyhow!("officer_registries {:?}: {e}", registry.id))?;
+        let schedule = Schedule::from_config(registry.cron.as_deref(), registry.poll_seconds)
+            .map_err(|e| anyhow::anyhow!("officer_registries {:?}: {e}", registry.id))?;
+        spawn_leased_pull(
+            &mut tasks,
+            runtime,
+            job_name("source", &registry.id),
+            registry.id.clone(),
+            pull,
+            schedule,
+            PageTarget::Officers {
+                fields: registry.fields.clone(),
+                agency: registry.agency.clone(),
+            },
+            shutdown,
+        );
+    }
+    tasks.spawn(super::officers::refresher(runtime.clone(), shutdown.clone()));
     Ok(tasks)
 }
 
@@ -227,6 +255,18 @@ pub async fn pull_each_once(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::R
             .await
             .with_context(|| format!("pull of catalogue {:?}", catalogue.id))?;
         tracing::info!(catalogue = %catalogue.id, ?summary, "catalogue pulled once");
+    }
+    for registry in &runtime.resolved.config.officer_registries {
+        let pull = adapters::sources::build(&registry.id, &registry.kind, &registry.adapter_table(), &base)
+            .map_err(|e| anyhow::anyhow!("officer_registries {:?}: {e}", registry.id))?;
+        let target = PageTarget::Officers {
+            fields: registry.fields.clone(),
+            agency: registry.agency.clone(),
+        };
+        let summary = pull_into(runtime, &registry.id, &pull, PullMode::FullResync, shutdown, &target)
+            .await
+            .with_context(|| format!("pull of officer registry {:?}", registry.id))?;
+        tracing::info!(registry = %registry.id, ?summary, "officer registry pulled once");
     }
     for source in &runtime.resolved.config.sources {
         let Some(table) = source.pull_table() else { continue };

@@ -61,7 +61,8 @@ impl Runtime {
             .iter()
             .filter(|s| matches!(s.kind.as_str(), "rest" | "soap" | "directory"))
             .count()
-            + resolved.config.catalogues.len();
+            + resolved.config.catalogues.len()
+            + resolved.config.officer_registries.len();
         Runtime {
             share: Arc::new(super::instance::Share::new(jobs)),
             instance,

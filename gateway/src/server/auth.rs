@@ -4,9 +4,9 @@
 //! | Role | May |
 //! |---|---|
 //! | `admin` | everything |
-//! | `operator` | sources (read, pull, resync), quarantine (read, replay, ignore), cases, raw records, deliveries (read, re-drive), metrics |
-//! | `standards-owner` | read sources, quarantine, cases and raw records; the mapping routes (`/api/mappings`) |
-//! | `department` | push to its own sources; read the quarantine of its own sources |
+//! | `operator` | sources (read, pull, resync), quarantine (read, replay, ignore), cases, raw records, deliveries (read, re-drive), metrics, the officer registry (read) |
+//! | `standards-owner` | read sources, quarantine, cases and raw records; the mapping routes (`/api/mappings`); load and read the officer registry |
+//! | `department` | push to its own sources; read the quarantine of its own sources; load and read the officer registry of its own agencies |
 
 use super::error::ApiError;
 use crate::config::ServerConfig;
@@ -92,6 +92,10 @@ pub enum Action {
     AuditRead,
     /// What became of each received record (departments: of their own sources).
     RecordsRead,
+    /// Read the officer registry (departments: of their own agencies).
+    OfficersRead,
+    /// Load an officer registry (departments: of their own agencies).
+    OfficersWrite,
     /// List cases awaiting supplement (待补录) (departments: of their own sources).
     SupplementsRead,
     /// Complete fields a case awaits (departments: of their own sources).
@@ -100,7 +104,7 @@ pub enum Action {
 
 impl Action {
     /// Every action, in a stable order.
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 19] = [
         Action::Whoami,
         Action::SourcesRead,
         Action::SourcesControl,
@@ -116,6 +120,8 @@ impl Action {
         Action::Mappings,
         Action::AuditRead,
         Action::RecordsRead,
+        Action::OfficersRead,
+        Action::OfficersWrite,
         Action::SupplementsRead,
         Action::SupplementsWrite,
     ];
@@ -126,7 +132,7 @@ pub fn allows(role: Role, action: Action) -> bool {
     use Action::*;
     match role {
         Role::Admin => true,
-        Role::Operator => !matches!(action, Mappings | Push),
+        Role::Operator => !matches!(action, Mappings | Push | OfficersWrite),
         Role::StandardsOwner => matches!(
             action,
             Whoami
@@ -138,11 +144,21 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | Mappings
                 | AuditRead
                 | RecordsRead
+                | OfficersRead
+                | OfficersWrite
                 | SupplementsRead
         ),
         Role::Department => matches!(
             action,
-            Whoami | Push | QuarantineRead | QuarantineReplay | RecordsRead | SupplementsRead | SupplementsWrite
+            Whoami
+                | Push
+                | QuarantineRead
+                | QuarantineReplay
+                | RecordsRead
+                | SupplementsRead
+                | SupplementsWrite
+                | OfficersRead
+                | OfficersWrite
         ),
     }
 }

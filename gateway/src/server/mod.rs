@@ -179,6 +179,13 @@ fn routes() -> Vec<RouteDef> {
             deliveries::redrive_one,
         ),
         RouteDef::post("/api/ingest/{source}", Token(Action::Push), push::push),
+        RouteDef::get("/api/officers", Token(Action::OfficersRead), officers::list),
+        RouteDef::post("/api/officers/load", Token(Action::OfficersWrite), officers::load),
+        RouteDef::get(
+            "/api/officers/versions",
+            Token(Action::OfficersRead),
+            officers::versions,
+        ),
         RouteDef::get("/api/mappings", Token(Action::Mappings), mappings::list),
         RouteDef::get(
             "/api/mappings/{source}/versions",

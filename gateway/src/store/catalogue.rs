@@ -4,6 +4,7 @@
 
 use super::error::StoreResult;
 use async_trait::async_trait;
+use normalizer::catalogue::CatalogueEntry;
 use normalizer::rules::Catalogue;
 use serde::Serialize;
 
@@ -20,13 +21,25 @@ pub struct CatalogueItem {
     pub parent_code: Option<String>,
     /// False when the source marks the item withdrawn: it no longer admits inspections.
     pub active: bool,
+    /// Who the item applies to: an agency's credit code or a region-code prefix (all when absent).
+    pub scope: Option<String>,
+    /// 领域, e.g. 食品药品 (for the domains exempt from the random-inspection model).
+    pub domain: Option<String>,
 }
 
 /// Build the normaliser's catalogue from stored items (active ones only).
 pub fn to_catalogue(items: &[CatalogueItem], base: Option<&Catalogue>) -> Catalogue {
     let mut catalogue = base.cloned().unwrap_or_default();
     for item in items.iter().filter(|i| i.active) {
-        catalogue.insert(item.year, &item.item_code);
+        catalogue.insert_entry(
+            item.year,
+            CatalogueEntry {
+                code: item.item_code.clone(),
+                name: item.name.clone(),
+                scope: item.scope.clone(),
+                domain: item.domain.clone(),
+            },
+        );
     }
     catalogue
 }

@@ -25,16 +25,20 @@ impl CatalogueStore for PostgresStore {
         let names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
         let parents: Vec<Option<&str>> = items.iter().map(|i| i.parent_code.as_deref()).collect();
         let active: Vec<bool> = items.iter().map(|i| i.active).collect();
+        let scopes: Vec<Option<&str>> = items.iter().map(|i| i.scope.as_deref()).collect();
+        let domains: Vec<Option<&str>> = items.iter().map(|i| i.domain.as_deref()).collect();
         let now = Utc::now();
         let written = tx
             .execute(
-                "INSERT INTO supervision_catalogue (year, item_code, name, parent_code, active, source_id, updated_at)
-                 SELECT y, c, n, p, a, $6, $7 FROM unnest($1::int4[], $2::text[], $3::text[], $4::text[], $5::bool[])
-                     AS t(y, c, n, p, a)
+                "INSERT INTO supervision_catalogue (year, item_code, name, parent_code, active, source_id, updated_at, scope, domain)
+                 SELECT y, c, n, p, a, $6, $7, sc, d
+                 FROM unnest($1::int4[], $2::text[], $3::text[], $4::text[], $5::bool[], $8::text[], $9::text[])
+                     AS t(y, c, n, p, a, sc, d)
                  ON CONFLICT (year, item_code) DO UPDATE SET name = excluded.name,
                     parent_code = excluded.parent_code, active = excluded.active,
+                    scope = excluded.scope, domain = excluded.domain,
                     source_id = excluded.source_id, updated_at = excluded.updated_at",
-                &[&years, &codes, &names, &parents, &active, &source_id, &now],
+                &[&years, &codes, &names, &parents, &active, &source_id, &now, &scopes, &domains],
             )
             .await?;
         if let Some(c) = cursor {
@@ -53,7 +57,8 @@ impl CatalogueStore for PostgresStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT year, item_code, name, parent_code, active FROM supervision_catalogue ORDER BY year, item_code",
+                "SELECT year, item_code, name, parent_code, active, scope, domain FROM supervision_catalogue
+                 ORDER BY year, item_code",
                 &[],
             )
             .await?;
@@ -65,6 +70,8 @@ impl CatalogueStore for PostgresStore {
                 name: r.get(2),
                 parent_code: r.get(3),
                 active: r.get(4),
+                scope: r.get(5),
+                domain: r.get(6),
             })
             .collect())
     }

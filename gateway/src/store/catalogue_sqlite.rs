@@ -28,14 +28,25 @@ impl CatalogueStore for SqliteStore {
             let mut written = 0u64;
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO supervision_catalogue (year, item_code, name, parent_code, active, source_id, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                    "INSERT INTO supervision_catalogue (year, item_code, name, parent_code, active, source_id, updated_at, scope, domain)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                      ON CONFLICT (year, item_code) DO UPDATE SET name = excluded.name,
                         parent_code = excluded.parent_code, active = excluded.active,
+                        scope = excluded.scope, domain = excluded.domain,
                         source_id = excluded.source_id, updated_at = excluded.updated_at",
                 )?;
                 for i in &items {
-                    written += stmt.execute(params![i.year, i.item_code, i.name, i.parent_code, i.active, source, now])?
+                    written += stmt.execute(params![
+                        i.year,
+                        i.item_code,
+                        i.name,
+                        i.parent_code,
+                        i.active,
+                        source,
+                        now,
+                        i.scope,
+                        i.domain
+                    ])?
                         as u64;
                 }
                 if let Some(c) = &cursor {
@@ -55,7 +66,8 @@ impl CatalogueStore for SqliteStore {
     async fn catalogue_items(&self) -> StoreResult<Vec<CatalogueItem>> {
         self.with_conn(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT year, item_code, name, parent_code, active FROM supervision_catalogue ORDER BY year, item_code",
+                "SELECT year, item_code, name, parent_code, active, scope, domain FROM supervision_catalogue
+                 ORDER BY year, item_code",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(CatalogueItem {
@@ -64,6 +76,8 @@ impl CatalogueStore for SqliteStore {
                     name: r.get(2)?,
                     parent_code: r.get(3)?,
                     active: r.get(4)?,
+                    scope: r.get(5)?,
+                    domain: r.get(6)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

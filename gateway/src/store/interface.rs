@@ -21,6 +21,9 @@ pub trait Store: Send + Sync {
     /// The supervision-item catalogue kept by this store.
     fn catalogue(&self) -> &dyn catalogue::CatalogueStore;
 
+    /// The officer registry (执法人员名录) kept by this store.
+    fn officers(&self) -> &dyn super::officers::OfficerStore;
+
     /// The store's instances and job leases.
     fn cluster(&self) -> &dyn super::cluster::ClusterStore;
 

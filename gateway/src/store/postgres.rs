@@ -80,6 +80,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/postgres/0011_cluster.sql"),
     ),
     (
+        "0013_officers",
+        include_str!("../../migrations/postgres/0013_officers.sql"),
+    ),
+    (
         "0014_plans_supplement",
         include_str!("../../migrations/postgres/0014_plans_supplement.sql"),
     ),
@@ -399,6 +403,10 @@ impl Store for PostgresStore {
     }
 
     fn catalogue(&self) -> &dyn super::catalogue::CatalogueStore {
+        self
+    }
+
+    fn officers(&self) -> &dyn super::officers::OfficerStore {
         self
     }
 

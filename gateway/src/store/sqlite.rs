@@ -45,6 +45,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0007_console", include_str!("../../migrations/sqlite/0007_console.sql")),
     ("0008_cluster", include_str!("../../migrations/sqlite/0008_cluster.sql")),
     (
+        "0010_officers",
+        include_str!("../../migrations/sqlite/0010_officers.sql"),
+    ),
+    (
         "0011_plans_supplement",
         include_str!("../../migrations/sqlite/0011_plans_supplement.sql"),
     ),
@@ -761,6 +765,10 @@ impl Store for SqliteStore {
     }
 
     fn catalogue(&self) -> &dyn super::catalogue::CatalogueStore {
+        self
+    }
+
+    fn officers(&self) -> &dyn super::officers::OfficerStore {
         self
     }
 

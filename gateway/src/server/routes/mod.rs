@@ -6,6 +6,7 @@ pub mod deliveries;
 pub mod health;
 pub mod instances;
 pub mod mappings;
+pub mod officers;
 pub mod push;
 pub mod quarantine;
 pub mod records;
