@@ -57,6 +57,11 @@ path = "gateway.db"
 [normalizer]
 province_prefix = "36"
 
+# 执法人员名录：九江市市场监管局已加载（不在名录中的执法证号被拒收），其他部门尚未加载（警告）
+[normalizer.officers]
+severity = "auto"
+file = "{m}/jiujiang-amr-inspections/samples/officers.csv"
+
 [server]
 listen = "{listen}"
 
