@@ -373,12 +373,19 @@ fn demo_pulls_from_simulated_rest_and_soap_systems_through_the_adapters() {
         "{plans}"
     );
     let ledger = line_of(&stdout, "jiujiang-amr-ledger", "read");
-    assert!(ledger.contains("accepted   3"), "{ledger}");
+    // ... and an officer missing from the agency's registry (samples/officers.csv) refused.
+    assert!(
+        ledger.contains("accepted   3") && ledger.contains("quarantined   1"),
+        "{ledger}"
+    );
     for rule in [
         "rule.plan_filed_late",
         "rule.plan_entered_late",
         "rule.plan_unknown",
         "rule.special_plan_ratio",
+        "rule.officer_not_registered",
+        "rule.officer_registry_missing",
+        "supplement.missing_field",
     ] {
         assert!(stdout.contains(rule), "{rule} in {stdout}");
     }
