@@ -183,11 +183,16 @@ impl Normalizer {
         } else if outcome.record.get("item_name").is_some() {
             // A system that names the item instead of coding it: the catalogue gives the code.
             let year = action_year(&outcome.record);
-            violations.extend(crate::catalogue::resolve_item_name(
-                &mut outcome.record,
-                self.rules.catalogue.as_ref(),
-                year,
-            ));
+            let mut found =
+                crate::catalogue::resolve_item_name(&mut outcome.record, self.rules.catalogue.as_ref(), year);
+            // When the mapping declares the code `supplement = true`, a name the catalogue cannot
+            // place leaves the code awaiting supplement: the look-up's message says why.
+            if let Some(v) = found.as_mut() {
+                if mapping.supplements().iter().any(|f| f.pointer == v.pointer) {
+                    v.severity = crate::Severity::Warning;
+                }
+            }
+            violations.extend(found);
         }
         let awaiting = if delete || mapping.supplements().is_empty() {
             Vec::new()

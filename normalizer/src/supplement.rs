@@ -118,7 +118,7 @@ pub fn listed(record: &Value, list: &str) -> Vec<String> {
 /// Fill a record's declared supplement fields that it lacks from `supplied` (values its
 /// department gave earlier), then write `/supplement` (`awaiting`: still missing; `supplied`:
 /// filled from a department, including `already_supplied` ones the record still carries).
-/// Fields with a mapping violation of their own are not awaiting: their value was there but
+/// Fields with an error of their own from mapping are not awaiting: their value was there but
 /// wrong. Answers the fields still awaiting.
 pub(crate) fn mark<'s>(
     record: &mut Value,
@@ -137,7 +137,7 @@ pub(crate) fn mark<'s>(
             }
             continue;
         }
-        if mapping_violations.iter().any(|v| v.pointer == pointer) {
+        if mapping_violations.iter().any(|v| v.pointer == pointer && v.is_error()) {
             continue;
         }
         match supplied.and_then(|values| values.get(pointer)) {

@@ -401,3 +401,46 @@ fn inspection_naming_an_unknown_plan_is_flagged_once_plans_are_known() {
     record["jhbh"] = json!("p2024-01");
     assert_eq!(has_unknown(&with(PlanCheck::Error).normalize(&mapping, &record)), None);
 }
+
+#[test]
+fn an_item_name_the_catalogue_cannot_place_leaves_a_supplement_code_awaiting() {
+    let mapping = inspection_mapping(
+        r#"
+[[field]]
+target = "item_name"
+from = "sxmc"
+[[field]]
+target = "item_code"
+supplement = true
+reason = "台账只记事项名称"
+"#,
+    )
+    .expect("mapping loads");
+    let catalogue = normalizer::rules::Catalogue::from_csv(
+        "年度,监管事项目录编码,监管事项名称\n2024,36000000000001,产品质量监督抽查\n",
+    )
+    .expect("catalogue");
+    let normalizer = Normalizer::new(RuleOptions {
+        catalogue: Some(catalogue),
+        ..Default::default()
+    })
+    .expect("schemas");
+    let mut named = source();
+    named["xs"] = json!("targeted");
+    named["sxmc"] = json!("产品质量监督抽查");
+    let outcome = normalizer.normalize(&mapping, &named);
+    assert_eq!(outcome.record["item_code"], json!("36000000000001"));
+    assert!(outcome.record.get("supplement").is_none(), "{}", outcome.record);
+    let mut unknown = named.clone();
+    unknown["sxmc"] = json!("没有这个事项");
+    let outcome = normalizer.normalize(&mapping, &unknown);
+    assert!(outcome.is_accepted(), "{:?}", outcome.violations);
+    assert_eq!(
+        rules(&outcome),
+        vec![
+            ("catalogue.item_name_unknown /item_code".to_string(), false),
+            ("supplement.missing_field /item_code".to_string(), false),
+        ]
+    );
+    assert_eq!(outcome.record["supplement"], json!({"awaiting": ["/item_code"]}));
+}
