@@ -7,6 +7,9 @@
 //! skip, when it is unreachable.
 
 mod common;
+#[path = "store_conformance/joint.rs"]
+mod joint;
+use joint::*;
 
 use chrono::{DateTime, Utc};
 use common::{PgDatabase, TestDb};
@@ -90,6 +93,11 @@ on_both_backends!(
     a_lease_is_held_by_one_instance_until_it_runs_out_or_is_released,
     a_commit_under_a_taken_over_lease_is_refused_and_writes_nothing,
     instances_report_their_heartbeats_and_clean_stops,
+    joint_pairs_by_different_agencies_within_the_window_form_transitive_groups,
+    joint_a_new_version_moving_the_date_splits_the_group_and_a_withdrawal_removes_it,
+    joint_declared_tasks_group_without_the_date_rule,
+    joint_rebuild_finds_the_groups_the_commits_kept,
+    joint_merge_dismiss_and_undo_are_audited_and_a_changed_group_is_a_candidate_again,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -266,6 +274,7 @@ impl Rec {
             record_json: record.to_string(),
             warnings: self.warnings.clone(),
             record_lz4: None,
+            joint: gateway::store::joint::JointFacts::of(&record).map(Box::new),
             source_updated_at: self.source_time,
         }))
     }
@@ -1378,7 +1387,8 @@ async fn postgres_concurrent_migrations_apply_once() {
             "0008_raw_receipts",
             "0009_source_time",
             "0010_console",
-            "0011_cluster"
+            "0011_cluster",
+            "0012_joint"
         ],
         "each migration applied once"
     );

@@ -367,6 +367,7 @@ impl Preparer {
                     record_hash: hash_of_text(&without_operation, operation),
                     record_json,
                     target_id: facts.target_id,
+                    joint: crate::store::joint::JointFacts::of(canonical).map(Box::new),
                     source_updated_at: facts.source_updated_at,
                     key: BusinessKey {
                         agency_credit_code: facts.agency_credit_code,

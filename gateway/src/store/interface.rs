@@ -24,6 +24,9 @@ pub trait Store: Send + Sync {
     /// The store's instances and job leases.
     fn cluster(&self) -> &dyn super::cluster::ClusterStore;
 
+    /// Joint inspections found among the store's inspection cases.
+    fn joint(&self) -> &dyn super::joint::JointStore;
+
     /// Apply pending schema migrations; returns the names of those applied now.
     async fn migrate(&self) -> StoreResult<Vec<String>>;
 

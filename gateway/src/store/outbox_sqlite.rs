@@ -91,6 +91,14 @@ impl OutboxStore for SqliteStore {
                 for c in &claimed {
                     lease.execute(params![c.delivery.outbox_id, until])?;
                 }
+                let room = limit - i64::try_from(claimed.len()).unwrap_or(limit);
+                claimed.extend(super::joint_sqlite_store::claim(
+                    &tx,
+                    &sink_id,
+                    room,
+                    &time(now),
+                    &until,
+                )?);
             }
             tx.commit()?;
             Ok(claimed)
@@ -111,7 +119,9 @@ impl OutboxStore for SqliteStore {
                      WHERE id = ?1 AND status = 'pending' AND next_attempt_at = ?7",
                 )?;
                 let mut delivered: Vec<i64> = Vec::new();
-                for s in &settlements {
+                let joint: Vec<&Settlement> = settlements.iter().filter(|s| s.id < 0).collect();
+                settled += super::joint_sqlite_store::settle(&tx, &joint, &lease)?;
+                for s in settlements.iter().filter(|s| s.id >= 0) {
                     let n = update.execute(params![
                         s.id,
                         s.status.as_str(),

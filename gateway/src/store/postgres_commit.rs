@@ -543,7 +543,11 @@ impl CopyWriter {
     }
 }
 
-pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
+pub(super) async fn commit_in(
+    tx: &Transaction<'_>,
+    batch: &CommitBatch,
+    joint: &super::joint::JointSettings,
+) -> StoreResult<Vec<RecordResult>> {
     if let Some(fence) = &batch.fence {
         check_fence(tx, fence).await?;
     }
@@ -887,6 +891,18 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
 
     if !plan.stale.is_empty() {
         write_stale(tx, records, &plan, &raw_ids, &new_case_ids, now).await?;
+    }
+    if joint.enabled {
+        // The joint-inspection index, in the same transaction (see store/joint.rs).
+        let versions: Vec<(usize, i64, bool)> = vs
+            .iter()
+            .zip(&v_case_ids)
+            .map(|(v, id)| (v.record_index, *id, v.withdrawn))
+            .collect();
+        let changes = super::joint::changes_of(records, &versions);
+        if !changes.is_empty() {
+            super::joint_postgres::apply(tx, &changes, joint, &batch.sinks, now).await?;
+        }
     }
     let supersede = superseding(&plan, records);
     if !supersede.is_empty() {

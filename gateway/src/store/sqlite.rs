@@ -44,12 +44,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0007_console", include_str!("../../migrations/sqlite/0007_console.sql")),
     ("0008_cluster", include_str!("../../migrations/sqlite/0008_cluster.sql")),
+    ("0009_joint", include_str!("../../migrations/sqlite/0009_joint.sql")),
 ];
 
 /// The SQLite store.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    pub(crate) joint: Arc<super::joint::SettingsCell>,
 }
 
 impl SqliteStore {
@@ -77,6 +79,7 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            joint: Arc::default(),
         })
     }
 
@@ -156,7 +159,11 @@ fn resolve_params<'a>(
     )
 }
 
-fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
+fn commit_sync(
+    conn: &mut Connection,
+    batch: &CommitBatch,
+    joint: &super::joint::JointSettings,
+) -> StoreResult<Vec<RecordResult>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if let Some(fence) = &batch.fence {
         check_fence(&tx, fence)?;
@@ -513,6 +520,25 @@ fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<Re
         }
     }
 
+    // The joint-inspection index, in the same transaction (see store/joint.rs).
+    if joint.enabled {
+        let versions: Vec<(usize, i64, bool)> = plan
+            .versions
+            .iter()
+            .map(|v| {
+                let id = match v.case {
+                    CaseRef::Existing(id) => id,
+                    CaseRef::New(i) => new_case_ids[i],
+                };
+                (v.record_index, id, v.withdrawn)
+            })
+            .collect();
+        let changes = super::joint::changes_of(&batch.records, &versions);
+        if !changes.is_empty() {
+            super::joint_sqlite::apply(&tx, &changes, joint, &batch.sinks, &now)?;
+        }
+    }
+
     // 7. Cursors.
     {
         let mut upsert_cursor = tx.prepare_cached(
@@ -718,6 +744,10 @@ impl Store for SqliteStore {
         self
     }
 
+    fn joint(&self) -> &dyn super::joint::JointStore {
+        self
+    }
+
     async fn migrate(&self) -> StoreResult<Vec<String>> {
         self.with_conn(|conn| {
             conn.execute_batch(
@@ -747,6 +777,7 @@ impl Store for SqliteStore {
     }
 
     async fn commit_batch(&self, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
+        let joint = self.joint.get();
         // On a multi-threaded runtime, commit on this worker (block_in_place) without copying
         // the batch; otherwise copy it onto the blocking pool.
         if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
@@ -755,11 +786,11 @@ impl Store for SqliteStore {
                     .conn
                     .lock()
                     .map_err(|_| StoreError::Task("SQLite connection mutex poisoned".into()))?;
-                commit_sync(&mut conn, batch)
+                commit_sync(&mut conn, batch, &joint)
             });
         }
         let batch = batch.clone();
-        self.with_conn(move |conn| commit_sync(conn, &batch)).await
+        self.with_conn(move |conn| commit_sync(conn, &batch, &joint)).await
     }
 
     async fn cursor(&self, source_id: &str) -> StoreResult<Option<String>> {
