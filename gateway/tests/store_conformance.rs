@@ -9,6 +9,8 @@
 mod common;
 #[path = "store_conformance/joint.rs"]
 mod joint;
+#[path = "../../tests/support/joint.rs"]
+mod joint_records;
 use joint::*;
 
 use chrono::{DateTime, Utc};

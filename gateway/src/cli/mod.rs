@@ -8,6 +8,7 @@ pub mod data;
 pub mod deliveries;
 pub mod demo;
 pub mod demo_peers;
+pub mod joint;
 pub mod mappings;
 pub mod normalize;
 pub mod run;
@@ -45,6 +46,9 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo { dir, listen, exit } => demo::run(dir, &listen, exit).await,
         Command::Deliveries { action } => deliveries::run(action).await,
         Command::Mappings { action } => mappings::run(action).await,
+        Command::Joint {
+            action: JointAction::Rebuild { config },
+        } => joint::rebuild(&config).await,
         Command::Check { .. } | Command::Normalize { .. } | Command::Config { .. } | Command::Token { .. } => {
             anyhow::bail!("not an async command")
         }

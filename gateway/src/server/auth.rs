@@ -7,6 +7,9 @@
 //! | `operator` | sources (read, pull, resync), quarantine (read, replay, ignore), cases, raw records, deliveries (read, re-drive), metrics |
 //! | `standards-owner` | read sources, quarantine, cases and raw records; the mapping routes (`/api/mappings`) |
 //! | `department` | push to its own sources; read the quarantine of its own sources |
+//!
+//! Joint inspections (`/api/joint-groups`): operators and admins read and decide, standards
+//! owners read, departments read the groups with an inspection of their own sources.
 
 use super::error::ApiError;
 use crate::config::ServerConfig;
@@ -92,11 +95,15 @@ pub enum Action {
     AuditRead,
     /// What became of each received record (departments: of their own sources).
     RecordsRead,
+    /// Read joint-inspection groups (departments: those with an inspection of their sources).
+    JointRead,
+    /// Merge, dismiss or undo joint-inspection groups.
+    JointDecide,
 }
 
 impl Action {
     /// Every action, in a stable order.
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 17] = [
         Action::Whoami,
         Action::SourcesRead,
         Action::SourcesControl,
@@ -112,6 +119,8 @@ impl Action {
         Action::Mappings,
         Action::AuditRead,
         Action::RecordsRead,
+        Action::JointRead,
+        Action::JointDecide,
     ];
 }
 
@@ -132,8 +141,12 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | Mappings
                 | AuditRead
                 | RecordsRead
+                | JointRead
         ),
-        Role::Department => matches!(action, Whoami | Push | QuarantineRead | QuarantineReplay | RecordsRead),
+        Role::Department => matches!(
+            action,
+            Whoami | Push | QuarantineRead | QuarantineReplay | RecordsRead | JointRead
+        ),
     }
 }
 

@@ -167,6 +167,15 @@ fn routes() -> Vec<RouteDef> {
             Token(Action::DeliveriesWrite),
             deliveries::redrive_one,
         ),
+        RouteDef::get("/api/joint-groups", Token(Action::JointRead), joint::list),
+        RouteDef::get("/api/joint-groups/{id}", Token(Action::JointRead), joint::get),
+        RouteDef::post("/api/joint-groups/{id}/merge", Token(Action::JointDecide), joint::merge),
+        RouteDef::post(
+            "/api/joint-groups/{id}/dismiss",
+            Token(Action::JointDecide),
+            joint::dismiss,
+        ),
+        RouteDef::post("/api/joint-groups/{id}/undo", Token(Action::JointDecide), joint::undo),
         RouteDef::post("/api/ingest/{source}", Token(Action::Push), push::push),
         RouteDef::get("/api/mappings", Token(Action::Mappings), mappings::list),
         RouteDef::get(

@@ -53,6 +53,11 @@ pub async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
         .runtime
         .metrics
         .set_instance_counts(count("alive"), count("gone"), count("stopped"));
+    let joint = state.runtime.store.joint().joint_counts().await?;
+    state
+        .runtime
+        .metrics
+        .set_joint_candidates(joint.get("candidate").copied().unwrap_or(0));
     let text = state.runtime.metrics.render(&state.runtime.sinks(), &depths);
     Ok((
         [(
