@@ -10,11 +10,12 @@ import records from "./pages/records.js";
 import audit from "./pages/audit.js";
 import mappings from "./pages/mappings.js";
 import deliveries from "./pages/deliveries.js";
+import joint from "./pages/joint.js";
 
 /** How often a page refreshes its data while the tab is visible. */
 const REFRESH_MS = 3000;
 
-const PAGES = [overview, quarantine, cases, records, audit, mappings, deliveries];
+const PAGES = [overview, quarantine, cases, records, audit, mappings, deliveries, joint];
 
 const app = document.getElementById("app");
 let me = null;

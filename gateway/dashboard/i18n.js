@@ -24,6 +24,7 @@ const L = {
   nav_cases: ["案件查询", "Cases"],
   nav_mappings: ["映射管理", "Mappings"],
   nav_deliveries: ["投递", "Deliveries"],
+  nav_joint: ["联合检查比对", "Joint inspections"],
   all: ["全部", "all"],
   source: ["来源", "Source"],
   sources: ["数据来源", "Sources"],
