@@ -95,10 +95,7 @@ impl JointStore for PostgresStore {
         let client = self.client().await?;
         let status = filter.status.map(|s| s.as_str());
         let kind = filter.kind.map(|k| k.as_str());
-        let q = filter
-            .q
-            .as_deref()
-            .map(normalizer::standards::normalise::normalise_identifier);
+        let q = filter.q.as_deref().map(|q| q.trim().to_uppercase());
         let page =
             format!("SELECT {GROUP_COLUMNS} FROM joint_groups g WHERE {FILTER} ORDER BY g.id LIMIT $7 OFFSET $8");
         let count = format!("SELECT count(*) FROM joint_groups g WHERE {FILTER}");

@@ -104,9 +104,7 @@ impl JointStore for SqliteStore {
         let f = filter.clone();
         self.with_conn(move |conn| {
             let sources = f.sources.as_ref().map(to_json).transpose()?;
-            let q =
-                f.q.as_deref()
-                    .map(normalizer::standards::normalise::normalise_identifier);
+            let q = f.q.as_deref().map(|q| q.trim().to_uppercase());
             let p = params![
                 f.status.map(|s| s.as_str()),
                 f.kind.map(|k| k.as_str()),

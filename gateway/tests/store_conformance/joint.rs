@@ -161,6 +161,16 @@ pub async fn joint_declared_tasks_group_without_the_date_rule(store: Arc<dyn Sto
     assert_eq!(found[0].kind, GroupKind::Declared);
     assert_eq!(found[0].task_id.as_deref(), Some("LHJC-2024-01"));
     assert_eq!(sorted(found[0].cases()), sorted(codes[..2].to_vec()));
+    let by_task = GroupFilter {
+        q: Some(" lhjc-2024-01".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        store.joint().joint_groups(&by_task).await.expect("groups").1,
+        1,
+        "found by its task"
+    );
 }
 
 pub async fn joint_rebuild_finds_the_groups_the_commits_kept(store: Arc<dyn Store>) {
