@@ -91,6 +91,47 @@ pub fn target_of(record: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The target and joint facts of a canonical record's JSON text, reading only those fields (a
+/// rebuild reads every current inspection: the rest of the record is skipped, not built).
+pub fn facts_of_json(text: &[u8]) -> Option<(String, JointFacts)> {
+    #[derive(serde::Deserialize)]
+    struct Target {
+        id_number: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inspection {
+        check_date: Option<String>,
+        joint_task_id: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Record {
+        case_type: Option<String>,
+        target: Option<Target>,
+        inspection: Option<Inspection>,
+    }
+    let r: Record = serde_json::from_slice(text).ok()?;
+    if r.case_type.as_deref() != Some(CaseType::Inspection.as_str()) {
+        return None;
+    }
+    let target = r.target?.id_number.filter(|t| !t.is_empty())?;
+    let inspection = r.inspection?;
+    facts_of_parts(
+        &target,
+        inspection.check_date.as_deref(),
+        inspection.joint_task_id.as_deref(),
+    )
+}
+
+/// The target and joint facts from the record's fields as text.
+pub fn facts_of_parts(target: &str, check_date: Option<&str>, task: Option<&str>) -> Option<(String, JointFacts)> {
+    if target.is_empty() {
+        return None;
+    }
+    let check_date = NaiveDate::parse_from_str(check_date?, "%Y-%m-%d").ok()?;
+    let task_id = task.map(|t| t.trim().to_uppercase()).filter(|t| !t.is_empty());
+    Some((target.to_string(), JointFacts { check_date, task_id }))
+}
+
 /// One inspection in the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
@@ -920,6 +961,24 @@ mod tests {
         let c = components(&members, 7);
         assert_eq!(c.len(), 1);
         assert_eq!((c[0].kind, c[0].members.clone()), (GroupKind::Declared, vec![1, 2]));
+    }
+
+    #[test]
+    fn a_rebuild_reads_target_date_and_task_from_the_record_text_alone() {
+        let text = br#"{"case_type":"inspection","officers":[{"name":"x"}],"target":{"name":"n","id_number":"T1"},
+                        "inspection":{"form":"random","check_date":"2024-03-02","joint_task_id":" lh-1 "}}"#;
+        let (target, facts) = facts_of_json(text).expect("facts");
+        assert_eq!(target, "T1");
+        assert_eq!(
+            facts.check_date,
+            NaiveDate::from_ymd_opt(2024, 3, 2).unwrap_or_default()
+        );
+        assert_eq!(facts.task_id.as_deref(), Some("LH-1"));
+        assert!(facts_of_json(br#"{"case_type":"penalty","target":{"id_number":"T1"}}"#).is_none());
+        assert!(facts_of_json(
+            br#"{"case_type":"inspection","target":{"id_number":"T1"},"inspection":{"check_date":"2024-13-01"}}"#
+        )
+        .is_none());
     }
 
     fn stored(id: i64, status: GroupStatus, members: Vec<i64>) -> StoredGroup {

@@ -134,7 +134,8 @@ pub(crate) async fn apply(
         groups.push(group_of(&row)?.0);
     }
     let r = refresh(&members, &groups, settings.window_days);
-    write_refresh(tx, r, &members, sinks, now).await
+    write_refresh(tx, r, &members, sinks, now).await?;
+    Ok(())
 }
 
 /// Lock the targets (transaction-level advisory locks, in one order for every transaction).
@@ -156,6 +157,7 @@ pub(crate) async fn insert_members(tx: &impl GenericClient, members: &[&Member],
     let sources: Vec<&str> = members.iter().map(|m| m.source_id.as_str()).collect();
     let dates: Vec<NaiveDate> = members.iter().map(|m| m.check_date).collect();
     let tasks: Vec<Option<&str>> = members.iter().map(|m| m.task_id.as_deref()).collect();
+    let groups: Vec<Option<i64>> = members.iter().map(|m| m.group_id).collect();
     let conflict = if upsert {
         " ON CONFLICT (case_id) DO UPDATE SET target_id = EXCLUDED.target_id, agency = EXCLUDED.agency,
              source_id = EXCLUDED.source_id, check_date = EXCLUDED.check_date, task_id = EXCLUDED.task_id"
@@ -164,12 +166,15 @@ pub(crate) async fn insert_members(tx: &impl GenericClient, members: &[&Member],
     };
     let stmt = tx
         .prepare_cached(&format!(
-            "INSERT INTO joint_members (case_id, target_id, agency, source_id, check_date, task_id)
-             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[]){conflict}"
+            "INSERT INTO joint_members (case_id, target_id, agency, source_id, check_date, task_id, group_id)
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::int8[]){conflict}"
         ))
         .await?;
-    tx.execute(&stmt, &[&case_ids, &targets, &agencies, &sources, &dates, &tasks])
-        .await?;
+    tx.execute(
+        &stmt,
+        &[&case_ids, &targets, &agencies, &sources, &dates, &tasks, &groups],
+    )
+    .await?;
     Ok(())
 }
 
@@ -179,9 +184,9 @@ pub(crate) async fn write_refresh(
     members: &[Member],
     sinks: &[String],
     now: DateTime<Utc>,
-) -> StoreResult<()> {
+) -> StoreResult<Refresh> {
     if r.changes.is_empty() && r.assignments(members).is_empty() {
-        return Ok(());
+        return Ok(r);
     }
     if !r.changes.deleted.is_empty() {
         let ids: Vec<i64> = r.changes.deleted.iter().map(|g| g.id).collect();
@@ -269,7 +274,7 @@ pub(crate) async fn write_refresh(
     for (g, now_members) in &r.changes.reopened {
         insert_audit(tx, &reopened_audit(g, now_members.as_deref()), now).await?;
     }
-    Ok(())
+    Ok(r)
 }
 
 pub(crate) async fn insert_deliveries(

@@ -35,9 +35,14 @@ impl JointStore for PostgresStore {
             .await?;
         tx.batch_execute("DELETE FROM joint_members").await?;
         let now = Utc::now();
+        // jsonb records (written before migration 0006) give their fields here; compressed ones
+        // are read in full and parsed for these fields only.
         let stmt = tx
             .prepare(
-                "SELECT c.id, c.agency_credit_code, c.source_id, v.record, v.record_lz4 FROM cases c
+                "SELECT c.id, c.agency_credit_code, c.source_id, v.record #>> '{target,id_number}',
+                        v.record #>> '{inspection,check_date}', v.record #>> '{inspection,joint_task_id}',
+                        CASE WHEN v.record IS NULL THEN v.record_lz4 END
+                 FROM cases c
                  JOIN case_versions v ON v.case_id = c.id AND v.version = c.current_version
                  WHERE c.case_type = 'inspection' AND NOT c.withdrawn",
             )
@@ -50,10 +55,17 @@ impl JointStore for PostgresStore {
                 break;
             }
             for r in &rows {
-                let record = super::compress::record_of(r.try_get(3)?, r.try_get(4)?)?;
-                let (Some(target), Some(facts)) =
-                    (super::joint::target_of(&record), super::joint::JointFacts::of(&record))
-                else {
+                let lz4: Option<Vec<u8>> = r.try_get(6)?;
+                let found = match lz4 {
+                    Some(block) => super::joint::facts_of_json(&super::compress::decompress(&block)?),
+                    None => {
+                        let target: Option<String> = r.try_get(3)?;
+                        let date: Option<String> = r.try_get(4)?;
+                        let task: Option<String> = r.try_get(5)?;
+                        target.and_then(|t| super::joint::facts_of_parts(&t, date.as_deref(), task.as_deref()))
+                    }
+                };
+                let Some((target, facts)) = found else {
                     continue;
                 };
                 members.push(Member {
@@ -67,10 +79,6 @@ impl JointStore for PostgresStore {
                 });
             }
         }
-        for chunk in members.chunks(50_000) {
-            let refs: Vec<&Member> = chunk.iter().collect();
-            insert_members(&tx, &refs, false).await?;
-        }
         let mut groups = Vec::new();
         for row in tx
             .query(&format!("SELECT {GROUP_COLUMNS} FROM joint_groups g"), &[])
@@ -78,8 +86,16 @@ impl JointStore for PostgresStore {
         {
             groups.push(group_of(&row)?.0);
         }
-        let r = refresh(&members, &groups, window);
-        write_refresh(&tx, r, &members, &[], now).await?;
+        // The groups first (new ones numbered), then the members with their groups, set-wise.
+        let r = write_refresh(&tx, refresh(&members, &groups, window), &[], &[], now).await?;
+        let assigned: std::collections::HashMap<i64, Option<i64>> = r.assignments(&members).into_iter().collect();
+        for m in &mut members {
+            m.group_id = assigned.get(&m.case_id).copied().flatten();
+        }
+        for chunk in members.chunks(50_000) {
+            let refs: Vec<&Member> = chunk.iter().collect();
+            insert_members(&tx, &refs, false).await?;
+        }
         let groups: i64 = tx
             .query_one("SELECT count(*) FROM joint_groups", &[])
             .await?

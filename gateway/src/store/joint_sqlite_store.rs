@@ -43,12 +43,7 @@ impl JointStore for SqliteStore {
                 let mut rows = select.query([])?;
                 while let Some(r) = rows.next()? {
                     let record: String = r.get(3)?;
-                    let Ok(value) = serde_json::from_str::<serde_json::Value>(&record) else {
-                        continue;
-                    };
-                    let (Some(target), Some(facts)) =
-                        (super::joint::target_of(&value), super::joint::JointFacts::of(&value))
-                    else {
+                    let Some((target, facts)) = super::joint::facts_of_json(record.as_bytes()) else {
                         continue;
                     };
                     insert.execute(params![
