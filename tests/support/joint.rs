@@ -25,6 +25,8 @@ pub struct Insp {
     task: Option<&'static str>,
     delete: bool,
     source: &'static str,
+    year: i32,
+    region: &'static str,
 }
 
 pub fn insp(number: &str, agency: &'static str, target: &'static str, day: u32) -> Insp {
@@ -36,6 +38,8 @@ pub fn insp(number: &str, agency: &'static str, target: &'static str, day: u32) 
         task: None,
         delete: false,
         source: "nanchang",
+        year: 2024,
+        region: "360100",
     }
 }
 
@@ -46,6 +50,12 @@ impl Insp {
     }
     pub fn source(mut self, source: &'static str) -> Insp {
         self.source = source;
+        self
+    }
+    /// Numbered from another counter (year and region of the unified code).
+    pub fn numbered(mut self, year: i32, region: &'static str) -> Insp {
+        self.year = year;
+        self.region = region;
         self
     }
     pub fn delete(mut self) -> Insp {
@@ -86,8 +96,8 @@ impl Insp {
                     case_type: CaseType::Inspection,
                     case_number: CaseNumber::parse(&self.number).expect("case number"),
                 },
-                year: 2024,
-                region: "360100".into(),
+                year: self.year,
+                region: self.region.into(),
                 operation: if self.delete {
                     Operation::Delete
                 } else {

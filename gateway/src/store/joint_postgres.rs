@@ -139,7 +139,7 @@ pub(crate) async fn apply(
 }
 
 /// Lock the targets (transaction-level advisory locks, in one order for every transaction).
-async fn lock_targets(tx: &impl GenericClient, targets: &[String]) -> StoreResult<()> {
+pub(crate) async fn lock_targets(tx: &impl GenericClient, targets: &[String]) -> StoreResult<()> {
     let stmt = tx
         .prepare_cached(
             "SELECT count(pg_advisory_xact_lock($1, h)) FROM

@@ -6,7 +6,8 @@ use super::joint::{
     audit_entry, decided, refresh, Decide, GroupFilter, JointGroup, JointSettings, JointStore, Member, RebuildReport,
 };
 use super::joint_postgres::{
-    group_of, insert_deliveries, insert_members, one_group, to_value, views, write_refresh, FILTER, GROUP_COLUMNS,
+    group_of, insert_deliveries, insert_members, lock_targets, one_group, to_value, views, write_refresh, FILTER,
+    GROUP_COLUMNS,
 };
 use super::postgres::PostgresStore;
 use super::{StoreError, StoreResult};
@@ -149,6 +150,14 @@ impl JointStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let now = Utc::now();
+        // The group's target first, as a commit refreshing its groups does: a decision and a
+        // commit touching the same target never work on each other's stale state.
+        let target: String = tx
+            .query_opt("SELECT target_id FROM joint_groups WHERE id = $1", &[&id])
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("joint group {id}")))?
+            .try_get(0)?;
+        lock_targets(&tx, std::slice::from_ref(&target)).await?;
         let (g, view) = one_group(&tx, id, true).await?;
         let (next, delivery) =
             decided(&g, &view, decide, actor, reason, now).map_err(|e| StoreError::Conflict(e.to_string()))?;

@@ -297,3 +297,31 @@ pub async fn joint_merge_dismiss_and_undo_are_audited_and_a_changed_group_is_a_c
         ("joint.reopened", "system")
     );
 }
+
+/// Concurrent commits of one target's inspections (several gateway instances) see each other's:
+/// the group is found whichever commits first. Each record is numbered from its own counter, so
+/// that the commits do not wait for each other on a counter's lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_concurrent_commits_of_one_targets_inspections_find_their_group() {
+    let db = crate::common::TestDb::postgres_with_pool(8).await;
+    let store = db.store();
+    let targets = [TARGET, OTHER_TARGET, "360102199001011234", "360426199101010071"];
+    let mut tasks = Vec::new();
+    for (i, target) in targets.into_iter().enumerate() {
+        for (j, agency) in [AGENCY_A, AGENCY_B].into_iter().enumerate() {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                let region = ["360100", "360400"][j];
+                let record =
+                    insp(&format!("CC-{i}-{j}"), agency, target, 1 + j as u32).numbered(2020 + i as i32, region);
+                commit(&*store, vec![record]).await
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.expect("commit task");
+    }
+    let found = groups(&*store).await;
+    assert_eq!(found.len(), targets.len(), "one group per target: {found:?}");
+    assert!(found.iter().all(|g| g.members.len() == 2));
+}
