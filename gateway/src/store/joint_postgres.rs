@@ -19,11 +19,14 @@ use tokio_postgres::Row;
 /// The advisory-lock class of joint-inspection targets.
 const TARGET_LOCK_CLASS: i32 = 0x4a4f;
 
+/// The columns of a `joint_members` row, in the order the readers take them.
 pub(crate) const MEMBER_COLUMNS: &str = "case_id, target_id, agency, source_id, check_date, task_id, group_id";
+/// The columns of a `joint_groups` row, in the order the readers take them.
 pub(crate) const GROUP_COLUMNS: &str =
     "g.id, g.target_id, g.kind, g.task_id, g.status, g.members, g.decision, g.previous, \
      g.joint_version, g.joint_record, g.updated_at";
 
+/// A `joint_members` row as read.
 pub(crate) fn member_of(r: &Row) -> StoreResult<Member> {
     Ok(Member {
         case_id: r.try_get(0)?,
@@ -41,6 +44,7 @@ fn decision_of(v: Option<Value>) -> StoreResult<Option<DecisionInfo>> {
         .transpose()
 }
 
+/// A group and when it last changed, from a row of [`GROUP_COLUMNS`].
 pub(crate) fn group_of(r: &Row) -> StoreResult<(StoredGroup, DateTime<Utc>)> {
     let kind: String = r.try_get(2)?;
     let status: String = r.try_get(4)?;
@@ -62,6 +66,7 @@ pub(crate) fn group_of(r: &Row) -> StoreResult<(StoredGroup, DateTime<Utc>)> {
     ))
 }
 
+/// A value as JSON for a `jsonb` parameter.
 pub(crate) fn to_value<T: serde::Serialize>(v: &T) -> StoreResult<Value> {
     serde_json::to_value(v).map_err(|e| StoreError::Corrupt(format!("JSON: {e}")))
 }
@@ -150,6 +155,7 @@ pub(crate) async fn lock_targets(tx: &impl GenericClient, targets: &[String]) ->
     Ok(())
 }
 
+/// Insert index rows set-wise (`upsert`: a case already there takes the new facts, keeping its group).
 pub(crate) async fn insert_members(tx: &impl GenericClient, members: &[&Member], upsert: bool) -> StoreResult<()> {
     let case_ids: Vec<i64> = members.iter().map(|m| m.case_id).collect();
     let targets: Vec<&str> = members.iter().map(|m| m.target_id.as_str()).collect();
@@ -178,6 +184,8 @@ pub(crate) async fn insert_members(tx: &impl GenericClient, members: &[&Member],
     Ok(())
 }
 
+/// Write what a refresh changes: groups deleted, updated and created (numbered here), members moved
+/// between groups, withdrawals of merged groups' joint records, audit entries of reopened groups.
 pub(crate) async fn write_refresh(
     tx: &impl GenericClient,
     mut r: Refresh,
@@ -277,6 +285,7 @@ pub(crate) async fn write_refresh(
     Ok(r)
 }
 
+/// One outbox row per sink for a joint record's version.
 pub(crate) async fn insert_deliveries(
     tx: &impl GenericClient,
     d: &JointDelivery,
@@ -359,6 +368,7 @@ pub(crate) async fn views(client: &impl GenericClient, rows: &[Row]) -> StoreRes
         .collect())
 }
 
+/// One group, stored and as listed.
 pub(crate) async fn one_group(
     client: &impl GenericClient,
     id: i64,
@@ -375,6 +385,7 @@ pub(crate) async fn one_group(
         .ok_or_else(|| StoreError::NotFound(format!("joint group {id}")))
 }
 
+/// The listing filter (status, kind, target, agency, free text, department sources).
 pub(crate) const FILTER: &str = "($1::text IS NULL OR g.status = $1) AND ($2::text IS NULL OR g.kind = $2)
      AND ($3::text IS NULL OR g.target_id = $3)
      AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM joint_members m WHERE m.group_id = g.id AND m.agency = $4))

@@ -17,12 +17,14 @@ pub(crate) fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// Read a timestamp written by [`time`].
 pub(crate) fn parse_time(s: &str) -> StoreResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("timestamp {s:?}: {e}")))
 }
 
+/// A value as JSON text (as the SQLite store keeps JSON columns).
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("JSON: {e}")))
 }
@@ -36,10 +38,13 @@ pub(crate) fn insert_audit(conn: &Connection, entry: &AuditEntry, now: &str) -> 
     Ok(())
 }
 
+/// The columns of a `joint_members` row, in the order the readers take them.
 pub(crate) const MEMBER_COLUMNS: &str = "case_id, target_id, agency, source_id, check_date, task_id, group_id";
+/// The columns of a `joint_groups` row, in the order the readers take them.
 pub(crate) const GROUP_COLUMNS: &str =
     "id, target_id, kind, task_id, status, members, decision, previous, joint_version, joint_record, updated_at";
 
+/// Read a check date as stored (`YYYY-MM-DD`).
 pub(crate) fn parse_date(s: &str) -> StoreResult<NaiveDate> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| StoreError::Corrupt(format!("check date {s:?}: {e}")))
 }
@@ -47,6 +52,7 @@ pub(crate) fn parse_date(s: &str) -> StoreResult<NaiveDate> {
 /// A `joint_members` row as read.
 pub(crate) type MemberRow = (i64, String, String, String, String, Option<String>, Option<i64>);
 
+/// A `joint_members` row as read.
 pub(crate) fn member_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<MemberRow> {
     Ok((
         r.get(0)?,
@@ -78,6 +84,7 @@ fn members_where(conn: &Connection, sql_where: &str, param: &dyn rusqlite::ToSql
     Ok(out)
 }
 
+/// A `joint_groups` row as read.
 pub(crate) type GroupRow = (
     i64,
     String,
@@ -92,6 +99,7 @@ pub(crate) type GroupRow = (
     String,
 );
 
+/// A `joint_groups` row as read.
 pub(crate) fn group_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GroupRow> {
     Ok((
         r.get(0)?,
@@ -113,6 +121,7 @@ fn json_opt<T: serde::de::DeserializeOwned>(s: Option<String>) -> StoreResult<Op
         .transpose()
 }
 
+/// A group and when it last changed, from its row.
 pub(crate) fn decode_group(r: GroupRow) -> StoreResult<(StoredGroup, chrono::DateTime<chrono::Utc>)> {
     let kind = GroupKind::parse(&r.2).ok_or_else(|| StoreError::Corrupt(format!("joint group kind {:?}", r.2)))?;
     let status =
@@ -203,6 +212,8 @@ pub(crate) fn apply(
     write_refresh(conn, r, &members, sinks, now)
 }
 
+/// Write what a refresh changes: groups deleted, updated and created (numbered here), members moved
+/// between groups, withdrawals of merged groups' joint records, audit entries of reopened groups.
 pub(crate) fn write_refresh(
     conn: &Connection,
     mut r: Refresh,
@@ -262,6 +273,7 @@ pub(crate) fn write_refresh(
     Ok(())
 }
 
+/// One outbox row per sink for a joint record's version.
 pub(crate) fn insert_deliveries(conn: &Connection, d: &JointDelivery, sinks: &[String], now: &str) -> StoreResult<()> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO joint_outbox (sink_id, group_id, version, idempotency_key, region, withdrawn, record, created_at)
@@ -333,6 +345,7 @@ pub(crate) fn views(conn: &Connection, rows: Vec<GroupRow>) -> StoreResult<Vec<(
         .collect())
 }
 
+/// One group, stored and as listed.
 pub(crate) fn one_group(conn: &Connection, id: i64) -> StoreResult<(StoredGroup, JointGroup)> {
     let row = conn
         .query_row(
@@ -347,6 +360,7 @@ pub(crate) fn one_group(conn: &Connection, id: i64) -> StoreResult<(StoredGroup,
         .ok_or_else(|| StoreError::NotFound(format!("joint group {id}")))
 }
 
+/// The listing filter (status, kind, target, agency, free text, department sources).
 pub(crate) const FILTER: &str =
     "(?1 IS NULL OR g.status = ?1) AND (?2 IS NULL OR g.kind = ?2) AND (?3 IS NULL OR g.target_id = ?3)
      AND (?4 IS NULL OR EXISTS (SELECT 1 FROM joint_members m WHERE m.group_id = g.id AND m.agency = ?4))
