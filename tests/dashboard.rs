@@ -1295,6 +1295,17 @@ async fn an_operator_compares_a_joint_inspection_candidate_side_by_side_and_merg
     wait_count(c, "#joint-undo-form", 1).await;
     check_page(c, "operator-joint-merged").await;
 
+    // The audit log shows the merge, its subject a link back to the group.
+    open(c, "#/audit").await;
+    wait_any(c, "#audit-table tr[data-action='joint.merge'] a", "joint-group:").await;
+    let href = js(
+        c,
+        "return document.querySelector(\"#audit-table tr[data-action='joint.merge'] a\").getAttribute('href');",
+        vec![],
+    )
+    .await;
+    assert!(href.as_str().is_some_and(|h| h.starts_with("#/joint/")), "{href}");
+
     let audit = gw.runtime.store.audit_log(1).await.expect("audit");
     assert_eq!(
         (audit[0].action.as_str(), audit[0].actor.as_str()),

@@ -46,3 +46,25 @@ impl JointConfig {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_outside_0_to_366_days_is_named_with_its_place_and_value() {
+        assert!(JointConfig::default().check().is_empty());
+        let wrong = JointConfig {
+            enabled: true,
+            window_days: 400,
+        };
+        let problems = wrong.check();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].0, "joint.window_days");
+        assert!(
+            problems[0].1.contains("0..366") && problems[0].1.contains("400"),
+            "{}",
+            problems[0].1
+        );
+    }
+}
