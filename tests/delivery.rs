@@ -1146,3 +1146,56 @@ async fn a_merged_joint_group_reaches_the_rest_sink_as_a_joint_inspection_record
     assert_eq!(joint[1]["record"]["operation"], "delete");
 }
 on_both_backends!(a_merged_joint_group_reaches_the_rest_sink_as_a_joint_inspection_record_and_its_undo_as_a_withdrawal);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merged_joint_group_reaches_the_postgres_sink_as_a_row_of_type_joint_inspection() {
+    use gateway::store::joint::Decide;
+    use gateway::store::Store;
+    use support::joint::{commit, groups, insp, AGENCY_A, AGENCY_B, TARGET};
+    let sink_db = PgDatabase::create().await;
+    let sinks = format!(
+        "[[sinks]]\nid = \"platform\"\nkind = \"postgres\"\nurl = \"{}\"\nschema = \"platform\"\npool_size = 2\n{}",
+        sink_db.url,
+        fast(5)
+    );
+    let env = env_with_sinks(Backend::Sqlite, &sinks).await;
+    let store = SqliteStore::open(&env.dir.path().join("data/gateway.db")).expect("open the store");
+    store.migrate().await.expect("migrate");
+    commit(
+        &store,
+        vec![insp("JP-1", AGENCY_A, TARGET, 1), insp("JP-2", AGENCY_B, TARGET, 2)],
+    )
+    .await;
+    let group = groups(&store).await.remove(0);
+    let merge = Decide::Merge {
+        lead_agency: AGENCY_B.into(),
+    };
+    store
+        .joint()
+        .joint_decide(
+            group.group_id,
+            &merge,
+            "ops-zhang",
+            "同一次进门",
+            &["platform".to_string()],
+        )
+        .await
+        .expect("merge");
+    let run = Running::start(&env, "run");
+    let client = sink_db_client(&sink_db).await;
+    let joint_id = format!("LHJC-{}", group.group_id);
+    let sql = "SELECT case_type, record ->> 'lead_agency', withdrawn FROM platform.cases WHERE unified_code = $1";
+    wait_until(
+        "the joint record is in the sink's cases table",
+        Duration::from_secs(30),
+        || async { client.query_opt(sql, &[&joint_id]).await.ok().flatten().is_some() },
+    )
+    .await;
+    run.stop();
+    let found = client.query_one(sql, &[&joint_id]).await.expect("the row");
+    let (case_type, lead, withdrawn): (String, String, bool) = (found.get(0), found.get(1), found.get(2));
+    assert_eq!(
+        (case_type.as_str(), lead.as_str(), withdrawn),
+        ("joint_inspection", AGENCY_B, false)
+    );
+}
