@@ -1551,7 +1551,11 @@ mod joint_api {
     /// Three candidate groups: TARGET (A, B; from SOURCE), OTHER_TARGET (A, C; from SOURCE) and
     /// THIRD_TARGET (B, C; from OTHER, the other department's source).
     async fn seeded() -> Gw {
-        let gw = Gw::start(Backend::Sqlite).await;
+        seeded_on(Backend::Sqlite).await
+    }
+
+    async fn seeded_on(backend: Backend) -> Gw {
+        let gw = Gw::start(backend).await;
         commit(
             &*gw.runtime.store,
             vec![
@@ -1733,6 +1737,88 @@ mod joint_api {
             .expect("the withdrawal is queued");
         assert_eq!((withdrawal.delivery.version, withdrawal.delivery.withdrawn), (2, true));
         assert_eq!(withdrawal.delivery.record["operation"], "delete");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_joint_record_delivery_is_counted_and_re_driven_with_the_sink_sqlite() {
+        dead_joint_record_delivery_is_counted_and_re_driven(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_joint_record_delivery_is_counted_and_re_driven_with_the_sink_postgres() {
+        dead_joint_record_delivery_is_counted_and_re_driven(Backend::Postgres).await;
+    }
+
+    async fn dead_joint_record_delivery_is_counted_and_re_driven(backend: Backend) {
+        let gw = seeded_on(backend).await;
+        let (_, list) = gw.get("/api/joint-groups", OPERATOR).await;
+        let id = group_of(&list, TARGET);
+        let (status, _) = gw
+            .post(
+                &format!("/api/joint-groups/{id}/merge"),
+                OPERATOR,
+                json!({"reason": "同一次进门", "lead_agency": AGENCY_A}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let lease = Utc::now() + chrono::Duration::seconds(30);
+        let claimed = gw
+            .runtime
+            .outbox
+            .claim("platform", 100, Utc::now(), lease)
+            .await
+            .expect("claim");
+        let joint = claimed
+            .iter()
+            .find(|c| c.delivery.case_type == "joint_inspection")
+            .expect("the joint record");
+        let dead = Settlement {
+            id: joint.delivery.outbox_id,
+            status: DeliveryStatus::Dead,
+            attempts: 1,
+            next_attempt_at: None,
+            last_error: Some("422 refused".into()),
+            delivered_at: None,
+        };
+        assert_eq!(gw.runtime.outbox.settle(&[dead], lease).await.expect("settle"), 1);
+        let (_, deliveries) = gw.get("/api/deliveries", OPERATOR).await;
+        let dead_count = deliveries["counts"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["sink_id"] == "platform" && c["status"] == "dead"))
+            .map(|c| c["count"].clone());
+        assert_eq!(dead_count, Some(json!(1)), "{deliveries}");
+        let (status, answer) = gw
+            .post("/api/deliveries/redrive", OPERATOR, json!({"sink": "platform"}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["redriven"], 1);
+        let again_lease = Utc::now() + chrono::Duration::seconds(30);
+        let again = gw
+            .runtime
+            .outbox
+            .claim("platform", 100, Utc::now(), again_lease)
+            .await
+            .expect("claim");
+        let joint = again
+            .iter()
+            .find(|c| c.delivery.idempotency_key == format!("LHJC-{id}:1"))
+            .expect("pending again");
+        // One dead joint delivery re-driven by its (negative) id.
+        let dead = Settlement {
+            id: joint.delivery.outbox_id,
+            status: DeliveryStatus::Dead,
+            attempts: 2,
+            next_attempt_at: None,
+            last_error: Some("422 refused".into()),
+            delivered_at: None,
+        };
+        assert_eq!(gw.runtime.outbox.settle(&[dead], again_lease).await.expect("settle"), 1);
+        let url = format!("/api/deliveries/{}/redrive", joint.delivery.outbox_id);
+        let (status, answer) = gw.post(&url, OPERATOR, json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["redriven"], 1);
+        let (status, _) = gw.post(&url, OPERATOR, json!({})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "no longer dead");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -581,6 +581,24 @@ impl JointDelivery {
     }
 }
 
+/// Add the joint-record deliveries' counts (sink, status, count) to the outbox's.
+pub fn add_joint_counts(
+    out: &mut Vec<super::outbox::DeliveryCount>,
+    joint: Vec<(String, String, i64)>,
+) -> StoreResult<()> {
+    use super::outbox::{DeliveryCount, DeliveryStatus};
+    for (sink_id, status, count) in joint {
+        let status = DeliveryStatus::parse(&status)
+            .ok_or_else(|| super::error::StoreError::Corrupt(format!("delivery status {status:?}")))?;
+        match out.iter_mut().find(|c| c.sink_id == sink_id && c.status == status) {
+            Some(c) => c.count += count,
+            None => out.push(DeliveryCount { sink_id, status, count }),
+        }
+    }
+    out.sort_by(|a, b| (a.sink_id.as_str(), a.status.as_str()).cmp(&(b.sink_id.as_str(), b.status.as_str())));
+    Ok(())
+}
+
 /// The record type joint records are delivered as (`Delivery::case_type`).
 pub const JOINT_RECORD_TYPE: &str = "joint_inspection";
 

@@ -290,3 +290,50 @@ pub(crate) async fn settle(
         .await?;
     Ok(n)
 }
+
+/// Joint-record deliveries per sink and status (added to the outbox's counts).
+pub(crate) async fn counts(client: &impl GenericClient) -> StoreResult<Vec<(String, String, i64)>> {
+    let mut out = Vec::new();
+    for r in client
+        .query(
+            "SELECT sink_id, status, count(*) FROM joint_outbox GROUP BY sink_id, status",
+            &[],
+        )
+        .await?
+    {
+        out.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+    }
+    Ok(out)
+}
+
+/// Make the dead joint-record deliveries of a sink pending again; how many.
+pub(crate) async fn redrive_sink(client: &impl GenericClient, sink_id: &str) -> StoreResult<u64> {
+    Ok(client
+        .execute(
+            "UPDATE joint_outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL
+             WHERE sink_id = $1 AND status = 'dead'",
+            &[&sink_id],
+        )
+        .await?)
+}
+
+/// Make one dead joint-record delivery (outbox id `-id`) pending again.
+pub(crate) async fn redrive_one(client: &impl GenericClient, id: i64) -> StoreResult<u64> {
+    let row = client
+        .query_opt("SELECT status FROM joint_outbox WHERE id = $1 FOR UPDATE", &[&-id])
+        .await?;
+    let status: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
+    match status.as_deref() {
+        None => Err(StoreError::NotFound(format!("delivery {id}"))),
+        Some("dead") => Ok(client
+            .execute(
+                "UPDATE joint_outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL
+                 WHERE id = $1 AND status = 'dead'",
+                &[&-id],
+            )
+            .await?),
+        Some(other) => Err(StoreError::Conflict(format!(
+            "投递 {id} 的状态是 {other}，只能重投死信 / delivery {id} is {other}: only dead deliveries can be re-driven"
+        ))),
+    }
+}

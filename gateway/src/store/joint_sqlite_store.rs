@@ -11,7 +11,7 @@ use super::joint_sqlite::{
 use super::sqlite::{now, SqliteStore};
 use super::{StoreError, StoreResult};
 use async_trait::async_trait;
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::BTreeMap;
 
 #[async_trait]
@@ -269,4 +269,39 @@ pub(crate) fn settle(conn: &Connection, settlements: &[&super::outbox::Settlemen
         ])? as u64;
     }
     Ok(settled)
+}
+
+/// Joint-record deliveries per sink and status (added to the outbox's counts).
+pub(crate) fn counts(conn: &Connection) -> StoreResult<Vec<(String, String, i64)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT sink_id, status, count(*) FROM joint_outbox GROUP BY sink_id, status")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Make the dead joint-record deliveries of a sink pending again; how many.
+pub(crate) fn redrive_sink(conn: &Connection, sink_id: &str) -> StoreResult<u64> {
+    Ok(conn.execute(
+        "UPDATE joint_outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL
+         WHERE sink_id = ?1 AND status = 'dead'",
+        [sink_id],
+    )? as u64)
+}
+
+/// Make one dead joint-record delivery (outbox id `-id`) pending again.
+pub(crate) fn redrive_one(conn: &Connection, id: i64) -> StoreResult<u64> {
+    let status: Option<String> = conn
+        .query_row("SELECT status FROM joint_outbox WHERE id = ?1", [-id], |r| r.get(0))
+        .optional()?;
+    match status.as_deref() {
+        None => Err(StoreError::NotFound(format!("delivery {id}"))),
+        Some("dead") => Ok(conn.execute(
+            "UPDATE joint_outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL
+             WHERE id = ?1 AND status = 'dead'",
+            [-id],
+        )? as u64),
+        Some(other) => Err(StoreError::Conflict(format!(
+            "投递 {id} 的状态是 {other}，只能重投死信 / delivery {id} is {other}: only dead deliveries can be re-driven"
+        ))),
+    }
 }

@@ -186,7 +186,8 @@ impl OutboxStore for PostgresStore {
     async fn delivery_counts(&self) -> StoreResult<Vec<DeliveryCount>> {
         let client = self.client().await?;
         let rows = client.query(COUNTS, &[]).await?;
-        rows.iter()
+        let mut out = rows
+            .iter()
             .map(|r| {
                 let status: String = r.try_get(1)?;
                 Ok(DeliveryCount {
@@ -195,13 +196,19 @@ impl OutboxStore for PostgresStore {
                     count: r.try_get(2)?,
                 })
             })
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()?;
+        super::joint::add_joint_counts(&mut out, super::joint_postgres_store::counts(&client).await?)?;
+        Ok(out)
     }
 
     async fn redrive(&self, target: &Redrive) -> StoreResult<RedriveReport> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let report = match target {
+            Redrive::One(id) if *id < 0 => RedriveReport {
+                redriven: super::joint_postgres_store::redrive_one(&tx, *id).await?,
+                superseded: 0,
+            },
             Redrive::One(id) => {
                 let row = tx
                     .query_opt("SELECT status FROM outbox WHERE id = $1 FOR UPDATE", &[id])
@@ -231,7 +238,8 @@ impl OutboxStore for PostgresStore {
                     superseded: tx
                         .execute(&format!("{SUPERSEDE} {which} AND {NEWER_DELIVERED}"), &[sink_id])
                         .await?,
-                    redriven: tx.execute(&format!("{RESET} {which}"), &[sink_id]).await?,
+                    redriven: tx.execute(&format!("{RESET} {which}"), &[sink_id]).await?
+                        + super::joint_postgres_store::redrive_sink(&tx, sink_id).await?,
                 }
             }
         };
