@@ -2086,3 +2086,354 @@ async fn an_inspection_naming_a_plan_the_gateway_does_not_hold_is_flagged_once_p
 }
 
 on_both_backends!(an_inspection_naming_a_plan_the_gateway_does_not_hold_is_flagged_once_plans_arrive);
+
+// ---------------------------------------------------------------------------------------------
+// Joint inspections (联合检查比对): list, side by side, merge, dismiss, undo, department scope.
+
+mod joint_api {
+    use super::support::gw::*;
+    use super::support::joint::{commit, insp, AGENCY_A, AGENCY_B, AGENCY_C, OTHER_TARGET, TARGET};
+    use super::support::Backend;
+    use chrono::Utc;
+    use gateway::store::{DeliveryStatus, Settlement};
+    use reqwest::StatusCode;
+    use serde_json::{json, Value};
+
+    const THIRD_TARGET: &str = "360102199001011234";
+
+    /// Three candidate groups: TARGET (A, B; from SOURCE), OTHER_TARGET (A, C; from SOURCE) and
+    /// THIRD_TARGET (B, C; from OTHER, the other department's source).
+    async fn seeded() -> Gw {
+        seeded_on(Backend::Sqlite).await
+    }
+
+    async fn seeded_on(backend: Backend) -> Gw {
+        let gw = Gw::start(backend).await;
+        commit(
+            &*gw.runtime.store,
+            vec![
+                insp("JA-1", AGENCY_A, TARGET, 1).source(SOURCE),
+                insp("JA-2", AGENCY_B, TARGET, 4).source(SOURCE),
+                insp("JA-3", AGENCY_A, OTHER_TARGET, 10).source(SOURCE),
+                insp("JA-4", AGENCY_C, OTHER_TARGET, 12).source(SOURCE),
+                insp("JA-5", AGENCY_B, THIRD_TARGET, 20).source(OTHER),
+                insp("JA-6", AGENCY_C, THIRD_TARGET, 21).source(OTHER),
+            ],
+        )
+        .await;
+        gw
+    }
+
+    fn group_of(list: &Value, target: &str) -> i64 {
+        list["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|g| g["target_id"] == target))
+            .and_then(|g| g["group_id"].as_i64())
+            .unwrap_or_else(|| panic!("no group of {target}: {list}"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn joint_groups_list_filters_and_pages_with_exact_totals() {
+        let gw = seeded().await;
+        let (status, all) = gw.get("/api/joint-groups", OPERATOR).await;
+        assert_eq!(status, StatusCode::OK, "{all}");
+        assert_schema(&openapi(), "JointGroupList", &all);
+        assert_eq!(
+            (all["total"].as_i64(), all["offset"].as_i64(), all["limit"].as_i64()),
+            (Some(3), Some(0), Some(100))
+        );
+        assert!(all["items"]
+            .as_array()
+            .is_some_and(|i| i.iter().all(|g| g["status"] == "candidate" && g["kind"] == "similar")));
+        let (_, page) = gw.get("/api/joint-groups?limit=2&offset=2", OPERATOR).await;
+        assert_eq!(
+            (page["total"].as_i64(), page["items"].as_array().map(Vec::len)),
+            (Some(3), Some(1))
+        );
+        let (_, by_agency) = gw.get(&format!("/api/joint-groups?agency={AGENCY_C}"), OWNER).await;
+        assert_eq!(by_agency["total"], 2, "{by_agency}");
+        let (_, by_target) = gw.get(&format!("/api/joint-groups?target={TARGET}"), OWNER).await;
+        assert_eq!(by_target["total"], 1);
+        let (_, merged) = gw.get("/api/joint-groups?status=merged", OPERATOR).await;
+        assert_eq!(merged["total"], 0);
+        let (status, bad) = gw.get("/api/joint-groups?status=open", OPERATOR).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            bad["error"]["message_en"]
+                .as_str()
+                .is_some_and(|m| m.contains("status")),
+            "{bad}"
+        );
+        // The metrics show the open candidates.
+        let (_, text) = gw.get("/metrics", ADMIN).await;
+        assert!(
+            text.as_str()
+                .is_some_and(|t| t.contains("gateway_joint_candidate_groups 3")),
+            "{text}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn merging_with_a_lead_agency_is_audited_and_queues_the_joint_record_and_undo_withdraws_it() {
+        let gw = seeded().await;
+        let (_, list) = gw.get("/api/joint-groups", OPERATOR).await;
+        let id = group_of(&list, TARGET);
+        let (status, detail) = gw.get(&format!("/api/joint-groups/{id}"), OPERATOR).await;
+        assert_eq!(status, StatusCode::OK, "{detail}");
+        assert_schema(&openapi(), "JointGroupDetail", &detail);
+        let members = detail["members"].as_array().expect("members");
+        assert_eq!(members.len(), 2);
+        assert_eq!(members[0]["agency_credit_code"], AGENCY_A);
+        assert_eq!(members[0]["check_date"], "2024-03-01");
+        assert_eq!(members[1]["agency_credit_code"], AGENCY_B);
+        assert_eq!(members[0]["result"], "no_problem");
+        // A merge needs a reason and a lead agency among the members'.
+        let url = format!("/api/joint-groups/{id}/merge");
+        let (status, answer) = gw.post(&url, OPERATOR, json!({"reason": "同一次进门"})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            answer["error"]["message_en"]
+                .as_str()
+                .is_some_and(|m| m.contains("lead_agency")),
+            "{answer}"
+        );
+        assert!(
+            answer["error"]["message_zh"]
+                .as_str()
+                .is_some_and(|m| m.contains("lead_agency")),
+            "{answer}"
+        );
+        let (status, answer) = gw
+            .post(&url, OPERATOR, json!({"reason": "同一次进门", "lead_agency": AGENCY_C}))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        let (status, answer) = gw
+            .post(&url, OPERATOR, json!({"reason": "同一次进门", "lead_agency": AGENCY_B}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["group"]["status"], "merged");
+        assert_eq!(answer["group"]["joint_id"], format!("LHJC-{id}"));
+        assert_eq!(answer["group"]["decision"]["actor"], "ops-zhang");
+        let (status, _) = gw
+            .post(&url, OPERATOR, json!({"reason": "again", "lead_agency": AGENCY_B}))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "merging twice");
+        let audit = gw.runtime.store.audit_log(1).await.expect("audit");
+        assert_eq!(
+            (
+                audit[0].action.as_str(),
+                audit[0].actor.as_str(),
+                audit[0].subject.clone()
+            ),
+            ("joint.merge", "ops-zhang", format!("joint-group:{id}"))
+        );
+        assert_eq!(audit[0].detail["reason"], "同一次进门");
+        // The joint record waits in the outbox for the sink, as its own record type.
+        let now = Utc::now();
+        let lease = now + chrono::Duration::seconds(30);
+        let claimed = gw
+            .runtime
+            .outbox
+            .claim("platform", 100, now, lease)
+            .await
+            .expect("claim");
+        let joint: Vec<_> = claimed
+            .iter()
+            .filter(|c| c.delivery.case_type == "joint_inspection")
+            .collect();
+        assert_eq!(joint.len(), 1, "one joint delivery");
+        let d = &joint[0].delivery;
+        assert_eq!(
+            (d.unified_code.clone(), d.version, d.withdrawn),
+            (format!("LHJC-{id}"), 1, false)
+        );
+        assert_eq!(d.idempotency_key, format!("LHJC-{id}:1"));
+        assert_eq!(d.record["lead_agency"], AGENCY_B);
+        assert_eq!(d.record["members"].as_array().map(Vec::len), Some(2));
+        let settled = gw
+            .runtime
+            .outbox
+            .settle(
+                &[Settlement {
+                    id: d.outbox_id,
+                    status: DeliveryStatus::Delivered,
+                    attempts: 1,
+                    next_attempt_at: None,
+                    last_error: None,
+                    delivered_at: Some(Utc::now()),
+                }],
+                lease,
+            )
+            .await
+            .expect("settle");
+        assert_eq!(settled, 1);
+        // Undo: a candidate again, the merge shown as the previous decision, the record withdrawn.
+        let (status, answer) = gw
+            .post(
+                &format!("/api/joint-groups/{id}/undo"),
+                ADMIN,
+                json!({"reason": "误合并"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["group"]["status"], "candidate");
+        assert_eq!(answer["group"]["previous"]["status"], "merged");
+        let claimed = gw
+            .runtime
+            .outbox
+            .claim("platform", 100, Utc::now(), Utc::now() + chrono::Duration::seconds(30))
+            .await
+            .expect("claim");
+        let withdrawal = claimed
+            .iter()
+            .find(|c| c.delivery.case_type == "joint_inspection")
+            .expect("the withdrawal is queued");
+        assert_eq!((withdrawal.delivery.version, withdrawal.delivery.withdrawn), (2, true));
+        assert_eq!(withdrawal.delivery.record["operation"], "delete");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_joint_record_delivery_is_counted_and_re_driven_with_the_sink_sqlite() {
+        dead_joint_record_delivery_is_counted_and_re_driven(Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_joint_record_delivery_is_counted_and_re_driven_with_the_sink_postgres() {
+        dead_joint_record_delivery_is_counted_and_re_driven(Backend::Postgres).await;
+    }
+
+    async fn dead_joint_record_delivery_is_counted_and_re_driven(backend: Backend) {
+        let gw = seeded_on(backend).await;
+        let (_, list) = gw.get("/api/joint-groups", OPERATOR).await;
+        let id = group_of(&list, TARGET);
+        let (status, _) = gw
+            .post(
+                &format!("/api/joint-groups/{id}/merge"),
+                OPERATOR,
+                json!({"reason": "同一次进门", "lead_agency": AGENCY_A}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let lease = Utc::now() + chrono::Duration::seconds(30);
+        let claimed = gw
+            .runtime
+            .outbox
+            .claim("platform", 100, Utc::now(), lease)
+            .await
+            .expect("claim");
+        let joint = claimed
+            .iter()
+            .find(|c| c.delivery.case_type == "joint_inspection")
+            .expect("the joint record");
+        let dead = Settlement {
+            id: joint.delivery.outbox_id,
+            status: DeliveryStatus::Dead,
+            attempts: 1,
+            next_attempt_at: None,
+            last_error: Some("422 refused".into()),
+            delivered_at: None,
+        };
+        assert_eq!(gw.runtime.outbox.settle(&[dead], lease).await.expect("settle"), 1);
+        let (_, deliveries) = gw.get("/api/deliveries", OPERATOR).await;
+        let dead_count = deliveries["counts"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["sink_id"] == "platform" && c["status"] == "dead"))
+            .map(|c| c["count"].clone());
+        assert_eq!(dead_count, Some(json!(1)), "{deliveries}");
+        let (status, answer) = gw
+            .post("/api/deliveries/redrive", OPERATOR, json!({"sink": "platform"}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["redriven"], 1);
+        let again_lease = Utc::now() + chrono::Duration::seconds(30);
+        let again = gw
+            .runtime
+            .outbox
+            .claim("platform", 100, Utc::now(), again_lease)
+            .await
+            .expect("claim");
+        let joint = again
+            .iter()
+            .find(|c| c.delivery.idempotency_key == format!("LHJC-{id}:1"))
+            .expect("pending again");
+        // One dead joint delivery re-driven by its (negative) id.
+        let dead = Settlement {
+            id: joint.delivery.outbox_id,
+            status: DeliveryStatus::Dead,
+            attempts: 2,
+            next_attempt_at: None,
+            last_error: Some("422 refused".into()),
+            delivered_at: None,
+        };
+        assert_eq!(gw.runtime.outbox.settle(&[dead], again_lease).await.expect("settle"), 1);
+        let url = format!("/api/deliveries/{}/redrive", joint.delivery.outbox_id);
+        let (status, answer) = gw.post(&url, OPERATOR, json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["redriven"], 1);
+        let (status, _) = gw.post(&url, OPERATOR, json!({})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "no longer dead");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dismissing_needs_a_reason_named_in_both_languages() {
+        let gw = seeded().await;
+        let (_, list) = gw.get("/api/joint-groups", OPERATOR).await;
+        let id = group_of(&list, OTHER_TARGET);
+        let url = format!("/api/joint-groups/{id}/dismiss");
+        for body in [json!({}), json!({"reason": "  "})] {
+            let (status, answer) = gw.post(&url, OPERATOR, body).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+            assert_eq!(answer["error"]["code"], "field_required");
+            assert!(answer["error"]["message_zh"]
+                .as_str()
+                .is_some_and(|m| m.contains("reason") && m.contains("原因")));
+            assert!(answer["error"]["message_en"]
+                .as_str()
+                .is_some_and(|m| m.contains("reason")));
+        }
+        let (status, answer) = gw.post(&url, OPERATOR, json!({"reason": "不同日期的日常检查"})).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["group"]["status"], "dismissed");
+        assert_eq!(answer["group"]["decision"]["reason"], "不同日期的日常检查");
+        let audit = gw.runtime.store.audit_log(1).await.expect("audit");
+        assert_eq!(audit[0].action, "joint.dismiss");
+        // Undoing a candidate is a conflict; undoing the dismissal makes it a candidate again.
+        let undo = format!("/api/joint-groups/{id}/undo");
+        let (status, _) = gw.post(&undo, OPERATOR, json!({"reason": "重新比对"})).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = gw.post(&undo, OPERATOR, json!({"reason": "again"})).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_department_sees_only_groups_of_its_own_sources_and_decides_nothing() {
+        let gw = seeded().await;
+        let (_, all) = gw.get("/api/joint-groups", ADMIN).await;
+        let theirs = group_of(&all, THIRD_TARGET);
+        let ours = group_of(&all, TARGET);
+        let (status, mine) = gw.get("/api/joint-groups", DEPT).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(mine["total"], 2, "{mine}");
+        let (status, _) = gw.get(&format!("/api/joint-groups/{theirs}"), DEPT).await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "another department's group is not revealed"
+        );
+        let (status, _) = gw.get(&format!("/api/joint-groups/{ours}"), DEPT).await;
+        assert_eq!(status, StatusCode::OK);
+        let (_, other) = gw.get("/api/joint-groups", DEPT_OTHER).await;
+        assert_eq!(other["total"], 1);
+        assert_eq!(other["items"][0]["group_id"], theirs);
+        let (status, _) = gw
+            .post(
+                &format!("/api/joint-groups/{ours}/dismiss"),
+                DEPT,
+                json!({"reason": "x"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "departments read only");
+        let (status, _) = gw.get("/api/joint-groups/999999", ADMIN).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}

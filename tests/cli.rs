@@ -541,3 +541,97 @@ fn mappings_test_with_a_config_validates_with_its_officer_registry() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("rule.officer_not_registered"), "{text}");
 }
+
+/// Two inspections of one target by two agencies three days apart (from the behaviour sample).
+fn joint_candidate_records() -> String {
+    let sample = std::fs::read_to_string(repo().join("mappings/internet-plus-behaviour/samples/records.jsonl"))
+        .expect("read the behaviour sample");
+    let first: serde_json::Value = serde_json::from_str(sample.lines().next().expect("a sample line")).expect("JSON");
+    let mut second = first.clone();
+    second["implement_institution"] = "九江市生态环境局".into();
+    second["implement_institution_code"] = "113604000145872014".into();
+    second["area_number"] = "360400".into();
+    second["check_action_code"] = "JJSTHJ-JC-2024-0099".into();
+    second["cd_id"] = "JJSTHJ-JC-2024-0099".into();
+    second["record_unique_identity"] = "JJSTHJ-JC-2024-0099".into();
+    second["check_date"] = "2024-03-15 10:00:00".into();
+    format!("{first}\n{second}\n")
+}
+
+#[tokio::test]
+async fn joint_rebuild_and_export_joint_groups_in_both_formats() {
+    let mapping = repo().join("mappings/internet-plus-behaviour/mapping.toml");
+    let source = format!(
+        "[[sources]]\nid = \"iplus-behaviour\"\nmapping = \"{}\"\nformat = \"jsonl\"\nrecord_key = \"record_unique_identity\"\n",
+        mapping.display()
+    );
+    let env = support::Env::with_sources(support::Backend::Sqlite, &source).await;
+    let file = env.write("checks.jsonl", &joint_candidate_records());
+    let config = path_str(&env.config);
+    let out = env
+        .cmd(&[
+            "ingest",
+            "--config",
+            config,
+            "--source",
+            "iplus-behaviour",
+            "--quiet",
+            path_str(&file),
+        ])
+        .output()
+        .expect("run gateway ingest");
+    support::assert_success(&out, "ingest");
+    assert_eq!(
+        support::summary_line(&out)["accepted"],
+        2,
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let groups = env.export("joint-groups");
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    let g = &groups[0];
+    assert_eq!(
+        (g["status"].as_str(), g["kind"].as_str()),
+        (Some("candidate"), Some("similar"))
+    );
+    assert_eq!(g["target_id"], "91360103MA38N2Q49C");
+    assert_eq!(
+        g["agencies"],
+        serde_json::json!(["11360100014523152U", "113604000145872014"])
+    );
+    assert_eq!(g["dates"], serde_json::json!(["2024-03-12", "2024-03-15"]));
+    assert_eq!(g["cases"].as_array().map(Vec::len), Some(2));
+
+    let out = env
+        .cmd(&["export", "joint-groups", "--config", config, "--format", "csv"])
+        .output()
+        .expect("run gateway export");
+    support::assert_success(&out, "export csv");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "group_id,target_id,kind,status,cases,agencies,dates");
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[1].contains(",91360103MA38N2Q49C,similar,candidate,"), "{text}");
+    assert!(
+        lines[1].ends_with(",11360100014523152U;113604000145872014,2024-03-12;2024-03-15"),
+        "{text}"
+    );
+
+    let out = env
+        .cmd(&["joint", "rebuild", "--config", config])
+        .output()
+        .expect("run gateway joint rebuild");
+    support::assert_success(&out, "joint rebuild");
+    let report = support::summary_line(&out);
+    assert_eq!(
+        (report["inspections"].as_i64(), report["groups"].as_i64()),
+        (Some(2), Some(1))
+    );
+    assert!(report["seconds"].as_f64().is_some(), "{report}");
+    assert_eq!(
+        env.export("joint-groups")[0]["group_id"],
+        g["group_id"],
+        "the same group after a rebuild"
+    );
+}

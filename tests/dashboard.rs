@@ -1346,3 +1346,72 @@ async fn a_standards_owner_searches_the_officer_registry_and_sees_each_load_with
     wait_text(c, "#audit-table", "加载执法人员名录").await;
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_compares_a_joint_inspection_candidate_side_by_side_and_merges_it_with_a_lead_agency() {
+    use support::joint::{commit, insp, AGENCY_A, AGENCY_B, TARGET};
+    let Some(gw) = start().await else { return };
+    let base = gw.base.clone();
+    commit(
+        &*gw.runtime.store,
+        vec![
+            insp("JB-1", AGENCY_A, TARGET, 1).source(SOURCE),
+            insp("JB-2", AGENCY_B, TARGET, 4).source(SOURCE),
+        ],
+    )
+    .await;
+    let c = gw.browser();
+    resize(c, WIDE).await;
+    login(c, &base, OPERATOR).await;
+    wait_text(c, "#nav-joint", "联合检查比对").await;
+    open(c, "#/joint").await;
+    wait_count(c, "#joint-table tbody tr[data-status='candidate']", 1).await;
+    wait_any(c, "#joint-table td", TARGET).await;
+    check_page(c, "operator-joint-candidates").await;
+
+    click(c, ".joint-open").await;
+    wait_count(c, "#joint-compare tbody tr", 10).await;
+    let agencies = wait_text(c, "#joint-compare tr[data-field='agency']", AGENCY_A).await;
+    assert!(agencies.contains(AGENCY_B), "both inspections side by side: {agencies}");
+    wait_text(c, "#joint-compare tr[data-field='check_date']", "2024-03-04").await;
+    check_page(c, "operator-joint-compare").await;
+
+    // The lead agency is one of the two; a reason is required.
+    let options = js(
+        c,
+        "return [...document.querySelectorAll('#j-lead option')].map((o) => o.value);",
+        vec![],
+    )
+    .await;
+    assert_eq!(options, json!([AGENCY_A, AGENCY_B]));
+    fill(c, "#j-lead", AGENCY_B).await;
+    click(c, "#joint-merge-btn").await;
+    wait_text(c, "#joint-status", "原因").await;
+    fill(c, "#j-reason-merge", "同一天进门，联合检查").await;
+    click(c, "#joint-merge-btn").await;
+    wait_text(c, "#joint-decision", AGENCY_B).await;
+    wait_text(c, "#joint-decision", "operator-dash").await;
+    wait_text(c, "#joint-facts", "LHJC-").await;
+    wait_count(c, "#joint-undo-form", 1).await;
+    check_page(c, "operator-joint-merged").await;
+
+    // The audit log shows the merge, its subject a link back to the group.
+    open(c, "#/audit").await;
+    wait_any(c, "#audit-table tr[data-action='joint.merge'] a", "joint-group:").await;
+    let href = js(
+        c,
+        "return document.querySelector(\"#audit-table tr[data-action='joint.merge'] a\").getAttribute('href');",
+        vec![],
+    )
+    .await;
+    assert!(href.as_str().is_some_and(|h| h.starts_with("#/joint/")), "{href}");
+
+    let audit = gw.runtime.store.audit_log(1).await.expect("audit");
+    assert_eq!(
+        (audit[0].action.as_str(), audit[0].actor.as_str()),
+        ("joint.merge", "operator-dash")
+    );
+    assert_eq!(audit[0].detail["lead_agency"], AGENCY_B);
+    assert_eq!(audit[0].detail["reason"], "同一天进门，联合检查");
+    gw.stop().await;
+}

@@ -1045,3 +1045,157 @@ fn sink_secrets_never_appear_in_messages_or_logs() {
         assert!(!all.contains(password), "secret leaked: {all}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Joint inspections: a merged group's joint record reaches the REST sink as its own record type.
+// ---------------------------------------------------------------------------------------------
+
+/// Every body a receiver got (JSON), answered 200.
+async fn body_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let bodies: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let kept = Arc::clone(&bodies);
+    let app = axum::Router::new().route(
+        "/upload",
+        axum::routing::post(move |body: Bytes| {
+            let kept = Arc::clone(&kept);
+            async move {
+                if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                    kept.lock().expect("bodies").push(v);
+                }
+                (StatusCode::OK, "{\"ok\":true}")
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/upload"), bodies)
+}
+
+async fn a_merged_joint_group_reaches_the_rest_sink_as_a_joint_inspection_record_and_its_undo_as_a_withdrawal(
+    backend: Backend,
+) {
+    use gateway::store::joint::Decide;
+    use gateway::store::Store;
+    use support::joint::{commit, groups, insp, AGENCY_A, AGENCY_B, TARGET};
+    let (url, bodies) = body_receiver().await;
+    let sinks = format!(
+        "[[sinks]]\nid = \"upload\"\nkind = \"rest\"\nurl = \"{url}\"\n{}",
+        fast(20)
+    );
+    let env = env_with_sinks(backend, &sinks).await;
+    let store: Arc<dyn Store> = match &env.pg {
+        Some(db) => Arc::new(PostgresStore::connect(&db.url, 2).await.expect("connect to the store")),
+        None => Arc::new(SqliteStore::open(&env.dir.path().join("data/gateway.db")).expect("open the store")),
+    };
+    store.migrate().await.expect("migrate");
+    commit(
+        &*store,
+        vec![insp("JD-1", AGENCY_A, TARGET, 1), insp("JD-2", AGENCY_B, TARGET, 3)],
+    )
+    .await;
+    let group = groups(&*store).await.remove(0);
+    let merge = Decide::Merge {
+        lead_agency: AGENCY_A.into(),
+    };
+    let upload = vec!["upload".to_string()];
+    store
+        .joint()
+        .joint_decide(group.group_id, &merge, "ops-zhang", "同一次进门", &upload)
+        .await
+        .expect("merge");
+    let joint_key = |v: i32| format!("LHJC-{}:{v}", group.group_id);
+    let received = |key: String| {
+        let bodies = Arc::clone(&bodies);
+        async move {
+            bodies
+                .lock()
+                .expect("bodies")
+                .iter()
+                .any(|b| b["idempotency_key"].as_str() == Some(key.as_str()))
+        }
+    };
+    let run = Running::start(&env, "run");
+    wait_until("the joint record is delivered", Duration::from_secs(30), || {
+        received(joint_key(1))
+    })
+    .await;
+    store
+        .joint()
+        .joint_decide(group.group_id, &Decide::Undo, "ops-zhang", "误合并", &upload)
+        .await
+        .expect("undo");
+    wait_until("its withdrawal is delivered", Duration::from_secs(30), || {
+        received(joint_key(2))
+    })
+    .await;
+    run.stop();
+    let bodies = bodies.lock().expect("bodies").clone();
+    let joint: Vec<&Value> = bodies.iter().filter(|b| b["case_type"] == "joint_inspection").collect();
+    assert_eq!(
+        joint.len(),
+        2,
+        "the joint record and its withdrawal, once each: {bodies:?}"
+    );
+    assert_eq!(joint[0]["unified_code"], format!("LHJC-{}", group.group_id));
+    assert_eq!(joint[0]["withdrawn"], false);
+    assert_eq!(joint[0]["record"]["record_type"], "joint_inspection");
+    assert_eq!(joint[0]["record"]["lead_agency"], AGENCY_A);
+    assert_eq!(joint[0]["record"]["members"].as_array().map(Vec::len), Some(2));
+    assert_eq!(joint[1]["withdrawn"], true);
+    assert_eq!(joint[1]["record"]["operation"], "delete");
+}
+on_both_backends!(a_merged_joint_group_reaches_the_rest_sink_as_a_joint_inspection_record_and_its_undo_as_a_withdrawal);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merged_joint_group_reaches_the_postgres_sink_as_a_row_of_type_joint_inspection() {
+    use gateway::store::joint::Decide;
+    use gateway::store::Store;
+    use support::joint::{commit, groups, insp, AGENCY_A, AGENCY_B, TARGET};
+    let sink_db = PgDatabase::create().await;
+    let sinks = format!(
+        "[[sinks]]\nid = \"platform\"\nkind = \"postgres\"\nurl = \"{}\"\nschema = \"platform\"\npool_size = 2\n{}",
+        sink_db.url,
+        fast(5)
+    );
+    let env = env_with_sinks(Backend::Sqlite, &sinks).await;
+    let store = SqliteStore::open(&env.dir.path().join("data/gateway.db")).expect("open the store");
+    store.migrate().await.expect("migrate");
+    commit(
+        &store,
+        vec![insp("JP-1", AGENCY_A, TARGET, 1), insp("JP-2", AGENCY_B, TARGET, 2)],
+    )
+    .await;
+    let group = groups(&store).await.remove(0);
+    let merge = Decide::Merge {
+        lead_agency: AGENCY_B.into(),
+    };
+    store
+        .joint()
+        .joint_decide(
+            group.group_id,
+            &merge,
+            "ops-zhang",
+            "同一次进门",
+            &["platform".to_string()],
+        )
+        .await
+        .expect("merge");
+    let run = Running::start(&env, "run");
+    let client = sink_db_client(&sink_db).await;
+    let joint_id = format!("LHJC-{}", group.group_id);
+    let sql = "SELECT case_type, record ->> 'lead_agency', withdrawn FROM platform.cases WHERE unified_code = $1";
+    wait_until(
+        "the joint record is in the sink's cases table",
+        Duration::from_secs(30),
+        || async { client.query_opt(sql, &[&joint_id]).await.ok().flatten().is_some() },
+    )
+    .await;
+    run.stop();
+    let found = client.query_one(sql, &[&joint_id]).await.expect("the row");
+    let (case_type, lead, withdrawn): (String, String, bool) = (found.get(0), found.get(1), found.get(2));
+    assert_eq!(
+        (case_type.as_str(), lead.as_str(), withdrawn),
+        ("joint_inspection", AGENCY_B, false)
+    );
+}

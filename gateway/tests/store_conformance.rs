@@ -7,6 +7,11 @@
 //! skip, when it is unreachable.
 
 mod common;
+#[path = "store_conformance/joint.rs"]
+mod joint;
+#[path = "../../tests/support/joint.rs"]
+mod joint_records;
+use joint::*;
 
 use chrono::{DateTime, Utc};
 use common::{PgDatabase, TestDb};
@@ -96,6 +101,11 @@ on_both_backends!(
     cases_awaiting_supplement_are_listed_until_completed_re_sent_complete_or_withdrawn,
     a_completion_keeps_the_supplied_values_with_the_version_it_became,
     plan_numbers_are_those_of_plans_not_withdrawn,
+    joint_pairs_by_different_agencies_within_the_window_form_transitive_groups,
+    joint_a_new_version_moving_the_date_splits_the_group_and_a_withdrawal_removes_it,
+    joint_declared_tasks_group_without_the_date_rule,
+    joint_rebuild_finds_the_groups_the_commits_kept,
+    joint_merge_dismiss_and_undo_are_audited_and_a_changed_group_is_a_candidate_again,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -290,6 +300,7 @@ impl Rec {
             record_json: record.to_string(),
             warnings: self.warnings.clone(),
             record_lz4: None,
+            joint: gateway::store::joint::JointFacts::of(&record).map(Box::new),
             source_updated_at: self.source_time,
             completion: self.completion,
         }))
@@ -1404,6 +1415,7 @@ async fn postgres_concurrent_migrations_apply_once() {
             "0009_source_time",
             "0010_console",
             "0011_cluster",
+            "0012_joint",
             "0013_officers",
             "0014_plans_supplement"
         ],

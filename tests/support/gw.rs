@@ -415,6 +415,8 @@ pub fn allowed(route: &str, role: &str) -> bool {
         "/api/ingest/{source}" => &["admin", "department"],
         "/api/officers" | "/api/officers/versions" => &["admin", "operator", "standards-owner", "department"],
         "/api/officers/load" => &["admin", "standards-owner", "department"],
+        "/api/joint-groups" | "/api/joint-groups/{id}" => &["admin", "operator", "standards-owner", "department"],
+        "/api/joint-groups/{id}/merge" | "/api/joint-groups/{id}/dismiss" | "/api/joint-groups/{id}/undo" => &ops,
         "/api/mappings"
         | "/api/mappings/{source}/versions"
         | "/api/mappings/{source}/versions/{v}"
@@ -444,6 +446,12 @@ pub fn body_for(path: &str) -> Option<Value> {
             Some(json!({ "source": SOURCE, "reason": "矩阵测试 / matrix test", "preview": true }))
         }
         "/api/deliveries/redrive" => Some(json!({ "sink": "platform" })),
+        "/api/joint-groups/{id}/merge" => {
+            Some(json!({ "reason": "矩阵测试 / matrix test", "lead_agency": "11360100014523152U" }))
+        }
+        "/api/joint-groups/{id}/dismiss" | "/api/joint-groups/{id}/undo" => {
+            Some(json!({ "reason": "矩阵测试 / matrix test" }))
+        }
         // A mapping that does not load: refused with 422, nothing stored.
         "/api/mappings/{source}/versions" => Some(json!({ "mapping": "id = 1", "tables": {} })),
         "/api/mappings/{source}/rollback" => Some(json!({ "to": 1 })),

@@ -6,6 +6,7 @@ pub mod amqp;
 #[path = "../../gateway/tests/common/mod.rs"]
 pub mod common;
 pub mod gw;
+pub mod joint;
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

@@ -22,6 +22,11 @@ const ACTIONS = [
   "mapping.rollback",
   "case.source_changed",
   "officers.load",
+  "joint",
+  "joint.merge",
+  "joint.dismiss",
+  "joint.undo",
+  "joint.reopened",
 ];
 
 /** Filters and paging, kept across page changes in this tab. */
@@ -35,10 +40,11 @@ function actionLabel(action) {
 
 /** A subject ("quarantine:12", "case:3601…", "source:x") as a link where the dashboard has a page for it. */
 function subjectCell(subject, ctx) {
-  const m = /^([a-z_]+):(.+)$/.exec(subject || "");
+  const m = /^([a-z_-]+):(.+)$/.exec(subject || "");
   if (m && m[1] === "quarantine" && /^\d+$/.test(m[2]) && ctx.can("quarantine_read")) return h("a", { href: `#/quarantine/${m[2]}` }, subject);
   if (m && m[1] === "case" && ctx.can("cases_read")) return h("a", { href: `#/cases/${encodeURIComponent(m[2])}` }, subject);
   if (m && m[1] === "mapping" && ctx.can("mappings")) return h("a", { href: `#/mappings/${encodeURIComponent(m[2])}` }, subject);
+  if (m && m[1] === "joint-group" && /^\d+$/.test(m[2]) && ctx.can("joint_read")) return h("a", { href: `#/joint/${m[2]}` }, subject);
   return h("span", null, subject || "—");
 }
 

@@ -196,6 +196,24 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Joint inspections (联合检查相似度比对): the index of inspections by target.
+    Joint {
+        /// What to do.
+        #[command(subcommand)]
+        action: JointAction,
+    },
+}
+
+/// `gateway joint` actions.
+#[derive(Debug, Subcommand)]
+pub enum JointAction {
+    /// Rebuild the index and its groups from the cases (after `[joint] enabled = false` or a
+    /// changed `window_days`); decisions of groups found again with the same members stay.
+    Rebuild {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 /// `gateway officers` actions.
@@ -490,6 +508,8 @@ pub enum ExportWhat {
     Cases,
     /// Quarantine entries with raw records and violations.
     Quarantine,
+    /// Joint-inspection groups (联合检查比对): one line per group with its cases, agencies and dates.
+    JointGroups,
 }
 
 /// Output formats of `gateway export`.

@@ -157,6 +157,9 @@ pub async fn export(
 ) -> anyhow::Result<ExitCode> {
     let resolved = load_config(config)?;
     let store = store::open(&resolved.config).await?.store;
+    if let ExportWhat::JointGroups = what {
+        return super::joint::export_groups(store.joint(), source, format).await;
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut csv = match format {
@@ -214,6 +217,7 @@ pub async fn export(
                 }
             }
         }
+        ExportWhat::JointGroups => {}
         ExportWhat::Quarantine => {
             if let Some(w) = csv.as_mut() {
                 w.write_record([

@@ -8,6 +8,7 @@ pub mod data;
 pub mod deliveries;
 pub mod demo;
 pub mod demo_peers;
+pub mod joint;
 pub mod mappings;
 pub mod normalize;
 pub mod officers;
@@ -47,6 +48,9 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Deliveries { action } => deliveries::run(action).await,
         Command::Mappings { action } => mappings::run(action).await,
         Command::Officers { action } => officers::run(action).await,
+        Command::Joint {
+            action: JointAction::Rebuild { config },
+        } => joint::rebuild(&config).await,
         Command::Check { .. } | Command::Normalize { .. } | Command::Config { .. } | Command::Token { .. } => {
             anyhow::bail!("not an async command")
         }

@@ -2,6 +2,7 @@
 //! sources, sinks and the HTTP server. Unknown keys are errors. Secrets (database URLs with
 //! passwords) come from environment variables or files and are never printed.
 
+pub mod joint;
 pub mod schedule;
 
 use adapters::common::postgres_tls::{PostgresTarget, PostgresTlsError, ROOT_CERT_SETTING};
@@ -35,6 +36,9 @@ pub struct Config {
     /// Several instances on one store: leases of scheduled jobs, heartbeats.
     #[serde(default)]
     pub cluster: ClusterConfig,
+    /// Finding joint inspections (联合检查相似度比对).
+    #[serde(default)]
+    pub joint: joint::JointConfig,
     /// Systems records come from.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -1115,6 +1119,9 @@ impl Config {
         }
         for p in self.cluster.check() {
             problem(p.place, p.message);
+        }
+        for (place, message) in self.joint.check() {
+            problem(place, message);
         }
         if self.limits.max_record_bytes < 1024 {
             problem(

@@ -367,6 +367,7 @@ impl Preparer {
                     record_hash: hash_of_text(&without_operation, operation),
                     record_json,
                     target_id: facts.target_id,
+                    joint: crate::store::joint::JointFacts::of(canonical).map(Box::new),
                     source_updated_at: facts.source_updated_at,
                     key: BusinessKey {
                         agency_credit_code: facts.agency_credit_code,
@@ -471,6 +472,7 @@ impl Preparer {
                 warnings: capped(outcome.violations.clone(), self.limits.max_violations_per_record),
                 record_lz4: None,
                 completion: true,
+                joint: crate::store::joint::JointFacts::of(&outcome.record).map(Box::new),
             }),
             replay_of: None,
             payload_lz4: None,

@@ -7,6 +7,9 @@
 //! | `operator` | sources (read, pull, resync), quarantine (read, replay, ignore), cases, raw records, deliveries (read, re-drive), metrics, the officer registry (read) |
 //! | `standards-owner` | read sources, quarantine, cases and raw records; the mapping routes (`/api/mappings`); load and read the officer registry |
 //! | `department` | push to its own sources; read the quarantine of its own sources; load and read the officer registry of its own agencies |
+//!
+//! Joint inspections (`/api/joint-groups`): operators and admins read and decide, standards
+//! owners read, departments read the groups with an inspection of their own sources.
 
 use super::error::ApiError;
 use crate::config::ServerConfig;
@@ -100,11 +103,15 @@ pub enum Action {
     SupplementsRead,
     /// Complete fields a case awaits (departments: of their own sources).
     SupplementsWrite,
+    /// Read joint-inspection groups (departments: those with an inspection of their sources).
+    JointRead,
+    /// Merge, dismiss or undo joint-inspection groups.
+    JointDecide,
 }
 
 impl Action {
     /// Every action, in a stable order.
-    pub const ALL: [Action; 19] = [
+    pub const ALL: [Action; 21] = [
         Action::Whoami,
         Action::SourcesRead,
         Action::SourcesControl,
@@ -124,6 +131,8 @@ impl Action {
         Action::OfficersWrite,
         Action::SupplementsRead,
         Action::SupplementsWrite,
+        Action::JointRead,
+        Action::JointDecide,
     ];
 }
 
@@ -147,6 +156,7 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | OfficersRead
                 | OfficersWrite
                 | SupplementsRead
+                | JointRead
         ),
         Role::Department => matches!(
             action,
@@ -159,6 +169,7 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | SupplementsWrite
                 | OfficersRead
                 | OfficersWrite
+                | JointRead
         ),
     }
 }

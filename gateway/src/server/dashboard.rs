@@ -59,6 +59,7 @@ const ASSETS: &[Asset] = &[
     asset!("pages/mappings.js", JS),
     asset!("pages/deliveries.js", JS),
     asset!("pages/officers.js", JS),
+    asset!("pages/joint.js", JS),
 ];
 
 /// The names of the embedded files (for tests and docs).

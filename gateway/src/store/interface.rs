@@ -33,6 +33,8 @@ pub trait Store: Send + Sync {
     /// The numbers of the inspection plans held (records of kind `plan`, not withdrawn), for
     /// `rule.plan_unknown`.
     async fn plan_numbers(&self) -> StoreResult<Vec<String>>;
+    /// Joint inspections found among the store's inspection cases.
+    fn joint(&self) -> &dyn super::joint::JointStore;
 
     /// Apply pending schema migrations; returns the names of those applied now.
     async fn migrate(&self) -> StoreResult<Vec<String>>;

@@ -133,12 +133,25 @@ impl OutboxStore for PostgresStore {
         let stmt = client.prepare_cached(CLAIM).await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = client.query(&stmt, &[&sink_id, &limit, &lease_until, &now]).await?;
-        rows.iter().map(claimed_from_row).collect()
+        let mut claimed = rows.iter().map(claimed_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let room = limit - i64::try_from(claimed.len()).unwrap_or(limit);
+        claimed.extend(super::joint_postgres_store::claim(&client, sink_id, room, now, lease_until).await?);
+        Ok(claimed)
     }
 
     async fn settle(&self, settlements: &[Settlement], lease_until: DateTime<Utc>) -> StoreResult<u64> {
         if settlements.is_empty() {
             return Ok(0);
+        }
+        let joint: Vec<&Settlement> = settlements.iter().filter(|s| s.id < 0).collect();
+        let joint_settled = if joint.is_empty() {
+            0
+        } else {
+            super::joint_postgres_store::settle(&self.client().await?, &joint, lease_until).await?
+        };
+        let settlements: Vec<Settlement> = settlements.iter().filter(|s| s.id >= 0).cloned().collect();
+        if settlements.is_empty() {
+            return Ok(joint_settled);
         }
         let ids: Vec<i64> = settlements.iter().map(|s| s.id).collect();
         let statuses: Vec<&str> = settlements.iter().map(|s| s.status.as_str()).collect();
@@ -155,7 +168,7 @@ impl OutboxStore for PostgresStore {
             )
             .await?;
         let settled: i64 = row.try_get(0)?;
-        Ok(u64::try_from(settled).unwrap_or(0))
+        Ok(u64::try_from(settled).unwrap_or(0) + joint_settled)
     }
 
     async fn deliveries(&self, filter: &DeliveryFilter) -> StoreResult<Vec<DeliveryRow>> {
@@ -173,7 +186,8 @@ impl OutboxStore for PostgresStore {
     async fn delivery_counts(&self) -> StoreResult<Vec<DeliveryCount>> {
         let client = self.client().await?;
         let rows = client.query(COUNTS, &[]).await?;
-        rows.iter()
+        let mut out = rows
+            .iter()
             .map(|r| {
                 let status: String = r.try_get(1)?;
                 Ok(DeliveryCount {
@@ -182,13 +196,19 @@ impl OutboxStore for PostgresStore {
                     count: r.try_get(2)?,
                 })
             })
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()?;
+        super::joint::add_joint_counts(&mut out, super::joint_postgres_store::counts(&client).await?)?;
+        Ok(out)
     }
 
     async fn redrive(&self, target: &Redrive) -> StoreResult<RedriveReport> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let report = match target {
+            Redrive::One(id) if *id < 0 => RedriveReport {
+                redriven: super::joint_postgres_store::redrive_one(&tx, *id).await?,
+                superseded: 0,
+            },
             Redrive::One(id) => {
                 let row = tx
                     .query_opt("SELECT status FROM outbox WHERE id = $1 FOR UPDATE", &[id])
@@ -218,7 +238,8 @@ impl OutboxStore for PostgresStore {
                     superseded: tx
                         .execute(&format!("{SUPERSEDE} {which} AND {NEWER_DELIVERED}"), &[sink_id])
                         .await?,
-                    redriven: tx.execute(&format!("{RESET} {which}"), &[sink_id]).await?,
+                    redriven: tx.execute(&format!("{RESET} {which}"), &[sink_id]).await?
+                        + super::joint_postgres_store::redrive_sink(&tx, sink_id).await?,
                 }
             }
         };

@@ -91,6 +91,14 @@ impl OutboxStore for SqliteStore {
                 for c in &claimed {
                     lease.execute(params![c.delivery.outbox_id, until])?;
                 }
+                let room = limit - i64::try_from(claimed.len()).unwrap_or(limit);
+                claimed.extend(super::joint_sqlite_store::claim(
+                    &tx,
+                    &sink_id,
+                    room,
+                    &time(now),
+                    &until,
+                )?);
             }
             tx.commit()?;
             Ok(claimed)
@@ -111,7 +119,9 @@ impl OutboxStore for SqliteStore {
                      WHERE id = ?1 AND status = 'pending' AND next_attempt_at = ?7",
                 )?;
                 let mut delivered: Vec<i64> = Vec::new();
-                for s in &settlements {
+                let joint: Vec<&Settlement> = settlements.iter().filter(|s| s.id < 0).collect();
+                settled += super::joint_sqlite_store::settle(&tx, &joint, &lease)?;
+                for s in settlements.iter().filter(|s| s.id >= 0) {
                     let n = update.execute(params![
                         s.id,
                         s.status.as_str(),
@@ -215,6 +225,7 @@ impl OutboxStore for SqliteStore {
                     count,
                 });
             }
+            super::joint::add_joint_counts(&mut out, super::joint_sqlite_store::counts(conn)?)?;
             Ok(out)
         })
         .await
@@ -226,6 +237,10 @@ impl OutboxStore for SqliteStore {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let reset = "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = NULL";
             let report = match &target {
+                Redrive::One(id) if *id < 0 => RedriveReport {
+                    redriven: super::joint_sqlite_store::redrive_one(&tx, *id)?,
+                    superseded: 0,
+                },
                 Redrive::One(id) => {
                     let status: Option<String> = tx
                         .query_row("SELECT status FROM outbox WHERE id = ?1", [id], |r| r.get(0))
@@ -252,8 +267,9 @@ impl OutboxStore for SqliteStore {
                     let which = "WHERE sink_id = ?1 AND status = 'dead'";
                     let superseded = tx.execute(&format!("{SUPERSEDE} {which} AND {NEWER_DELIVERED}"), [sink_id])?;
                     let redriven = tx.execute(&format!("{reset} {which}"), [sink_id])?;
+                    let joint = super::joint_sqlite_store::redrive_sink(&tx, sink_id)?;
                     RedriveReport {
-                        redriven: redriven as u64,
+                        redriven: redriven as u64 + joint,
                         superseded: superseded as u64,
                     }
                 }

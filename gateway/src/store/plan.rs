@@ -617,6 +617,7 @@ mod tests {
                 operation,
                 record_json: "{}".into(),
                 record_lz4: None,
+                joint: None,
                 target_id: None,
                 record_hash: hash.into(),
                 warnings: Vec::new(),

@@ -79,6 +79,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_cluster",
         include_str!("../../migrations/postgres/0011_cluster.sql"),
     ),
+    ("0012_joint", include_str!("../../migrations/postgres/0012_joint.sql")),
     (
         "0013_officers",
         include_str!("../../migrations/postgres/0013_officers.sql"),
@@ -104,6 +105,7 @@ const STATEMENT_TIMEOUT_MS: u64 = 300_000;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool,
+    pub(crate) joint: std::sync::Arc<super::joint::SettingsCell>,
 }
 
 impl PostgresStore {
@@ -162,7 +164,10 @@ impl PostgresStore {
             .wait_timeout(Some(POOL_WAIT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Pool(e.to_string()))?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore {
+            pool,
+            joint: std::sync::Arc::default(),
+        };
         let tls = store.session_tls().await?;
         tracing::info!(
             sslmode = %target.ssl_mode(),
@@ -429,6 +434,10 @@ impl Store for PostgresStore {
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
+    fn joint(&self) -> &dyn super::joint::JointStore {
+        self
+    }
+
     async fn migrate(&self) -> StoreResult<Vec<String>> {
         let mut client = self.client().await?;
         let mut applied = Vec::new();
@@ -463,7 +472,7 @@ impl Store for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         // On error the transaction is dropped, which rolls it back.
-        let results = super::postgres_commit::commit_in(&tx, batch).await?;
+        let results = super::postgres_commit::commit_in(&tx, batch, &self.joint.get()).await?;
         tx.commit().await?;
         Ok(results)
     }

@@ -543,7 +543,11 @@ impl CopyWriter {
     }
 }
 
-pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
+pub(super) async fn commit_in(
+    tx: &Transaction<'_>,
+    batch: &CommitBatch,
+    joint: &super::joint::JointSettings,
+) -> StoreResult<Vec<RecordResult>> {
     if let Some(fence) = &batch.fence {
         check_fence(tx, fence).await?;
     }
@@ -890,6 +894,18 @@ pub(super) async fn commit_in(tx: &Transaction<'_>, batch: &CommitBatch) -> Stor
     }
     let (clear, awaiting) = super::supplement::awaiting_changes(records, &plan, &v_case_ids);
     write_awaiting(tx, &clear, &awaiting, now).await?;
+    if joint.enabled {
+        // The joint-inspection index, in the same transaction (see store/joint.rs).
+        let versions: Vec<(usize, i64, bool)> = vs
+            .iter()
+            .zip(&v_case_ids)
+            .map(|(v, id)| (v.record_index, *id, v.withdrawn))
+            .collect();
+        let changes = super::joint::changes_of(records, &versions);
+        if !changes.is_empty() {
+            super::joint_postgres::apply(tx, &changes, joint, &batch.sinks, now).await?;
+        }
+    }
     let supersede = superseding(&plan, records);
     if !supersede.is_empty() {
         let sources: Vec<&str> = supersede.iter().map(|s| s.source_id).collect();

@@ -44,6 +44,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0007_console", include_str!("../../migrations/sqlite/0007_console.sql")),
     ("0008_cluster", include_str!("../../migrations/sqlite/0008_cluster.sql")),
+    ("0009_joint", include_str!("../../migrations/sqlite/0009_joint.sql")),
     (
         "0010_officers",
         include_str!("../../migrations/sqlite/0010_officers.sql"),
@@ -58,6 +59,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    pub(crate) joint: Arc<super::joint::SettingsCell>,
 }
 
 impl SqliteStore {
@@ -85,6 +87,7 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            joint: Arc::default(),
         })
     }
 
@@ -164,15 +167,23 @@ fn resolve_params<'a>(
     )
 }
 
-fn commit_sync(conn: &mut Connection, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
+fn commit_sync(
+    conn: &mut Connection,
+    batch: &CommitBatch,
+    joint: &super::joint::JointSettings,
+) -> StoreResult<Vec<RecordResult>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let results = commit_in(&tx, batch)?;
+    let results = commit_in(&tx, batch, joint)?;
     tx.commit()?;
     Ok(results)
 }
 
 /// Commit a batch within the transaction `tx` (see [`Store::commit_batch`]); the caller commits.
-pub(crate) fn commit_in(tx: &rusqlite::Transaction<'_>, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
+pub(crate) fn commit_in(
+    tx: &rusqlite::Transaction<'_>,
+    batch: &CommitBatch,
+    joint: &super::joint::JointSettings,
+) -> StoreResult<Vec<RecordResult>> {
     if let Some(fence) = &batch.fence {
         check_fence(tx, fence)?;
     }
@@ -568,6 +579,25 @@ pub(crate) fn commit_in(tx: &rusqlite::Transaction<'_>, batch: &CommitBatch) -> 
         }
     }
 
+    // The joint-inspection index, in the same transaction (see store/joint.rs).
+    if joint.enabled {
+        let versions: Vec<(usize, i64, bool)> = plan
+            .versions
+            .iter()
+            .map(|v| {
+                let id = match v.case {
+                    CaseRef::Existing(id) => id,
+                    CaseRef::New(i) => new_case_ids[i],
+                };
+                (v.record_index, id, v.withdrawn)
+            })
+            .collect();
+        let changes = super::joint::changes_of(&batch.records, &versions);
+        if !changes.is_empty() {
+            super::joint_sqlite::apply(tx, &changes, joint, &batch.sinks, &now)?;
+        }
+    }
+
     // 7. Cursors.
     {
         let mut upsert_cursor = tx.prepare_cached(
@@ -792,6 +822,10 @@ impl Store for SqliteStore {
         .await
     }
 
+    fn joint(&self) -> &dyn super::joint::JointStore {
+        self
+    }
+
     async fn migrate(&self) -> StoreResult<Vec<String>> {
         self.with_conn(|conn| {
             conn.execute_batch(
@@ -821,6 +855,7 @@ impl Store for SqliteStore {
     }
 
     async fn commit_batch(&self, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
+        let joint = self.joint.get();
         // On a multi-threaded runtime, commit on this worker (block_in_place) without copying
         // the batch; otherwise copy it onto the blocking pool.
         if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
@@ -829,11 +864,11 @@ impl Store for SqliteStore {
                     .conn
                     .lock()
                     .map_err(|_| StoreError::Task("SQLite connection mutex poisoned".into()))?;
-                commit_sync(&mut conn, batch)
+                commit_sync(&mut conn, batch, &joint)
             });
         }
         let batch = batch.clone();
-        self.with_conn(move |conn| commit_sync(conn, &batch)).await
+        self.with_conn(move |conn| commit_sync(conn, &batch, &joint)).await
     }
 
     async fn cursor(&self, source_id: &str) -> StoreResult<Option<String>> {

@@ -129,9 +129,10 @@ impl SupplementStore for SqliteStore {
         let business_key = business_key.to_string();
         let supplied = supplied.to_vec();
         let actor = actor.to_string();
+        let joint = self.joint.get();
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut results = commit_in(&tx, &batch)?;
+            let mut results = commit_in(&tx, &batch, &joint)?;
             let result = results
                 .pop()
                 .ok_or_else(|| StoreError::Task("a completion batch gave no result".into()))?;

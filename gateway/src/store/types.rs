@@ -107,9 +107,43 @@ pub struct AcceptedRecord {
     /// the current version's source time and is a new version without the same-source-time
     /// warning.
     pub completion: bool,
+    /// What an inspection record says for the joint-inspection index (check date, joint task).
+    pub joint: Option<Box<JointFacts>>,
+}
+
+/// What a canonical inspection record says for the index, read while preparing (off the commit).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JointFacts {
+    /// `/inspection/check_date`.
+    pub check_date: chrono::NaiveDate,
+    /// `/inspection/joint_task_id` (trimmed, upper case), if the record declares a joint task.
+    pub task_id: Option<String>,
+}
+
+impl JointFacts {
+    /// The facts of a canonical record: only inspections with a check date have them.
+    pub fn of(record: &Value) -> Option<JointFacts> {
+        if record.get("case_type").and_then(Value::as_str) != Some(CaseType::Inspection.as_str()) {
+            return None;
+        }
+        let inspection = record.get("inspection")?;
+        let check_date = inspection
+            .get("check_date")
+            .and_then(Value::as_str)
+            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())?;
+        let task_id = inspection
+            .get("joint_task_id")
+            .and_then(Value::as_str)
+            .map(|t| t.trim().to_uppercase())
+            .filter(|t| !t.is_empty());
+        Some(JointFacts { check_date, task_id })
+    }
 }
 
 /// What validation decided for one record.
+// Most records are accepted: boxing the accepted record would cost an allocation per record to
+// save bytes only in the rarer quarantined ones.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Verdict {
     /// Commit as a case version.
@@ -560,6 +594,7 @@ mod tests {
                 operation: Operation::Insert,
                 record_json: record_json.clone(),
                 record_lz4: None,
+                joint: None,
                 target_id: None,
                 record_hash: "r".into(),
                 warnings: Vec::new(),

@@ -22,7 +22,9 @@
 //! - `gateway_limit_refusals_total{limit}`: requests refused by a limit (`push_body_bytes`,
 //!   `push_records`, `request_body_bytes`, `auth_failures`); records over a record limit are
 //!   counted by their rule (`input.too_large`, `violations.truncated`) in
-//!   `gateway_rule_violations_total`.
+//!   `gateway_rule_violations_total`;
+//! - `gateway_joint_candidate_groups`: joint-inspection groups waiting for an operator
+//!   (status `candidate`), read from the store at each scrape.
 
 use super::summary::Summary;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -116,6 +118,7 @@ pub struct Metrics {
     instance_info: Family<InstanceLabels, Gauge>,
     instances: Family<InstanceStateLabel, Gauge>,
     awaiting_supplement: Family<SourceLabel, Gauge>,
+    joint_candidates: Gauge,
 }
 
 impl Default for Metrics {
@@ -217,8 +220,15 @@ impl Metrics {
             "Instances on this store by state: alive (heartbeating), gone (silent for three heartbeats without a clean stop), stopped",
             instances.clone(),
         );
+        let joint_candidates = Gauge::default();
+        registry.register(
+            "gateway_joint_candidate_groups",
+            "Joint-inspection groups (same target, several agencies) waiting for an operator's merge or dismissal",
+            joint_candidates.clone(),
+        );
         Metrics {
             registry,
+            joint_candidates,
             lease_held,
             instance_info,
             instances,
@@ -233,6 +243,11 @@ impl Metrics {
             deliveries,
             http_requests,
         }
+    }
+
+    /// Set the number of open joint-inspection candidate groups.
+    pub fn set_joint_candidates(&self, open: i64) {
+        self.joint_candidates.set(open);
     }
 
     /// Set every source's health gauges from the source board: 1 for its state, 0 for the others.

@@ -71,6 +71,11 @@ pub async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
         .map(|s| s.id.clone())
         .collect();
     state.runtime.metrics.set_awaiting_supplement(&source_ids, &awaiting);
+    let joint = state.runtime.store.joint().joint_counts().await?;
+    state
+        .runtime
+        .metrics
+        .set_joint_candidates(joint.get("candidate").copied().unwrap_or(0));
     let text = state.runtime.metrics.render(&state.runtime.sinks(), &depths);
     Ok((
         [(

@@ -5,6 +5,7 @@ pub mod cases;
 pub mod deliveries;
 pub mod health;
 pub mod instances;
+pub mod joint;
 pub mod mappings;
 pub mod officers;
 pub mod push;

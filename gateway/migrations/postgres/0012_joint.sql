@@ -1,0 +1,51 @@
+-- Joint inspections (联合检查相似度比对、合并): the current, not withdrawn inspection cases by
+-- target (written in every commit's transaction), the groups found among them, and the joint
+-- records of merged groups on their way to the sinks.
+CREATE TABLE joint_members (
+    case_id    BIGINT PRIMARY KEY,
+    target_id  TEXT COLLATE "C" NOT NULL,
+    agency     TEXT COLLATE "C" NOT NULL,
+    source_id  TEXT COLLATE "C" NOT NULL,
+    check_date DATE   NOT NULL,
+    task_id    TEXT COLLATE "C",
+    group_id   BIGINT
+);
+CREATE INDEX joint_members_target ON joint_members (target_id);
+CREATE INDEX joint_members_group ON joint_members (group_id) WHERE group_id IS NOT NULL;
+
+CREATE TABLE joint_groups (
+    id            BIGSERIAL PRIMARY KEY,
+    target_id     TEXT COLLATE "C" NOT NULL,
+    kind          TEXT        NOT NULL,
+    task_id       TEXT,
+    members       BIGINT[]    NOT NULL,
+    status        TEXT        NOT NULL DEFAULT 'candidate',
+    decision      JSONB,
+    previous      JSONB,
+    joint_record  JSONB,
+    joint_version INTEGER     NOT NULL DEFAULT 0,
+    created_at    TIMESTAMPTZ NOT NULL,
+    updated_at    TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX joint_groups_target ON joint_groups (target_id);
+CREATE INDEX joint_groups_status ON joint_groups (status, id);
+
+-- Deliveries of joint records: one row per (sink, joint record version), like `outbox`.
+CREATE TABLE joint_outbox (
+    id              BIGSERIAL PRIMARY KEY,
+    sink_id         TEXT COLLATE "C" NOT NULL,
+    group_id        BIGINT      NOT NULL,
+    version         INTEGER     NOT NULL,
+    idempotency_key TEXT        NOT NULL,
+    region          TEXT        NOT NULL,
+    withdrawn       BOOLEAN     NOT NULL,
+    record          JSONB       NOT NULL,
+    status          TEXT        NOT NULL DEFAULT 'pending',
+    attempts        INTEGER     NOT NULL DEFAULT 0,
+    next_attempt_at TIMESTAMPTZ,
+    last_error      TEXT,
+    created_at      TIMESTAMPTZ NOT NULL,
+    delivered_at    TIMESTAMPTZ,
+    UNIQUE (sink_id, idempotency_key)
+);
+CREATE INDEX joint_outbox_pending ON joint_outbox (sink_id, id) WHERE status = 'pending';
