@@ -390,6 +390,11 @@ fn demo_pulls_from_simulated_rest_and_soap_systems_through_the_adapters() {
         assert!(stdout.contains(rule), "{rule} in {stdout}");
     }
     assert!(stdout.contains("inspection plans held: 5"), "{stdout}");
+    // The ledger's inspection of 九江长江化工 three days after the ecology bureau's: a candidate.
+    assert!(
+        stdout.contains("dashboard 联合检查比对): 1") && stdout.contains("91360402MA37C8D5X9"),
+        "{stdout}"
+    );
     assert!(
         stdout
             .lines()

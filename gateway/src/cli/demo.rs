@@ -396,6 +396,24 @@ async fn print_supervision(runtime: &Runtime) -> anyhow::Result<()> {
 检查计划 / inspection plans held: {}",
         plans.len()
     );
+    let (groups, candidates) = store
+        .joint()
+        .joint_groups(&crate::store::joint::GroupFilter {
+            limit: 3,
+            ..Default::default()
+        })
+        .await?;
+    println!(
+        "联合检查候选 / joint-inspection candidates (GET /api/joint-groups, dashboard 联合检查比对): {candidates}"
+    );
+    for g in &groups {
+        let members: Vec<String> = g
+            .members
+            .iter()
+            .map(|m| format!("{} {} {}", m.code, m.agency, m.check_date))
+            .collect();
+        println!("  #{} {}: {}", g.group_id, g.target_id, members.join(" | "));
+    }
     let counts = store.supplements().awaiting_counts(None).await?;
     println!("待补录 / cases awaiting supplement (GET /api/supplements, dashboard 待补录):");
     for c in &counts {
