@@ -72,27 +72,36 @@ pub(crate) fn to_value<T: serde::Serialize>(v: &T) -> StoreResult<Value> {
 }
 
 /// Write the index changes of a commit and refresh the groups of the targets they touch, inside
-/// the commit's transaction.
+/// the commit's transaction. `existing` lists (sorted) the cases that were in the store before
+/// this batch: only they can already be in the index. Most of a batch's inspections are new
+/// cases of targets inspected once: their rows are written and read back in one round trip, and
+/// only the targets with two inspections or more (or one that moved away) have their groups read.
 pub(crate) async fn apply(
     tx: &impl GenericClient,
     changes: &[MemberChange],
+    existing: &[i64],
     settings: &JointSettings,
     sinks: &[String],
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
-    let ids: Vec<i64> = changes
+    let is_old = |id: i64| existing.binary_search(&id).is_ok();
+    let old_ids: Vec<i64> = changes
         .iter()
         .map(|c| match c {
             MemberChange::Upsert(m) => m.case_id,
             MemberChange::Remove(id) => *id,
         })
+        .filter(|id| is_old(*id))
         .collect();
-    let stmt = tx
-        .prepare_cached("SELECT DISTINCT target_id FROM joint_members WHERE case_id = ANY($1)")
-        .await?;
-    let mut targets: BTreeSet<String> = BTreeSet::new();
-    for row in tx.query(&stmt, &[&ids]).await? {
-        targets.insert(row.try_get(0)?);
+    // Targets an existing case leaves (its old target's group may shrink).
+    let mut left: BTreeSet<String> = BTreeSet::new();
+    if !old_ids.is_empty() {
+        let stmt = tx
+            .prepare_cached("SELECT DISTINCT target_id FROM joint_members WHERE case_id = ANY($1)")
+            .await?;
+        for row in tx.query(&stmt, &[&old_ids]).await? {
+            left.insert(row.try_get(0)?);
+        }
     }
     let upserts: Vec<&Member> = changes
         .iter()
@@ -101,41 +110,71 @@ pub(crate) async fn apply(
             MemberChange::Remove(_) => None,
         })
         .collect();
+    let mut targets: BTreeSet<String> = left.clone();
     targets.extend(upserts.iter().map(|m| m.target_id.clone()));
     let targets: Vec<String> = targets.into_iter().collect();
-    lock_targets(tx, &targets).await?;
     let removed: Vec<i64> = changes
         .iter()
         .filter_map(|c| match c {
-            MemberChange::Remove(id) => Some(*id),
-            MemberChange::Upsert(_) => None,
+            MemberChange::Remove(id) if is_old(*id) => Some(*id),
+            _ => None,
         })
         .collect();
-    if !removed.is_empty() {
-        let stmt = tx
-            .prepare_cached("DELETE FROM joint_members WHERE case_id = ANY($1)")
-            .await?;
-        tx.execute(&stmt, &[&removed]).await?;
-    }
-    if !upserts.is_empty() {
-        insert_members(tx, &upserts, true).await?;
-    }
-    let stmt = tx
+    // One pipeline: the targets locked, the rows written, the targets' members read back.
+    let lock = tx.prepare_cached(LOCK_TARGETS).await?;
+    let delete = tx
+        .prepare_cached("DELETE FROM joint_members WHERE case_id = ANY($1)")
+        .await?;
+    let read = tx
         .prepare_cached(&format!(
             "SELECT {MEMBER_COLUMNS} FROM joint_members WHERE target_id = ANY($1)"
         ))
         .await?;
-    let mut members = Vec::new();
-    for row in tx.query(&stmt, &[&targets]).await? {
-        members.push(member_of(&row)?);
+    let insert = upsert_statement(tx).await?;
+    let columns = MemberColumns::of(&upserts);
+    let read_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&targets];
+    let (_, _, _, rows) = tokio::try_join!(
+        biased;
+        async { tx.query_one(&lock, &[&TARGET_LOCK_CLASS, &targets]).await.map(|_| 0) },
+        async {
+            if removed.is_empty() {
+                Ok(0)
+            } else {
+                tx.execute(&delete, &[&removed]).await
+            }
+        },
+        async {
+            if upserts.is_empty() {
+                Ok(0)
+            } else {
+                tx.execute(&insert, &columns.params()).await
+            }
+        },
+        tx.query(&read, &read_params),
+    )?;
+    let mut members = Vec::with_capacity(rows.len());
+    let mut per_target: BTreeMap<String, usize> = BTreeMap::new();
+    for row in &rows {
+        let m = member_of(row)?;
+        *per_target.entry(m.target_id.clone()).or_default() += 1;
+        members.push(m);
     }
+    // A group needs two members: only targets with two or more, or one a case left, can have one.
+    let wanted: Vec<&String> = targets
+        .iter()
+        .filter(|t| per_target.get(*t).copied().unwrap_or(0) >= 2 || left.contains(*t))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    members.retain(|m| wanted.binary_search(&&m.target_id).is_ok());
     let stmt = tx
         .prepare_cached(&format!(
             "SELECT {GROUP_COLUMNS} FROM joint_groups g WHERE g.target_id = ANY($1)"
         ))
         .await?;
     let mut groups = Vec::new();
-    for row in tx.query(&stmt, &[&targets]).await? {
+    for row in tx.query(&stmt, &[&wanted]).await? {
         groups.push(group_of(&row)?.0);
     }
     let r = refresh(&members, &groups, settings.window_days);
@@ -143,44 +182,79 @@ pub(crate) async fn apply(
     Ok(())
 }
 
-/// Lock the targets (transaction-level advisory locks, in one order for every transaction).
+/// Transaction-level advisory locks on the targets' lock buckets (the low 8 bits of the target's
+/// hash: 256 buckets), taken in bucket order by every transaction: a commit and a decision
+/// touching one target wait for each other, and a batch of thousands of targets holds at most
+/// that many locks (PostgreSQL's lock table is shared by all sessions).
+const LOCK_TARGETS: &str = "SELECT count(pg_advisory_xact_lock($1, b)) FROM
+    (SELECT DISTINCT (hashtext(t) & 255) AS b FROM unnest($2::text[]) t ORDER BY 1) s";
+
+/// Lock the targets (see [`LOCK_TARGETS`]).
 pub(crate) async fn lock_targets(tx: &impl GenericClient, targets: &[String]) -> StoreResult<()> {
-    let stmt = tx
-        .prepare_cached(
-            "SELECT count(pg_advisory_xact_lock($1, h)) FROM
-                (SELECT DISTINCT hashtext(t) AS h FROM unnest($2::text[]) t ORDER BY 1) s",
-        )
-        .await?;
+    let stmt = tx.prepare_cached(LOCK_TARGETS).await?;
     tx.query_one(&stmt, &[&TARGET_LOCK_CLASS, &targets]).await?;
     Ok(())
 }
 
+/// The columns of index rows to write, as arrays for `UNNEST`.
+struct MemberColumns<'m> {
+    case_ids: Vec<i64>,
+    targets: Vec<&'m str>,
+    agencies: Vec<&'m str>,
+    sources: Vec<&'m str>,
+    dates: Vec<NaiveDate>,
+    tasks: Vec<Option<&'m str>>,
+    groups: Vec<Option<i64>>,
+}
+
+impl<'m> MemberColumns<'m> {
+    fn of(members: &[&'m Member]) -> MemberColumns<'m> {
+        MemberColumns {
+            case_ids: members.iter().map(|m| m.case_id).collect(),
+            targets: members.iter().map(|m| m.target_id.as_str()).collect(),
+            agencies: members.iter().map(|m| m.agency.as_str()).collect(),
+            sources: members.iter().map(|m| m.source_id.as_str()).collect(),
+            dates: members.iter().map(|m| m.check_date).collect(),
+            tasks: members.iter().map(|m| m.task_id.as_deref()).collect(),
+            groups: members.iter().map(|m| m.group_id).collect(),
+        }
+    }
+
+    fn params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 7] {
+        [
+            &self.case_ids,
+            &self.targets,
+            &self.agencies,
+            &self.sources,
+            &self.dates,
+            &self.tasks,
+            &self.groups,
+        ]
+    }
+}
+
+const INSERT_MEMBERS: &str =
+    "INSERT INTO joint_members (case_id, target_id, agency, source_id, check_date, task_id, group_id)
+     SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::int8[])";
+
+/// The upsert of index rows: a case already there takes the new facts, keeping its group.
+async fn upsert_statement(tx: &impl GenericClient) -> StoreResult<tokio_postgres::Statement> {
+    Ok(tx
+        .prepare_cached(&format!(
+            "{INSERT_MEMBERS} ON CONFLICT (case_id) DO UPDATE SET target_id = EXCLUDED.target_id,              agency = EXCLUDED.agency, source_id = EXCLUDED.source_id, check_date = EXCLUDED.check_date,              task_id = EXCLUDED.task_id"
+        ))
+        .await?)
+}
+
 /// Insert index rows set-wise (`upsert`: a case already there takes the new facts, keeping its group).
 pub(crate) async fn insert_members(tx: &impl GenericClient, members: &[&Member], upsert: bool) -> StoreResult<()> {
-    let case_ids: Vec<i64> = members.iter().map(|m| m.case_id).collect();
-    let targets: Vec<&str> = members.iter().map(|m| m.target_id.as_str()).collect();
-    let agencies: Vec<&str> = members.iter().map(|m| m.agency.as_str()).collect();
-    let sources: Vec<&str> = members.iter().map(|m| m.source_id.as_str()).collect();
-    let dates: Vec<NaiveDate> = members.iter().map(|m| m.check_date).collect();
-    let tasks: Vec<Option<&str>> = members.iter().map(|m| m.task_id.as_deref()).collect();
-    let groups: Vec<Option<i64>> = members.iter().map(|m| m.group_id).collect();
-    let conflict = if upsert {
-        " ON CONFLICT (case_id) DO UPDATE SET target_id = EXCLUDED.target_id, agency = EXCLUDED.agency,
-             source_id = EXCLUDED.source_id, check_date = EXCLUDED.check_date, task_id = EXCLUDED.task_id"
+    let stmt = if upsert {
+        upsert_statement(tx).await?
     } else {
-        ""
+        tx.prepare_cached(INSERT_MEMBERS).await?
     };
-    let stmt = tx
-        .prepare_cached(&format!(
-            "INSERT INTO joint_members (case_id, target_id, agency, source_id, check_date, task_id, group_id)
-             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::date[], $6::text[], $7::int8[]){conflict}"
-        ))
-        .await?;
-    tx.execute(
-        &stmt,
-        &[&case_ids, &targets, &agencies, &sources, &dates, &tasks, &groups],
-    )
-    .await?;
+    let columns = MemberColumns::of(members);
+    tx.execute(&stmt, &columns.params()).await?;
     Ok(())
 }
 

@@ -903,7 +903,16 @@ pub(super) async fn commit_in(
             .collect();
         let changes = super::joint::changes_of(records, &versions);
         if !changes.is_empty() {
-            super::joint_postgres::apply(tx, &changes, joint, &batch.sinks, now).await?;
+            let mut existing: Vec<i64> = vs
+                .iter()
+                .filter_map(|v| match v.case {
+                    CaseRef::Existing(id) => Some(id),
+                    CaseRef::New(_) => None,
+                })
+                .collect();
+            existing.sort_unstable();
+            existing.dedup();
+            super::joint_postgres::apply(tx, &changes, &existing, joint, &batch.sinks, now).await?;
         }
     }
     let supersede = superseding(&plan, records);

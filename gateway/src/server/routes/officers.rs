@@ -65,6 +65,23 @@ fn agency_param(value: Option<&str>) -> ApiResult<Option<String>> {
     }
 }
 
+/// The `agency` a listing asks for (checked as a credit code and against the token's scope) and
+/// the token's scope.
+fn asked_agency(
+    state: &Shared,
+    principal: &Principal,
+    agency: Option<&str>,
+) -> ApiResult<(Option<String>, Option<(Vec<String>, Vec<String>)>)> {
+    let agency = agency_param(agency)?;
+    let scope = scope_of(state, principal);
+    if let Some(a) = &agency {
+        if !in_scope(&scope, a) {
+            return Err(out_of_scope(principal, a));
+        }
+    }
+    Ok((agency, scope))
+}
+
 fn out_of_scope(principal: &Principal, agency: &str) -> ApiError {
     ApiError::forbidden(
         format!("令牌 {:?} 无权管理执法部门 {agency} 的执法人员名录", principal.name),
@@ -175,13 +192,7 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let limit = page_limit(q.limit)?;
     let offset = q.offset.unwrap_or(0).max(0);
-    let agency = agency_param(q.agency.as_deref())?;
-    let scope = scope_of(&state, &principal);
-    if let Some(a) = &agency {
-        if !in_scope(&scope, a) {
-            return Err(out_of_scope(&principal, a));
-        }
-    }
+    let (agency, scope) = asked_agency(&state, &principal, q.agency.as_deref())?;
     let filter = OfficerFilter {
         agency,
         q: q.q.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
@@ -215,13 +226,7 @@ pub async fn versions(
 ) -> ApiResult<Json<Value>> {
     let limit = page_limit(q.limit)?;
     let offset = q.offset.unwrap_or(0).max(0);
-    let agency = agency_param(q.agency.as_deref())?;
-    let scope = scope_of(&state, &principal);
-    if let Some(a) = &agency {
-        if !in_scope(&scope, a) {
-            return Err(out_of_scope(&principal, a));
-        }
-    }
+    let (agency, scope) = asked_agency(&state, &principal, q.agency.as_deref())?;
     let (items, total) = state
         .runtime
         .store
