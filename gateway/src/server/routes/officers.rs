@@ -20,7 +20,10 @@ use serde_json::{json, Value};
 
 /// The agencies a token may see and load: `None` for every agency, else (credit codes,
 /// region-code prefixes) of a department's sources.
-fn scope_of(state: &Shared, principal: &Principal) -> Option<(Vec<String>, Vec<String>)> {
+/// A department token's agencies: credit codes and region prefixes (`None`: every agency).
+type Scope = Option<(Vec<String>, Vec<String>)>;
+
+fn scope_of(state: &Shared, principal: &Principal) -> Scope {
     if principal.role != Role::Department {
         return None;
     }
@@ -41,7 +44,7 @@ fn scope_of(state: &Shared, principal: &Principal) -> Option<(Vec<String>, Vec<S
     Some((codes, prefixes))
 }
 
-fn in_scope(scope: &Option<(Vec<String>, Vec<String>)>, agency: &str) -> bool {
+fn in_scope(scope: &Scope, agency: &str) -> bool {
     match scope {
         None => true,
         Some((codes, prefixes)) => {
@@ -67,11 +70,7 @@ fn agency_param(value: Option<&str>) -> ApiResult<Option<String>> {
 
 /// The `agency` a listing asks for (checked as a credit code and against the token's scope) and
 /// the token's scope.
-fn asked_agency(
-    state: &Shared,
-    principal: &Principal,
-    agency: Option<&str>,
-) -> ApiResult<(Option<String>, Option<(Vec<String>, Vec<String>)>)> {
+fn asked_agency(state: &Shared, principal: &Principal, agency: Option<&str>) -> ApiResult<(Option<String>, Scope)> {
     let agency = agency_param(agency)?;
     let scope = scope_of(state, principal);
     if let Some(a) = &agency {
