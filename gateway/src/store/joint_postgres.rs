@@ -6,7 +6,7 @@
 
 use super::audit_postgres::insert_audit;
 use super::joint::{
-    refresh, reopened_audit, DecisionInfo, GroupKind, GroupMember, GroupStatus, JointDelivery, JointGroup,
+    components, refresh, reopened_audit, DecisionInfo, GroupKind, GroupMember, GroupStatus, JointDelivery, JointGroup,
     JointSettings, Member, MemberChange, Refresh, StoredGroup,
 };
 use super::{StoreError, StoreResult};
@@ -73,13 +73,15 @@ pub(crate) fn to_value<T: serde::Serialize>(v: &T) -> StoreResult<Value> {
 
 /// Write the index changes of a commit and refresh the groups of the targets they touch, inside
 /// the commit's transaction. `existing` lists (sorted) the cases that were in the store before
-/// this batch: only they can already be in the index. Most of a batch's inspections are new
+/// this batch: only they can already be in the index; with `new_written` the rows of the other
+/// (new) cases are written already. Most of a batch's inspections are new
 /// cases of targets inspected once: their rows are written and read back in one round trip, and
 /// only the targets with two inspections or more (or one that moved away) have their groups read.
 pub(crate) async fn apply(
     tx: &impl GenericClient,
     changes: &[MemberChange],
     existing: &[i64],
+    new_written: bool,
     settings: &JointSettings,
     sinks: &[String],
     now: DateTime<Utc>,
@@ -131,7 +133,13 @@ pub(crate) async fn apply(
         ))
         .await?;
     let insert = upsert_statement(tx).await?;
-    let columns = MemberColumns::of(&upserts);
+    // New cases' rows may already be written (by COPY, see `postgres_commit.rs`).
+    let to_write: Vec<&Member> = upserts
+        .iter()
+        .copied()
+        .filter(|m| !new_written || is_old(m.case_id))
+        .collect();
+    let columns = MemberColumns::of(&to_write);
     let read_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&targets];
     let (_, _, _, rows) = tokio::try_join!(
         biased;
@@ -144,7 +152,7 @@ pub(crate) async fn apply(
             }
         },
         async {
-            if upserts.is_empty() {
+            if to_write.is_empty() {
                 Ok(0)
             } else {
                 tx.execute(&insert, &columns.params()).await
@@ -152,22 +160,30 @@ pub(crate) async fn apply(
         },
         tx.query(&read, &read_params),
     )?;
-    let mut members = Vec::with_capacity(rows.len());
-    let mut per_target: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_target: BTreeMap<String, Vec<Member>> = BTreeMap::new();
     for row in &rows {
         let m = member_of(row)?;
-        *per_target.entry(m.target_id.clone()).or_default() += 1;
-        members.push(m);
+        by_target.entry(m.target_id.clone()).or_default().push(m);
     }
-    // A group needs two members: only targets with two or more, or one a case left, can have one.
-    let wanted: Vec<&String> = targets
-        .iter()
-        .filter(|t| per_target.get(*t).copied().unwrap_or(0) >= 2 || left.contains(*t))
-        .collect();
+    // Only a target that has a group (a member names it), one a case left, or whose members now
+    // form one can see its groups change: the others' groups are not read.
+    let mut members = Vec::new();
+    let mut wanted: Vec<String> = Vec::new();
+    for (target, ms) in by_target {
+        let has_group = ms.iter().any(|m| m.group_id.is_some());
+        if has_group || left.contains(&target) || (ms.len() >= 2 && !components(&ms, settings.window_days).is_empty()) {
+            wanted.push(target);
+            members.extend(ms);
+        }
+    }
+    for target in &left {
+        if let Err(at) = wanted.binary_search(target) {
+            wanted.insert(at, target.clone());
+        }
+    }
     if wanted.is_empty() {
         return Ok(());
     }
-    members.retain(|m| wanted.binary_search(&&m.target_id).is_ok());
     let stmt = tx
         .prepare_cached(&format!(
             "SELECT {GROUP_COLUMNS} FROM joint_groups g WHERE g.target_id = ANY($1)"

@@ -155,6 +155,20 @@ const COPY_OUTBOX: &str =
     "COPY outbox (sink_id, case_id, version, idempotency_key, created_at) FROM STDIN (FORMAT binary)";
 const COPY_OUTBOX_TYPES: &[Type] = &[Type::TEXT, Type::INT8, Type::INT4, Type::TEXT, Type::TIMESTAMPTZ];
 
+/// The joint-inspection index rows of a batch's new cases (see `joint_postgres.rs`).
+const COPY_JOINT_MEMBERS: &str =
+    "COPY joint_members (case_id, target_id, agency, source_id, check_date, task_id, group_id)
+     FROM STDIN (FORMAT binary)";
+const COPY_JOINT_MEMBERS_TYPES: &[Type] = &[
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::DATE,
+    Type::TEXT,
+    Type::INT8,
+];
+
 const SQL_COUNTERS_UPDATE: &str = "
     UPDATE code_counters c SET last_seq = u.last_seq
     FROM UNNEST($1::text[], $2::int4[], $3::text[], $4::int4[]) AS u(case_type, year, region, last_seq)
@@ -912,7 +926,32 @@ pub(super) async fn commit_in(
                 .collect();
             existing.sort_unstable();
             existing.dedup();
-            super::joint_postgres::apply(tx, &changes, &existing, joint, &batch.sinks, now).await?;
+            // New cases' index rows by COPY (none can be there yet); the rest set-wise in `apply`.
+            let fresh: Vec<&super::joint::Member> = changes
+                .iter()
+                .filter_map(|c| match c {
+                    super::joint::MemberChange::Upsert(m) if existing.binary_search(&m.case_id).is_err() => Some(m),
+                    _ => None,
+                })
+                .collect();
+            if !fresh.is_empty() {
+                let stmt = tx.prepare_cached(COPY_JOINT_MEMBERS).await?;
+                let mut writer = CopyWriter::start(tx, &stmt, COPY_JOINT_MEMBERS_TYPES).await?;
+                for m in &fresh {
+                    let row: [&(dyn ToSql + Sync); 7] = [
+                        &m.case_id,
+                        &m.target_id,
+                        &m.agency,
+                        &m.source_id,
+                        &m.check_date,
+                        &m.task_id,
+                        &m.group_id,
+                    ];
+                    writer.row(&row).await?;
+                }
+                writer.finish().await?;
+            }
+            super::joint_postgres::apply(tx, &changes, &existing, true, joint, &batch.sinks, now).await?;
         }
     }
     let supersede = superseding(&plan, records);
