@@ -113,7 +113,9 @@ pub async fn refresher(runtime: Runtime, shutdown: Shutdown) {
         return;
     };
     let every = Duration::from_secs(config.refresh_seconds.max(1));
-    let mut seen = runtime.store.officers().officers_stamp().await.ok().flatten();
+    // Not the stamp now: a load stored between the start-up's registry and this line would be
+    // taken for the one in force and never read. The first turn re-reads whatever is stored.
+    let mut seen = None;
     loop {
         tokio::select! {
             _ = shutdown.wait() => break,
