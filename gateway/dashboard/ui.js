@@ -1,6 +1,7 @@
 // Pieces several pages share: page numbers, status messages in the main area, coloured diffs.
 import { h, update } from "./dom.js";
 import { lang, t, tf } from "./i18n.js";
+import { api } from "./api.js";
 
 /**
  * The page numbers of a list whose `state` holds `offset` and `limit`, drawn into `el` (only
@@ -221,4 +222,21 @@ export function auditDetail(a) {
     );
   }
   return parts.length ? parts : "—";
+}
+
+/**
+ * A source picker (`<select id=id>`, "all" first): a department's own sources, or every source
+ * for a token that may read them; `selected` is chosen when it appears.
+ */
+export function sourceSelect(ctx, id, selected) {
+  const sel = h("select", { id }, h("option", { value: "" }, t("all")));
+  const fill = (ids) => {
+    for (const s of ids) sel.appendChild(h("option", { value: s, selected: s === selected }, s));
+  };
+  if (ctx.me.role === "department") fill(ctx.me.sources || []);
+  else if (ctx.can("sources_read"))
+    api("GET", "/api/sources")
+      .then((r) => fill(r.items.map((s) => s.id)))
+      .catch(() => {});
+  return sel;
 }

@@ -4,7 +4,7 @@
 import { h, replace, time, dash, table, update, invalidate } from "../dom.js";
 import { t, tf, lang } from "../i18n.js";
 import { api, query } from "../api.js";
-import { badge, dayAfter, showPager } from "../ui.js";
+import { badge, dayAfter, showPager, sourceSelect } from "../ui.js";
 
 const OUTCOMES = ["accepted", "quarantined", "ignored", "stale", "superseded", "unchanged"];
 
@@ -24,16 +24,7 @@ export default {
     const status = h("div", { id: "records-status" });
     const list = h("div", { id: "records-list" });
     const pages = h("div", { id: "records-pages" });
-    const sources = ctx.me.role === "department" ? ctx.me.sources || [] : null;
-    const sourceSel = h("select", { id: "r-source" }, h("option", { value: "" }, t("all")));
-    const fill = (ids) => {
-      for (const id of ids) sourceSel.appendChild(h("option", { value: id, selected: id === state.source }, id));
-    };
-    if (sources) fill(sources);
-    else if (ctx.can("sources_read"))
-      api("GET", "/api/sources")
-        .then((r) => fill(r.items.map((s) => s.id)))
-        .catch(() => {});
+    const sourceSel = sourceSelect(ctx, "r-source", state.source);
     const outcomeSel = h(
       "select",
       { id: "r-outcome" },

@@ -4,7 +4,7 @@
 import { h, replace, time, dash, table, update } from "../dom.js";
 import { t, tf, lang, pick } from "../i18n.js";
 import { api, query } from "../api.js";
-import { showPager } from "../ui.js";
+import { showPager, sourceSelect } from "../ui.js";
 
 /** Filters and paging of the list, kept across page changes in this tab. */
 const state = { source: "", field: "", offset: 0, limit: 20 };
@@ -23,16 +23,7 @@ function listView(root, ctx) {
   const counts = h("div", { id: "supplements-counts" });
   const list = h("div", { id: "supplements-list" });
   const pages = h("div", { id: "supplements-pages" });
-  const sources = ctx.me.role === "department" ? ctx.me.sources || [] : null;
-  const sourceSel = h("select", { id: "s-source" }, h("option", { value: "" }, t("all")));
-  const fill = (ids) => {
-    for (const id of ids) sourceSel.appendChild(h("option", { value: id, selected: id === state.source }, id));
-  };
-  if (sources) fill(sources);
-  else if (ctx.can("sources_read"))
-    api("GET", "/api/sources")
-      .then((r) => fill(r.items.map((s) => s.id)))
-      .catch(() => {});
+  const sourceSel = sourceSelect(ctx, "s-source", state.source);
   const field = h("input", { id: "s-field", type: "search", value: state.field, placeholder: "/item_code", autocomplete: "off", spellcheck: "false" });
   const form = h(
     "form",

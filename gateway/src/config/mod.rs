@@ -868,6 +868,25 @@ pub struct CatalogueSourceConfig {
     pub soap: Option<toml::Table>,
 }
 
+/// What is wrong with the id of a source, catalogue or registry at `place`: its characters, or a
+/// repeat of one in `ids` (which it joins).
+fn id_problems(place: &str, id: &str, ids: &mut HashSet<String>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        out.push((
+            format!("{place}.id"),
+            "ID只能包含字母、数字、-、_ / id may only contain letters, digits, - and _".into(),
+        ));
+    }
+    if !ids.insert(id.to_string()) {
+        out.push((
+            format!("{place}.id"),
+            "ID与其他来源重复 / id already used by another source".into(),
+        ));
+    }
+    out
+}
+
 fn default_catalogue_poll() -> u64 {
     86_400
 }
@@ -1195,14 +1214,8 @@ impl Config {
         let mut mappings = Vec::new();
         for (i, s) in self.sources.iter().enumerate() {
             let place = format!("sources[{i}] (id {:?})", s.id);
-            if s.id.is_empty() || !s.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                problem(
-                    format!("{place}.id"),
-                    "来源ID只能包含字母、数字、-、_ / id may only contain letters, digits, - and _".into(),
-                );
-            }
-            if !ids.insert(s.id.clone()) {
-                problem(format!("{place}.id"), "来源ID重复 / duplicate source id".into());
+            for (where_, message) in id_problems(&place, &s.id, &mut ids) {
+                problem(where_, message);
             }
             match s.kind.as_str() {
                 "file" => {}
@@ -1318,22 +1331,8 @@ impl Config {
         }
         for (i, c) in self.catalogues.iter().enumerate() {
             let place = format!("catalogues[{i}] (id {:?})", c.id);
-            if c.id.is_empty()
-                || !c
-                    .id
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-            {
-                problem(
-                    format!("{place}.id"),
-                    "ID只能包含字母、数字、-、_ / id may only contain letters, digits, - and _".into(),
-                );
-            }
-            if !ids.insert(c.id.clone()) {
-                problem(
-                    format!("{place}.id"),
-                    "ID与其他来源重复 / id already used by another source".into(),
-                );
+            for (where_, message) in id_problems(&place, &c.id, &mut ids) {
+                problem(where_, message);
             }
             if !matches!(c.kind.as_str(), "rest" | "soap") {
                 problem(
@@ -1366,22 +1365,8 @@ impl Config {
         }
         for (i, r) in self.officer_registries.iter().enumerate() {
             let place = format!("officer_registries[{i}] (id {:?})", r.id);
-            if r.id.is_empty()
-                || !r
-                    .id
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-            {
-                problem(
-                    format!("{place}.id"),
-                    "ID只能包含字母、数字、-、_ / id may only contain letters, digits, - and _".into(),
-                );
-            }
-            if !ids.insert(r.id.clone()) {
-                problem(
-                    format!("{place}.id"),
-                    "ID与其他来源重复 / id already used by another source".into(),
-                );
+            for (where_, message) in id_problems(&place, &r.id, &mut ids) {
+                problem(where_, message);
             }
             if self.normalizer.officers.is_none() {
                 problem(
