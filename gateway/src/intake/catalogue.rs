@@ -10,26 +10,8 @@ use adapters::sources::SourceItem;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// A record that is not a usable catalogue item, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefusedItem {
-    /// Where it was found.
-    pub position: String,
-    /// Why it was refused (Chinese and English).
-    pub reason: String,
-}
-
-fn text_at(record: &Value, path: &str) -> Option<String> {
-    let mut cur = record;
-    for seg in path.split('.').filter(|s| !s.is_empty()) {
-        cur = cur.get(seg)?;
-    }
-    match cur {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
+use super::pulled::text_at;
+pub use super::pulled::RefusedItem;
 
 /// Read one pulled record as a catalogue item.
 pub fn item_of(record: &Value, fields: &CatalogueFields) -> Result<CatalogueItem, String> {

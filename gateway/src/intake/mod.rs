@@ -18,6 +18,7 @@ pub mod directory;
 pub mod files;
 pub mod officers;
 pub mod pull;
+mod pulled;
 pub mod push;
 pub mod replay;
 pub mod tasks;

@@ -4,6 +4,9 @@
 //! that loaded at once, the others when their refresher sees a newer version in the store
 //! (`[normalizer.officers] refresh_seconds`).
 
+use super::pulled::text_at;
+/// A pulled record that is not a usable officer, and why.
+pub use super::pulled::RefusedItem as RefusedOfficer;
 use crate::config::OfficerFields;
 use crate::runtime::Runtime;
 use crate::shutdown::Shutdown;
@@ -132,27 +135,6 @@ pub async fn refresher(runtime: Runtime, shutdown: Shutdown) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot check the officer registry's version"),
         }
-    }
-}
-
-/// A pulled record that is not a usable officer, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefusedOfficer {
-    /// Where it was found.
-    pub position: String,
-    /// Why it was refused (Chinese and English).
-    pub reason: String,
-}
-
-fn text_at(record: &Value, path: &str) -> Option<String> {
-    let mut cur = record;
-    for seg in path.split('.').filter(|s| !s.is_empty()) {
-        cur = cur.get(seg)?;
-    }
-    match cur {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
     }
 }
 

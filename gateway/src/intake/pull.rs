@@ -288,36 +288,19 @@ pub async fn pull_fenced(
                 };
                 let received = page.items.len() as u64;
                 let (officers, refused) = super::officers::officers_of_page(page.items, fields, agency.as_deref());
-                for r in &refused {
-                    tracing::warn!(source = %source_id, position = %r.position, reason = %r.reason, "registry record refused");
-                }
-                if let Some(r) = refused.first() {
-                    runtime.sources.set_degraded(
-                        source_id,
-                        format!(
-                            "{} 条执法人员记录被拒绝，名录未更新，例如 {}：{} / {} officer records refused, the registry was not replaced, e.g. {}: {}",
-                            refused.len(),
-                            r.position,
-                            r.reason,
-                            refused.len(),
-                            r.position,
-                            r.reason
-                        ),
-                    );
-                }
                 refused_officers += refused.len() as u64;
-                let page_summary = Summary {
+                let page_summary = report_reference_page(
+                    runtime,
+                    source_id,
+                    (
+                        "执法人员记录被拒绝，名录未更新",
+                        "officer records refused, the registry was not replaced",
+                    ),
                     received,
-                    accepted: officers.len() as u64,
-                    quarantined: refused.len() as u64,
-                    ..Summary::default()
-                };
-                runtime.telemetry().emit(BatchCommitted {
-                    source: source_id,
-                    summary: &page_summary,
-                    rules: &[],
-                    elapsed: std::time::Duration::ZERO,
-                });
+                    officers.len(),
+                    &refused,
+                    std::time::Duration::ZERO,
+                );
                 summary.merge(&page_summary);
                 pulled_officers.extend(officers);
                 continue;
@@ -337,36 +320,15 @@ pub async fn pull_fenced(
                 {
                     break Err(PullError::Store(e));
                 }
-                let elapsed = started.elapsed();
-                for r in &refused {
-                    tracing::warn!(source = %source_id, position = %r.position, reason = %r.reason, "catalogue item refused");
-                }
-                if let Some(r) = refused.first() {
-                    runtime.sources.set_degraded(
-                        source_id,
-                        format!(
-                            "{} 条目录记录被拒绝，例如 {}：{} / {} catalogue records refused, e.g. {}: {}",
-                            refused.len(),
-                            r.position,
-                            r.reason,
-                            refused.len(),
-                            r.position,
-                            r.reason
-                        ),
-                    );
-                }
-                let page_summary = Summary {
+                let page_summary = report_reference_page(
+                    runtime,
+                    source_id,
+                    ("目录记录被拒绝", "catalogue records refused"),
                     received,
-                    accepted: items.len() as u64,
-                    quarantined: refused.len() as u64,
-                    ..Summary::default()
-                };
-                runtime.telemetry().emit(BatchCommitted {
-                    source: source_id,
-                    summary: &page_summary,
-                    rules: &[],
-                    elapsed,
-                });
+                    items.len(),
+                    &refused,
+                    started.elapsed(),
+                );
                 summary.merge(&page_summary);
                 continue;
             }
@@ -591,4 +553,44 @@ async fn schedule_loop(
             tracing::warn!(source = %source_id, "the schedule has no next time; only manual pulls will run");
         }
     }
+}
+
+/// Report a pulled page of reference records (catalogue items, officers): each refused record
+/// logged, the first shown on the source board with how many (`what`: what was refused, Chinese
+/// and English), and the page counted like a committed batch. Answers the page's counts.
+fn report_reference_page(
+    runtime: &Runtime,
+    source_id: &str,
+    what: (&str, &str),
+    received: u64,
+    accepted: usize,
+    refused: &[super::pulled::RefusedItem],
+    elapsed: std::time::Duration,
+) -> Summary {
+    for r in refused {
+        tracing::warn!(source = %source_id, position = %r.position, reason = %r.reason, "pulled reference record refused");
+    }
+    if let Some(r) = refused.first() {
+        let n = refused.len();
+        runtime.sources.set_degraded(
+            source_id,
+            format!(
+                "{n} 条{}，例如 {}：{} / {n} {}, e.g. {}: {}",
+                what.0, r.position, r.reason, what.1, r.position, r.reason
+            ),
+        );
+    }
+    let page_summary = Summary {
+        received,
+        accepted: accepted as u64,
+        quarantined: refused.len() as u64,
+        ..Summary::default()
+    };
+    runtime.telemetry().emit(BatchCommitted {
+        source: source_id,
+        summary: &page_summary,
+        rules: &[],
+        elapsed,
+    });
+    page_summary
 }

@@ -73,15 +73,14 @@ pub(crate) fn to_value<T: serde::Serialize>(v: &T) -> StoreResult<Value> {
 
 /// Write the index changes of a commit and refresh the groups of the targets they touch, inside
 /// the commit's transaction. `existing` lists (sorted) the cases that were in the store before
-/// this batch: only they can already be in the index; with `new_written` the rows of the other
-/// (new) cases are written already. Most of a batch's inspections are new
+/// this batch: only they can already be in the index, and only their rows are written here (the
+/// caller writes the new cases' rows first). Most of a batch's inspections are new
 /// cases of targets inspected once: their rows are written and read back in one round trip, and
 /// only the targets with two inspections or more (or one that moved away) have their groups read.
 pub(crate) async fn apply(
     tx: &impl GenericClient,
     changes: &[MemberChange],
     existing: &[i64],
-    new_written: bool,
     settings: &JointSettings,
     sinks: &[String],
     now: DateTime<Utc>,
@@ -133,12 +132,8 @@ pub(crate) async fn apply(
         ))
         .await?;
     let insert = upsert_statement(tx).await?;
-    // New cases' rows may already be written (by COPY, see `postgres_commit.rs`).
-    let to_write: Vec<&Member> = upserts
-        .iter()
-        .copied()
-        .filter(|m| !new_written || is_old(m.case_id))
-        .collect();
+    // New cases' rows are written by the caller (by COPY, see `postgres_commit.rs`).
+    let to_write: Vec<&Member> = upserts.iter().copied().filter(|m| is_old(m.case_id)).collect();
     let columns = MemberColumns::of(&to_write);
     let read_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&targets];
     let (_, _, _, rows) = tokio::try_join!(

@@ -951,7 +951,7 @@ pub(super) async fn commit_in(
                 }
                 writer.finish().await?;
             }
-            super::joint_postgres::apply(tx, &changes, &existing, true, joint, &batch.sinks, now).await?;
+            super::joint_postgres::apply(tx, &changes, &existing, joint, &batch.sinks, now).await?;
         }
     }
     let supersede = superseding(&plan, records);

@@ -64,16 +64,19 @@ fn nonempty(v: &Option<String>) -> Option<String> {
 
 /// The fields awaiting supplement of a case from `source`, with titles and reasons.
 fn describe(state: &Shared, source: &str, pointers: &[String]) -> Vec<AwaitingField> {
-    let preparer = state.runtime.preparers.get(source);
+    describe_with(state.runtime.preparers.get(source).as_ref(), pointers)
+}
+
+/// [`describe`] with the source's preparer (its mapping's reasons, its schemas' titles) at hand.
+fn describe_with(preparer: Option<&crate::prepare::Preparer>, pointers: &[String]) -> Vec<AwaitingField> {
     pointers
         .iter()
         .map(|p| AwaitingField {
             pointer: p.clone(),
             title: preparer
-                .as_ref()
                 .and_then(|pr| pr.normalizer.schemas().title(p))
                 .map(str::to_string),
-            reason: preparer.as_ref().and_then(|pr| {
+            reason: preparer.and_then(|pr| {
                 pr.mapping
                     .supplements()
                     .iter()
@@ -126,11 +129,18 @@ pub async fn list(
         supplements.awaiting(&filter),
         supplements.awaiting_counts(scope.as_deref()),
     )?;
+    // One preparer look-up per source of the page, not per case.
+    let mut preparers = std::collections::HashMap::new();
     let items: Vec<AwaitingView> = items
         .into_iter()
-        .map(|case| AwaitingView {
-            awaiting: describe(&state, &case.source_id, &case.fields),
-            case,
+        .map(|case| {
+            let preparer = preparers
+                .entry(case.source_id.clone())
+                .or_insert_with(|| state.runtime.preparers.get(&case.source_id));
+            AwaitingView {
+                awaiting: describe_with(preparer.as_ref(), &case.fields),
+                case,
+            }
         })
         .collect();
     Ok(Json(json!({
