@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYERS = {
     "normalizer": [
         ["violation", "case_type", "case_number", "standards"],
-        ["xml_tree", "schema", "catalogue", "officers", "rules", "plans", "supplement"],
+        ["xml_tree", "schema", "catalogue", "officers", "rules", "plans", "supplement", "publicity"],
         ["mapping"],
         ["pipeline"],
         ["mapping_tests"],

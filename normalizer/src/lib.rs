@@ -9,6 +9,8 @@
 //! - [`officers`]: the officer registry (执法人员名录) and its rules.
 //! - [`supplement`]: fields a source cannot supply (待补录), awaiting completion by the department.
 //! - [`plans`]: the rules on inspection plans (filing and entry deadlines, sampling ratio, unknown plans).
+//! - [`publicity`]: the public outputs of a case (双公示 penalty record, inspection result), masking,
+//!   withholding and the publicity deadline.
 //! - [`mapping`]: the declarative mapping engine that turns a source record into a canonical one.
 //! - [`xml_tree`]: hardened XML reader producing the tree the mapping engine reads.
 //! - [`pipeline`]: mapping + schema + rules in one call, as the gateway uses it.
@@ -22,6 +24,7 @@ pub mod mapping_tests;
 pub mod officers;
 pub mod pipeline;
 pub mod plans;
+pub mod publicity;
 pub mod rules;
 pub mod schema;
 pub mod standards;

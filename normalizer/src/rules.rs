@@ -41,7 +41,7 @@ pub struct RuleOptions {
 /// Every field the rules read. A look-up in `serde_json`'s B-tree map compares the key with up
 /// to a dozen others; [`Rec::new`] instead walks each object once and files the fields it meets.
 /// The rules name a field by its [`F`], whose number is its position here.
-const FIELDS: [&str; 23] = [
+const FIELDS: [&str; 24] = [
     "/case_type",
     "/case_source",
     "/item_code",
@@ -57,6 +57,7 @@ const FIELDS: [&str; 23] = [
     "/penalty/filing_date",
     "/penalty/decision_date",
     "/penalty/publicity_until",
+    "/penalty/publicity_date",
     "/penalty/kinds",
     "/penalty/fine_amount",
     "/penalty/confiscation_amount",
@@ -85,6 +86,7 @@ enum F {
     PenaltyFilingDate,
     PenaltyDecisionDate,
     PenaltyPublicityUntil,
+    PenaltyPublicityDate,
     PenaltyKinds,
     PenaltyFineAmount,
     PenaltyConfiscationAmount,
@@ -160,6 +162,7 @@ fn child_field(parent: Parent, key: &str) -> Option<F> {
             "filing_date" => F::PenaltyFilingDate,
             "decision_date" => F::PenaltyDecisionDate,
             "publicity_until" => F::PenaltyPublicityUntil,
+            "publicity_date" => F::PenaltyPublicityDate,
             "kinds" => F::PenaltyKinds,
             "fine_amount" => F::PenaltyFineAmount,
             "confiscation_amount" => F::PenaltyConfiscationAmount,
@@ -262,6 +265,11 @@ const DATE_ORDER: &[(F, F, &str)] = &[
         F::PenaltyPublicityUntil,
         "公示截止期不能早于处罚决定日期",
     ),
+    (
+        F::PenaltyDecisionDate,
+        F::PenaltyPublicityDate,
+        "公示日期不能早于处罚决定日期",
+    ),
 ];
 
 /// Run every cross-field rule on a canonical (non-delete) record.
@@ -278,6 +286,7 @@ pub fn check(record: &Value, options: &RuleOptions) -> Vec<Violation> {
     officers_distinct(record, &mut out);
     catalogue(record, options, &mut out);
     archive_deadline(&mut dates, &mut out);
+    publicity_deadline(&mut dates, &mut out);
     penalty_amounts(record, &mut out);
     inspection_plan(record, options, &mut out);
     plan_reference(record, options, &mut out);
@@ -485,6 +494,28 @@ fn archive_deadline(dates: &mut Dates<'_, '_>, out: &mut Vec<Violation>) {
     }
 }
 
+/// 双公示: a penalty should be public within 7 working days of its decision.
+fn publicity_deadline(dates: &mut Dates<'_, '_>, out: &mut Vec<Violation>) {
+    let (Some(decided), Some(published)) = (dates.get(F::PenaltyDecisionDate), dates.get(F::PenaltyPublicityDate))
+    else {
+        return;
+    };
+    if let Ok(deadline) = crate::publicity::publicity_deadline(decided) {
+        if published > deadline {
+            let days = crate::publicity::PUBLICITY_WORKING_DAYS;
+            out.push(Violation::warning(
+                "/penalty/publicity_date",
+                "rule.publicity_overdue",
+                Some(published.to_string()),
+                format!("处罚决定日期 {decided} 后应在{days}个工作日内（{deadline} 前）公示，实际公示日期 {published}"),
+                format!(
+                    "made public on {published}, after the {days}-working-day deadline {deadline} following the decision on {decided}"
+                ),
+            ));
+        }
+    }
+}
+
 fn penalty_amounts(record: &Rec<'_>, out: &mut Vec<Violation>) {
     let Some(kinds) = record.at(F::PenaltyKinds).and_then(Value::as_array) else {
         return;
@@ -631,6 +662,7 @@ mod tests {
         F::PenaltyFilingDate,
         F::PenaltyDecisionDate,
         F::PenaltyPublicityUntil,
+        F::PenaltyPublicityDate,
         F::PenaltyKinds,
         F::PenaltyFineAmount,
         F::PenaltyConfiscationAmount,
@@ -769,5 +801,25 @@ mod tests {
             officer_rules(check(&coercion, &RuleOptions::default())).is_empty(),
             "no registry configured: no officer rule"
         );
+    }
+
+    #[test]
+    fn a_penalty_made_public_after_seven_working_days_is_flagged() {
+        let penalty = |published: &str| {
+            json!({"case_type": "penalty",
+                   "penalty": {"decision_date": "2024-03-01", "publicity_date": published}})
+        };
+        let publicity = |v: Vec<Violation>| {
+            v.into_iter()
+                .filter(|v| v.rule == "rule.publicity_overdue")
+                .collect::<Vec<_>>()
+        };
+        assert!(publicity(check(&penalty("2024-03-12"), &RuleOptions::default())).is_empty());
+        let late = publicity(check(&penalty("2024-03-13"), &RuleOptions::default()));
+        assert_eq!(late.len(), 1);
+        assert!(!late[0].is_error());
+        assert!(late[0].message_zh.contains("2024-03-12"), "{}", late[0].message_zh);
+        let before = check(&penalty("2024-02-28"), &RuleOptions::default());
+        assert!(before.iter().any(|v| v.rule == "rule.date_order" && v.pointer == "/penalty/publicity_date"));
     }
 }
