@@ -93,7 +93,7 @@ async fn counts(outbox: &Arc<dyn OutboxStore>, sink: &str) -> (i64, i64, i64) {
                 DeliveryStatus::Pending => c.0 = row.count,
                 DeliveryStatus::Delivered => c.1 = row.count,
                 DeliveryStatus::Dead => c.2 = row.count,
-                DeliveryStatus::Superseded => {}
+                DeliveryStatus::Superseded | DeliveryStatus::Withheld => {}
             }
         }
     }
@@ -1199,3 +1199,191 @@ async fn a_merged_joint_group_reaches_the_postgres_sink_as_a_row_of_type_joint_i
         ("joint_inspection", AGENCY_B, false)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Publicity sinks (一公开, 双公示): public records, withheld natural persons, refused gaps.
+// ---------------------------------------------------------------------------------------------
+
+/// A penalty record of the Nanchang system with what the credit-disclosure format needs.
+fn public_penalty(n: usize) -> Value {
+    let mut r = support::nanchang_record(n, 0);
+    r["wfxwlx"] = json!("价格违法");
+    r["cfyxq"] = json!("2025-01-22");
+    r["fkje"] = json!("0.25");
+    r["fddbr"] = json!("王五");
+    r["cfjdswh"] = json!(format!("洪市监罚[2024]第{n:04}号"));
+    r
+}
+
+async fn publicity_sinks_publish_penalties_in_the_credit_disclosure_format_and_withhold_what_the_rules_forbid(
+    backend: Backend,
+) {
+    use gateway::store::publicity::{PublicityFilter, PublicityStatus};
+    use gateway::store::Store;
+    let (url, bodies) = body_receiver().await;
+    let sink_db = PgDatabase::create().await;
+    let sinks = format!(
+        "[[sinks]]\nid = \"credit\"\nkind = \"rest\"\nurl = \"{url}\"\ncontent = \"publicity\"\n{fast}\n\
+         [[sinks]]\nid = \"credit-db\"\nkind = \"postgres\"\nurl = \"{db}\"\nschema = \"credit\"\ncontent = \"publicity\"\n{fast}\n\
+         [publicity]\nfield_names = \"codes\"\nrename = {{ BZ = \"remarks\" }}\n",
+        fast = fast(10),
+        db = sink_db.url,
+    );
+    let env = env_with_sinks(backend, &sinks).await;
+    // 1: published; 2: a natural person (withheld); 3: no 违法行为类型 (refused, named);
+    // 4: made public by the department on time; 5: made public late (rule.publicity_overdue).
+    let published = public_penalty(1);
+    let mut person = public_penalty(2);
+    person["xdrlb"] = json!("自然人");
+    person["xdrmc"] = json!("张三");
+    person["xdrzjlx"] = json!("身份证");
+    person["xdrzjhm"] = json!("11010519491231002X");
+    let mut gap = public_penalty(3);
+    gap.as_object_mut().expect("object").remove("wfxwlx");
+    let mut on_time = public_penalty(4);
+    on_time["gsrq"] = json!("2024-01-25");
+    let mut late = public_penalty(5);
+    late["gsrq"] = json!("2024-02-20");
+    let text: String = [&published, &person, &gap, &on_time, &late]
+        .iter()
+        .map(|r| format!("{r}\n"))
+        .collect();
+    let summary = env.ingest(&env.write("public.jsonl", &text));
+    assert_eq!(summary["accepted"], 5, "{summary}");
+    let out = env
+        .cmd(&["run", "--config", support::path_str(&env.config), "--once"])
+        .output()
+        .expect("gateway run --once");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The REST receiver got the public records of 1, 4 and 5 only, in the codes of the format.
+    let bodies = bodies.lock().expect("bodies").clone();
+    let names: BTreeSet<String> = bodies
+        .iter()
+        .map(|b| b["record"]["CF_WSH"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "洪市监罚〔2024〕1号".to_string(),
+            "洪市监罚〔2024〕4号".into(),
+            "洪市监罚〔2024〕5号".into()
+        ]),
+        "{bodies:?}"
+    );
+    let first = bodies
+        .iter()
+        .find(|b| b["record"]["CF_WSH"] == "洪市监罚〔2024〕1号")
+        .expect("case 1");
+    let r = &first["record"];
+    assert_eq!(r["CF_XDR_MC"], "南昌赣江商贸有限公司");
+    assert_eq!(r["CF_XDR_LB"], "法人及非法人组织");
+    assert_eq!(r["CF_XDR_SHXYM"], "91360102MA35G7K86A");
+    assert_eq!(r["CF_FRDB"], "王五");
+    assert_eq!(r["CF_NR_FK"], "0.25", "万元 as an exact decimal");
+    assert_eq!(r["CF_CFLB"], "罚款;警告");
+    assert_eq!(r["CF_JDRQ"], "2024-01-22");
+    assert_eq!(r["CF_CFJGDM"], AGENCY_CODE);
+    assert_eq!(r["CF_SJLYDM"], AGENCY_CODE);
+    assert!(r.get("BZ").is_none() && r.get("remarks").is_some(), "renamed: {r}");
+    let all = serde_json::to_string(&bodies).expect("json");
+    assert!(
+        !all.contains("张三") && !all.contains("11010519491231002X"),
+        "the natural person never left"
+    );
+
+    // The outbox says what became of each, with the reasons.
+    let codes: BTreeMap<String, String> = env
+        .export("cases")
+        .iter()
+        .map(|c| {
+            (
+                c["record"]["case_number"].as_str().unwrap_or_default().to_string(),
+                c["unified_code"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let code_of = |case: &str| codes[&format!("NCSJ-CF-2024-{case}")].clone();
+    let outbox = outbox_of(&env).await;
+    let credit = all_deliveries(&outbox, "credit").await;
+    let status_of = |case: &str| {
+        let key = format!("{}:1", code_of(case));
+        credit
+            .iter()
+            .find(|d| d.idempotency_key == key)
+            .unwrap_or_else(|| panic!("delivery of {case}: {credit:?}"))
+            .clone()
+    };
+    let withheld = status_of("000002");
+    assert_eq!(withheld.status, DeliveryStatus::Withheld);
+    assert!(
+        withheld
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("自然人") && e.contains("natural person")),
+        "{withheld:?}"
+    );
+    let refused = status_of("000003");
+    assert_eq!(refused.status, DeliveryStatus::Dead);
+    assert!(
+        refused
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("CF_WFXW") && e.contains("/penalty/violation_type")),
+        "{refused:?}"
+    );
+    let (_, delivered, dead) = counts(&outbox, "credit").await;
+    assert_eq!((delivered, dead), (3, 1));
+
+    // The publicity database has the same three rows, one column per field code.
+    let client = sink_db_client(&sink_db).await;
+    let rows = client
+        .query(
+            "SELECT cf_wsh, cf_nr_fk::text, cf_jdrq::text, cf_xdr_lb FROM credit.penalty_disclosures ORDER BY cf_wsh",
+            &[],
+        )
+        .await
+        .expect("query the publicity table");
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].get::<_, String>(0), "洪市监罚〔2024〕1号");
+    assert_eq!(rows[0].get::<_, String>(1), "0.25");
+    assert_eq!(rows[0].get::<_, String>(2), "2024-01-22");
+
+    // The penalties' publicity: 4 on time (its own date), 5 late (and flagged), 1 published by the
+    // sink long after its decision (late), 2 withheld, 3 overdue.
+    let store: Arc<dyn Store> = match &env.pg {
+        Some(db) => Arc::new(PostgresStore::connect(&db.url, 2).await.expect("connect to the store")),
+        None => Arc::new(SqliteStore::open(&env.dir.path().join("data/gateway.db")).expect("open the store")),
+    };
+    let today = gateway::store::publicity::china_today();
+    let (rows, total) = store
+        .publicity()
+        .publicity(&PublicityFilter::default(), today)
+        .await
+        .expect("publicity");
+    assert_eq!(total, 5);
+    let status: BTreeMap<String, PublicityStatus> = rows.iter().map(|r| (r.code.clone(), r.status)).collect();
+    assert_eq!(status[&code_of("000001")], PublicityStatus::Late, "{rows:?}");
+    assert_eq!(status[&code_of("000002")], PublicityStatus::Withheld);
+    assert_eq!(status[&code_of("000003")], PublicityStatus::Overdue);
+    assert_eq!(status[&code_of("000004")], PublicityStatus::OnTime);
+    assert_eq!(status[&code_of("000005")], PublicityStatus::Late);
+    let first_row = rows.iter().find(|r| r.code == code_of("000001")).expect("row of 1");
+    assert_eq!(first_row.published_sink.as_deref(), Some("credit"));
+    assert_eq!(first_row.deadline.map(|d| d.to_string()).as_deref(), Some("2024-01-31"));
+    assert_eq!(store.publicity().publicity_overdue(today).await.expect("overdue"), 1);
+    let agencies = store
+        .publicity()
+        .publicity_by_agency(&PublicityFilter::default(), today)
+        .await
+        .expect("by agency");
+    assert_eq!(agencies.len(), 1);
+    assert_eq!((agencies[0].decided, agencies[0].late, agencies[0].overdue), (5, 2, 1));
+    let (_, versions) = store.case_by_code(&code_of("000005")).await.expect("case 5");
+    assert!(
+        versions[0].warnings.iter().any(|w| w.rule == "rule.publicity_overdue"),
+        "a department's late publicity date is flagged: {:?}",
+        versions[0].warnings
+    );
+}
+on_both_backends!(publicity_sinks_publish_penalties_in_the_credit_disclosure_format_and_withhold_what_the_rules_forbid);

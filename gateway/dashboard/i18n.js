@@ -161,6 +161,7 @@ const L = {
   delivery_delivered: ["已投递", "delivered"],
   delivery_dead: ["投递失败", "dead"],
   delivery_superseded: ["已被新版本取代", "superseded"],
+  delivery_withheld: ["按公示规则不公示", "withheld (not public)"],
   sink: ["目标", "Sink"],
   per_sink: ["各目标投递情况", "Per sink"],
   idempotency_key: ["幂等键", "Idempotency key"],

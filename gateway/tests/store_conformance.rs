@@ -77,6 +77,8 @@ on_both_backends!(
     replaying_an_entry_twice_in_one_batch,
     ignore_entry_with_note,
     outbox_row_per_sink_per_version,
+    outbox_rows_follow_each_sinks_case_types,
+    penalty_publicity_follows_the_current_version_and_what_publicity_sinks_did,
     cursors_advance_with_the_batch,
     failing_batch_writes_nothing,
     cases_listing_pages_and_filters_by_source,
@@ -132,6 +134,7 @@ struct Rec {
     source_time: Option<DateTime<Utc>>,
     received_at: Option<DateTime<Utc>>,
     completion: bool,
+    decided: Option<&'static str>,
 }
 
 impl Rec {
@@ -151,7 +154,13 @@ impl Rec {
             source_time: None,
             received_at: None,
             completion: false,
+            decided: None,
         }
+    }
+    /// A penalty decided on `date` (YYYY-MM-DD).
+    fn decided(mut self, date: &'static str) -> Rec {
+        self.decided = Some(date);
+        self
     }
     /// Accepted without `pointer`, which its source cannot supply (待补录).
     fn awaiting(mut self, pointer: &str) -> Rec {
@@ -240,15 +249,19 @@ impl Rec {
 
     /// The canonical record (does not depend on the source).
     fn record(&self) -> Value {
-        json!({
+        let mut record = json!({
             "operation": self.operation_name(),
             "case_type": self.case_type.as_str(),
-            "agency": {"credit_code": AGENCY, "region": self.region},
+            "agency": {"credit_code": AGENCY, "region": self.region, "name": "南昌市市场监督管理局"},
             "case_number": self.number,
             "year": self.year,
             "content": self.content,
             "source_updated_at": self.source_time.map(|t| t.to_rfc3339()),
-        })
+        });
+        if let Some(date) = self.decided {
+            record["penalty"] = json!({"decision_date": date});
+        }
+        record
     }
 
     /// The raw payload as the source sent it.
@@ -301,6 +314,7 @@ impl Rec {
             warnings: self.warnings.clone(),
             record_lz4: None,
             joint: gateway::store::joint::JointFacts::of(&record).map(Box::new),
+            publicity: gateway::store::publicity::PenaltyFacts::of(&record).map(Box::new),
             source_updated_at: self.source_time,
             completion: self.completion,
         }))
@@ -1037,12 +1051,148 @@ async fn ignore_entry_with_note(store: Arc<dyn Store>) {
     assert_eq!(entry.note.as_deref(), Some("非本机关案件 / not our agency"));
 }
 
+async fn outbox_rows_follow_each_sinks_case_types(store: Arc<dyn Store>) {
+    let sinks = vec![
+        gateway::store::SinkRoute::all("everything"),
+        gateway::store::SinkRoute {
+            id: "penalties".into(),
+            case_types: Some(vec!["penalty".into()]),
+        },
+    ];
+    let batch = CommitBatch {
+        records: vec![
+            Rec::new("T-1").accepted(),
+            Rec::new("T-2").case_type(CaseType::Inspection).accepted(),
+        ],
+        cursors: Vec::new(),
+        sinks,
+        fence: None,
+    };
+    let results = store.commit_batch(&batch).await.unwrap();
+    let sinks_of = |code: String| {
+        let store = Arc::clone(&store);
+        async move {
+            let (case, _) = store.case_by_code(&code).await.unwrap();
+            let rows = store.outbox_for_case(case.id).await.unwrap();
+            rows.into_iter().map(|r| r.sink_id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(sinks_of(accepted_code(&results[0])).await, ["everything", "penalties"]);
+    assert_eq!(sinks_of(accepted_code(&results[1])).await, ["everything"]);
+}
+
+async fn penalty_publicity_follows_the_current_version_and_what_publicity_sinks_did(store: Arc<dyn Store>) {
+    use gateway::store::publicity::{PublicityFilter, PublicityMark, PublicityStatus};
+    let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+    let commit = |records: Vec<IncomingRecord>| CommitBatch {
+        records,
+        cursors: Vec::new(),
+        sinks: Vec::new(),
+        fence: None,
+    };
+    // 2024-03-01 is a Friday: the deadline is Tuesday 2024-03-12.
+    let results = store
+        .commit_batch(&commit(vec![
+            Rec::new("P-1").decided("2024-03-01").accepted(),
+            Rec::new("P-2").decided("2024-03-01").accepted(),
+            Rec::new("I-1").case_type(CaseType::Inspection).accepted(),
+        ]))
+        .await
+        .unwrap();
+    let (p1, p2) = (accepted_code(&results[0]), accepted_code(&results[1]));
+    let publicity = store.publicity();
+    let status = |on: &str| {
+        let on = day(on);
+        async move {
+            let (rows, total) = publicity.publicity(&PublicityFilter::default(), on).await.unwrap();
+            assert_eq!(total, rows.len() as i64);
+            rows.into_iter().map(|r| (r.code, r.status)).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        status("2024-03-12").await,
+        [(p1.clone(), PublicityStatus::Due), (p2.clone(), PublicityStatus::Due)],
+        "inspections have no publicity row"
+    );
+    assert_eq!(
+        status("2024-03-13").await,
+        [
+            (p1.clone(), PublicityStatus::Overdue),
+            (p2.clone(), PublicityStatus::Overdue)
+        ]
+    );
+    assert_eq!(publicity.publicity_overdue(day("2024-03-13")).await.unwrap(), 2);
+
+    // A publicity sink delivered P-1 on the evening of 11 March (UTC), 12 March in China: on time.
+    // It withheld P-2.
+    publicity
+        .mark_publicity(&[
+            PublicityMark::Published {
+                code: p1.clone(),
+                sink: "credit".into(),
+                at: "2024-03-11T17:00:00Z".parse().unwrap(),
+            },
+            PublicityMark::Withheld {
+                code: p2.clone(),
+                reason: "自然人 / natural person".into(),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        status("2024-03-20").await,
+        [
+            (p1.clone(), PublicityStatus::OnTime),
+            (p2.clone(), PublicityStatus::Withheld)
+        ]
+    );
+    assert_eq!(publicity.publicity_overdue(day("2024-03-20")).await.unwrap(), 0);
+    let only_withheld = PublicityFilter {
+        status: Some(PublicityStatus::Withheld),
+        ..PublicityFilter::default()
+    };
+    let (rows, total) = publicity.publicity(&only_withheld, day("2024-03-20")).await.unwrap();
+    assert_eq!(
+        (total, rows[0].withheld_reason.as_deref()),
+        (1, Some("自然人 / natural person"))
+    );
+    let by_agency = publicity
+        .publicity_by_agency(&PublicityFilter::default(), day("2024-03-20"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (by_agency[0].decided, by_agency[0].on_time, by_agency[0].withheld),
+        (2, 1, 1)
+    );
+
+    // A new version keeps what the sink did; a withdrawal takes the penalty off the list.
+    store
+        .commit_batch(&commit(vec![Rec::new("P-1")
+            .decided("2024-03-04")
+            .content("v2")
+            .accepted()]))
+        .await
+        .unwrap();
+    let (rows, _) = publicity
+        .publicity(&PublicityFilter::default(), day("2024-03-20"))
+        .await
+        .unwrap();
+    let p1_row = rows.iter().find(|r| r.code == p1).unwrap();
+    assert_eq!((p1_row.version, p1_row.status), (2, PublicityStatus::OnTime));
+    assert_eq!(p1_row.published_sink.as_deref(), Some("credit"));
+    store
+        .commit_batch(&commit(vec![Rec::new("P-2").decided("2024-03-01").delete().accepted()]))
+        .await
+        .unwrap();
+    assert_eq!(status("2024-03-20").await, [(p1, PublicityStatus::OnTime)]);
+}
+
 async fn outbox_row_per_sink_per_version(store: Arc<dyn Store>) {
     let sinks = vec!["amqp".to_string(), "provincial-api".to_string()];
     let with_sinks = |records: Vec<IncomingRecord>| CommitBatch {
         records,
         cursors: Vec::new(),
-        sinks: sinks.clone(),
+        sinks: sinks.iter().map(gateway::store::SinkRoute::all).collect(),
         fence: None,
     };
     let v1 = Rec::new("A-1");
@@ -1136,7 +1286,7 @@ async fn failing_batch_writes_nothing(store: Arc<dyn Store>) {
     let setup = CommitBatch {
         records: vec![Rec::new("A-1").accepted()],
         cursors: vec![(SOURCE.to_string(), "c0".to_string())],
-        sinks: vec!["amqp".to_string()],
+        sinks: vec![gateway::store::SinkRoute::all("amqp")],
         fence: None,
     };
     let code = accepted_code(&store.commit_batch(&setup).await.unwrap()[0]);
@@ -1151,7 +1301,7 @@ async fn failing_batch_writes_nothing(store: Arc<dyn Store>) {
             Rec::new("BAD-1").year(1999).accepted(),
         ],
         cursors: vec![(SOURCE.to_string(), "c1".to_string())],
-        sinks: vec!["amqp".to_string()],
+        sinks: vec![gateway::store::SinkRoute::all("amqp")],
         fence: None,
     };
     let err = store
@@ -1278,7 +1428,7 @@ async fn stats_and_audit_round_trip(store: Arc<dyn Store>) {
             Rec::new("Z-1").delete().accepted(),
         ],
         cursors: Vec::new(),
-        sinks: vec!["amqp".to_string()],
+        sinks: vec![gateway::store::SinkRoute::all("amqp")],
         fence: None,
     };
     store.commit_batch(&b).await.unwrap();
@@ -1345,7 +1495,7 @@ async fn postgres_rejected_batch_writes_nothing() {
     let setup = CommitBatch {
         records: vec![Rec::new("A-1").accepted()],
         cursors: vec![(SOURCE.to_string(), "c0".to_string())],
-        sinks: vec!["amqp".to_string()],
+        sinks: vec![gateway::store::SinkRoute::all("amqp")],
         fence: None,
     };
     let code = accepted_code(&store.commit_batch(&setup).await.unwrap()[0]);
@@ -1362,7 +1512,7 @@ async fn postgres_rejected_batch_writes_nothing() {
             bad,
         ],
         cursors: vec![(SOURCE.to_string(), "c1".to_string())],
-        sinks: vec!["amqp".to_string()],
+        sinks: vec![gateway::store::SinkRoute::all("amqp")],
         fence: None,
     };
     let err = store
@@ -1417,7 +1567,8 @@ async fn postgres_concurrent_migrations_apply_once() {
             "0011_cluster",
             "0012_joint",
             "0013_officers",
-            "0014_plans_supplement"
+            "0014_plans_supplement",
+            "0017_publicity"
         ],
         "each migration applied once"
     );
@@ -1458,7 +1609,7 @@ async fn postgres_concurrent_writers_allocate_gapless_unique_codes() {
                 let batch = CommitBatch {
                     records,
                     cursors: vec![(format!("writer-{t}"), b.to_string())],
-                    sinks: vec!["amqp".to_string()],
+                    sinks: vec![gateway::store::SinkRoute::all("amqp")],
                     fence: None,
                 };
                 let (results, attempts) =
@@ -1785,14 +1936,14 @@ async fn postgres_and_sqlite_agree_on_random_batches() {
                 }
                 sent.push(rec);
             }
-            let sinks = vec!["amqp".to_string()];
+            let sinks = ["amqp".to_string()];
             let cursors = vec![(SOURCE.to_string(), format!("step-{step}"))];
             let mut results = Vec::new();
             for (backend, store) in stores.iter().enumerate() {
                 let b = CommitBatch {
                     records: records[backend].clone(),
                     cursors: cursors.clone(),
-                    sinks: sinks.clone(),
+                    sinks: sinks.iter().map(gateway::store::SinkRoute::all).collect(),
                     fence: None,
                 };
                 results.push(
@@ -1899,7 +2050,7 @@ async fn commit_racing(store: &Arc<dyn Store>, records: Vec<IncomingRecord>) -> 
     let batch = Arc::new(CommitBatch {
         records,
         cursors: Vec::new(),
-        sinks: vec!["amqp".to_string()],
+        sinks: vec![gateway::store::SinkRoute::all("amqp")],
         fence: None,
     });
     let start = Arc::new(tokio::sync::Barrier::new(TASKS));
@@ -1942,7 +2093,7 @@ async fn commit_to_sink(store: &dyn Store, records: Vec<IncomingRecord>) -> Vec<
     let batch = CommitBatch {
         records,
         cursors: Vec::new(),
-        sinks: vec!["platform".to_string()],
+        sinks: vec![gateway::store::SinkRoute::all("platform")],
         fence: None,
     };
     store.commit_batch(&batch).await.expect("commit the batch")

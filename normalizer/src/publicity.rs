@@ -221,12 +221,22 @@ pub const PENALTY_FIELDS: [PublicField; 30] = [
         Some("/penalty/confiscation_amount"),
         false,
     ),
-    field("CF_NR_ZKDX", "暂扣或吊销证照名称及编号", Some("/penalty/license_affected"), false),
+    field(
+        "CF_NR_ZKDX",
+        "暂扣或吊销证照名称及编号",
+        Some("/penalty/license_affected"),
+        false,
+    ),
     field("CF_JDRQ", "处罚决定日期", Some("/penalty/decision_date"), true),
     field("CF_YXQ", "处罚有效期", Some("/penalty/valid_until"), true),
     field("CF_GSJZQ", "公示截止期", Some("/penalty/publicity_until"), false),
     field("CF_CFJG", "处罚机关", Some("/agency/name"), true),
-    field("CF_CFJGDM", "处罚机关统一社会信用代码", Some("/agency/credit_code"), true),
+    field(
+        "CF_CFJGDM",
+        "处罚机关统一社会信用代码",
+        Some("/agency/credit_code"),
+        true,
+    ),
     field("CF_SJLY", "数据来源单位", None, true),
     field("CF_SJLYDM", "数据来源单位统一社会信用代码", None, true),
     field("BZ", "备注", None, false),
@@ -251,7 +261,12 @@ pub const INSPECTION_FIELDS: [PublicField; 11] = [
     field("JC_XDR_MC", "检查对象名称", Some("/target/name"), true),
     field("JC_XDR_SHXYM", "统一社会信用代码", Some("/target/id_number"), false),
     field("JC_SSJG", "检查实施机关", Some("/agency/name"), true),
-    field("JC_SSJGDM", "检查实施机关统一社会信用代码", Some("/agency/credit_code"), true),
+    field(
+        "JC_SSJGDM",
+        "检查实施机关统一社会信用代码",
+        Some("/agency/credit_code"),
+        true,
+    ),
     field("JC_LX", "检查类型", Some("/inspection/form"), true),
     field("JC_SX", "检查事项", Some("/item_name"), false),
     field("JC_RQ", "检查日期", Some("/inspection/check_date"), true),
@@ -597,7 +612,10 @@ fn penalty_withheld(record: &Value, policy: &PublicityPolicy) -> Option<Publicat
         let names: Vec<&str> = kinds.iter().map(|k| penalty_kind_name(k).unwrap_or(k)).collect();
         return Some(withhold(
             "kinds_only",
-            format!("处罚种类仅为 {}，按配置（publicity.withhold_kinds_only）不公示", names.join("、")),
+            format!(
+                "处罚种类仅为 {}，按配置（publicity.withhold_kinds_only）不公示",
+                names.join("、")
+            ),
             format!(
                 "the penalty is only {}: not published (publicity.withhold_kinds_only)",
                 kinds.join(", ")
@@ -630,8 +648,9 @@ fn penalty_content(record: &Value) -> Value {
             let name = penalty_kind_name(k).unwrap_or(k);
             match *k {
                 "fine" => amount("/penalty/fine_amount").map_or(name.to_string(), |a| format!("{name}{a}元")),
-                "confiscate_illegal_gains" | "confiscate_illegal_property" => amount("/penalty/confiscation_amount")
-                    .map_or(name.to_string(), |a| format!("{name}{a}元")),
+                "confiscate_illegal_gains" | "confiscate_illegal_property" => {
+                    amount("/penalty/confiscation_amount").map_or(name.to_string(), |a| format!("{name}{a}元"))
+                }
                 _ => name.to_string(),
             }
         })
@@ -673,7 +692,12 @@ fn publish_penalty(record: &Value, policy: &PublicityPolicy) -> Publication {
         None => text_value(record, "/penalty/publicity_until"),
     };
     let (source_name, source_code) = data_source(record, policy);
-    let optional_amount = |pointer: &str| record.pointer(pointer).and_then(yuan_to_wan).map_or(Value::Null, Value::String);
+    let optional_amount = |pointer: &str| {
+        record
+            .pointer(pointer)
+            .and_then(yuan_to_wan)
+            .map_or(Value::Null, Value::String)
+    };
     let legal_representative = if natural {
         Value::Null
     } else {
@@ -693,7 +717,10 @@ fn publish_penalty(record: &Value, policy: &PublicityPolicy) -> Publication {
             b.put(&f[9], Value::Null);
             b.put(&f[10], Value::Null);
             let (id_type_value, id_value) = match &masked {
-                Some(m) => (Value::String(id_type_name(id_type).to_string()), Value::String(m.clone())),
+                Some(m) => (
+                    Value::String(id_type_name(id_type).to_string()),
+                    Value::String(m.clone()),
+                ),
                 None => (Value::Null, Value::Null),
             };
             b.put(&f[11], id_type_value);
@@ -747,8 +774,8 @@ fn inspection_result_name(result: &str) -> &'static str {
 }
 
 fn publish_inspection(record: &Value, policy: &PublicityPolicy) -> Publication {
-    let random = text(record, "/inspection/form") == Some("random")
-        || text(record, "/case_source") == Some("random_inspection");
+    let random =
+        text(record, "/inspection/form") == Some("random") || text(record, "/case_source") == Some("random_inspection");
     if !random {
         return Publication::NotApplicable;
     }
@@ -776,9 +803,8 @@ fn publish_inspection(record: &Value, policy: &PublicityPolicy) -> Publication {
         Some(name) => Value::String(name.to_string()),
         None => text_value(record, "/case_name"),
     };
-    let result = text(record, "/inspection/result").map_or(Value::Null, |r| {
-        Value::String(inspection_result_name(r).to_string())
-    });
+    let result = text(record, "/inspection/result")
+        .map_or(Value::Null, |r| Value::String(inspection_result_name(r).to_string()));
     let (source_name, source_code) = data_source(record, policy);
     let f = &INSPECTION_FIELDS;
     let mut b = Builder::new(policy);
@@ -877,7 +903,10 @@ mod tests {
                 let codes: Vec<&str> = missing.iter().map(|m| m.field.code).collect();
                 assert_eq!(codes, ["CF_WFXW", "CF_YXQ"]);
                 let text = missing[0].to_string();
-                assert!(text.contains("违法行为类型") && text.contains("/penalty/violation_type"), "{text}");
+                assert!(
+                    text.contains("违法行为类型") && text.contains("/penalty/violation_type"),
+                    "{text}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -941,7 +970,10 @@ mod tests {
         assert_eq!(f["JC_SX"], "食品经营监督检查");
         let mut routine = r.clone();
         routine["inspection"]["form"] = json!("routine");
-        assert_eq!(publish(&routine, &PublicityPolicy::default()), Publication::NotApplicable);
+        assert_eq!(
+            publish(&routine, &PublicityPolicy::default()),
+            Publication::NotApplicable
+        );
         assert_eq!(
             publish(&json!({"case_type": "coercion"}), &PublicityPolicy::default()),
             Publication::NotApplicable
@@ -973,7 +1005,10 @@ mod tests {
     #[test]
     fn decision_numbers_are_written_with_gbt9704_brackets() {
         assert_eq!(normalise_document_number("市场【2019】1号"), "市场〔2019〕1号");
-        assert_eq!(normalise_document_number("赣市监罚[2026]第0012号"), "赣市监罚〔2026〕12号");
+        assert_eq!(
+            normalise_document_number("赣市监罚[2026]第0012号"),
+            "赣市监罚〔2026〕12号"
+        );
         assert_eq!(
             normalise_document_number("（杭临）市监处罚〔2024〕131号"),
             "（杭临）市监处罚〔2024〕131号"
@@ -986,9 +1021,15 @@ mod tests {
     fn the_deadline_counts_seven_working_days_after_the_decision() {
         // 2024-03-01 is a Friday: the 7th working day after it is Tuesday 2024-03-12.
         let d = NaiveDate::from_ymd_opt(2024, 3, 1).unwrap();
-        assert_eq!(publicity_deadline(d).unwrap(), NaiveDate::from_ymd_opt(2024, 3, 12).unwrap());
+        assert_eq!(
+            publicity_deadline(d).unwrap(),
+            NaiveDate::from_ymd_opt(2024, 3, 12).unwrap()
+        );
         // Across the National Day holiday of 2024 (1-7 October, make-up days 29 Sept and 12 Oct).
         let d = NaiveDate::from_ymd_opt(2024, 9, 30).unwrap();
-        assert_eq!(publicity_deadline(d).unwrap(), NaiveDate::from_ymd_opt(2024, 10, 15).unwrap());
+        assert_eq!(
+            publicity_deadline(d).unwrap(),
+            NaiveDate::from_ymd_opt(2024, 10, 15).unwrap()
+        );
     }
 }

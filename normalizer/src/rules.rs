@@ -820,6 +820,8 @@ mod tests {
         assert!(!late[0].is_error());
         assert!(late[0].message_zh.contains("2024-03-12"), "{}", late[0].message_zh);
         let before = check(&penalty("2024-02-28"), &RuleOptions::default());
-        assert!(before.iter().any(|v| v.rule == "rule.date_order" && v.pointer == "/penalty/publicity_date"));
+        assert!(before
+            .iter()
+            .any(|v| v.rule == "rule.date_order" && v.pointer == "/penalty/publicity_date"));
     }
 }

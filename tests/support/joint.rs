@@ -111,6 +111,7 @@ impl Insp {
                 completion: false,
                 record_lz4: None,
                 joint: JointFacts::of(&record).map(Box::new),
+                publicity: None,
             }),
             replay_of: None,
             payload_lz4: None,
@@ -123,7 +124,7 @@ pub async fn commit(store: &dyn Store, records: Vec<Insp>) -> Vec<String> {
     let batch = CommitBatch {
         records: records.iter().map(Insp::record).collect(),
         cursors: Vec::new(),
-        sinks: vec!["platform".into()],
+        sinks: vec![gateway::store::SinkRoute::all("platform")],
         fence: None,
     };
     store

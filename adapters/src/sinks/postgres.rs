@@ -9,6 +9,11 @@
 //! with `position` for list items), and the view `current_cases` (newest versions that are not
 //! withdrawn).
 //!
+//! A publicity sink (`content = "publicity"`) writes instead one table `disclosures` (one row per
+//! version of a public record, one column per public field code in lower case: `cf_xdr_mc`,
+//! `cf_nr_fk`, `jc_rq` ..., the public record as `record`) and the views `penalty_disclosures`
+//! and `inspection_results` of its current, not withdrawn rows.
+//!
 //! A batch is written in ONE transaction: each table gets one multi-row `INSERT ... SELECT FROM
 //! UNNEST(...) ON CONFLICT (unified_code, version[, position]) DO UPDATE`, the statements are
 //! pipelined, and the `current` flags of the batch's codes are recomputed. A repeat of a version
@@ -188,6 +193,98 @@ fn at(value: &Value, path: Path) -> Option<&Value> {
     path.iter().try_fold(value, |v, key| v.get(key))
 }
 
+/// A column of the main table: its name, the path of its value in the record, its type.
+#[derive(Debug, Clone)]
+struct Column {
+    name: String,
+    path: Vec<String>,
+    ty: Ty,
+}
+
+impl Column {
+    fn value(&self, record: &Value) -> Option<String> {
+        let mut v = record;
+        for key in &self.path {
+            v = v.get(key)?;
+        }
+        match v {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        }
+    }
+}
+
+/// What a PostgreSQL sink writes.
+#[derive(Clone)]
+struct Layout {
+    /// The table with one row per delivered version (`cases` or `disclosures`).
+    main: &'static str,
+    /// Its columns after the identity columns.
+    columns: Vec<Column>,
+    /// Tables of the record's parts (none for publicity).
+    children: &'static [Table],
+    /// Comment on the main table.
+    comment: &'static str,
+    /// Views over the main table: (name, SQL condition).
+    views: &'static [(&'static str, &'static str)],
+}
+
+impl Layout {
+    /// The platform's case tables.
+    fn cases() -> Layout {
+        Layout {
+            main: "cases",
+            columns: CASE_COLUMNS
+                .iter()
+                .map(|(name, path, ty)| Column {
+                    name: (*name).to_string(),
+                    path: path.iter().map(|k| (*k).to_string()).collect(),
+                    ty: *ty,
+                })
+                .collect(),
+            children: TABLES,
+            comment: "行政执法案件（每个版本一行）/ enforcement cases, one row per version; current = newest version",
+            views: &[("current_cases", "current AND NOT withdrawn")],
+        }
+    }
+
+    /// The publicity tables: one column per public field code.
+    fn publicity() -> Layout {
+        let mut columns: Vec<Column> = Vec::new();
+        let fields = normalizer::publicity::PENALTY_FIELDS
+            .iter()
+            .chain(normalizer::publicity::SHORT_PENALTY_FIELDS.iter())
+            .chain(normalizer::publicity::INSPECTION_FIELDS.iter());
+        for f in fields {
+            let name = f.code.to_ascii_lowercase();
+            if columns.iter().any(|c| c.name == name) {
+                continue;
+            }
+            let ty = match f.code {
+                "CF_JDRQ" | "CF_YXQ" | "CF_GSJZQ" | "JC_RQ" => Ty::Date,
+                "CF_NR_FK" | "CF_NR_WFFF" => Ty::Numeric,
+                _ => Ty::Text,
+            };
+            columns.push(Column {
+                name,
+                path: vec![f.code.to_string()],
+                ty,
+            });
+        }
+        Layout {
+            main: "disclosures",
+            columns,
+            children: &[],
+            comment: "公示信息（双公示行政处罚、双随机抽查结果；每个版本一行）/ public records (penalties, random-inspection results), one row per version",
+            views: &[
+                ("penalty_disclosures", "current AND NOT withdrawn AND case_type = 'penalty'"),
+                ("inspection_results", "current AND NOT withdrawn AND case_type = 'inspection'"),
+            ],
+        }
+    }
+}
+
 const CASE_COLUMNS: &[(&str, Path, Ty)] = &[
     ("operation", &["operation"], Ty::Text),
     ("source_channel", &["source_channel"], Ty::Text),
@@ -259,6 +356,7 @@ const TABLES: &[Table] = &[
             ("license_affected", &["license_affected"], Ty::Text),
             ("valid_until", &["valid_until"], Ty::Date),
             ("publicity_until", &["publicity_until"], Ty::Date),
+            ("publicity_date", &["publicity_date"], Ty::Date),
             ("discretion_benchmark", &["discretion_benchmark"], Ty::Text),
             ("legal_review", &["legal_review"], Ty::Bool),
             ("collective_discussion", &["collective_discussion"], Ty::Bool),
@@ -337,16 +435,19 @@ const TABLES: &[Table] = &[
 /// Advisory lock key of the schema creation (per schema name, see `ddl`).
 const DDL_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(hashtext('ganzhi-gateway sink ddl ' || $1))";
 
-/// The DDL creating the platform tables in `schema`.
-fn ddl(schema: &str) -> String {
+/// The DDL creating the tables of `layout` in `schema` (see [`added_columns`] for tables created
+/// by an earlier version of the gateway).
+fn ddl(schema: &str, layout: &Layout) -> String {
     let s = format!("\"{schema}\"");
+    let main = layout.main;
     let mut sql = format!("CREATE SCHEMA IF NOT EXISTS {s};\n");
-    let case_cols: String = CASE_COLUMNS
+    let case_cols: String = layout
+        .columns
         .iter()
-        .map(|(c, _, t)| format!("    \"{c}\" {},\n", t.ddl()))
+        .map(|c| format!("    \"{}\" {},\n", c.name, c.ty.ddl()))
         .collect();
     sql.push_str(&format!(
-        "CREATE TABLE IF NOT EXISTS {s}.cases (
+        "CREATE TABLE IF NOT EXISTS {s}.{main} (
     unified_code    TEXT        NOT NULL,
     version         INTEGER     NOT NULL,
     current         BOOLEAN     NOT NULL DEFAULT TRUE,
@@ -361,11 +462,12 @@ fn ddl(schema: &str) -> String {
     record          JSONB       NOT NULL,
     PRIMARY KEY (unified_code, version)
 );
-CREATE INDEX IF NOT EXISTS cases_current ON {s}.cases (case_type, region) WHERE current;
-COMMENT ON TABLE {s}.cases IS '行政执法案件（每个版本一行）/ enforcement cases, one row per version; current = newest version';
-"
+CREATE INDEX IF NOT EXISTS {main}_current ON {s}.{main} (case_type, region) WHERE current;
+COMMENT ON TABLE {s}.{main} IS '{comment}';
+",
+        comment = layout.comment
     ));
-    for t in TABLES {
+    for t in layout.children {
         let cols: String = t
             .columns
             .iter()
@@ -389,16 +491,45 @@ COMMENT ON TABLE {s}.cases IS '行政执法案件（每个版本一行）/ enfor
             name = t.name
         ));
     }
-    sql.push_str(&format!(
-        "CREATE OR REPLACE VIEW {s}.current_cases AS SELECT * FROM {s}.cases WHERE current AND NOT withdrawn;\n"
-    ));
+    for (view, condition) in layout.views {
+        sql.push_str(&format!(
+            "CREATE OR REPLACE VIEW {s}.{view} AS SELECT * FROM {s}.{main} WHERE {condition};\n"
+        ));
+    }
     sql
 }
 
-/// `INSERT ... SELECT FROM UNNEST ... ON CONFLICT DO UPDATE` of the cases table. Parameters:
+/// The columns of `layout` that tables of an earlier version lack, as `ALTER TABLE` statements;
+/// `existing` holds the (table, column) pairs the schema has.
+fn added_columns(schema: &str, layout: &Layout, existing: &BTreeSet<(String, String)>) -> String {
+    let mut sql = String::new();
+    let mut add = |table: &str, column: &str, ty: Ty| {
+        if !existing.contains(&(table.to_string(), column.to_string())) {
+            sql.push_str(&format!(
+                "ALTER TABLE \"{schema}\".\"{table}\" ADD COLUMN IF NOT EXISTS \"{column}\" {};\n",
+                ty.ddl()
+            ));
+        }
+    };
+    for c in &layout.columns {
+        add(layout.main, &c.name, c.ty);
+    }
+    for t in layout.children {
+        for (c, _, ty) in t.columns {
+            add(t.name, c, *ty);
+        }
+    }
+    sql
+}
+
+/// The (table, column) pairs of `schema`.
+const COLUMNS_SQL: &str =
+    "SELECT table_name::text, column_name::text FROM information_schema.columns WHERE table_schema = $1";
+
+/// `INSERT ... SELECT FROM UNNEST ... ON CONFLICT DO UPDATE` of the main table. Parameters:
 /// $1 codes, $2 versions, $3 withdrawn, $4 keys, $5 types, $6 years, $7 regions, $8 committed
-/// at, $9 records, then one text array per [`CASE_COLUMNS`] entry.
-fn cases_insert(schema: &str) -> String {
+/// at, $9 records, then one text array per column of the layout.
+fn cases_insert(schema: &str, layout: &Layout) -> String {
     let mut cols = vec![
         "unified_code",
         "version",
@@ -428,11 +559,11 @@ fn cases_insert(schema: &str) -> String {
     .map(String::from)
     .collect::<Vec<_>>();
     let mut select: Vec<String> = (0..types.len()).map(|i| format!("u.c{i}")).collect();
-    for (c, _, ty) in CASE_COLUMNS {
+    for c in &layout.columns {
         let i = types.len();
-        cols.push(format!("\"{c}\""));
+        cols.push(format!("\"{}\"", c.name));
         types.push("text".into());
-        select.push(ty.cast(&format!("u.c{i}")));
+        select.push(c.ty.cast(&format!("u.c{i}")));
     }
     let unnest: Vec<String> = types
         .iter()
@@ -446,8 +577,9 @@ fn cases_insert(schema: &str) -> String {
         .chain(std::iter::once("\"deliveries\" = cases.deliveries + 1".to_string()))
         .collect();
     format!(
-        "INSERT INTO \"{schema}\".cases AS cases ({}) SELECT {} FROM UNNEST({}) AS u({}) \
+        "INSERT INTO \"{schema}\".{} AS cases ({}) SELECT {} FROM UNNEST({}) AS u({}) \
          ON CONFLICT (unified_code, version) DO UPDATE SET {}",
+        layout.main,
         cols.join(", "),
         select.join(", "),
         unnest.join(", "),
@@ -497,10 +629,10 @@ fn child_insert(schema: &str, t: &Table) -> String {
 }
 
 /// Recompute the `current` flag of the given codes: true on each code's newest version only.
-fn current_update(schema: &str) -> String {
+fn current_update(schema: &str, main: &str) -> String {
     format!(
-        "UPDATE \"{schema}\".cases c SET current = (c.version = m.newest)
-         FROM (SELECT unified_code, max(version) AS newest FROM \"{schema}\".cases
+        "UPDATE \"{schema}\".{main} c SET current = (c.version = m.newest)
+         FROM (SELECT unified_code, max(version) AS newest FROM \"{schema}\".{main}
                WHERE unified_code = ANY($1::text[]) GROUP BY unified_code) m
          WHERE c.unified_code = m.unified_code AND c.current IS DISTINCT FROM (c.version = m.newest)"
     )
@@ -588,6 +720,7 @@ fn classify(e: &tokio_postgres::Error) -> WriteError {
 pub struct PostgresSink {
     pool: Pool,
     schema: String,
+    layout: Layout,
     schema_ready: AtomicBool,
     sql_cases: String,
     sql_children: Vec<String>,
@@ -596,7 +729,14 @@ pub struct PostgresSink {
 
 impl PostgresSink {
     /// A sink with a connection pool (no connection is opened yet).
-    pub fn new(sink_id: &str, settings: &PostgresSettings, base: &std::path::Path) -> Result<PostgresSink, SinkError> {
+    /// `publicity`: the sink receives public records (`content = "publicity"`) and writes the
+    /// publicity tables instead of the case tables.
+    pub fn new(
+        sink_id: &str,
+        settings: &PostgresSettings,
+        base: &std::path::Path,
+        publicity: bool,
+    ) -> Result<PostgresSink, SinkError> {
         let mut target = settings.target(base).map_err(|p| SinkError::Settings(p.to_string()))?;
         target
             .config_mut()
@@ -624,11 +764,17 @@ impl PostgresSink {
                 "schema {schema:?} is not a plain identifier"
             )));
         }
+        let layout = if publicity {
+            Layout::publicity()
+        } else {
+            Layout::cases()
+        };
         Ok(PostgresSink {
             pool,
-            sql_cases: cases_insert(&schema),
-            sql_children: TABLES.iter().map(|t| child_insert(&schema, t)).collect(),
-            sql_current: current_update(&schema),
+            sql_cases: cases_insert(&schema, &layout),
+            sql_children: layout.children.iter().map(|t| child_insert(&schema, t)).collect(),
+            sql_current: current_update(&schema, layout.main),
+            layout,
             schema,
             schema_ready: AtomicBool::new(false),
         })
@@ -649,9 +795,23 @@ impl PostgresSink {
         tx.execute(DDL_LOCK_SQL, &[&self.schema])
             .await
             .map_err(|e| classify(&e))?;
-        tx.batch_execute(&ddl(&self.schema))
+        tx.batch_execute(&ddl(&self.schema, &self.layout))
             .await
             .map_err(|e| WriteError::Sink(e.to_string()))?;
+        let existing: BTreeSet<(String, String)> = tx
+            .query(COLUMNS_SQL, &[&self.schema])
+            .await
+            .map_err(|e| WriteError::Sink(e.to_string()))?
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        let added = added_columns(&self.schema, &self.layout, &existing);
+        if !added.is_empty() {
+            tx.batch_execute(&added)
+                .await
+                .map_err(|e| WriteError::Sink(e.to_string()))?;
+            tracing::info!(schema = %self.schema, columns = %added.lines().count(), "platform tables: columns added");
+        }
         tx.commit().await.map_err(|e| classify(&e))?;
         self.schema_ready.store(true, Ordering::Release);
         tracing::info!(schema = %self.schema, "platform tables ready");
@@ -688,17 +848,21 @@ impl PostgresSink {
         let regions: Vec<&str> = batch.iter().map(|d| d.region.as_str()).collect();
         let committed: Vec<chrono::DateTime<chrono::Utc>> = batch.iter().map(|d| d.committed_at).collect();
         let records: Vec<Json<&Value>> = batch.iter().map(|d| Json(&d.record)).collect();
-        let fields: Vec<Vec<Option<String>>> = CASE_COLUMNS
+        let fields: Vec<Vec<Option<String>>> = self
+            .layout
+            .columns
             .iter()
-            .map(|(_, path, _)| batch.iter().map(|d| text_at(&d.record, path)).collect())
+            .map(|c| batch.iter().map(|d| c.value(&d.record)).collect())
             .collect();
         let mut case_params: Vec<&(dyn ToSql + Sync)> = vec![
             &codes, &versions, &withdrawn, &keys, &types, &years, &regions, &committed, &records,
         ];
         case_params.extend(fields.iter().map(|f| f as &(dyn ToSql + Sync)));
 
-        let child_rows: Vec<ChildRows> = TABLES.iter().map(|t| ChildRows::of(t, batch)).collect();
-        let child_params: Vec<Vec<&(dyn ToSql + Sync)>> = TABLES
+        let child_rows: Vec<ChildRows> = self.layout.children.iter().map(|t| ChildRows::of(t, batch)).collect();
+        let child_params: Vec<Vec<&(dyn ToSql + Sync)>> = self
+            .layout
+            .children
             .iter()
             .zip(&child_rows)
             .map(|(t, rows)| rows.params(t.array.is_some()))
@@ -781,7 +945,7 @@ mod tests {
 
     #[test]
     fn generated_sql_has_one_parameter_per_column() {
-        let sql = cases_insert("platform");
+        let sql = cases_insert("platform", &Layout::cases());
         assert!(sql.contains(&format!("${}::text[]", 9 + CASE_COLUMNS.len())));
         assert!(!sql.contains(&format!("${}::", 10 + CASE_COLUMNS.len())));
         assert!(sql.contains("\"closing_date\""));

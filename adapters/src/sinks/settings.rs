@@ -29,7 +29,24 @@ pub const DELIVERY_KEYS: &[&str] = &[
     "retry_max_ms",
     "poll_ms",
     "lease_seconds",
+    "content",
+    "case_types",
 ];
+
+/// What a sink receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkContent {
+    /// Case versions: the canonical record (the default).
+    #[default]
+    Cases,
+    /// Public records (一公开): the 双公示 record of each penalty and the result of each 双随机
+    /// inspection, made by the gateway under its `[publicity]` rules.
+    Publicity,
+}
+
+/// The record types a sink may carry (`case_types`).
+pub const RECORD_TYPES: &[&str] = &["inspection", "penalty", "coercion", "plan", "joint_inspection"];
 
 /// How the dispatcher feeds a sink: batching, retries, polling. Same keys for every kind.
 #[derive(Debug, Clone, Deserialize)]
@@ -62,6 +79,12 @@ pub struct DeliverySettings {
     /// the gateway dies mid-batch, another instance takes the batch over after this.
     #[serde(default = "default_lease")]
     pub lease_seconds: u64,
+    /// What the sink receives: `cases` (default) or `publicity`.
+    #[serde(default)]
+    pub content: SinkContent,
+    /// Only versions of these record types get a delivery to this sink (default: all; for a
+    /// publicity sink `penalty` and `inspection`).
+    pub case_types: Option<Vec<String>>,
 }
 
 fn default_parallel() -> usize {
@@ -101,6 +124,15 @@ impl DeliverySettings {
         Duration::from_secs(self.lease_seconds)
     }
 
+    /// The record types this sink gets deliveries of, or `None` for all.
+    pub fn carried_types(&self) -> Option<Vec<String>> {
+        match (&self.case_types, self.content) {
+            (Some(types), _) => Some(types.clone()),
+            (None, SinkContent::Publicity) => Some(vec!["penalty".into(), "inspection".into()]),
+            (None, SinkContent::Cases) => None,
+        }
+    }
+
     fn check(&self) -> Vec<SettingsProblem> {
         let mut problems = Vec::new();
         if matches!(self.batch_size, Some(n) if n == 0 || n > 10_000) {
@@ -126,6 +158,29 @@ impl DeliverySettings {
         }
         if self.poll_ms == 0 {
             problems.push(SettingsProblem::new("poll_ms", "应至少为 1 / must be at least 1"));
+        }
+        if let Some(types) = &self.case_types {
+            if types.is_empty() {
+                problems.push(SettingsProblem::new(
+                    "case_types",
+                    "不能为空；不设置则接收全部类型 / must not be empty (leave it out for every type)",
+                ));
+            }
+            for t in types {
+                let allowed: &[&str] = match self.content {
+                    SinkContent::Cases => RECORD_TYPES,
+                    SinkContent::Publicity => &["penalty", "inspection"],
+                };
+                if !allowed.contains(&t.as_str()) {
+                    problems.push(SettingsProblem::new(
+                        "case_types",
+                        format!(
+                            "未知或不可公示的记录类型 / unknown record type (or not public) {t:?}: one of {}",
+                            allowed.join(", ")
+                        ),
+                    ));
+                }
+            }
         }
         if self.lease_seconds < 10 {
             problems.push(SettingsProblem::new(
@@ -221,7 +276,12 @@ impl SinkSettings {
     /// Build the sink (no connection is made before the first delivery).
     pub fn build(&self, sink_id: &str, base: &Path) -> Result<Arc<dyn Sink>, SinkError> {
         Ok(match &self.kind {
-            KindSettings::Postgres(s) => Arc::new(PostgresSink::new(sink_id, s, base)?),
+            KindSettings::Postgres(s) => Arc::new(PostgresSink::new(
+                sink_id,
+                s,
+                base,
+                self.delivery.content == SinkContent::Publicity,
+            )?),
             KindSettings::Amqp(s) => Arc::new(AmqpSink::new(sink_id, s, base)?),
             KindSettings::Rest(s) => Arc::new(RestSink::new(sink_id, s, base)?),
         })
@@ -296,6 +356,28 @@ mod tests {
             .map(|p| p.key)
             .collect();
         assert_eq!(keys, ["batch_size", "url", "exchange_type"]);
+    }
+
+    #[test]
+    fn case_types_and_content_are_checked_and_publicity_defaults_to_penalties_and_inspections() {
+        let t = table("url = \"amqp://h\"\ncontent = \"publicity\"");
+        let parsed = SinkSettings::parse("amqp", &t).unwrap();
+        assert_eq!(parsed.delivery.content, SinkContent::Publicity);
+        assert_eq!(
+            parsed.delivery.carried_types(),
+            Some(vec!["penalty".to_string(), "inspection".to_string()])
+        );
+        let t = table("url = \"amqp://h\"\ncontent = \"publicity\"\ncase_types = [\"coercion\"]");
+        let problems = check_settings("amqp", &t, Path::new("/"));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "case_types");
+        assert!(problems[0].message.contains("coercion"), "{}", problems[0]);
+        let t = table("url = \"amqp://h\"\ncase_types = [\"penalty\", \"plan\"]");
+        assert!(check_settings("amqp", &t, Path::new("/")).is_empty());
+        let parsed = SinkSettings::parse("amqp", &table("url = \"amqp://h\"")).unwrap();
+        assert_eq!(parsed.delivery.carried_types(), None);
+        let t = table("url = \"amqp://h\"\ncontent = \"public\"");
+        assert_eq!(check_settings("amqp", &t, Path::new("/"))[0].key, "content");
     }
 
     #[test]

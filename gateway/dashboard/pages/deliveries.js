@@ -22,7 +22,7 @@ export default {
     const statusSel = h(
       "select",
       { id: "d-status" },
-      ["", "pending", "delivered", "dead", "superseded"].map((s) => h("option", { value: s, selected: s === state.status }, s ? t("delivery_" + s) : t("all"))),
+      ["", "pending", "delivered", "dead", "superseded", "withheld"].map((s) => h("option", { value: s, selected: s === state.status }, s ? t("delivery_" + s) : t("all"))),
     );
     const canWrite = ctx.can("deliveries_write");
     const form = h(
@@ -68,7 +68,7 @@ export default {
       );
       const bySink = new Map();
       for (const c of page.counts) {
-        if (!bySink.has(c.sink_id)) bySink.set(c.sink_id, { pending: 0, delivered: 0, dead: 0, superseded: 0 });
+        if (!bySink.has(c.sink_id)) bySink.set(c.sink_id, { pending: 0, delivered: 0, dead: 0, superseded: 0, withheld: 0 });
         bySink.get(c.sink_id)[c.status] = c.count;
       }
       const total = page.total;
@@ -78,7 +78,7 @@ export default {
         bySink.size
           ? table(
               { id: "delivery-counts-table", class: "grid" },
-              [t("sink"), t("delivery_pending"), t("delivery_delivered"), t("delivery_dead"), ""],
+              [t("sink"), t("delivery_pending"), t("delivery_delivered"), t("delivery_dead"), t("delivery_withheld"), ""],
               [...bySink.entries()].map(([id, c]) =>
                 h(
                   "tr",
@@ -87,6 +87,7 @@ export default {
                   h("td", { class: "num pending" }, c.pending),
                   h("td", { class: "num delivered" }, c.delivered),
                   h("td", { class: "num dead" }, c.dead),
+                  h("td", { class: "num withheld" }, c.withheld),
                   h(
                     "td",
                     null,

@@ -339,6 +339,8 @@ pub enum DeliveryStatusArg {
     Dead,
     /// Re-driven, but older than a version of the case already delivered: never sent.
     Superseded,
+    /// Not published by a publicity sink's rules (the reason is kept).
+    Withheld,
 }
 
 /// Identifier kinds of `gateway check`.

@@ -15,6 +15,7 @@ impl From<DeliveryStatusArg> for DeliveryStatus {
             DeliveryStatusArg::Delivered => DeliveryStatus::Delivered,
             DeliveryStatusArg::Dead => DeliveryStatus::Dead,
             DeliveryStatusArg::Superseded => DeliveryStatus::Superseded,
+            DeliveryStatusArg::Withheld => DeliveryStatus::Withheld,
         }
     }
 }

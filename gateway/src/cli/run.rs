@@ -41,6 +41,7 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
             Arc::clone(&outbox),
             sinks,
             &resolved.config.base_dir,
+            (&resolved.config.publicity, Arc::clone(&runtime.store)),
             mode,
             shutdown.clone(),
         )

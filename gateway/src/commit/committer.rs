@@ -68,7 +68,7 @@ pub struct Committed {
 #[derive(Clone)]
 pub struct Committer {
     store: Arc<dyn Store>,
-    sinks: Arc<[String]>,
+    sinks: Arc<[crate::store::SinkRoute]>,
     telemetry: Telemetry,
     /// Which way in this committer serves (`files`, `directory`, `pull`, `amqp`, `push`,
     /// `replay`): a field of every batch's log span.
@@ -131,7 +131,7 @@ fn violations_of(record: &IncomingRecord) -> &[Violation] {
 impl Committer {
     /// A committer writing to `store`, with one outbox row per sink of `sinks` for every new
     /// version, reporting to `telemetry`.
-    pub fn new(store: Arc<dyn Store>, sinks: Vec<String>, telemetry: Telemetry) -> Committer {
+    pub fn new(store: Arc<dyn Store>, sinks: Vec<crate::store::SinkRoute>, telemetry: Telemetry) -> Committer {
         Committer {
             store,
             sinks: sinks.into(),

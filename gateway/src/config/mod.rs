@@ -39,6 +39,9 @@ pub struct Config {
     /// Finding joint inspections (联合检查相似度比对).
     #[serde(default)]
     pub joint: joint::JointConfig,
+    /// The rules of publicity sinks (一公开, 双公示): privacy, field layout, data source.
+    #[serde(default)]
+    pub publicity: normalizer::publicity::PublicityPolicy,
     /// Systems records come from.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -1141,6 +1144,9 @@ impl Config {
         }
         for (place, message) in self.joint.check() {
             problem(place, message);
+        }
+        for (key, message) in self.publicity.problems() {
+            problem(format!("publicity.{key}"), message);
         }
         if self.limits.max_record_bytes < 1024 {
             problem(

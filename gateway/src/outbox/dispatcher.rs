@@ -7,6 +7,8 @@
 //!   `retry_for_hours` (or `max_attempts`, when set) are used up, with the last answer kept.
 //! - Rejected (refused for good, e.g. HTTP 4xx): dead at once, with the answer kept.
 //! - Deferred (the sink could not be reached): no attempt used; the delivery waits.
+//! - Withheld (a publicity sink's rules do not publish it): settled without sending, with the
+//!   reason (see [`super::publicity`]).
 //!
 //! A batch that delivered nothing pauses the whole sink (backoff with jitter, growing with each
 //! such batch, reset by the first success), so a sink that is down for an hour costs a probe
@@ -59,6 +61,8 @@ pub struct BatchReport {
     pub dead: usize,
     /// Deliveries deferred (sink not reachable).
     pub deferred: usize,
+    /// Deliveries a publicity sink's rules withheld.
+    pub withheld: usize,
 }
 
 /// What a worker's round found.
@@ -167,6 +171,7 @@ pub struct SinkRunner {
     delivery: DeliverySettings,
     batch_size: usize,
     pause: Mutex<Pause>,
+    publicity: Option<super::publicity::PublicityOutput>,
 }
 
 impl SinkRunner {
@@ -185,7 +190,70 @@ impl SinkRunner {
             delivery,
             batch_size,
             pause: Mutex::new(Pause::default()),
+            publicity: None,
         }
+    }
+
+    /// This runner feeds a publicity sink: deliveries become public records first.
+    pub fn with_publicity(mut self, publicity: super::publicity::PublicityOutput) -> SinkRunner {
+        self.publicity = Some(publicity);
+        self
+    }
+
+    /// Hand the batch to the sink, as public records for a publicity sink: returns one outcome
+    /// per delivery, or `None` for one withheld (with the reason in the second list).
+    async fn send(&self, deliveries: &[Delivery], bound: Duration) -> (Vec<Outcome>, Vec<Option<String>>) {
+        let n = deliveries.len();
+        let Some(publicity) = &self.publicity else {
+            return (self.send_bounded(deliveries, bound).await, vec![None; n]);
+        };
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
+        let mut withheld: Vec<Option<String>> = vec![None; n];
+        let mut to_send = Vec::with_capacity(n);
+        let mut sent_index = Vec::with_capacity(n);
+        for (i, d) in deliveries.iter().enumerate() {
+            match publicity.prepare(d) {
+                super::publicity::Prepared::Send(public) => {
+                    to_send.push(public);
+                    sent_index.push(i);
+                }
+                super::publicity::Prepared::Withhold(reason) => {
+                    tracing::info!(sink = %self.sink_id, key = %d.idempotency_key, %reason, "withheld from publicity");
+                    withheld[i] = Some(reason);
+                }
+                super::publicity::Prepared::Refuse(error) => {
+                    outcomes[i] = Some(Outcome::Rejected { error });
+                }
+            }
+        }
+        if !to_send.is_empty() {
+            let sent = self.send_bounded(&to_send, bound).await;
+            for (i, o) in sent_index.into_iter().zip(sent) {
+                outcomes[i] = Some(o);
+            }
+        }
+        let outcomes = outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Delivered)).collect();
+        (outcomes, withheld)
+    }
+
+    /// The sink's answer for `deliveries`, or deferred ones when it does not answer within `bound`.
+    async fn send_bounded(&self, deliveries: &[Delivery], bound: Duration) -> Vec<Outcome> {
+        let mut outcomes = match tokio::time::timeout(bound, self.sink.deliver(deliveries)).await {
+            Ok(outcomes) => outcomes,
+            Err(_) => {
+                tracing::warn!(sink = %self.sink_id, seconds = bound.as_secs(),
+                    "the sink did not finish the batch within its lease; the deliveries wait for the next attempt");
+                vec![Outcome::deferred("the sink did not finish within the lease"); deliveries.len()]
+            }
+        };
+        if outcomes.len() != deliveries.len() {
+            tracing::error!(
+                got = outcomes.len(),
+                "the sink answered for a different number of deliveries"
+            );
+            outcomes.resize(deliveries.len(), Outcome::deferred("no outcome from the sink"));
+        }
+        outcomes
     }
 
     fn backoff(&self) -> Backoff {
@@ -263,23 +331,14 @@ impl SinkRunner {
         // instance may take the batch over, and this one's outcomes would no longer count.
         let lease = self.delivery.lease();
         let bound = lease.saturating_sub((lease / 10).max(Duration::from_secs(1)));
-        let mut outcomes = match tokio::time::timeout(bound, self.sink.deliver(&deliveries)).await {
-            Ok(outcomes) => outcomes,
-            Err(_) => {
-                tracing::warn!(sink = %self.sink_id, seconds = bound.as_secs(),
-                    "the sink did not finish the batch within its lease; the deliveries wait for the next attempt");
-                vec![Outcome::deferred("the sink did not finish within the lease"); deliveries.len()]
-            }
-        };
+        let (outcomes, withheld) = self.send(&deliveries, bound).await;
         let sink_ms = started.elapsed().as_millis() as u64;
-        if outcomes.len() != deliveries.len() {
-            tracing::error!(
-                got = outcomes.len(),
-                "the sink answered for a different number of deliveries"
-            );
-            outcomes.resize(deliveries.len(), Outcome::deferred("no outcome from the sink"));
-        }
-        let pause = self.after_batch(&outcomes);
+        // A batch the rules withheld entirely did not try the sink: no pause.
+        let pause = if withheld.iter().all(Option::is_some) {
+            Duration::ZERO
+        } else {
+            self.after_batch(&outcomes)
+        };
         let ctx = SettleContext {
             now: Utc::now(),
             max_attempts: self.delivery.max_attempts,
@@ -291,7 +350,18 @@ impl SinkRunner {
             .iter()
             .zip(&attempts)
             .zip(&outcomes)
-            .map(|((d, before), o)| settle(d.outbox_id, *before, d.committed_at, o, &ctx, jitter()))
+            .zip(&withheld)
+            .map(|(((d, before), o), withheld)| match withheld {
+                Some(reason) => Settlement {
+                    id: d.outbox_id,
+                    status: DeliveryStatus::Withheld,
+                    attempts: *before,
+                    next_attempt_at: None,
+                    last_error: Some(reason.clone()),
+                    delivered_at: None,
+                },
+                None => settle(d.outbox_id, *before, d.committed_at, o, &ctx, jitter()),
+            })
             .collect();
         let mut report = BatchReport::default();
         for ((s, d), before) in settlements.iter().zip(&deliveries).zip(&attempts) {
@@ -306,15 +376,36 @@ impl SinkRunner {
                 DeliveryStatus::Pending => report.deferred += 1,
                 // Settling never supersedes; only a re-drive does.
                 DeliveryStatus::Superseded => {}
+                DeliveryStatus::Withheld => report.withheld += 1,
             }
         }
         let settled = self.settle_with_retries(&settlements, lease_until).await?;
+        if let Some(publicity) = &self.publicity {
+            let marks = settlements
+                .iter()
+                .zip(&deliveries)
+                .filter(|(_, d)| d.case_type == "penalty" && !d.withdrawn)
+                .filter_map(|(s, d)| match (s.status, s.delivered_at) {
+                    (DeliveryStatus::Delivered, Some(at)) => Some(crate::store::publicity::PublicityMark::Published {
+                        code: d.unified_code.clone(),
+                        sink: publicity.sink_id().to_string(),
+                        at,
+                    }),
+                    (DeliveryStatus::Withheld, _) => Some(crate::store::publicity::PublicityMark::Withheld {
+                        code: d.unified_code.clone(),
+                        reason: s.last_error.clone().unwrap_or_default(),
+                    }),
+                    _ => None,
+                })
+                .collect();
+            publicity.note(marks).await;
+        }
         if settled < settlements.len() as u64 {
             tracing::warn!(sink = %self.sink_id, lost = settlements.len() as u64 - settled,
                 "the lease ran out before the outcomes were recorded; another instance has those deliveries");
         }
         let settle_ms = started.elapsed().as_millis() as u64 - sink_ms;
-        if report.delivered == settlements.len() {
+        if report.delivered + report.withheld == settlements.len() {
             tracing::debug!(
                 delivered = report.delivered,
                 claim_ms,
@@ -424,11 +515,13 @@ pub struct Dispatchers {
 
 impl Dispatchers {
     /// Build every configured sink and start its workers. `base_dir` is the configuration
-    /// file's directory (for `*_file` settings).
+    /// file's directory (for `*_file` settings); `publicity` the rules of publicity sinks and the
+    /// store their publications are noted in.
     pub fn start(
         outbox: Arc<dyn OutboxStore>,
         sinks: &[SinkConfig],
         base_dir: &Path,
+        publicity: (&normalizer::publicity::PublicityPolicy, Arc<dyn crate::store::Store>),
         mode: Mode,
         shutdown: Shutdown,
     ) -> Result<Dispatchers, DispatchError> {
@@ -448,6 +541,16 @@ impl Dispatchers {
                 settings.delivery.clone(),
                 settings.batch_size(),
             );
+            let runner = if settings.delivery.content == adapters::sinks::settings::SinkContent::Publicity {
+                runner.with_publicity(super::publicity::PublicityOutput::new(
+                    &s.id,
+                    &s.kind,
+                    publicity.0,
+                    Arc::clone(&publicity.1),
+                ))
+            } else {
+                runner
+            };
             runners.push((Arc::new(runner), settings.delivery.parallel_batches));
         }
         let mut workers = Vec::new();

@@ -8,6 +8,7 @@
 //! with every delivery so receivers can drop repeats.
 
 pub mod dispatcher;
+pub mod publicity;
 pub mod retry;
 
 pub use dispatcher::{DispatchError, Dispatchers, Mode};

@@ -368,6 +368,7 @@ impl Preparer {
                     record_json,
                     target_id: facts.target_id,
                     joint: crate::store::joint::JointFacts::of(canonical).map(Box::new),
+                    publicity: crate::store::publicity::PenaltyFacts::of(canonical).map(Box::new),
                     source_updated_at: facts.source_updated_at,
                     key: BusinessKey {
                         agency_credit_code: facts.agency_credit_code,
@@ -473,6 +474,7 @@ impl Preparer {
                 record_lz4: None,
                 completion: true,
                 joint: crate::store::joint::JointFacts::of(&outcome.record).map(Box::new),
+                publicity: crate::store::publicity::PenaltyFacts::of(&outcome.record).map(Box::new),
             }),
             replay_of: None,
             payload_lz4: None,

@@ -5,7 +5,7 @@ use super::preparers::PreparerRegistry;
 use crate::commit::Committer;
 use crate::config::Resolved;
 use crate::prepare::Preparer;
-use crate::store::{MappingStore, OutboxStore, Store, Stores};
+use crate::store::{MappingStore, OutboxStore, SinkRoute, Store, Stores};
 use crate::telemetry::{Metrics, SourceBoard, Telemetry};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,7 +49,7 @@ impl Runtime {
             metrics: Some(Arc::clone(&metrics)),
             board: Some(Arc::clone(&sources)),
         };
-        let committer = Committer::new(Arc::clone(&stores.store), resolved.config.sink_ids(), telemetry)
+        let committer = Committer::new(Arc::clone(&stores.store), sink_routes(&resolved.config), telemetry)
             .with_known_plans(resolved.rules.known_plans.clone());
         let instance = Arc::new(super::instance::this_instance(
             resolved.config.cluster.instance_id.as_deref(),
@@ -82,6 +82,16 @@ impl Runtime {
         self.resolved.config.sink_ids()
     }
 
+    /// The sinks and the record types each carries.
+    pub fn sink_routes(&self) -> Vec<SinkRoute> {
+        sink_routes(&self.resolved.config)
+    }
+
+    /// The sinks merged joint inspections are delivered to.
+    pub fn joint_sinks(&self) -> Vec<String> {
+        crate::store::sinks_carrying(&self.sink_routes(), crate::store::joint::JOINT_RECORD_TYPE)
+    }
+
     /// The committer, naming `way` in its batches' logs.
     pub fn committer(&self, way: &'static str) -> Committer {
         self.committer.for_way(way)
@@ -91,4 +101,20 @@ impl Runtime {
     pub fn telemetry(&self) -> &Telemetry {
         self.committer.telemetry()
     }
+}
+
+/// The configured sinks and the record types each carries (`case_types`, or `penalty` and
+/// `inspection` for a publicity sink). A block whose settings do not parse carries everything:
+/// `gateway config check` reports it and the sink is not started.
+pub fn sink_routes(config: &crate::config::Config) -> Vec<SinkRoute> {
+    config
+        .sinks
+        .iter()
+        .map(|s| SinkRoute {
+            id: s.id.clone(),
+            case_types: adapters::sinks::SinkSettings::parse(&s.kind, &s.settings)
+                .ok()
+                .and_then(|parsed| parsed.delivery.carried_types()),
+        })
+        .collect()
 }

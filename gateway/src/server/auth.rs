@@ -107,11 +107,13 @@ pub enum Action {
     JointRead,
     /// Merge, dismiss or undo joint-inspection groups.
     JointDecide,
+    /// Read penalties' publicity (双公示) per department (departments: of their own sources).
+    PublicityRead,
 }
 
 impl Action {
     /// Every action, in a stable order.
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 22] = [
         Action::Whoami,
         Action::SourcesRead,
         Action::SourcesControl,
@@ -133,6 +135,7 @@ impl Action {
         Action::SupplementsWrite,
         Action::JointRead,
         Action::JointDecide,
+        Action::PublicityRead,
     ];
 }
 
@@ -157,6 +160,7 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | OfficersWrite
                 | SupplementsRead
                 | JointRead
+                | PublicityRead
         ),
         Role::Department => matches!(
             action,
@@ -170,6 +174,7 @@ pub fn allows(role: Role, action: Action) -> bool {
                 | OfficersRead
                 | OfficersWrite
                 | JointRead
+                | PublicityRead
         ),
     }
 }

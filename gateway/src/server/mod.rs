@@ -155,6 +155,7 @@ fn routes() -> Vec<RouteDef> {
         RouteDef::get("/api/cases/{unified_code}/diff", Token(Action::CasesRead), cases::diff),
         RouteDef::get("/api/records", Token(Action::RecordsRead), records::list),
         RouteDef::get("/api/supplements", Token(Action::SupplementsRead), supplements::list),
+        RouteDef::get("/api/publicity", Token(Action::PublicityRead), publicity::list),
         RouteDef::get(
             "/api/supplements/{unified_code}",
             Token(Action::SupplementsRead),

@@ -28,6 +28,9 @@ pub enum DeliveryStatus {
     /// A dead delivery that a re-drive found older than a version of the same case already
     /// delivered to the sink: never sent, so that the sink keeps the newest state.
     Superseded,
+    /// Settled without sending: a publicity sink's rules do not publish this version (a natural
+    /// person's penalty, a routine inspection); the reason is kept as its `last_error`.
+    Withheld,
 }
 
 impl DeliveryStatus {
@@ -38,6 +41,7 @@ impl DeliveryStatus {
             DeliveryStatus::Delivered => "delivered",
             DeliveryStatus::Dead => "dead",
             DeliveryStatus::Superseded => "superseded",
+            DeliveryStatus::Withheld => "withheld",
         }
     }
 
@@ -48,6 +52,7 @@ impl DeliveryStatus {
             "delivered" => Some(DeliveryStatus::Delivered),
             "dead" => Some(DeliveryStatus::Dead),
             "superseded" => Some(DeliveryStatus::Superseded),
+            "withheld" => Some(DeliveryStatus::Withheld),
             _ => None,
         }
     }

@@ -68,6 +68,8 @@ const COUNTS: &str = "
     UNION ALL
     SELECT sink_id, 'superseded', count(*) FROM outbox WHERE status = 'superseded' GROUP BY sink_id
     UNION ALL
+    SELECT sink_id, 'withheld', count(*) FROM outbox WHERE status = 'withheld' GROUP BY sink_id
+    UNION ALL
     SELECT sink_id, 'delivered', delivered FROM outbox_delivered WHERE delivered > 0
     ORDER BY 1, 2";
 

@@ -618,6 +618,7 @@ mod tests {
                 record_json: "{}".into(),
                 record_lz4: None,
                 joint: None,
+                publicity: None,
                 target_id: None,
                 record_hash: hash.into(),
                 warnings: Vec::new(),

@@ -855,8 +855,9 @@ pub(super) async fn commit_in(
         let mut writer = CopyWriter::start(tx, &st.copy_outbox, COPY_OUTBOX_TYPES).await?;
         for (v, case_id) in vs.iter().zip(&v_case_ids) {
             let key = format!("{}:{}", v.code, v.version);
-            for sink in &batch.sinks {
-                let row: [&(dyn ToSql + Sync); 5] = [sink, case_id, &v.version, &key, &now];
+            let case_type = accepted_of(&records[v.record_index])?.key.case_type.as_str();
+            for sink in batch.sinks.iter().filter(|s| s.carries(case_type)) {
+                let row: [&(dyn ToSql + Sync); 5] = [&sink.id, case_id, &v.version, &key, &now];
                 writer.row(&row).await?;
             }
         }
@@ -908,6 +909,8 @@ pub(super) async fn commit_in(
     }
     let (clear, awaiting) = super::supplement::awaiting_changes(records, &plan, &v_case_ids);
     write_awaiting(tx, &clear, &awaiting, now).await?;
+    let (withdrawn_penalties, publicity) = super::publicity::publicity_changes(records, &plan, &v_case_ids);
+    write_publicity(tx, &withdrawn_penalties, &publicity, now).await?;
     if joint.enabled {
         // The joint-inspection index, in the same transaction (see store/joint.rs).
         let versions: Vec<(usize, i64, bool)> = vs
@@ -951,7 +954,8 @@ pub(super) async fn commit_in(
                 }
                 writer.finish().await?;
             }
-            super::joint_postgres::apply(tx, &changes, &existing, joint, &batch.sinks, now).await?;
+            let sinks = super::types::sinks_carrying(&batch.sinks, super::joint::JOINT_RECORD_TYPE);
+            super::joint_postgres::apply(tx, &changes, &existing, joint, &sinks, now).await?;
         }
     }
     let supersede = superseding(&plan, records);
@@ -1450,4 +1454,54 @@ pub(crate) async fn check_fence(tx: &Transaction<'_>, fence: &super::cluster::Fe
             epoch: fence.epoch,
         }),
     }
+}
+
+/// Keep `penalty_publicity` in step with a batch's new versions (in the commit's transaction).
+async fn write_publicity(
+    tx: &Transaction<'_>,
+    withdrawn: &[i64],
+    writes: &[super::publicity::PublicityWrite<'_>],
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    if !withdrawn.is_empty() {
+        let stmt = tx
+            .prepare_cached("UPDATE penalty_publicity SET withdrawn = TRUE, updated_at = $2 WHERE case_id = ANY($1)")
+            .await?;
+        tx.execute(&stmt, &[&withdrawn, &now]).await?;
+    }
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = writes.iter().map(|w| w.case_id).collect();
+    let codes: Vec<&str> = writes.iter().map(|w| w.code).collect();
+    let agencies: Vec<&str> = writes.iter().map(|w| w.agency_credit_code).collect();
+    let names: Vec<&str> = writes.iter().map(|w| w.facts.agency_name.as_str()).collect();
+    let sources: Vec<&str> = writes.iter().map(|w| w.source_id).collect();
+    let versions: Vec<i32> = writes.iter().map(|w| w.version).collect();
+    let decided: Vec<chrono::NaiveDate> = writes.iter().map(|w| w.facts.decision_date).collect();
+    let deadlines: Vec<Option<chrono::NaiveDate>> = writes.iter().map(|w| w.facts.deadline).collect();
+    let publicity: Vec<Option<chrono::NaiveDate>> = writes.iter().map(|w| w.facts.publicity_date).collect();
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO penalty_publicity (case_id, unified_code, agency_credit_code, agency_name, source_id, version,
+                                            decision_date, deadline, publicity_date, withdrawn, updated_at)
+             SELECT u.case_id, u.code, u.agency, u.name, u.source, u.version, u.decided, u.deadline, u.publicity,
+                    FALSE, $10
+             FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::date[],
+                         $8::date[], $9::date[])
+                  AS u(case_id, code, agency, name, source, version, decided, deadline, publicity)
+             ON CONFLICT (case_id) DO UPDATE
+                SET agency_name = EXCLUDED.agency_name, source_id = EXCLUDED.source_id, version = EXCLUDED.version,
+                    decision_date = EXCLUDED.decision_date, deadline = EXCLUDED.deadline,
+                    publicity_date = EXCLUDED.publicity_date, withdrawn = FALSE, updated_at = EXCLUDED.updated_at",
+        )
+        .await?;
+    tx.execute(
+        &stmt,
+        &[
+            &ids, &codes, &agencies, &names, &sources, &versions, &decided, &deadlines, &publicity, &now,
+        ],
+    )
+    .await?;
+    Ok(())
 }

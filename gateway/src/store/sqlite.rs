@@ -53,6 +53,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_plans_supplement",
         include_str!("../../migrations/sqlite/0011_plans_supplement.sql"),
     ),
+    (
+        "0014_publicity",
+        include_str!("../../migrations/sqlite/0014_publicity.sql"),
+    ),
 ];
 
 /// The SQLite store.
@@ -401,9 +405,9 @@ pub(crate) fn commit_in(
                 now,
                 a.source_updated_at.map(time)
             ])?;
-            for sink in &batch.sinks {
+            for sink in batch.sinks.iter().filter(|s| s.carries(a.key.case_type.as_str())) {
                 let key = format!("{}:{}", v.code, v.version);
-                insert_outbox.execute(params![sink, case_id, v.version, key, now])?;
+                insert_outbox.execute(params![sink.id, case_id, v.version, key, now])?;
             }
         }
     }
@@ -449,6 +453,8 @@ pub(crate) fn commit_in(
                 CaseRef::New(i) => new_case_ids[i],
             })
             .collect();
+        let (withdrawn_penalties, publicity) = super::publicity::publicity_changes(&batch.records, &plan, &case_ids);
+        write_publicity(tx, &withdrawn_penalties, &publicity, &now)?;
         let (clear, awaiting) = super::supplement::awaiting_changes(&batch.records, &plan, &case_ids);
         if !clear.is_empty() {
             let mut delete = tx.prepare_cached("DELETE FROM awaiting_supplement WHERE case_id = ?1")?;
@@ -594,7 +600,8 @@ pub(crate) fn commit_in(
             .collect();
         let changes = super::joint::changes_of(&batch.records, &versions);
         if !changes.is_empty() {
-            super::joint_sqlite::apply(tx, &changes, joint, &batch.sinks, &now)?;
+            let sinks = super::types::sinks_carrying(&batch.sinks, super::joint::JOINT_RECORD_TYPE);
+            super::joint_sqlite::apply(tx, &changes, joint, &sinks, &now)?;
         }
     }
 
@@ -807,6 +814,10 @@ impl Store for SqliteStore {
     }
 
     fn supplements(&self) -> &dyn super::supplement::SupplementStore {
+        self
+    }
+
+    fn publicity(&self) -> &dyn super::publicity::PublicityStore {
         self
     }
 
@@ -1437,4 +1448,47 @@ pub(crate) fn check_fence(conn: &Connection, fence: &super::cluster::Fence) -> S
             epoch: fence.epoch,
         }),
     }
+}
+
+/// Keep `penalty_publicity` in step with a batch's new versions (in the commit's transaction).
+fn write_publicity(
+    conn: &Connection,
+    withdrawn: &[i64],
+    writes: &[super::publicity::PublicityWrite<'_>],
+    now: &str,
+) -> StoreResult<()> {
+    if !withdrawn.is_empty() {
+        let mut stmt =
+            conn.prepare_cached("UPDATE penalty_publicity SET withdrawn = 1, updated_at = ?2 WHERE case_id = ?1")?;
+        for id in withdrawn {
+            stmt.execute(params![id, now])?;
+        }
+    }
+    if writes.is_empty() {
+        return Ok(());
+    }
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO penalty_publicity (case_id, unified_code, agency_credit_code, agency_name, source_id, version,
+                                        decision_date, deadline, publicity_date, withdrawn, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10)
+         ON CONFLICT (case_id) DO UPDATE
+            SET agency_name = excluded.agency_name, source_id = excluded.source_id, version = excluded.version,
+                decision_date = excluded.decision_date, deadline = excluded.deadline,
+                publicity_date = excluded.publicity_date, withdrawn = 0, updated_at = excluded.updated_at",
+    )?;
+    for w in writes {
+        upsert.execute(params![
+            w.case_id,
+            w.code,
+            w.agency_credit_code,
+            w.facts.agency_name,
+            w.source_id,
+            w.version,
+            w.facts.decision_date.to_string(),
+            w.facts.deadline.map(|d| d.to_string()),
+            w.facts.publicity_date.map(|d| d.to_string()),
+            now
+        ])?;
+    }
+    Ok(())
 }

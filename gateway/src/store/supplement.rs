@@ -211,7 +211,7 @@ pub(crate) fn fields_of(text: &str) -> Vec<String> {
 }
 
 /// A department's completion as a batch of one record (no fence: it is not a scheduled job).
-pub fn completion_batch(record: IncomingRecord, sinks: Vec<String>) -> CommitBatch {
+pub fn completion_batch(record: IncomingRecord, sinks: Vec<super::types::SinkRoute>) -> CommitBatch {
     CommitBatch {
         records: vec![record],
         cursors: Vec::new(),

@@ -109,6 +109,48 @@ pub struct AcceptedRecord {
     pub completion: bool,
     /// What an inspection record says for the joint-inspection index (check date, joint task).
     pub joint: Option<Box<JointFacts>>,
+    /// What a penalty record says for its publicity deadline (decision date, publicity date).
+    pub publicity: Option<Box<PenaltyFacts>>,
+}
+
+/// What a penalty record says for the publicity deadline, read while preparing (off the commit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PenaltyFacts {
+    /// `/penalty/decision_date`.
+    pub decision_date: chrono::NaiveDate,
+    /// The last day it may be made public on (`None`: outside the holiday calendar).
+    pub deadline: Option<chrono::NaiveDate>,
+    /// `/penalty/publicity_date`, when the record gives one.
+    pub publicity_date: Option<chrono::NaiveDate>,
+    /// `/agency/name`.
+    pub agency_name: String,
+}
+
+fn date_at(record: &Value, pointer: &str) -> Option<chrono::NaiveDate> {
+    record
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+}
+
+impl PenaltyFacts {
+    /// The facts of a canonical record: only penalties with a decision date have them.
+    pub fn of(record: &Value) -> Option<PenaltyFacts> {
+        if record.get("case_type").and_then(Value::as_str) != Some("penalty") {
+            return None;
+        }
+        let decision_date = date_at(record, "/penalty/decision_date")?;
+        Some(PenaltyFacts {
+            decision_date,
+            deadline: normalizer::publicity::publicity_deadline(decision_date).ok(),
+            publicity_date: date_at(record, "/penalty/publicity_date"),
+            agency_name: record
+                .pointer("/agency/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        })
+    }
 }
 
 /// What a canonical inspection record says for the index, read while preparing (off the commit).
@@ -197,6 +239,42 @@ impl IncomingRecord {
     }
 }
 
+/// A configured sink and the record types it gets deliveries of (`case_types` of its block).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkRoute {
+    /// The sink's id.
+    pub id: String,
+    /// The record types (`penalty`, `inspection`, `coercion`, `plan`, `joint_inspection`) it
+    /// carries; `None`: all.
+    pub case_types: Option<Vec<String>>,
+}
+
+impl SinkRoute {
+    /// A sink carrying every record type.
+    pub fn all(id: impl Into<String>) -> SinkRoute {
+        SinkRoute {
+            id: id.into(),
+            case_types: None,
+        }
+    }
+
+    /// Whether versions of `case_type` get a delivery to this sink.
+    pub fn carries(&self, case_type: &str) -> bool {
+        self.case_types
+            .as_ref()
+            .is_none_or(|types| types.iter().any(|t| t == case_type))
+    }
+}
+
+/// The ids of the sinks among `routes` that carry `case_type`.
+pub fn sinks_carrying(routes: &[SinkRoute], case_type: &str) -> Vec<String> {
+    routes
+        .iter()
+        .filter(|r| r.carries(case_type))
+        .map(|r| r.id.clone())
+        .collect()
+}
+
 /// A batch to commit in one transaction.
 #[derive(Debug, Clone, Default)]
 pub struct CommitBatch {
@@ -204,8 +282,8 @@ pub struct CommitBatch {
     pub records: Vec<IncomingRecord>,
     /// Source cursors to advance with the batch: (source id, cursor).
     pub cursors: Vec<(String, String)>,
-    /// Configured sink ids: each new version gets one outbox row per sink.
-    pub sinks: Vec<String>,
+    /// Configured sinks: each new version gets one outbox row per sink that carries its type.
+    pub sinks: Vec<SinkRoute>,
     /// For a scheduled job's batch: the lease it is committed under; the batch is refused
     /// ([`StoreError::Fenced`](super::StoreError::Fenced)) when another instance holds a newer one.
     pub fence: Option<super::cluster::Fence>,
@@ -595,6 +673,7 @@ mod tests {
                 record_json: record_json.clone(),
                 record_lz4: None,
                 joint: None,
+                publicity: None,
                 target_id: None,
                 record_hash: "r".into(),
                 warnings: Vec::new(),

@@ -12,7 +12,7 @@
 //!   record (`error` ones quarantine it, `warning` ones are kept with the version);
 //! - `gateway_batch_commit_seconds{source}`: histogram of batch commit latency;
 //! - `gateway_outbox_deliveries{sink, status}`: deliveries per sink and status (pending,
-//!   delivered, dead, superseded), read from the store at each scrape;
+//!   delivered, dead, superseded, withheld), read from the store at each scrape;
 //! - `gateway_http_requests_total{method, route, status}`: requests served by the API;
 //! - `gateway_source_errors_total{source}`: failed runs or connections of a source;
 //! - `gateway_cases_awaiting_supplement{source}`: cases awaiting supplement (待补录), at each scrape;
@@ -24,7 +24,10 @@
 //!   counted by their rule (`input.too_large`, `violations.truncated`) in
 //!   `gateway_rule_violations_total`;
 //! - `gateway_joint_candidate_groups`: joint-inspection groups waiting for an operator
-//!   (status `candidate`), read from the store at each scrape.
+//!   (status `candidate`), read from the store at each scrape;
+//! - `gateway_penalties_publicity_overdue`: penalties not made public within 7 working days of
+//!   their decision (双公示; not withheld by the publicity rules), read from the store at each
+//!   scrape.
 
 use super::summary::Summary;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -119,6 +122,7 @@ pub struct Metrics {
     instances: Family<InstanceStateLabel, Gauge>,
     awaiting_supplement: Family<SourceLabel, Gauge>,
     joint_candidates: Gauge,
+    publicity_overdue: Gauge,
 }
 
 impl Default for Metrics {
@@ -226,9 +230,16 @@ impl Metrics {
             "Joint-inspection groups (same target, several agencies) waiting for an operator's merge or dismissal",
             joint_candidates.clone(),
         );
+        let publicity_overdue = Gauge::default();
+        registry.register(
+            "gateway_penalties_publicity_overdue",
+            "Penalties not made public within 7 working days of their decision (双公示), not withheld by the publicity rules",
+            publicity_overdue.clone(),
+        );
         Metrics {
             registry,
             joint_candidates,
+            publicity_overdue,
             lease_held,
             instance_info,
             instances,
@@ -243,6 +254,11 @@ impl Metrics {
             deliveries,
             http_requests,
         }
+    }
+
+    /// Set the number of penalties past their publicity deadline and not public.
+    pub fn set_publicity_overdue(&self, overdue: i64) {
+        self.publicity_overdue.set(overdue);
     }
 
     /// Set the number of open joint-inspection candidate groups.
@@ -385,7 +401,7 @@ impl Metrics {
     pub fn render(&self, sinks: &[String], deliveries: &[DeliveryDepth]) -> String {
         self.deliveries.clear();
         for sink in sinks {
-            for status in ["pending", "delivered", "dead", "superseded"] {
+            for status in ["pending", "delivered", "dead", "superseded", "withheld"] {
                 self.deliveries
                     .get_or_create(&DeliveryLabels {
                         sink: sink.clone(),

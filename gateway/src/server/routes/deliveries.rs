@@ -33,8 +33,8 @@ pub async fn list(State(state): State<Shared>, ApiQuery(q): ApiQuery<ListQuery>)
         None | Some("") => None,
         Some(s) => Some(DeliveryStatus::parse(s).ok_or_else(|| {
             ApiError::bad_request(
-                format!("status 应为 pending、delivered、dead 或 superseded，收到 {s:?}"),
-                format!("status must be pending, delivered, dead or superseded, got {s:?}"),
+                format!("status 应为 pending、delivered、dead、superseded 或 withheld，收到 {s:?}"),
+                format!("status must be pending, delivered, dead, superseded or withheld, got {s:?}"),
             )
         })?),
     };

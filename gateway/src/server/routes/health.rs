@@ -76,6 +76,13 @@ pub async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
         .runtime
         .metrics
         .set_joint_candidates(joint.get("candidate").copied().unwrap_or(0));
+    let overdue = state
+        .runtime
+        .store
+        .publicity()
+        .publicity_overdue(crate::store::publicity::china_today())
+        .await?;
+    state.runtime.metrics.set_publicity_overdue(overdue);
     let text = state.runtime.metrics.render(&state.runtime.sinks(), &depths);
     Ok((
         [(

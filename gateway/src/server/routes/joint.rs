@@ -191,7 +191,7 @@ async fn decide(
             ));
         }
     }
-    let sinks = state.runtime.sinks();
+    let sinks = state.runtime.joint_sinks();
     let group = state
         .runtime
         .store

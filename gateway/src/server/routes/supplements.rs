@@ -293,7 +293,7 @@ pub async fn complete(
             value: value.clone(),
         })
         .collect();
-    let batch = completion_batch(incoming, state.runtime.sinks());
+    let batch = completion_batch(incoming, state.runtime.sink_routes());
     let result = state
         .runtime
         .store
