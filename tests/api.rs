@@ -2437,3 +2437,63 @@ mod joint_api {
         assert_eq!(status, StatusCode::NOT_FOUND);
     }
 }
+
+/// `GET /api/publicity`: each department's penalties counted by whether they were made public
+/// within 7 working days, the overdue ones listed, a department seeing its own sources only.
+async fn penalties_publicity_is_counted_per_department_and_overdue_ones_are_listed(backend: Backend) {
+    let gw = Gw::start(backend).await;
+    let doc = openapi();
+    let mut on_time = nanchang_record(1, 0);
+    on_time["gsrq"] = json!("2024-01-26");
+    let mut late = nanchang_record(3, 0);
+    late["gsrq"] = json!("2024-02-05");
+    let answer = gw.push(&[on_time, nanchang_record(2, 0), late]).await;
+    assert_eq!(answer["results"][2]["result"], "accepted", "{answer}");
+    assert_eq!(
+        answer["results"][2]["warnings"][0]["rule"], "rule.publicity_overdue",
+        "{answer}"
+    );
+    let unpublished = answer["results"][1]["code"].as_str().expect("code").to_string();
+
+    // Decided 2024-01-22: the deadline is 2024-01-31.
+    let (status, list) = gw.get("/api/publicity?on=2024-01-30", DEPT).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_schema(&doc, "PublicityList", &list);
+    let agency = &list["agencies"][0];
+    assert_eq!(agency["agency_credit_code"], AGENCY_CODE);
+    assert_eq!(
+        (
+            agency["decided"].as_i64(),
+            agency["on_time"].as_i64(),
+            agency["late"].as_i64(),
+            agency["due"].as_i64()
+        ),
+        (Some(3), Some(1), Some(1), Some(1)),
+        "{list}"
+    );
+    let (_, list) = gw.get("/api/publicity?status=overdue", OPERATOR).await;
+    assert_eq!(list["total"], 1, "{list}");
+    assert_eq!(list["items"][0]["code"], unpublished.as_str());
+    assert_eq!(list["items"][0]["deadline"], "2024-01-31");
+    assert_eq!(list["items"][0]["status"], "overdue");
+
+    let (_, other) = gw.get("/api/publicity", DEPT_OTHER).await;
+    assert_eq!(
+        (other["total"].as_i64(), other["agencies"].as_array().map(Vec::len)),
+        (Some(0), Some(0))
+    );
+    let (status, bad) = gw.get("/api/publicity?status=soon", OPERATOR).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(bad.to_string().contains("soon"), "{bad}");
+    let (status, bad) = gw.get("/api/publicity?from=2024-13-01", OPERATOR).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+
+    let (_, metrics) = gw.call("GET", "/metrics", Some(OPERATOR), None).await;
+    let text = metrics
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| metrics.to_string());
+    assert!(text.contains("gateway_penalties_publicity_overdue 1"), "{text}");
+    gw.stop().await;
+}
+on_both_backends!(penalties_publicity_is_counted_per_department_and_overdue_ones_are_listed);

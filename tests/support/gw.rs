@@ -408,6 +408,7 @@ pub fn allowed(route: &str, role: &str) -> bool {
         "/api/cases" | "/api/cases/{unified_code}" | "/api/cases/{unified_code}/diff" | "/api/raw/{id}" => &all_staff,
         "/api/records" => &["admin", "operator", "standards-owner", "department"],
         "/api/supplements" => &["admin", "operator", "standards-owner", "department"],
+        "/api/publicity" => &["admin", "operator", "standards-owner", "department"],
         "/api/supplements/{unified_code}" => &["admin", "operator", "standards-owner", "department"],
         "/api/supplements/{unified_code}/complete" => &["admin", "operator", "department"],
         "/api/audit" => &all_staff,
