@@ -1415,3 +1415,30 @@ async fn an_operator_compares_a_joint_inspection_candidate_side_by_side_and_merg
     assert_eq!(audit[0].detail["reason"], "同一天进门，联合检查");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_department_sees_which_of_its_penalties_were_not_made_public_in_time() {
+    let Some(gw) = start().await else { return };
+    let base = gw.base.clone();
+    let mut on_time = nanchang_record(1, 0);
+    on_time["gsrq"] = json!("2024-01-26");
+    let answer = gw.push(DEPT, SOURCE, &[on_time, nanchang_record(2, 0)]).await;
+    let overdue = answer["results"][1]["code"].as_str().expect("code").to_string();
+    let c = gw.browser();
+
+    login(c, &base, DEPT).await;
+    wait_text(c, "nav", "双公示时限").await;
+    click(c, "#nav-publicity").await;
+    // The default view lists the overdue penalties: the one never made public.
+    let row = format!("#publicity-table tr[data-code=\"{overdue}\"]");
+    wait_text(c, &row, "逾期未公示").await;
+    wait_text(c, &row, "2024-01-31").await;
+    wait_text(c, "#publicity-counts-table", "南昌市市场监督管理局").await;
+    check_page(c, "department-publicity").await;
+    // All of them: the other one was made public on time by the department.
+    js(c, "document.getElementById('p-status').value = 'on_time';", vec![]).await;
+    click(c, "#publicity-filter-btn").await;
+    wait_text(c, "#publicity-table", "按时公示").await;
+    wait_count(c, "#publicity-table tr[data-status=\"on_time\"]", 1).await;
+    gw.stop().await;
+}

@@ -60,6 +60,7 @@ const ASSETS: &[Asset] = &[
     asset!("pages/deliveries.js", JS),
     asset!("pages/officers.js", JS),
     asset!("pages/joint.js", JS),
+    asset!("pages/publicity.js", JS),
 ];
 
 /// The names of the embedded files (for tests and docs).
