@@ -2,8 +2,9 @@
 //! systems start in-process (a REST/JSON penalty system with token auth and occasional 500s, a
 //! GBK SOAP ecology system with a WS-Security digest and occasional faults, see
 //! [`super::demo_peers`]); the gateway pulls from both through the real adapters with the
-//! example mappings, prints what it did (pulled, accepted, quarantined by rule), and serves the
-//! operator API and dashboard until Ctrl-C (or stops at once with `--exit`).
+//! example mappings, prints what it did (pulled, accepted, quarantined by rule), delivers the
+//! public records (双公示) to a simulated provincial credit platform, and serves the operator API
+//! and dashboard until Ctrl-C (or stops at once with `--exit`).
 
 use super::demo_peers::{self, Peers};
 use crate::config::Config;
@@ -146,10 +147,26 @@ id = "jiujiang-amr-ledger"
 kind = "file"
 mapping = "{m}/jiujiang-amr-inspections/mapping.toml"
 record_key = "jcbh"
+
+# 江西省信用平台（模拟）：行政处罚按双公示格式、双随机抽查结果按公示格式推送；自然人依规不公示
+[[sinks]]
+id = "credit-jiangxi"
+kind = "rest"
+content = "publicity"
+url = "{credit}"
+retry_initial_ms = 50
+retry_max_ms = 500
+poll_ms = 50
+
+[publicity]
+natural_persons = "withhold"
+data_source_name = "江西省司法厅"
+data_source_credit_code = "11360000014500000X"
 "#,
         m = mappings.display(),
         rest = peers.rest_url,
         soap = peers.soap_url,
+        credit = peers.credit_url,
         rest_id = demo_peers::REST_APP_ID,
         rest_secret = demo_peers::REST_APP_SECRET,
         soap_user = demo_peers::SOAP_USER,
@@ -212,7 +229,8 @@ pub async fn run(dir: Option<PathBuf>, listen: &str, exit: bool) -> anyhow::Resu
         soap.requests.load(Ordering::Relaxed),
         soap.failures.load(Ordering::Relaxed)
     );
-    print_outcome(&runtime, &config_path).await?;
+    deliver_publicity(&runtime, &shutdown).await?;
+    print_outcome(&runtime, &config_path, &peers).await?;
 
     if exit {
         return Ok(ExitCode::SUCCESS);
@@ -233,6 +251,101 @@ pub async fn run(dir: Option<PathBuf>, listen: &str, exit: bool) -> anyhow::Resu
     server.join().await;
     while tasks.join_next().await.is_some() {}
     Ok(ExitCode::SUCCESS)
+}
+
+/// Deliver what is due to the demo's sinks (the simulated credit platform), as `gateway run --once`.
+async fn deliver_publicity(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Result<()> {
+    let config = &runtime.resolved.config;
+    let dispatchers = crate::outbox::Dispatchers::start(
+        Arc::clone(&runtime.outbox),
+        &config.sinks,
+        &config.base_dir,
+        (&config.publicity, Arc::clone(&runtime.store)),
+        crate::outbox::Mode::Drain,
+        shutdown.clone(),
+    )?;
+    dispatchers.join().await;
+    Ok(())
+}
+
+/// What the publicity sink did (双公示): published, withheld with the reason, refused for
+/// missing fields; one public record; the penalties' publicity per department.
+async fn print_publicity(runtime: &Runtime, peers: &Peers) -> anyhow::Result<()> {
+    let counts = runtime.outbox.delivery_counts().await?;
+    let count = |status: crate::store::DeliveryStatus| {
+        counts
+            .iter()
+            .filter(|c| c.sink_id == "credit-jiangxi" && c.status == status)
+            .map(|c| c.count)
+            .sum::<i64>()
+    };
+    use crate::store::DeliveryStatus::{Dead, Delivered, Withheld};
+    println!(
+        "\n双公示 / publicity (sink credit-jiangxi, content = \"publicity\"): published {}, withheld {}, refused {}",
+        count(Delivered),
+        count(Withheld),
+        count(Dead)
+    );
+    let received = peers.credit.lock().map(|r| r.clone()).unwrap_or_default();
+    if let Some(example) = received
+        .iter()
+        .find(|b| b["record"]["CF_XDR_LB"] == "个体工商户")
+        .or_else(|| received.iter().find(|b| b["case_type"] == "penalty"))
+    {
+        println!(
+            "  一条双公示记录 / a public penalty record ({}):",
+            example["unified_code"]
+        );
+        for code in [
+            "CF_XDR_MC",
+            "CF_XDR_LB",
+            "CF_XDR_SHXYM",
+            "CF_WSH",
+            "CF_CFLB",
+            "CF_NR_FK",
+            "CF_JDRQ",
+            "CF_CFJG",
+            "CF_SJLY",
+        ] {
+            println!("    {code:<13} {}", example["record"][code]);
+        }
+    }
+    for status in [Withheld, Dead] {
+        let rows = runtime
+            .outbox
+            .deliveries(&crate::store::DeliveryFilter {
+                sink_id: Some("credit-jiangxi".into()),
+                status: Some(status),
+                limit: Some(100),
+                ..Default::default()
+            })
+            .await?;
+        let natural_person = rows
+            .iter()
+            .find(|d| d.last_error.as_deref().is_some_and(|e| e.contains("natural person")));
+        if let Some(d) = natural_person.or(rows.first()) {
+            println!(
+                "  {} {}: {}",
+                status.as_str(),
+                d.idempotency_key,
+                d.last_error.as_deref().unwrap_or_default()
+            );
+        }
+    }
+    let today = crate::store::publicity::china_today();
+    let agencies = runtime
+        .store
+        .publicity()
+        .publicity_by_agency(&crate::store::publicity::PublicityFilter::default(), today)
+        .await?;
+    println!("  7个工作日内公示 / made public within 7 working days (GET /api/publicity, dashboard 双公示时限):");
+    for a in &agencies {
+        println!(
+            "    {} 处罚 decided {:>3}: on time {}, late {}, overdue {}, withheld {}",
+            a.agency_name, a.decided, a.on_time, a.late, a.overdue, a.withheld
+        );
+    }
+    Ok(())
 }
 
 /// Ingest a sample file of a file source, as `gateway ingest` does.
@@ -291,7 +404,7 @@ async fn pull_source(runtime: &Runtime, source_id: &str, shutdown: &Shutdown) ->
     Ok(())
 }
 
-async fn print_outcome(runtime: &Runtime, config_path: &Path) -> anyhow::Result<()> {
+async fn print_outcome(runtime: &Runtime, config_path: &Path, peers: &Peers) -> anyhow::Result<()> {
     let store = &runtime.store;
     let mut by_rule: BTreeMap<String, usize> = BTreeMap::new();
     let quarantine = store
@@ -337,6 +450,7 @@ async fn print_outcome(runtime: &Runtime, config_path: &Path) -> anyhow::Result<
         );
     }
     print_supervision(runtime).await?;
+    print_publicity(runtime, peers).await?;
     let stats = store.stats().await?;
     println!(
         "\n合计 / totals: {} cases, {} versions, {} open quarantine entries",

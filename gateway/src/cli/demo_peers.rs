@@ -81,6 +81,23 @@ pub struct Peers {
     pub rest: Arc<PeerCounters>,
     /// SOAP request counters.
     pub soap: Arc<PeerCounters>,
+    /// Upload URL of the simulated provincial credit platform (双公示).
+    pub credit_url: String,
+    /// The bodies it received.
+    pub credit: Arc<Mutex<Vec<Value>>>,
+}
+
+/// The simulated credit platform: keeps every body uploaded to it and answers 200.
+async fn credit_upload(State(received): State<Arc<Mutex<Vec<Value>>>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(v) => {
+            if let Ok(mut r) = received.lock() {
+                r.push(v);
+            }
+            (StatusCode::OK, "{\"code\":\"0000\",\"msg\":\"成功\"}").into_response()
+        }
+        Err(_) => (StatusCode::BAD_REQUEST, "{\"code\":\"9001\",\"msg\":\"报文不是JSON\"}").into_response(),
+    }
 }
 
 /// The REST system's records: the sample file's records plus `extra` generated valid ones,
@@ -309,8 +326,13 @@ pub async fn start(mappings: &Path, extra_rest: usize) -> std::io::Result<Peers>
     let soap_router = Router::new()
         .route("/services/CaseService", post(soap_service))
         .with_state(Arc::clone(&soap_state));
+    let credit: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let credit_router = Router::new()
+        .route("/api/sgs/xzcf", post(credit_upload))
+        .with_state(Arc::clone(&credit));
     let rest_addr = serve(rest_router).await?;
     let soap_addr = serve(soap_router).await?;
+    let credit_addr = serve(credit_router).await?;
     Ok(Peers {
         rest_url: format!("http://{rest_addr}"),
         soap_url: format!("http://{soap_addr}/services/CaseService"),
@@ -318,6 +340,8 @@ pub async fn start(mappings: &Path, extra_rest: usize) -> std::io::Result<Peers>
         soap_records: soap_state.cases.len(),
         rest: Arc::clone(&rest_state.counters),
         soap: Arc::clone(&soap_state.counters),
+        credit_url: format!("http://{credit_addr}/api/sgs/xzcf"),
+        credit,
     })
 }
 
