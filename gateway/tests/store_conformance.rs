@@ -106,6 +106,7 @@ on_both_backends!(
     joint_pairs_by_different_agencies_within_the_window_form_transitive_groups,
     joint_a_new_version_moving_the_date_splits_the_group_and_a_withdrawal_removes_it,
     joint_declared_tasks_group_without_the_date_rule,
+    joint_participants_naming_each_other_form_a_declared_group_kept_by_a_rebuild,
     joint_rebuild_finds_the_groups_the_commits_kept,
     joint_merge_dismiss_and_undo_are_audited_and_a_changed_group_is_a_candidate_again,
 );

@@ -23,6 +23,7 @@ pub struct Insp {
     target: &'static str,
     day: u32,
     task: Option<&'static str>,
+    participants: Vec<&'static str>,
     delete: bool,
     source: &'static str,
     year: i32,
@@ -36,6 +37,7 @@ pub fn insp(number: &str, agency: &'static str, target: &'static str, day: u32) 
         target,
         day,
         task: None,
+        participants: Vec::new(),
         delete: false,
         source: "nanchang",
         year: 2024,
@@ -46,6 +48,11 @@ pub fn insp(number: &str, agency: &'static str, target: &'static str, day: u32) 
 impl Insp {
     pub fn task(mut self, task: &'static str) -> Insp {
         self.task = Some(task);
+        self
+    }
+    /// Names these agencies (credit codes) as its joint-inspection participants.
+    pub fn participants(mut self, agencies: &[&'static str]) -> Insp {
+        self.participants = agencies.to_vec();
         self
     }
     pub fn source(mut self, source: &'static str) -> Insp {
@@ -70,6 +77,14 @@ impl Insp {
         });
         if let Some(t) = self.task {
             inspection["joint_task_id"] = json!(t);
+        }
+        if !self.participants.is_empty() {
+            let ps: Vec<_> = self
+                .participants
+                .iter()
+                .map(|c| json!({"name": "参与部门", "credit_code": c}))
+                .collect();
+            inspection["joint_participants"] = json!(ps);
         }
         let record = json!({
             "operation": if self.delete { "delete" } else { "insert" },

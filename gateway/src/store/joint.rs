@@ -99,13 +99,24 @@ pub fn facts_of_json(text: &[u8]) -> Option<(String, JointFacts)> {
         id_number: Option<String>,
     }
     #[derive(serde::Deserialize)]
+    struct Participant {
+        credit_code: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
     struct Inspection {
         check_date: Option<String>,
         joint_task_id: Option<String>,
+        #[serde(default)]
+        joint_participants: Vec<Participant>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Agency {
+        credit_code: Option<String>,
     }
     #[derive(serde::Deserialize)]
     struct Record {
         case_type: Option<String>,
+        agency: Option<Agency>,
         target: Option<Target>,
         inspection: Option<Inspection>,
     }
@@ -115,20 +126,35 @@ pub fn facts_of_json(text: &[u8]) -> Option<(String, JointFacts)> {
     }
     let target = r.target?.id_number.filter(|t| !t.is_empty())?;
     let inspection = r.inspection?;
+    let agency = r.agency.and_then(|a| a.credit_code).unwrap_or_default();
+    let participants: Vec<&str> = inspection
+        .joint_participants
+        .iter()
+        .filter_map(|p| p.credit_code.as_deref())
+        .collect();
     facts_of_parts(
         &target,
         inspection.check_date.as_deref(),
         inspection.joint_task_id.as_deref(),
+        &agency,
+        &participants,
     )
 }
 
-/// The target and joint facts from the record's fields as text.
-pub fn facts_of_parts(target: &str, check_date: Option<&str>, task: Option<&str>) -> Option<(String, JointFacts)> {
+/// The target and joint facts from the record's fields as text: `agency` the handling agency's
+/// credit code, `participants` the credit codes of the participants it names.
+pub fn facts_of_parts(
+    target: &str,
+    check_date: Option<&str>,
+    task: Option<&str>,
+    agency: &str,
+    participants: &[&str],
+) -> Option<(String, JointFacts)> {
     if target.is_empty() {
         return None;
     }
     let check_date = NaiveDate::parse_from_str(check_date?, "%Y-%m-%d").ok()?;
-    let task_id = task.map(|t| t.trim().to_uppercase()).filter(|t| !t.is_empty());
+    let task_id = JointFacts::declared_task(task, agency, check_date, participants);
     Some((target.to_string(), JointFacts { check_date, task_id }))
 }
 
@@ -997,6 +1023,54 @@ mod tests {
             br#"{"case_type":"inspection","target":{"id_number":"T1"},"inspection":{"check_date":"2024-13-01"}}"#
         )
         .is_none());
+    }
+
+    #[test]
+    fn records_naming_each_others_agencies_as_participants_form_a_declared_group() {
+        let record = |agency: &str, date: &str, participants: &[&str]| {
+            let ps: Vec<Value> = participants
+                .iter()
+                .map(|c| serde_json::json!({"name": "参与部门", "credit_code": c}))
+                .collect();
+            serde_json::json!({"case_type": "inspection", "agency": {"credit_code": agency},
+                "target": {"id_number": "T1"},
+                "inspection": {"check_date": date, "joint_participants": ps}})
+        };
+        let task = |r: &Value| JointFacts::of(r).and_then(|f| f.task_id);
+        // The lead names the others; each other names the lead and the third: one task.
+        let a = task(&record("A", "2024-03-02", &["B", "C"]));
+        let b = task(&record("B", "2024-03-02", &["A", "C"]));
+        let c = task(&record("C", "2024-03-02", &["a", "B", "C"]));
+        assert_eq!(a.as_deref(), Some("~2024-03-02:A+B+C"));
+        assert_eq!((&a, &b), (&c, &c));
+        // The record text a rebuild reads gives the same task.
+        let text = record("B", "2024-03-02", &["A", "C"]).to_string();
+        assert_eq!(facts_of_json(text.as_bytes()).and_then(|(_, f)| f.task_id), b);
+        // Another day, or other agencies, is another joint inspection; naming none is no task.
+        assert_ne!(task(&record("B", "2024-03-03", &["A", "C"])), a);
+        assert_ne!(task(&record("B", "2024-03-02", &["A"])), a);
+        assert_eq!(task(&record("A", "2024-03-02", &[])), None);
+        assert_eq!(
+            task(&record("A", "2024-03-02", &["A"])),
+            None,
+            "itself alone is not joint"
+        );
+        // An explicit task wins.
+        let mut explicit = record("A", "2024-03-02", &["B"]);
+        explicit["inspection"]["joint_task_id"] = serde_json::json!("lh-9");
+        assert_eq!(task(&explicit).as_deref(), Some("LH-9"));
+        // Declared by participants, a group forms whatever the dates' distance to others.
+        let members = [
+            m(1, "A", 2, a.as_deref()),
+            m(2, "B", 2, b.as_deref()),
+            m(3, "C", 20, None),
+        ];
+        let found = components(&members, 0);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].kind, found[0].members.clone()),
+            (GroupKind::Declared, vec![1, 2])
+        );
     }
 
     fn stored(id: i64, status: GroupStatus, members: Vec<i64>) -> StoredGroup {

@@ -42,7 +42,11 @@ impl JointStore for PostgresStore {
             .prepare(
                 "SELECT c.id, c.agency_credit_code, c.source_id, v.record #>> '{target,id_number}',
                         v.record #>> '{inspection,check_date}', v.record #>> '{inspection,joint_task_id}',
-                        CASE WHEN v.record IS NULL THEN v.record_lz4 END
+                        CASE WHEN v.record IS NULL THEN v.record_lz4 END,
+                        ARRAY(SELECT p ->> 'credit_code' FROM jsonb_array_elements(
+                                  CASE WHEN jsonb_typeof(v.record #> '{inspection,joint_participants}') = 'array'
+                                       THEN v.record #> '{inspection,joint_participants}' ELSE '[]'::jsonb END) p
+                              WHERE p ->> 'credit_code' IS NOT NULL)
                  FROM cases c
                  JOIN case_versions v ON v.case_id = c.id AND v.version = c.current_version
                  WHERE c.case_type = 'inspection' AND NOT c.withdrawn",
@@ -63,7 +67,12 @@ impl JointStore for PostgresStore {
                         let target: Option<String> = r.try_get(3)?;
                         let date: Option<String> = r.try_get(4)?;
                         let task: Option<String> = r.try_get(5)?;
-                        target.and_then(|t| super::joint::facts_of_parts(&t, date.as_deref(), task.as_deref()))
+                        let agency: String = r.try_get(1)?;
+                        let participants: Vec<String> = r.try_get(7)?;
+                        let participants: Vec<&str> = participants.iter().map(String::as_str).collect();
+                        target.and_then(|t| {
+                            super::joint::facts_of_parts(&t, date.as_deref(), task.as_deref(), &agency, &participants)
+                        })
                     }
                 };
                 let Some((target, facts)) = found else {

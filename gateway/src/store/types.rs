@@ -158,7 +158,9 @@ impl PenaltyFacts {
 pub struct JointFacts {
     /// `/inspection/check_date`.
     pub check_date: chrono::NaiveDate,
-    /// `/inspection/joint_task_id` (trimmed, upper case), if the record declares a joint task.
+    /// The joint task the record declares: `/inspection/joint_task_id` (trimmed, upper case), or
+    /// made of the check date and the agencies of a record naming its participants (see
+    /// [`JointFacts::declared_task`]).
     pub task_id: Option<String>,
 }
 
@@ -173,12 +175,49 @@ impl JointFacts {
             .get("check_date")
             .and_then(Value::as_str)
             .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())?;
-        let task_id = inspection
-            .get("joint_task_id")
-            .and_then(Value::as_str)
-            .map(|t| t.trim().to_uppercase())
-            .filter(|t| !t.is_empty());
+        let participants: Vec<&str> = inspection
+            .get("joint_participants")
+            .and_then(Value::as_array)
+            .map(|ps| {
+                ps.iter()
+                    .filter_map(|p| p.get("credit_code").and_then(Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let task_id = JointFacts::declared_task(
+            inspection.get("joint_task_id").and_then(Value::as_str),
+            record
+                .pointer("/agency/credit_code")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            check_date,
+            &participants,
+        );
         Some(JointFacts { check_date, task_id })
+    }
+
+    /// The joint task an inspection declares: its `joint_task_id` (trimmed, upper case); else,
+    /// when it names participants by credit code, a task made of the check date and the set of
+    /// agencies (its own and the participants'), so that the records of one joint inspection that
+    /// name each other form a declared group without a task id: `~2024-03-02:A+B+C` (codes sorted).
+    pub fn declared_task(
+        explicit: Option<&str>,
+        agency: &str,
+        check_date: chrono::NaiveDate,
+        participants: &[&str],
+    ) -> Option<String> {
+        if let Some(task) = explicit.map(|t| t.trim().to_uppercase()).filter(|t| !t.is_empty()) {
+            return Some(task);
+        }
+        let mut agencies: Vec<String> = participants
+            .iter()
+            .chain(std::iter::once(&agency))
+            .map(|c| c.trim().to_uppercase())
+            .filter(|c| !c.is_empty())
+            .collect();
+        agencies.sort_unstable();
+        agencies.dedup();
+        (agencies.len() >= 2).then(|| format!("~{check_date}:{}", agencies.join("+")))
     }
 }
 

@@ -2,7 +2,7 @@
 //! groups found in it, a rebuild, and operators' decisions.
 
 use crate::joint_records::*;
-use gateway::store::joint::{Decide, GroupFilter, GroupKind, GroupStatus, JointSettings};
+use gateway::store::joint::{Decide, GroupFilter, GroupKind, GroupStatus, JointGroup, JointSettings};
 use gateway::store::*;
 use std::sync::Arc;
 
@@ -171,6 +171,36 @@ pub async fn joint_declared_tasks_group_without_the_date_rule(store: Arc<dyn Sto
         1,
         "found by its task"
     );
+}
+
+pub async fn joint_participants_naming_each_other_form_a_declared_group_kept_by_a_rebuild(store: Arc<dyn Store>) {
+    let codes = commit(
+        &*store,
+        vec![
+            insp("P-1", AGENCY_A, TARGET, 2).participants(&[AGENCY_B]),
+            insp("P-2", AGENCY_B, TARGET, 2).participants(&[AGENCY_A]),
+            // Names A but on another day: another joint inspection, and 12 days away from the
+            // others, so not a candidate by date either.
+            insp("P-3", AGENCY_C, TARGET, 14).participants(&[AGENCY_A]),
+        ],
+    )
+    .await;
+    let check = |found: Vec<JointGroup>| {
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].kind, GroupKind::Declared);
+        assert_eq!(sorted(found[0].cases()), sorted(codes[..2].to_vec()));
+        assert!(
+            found[0]
+                .task_id
+                .as_deref()
+                .is_some_and(|t| t.starts_with("~2024-03-02:")),
+            "{:?}",
+            found[0].task_id
+        );
+    };
+    check(groups(&*store).await);
+    store.joint().joint_rebuild().await.expect("rebuild");
+    check(groups(&*store).await);
 }
 
 pub async fn joint_rebuild_finds_the_groups_the_commits_kept(store: Arc<dyn Store>) {
