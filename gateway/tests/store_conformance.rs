@@ -1526,6 +1526,62 @@ async fn postgres_rejected_batch_writes_nothing() {
     assert_nothing_of_the_batch_written(&*store, &before, &code).await;
 }
 
+/// `[joint] index = "background"`: a commit only queues its inspections' index facts; the
+/// indexer's turns apply them (the same groups as at commit), one instance at a time, and a
+/// withdrawal queued later takes its inspection out again.
+#[tokio::test]
+async fn postgres_background_joint_index_applies_queued_facts_in_turns() {
+    use gateway::store::joint::{GroupKind, JointSettings};
+    use joint_records::{commit, groups, insp, AGENCY_A, AGENCY_B, AGENCY_C, TARGET};
+    let db = TestDb::postgres().await;
+    let store = db.store();
+    store.joint().configure_joint(JointSettings {
+        background: true,
+        ..JointSettings::default()
+    });
+    let codes = commit(
+        &*store,
+        vec![
+            insp("BG-1", AGENCY_A, TARGET, 1),
+            insp("BG-2", AGENCY_B, TARGET, 3),
+            insp("BG-3", AGENCY_C, TARGET, 4),
+        ],
+    )
+    .await;
+    assert!(groups(&*store).await.is_empty(), "nothing applied at commit");
+    assert_eq!(store.joint().joint_backlog().await.unwrap(), 3);
+    // While another instance's turn holds the indexer's lock, this one's does nothing.
+    let (mut other, connection) = tokio_postgres::connect(db.pg_url().unwrap(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let turn = other.transaction().await.unwrap();
+    turn.query_one("SELECT pg_try_advisory_xact_lock(19023, 256)", &[]).await.unwrap();
+    let blocked = store.joint().joint_drain(10, &[]).await.unwrap();
+    assert_eq!((blocked.applied, blocked.ran), (0, false));
+    turn.rollback().await.unwrap();
+    let first = store.joint().joint_drain(2, &[]).await.unwrap();
+    assert_eq!((first.applied, first.ran), (2, true));
+    let second = store.joint().joint_drain(10, &[]).await.unwrap();
+    assert_eq!((second.applied, second.ran), (1, true));
+    assert_eq!(store.joint().joint_backlog().await.unwrap(), 0);
+    let found = groups(&*store).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].kind, GroupKind::Similar);
+    assert_eq!(found[0].members.len(), 3);
+    commit(&*store, vec![insp("BG-3", AGENCY_C, TARGET, 4).delete()]).await;
+    assert_eq!(groups(&*store).await[0].members.len(), 3, "not applied yet");
+    store.joint().joint_drain(10, &[]).await.unwrap();
+    let found = groups(&*store).await;
+    assert_eq!(found[0].members.len(), 2, "{found:?}");
+    assert!(!found[0].cases().contains(&codes[2]));
+    // A rebuild reads every committed inspection and empties the queue.
+    commit(&*store, vec![insp("BG-4", AGENCY_C, TARGET, 5)]).await;
+    store.joint().joint_rebuild().await.unwrap();
+    assert_eq!(store.joint().joint_backlog().await.unwrap(), 0);
+    assert_eq!(groups(&*store).await[0].members.len(), 3);
+}
+
 #[tokio::test]
 async fn postgres_unreachable_server_is_a_pool_error() {
     let result = PostgresStore::connect("postgres://postgres@127.0.0.1:1/postgres", 2).await;
@@ -1569,7 +1625,8 @@ async fn postgres_concurrent_migrations_apply_once() {
             "0012_joint",
             "0013_officers",
             "0014_plans_supplement",
-            "0017_publicity"
+            "0017_publicity",
+            "0018_joint_queue"
         ],
         "each migration applied once"
     );

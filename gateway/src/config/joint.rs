@@ -14,6 +14,21 @@ pub struct JointConfig {
     /// different agencies for them to be candidates (default 7).
     #[serde(default = "default_window_days")]
     pub window_days: i64,
+    /// Where the index is kept: in each commit's transaction (`commit`, the default) or, on
+    /// PostgreSQL, by a background indexer from a queue the commits fill (`background`).
+    #[serde(default)]
+    pub index: IndexMode,
+}
+
+/// Where the joint-inspection index is kept.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexMode {
+    /// In the commit's transaction: a group is there when the commit is.
+    #[default]
+    Commit,
+    /// PostgreSQL: commits queue the facts; the indexer applies them within about a second.
+    Background,
 }
 
 fn default_enabled() -> bool {
@@ -29,6 +44,7 @@ impl Default for JointConfig {
         JointConfig {
             enabled: default_enabled(),
             window_days: default_window_days(),
+            index: IndexMode::Commit,
         }
     }
 }
@@ -57,6 +73,7 @@ mod tests {
         let wrong = JointConfig {
             enabled: true,
             window_days: 400,
+            index: IndexMode::Commit,
         };
         let problems = wrong.check();
         assert_eq!(problems.len(), 1);

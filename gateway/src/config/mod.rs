@@ -1145,6 +1145,13 @@ impl Config {
         for (place, message) in self.joint.check() {
             problem(place, message);
         }
+        if self.joint.index == joint::IndexMode::Background && self.store.backend != "postgres" {
+            problem(
+                "joint.index".into(),
+                "后台索引需要 PostgreSQL 存储 / index = \"background\" needs the PostgreSQL store (store.backend = \"postgres\")"
+                    .into(),
+            );
+        }
         for (key, message) in self.publicity.problems() {
             problem(format!("publicity.{key}"), message);
         }

@@ -62,6 +62,10 @@ pub fn start_source_tasks(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Res
         shutdown.clone(),
     ));
     tasks.spawn(crate::runtime::reference::keep_fresh(runtime.clone(), shutdown.clone()));
+    tasks.spawn(crate::runtime::joint_indexer::keep_indexing(
+        runtime.clone(),
+        shutdown.clone(),
+    ));
     for source in &runtime.resolved.config.sources {
         match source.kind.as_str() {
             "amqp" => {

@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod instance;
+pub mod joint_indexer;
 pub mod preparers;
 pub mod reference;
 pub mod startup;

@@ -39,6 +39,10 @@ pub struct JointSettings {
     pub enabled: bool,
     /// Largest number of days between the check dates of a similar pair.
     pub window_days: i64,
+    /// PostgreSQL: commits only queue their inspections' index facts (`joint_queue`), and the
+    /// indexer ([`JointStore::joint_drain`]) applies them in the background; otherwise the index
+    /// is kept in the commit's own transaction.
+    pub background: bool,
 }
 
 impl Default for JointSettings {
@@ -46,6 +50,7 @@ impl Default for JointSettings {
         JointSettings {
             enabled: true,
             window_days: DEFAULT_WINDOW_DAYS,
+            background: false,
         }
     }
 }
@@ -55,6 +60,7 @@ impl Default for JointSettings {
 pub struct SettingsCell {
     enabled: AtomicBool,
     window_days: AtomicI64,
+    background: AtomicBool,
 }
 
 impl Default for SettingsCell {
@@ -62,6 +68,7 @@ impl Default for SettingsCell {
         SettingsCell {
             enabled: AtomicBool::new(true),
             window_days: AtomicI64::new(DEFAULT_WINDOW_DAYS),
+            background: AtomicBool::new(false),
         }
     }
 }
@@ -72,6 +79,7 @@ impl SettingsCell {
         JointSettings {
             enabled: self.enabled.load(Ordering::Relaxed),
             window_days: self.window_days.load(Ordering::Relaxed),
+            background: self.background.load(Ordering::Relaxed),
         }
     }
 
@@ -79,7 +87,17 @@ impl SettingsCell {
     pub fn set(&self, s: JointSettings) {
         self.enabled.store(s.enabled, Ordering::Relaxed);
         self.window_days.store(s.window_days.max(0), Ordering::Relaxed);
+        self.background.store(s.background, Ordering::Relaxed);
     }
+}
+
+/// What one turn of the background indexer did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DrainReport {
+    /// Queued index facts applied (and removed from the queue).
+    pub applied: usize,
+    /// False when another instance was draining (nothing was done).
+    pub ran: bool,
 }
 
 /// The target's identifier of a canonical record (`/target/id_number`), as the store keeps it.
@@ -790,6 +808,14 @@ pub trait JointStore: Send + Sync {
     /// Rebuild the index and the groups from the cases, keeping the decisions of groups found
     /// again with the same members.
     async fn joint_rebuild(&self) -> StoreResult<RebuildReport>;
+
+    /// The background indexer's turn (`[joint] index = "background"`): apply up to `max` queued
+    /// index facts, oldest first, and the groups they change, delivering merged groups' changes
+    /// to `sinks`; one instance at a time (another's turn returns `ran = false`).
+    async fn joint_drain(&self, max: usize, sinks: &[String]) -> StoreResult<DrainReport>;
+
+    /// Index facts queued and not yet applied (0 when the index is kept at commit).
+    async fn joint_backlog(&self) -> StoreResult<i64>;
 
     /// A page of groups (by id) and how many the filter selects.
     async fn joint_groups(&self, filter: &GroupFilter) -> StoreResult<(Vec<JointGroup>, i64)>;

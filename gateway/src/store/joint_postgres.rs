@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tokio_postgres::Row;
 
 /// The advisory-lock class of joint-inspection targets.
-const TARGET_LOCK_CLASS: i32 = 0x4a4f;
+pub(crate) const TARGET_LOCK_CLASS: i32 = 0x4a4f;
 
 /// The columns of a `joint_members` row, in the order the readers take them.
 pub(crate) const MEMBER_COLUMNS: &str = "case_id, target_id, agency, source_id, check_date, task_id, group_id";

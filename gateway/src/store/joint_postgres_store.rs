@@ -26,15 +26,84 @@ impl JointStore for PostgresStore {
         self.joint.set(settings);
     }
 
+    async fn joint_drain(&self, max: usize, sinks: &[String]) -> StoreResult<super::joint::DrainReport> {
+        use super::joint::{DrainReport, Member, MemberChange};
+        let settings = self.joint.get();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // One indexer at a time (the lock ends with the transaction); the targets' own locks
+        // (taken in `apply`) order it with decisions and commit-time indexing.
+        let got: bool = tx
+            .query_one(
+                "SELECT pg_try_advisory_xact_lock($1, 256)",
+                &[&super::joint_postgres::TARGET_LOCK_CLASS],
+            )
+            .await?
+            .try_get(0)?;
+        if !got {
+            return Ok(DrainReport { applied: 0, ran: false });
+        }
+        let limit = i64::try_from(max.max(1)).unwrap_or(i64::MAX);
+        let rows = tx
+            .query(
+                "SELECT id, case_id, removed, target_id, agency, source_id, check_date, task_id
+                 FROM joint_queue ORDER BY id LIMIT $1",
+                &[&limit],
+            )
+            .await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(DrainReport { applied: 0, ran: true });
+        }
+        // The last queued facts of each case win (a case's versions are queued in order).
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut last: BTreeMap<i64, MemberChange> = BTreeMap::new();
+        for r in &rows {
+            ids.push(r.try_get::<_, i64>(0)?);
+            let case_id: i64 = r.try_get(1)?;
+            let removed: bool = r.try_get(2)?;
+            let target: Option<String> = r.try_get(3)?;
+            let date: Option<chrono::NaiveDate> = r.try_get(6)?;
+            let change = match (removed, target, date) {
+                (false, Some(target_id), Some(check_date)) => MemberChange::Upsert(Member {
+                    case_id,
+                    target_id,
+                    agency: r.try_get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    source_id: r.try_get::<_, Option<String>>(5)?.unwrap_or_default(),
+                    check_date,
+                    task_id: r.try_get(7)?,
+                    group_id: None,
+                }),
+                _ => MemberChange::Remove(case_id),
+            };
+            last.insert(case_id, change);
+        }
+        let existing: Vec<i64> = last.keys().copied().collect();
+        let changes: Vec<MemberChange> = last.into_values().collect();
+        super::joint_postgres::apply(&tx, &changes, &existing, &settings, sinks, Utc::now()).await?;
+        tx.execute("DELETE FROM joint_queue WHERE id = ANY($1)", &[&ids]).await?;
+        tx.commit().await?;
+        Ok(DrainReport {
+            applied: ids.len(),
+            ran: true,
+        })
+    }
+
+    async fn joint_backlog(&self) -> StoreResult<i64> {
+        let client = self.client().await?;
+        Ok(client.query_one("SELECT count(*) FROM joint_queue", &[]).await?.try_get(0)?)
+    }
+
     async fn joint_rebuild(&self) -> StoreResult<RebuildReport> {
         let window = self.joint.get().window_days;
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         tx.batch_execute("SET LOCAL statement_timeout = 0").await?;
         // One rebuild at a time, and no commit's index writes in between.
-        tx.batch_execute("LOCK TABLE joint_members, joint_groups IN EXCLUSIVE MODE")
+        tx.batch_execute("LOCK TABLE joint_members, joint_groups, joint_queue IN EXCLUSIVE MODE")
             .await?;
-        tx.batch_execute("DELETE FROM joint_members").await?;
+        // Everything queued for the background indexer is committed, so read below.
+        tx.batch_execute("DELETE FROM joint_members; DELETE FROM joint_queue").await?;
         let now = Utc::now();
         // jsonb records (written before migration 0006) give their fields here; compressed ones
         // are read in full and parsed for these fields only.

@@ -24,6 +24,15 @@ impl JointStore for SqliteStore {
         self.joint.set(settings);
     }
 
+    /// SQLite keeps the index at commit: nothing is ever queued.
+    async fn joint_drain(&self, _max: usize, _sinks: &[String]) -> StoreResult<super::joint::DrainReport> {
+        Ok(super::joint::DrainReport { applied: 0, ran: true })
+    }
+
+    async fn joint_backlog(&self) -> StoreResult<i64> {
+        Ok(0)
+    }
+
     async fn joint_rebuild(&self) -> StoreResult<RebuildReport> {
         let window = self.joint.get().window_days;
         self.with_conn(move |conn| {

@@ -92,6 +92,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0017_publicity",
         include_str!("../../migrations/postgres/0017_publicity.sql"),
     ),
+    (
+        "0018_joint_queue",
+        include_str!("../../migrations/postgres/0018_joint_queue.sql"),
+    ),
 ];
 
 /// Advisory lock taken (per transaction) while migrating, so instances starting together apply

@@ -169,6 +169,21 @@ const COPY_JOINT_MEMBERS_TYPES: &[Type] = &[
     Type::INT8,
 ];
 
+/// A batch's inspections' index facts, queued for the background indexer.
+const COPY_JOINT_QUEUE: &str =
+    "COPY joint_queue (case_id, removed, target_id, agency, source_id, check_date, task_id, queued_at)
+     FROM STDIN (FORMAT binary)";
+const COPY_JOINT_QUEUE_TYPES: &[Type] = &[
+    Type::INT8,
+    Type::BOOL,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::DATE,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+];
+
 const SQL_COUNTERS_UPDATE: &str = "
     UPDATE code_counters c SET last_seq = u.last_seq
     FROM UNNEST($1::text[], $2::int4[], $3::text[], $4::int4[]) AS u(case_type, year, region, last_seq)
@@ -919,7 +934,36 @@ pub(super) async fn commit_in(
             .map(|(v, id)| (v.record_index, *id, v.withdrawn))
             .collect();
         let changes = super::joint::changes_of(records, &versions);
-        if !changes.is_empty() {
+        if joint.background && !changes.is_empty() {
+            // The indexer applies them (`joint_drain`): the commit only appends them.
+            let stmt = tx.prepare_cached(COPY_JOINT_QUEUE).await?;
+            let mut writer = CopyWriter::start(tx, &stmt, COPY_JOINT_QUEUE_TYPES).await?;
+            let none_text: Option<&str> = None;
+            let none_date: Option<chrono::NaiveDate> = None;
+            for c in &changes {
+                match c {
+                    super::joint::MemberChange::Upsert(m) => {
+                        let row: [&(dyn ToSql + Sync); 8] = [
+                            &m.case_id,
+                            &false,
+                            &m.target_id,
+                            &m.agency,
+                            &m.source_id,
+                            &m.check_date,
+                            &m.task_id,
+                            &now,
+                        ];
+                        writer.row(&row).await?;
+                    }
+                    super::joint::MemberChange::Remove(id) => {
+                        let row: [&(dyn ToSql + Sync); 8] =
+                            [id, &true, &none_text, &none_text, &none_text, &none_date, &none_text, &now];
+                        writer.row(&row).await?;
+                    }
+                }
+            }
+            writer.finish().await?;
+        } else if !changes.is_empty() {
             let mut existing: Vec<i64> = vs
                 .iter()
                 .filter_map(|v| match v.case {

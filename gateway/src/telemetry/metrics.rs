@@ -25,6 +25,8 @@
 //!   `gateway_rule_violations_total`;
 //! - `gateway_joint_candidate_groups`: joint-inspection groups waiting for an operator
 //!   (status `candidate`), read from the store at each scrape;
+//! - `gateway_joint_index_backlog`: index facts queued for the background joint-inspection
+//!   indexer (`[joint] index = "background"`), read from the store at each scrape;
 //! - `gateway_penalties_publicity_overdue`: penalties not made public within 7 working days of
 //!   their decision (双公示; not withheld by the publicity rules), read from the store at each
 //!   scrape.
@@ -123,6 +125,7 @@ pub struct Metrics {
     awaiting_supplement: Family<SourceLabel, Gauge>,
     joint_candidates: Gauge,
     publicity_overdue: Gauge,
+    joint_backlog: Gauge,
 }
 
 impl Default for Metrics {
@@ -236,10 +239,17 @@ impl Metrics {
             "Penalties not made public within 7 working days of their decision (双公示), not withheld by the publicity rules",
             publicity_overdue.clone(),
         );
+        let joint_backlog = Gauge::default();
+        registry.register(
+            "gateway_joint_index_backlog",
+            "Inspections' index facts queued for the background joint-inspection indexer and not yet applied",
+            joint_backlog.clone(),
+        );
         Metrics {
             registry,
             joint_candidates,
             publicity_overdue,
+            joint_backlog,
             lease_held,
             instance_info,
             instances,
@@ -254,6 +264,11 @@ impl Metrics {
             deliveries,
             http_requests,
         }
+    }
+
+    /// Set the number of index facts waiting for the background joint-inspection indexer.
+    pub fn set_joint_backlog(&self, queued: i64) {
+        self.joint_backlog.set(queued);
     }
 
     /// Set the number of penalties past their publicity deadline and not public.

@@ -231,6 +231,7 @@ pub async fn joint_rebuild_finds_the_groups_the_commits_kept(store: Arc<dyn Stor
     store.joint().configure_joint(JointSettings {
         enabled: false,
         window_days: 7,
+        background: false,
     });
     commit(&*store, vec![insp("R-6", AGENCY_C, OTHER_TARGET, 2).task("t-1")]).await;
     assert_eq!(shapes(&*store).await, incremental);

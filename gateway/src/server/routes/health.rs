@@ -83,6 +83,8 @@ pub async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
         .publicity_overdue(crate::store::publicity::china_today())
         .await?;
     state.runtime.metrics.set_publicity_overdue(overdue);
+    let backlog = state.runtime.store.joint().joint_backlog().await?;
+    state.runtime.metrics.set_joint_backlog(backlog);
     let text = state.runtime.metrics.render(&state.runtime.sinks(), &depths);
     Ok((
         [(
