@@ -2497,3 +2497,43 @@ async fn penalties_publicity_is_counted_per_department_and_overdue_ones_are_list
     gw.stop().await;
 }
 on_both_backends!(penalties_publicity_is_counted_per_department_and_overdue_ones_are_listed);
+
+/// The `[publicity]` rules and the joint index's mode are checked like every other key: an
+/// unknown field code, an unknown penalty kind, a background index without PostgreSQL.
+#[test]
+fn config_check_names_wrong_publicity_rules_and_a_background_joint_index_on_sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    let text = r#"[joint]
+index = "background"
+
+[publicity]
+rename = { CF_NOPE = "x" }
+withhold_kinds_only = ["scolding"]
+
+[[sinks]]
+id = "credit"
+kind = "rest"
+url = "http://127.0.0.1:9/upload"
+content = "publicity"
+case_types = ["coercion"]
+"#;
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, text).expect("write");
+    let out = support::gateway()
+        .args(["config", "check", support::path_str(&path)])
+        .output()
+        .expect("run");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    for needle in [
+        "joint.index",
+        "needs the PostgreSQL store",
+        "publicity.rename.CF_NOPE",
+        "publicity.withhold_kinds_only",
+        "scolding",
+        "sinks[0] (id \"credit\").case_types",
+        "coercion",
+    ] {
+        assert!(report.contains(needle), "report lacks {needle:?}:\n{report}");
+    }
+}

@@ -1556,7 +1556,9 @@ async fn postgres_background_joint_index_applies_queued_facts_in_turns() {
         .unwrap();
     tokio::spawn(connection);
     let turn = other.transaction().await.unwrap();
-    turn.query_one("SELECT pg_try_advisory_xact_lock(19023, 256)", &[]).await.unwrap();
+    turn.query_one("SELECT pg_try_advisory_xact_lock(19023, 256)", &[])
+        .await
+        .unwrap();
     let blocked = store.joint().joint_drain(10, &[]).await.unwrap();
     assert_eq!((blocked.applied, blocked.ran), (0, false));
     turn.rollback().await.unwrap();

@@ -214,6 +214,13 @@ pub enum JointAction {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Apply what commits queued for the background indexer (`[joint] index = "background"`)
+    /// now, until the queue is empty (a running gateway does this by itself).
+    Drain {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 /// `gateway officers` actions.

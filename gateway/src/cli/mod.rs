@@ -51,6 +51,9 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Joint {
             action: JointAction::Rebuild { config },
         } => joint::rebuild(&config).await,
+        Command::Joint {
+            action: JointAction::Drain { config },
+        } => joint::drain(&config).await,
         Command::Check { .. } | Command::Normalize { .. } | Command::Config { .. } | Command::Token { .. } => {
             anyhow::bail!("not an async command")
         }

@@ -81,7 +81,8 @@ impl JointStore for PostgresStore {
         let existing: Vec<i64> = last.keys().copied().collect();
         let changes: Vec<MemberChange> = last.into_values().collect();
         super::joint_postgres::apply(&tx, &changes, &existing, &settings, sinks, Utc::now()).await?;
-        tx.execute("DELETE FROM joint_queue WHERE id = ANY($1)", &[&ids]).await?;
+        tx.execute("DELETE FROM joint_queue WHERE id = ANY($1)", &[&ids])
+            .await?;
         tx.commit().await?;
         Ok(DrainReport {
             applied: ids.len(),
@@ -91,7 +92,10 @@ impl JointStore for PostgresStore {
 
     async fn joint_backlog(&self) -> StoreResult<i64> {
         let client = self.client().await?;
-        Ok(client.query_one("SELECT count(*) FROM joint_queue", &[]).await?.try_get(0)?)
+        Ok(client
+            .query_one("SELECT count(*) FROM joint_queue", &[])
+            .await?
+            .try_get(0)?)
     }
 
     async fn joint_rebuild(&self) -> StoreResult<RebuildReport> {
@@ -103,7 +107,8 @@ impl JointStore for PostgresStore {
         tx.batch_execute("LOCK TABLE joint_members, joint_groups, joint_queue IN EXCLUSIVE MODE")
             .await?;
         // Everything queued for the background indexer is committed, so read below.
-        tx.batch_execute("DELETE FROM joint_members; DELETE FROM joint_queue").await?;
+        tx.batch_execute("DELETE FROM joint_members; DELETE FROM joint_queue")
+            .await?;
         let now = Utc::now();
         // jsonb records (written before migration 0006) give their fields here; compressed ones
         // are read in full and parsed for these fields only.

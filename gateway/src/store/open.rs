@@ -55,7 +55,8 @@ pub async fn open(config: &crate::config::Config) -> StoreResult<Stores> {
     stores.store.joint().configure_joint(super::joint::JointSettings {
         enabled: config.joint.enabled,
         window_days: config.joint.window_days,
-        background: config.joint.index == crate::config::joint::IndexMode::Background && config.store.backend == "postgres",
+        background: config.joint.index == crate::config::joint::IndexMode::Background
+            && config.store.backend == "postgres",
     });
     for name in stores.store.migrate().await? {
         tracing::info!(migration = %name, backend = stores.store.backend(), "migration applied");

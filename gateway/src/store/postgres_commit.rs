@@ -956,8 +956,9 @@ pub(super) async fn commit_in(
                         writer.row(&row).await?;
                     }
                     super::joint::MemberChange::Remove(id) => {
-                        let row: [&(dyn ToSql + Sync); 8] =
-                            [id, &true, &none_text, &none_text, &none_text, &none_date, &none_text, &now];
+                        let row: [&(dyn ToSql + Sync); 8] = [
+                            id, &true, &none_text, &none_text, &none_text, &none_date, &none_text, &now,
+                        ];
                         writer.row(&row).await?;
                     }
                 }
