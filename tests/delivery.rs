@@ -1222,9 +1222,12 @@ async fn publicity_sinks_publish_penalties_in_the_credit_disclosure_format_and_w
     use gateway::store::Store;
     let (url, bodies) = body_receiver().await;
     let sink_db = PgDatabase::create().await;
+    let vhost = Vhost::create();
+    let mq = format!("amqp://guest:guest@127.0.0.1:5672/{}", vhost.name);
     let sinks = format!(
         "[[sinks]]\nid = \"credit\"\nkind = \"rest\"\nurl = \"{url}\"\ncontent = \"publicity\"\n{fast}\n\
          [[sinks]]\nid = \"credit-db\"\nkind = \"postgres\"\nurl = \"{db}\"\nschema = \"credit\"\ncontent = \"publicity\"\n{fast}\n\
+         [[sinks]]\nid = \"credit-mq\"\nkind = \"amqp\"\nurl = \"{mq}\"\nexchange = \"credit\"\nbind_queue = \"sgs\"\ncontent = \"publicity\"\ncase_types = [\"penalty\"]\n{fast}\n\
          [publicity]\nfield_names = \"codes\"\nrename = {{ BZ = \"remarks\" }}\n",
         fast = fast(10),
         db = sink_db.url,
@@ -1334,6 +1337,14 @@ async fn publicity_sinks_publish_penalties_in_the_credit_disclosure_format_and_w
     );
     let (_, delivered, dead) = counts(&outbox, "credit").await;
     assert_eq!((delivered, dead), (3, 1));
+
+    // The AMQP publicity sink published the same three public records, routed by type and region.
+    let messages = drain_queue(&mq, "sgs").await;
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    assert!(messages.iter().all(|(_, key, body, persistent)| key == "penalty.360100"
+        && *persistent
+        && body["record"]["CF_XDR_LB"] == "法人及非法人组织"
+        && body["record"]["CF_NR_FK"] == "0.25"));
 
     // The publicity database has the same three rows, one column per field code.
     let client = sink_db_client(&sink_db).await;
