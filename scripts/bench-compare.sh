@@ -10,6 +10,7 @@
 #   `cargo build --release -p gateway --bins --example bench_pull --example bench_amqp` and
 #   copied from target/release (and target/release/examples), and optionally `mappings/` (a copy
 #   of that build's mapping folders, used by its `gateway ingest`).
+#   BENCH_ONLY=ingest: the ingest alone (DIRs then need only `gateway`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OLD=$1
@@ -51,8 +52,11 @@ for round in $(seq 1 "$ROUNDS"); do
         dir=$OLD
         [ "$build" = new ] && dir=$NEW
         i=$(ingest "$dir")
-        p=$("$dir/bench_pull" "$work/records.jsonl" "$PG_BASE" 1000 2>/dev/null | rate_of)
-        a=$("$dir/bench_amqp" "$work/records.jsonl" "$PG_BASE" "$AMQP" 2>/dev/null | rate_of)
+        p=- a=-
+        if [ "${BENCH_ONLY:-}" != ingest ]; then
+            p=$("$dir/bench_pull" "$work/records.jsonl" "$PG_BASE" 1000 2>/dev/null | rate_of)
+            a=$("$dir/bench_amqp" "$work/records.jsonl" "$PG_BASE" "$AMQP" 2>/dev/null | rate_of)
+        fi
         printf 'round %d %-3s ingest %8.0f  pull %8s  amqp %8s  records/s\n' "$round" "$build" "$i" "$p" "$a"
     done
 done
