@@ -2,6 +2,7 @@
 //! sources, sinks and the HTTP server. Unknown keys are errors. Secrets (database URLs with
 //! passwords) come from environment variables or files and are never printed.
 
+pub mod attachments;
 pub mod joint;
 pub mod schedule;
 
@@ -39,6 +40,9 @@ pub struct Config {
     /// Finding joint inspections (联合检查相似度比对).
     #[serde(default)]
     pub joint: joint::JointConfig,
+    /// Evidence attachments (证据附件): store, limits, fetch retries, download links.
+    #[serde(default)]
+    pub attachments: attachments::AttachmentsConfig,
     /// Systems records come from.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -1140,6 +1144,9 @@ impl Config {
             problem(p.place, p.message);
         }
         for (place, message) in self.joint.check() {
+            problem(place, message);
+        }
+        for (place, message) in self.attachments.check(&self.base_dir) {
             problem(place, message);
         }
         if self.limits.max_record_bytes < 1024 {

@@ -167,6 +167,8 @@ pub struct SinkRunner {
     delivery: DeliverySettings,
     batch_size: usize,
     pause: Mutex<Pause>,
+    /// Holds versions whose required attachments are not stored yet (证据附件).
+    gate: Option<Arc<crate::attachments::gate::DeliveryGate>>,
 }
 
 impl SinkRunner {
@@ -185,7 +187,14 @@ impl SinkRunner {
             delivery,
             batch_size,
             pause: Mutex::new(Pause::default()),
+            gate: None,
         }
+    }
+
+    /// The same runner, holding versions until their required attachments are stored.
+    pub fn with_gate(mut self, gate: Option<Arc<crate::attachments::gate::DeliveryGate>>) -> SinkRunner {
+        self.gate = gate;
+        self
     }
 
     fn backoff(&self) -> Backoff {
@@ -256,6 +265,21 @@ impl SinkRunner {
         claim_ms: u64,
         lease_until: DateTime<Utc>,
     ) -> Result<BatchReport, StoreError> {
+        // Versions waiting for their attachments stay pending (no attempt used, no pause).
+        let (claimed, held) = match &self.gate {
+            Some(gate) => gate.split(claimed, Utc::now()).await,
+            None => (claimed, Vec::new()),
+        };
+        if !held.is_empty() {
+            self.settle_with_retries(&held, lease_until).await?;
+            tracing::debug!(sink = %self.sink_id, held = held.len(), "deliveries wait for their attachments");
+        }
+        if claimed.is_empty() {
+            return Ok(BatchReport {
+                deferred: held.len(),
+                ..BatchReport::default()
+            });
+        }
         let (deliveries, attempts): (Vec<Delivery>, Vec<i32>) =
             claimed.into_iter().map(|c| (c.delivery, c.attempts)).unzip();
         let started = std::time::Instant::now();
@@ -432,6 +456,19 @@ impl Dispatchers {
         mode: Mode,
         shutdown: Shutdown,
     ) -> Result<Dispatchers, DispatchError> {
+        Dispatchers::start_with_gate(outbox, sinks, base_dir, mode, shutdown, None)
+    }
+
+    /// [`Dispatchers::start`], holding each case version until its required attachments are
+    /// stored (see [`crate::attachments::gate`]).
+    pub fn start_with_gate(
+        outbox: Arc<dyn OutboxStore>,
+        sinks: &[SinkConfig],
+        base_dir: &Path,
+        mode: Mode,
+        shutdown: Shutdown,
+        gate: Option<Arc<crate::attachments::gate::DeliveryGate>>,
+    ) -> Result<Dispatchers, DispatchError> {
         let mut runners = Vec::new();
         for s in sinks {
             let fail = |message: String| DispatchError::Sink {
@@ -447,7 +484,8 @@ impl Dispatchers {
                 Arc::clone(&outbox),
                 settings.delivery.clone(),
                 settings.batch_size(),
-            );
+            )
+            .with_gate(gate.clone());
             runners.push((Arc::new(runner), settings.delivery.parallel_batches));
         }
         let mut workers = Vec::new();

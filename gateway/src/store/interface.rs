@@ -30,6 +30,9 @@ pub trait Store: Send + Sync {
     /// Cases awaiting supplement (待补录) and the values departments supplied.
     fn supplements(&self) -> &dyn super::supplement::SupplementStore;
 
+    /// Evidence attachments (证据附件): stored objects, each case version's attachments and their fetch state.
+    fn attachments(&self) -> &dyn super::attachments::AttachmentStore;
+
     /// The numbers of the inspection plans held (records of kind `plan`, not withdrawn), for
     /// `rule.plan_unknown`.
     async fn plan_numbers(&self) -> StoreResult<Vec<String>>;

@@ -88,6 +88,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0014_plans_supplement",
         include_str!("../../migrations/postgres/0014_plans_supplement.sql"),
     ),
+    (
+        "0015_attachments",
+        include_str!("../../migrations/postgres/0015_attachments.sql"),
+    ),
 ];
 
 /// Advisory lock taken (per transaction) while migrating, so instances starting together apply
@@ -420,6 +424,10 @@ impl Store for PostgresStore {
     }
 
     fn supplements(&self) -> &dyn super::supplement::SupplementStore {
+        self
+    }
+
+    fn attachments(&self) -> &dyn super::attachments::AttachmentStore {
         self
     }
 

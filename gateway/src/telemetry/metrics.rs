@@ -24,7 +24,13 @@
 //!   counted by their rule (`input.too_large`, `violations.truncated`) in
 //!   `gateway_rule_violations_total`;
 //! - `gateway_joint_candidate_groups`: joint-inspection groups waiting for an operator
-//!   (status `candidate`), read from the store at each scrape.
+//!   (status `candidate`), read from the store at each scrape;
+//! - `gateway_attachments{status}`: evidence attachments per state (`pending`, `stored`,
+//!   `failed`, `refused`), read from the store at each scrape (see [`AttachmentMetrics`]);
+//! - `gateway_attachments_pending`: attachments waiting to be fetched (or retried);
+//! - `gateway_attachment_fetch_failures_total{source}`: fetches that failed (each is retried
+//!   until `fetch_max_attempts`);
+//! - `gateway_attachment_stored_bytes_total`: bytes streamed into the object store.
 
 use super::summary::Summary;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -119,6 +125,7 @@ pub struct Metrics {
     instances: Family<InstanceStateLabel, Gauge>,
     awaiting_supplement: Family<SourceLabel, Gauge>,
     joint_candidates: Gauge,
+    attachments: AttachmentMetrics,
 }
 
 impl Default for Metrics {
@@ -226,8 +233,10 @@ impl Metrics {
             "Joint-inspection groups (same target, several agencies) waiting for an operator's merge or dismissal",
             joint_candidates.clone(),
         );
+        let attachments = AttachmentMetrics::register(&mut registry);
         Metrics {
             registry,
+            attachments,
             joint_candidates,
             lease_held,
             instance_info,
@@ -243,6 +252,11 @@ impl Metrics {
             deliveries,
             http_requests,
         }
+    }
+
+    /// The evidence-attachment metrics.
+    pub fn attachments(&self) -> &AttachmentMetrics {
+        &self.attachments
     }
 
     /// Set the number of open joint-inspection candidate groups.
@@ -452,5 +466,73 @@ mod tests {
         assert!(text.contains(r#"gateway_source_stalled{source="s1"} 1"#));
         assert!(text.contains(r#"gateway_outbox_deliveries{sink="platform",status="dead"} 4"#));
         assert!(text.contains(r#"gateway_outbox_deliveries{sink="platform",status="pending"} 0"#));
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttachmentStatusLabel {
+    status: &'static str,
+}
+
+/// The evidence-attachment metrics (证据附件).
+#[derive(Debug, Clone, Default)]
+pub struct AttachmentMetrics {
+    by_status: Family<AttachmentStatusLabel, Gauge>,
+    pending: Gauge,
+    fetch_failures: Family<SourceLabel, Counter>,
+    stored_bytes: Counter,
+}
+
+impl AttachmentMetrics {
+    fn register(registry: &mut Registry) -> AttachmentMetrics {
+        let m = AttachmentMetrics::default();
+        registry.register(
+            "gateway_attachments",
+            "Evidence attachments per state: pending, stored, failed (out of attempts), refused (over a limit or of a media type not allowed)",
+            m.by_status.clone(),
+        );
+        registry.register(
+            "gateway_attachments_pending",
+            "Evidence attachments waiting to be fetched or retried",
+            m.pending.clone(),
+        );
+        registry.register(
+            "gateway_attachment_fetch_failures",
+            "Failed attachment fetches per source (each retried with backoff until fetch_max_attempts)",
+            m.fetch_failures.clone(),
+        );
+        registry.register(
+            "gateway_attachment_stored_bytes",
+            "Bytes of attachments streamed into the object store (duplicates included)",
+            m.stored_bytes.clone(),
+        );
+        m
+    }
+
+    /// Set the gauges from the store's counts.
+    pub fn set_counts(&self, pending: i64, stored: i64, failed: i64, refused: i64) {
+        self.pending.set(pending);
+        for (status, n) in [
+            ("pending", pending),
+            ("stored", stored),
+            ("failed", failed),
+            ("refused", refused),
+        ] {
+            self.by_status.get_or_create(&AttachmentStatusLabel { status }).set(n);
+        }
+    }
+
+    /// Count a failed fetch of an attachment of `source`.
+    pub fn fetch_failed(&self, source: &str) {
+        self.fetch_failures
+            .get_or_create(&SourceLabel {
+                source: source.to_string(),
+            })
+            .inc();
+    }
+
+    /// Count bytes streamed into the store.
+    pub fn stored(&self, bytes: u64) {
+        self.stored_bytes.inc_by(bytes);
     }
 }

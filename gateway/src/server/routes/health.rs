@@ -76,6 +76,13 @@ pub async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
         .runtime
         .metrics
         .set_joint_candidates(joint.get("candidate").copied().unwrap_or(0));
+    let attachments = state.runtime.store.attachments().attachment_counts().await?;
+    state.runtime.metrics.attachments().set_counts(
+        attachments.pending,
+        attachments.stored,
+        attachments.failed,
+        attachments.refused,
+    );
     let text = state.runtime.metrics.render(&state.runtime.sinks(), &depths);
     Ok((
         [(
