@@ -150,8 +150,8 @@ async fn s3_endpoint() -> String {
     let up = || async { tokio::net::TcpStream::connect(("127.0.0.1", S3_PORT)).await.is_ok() };
     if !up().await {
         // scripts/test.sh starts it; started here when a test runs alone (it outlives the test).
-        let _ = std::process::Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &S3_PORT.to_string()])
+        let _ = std::process::Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &S3_PORT.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn();
