@@ -639,6 +639,11 @@ async fn attachments_over_the_limits_quarantine_required_and_refuse_optional_one
         "{rules:?}"
     );
     let code = case_code(&s.gw, "NCSJ-CF-2024-000007").await;
+    // Inline content counts against the push body limit ([sources.push] max_body_bytes = 20000).
+    let mut pushed = nanchang_record(11, 0);
+    pushed["fj"] = json!([{"lx": "document", "nr": b64(&vec![7u8; 30_000])}]);
+    let (status, answer) = s.gw.post(&format!("/api/ingest/{SOURCE}"), DEPT, json!([pushed])).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
     s.fetch_until_settled().await;
     let listed = s.list(&code).await;
     assert_eq!(listed[0]["status"], "refused", "{listed:?}");

@@ -109,6 +109,12 @@ impl DeliveryGate {
                 go.push(c);
                 continue;
             }
+            if c.delivery.withdrawn {
+                // A withdrawal never waits for attachments; inline content is not sent on.
+                self.fill_in(&mut c.delivery.record, &[], now.timestamp());
+                go.push(c);
+                continue;
+            }
             let reason = match self.rows_of(&c).await {
                 Ok(rows) => {
                     let mine: Vec<&AttachmentRow> = rows.iter().filter(|r| r.version == c.delivery.version).collect();
