@@ -202,6 +202,16 @@ struct Setup {
 }
 
 async fn setup(backend: Backend, store: ObjectStore, attachments_extra: &str) -> Setup {
+    setup_with_sinks(backend, store, attachments_extra, None).await
+}
+
+/// [`setup`], with `sinks` (TOML) instead of the REST sink's receiver.
+async fn setup_with_sinks(
+    backend: Backend,
+    store: ObjectStore,
+    attachments_extra: &str,
+    sinks: Option<String>,
+) -> Setup {
     let peer = Arc::new(Peer::default());
     let peer_url = start_peer(Arc::clone(&peer)).await;
     let (receiver, receiver_url) = start_receiver().await;
@@ -226,9 +236,11 @@ async fn setup(backend: Backend, store: ObjectStore, attachments_extra: &str) ->
     let gw = Gw::start_with(
         backend,
         Options {
-            sinks: format!(
-                "[[sinks]]\nid = \"upload\"\nkind = \"rest\"\nurl = \"{receiver_url}\"\nbatch_size = 10\npoll_ms = 50\n"
-            ),
+            sinks: sinks.unwrap_or_else(|| {
+                format!(
+                    "[[sinks]]\nid = \"upload\"\nkind = \"rest\"\nurl = \"{receiver_url}\"\nbatch_size = 10\npoll_ms = 50\n"
+                )
+            }),
             extra,
             mapping_edits: vec![(
                 "# ---------------------------------------------------------------- 处罚信息 / penalty".into(),
@@ -762,5 +774,50 @@ async fn s3_store_keeps_each_content_once_and_serves_it_back() {
         )
         .await;
     assert_eq!((status, body.len()), (StatusCode::OK, 20 * 1024 * 1024));
+    s.gw.stop().await;
+}
+
+/// The PostgreSQL sink (a real platform database) gets each stored attachment of a delivered
+/// version in its `attachments` table with the content's hash and a signed link as `uri`, and
+/// no inline content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_sink_gets_each_attachment_with_its_hash_and_a_signed_link() {
+    let sink_db = support::common::PgDatabase::create().await;
+    let sinks = format!(
+        "[[sinks]]\nid = \"platform\"\nkind = \"postgres\"\nurl = \"{}\"\nschema = \"platform\"\npool_size = 2\n",
+        sink_db.url
+    );
+    let s = setup_with_sinks(Backend::Sqlite, ObjectStore::Local, "", Some(sinks)).await;
+    let content = b"photo bytes".to_vec();
+    let mut record = nanchang_record(12, 0);
+    record["fj"] = json!([{"lx": "image", "mc": "现场照片", "wjm": "p.jpg", "nr": b64(&content)}]);
+    let code = code_of(&s.gw.push(&[record]).await);
+    s.fetch_until_settled().await;
+    s.deliver().await;
+    let (client, connection) = tokio_postgres::connect(&sink_db.url, tokio_postgres::NoTls)
+        .await
+        .expect("sink database");
+    tokio::spawn(connection);
+    let rows = client
+        .query(
+            "SELECT kind, title, sha256, uri FROM platform.attachments WHERE unified_code = $1",
+            &[&code],
+        )
+        .await
+        .expect("attachments table");
+    assert_eq!(rows.len(), 1);
+    let (kind, title, hash, uri): (String, String, String, String) =
+        (rows[0].get(0), rows[0].get(1), rows[0].get(2), rows[0].get(3));
+    assert_eq!((kind.as_str(), title.as_str()), ("image", "现场照片"));
+    assert_eq!(hash, sha(&content));
+    let (status, body) = s.download(&uri, None).await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, content.as_slice()));
+    let record: Value = client
+        .query_one("SELECT record FROM platform.cases WHERE unified_code = $1", &[&code])
+        .await
+        .expect("case row")
+        .get(0);
+    assert!(record["attachments"][0].get("content_base64").is_none(), "{record}");
+    assert_eq!(record["attachments"][0]["bytes"], content.len());
     s.gw.stop().await;
 }
