@@ -821,3 +821,62 @@ async fn the_postgres_sink_gets_each_attachment_with_its_hash_and_a_signed_link(
     assert_eq!(record["attachments"][0]["bytes"], content.len());
     s.gw.stop().await;
 }
+
+/// `gateway run --once` as a process: a drop folder's record names a file in its
+/// `attachments/` folder; the run ingests the record, stores the file (once, by its hash) and
+/// only then delivers the case, with the hash and a signed link, to the REST receiver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_run_once_stores_a_drop_folder_attachment_before_delivering_its_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = support::copy_mapping("nanchang-amr-penalty", dir.path()).join("mapping.toml");
+    let text = std::fs::read_to_string(&mapping).unwrap();
+    std::fs::write(
+        &mapping,
+        text.replace(
+            "# ---------------------------------------------------------------- 处罚信息 / penalty",
+            ATTACHMENTS_FIELD,
+        ),
+    )
+    .unwrap();
+    let (receiver, receiver_url) = start_receiver().await;
+    std::fs::create_dir_all(dir.path().join("inbox/attachments")).unwrap();
+    let video = vec![42u8; 3 * 1024 * 1024 + 17];
+    std::fs::write(dir.path().join("inbox/attachments/jl.mp4"), &video).unwrap();
+    let mut record = nanchang_record(13, 0);
+    record["fj"] = json!([{"lx": "video", "wj": "jl.mp4", "sc": "95"}]);
+    std::fs::write(dir.path().join("inbox/cases.jsonl"), format!("{record}\n")).unwrap();
+    let config = format!(
+        "[store]\nbackend = \"sqlite\"\npath = \"data/gateway.db\"\n\n[normalizer]\nprovince_prefix = \"36\"\n\n\
+         [[sources]]\nid = \"drop\"\nkind = \"directory\"\ndirectory = \"inbox\"\nmapping = \"{}\"\nrecord_key = \"ajbh\"\n\n\
+         [[sinks]]\nid = \"upload\"\nkind = \"rest\"\nurl = \"{receiver_url}\"\n\n\
+         [attachments]\npath = \"objects\"\nlink_secret = \"run-once-key\"\n",
+        mapping.display()
+    );
+    std::fs::write(dir.path().join("gateway.toml"), config).unwrap();
+    let out = tokio::task::spawn_blocking({
+        let config = dir.path().join("gateway.toml");
+        move || {
+            support::gateway()
+                .args(["run", "--once", "--config"])
+                .arg(&config)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let hash = sha(&video);
+    let stored = std::fs::metadata(dir.path().join("objects/sha256").join(&hash)).expect("stored by its hash");
+    assert_eq!(stored.len(), video.len() as u64);
+    let bodies = receiver.bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "the case was delivered once its attachment was stored");
+    let sent: Value = serde_json::from_str(&bodies[0]).unwrap();
+    let attachment = &sent["record"]["attachments"][0];
+    assert_eq!(attachment["sha256"], hash.as_str());
+    assert_eq!(attachment["duration_seconds"], 95.0);
+    assert!(attachment["uri"]
+        .as_str()
+        .unwrap_or_default()
+        .contains(&format!("/api/attachments/{hash}?expires=")));
+}
