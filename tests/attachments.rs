@@ -880,3 +880,43 @@ async fn gateway_run_once_stores_a_drop_folder_attachment_before_delivering_its_
         .unwrap_or_default()
         .contains(&format!("/api/attachments/{hash}?expires=")));
 }
+
+/// A required attachment that runs out of attempts makes its delivery dead with the reason (it
+/// would otherwise wait for ever and hold the case's later versions); the operator retries the
+/// attachment, it is stored, and the re-driven delivery goes.
+#[tokio::test]
+async fn a_required_attachment_out_of_attempts_makes_the_delivery_dead_until_retried_and_redriven() {
+    let s = setup(Backend::Sqlite, ObjectStore::Local, "fetch_max_attempts = 2\n").await;
+    s.peer.failures.store(2, Ordering::SeqCst);
+    let mut record = nanchang_record(14, 0);
+    record["fj"] = json!([{"lx": "audio", "wjm": "询问.amr", "dz": format!("{}/files/a.amr", s.peer_url)}]);
+    s.pull(vec![record]).await;
+    let code = case_code(&s.gw, "NCSJ-CF-2024-000014").await;
+    s.fetch_until_settled().await;
+    assert_eq!(s.list(&code).await[0]["status"], "failed");
+    s.deliver().await;
+    let dead = s.delivery(&code).await;
+    assert_eq!(dead["status"], "dead", "{dead}");
+    let reason = dead["last_error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("a required attachment could not be stored") && reason.contains("503"),
+        "{reason}"
+    );
+    assert!(s.receiver.bodies.lock().unwrap().is_empty());
+
+    let (status, _) =
+        s.gw.post(&format!("/api/cases/{code}/attachments/retry"), OPERATOR, json!({}))
+            .await;
+    assert_eq!(status, StatusCode::OK);
+    s.fetch_until_settled().await;
+    assert_eq!(s.list(&code).await[0]["status"], "stored");
+    let id = dead["id"].as_i64().expect("delivery id");
+    let (status, answer) =
+        s.gw.post(&format!("/api/deliveries/{id}/redrive"), OPERATOR, json!({}))
+            .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    s.deliver().await;
+    assert_eq!(s.delivery(&code).await["status"], "delivered");
+    assert_eq!(s.receiver.bodies.lock().unwrap().len(), 1);
+    s.gw.stop().await;
+}

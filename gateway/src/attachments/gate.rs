@@ -1,6 +1,9 @@
 //! Delivery gating: a case version goes to the sinks only once its required attachments are
 //! stored. A held delivery stays `pending` (no attempt used) with the reason as its
-//! `last_error` and is looked at again shortly; optional attachments never hold. What goes is
+//! `last_error` and is looked at again shortly; optional attachments never hold. When a
+//! required attachment is `failed` (out of attempts) or `refused`, the delivery is made `dead`
+//! with the reason (it would otherwise wait for ever and hold the case's later versions):
+//! an operator retries the attachment and re-drives the delivery. What goes is
 //! given each stored attachment's `sha256`, `bytes`, `media_type` and, as `uri`, a signed
 //! download link; inline content (`content_base64`) is not sent on.
 
@@ -30,16 +33,23 @@ impl std::fmt::Debug for DeliveryGate {
 /// The prefix of a held delivery's `last_error`.
 pub const HELD: &str = "等待附件入库 / awaiting attachments";
 
+/// The prefix of the `last_error` of a delivery made dead because a required attachment is
+/// `failed` (out of attempts) or `refused`: retry the attachment, then re-drive the delivery.
+pub const NOT_STORED: &str = "必需附件无法入库 / a required attachment could not be stored";
+
 impl DeliveryGate {
     /// A gate on `store`'s attachments; held deliveries are looked at again after `recheck`.
     pub fn new(store: Arc<dyn Store>, signer: LinkSigner, recheck: Duration) -> DeliveryGate {
         DeliveryGate { store, signer, recheck }
     }
 
-    /// Why a version with these declared attachments and stored rows cannot go yet (`None`: it can).
-    fn hold_reason(record: &Value, rows: &[&AttachmentRow]) -> Option<String> {
+    /// Why a version with these declared attachments and stored rows cannot go yet (`None`: it
+    /// can), and whether a required attachment will not come without an operator (`failed` or
+    /// `refused`).
+    fn hold_reason(record: &Value, rows: &[&AttachmentRow]) -> Option<(String, bool)> {
         let mut waiting = Vec::new();
         let mut required = 0;
+        let mut stuck = false;
         for s in specs(record).into_iter().filter(|s| !s.optional) {
             required += 1;
             let row = rows
@@ -47,21 +57,28 @@ impl DeliveryGate {
                 .find(|r| usize::try_from(r.position).ok() == Some(s.position));
             match row {
                 Some(r) if r.status == "stored" => {}
-                Some(r) => waiting.push(format!(
-                    "#{} {} {}{}",
-                    s.position,
-                    s.file_name.as_deref().or(s.title.as_deref()).unwrap_or(&s.kind),
-                    r.status,
-                    r.last_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
-                )),
+                Some(r) => {
+                    stuck |= r.status == "failed" || r.status == "refused";
+                    waiting.push(format!(
+                        "#{} {} {}{}",
+                        s.position,
+                        s.file_name.as_deref().or(s.title.as_deref()).unwrap_or(&s.kind),
+                        r.status,
+                        r.last_error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+                    ))
+                }
                 None => waiting.push(format!("#{} pending", s.position)),
             }
         }
         (!waiting.is_empty()).then(|| {
-            format!(
-                "{HELD}: {}/{required} 已入库 / stored; {}",
-                required - waiting.len(),
-                waiting.join("; ")
+            let head = if stuck { NOT_STORED } else { HELD };
+            (
+                format!(
+                    "{head}: {}/{required} 已入库 / stored; {}",
+                    required - waiting.len(),
+                    waiting.join("; ")
+                ),
+                stuck,
             )
         })
     }
@@ -115,7 +132,7 @@ impl DeliveryGate {
                 go.push(c);
                 continue;
             }
-            let reason = match self.rows_of(&c).await {
+            let reason: Option<(String, bool)> = match self.rows_of(&c).await {
                 Ok(rows) => {
                     let mine: Vec<&AttachmentRow> = rows.iter().filter(|r| r.version == c.delivery.version).collect();
                     match Self::hold_reason(&c.delivery.record, &mine) {
@@ -126,11 +143,21 @@ impl DeliveryGate {
                         Some(r) => Some(r),
                     }
                 }
-                Err(e) => Some(format!("{HELD}: {e}")),
+                Err(e) => Some((format!("{HELD}: {e}"), false)),
             };
             match reason {
                 None => go.push(c),
-                Some(reason) => held.push(Settlement {
+                // Waiting could last for ever and would keep later versions of the case from
+                // this sink: dead, for an operator to re-drive once the attachment is stored.
+                Some((reason, true)) => held.push(Settlement {
+                    id: c.delivery.outbox_id,
+                    status: DeliveryStatus::Dead,
+                    attempts: c.attempts,
+                    next_attempt_at: None,
+                    last_error: Some(reason),
+                    delivered_at: None,
+                }),
+                Some((reason, false)) => held.push(Settlement {
                     id: c.delivery.outbox_id,
                     status: DeliveryStatus::Pending,
                     attempts: c.attempts,
