@@ -37,7 +37,7 @@ LAYERS = {
     "gateway": [
         ["allocator", "telemetry", "shutdown"],
         ["config"],
-        ["store"],
+        ["store", "attachments"],
         ["prepare"],
         ["commit"],
         ["runtime"],

@@ -3,7 +3,9 @@
 #   1. starts PostgreSQL and RabbitMQ if they are not running (installing them with apt-get
 #      where absent; a fresh PostgreSQL gets trust auth on 127.0.0.1 for the tests), and
 #      installs Chromium + chromedriver for the dashboard's browser tests when absent, and
-#      axe-core (npm, into .cache/axe) for their accessibility checks,
+#      axe-core (npm, into .cache/axe) for their accessibility checks, and starts an
+#      S3-compatible server for the attachment tests (moto_server from PyPI, on 127.0.0.1:5055,
+#      installed with pip when absent),
 #   2. checks formatting and lints,
 #   3. runs every test (unit, property, store conformance on SQLite and PostgreSQL, end-to-end).
 # Environment: GATEWAY_TEST_PG_URL overrides the PostgreSQL server the tests use.
@@ -96,10 +98,27 @@ ensure_axe() {
     export DASHBOARD_REQUIRE_AXE=1
 }
 
+s3_ready() { (exec 3<>/dev/tcp/127.0.0.1/5055) 2>/dev/null; }
+
+ensure_s3() {
+    # tests/attachments.rs stores evidence attachments in a real S3-compatible server.
+    if s3_ready; then return 0; fi
+    if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
+        log "installing moto[server] (pip)"
+        python3 -m pip install --quiet 'moto[server]'
+    fi
+    log "starting moto_server on 127.0.0.1:5055"
+    nohup python3 -m moto.server -H 127.0.0.1 -p 5055 >/tmp/moto_server.log 2>&1 &
+    for _ in $(seq 1 60); do s3_ready && return 0; sleep 1; done
+    echo "moto_server did not start (see /tmp/moto_server.log)" >&2
+    return 1
+}
+
 ensure_postgres
 ensure_rabbitmq
 ensure_chromium
 ensure_axe
+ensure_s3
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

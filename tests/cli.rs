@@ -390,6 +390,18 @@ fn demo_pulls_from_simulated_rest_and_soap_systems_through_the_adapters() {
         assert!(stdout.contains(rule), "{rule} in {stdout}");
     }
     assert!(stdout.contains("inspection plans held: 5"), "{stdout}");
+    // Evidence attachments (证据附件): the demo's record with an inline decision document is
+    // stored once by its hash and listed with a signed download link.
+    let evidence = line_of(&stdout, "nanchang-amr-evidence", "read");
+    assert!(evidence.contains("accepted   1"), "{evidence}");
+    assert!(
+        stdout.contains("行政处罚决定书.txt stored 135 bytes") && stdout.contains("from inline (record)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("/api/attachments/") && stdout.contains("&sig="),
+        "{stdout}"
+    );
     // The ledger's inspection of 九江长江化工 three days after the ecology bureau's: a candidate.
     assert!(
         stdout.contains("dashboard 联合检查比对): 1") && stdout.contains("91360402MA37C8D5X9"),
@@ -401,7 +413,7 @@ fn demo_pulls_from_simulated_rest_and_soap_systems_through_the_adapters() {
             .any(|l| l.contains("jiujiang-amr-ledger") && l.trim_start().starts_with('3')),
         "three cases awaiting supplement: {stdout}"
     );
-    assert!(stdout.contains("totals: 501 cases"), "{stdout}");
+    assert!(stdout.contains("totals: 502 cases"), "{stdout}");
     // 双公示: the penalties and random-inspection results go to the simulated credit platform in
     // the credit-disclosure format; natural persons are withheld with the reason, penalties
     // lacking a field the format requires are refused naming it.

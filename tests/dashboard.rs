@@ -777,6 +777,8 @@ async fn an_operator_finds_an_entry_by_case_number_sees_its_source_field_and_ign
     check_page(c, "operator-cases").await;
     click(c, "#cases-table a.open-case").await;
     wait_text(c, "#versions-table", "nanchang-amr-penalty v1").await;
+    // Evidence attachments (证据附件): this case has none, and says so.
+    wait_text(c, "#case-attachments", "本案件没有附件").await;
     wait_text(c, "#case-diff", "只有一个版本").await;
     click(c, "#versions-table .raw-btn").await;
     wait_text(c, "#case-raw .raw-panel", "\"ajbh\"").await;
@@ -1440,5 +1442,61 @@ async fn a_department_sees_which_of_its_penalties_were_not_made_public_in_time()
     click(c, "#publicity-filter-btn").await;
     wait_text(c, "#publicity-table", "按时公示").await;
     wait_count(c, "#publicity-table tr[data-status=\"on_time\"]", 1).await;
+    gw.stop().await;
+}
+
+/// Evidence attachments (证据附件) on the case page: an operator opens a case whose record
+/// carried two attachments, sees the stored one with its size, origin and a download link that
+/// serves the content without a token (it is signed), and the optional one that was refused
+/// with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sees_a_cases_attachments_with_their_state_and_downloads_one_by_its_signed_link() {
+    let edits = [(
+        "# ---------------------------------------------------------------- 处罚信息 / penalty",
+        "[[field]]\ntarget = \"attachments\"\neach = \"fj[*]\"\nfields = [\n  { target = \"kind\", from = \"lx\" },\n  \
+         { target = \"file_name\", from = \"wjm\" },\n  { target = \"media_type\", from = \"mtlx\" },\n  \
+         { target = \"content_base64\", from = \"nr\" },\n  { target = \"optional\", from = \"kq\", as = \"boolean\" },\n]\n\n\
+         # ---------------------------------------------------------------- 处罚信息 / penalty",
+    )];
+    let more = "[attachments]\nstore = \"local\"\npath = \"objects\"\nallowed_media_types = [\"application/pdf\"]\n";
+    let Some(gw) = start_full(&[], more, &edits).await else {
+        return;
+    };
+    let base = gw.base.clone();
+    let content = "%PDF-1.4 处罚决定书".as_bytes();
+    let mut record = nanchang_record(5, 0);
+    record["fj"] = json!([
+        {"lx": "document", "wjm": "决定书.pdf", "mtlx": "application/pdf",
+         "nr": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, content)},
+        {"lx": "image", "wjm": "现场.zip", "nr": "UEs=", "kq": "是"},
+    ]);
+    let answer = gw.push(DEPT, SOURCE, &[record]).await;
+    let code = answer["results"][0]["code"].as_str().expect("code").to_string();
+    let attachments = gw.runtime.attachments.as_deref().expect("attachments");
+    attachments.fetcher.drain().await.expect("fetch");
+    let c = gw.browser();
+
+    login(c, &base, OPERATOR).await;
+    open(c, &format!("#/cases/{code}")).await;
+    wait_text(c, "#attachments-table tr[data-status=\"stored\"]", "已入库").await;
+    wait_text(c, "#attachments-table tr[data-status=\"stored\"]", "决定书.pdf").await;
+    wait_text(c, "#attachments-table tr[data-status=\"stored\"]", "随记录内嵌").await;
+    wait_text(c, "#attachments-table tr[data-status=\"refused\"]", "已拒收").await;
+    wait_text(c, "#attachments-table tr[data-status=\"refused\"]", "not allowed").await;
+    check_page(c, "operator-case-attachments").await;
+    let href = js(
+        c,
+        "return document.querySelector('#attachments-table a.download-link').getAttribute('href');",
+        vec![],
+    )
+    .await;
+    let href = href.as_str().expect("a download link").to_string();
+    assert!(
+        href.starts_with("/api/attachments/") && href.contains("&sig="),
+        "{href}"
+    );
+    let resp = gw.http.get(format!("{base}{href}")).send().await.expect("download");
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    assert_eq!(resp.bytes().await.expect("body").as_ref(), content);
     gw.stop().await;
 }

@@ -469,6 +469,29 @@ const L = {
   // Mappings.
   table_file_name: ["代码表文件名", "Code table file name"],
   table_file_text: ["代码表内容（CSV）", "Code table contents (CSV)"],
+  // Evidence attachments (证据附件) on the case page.
+  attachments: ["证据附件", "Evidence attachments"],
+  attachments_none: ["本案件没有附件", "This case has no attachments"],
+  attachment_kind: ["类别", "Kind"],
+  attachment_file: ["文件", "File"],
+  attachment_size: ["大小", "Size"],
+  attachment_origin: ["来源", "Origin"],
+  attachment_state: ["状态", "State"],
+  attachment_download: ["下载", "Download"],
+  attachment_optional: ["可缺", "optional"],
+  attachment_pending: ["待获取", "pending"],
+  attachment_stored: ["已入库", "stored"],
+  attachment_failed: ["获取失败", "failed"],
+  attachment_refused: ["已拒收", "refused"],
+  kind_document: ["文书", "document"],
+  kind_image: ["照片", "photo"],
+  kind_video: ["视频", "video"],
+  kind_audio: ["音频", "audio"],
+  kind_other: ["其他", "other"],
+  origin_url: ["来源系统地址", "URL at the source"],
+  origin_inline: ["随记录内嵌", "inline in the record"],
+  origin_file: ["投递目录文件", "drop-folder file"],
+  origin_held: ["已存内容", "already held"],
 };
 
 let current = localStorage.getItem(LANG_KEY) === "en" ? "en" : "zh";

@@ -9,6 +9,8 @@
 //! - [`config`]: the configuration file, checked whole (with each source's [`config::schedule`]);
 //! - [`store`]: everything kept (raw archive, cases, quarantine, outbox, mapping versions), one
 //!   interface and two backends, opened in one place;
+//! - [`attachments`]: evidence attachments (证据附件): the object store, fetching, download links
+//!   and holding deliveries until a version's attachments are stored;
 //! - [`prepare`]: reading source records and mapping and validating them on the preparation threads;
 //! - [`commit`]: the one committer every way in hands its prepared records to;
 //! - [`runtime`]: what a running gateway shares, built at start-up from the store's active mappings;
@@ -26,6 +28,8 @@ pub mod telemetry;
 pub mod config;
 
 pub mod store;
+
+pub mod attachments;
 
 pub mod prepare;
 

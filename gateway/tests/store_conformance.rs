@@ -1627,6 +1627,7 @@ async fn postgres_concurrent_migrations_apply_once() {
             "0012_joint",
             "0013_officers",
             "0014_plans_supplement",
+            "0015_attachments",
             "0017_publicity",
             "0018_joint_queue"
         ],

@@ -16,6 +16,7 @@ const RULE_PREFIXES: &[&str] = &[
     "case_code.",
     "rule.",
     "catalogue.",
+    "attachment.",
 ];
 
 /// Literals with those prefixes that are not violation rule ids: audit-log actions of the mapping

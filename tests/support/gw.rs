@@ -406,6 +406,9 @@ pub fn allowed(route: &str, role: &str) -> bool {
         }
         "/api/quarantine/ignore" | "/api/quarantine/{id}/ignore" => &ops,
         "/api/cases" | "/api/cases/{unified_code}" | "/api/cases/{unified_code}/diff" | "/api/raw/{id}" => &all_staff,
+        // Evidence attachments (证据附件): the download also takes a signed link instead of a token.
+        "/api/cases/{unified_code}/attachments" | "/api/attachments/{sha256}" => &all_staff,
+        "/api/cases/{unified_code}/attachments/retry" => &ops,
         "/api/records" => &["admin", "operator", "standards-owner", "department"],
         "/api/supplements" => &["admin", "operator", "standards-owner", "department"],
         "/api/publicity" => &["admin", "operator", "standards-owner", "department"],
@@ -497,6 +500,8 @@ pub fn ids_for(path: &str, ids: &BTreeMap<&str, String>) -> BTreeMap<&'static st
         ("source", ids["source"].clone()),
         // The configuration's mapping, imported as version 1 at start.
         ("v", "1".to_string()),
+        // No attachment is stored: the download answers 404 to those allowed.
+        ("sha256", "0".repeat(64)),
     ])
 }
 

@@ -663,6 +663,37 @@ impl HttpClient {
         }
     }
 
+    /// Send a request built by `build` once (once more after a 401, with a fresh token), with
+    /// this client's credentials, headers, TLS settings and origin guard, and return the
+    /// answer with its body unread, for streaming (e.g. an attachment of a record this source
+    /// gave). An answer that is not 2xx is an error with the start of its body. No retries:
+    /// the caller retries the whole transfer.
+    pub async fn open<F>(&self, build: F) -> Result<reqwest::Response, HttpError>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    {
+        let mut refreshed = false;
+        loop {
+            let _permit = self.permit().await?;
+            let (response, used, _) = self.start(&build).await?;
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && !refreshed && self.auth.unauthorized(used).await {
+                refreshed = true;
+                continue;
+            }
+            if status.is_success() {
+                return Ok(response);
+            }
+            let headers = response.headers().clone();
+            let body = self.read_body(status, &headers, response).await.unwrap_or_default();
+            let body = excerpt(String::from_utf8_lossy(&body).trim(), ANSWER_EXCERPT);
+            return Err(match status {
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => HttpError::Refused { status, body },
+                _ => HttpError::Status { status, body },
+            });
+        }
+    }
+
     /// A place among the requests in flight (none is needed without a concurrency limit).
     async fn permit(&self) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, HttpError> {
         match &self.permits {

@@ -160,6 +160,11 @@ pub trait PullSource: Send + Sync {
     /// says no, the request is not sent and the run ends with [`SourceError::Gated`]. `None`
     /// removes the gate.
     fn set_gate(&self, gate: Option<RequestGate>);
+    /// The source's HTTP client (its credentials, TLS settings and allowed origins), e.g. to
+    /// fetch an attachment a record of this source points at.
+    fn client(&self) -> Option<&crate::http::client::HttpClient> {
+        None
+    }
 }
 
 pub use crate::http::client::RequestGate;

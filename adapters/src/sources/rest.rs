@@ -377,6 +377,10 @@ impl PullSource for RestSource {
     fn set_gate(&self, gate: Option<super::RequestGate>) {
         self.inner.client.set_gate(gate);
     }
+
+    fn client(&self) -> Option<&crate::http::client::HttpClient> {
+        Some(&self.inner.client)
+    }
 }
 
 /// One run of a REST source.

@@ -593,6 +593,10 @@ impl PullSource for SoapSource {
     fn set_gate(&self, gate: Option<super::RequestGate>) {
         self.inner.client.set_gate(gate);
     }
+
+    fn client(&self) -> Option<&crate::http::client::HttpClient> {
+        Some(&self.inner.client)
+    }
 }
 
 /// One run of a SOAP source.

@@ -134,6 +134,7 @@ function detailView(root, ctx, code) {
   const versionsBox = h("div", { id: "case-versions" });
   const rawBox = h("div", { id: "case-raw" });
   const recordBox = h("div", { id: "case-record" });
+  const attachmentsBox = h("div", { id: "case-attachments" });
   const diffBox = h("div", { id: "case-diff" });
   const fromSel = h("select", { id: "diff-from" });
   const toSel = h("select", { id: "diff-to" });
@@ -154,6 +155,7 @@ function detailView(root, ctx, code) {
     h("p", null, h("a", { href: "#/cases" }, "← " + t("nav_cases"))),
     head,
     h("section", { class: "card", "aria-labelledby": "versions-title" }, h("h3", { id: "versions-title" }, t("versions")), versionsBox, rawBox),
+    h("section", { class: "card", "aria-labelledby": "attachments-title" }, h("h3", { id: "attachments-title" }, t("attachments")), attachmentsBox),
     h("section", { class: "card", "aria-labelledby": "diff-title" }, h("h3", { id: "diff-title" }, t("version_diff")), diffForm, diffBox),
     recordBox,
   );
@@ -278,6 +280,7 @@ function detailView(root, ctx, code) {
         ),
       ),
     );
+    await drawAttachments(lng);
     update(recordBox, JSON.stringify([lng, c.record]), () =>
       h(
         "details",
@@ -300,6 +303,46 @@ function detailView(root, ctx, code) {
       else replace(diffBox, h("p", { class: "muted" }, t("one_version_only")));
     }
   }
+  /** The case's evidence attachments (证据附件): state, origin and a signed download link. */
+  async function drawAttachments(lng) {
+    const list = await api("GET", `/api/cases/${encodeURIComponent(code)}/attachments`).catch(() => null);
+    const items = list ? list.attachments : [];
+    const sig = JSON.stringify([lng, items.map((a) => [a.id, a.status, a.attempts, a.last_error, a.sha256])]);
+    update(attachmentsBox, sig, () =>
+      items.length
+        ? table(
+            { class: "grid attachments", id: "attachments-table" },
+            [t("version"), t("attachment_kind"), t("attachment_file"), t("attachment_size"), t("attachment_origin"), t("attachment_state"), t("attachment_download")],
+            items.map((a) =>
+              h(
+                "tr",
+                { dataset: { status: a.status } },
+                h("td", { class: "num" }, `v${a.version} #${a.position}`),
+                h("td", null, t("kind_" + a.kind), a.optional ? ` (${t("attachment_optional")})` : ""),
+                h("td", { class: "wrap" }, dash(a.file_name || a.title), a.media_type ? h("div", { class: "muted" }, a.media_type) : null),
+                h("td", { class: "num" }, a.bytes === null || a.bytes === undefined ? "—" : a.bytes.toLocaleString()),
+                h("td", { class: "wrap" }, t("origin_" + a.origin), h("div", { class: "muted" }, a.origin_ref)),
+                h(
+                  "td",
+                  null,
+                  badge("attachment-" + a.status, t("attachment_" + a.status)),
+                  a.attempts ? ` (${t("attempts")} ${a.attempts})` : "",
+                  a.last_error ? h("div", { class: "muted wrap" }, a.last_error) : null,
+                ),
+                h(
+                  "td",
+                  null,
+                  a.download_url
+                    ? h("a", { href: a.download_url.replace(/^https?:\/\/[^/]+/, ""), download: a.file_name || a.sha256, class: "download-link" }, t("attachment_download"))
+                    : "—",
+                ),
+              ),
+            ),
+          )
+        : h("p", { class: "muted" }, t("attachments_none")),
+    );
+  }
+
   return { refresh };
 }
 

@@ -162,7 +162,7 @@ poll_ms = 50
 natural_persons = "withhold"
 data_source_name = "江西省司法厅"
 data_source_credit_code = "11360000014500000X"
-"#,
+{evidence}"#,
         m = mappings.display(),
         rest = peers.rest_url,
         soap = peers.soap_url,
@@ -171,7 +171,127 @@ data_source_credit_code = "11360000014500000X"
         rest_secret = demo_peers::REST_APP_SECRET,
         soap_user = demo_peers::SOAP_USER,
         soap_password = demo_peers::SOAP_PASSWORD,
+        evidence = EVIDENCE_CONFIG,
     )
+}
+
+/// The demo's evidence source and attachment store (证据附件): the Nanchang mapping with an
+/// attachments field (written by [`write_evidence_mapping`]), attachments in `attachments/`.
+const EVIDENCE_CONFIG: &str = r#"
+# 证据附件：南昌市市场监管局 文书电子化导出（处罚决定书随记录内嵌 Base64）
+[[sources]]
+id = "nanchang-amr-evidence"
+kind = "file"
+mapping = "evidence-mapping/mapping.toml"
+record_key = "ajbh"
+
+[attachments]
+store = "local"
+path = "attachments"
+link_ttl_seconds = 3600
+"#;
+
+/// The mapping's attachments field the evidence source adds to the Nanchang mapping.
+const EVIDENCE_FIELD: &str = r#"
+# ---------------------------------------------------------------- 证据附件 / attachments
+[[field]]
+target = "attachments"
+each = "fj[*]"
+fields = [
+  { target = "kind", from = "lx", table = "attachment_kinds" },
+  { target = "title", from = "mc" },
+  { target = "file_name", from = "wjm" },
+  { target = "media_type", from = "mtlx" },
+  { target = "content_base64", from = "nr" },
+  { target = "captured_at", from = "pssj", as = "datetime" },
+]
+
+[tables.attachment_kinds]
+values = { "文书" = "document", "照片" = "image", "视频" = "video", "音频" = "audio", "其他" = "other" }
+"#;
+
+/// Copy the Nanchang mapping (with its code tables) into `dir/evidence-mapping`, adding an
+/// attachments field: the demo's evidence source maps attachments without changing the
+/// example mapping.
+fn write_evidence_mapping(mappings: &Path, dir: &Path) -> anyhow::Result<()> {
+    let from = mappings.join("nanchang-amr-penalty");
+    let to = dir.join("evidence-mapping");
+    std::fs::create_dir_all(&to)?;
+    for entry in std::fs::read_dir(&from)? {
+        let path = entry?.path();
+        if path.is_file() {
+            if let Some(name) = path.file_name() {
+                std::fs::copy(&path, to.join(name))?;
+            }
+        }
+    }
+    let mapping = std::fs::read_to_string(to.join("mapping.toml"))?;
+    let marker = "\n[[field]]";
+    let at = mapping.find(marker).context("the Nanchang mapping has fields")?;
+    let text = format!("{}{EVIDENCE_FIELD}{}", &mapping[..at], &mapping[at..]);
+    std::fs::write(to.join("mapping.toml"), text)?;
+    Ok(())
+}
+
+/// One demo record with an attachment (证据附件): a Nanchang penalty record carrying its
+/// decision document inline, ingested through the evidence source; the fetcher stores it in
+/// the attachment store (once, by SHA-256) and the case lists it with a signed download link.
+async fn ingest_evidence(runtime: &Runtime, mappings: &Path, dir: &Path, shutdown: &Shutdown) -> anyhow::Result<()> {
+    let samples = std::fs::read_to_string(mappings.join("nanchang-amr-penalty/samples/records.jsonl"))?;
+    let mut record: serde_json::Value = samples
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .context("a Nanchang sample record")?;
+    let document =
+        "南昌市市场监督管理局\n行政处罚决定书\n洪市监罚〔2024〕证据附件演示号\n（演示用文书 / demo document）\n";
+    record["ajbh"] = serde_json::json!("NCSJ-CF-2024-EVIDENCE-1");
+    record["fj"] = serde_json::json!([{
+        "lx": "文书",
+        "mc": "行政处罚决定书",
+        "wjm": "行政处罚决定书.txt",
+        "mtlx": "text/plain",
+        "pssj": "2024-01-22 09:30:00",
+        "nr": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, document.as_bytes()),
+    }]);
+    let file = dir.join("evidence.jsonl");
+    std::fs::write(&file, format!("{record}\n"))?;
+    ingest_sample(runtime, "nanchang-amr-evidence", &file, shutdown).await?;
+    let Some(attachments) = &runtime.attachments else {
+        return Ok(());
+    };
+    attachments.fetcher.drain().await?;
+    let cases = runtime
+        .store
+        .cases(&CaseFilter {
+            source_id: Some("nanchang-amr-evidence".into()),
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await?;
+    let Some(code) = cases.first().map(|c| c.unified_code.clone()) else {
+        println!("证据附件 / attachments: the evidence record was not accepted");
+        return Ok(());
+    };
+    println!("\n证据附件 / evidence attachments (GET /api/cases/{code}/attachments):");
+    for a in runtime.store.attachments().attachments_of_case(&code).await? {
+        println!(
+            "  {code} v{} #{} {} {} {} {} bytes, sha256 {}, from {} ({})",
+            a.version,
+            a.position,
+            a.kind,
+            a.file_name.as_deref().unwrap_or("-"),
+            a.status,
+            a.bytes.unwrap_or_default(),
+            a.sha256.as_deref().unwrap_or("-"),
+            a.origin,
+            a.origin_ref
+        );
+        if let Some(sha) = &a.sha256 {
+            let (link, _) = attachments.signer.link(sha, chrono::Utc::now().timestamp());
+            println!("  签名下载链接（1小时内有效）/ signed download link (1 hour): <operator API>{link}");
+        }
+    }
+    Ok(())
 }
 
 /// Run the demonstration. `listen` is the operator API's address; `exit` stops after the summary.
@@ -190,6 +310,7 @@ pub async fn run(dir: Option<PathBuf>, listen: &str, exit: bool) -> anyhow::Resu
         crate::server::auth::new_token().map_err(|e| anyhow::anyhow!("无法生成随机数 / no random numbers: {e}"))?;
     let config_path = dir.join("gateway.toml");
     std::fs::write(dir.join("query-cases.xml"), SOAP_ENVELOPE)?;
+    write_evidence_mapping(&mappings, &dir)?;
     std::fs::write(&config_path, demo_config(&mappings, &peers, listen, &sha256))?;
     let resolved = Config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let runtime = build_runtime(resolved).await?;
@@ -219,6 +340,7 @@ pub async fn run(dir: Option<PathBuf>, listen: &str, exit: bool) -> anyhow::Resu
         &shutdown,
     )
     .await?;
+    ingest_evidence(&runtime, &mappings, &dir, &shutdown).await?;
     let rest = &peers.rest;
     let soap = &peers.soap;
     println!(
@@ -248,6 +370,9 @@ pub async fn run(dir: Option<PathBuf>, listen: &str, exit: bool) -> anyhow::Resu
     // From here on the sources run on their schedules, as under `gateway run`: their health,
     // pull-now and resync are live in the API and dashboard.
     let mut tasks = crate::intake::tasks::start_source_tasks(&runtime, &shutdown)?;
+    if let Some(a) = &runtime.attachments {
+        tasks.spawn(Arc::clone(&a.fetcher).run(shutdown.clone()));
+    }
     server.join().await;
     while tasks.join_next().await.is_some() {}
     Ok(ExitCode::SUCCESS)
@@ -256,13 +381,14 @@ pub async fn run(dir: Option<PathBuf>, listen: &str, exit: bool) -> anyhow::Resu
 /// Deliver what is due to the demo's sinks (the simulated credit platform), as `gateway run --once`.
 async fn deliver_publicity(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Result<()> {
     let config = &runtime.resolved.config;
-    let dispatchers = crate::outbox::Dispatchers::start(
+    let dispatchers = crate::outbox::Dispatchers::start_with_gate(
         Arc::clone(&runtime.outbox),
         &config.sinks,
         &config.base_dir,
         (&config.publicity, Arc::clone(&runtime.store)),
         crate::outbox::Mode::Drain,
         shutdown.clone(),
+        runtime.attachments.as_ref().map(|a| Arc::clone(&a.gate)),
     )?;
     dispatchers.join().await;
     Ok(())

@@ -37,14 +37,20 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
     crate::shutdown::on_signals(shutdown.clone());
     let start_dispatchers = |mode| {
         let sinks = &resolved.config.sinks;
-        Dispatchers::start(
+        Dispatchers::start_with_gate(
             Arc::clone(&outbox),
             sinks,
             &resolved.config.base_dir,
             (&resolved.config.publicity, Arc::clone(&runtime.store)),
             mode,
             shutdown.clone(),
+            runtime.attachments.as_ref().map(|a| Arc::clone(&a.gate)),
         )
+    };
+    // Evidence attachments: fetched into the object store alongside everything else.
+    let attachment_fetcher = match (&runtime.attachments, once) {
+        (Some(a), false) => Some(tokio::spawn(Arc::clone(&a.fetcher).run(shutdown.clone()))),
+        _ => None,
     };
     // Continuous: deliver alongside the scans. Once: deliver what is due after the scan.
     let dispatchers = if once {
@@ -93,6 +99,17 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
         shutdown.wait().await;
     }
     while source_tasks.join_next().await.is_some() {}
+    if let Some(fetcher) = attachment_fetcher {
+        if let Err(e) = fetcher.await {
+            tracing::error!(error = %e, "the attachment fetcher failed");
+        }
+    } else if let Some(a) = &runtime.attachments {
+        // Once: fetch what is due before delivering, so that versions whose attachments
+        // arrive now can go.
+        if let Err(e) = a.fetcher.drain().await {
+            tracing::error!(error = %e, "attachments not fetched");
+        }
+    }
     let dispatchers = match dispatchers {
         Some(d) => d,
         None => start_dispatchers(Mode::Drain)?,

@@ -199,6 +199,7 @@ impl Committer {
         };
         let (mut tallies, tally_of_record) = tally(&records);
         let plans = plan_numbers(&records, self.known_plans.is_some());
+        let attachments = attachment_records(&records);
         let batch = CommitBatch {
             records,
             cursors: cursor.into_iter().collect(),
@@ -219,6 +220,9 @@ impl Committer {
             });
             known.insert_all(committed.map(|(_, number)| number));
         }
+        list_attachments(self.store.as_ref(), attachments, &results)
+            .instrument(span.clone())
+            .await;
         let summary = Summary::of_results(&results);
         span.in_scope(|| {
             for (key, result) in record_keys.iter().zip(&results) {
@@ -266,6 +270,46 @@ impl Committer {
             })
             .collect();
         Ok((outcomes, committed.summary))
+    }
+}
+
+/// The records of a batch that name attachments: (index, source id, canonical record).
+fn attachment_records(records: &[IncomingRecord]) -> Vec<(usize, String, serde_json::Value)> {
+    records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match &r.verdict {
+            Verdict::Accept(a) => {
+                crate::store::attachments::record_with_attachments(a).map(|record| (i, r.source_id.clone(), record))
+            }
+            Verdict::Quarantine(_) => None,
+        })
+        .collect()
+}
+
+/// List the attachments of the versions the batch committed, for the fetcher (证据附件). A
+/// failure is logged, not fatal: the dispatcher lists a version's attachments itself when it
+/// finds none listed.
+async fn list_attachments(
+    store: &dyn Store,
+    records: Vec<(usize, String, serde_json::Value)>,
+    results: &[RecordResult],
+) {
+    let mut rows = Vec::new();
+    for (i, source, record) in records {
+        let (code, version) = match results.get(i) {
+            Some(RecordResult::Accepted { code }) => (code, 1),
+            Some(RecordResult::Updated { code, version }) => (code, *version),
+            _ => continue,
+        };
+        rows.extend(crate::attachments::listed(code, version, &source, &record));
+    }
+    if rows.is_empty() {
+        return;
+    }
+    match store.attachments().enqueue_attachments(&rows).await {
+        Ok(n) => tracing::debug!(attachments = n, "attachments listed for fetching"),
+        Err(e) => tracing::warn!(error = %e, "attachments not listed now; the dispatcher lists them"),
     }
 }
 

@@ -2,6 +2,7 @@
 //! sources, sinks and the HTTP server. Unknown keys are errors. Secrets (database URLs with
 //! passwords) come from environment variables or files and are never printed.
 
+pub mod attachments;
 pub mod joint;
 pub mod schedule;
 
@@ -42,6 +43,9 @@ pub struct Config {
     /// The rules of publicity sinks (一公开, 双公示): privacy, field layout, data source.
     #[serde(default)]
     pub publicity: normalizer::publicity::PublicityPolicy,
+    /// Evidence attachments (证据附件): store, limits, fetch retries, download links.
+    #[serde(default)]
+    pub attachments: attachments::AttachmentsConfig,
     /// Systems records come from.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
@@ -1154,6 +1158,9 @@ impl Config {
         }
         for (key, message) in self.publicity.problems() {
             problem(format!("publicity.{key}"), message);
+        }
+        for (place, message) in self.attachments.check(&self.base_dir) {
+            problem(place, message);
         }
         if self.limits.max_record_bytes < 1024 {
             problem(

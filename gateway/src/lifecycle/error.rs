@@ -84,6 +84,9 @@ pub enum LifecycleError {
     /// The validation rules could not be built.
     #[error("校验规则无法建立 / validation cannot be set up: {0}")]
     Normalizer(String),
+    /// The attachment store could not be opened.
+    #[error("{0}")]
+    Attachments(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -105,6 +108,7 @@ impl LifecycleError {
             LifecycleError::Contended(_) => "contended",
             LifecycleError::StoredInvalid { .. } => "stored_version_invalid",
             LifecycleError::Normalizer(_) => "normalizer",
+            LifecycleError::Attachments(_) => "attachments",
             LifecycleError::Store(_) => "store",
         }
     }
@@ -117,6 +121,7 @@ impl LifecycleError {
             LifecycleError::Store(_)
                 | LifecycleError::StoredInvalid { .. }
                 | LifecycleError::Normalizer(_)
+                | LifecycleError::Attachments(_)
                 | LifecycleError::Contended(_)
         )
     }
@@ -128,6 +133,7 @@ impl From<StartupError> for LifecycleError {
             StartupError::Store(e) => LifecycleError::Store(e),
             StartupError::Normalizer(m) => LifecycleError::Normalizer(m),
             StartupError::NoActiveVersion(s) => LifecycleError::NoActiveVersion(s),
+            StartupError::Attachments(e) => LifecycleError::Attachments(e.to_string()),
         }
     }
 }

@@ -172,6 +172,8 @@ pub struct SinkRunner {
     batch_size: usize,
     pause: Mutex<Pause>,
     publicity: Option<super::publicity::PublicityOutput>,
+    /// Holds versions whose required attachments are not stored yet (证据附件).
+    gate: Option<Arc<crate::attachments::gate::DeliveryGate>>,
 }
 
 impl SinkRunner {
@@ -191,7 +193,14 @@ impl SinkRunner {
             batch_size,
             pause: Mutex::new(Pause::default()),
             publicity: None,
+            gate: None,
         }
+    }
+
+    /// The same runner, holding versions until their required attachments are stored.
+    pub fn with_gate(mut self, gate: Option<Arc<crate::attachments::gate::DeliveryGate>>) -> SinkRunner {
+        self.gate = gate;
+        self
     }
 
     /// This runner feeds a publicity sink: deliveries become public records first.
@@ -324,6 +333,21 @@ impl SinkRunner {
         claim_ms: u64,
         lease_until: DateTime<Utc>,
     ) -> Result<BatchReport, StoreError> {
+        // Versions waiting for their attachments stay pending (no attempt used, no pause).
+        let (claimed, held) = match &self.gate {
+            Some(gate) => gate.split(claimed, Utc::now()).await,
+            None => (claimed, Vec::new()),
+        };
+        if !held.is_empty() {
+            self.settle_with_retries(&held, lease_until).await?;
+            tracing::debug!(sink = %self.sink_id, held = held.len(), "deliveries wait for their attachments");
+        }
+        if claimed.is_empty() {
+            return Ok(BatchReport {
+                deferred: held.len(),
+                ..BatchReport::default()
+            });
+        }
         let (deliveries, attempts): (Vec<Delivery>, Vec<i32>) =
             claimed.into_iter().map(|c| (c.delivery, c.attempts)).unzip();
         let started = std::time::Instant::now();
@@ -525,6 +549,20 @@ impl Dispatchers {
         mode: Mode,
         shutdown: Shutdown,
     ) -> Result<Dispatchers, DispatchError> {
+        Dispatchers::start_with_gate(outbox, sinks, base_dir, publicity, mode, shutdown, None)
+    }
+
+    /// [`Dispatchers::start`], holding each case version until its required attachments are
+    /// stored (see [`crate::attachments::gate`]).
+    pub fn start_with_gate(
+        outbox: Arc<dyn OutboxStore>,
+        sinks: &[SinkConfig],
+        base_dir: &Path,
+        publicity: (&normalizer::publicity::PublicityPolicy, Arc<dyn crate::store::Store>),
+        mode: Mode,
+        shutdown: Shutdown,
+        gate: Option<Arc<crate::attachments::gate::DeliveryGate>>,
+    ) -> Result<Dispatchers, DispatchError> {
         let mut runners = Vec::new();
         for s in sinks {
             let fail = |message: String| DispatchError::Sink {
@@ -540,7 +578,8 @@ impl Dispatchers {
                 Arc::clone(&outbox),
                 settings.delivery.clone(),
                 settings.batch_size(),
-            );
+            )
+            .with_gate(gate.clone());
             let runner = if settings.delivery.content == adapters::sinks::settings::SinkContent::Publicity {
                 runner.with_publicity(super::publicity::PublicityOutput::new(
                     &s.id,

@@ -26,6 +26,8 @@ pub struct Preparer {
     pub agencies: Arc<AgencyScope>,
     /// Largest record and most violations kept per record.
     pub limits: LimitsConfig,
+    /// Limits of evidence attachments (证据附件): what a record declares is checked here.
+    pub attachments: Arc<crate::config::attachments::AttachmentsConfig>,
 }
 
 /// SHA-256 as lower-case hex.
@@ -392,6 +394,10 @@ impl Preparer {
             )]),
             (None, _) => Verdict::Quarantine(std::mem::take(&mut outcome.violations)),
         };
+        let verdict = match verdict {
+            Verdict::Accept(a) if canonical.get("attachments").is_some() => self.check_attachments(canonical, a),
+            other => other,
+        };
         let max = self.limits.max_violations_per_record;
         let verdict = match verdict {
             Verdict::Quarantine(v) => Verdict::Quarantine(capped(v, max)),
@@ -483,6 +489,19 @@ impl Preparer {
     }
 
     /// Why a record naming an agency outside the source's scope is quarantined.
+    /// The record's declared attachments against the limits: an error quarantines the record
+    /// (with its warnings), warnings are kept with the version.
+    fn check_attachments(&self, canonical: &serde_json::Value, mut accepted: AcceptedRecord) -> Verdict {
+        let found = crate::attachments::check(canonical, &self.attachments);
+        if found.iter().any(|v| v.severity == normalizer::Severity::Error) {
+            let mut all = found;
+            all.append(&mut accepted.warnings);
+            return Verdict::Quarantine(all);
+        }
+        accepted.warnings.extend(found);
+        Verdict::Accept(accepted)
+    }
+
     fn agency_not_allowed(&self, facts: &normalizer::CaseFacts, name: Option<&str>) -> Violation {
         let code = facts.agency_credit_code.as_str();
         let agency = match name {
@@ -529,6 +548,7 @@ mod tests {
             record_key_path: None,
             agencies: Arc::default(),
             limits: LimitsConfig::default(),
+            attachments: Arc::default(),
         }
     }
 

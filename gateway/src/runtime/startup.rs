@@ -21,6 +21,9 @@ pub enum StartupError {
     /// The validation rules could not be built.
     #[error("校验规则无法建立 / validation cannot be set up: {0}")]
     Normalizer(String),
+    /// The attachment store cannot be opened.
+    #[error(transparent)]
+    Attachments(#[from] crate::attachments::objects::ObjectsError),
     /// A source has no active mapping version.
     #[error("来源 {0} 没有生效的映射版本 / source {0} has no active mapping version")]
     NoActiveVersion(String),
@@ -33,7 +36,14 @@ impl Runtime {
         let stores = crate::store::open(&resolved.config).await?;
         let mut preparers = config_preparers(&resolved)?;
         use_stored_mappings(stores.mappings.as_ref(), &resolved, &mut preparers).await?;
-        Ok(Runtime::new(Arc::new(resolved), stores, preparers))
+        let mut runtime = Runtime::new(Arc::new(resolved), stores, preparers);
+        let attachments = crate::attachments::Attachments::open(
+            &runtime.resolved.config,
+            Arc::clone(&runtime.store),
+            Some(runtime.metrics.attachments().clone()),
+        )?;
+        runtime.attachments = Some(Arc::new(attachments));
+        Ok(runtime)
     }
 }
 
@@ -56,6 +66,7 @@ pub fn config_preparers(resolved: &Resolved) -> Result<HashMap<String, Preparer>
                     record_key_path: source.record_key.clone(),
                     agencies: Arc::new(source.agency_scope()),
                     limits: resolved.config.limits,
+                    attachments: Arc::new(resolved.config.attachments.clone()),
                 },
             )
         })

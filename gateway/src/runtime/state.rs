@@ -34,6 +34,9 @@ pub struct Runtime {
     pub instance: Arc<crate::store::InstanceInfo>,
     /// This instance's share of the scheduled jobs.
     pub share: Arc<super::instance::Share>,
+    /// Evidence attachments (证据附件): fetcher, download links, delivery gate (set by
+    /// [`Runtime::open`]).
+    pub attachments: Option<Arc<crate::attachments::Attachments>>,
 }
 
 impl Runtime {
@@ -74,6 +77,7 @@ impl Runtime {
             sources,
             metrics,
             committer,
+            attachments: None,
         }
     }
 

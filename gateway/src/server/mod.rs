@@ -64,6 +64,9 @@ pub enum Access {
     Token(Action),
     /// `/metrics`: open with `metrics_public`, else like `Token(Action::Metrics)`.
     Metrics,
+    /// A signed link (`sig` in the query, checked by the handler), or else like `Token(action)`:
+    /// attachment downloads.
+    TokenOrSignedLink(Action),
 }
 
 /// One route: method, path (axum syntax), access, handler.
@@ -153,6 +156,21 @@ fn routes() -> Vec<RouteDef> {
         RouteDef::get("/api/cases", Token(Action::CasesRead), cases::search),
         RouteDef::get("/api/cases/{unified_code}", Token(Action::CasesRead), cases::get),
         RouteDef::get("/api/cases/{unified_code}/diff", Token(Action::CasesRead), cases::diff),
+        RouteDef::get(
+            "/api/cases/{unified_code}/attachments",
+            Token(Action::CasesRead),
+            attachments::list,
+        ),
+        RouteDef::post(
+            "/api/cases/{unified_code}/attachments/retry",
+            Token(Action::DeliveriesWrite),
+            attachments::retry,
+        ),
+        RouteDef::get(
+            "/api/attachments/{sha256}",
+            Access::TokenOrSignedLink(attachments::DOWNLOAD_ACTION),
+            attachments::download,
+        ),
         RouteDef::get("/api/records", Token(Action::RecordsRead), records::list),
         RouteDef::get("/api/supplements", Token(Action::SupplementsRead), supplements::list),
         RouteDef::get("/api/publicity", Token(Action::PublicityRead), publicity::list),
@@ -395,6 +413,16 @@ async fn authorize(State((state, access)): State<(Shared, Access)>, mut request:
         Access::Metrics if state.runtime.resolved.config.server.metrics_public => return next.run(request).await,
         Access::Metrics => Action::Metrics,
         Access::Token(action) => action,
+        Access::TokenOrSignedLink(_)
+            if !request.headers().contains_key(axum::http::header::AUTHORIZATION)
+                && request
+                    .uri()
+                    .query()
+                    .is_some_and(|q| q.split('&').any(|p| p.starts_with("sig="))) =>
+        {
+            return next.run(request).await
+        }
+        Access::TokenOrSignedLink(action) => action,
     };
     let principal = match state
         .tokens

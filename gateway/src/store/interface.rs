@@ -32,6 +32,8 @@ pub trait Store: Send + Sync {
 
     /// Penalties' publicity (双公示): deadlines, publications, withholdings.
     fn publicity(&self) -> &dyn super::publicity::PublicityStore;
+    /// Evidence attachments (证据附件): stored objects, each case version's attachments and their fetch state.
+    fn attachments(&self) -> &dyn super::attachments::AttachmentStore;
 
     /// The numbers of the inspection plans held (records of kind `plan`, not withdrawn), for
     /// `rule.plan_unknown`.

@@ -89,6 +89,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/postgres/0014_plans_supplement.sql"),
     ),
     (
+        "0015_attachments",
+        include_str!("../../migrations/postgres/0015_attachments.sql"),
+    ),
+    (
         "0017_publicity",
         include_str!("../../migrations/postgres/0017_publicity.sql"),
     ),
@@ -432,6 +436,10 @@ impl Store for PostgresStore {
     }
 
     fn publicity(&self) -> &dyn super::publicity::PublicityStore {
+        self
+    }
+
+    fn attachments(&self) -> &dyn super::attachments::AttachmentStore {
         self
     }
 

@@ -54,6 +54,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/sqlite/0011_plans_supplement.sql"),
     ),
     (
+        "0012_attachments",
+        include_str!("../../migrations/sqlite/0012_attachments.sql"),
+    ),
+    (
         "0014_publicity",
         include_str!("../../migrations/sqlite/0014_publicity.sql"),
     ),
@@ -818,6 +822,10 @@ impl Store for SqliteStore {
     }
 
     fn publicity(&self) -> &dyn super::publicity::PublicityStore {
+        self
+    }
+
+    fn attachments(&self) -> &dyn super::attachments::AttachmentStore {
         self
     }
 

@@ -29,7 +29,13 @@
 //!   indexer (`[joint] index = "background"`), read from the store at each scrape;
 //! - `gateway_penalties_publicity_overdue`: penalties not made public within 7 working days of
 //!   their decision (双公示; not withheld by the publicity rules), read from the store at each
-//!   scrape.
+//!   scrape;
+//! - `gateway_attachments{status}`: evidence attachments per state (`pending`, `stored`,
+//!   `failed`, `refused`), read from the store at each scrape (see [`AttachmentMetrics`]);
+//! - `gateway_attachments_pending`: attachments waiting to be fetched (or retried);
+//! - `gateway_attachment_fetch_failures_total{source}`: fetches that failed (each is retried
+//!   until `fetch_max_attempts`);
+//! - `gateway_attachment_stored_bytes_total`: bytes streamed into the object store.
 
 use super::summary::Summary;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -126,6 +132,7 @@ pub struct Metrics {
     joint_candidates: Gauge,
     publicity_overdue: Gauge,
     joint_backlog: Gauge,
+    attachments: AttachmentMetrics,
 }
 
 impl Default for Metrics {
@@ -245,8 +252,10 @@ impl Metrics {
             "Inspections' index facts queued for the background joint-inspection indexer and not yet applied",
             joint_backlog.clone(),
         );
+        let attachments = AttachmentMetrics::register(&mut registry);
         Metrics {
             registry,
+            attachments,
             joint_candidates,
             publicity_overdue,
             joint_backlog,
@@ -274,6 +283,11 @@ impl Metrics {
     /// Set the number of penalties past their publicity deadline and not public.
     pub fn set_publicity_overdue(&self, overdue: i64) {
         self.publicity_overdue.set(overdue);
+    }
+
+    /// The evidence-attachment metrics.
+    pub fn attachments(&self) -> &AttachmentMetrics {
+        &self.attachments
     }
 
     /// Set the number of open joint-inspection candidate groups.
@@ -483,5 +497,73 @@ mod tests {
         assert!(text.contains(r#"gateway_source_stalled{source="s1"} 1"#));
         assert!(text.contains(r#"gateway_outbox_deliveries{sink="platform",status="dead"} 4"#));
         assert!(text.contains(r#"gateway_outbox_deliveries{sink="platform",status="pending"} 0"#));
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttachmentStatusLabel {
+    status: &'static str,
+}
+
+/// The evidence-attachment metrics (证据附件).
+#[derive(Debug, Clone, Default)]
+pub struct AttachmentMetrics {
+    by_status: Family<AttachmentStatusLabel, Gauge>,
+    pending: Gauge,
+    fetch_failures: Family<SourceLabel, Counter>,
+    stored_bytes: Counter,
+}
+
+impl AttachmentMetrics {
+    fn register(registry: &mut Registry) -> AttachmentMetrics {
+        let m = AttachmentMetrics::default();
+        registry.register(
+            "gateway_attachments",
+            "Evidence attachments per state: pending, stored, failed (out of attempts), refused (over a limit or of a media type not allowed)",
+            m.by_status.clone(),
+        );
+        registry.register(
+            "gateway_attachments_pending",
+            "Evidence attachments waiting to be fetched or retried",
+            m.pending.clone(),
+        );
+        registry.register(
+            "gateway_attachment_fetch_failures",
+            "Failed attachment fetches per source (each retried with backoff until fetch_max_attempts)",
+            m.fetch_failures.clone(),
+        );
+        registry.register(
+            "gateway_attachment_stored_bytes",
+            "Bytes of attachments streamed into the object store (duplicates included)",
+            m.stored_bytes.clone(),
+        );
+        m
+    }
+
+    /// Set the gauges from the store's counts.
+    pub fn set_counts(&self, pending: i64, stored: i64, failed: i64, refused: i64) {
+        self.pending.set(pending);
+        for (status, n) in [
+            ("pending", pending),
+            ("stored", stored),
+            ("failed", failed),
+            ("refused", refused),
+        ] {
+            self.by_status.get_or_create(&AttachmentStatusLabel { status }).set(n);
+        }
+    }
+
+    /// Count a failed fetch of an attachment of `source`.
+    pub fn fetch_failed(&self, source: &str) {
+        self.fetch_failures
+            .get_or_create(&SourceLabel {
+                source: source.to_string(),
+            })
+            .inc();
+    }
+
+    /// Count bytes streamed into the store.
+    pub fn stored(&self, bytes: u64) {
+        self.stored_bytes.inc_by(bytes);
     }
 }

@@ -9,5 +9,5 @@ pub mod summary;
 
 pub use board::{CommandError, HealthState, RunReport, SourceBoard, SourceCommand, SourceStatus};
 pub use events::{BatchCommitted, InternalEvent, SourceFailed, Telemetry};
-pub use metrics::{DeliveryDepth, Metrics};
+pub use metrics::{AttachmentMetrics, DeliveryDepth, Metrics};
 pub use summary::Summary;

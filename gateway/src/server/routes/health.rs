@@ -85,6 +85,13 @@ pub async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
     state.runtime.metrics.set_publicity_overdue(overdue);
     let backlog = state.runtime.store.joint().joint_backlog().await?;
     state.runtime.metrics.set_joint_backlog(backlog);
+    let attachments = state.runtime.store.attachments().attachment_counts().await?;
+    state.runtime.metrics.attachments().set_counts(
+        attachments.pending,
+        attachments.stored,
+        attachments.failed,
+        attachments.refused,
+    );
     let text = state.runtime.metrics.render(&state.runtime.sinks(), &depths);
     Ok((
         [(

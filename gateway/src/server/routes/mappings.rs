@@ -62,7 +62,10 @@ impl From<LifecycleError> for MappingApiError {
             | LifecycleError::AlreadyActive { .. }
             | LifecycleError::NotEarlier { .. }
             | LifecycleError::Contended(_) => (StatusCode::CONFLICT, None),
-            LifecycleError::StoredInvalid { .. } | LifecycleError::Normalizer(_) | LifecycleError::Store(_) => {
+            LifecycleError::StoredInvalid { .. }
+            | LifecycleError::Normalizer(_)
+            | LifecycleError::Attachments(_)
+            | LifecycleError::Store(_) => {
                 tracing::error!(error = %e, "mapping lifecycle failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, None)
             }

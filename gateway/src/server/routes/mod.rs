@@ -1,5 +1,6 @@
 //! The handlers of the API, one module per resource.
 
+pub mod attachments;
 pub mod audit_log;
 pub mod cases;
 pub mod deliveries;
