@@ -417,7 +417,7 @@ fn demo_pulls_from_simulated_rest_and_soap_systems_through_the_adapters() {
     // 双公示: the penalties and random-inspection results go to the simulated credit platform in
     // the credit-disclosure format; natural persons are withheld with the reason, penalties
     // lacking a field the format requires are refused naming it.
-    assert!(stdout.contains("published 330, withheld 3, refused 163"), "{stdout}");
+    assert!(stdout.contains("published 331, withheld 3, refused 163"), "{stdout}");
     assert!(
         stdout
             .lines()
@@ -426,7 +426,7 @@ fn demo_pulls_from_simulated_rest_and_soap_systems_through_the_adapters() {
     );
     assert!(stdout.contains("natural person: not published"), "{stdout}");
     assert!(stdout.contains("public field CF_WFXW"), "{stdout}");
-    assert!(stdout.contains("南昌市市场监督管理局 处罚 decided 483"), "{stdout}");
+    assert!(stdout.contains("南昌市市场监督管理局 处罚 decided 484"), "{stdout}");
     assert!(dir.path().join("gateway.db").is_file());
 }
 
