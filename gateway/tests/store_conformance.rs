@@ -1417,7 +1417,8 @@ async fn postgres_concurrent_migrations_apply_once() {
             "0011_cluster",
             "0012_joint",
             "0013_officers",
-            "0014_plans_supplement"
+            "0014_plans_supplement",
+            "0016_reconciliation_alerts"
         ],
         "each migration applied once"
     );

@@ -30,6 +30,9 @@ pub trait Store: Send + Sync {
     /// Cases awaiting supplement (待补录) and the values departments supplied.
     fn supplements(&self) -> &dyn super::supplement::SupplementStore;
 
+    /// Reconciliation counts and claims, cases off the platform, alerts (对账与告警).
+    fn oversight(&self) -> &dyn super::oversight::OversightStore;
+
     /// The numbers of the inspection plans held (records of kind `plan`, not withdrawn), for
     /// `rule.plan_unknown`.
     async fn plan_numbers(&self) -> StoreResult<Vec<String>>;

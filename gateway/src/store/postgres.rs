@@ -88,6 +88,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0014_plans_supplement",
         include_str!("../../migrations/postgres/0014_plans_supplement.sql"),
     ),
+    (
+        "0016_reconciliation_alerts",
+        include_str!("../../migrations/postgres/0016_reconciliation_alerts.sql"),
+    ),
 ];
 
 /// Advisory lock taken (per transaction) while migrating, so instances starting together apply
@@ -420,6 +424,10 @@ impl Store for PostgresStore {
     }
 
     fn supplements(&self) -> &dyn super::supplement::SupplementStore {
+        self
+    }
+
+    fn oversight(&self) -> &dyn super::oversight::OversightStore {
         self
     }
 

@@ -53,6 +53,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_plans_supplement",
         include_str!("../../migrations/sqlite/0011_plans_supplement.sql"),
     ),
+    (
+        "0013_reconciliation_alerts",
+        include_str!("../../migrations/sqlite/0013_reconciliation_alerts.sql"),
+    ),
 ];
 
 /// The SQLite store.
@@ -807,6 +811,10 @@ impl Store for SqliteStore {
     }
 
     fn supplements(&self) -> &dyn super::supplement::SupplementStore {
+        self
+    }
+
+    fn oversight(&self) -> &dyn super::oversight::OversightStore {
         self
     }
 
