@@ -37,6 +37,7 @@ pub mod lifecycle;
 
 pub mod intake;
 pub mod outbox;
+pub mod oversight;
 
 pub mod server;
 

@@ -24,7 +24,8 @@
 //!   counted by their rule (`input.too_large`, `violations.truncated`) in
 //!   `gateway_rule_violations_total`;
 //! - `gateway_joint_candidate_groups`: joint-inspection groups waiting for an operator
-//!   (status `candidate`), read from the store at each scrape.
+//!   (status `candidate`), read from the store at each scrape;
+//! - reconciliation, cases off the platform and alerts: see [`super::oversight_metrics`].
 
 use super::summary::Summary;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -119,6 +120,8 @@ pub struct Metrics {
     instances: Family<InstanceStateLabel, Gauge>,
     awaiting_supplement: Family<SourceLabel, Gauge>,
     joint_candidates: Gauge,
+    /// Reconciliation, cases off the platform and alerts (see [`super::oversight_metrics`]).
+    pub oversight: super::oversight_metrics::OversightMetrics,
 }
 
 impl Default for Metrics {
@@ -226,7 +229,9 @@ impl Metrics {
             "Joint-inspection groups (same target, several agencies) waiting for an operator's merge or dismissal",
             joint_candidates.clone(),
         );
+        let oversight = super::oversight_metrics::OversightMetrics::register(&mut registry);
         Metrics {
+            oversight,
             registry,
             joint_candidates,
             lease_held,
