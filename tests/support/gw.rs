@@ -411,6 +411,8 @@ pub fn allowed(route: &str, role: &str) -> bool {
         "/api/supplements/{unified_code}" => &["admin", "operator", "standards-owner", "department"],
         "/api/supplements/{unified_code}/complete" => &["admin", "operator", "department"],
         "/api/audit" => &all_staff,
+        "/api/reconciliation" | "/api/off-platform" | "/api/alerts" => &all_staff,
+        "/api/reconciliation/check" => &ops,
         "/api/deliveries" | "/api/deliveries/redrive" | "/api/deliveries/{id}/redrive" => &ops,
         "/api/ingest/{source}" => &["admin", "department"],
         "/api/officers" | "/api/officers/versions" => &["admin", "operator", "standards-owner", "department"],

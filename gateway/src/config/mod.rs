@@ -1530,28 +1530,6 @@ impl StoreConfig {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_agency_scope_admits_its_codes_and_the_agencies_of_its_regions_only() {
-        let scope = AgencyScope {
-            codes: BTreeSet::from(["11360100014523152U".to_string()]),
-            region_prefixes: vec!["3604".into()],
-        };
-        assert!(scope.allows("11360100014523152U", "360100"), "by code");
-        assert!(scope.allows("113604000145872014", "360403"), "by region prefix");
-        assert!(!scope.allows("11360700014628376B", "360700"), "another city's agency");
-        assert!(!scope.allows("11360700014628376B", ""), "no region named");
-        assert_eq!(scope.describe(), "11360100014523152U, 3604*");
-        assert!(
-            AgencyScope::default().allows("anything", ""),
-            "an open scope admits everyone"
-        );
-    }
-}
-
 impl Config {
     /// Problems of `[reconciliation]`, each `[sources.reconcile]`, `[alerts]` and
     /// `[[alert_webhooks]]`: (place, message).
@@ -1576,5 +1554,27 @@ impl Config {
             }
         }
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agency_scope_admits_its_codes_and_the_agencies_of_its_regions_only() {
+        let scope = AgencyScope {
+            codes: BTreeSet::from(["11360100014523152U".to_string()]),
+            region_prefixes: vec!["3604".into()],
+        };
+        assert!(scope.allows("11360100014523152U", "360100"), "by code");
+        assert!(scope.allows("113604000145872014", "360403"), "by region prefix");
+        assert!(!scope.allows("11360700014628376B", "360700"), "another city's agency");
+        assert!(!scope.allows("11360700014628376B", ""), "no region named");
+        assert_eq!(scope.describe(), "11360100014523152U, 3604*");
+        assert!(
+            AgencyScope::default().allows("anything", ""),
+            "an open scope admits everyone"
+        );
     }
 }

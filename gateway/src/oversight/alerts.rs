@@ -16,6 +16,7 @@
 use super::context::{china_time, Oversight, OversightError};
 use super::reconcile;
 use crate::config::oversight::ALERT_RULES;
+use crate::runtime::Runtime;
 use crate::store::oversight::NewAlert;
 use crate::telemetry::HealthState;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -273,8 +274,8 @@ async fn reconciliation_gap(o: &Oversight) -> Result<Outcome, OversightError> {
     let mut firing = Vec::new();
     let days = reconcile::recent_days(Utc::now(), config.reconciliation.days_back);
     if let (Some(to), Some(from)) = (days.first(), days.last()) {
-        let reports = reconcile::report(o, None, from, to).await?;
-        refresh_reconciliation_metric(o, &reports, to);
+        let reports = reconcile::report(&o.runtime, None, from, to).await?;
+        refresh_reconciliation_metric(&o.runtime, &reports, to);
         if config.alerts.reconciliation_gap {
             let mut sources: Vec<&str> = reports
                 .iter()
@@ -336,8 +337,8 @@ async fn reconciliation_gap(o: &Oversight) -> Result<Outcome, OversightError> {
 }
 
 /// Set the reconciliation metrics from a report of the recent days (`today`: the newest).
-pub fn refresh_reconciliation_metric(o: &Oversight, reports: &[reconcile::DayReport], today: &str) {
-    let config = &o.runtime.resolved.config;
+pub fn refresh_reconciliation_metric(runtime: &Runtime, reports: &[reconcile::DayReport], today: &str) {
+    let config = &runtime.resolved.config;
     let sources: Vec<String> = config.sources.iter().map(|s| s.id.clone()).collect();
     let gaps: Vec<crate::telemetry::oversight_metrics::SourceGap> = sources
         .iter()
@@ -352,24 +353,13 @@ pub fn refresh_reconciliation_metric(o: &Oversight, reports: &[reconcile::DayRep
             }
         })
         .collect();
-    o.runtime.metrics.oversight.set_reconciliation(&sources, &gaps);
+    runtime.metrics.oversight.set_reconciliation(&sources, &gaps);
 }
 
 async fn off_platform(o: &Oversight) -> Result<Outcome, OversightError> {
     let config = &o.runtime.resolved.config;
-    let report = super::off_platform::report(o, None, None).await?;
-    o.runtime.metrics.oversight.set_off_platform(
-        report
-            .departments
-            .iter()
-            .flat_map(|d| {
-                [
-                    (d.department.clone(), "undelivered", d.undelivered),
-                    (d.department.clone(), "quarantined", d.quarantined),
-                ]
-            })
-            .collect(),
-    );
+    let report = super::off_platform::report(&o.runtime, None, None).await?;
+    set_off_platform_metric(&o.runtime, &report);
     let mut firing = Vec::new();
     if config.alerts.off_platform {
         for d in &report.departments {
@@ -404,6 +394,46 @@ async fn off_platform(o: &Oversight) -> Result<Outcome, OversightError> {
         firing,
         owned: Owned::All,
     })
+}
+
+/// Set `gateway_off_platform_cases` from a report.
+pub fn set_off_platform_metric(runtime: &Runtime, report: &super::off_platform::OffPlatform) {
+    runtime.metrics.oversight.set_off_platform(
+        report
+            .departments
+            .iter()
+            .flat_map(|d| {
+                [
+                    (d.department.clone(), "undelivered", d.undelivered),
+                    (d.department.clone(), "quarantined", d.quarantined),
+                ]
+            })
+            .collect(),
+    );
+}
+
+/// Refresh every oversight metric from the store (at most every 30 s; `/metrics` calls this).
+pub async fn refresh_metrics(runtime: &Runtime) -> Result<(), OversightError> {
+    if !runtime.metrics.oversight.refresh_due(Duration::from_secs(30)) {
+        return Ok(());
+    }
+    let days = reconcile::recent_days(Utc::now(), runtime.resolved.config.reconciliation.days_back);
+    if let (Some(to), Some(from)) = (days.first(), days.last()) {
+        let reports = reconcile::report(runtime, None, from, to).await?;
+        refresh_reconciliation_metric(runtime, &reports, to);
+    }
+    let report = super::off_platform::report(runtime, None, None).await?;
+    set_off_platform_metric(runtime, &report);
+    let firing: Vec<String> = runtime
+        .store
+        .oversight()
+        .alerts_firing()
+        .await?
+        .into_iter()
+        .map(|a| a.rule)
+        .collect();
+    runtime.metrics.oversight.set_alerts_firing(ALERT_RULES, &firing);
+    Ok(())
 }
 
 /// The certificate files watched: the API's TLS certificate, the store's and the sinks' CA

@@ -6,7 +6,7 @@
 //! valid agency: its department is its source's agency when the source is configured with exactly
 //! one (`agencies = ["…"]`), else `source:<id>`.
 
-use super::context::Oversight;
+use crate::runtime::Runtime;
 use crate::store::oversight::{OverdueDelivery, OverdueQuarantine};
 use crate::store::StoreResult;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -49,8 +49,8 @@ pub struct OffPlatform {
 }
 
 /// The department of a source's quarantined records.
-pub fn source_department(o: &Oversight, source: &str) -> String {
-    let config = &o.runtime.resolved.config;
+pub fn source_department(runtime: &Runtime, source: &str) -> String {
+    let config = &runtime.resolved.config;
     match config
         .sources
         .iter()
@@ -68,10 +68,14 @@ fn hours(h: f64) -> ChronoDuration {
 
 /// The cases off the platform now, of one department or all; `sources` limits the quarantined
 /// records to those sources (a department token's scope).
-pub async fn report(o: &Oversight, department: Option<&str>, sources: Option<&[String]>) -> StoreResult<OffPlatform> {
-    let r = &o.runtime.resolved.config.reconciliation;
+pub async fn report(
+    runtime: &Runtime,
+    department: Option<&str>,
+    sources: Option<&[String]>,
+) -> StoreResult<OffPlatform> {
+    let r = &runtime.resolved.config.reconciliation;
     let now = Utc::now();
-    let store = o.runtime.store.oversight();
+    let store = runtime.store.oversight();
     let agency = department.filter(|d| !d.starts_with("source:"));
     let (delivery_counts, deliveries) = if department.is_some() && agency.is_none() {
         (Vec::new(), Vec::new())
@@ -100,7 +104,7 @@ pub async fn report(o: &Oversight, department: Option<&str>, sources: Option<&[S
         entry(&mut by, c.key, c.oldest).undelivered += c.count;
     }
     for c in quarantine_counts {
-        let d = source_department(o, &c.key);
+        let d = source_department(runtime, &c.key);
         if department.is_some_and(|want| want != d) {
             continue;
         }
@@ -110,7 +114,7 @@ pub async fn report(o: &Oversight, department: Option<&str>, sources: Option<&[S
         entry(&mut by, d.agency.clone(), d.since).deliveries.push(d);
     }
     for q in records {
-        let d = source_department(o, &q.source_id);
+        let d = source_department(runtime, &q.source_id);
         if department.is_some_and(|want| want != d) {
             continue;
         }

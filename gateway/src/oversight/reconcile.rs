@@ -12,7 +12,9 @@
 use super::context::Oversight;
 use super::queries::ReconcileJob;
 use crate::config::oversight::ReconcileSettings;
+use crate::runtime::Runtime;
 use crate::store::oversight::{china, day_of, Claim, DayTally, Undelivered};
+use crate::store::Store;
 use crate::store::StoreResult;
 use adapters::common::json_path::json_at;
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, TimeZone as _, Utc};
@@ -32,23 +34,29 @@ pub async fn round(o: &Oversight) {
     let days = recent_days(Utc::now(), o.runtime.resolved.config.reconciliation.days_back);
     for job in &o.jobs {
         for day in &days {
-            let claim = check(o, job, day).await;
-            if let Some(e) = &claim.error {
-                tracing::warn!(source = %job.source_id, day = %day, error = %e, "reconciliation count query failed");
-            } else {
-                tracing::info!(source = %job.source_id, day = %day, claimed = ?claim.claimed,
-                    missing = claim.missing_count, "reconciliation count query answered");
-            }
-            if let Err(e) = o.runtime.store.oversight().put_claim(&claim).await {
-                tracing::warn!(source = %job.source_id, day = %day, error = %e, "cannot keep the reconciliation claim");
-            }
+            check_and_keep(o.runtime.store.as_ref(), job, day).await;
         }
     }
 }
 
+/// Ask `job`'s source about `day` and keep the answer (or the failure) in the store.
+pub async fn check_and_keep(store: &dyn Store, job: &ReconcileJob, day: &str) -> Claim {
+    let claim = check(store, job, day).await;
+    if let Some(e) = &claim.error {
+        tracing::warn!(source = %job.source_id, day = %day, error = %e, "reconciliation count query failed");
+    } else {
+        tracing::info!(source = %job.source_id, day = %day, claimed = ?claim.claimed,
+            missing = claim.missing_count, "reconciliation count query answered");
+    }
+    if let Err(e) = store.oversight().put_claim(&claim).await {
+        tracing::warn!(source = %job.source_id, day = %day, error = %e, "cannot keep the reconciliation claim");
+    }
+    claim
+}
+
 /// Ask `job`'s source about `day`: its count and, with `keys_path`, the keys the gateway never
 /// received. A failure is kept in the claim's `error`.
-pub async fn check(o: &Oversight, job: &ReconcileJob, day: &str) -> Claim {
+pub async fn check(store: &dyn Store, job: &ReconcileJob, day: &str) -> Claim {
     let mut claim = Claim {
         source_id: job.source_id.clone(),
         day: day.to_string(),
@@ -60,13 +68,7 @@ pub async fn check(o: &Oversight, job: &ReconcileJob, day: &str) -> Claim {
             claim.claimed = Some(count);
             if let Some(keys) = keys {
                 claim.keys_listed = true;
-                match o
-                    .runtime
-                    .store
-                    .oversight()
-                    .keys_never_received(&job.source_id, &keys)
-                    .await
-                {
+                match store.oversight().keys_never_received(&job.source_id, &keys).await {
                     Ok(missing) => {
                         claim.missing_count = i64::try_from(missing.len()).unwrap_or(i64::MAX);
                         claim.missing_keys = missing;
@@ -294,18 +296,24 @@ pub fn merge(
 }
 
 /// The reconciliation of days `from..=to` (YYYY-MM-DD), of one source or all.
-pub async fn report(o: &Oversight, source: Option<&str>, from: &str, to: &str) -> StoreResult<Vec<DayReport>> {
-    let store = o.runtime.store.oversight();
+pub async fn report(runtime: &Runtime, source: Option<&str>, from: &str, to: &str) -> StoreResult<Vec<DayReport>> {
+    let store = runtime.store.oversight();
     let counts = store.day_counts(source, from, to).await?;
     let claims = store.claims(source, from, to).await?;
     let undelivered = store.undelivered(source, from, to).await?;
-    let asked: Vec<String> = o.jobs.iter().map(|j| j.source_id.clone()).collect();
+    let config = &runtime.resolved.config;
+    let asked: Vec<String> = config
+        .sources
+        .iter()
+        .filter(|s| s.reconcile.is_some())
+        .map(|s| s.id.clone())
+        .collect();
     Ok(merge(
         counts,
         claims,
         undelivered,
         &asked,
-        o.runtime.resolved.config.reconciliation.delivery_overdue_hours,
+        config.reconciliation.delivery_overdue_hours,
         Utc::now(),
     ))
 }

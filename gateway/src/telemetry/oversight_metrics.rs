@@ -68,6 +68,7 @@ pub struct OversightMetrics {
     off_platform: Family<OffPlatformLabels, Gauge>,
     alerts_firing: Family<RuleLabel, Gauge>,
     notifications: Family<NotificationLabels, Counter>,
+    refreshed: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl OversightMetrics {
@@ -158,6 +159,16 @@ impl OversightMetrics {
                 .get_or_create(&RuleLabel { rule: (*r).to_string() })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Whether the store-read figures are older than `every` (then they count as refreshed now).
+    pub fn refresh_due(&self, every: std::time::Duration) -> bool {
+        let mut last = self.refreshed.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|t| t.elapsed() < every) {
+            return false;
+        }
+        *last = Some(std::time::Instant::now());
+        true
     }
 
     /// Count a webhook message's outcome (`sent`, `failed`, `dead`).

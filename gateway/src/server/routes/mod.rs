@@ -8,6 +8,7 @@ pub mod instances;
 pub mod joint;
 pub mod mappings;
 pub mod officers;
+pub mod oversight;
 pub mod push;
 pub mod quarantine;
 pub mod records;
