@@ -146,7 +146,7 @@ impl OversightStore for PostgresStore {
             .query(
                 &format!(
                     "SELECT {TALLY_COLUMNS} FROM reconciliation_counts
-                     WHERE ($1::text IS NULL OR source_id = $1) AND day >= $2::date AND day <= $3::date
+                     WHERE ($1::text IS NULL OR source_id = $1) AND day >= $2::text::date AND day <= $3::text::date
                      ORDER BY day DESC, source_id"
                 ),
                 &[&source, &from, &to],
@@ -168,7 +168,7 @@ impl OversightStore for PostgresStore {
         client
             .execute(
                 "INSERT INTO reconciliation_claims (source_id, day, claimed, keys_listed, missing_count,
-                   missing_keys, checked_at, error) VALUES ($1, $2::date, $3, $4, $5, $6, $7, $8)
+                   missing_keys, checked_at, error) VALUES ($1, $2::text::date, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (source_id, day) DO UPDATE SET claimed = excluded.claimed,
                    keys_listed = excluded.keys_listed, missing_count = excluded.missing_count,
                    missing_keys = excluded.missing_keys, checked_at = excluded.checked_at, error = excluded.error",
@@ -193,7 +193,7 @@ impl OversightStore for PostgresStore {
             .query(
                 "SELECT source_id, day::text, claimed, keys_listed, missing_count, missing_keys, checked_at, error
                  FROM reconciliation_claims
-                 WHERE ($1::text IS NULL OR source_id = $1) AND day >= $2::date AND day <= $3::date
+                 WHERE ($1::text IS NULL OR source_id = $1) AND day >= $2::text::date AND day <= $3::text::date
                  ORDER BY day DESC, source_id",
                 &[&source, &from, &to],
             )
