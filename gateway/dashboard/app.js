@@ -13,11 +13,13 @@ import mappings from "./pages/mappings.js";
 import deliveries from "./pages/deliveries.js";
 import officers from "./pages/officers.js";
 import joint from "./pages/joint.js";
+import reconciliation from "./pages/reconciliation.js";
+import alerts from "./pages/alerts.js";
 
 /** How often a page refreshes its data while the tab is visible. */
 const REFRESH_MS = 3000;
 
-const PAGES = [overview, quarantine, cases, records, supplements, joint, audit, mappings, deliveries, officers];
+const PAGES = [overview, quarantine, cases, records, supplements, joint, audit, mappings, deliveries, officers, reconciliation, alerts];
 
 const app = document.getElementById("app");
 let me = null;

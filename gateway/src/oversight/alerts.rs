@@ -290,7 +290,7 @@ async fn reconciliation_gap(o: &Oversight) -> Result<Outcome, OversightError> {
                     .filter(|r| r.source_id == source && r.status == "gap")
                     .collect();
                 let records: i64 = mine.iter().map(|r| r.gap_records()).sum();
-                let describe = |r: &reconcile::DayReport| {
+                let describe = |r: &reconcile::DayReport, zh: bool| {
                     let keys = if r.missing_keys.is_empty() {
                         String::new()
                     } else {
@@ -301,17 +301,21 @@ async fn reconciliation_gap(o: &Oversight) -> Result<Outcome, OversightError> {
                             if r.missing_keys.len() > 10 { ", …" } else { "" }
                         )
                     };
-                    format!(
-                        "{}: claimed {} / received {} / missing {}{keys} / pending {} / dead {}",
-                        r.day,
-                        r.claimed.map_or("-".into(), |c| c.to_string()),
-                        r.received,
-                        r.missing,
-                        r.pending,
-                        r.dead
-                    )
+                    let claimed = r.claimed.map_or("-".into(), |c| c.to_string());
+                    if zh {
+                        format!(
+                            "{}：来源自报 {claimed}，收到 {}，缺失 {}{keys}，待投递 {}，投递失败 {}",
+                            r.day, r.received, r.missing, r.pending, r.dead
+                        )
+                    } else {
+                        format!(
+                            "{}: claimed {claimed} / received {} / missing {}{keys} / pending {} / dead {}",
+                            r.day, r.received, r.missing, r.pending, r.dead
+                        )
+                    }
                 };
-                let detail: Vec<String> = mine.iter().map(|r| describe(r)).collect();
+                let detail_zh: Vec<String> = mine.iter().map(|r| describe(r, true)).collect();
+                let detail: Vec<String> = mine.iter().map(|r| describe(r, false)).collect();
                 firing.push(alert(
                     "reconciliation_gap",
                     source,
