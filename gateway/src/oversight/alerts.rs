@@ -322,7 +322,7 @@ async fn reconciliation_gap(o: &Oversight) -> Result<Outcome, OversightError> {
                     "critical",
                     format!(
                         "来源 {source} 对账有差异（{records} 条记录未到或未送达）：{}",
-                        detail.join("; ")
+                        detail_zh.join("；")
                     ),
                     format!(
                         "source {source} does not reconcile ({records} records missing or not delivered): {}",
