@@ -47,8 +47,14 @@ const SOAP_ENVELOPE: &str = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.x
 </soapenv:Envelope>
 "#;
 
-fn demo_config(mappings: &Path, peers: &Peers, listen: &str, admin_sha256: &str) -> String {
-    format!(
+fn demo_config(
+    mappings: &Path,
+    peers: &Peers,
+    oversight: &super::demo_oversight::OversightPeers,
+    listen: &str,
+    admin_sha256: &str,
+) -> String {
+    let text = format!(
         r#"# gateway demo configuration (written by `gateway demo`)
 [store]
 backend = "sqlite"
@@ -109,6 +115,7 @@ client_secret_field = "appSecret"
 token_path = "data.accessToken"
 expires_in_path = "data.expiresIn"
 refresh_before_seconds = 5
+{reconcile}
 
 # 九江市生态环境局 执法系统：SOAP 1.1，GBK 编码，WS-Security 摘要认证
 [[sources]]
@@ -154,7 +161,9 @@ record_key = "jcbh"
         rest_secret = demo_peers::REST_APP_SECRET,
         soap_user = demo_peers::SOAP_USER,
         soap_password = demo_peers::SOAP_PASSWORD,
-    )
+        reconcile = oversight.reconcile_table(),
+    );
+    text + &oversight.alert_tables()
 }
 
 /// Run the demonstration. `listen` is the operator API's address; `exit` stops after the summary.
@@ -169,11 +178,15 @@ pub async fn run(dir: Option<PathBuf>, listen: &str, exit: bool) -> anyhow::Resu
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let peers = demo_peers::start(&mappings, EXTRA_REST_RECORDS).await?;
+    let oversight_peers = super::demo_oversight::start(&mappings, EXTRA_REST_RECORDS).await?;
     let (token, sha256) =
         crate::server::auth::new_token().map_err(|e| anyhow::anyhow!("无法生成随机数 / no random numbers: {e}"))?;
     let config_path = dir.join("gateway.toml");
     std::fs::write(dir.join("query-cases.xml"), SOAP_ENVELOPE)?;
-    std::fs::write(&config_path, demo_config(&mappings, &peers, listen, &sha256))?;
+    std::fs::write(
+        &config_path,
+        demo_config(&mappings, &peers, &oversight_peers, listen, &sha256),
+    )?;
     let resolved = Config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let runtime = build_runtime(resolved).await?;
     let shutdown = Shutdown::default();
@@ -213,6 +226,8 @@ pub async fn run(dir: Option<PathBuf>, listen: &str, exit: bool) -> anyhow::Resu
         soap.failures.load(Ordering::Relaxed)
     );
     print_outcome(&runtime, &config_path).await?;
+    // Reconciliation and alerts: a gap the department's system shows, and the alert it raises.
+    super::demo_oversight::show(&runtime, &oversight_peers).await?;
 
     if exit {
         return Ok(ExitCode::SUCCESS);
@@ -230,6 +245,8 @@ pub async fn run(dir: Option<PathBuf>, listen: &str, exit: bool) -> anyhow::Resu
     // From here on the sources run on their schedules, as under `gateway run`: their health,
     // pull-now and resync are live in the API and dashboard.
     let mut tasks = crate::intake::tasks::start_source_tasks(&runtime, &shutdown)?;
+    let oversight = crate::oversight::Oversight::new(Arc::new(runtime.clone()))?;
+    tasks.spawn(crate::oversight::run(Arc::new(oversight), shutdown.clone()));
     server.join().await;
     while tasks.join_next().await.is_some() {}
     Ok(ExitCode::SUCCESS)
