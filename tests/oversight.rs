@@ -501,3 +501,53 @@ async fn every_metric_the_prometheus_rules_and_the_grafana_dashboard_name_is_ser
     }
     gw.stop().await;
 }
+
+async fn a_failing_source_raises_one_alert_and_its_next_good_run_resolves_it(backend: Backend) {
+    let (hooks, seen) = webhook_receiver().await;
+    let mut options = alert_options(&hooks);
+    options.extra = options
+        .extra
+        .replace("source_failing_minutes = 0", "source_failing_minutes = 0.001");
+    let gw = Gw::start_with(backend, options).await;
+    let o = Oversight::new(Arc::clone(&gw.runtime)).expect("oversight");
+    // The source reports failed runs through the board, as every way in does.
+    gw.runtime
+        .sources
+        .run_failed(SOURCE, "connection refused (127.0.0.1:9)", None, false);
+    gw.runtime
+        .sources
+        .run_failed(SOURCE, "connection refused (127.0.0.1:9)", None, false);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    alerts::evaluate(&o, Scope::Local).await.expect("evaluate");
+    alerts::evaluate(&o, Scope::Local).await.expect("evaluate");
+    webhooks::send_due(&o).await.expect("send");
+    let generic = seen.to("/generic");
+    assert_eq!(generic.len(), 1, "{generic:?}");
+    assert_eq!(generic[0].1["rule"], "source_failing");
+    // A push source runs on every instance: on a shared store each instance answers for its own.
+    let subject = match backend {
+        Backend::Sqlite => SOURCE.to_string(),
+        Backend::Postgres => format!("{SOURCE}@{}", gw.runtime.instance.id),
+    };
+    assert_eq!(generic[0].1["subject"], subject.as_str());
+    assert_eq!(generic[0].1["severity"], "critical");
+    assert!(
+        generic[0].1["summary_zh"]
+            .as_str()
+            .unwrap_or("")
+            .contains("connection refused"),
+        "{generic:?}"
+    );
+    assert!(
+        seen.to("/flaky").is_empty(),
+        "the flaky webhook takes quarantine_rate only"
+    );
+    gw.runtime.sources.run_succeeded(SOURCE, None, None);
+    alerts::evaluate(&o, Scope::Local).await.expect("evaluate");
+    webhooks::send_due(&o).await.expect("send");
+    let generic = seen.to("/generic");
+    assert_eq!(generic.len(), 2, "{generic:?}");
+    assert_eq!(generic[1].1["status"], "resolved");
+    gw.stop().await;
+}
+on_both_backends!(a_failing_source_raises_one_alert_and_its_next_good_run_resolves_it);

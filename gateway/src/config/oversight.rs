@@ -240,11 +240,11 @@ pub struct AlertsConfig {
     /// `source_failing`: a source whose runs (or connection) have failed for this many minutes
     /// (default 10).
     #[serde(default = "default_failing_minutes")]
-    pub source_failing_minutes: u64,
+    pub source_failing_minutes: f64,
     /// `source_stalled`: a pulled source without a successful pull for this many minutes, or
     /// stopped at `max_pages` (default 120).
     #[serde(default = "default_stalled_minutes")]
-    pub source_stalled_minutes: u64,
+    pub source_stalled_minutes: f64,
     /// `quarantine_rate`: a source whose records in the window were quarantined at this rate or
     /// more, percent (default 20).
     #[serde(default = "default_quarantine_percent")]
@@ -282,11 +282,11 @@ fn default_evaluate_seconds() -> u64 {
 fn default_repeat_minutes() -> u64 {
     240
 }
-fn default_failing_minutes() -> u64 {
-    10
+fn default_failing_minutes() -> f64 {
+    10.0
 }
-fn default_stalled_minutes() -> u64 {
-    120
+fn default_stalled_minutes() -> f64 {
+    120.0
 }
 fn default_quarantine_percent() -> f64 {
     20.0
@@ -333,6 +333,17 @@ impl AlertsConfig {
                 "alerts.evaluate_seconds".into(),
                 "应至少为 1 / must be at least 1".into(),
             ));
+        }
+        for (key, v) in [
+            ("source_failing_minutes", self.source_failing_minutes),
+            ("source_stalled_minutes", self.source_stalled_minutes),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                problems.push((
+                    format!("alerts.{key}"),
+                    format!("应为非负的分钟数 / must be a number of minutes, 0 or more, got {v}"),
+                ));
+            }
         }
         if !(self.quarantine_rate_percent.is_finite() && (0.0..=100.0).contains(&self.quarantine_rate_percent)) {
             problems.push((
@@ -567,6 +578,28 @@ mod tests {
         assert!(problems
             .iter()
             .any(|(p, m)| p == "alert_webhooks[0].rules" && m.contains("nope")));
+    }
+
+    #[test]
+    fn a_count_query_with_an_unknown_key_or_a_bad_url_is_named_with_its_place() {
+        let table: toml::Table = toml::from_str("url = \"ftp://h/count\"\ncount_pth = \"total\"\n").unwrap();
+        let problems = reconcile_parts(&table, None, "sources[1].reconcile", Path::new(".")).unwrap_err();
+        assert!(
+            problems
+                .iter()
+                .any(|(p, m)| p == "sources[1].reconcile" && m.contains("count_pth")),
+            "{problems:?}"
+        );
+        let table: toml::Table = toml::from_str("url = \"ftp://h/count\"\n").unwrap();
+        let problems = reconcile_parts(&table, None, "sources[1].reconcile", Path::new(".")).unwrap_err();
+        assert_eq!(problems[0].0, "sources[1].reconcile.url", "{problems:?}");
+        // The source's connection keys are used, the reconcile table's own win.
+        let kind: toml::Table =
+            toml::from_str("url = \"http://h/list\"\ntimeout_seconds = 7.0\nmax_attempts = 2\n").unwrap();
+        let table: toml::Table = toml::from_str("url = \"http://h/count?d={day}\"\nmax_attempts = 9\n").unwrap();
+        let (settings, client) = reconcile_parts(&table, Some(&kind), "r", Path::new(".")).unwrap();
+        assert_eq!((client.timeout_seconds, client.max_attempts), (7.0, 9));
+        assert_eq!(settings.count_path, "total");
     }
 
     #[test]

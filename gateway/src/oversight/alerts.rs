@@ -123,6 +123,10 @@ pub async fn refresh_alert_metric(o: &Oversight) -> Result<(), OversightError> {
     Ok(())
 }
 
+fn fractional_minutes(m: f64) -> ChronoDuration {
+    ChronoDuration::milliseconds((m * 60_000.0).min(1e15) as i64)
+}
+
 fn minutes(m: u64) -> ChronoDuration {
     ChronoDuration::seconds(i64::try_from(m.saturating_mul(60)).unwrap_or(i64::MAX))
 }
@@ -134,21 +138,29 @@ fn source_rules(o: &Oversight) -> Vec<Outcome> {
     let mut failing = Vec::new();
     let mut stalled = Vec::new();
     let mut owned = BTreeSet::new();
+    // A source every instance runs (AMQP, push) is judged by each for itself: on a shared store
+    // its alerts name the instance, so one healthy instance never resolves another's failure.
+    let shared = o.runtime.store.backend() == "postgres";
     for s in o.runtime.sources.snapshot() {
         // A scheduled job running on another instance is that instance's to judge.
         if s.runs_here == Some(false) {
             continue;
         }
-        owned.insert(s.id.clone());
-        if a.source_failing_minutes > 0 && matches!(s.state, HealthState::Failing | HealthState::Paused) {
+        let subject = if shared && s.runs_here.is_none() {
+            format!("{}@{}", s.id, o.runtime.instance.id)
+        } else {
+            s.id.clone()
+        };
+        owned.insert(subject.clone());
+        if a.source_failing_minutes > 0.0 && matches!(s.state, HealthState::Failing | HealthState::Paused) {
             if let Some(since) = s
                 .failing_since
-                .filter(|t| *t <= now - minutes(a.source_failing_minutes))
+                .filter(|t| *t <= now - fractional_minutes(a.source_failing_minutes))
             {
                 let error = s.last_error.as_ref().map(|(_, e)| e.as_str()).unwrap_or("-");
                 failing.push(alert(
                     "source_failing",
-                    &s.id,
+                    &subject,
                     "critical",
                     format!(
                         "来源 {} 自 {} 起连续失败 {} 次：{error}",
@@ -167,9 +179,9 @@ fn source_rules(o: &Oversight) -> Vec<Outcome> {
             }
         }
         let pulled = matches!(s.kind.as_str(), "rest" | "soap");
-        if a.source_stalled_minutes > 0 && pulled {
+        if a.source_stalled_minutes > 0.0 && pulled {
             let last = s.last_success.unwrap_or(o.started).max(o.started);
-            let quiet = last <= now - minutes(a.source_stalled_minutes);
+            let quiet = last <= now - fractional_minutes(a.source_stalled_minutes);
             if s.stalled || quiet {
                 let (zh, en) = if s.stalled {
                     (
@@ -187,7 +199,7 @@ fn source_rules(o: &Oversight) -> Vec<Outcome> {
                 };
                 stalled.push(alert(
                     "source_stalled",
-                    &s.id,
+                    &subject,
                     "warning",
                     zh,
                     en,
