@@ -416,7 +416,7 @@ async fn daily_counts_added_by_concurrent_writers_sum_exactly(backend: Backend) 
                     quarantined: 1,
                     ..DayTally::default()
                 };
-                runtime.store.oversight().add_tallies(&[t]).await.expect("add");
+                runtime.store.oversight().add_tallies(&[t], &[]).await.expect("add");
             }
         });
     }

@@ -25,6 +25,17 @@ CREATE TABLE reconciliation_claims (
     PRIMARY KEY (source_id, day)
 );
 
+-- Records received and quarantined per source and minute (UTC, `YYYY-MM-DDTHH:MM`), added with
+-- the daily counts: the quarantine rate of the last N minutes without scanning the archive.
+-- Rows older than two days are deleted by the alert evaluation.
+CREATE TABLE intake_minutes (
+    source_id   TEXT NOT NULL,
+    minute      TEXT    NOT NULL,
+    received    INTEGER NOT NULL DEFAULT 0,
+    quarantined INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (source_id, minute)
+);
+
 -- Alerts (告警): one firing row per (rule, subject) at a time, then resolved; the unique
 -- partial index is what keeps instances from raising the same alert twice.
 CREATE TABLE alerts (

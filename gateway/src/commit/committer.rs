@@ -215,7 +215,8 @@ impl Committer {
         // The daily counts of reconciliation (对账): after the batch, in a statement of their
         // own (an atomic add); a failure is logged and costs the count, never the batch.
         let day_tallies = oversight::tally(&receipts, &results);
-        if let Err(e) = self.store.oversight().add_tallies(&day_tallies).await {
+        let minute_tallies = oversight::tally_minutes(&receipts, &results);
+        if let Err(e) = self.store.oversight().add_tallies(&day_tallies, &minute_tallies).await {
             tracing::warn!(error = %e, "could not add the batch to the daily reconciliation counts");
         }
         if let Some(known) = &self.known_plans {

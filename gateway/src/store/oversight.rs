@@ -107,6 +107,47 @@ pub fn tally(records: &[Receipt], results: &[RecordResult]) -> Vec<DayTally> {
     by.into_values().collect()
 }
 
+/// Records received and quarantined of one source in one minute (for the quarantine rate).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MinuteTally {
+    /// The source.
+    pub source_id: String,
+    /// `YYYY-MM-DDTHH:MM`, UTC.
+    pub minute: String,
+    /// Records received (replays not counted).
+    pub received: i64,
+    /// Of those, quarantined.
+    pub quarantined: i64,
+}
+
+/// The minute (`YYYY-MM-DDTHH:MM`, UTC) of an instant.
+pub fn minute_of(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M").to_string()
+}
+
+/// The minute tallies of a batch's day tallies' records: one per (source, minute of receipt).
+pub fn tally_minutes(records: &[Receipt], results: &[RecordResult]) -> Vec<MinuteTally> {
+    let mut by: BTreeMap<(String, String), MinuteTally> = BTreeMap::new();
+    for (record, result) in records.iter().zip(results) {
+        if record.replay {
+            continue;
+        }
+        let minute = minute_of(record.received_at);
+        let t = by
+            .entry((record.source_id.clone(), minute.clone()))
+            .or_insert_with(|| MinuteTally {
+                source_id: record.source_id.clone(),
+                minute,
+                ..MinuteTally::default()
+            });
+        t.received += 1;
+        if matches!(result, RecordResult::Quarantined { .. }) {
+            t.quarantined += 1;
+        }
+    }
+    by.into_values().collect()
+}
+
 /// What a source said it holds for a day (its count query), and which keys the gateway lacks.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Claim {
@@ -288,8 +329,8 @@ pub enum SendOutcome {
 /// Reconciliation, cases off the platform and alerts, kept by the store.
 #[async_trait]
 pub trait OversightStore: Send + Sync {
-    /// Add a committed batch's tallies to the daily counts (atomically).
-    async fn add_tallies(&self, tallies: &[DayTally]) -> StoreResult<()>;
+    /// Add a committed batch's tallies to the daily and per-minute counts (atomically).
+    async fn add_tallies(&self, tallies: &[DayTally], minutes: &[MinuteTally]) -> StoreResult<()>;
 
     /// The daily counts of days `from..=to` (YYYY-MM-DD), of one source or all.
     async fn day_counts(&self, source: Option<&str>, from: &str, to: &str) -> StoreResult<Vec<DayTally>>;
@@ -324,8 +365,9 @@ pub trait OversightStore: Send + Sync {
         limit: i64,
     ) -> StoreResult<(Vec<OverdueCount>, Vec<OverdueQuarantine>)>;
 
-    /// Records received and quarantined per source since `since` (for the quarantine rate),
-    /// replays not counted: (source, received, quarantined).
+    /// Records received and quarantined per source since `since` (for the quarantine rate,
+    /// by minute), replays not counted: (source, received, quarantined). Forgets the minutes
+    /// older than two days.
     async fn recent_intake(&self, since: DateTime<Utc>) -> StoreResult<Vec<(String, i64, i64)>>;
 
     /// Dead deliveries per sink.

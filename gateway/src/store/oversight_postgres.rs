@@ -2,8 +2,8 @@
 
 use super::error::StoreResult;
 use super::oversight::{
-    AlertRow, Claim, DayTally, NewAlert, NotificationRow, OverdueCount, OverdueDelivery, OverdueQuarantine,
-    OversightStore, Raised, SendOutcome, Undelivered, MAX_MISSING_KEYS,
+    minute_of, AlertRow, Claim, DayTally, MinuteTally, NewAlert, NotificationRow, OverdueCount, OverdueDelivery,
+    OverdueQuarantine, OversightStore, Raised, SendOutcome, Undelivered, MAX_MISSING_KEYS,
 };
 use super::postgres::PostgresStore;
 use async_trait::async_trait;
@@ -101,11 +101,28 @@ fn china_day(column: &str) -> String {
 
 #[async_trait]
 impl OversightStore for PostgresStore {
-    async fn add_tallies(&self, tallies: &[DayTally]) -> StoreResult<()> {
+    async fn add_tallies(&self, tallies: &[DayTally], minutes: &[MinuteTally]) -> StoreResult<()> {
         if tallies.is_empty() {
             return Ok(());
         }
         let client = self.client().await?;
+        if !minutes.is_empty() {
+            let sources: Vec<&str> = minutes.iter().map(|m| m.source_id.as_str()).collect();
+            let at: Vec<&str> = minutes.iter().map(|m| m.minute.as_str()).collect();
+            let received: Vec<i64> = minutes.iter().map(|m| m.received).collect();
+            let quarantined: Vec<i64> = minutes.iter().map(|m| m.quarantined).collect();
+            client
+                .execute(
+                    "INSERT INTO intake_minutes (source_id, minute, received, quarantined)
+                     SELECT s, m, r, q FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS t(s, m, r, q)
+                     ORDER BY s, m
+                     ON CONFLICT (source_id, minute) DO UPDATE SET
+                       received = intake_minutes.received + excluded.received,
+                       quarantined = intake_minutes.quarantined + excluded.quarantined",
+                    &[&sources, &at, &received, &quarantined],
+                )
+                .await?;
+        }
         let column = |f: fn(&DayTally) -> i64| tallies.iter().map(f).collect::<Vec<i64>>();
         let sources: Vec<&str> = tallies.iter().map(|t| t.source_id.as_str()).collect();
         let days: Vec<&str> = tallies.iter().map(|t| t.day.as_str()).collect();
@@ -348,12 +365,15 @@ impl OversightStore for PostgresStore {
 
     async fn recent_intake(&self, since: DateTime<Utc>) -> StoreResult<Vec<(String, i64, i64)>> {
         let client = self.client().await?;
+        let forget = minute_of(Utc::now() - chrono::Duration::days(2));
+        client
+            .execute("DELETE FROM intake_minutes WHERE minute < $1", &[&forget])
+            .await?;
         let rows = client
             .query(
-                "SELECT r.source_id::text, count(*),
-                        (SELECT count(*) FROM quarantine q WHERE q.source_id = r.source_id AND q.created_at >= $1)
-                 FROM raw_records r WHERE r.received_at >= $1 GROUP BY r.source_id ORDER BY r.source_id",
-                &[&since],
+                "SELECT source_id::text, sum(received)::bigint, sum(quarantined)::bigint FROM intake_minutes
+                 WHERE minute >= $1 GROUP BY source_id ORDER BY source_id",
+                &[&minute_of(since)],
             )
             .await?;
         rows.iter()

@@ -2,8 +2,8 @@
 
 use super::error::StoreResult;
 use super::oversight::{
-    AlertRow, Claim, DayTally, NewAlert, NotificationRow, OverdueCount, OverdueDelivery, OverdueQuarantine,
-    OversightStore, Raised, SendOutcome, Undelivered, MAX_MISSING_KEYS,
+    minute_of, AlertRow, Claim, DayTally, MinuteTally, NewAlert, NotificationRow, OverdueCount, OverdueDelivery,
+    OverdueQuarantine, OversightStore, Raised, SendOutcome, Undelivered, MAX_MISSING_KEYS,
 };
 use super::sqlite::{now, parse_time, time, to_json, SqliteStore};
 use async_trait::async_trait;
@@ -158,8 +158,8 @@ fn china_day(column: &str) -> String {
 
 #[async_trait]
 impl OversightStore for SqliteStore {
-    async fn add_tallies(&self, tallies: &[DayTally]) -> StoreResult<()> {
-        let tallies = tallies.to_vec();
+    async fn add_tallies(&self, tallies: &[DayTally], minutes: &[MinuteTally]) -> StoreResult<()> {
+        let (tallies, minutes) = (tallies.to_vec(), minutes.to_vec());
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             {
@@ -181,6 +181,14 @@ impl OversightStore for SqliteStore {
                         t.quarantined,
                         t.replayed
                     ])?;
+                }
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO intake_minutes (source_id, minute, received, quarantined) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (source_id, minute) DO UPDATE SET received = received + excluded.received,
+                       quarantined = quarantined + excluded.quarantined",
+                )?;
+                for m in &minutes {
+                    stmt.execute(params![m.source_id, m.minute, m.received, m.quarantined])?;
                 }
             }
             tx.commit()?;
@@ -273,16 +281,17 @@ impl OversightStore for SqliteStore {
 
     async fn keys_never_received(&self, source: &str, keys: &[String]) -> StoreResult<Vec<String>> {
         let (source, keys) = (source.to_string(), keys.to_vec());
+        let list = to_json(&keys)?;
         self.with_conn(move |conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT 1 FROM raw_records WHERE source_id = ?1 AND record_key = ?2 LIMIT 1")?;
-            let mut missing = Vec::new();
-            for k in keys {
-                if stmt.query_row(params![source, k], |_| Ok(())).optional()?.is_none() {
-                    missing.push(k);
-                }
-            }
-            Ok(missing)
+            // One pass over the source's archive rows (its index), the keys as an IN list.
+            let mut stmt = conn.prepare_cached(
+                "SELECT DISTINCT record_key FROM raw_records
+                 WHERE source_id = ?1 AND record_key IN (SELECT value FROM json_each(?2))",
+            )?;
+            let found = stmt
+                .query_map(params![source, list], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<std::collections::HashSet<String>>>()?;
+            Ok(keys.into_iter().filter(|k| !found.contains(k)).collect())
         })
         .await
     }
@@ -447,15 +456,15 @@ impl OversightStore for SqliteStore {
     }
 
     async fn recent_intake(&self, since: DateTime<Utc>) -> StoreResult<Vec<(String, i64, i64)>> {
-        // Counted from the daily tallies of today and yesterday would lose the window's edges:
-        // the quarantine and the archive are read instead (both indexed by source).
-        let since = time(since);
+        let minute = minute_of(since);
+        let forget = minute_of(Utc::now() - chrono::Duration::days(2));
         self.with_conn(move |conn| {
+            conn.execute("DELETE FROM intake_minutes WHERE minute < ?1", params![forget])?;
             let mut stmt = conn.prepare_cached(
-                "SELECT r.source_id, count(*),
-                        (SELECT count(*) FROM quarantine q WHERE q.source_id = r.source_id AND q.created_at >= ?1)
-                 FROM raw_records r WHERE r.received_at >= ?1 GROUP BY r.source_id ORDER BY r.source_id",
+                "SELECT source_id, sum(received), sum(quarantined) FROM intake_minutes
+                 WHERE minute >= ?1 GROUP BY source_id ORDER BY source_id",
             )?;
+            let since = minute;
             let rows = stmt
                 .query_map(params![since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
