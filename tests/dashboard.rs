@@ -1461,7 +1461,8 @@ async fn an_operator_sees_a_reconciliation_gap_naming_the_missing_record_and_the
     // Ask the sources again from the page.
     click(c, "#recon-check-btn").await;
     wait_text(c, "#recon-status", "已向 1 个来源查询").await;
-    // The gap raised an alert.
+    // The gap raised an alert: counted in the navigation.
+    wait_text(c, "#nav-alerts #alert-count", "1").await;
     click(c, "#nav-alerts").await;
     wait_text(c, "#alerts-firing-table", "对账差异").await;
     wait_text(c, "#alerts-firing-table", OTHER_SOURCE).await;

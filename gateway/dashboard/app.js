@@ -14,7 +14,7 @@ import deliveries from "./pages/deliveries.js";
 import officers from "./pages/officers.js";
 import joint from "./pages/joint.js";
 import reconciliation from "./pages/reconciliation.js";
-import alerts from "./pages/alerts.js";
+import alerts, { refreshBadge } from "./pages/alerts.js";
 
 /** How often a page refreshes its data while the tab is visible. */
 const REFRESH_MS = 3000;
@@ -222,6 +222,7 @@ async function refresh() {
   const shown = current;
   try {
     await shown.handle.refresh();
+    refreshBadge(can);
     if (live) live.textContent = `${t("updated_at")} ${time(new Date().toISOString())}`;
   } catch (e) {
     if (shown === current && (e.status === 404 || e.status === 403)) {

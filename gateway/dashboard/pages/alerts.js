@@ -81,3 +81,29 @@ export default {
     return { refresh };
   },
 };
+
+/** When the navigation's alert count was last asked for (ms since the epoch). */
+let badgeAsked = 0;
+
+/**
+ * Keep the number of firing alerts beside 告警 in the navigation (asked at most every 15 s, by
+ * tokens that may read alerts); red while any fires.
+ */
+export async function refreshBadge(can) {
+  const link = document.getElementById("nav-alerts");
+  if (!link || !can("sources_read") || Date.now() - badgeAsked < 15000) return;
+  badgeAsked = Date.now();
+  try {
+    const r = await api("GET", "/api/alerts" + query({ limit: 1 }));
+    let el = document.getElementById("alert-count");
+    if (!el) {
+      el = h("span", { id: "alert-count", class: "badge alert-count" });
+      link.appendChild(el);
+    }
+    el.textContent = r.firing.length ? String(r.firing.length) : "";
+    el.hidden = r.firing.length === 0;
+    el.title = t("alerts_firing");
+  } catch {
+    // The page's own refresh reports failures.
+  }
+}
