@@ -41,7 +41,7 @@ LAYERS = {
         ["prepare"],
         ["commit"],
         ["runtime"],
-        ["lifecycle", "intake", "outbox"],
+        ["lifecycle", "intake", "outbox", "oversight"],
         ["server"],
         ["cli"],
     ],

@@ -427,6 +427,20 @@ fn demo_pulls_from_simulated_rest_and_soap_systems_through_the_adapters() {
     assert!(stdout.contains("natural person: not published"), "{stdout}");
     assert!(stdout.contains("public field CF_WFXW"), "{stdout}");
     assert!(stdout.contains("南昌市市场监督管理局 处罚 decided 484"), "{stdout}");
+    // Reconciliation: the REST system holds three cases it never sent; the gap names them and
+    // raises an alert, which the (simulated) DingTalk robot receives signed.
+    let gap = stdout
+        .lines()
+        .find(|l| l.contains("nanchang-amr") && l.contains("source says"))
+        .unwrap_or_else(|| panic!("no reconciliation line: {stdout}"));
+    assert!(gap.contains("missing  3") && gap.contains("GAP"), "{gap}");
+    for key in ["NCSJ-CF-2024-OFF-001", "NCSJ-CF-2024-OFF-003"] {
+        assert!(stdout.contains(&format!("missing: {key}")), "{key}: {stdout}");
+    }
+    assert!(
+        stdout.contains("【告警】对账差异 nanchang-amr  (签名正确 / signature verified)"),
+        "{stdout}"
+    );
     assert!(dir.path().join("gateway.db").is_file());
 }
 

@@ -1500,3 +1500,57 @@ async fn an_operator_sees_a_cases_attachments_with_their_state_and_downloads_one
     assert_eq!(resp.bytes().await.expect("body").as_ref(), content);
     gw.stop().await;
 }
+
+/// A source's count interface for the reconciliation journey: two records a day, keys 501 and 502.
+async fn count_interface() -> String {
+    let router = axum::Router::new().route(
+        "/count",
+        axum::routing::get(|| async {
+            axum::Json(json!({"total": 2, "keys": ["NCSJ-CF-2024-000501", "NCSJ-CF-2024-000502"]}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await.expect("serve") });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sees_a_reconciliation_gap_naming_the_missing_record_and_the_alert_it_raised() {
+    let peer = count_interface().await;
+    // The count query belongs to the last source configured (jiujiang-amr).
+    let more = format!(
+        "[sources.reconcile]\nurl = \"{peer}/count?date={{day}}\"\ncount_path = \"total\"\nkeys_path = \"keys\"\n\n\
+         [alerts]\nsource_failing_minutes = 0\nsource_stalled_minutes = 0\nexpiry_days = 0\n"
+    );
+    let Some(gw) = start_with(&[], &more).await else { return };
+    let base = gw.base.clone();
+    // One of the source's two records arrives.
+    gw.push(ADMIN, OTHER_SOURCE, &[nanchang_record(501, 0)]).await;
+    gw.call("POST", "/api/reconciliation/check", ADMIN, None).await;
+    let oversight = gateway::oversight::Oversight::new(Arc::clone(&gw.runtime)).expect("oversight");
+    gateway::oversight::alerts::evaluate(&oversight, gateway::oversight::alerts::Scope::Store)
+        .await
+        .expect("evaluate");
+
+    let c = gw.browser();
+    login(c, &base, OPERATOR).await;
+    wait_text(c, "nav", "对账").await;
+    click(c, "#nav-reconciliation").await;
+    let row = format!("#recon-table tr[data-source=\"{OTHER_SOURCE}\"]");
+    wait_text(c, &row, "有差异").await;
+    wait_text(c, &row, "记录缺失").await;
+    wait_text(c, &row, "NCSJ-CF-2024-000502").await;
+    wait_text(c, "#off-platform", "没有未上平台的案件").await;
+    check_page(c, "reconciliation").await;
+    // Ask the sources again from the page.
+    click(c, "#recon-check-btn").await;
+    wait_text(c, "#recon-status", "已向 1 个来源查询").await;
+    // The gap raised an alert: counted in the navigation.
+    wait_text(c, "#nav-alerts #alert-count", "1").await;
+    click(c, "#nav-alerts").await;
+    wait_text(c, "#alerts-firing-table", "对账差异").await;
+    wait_text(c, "#alerts-firing-table", OTHER_SOURCE).await;
+    check_page(c, "alerts").await;
+    gw.stop().await;
+}

@@ -14,11 +14,13 @@ import deliveries from "./pages/deliveries.js";
 import officers from "./pages/officers.js";
 import joint from "./pages/joint.js";
 import publicity from "./pages/publicity.js";
+import reconciliation from "./pages/reconciliation.js";
+import alerts, { refreshBadge } from "./pages/alerts.js";
 
 /** How often a page refreshes its data while the tab is visible. */
 const REFRESH_MS = 3000;
 
-const PAGES = [overview, quarantine, cases, records, supplements, joint, publicity, audit, mappings, deliveries, officers];
+const PAGES = [overview, quarantine, cases, records, supplements, joint, publicity, audit, mappings, deliveries, officers, reconciliation, alerts];
 
 const app = document.getElementById("app");
 let me = null;
@@ -221,6 +223,7 @@ async function refresh() {
   const shown = current;
   try {
     await shown.handle.refresh();
+    refreshBadge(can);
     if (live) live.textContent = `${t("updated_at")} ${time(new Date().toISOString())}`;
   } catch (e) {
     if (shown === current && (e.status === 404 || e.status === 403)) {

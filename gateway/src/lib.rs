@@ -41,6 +41,7 @@ pub mod lifecycle;
 
 pub mod intake;
 pub mod outbox;
+pub mod oversight;
 
 pub mod server;
 

@@ -1628,6 +1628,7 @@ async fn postgres_concurrent_migrations_apply_once() {
             "0013_officers",
             "0014_plans_supplement",
             "0015_attachments",
+            "0016_reconciliation_alerts",
             "0017_publicity",
             "0018_joint_queue"
         ],

@@ -107,6 +107,8 @@ pub struct Options {
     pub normalizer_extra: String,
     /// Edits of the sources' mapping (the nanchang one): each (text, replacement), which must occur.
     pub mapping_edits: Vec<(String, String)>,
+    /// More sub-tables of the first source (`{SOURCE}`), e.g. `[sources.reconcile]`.
+    pub source_extra: String,
 }
 
 impl Default for Options {
@@ -124,6 +126,7 @@ impl Default for Options {
             store_password: None,
             normalizer_extra: String::new(),
             mapping_edits: Vec::new(),
+            source_extra: String::new(),
         }
     }
 }
@@ -216,6 +219,7 @@ xml_records = "cases.case"
 agencies = ["{AGENCY_CODE}"]
 [sources.push]
 max_body_bytes = 20000
+{source_extra}
 
 [[sources]]
 id = "{OTHER}"
@@ -251,6 +255,7 @@ mapping = "{m}"
             server_extra = options.server_extra,
             extra = options.extra,
             normalizer_extra = options.normalizer_extra,
+            source_extra = options.source_extra,
         );
         let config = Config::parse(&text, "gateway.toml", dir.path())
             .and_then(|c| c.resolve("gateway.toml"))
@@ -415,6 +420,8 @@ pub fn allowed(route: &str, role: &str) -> bool {
         "/api/supplements/{unified_code}" => &["admin", "operator", "standards-owner", "department"],
         "/api/supplements/{unified_code}/complete" => &["admin", "operator", "department"],
         "/api/audit" => &all_staff,
+        "/api/reconciliation" | "/api/off-platform" | "/api/alerts" => &all_staff,
+        "/api/reconciliation/check" => &ops,
         "/api/deliveries" | "/api/deliveries/redrive" | "/api/deliveries/{id}/redrive" => &ops,
         "/api/ingest/{source}" => &["admin", "department"],
         "/api/officers" | "/api/officers/versions" => &["admin", "operator", "standards-owner", "department"],

@@ -48,8 +48,14 @@ const SOAP_ENVELOPE: &str = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.x
 </soapenv:Envelope>
 "#;
 
-fn demo_config(mappings: &Path, peers: &Peers, listen: &str, admin_sha256: &str) -> String {
-    format!(
+fn demo_config(
+    mappings: &Path,
+    peers: &Peers,
+    oversight: &super::demo_oversight::OversightPeers,
+    listen: &str,
+    admin_sha256: &str,
+) -> String {
+    let text = format!(
         r#"# gateway demo configuration (written by `gateway demo`)
 [store]
 backend = "sqlite"
@@ -110,6 +116,7 @@ client_secret_field = "appSecret"
 token_path = "data.accessToken"
 expires_in_path = "data.expiresIn"
 refresh_before_seconds = 5
+{reconcile}
 
 # 九江市生态环境局 执法系统：SOAP 1.1，GBK 编码，WS-Security 摘要认证
 [[sources]]
@@ -172,7 +179,9 @@ data_source_credit_code = "11360000014500000X"
         soap_user = demo_peers::SOAP_USER,
         soap_password = demo_peers::SOAP_PASSWORD,
         evidence = EVIDENCE_CONFIG,
-    )
+        reconcile = oversight.reconcile_table(),
+    );
+    text + &oversight.alert_tables()
 }
 
 /// The demo's evidence source and attachment store (证据附件): the Nanchang mapping with an
@@ -306,12 +315,16 @@ pub async fn run(dir: Option<PathBuf>, listen: &str, exit: bool) -> anyhow::Resu
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let peers = demo_peers::start(&mappings, EXTRA_REST_RECORDS).await?;
+    let oversight_peers = super::demo_oversight::start(&mappings, EXTRA_REST_RECORDS).await?;
     let (token, sha256) =
         crate::server::auth::new_token().map_err(|e| anyhow::anyhow!("无法生成随机数 / no random numbers: {e}"))?;
     let config_path = dir.join("gateway.toml");
     std::fs::write(dir.join("query-cases.xml"), SOAP_ENVELOPE)?;
     write_evidence_mapping(&mappings, &dir)?;
-    std::fs::write(&config_path, demo_config(&mappings, &peers, listen, &sha256))?;
+    std::fs::write(
+        &config_path,
+        demo_config(&mappings, &peers, &oversight_peers, listen, &sha256),
+    )?;
     let resolved = Config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let runtime = build_runtime(resolved).await?;
     let shutdown = Shutdown::default();
@@ -353,6 +366,8 @@ pub async fn run(dir: Option<PathBuf>, listen: &str, exit: bool) -> anyhow::Resu
     );
     deliver_publicity(&runtime, &shutdown).await?;
     print_outcome(&runtime, &config_path, &peers).await?;
+    // Reconciliation and alerts: a gap the department's system shows, and the alert it raises.
+    super::demo_oversight::show(&runtime, &oversight_peers).await?;
 
     if exit {
         return Ok(ExitCode::SUCCESS);
@@ -373,6 +388,8 @@ pub async fn run(dir: Option<PathBuf>, listen: &str, exit: bool) -> anyhow::Resu
     if let Some(a) = &runtime.attachments {
         tasks.spawn(Arc::clone(&a.fetcher).run(shutdown.clone()));
     }
+    let oversight = crate::oversight::Oversight::new(Arc::new(runtime.clone()))?;
+    tasks.spawn(crate::oversight::run(Arc::new(oversight), shutdown.clone()));
     server.join().await;
     while tasks.join_next().await.is_some() {}
     Ok(ExitCode::SUCCESS)

@@ -7,6 +7,7 @@ pub mod common;
 pub mod data;
 pub mod deliveries;
 pub mod demo;
+pub mod demo_oversight;
 pub mod demo_peers;
 pub mod joint;
 pub mod mappings;

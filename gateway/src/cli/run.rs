@@ -78,6 +78,9 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
         let mut tasks = start_source_tasks(&runtime, &shutdown)?;
         // Another instance activating a mapping version takes effect here too.
         tasks.spawn(crate::lifecycle::watch(runtime.clone(), shutdown.clone()));
+        // Reconciliation (对账) and alerts (告警): see gateway/src/oversight.
+        let oversight = crate::oversight::Oversight::new(Arc::new(runtime.clone()))?;
+        tasks.spawn(crate::oversight::run(Arc::new(oversight), shutdown.clone()));
         tasks
     };
     if once {

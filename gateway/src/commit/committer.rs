@@ -6,6 +6,7 @@
 //! the caller with what [`Committer::commit`] returns.
 
 use super::isolate::commit_isolating;
+use crate::store::oversight::{self, Receipt};
 use crate::store::Operation;
 use crate::store::{CommitBatch, Fence, IncomingRecord, RecordResult, Store, StoreError, Verdict};
 use crate::telemetry::{BatchCommitted, Summary, Telemetry};
@@ -200,6 +201,7 @@ impl Committer {
         let (mut tallies, tally_of_record) = tally(&records);
         let plans = plan_numbers(&records, self.known_plans.is_some());
         let attachments = attachment_records(&records);
+        let receipts: Vec<Receipt> = records.iter().map(Receipt::of).collect();
         let batch = CommitBatch {
             records,
             cursors: cursor.into_iter().collect(),
@@ -211,6 +213,13 @@ impl Committer {
             .instrument(span.clone())
             .await?;
         let elapsed = started.elapsed();
+        // The daily counts of reconciliation (对账): after the batch, in a statement of their
+        // own (an atomic add); a failure is logged and costs the count, never the batch.
+        let day_tallies = oversight::tally(&receipts, &results);
+        let minute_tallies = oversight::tally_minutes(&receipts, &results);
+        if let Err(e) = self.store.oversight().add_tallies(&day_tallies, &minute_tallies).await {
+            tracing::warn!(error = %e, "could not add the batch to the daily reconciliation counts");
+        }
         if let Some(known) = &self.known_plans {
             let committed = plans.into_iter().filter(|(i, _)| {
                 matches!(

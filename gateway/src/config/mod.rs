@@ -4,6 +4,7 @@
 
 pub mod attachments;
 pub mod joint;
+pub mod oversight;
 pub mod schedule;
 
 use adapters::common::postgres_tls::{PostgresTarget, PostgresTlsError, ROOT_CERT_SETTING};
@@ -58,6 +59,15 @@ pub struct Config {
     /// Where officer registries (执法人员名录) are pulled from.
     #[serde(default)]
     pub officer_registries: Vec<OfficerRegistrySourceConfig>,
+    /// Reconciliation (对账) and cases off the platform.
+    #[serde(default)]
+    pub reconciliation: oversight::ReconciliationConfig,
+    /// Alert rules and their thresholds (告警).
+    #[serde(default)]
+    pub alerts: oversight::AlertsConfig,
+    /// Where alert messages go.
+    #[serde(default)]
+    pub alert_webhooks: Vec<oversight::AlertWebhookConfig>,
     /// Directory of the config file: relative paths in it are relative to this.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -783,6 +793,8 @@ pub struct SourceConfig {
     pub amqp: Option<toml::Table>,
     /// `kind = "push"`: the HTTP push endpoint's settings.
     pub push: Option<toml::Table>,
+    /// The source's count query for reconciliation (对账), see README "Reconciliation".
+    pub reconcile: Option<toml::Table>,
     /// The handling agencies this source may write for, by unified social credit code: a record
     /// naming another agency (and outside `agency_regions`) is quarantined
     /// (`source.agency_not_allowed`).
@@ -1162,6 +1174,9 @@ impl Config {
         for (place, message) in self.attachments.check(&self.base_dir) {
             problem(place, message);
         }
+        for (place, message) in self.oversight_problems() {
+            problem(place, message);
+        }
         if self.limits.max_record_bytes < 1024 {
             problem(
                 "limits.max_record_bytes".into(),
@@ -1532,6 +1547,33 @@ impl StoreConfig {
         } else {
             base.join(p)
         }
+    }
+}
+
+impl Config {
+    /// Problems of `[reconciliation]`, each `[sources.reconcile]`, `[alerts]` and
+    /// `[[alert_webhooks]]`: (place, message).
+    pub fn oversight_problems(&self) -> Vec<(String, String)> {
+        let mut problems = self.reconciliation.check();
+        problems.extend(self.alerts.check(&self.base_dir));
+        for (i, s) in self.sources.iter().enumerate() {
+            if let Some(r) = &s.reconcile {
+                let kind = s.rest.as_ref().or(s.soap.as_ref());
+                if let Err(p) = oversight::reconcile_parts(r, kind, &format!("sources[{i}].reconcile"), &self.base_dir)
+                {
+                    problems.extend(p);
+                }
+            }
+        }
+        let mut ids = HashSet::new();
+        for (i, w) in self.alert_webhooks.iter().enumerate() {
+            let place = format!("alert_webhooks[{i}]");
+            problems.extend(id_problems(&place, &w.id, &mut ids));
+            if let Err(p) = w.resolve(&place, &self.base_dir) {
+                problems.extend(p);
+            }
+        }
+        problems
     }
 }
 

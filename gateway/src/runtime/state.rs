@@ -65,7 +65,10 @@ impl Runtime {
             .filter(|s| matches!(s.kind.as_str(), "rest" | "soap" | "directory"))
             .count()
             + resolved.config.catalogues.len()
-            + resolved.config.officer_registries.len();
+            + resolved.config.officer_registries.len()
+            // Supervision's leased jobs (gateway/src/oversight/service.rs): alerts, count queries.
+            + usize::from(resolved.config.alerts.enabled)
+            + usize::from(resolved.config.sources.iter().any(|s| s.reconcile.is_some()));
         Runtime {
             share: Arc::new(super::instance::Share::new(jobs)),
             instance,

@@ -61,6 +61,8 @@ const ASSETS: &[Asset] = &[
     asset!("pages/officers.js", JS),
     asset!("pages/joint.js", JS),
     asset!("pages/publicity.js", JS),
+    asset!("pages/reconciliation.js", JS),
+    asset!("pages/alerts.js", JS),
 ];
 
 /// The names of the embedded files (for tests and docs).

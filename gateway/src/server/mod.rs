@@ -245,6 +245,15 @@ fn routes() -> Vec<RouteDef> {
             Token(Action::Mappings),
             mappings::rollback,
         ),
+        // Reconciliation (对账), cases off the platform, alerts (告警).
+        RouteDef::get("/api/reconciliation", Token(Action::SourcesRead), oversight::list),
+        RouteDef::post(
+            "/api/reconciliation/check",
+            Token(Action::SourcesControl),
+            oversight::check,
+        ),
+        RouteDef::get("/api/off-platform", Token(Action::SourcesRead), oversight::off_platform),
+        RouteDef::get("/api/alerts", Token(Action::SourcesRead), oversight::alerts),
     ]
 }
 

@@ -34,6 +34,8 @@ pub trait Store: Send + Sync {
     fn publicity(&self) -> &dyn super::publicity::PublicityStore;
     /// Evidence attachments (证据附件): stored objects, each case version's attachments and their fetch state.
     fn attachments(&self) -> &dyn super::attachments::AttachmentStore;
+    /// Reconciliation counts and claims, cases off the platform, alerts (对账与告警).
+    fn oversight(&self) -> &dyn super::oversight::OversightStore;
 
     /// The numbers of the inspection plans held (records of kind `plan`, not withdrawn), for
     /// `rule.plan_unknown`.

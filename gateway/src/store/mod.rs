@@ -36,6 +36,9 @@ pub mod open;
 pub mod outbox;
 pub mod outbox_postgres;
 pub mod outbox_sqlite;
+pub mod oversight;
+mod oversight_postgres;
+mod oversight_sqlite;
 pub mod plan;
 pub mod postgres;
 mod postgres_commit;
@@ -62,6 +65,7 @@ pub use outbox::{
     Claimed, DeliveryCount, DeliveryFilter, DeliveryRow, DeliveryStatus, OutboxStore, Redrive, RedriveReport,
     Settlement,
 };
+pub use oversight::OversightStore;
 pub use supplement::{
     completion_batch, AwaitingCase, AwaitingCount, AwaitingFilter, NewSupplied, SupplementStore, SuppliedRow,
 };

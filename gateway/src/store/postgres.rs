@@ -93,6 +93,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/postgres/0015_attachments.sql"),
     ),
     (
+        "0016_reconciliation_alerts",
+        include_str!("../../migrations/postgres/0016_reconciliation_alerts.sql"),
+    ),
+    (
         "0017_publicity",
         include_str!("../../migrations/postgres/0017_publicity.sql"),
     ),
@@ -440,6 +444,10 @@ impl Store for PostgresStore {
     }
 
     fn attachments(&self) -> &dyn super::attachments::AttachmentStore {
+        self
+    }
+
+    fn oversight(&self) -> &dyn super::oversight::OversightStore {
         self
     }
 

@@ -58,6 +58,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../migrations/sqlite/0012_attachments.sql"),
     ),
     (
+        "0013_reconciliation_alerts",
+        include_str!("../../migrations/sqlite/0013_reconciliation_alerts.sql"),
+    ),
+    (
         "0014_publicity",
         include_str!("../../migrations/sqlite/0014_publicity.sql"),
     ),
@@ -826,6 +830,10 @@ impl Store for SqliteStore {
     }
 
     fn attachments(&self) -> &dyn super::attachments::AttachmentStore {
+        self
+    }
+
+    fn oversight(&self) -> &dyn super::oversight::OversightStore {
         self
     }
 

@@ -35,7 +35,8 @@
 //! - `gateway_attachments_pending`: attachments waiting to be fetched (or retried);
 //! - `gateway_attachment_fetch_failures_total{source}`: fetches that failed (each is retried
 //!   until `fetch_max_attempts`);
-//! - `gateway_attachment_stored_bytes_total`: bytes streamed into the object store.
+//! - `gateway_attachment_stored_bytes_total`: bytes streamed into the object store;
+//! - reconciliation, cases off the platform and alerts: see [`super::oversight_metrics`].
 
 use super::summary::Summary;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -133,6 +134,8 @@ pub struct Metrics {
     publicity_overdue: Gauge,
     joint_backlog: Gauge,
     attachments: AttachmentMetrics,
+    /// Reconciliation, cases off the platform and alerts (see [`super::oversight_metrics`]).
+    pub oversight: super::oversight_metrics::OversightMetrics,
 }
 
 impl Default for Metrics {
@@ -253,7 +256,9 @@ impl Metrics {
             joint_backlog.clone(),
         );
         let attachments = AttachmentMetrics::register(&mut registry);
+        let oversight = super::oversight_metrics::OversightMetrics::register(&mut registry);
         Metrics {
+            oversight,
             registry,
             attachments,
             joint_candidates,

@@ -5,6 +5,7 @@
 pub mod board;
 pub mod events;
 pub mod metrics;
+pub mod oversight_metrics;
 pub mod summary;
 
 pub use board::{CommandError, HealthState, RunReport, SourceBoard, SourceCommand, SourceStatus};

@@ -92,6 +92,10 @@ pub async fn metrics(State(state): State<Shared>) -> ApiResult<Response> {
         attachments.failed,
         attachments.refused,
     );
+    // Reconciliation, cases off the platform, alerts (read from the store at most every 30 s).
+    if let Err(e) = crate::oversight::alerts::refresh_metrics(&state.runtime).await {
+        tracing::warn!(error = %e, "cannot refresh the reconciliation and alert metrics");
+    }
     let text = state.runtime.metrics.render(&state.runtime.sinks(), &depths);
     Ok((
         [(

@@ -9,6 +9,7 @@ pub mod instances;
 pub mod joint;
 pub mod mappings;
 pub mod officers;
+pub mod oversight;
 pub mod publicity;
 pub mod push;
 pub mod quarantine;
