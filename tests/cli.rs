@@ -431,7 +431,7 @@ fn demo_pulls_from_simulated_rest_and_soap_systems_through_the_adapters() {
     // raises an alert, which the (simulated) DingTalk robot receives signed.
     let gap = stdout
         .lines()
-        .find(|l| l.contains("nanchang-amr") && l.contains("source says"))
+        .find(|l| l.trim_start().starts_with("nanchang-amr ") && l.contains("source says"))
         .unwrap_or_else(|| panic!("no reconciliation line: {stdout}"));
     assert!(gap.contains("missing  3") && gap.contains("GAP"), "{gap}");
     for key in ["NCSJ-CF-2024-OFF-001", "NCSJ-CF-2024-OFF-003"] {
