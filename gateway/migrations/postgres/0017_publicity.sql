@@ -3,7 +3,7 @@
 -- marked by publicity sinks' dispatchers (delivered: published_at; withheld: the reason).
 CREATE TABLE penalty_publicity (
     case_id            BIGINT      PRIMARY KEY,  -- cases (id)
-    unified_code       TEXT        COLLATE "C" NOT NULL UNIQUE,
+    unified_code       TEXT        COLLATE "C" NOT NULL,     -- found through cases (unified_code)
     agency_credit_code TEXT        COLLATE "C" NOT NULL,
     agency_name        TEXT        NOT NULL,
     source_id          TEXT        COLLATE "C" NOT NULL,
@@ -18,7 +18,6 @@ CREATE TABLE penalty_publicity (
     withdrawn          BOOLEAN     NOT NULL DEFAULT FALSE,
     updated_at         TIMESTAMPTZ NOT NULL
 );
-CREATE INDEX penalty_publicity_agency ON penalty_publicity (agency_credit_code, decision_date);
 -- Penalties not yet public (the overdue count of every metrics scrape).
 CREATE INDEX penalty_publicity_open ON penalty_publicity (deadline)
     WHERE publicity_date IS NULL AND published_on IS NULL AND withheld_reason IS NULL AND NOT withdrawn;

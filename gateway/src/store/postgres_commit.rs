@@ -169,6 +169,24 @@ const COPY_JOINT_MEMBERS_TYPES: &[Type] = &[
     Type::INT8,
 ];
 
+/// The publicity rows of a batch's new penalty cases (see `store/publicity.rs`).
+const COPY_PUBLICITY: &str =
+    "COPY penalty_publicity (case_id, unified_code, agency_credit_code, agency_name, source_id,
+                                  version, decision_date, deadline, publicity_date, updated_at)
+     FROM STDIN (FORMAT binary)";
+const COPY_PUBLICITY_TYPES: &[Type] = &[
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::DATE,
+    Type::DATE,
+    Type::DATE,
+    Type::TIMESTAMPTZ,
+];
+
 /// A batch's inspections' index facts, queued for the background indexer.
 const COPY_JOINT_QUEUE: &str =
     "COPY joint_queue (case_id, removed, target_id, agency, source_id, check_date, task_id, queued_at)
@@ -1517,6 +1535,32 @@ async fn write_publicity(
     if writes.is_empty() {
         return Ok(());
     }
+    // New cases' rows by COPY (none can be there yet); the others' set-wise.
+    let (fresh, existing): (Vec<_>, Vec<_>) = writes.iter().partition(|w| w.new);
+    if !fresh.is_empty() {
+        let stmt = tx.prepare_cached(COPY_PUBLICITY).await?;
+        let mut writer = CopyWriter::start(tx, &stmt, COPY_PUBLICITY_TYPES).await?;
+        for w in &fresh {
+            let row: [&(dyn ToSql + Sync); 10] = [
+                &w.case_id,
+                &w.code,
+                &w.agency_credit_code,
+                &w.facts.agency_name,
+                &w.source_id,
+                &w.version,
+                &w.facts.decision_date,
+                &w.facts.deadline,
+                &w.facts.publicity_date,
+                &now,
+            ];
+            writer.row(&row).await?;
+        }
+        writer.finish().await?;
+    }
+    if existing.is_empty() {
+        return Ok(());
+    }
+    let writes = existing;
     let ids: Vec<i64> = writes.iter().map(|w| w.case_id).collect();
     let codes: Vec<&str> = writes.iter().map(|w| w.code).collect();
     let agencies: Vec<&str> = writes.iter().map(|w| w.agency_credit_code).collect();

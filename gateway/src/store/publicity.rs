@@ -226,6 +226,8 @@ pub trait PublicityStore: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PublicityWrite<'a> {
     pub case_id: i64,
+    /// The case is new in this batch: it has no row yet.
+    pub new: bool,
     pub code: &'a str,
     pub agency_credit_code: &'a str,
     pub source_id: &'a str,
@@ -272,6 +274,7 @@ pub(crate) fn publicity_changes<'a>(
         if let Some(facts) = a.publicity.as_deref() {
             write.push(PublicityWrite {
                 case_id,
+                new: matches!(v.case, CaseRef::New(_)),
                 code: &v.code,
                 agency_credit_code: a.key.agency_credit_code.as_str(),
                 source_id: &record.source_id,

@@ -182,7 +182,8 @@ impl PublicityStore for PostgresStore {
                         SET published_at = COALESCE(p.published_at, u.at), published_on = COALESCE(p.published_on, u.day),
                             published_sink = COALESCE(p.published_sink, u.sink), withheld_reason = NULL
                      FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::date[]) AS u(code, sink, at, day)
-                     WHERE p.unified_code = u.code",
+                     JOIN cases c ON c.unified_code = u.code
+                     WHERE p.case_id = c.id",
                     &[&published_codes, &published_sinks, &published_at, &published_on],
                 )
                 .await?;
@@ -192,7 +193,8 @@ impl PublicityStore for PostgresStore {
                 .execute(
                     "UPDATE penalty_publicity p SET withheld_reason = u.reason
                      FROM UNNEST($1::text[], $2::text[]) AS u(code, reason)
-                     WHERE p.unified_code = u.code AND p.published_on IS NULL",
+                     JOIN cases c ON c.unified_code = u.code
+                     WHERE p.case_id = c.id AND p.published_on IS NULL",
                     &[&withheld_codes, &withheld_reasons],
                 )
                 .await?;
