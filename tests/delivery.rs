@@ -1258,6 +1258,24 @@ async fn publicity_sinks_publish_penalties_in_the_credit_disclosure_format_and_w
         .output()
         .expect("gateway run --once");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // `run --once` says what it did at the default log level: a line per source and sink, then JSON.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().any(|l| l.starts_with("去向 sink   credit ")), "{stdout}");
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("JSON summary");
+    let credit = summary["sinks"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["sink"] == "credit"))
+        .expect("the credit sink's line");
+    assert_eq!(
+        (
+            &credit["delivered"],
+            &credit["dead"],
+            &credit["withheld"],
+            &credit["pending"]
+        ),
+        (&json!(3), &json!(1), &json!(1), &json!(0)),
+        "{summary}"
+    );
 
     // The REST receiver got the public records of 1, 4 and 5 only, in the codes of the format.
     let bodies = bodies.lock().expect("bodies").clone();

@@ -483,6 +483,11 @@ async fn run_once_ingests_drop_folder_files_and_moves_them(backend: Backend) {
         .unwrap();
     support::assert_success(&out, "run --once");
     assert_eq!(env.export("cases").len(), 5);
+    // What the run took in, per source, at the default log level (a JSON line last).
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("JSON summary line");
+    assert_eq!(summary["sources"][0]["accepted"], 5, "{stdout}");
     assert!(
         inbox.join("processed/a.jsonl").is_file(),
         "committed file moved to processed/"

@@ -121,7 +121,61 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
     if let Some(server) = server {
         server.join().await;
     }
+    if once {
+        print_once_summary(&runtime).await?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `gateway run --once` did, printed whatever the log level: per source what this run took
+/// in, per sink what the outbox holds (a JSON line last, for scripts).
+async fn print_once_summary(runtime: &crate::runtime::Runtime) -> anyhow::Result<()> {
+    let mut sources = Vec::new();
+    for s in &runtime.resolved.config.sources {
+        let status = runtime.sources.get(&s.id);
+        let t = status.as_ref().map(|st| st.totals).unwrap_or_default();
+        let error = status.and_then(|st| st.last_error.map(|(_, e)| e));
+        println!(
+            "来源 source {:<20} 收到 received {:>6}  新案件 accepted {:>6}  更新 updated {:>5}  未变 unchanged {:>5}  过时 stale {:>4}  隔离 quarantined {:>5}{}",
+            s.id,
+            t.received,
+            t.accepted,
+            t.updated,
+            t.unchanged,
+            t.stale,
+            t.quarantined,
+            error.as_deref().map(|e| format!("  最近错误 last error: {e}")).unwrap_or_default()
+        );
+        sources.push(serde_json::json!({
+            "source": s.id, "received": t.received, "accepted": t.accepted, "updated": t.updated,
+            "unchanged": t.unchanged, "stale": t.stale, "quarantined": t.quarantined, "last_error": error,
+        }));
+    }
+    let counts = runtime.outbox.delivery_counts().await?;
+    let mut sinks = Vec::new();
+    for sink in &runtime.resolved.config.sinks {
+        let of = |status: crate::store::DeliveryStatus| {
+            counts
+                .iter()
+                .filter(|c| c.sink_id == sink.id && c.status == status)
+                .map(|c| c.count)
+                .sum::<i64>()
+        };
+        use crate::store::DeliveryStatus::{Dead, Delivered, Pending, Withheld};
+        println!(
+            "去向 sink   {:<20} 已投递 delivered {:>6}  待投递 pending {:>6}  失败 dead {:>5}  不公示 withheld {:>5}",
+            sink.id,
+            of(Delivered),
+            of(Pending),
+            of(Dead),
+            of(Withheld)
+        );
+        sinks.push(serde_json::json!({
+            "sink": sink.id, "delivered": of(Delivered), "pending": of(Pending), "dead": of(Dead), "withheld": of(Withheld),
+        }));
+    }
+    println!("{}", serde_json::json!({"sources": sources, "sinks": sinks}));
+    Ok(())
 }
 
 /// Hold the run lock of a SQLite store (`<file>.run.lock`) for as long as the returned file is
