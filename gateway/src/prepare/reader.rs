@@ -536,6 +536,15 @@ mod tests {
     }
 
     #[test]
+    fn without_a_path_the_root_element_is_the_record_under_its_own_name() {
+        let xml = "<message><ajbh>X1</ajbh></message>";
+        let whole = read_all(xml, InputFormat::Xml, None);
+        assert_eq!(value(&whole[0])["message"]["ajbh"], "X1");
+        let inner = read_all(xml, InputFormat::Xml, Some("message"));
+        assert_eq!(value(&inner[0])["ajbh"], "X1");
+    }
+
+    #[test]
     fn bytes_in_memory_are_read_like_a_file_with_the_given_name_in_positions() {
         let mut items = Vec::new();
         read_bytes(
