@@ -2494,6 +2494,10 @@ async fn penalties_publicity_is_counted_per_department_and_overdue_ones_are_list
         .map(str::to_string)
         .unwrap_or_else(|| metrics.to_string());
     assert!(text.contains("gateway_penalties_publicity_overdue 1"), "{text}");
+    assert!(
+        text.contains("gateway_bookkeeping_failures_total{kind=\"publicity_marks\"} 0"),
+        "bookkeeping failures are served, at zero: {text}"
+    );
     gw.stop().await;
 }
 on_both_backends!(penalties_publicity_is_counted_per_department_and_overdue_ones_are_listed);

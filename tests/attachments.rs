@@ -293,7 +293,11 @@ impl Setup {
             Arc::clone(&runtime.outbox),
             &runtime.resolved.config.sinks,
             &runtime.resolved.config.base_dir,
-            (&runtime.resolved.config.publicity, Arc::clone(&runtime.store)),
+            &gateway::outbox::publicity::PublicityContext {
+                policy: &runtime.resolved.config.publicity,
+                store: Arc::clone(&runtime.store),
+                metrics: Some(Arc::clone(&runtime.metrics)),
+            },
             Mode::Drain,
             Shutdown::default(),
             runtime.attachments.as_ref().map(|a| Arc::clone(&a.gate)),

@@ -402,7 +402,11 @@ async fn deliver_publicity(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Re
         Arc::clone(&runtime.outbox),
         &config.sinks,
         &config.base_dir,
-        (&config.publicity, Arc::clone(&runtime.store)),
+        &crate::outbox::publicity::PublicityContext {
+            policy: &config.publicity,
+            store: Arc::clone(&runtime.store),
+            metrics: Some(Arc::clone(&runtime.metrics)),
+        },
         crate::outbox::Mode::Drain,
         shutdown.clone(),
         runtime.attachments.as_ref().map(|a| Arc::clone(&a.gate)),

@@ -41,7 +41,11 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
             Arc::clone(&outbox),
             sinks,
             &resolved.config.base_dir,
-            (&resolved.config.publicity, Arc::clone(&runtime.store)),
+            &crate::outbox::publicity::PublicityContext {
+                policy: &resolved.config.publicity,
+                store: Arc::clone(&runtime.store),
+                metrics: Some(Arc::clone(&runtime.metrics)),
+            },
             mode,
             shutdown.clone(),
             runtime.attachments.as_ref().map(|a| Arc::clone(&a.gate)),

@@ -214,11 +214,17 @@ impl Committer {
             .await?;
         let elapsed = started.elapsed();
         // The daily counts of reconciliation (对账): after the batch, in a statement of their
-        // own (an atomic add); a failure is logged and costs the count, never the batch.
+        // own (an atomic add), retried briefly; a failure costs the count, never the batch, and is
+        // counted (`gateway_bookkeeping_failures_total{kind="reconciliation_counts"}`).
         let day_tallies = oversight::tally(&receipts, &results);
         let minute_tallies = oversight::tally_minutes(&receipts, &results);
-        if let Err(e) = self.store.oversight().add_tallies(&day_tallies, &minute_tallies).await {
-            tracing::warn!(error = %e, "could not add the batch to the daily reconciliation counts");
+        let added =
+            crate::store::retried(3, || self.store.oversight().add_tallies(&day_tallies, &minute_tallies)).await;
+        if let Err(e) = added {
+            tracing::error!(error = %e, "could not add the batch to the daily reconciliation counts");
+            if let Some(m) = &self.telemetry.metrics {
+                m.bookkeeping_failed("reconciliation_counts");
+            }
         }
         if let Some(known) = &self.known_plans {
             let committed = plans.into_iter().filter(|(i, _)| {

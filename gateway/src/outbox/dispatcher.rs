@@ -241,6 +241,8 @@ impl SinkRunner {
                 outcomes[i] = Some(o);
             }
         }
+        // A withheld delivery has no outcome of the sink's; its placeholder is never read as one
+        // (its settlement is `withheld`, and the pause looks at sent deliveries only).
         let outcomes = outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Delivered)).collect();
         (outcomes, withheld)
     }
@@ -357,11 +359,18 @@ impl SinkRunner {
         let bound = lease.saturating_sub((lease / 10).max(Duration::from_secs(1)));
         let (outcomes, withheld) = self.send(&deliveries, bound).await;
         let sink_ms = started.elapsed().as_millis() as u64;
-        // A batch the rules withheld entirely did not try the sink: no pause.
-        let pause = if withheld.iter().all(Option::is_some) {
+        // The sink's health is judged by what it was given: withheld deliveries were never sent
+        // (a batch withheld entirely did not try the sink: no pause).
+        let sent: Vec<Outcome> = outcomes
+            .iter()
+            .zip(&withheld)
+            .filter(|(_, w)| w.is_none())
+            .map(|(o, _)| o.clone())
+            .collect();
+        let pause = if sent.is_empty() {
             Duration::ZERO
         } else {
-            self.after_batch(&outcomes)
+            self.after_batch(&sent)
         };
         let ctx = SettleContext {
             now: Utc::now(),
@@ -539,13 +548,12 @@ pub struct Dispatchers {
 
 impl Dispatchers {
     /// Build every configured sink and start its workers. `base_dir` is the configuration
-    /// file's directory (for `*_file` settings); `publicity` the rules of publicity sinks and the
-    /// store their publications are noted in.
+    /// file's directory (for `*_file` settings); `publicity` what publicity sinks share.
     pub fn start(
         outbox: Arc<dyn OutboxStore>,
         sinks: &[SinkConfig],
         base_dir: &Path,
-        publicity: (&normalizer::publicity::PublicityPolicy, Arc<dyn crate::store::Store>),
+        publicity: &super::publicity::PublicityContext<'_>,
         mode: Mode,
         shutdown: Shutdown,
     ) -> Result<Dispatchers, DispatchError> {
@@ -558,7 +566,7 @@ impl Dispatchers {
         outbox: Arc<dyn OutboxStore>,
         sinks: &[SinkConfig],
         base_dir: &Path,
-        publicity: (&normalizer::publicity::PublicityPolicy, Arc<dyn crate::store::Store>),
+        publicity: &super::publicity::PublicityContext<'_>,
         mode: Mode,
         shutdown: Shutdown,
         gate: Option<Arc<crate::attachments::gate::DeliveryGate>>,
@@ -581,12 +589,7 @@ impl Dispatchers {
             )
             .with_gate(gate.clone());
             let runner = if settings.delivery.content == adapters::sinks::settings::SinkContent::Publicity {
-                runner.with_publicity(super::publicity::PublicityOutput::new(
-                    &s.id,
-                    &s.kind,
-                    publicity.0,
-                    Arc::clone(&publicity.1),
-                ))
+                runner.with_publicity(super::publicity::PublicityOutput::new(&s.id, &s.kind, publicity))
             } else {
                 runner
             };

@@ -6,6 +6,7 @@
 
 use crate::store::publicity::PublicityMark;
 use crate::store::Store;
+use crate::telemetry::Metrics;
 use adapters::sinks::Delivery;
 use normalizer::publicity::{publish, FieldNames, Publication, PublicityPolicy};
 use serde_json::{Map, Value};
@@ -23,18 +24,31 @@ pub enum Prepared {
     Refuse(String),
 }
 
+/// What publicity sinks share: the `[publicity]` rules, the store their publications are noted
+/// in, and the metrics a failed note is counted in.
+#[derive(Clone)]
+pub struct PublicityContext<'a> {
+    /// The `[publicity]` rules.
+    pub policy: &'a PublicityPolicy,
+    /// Where publications and withholdings are noted (`penalty_publicity`).
+    pub store: Arc<dyn Store>,
+    /// Where a note that could not be written is counted.
+    pub metrics: Option<Arc<Metrics>>,
+}
+
 /// The publicity rules of one sink, and where to note what it publishes.
 pub struct PublicityOutput {
     sink_id: String,
     policy: PublicityPolicy,
     store: Arc<dyn Store>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl PublicityOutput {
     /// The rules for sink `sink_id` of kind `kind`: a PostgreSQL sink writes the field codes as
     /// its columns, so it always gets codes (no renaming, nothing left out).
-    pub fn new(sink_id: &str, kind: &str, policy: &PublicityPolicy, store: Arc<dyn Store>) -> PublicityOutput {
-        let mut policy = policy.clone();
+    pub fn new(sink_id: &str, kind: &str, context: &PublicityContext<'_>) -> PublicityOutput {
+        let mut policy = context.policy.clone();
         if kind == "postgres" {
             policy.field_names = FieldNames::Codes;
             policy.rename = BTreeMap::new();
@@ -43,7 +57,8 @@ impl PublicityOutput {
         PublicityOutput {
             sink_id: sink_id.to_string(),
             policy,
-            store,
+            store: Arc::clone(&context.store),
+            metrics: context.metrics.clone(),
         }
     }
 
@@ -75,14 +90,20 @@ impl PublicityOutput {
         }
     }
 
-    /// Note what became of penalties: published (delivered) or withheld. A failure to note it is
-    /// logged; the delivery itself stands.
+    /// Note what became of penalties: published (delivered) or withheld, retried briefly. A
+    /// failure is logged and counted (`gateway_bookkeeping_failures_total{kind="publicity_marks"}`);
+    /// the delivery itself stands.
     pub async fn note(&self, marks: Vec<PublicityMark>) {
         if marks.is_empty() {
             return;
         }
-        if let Err(e) = self.store.publicity().mark_publicity(&marks).await {
-            tracing::warn!(sink = %self.sink_id, error = %e, "cannot note the penalties' publicity");
+        let noted = crate::store::retried(3, || self.store.publicity().mark_publicity(&marks)).await;
+        if let Err(e) = noted {
+            tracing::error!(sink = %self.sink_id, penalties = marks.len(), error = %e,
+                "cannot note the penalties' publicity: they show as not public until delivered again");
+            if let Some(m) = &self.metrics {
+                m.bookkeeping_failed("publicity_marks");
+            }
         }
     }
 

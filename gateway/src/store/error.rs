@@ -94,3 +94,26 @@ pub fn parse_credit_code(s: &str) -> StoreResult<normalizer::standards::CreditCo
 pub fn parse_case_number(s: &str) -> StoreResult<normalizer::CaseNumber> {
     normalizer::CaseNumber::parse(s).ok_or_else(|| StoreError::Corrupt(format!("case number {s:?}")))
 }
+
+/// Run a store write of bookkeeping that follows a committed batch (daily counts, publication
+/// marks) up to `tries` times, waiting 200 ms, then twice as long, between them: a short store
+/// outage must not cost it. Answers the last error when every try failed.
+pub async fn retried<T, F, Fut>(tries: u32, mut write: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let mut wait = std::time::Duration::from_millis(200);
+    let mut left = tries.max(1);
+    loop {
+        match write().await {
+            Ok(v) => return Ok(v),
+            Err(e) if left <= 1 => return Err(e),
+            Err(_) => {
+                left -= 1;
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    }
+}

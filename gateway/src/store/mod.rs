@@ -53,7 +53,7 @@ pub mod types;
 
 pub use cluster::{ClusterStore, Fence, InstanceInfo, InstanceRow, LeaseRow};
 pub use console::{AuditFilter, Outcome, RecordFate, RecordFilter};
-pub use error::{StoreError, StoreResult};
+pub use error::{retried, StoreError, StoreResult};
 pub use interface::Store;
 pub use mapping_bundle::{BundleError, MappingBundle};
 pub use mappings::{

@@ -343,16 +343,7 @@ impl OversightStore for SqliteStore {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let counts = raw
-                .into_iter()
-                .map(|(key, count, oldest)| {
-                    Ok(OverdueCount {
-                        key,
-                        count,
-                        oldest: parse_time(&oldest)?,
-                    })
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
+            let counts = overdue_counts(raw)?;
             let mut stmt = conn.prepare_cached(
                 "SELECT o.id, c.agency_credit_code, o.sink_id, c.unified_code, o.version, o.status, o.attempts,
                         o.last_error, o.created_at
@@ -417,16 +408,7 @@ impl OversightStore for SqliteStore {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let counts = raw
-                .into_iter()
-                .map(|(key, count, oldest)| {
-                    Ok(OverdueCount {
-                        key,
-                        count,
-                        oldest: parse_time(&oldest)?,
-                    })
-                })
-                .collect::<StoreResult<Vec<_>>>()?;
+            let counts = overdue_counts(raw)?;
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT id, source_id, record_key, case_number, rules, created_at FROM quarantine
                  WHERE status = 'open' AND created_at < ?1 AND {scope} ORDER BY created_at, id LIMIT ?3"
@@ -666,4 +648,17 @@ impl OversightStore for SqliteStore {
         })
         .await
     }
+}
+
+/// (key, count, oldest timestamp as stored) rows as overdue counts.
+fn overdue_counts(raw: Vec<(String, i64, String)>) -> StoreResult<Vec<OverdueCount>> {
+    raw.into_iter()
+        .map(|(key, count, oldest)| {
+            Ok(OverdueCount {
+                key,
+                count,
+                oldest: parse_time(&oldest)?,
+            })
+        })
+        .collect()
 }

@@ -25,6 +25,8 @@
 //!   `gateway_rule_violations_total`;
 //! - `gateway_joint_candidate_groups`: joint-inspection groups waiting for an operator
 //!   (status `candidate`), read from the store at each scrape;
+//! - `gateway_bookkeeping_failures_total{kind}`: bookkeeping written after a batch that could not
+//!   be written after its retries (`reconciliation_counts`, `publicity_marks`);
 //! - `gateway_joint_index_backlog`: index facts queued for the background joint-inspection
 //!   indexer (`[joint] index = "background"`), read from the store at each scrape;
 //! - `gateway_penalties_publicity_overdue`: penalties not made public within 7 working days of
@@ -100,6 +102,11 @@ struct LimitLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BookkeepingLabel {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
     method: String,
     route: String,
@@ -125,6 +132,7 @@ pub struct Metrics {
     source_errors: Family<SourceLabel, Counter>,
     source_stalled: Family<SourceLabel, Gauge>,
     limit_refusals: Family<LimitLabel, Counter>,
+    bookkeeping_failures: Family<BookkeepingLabel, Counter>,
     source_health: Family<HealthLabels, Gauge>,
     lease_held: Family<JobLabel, Gauge>,
     instance_info: Family<InstanceLabels, Gauge>,
@@ -207,6 +215,15 @@ impl Metrics {
             "1 while a pull source is stalled: its last run reached max_pages with more records and could not move its cursor",
             source_stalled.clone(),
         );
+        let bookkeeping_failures = Family::<BookkeepingLabel, Counter>::default();
+        registry.register(
+            "gateway_bookkeeping_failures",
+            "Records committed or delivered whose bookkeeping could not be written after retries: reconciliation_counts (the day's counts are short), publicity_marks (a publication or withholding not noted)",
+            bookkeeping_failures.clone(),
+        );
+        for kind in ["reconciliation_counts", "publicity_marks"] {
+            drop(bookkeeping_failures.get_or_create(&BookkeepingLabel { kind }));
+        }
         let limit_refusals = Family::<LimitLabel, Counter>::default();
         registry.register(
             "gateway_limit_refusals",
@@ -268,6 +285,7 @@ impl Metrics {
             instance_info,
             instances,
             limit_refusals,
+            bookkeeping_failures,
             source_health,
             source_errors,
             source_stalled,
@@ -317,6 +335,14 @@ impl Metrics {
     /// Count a request refused by the limit named `limit` (see the metric's help text).
     pub fn limit_refused(&self, limit: &'static str) {
         self.limit_refusals.get_or_create(&LimitLabel { limit }).inc();
+    }
+
+    /// Count bookkeeping of `kind` (`reconciliation_counts`, `publicity_marks`) that could not be
+    /// written after its retries.
+    pub fn bookkeeping_failed(&self, kind: &'static str) {
+        self.bookkeeping_failures
+            .get_or_create(&BookkeepingLabel { kind })
+            .inc();
     }
 
     /// Count a committed batch of `source`: its outcomes, the rules its records violated (rule id
