@@ -1011,7 +1011,7 @@ fn a_mapping_loads_from_an_in_memory_bundle_like_from_its_files() {
     let dir = example_dir("nanchang-amr-penalty");
     let from_files = Mapping::load(&dir.join("mapping.toml")).unwrap();
     let files: std::collections::BTreeMap<String, Vec<u8>> = from_files
-        .code_table_files()
+        .read_files()
         .map(|(f, b)| (f.to_string(), b.to_vec()))
         .collect();
     assert!(files.contains_key("penalty_kinds.csv"), "{:?}", files.keys());

@@ -15,26 +15,43 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Every `mapping.toml` (or `*.mapping.toml`) under `dir`, sorted.
+/// Every mapping file under `dir`, sorted: each `*.toml` whose top level declares a mapping's
+/// `id` and `version` (whatever the file is called). Fragments named in `include` (no `id`),
+/// gateway configurations and other TOML files are passed over; folders whose names start
+/// with `.` and `target` folders are not entered.
 pub fn find_mappings(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d)? {
             let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if path.is_dir() {
-                stack.push(path);
-            } else if path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n == "mapping.toml" || n.ends_with(".mapping.toml"))
-            {
+                if !name.starts_with('.') && name != "target" {
+                    stack.push(path);
+                }
+            } else if name.ends_with(".toml") && is_mapping_file(&path) {
                 found.push(path);
             }
         }
     }
     found.sort();
     Ok(found)
+}
+
+/// Whether `path` reads as a mapping file: top-level `id` and `version`, and no `[[sources]]`.
+/// A file named `mapping.toml` counts even when it does not parse (its test then reports why).
+fn is_mapping_file(path: &Path) -> bool {
+    if path.file_name().is_some_and(|n| n == "mapping.toml") {
+        return true;
+    }
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    let Ok(doc) = text.trim_start_matches('\u{FEFF}').parse::<toml::Table>() else {
+        return false;
+    };
+    doc.contains_key("id") && doc.contains_key("version") && !doc.contains_key("sources")
 }
 
 /// Run the command: exit 0 when every test of every mapping passes, 1 otherwise. With `config`,

@@ -2,7 +2,7 @@
 //! code-table file it references. Stored versions are bundles, so activating one never depends
 //! on files on disk; uploads arrive as bundles (read from a folder by the CLI, or sent as JSON).
 
-use normalizer::mapping::{Mapping, MappingError};
+use normalizer::mapping::{join_relative, Mapping, MappingError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,8 +23,9 @@ pub struct MappingBundle {
     pub file_name: String,
     /// The mapping file's text (TOML).
     pub mapping_toml: String,
-    /// The code-table CSV files, by the `file` value written in the mapping
-    /// (`"penalty_kinds.csv"`) -> contents (UTF-8).
+    /// Every other file the mapping reads, by its path relative to the mapping's folder ->
+    /// contents (UTF-8): the code-table CSV files (`"penalty_kinds.csv"`) and the fragments of
+    /// `include` (`"../nanchang-common/fields.toml"`) with their own code tables.
     #[serde(default)]
     pub code_tables: BTreeMap<String, String>,
 }
@@ -65,17 +66,22 @@ impl MappingBundle {
         })?;
         let dir = file.parent().unwrap_or_else(|| Path::new("."));
         let mut code_tables = BTreeMap::new();
-        for name in referenced_files(&mapping_toml) {
-            let table_path = dir.join(&name);
-            if !table_path.is_file() {
-                continue; // reported by `load` at the mapping's `file` key
+        let (fragments, tables) = referenced_files(&mapping_toml);
+        let mut wanted: Vec<String> = tables;
+        for fragment in fragments {
+            let path = dir.join(&fragment);
+            let Some(text) = read_text(&path)? else {
+                continue; // reported by `load` at the mapping's `include` key
+            };
+            let folder = fragment.rfind('/').map_or("", |i| &fragment[..i]);
+            let (_, fragment_tables) = referenced_files(&text);
+            wanted.extend(fragment_tables.iter().map(|t| join_relative(folder, t)));
+            code_tables.insert(fragment, text);
+        }
+        for name in wanted {
+            if let Some(text) = read_text(&dir.join(&name))? {
+                code_tables.insert(name, text);
             }
-            let bytes = std::fs::read(&table_path).map_err(|error| BundleError::Read {
-                path: table_path.clone(),
-                error,
-            })?;
-            let text = String::from_utf8(bytes).map_err(|_| BundleError::NotUtf8 { path: table_path })?;
-            code_tables.insert(name, text);
         }
         Ok(MappingBundle {
             file_name: file.display().to_string(),
@@ -87,7 +93,7 @@ impl MappingBundle {
     /// The bundle of an already loaded mapping (e.g. the configuration's mapping file).
     pub fn from_mapping(mapping: &Mapping) -> MappingBundle {
         let code_tables = mapping
-            .code_table_files()
+            .read_files()
             .map(|(file, bytes)| (file.to_string(), String::from_utf8_lossy(bytes).into_owned()))
             .collect();
         MappingBundle {
@@ -109,22 +115,52 @@ impl MappingBundle {
     }
 }
 
-/// The `file` values of the mapping's `[tables.*]`, when the text is TOML at all.
-fn referenced_files(mapping_toml: &str) -> Vec<String> {
-    let Ok(doc) = mapping_toml.parse::<toml::Table>() else {
-        return Vec::new();
+/// The `include` paths and the `file` values of the `[tables.*]` of a mapping or fragment,
+/// when the text is TOML at all.
+fn referenced_files(toml_text: &str) -> (Vec<String>, Vec<String>) {
+    let Ok(doc) = toml_text.trim_start_matches('\u{FEFF}').parse::<toml::Table>() else {
+        return (Vec::new(), Vec::new());
     };
-    let Some(tables) = doc.get("tables").and_then(toml::Value::as_table) else {
-        return Vec::new();
+    let strings = |v: Option<&toml::Value>| -> Vec<String> {
+        v.and_then(toml::Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(toml::Value::as_str)
+                    .map(|s| s.trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
     };
-    let mut files: Vec<String> = tables
-        .values()
-        .filter_map(|t| t.get("file").and_then(toml::Value::as_str))
-        .map(str::to_string)
-        .collect();
+    let includes = strings(doc.get("include"));
+    let mut files: Vec<String> = doc
+        .get("tables")
+        .and_then(toml::Value::as_table)
+        .map(|tables| {
+            tables
+                .values()
+                .filter_map(|t| t.get("file").and_then(toml::Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
     files.sort();
     files.dedup();
-    files
+    (includes, files)
+}
+
+/// The text of `path`; `None` when there is no such file (the load names it where it is
+/// referenced).
+fn read_text(path: &Path) -> Result<Option<String>, BundleError> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(path).map_err(|error| BundleError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    String::from_utf8(bytes).map(Some).map_err(|_| BundleError::NotUtf8 {
+        path: path.to_path_buf(),
+    })
 }
 
 #[cfg(test)]
@@ -157,6 +193,38 @@ mod tests {
             MappingBundle::from_mapping(&from_files).load().unwrap().fingerprint(),
             loaded.fingerprint()
         );
+    }
+
+    #[test]
+    fn a_mapping_that_includes_a_fragment_carries_the_fragment_and_its_tables() {
+        let system = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/ganzhou-urban-management");
+        let bundle = MappingBundle::read(&system.join("penalty.toml")).unwrap();
+        let names: Vec<&str> = bundle.code_tables.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "case_sources.csv",
+                "common.toml",
+                "id_types.csv",
+                "penalty_kinds.csv",
+                "procedures.csv",
+                "target_kinds.csv"
+            ]
+        );
+        let from_files = Mapping::load(&system.join("penalty.toml")).unwrap();
+        let loaded = bundle.load().unwrap();
+        assert_eq!(loaded.fingerprint(), from_files.fingerprint());
+        let rebuilt = MappingBundle::from_mapping(&from_files);
+        assert_eq!(rebuilt.code_tables, bundle.code_tables);
+
+        // A stored version does not depend on the files any more: a changed fragment on disk
+        // changes a newly read bundle only.
+        let mut edited = bundle.clone();
+        edited.code_tables.insert(
+            "common.toml".into(),
+            bundle.code_tables["common.toml"].replace("required = true", "required = false"),
+        );
+        assert_ne!(edited.load().unwrap().fingerprint(), loaded.fingerprint());
     }
 
     #[test]

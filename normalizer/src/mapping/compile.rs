@@ -7,7 +7,8 @@ use super::error::{MappingError, MappingErrorKind as K, SourceFile};
 use super::layout::Layout;
 use super::path::{SourcePath, TargetPath};
 use super::spec::{
-    AsType, CaseTypeSpec, ConcatPart as ConcatSpec, FieldSpec, MappingSpec, TableSpec, TestSpec, UnmappedSpec, WhenSpec,
+    AsType, CaseTypeSpec, ConcatPart as ConcatSpec, FieldSpec, FragmentSpec, MappingSpec, TableSpec, TestSpec,
+    UnmappedSpec, WhenSpec,
 };
 use super::tables::{self, CodeTable, Entries, Unmapped};
 use super::targets::{record_shape, Shape};
@@ -16,7 +17,7 @@ use crate::supplement::SupplementField;
 use crate::xml_tree::{parse_xml, XmlLimits};
 use crate::CaseType;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
 use std::str::FromStr;
@@ -120,6 +121,17 @@ pub(crate) struct Compiled {
     pub table_files: Vec<TableFile>,
     /// The fields declared `supplement = true`, in file order.
     pub supplements: Vec<SupplementField>,
+    /// Each fragment read through `include`, in order.
+    pub include_files: Vec<IncludeFile>,
+}
+
+/// The text of one fragment named in `include`.
+#[derive(Debug, Clone)]
+pub(crate) struct IncludeFile {
+    /// The path relative to the mapping's folder (`../nanchang-common/fields.toml`).
+    pub file: String,
+    /// The fragment's text.
+    pub text: String,
 }
 
 /// The bytes of one CSV code table as read.
@@ -127,7 +139,8 @@ pub(crate) struct Compiled {
 pub(crate) struct TableFile {
     /// The table's name (`[tables.NAME]`).
     pub table: String,
-    /// The `file` value as written in the mapping (relative to the mapping's folder).
+    /// The `file` value as written in the mapping (relative to the mapping's folder); for a
+    /// table of an included fragment, the path relative to the mapping's folder.
     pub file: String,
     /// The file's bytes.
     pub bytes: Vec<u8>,
@@ -141,9 +154,6 @@ pub(crate) enum TableSource<'a> {
     /// Contents given in memory, by the `file` value as written in the mapping.
     Files(&'a BTreeMap<String, Vec<u8>>),
 }
-
-/// The loaded code tables, and each CSV file read.
-type LoadedTables = (Vec<CodeTable>, Vec<TableFile>);
 
 struct Ctx<'a> {
     src: SourceFile<'a>,
@@ -163,11 +173,6 @@ fn span_or(inner: Range<usize>, outer: Range<usize>) -> Range<usize> {
 pub(crate) fn compile(text: &str, file_name: &str, tables_from: TableSource<'_>) -> Result<Compiled, MappingError> {
     let src = SourceFile { name: file_name, text };
     let spec: MappingSpec = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
-    let mut ctx = Ctx {
-        src,
-        tables_from,
-        table_index: HashMap::new(),
-    };
 
     let id = spec.id.get_ref().trim().to_string();
     if id.is_empty() || id.chars().any(char::is_whitespace) {
@@ -188,24 +193,105 @@ pub(crate) fn compile(text: &str, file_name: &str, tables_from: TableSource<'_>)
         ));
     }
 
-    let (tables, table_files) = compile_tables(&mut ctx, &spec.tables.0)?;
+    let include_files = read_includes(src, &spec, tables_from)?;
+    let fragment_names: Vec<String> = include_files
+        .iter()
+        .map(|f| display_name(tables_from, &f.file))
+        .collect();
+    let mut fragments = Vec::with_capacity(include_files.len());
+    for (file, name) in include_files.iter().zip(&fragment_names) {
+        let fsrc = SourceFile {
+            name,
+            text: file.text.strip_prefix('\u{FEFF}').unwrap_or(&file.text),
+        };
+        let fragment: FragmentSpec = toml::from_str(fsrc.text).map_err(|e| fsrc.toml_error(&e))?;
+        fragments.push((fsrc, folder_of(&file.file), fragment));
+    }
+
+    // Tables: the fragments' first, then the mapping's own; a table the mapping declares
+    // itself replaces a fragment's of the same name.
+    let own_tables: HashSet<&str> = spec.tables.0.iter().map(|(n, _)| n.get_ref().as_str()).collect();
+    let mut tables = Vec::new();
+    let mut table_files = Vec::new();
+    let mut table_index = HashMap::new();
+    for (fsrc, folder, fragment) in &fragments {
+        let mut ctx = Ctx {
+            src: *fsrc,
+            tables_from,
+            table_index: std::mem::take(&mut table_index),
+        };
+        compile_tables(
+            &mut ctx,
+            &fragment.tables.0,
+            Some(folder),
+            &own_tables,
+            &mut tables,
+            &mut table_files,
+        )?;
+        table_index = ctx.table_index;
+    }
+    let mut ctx = Ctx {
+        src,
+        tables_from,
+        table_index,
+    };
+    compile_tables(
+        &mut ctx,
+        &spec.tables.0,
+        None,
+        &HashSet::new(),
+        &mut tables,
+        &mut table_files,
+    )?;
 
     let case_type = match &spec.case_type {
         None => None,
         Some(ct) => Some(compile_case_type(&ctx, ct, &tables)?),
     };
 
+    // Fields: the fragments' first, in include order, then the mapping's own; a target the
+    // mapping maps itself replaces every fragment field of that target.
+    let own_targets: HashSet<&str> = spec
+        .fields
+        .iter()
+        .filter_map(|f| f.get_ref().target.as_ref().map(|t| t.get_ref().trim()))
+        .collect();
     let root = record_shape();
     let mut fields = Vec::with_capacity(spec.fields.len());
+    let mut origins = Vec::with_capacity(spec.fields.len());
     let mut supplements = Vec::new();
-    for f in &spec.fields {
-        let field = compile_field(&ctx, f, root, "")?;
-        if let Some(s) = compile_supplement(&ctx, f, &field)? {
+    let fragment_ctxs: Vec<Ctx<'_>> = fragments
+        .iter()
+        .map(|(fsrc, _, _)| Ctx {
+            src: *fsrc,
+            tables_from,
+            table_index: ctx.table_index.clone(),
+        })
+        .collect();
+    let mut all: Vec<(&Ctx<'_>, &Spanned<FieldSpec>)> = Vec::new();
+    for (fctx, (_, _, fragment)) in fragment_ctxs.iter().zip(&fragments) {
+        for f in &fragment.fields {
+            let overridden = f
+                .get_ref()
+                .target
+                .as_ref()
+                .is_some_and(|t| own_targets.contains(t.get_ref().trim()));
+            if !overridden {
+                all.push((fctx, f));
+            }
+        }
+    }
+    all.extend(spec.fields.iter().map(|f| (&ctx, f)));
+    for (fctx, f) in all {
+        let field = compile_field(fctx, f, root, "")?;
+        if let Some(s) = compile_supplement(fctx, f, &field)? {
             supplements.push(s);
         }
+        let span = f.get_ref().target.as_ref().map_or(f.span(), Spanned::span);
         fields.push(field);
+        origins.push((fctx.src, span));
     }
-    check_overlaps(&ctx, &spec.fields, &fields)?;
+    check_overlaps(&origins, &fields)?;
 
     let mut tests = Vec::with_capacity(spec.tests.len());
     for t in &spec.tests {
@@ -227,7 +313,105 @@ pub(crate) fn compile(text: &str, file_name: &str, tables_from: TableSource<'_>)
         tests,
         table_files,
         supplements,
+        include_files,
     })
+}
+
+/// Read the fragments named in `include`, each once, in order. A fragment may not include
+/// further fragments (its `include` key is refused by its own load).
+fn read_includes(
+    src: SourceFile<'_>,
+    spec: &MappingSpec,
+    from: TableSource<'_>,
+) -> Result<Vec<IncludeFile>, MappingError> {
+    let mut out: Vec<IncludeFile> = Vec::new();
+    for path in &spec.include {
+        let file = path.get_ref().trim().to_string();
+        if file.is_empty() {
+            return Err(src.error(
+                K::InvalidValue,
+                path.span(),
+                "include 中的路径为空",
+                "an `include` path is empty",
+            ));
+        }
+        if out.iter().any(|f| f.file == file) {
+            return Err(src.error(
+                K::InvalidValue,
+                path.span(),
+                format!("片段 {file} 被重复引用"),
+                format!("fragment {file} is included twice"),
+            ));
+        }
+        let text = match from {
+            TableSource::Dir(base) => {
+                let full = base.join(&file);
+                std::fs::read(&full).map_err(|e| {
+                    src.error(
+                        K::TableFile,
+                        path.span(),
+                        format!("无法读取片段 {}：{e}", full.display()),
+                        format!("cannot read fragment {}: {e}", full.display()),
+                    )
+                })?
+            }
+            TableSource::Files(files) => files.get(&file).cloned().ok_or_else(|| {
+                src.error(
+                    K::TableFile,
+                    path.span(),
+                    format!("片段 {file} 不在此版本的文件中"),
+                    format!("fragment {file} is not among this version's files"),
+                )
+            })?,
+        };
+        let text = String::from_utf8(text).map_err(|_| {
+            src.error(
+                K::TableFile,
+                path.span(),
+                format!("片段 {file} 不是 UTF-8 编码"),
+                format!("fragment {file} is not UTF-8"),
+            )
+        })?;
+        out.push(IncludeFile { file, text });
+    }
+    Ok(out)
+}
+
+/// The name a fragment gets in error messages: its path beside the mapping file's when the
+/// mapping was read from disk, else its path as written.
+fn display_name(from: TableSource<'_>, file: &str) -> String {
+    match from {
+        TableSource::Dir(base) => base.join(file).display().to_string(),
+        TableSource::Files(_) => file.to_string(),
+    }
+}
+
+/// The folder part of a relative path written with `/` (`../common/fields.toml` -> `../common`).
+fn folder_of(file: &str) -> String {
+    match file.rfind(['/', '\\']) {
+        Some(i) => file[..i].to_string(),
+        None => String::new(),
+    }
+}
+
+/// `folder` joined with `file`, `.` and `..` resolved lexically, `/` as separator: the key a
+/// fragment's code table has among the mapping's files (`../common` + `ids.csv` ->
+/// `../common/ids.csv`). An absolute `file` is kept as written.
+pub fn join_relative(folder: &str, file: &str) -> String {
+    if file.starts_with('/') || folder.is_empty() {
+        return file.to_string();
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for part in folder.split(['/', '\\']).chain(file.split(['/', '\\'])) {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.join("/")
 }
 
 /// The `supplement = true` declaration of a top-level field, checked: it needs a reason, and a
@@ -288,15 +472,23 @@ fn compile_supplement(
     }))
 }
 
+/// Compile `specs` into `tables` and `bytes`. `folder` is the fragment's folder relative to the
+/// mapping (`None` for the mapping's own tables, whose `file` values are kept as written);
+/// tables named in `replaced` are skipped (the mapping declares its own).
 fn compile_tables(
     ctx: &mut Ctx<'_>,
     specs: &[(Spanned<String>, Spanned<TableSpec>)],
-) -> Result<LoadedTables, MappingError> {
+    folder: Option<&str>,
+    replaced: &HashSet<&str>,
+    tables: &mut Vec<CodeTable>,
+    bytes: &mut Vec<TableFile>,
+) -> Result<(), MappingError> {
     let src = ctx.src;
-    let mut tables = Vec::new();
-    let mut bytes = Vec::new();
     for (name, spec) in specs {
         let name_str = name.get_ref().as_str();
+        if replaced.contains(name_str) {
+            continue;
+        }
         let t = spec.get_ref();
         let entries = match (&t.file, &t.values) {
             (Some(file), None) => {
@@ -308,9 +500,13 @@ fn compile_tables(
                         format!("code table {name_str}: file not found: {display}"),
                     )
                 };
+                let key = match folder {
+                    Some(folder) => join_relative(folder, file.get_ref()),
+                    None => file.get_ref().clone(),
+                };
                 let (entries, raw) = match ctx.tables_from {
                     TableSource::Dir(base_dir) => {
-                        let path = base_dir.join(file.get_ref());
+                        let path = base_dir.join(&key);
                         let display = path.display().to_string();
                         if !path.is_file() {
                             return Err(not_found(&display));
@@ -318,15 +514,15 @@ fn compile_tables(
                         tables::read_csv(&path, &display)?
                     }
                     TableSource::Files(files) => {
-                        let Some(raw) = files.get(file.get_ref().as_str()) else {
-                            return Err(not_found(file.get_ref()));
+                        let Some(raw) = files.get(key.as_str()) else {
+                            return Err(not_found(&key));
                         };
-                        (tables::parse_csv(raw, file.get_ref())?, raw.clone())
+                        (tables::parse_csv(raw, &key)?, raw.clone())
                     }
                 };
                 bytes.push(TableFile {
                     table: name_str.to_string(),
-                    file: file.get_ref().clone(),
+                    file: key,
                     bytes: raw,
                 });
                 entries
@@ -383,7 +579,7 @@ fn compile_tables(
             unmapped,
         });
     }
-    Ok((tables, bytes))
+    Ok(())
 }
 
 fn parse_case_type(s: &str) -> Option<CaseType> {
@@ -596,23 +792,19 @@ fn index_root_keys(fields: &mut [Field], case_type: &mut Option<CaseTypeRule>) -
 
 /// Two fields may share a target (under different conditions), but one target may not lie
 /// inside another (`agency` and `agency.name`): the later write would be lost.
-fn check_overlaps(ctx: &Ctx<'_>, specs: &[Spanned<FieldSpec>], fields: &[Field]) -> Result<(), MappingError> {
+fn check_overlaps(origins: &[(SourceFile<'_>, Range<usize>)], fields: &[Field]) -> Result<(), MappingError> {
     for (i, later) in fields.iter().enumerate() {
         for earlier in &fields[..i] {
             let (a, b) = (earlier.target.keys(), later.target.keys());
             let n = a.len().min(b.len());
             if a.len() != b.len() && a[..n] == b[..n] {
-                let span = specs[i]
-                    .get_ref()
-                    .target
-                    .as_ref()
-                    .map_or(specs[i].span(), Spanned::span);
+                let (src, span) = (origins[i].0, origins[i].1.clone());
                 let (outer, inner) = if a.len() < b.len() {
                     (earlier, later)
                 } else {
                     (later, earlier)
                 };
-                return Err(ctx.src.error(
+                return Err(src.error(
                     K::InvalidTarget,
                     span,
                     format!(
@@ -818,7 +1010,11 @@ fn compile_field_body(
         for n in nested {
             fields.push(compile_field(ctx, n, item, &dotted)?);
         }
-        check_overlaps(ctx, nested, &fields)?;
+        let origins: Vec<(SourceFile<'_>, Range<usize>)> = nested
+            .iter()
+            .map(|f| (src, f.get_ref().target.as_ref().map_or(f.span(), Spanned::span)))
+            .collect();
+        check_overlaps(&origins, &fields)?;
         let layout = Layout::new(fields.iter().map(|f| &f.target), &[]);
         Source::Each { path, fields, layout }
     } else if let Some(zip) = &f.zip {

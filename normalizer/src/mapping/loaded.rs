@@ -50,11 +50,12 @@ impl Mapping {
         Mapping::compile(text, file_name, TableSource::Dir(base_dir))
     }
 
-    /// Load a mapping from its text and the contents of its CSV code tables, keyed by the
-    /// `file` value as written in the mapping (e.g. `"penalty_kinds.csv"`): a self-contained
-    /// bundle, nothing is read from disk. A table whose file is not in `table_files` is a load
-    /// error at its `file` key; files no table names are ignored. The fingerprint equals that
-    /// of the same mapping loaded from files with [`Mapping::load`].
+    /// Load a mapping from its text and the contents of the files it reads (its CSV code tables
+    /// and `include` fragments), keyed by the path as written in the mapping (e.g.
+    /// `"penalty_kinds.csv"`; a fragment's tables by their path relative to the mapping's
+    /// folder): a self-contained bundle, nothing is read from disk. A table whose file is not
+    /// in `table_files` is a load error at its `file` key; files nothing names are ignored.
+    /// The fingerprint equals that of the same mapping loaded from files with [`Mapping::load`].
     pub fn from_bundle(
         text: &str,
         file_name: &str,
@@ -73,6 +74,12 @@ impl Mapping {
             hash.write(t.table.as_bytes());
             hash.write(&[0]);
             hash.write(&t.bytes);
+        }
+        for f in &compiled.include_files {
+            hash.write(&[1]);
+            hash.write(f.file.as_bytes());
+            hash.write(&[0]);
+            hash.write(f.text.as_bytes());
         }
         Ok(Mapping {
             compiled,
@@ -121,14 +128,22 @@ impl Mapping {
         &self.fingerprint
     }
 
-    /// The CSV code-table files the mapping read, as (`file` value as written in the mapping,
-    /// contents), in declaration order; a file two tables share appears twice. With
-    /// [`Mapping::source_text`] this is everything [`Mapping::from_bundle`] needs.
-    pub fn code_table_files(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.compiled
+    /// Every file the mapping read besides itself, as (path relative to the mapping's folder,
+    /// contents): the fragments of `include`, then the CSV code tables in declaration order (a
+    /// file two tables share appears twice). With [`Mapping::source_text`] this is everything
+    /// [`Mapping::from_bundle`] needs.
+    pub fn read_files(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let fragments = self
+            .compiled
+            .include_files
+            .iter()
+            .map(|f| (f.file.as_str(), f.text.as_bytes()));
+        let tables = self
+            .compiled
             .table_files
             .iter()
-            .map(|t| (t.file.as_str(), t.bytes.as_slice()))
+            .map(|t| (t.file.as_str(), t.bytes.as_slice()));
+        fragments.chain(tables)
     }
 
     /// Which source fields each canonical field is read from: JSON pointer of the canonical

@@ -28,6 +28,7 @@ mod targets;
 mod test_case;
 
 pub use crate::supplement::SupplementField;
+pub use compile::join_relative;
 pub use convert::{Step, Unit};
 pub use error::{MappingError, MappingErrorKind};
 pub use loaded::{Mapped, Mapping};

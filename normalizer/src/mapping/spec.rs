@@ -20,6 +20,10 @@ pub(crate) struct MappingSpec {
     pub version: Spanned<i64>,
     /// What source this mapping reads.
     pub description: String,
+    /// Fragment files whose code tables and fields this mapping uses (paths relative to this
+    /// file): fields and tables shared by the mappings of one system.
+    #[serde(default)]
+    pub include: Vec<Spanned<String>>,
     /// The case type: a constant (`"penalty"`) or a rule computing it from the record.
     #[serde(default)]
     pub case_type: Option<Spanned<CaseTypeSpec>>,
@@ -32,6 +36,22 @@ pub(crate) struct MappingSpec {
     /// Embedded test cases.
     #[serde(default, rename = "test")]
     pub tests: Vec<Spanned<TestSpec>>,
+}
+
+/// A fragment named in a mapping's `include`: code tables and fields only.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FragmentSpec {
+    /// What the fragment holds (for people; not used).
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub description: Option<String>,
+    /// Code tables by name.
+    #[serde(default)]
+    pub tables: OrderedMap<Spanned<TableSpec>>,
+    /// The fields, applied before the including mapping's own.
+    #[serde(default, rename = "field")]
+    pub fields: Vec<Spanned<FieldSpec>>,
 }
 
 /// `case_type = "penalty"` or `case_type = { from = "ajlx", table = "case_types" }`.
