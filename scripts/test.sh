@@ -7,7 +7,9 @@
 #      S3-compatible server for the attachment tests (moto_server from PyPI, on 127.0.0.1:5055,
 #      installed with pip when absent),
 #   2. checks formatting and lints,
-#   3. runs every test (unit, property, store conformance on SQLite and PostgreSQL, end-to-end).
+#   3. runs every test (unit, property, store conformance on SQLite and PostgreSQL, end-to-end),
+#   4. builds and starts the packaging: cargo install, the systemd unit, the container image
+#      (scripts/package-test.sh; starts dockerd, installing docker.io where absent).
 # Environment: GATEWAY_TEST_PG_URL overrides the PostgreSQL server the tests use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -132,3 +134,5 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --no-fail-fast
 fi
+log "packaging: cargo install, systemd unit, container image (scripts/package-test.sh)"
+scripts/package-test.sh

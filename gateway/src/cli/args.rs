@@ -78,6 +78,17 @@ pub enum Command {
         #[command(subcommand)]
         action: MappingsAction,
     },
+    /// Ask a gateway whether it is ready: GET the URL (default its `/readyz` on
+    /// 127.0.0.1:8080) and exit 0 on a 2xx answer, 1 otherwise (the status or error on standard
+    /// error). For container health checks, where no curl is installed.
+    Probe {
+        /// The URL to ask.
+        #[arg(default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 5)]
+        timeout_seconds: u64,
+    },
     /// Configuration files.
     Config {
         /// What to do.

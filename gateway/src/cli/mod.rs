@@ -46,6 +46,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Ignore { config, id, reason } => data::ignore(&config, id, &reason).await,
         Command::Run { config, once } => run::run(&config, once).await,
         Command::Demo { dir, listen, exit } => demo::run(dir, &listen, exit).await,
+        Command::Probe { url, timeout_seconds } => probe(&url, timeout_seconds).await,
         Command::Deliveries { action } => deliveries::run(action).await,
         Command::Mappings { action } => mappings::run(action).await,
         Command::Officers { action } => officers::run(action).await,
@@ -57,6 +58,24 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => joint::drain(&config).await,
         Command::Check { .. } | Command::Normalize { .. } | Command::Config { .. } | Command::Token { .. } => {
             anyhow::bail!("not an async command")
+        }
+    }
+}
+
+/// `gateway probe URL`: exit 0 when the URL answers 2xx within the timeout.
+async fn probe(url: &str, timeout_seconds: u64) -> anyhow::Result<ExitCode> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(timeout_seconds.max(1)))
+        .build()?;
+    match client.get(url).send().await {
+        Ok(answer) if answer.status().is_success() => Ok(ExitCode::SUCCESS),
+        Ok(answer) => {
+            eprintln!("{url}: {}", answer.status());
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => {
+            eprintln!("{url}: {e}");
+            Ok(ExitCode::from(1))
         }
     }
 }
