@@ -98,7 +98,7 @@ pub struct AmqpSourceSettings {
     /// its bytes reach this bound.
     /// Messages the broker sends before the gateway has seen how large they are still arrive:
     /// the worst case is the window times the largest message the broker accepts (its
-    /// `max_message_size`), see README.md.
+    /// `max_message_size`), see docs/connecting.md.
     #[serde(default = "default_max_inflight_bytes")]
     pub max_inflight_bytes: usize,
     /// Body format when the message's `content_type` does not say: `json` (default; an object

@@ -69,7 +69,7 @@ pub enum Command {
         officer_severity: String,
     },
     /// Mappings: run their embedded tests; upload, dry-run, activate and roll back the versions a
-    /// source runs (see the README: "Changing a mapping safely").
+    /// source runs (see docs/mapping-lifecycle.md).
     ///
     /// Exit status of upload, diff, activate, rollback and history: 0 done, 1 refused (the
     /// reasons on standard error, e.g. a failing embedded test), 2 the gateway failed (store).

@@ -1,5 +1,5 @@
 //! `[attachments]`: where evidence attachments (证据附件) are stored, their limits, how fetches
-//! are retried and how download links are signed (see README "Evidence attachments").
+//! are retried and how download links are signed (see docs/configuration.md, "Evidence attachments").
 
 use adapters::sinks::secret::{Secret, SecretSource};
 use serde::Deserialize;

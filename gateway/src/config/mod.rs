@@ -785,7 +785,7 @@ pub struct SourceConfig {
     /// `rest`/`soap` sources: pull schedule as a cron expression with seconds
     /// (`sec min hour day month weekday`, e.g. `0 */5 * * * *`), in China time.
     pub cron: Option<String>,
-    /// `kind = "rest"`: the REST adapter's settings (see the README).
+    /// `kind = "rest"`: the REST adapter's settings (see docs/connecting.md).
     pub rest: Option<toml::Table>,
     /// `kind = "soap"`: the SOAP/XML adapter's settings.
     pub soap: Option<toml::Table>,
@@ -793,7 +793,7 @@ pub struct SourceConfig {
     pub amqp: Option<toml::Table>,
     /// `kind = "push"`: the HTTP push endpoint's settings.
     pub push: Option<toml::Table>,
-    /// The source's count query for reconciliation (对账), see README "Reconciliation".
+    /// The source's count query for reconciliation (对账), see docs/operations.md "Reconciliation".
     pub reconcile: Option<toml::Table>,
     /// The handling agencies this source may write for, by unified social credit code: a record
     /// naming another agency (and outside `agency_regions`) is quarantined
@@ -983,7 +983,7 @@ pub struct SinkConfig {
     pub id: String,
     /// `postgres`, `amqp` or `rest`.
     pub kind: String,
-    /// Sink-specific settings (see the README); kept as given.
+    /// Sink-specific settings (see docs/connecting.md). kept as given.
     #[serde(flatten)]
     pub settings: toml::Table,
 }

@@ -4,7 +4,7 @@
 //! A mapping file has a header (`id`, `version`, `description`, `case_type`), code tables
 //! (`[tables.NAME]`, CSV beside the file or inline), an ordered list of fields (`[[field]]`:
 //! `target` + one source of `from`/`concat`/`const`/`each`/`zip`, then `steps`, `as`, `unit`,
-//! `table`, `when`, ...) and embedded tests (`[[test]]`). `mappings/README.md` is the user
+//! `table`, `when`, ...) and embedded tests (`[[test]]`). `docs/mappings.md` is the user
 //! documentation of every key.
 //!
 //! Loading checks everything it can (unknown keys, path syntax, steps, types, units, tables,

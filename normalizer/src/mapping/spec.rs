@@ -1,6 +1,6 @@
 //! The mapping file as written (TOML), before it is checked and compiled. Every struct denies
 //! unknown keys: a typo in a key is a load error with its line and column, never ignored.
-//! `mappings/README.md` documents every key for the people who write mapping files.
+//! `docs/mappings.md` documents every key for the people who write mapping files.
 
 use super::convert::{Step, Unit};
 use crate::Severity;

@@ -1,30 +1,38 @@
-//! The README's source examples pass the settings check as they are written.
+//! The pull-source examples of docs/connecting.md pass the settings check as they are written.
 
 use std::path::Path;
 
-/// The fenced blocks of `lang` in the README's section on pull sources.
+/// The fenced blocks of `lang` in the guide's section on pull sources.
 fn blocks(lang: &str) -> Vec<String> {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/connecting.md")).unwrap();
     let start = readme
         .find("## Pulling from legacy systems")
         .expect("the section exists");
     let end = start + readme[start..].find("\n## ").map_or(readme.len() - start, |i| i + 1);
     let section = &readme[start..end];
-    let fence = format!("```{lang}\n");
+    // A fence is "```LANG" followed by the end of the line or by marks ("```toml config").
+    let fence = format!("```{lang}");
     section
         .split(fence.as_str())
         .skip(1)
-        .map(|b| b.split("```").next().unwrap().to_string())
+        .filter_map(|b| b.split_once('\n'))
+        .filter(|(marks, _)| marks.is_empty() || marks.starts_with(' '))
+        .map(|(_, b)| b.split("```").next().unwrap().to_string())
         .collect()
 }
 
 #[test]
-fn the_readme_examples_pass_the_settings_check() {
+fn the_pull_source_examples_pass_the_settings_check() {
     let dir = std::env::temp_dir().join(format!("gw-readme-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("soap")).unwrap();
+    std::fs::create_dir_all(dir.join("mappings/jiangxi-ecology-soap")).unwrap();
     let xml = blocks("xml");
     assert_eq!(xml.len(), 1);
-    std::fs::write(dir.join("soap/query-cases.xml"), &xml[0]).unwrap();
+    std::fs::write(dir.join("mappings/jiangxi-ecology-soap/query-cases.xml"), &xml[0]).unwrap();
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/jiangxi-ecology-soap/query-cases.xml"),
+    )
+    .unwrap();
+    assert_eq!(shipped, xml[0], "the shipped template is the one the guide shows");
     // The examples read these secrets from the environment.
     std::env::set_var("NC_AMR_APP_SECRET", "s");
     std::env::set_var("JX_ECOLOGY_WS_PASSWORD", "p");
