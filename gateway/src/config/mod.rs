@@ -932,8 +932,14 @@ pub struct CatalogueSourceConfig {
 /// What is wrong with the id of a source, catalogue or registry at `place`: its characters, or a
 /// repeat of one in `ids` (which it joins).
 fn id_problems(place: &str, id: &str, ids: &mut HashSet<String>) -> Vec<(String, String)> {
+    id_problems_of(place, id, ids, false)
+}
+
+/// [`id_problems`]; the id of a source made from an endpoint of a system block may also be
+/// `<system>.<endpoint>`.
+fn id_problems_of(place: &str, id: &str, ids: &mut HashSet<String>, from_endpoint: bool) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if !systems::valid_source_id(id, from_endpoint) {
         out.push((
             format!("{place}.id"),
             "ID只能包含字母、数字、-、_ / id may only contain letters, digits, - and _".into(),
@@ -1301,15 +1307,8 @@ impl Config {
         let mut mappings = Vec::new();
         for s in &self.sources {
             let place = s.place();
-            for (where_, message) in id_problems(&place, &s.id, &mut ids) {
-                // The id of an endpoint's source holds the system's id and a separator.
-                if !(s.origin.is_some()
-                    && where_.ends_with(".id")
-                    && message.starts_with("ID只能")
-                    && systems::valid_source_id(&s.id, true))
-                {
-                    problem(where_, message);
-                }
+            for (where_, message) in id_problems_of(&place, &s.id, &mut ids, s.origin.is_some()) {
+                problem(where_, message);
             }
             if s.mapping.as_os_str().is_empty() {
                 problem(

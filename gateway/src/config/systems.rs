@@ -61,25 +61,29 @@ pub struct EndpointOrigin {
     pub endpoint: usize,
     /// The endpoint's own id.
     pub endpoint_id: String,
-    /// The kind-table keys the endpoint sets itself (`url` when it gives a `path`).
+    /// The keys the endpoint sets itself (kind-table keys, and `path`).
     pub own_keys: Vec<String>,
 }
 
 /// The place of a problem with `key` (dotted, as the adapters name it) of `source`'s kind
-/// table: in the endpoint when the endpoint sets that key, else in the block's shared table.
+/// table: in the endpoint when the endpoint sets that key (a problem of `url` is its `path`'s
+/// when it gives one), else in the block's shared table.
 pub fn problem_place(source: &SourceConfig, key: &str) -> String {
     let first = key.split('.').next().unwrap_or(key);
-    match &source.origin {
-        Some(o) if o.own_keys.iter().any(|k| k == first) => {
-            let key = if first == "url" && !o.own_keys.iter().any(|k| k == "url!") {
-                "path"
-            } else {
-                key
-            };
-            format!("sources[{}].endpoints[{}].{key}", source.block, o.endpoint)
-        }
-        Some(_) => format!("sources[{}].{}.{key}", source.block, source.kind),
-        None => format!("{}.{}.{key}", source.place(), source.kind),
+    let Some(o) = &source.origin else {
+        return format!("{}.{}.{key}", source.place(), source.kind);
+    };
+    let sets = |k: &str| o.own_keys.iter().any(|own| own == k);
+    let own = if sets(first) {
+        Some(key)
+    } else if first == "url" && sets("path") {
+        Some("path")
+    } else {
+        None
+    };
+    match own {
+        Some(k) => format!("sources[{}].endpoints[{}].{k}", source.block, o.endpoint),
+        None => format!("sources[{}].{}.{key}", source.block, source.kind),
     }
 }
 
@@ -221,10 +225,7 @@ pub fn expand(sources: Vec<SourceConfig>) -> (Vec<SourceConfig>, Vec<ConfigProbl
                     );
                     continue;
                 }
-                own_keys.push(if key == "url" { "url!".into() } else { key.clone() });
-                if key == "url" {
-                    own_keys.push("url".into());
-                }
+                own_keys.push(key.clone());
                 match (MERGED_TABLES.contains(&key.as_str()), table.get_mut(key), value) {
                     (true, Some(toml::Value::Table(mine)), toml::Value::Table(theirs)) => {
                         for (k, v) in theirs {
@@ -238,7 +239,7 @@ pub fn expand(sources: Vec<SourceConfig>) -> (Vec<SourceConfig>, Vec<ConfigProbl
             }
             match (text("path", &mut problem), &base_url) {
                 (Some(path), Some(base)) => {
-                    own_keys.push("url".into());
+                    own_keys.push("path".into());
                     let url = format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'));
                     table.insert("url".into(), toml::Value::String(url));
                 }
@@ -400,11 +401,16 @@ pub fn merge_hints(sources: &[SourceConfig]) -> Vec<ConfigProblem> {
     for group in groups.values().filter(|g| g.len() > 1) {
         if let Some(text) = proposal(group) {
             let ids: Vec<String> = group.iter().map(|s| format!("{:?}", s.id)).collect();
+            let note = if text.contains(&format!("\"{REDACTED}\"")) {
+                "; 内联密钥显示为 ***，请从原来的块中复制，最好改用 *_env 或 *_file / inline secrets are shown as ***: copy them from the original blocks, better move them to *_env or *_file"
+            } else {
+                ""
+            };
             hints.push(ConfigProblem {
                 place: group.iter().map(|s| s.place()).collect::<Vec<_>>().join(", "),
                 message: format!(
                     "来源 {ids} 只在路径与映射上不同：可合并为一个系统块，共享连接与限速（每个端点保留原 source_id，游标与历史不变）/ sources {ids} differ only in path and mapping: \
-                     make them one system block sharing one connection and one rate limit (each endpoint keeps its source_id, so cursors and history stay):\n{text}",
+                     make them one system block sharing one connection and one rate limit (each endpoint keeps its source_id, so cursors and history stay){note}:\n{text}",
                     ids = ids.join(", ")
                 ),
             });
@@ -433,6 +439,7 @@ fn proposal(group: &[&SourceConfig]) -> Option<String> {
             own_keys.push(*k);
         }
     }
+    redact_inline_secrets(&mut shared);
     shared.insert("base_url".into(), toml::Value::String(base.clone()));
     let system_id = common_id(group.iter().map(|s| s.id.as_str()).collect());
     let mut block = toml::Table::new();
@@ -482,6 +489,27 @@ fn proposal(group: &[&SourceConfig]) -> Option<String> {
     let mut doc = toml::Table::new();
     doc.insert("sources".into(), toml::Value::Array(vec![toml::Value::Table(block)]));
     toml::to_string(&doc).ok()
+}
+
+/// What an inline secret is shown as in a proposed block.
+const REDACTED: &str = "***";
+
+/// Keys holding a secret inline (in `auth`, and `password` of a SOAP table).
+const INLINE_SECRETS: &[&str] = &["password", "token", "value", "client_secret", "app_secret"];
+
+/// Replace the inline secrets of a kind table (its `auth` table and its own `password`) by
+/// [`REDACTED`]: `gateway config check` never prints a secret.
+fn redact_inline_secrets(table: &mut toml::Table) {
+    if table.contains_key("password") {
+        table.insert("password".into(), toml::Value::String(REDACTED.into()));
+    }
+    if let Some(toml::Value::Table(auth)) = table.get_mut("auth") {
+        for k in INLINE_SECRETS {
+            if auth.contains_key(*k) {
+                auth.insert((*k).to_string(), toml::Value::String(REDACTED.into()));
+            }
+        }
+    }
 }
 
 fn strings(list: &[String]) -> toml::Value {
@@ -654,7 +682,35 @@ rate_limit_per_second = 2
             assert_eq!(old.mapping, new.mapping);
         }
         assert!(proposed.contains("id = \"nc-amr\""), "{proposed}");
+        assert!(!hints[0].message.contains("inline secrets"));
         assert!(hints[0].place.contains("sources[0]") && hints[0].place.contains("sources[1]"));
+    }
+
+    #[test]
+    fn a_proposed_block_never_shows_an_inline_secret() {
+        let block = |id: &str, path: &str| {
+            format!(
+                "[[sources]]\nid = \"{id}\"\nkind = \"rest\"\nmapping = \"m.toml\"\n[sources.rest]\nurl = \"http://127.0.0.1:9/{path}\"\nauth = {{ kind = \"basic\", username = \"gw\", password = \"very-secret-1\" }}\n"
+            )
+        };
+        let c = config(&format!("{}{}", block("sys-a", "a"), block("sys-b", "b")));
+        let hints = merge_hints(&c.sources);
+        assert_eq!(hints.len(), 1);
+        assert!(!hints[0].message.contains("very-secret-1"), "{}", hints[0].message);
+        assert!(hints[0].message.contains("password = \"***\""), "{}", hints[0].message);
+        assert!(hints[0].message.contains("inline secrets are shown as ***"));
+    }
+
+    #[test]
+    fn a_problem_is_placed_where_its_key_is_set() {
+        let c = config(SYSTEM);
+        assert_eq!(
+            problem_place(&c.sources[1], "query.kind"),
+            "sources[0].endpoints[1].query.kind"
+        );
+        assert_eq!(problem_place(&c.sources[1], "auth.token"), "sources[0].rest.auth.token");
+        assert_eq!(problem_place(&c.sources[0], "url"), "sources[0].endpoints[0].path");
+        assert_eq!(problem_place(&c.sources[0], "page_size"), "sources[0].rest.page_size");
     }
 
     #[test]
