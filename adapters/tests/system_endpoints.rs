@@ -136,3 +136,85 @@ async fn a_source_of_its_own_keeps_its_own_connection_and_limit() {
     assert_eq!(tokens.load(SeqCst), 2);
     assert_eq!(a.health().requests + b.health().requests, 10);
 }
+
+/// A SOAP system with one address and one operation per endpoint (told apart by `SOAPAction`),
+/// 5 records per operation in pages of 2.
+async fn soap_peer(instants: Instants) -> std::net::SocketAddr {
+    let router = Router::new().route(
+        "/ws/CaseService",
+        post(move |headers: HeaderMap, body: String| {
+            let instants = instants.clone();
+            async move {
+                instants.note();
+                let action = headers
+                    .get("soapaction")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                let page: usize = body
+                    .split_once("<page>")
+                    .and_then(|(_, rest)| rest.split_once("</page>"))
+                    .and_then(|(n, _)| n.trim().parse().ok())
+                    .unwrap_or(1);
+                let cases: String = ((page - 1) * 2..(page * 2).min(5))
+                    .map(|i| format!("<case><ajbh>{action}-{i}</ajbh></case>"))
+                    .collect();
+                (
+                    [("content-type", "text/xml; charset=utf-8")],
+                    format!(
+                        r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><queryResponse><cases>{cases}</cases></queryResponse></soapenv:Body></soapenv:Envelope>"#
+                    ),
+                )
+            }
+        }),
+    );
+    serve(router).await
+}
+
+#[tokio::test]
+async fn soap_operations_of_one_system_share_its_rate_limit_and_keep_their_own_action() {
+    let instants = Instants::default();
+    let addr = soap_peer(instants.clone()).await;
+    let systems = SystemClients::default();
+    let operations = ["queryPenalties", "queryInspections"];
+    let sources: Vec<Arc<dyn PullSource>> = operations
+        .iter()
+        .map(|op| {
+            let table: toml::Table = format!(
+                r#"
+url = "http://{addr}/ws/CaseService"
+action = "http://ws.example/{op}"
+envelope_template = '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><q><page>{{{{page}}}}</page><size>{{{{page_size}}}}</size></q></soapenv:Body></soapenv:Envelope>'
+records_path = "Envelope.Body.queryResponse.cases.case"
+pagination = "page"
+page_size = 2
+rate_limit_per_second = 4
+"#
+            )
+            .parse()
+            .unwrap();
+            build_in(&format!("jiangxi-ecology.{op}"), "soap", &table, Path::new("/"), Some(("jiangxi-ecology", &systems))).unwrap()
+        })
+        .collect();
+    let (a, b) = tokio::join!(
+        run(&sources[0], None, PullMode::Incremental),
+        run(&sources[1], None, PullMode::Incremental)
+    );
+    for (result, op) in [a, b].iter().zip(operations) {
+        assert!(result.error.is_none(), "{op}: {:?}", result.error);
+        let expected: Vec<String> = (0..5).map(|i| format!("{op}-{i}")).collect();
+        assert_eq!(result.field("ajbh"), expected, "each operation its own records");
+    }
+    // 3 pages per operation (the third one short): 6 requests at 4 per second for the system,
+    // so at most 4 (and some leeway) in any second; two limits of their own would let all 6
+    // through in one.
+    assert_eq!(instants.count(), 6);
+    let most = instants.max_per_second();
+    assert!(most <= 5, "{most} requests in one second");
+    assert_eq!(sources[0].health().requests + sources[1].health().requests, 6);
+    assert_eq!(sources[0].health().requests, 3);
+}
