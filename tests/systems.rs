@@ -350,3 +350,80 @@ fn the_examples_of_docs_systems_load_as_written() {
         assert!(!config.config.sources.is_empty());
     }
 }
+
+/// The problem lines of the first ```text block after `heading` in a file under `docs/`.
+fn doc_problem_lines(doc: &str, heading: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(repo().join("docs").join(doc)).unwrap();
+    let section = &text[text.find(heading).expect("the section exists")..];
+    let block = section.split("```text\n").nth(1).unwrap().split("```").next().unwrap();
+    block
+        .lines()
+        .filter(|l| l.starts_with("  "))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+/// What `gateway config check` prints for `config` (mappings of the repository copied next to it).
+fn config_check_output(config: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    for m in ["nanchang-amr-penalty", "jiujiang-amr-inspections"] {
+        support::copy_mapping(m, &dir.path().join("mappings"));
+    }
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(&file, config).unwrap();
+    let out = gateway()
+        .env("NC_AMR_APP_SECRET", "s")
+        .args(["config", "check"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn the_error_examples_of_the_docs_are_what_config_check_prints() {
+    let (code, stdout) = config_check_output(
+        r#"
+[[sources]]
+id = "nanchang-amr"
+kind = "rest"
+[sources.rest]
+base_url = "https://zfxt.nc.example.gov.cn/api/v1"
+[[sources.endpoints]]
+id = "penalty"
+path = "/penalties"
+mapping = "mappings/nanchang-amr-penalty/mapping.toml"
+timeout_seconds = 5
+pagination = "pages"
+"#,
+    );
+    assert_eq!(code, Some(1));
+    let expected = doc_problem_lines("systems.md", "## Errors");
+    assert_eq!(expected.len(), 2);
+    for line in expected {
+        assert!(
+            stdout.contains(&line),
+            "docs/systems.md shows {line:?}; config check printed:\n{stdout}"
+        );
+    }
+    let (code, stdout) = config_check_output(
+        r#"
+[[sources]]
+id = "nanchang-amr-penalty"
+kind = "rest"
+mapping = "mappings/nanchang-amr-penalty/mapping.toml"
+[sources.rest]
+url = "https://zfxt.nc.example.gov.cn/api/v1/penalties"
+auth = { kind = "hmac", app_key = "nc-gateway", app_secret_env = "NC_AMR_APP_SECRET", algorithm = "md5", encode_values = true }
+"#,
+    );
+    assert_eq!(code, Some(1));
+    let expected = doc_problem_lines("signing.md", "## Checking a configuration");
+    assert_eq!(expected.len(), 2);
+    for line in expected {
+        assert!(
+            stdout.contains(&line),
+            "docs/signing.md shows {line:?}; config check printed:\n{stdout}"
+        );
+    }
+}

@@ -261,7 +261,7 @@ pub fn expand(sources: Vec<SourceConfig>) -> (Vec<SourceConfig>, Vec<ConfigProbl
                 match &origin_of_first {
                     None => origin_of_first = Some((url.as_str().to_string(), url.origin())),
                     Some((first, origin)) if *origin != url.origin() => problem(
-                        format!("{at}.path"),
+                        format!("{at}.{}", if endpoint.contains_key("url") { "url" } else { "path" }),
                         format!(
                             "系统的所有端点须在同一来源（协议、主机、端口）/ every endpoint of a system is on one origin (scheme, host, port): {} is not on the origin of {first}",
                             url.as_str()
@@ -622,6 +622,10 @@ rate_limit_per_second = 50
 [[sources.endpoints]]
 path = "/b"
 mapping = "b.toml"
+[[sources.endpoints]]
+id = "c"
+url = "http://10.0.0.1/c"
+mapping = "c.toml"
 "#,
         );
         let places: Vec<&str> = c.system_problems.iter().map(|p| p.place.as_str()).collect();
@@ -631,6 +635,7 @@ mapping = "b.toml"
                 "sources[0] (id \"sys\").mapping",
                 "sources[0].endpoints[0].rate_limit_per_second",
                 "sources[0].endpoints[1].id",
+                "sources[0].endpoints[2].url",
             ],
             "{:?}",
             c.system_problems
