@@ -1089,6 +1089,20 @@ impl HmacAuth {
             _ => None,
         };
         if let Some(p) = in_query {
+            // A next link may carry the previous request's auth parameters: sign afresh.
+            let names = [&p.app_key_param, &p.timestamp_param, &p.nonce_param, &p.signature_param];
+            let url = request.url_mut();
+            if url.query_pairs().any(|(k, _)| names.iter().any(|n| **n == *k)) {
+                let kept: Vec<(String, String)> = url
+                    .query_pairs()
+                    .filter(|(k, _)| !names.iter().any(|n| **n == *k))
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                url.set_query(None);
+                if !kept.is_empty() {
+                    url.query_pairs_mut().extend_pairs(kept);
+                }
+            }
             add_query(request, &p.app_key_param, &self.app_key);
             add_query(request, &p.timestamp_param, &timestamp);
             add_query(request, &p.nonce_param, &nonce);
@@ -1210,6 +1224,37 @@ mod tests {
         );
         let auth = s.resolve(Path::new("/"), "auth.").unwrap();
         assert!(!format!("{auth:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn sorted_params_sign_a_next_link_afresh_without_the_previous_auth_parameters() {
+        let s = settings("kind = \"hmac\"\nstyle = \"sorted_params\"\napp_key = \"ak\"\napp_secret = \"s\"");
+        let Ok(Auth::Hmac(h)) = s.resolve(Path::new("/"), "") else {
+            panic!()
+        };
+        let mut request = reqwest::Request::new(
+            reqwest::Method::GET,
+            reqwest::Url::parse("http://h/x?page=2&appKey=ak&timestamp=1&nonce=n&sign=OLD").unwrap(),
+        );
+        h.sign(&mut request).unwrap();
+        let pairs: Vec<(String, String)> = request
+            .url()
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["page", "appKey", "timestamp", "nonce", "sign"]);
+        let value = |n: &str| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap();
+        assert_ne!(value("sign"), "OLD");
+        let text = format!(
+            "appKey=ak&nonce={}&page=2&timestamp={}",
+            value("nonce"),
+            value("timestamp")
+        );
+        assert_eq!(
+            value("sign"),
+            hex::encode(SignAlgorithm::HmacSha256.sign(b"s", text.as_bytes()))
+        );
     }
 
     #[test]
