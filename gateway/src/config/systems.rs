@@ -571,6 +571,7 @@ source_id = "nc-amr-qz"
 path = "/coercions"
 mapping = "mappings/coercion.toml"
 agency_regions = ["360102"]
+reconcile = { url = "http://127.0.0.1:9/api/v1/coercions/count?day={day}", count_path = "data.total" }
 "#;
 
     #[test]
@@ -597,6 +598,12 @@ agency_regions = ["360102"]
         assert_eq!(c.sources[0].agency_regions, ["3601"]);
         assert_eq!(c.sources[2].agency_regions, ["360102"]);
         assert_eq!(c.sources[2].mapping, PathBuf::from("mappings/coercion.toml"));
+        assert!(c.sources[0].reconcile.is_none(), "a count query is the endpoint's own");
+        assert_eq!(
+            c.sources[2].reconcile.as_ref().and_then(|r| r["count_path"].as_str()),
+            Some("data.total")
+        );
+        assert!(c.oversight_problems().is_empty(), "{:?}", c.oversight_problems());
         assert_eq!(
             c.sources[1].place(),
             "sources[0].endpoints[1] (id \"nanchang-amr.penalty\")"
@@ -612,6 +619,7 @@ agency_regions = ["360102"]
 id = "sys"
 kind = "rest"
 mapping = "m.toml"
+reconcile = { url = "http://127.0.0.1:9/count" }
 [sources.rest]
 base_url = "http://127.0.0.1:9/api"
 [[sources.endpoints]]
@@ -633,6 +641,7 @@ mapping = "c.toml"
             places,
             [
                 "sources[0] (id \"sys\").mapping",
+                "sources[0] (id \"sys\").reconcile",
                 "sources[0].endpoints[0].rate_limit_per_second",
                 "sources[0].endpoints[1].id",
                 "sources[0].endpoints[2].url",
@@ -640,8 +649,8 @@ mapping = "c.toml"
             "{:?}",
             c.system_problems
         );
-        assert!(c.system_problems[1].message.contains("shared by all endpoints"));
-        assert!(c.system_problems[1].message.contains("共享"));
+        assert!(c.system_problems[2].message.contains("shared by all endpoints"));
+        assert!(c.system_problems[2].message.contains("共享"));
     }
 
     #[test]
