@@ -58,6 +58,7 @@ const L = {
   error_rate: ["隔离率", "Error rate"],
   last_error: ["最近错误", "Last error"],
   pull_now: ["立即拉取", "Pull now"],
+  system_of: ["所属系统", "system"],
   resync: ["全量重同步", "Resync"],
   pull_sent: ["已请求立即拉取", "Pull requested"],
   pull_running: ["正在拉取，等待结果", "Pulling; waiting for the result"],

@@ -11,14 +11,20 @@
 //!   the answer at `token_path` with its lifetime at `expires_in_path`, cached, fetched anew
 //!   `refresh_before_seconds` before it expires and once after a 401 (the request is then sent
 //!   again), and sent in `token_header` with `token_prefix` (or in a query parameter);
-//! - `hmac`: every request signed with HMAC-SHA256 over a canonical string built from the
-//!   template `string_to_sign` (placeholders `{method}`, `{path}`, `{query}`, `{sorted_query}`,
-//!   `{host}`, `{timestamp}`, `{nonce}`, `{body_sha256}`, `{app_key}`), hex or base64, with the
-//!   app key, timestamp, nonce and signature in configurable headers.
+//! - `hmac`: every request signed (HMAC-SHA256 by default; HMAC-SM3, or a plain SHA-256 / SM3
+//!   digest over the string and the secret, with `algorithm`) over a canonical string: with
+//!   `style = "template"` (default) built from the template `string_to_sign` (placeholders
+//!   `{method}`, `{path}`, `{query}`, `{sorted_query}`, `{sorted_query_raw}`, `{host}`,
+//!   `{timestamp}`, `{nonce}`, `{body_sha256}`, `{app_key}`), the app key, timestamp, nonce and
+//!   signature in configurable headers; with `style = "sorted_params"` the query parameters and
+//!   the app key, timestamp and nonce sorted by name and joined `k=v&k=v` (see
+//!   [`super::signing`]), sent as query parameters or headers. Signatures are `hex`, `HEX` or
+//!   `base64`.
 //!
 //! Secrets come inline (avoid), from `<name>_env` or `<name>_file`; none of them is ever
 //! printed, logged or shown by `Debug`.
 
+use super::signing::{BodyPart, SecretPosition, SignAlgorithm, SignatureEncoding, SortedParams};
 use crate::common::http_error::{error_chain, foreign_origin_of, AuthError};
 use crate::common::json_path::{json_at, scalar_text};
 use crate::common::secret::{Redacted, Secret, SecretSource};
@@ -26,7 +32,6 @@ use crate::common::settings::SettingsProblem;
 use crate::common::text::excerpt;
 use base64::Engine as _;
 use governor::DefaultDirectRateLimiter;
-use hmac::{Hmac, Mac};
 use rand::Rng as _;
 use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use serde::Deserialize;
@@ -45,6 +50,7 @@ pub const SIGN_PLACEHOLDERS: &[&str] = &[
     "path",
     "query",
     "sorted_query",
+    "sorted_query_raw",
     "host",
     "timestamp",
     "nonce",
@@ -139,8 +145,44 @@ pub struct AuthSettings {
     pub timestamp_format: Option<String>,
     /// hmac: the canonical string template (default [`DEFAULT_STRING_TO_SIGN`]).
     pub string_to_sign: Option<String>,
-    /// hmac: `hex` (default, lower case) or `base64`.
+    /// hmac: `hex` (default, lower case), `HEX` (upper case) or `base64`.
     pub signature_encoding: Option<String>,
+    /// hmac: `template` (default: `string_to_sign`) or `sorted_params` (see [`super::signing`]).
+    pub style: Option<String>,
+    /// hmac: `hmac-sha256` (default), `hmac-sm3` (国密 SM3-HMAC), or the plain digests `sha256` /
+    /// `sm3` over the canonical string with the secret in it (`secret_param` or `secret_position`).
+    pub algorithm: Option<String>,
+    /// hmac: where the secret goes into the string itself: `none` (default), `prepend`,
+    /// `append` or `both` (secret + string + secret).
+    pub secret_position: Option<String>,
+    /// sorted_params: name of the app key parameter (default `appKey`).
+    pub app_key_param: Option<String>,
+    /// sorted_params: name of the timestamp parameter (default `timestamp`).
+    pub timestamp_param: Option<String>,
+    /// sorted_params: name of the nonce parameter (default `nonce`).
+    pub nonce_param: Option<String>,
+    /// sorted_params: name of the signature parameter (default `sign`).
+    pub signature_param: Option<String>,
+    /// sorted_params: `query` (default: app key, timestamp, nonce and signature are sent as query
+    /// parameters) or `headers` (in `app_key_header`, `timestamp_header`, `nonce_header`,
+    /// `signature_header`).
+    pub auth_params_in: Option<String>,
+    /// sorted_params: URL-encode names and values in the string (default false: raw values).
+    pub encode_values: Option<bool>,
+    /// sorted_params: leave parameters with an empty value out of the string (default true).
+    pub skip_empty: Option<bool>,
+    /// sorted_params: the request body in the string: `none` (default), `param` (`&body=<raw
+    /// body>` after the sorted parameters, named by `body_param`) or `append` (the raw body right
+    /// after them).
+    pub body: Option<String>,
+    /// sorted_params: name of the body parameter (default `body`).
+    pub body_param: Option<String>,
+    /// sorted_params: append `&<secret_param>=<secret>` after everything else (default none).
+    pub secret_param: Option<String>,
+    /// sorted_params: between pairs (default `&`).
+    pub pair_separator: Option<String>,
+    /// sorted_params: between a name and its value (default `=`).
+    pub kv_separator: Option<String>,
 }
 
 /// Body encoding of a token request.
@@ -193,7 +235,16 @@ enum SignPart {
     Var(&'static str),
 }
 
-/// HMAC-SHA256 request signing.
+/// How the canonical string is built.
+#[derive(Debug, Clone)]
+enum SignStyle {
+    /// From the `string_to_sign` template.
+    Template(Vec<SignPart>),
+    /// Sorted parameters (see [`super::signing`]).
+    SortedParams(SortedParams),
+}
+
+/// Request signing (HMAC-SHA256, HMAC-SM3 or a plain digest).
 #[derive(Debug)]
 pub struct HmacAuth {
     app_key: String,
@@ -203,8 +254,10 @@ pub struct HmacAuth {
     nonce_header: HeaderName,
     signature_header: HeaderName,
     timestamp_format: TimestampFormat,
-    string_to_sign: Vec<SignPart>,
-    base64: bool,
+    style: SignStyle,
+    algorithm: SignAlgorithm,
+    encoding: SignatureEncoding,
+    secret_position: SecretPosition,
 }
 
 /// Resolved authentication, ready to apply to requests.
@@ -237,7 +290,7 @@ pub enum Auth {
     },
     /// A token from a token endpoint.
     Token(Arc<TokenAuth>),
-    /// HMAC-SHA256 signatures.
+    /// Signatures (HMAC-SHA256, HMAC-SM3 or a plain digest).
     Hmac(Arc<HmacAuth>),
 }
 
@@ -610,25 +663,65 @@ impl AuthSettings {
                 TimestampFormat::Millis
             }
         };
-        let base64 = match self.signature_encoding.as_deref().unwrap_or("hex") {
-            "hex" => false,
-            "base64" => true,
+        fn checked<T>(problems: &mut Vec<SettingsProblem>, key: String, r: Result<T, String>) -> Option<T> {
+            r.map_err(|message| problems.push(SettingsProblem { key, message }))
+                .ok()
+        }
+        let encoding = checked(
+            problems,
+            key("signature_encoding"),
+            SignatureEncoding::parse(self.signature_encoding.as_deref().unwrap_or("hex")),
+        );
+        let algorithm = checked(
+            problems,
+            key("algorithm"),
+            SignAlgorithm::parse(self.algorithm.as_deref().unwrap_or("hmac-sha256")),
+        );
+        let secret_position = checked(
+            problems,
+            key("secret_position"),
+            SecretPosition::parse(self.secret_position.as_deref().unwrap_or("none")),
+        );
+        let style = match self.style.as_deref().unwrap_or("template") {
+            "template" => {
+                self.only_sorted_params_keys(prefix, problems);
+                parse_string_to_sign(self.string_to_sign.as_deref().unwrap_or(DEFAULT_STRING_TO_SIGN))
+                    .map_err(|m| {
+                        problems.push(SettingsProblem {
+                            key: key("string_to_sign"),
+                            message: m,
+                        })
+                    })
+                    .ok()
+                    .map(SignStyle::Template)
+            }
+            "sorted_params" => {
+                if self.string_to_sign.is_some() {
+                    problems.push(SettingsProblem {
+                        key: key("string_to_sign"),
+                        message: "style = \"sorted_params\" 不使用 string_to_sign / style = \"sorted_params\" builds its own string: remove string_to_sign (or use style = \"template\")".into(),
+                    });
+                }
+                self.sorted_params(prefix, problems).map(SignStyle::SortedParams)
+            }
             other => {
                 problems.push(SettingsProblem {
-                    key: key("signature_encoding"),
-                    message: format!("应为 hex 或 base64 / must be hex or base64, got {other:?}"),
+                    key: key("style"),
+                    message: format!(
+                        "应为 template 或 sorted_params / must be template or sorted_params, got {other:?}"
+                    ),
                 });
-                false
+                None
             }
         };
-        let string_to_sign = parse_string_to_sign(self.string_to_sign.as_deref().unwrap_or(DEFAULT_STRING_TO_SIGN))
-            .map_err(|m| {
-                problems.push(SettingsProblem {
-                    key: key("string_to_sign"),
-                    message: m,
-                })
-            })
-            .ok();
+        let secret_in_string = secret_position.is_some_and(|p| p != SecretPosition::None)
+            || matches!(&style, Some(SignStyle::SortedParams(p)) if p.secret_param.is_some());
+        if algorithm.is_some_and(SignAlgorithm::is_plain_digest) && !secret_in_string {
+            problems.push(SettingsProblem {
+                key: key("algorithm"),
+                message: "纯摘要算法需要把密钥放入待签名串：设 secret_param 或 secret_position / a plain digest proves nothing without the secret in the string: set secret_param (sorted_params) or secret_position".into(),
+            });
+        }
         if problems.len() > before {
             return None;
         }
@@ -640,8 +733,111 @@ impl AuthSettings {
             nonce_header,
             signature_header,
             timestamp_format,
-            string_to_sign: string_to_sign?,
-            base64,
+            style: style?,
+            algorithm: algorithm?,
+            encoding: encoding?,
+            secret_position: secret_position?,
+        })
+    }
+
+    /// The keys only `style = "sorted_params"` reads: with another style each is a problem.
+    fn only_sorted_params_keys(&self, prefix: &str, problems: &mut Vec<SettingsProblem>) {
+        let given = [
+            ("app_key_param", self.app_key_param.is_some()),
+            ("timestamp_param", self.timestamp_param.is_some()),
+            ("nonce_param", self.nonce_param.is_some()),
+            ("signature_param", self.signature_param.is_some()),
+            ("auth_params_in", self.auth_params_in.is_some()),
+            ("encode_values", self.encode_values.is_some()),
+            ("skip_empty", self.skip_empty.is_some()),
+            ("body", self.body.is_some()),
+            ("body_param", self.body_param.is_some()),
+            ("secret_param", self.secret_param.is_some()),
+            ("pair_separator", self.pair_separator.is_some()),
+            ("kv_separator", self.kv_separator.is_some()),
+        ];
+        for (name, _) in given.iter().filter(|(_, set)| *set) {
+            problems.push(SettingsProblem {
+                key: format!("{prefix}{name}"),
+                message: format!(
+                    "{name} 只用于 style = \"sorted_params\" / {name} belongs to style = \"sorted_params\""
+                ),
+            });
+        }
+    }
+
+    /// The `sorted_params` rules, checked.
+    fn sorted_params(&self, prefix: &str, problems: &mut Vec<SettingsProblem>) -> Option<SortedParams> {
+        let before = problems.len();
+        let mut name = |k: &str, value: &Option<String>, default: &str| -> String {
+            let v = value.clone().unwrap_or_else(|| default.to_string());
+            if v.trim().is_empty() {
+                problems.push(SettingsProblem {
+                    key: format!("{prefix}{k}"),
+                    message: "不能为空 / must not be empty".into(),
+                });
+            }
+            v
+        };
+        let app_key_param = name("app_key_param", &self.app_key_param, "appKey");
+        let timestamp_param = name("timestamp_param", &self.timestamp_param, "timestamp");
+        let nonce_param = name("nonce_param", &self.nonce_param, "nonce");
+        let signature_param = name("signature_param", &self.signature_param, "sign");
+        let body_param = name("body_param", &self.body_param, "body");
+        let in_query = match self.auth_params_in.as_deref().unwrap_or("query") {
+            "query" => true,
+            "headers" => false,
+            other => {
+                problems.push(SettingsProblem {
+                    key: format!("{prefix}auth_params_in"),
+                    message: format!("应为 query 或 headers / must be query or headers, got {other:?}"),
+                });
+                true
+            }
+        };
+        let body = match self.body.as_deref().unwrap_or("none") {
+            "none" => BodyPart::None,
+            "param" => BodyPart::Param(body_param),
+            "append" => BodyPart::Append,
+            other => {
+                problems.push(SettingsProblem {
+                    key: format!("{prefix}body"),
+                    message: format!("应为 none、param 或 append / must be none, param or append, got {other:?}"),
+                });
+                BodyPart::None
+            }
+        };
+        if matches!(&self.secret_param, Some(p) if p.trim().is_empty()) {
+            problems.push(SettingsProblem {
+                key: format!("{prefix}secret_param"),
+                message: "不能为空 / must not be empty".into(),
+            });
+        }
+        let names = [&app_key_param, &timestamp_param, &nonce_param, &signature_param];
+        if names.iter().enumerate().any(|(i, n)| names[..i].contains(n)) {
+            problems.push(SettingsProblem {
+                key: format!("{prefix}app_key_param"),
+                message: format!(
+                    "app_key_param、timestamp_param、nonce_param、signature_param 须各不相同 / the parameter names must differ, got {:?}",
+                    names
+                ),
+            });
+        }
+        if problems.len() > before {
+            return None;
+        }
+        Some(SortedParams {
+            app_key_param,
+            timestamp_param,
+            nonce_param,
+            signature_param,
+            in_query,
+            encode_values: self.encode_values.unwrap_or(false),
+            skip_empty: self.skip_empty.unwrap_or(true),
+            body,
+            secret_param: self.secret_param.clone(),
+            pair_separator: self.pair_separator.clone().unwrap_or_else(|| "&".into()),
+            kv_separator: self.kv_separator.clone().unwrap_or_else(|| "=".into()),
         })
     }
 }
@@ -832,12 +1028,29 @@ impl TokenAuth {
 }
 
 impl HmacAuth {
-    /// The canonical string of `request` with this timestamp and nonce.
+    /// The canonical string of `request` with this timestamp and nonce (the secret not yet
+    /// placed by `secret_position`). With `sorted_params`, the app key, timestamp and nonce are
+    /// among the parameters signed, whether they go in the query (already added) or in headers.
     fn canonical(&self, request: &reqwest::Request, timestamp: &str, nonce: &str) -> String {
         let url = request.url();
         let body = request.body().and_then(|b| b.as_bytes()).unwrap_or_default();
+        let parts = match &self.style {
+            SignStyle::Template(parts) => parts,
+            SignStyle::SortedParams(p) => {
+                let mut params: Vec<(String, String)> = url
+                    .query_pairs()
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                if !p.in_query {
+                    params.push((p.app_key_param.clone(), self.app_key.clone()));
+                    params.push((p.timestamp_param.clone(), timestamp.to_string()));
+                    params.push((p.nonce_param.clone(), nonce.to_string()));
+                }
+                return p.canonical(&params, body, self.secret.expose());
+            }
+        };
         let mut out = String::new();
-        for part in &self.string_to_sign {
+        for part in parts {
             match part {
                 SignPart::Text(t) => out.push_str(t),
                 SignPart::Var(v) => match *v {
@@ -845,6 +1058,7 @@ impl HmacAuth {
                     "path" => out.push_str(url.path()),
                     "query" => out.push_str(url.query().unwrap_or_default()),
                     "sorted_query" => out.push_str(&sorted_query(url)),
+                    "sorted_query_raw" => out.push_str(&sorted_query_raw(url)),
                     "host" => {
                         out.push_str(url.host_str().unwrap_or_default());
                         if let Some(port) = url.port() {
@@ -870,8 +1084,41 @@ impl HmacAuth {
             TimestampFormat::Rfc3339 => now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
         let nonce = hex::encode(rand::rng().random::<[u8; 16]>());
-        let canonical = self.canonical(request, &timestamp, &nonce);
-        let signature = hmac_sha256(self.secret.expose().as_bytes(), canonical.as_bytes(), self.base64);
+        let in_query = match &self.style {
+            SignStyle::SortedParams(p) if p.in_query => Some(p),
+            _ => None,
+        };
+        if let Some(p) = in_query {
+            // A next link may carry the previous request's auth parameters: sign afresh.
+            let names = [&p.app_key_param, &p.timestamp_param, &p.nonce_param, &p.signature_param];
+            let url = request.url_mut();
+            if url.query_pairs().any(|(k, _)| names.iter().any(|n| **n == *k)) {
+                let kept: Vec<(String, String)> = url
+                    .query_pairs()
+                    .filter(|(k, _)| !names.iter().any(|n| **n == *k))
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect();
+                url.set_query(None);
+                if !kept.is_empty() {
+                    url.query_pairs_mut().extend_pairs(kept);
+                }
+            }
+            add_query(request, &p.app_key_param, &self.app_key);
+            add_query(request, &p.timestamp_param, &timestamp);
+            add_query(request, &p.nonce_param, &nonce);
+        }
+        let canonical = self
+            .secret_position
+            .apply(self.canonical(request, &timestamp, &nonce), self.secret.expose());
+        let signature = self.encoding.encode(
+            &self
+                .algorithm
+                .sign(self.secret.expose().as_bytes(), canonical.as_bytes()),
+        );
+        if let Some(p) = in_query {
+            add_query(request, &p.signature_param, &signature);
+            return Ok(());
+        }
         let headers = request.headers_mut();
         let plain =
             |v: &str| HeaderValue::try_from(v).map_err(|_| AuthError::Sign(format!("invalid header value {v:?}")));
@@ -885,17 +1132,12 @@ impl HmacAuth {
 
 /// HMAC-SHA256 of `message` under `key`, as lower-case hex or standard base64.
 pub fn hmac_sha256(key: &[u8], message: &[u8], base64: bool) -> String {
-    // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
-        return String::new();
-    };
-    mac.update(message);
-    let bytes = mac.finalize().into_bytes();
-    if base64 {
-        base64::engine::general_purpose::STANDARD.encode(bytes)
+    let encoding = if base64 {
+        SignatureEncoding::Base64
     } else {
-        hex::encode(bytes)
-    }
+        SignatureEncoding::Hex
+    };
+    encoding.encode(&SignAlgorithm::HmacSha256.sign(key, message))
 }
 
 /// The query's pairs sorted by name then value, form-encoded again (`a=1&b=2`).
@@ -910,6 +1152,20 @@ pub fn sorted_query(url: &reqwest::Url) -> String {
         s.append_pair(k, v);
     }
     s.finish()
+}
+
+/// The query's pairs sorted by name then value, decoded and joined raw (`a=1&t=2024-03-01 00:00:00`).
+pub fn sorted_query_raw(url: &reqwest::Url) -> String {
+    let mut pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    pairs.sort();
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 #[cfg(test)]
@@ -968,6 +1224,37 @@ mod tests {
         );
         let auth = s.resolve(Path::new("/"), "auth.").unwrap();
         assert!(!format!("{auth:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn sorted_params_sign_a_next_link_afresh_without_the_previous_auth_parameters() {
+        let s = settings("kind = \"hmac\"\nstyle = \"sorted_params\"\napp_key = \"ak\"\napp_secret = \"s\"");
+        let Ok(Auth::Hmac(h)) = s.resolve(Path::new("/"), "") else {
+            panic!()
+        };
+        let mut request = reqwest::Request::new(
+            reqwest::Method::GET,
+            reqwest::Url::parse("http://h/x?page=2&appKey=ak&timestamp=1&nonce=n&sign=OLD").unwrap(),
+        );
+        h.sign(&mut request).unwrap();
+        let pairs: Vec<(String, String)> = request
+            .url()
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["page", "appKey", "timestamp", "nonce", "sign"]);
+        let value = |n: &str| pairs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap();
+        assert_ne!(value("sign"), "OLD");
+        let text = format!(
+            "appKey=ak&nonce={}&page=2&timestamp={}",
+            value("nonce"),
+            value("timestamp")
+        );
+        assert_eq!(
+            value("sign"),
+            hex::encode(SignAlgorithm::HmacSha256.sign(b"s", text.as_bytes()))
+        );
     }
 
     #[test]

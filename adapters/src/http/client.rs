@@ -372,9 +372,10 @@ enum Attempt {
     Unauthorized(HttpError),
 }
 
-/// The HTTP client of one pull source (or of the REST sink).
-pub struct HttpClient {
-    name: String,
+/// What the clients of the endpoints of one system share (see [`SystemClients`]): the
+/// connection pool, the credentials (with the token cache), the headers, the rate limit and the
+/// concurrency limit, the retry policy and the origin guard.
+struct Shared {
     client: reqwest::Client,
     auth: Auth,
     headers: HeaderMap,
@@ -383,8 +384,69 @@ pub struct HttpClient {
     retry: RetryPolicy,
     max_response_bytes: Option<usize>,
     origins: Option<Arc<OriginGuard>>,
+}
+
+/// The HTTP client of one pull source (or of the REST sink). The endpoints of one system each
+/// have their own (own circuit breaker, counters and gate) over one shared connection, rate
+/// limit and credentials: see [`SystemClients`].
+pub struct HttpClient {
+    name: String,
+    shared: Arc<Shared>,
     state: Mutex<State>,
     gate: Mutex<Option<RequestGate>>,
+}
+
+/// The shared connections of the systems whose endpoints are pulled as separate sources (one
+/// `[[sources]]` block with `[[sources.endpoints]]`), by system id: the first endpoint built
+/// makes the system's connection, rate limit and token cache; the others join it. One per
+/// running gateway.
+#[derive(Default)]
+pub struct SystemClients {
+    systems: Mutex<std::collections::HashMap<String, Arc<Shared>>>,
+}
+
+impl std::fmt::Debug for SystemClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let systems: Vec<String> = self
+            .systems
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        f.debug_struct("SystemClients").field("systems", &systems).finish()
+    }
+}
+
+impl SystemClients {
+    /// The client of the endpoint `source_id` of `system`: its own breaker and counters over
+    /// the system's shared connection, made from `settings` (with `home` for the origin guard)
+    /// when this is the system's first endpoint.
+    pub fn client(
+        &self,
+        system: &str,
+        source_id: &str,
+        settings: &ClientSettings,
+        base: &Path,
+        home: &Url,
+    ) -> Result<HttpClient, HttpError> {
+        let mut systems = self.systems.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(shared) = systems.get(system) {
+            return Ok(HttpClient::over(source_id, Arc::clone(shared)));
+        }
+        let client = HttpClient::new(source_id, settings, base, home)?;
+        systems.insert(system.to_string(), Arc::clone(&client.shared));
+        Ok(client)
+    }
+
+    /// The systems with a shared connection so far.
+    pub fn systems(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .systems
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
 }
 
 /// A check made right before each request to a source is sent (see
@@ -414,7 +476,7 @@ impl HttpClient {
     /// Whether a request to `url`, reached by `hop`, may carry the credentials (always, for a
     /// client without an origin guard).
     pub fn check_origin(&self, url: &Url, hop: Hop) -> Result<(), HttpError> {
-        match &self.origins {
+        match &self.shared.origins {
             Some(g) => g.check(url, hop).map_err(HttpError::ForeignOrigin),
             None => Ok(()),
         }
@@ -434,8 +496,7 @@ impl HttpClient {
             .redirect(redirects)
             .build()
             .map_err(|e| HttpError::Client(error_chain(&e)))?;
-        Ok(HttpClient {
-            name: name.to_string(),
+        let shared = Arc::new(Shared {
             client,
             auth: options.auth,
             headers: options.headers,
@@ -444,6 +505,15 @@ impl HttpClient {
             retry: options.retry,
             max_response_bytes: options.max_response_bytes,
             origins: options.origins,
+        });
+        Ok(HttpClient::over(name, shared))
+    }
+
+    /// A client named `name` with fresh counters and breaker over `shared`.
+    fn over(name: &str, shared: Arc<Shared>) -> HttpClient {
+        HttpClient {
+            name: name.to_string(),
+            shared,
             state: Mutex::new(State {
                 breaker: Breaker {
                     state: CircuitState::Closed,
@@ -457,7 +527,7 @@ impl HttpClient {
                 last_error: None,
             }),
             gate: Mutex::new(None),
-        })
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -530,10 +600,10 @@ impl HttpClient {
         let b = &mut s.breaker;
         b.consecutive = b.consecutive.saturating_add(1);
         b.trial_in_flight = false;
-        if b.state == CircuitState::HalfOpen || b.consecutive >= self.retry.circuit_failures {
-            let utc = Utc::now() + chrono::Duration::from_std(self.retry.circuit_open).unwrap_or_default();
+        if b.state == CircuitState::HalfOpen || b.consecutive >= self.shared.retry.circuit_failures {
+            let utc = Utc::now() + chrono::Duration::from_std(self.shared.retry.circuit_open).unwrap_or_default();
             b.state = CircuitState::Open;
-            b.until = Some((Instant::now() + self.retry.circuit_open, utc));
+            b.until = Some((Instant::now() + self.shared.retry.circuit_open, utc));
             tracing::warn!(
                 source = %self.name,
                 consecutive_failures = b.consecutive,
@@ -558,10 +628,11 @@ impl HttpClient {
     /// the maximum, the upper half random.
     fn backoff(&self, retry: u32) -> Duration {
         let exp = self
+            .shared
             .retry
             .retry_initial
             .saturating_mul(2u32.saturating_pow(retry.saturating_sub(1).min(20)))
-            .min(self.retry.retry_max);
+            .min(self.shared.retry.retry_max);
         let half = exp / 2;
         let jitter = rand::rng().random_range(0..=half.as_micros().min(u128::from(u64::MAX)) as u64);
         half + Duration::from_micros(jitter)
@@ -619,14 +690,16 @@ impl HttpClient {
                 let until = self.state().breaker.until.map_or_else(Utc::now, |(_, utc)| utc);
                 return Err(HttpError::CircuitOpen { until });
             }
-            if attempt >= self.retry.max_attempts {
+            if attempt >= self.shared.retry.max_attempts {
                 return Err(HttpError::GaveUp {
                     last: error,
                     attempts: attempt,
                 });
             }
             let wait = match retry_after {
-                Some(w) if w > self.retry.retry_max => return Err(HttpError::WaitTooLong { last: error, wait: w }),
+                Some(w) if w > self.shared.retry.retry_max => {
+                    return Err(HttpError::WaitTooLong { last: error, wait: w })
+                }
                 Some(w) => w,
                 None => self.backoff(attempt),
             };
@@ -653,7 +726,7 @@ impl HttpClient {
             let _permit = self.permit().await?;
             let (response, used, _) = self.start(&build).await?;
             let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && !refreshed && self.auth.unauthorized(used).await {
+            if status == StatusCode::UNAUTHORIZED && !refreshed && self.shared.auth.unauthorized(used).await {
                 refreshed = true;
                 continue;
             }
@@ -677,7 +750,7 @@ impl HttpClient {
             let _permit = self.permit().await?;
             let (response, used, _) = self.start(&build).await?;
             let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && !refreshed && self.auth.unauthorized(used).await {
+            if status == StatusCode::UNAUTHORIZED && !refreshed && self.shared.auth.unauthorized(used).await {
                 refreshed = true;
                 continue;
             }
@@ -696,7 +769,7 @@ impl HttpClient {
 
     /// A place among the requests in flight (none is needed without a concurrency limit).
     async fn permit(&self) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, HttpError> {
-        match &self.permits {
+        match &self.shared.permits {
             Some(permits) => permits.acquire().await.map(Some).map_err(|_| HttpError::Closed),
             None => Ok(None),
         }
@@ -708,28 +781,29 @@ impl HttpClient {
     where
         F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     {
-        let mut request = build(&self.client)
+        let mut request = build(&self.shared.client)
             .build()
             .map_err(|e| HttpError::Request(error_chain(&e)))?;
         // Before any credential is added: nothing of them goes to another origin.
         self.check_origin(request.url(), Hop::Request)?;
-        for (name, value) in &self.headers {
+        for (name, value) in &self.shared.headers {
             if !request.headers().contains_key(name) {
                 request.headers_mut().insert(name.clone(), value.clone());
             }
         }
         let used = self
+            .shared
             .auth
-            .authorize(&self.client, &mut request, self.limiter.as_ref())
+            .authorize(&self.shared.client, &mut request, self.shared.limiter.as_ref())
             .await
             .map_err(HttpError::Auth)?;
-        if let Some(l) = &self.limiter {
+        if let Some(l) = &self.shared.limiter {
             l.until_ready().await;
         }
         self.state().requests += 1;
         let sent = Instant::now();
         let response =
-            self.client.execute(request).await.map_err(|e| {
+            self.shared.client.execute(request).await.map_err(|e| {
                 foreign_origin_of(&e).map_or_else(|| HttpError::unanswered(&e), HttpError::ForeignOrigin)
             })?;
         Ok((response, used, sent))
@@ -787,7 +861,7 @@ impl HttpClient {
                 status,
                 body: excerpt(),
             };
-            if self.auth.unauthorized(used).await {
+            if self.shared.auth.unauthorized(used).await {
                 return Attempt::Unauthorized(refused);
             }
             return Attempt::Final(refused, true);
@@ -818,7 +892,7 @@ impl HttpClient {
         headers: &HeaderMap,
         mut response: reqwest::Response,
     ) -> Result<Vec<u8>, HttpError> {
-        let limit = self.max_response_bytes.unwrap_or(usize::MAX);
+        let limit = self.shared.max_response_bytes.unwrap_or(usize::MAX);
         if let Some(len) = response.content_length() {
             if len > limit as u64 {
                 return Err(HttpError::TooLarge { size: len, limit });

@@ -9,7 +9,7 @@ use crate::common::charset::{self, Decoded};
 use crate::common::json_path::json_at;
 use crate::common::settings::{joined, SettingsProblem};
 use crate::common::template::{Escaping, Template, TemplateValue, Values};
-use crate::http::client::{Answer, ClientSettings, HttpClient};
+use crate::http::client::{Answer, ClientSettings, HttpClient, SystemClients};
 use reqwest::Url;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -253,16 +253,21 @@ pub(crate) struct Inner<S, P> {
 }
 
 impl<S, P: PullPlan> Inner<S, P> {
-    /// Build from a table that `parse` checks; its problems become one settings error.
+    /// Build from a table that `parse` checks; its problems become one settings error. An
+    /// endpoint of a `system` gets its client over the system's shared connection.
     pub fn build(
         source_id: &str,
         table: &toml::Table,
         base: &Path,
         parse: impl FnOnce(&toml::Table, &Path) -> Result<(S, ClientSettings, P), Vec<SettingsProblem>>,
+        system: Option<(&str, &SystemClients)>,
     ) -> Result<Arc<Self>, SourceError> {
         let (settings, client_settings, plan) =
             parse(table, base).map_err(|problems| SourceError::Settings(joined(&problems)))?;
-        let client = HttpClient::new(source_id, &client_settings, base, plan.url())?;
+        let client = match system {
+            Some((name, clients)) => clients.client(name, source_id, &client_settings, base, plan.url())?,
+            None => HttpClient::new(source_id, &client_settings, base, plan.url())?,
+        };
         Ok(Arc::new(Inner {
             source_id: source_id.to_string(),
             settings,

@@ -27,6 +27,7 @@ pub mod soap;
 
 pub use crate::common::health::{CircuitState, SourceHealth};
 use crate::common::settings::SettingsProblem;
+pub use crate::http::client::SystemClients;
 pub use contract::{
     Page, PullMode, PullRun, PullSource, PulledRecord, RequestGate, SourceError, SourceItem, UnparsedRecord,
 };
@@ -53,9 +54,22 @@ pub fn build(
     table: &toml::Table,
     base: &Path,
 ) -> Result<Arc<dyn PullSource>, SourceError> {
+    build_in(source_id, kind, table, base, None)
+}
+
+/// [`build`], for an endpoint of a system (`Some((system id, the gateway's clients))`): the
+/// source gets its own breaker and counters over the system's one connection, rate limit and
+/// token cache, made by the first endpoint built.
+pub fn build_in(
+    source_id: &str,
+    kind: &str,
+    table: &toml::Table,
+    base: &Path,
+    system: Option<(&str, &SystemClients)>,
+) -> Result<Arc<dyn PullSource>, SourceError> {
     match kind {
-        "rest" => rest::build(source_id, table, base),
-        "soap" => soap::build(source_id, table, base),
+        "rest" => rest::build(source_id, table, base, system),
+        "soap" => soap::build(source_id, table, base, system),
         other => Err(SourceError::Settings(format!(
             "不是拉取型来源 / not a pull source kind: {other:?} (rest or soap)"
         ))),

@@ -18,7 +18,7 @@ use crate::common::json_path::{json_at, json_at_mut, scalar_text};
 use crate::common::settings::{template_text, SettingsProblem};
 use crate::common::template::{Escaping, Template, TemplateValue, Values};
 use crate::common::text::excerpt;
-use crate::http::client::{Answer, ClientSettings};
+use crate::http::client::{Answer, ClientSettings, SystemClients};
 use async_trait::async_trait;
 use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, LINK};
 use reqwest::{Method, Url};
@@ -333,10 +333,15 @@ fn parse(
     })
 }
 
-/// Build a REST pull source from its table.
-pub fn build(source_id: &str, table: &toml::Table, base: &Path) -> Result<Arc<dyn PullSource>, SourceError> {
+/// Build a REST pull source from its table; an endpoint of a `system` shares its connection.
+pub fn build(
+    source_id: &str,
+    table: &toml::Table,
+    base: &Path,
+    system: Option<(&str, &SystemClients)>,
+) -> Result<Arc<dyn PullSource>, SourceError> {
     Ok(Arc::new(RestSource {
-        inner: Inner::build(source_id, table, base, parse)?,
+        inner: Inner::build(source_id, table, base, parse, system)?,
     }))
 }
 

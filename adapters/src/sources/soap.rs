@@ -23,6 +23,7 @@ use crate::common::settings::{template_text, SettingsProblem};
 use crate::common::template::{Escaping, Template, TemplateValue, Values};
 use crate::common::text::excerpt;
 use crate::http::client::ClientSettings;
+use crate::http::client::SystemClients;
 use async_trait::async_trait;
 use base64::Engine as _;
 use normalizer::xml_tree::{find_records, parse_xml_with_encoding, XmlLimits};
@@ -521,10 +522,15 @@ fn parse(
     })
 }
 
-/// Build a SOAP pull source from its table.
-pub fn build(source_id: &str, table: &toml::Table, base: &Path) -> Result<Arc<dyn PullSource>, SourceError> {
+/// Build a SOAP pull source from its table; an endpoint of a `system` shares its connection.
+pub fn build(
+    source_id: &str,
+    table: &toml::Table,
+    base: &Path,
+    system: Option<(&str, &SystemClients)>,
+) -> Result<Arc<dyn PullSource>, SourceError> {
     Ok(Arc::new(SoapSource {
-        inner: Inner::build(source_id, table, base, parse)?,
+        inner: Inner::build(source_id, table, base, parse, system)?,
     }))
 }
 

@@ -140,7 +140,7 @@ export default {
         return h(
           "tr",
           { class: elsewhere ? "elsewhere" : null, dataset: { source: s.id } },
-          h("td", null, h("strong", null, s.id), h("div", { class: "muted" }, `${s.kind} · ${s.format}`)),
+          h("td", null, h("strong", null, s.id), h("div", { class: "muted" }, `${s.kind} · ${s.format}` + (s.system ? ` · ${t("system_of")} ${s.system}` : ""))),
           h("td", null, s.mapping_id ? `${s.mapping_id} v${dash(s.mapping_version)}` : "—"),
           h(
             "td",

@@ -124,12 +124,14 @@ impl Fetcher {
         store: Arc<dyn Store>,
         objects: Objects,
         metrics: Option<AttachmentMetrics>,
+        systems: &adapters::sources::SystemClients,
     ) -> Fetcher {
         let mut pulls = HashMap::new();
         let mut drop_dirs = HashMap::new();
         for s in &config.sources {
             if let Some(table) = s.pull_table() {
-                match adapters::sources::build(&s.id, &s.kind, &table, &config.base_dir) {
+                let system = s.system_id().map(|id| (id, systems));
+                match adapters::sources::build_in(&s.id, &s.kind, &table, &config.base_dir, system) {
                     Ok(p) => {
                         pulls.insert(s.id.clone(), p);
                     }

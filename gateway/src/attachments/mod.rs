@@ -27,13 +27,15 @@ pub struct Attachments {
 }
 
 impl Attachments {
-    /// Open the configured object store and build the fetcher, the signer and the gate.
+    /// Open the configured object store and build the fetcher (attachments of an endpoint of a
+    /// system go over that system's connection in `systems`), the signer and the gate.
     /// Without a configured `link_secret` a random one is made: links then hold on this
     /// instance until it restarts.
     pub fn open(
         config: &crate::config::Config,
         store: std::sync::Arc<dyn crate::store::Store>,
         metrics: Option<crate::telemetry::AttachmentMetrics>,
+        systems: &adapters::sources::SystemClients,
     ) -> Result<Attachments, objects::ObjectsError> {
         let a = &config.attachments;
         let objects = objects::Objects::open(a, &config.base_dir)?;
@@ -49,7 +51,7 @@ impl Attachments {
         let signer = link::LinkSigner::new(key, a.link_ttl_seconds, &base_url);
         let recheck = std::time::Duration::from_secs_f64(a.poll_seconds.max(1.0));
         let gate = gate::DeliveryGate::new(std::sync::Arc::clone(&store), signer.clone(), recheck);
-        let fetcher = fetch::Fetcher::new(config, store, objects, metrics);
+        let fetcher = fetch::Fetcher::new(config, store, objects, metrics, systems);
         Ok(Attachments {
             fetcher: std::sync::Arc::new(fetcher),
             signer,

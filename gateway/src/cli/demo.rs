@@ -529,8 +529,8 @@ async fn pull_source(runtime: &Runtime, source_id: &str, shutdown: &Shutdown) ->
         .iter()
         .find(|s| s.id == source_id)
         .context("demo source")?;
-    let table = source.pull_table().context("demo sources are pulled")?;
-    let pull = adapters::sources::build(source_id, &source.kind, &table, &config.base_dir)?;
+    source.pull_table().context("demo sources are pulled")?;
+    let pull = runtime.pull_source(source)?;
     for attempt in 1..=5 {
         match pull_once(runtime, source_id, &pull, PullMode::Incremental, shutdown).await {
             Ok(_) => {

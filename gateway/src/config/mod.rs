@@ -6,6 +6,7 @@ pub mod attachments;
 pub mod joint;
 pub mod oversight;
 pub mod schedule;
+pub mod systems;
 
 use adapters::common::postgres_tls::{PostgresTarget, PostgresTlsError, ROOT_CERT_SETTING};
 use normalizer::mapping::Mapping;
@@ -71,6 +72,10 @@ pub struct Config {
     /// Directory of the config file: relative paths in it are relative to this.
     #[serde(skip)]
     pub base_dir: PathBuf,
+    /// Problems found while turning system blocks into one source per endpoint (reported by
+    /// [`Config::resolve`]).
+    #[serde(skip)]
+    pub system_problems: Vec<ConfigProblem>,
 }
 
 /// Which store backend, and how to reach it.
@@ -767,7 +772,9 @@ pub struct SourceConfig {
     /// run`) or `push` (records sent to `POST /api/ingest/{id}` of the operator API).
     #[serde(default = "default_source_kind")]
     pub kind: String,
-    /// The mapping file for this source's records.
+    /// The mapping file for this source's records (in a block with `endpoints`: each
+    /// endpoint's own).
+    #[serde(default)]
     pub mapping: PathBuf,
     /// Input format: `json` (an array or one object), `jsonl`, `xml` or `csv` (default `jsonl`).
     #[serde(default = "default_format")]
@@ -805,9 +812,44 @@ pub struct SourceConfig {
     /// `agency.region_code`.
     #[serde(default)]
     pub agency_regions: Vec<String>,
+    /// `rest`/`soap`: the endpoints of one legacy system, each pulled as a source of its own
+    /// over the system's shared connection and rate limit (see [`systems`]). Empty once the
+    /// configuration is parsed: each endpoint is then a source.
+    #[serde(default)]
+    pub endpoints: Vec<toml::Table>,
+    /// The index of the `[[sources]]` block this source comes from.
+    #[serde(skip)]
+    pub block: usize,
+    /// Set when this source is an endpoint of a system block.
+    #[serde(skip)]
+    pub origin: Option<systems::EndpointOrigin>,
 }
 
 impl SourceConfig {
+    /// Where this source is in the file, for messages: `sources[2] (id "x")`, or
+    /// `sources[2].endpoints[1] (id "sys.penalty")` for an endpoint of a system block.
+    pub fn place(&self) -> String {
+        match &self.origin {
+            Some(o) => format!("sources[{}].endpoints[{}] (id {:?})", self.block, o.endpoint, self.id),
+            None => format!("sources[{}] (id {:?})", self.block, self.id),
+        }
+    }
+
+    /// The key path of this source's block (or endpoint) without the id: `sources[2]` or
+    /// `sources[2].endpoints[1]`.
+    pub fn key_path(&self) -> String {
+        match &self.origin {
+            Some(o) => format!("sources[{}].endpoints[{}]", self.block, o.endpoint),
+            None => format!("sources[{}]", self.block),
+        }
+    }
+
+    /// The system this source is an endpoint of, if any: its pull shares that system's
+    /// connection, rate limit and token cache.
+    pub fn system_id(&self) -> Option<&str> {
+        self.origin.as_ref().map(|o| o.system.as_str())
+    }
+
     /// Which agencies the source may write for (everyone when neither key is set).
     pub fn agency_scope(&self) -> AgencyScope {
         AgencyScope {
@@ -890,8 +932,14 @@ pub struct CatalogueSourceConfig {
 /// What is wrong with the id of a source, catalogue or registry at `place`: its characters, or a
 /// repeat of one in `ids` (which it joins).
 fn id_problems(place: &str, id: &str, ids: &mut HashSet<String>) -> Vec<(String, String)> {
+    id_problems_of(place, id, ids, false)
+}
+
+/// [`id_problems`]; the id of a source made from an endpoint of a system block may also be
+/// `<system>.<endpoint>`.
+fn id_problems_of(place: &str, id: &str, ids: &mut HashSet<String>, from_endpoint: bool) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+    if !systems::valid_source_id(id, from_endpoint) {
         out.push((
             format!("{place}.id"),
             "ID只能包含字母、数字、-、_ / id may only contain letters, digits, - and _".into(),
@@ -1051,6 +1099,9 @@ impl Config {
             }
         })?;
         config.base_dir = base_dir.to_path_buf();
+        let (sources, problems) = systems::expand(std::mem::take(&mut config.sources));
+        config.sources = sources;
+        config.system_problems = problems;
         Ok(config)
     }
 
@@ -1072,18 +1123,22 @@ impl Config {
 
     /// What is allowed but probably unintended, each with its place: sources that may write
     /// for any agency (neither `agencies` nor `agency_regions`).
+    /// Also: separate REST/SOAP blocks that differ only in path and mapping, with the one
+    /// system block they could be (see [`systems::merge_hints`]).
     pub fn warnings(&self) -> Vec<ConfigProblem> {
-        self.sources
+        let mut warnings: Vec<ConfigProblem> = self
+            .sources
             .iter()
-            .enumerate()
-            .filter(|(_, s)| s.agency_scope().is_open())
-            .map(|(i, s)| ConfigProblem {
-                place: format!("sources[{i}] (id {:?})", s.id),
+            .filter(|s| s.agency_scope().is_open())
+            .map(|s| ConfigProblem {
+                place: s.place(),
                 message: "未设置 agencies 或 agency_regions：该来源可写入任何执法部门的案件 / neither `agencies` nor \
                           `agency_regions` is set: this source may write cases of any agency"
                     .into(),
             })
-            .collect()
+            .collect();
+        warnings.extend(systems::merge_hints(&self.sources));
+        warnings
     }
 
     /// A path from the config, made absolute against the config file's directory.
@@ -1245,12 +1300,21 @@ impl Config {
             }
         }
 
+        for p in &self.system_problems {
+            problem(p.place.clone(), p.message.clone());
+        }
         let mut ids = HashSet::new();
         let mut mappings = Vec::new();
-        for (i, s) in self.sources.iter().enumerate() {
-            let place = format!("sources[{i}] (id {:?})", s.id);
-            for (where_, message) in id_problems(&place, &s.id, &mut ids) {
+        for s in &self.sources {
+            let place = s.place();
+            for (where_, message) in id_problems_of(&place, &s.id, &mut ids, s.origin.is_some()) {
                 problem(where_, message);
+            }
+            if s.mapping.as_os_str().is_empty() {
+                problem(
+                    format!("{place}.mapping"),
+                    "来源需要 mapping（映射文件）/ a source needs `mapping` (its mapping file)".into(),
+                );
             }
             match s.kind.as_str() {
                 "file" => {}
@@ -1279,7 +1343,7 @@ impl Config {
                         ),
                         Some(table) => {
                             for p in adapters::sources::check_settings(&s.kind, table, &self.base_dir) {
-                                problem(format!("{place}.{}.{}", s.kind, p.key), p.message);
+                                problem(systems::problem_place(s, &p.key), p.message);
                             }
                         }
                     }
@@ -1340,7 +1404,8 @@ impl Config {
             let mapping_path = self.path(&s.mapping);
             match Mapping::load(&mapping_path) {
                 Ok(m) => mappings.push(std::sync::Arc::new(m)),
-                Err(e) => problem(format!("{place}.mapping"), e.to_string()),
+                Err(e) if !s.mapping.as_os_str().is_empty() => problem(format!("{place}.mapping"), e.to_string()),
+                Err(_) => {}
             }
         }
         let mut sink_ids = HashSet::new();
@@ -1444,6 +1509,9 @@ impl Config {
             }
         }
         if !problems.is_empty() {
+            // A problem of a system's shared table is found once per endpoint: say it once.
+            let mut seen = HashSet::new();
+            problems.retain(|p| seen.insert((p.place.clone(), p.message.clone())));
             return Err(ConfigError {
                 file: file.to_string(),
                 problems,
@@ -1556,10 +1624,11 @@ impl Config {
     pub fn oversight_problems(&self) -> Vec<(String, String)> {
         let mut problems = self.reconciliation.check();
         problems.extend(self.alerts.check(&self.base_dir));
-        for (i, s) in self.sources.iter().enumerate() {
+        for s in &self.sources {
             if let Some(r) = &s.reconcile {
                 let kind = s.rest.as_ref().or(s.soap.as_ref());
-                if let Err(p) = oversight::reconcile_parts(r, kind, &format!("sources[{i}].reconcile"), &self.base_dir)
+                if let Err(p) =
+                    oversight::reconcile_parts(r, kind, &format!("{}.reconcile", s.key_path()), &self.base_dir)
                 {
                     problems.extend(p);
                 }

@@ -81,8 +81,8 @@ pub fn start_source_tasks(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Res
                 ));
             }
             "rest" | "soap" => {
-                let table = source.pull_table().unwrap_or_default();
-                let pull = adapters::sources::build(&source.id, &source.kind, &table, &base)
+                let pull = runtime
+                    .pull_source(source)
                     .map_err(|e| anyhow::anyhow!("sources {:?}: {e}", source.id))?;
                 let schedule = Schedule::from_config(source.cron.as_deref(), source.poll_seconds)
                     .map_err(|e| anyhow::anyhow!("sources {:?}: {e}", source.id))?;
@@ -273,8 +273,11 @@ pub async fn pull_each_once(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::R
         tracing::info!(registry = %registry.id, ?summary, "officer registry pulled once");
     }
     for source in &runtime.resolved.config.sources {
-        let Some(table) = source.pull_table() else { continue };
-        let pull = adapters::sources::build(&source.id, &source.kind, &table, &base)
+        if source.pull_table().is_none() {
+            continue;
+        }
+        let pull = runtime
+            .pull_source(source)
             .map_err(|e| anyhow::anyhow!("sources {:?}: {e}", source.id))?;
         let summary = pull_once(runtime, &source.id, &pull, PullMode::Incremental, shutdown)
             .await

@@ -16,9 +16,9 @@ pub struct ReconcileJob {
 /// The count queries of every source that has one.
 pub fn jobs(config: &Config) -> Result<Vec<ReconcileJob>, String> {
     let mut jobs = Vec::new();
-    for (i, s) in config.sources.iter().enumerate() {
+    for s in &config.sources {
         let Some(table) = &s.reconcile else { continue };
-        let place = format!("sources[{i}].reconcile");
+        let place = format!("{}.reconcile", s.key_path());
         let kind = s.rest.as_ref().or(s.soap.as_ref());
         let (settings, client) = reconcile_parts(table, kind, &place, &config.base_dir).map_err(|p| {
             p.into_iter()

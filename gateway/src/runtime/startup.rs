@@ -41,6 +41,7 @@ impl Runtime {
             &runtime.resolved.config,
             Arc::clone(&runtime.store),
             Some(runtime.metrics.attachments().clone()),
+            &runtime.systems,
         )?;
         runtime.attachments = Some(Arc::new(attachments));
         Ok(runtime)

@@ -37,6 +37,8 @@ pub struct Runtime {
     /// Evidence attachments (证据附件): fetcher, download links, delivery gate (set by
     /// [`Runtime::open`]).
     pub attachments: Option<Arc<crate::attachments::Attachments>>,
+    /// The shared connections (rate limit, token cache) of systems with several endpoints.
+    pub systems: Arc<adapters::sources::SystemClients>,
 }
 
 impl Runtime {
@@ -81,7 +83,19 @@ impl Runtime {
             metrics,
             committer,
             attachments: None,
+            systems: Arc::default(),
         }
+    }
+
+    /// The pull source of a REST/SOAP source, an endpoint of a system over that system's one
+    /// connection, rate limit and token cache.
+    pub fn pull_source(
+        &self,
+        source: &crate::config::SourceConfig,
+    ) -> Result<Arc<dyn adapters::sources::PullSource>, adapters::sources::SourceError> {
+        let table = source.pull_table().unwrap_or_default();
+        let system = source.system_id().map(|s| (s, self.systems.as_ref()));
+        adapters::sources::build_in(&source.id, &source.kind, &table, &self.resolved.config.base_dir, system)
     }
 
     /// Sink ids: one outbox row per sink per committed version.

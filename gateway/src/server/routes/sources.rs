@@ -51,6 +51,9 @@ pub struct SourceView {
     pub kind: String,
     /// Configured input format.
     pub format: String,
+    /// The system this source is an endpoint of (one `[[sources]]` block with endpoints,
+    /// sharing one connection and rate limit), if any.
+    pub system: Option<String>,
     /// Id of the mapping in use.
     pub mapping_id: Option<String>,
     /// Version of the mapping in use.
@@ -148,6 +151,7 @@ async fn view(state: &Shared, status: SourceStatus, leases: &[LeaseRow]) -> ApiR
     let stored_cursor = state.runtime.store.cursor(&status.id).await?;
     Ok(SourceView {
         format: config.map(|c| c.format.clone()).unwrap_or_default(),
+        system: config.and_then(|c| c.system_id()).map(str::to_string),
         mapping_id: preparer.as_ref().map(|p| p.mapping.id().to_string()),
         mapping_version: preparer.as_ref().map(|p| p.mapping.version()),
         id: status.id,
