@@ -89,6 +89,11 @@ async fn a_wsdl_served_over_http_with_an_imported_xsd_gives_a_source_that_passes
     assert_eq!(table["action"].as_str(), Some("urn:queryCases"));
     assert_eq!(table["pagination"].as_str(), Some("page"));
     assert_eq!(
+        table["watermark_path"].as_str(),
+        Some("gxsj"),
+        "the record's last-changed element, since the request takes a start time"
+    );
+    assert_eq!(
         table["total_path"].as_str(),
         Some("Envelope.Body.queryCasesResponse.return.total")
     );
@@ -261,4 +266,21 @@ async fn imports_beyond_the_depth_limit_and_oversized_documents_are_refused() {
 fn a_document_that_is_not_a_wsdl_is_named_as_such() {
     let err = wsdl::parse("<html><body>login</body></html>").unwrap_err();
     assert!(matches!(err, WsdlError::NotWsdl(_)), "{err}");
+}
+
+#[test]
+fn the_block_shown_in_the_from_wsdl_doc_passes_the_settings_check() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/from-wsdl.md")).unwrap();
+    let block = |lang: &str| -> String {
+        let fence = format!("```{lang}\n");
+        let start = doc.find(&fence).unwrap() + fence.len();
+        doc[start..].split("```").next().unwrap().to_string()
+    };
+    let dir = temp_dir("doc");
+    std::fs::write(dir.join("soap/queryCases.xml"), block("xml")).unwrap();
+    let table = soap_table(&block("toml"));
+    let problems = adapters::sources::check_settings("soap", &table, &dir);
+    assert!(problems.is_empty(), "{problems:?}");
+    adapters::sources::build("jiangxi-ecology", "soap", &table, &dir).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
 }

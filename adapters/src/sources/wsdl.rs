@@ -915,6 +915,44 @@ fn records_path(output: &XmlElement) -> Option<String> {
     walk(output, "Envelope.Body", 0)
 }
 
+/// The repeated record element of the answer, if any.
+fn record_element(output: &XmlElement) -> Option<&XmlElement> {
+    fn walk(e: &XmlElement, depth: usize) -> Option<&XmlElement> {
+        if e.repeated {
+            return Some(e);
+        }
+        if depth > MAX_TYPE_DEPTH {
+            return None;
+        }
+        e.children.iter().find_map(|c| walk(c, depth + 1))
+    }
+    walk(output, 0)
+}
+
+/// A record element's name that reads like its last-changed time.
+fn is_watermark_name(name: &str) -> bool {
+    let n: String = name
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect();
+    [
+        "gxsj",
+        "xgsj",
+        "zhxgsj",
+        "updatetime",
+        "updatedat",
+        "updated",
+        "lastmodified",
+        "modifytime",
+        "lastupdatetime",
+        "modifiedtime",
+        "cdtime",
+        "gengxinshijian",
+    ]
+    .contains(&n.as_str())
+}
+
 /// A scalar element of the answer whose name says what it is (`total`, `resultCode`, ...).
 fn find_named(output: &XmlElement, names: &[&str]) -> Option<String> {
     fn walk(e: &XmlElement, path: &str, names: &[&str], depth: usize) -> Option<String> {
@@ -1088,11 +1126,24 @@ impl Operation {
             let _ = writeln!(t, "first_page = 1");
         }
         if used.contains(&"since") {
+            let watermark = self.output.as_ref().and_then(record_element).and_then(|r| {
+                r.children
+                    .iter()
+                    .find(|c| c.children.is_empty() && is_watermark_name(&c.name))
+                    .map(|c| c.name.clone())
+            });
             let _ = writeln!(
                 t,
-                "# 增量拉取：填写记录中更新时间元素的路径 / incremental pulls: the record's last-changed element"
+                "# 增量拉取：记录的更新时间元素 / incremental pulls: the record's last-changed element"
             );
-            let _ = writeln!(t, "# watermark_path = \"gxsj\"");
+            match watermark {
+                Some(w) => {
+                    let _ = writeln!(t, "watermark_path = {}", escape_toml(&w));
+                }
+                None => {
+                    let _ = writeln!(t, "# watermark_path = \"gxsj\"   # 请填写 / fill in");
+                }
+            }
             let _ = writeln!(t, "# initial_since = \"2020-01-01 00:00:00\"");
         }
         if used.contains(&"username") || used.contains(&"password") {

@@ -118,6 +118,7 @@ fn field_lines(
     target: &Target,
     table: Option<&str>,
     active: bool,
+    case_type: CaseType,
 ) -> (Vec<String>, Option<String>) {
     let mut lines = vec!["[[field]]".to_string(), format!("target = {}", q(target.path))];
     lines.push(format!("from = {}", q(&p.source)));
@@ -173,7 +174,7 @@ fn field_lines(
         ValueKind::PersonName | ValueKind::CertNo => lines.push("steps = [\"remove_spaces\"]".into()),
         _ => lines.push("steps = [\"trim\"]".into()),
     }
-    if target.required && active {
+    if target.required_for(case_type) && active {
         lines.push("required = true".into());
     }
     (lines, note)
@@ -438,7 +439,7 @@ pub(super) fn finish(
             .find(|(_, t)| **t == p.target)
             .map(|(name, _)| name.as_str())
             .or((!active && !target.table.is_empty()).then_some(target.table));
-        let (lines, note) = field_lines(p, field, target, table, active);
+        let (lines, note) = field_lines(p, field, target, table, active, case_type);
         comment_block(&mut out, p, note.as_deref());
         if !active && matches!(target.kind, ValueKind::Code | ValueKind::CodeList) {
             let f = field.features();
@@ -453,7 +454,7 @@ pub(super) fn finish(
 
     let missing_required: Vec<String> = targets::TARGETS
         .iter()
-        .filter(|t| t.required && (t.case_type.is_empty() || t.case_type == case_type.as_str()))
+        .filter(|t| t.required_for(case_type) && (t.case_type.is_empty() || t.case_type == case_type.as_str()))
         .filter(|t| !t.path.starts_with("officers.") && !filled.iter().any(|f| f == t.path))
         .filter(|t| !(t.path == "implementation_list_code" && case_type != CaseType::Inspection))
         .map(|t| t.path.to_string())

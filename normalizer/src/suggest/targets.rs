@@ -326,3 +326,10 @@ pub(crate) const TARGETS: &[Target] = &[
 pub(crate) fn target(path: &str) -> Option<&'static Target> {
     TARGETS.iter().find(|t| t.path == path)
 }
+
+impl Target {
+    /// The schema of `case_type` requires the field (`case_source` only for penalties).
+    pub fn required_for(&self, case_type: crate::CaseType) -> bool {
+        self.required || (self.path == "case_source" && case_type == crate::CaseType::Penalty)
+    }
+}
