@@ -352,6 +352,7 @@ async fn read_all(location: &str, limits: &WsdlLimits) -> Result<Documents, Wsdl
             return Err(WsdlError::TooManyImports(key));
         }
         seen.push(key.clone());
+        tracing::debug!(location = %key, depth, "reading a WSDL or XSD document");
         let bytes = fetch(&loc, limits, &client).await?;
         let root = parse_document(&bytes, &key, limits.max_nesting)?;
         let mut schema_nodes = Vec::new();

@@ -408,7 +408,12 @@ pub(super) fn finish(
                 if field.is_none_or(|f| !f.is_list) {
                     lines.push(format!("split = {}", q(&seps.iter().collect::<String>())));
                 }
-                lines.push("steps = [\"remove_spaces\"]".into());
+                if seps.contains(&' ') {
+                    // Names separated by spaces: keep one space to split on.
+                    lines.push("steps = [\"collapse_spaces\"]".into());
+                } else {
+                    lines.push("steps = [\"remove_spaces\"]".into());
+                }
                 if active {
                     lines.push("required = true".into());
                 }

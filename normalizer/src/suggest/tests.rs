@@ -65,3 +65,116 @@ fn no_objects_is_an_error() {
         Err(SuggestError::NoRecords)
     ));
 }
+
+fn apply(s: &Suggestion, record: &Value) -> Value {
+    let m = crate::mapping::Mapping::from_bundle(&s.mapping_toml, "m.toml", &Default::default()).unwrap();
+    m.apply(record).record
+}
+
+#[test]
+fn officer_lists_with_mixed_separators_become_a_zip_that_splits_every_one() {
+    let records = vec![
+        json!({"ajbh": "A1", "zfry": "张三 李四", "zfzh": "3601 3602"}),
+        json!({"ajbh": "A2", "zfry": "王五/赵六", "zfzh": "3605/3606"}),
+        json!({"ajbh": "A3", "zfry": "孙七;周八", "zfzh": "3611;3612"}),
+        json!({"ajbh": "A4", "zfry": "吴九、郑十", "zfzh": "3613、3614"}),
+    ];
+    let options = SuggestOptions {
+        inline_tables: true,
+        ..SuggestOptions::default()
+    };
+    let s = suggest(&records, &options).unwrap();
+    assert!(
+        s.mapping_toml.contains("zip = { name = \"zfry\", cert_no = \"zfzh\" }"),
+        "{}",
+        s.mapping_toml
+    );
+    for (record, names) in records
+        .iter()
+        .zip([["张三", "李四"], ["王五", "赵六"], ["孙七", "周八"], ["吴九", "郑十"]])
+    {
+        let out = apply(&s, record);
+        let got: Vec<&str> = out["officers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, names);
+    }
+}
+
+#[test]
+fn the_amount_unit_follows_name_hints_and_magnitudes() {
+    let records = vec![
+        json!({"fkje_wy": "2", "mswfsd": "1500", "ajbh": "A1"}),
+        json!({"fkje_wy": "3", "mswfsd": "800", "ajbh": "A2"}),
+    ];
+    let options = SuggestOptions {
+        case_type: Some(CaseType::Penalty),
+        inline_tables: true,
+        ..SuggestOptions::default()
+    };
+    let s = suggest(&records, &options).unwrap();
+    let out = apply(&s, &records[0]);
+    assert_eq!(
+        out["penalty"]["fine_amount"],
+        json!(20000),
+        "万元 from the name: {}",
+        s.mapping_toml
+    );
+    assert_eq!(
+        out["penalty"]["confiscation_amount"],
+        json!(1500),
+        "yuan: {}",
+        s.mapping_toml
+    );
+}
+
+#[test]
+fn dates_in_usual_layouts_and_epoch_milliseconds_are_read() {
+    let records = vec![
+        json!({"ajbh": "A1", "jdrq": "2024年3月1日", "gxsj": 1709258400000i64, "larq": "20240201"}),
+        json!({"ajbh": "A2", "jdrq": "2024/3/5", "gxsj": 1709604000000i64, "larq": "2024-02-03 10:00:00"}),
+    ];
+    let options = SuggestOptions {
+        case_type: Some(CaseType::Penalty),
+        inline_tables: true,
+        ..SuggestOptions::default()
+    };
+    let s = suggest(&records, &options).unwrap();
+    let out = apply(&s, &records[0]);
+    assert_eq!(out["penalty"]["decision_date"], json!("2024-03-01"));
+    assert_eq!(out["penalty"]["filing_date"], json!("2024-02-01"));
+    assert_eq!(out["source_updated_at"], json!("2024-03-01T10:00:00+08:00"));
+}
+
+#[test]
+fn an_unknown_column_of_valid_organ_credit_codes_is_proposed_as_the_agency_code_by_its_values() {
+    let records = vec![
+        json!({"ajbh": "A1", "x_col7": "11360100014523152U"}),
+        json!({"ajbh": "A2", "x_col7": "113604000145872014"}),
+    ];
+    let s = suggest(&records, &SuggestOptions::default()).unwrap();
+    let p = s.proposals.iter().find(|p| p.source == "x_col7").unwrap();
+    assert_eq!(p.target, "agency.credit_code");
+    assert!(
+        p.evidence_zh.iter().any(|e| e.contains("校验位正确")),
+        "{:?}",
+        p.evidence_zh
+    );
+}
+
+#[test]
+fn two_equally_likely_columns_for_one_field_are_both_commented_out() {
+    let records = vec![
+        json!({"ajbh": "A1", "jgsxbm": "36010000100012", "sxbm": "36010000100013"}),
+        json!({"ajbh": "A2", "jgsxbm": "36010000100014", "sxbm": "36010000100015"}),
+    ];
+    let s = suggest(&records, &SuggestOptions::default()).unwrap();
+    let item: Vec<&Proposal> = s.proposals.iter().filter(|p| p.target == "item_code").collect();
+    assert_eq!(item.len(), 2);
+    assert!(item.iter().all(|p| p.status == Status::Conflict));
+    assert!(s.mapping_toml.contains("# 【冲突，已注释】"));
+    assert!(s.missing_required.contains(&"item_code".to_string()));
+}
