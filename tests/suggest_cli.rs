@@ -132,6 +132,23 @@ fn suggest_reads_soap_xml_answers_and_csv_exports_and_prints_a_self_contained_ma
         "{mapping}"
     );
     assert!(mapping.contains("values = {"), "code tables inline without -o");
+    let found = run_in(
+        &dir,
+        &args(&[
+            "mappings",
+            "suggest",
+            xml.to_str().unwrap(),
+            "--case-type",
+            "inspection",
+        ]),
+    );
+    assert_eq!(found.status.code(), Some(0), "{}", text(&found.stderr));
+    assert!(
+        text(&found.stderr).contains("Envelope.Body.queryCasesResponse.return.case"),
+        "the record elements found without --xml-records: {}",
+        text(&found.stderr)
+    );
+    assert_eq!(text(&found.stdout), mapping, "the same proposal as with the path given");
     std::fs::create_dir_all(dir.join("xml")).unwrap();
     std::fs::write(dir.join("xml/mapping.toml"), &mapping).unwrap();
 

@@ -3,7 +3,7 @@
 //! [`normalizer::suggest`].
 
 use super::normalize::input_format;
-use crate::prepare::reader::{parse_item, read_file, ParsedRecord};
+use crate::prepare::reader::{parse_item, read_file, InputFormat, ParsedRecord};
 use anyhow::Context;
 use clap::Args;
 use normalizer::suggest::{suggest, Status, SuggestOptions};
@@ -25,7 +25,8 @@ pub struct SuggestArgs {
     /// The case type: inspection, penalty or coercion (default: guessed from the field names).
     #[arg(long)]
     pub case_type: Option<String>,
-    /// XML: dotted element path of the record elements (e.g. `Envelope.Body.queryCasesResponse.return.case`).
+    /// XML: dotted element path of the record elements (e.g. `Envelope.Body.queryCasesResponse.return.case`);
+    /// default: the most repeated element of the document.
     #[arg(long)]
     pub xml_records: Option<String>,
     /// Write `mapping.toml` and the code-table CSV files into this folder (created if needed)
@@ -86,10 +87,29 @@ pub fn run(args: &SuggestArgs) -> anyhow::Result<ExitCode> {
     }
     let case_type = case_type(args.case_type.as_deref())?;
     let format = input_format(args.format.as_deref(), Some(&args.sample))?;
+    let max_line = usize::try_from(crate::config::LimitsConfig::default().max_record_bytes).unwrap_or(usize::MAX);
+    let mut xml_records = args.xml_records.clone();
+    if format == InputFormat::Xml && xml_records.is_none() {
+        // Without a path: the most repeated element of the document holds the records.
+        let mut tree = None;
+        read_file(&args.sample, format, None, max_line, |item| {
+            tree = parse_item(item).ok().map(|r| r.value);
+            false
+        })
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.sample.display()))?;
+        xml_records = tree.as_ref().and_then(normalizer::suggest::find_record_path);
+        match &xml_records {
+            Some(p) => eprintln!(
+                "记录元素 / record elements: {p}（用 --xml-records 指定其他路径 / choose another with --xml-records）"
+            ),
+            None => eprintln!(
+                "文档中没有重复的元素，整个文档作为一条记录 / no element repeats: the whole document is one record"
+            ),
+        }
+    }
     let mut records = Vec::new();
     let mut unreadable = 0usize;
-    let max_line = usize::try_from(crate::config::LimitsConfig::default().max_record_bytes).unwrap_or(usize::MAX);
-    read_file(&args.sample, format, args.xml_records.as_deref(), max_line, |item| {
+    read_file(&args.sample, format, xml_records.as_deref(), max_line, |item| {
         match parse_item(item) {
             Ok(ParsedRecord { value, .. }) => records.push(value),
             Err(bad) => {

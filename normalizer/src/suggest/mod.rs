@@ -693,6 +693,48 @@ fn group_proposals<'a>(
     Some(out)
 }
 
+/// The dotted element path (from the root element, as `--xml-records` takes it) of the most
+/// repeated element holding child elements in an XML document read by
+/// [`crate::xml_tree::parse_xml`], e.g. `Envelope.Body.queryCasesResponse.return.case`: where the
+/// records of a SOAP answer or an XML export are. `None` when no element repeats.
+pub fn find_record_path(tree: &Value) -> Option<String> {
+    fn walk(v: &Value, path: &str, depth: usize, best: &mut Option<(usize, usize, String)>) {
+        let Value::Object(o) = v else { return };
+        if depth > 16 {
+            return;
+        }
+        for (k, child) in o {
+            if k.starts_with('@') || k == "#text" {
+                continue;
+            }
+            let here = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            match child {
+                Value::Array(items) => {
+                    let objects = items.iter().filter(|i| i.is_object()).count();
+                    if objects >= 2
+                        && best
+                            .as_ref()
+                            .is_none_or(|(n, d, _)| objects > *n || (objects == *n && depth < *d))
+                    {
+                        *best = Some((objects, depth, here.clone()));
+                    }
+                    for i in items {
+                        walk(i, &here, depth + 1, best);
+                    }
+                }
+                other => walk(other, &here, depth + 1, best),
+            }
+        }
+    }
+    let mut best = None;
+    walk(tree, "", 0, &mut best);
+    best.map(|(_, _, p)| p)
+}
+
 /// Margin under which two columns for one canonical field are a conflict.
 const CONFLICT_MARGIN: f64 = 0.1;
 

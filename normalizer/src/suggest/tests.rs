@@ -178,3 +178,15 @@ fn two_equally_likely_columns_for_one_field_are_both_commented_out() {
     assert!(s.mapping_toml.contains("# 【冲突，已注释】"));
     assert!(s.missing_required.contains(&"item_code".to_string()));
 }
+
+#[test]
+fn the_record_elements_of_an_xml_answer_are_found_as_the_most_repeated_element() {
+    let xml = br#"<soap:Envelope xmlns:soap="x"><soap:Body><r><total>2</total>
+        <case czbs="I"><ajbh>A1</ajbh><zfry><xm>a</xm></zfry><zfry><xm>b</xm></zfry><zfry><xm>c</xm></zfry></case>
+        <case czbs="I"><ajbh>A2</ajbh></case><case czbs="U"><ajbh>A3</ajbh></case><case><ajbh>A4</ajbh></case>
+        </r></soap:Body></soap:Envelope>"#;
+    let tree = crate::xml_tree::parse_xml(xml, &crate::xml_tree::XmlLimits::default()).unwrap();
+    assert_eq!(find_record_path(&tree).as_deref(), Some("Envelope.Body.r.case"));
+    let single = crate::xml_tree::parse_xml(b"<a><b>1</b></a>", &crate::xml_tree::XmlLimits::default()).unwrap();
+    assert_eq!(find_record_path(&single), None);
+}
