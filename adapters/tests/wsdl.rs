@@ -284,3 +284,28 @@ fn the_block_shown_in_the_from_wsdl_doc_passes_the_settings_check() {
     adapters::sources::build("jiangxi-ecology", "soap", &table, &dir).unwrap();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test]
+async fn a_service_whose_bindings_come_with_wsdl_import_is_read_through_the_import() {
+    let path = fixture("split-service.wsdl");
+    let service = wsdl::load(path.to_str().unwrap(), &WsdlLimits::default())
+        .await
+        .unwrap();
+    let op = service
+        .operations
+        .iter()
+        .find(|o| o.port == "GatewayPort" && o.name == "queryCases")
+        .expect("the operation of the importing document's port");
+    assert_eq!(
+        op.endpoint.as_deref(),
+        Some("https://zfxt.example.gov.cn/gateway/CaseQueryService")
+    );
+    let proposal = op.propose("gateway-port", None);
+    assert_eq!(
+        proposal.records_path.as_deref(),
+        Some("Envelope.Body.queryCasesResponse.return.case"),
+        "types from the imported WSDL and the XSD it imports"
+    );
+    let table = soap_table(&proposal.toml);
+    assert!(adapters::sources::check_settings("soap", &table, Path::new(".")).is_empty());
+}
