@@ -309,3 +309,19 @@ async fn a_service_whose_bindings_come_with_wsdl_import_is_read_through_the_impo
     let table = soap_table(&proposal.toml);
     assert!(adapters::sources::check_settings("soap", &table, Path::new(".")).is_empty());
 }
+
+#[tokio::test]
+async fn a_gbk_encoded_wsdl_is_decoded_by_its_prolog() {
+    let path = fixture("case-service-gbk.wsdl");
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(std::str::from_utf8(&bytes).is_err(), "the fixture is GBK, not UTF-8");
+    let service = wsdl::load(path.to_str().unwrap(), &WsdlLimits::default())
+        .await
+        .unwrap();
+    let op = service.pick(Some("queryCases")).unwrap();
+    assert_eq!(op.port, "案件查询端口", "a Chinese attribute read from GBK");
+    assert_eq!(
+        op.propose("gbk", None).records_path.as_deref(),
+        Some("Envelope.Body.queryCasesResponse.return.case")
+    );
+}

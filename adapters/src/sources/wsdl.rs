@@ -225,6 +225,27 @@ fn parse_document(bytes: &[u8], location: &str, max_nesting: usize) -> Result<No
     root.ok_or_else(|| xml_error(location, "没有根元素 / no root element"))
 }
 
+/// The document in UTF-8: one declaring another encoding in its prolog (`GBK`, `GB18030`, …) is
+/// decoded; a byte that is not valid in it is an error.
+fn to_utf8(bytes: Vec<u8>, location: &str) -> Result<Vec<u8>, WsdlError> {
+    let Some(label) = normalizer::xml_tree::declared_encoding(&bytes) else {
+        return Ok(bytes);
+    };
+    let encoding = encoding_rs::Encoding::for_label(label.as_bytes())
+        .ok_or_else(|| xml_error(location, format!("未知的字符集 {label} / unknown encoding {label}")))?;
+    if encoding == encoding_rs::UTF_8 {
+        return Ok(bytes);
+    }
+    let (text, _, had_errors) = encoding.decode(&bytes);
+    if had_errors {
+        return Err(xml_error(
+            location,
+            format!("含有不属于 {label} 的字节 / holds bytes that are not valid {label}"),
+        ));
+    }
+    Ok(text.into_owned().into_bytes())
+}
+
 /// Where a document is: a URL or a local file.
 #[derive(Debug, Clone)]
 enum Location {
@@ -354,6 +375,7 @@ async fn read_all(location: &str, limits: &WsdlLimits) -> Result<Documents, Wsdl
         seen.push(key.clone());
         tracing::debug!(location = %key, depth, "reading a WSDL or XSD document");
         let bytes = fetch(&loc, limits, &client).await?;
+        let bytes = to_utf8(bytes, &key)?;
         let root = parse_document(&bytes, &key, limits.max_nesting)?;
         let mut schema_nodes = Vec::new();
         if is_schema || root.is(XSD_NS, "schema") {
