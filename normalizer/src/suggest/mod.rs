@@ -735,6 +735,87 @@ pub fn find_record_path(tree: &Value) -> Option<String> {
     best.map(|(_, _, p)| p)
 }
 
+/// The proposal for a list of agencies (`lhjc.bm[*]` → `inspection.joint_participants`): members
+/// holding agency names and, if any, state organs' credit codes.
+fn joint_group<'a>(
+    group: &'a GroupProfile,
+    dict: &Dictionary,
+    threshold: f64,
+) -> Option<Vec<(Proposal, Option<&'a FieldProfile>)>> {
+    const TARGET: &str = "inspection.joint_participants";
+    let mut name_member: Option<&FieldProfile> = None;
+    let mut code_member: Option<&FieldProfile> = None;
+    for m in &group.members {
+        let f = m.features();
+        if f.organ_uscc >= 0.8 {
+            code_member = code_member.or(Some(m));
+        } else if f.agency_name >= 0.6 {
+            name_member = name_member.or(Some(m));
+        }
+    }
+    let nm = name_member?;
+    let mut names = vec![group.name.clone()];
+    names.extend(parent_name(&group.path));
+    let named = names.iter().find(|n| dict.lookup(n).iter().any(|(t, _)| t == TARGET));
+    let (base, zh, en) = match named {
+        Some(n) => (
+            0.7,
+            format!("列表名 {n}（词典）"),
+            format!("list name {n} (dictionary)"),
+        ),
+        None => (
+            0.35,
+            format!("列表名 {} 不在词典中", group.name),
+            format!("list name {} not in the dictionary", group.name),
+        ),
+    };
+    let bonus: f64 = if code_member.is_some() { 0.25 } else { 0.2 };
+    let score = (base + bonus).min(0.99);
+    let status = if score >= threshold {
+        Status::Active
+    } else {
+        Status::Uncertain
+    };
+    let proposal = |source: String, target: &str, zh: Vec<String>, en: Vec<String>| Proposal {
+        source,
+        target: target.to_string(),
+        confidence: (score * 100.0).round() / 100.0,
+        evidence_zh: zh,
+        evidence_en: en,
+        status,
+    };
+    let mut out = vec![(
+        proposal(
+            format!("{}[*]", group.path),
+            TARGET,
+            vec![zh, format!("成员 {} 像机关名称", nm.name)],
+            vec![en, format!("member {} holds agency names", nm.name)],
+        ),
+        None,
+    )];
+    out.push((
+        proposal(
+            format!("{}[*].{}", group.path, nm.path),
+            "inspection.joint_participants.name",
+            vec![format!("成员 {} 像机关名称", nm.name)],
+            vec![format!("member {} holds agency names", nm.name)],
+        ),
+        Some(nm),
+    ));
+    if let Some(cm) = code_member {
+        out.push((
+            proposal(
+                format!("{}[*].{}", group.path, cm.path),
+                "inspection.joint_participants.credit_code",
+                vec![format!("成员 {} 是机关的统一社会信用代码", cm.name)],
+                vec![format!("member {} holds credit codes of state organs", cm.name)],
+            ),
+            Some(cm),
+        ));
+    }
+    Some(out)
+}
+
 /// Margin under which two columns for one canonical field are a conflict.
 const CONFLICT_MARGIN: f64 = 0.1;
 
@@ -756,17 +837,24 @@ pub fn suggest(records: &[Value], options: &SuggestOptions) -> Result<Suggestion
     let mut chosen: Vec<(Proposal, Option<&FieldProfile>)> = Vec::new();
     let mut officers_taken = false;
     let mut group_unmatched = Vec::new();
+    let mut joint_taken = false;
     for g in &profiles.groups {
-        match (!officers_taken)
+        if let Some(list) = (!officers_taken)
             .then(|| group_proposals(g, dict, options.threshold))
             .flatten()
         {
-            Some(list) => {
-                officers_taken |= list.first().is_some_and(|(p, _)| p.status == Status::Active);
-                chosen.extend(list);
-            }
-            None => group_unmatched.push(format!("{}[*]", g.path)),
+            officers_taken |= list.first().is_some_and(|(p, _)| p.status == Status::Active);
+            chosen.extend(list);
+            continue;
         }
+        if case_type == CaseType::Inspection && !joint_taken {
+            if let Some(list) = joint_group(g, dict, options.threshold) {
+                joint_taken |= list.first().is_some_and(|(p, _)| p.status == Status::Active);
+                chosen.extend(list);
+                continue;
+            }
+        }
+        group_unmatched.push(format!("{}[*]", g.path));
     }
 
     let mut cands: Vec<Candidate> = Vec::new();

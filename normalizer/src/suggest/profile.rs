@@ -222,30 +222,51 @@ fn is_text_element(o: &serde_json::Map<String, Value>) -> bool {
 /// single object of the same name in another (an XML element that repeats only sometimes) are
 /// both read as the list.
 pub(crate) fn profile(records: &[Value]) -> Profiles {
-    let mut c = Collector::default();
-    // Objects that are lists elsewhere are read as one-element lists.
-    let mut list_keys = std::collections::HashSet::new();
-    for r in records {
-        if let Value::Object(o) = r {
-            for (k, v) in o {
-                if let Value::Array(items) = v {
-                    if items.iter().any(Value::is_object) {
-                        list_keys.insert(k.clone());
-                    }
+    // Objects that are lists of objects elsewhere (at the same path) are read as one-element
+    // lists: an XML element that repeats in some records only.
+    fn lists(v: &Value, path: &str, depth: usize, out: &mut std::collections::HashSet<String>) {
+        let Value::Object(o) = v else { return };
+        if depth > MAX_DEPTH {
+            return;
+        }
+        for (k, child) in o {
+            let here = format!("{path}\u{1}{k}");
+            match child {
+                Value::Array(items) if items.iter().any(Value::is_object) => {
+                    out.insert(here);
                 }
+                Value::Object(_) => lists(child, &here, depth + 1, out),
+                _ => {}
             }
         }
     }
-    for r in records {
-        if let Value::Object(o) = r {
-            let mut o = o.clone();
-            for k in &list_keys {
-                if let Some(v @ Value::Object(_)) = o.get_mut(k) {
-                    let single = v.take();
-                    *v = Value::Array(vec![single]);
-                }
+    fn wrap(v: &mut Value, path: &str, depth: usize, list_paths: &std::collections::HashSet<String>) {
+        let Value::Object(o) = v else { return };
+        if depth > MAX_DEPTH {
+            return;
+        }
+        for (k, child) in o.iter_mut() {
+            let here = format!("{path}\u{1}{k}");
+            if child.is_object() && list_paths.contains(&here) {
+                let single = child.take();
+                *child = Value::Array(vec![single]);
+            } else if child.is_object() {
+                wrap(child, &here, depth + 1, list_paths);
             }
-            c.walk("", &o, 0);
+        }
+    }
+    let mut list_paths = std::collections::HashSet::new();
+    for r in records {
+        lists(r, "", 0, &mut list_paths);
+    }
+    let mut c = Collector::default();
+    for r in records {
+        if r.is_object() {
+            let mut r = r.clone();
+            wrap(&mut r, "", 0, &list_paths);
+            if let Value::Object(o) = &r {
+                c.walk("", o, 0);
+            }
         }
     }
     c.finish()

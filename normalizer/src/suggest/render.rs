@@ -356,10 +356,13 @@ pub(super) fn finish(
     let mut filled: Vec<String> = Vec::new();
     for (p, field) in &chosen {
         let active = p.status == Status::Active;
-        if p.target == "officers.name" || (p.target == "officers.cert_no" && p.source.contains("[*]")) {
+        if p.target == "officers.name"
+            || (p.target == "officers.cert_no" && p.source.contains("[*]"))
+            || p.target.starts_with("inspection.joint_participants.")
+        {
             continue; // written with their list
         }
-        if p.target == "officers" {
+        if p.target == "officers" || p.target == "inspection.joint_participants" {
             if p.source.ends_with("[*]") {
                 let prefix = format!("{}.", p.source);
                 let members: Vec<&Proposal> = chosen
@@ -370,19 +373,20 @@ pub(super) fn finish(
                 comment_block(&mut out, p, None);
                 let mut lines = vec![
                     "[[field]]".to_string(),
-                    "target = \"officers\"".to_string(),
+                    format!("target = {}", q(&p.target)),
                     format!("each = {}", q(&p.source)),
                 ];
-                if active {
+                if active && p.target == "officers" {
                     lines.push("required = true".into());
                 }
                 lines.push("fields = [".into());
                 for m in members {
                     let member = &m.source[prefix.len()..];
-                    let (name, steps) = if m.target == "officers.name" {
-                        ("name", "remove_spaces")
-                    } else {
-                        ("cert_no", "normalise_identifier")
+                    let (name, steps) = match m.target.rsplit('.').next().unwrap_or("") {
+                        "name" if p.target == "officers" => ("name", "remove_spaces"),
+                        "name" => ("name", "trim"),
+                        "cert_no" => ("cert_no", "normalise_identifier"),
+                        _ => ("credit_code", "normalise_identifier"),
                     };
                     lines.push(format!(
                         "  {{ target = \"{name}\", from = {}, steps = [\"{steps}\"] }},",
@@ -420,7 +424,7 @@ pub(super) fn finish(
                 write_lines(&mut out, &lines, active);
             }
             if active {
-                filled.push("officers".into());
+                filled.push(p.target.clone());
             }
             continue;
         }

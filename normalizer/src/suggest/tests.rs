@@ -190,3 +190,41 @@ fn the_record_elements_of_an_xml_answer_are_found_as_the_most_repeated_element()
     let single = crate::xml_tree::parse_xml(b"<a><b>1</b></a>", &crate::xml_tree::XmlLimits::default()).unwrap();
     assert_eq!(find_record_path(&single), None);
 }
+
+#[test]
+fn a_list_of_agencies_in_an_inspection_becomes_the_joint_participants() {
+    let xml = r#"<r>
+        <case><ajbh>A1</ajbh><jcxx><lhjc><bm dm="11360400014587316A">九江市市场监督管理局</bm><bm dm="11360400014587498E">九江市应急管理局</bm></lhjc></jcxx></case>
+        <case><ajbh>A2</ajbh><jcxx><lhjc><bm dm="11360400014587316A">九江市市场监督管理局</bm></lhjc></jcxx></case>
+    </r>"#;
+    let tree = crate::xml_tree::parse_xml(xml.as_bytes(), &crate::xml_tree::XmlLimits::default()).unwrap();
+    let records: Vec<Value> = crate::xml_tree::find_records(&tree, "r.case")
+        .into_iter()
+        .cloned()
+        .collect();
+    let options = SuggestOptions {
+        case_type: Some(CaseType::Inspection),
+        inline_tables: true,
+        ..SuggestOptions::default()
+    };
+    let s = suggest(&records, &options).unwrap();
+    assert!(
+        s.mapping_toml.contains("each = \"jcxx.lhjc.bm[*]\""),
+        "{}",
+        s.mapping_toml
+    );
+    for record in &records {
+        let out = apply(&s, record);
+        let first = &out["inspection"]["joint_participants"][0];
+        assert_eq!(
+            first["name"],
+            json!("九江市市场监督管理局"),
+            "a single element is a one-element list"
+        );
+        assert_eq!(first["credit_code"], json!("11360400014587316A"));
+    }
+    assert!(
+        !s.proposals.iter().any(|p| p.target == "agency.credit_code"),
+        "the participants' codes are not the agency's"
+    );
+}
