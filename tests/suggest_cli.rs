@@ -152,6 +152,22 @@ fn suggest_reads_soap_xml_answers_and_csv_exports_and_prints_a_self_contained_ma
     std::fs::create_dir_all(dir.join("xml")).unwrap();
     std::fs::write(dir.join("xml/mapping.toml"), &mapping).unwrap();
 
+    let mixed = run_in(
+        &dir,
+        &args(&["mappings", "suggest", xml.to_str().unwrap(), "-o", "mixed"]),
+    );
+    assert_eq!(mixed.status.code(), Some(0), "{}", text(&mixed.stderr));
+    assert!(
+        text(&mixed.stderr).contains("read from ajlx"),
+        "{}",
+        text(&mixed.stderr)
+    );
+    let mapping = std::fs::read_to_string(dir.join("mixed/mapping.toml")).unwrap();
+    assert!(mapping.contains("case_type = { from = \"ajlx\""), "{mapping}");
+    assert!(std::fs::read_to_string(dir.join("mixed/case_types.csv"))
+        .unwrap()
+        .contains("02,penalty"));
+
     let csv = repo().join("normalizer/tests/suggest_heldout/csv-chinese-penalty/records.csv");
     let out = run_in(&dir, &args(&["mappings", "suggest", csv.to_str().unwrap()]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -161,7 +177,7 @@ fn suggest_reads_soap_xml_answers_and_csv_exports_and_prints_a_self_contained_ma
     std::fs::create_dir_all(dir.join("csv")).unwrap();
     std::fs::write(dir.join("csv/mapping.toml"), &mapping).unwrap();
 
-    let test = run_in(&dir, &args(&["mappings", "test", "xml", "csv"]));
+    let test = run_in(&dir, &args(&["mappings", "test", "xml", "csv", "mixed"]));
     assert_eq!(
         test.status.code(),
         Some(0),

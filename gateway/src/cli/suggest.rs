@@ -158,6 +158,9 @@ pub fn run(args: &SuggestArgs) -> anyhow::Result<ExitCode> {
         None => print!("{}", suggestion.mapping_toml),
     }
     let count = |s: Status| suggestion.proposals.iter().filter(|p| p.status == s).count();
+    if let Some(column) = &suggestion.case_type_from {
+        eprintln!("案件类型逐条取自 {column} / the case type of each record is read from {column}");
+    }
     eprintln!(
         "{} 条样例{}，案件类型 {}{}：{} 个字段已提议，{} 个待定、{} 个冲突（已注释），{} 个源字段未用上，{} 个必填字段缺来源；{} 个内嵌测试通过",
         records.len(),

@@ -105,6 +105,9 @@ pub struct Suggestion {
     pub case_type: CaseType,
     /// Whether the case type was guessed.
     pub case_type_guessed: bool,
+    /// The source field the case type is read from, record by record (then `case_type` is only
+    /// the one the field names point to most).
+    pub case_type_from: Option<String>,
     /// Every proposal, active and commented out.
     pub proposals: Vec<Proposal>,
     /// Source fields nothing was proposed for.
@@ -407,15 +410,17 @@ pub(crate) fn code_items(field: &FieldProfile, list: bool, f: &Features) -> Vec<
     out
 }
 
-fn applies(target: &Target, case_type: CaseType) -> bool {
-    target.case_type.is_empty() || target.case_type == case_type.as_str()
+/// Whether `target` belongs to the case type in scope (`None`: a case type read from a column,
+/// every type's fields apply). The case-type column itself is never a field.
+fn applies(target: &Target, scope: Option<CaseType>) -> bool {
+    target.path != "case_type" && (target.case_type.is_empty() || scope.is_none_or(|t| target.case_type == t.as_str()))
 }
 
 /// Value-only candidates: strong value patterns without a known name.
 fn value_only(
     f: &Features,
     field: &FieldProfile,
-    case_type: CaseType,
+    case_type: Option<CaseType>,
     dict: &Dictionary,
 ) -> Vec<(&'static str, f64, String, String)> {
     let mut out = Vec::new();
@@ -464,7 +469,7 @@ fn value_only(
     }
     if f.decision_number >= 0.6 {
         let t = match case_type {
-            CaseType::Coercion => "coercion.decision_number",
+            Some(CaseType::Coercion) => "coercion.decision_number",
             _ => "penalty.decision_number",
         };
         out.push((
@@ -502,7 +507,12 @@ fn value_only(
 }
 
 /// Candidates for one field: by name (dictionary) adjusted by values, and by values alone.
-fn candidates_for(field: &FieldProfile, index: usize, case_type: CaseType, dict: &Dictionary) -> Vec<Candidate> {
+fn candidates_for(
+    field: &FieldProfile,
+    index: usize,
+    case_type: Option<CaseType>,
+    dict: &Dictionary,
+) -> Vec<Candidate> {
     let f = field.features();
     let mut out = Vec::new();
     // A nested field is first read with its parent's name (`xdr.mc` → `xdrmc`, `zfbm.@dm` →
@@ -519,11 +529,27 @@ fn candidates_for(field: &FieldProfile, index: usize, case_type: CaseType, dict:
     if hits.is_empty() {
         hits = dict.lookup(&field.name);
     }
+    // A parent named for one case type (`cfxx` 处罚信息, `jcxx`, `qzxx`) puts its members there:
+    // `qzxx.jdsh` is the coercion's decision number although `jdsh` names the penalty's.
+    let hint = parent_name(&field.path).and_then(|p| type_hint(&p));
+    let mut seen_targets = Vec::new();
     for (path, how) in hits {
-        let Some(target) = targets::target(&path) else { continue };
-        if !applies(target, case_type) {
+        let Some(mut target) = targets::target(&path) else {
+            continue;
+        };
+        if let Some(h) = hint {
+            if !target.case_type.is_empty() && target.case_type != h {
+                let member = target.path.split_once('.').map_or(target.path, |(_, m)| m);
+                match targets::target(&format!("{h}.{member}")) {
+                    Some(same) => target = same,
+                    None => continue,
+                }
+            }
+        }
+        if !applies(target, case_type) || seen_targets.contains(&target.path) {
             continue;
         }
+        seen_targets.push(target.path);
         let (d, vzh, ven) = value_fit(target, &f, dict, field);
         let (nzh, nen) = match &how {
             NameMatch::Exact => (
@@ -572,6 +598,21 @@ fn candidates_for(field: &FieldProfile, index: usize, case_type: CaseType, dict:
     out
 }
 
+/// The case type a parent's name stands for: `cfxx`/`chufa…`/`penalty…` → penalty, `jcxx`/
+/// `jiancha…`/`inspection…` → inspection, `qzxx`/`qiangzhi…`/`coercion…` → coercion.
+fn type_hint(parent: &str) -> Option<&'static str> {
+    let p = dictionary::normalise_name(parent);
+    if p.starts_with("cfxx") || p.starts_with("chufa") || p.starts_with("penalty") || p == "cf" {
+        Some("penalty")
+    } else if p.starts_with("jcxx") || p.starts_with("jiancha") || p.starts_with("inspection") || p == "jc" {
+        Some("inspection")
+    } else if p.starts_with("qzxx") || p.starts_with("qiangzhi") || p.starts_with("coercion") || p == "qz" {
+        Some("coercion")
+    } else {
+        None
+    }
+}
+
 /// The name of the element or object holding a nested field (`xdr` for `xdr.mc`).
 fn parent_name(path: &str) -> Option<String> {
     let parts: Vec<&str> = path.split('.').collect();
@@ -581,6 +622,19 @@ fn parent_name(path: &str) -> Option<String> {
     let parent = parts[parts.len() - 2];
     let parent = parent.trim_start_matches('[').trim_end_matches(']').trim_matches('"');
     (!parent.is_empty()).then(|| parent.to_string())
+}
+
+/// The column naming each record's case type: a dictionary name of `case_type` with at most four
+/// distinct values.
+fn case_type_column(fields: &[FieldProfile], dict: &Dictionary) -> Option<usize> {
+    fields.iter().position(|f| {
+        let named = dict
+            .lookup(&f.name)
+            .iter()
+            .any(|(t, how)| t == "case_type" && *how == NameMatch::Exact);
+        let fe = f.features();
+        named && fe.count > 0 && fe.distinct <= 4
+    })
 }
 
 /// The case type the field names point to (most dictionary hits of type-specific fields).
@@ -832,6 +886,14 @@ pub fn suggest(records: &[Value], options: &SuggestOptions) -> Result<Suggestion
         Some(t) => (t, false),
         None => (guess_case_type(&profiles.fields, dict), true),
     };
+    // A column saying each record's case type (`ajlx`): the case type is read from it and every
+    // type's fields apply, each under its `when = { case_type = ... }`.
+    let type_field = options
+        .case_type
+        .is_none()
+        .then(|| case_type_column(&profiles.fields, dict))
+        .flatten();
+    let scope = if type_field.is_some() { None } else { Some(case_type) };
 
     // Lists of objects first: officers as `each`.
     let mut chosen: Vec<(Proposal, Option<&FieldProfile>)> = Vec::new();
@@ -847,7 +909,7 @@ pub fn suggest(records: &[Value], options: &SuggestOptions) -> Result<Suggestion
             chosen.extend(list);
             continue;
         }
-        if case_type == CaseType::Inspection && !joint_taken {
+        if scope.is_none_or(|t| t == CaseType::Inspection) && !joint_taken {
             if let Some(list) = joint_group(g, dict, options.threshold) {
                 joint_taken |= list.first().is_some_and(|(p, _)| p.status == Status::Active);
                 chosen.extend(list);
@@ -859,10 +921,15 @@ pub fn suggest(records: &[Value], options: &SuggestOptions) -> Result<Suggestion
 
     let mut cands: Vec<Candidate> = Vec::new();
     for (i, f) in profiles.fields.iter().enumerate() {
-        cands.extend(candidates_for(f, i, case_type, dict));
+        if Some(i) != type_field {
+            cands.extend(candidates_for(f, i, scope, dict));
+        }
     }
     cands.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.field.cmp(&b.field)));
     let mut field_done = vec![false; profiles.fields.len()];
+    if let Some(i) = type_field {
+        field_done[i] = true;
+    }
     let mut target_winner: std::collections::HashMap<&str, (usize, f64)> = std::collections::HashMap::new();
     if officers_taken {
         target_winner.insert("officers", (usize::MAX, 1.0));
@@ -937,7 +1004,10 @@ pub fn suggest(records: &[Value], options: &SuggestOptions) -> Result<Suggestion
         .map(|(_, f)| f.path.clone())
         .collect();
     unmatched.extend(group_unmatched);
-    render::finish(case_type, guessed, chosen, unmatched, &profiles, &objects, options)
+    let type_field = type_field.map(|i| &profiles.fields[i]);
+    render::finish(
+        case_type, guessed, type_field, chosen, unmatched, &profiles, &objects, options,
+    )
 }
 
 #[cfg(test)]

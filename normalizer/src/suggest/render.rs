@@ -46,6 +46,19 @@ fn code_table(target: &Target, field: &FieldProfile, dict: &Dictionary) -> Table
         .into_iter()
         .map(|v| match dict.guess_code(target.path, &v) {
             Some((code, true)) => (v, code, "词典 / dictionary".to_string()),
+            None if target.path == "case_type" && ["1", "2", "3"].contains(&v.trim_start_matches('0')) => {
+                // 检查、处罚、强制 is the usual order of numeric case-type codes.
+                let code = match v.trim_start_matches('0') {
+                    "1" => "inspection",
+                    "2" => "penalty",
+                    _ => "coercion",
+                };
+                (
+                    v,
+                    code.to_string(),
+                    "猜测：按 检查、处罚、强制 的常见顺序，请核对 / guessed from the usual order, check".to_string(),
+                )
+            }
             Some((code, false)) => (
                 v,
                 code,
@@ -118,9 +131,12 @@ fn field_lines(
     target: &Target,
     table: Option<&str>,
     active: bool,
-    case_type: CaseType,
+    scope: Option<CaseType>,
 ) -> (Vec<String>, Option<String>) {
     let mut lines = vec!["[[field]]".to_string(), format!("target = {}", q(target.path))];
+    if scope.is_none() && !target.case_type.is_empty() {
+        lines.push(format!("when = {{ case_type = {} }}", q(target.case_type)));
+    }
     lines.push(format!("from = {}", q(&p.source)));
     let mut note = None;
     let f = field.features();
@@ -174,7 +190,11 @@ fn field_lines(
         ValueKind::PersonName | ValueKind::CertNo => lines.push("steps = [\"remove_spaces\"]".into()),
         _ => lines.push("steps = [\"trim\"]".into()),
     }
-    if target.required_for(case_type) && active {
+    let required = match scope {
+        Some(case_type) => target.required_for(case_type),
+        None => target.required,
+    };
+    if required && active {
         lines.push("required = true".into());
     }
     (lines, note)
@@ -216,9 +236,11 @@ fn write_lines(out: &mut String, lines: &[String], active: bool) {
 }
 
 /// Write the mapping, check that it loads, add the embedded tests and check they pass.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn finish(
     case_type: CaseType,
     guessed: bool,
+    type_field: Option<&FieldProfile>,
     mut chosen: Vec<(Proposal, Option<&FieldProfile>)>,
     unmatched: Vec<String>,
     profiles: &Profiles,
@@ -226,6 +248,8 @@ pub(super) fn finish(
     options: &SuggestOptions,
 ) -> Result<Suggestion, SuggestError> {
     let dict = Dictionary::embedded();
+    // `None`: the case type is read per record, every type's fields apply.
+    let scope = if type_field.is_some() { None } else { Some(case_type) };
     // Order the fields as the canonical record lists them.
     chosen.sort_by_key(|(p, _)| {
         targets::TARGETS
@@ -297,34 +321,51 @@ pub(super) fn finish(
         "description = {}",
         q(&format!("{}（由 gateway mappings suggest 提议，待核对）", options.id))
     );
-    if guessed {
-        let _ = writeln!(
-            out,
-            "# 案件类型由字段名推断，请核对 / case type guessed from the field names: check"
-        );
+    match type_field {
+        Some(f) => {
+            let _ = writeln!(
+                out,
+                "# 案件类型逐条取自 {0}（字段名，词典），各类型的字段带 when / each record's case type is read from {0} (name, dictionary); type-specific fields carry `when`",
+                f.name
+            );
+            let _ = writeln!(
+                out,
+                "case_type = {{ from = {}, steps = [\"trim\"], table = \"case_types\" }}",
+                q(&f.path)
+            );
+        }
+        None => {
+            if guessed {
+                let _ = writeln!(
+                    out,
+                    "# 案件类型由字段名推断，请核对 / case type guessed from the field names: check"
+                );
+            }
+            let _ = writeln!(out, "case_type = {}", q(case_type.as_str()));
+        }
     }
-    let _ = writeln!(out, "case_type = {}", q(case_type.as_str()));
     out.push('\n');
 
     // Code tables of the active code fields.
     let mut tables: Vec<(String, String)> = Vec::new();
     let mut table_text = String::new();
     let mut table_names: BTreeMap<String, String> = BTreeMap::new();
-    for (p, field) in &chosen {
-        let (Some(target), Some(field)) = (targets::target(&p.target), field) else {
-            continue;
-        };
-        if !matches!(target.kind, ValueKind::Code | ValueKind::CodeList) || p.status != Status::Active {
-            continue;
-        }
-        let t = code_table(target, field, dict);
+    let type_table = type_field
+        .zip(targets::target("case_type"))
+        .map(|(f, t)| (code_table(t, f, dict), t.title, "case_type".to_string()));
+    let field_tables = chosen.iter().filter_map(|(p, field)| {
+        let (target, field) = (targets::target(&p.target)?, (*field)?);
+        (matches!(target.kind, ValueKind::Code | ValueKind::CodeList) && p.status == Status::Active)
+            .then(|| (code_table(target, field, dict), target.title, p.target.clone()))
+    });
+    for (t, title, owner) in type_table.into_iter().chain(field_tables) {
         if t.rows.is_empty() || table_names.contains_key(&t.name) {
             continue;
         }
         let _ = writeln!(
             table_text,
             "[tables.{}]            # {}：样例中见到的值 / values seen in the samples",
-            t.name, target.title
+            t.name, title
         );
         if options.inline_tables {
             for (s, c, note) in &t.rows {
@@ -338,7 +379,7 @@ pub(super) fn finish(
             tables.push((file, csv_text(&t.rows)));
         }
         let _ = writeln!(table_text, "unmapped = \"error\"\n");
-        table_names.insert(t.name.clone(), p.target.clone());
+        table_names.insert(t.name.clone(), owner);
     }
     if !table_text.is_empty() {
         let _ = writeln!(
@@ -448,7 +489,7 @@ pub(super) fn finish(
             .find(|(_, t)| **t == p.target)
             .map(|(name, _)| name.as_str())
             .or((!active && !target.table.is_empty()).then_some(target.table));
-        let (lines, note) = field_lines(p, field, target, table, active, case_type);
+        let (lines, note) = field_lines(p, field, target, table, active, scope);
         comment_block(&mut out, p, note.as_deref());
         if !active && matches!(target.kind, ValueKind::Code | ValueKind::CodeList) {
             let f = field.features();
@@ -463,9 +504,11 @@ pub(super) fn finish(
 
     let missing_required: Vec<String> = targets::TARGETS
         .iter()
-        .filter(|t| t.required_for(case_type) && (t.case_type.is_empty() || t.case_type == case_type.as_str()))
+        .filter(|t| match scope {
+            Some(ct) => t.required_for(ct) && (t.case_type.is_empty() || t.case_type == ct.as_str()),
+            None => t.required,
+        })
         .filter(|t| !t.path.starts_with("officers.") && !filled.iter().any(|f| f == t.path))
-        .filter(|t| !(t.path == "implementation_list_code" && case_type != CaseType::Inspection))
         .map(|t| t.path.to_string())
         .collect();
     if !missing_required.is_empty() {
@@ -565,6 +608,7 @@ pub(super) fn finish(
     Ok(Suggestion {
         case_type,
         case_type_guessed: guessed,
+        case_type_from: type_field.map(|f| f.path.clone()),
         proposals,
         unmatched,
         missing_required,

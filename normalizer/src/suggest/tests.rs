@@ -228,3 +228,42 @@ fn a_list_of_agencies_in_an_inspection_becomes_the_joint_participants() {
         "the participants' codes are not the agency's"
     );
 }
+
+#[test]
+fn a_case_type_column_is_read_per_record_and_type_specific_fields_get_when() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mappings/jiangxi-ecology-soap/samples/records.xml");
+    let bytes = std::fs::read(path).unwrap();
+    let tree = crate::xml_tree::parse_xml(&bytes, &crate::xml_tree::XmlLimits::default()).unwrap();
+    let records: Vec<Value> = crate::xml_tree::find_records(&tree, "Envelope.Body.queryCasesResponse.return.case")
+        .into_iter()
+        .cloned()
+        .collect();
+    let options = SuggestOptions {
+        inline_tables: true,
+        ..SuggestOptions::default()
+    };
+    let s = suggest(&records, &options).unwrap();
+    assert_eq!(s.case_type_from.as_deref(), Some("ajlx"));
+    assert!(
+        s.mapping_toml
+            .contains("case_type = { from = \"ajlx\", steps = [\"trim\"], table = \"case_types\" }"),
+        "{}",
+        s.mapping_toml
+    );
+    assert!(s.mapping_toml.contains("when = { case_type = \"penalty\" }"));
+    assert!(s.mapping_toml.contains("when = { case_type = \"inspection\" }"));
+    let m = crate::mapping::Mapping::from_bundle(&s.mapping_toml, "m.toml", &Default::default()).unwrap();
+    let kinds: std::collections::BTreeSet<String> = records
+        .iter()
+        .filter_map(|r| m.apply(r).record["case_type"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(kinds.len(), 3, "inspections, penalties and coercions: {kinds:?}");
+    let penalty = records
+        .iter()
+        .map(|r| m.apply(r).record)
+        .find(|r| r["case_type"] == "penalty")
+        .unwrap();
+    assert!(penalty.get("inspection").is_none(), "{penalty}");
+    assert!(penalty["penalty"]["decision_number"].is_string(), "{penalty}");
+}
