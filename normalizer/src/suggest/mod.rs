@@ -241,6 +241,12 @@ fn value_fit(target: &Target, f: &Features, dict: &Dictionary, field: &FieldProf
         ValueKind::Amount => {
             if f.number >= 0.9 {
                 (0.15, "值是金额".into(), "values are amounts".into())
+            } else if f.number >= 0.6 {
+                (
+                    0.05,
+                    format!("{} 的值是金额", fmt_share(f.number)),
+                    format!("{} of the values are amounts", fmt_share(f.number)),
+                )
             } else {
                 (-0.5, "值不是数字".into(), "values are not numbers".into())
             }
