@@ -96,6 +96,9 @@ pub struct Proposal {
     pub evidence_en: Vec<String>,
     /// Active or commented out.
     pub status: Status,
+    /// With the case type read per record: the case type this column is for, written as
+    /// `when = { case_type = "..." }` (`check_action_code` → inspection).
+    pub when: Option<String>,
 }
 
 /// A proposed mapping.
@@ -141,6 +144,9 @@ pub(crate) struct Candidate {
     pub score: f64,
     pub zh: Vec<String>,
     pub en: Vec<String>,
+    /// The case type the column's name is for (`punish_basis` → penalty), with the case type read
+    /// per record.
+    pub when: Option<&'static str>,
 }
 
 fn fmt_share(x: f64) -> String {
@@ -538,6 +544,13 @@ fn candidates_for(
     // A parent named for one case type (`cfxx` 处罚信息, `jcxx`, `qzxx`) puts its members there:
     // `qzxx.jdsh` is the coercion's decision number although `jdsh` names the penalty's.
     let hint = parent_name(&field.path).and_then(|p| type_hint(&p));
+    // With the case type read per record, `check_…`, `punish_…`, `force_…` columns of common
+    // fields are for that type only.
+    let own_hint = if case_type.is_none() {
+        name_type_hint(&field.name)
+    } else {
+        None
+    };
     let mut seen_targets = Vec::new();
     for (path, how) in hits {
         let Some(mut target) = targets::target(&path) else {
@@ -583,6 +596,7 @@ fn candidates_for(
             score: (how.weight() + d).clamp(0.0, 0.99),
             zh,
             en,
+            when: target.case_type.is_empty().then_some(own_hint).flatten(),
         });
     }
     for (path, score, zh, en) in value_only(&f, field, case_type, dict) {
@@ -597,6 +611,7 @@ fn candidates_for(
                     score,
                     zh: vec![format!("字段名 {} 不在词典中", field.name), zh],
                     en: vec![format!("name {} not in the dictionary", field.name), en],
+                    when: target.case_type.is_empty().then_some(own_hint).flatten(),
                 });
             }
         }
@@ -616,6 +631,23 @@ fn type_hint(parent: &str) -> Option<&'static str> {
         Some("coercion")
     } else {
         None
+    }
+}
+
+/// The case type a column's first word names: `check_action_code` → inspection,
+/// `punishBasis` → penalty, `force_result` → coercion.
+fn name_type_hint(name: &str) -> Option<&'static str> {
+    let first: String = name
+        .chars()
+        .enumerate()
+        .take_while(|(i, c)| !(matches!(c, '_' | '-' | '.' | ' ') || (*i > 0 && c.is_uppercase())))
+        .map(|(_, c)| c.to_ascii_lowercase())
+        .collect();
+    match first.as_str() {
+        "check" | "inspection" | "jiancha" => Some("inspection"),
+        "punish" | "penalty" | "chufa" => Some("penalty"),
+        "force" | "coercion" | "qiangzhi" => Some("coercion"),
+        _ => None,
     }
 }
 
@@ -721,6 +753,7 @@ fn group_proposals<'a>(
             evidence_zh: zh,
             evidence_en: en,
             status,
+            when: None,
         },
         None,
     )];
@@ -732,6 +765,7 @@ fn group_proposals<'a>(
             evidence_zh: vec![format!("成员 {} 像人名", nm.name)],
             evidence_en: vec![format!("member {} holds person names", nm.name)],
             status,
+            when: None,
         },
         Some(nm),
     ));
@@ -745,6 +779,7 @@ fn group_proposals<'a>(
                     evidence_zh: vec![format!("成员 {} 像执法证号", cm.name)],
                     evidence_en: vec![format!("member {} holds certificate numbers", cm.name)],
                     status,
+                    when: None,
                 },
                 Some(cm),
             ));
@@ -843,6 +878,7 @@ fn joint_group<'a>(
         evidence_zh: zh,
         evidence_en: en,
         status,
+        when: None,
     };
     let mut out = vec![(
         proposal(
@@ -936,23 +972,25 @@ pub fn suggest(records: &[Value], options: &SuggestOptions) -> Result<Suggestion
     if let Some(i) = type_field {
         field_done[i] = true;
     }
-    let mut target_winner: std::collections::HashMap<&str, (usize, f64)> = std::collections::HashMap::new();
+    type Key<'k> = (&'k str, Option<&'k str>);
+    let mut target_winner: std::collections::HashMap<Key<'_>, (usize, f64)> = std::collections::HashMap::new();
     if officers_taken {
-        target_winner.insert("officers", (usize::MAX, 1.0));
-        target_winner.insert("officers.cert_no", (usize::MAX, 1.0));
+        target_winner.insert(("officers", None), (usize::MAX, 1.0));
+        target_winner.insert(("officers.cert_no", None), (usize::MAX, 1.0));
     }
     let mut picked: Vec<(Candidate, Status)> = Vec::new();
     for c in cands {
         if field_done[c.field] {
             continue;
         }
-        let status = match target_winner.get(c.target.path) {
+        let key = (c.target.path, c.when);
+        let status = match target_winner.get(&key) {
             Some((winner, wscore)) => {
                 if *winner != usize::MAX && c.score >= options.threshold && wscore - c.score < CONFLICT_MARGIN {
                     // Close to the winner: both are for a person to decide.
                     if let Some((_, st)) = picked
                         .iter_mut()
-                        .find(|(p, _)| p.field == *winner && p.target.path == c.target.path)
+                        .find(|(p, _)| p.field == *winner && p.target.path == c.target.path && p.when == c.when)
                     {
                         *st = Status::Conflict;
                     }
@@ -965,7 +1003,7 @@ pub fn suggest(records: &[Value], options: &SuggestOptions) -> Result<Suggestion
                 }
             }
             None => {
-                target_winner.insert(c.target.path, (c.field, c.score));
+                target_winner.insert(key, (c.field, c.score));
                 if c.score >= options.threshold {
                     Status::Active
                 } else {
@@ -975,7 +1013,7 @@ pub fn suggest(records: &[Value], options: &SuggestOptions) -> Result<Suggestion
         };
         // Weak candidates stay listed only when nothing better exists for the field.
         if status == Status::Uncertain && c.score < 0.4 {
-            target_winner.remove(c.target.path);
+            target_winner.remove(&key);
             continue;
         }
         field_done[c.field] = true;
@@ -998,6 +1036,7 @@ pub fn suggest(records: &[Value], options: &SuggestOptions) -> Result<Suggestion
                 evidence_zh: zh,
                 evidence_en: en,
                 status: *status,
+                when: c.when.map(str::to_string),
             },
             Some(f),
         ));

@@ -134,8 +134,12 @@ fn field_lines(
     scope: Option<CaseType>,
 ) -> (Vec<String>, Option<String>) {
     let mut lines = vec!["[[field]]".to_string(), format!("target = {}", q(target.path))];
-    if scope.is_none() && !target.case_type.is_empty() {
-        lines.push(format!("when = {{ case_type = {} }}", q(target.case_type)));
+    let when = p
+        .when
+        .as_deref()
+        .or((scope.is_none() && !target.case_type.is_empty()).then_some(target.case_type));
+    if let Some(w) = when {
+        lines.push(format!("when = {{ case_type = {} }}", q(w)));
     }
     lines.push(format!("from = {}", q(&p.source)));
     let mut note = None;

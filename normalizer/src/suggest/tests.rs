@@ -267,3 +267,36 @@ fn a_case_type_column_is_read_per_record_and_type_specific_fields_get_when() {
     assert!(penalty.get("inspection").is_none(), "{penalty}");
     assert!(penalty["penalty"]["decision_number"].is_string(), "{penalty}");
 }
+
+#[test]
+fn per_type_columns_of_one_field_get_their_case_type_when_it_is_read_per_record() {
+    let records = vec![
+        json!({"behaviour_type": "check", "check_action_code": "JC-1", "punish_action_code": "", "check_basis": "《价格法》第十三条"}),
+        json!({"behaviour_type": "punish", "check_action_code": "", "punish_action_code": "CF-1", "punish_basis": "《价格法》第四十二条"}),
+        json!({"behaviour_type": "check", "check_action_code": "JC-2", "punish_action_code": "", "check_basis": "《价格法》第十三条"}),
+    ];
+    let options = SuggestOptions {
+        inline_tables: true,
+        ..SuggestOptions::default()
+    };
+    let s = suggest(&records, &options).unwrap();
+    assert_eq!(s.case_type_from.as_deref(), Some("behaviour_type"));
+    let check = s.proposals.iter().find(|p| p.source == "check_action_code").unwrap();
+    let punish = s.proposals.iter().find(|p| p.source == "punish_action_code").unwrap();
+    assert_eq!(
+        (check.target.as_str(), check.when.as_deref()),
+        ("case_number", Some("inspection"))
+    );
+    assert_eq!(
+        (punish.target.as_str(), punish.when.as_deref()),
+        ("case_number", Some("penalty"))
+    );
+    assert_eq!(
+        (check.status, punish.status),
+        (Status::Active, Status::Active),
+        "no conflict"
+    );
+    let out = apply(&s, &records[1]);
+    assert_eq!(out["case_number"], json!("CF-1"));
+    assert_eq!(out["case_type"], json!("penalty"));
+}
