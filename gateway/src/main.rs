@@ -55,6 +55,9 @@ fn main() -> ExitCode {
         Command::Mappings {
             action: MappingsAction::Test { paths, config },
         } => cli::mappings::test(&paths, config.as_deref()),
+        Command::Mappings {
+            action: MappingsAction::Suggest(args),
+        } => cli::suggest::run(&args),
         Command::Config {
             action: ConfigAction::Check { file, connect },
         } => cli::data::config_check(&file, connect),

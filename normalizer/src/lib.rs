@@ -15,6 +15,7 @@
 //! - [`xml_tree`]: hardened XML reader producing the tree the mapping engine reads.
 //! - [`pipeline`]: mapping + schema + rules in one call, as the gateway uses it.
 //! - [`mapping_tests`]: runs the `[[test]]` cases of a mapping file through the pipeline.
+//! - [`suggest`]: proposes a mapping file from sample records (`gateway mappings suggest`).
 
 pub mod case_number;
 pub mod case_type;
@@ -28,6 +29,7 @@ pub mod publicity;
 pub mod rules;
 pub mod schema;
 pub mod standards;
+pub mod suggest;
 pub mod supplement;
 pub mod violation;
 pub mod xml_tree;

@@ -24,6 +24,7 @@ mod http_pull;
 pub mod rest;
 pub mod settings;
 pub mod soap;
+pub mod wsdl;
 
 pub use crate::common::health::{CircuitState, SourceHealth};
 use crate::common::settings::SettingsProblem;

@@ -207,6 +207,12 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Pull sources: propose a `[[sources]]` block from a service description.
+    Sources {
+        /// What to do.
+        #[command(subcommand)]
+        action: super::sources::SourcesAction,
+    },
     /// Joint inspections (联合检查相似度比对): the index of inspections by target.
     Joint {
         /// What to do.
@@ -490,6 +496,14 @@ pub enum MappingsAction {
         #[arg(long)]
         json: bool,
     },
+    /// Propose a mapping file from sample records: canonical fields matched by field names (a
+    /// dictionary of pinyin-initial, pinyin, English and Chinese names) and by value patterns,
+    /// each with its evidence and confidence; code tables of the values seen; embedded tests of
+    /// what the proposal makes of the first samples. Uncertain proposals are commented out.
+    /// See docs/mapping-suggest.md. Example:
+    ///
+    ///   gateway mappings suggest samples.jsonl --case-type penalty -o mappings/my-system
+    Suggest(super::suggest::SuggestArgs),
     /// Every stored mapping version of a source (status, uploader, times, test result,
     /// activations) and the audit entries of every upload, dry run, activation and rollback.
     ///

@@ -121,6 +121,7 @@ pub fn test(paths: &[PathBuf], config: Option<&Path>) -> anyhow::Result<ExitCode
 pub async fn run(action: MappingsAction) -> anyhow::Result<ExitCode> {
     let (config, source) = match &action {
         MappingsAction::Test { paths, config } => return test(paths, config.as_deref()),
+        MappingsAction::Suggest(args) => return super::suggest::run(args),
         MappingsAction::Upload { config, source, .. }
         | MappingsAction::Diff { config, source, .. }
         | MappingsAction::Activate { config, source, .. }
@@ -135,7 +136,7 @@ pub async fn run(action: MappingsAction) -> anyhow::Result<ExitCode> {
     let rt = crate::runtime::Runtime::open(resolved).await?;
     let who = |given: &Option<String>| given.clone().unwrap_or_else(actor);
     let result = match action {
-        MappingsAction::Test { .. } => return Ok(ExitCode::SUCCESS),
+        MappingsAction::Test { .. } | MappingsAction::Suggest(_) => return Ok(ExitCode::SUCCESS),
         MappingsAction::Upload {
             path, actor: by, json, ..
         } => {

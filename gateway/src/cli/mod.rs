@@ -14,6 +14,8 @@ pub mod mappings;
 pub mod normalize;
 pub mod officers;
 pub mod run;
+pub mod sources;
+pub mod suggest;
 pub mod token;
 
 pub use args::*;
@@ -50,6 +52,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Deliveries { action } => deliveries::run(action).await,
         Command::Mappings { action } => mappings::run(action).await,
         Command::Officers { action } => officers::run(action).await,
+        Command::Sources { action } => sources::run(action).await,
         Command::Joint {
             action: JointAction::Rebuild { config },
         } => joint::rebuild(&config).await,

@@ -29,7 +29,10 @@ mod test_case;
 
 pub use crate::supplement::SupplementField;
 pub use compile::join_relative;
+/// The value readers the mapping engine uses, for the mapping proposer (`crate::suggest`).
+pub(crate) use convert::{parse_amount, parse_bool};
 pub use convert::{Step, Unit};
+pub(crate) use dates::parse_text as parse_date_text;
 pub use error::{MappingError, MappingErrorKind};
 pub use loaded::{Mapped, Mapping};
 pub use spec::AsType;
