@@ -14,6 +14,7 @@ pub mod mappings;
 pub mod normalize;
 pub mod officers;
 pub mod run;
+pub mod template;
 pub mod token;
 
 pub use args::*;
@@ -28,9 +29,10 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             config,
             source,
             format,
+            reading,
             files,
             quiet,
-        } => data::ingest(&config, &source, format, files, quiet).await,
+        } => data::ingest(&config, &source, format, reading, files, quiet).await,
         Command::Export {
             what,
             config,
@@ -55,7 +57,11 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Joint {
             action: JointAction::Drain { config },
         } => joint::drain(&config).await,
-        Command::Check { .. } | Command::Normalize { .. } | Command::Config { .. } | Command::Token { .. } => {
+        Command::Check { .. }
+        | Command::Normalize { .. }
+        | Command::Config { .. }
+        | Command::Token { .. }
+        | Command::Template { .. } => {
             anyhow::bail!("not an async command")
         }
     }
