@@ -174,8 +174,9 @@ fn gbk_csv(rows: &[Vec<(&'static str, Cell)>]) -> Vec<u8> {
 
 async fn a_drop_folder_takes_a_gbk_csv_and_a_filled_in_template_by_their_extensions(backend: Backend) {
     let sources = format!(
-        "[[sources]]\nid = \"{UPLOADS}\"\nkind = \"directory\"\ndirectory = \"inbox\"\nmapping = \"{}\"\nformat = \"csv\"\nrecord_key = \"部门案件编号\"\nsheet = \"{SHEET}\"\nheader_row = 2\n",
-        template_mapping().display()
+        "[[sources]]\nid = \"{UPLOADS}\"\nkind = \"directory\"\ndirectory = \"inbox\"\nmapping = \"{m}\"\nformat = \"csv\"\nrecord_key = \"部门案件编号\"\nsheet = \"{SHEET}\"\nheader_row = 2\n\n\
+         [[sources]]\nid = \"backfill\"\nkind = \"file\"\nmapping = \"{m}\"\nformat = \"jsonl\"\nrecord_key = \"部门案件编号\"\n",
+        m = template_mapping().display()
     );
     let env = Env::with_sources(backend, &sources).await;
     let inbox = env.dir.path().join("inbox");
@@ -233,6 +234,25 @@ async fn a_drop_folder_takes_a_gbk_csv_and_a_filled_in_template_by_their_extensi
     );
     assert!(inbox.join("processed/cases.csv").is_file());
     assert!(inbox.join("processed/填报.xlsx").is_file());
+    // `gateway ingest` of a workbook into a source configured for JSON lines: the extension
+    // names the format, the sheet and header row are given on the command line.
+    let backfill = env.dir.path().join("补录.xlsx");
+    std::fs::write(&backfill, filled_workbook(&titles, &[valid_row("INGEST-1")])).expect("xlsx");
+    let out = env
+        .cmd(&[
+            "ingest",
+            "--config",
+            path_str(&env.config),
+            "--source",
+            "backfill",
+            "--quiet",
+        ])
+        .args(["--sheet", SHEET, "--header-row", "2", path_str(&backfill)])
+        .output()
+        .expect("ingest");
+    support::assert_success(&out, "ingest xlsx");
+    let summary = support::summary_line(&out);
+    assert_eq!(summary["accepted"], 1, "{summary}");
 }
 on_both_backends!(a_drop_folder_takes_a_gbk_csv_and_a_filled_in_template_by_their_extensions);
 
