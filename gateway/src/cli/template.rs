@@ -836,4 +836,47 @@ mod tests {
             procedure.kind
         );
     }
+
+    /// A part of an .xlsx file (a zip archive) as text.
+    fn part(path: &Path, name: &str) -> String {
+        let file = std::fs::File::open(path).expect("template");
+        let mut archive = zip::ZipArchive::new(file).expect("an xlsx is a zip archive");
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut archive.by_name(name).expect(name), &mut text).expect("text");
+        text
+    }
+
+    #[test]
+    fn the_template_has_drop_down_lists_a_frozen_header_and_a_hidden_lists_sheet() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("penalty.xlsx");
+        let cols = columns("penalty").expect("columns");
+        write_template("penalty", &cols, &path).expect("template");
+        let sheet = part(&path, "xl/worksheets/sheet1.xml");
+        let lists = cols
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.kind,
+                    ColumnKind::Choice(_) | ColumnKind::Choices(_) | ColumnKind::YesNo
+                )
+            })
+            .count();
+        assert_eq!(
+            sheet.matches("<dataValidation ").count(),
+            lists,
+            "one drop-down per listed column"
+        );
+        assert!(sheet.contains("代码表!$A$2:$A$"), "the lists are on the 代码表 sheet");
+        assert!(
+            sheet.contains("ySplit=\"2\"") && sheet.contains("state=\"frozen\""),
+            "rows 1-2 frozen"
+        );
+        let workbook = part(&path, "xl/workbook.xml");
+        assert!(
+            workbook.contains("name=\"代码表\"") && workbook.contains("state=\"hidden\""),
+            "{workbook}"
+        );
+        assert!(workbook.contains("name=\"说明\""));
+    }
 }
