@@ -234,6 +234,13 @@ async fn a_drop_folder_takes_a_gbk_csv_and_a_filled_in_template_by_their_extensi
     );
     assert!(inbox.join("processed/cases.csv").is_file());
     assert!(inbox.join("processed/填报.xlsx").is_file());
+    // Its kept row is a readable object (with U+FFFD in it): a replay must not make it a case.
+    let replayed = env.replay_source(UPLOADS);
+    assert_eq!(replayed["accepted"], 0, "{replayed}");
+    assert_eq!(env.export("cases").len(), 4);
+    let still = env.export("quarantine");
+    assert!(still[0].to_string().contains("第 3 行"), "{still:?}");
+    assert_eq!(still[0]["violations"][0]["rule"], "input.undecodable");
     // `gateway ingest` of a workbook into a source configured for JSON lines: the extension
     // names the format, the sheet and header row are given on the command line.
     let backfill = env.dir.path().join("补录.xlsx");
@@ -320,7 +327,7 @@ async fn an_uploaded_template_answers_per_row_with_codes_and_bilingual_reasons(b
     let unlisted = violation(&rows[2], "mapping.unmapped_code");
     assert_eq!(unlisted["pointer"], "/penalty/procedure");
     assert_eq!(unlisted["value"], "一般程序");
-    let rounded = violation(&rows[3], "input.unreadable");
+    let rounded = violation(&rows[3], "input.cell");
     let (zh, en) = (rounded["message_zh"].to_string(), rounded["message_en"].to_string());
     assert!(zh.contains("第 6 行") && zh.contains("文本"), "{zh}");
     assert!(

@@ -81,7 +81,14 @@ pub struct UnreadableRecord {
     pub message: String,
     /// Set when the record was larger than the limit and `payload` is only its beginning.
     pub truncated: Option<Truncated>,
+    /// The quarantine rule, when more precise than `input.unreadable`: `input.undecodable`
+    /// (bytes not valid in the input's encoding) or `input.cell` (a spreadsheet cell that
+    /// cannot be passed on exactly). Such records stay quarantined when replayed.
+    pub rule: Option<&'static str>,
 }
+
+/// A record holding bytes that are not valid in its input's encoding.
+pub const RULE_UNDECODABLE: &str = "input.undecodable";
 
 /// What is known of a record too large to keep: its size and the SHA-256 of all of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +137,7 @@ impl SourceRecord {
                         position: self.position,
                         message,
                         truncated: None,
+                        rule: None,
                     })
                 }
             },
@@ -179,6 +187,7 @@ pub fn from_source_item(item: adapters::sources::SourceItem) -> ReadItem {
             position: u.position,
             message: u.message,
             truncated: None,
+            rule: None,
         }),
     }
 }
@@ -480,6 +489,7 @@ fn read_text<R: BufRead>(
                         position: format!("{name}:{number}"),
                         message: String::new(),
                         truncated: Some(truncated),
+                        rule: None,
                     });
                     if !sink(item) {
                         break;
@@ -498,6 +508,7 @@ fn read_text<R: BufRead>(
                         position: format!("{name}:{number}"),
                         message: undecodable_line(number, encoding),
                         truncated: None,
+                        rule: Some(RULE_UNDECODABLE),
                     })
                 } else {
                     Ok(SourceRecord::unparsed_json(line.clone(), format!("{name}:{number}")))
@@ -534,6 +545,7 @@ fn read_text<R: BufRead>(
                         position,
                         message: NOT_AN_OBJECT.into(),
                         truncated: None,
+                        rule: None,
                     })
                 };
                 if !sink(item) {
@@ -573,6 +585,7 @@ fn read_text<R: BufRead>(
                                 position,
                                 message: undecodable_line(line, encoding),
                                 truncated: None,
+                                rule: Some(RULE_UNDECODABLE),
                             })
                         } else {
                             Ok(SourceRecord::parsed(value, payload, position))
@@ -583,6 +596,7 @@ fn read_text<R: BufRead>(
                         position,
                         message: format!("CSV 行错误 / bad CSV row: {}", csv_message(&e, i as u64 + 1)),
                         truncated: None,
+                        rule: None,
                     }),
                 };
                 if !sink(item) {
@@ -822,6 +836,7 @@ mod tests {
         assert_eq!(first.value.as_ref().expect("value")["当事人"], "南昌赣江");
         let bad = items[1].as_ref().expect_err("set aside");
         assert_eq!(bad.position, "cases.csv:3");
+        assert_eq!(bad.rule, Some(RULE_UNDECODABLE));
         assert!(
             bad.message.contains("第 3 行") && bad.message.contains("not valid GB18030"),
             "{}",

@@ -46,6 +46,9 @@ impl Default for SheetSelection {
     }
 }
 
+/// A spreadsheet row with a cell that cannot be passed on exactly.
+pub const RULE_CELL: &str = "input.cell";
+
 /// Whole numbers from this size on have more than 15 digits: Excel does not keep them exactly.
 const EXACT_LIMIT: f64 = 1e15;
 
@@ -183,6 +186,7 @@ fn read_sheet(
                 ),
                 position,
                 truncated: None,
+                rule: Some(RULE_CELL),
             })
         };
         if !sink(item) {
@@ -393,6 +397,7 @@ mod tests {
         );
         let bad = items[2].as_ref().expect_err("refused row");
         assert_eq!(bad.position, "cases.xlsx:行政处罚:7");
+        assert_eq!(bad.rule, Some(RULE_CELL));
         assert!(
             bad.message.contains("第 7 行") && bad.message.contains("row 7 of sheet 行政处罚"),
             "{}",
