@@ -562,39 +562,54 @@ fn read_text<R: BufRead>(
                     undecodable_line(line, encoding)
                 )));
             }
-            let mut row = csv::StringRecord::new();
+            // Rows are read as bytes so that a row that is not valid UTF-8 is kept (its invalid
+            // bytes as U+FFFD) and set aside with its line, like an undecodable one.
+            let mut row = csv::ByteRecord::new();
             let mut i = 0usize;
             loop {
                 let start = csv_reader.position().byte();
-                let read = csv_reader.read_record(&mut row);
+                let read = csv_reader.read_byte_record(&mut row);
                 let end = csv_reader.position().byte();
-                let position = format!("{name}:{}", i + 2);
+                let number = i as u64 + 2;
+                let position = format!("{name}:{number}");
                 i += 1;
                 let item = match read {
                     Ok(false) => break,
                     Ok(true) => {
                         let mut obj = serde_json::Map::new();
+                        let mut not_utf8 = false;
                         for (h, v) in headers.iter().zip(row.iter()) {
-                            obj.insert(h.to_string(), Value::String(v.to_string()));
+                            let text = match std::str::from_utf8(v) {
+                                Ok(t) => t.to_string(),
+                                Err(_) => {
+                                    not_utf8 = true;
+                                    String::from_utf8_lossy(v).into_owned()
+                                }
+                            };
+                            obj.insert(h.to_string(), Value::String(text));
                         }
                         let value = Value::Object(obj);
                         let payload = serde_json::to_vec(&value).unwrap_or_default();
-                        if let Some(line) = csv_reader.get_ref().malformed_in(start, end) {
-                            Err(UnreadableRecord {
+                        let undecodable = match csv_reader.get_ref().malformed_in(start, end) {
+                            Some(line) => Some(undecodable_line(line, encoding)),
+                            None if not_utf8 => Some(not_utf8_line(number)),
+                            None => None,
+                        };
+                        match undecodable {
+                            Some(message) => Err(UnreadableRecord {
                                 payload,
                                 position,
-                                message: undecodable_line(line, encoding),
+                                message,
                                 truncated: None,
                                 rule: Some(RULE_UNDECODABLE),
-                            })
-                        } else {
-                            Ok(SourceRecord::parsed(value, payload, position))
+                            }),
+                            None => Ok(SourceRecord::parsed(value, payload, position)),
                         }
                     }
                     Err(e) => Err(UnreadableRecord {
                         payload: Vec::new(),
                         position,
-                        message: format!("CSV 行错误 / bad CSV row: {}", csv_message(&e, i as u64 + 1)),
+                        message: format!("CSV 行错误 / bad CSV row: {}", csv_message(&e, number)),
                         truncated: None,
                         rule: None,
                     }),
@@ -613,13 +628,16 @@ fn read_text<R: BufRead>(
 /// header as 1, which is its line unless a quoted field spans lines) and the `encoding` key.
 fn csv_message(e: &csv::Error, line: u64) -> String {
     match e.kind() {
-        csv::ErrorKind::Utf8 { .. } => {
-            format!(
-                "第 {line} 行不是有效的 UTF-8 编码；若文件是 GBK/GB18030，请设置 encoding / line {line} is not valid UTF-8; if the file is GBK or GB18030, set `encoding`"
-            )
-        }
+        csv::ErrorKind::Utf8 { .. } => not_utf8_line(line),
         _ => e.to_string(),
     }
+}
+
+/// Why a line read as UTF-8 is not text (Chinese and English), naming the `encoding` key.
+fn not_utf8_line(line: u64) -> String {
+    format!(
+        "第 {line} 行不是有效的 UTF-8 编码；若文件是 GBK/GB18030，请设置 encoding / line {line} is not valid UTF-8; if the file is GBK or GB18030, set `encoding`"
+    )
 }
 
 #[cfg(test)]
@@ -870,6 +888,16 @@ mod tests {
         };
         let e = read_file_bytes(&gbk, InputFormat::Csv, &settings).expect_err("not UTF-8");
         assert!(e.to_string().contains("line 1 is not valid UTF-8"), "{e}");
+        // A GBK row under an ASCII header: set aside, kept, naming its line.
+        let mut rows = b"ajbh,dsr\nA1,ok\nA2,".to_vec();
+        rows.extend(encoding_rs::GBK.encode("九江\n").0.iter());
+        let items = read_file_bytes(&rows, InputFormat::Csv, &settings).expect("readable");
+        assert!(items[0].is_ok());
+        let bad = items[1].as_ref().expect_err("set aside");
+        assert_eq!(bad.rule, Some(RULE_UNDECODABLE));
+        assert!(bad.message.contains("line 3 is not valid UTF-8"), "{}", bad.message);
+        let kept: Value = serde_json::from_slice(&bad.payload).expect("row kept");
+        assert_eq!(kept["ajbh"], "A2");
         let gbk_settings = ReadSettings {
             encoding: TextEncoding::Gbk,
             ..ReadSettings::default()
