@@ -434,6 +434,16 @@ fn the_examples_of_the_docs_load_and_parse() {
             assert_eq!(settings.encoding, gateway::prepare::TextEncoding::Gbk);
         }
     }
+    // A wrong key is named with its value when the configuration is loaded.
+    let wrong = format!(
+        "[store]\nbackend = \"sqlite\"\npath = \"data/gateway.db\"\n\n{}",
+        doc_blocks("toml")[0].replace("encoding = \"gbk\"", "encoding = \"big5\"")
+    );
+    let e = gateway::config::Config::parse(&wrong, "gateway.toml", dir.path())
+        .and_then(|c| c.resolve("gateway.toml"))
+        .map(|_| ())
+        .expect_err("big5 is refused");
+    assert!(e.to_string().contains("encoding = \"big5\""), "{e}");
     let commands: Vec<String> = doc_blocks("sh")
         .iter()
         .flat_map(|b| b.lines().map(str::to_string).collect::<Vec<_>>())
