@@ -16,10 +16,16 @@
 //!   never passed on rounded; so is a cell holding an Excel error (`#N/A`).
 //!
 //! A row with a refused cell is an unreadable record (quarantined with the row as read).
+//!
+//! Untrusted workbooks are bounded: a zip-based workbook (.xlsx, .ods) whose parts expand to
+//! more than [`MAX_EXPANDED_BYTES`] is refused before it is parsed (a zip bomb), and .xlsx
+//! sheets are read cell by cell into a sparse grid of at most [`MAX_CELLS`] cells (a sheet with
+//! one cell at A1 and one at XFD1048576 would otherwise be a grid of 17 billion cells).
 
 use super::reader::{ReadItem, SourceRecord, UnreadableRecord};
-use calamine::{Data, Dimensions, Range, Reader, Sheets};
+use calamine::{Data, Dimensions, Reader, Sheets};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::io::Cursor;
 
 /// A sheet that is not read unless named: the fill-in template's instructions (说明).
@@ -49,6 +55,15 @@ impl Default for SheetSelection {
 /// A spreadsheet row with a cell that cannot be passed on exactly.
 pub const RULE_CELL: &str = "input.cell";
 
+/// Most cells (with a value) read from one sheet.
+pub const MAX_CELLS: usize = 2_000_000;
+
+/// Most merged regions of one sheet.
+pub const MAX_MERGED: usize = 10_000;
+
+/// Most bytes the parts of a zip-based workbook may expand to (256 MiB).
+pub const MAX_EXPANDED_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Whole numbers from this size on have more than 15 digits: Excel does not keep them exactly.
 const EXACT_LIMIT: f64 = 1e15;
 
@@ -61,6 +76,7 @@ pub fn read_workbook(
     selection: &SheetSelection,
     mut sink: impl FnMut(ReadItem) -> bool,
 ) -> Result<(), String> {
+    check_expansion(&bytes)?;
     let mut workbook = calamine::open_workbook_auto_from_rs(Cursor::new(bytes)).map_err(|e| {
         format!("不是可读取的电子表格（xlsx、xls、ods） / not a readable spreadsheet (xlsx, xls, ods): {e}")
     })?;
@@ -81,16 +97,78 @@ pub fn read_workbook(
             .collect(),
     };
     for sheet in sheets {
-        let range = workbook
-            .worksheet_range(&sheet)
-            .map_err(|e| format!("工作表 {sheet:?} 无法读取 / sheet {sheet:?} cannot be read: {e}"))?;
+        let cells = sheet_cells(&mut workbook, &sheet)?;
         let merged = merged_regions(&mut workbook, &sheet);
-        let grid = Grid { range: &range, merged };
-        if !read_sheet(&grid, name, &sheet, selection.header_row, &mut sink) {
+        if merged.len() > MAX_MERGED {
+            return Err(format!(
+                "工作表 {sheet:?} 的合并单元格超过 {MAX_MERGED} 处 / sheet {sheet:?} has more than {MAX_MERGED} merged regions"
+            ));
+        }
+        let grid = Grid { cells, merged };
+        if !read_sheet(&grid, name, &sheet, selection.header_row, &mut sink)? {
             break;
         }
     }
     Ok(())
+}
+
+/// Refuse a zip-based workbook whose parts expand to more than [`MAX_EXPANDED_BYTES`].
+fn check_expansion(bytes: &[u8]) -> Result<(), String> {
+    if !bytes.starts_with(b"PK") {
+        return Ok(());
+    }
+    let Ok(mut archive) = zip::ZipArchive::new(Cursor::new(bytes)) else {
+        // Not a zip archive after all: calamine says what it is not.
+        return Ok(());
+    };
+    let mut total = 0u64;
+    for i in 0..archive.len() {
+        if let Ok(part) = archive.by_index_raw(i) {
+            total = total.saturating_add(part.size());
+        }
+    }
+    if total > MAX_EXPANDED_BYTES {
+        return Err(format!(
+            "表格解压后有 {total} 字节，超过上限 {MAX_EXPANDED_BYTES}：请拆分后再发送 / the workbook expands to {total} bytes, more than {MAX_EXPANDED_BYTES}: split it"
+        ));
+    }
+    Ok(())
+}
+
+/// The cells with a value of a sheet, by absolute (row, column). An .xlsx sheet is read cell by
+/// cell, at most [`MAX_CELLS`]; other formats come whole from calamine.
+fn sheet_cells(workbook: &mut Sheets<Cursor<Vec<u8>>>, sheet: &str) -> Result<BTreeMap<(u32, u32), Data>, String> {
+    let unreadable =
+        |e: &dyn std::fmt::Display| format!("工作表 {sheet:?} 无法读取 / sheet {sheet:?} cannot be read: {e}");
+    let too_many = || {
+        format!(
+            "工作表 {sheet:?} 的单元格超过 {MAX_CELLS} 个：请拆分后再发送 / sheet {sheet:?} has more than {MAX_CELLS} cells: split it"
+        )
+    };
+    let mut cells = BTreeMap::new();
+    if let Sheets::Xlsx(x) = workbook {
+        let mut reader = x.worksheet_cells_reader(sheet).map_err(|e| unreadable(&e))?;
+        while let Some(cell) = reader.next_cell().map_err(|e| unreadable(&e))? {
+            let value = Data::from(cell.get_value().clone());
+            if value == Data::Empty {
+                continue;
+            }
+            if cells.len() >= MAX_CELLS {
+                return Err(too_many());
+            }
+            cells.insert(cell.get_position(), value);
+        }
+        return Ok(cells);
+    }
+    let range = workbook.worksheet_range(sheet).map_err(|e| unreadable(&e))?;
+    for (row, col, value) in range.used_cells() {
+        if cells.len() >= MAX_CELLS {
+            return Err(too_many());
+        }
+        let (r0, c0) = range.start().unwrap_or_default();
+        cells.insert((r0 + row as u32, c0 + col as u32), value.clone());
+    }
+    Ok(cells)
 }
 
 /// The merged regions of a sheet (none for formats calamine gives none for).
@@ -102,13 +180,13 @@ fn merged_regions(workbook: &mut Sheets<Cursor<Vec<u8>>>, sheet: &str) -> Vec<Di
     }
 }
 
-/// A sheet's cells, with merged regions filled from their top-left cell.
-struct Grid<'a> {
-    range: &'a Range<Data>,
+/// A sheet's cells (sparse), with merged regions filled from their top-left cell.
+struct Grid {
+    cells: BTreeMap<(u32, u32), Data>,
     merged: Vec<Dimensions>,
 }
 
-impl Grid<'_> {
+impl Grid {
     /// The cell at absolute (row, column), both from 0.
     fn cell(&self, row: u32, col: u32) -> &Data {
         let at = self
@@ -116,33 +194,49 @@ impl Grid<'_> {
             .iter()
             .find(|d| d.start.0 <= row && row <= d.end.0 && d.start.1 <= col && col <= d.end.1)
             .map_or((row, col), |d| d.start);
-        self.range.get_value(at).unwrap_or(&Data::Empty)
+        self.cells.get(&at).unwrap_or(&Data::Empty)
     }
 
-    /// The last row and column holding a cell or a merged region (absolute, from 0).
-    fn end(&self) -> Option<(u32, u32)> {
-        let mut end = self.range.end()?;
+    /// The rows holding a value at or after `from` (absolute, from 0), in order, with the rows
+    /// merged regions cover.
+    fn rows_from(&self, from: u32) -> Vec<u32> {
+        let mut rows: Vec<u32> = self.cells.range((from, 0)..).map(|((r, _), _)| *r).collect();
         for d in &self.merged {
-            end = (end.0.max(d.end.0), end.1.max(d.end.1));
+            rows.extend((d.start.0.max(from))..=d.end.0);
         }
-        Some(end)
+        rows.sort_unstable();
+        rows.dedup();
+        rows
+    }
+
+    /// The columns holding a value in `row`, and those merged regions cover there.
+    fn columns_of(&self, row: u32) -> Vec<u32> {
+        let mut cols: Vec<u32> = self
+            .cells
+            .range((row, 0)..=(row, u32::MAX))
+            .map(|((_, c), _)| *c)
+            .collect();
+        for d in self.merged.iter().filter(|d| d.start.0 <= row && row <= d.end.0) {
+            cols.extend(d.start.1..=d.end.1);
+        }
+        cols.sort_unstable();
+        cols.dedup();
+        cols
     }
 }
 
-/// Read one sheet's rows; false when `sink` asked to stop.
+/// Read one sheet's rows; false when `sink` asked to stop. A sheet whose rows by columns
+/// exceed [`MAX_CELLS`] (merged regions counted) is refused.
 fn read_sheet(
-    grid: &Grid<'_>,
+    grid: &Grid,
     name: &str,
     sheet: &str,
     header_row: u32,
     sink: &mut impl FnMut(ReadItem) -> bool,
-) -> bool {
-    let Some((last_row, last_col)) = grid.end() else {
-        return true;
-    };
+) -> Result<bool, String> {
     let header = header_row.saturating_sub(1);
     let mut columns: Vec<(u32, String)> = Vec::new();
-    for col in 0..=last_col {
+    for col in grid.columns_of(header) {
         let title = match cell_text(grid.cell(header, col)) {
             Ok(t) => t.trim().to_string(),
             Err(_) => String::new(),
@@ -152,9 +246,15 @@ fn read_sheet(
         }
     }
     if columns.is_empty() {
-        return true;
+        return Ok(true);
     }
-    for row in header + 1..=last_row {
+    let rows = grid.rows_from(header + 1);
+    if rows.len().saturating_mul(columns.len()) > MAX_CELLS {
+        return Err(format!(
+            "工作表 {sheet:?} 的行数乘列数超过 {MAX_CELLS}：请拆分后再发送 / sheet {sheet:?} has more than {MAX_CELLS} cells under its header: split it"
+        ));
+    }
+    for row in rows {
         if columns.iter().all(|(col, _)| is_blank(grid.cell(row, *col))) {
             continue;
         }
@@ -190,10 +290,10 @@ fn read_sheet(
             })
         };
         if !sink(item) {
-            return false;
+            return Ok(false);
         }
     }
-    true
+    Ok(true)
 }
 
 /// Whether a cell holds nothing (or only white space).
@@ -450,6 +550,30 @@ mod tests {
         assert!(e.contains("行政强制") && e.contains("no sheet named"), "{e}");
         let e = read_workbook(b"ajbh,xm\n".to_vec(), "x.xlsx", &SheetSelection::default(), |_| true).unwrap_err();
         assert!(e.contains("not a readable spreadsheet"), "{e}");
+    }
+
+    #[test]
+    fn a_sheet_with_a_far_corner_cell_is_read_sparse_and_a_huge_merged_region_is_refused() {
+        let mut wb = Workbook::new();
+        let sheet = wb.add_worksheet().set_name("行政处罚").expect("name");
+        sheet.write_string(0, 0, "案件编号").expect("header");
+        sheet.write_string(1, 0, "NC-1").expect("cell");
+        // The last cell of a sheet: a dense grid of it would be 17 billion cells.
+        sheet.write_string(1_048_575, 16_383, "x").expect("corner");
+        let items = read(wb.save_to_buffer().expect("xlsx"), &SheetSelection::default());
+        assert_eq!(items.len(), 1, "the corner row has nothing under a titled column");
+        assert_eq!(record(&items[0])["案件编号"], "NC-1");
+        // Ten titled columns over a region merged down a million rows: refused, not walked.
+        let cells = (0..10u32).map(|c| ((0, c), Data::String(format!("列{c}")))).collect();
+        let grid = Grid {
+            cells,
+            merged: vec![Dimensions {
+                start: (1, 0),
+                end: (1_000_000, 9),
+            }],
+        };
+        let e = read_sheet(&grid, "x.xlsx", "行政处罚", 1, &mut |_| true).unwrap_err();
+        assert!(e.contains("split it"), "{e}");
     }
 
     #[test]
