@@ -440,6 +440,9 @@ pub fn use_mapping_tables(columns: &mut [Column], dir: &Path) -> anyhow::Result<
                 }
             }
         }
+        // One value per source word (the first), as a TOML table of them needs.
+        let mut seen = std::collections::BTreeSet::new();
+        pairs.retain(|(label, _)| seen.insert(label.clone()));
         if pairs.is_empty() {
             continue;
         }
@@ -835,6 +838,11 @@ mod tests {
             "{:?}",
             procedure.kind
         );
+        // The mapping written for those lists loads.
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("mapping.toml");
+        std::fs::write(&path, mapping_toml("penalty", &cols)).expect("write");
+        normalizer::mapping::Mapping::load(&path).expect("the mapping of a template made with --mapping loads");
     }
 
     /// A part of an .xlsx file (a zip archive) as text.
