@@ -171,7 +171,9 @@ async fn a_department_cannot_write_or_overwrite_another_departments_cases(backen
         preparer: gw.runtime.preparers.get("backfill").expect("preparer"),
         files: vec![file],
         format: gateway::prepare::InputFormat::JsonLines,
+        by_extension: false,
         xml_records: None,
+        settings: gateway::prepare::ReadSettings::default(),
     };
     let batching = gateway::commit::Batching::from(&gw.runtime.resolved.config);
     let summary = gateway::intake::files::ingest_files(
@@ -785,7 +787,9 @@ async fn every_way_in_reports_the_same_summary_on_the_board_and_in_the_metrics()
         preparer: rt.preparers.get("backfill").expect("preparer"),
         files: vec![file],
         format: InputFormat::JsonLines,
+        by_extension: false,
         xml_records: None,
+        settings: gateway::prepare::ReadSettings::default(),
     };
     let summary = ingest_files(&rt.committer("files"), job, &batching, Shutdown::default(), None)
         .await

@@ -1554,3 +1554,74 @@ async fn an_operator_sees_a_reconciliation_gap_naming_the_missing_record_and_the
     check_page(c, "alerts").await;
     gw.stop().await;
 }
+
+/// The Nanchang mapping reading its officers from two columns (names and certificate numbers
+/// separated by 、), as a department's spreadsheet has them.
+const OFFICERS_FROM_COLUMNS: (&str, &str) = (
+    "each = \"zfry[*]\"\nrequired = true\nfields = [\n  { target = \"name\", from = \"xm\", steps = [\"remove_spaces\"] },\n  { target = \"cert_no\", from = \"zfzh\", steps = [\"normalise_identifier\"] },\n]",
+    "zip = { name = \"xm\", cert_no = \"zfzh\" }\nsplit = \"、\"\nrequired = true",
+);
+
+/// A GBK CSV (as Excel saves it on a Chinese desktop) of Nanchang records, flat.
+fn gbk_csv_of(records: &[Value]) -> Vec<u8> {
+    let mut columns: Vec<String> = records[0]
+        .as_object()
+        .expect("object")
+        .keys()
+        .filter(|k| *k != "zfry")
+        .cloned()
+        .collect();
+    columns.extend(["xm".to_string(), "zfzh".to_string()]);
+    let mut text = columns.join(",") + "\r\n";
+    for r in records {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|c| match c.as_str() {
+                "xm" => "张三、李四".to_string(),
+                "zfzh" => "36010020001、36010020002".to_string(),
+                other => r[other].as_str().unwrap_or_default().to_string(),
+            })
+            .collect();
+        text.push_str(&cells.join(","));
+        text.push_str("\r\n");
+    }
+    encoding_rs::GBK.encode(&text).0.into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_department_uploads_a_gbk_csv_and_sees_each_rows_code_or_why_it_was_refused() {
+    let Some(gw) = start_full(&[], "", &[OFFICERS_FROM_COLUMNS]).await else {
+        return;
+    };
+    let base = gw.base.clone();
+    let file = gw.dir.path().join("处罚案件.csv");
+    std::fs::write(&file, gbk_csv_of(&[nanchang_record(41, 0), defective_record(42)])).expect("csv");
+    let c = gw.browser();
+    login(c, &base, DEPT).await;
+    wait_text(c, "nav", "上传表格").await;
+    click(c, "#nav-uploads").await;
+    wait_text(c, "#upload-source", SOURCE).await;
+    check_page(c, "department-upload-form").await;
+    c.find(Locator::Css("#upload-file"))
+        .await
+        .expect("file input")
+        .send_keys(&file.display().to_string())
+        .await
+        .expect("choose the file");
+    click(c, "#upload-btn").await;
+    wait_text(c, "#upload-status", "通过 1 行，未通过 1 行").await;
+    wait_text(c, "#upload-status", "GB18030").await;
+    let accepted = wait_text(c, "#upload-table tr[data-row=\"2\"]", "已入库").await;
+    assert!(accepted.contains("第 2 行"), "{accepted}");
+    let refused = wait_text(c, "#upload-table tr[data-row=\"3\"]", "uscc.check_char").await;
+    assert!(
+        refused.contains("/target/id_number") && refused.contains("91360102MA35G7K86B"),
+        "the field, rule and value: {refused}"
+    );
+    check_page(c, "department-upload-results").await;
+    // In English, the reasons are in English.
+    click(c, "#lang-toggle").await;
+    click(c, "#nav-uploads").await;
+    wait_text(c, "#upload-form", "Upload").await;
+    gw.stop().await;
+}

@@ -38,15 +38,19 @@ export class ApiError extends Error {
 }
 
 /**
- * Call the API: api("GET", "/api/sources") or api("POST", path, body). A 401 forgets the token
- * and sends the user back to the login form (event "gw-logout").
+ * Call the API: api("GET", "/api/sources") or api("POST", path, body). With `contentType`, the
+ * body (a File or Blob) is sent as it is with that type (uploads). A 401 forgets the token and
+ * sends the user back to the login form (event "gw-logout").
  */
-export async function api(method, path, body) {
+export async function api(method, path, body, contentType) {
   const headers = { Accept: "application/json" };
   const tok = token();
   if (tok) headers.Authorization = "Bearer " + tok;
   const init = { method, headers, cache: "no-store", credentials: "omit" };
-  if (body !== undefined) {
+  if (body !== undefined && contentType) {
+    headers["Content-Type"] = contentType;
+    init.body = body;
+  } else if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }

@@ -16,11 +16,12 @@ import joint from "./pages/joint.js";
 import publicity from "./pages/publicity.js";
 import reconciliation from "./pages/reconciliation.js";
 import alerts, { refreshBadge } from "./pages/alerts.js";
+import uploads from "./pages/uploads.js";
 
 /** How often a page refreshes its data while the tab is visible. */
 const REFRESH_MS = 3000;
 
-const PAGES = [overview, quarantine, cases, records, supplements, joint, publicity, audit, mappings, deliveries, officers, reconciliation, alerts];
+const PAGES = [overview, quarantine, cases, records, uploads, supplements, joint, publicity, audit, mappings, deliveries, officers, reconciliation, alerts];
 
 const app = document.getElementById("app");
 let me = null;

@@ -559,6 +559,23 @@ const L = {
   rule_reconciliation_gap: ["对账差异", "reconciliation gap"],
   rule_off_platform: ["案件未上平台", "cases off the platform"],
   rule_certificate_expiring: ["证书即将过期", "certificate expiring"],
+  nav_uploads: ["上传表格", "Upload a spreadsheet"],
+  uploads_help: [
+    "没有系统接口的部门：用“gateway template xlsx”生成的填报模板（或 CSV 文件）填好后在此上传。每一行都会校验：通过的得到统一案件编码，未通过的在隔离区待处理，并在下面列出字段、规则、值和原因。同一案件再次上传视为更新。",
+    "For departments without an interface: upload the filled-in template (from `gateway template xlsx`) or a CSV file here. Every row is checked: rows that pass get their unified case code; rows that do not wait in the quarantine, with the field, rule, value and reason listed below. A case uploaded again is an update.",
+  ],
+  upload_file: ["文件（.xlsx、.xls、.ods、.csv）", "File (.xlsx, .xls, .ods, .csv)"],
+  upload_button: ["上传", "Upload"],
+  upload_unsupported: ["请选择 .xlsx、.xls、.ods 或 .csv 文件", "Choose an .xlsx, .xls, .ods or .csv file"],
+  upload_sending: ["正在上传 {name}…", "Uploading {name}…"],
+  upload_summary: ["{name}：共 {received} 行，通过 {accepted} 行，未通过 {quarantined} 行", "{name}: {received} rows, {accepted} passed, {quarantined} refused"],
+  upload_encoding: ["编码 {encoding}", "encoding {encoding}"],
+  upload_where: ["位置", "Where"],
+  upload_row: ["第 {row} 行", "row {row}"],
+  upload_row_of_sheet: ["工作表 {sheet} 第 {row} 行", "row {row} of sheet {sheet}"],
+  upload_code_or_reasons: ["统一案件编码 / 未通过原因", "Unified code / why refused"],
+  outcome_updated: ["已更新", "updated"],
+  outcome_withdrawn: ["已撤回", "withdrawn"],
 };
 
 let current = localStorage.getItem(LANG_KEY) === "en" ? "en" : "zh";

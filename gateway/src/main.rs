@@ -1,7 +1,7 @@
 //! The `gateway` binary: parses the command line, sets up logging, runs the command.
 
 use clap::Parser;
-use gateway::cli::{self, Cli, Command, ConfigAction, MappingsAction, TokenAction};
+use gateway::cli::{self, Cli, Command, ConfigAction, MappingsAction, TemplateAction, TokenAction};
 use std::process::ExitCode;
 
 /// mimalloc: the pipeline allocates many small JSON values per record; glibc malloc spent a
@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             mapping,
             input,
             format,
+            reading,
             xml_records,
             province,
             catalogue,
@@ -48,6 +49,7 @@ fn main() -> ExitCode {
                     &mapping,
                     input.as_deref(),
                     format.as_deref(),
+                    &reading,
                     xml_records.as_deref(),
                     rules,
                 )
@@ -61,6 +63,15 @@ fn main() -> ExitCode {
         Command::Config {
             action: ConfigAction::Check { file, connect },
         } => cli::data::config_check(&file, connect),
+        Command::Template {
+            action:
+                TemplateAction::Xlsx {
+                    case_type,
+                    mapping,
+                    output,
+                    mapping_out,
+                },
+        } => cli::template::run(&case_type, mapping.as_deref(), &output, mapping_out.as_deref()),
         Command::Token {
             action:
                 TokenAction::New {

@@ -109,6 +109,8 @@ pub struct Options {
     pub mapping_edits: Vec<(String, String)>,
     /// More sub-tables of the first source (`{SOURCE}`), e.g. `[sources.reconcile]`.
     pub source_extra: String,
+    /// More sources of the department token `DEPT` (besides `{SOURCE}`); declare them in `extra`.
+    pub dept_sources: Vec<String>,
 }
 
 impl Default for Options {
@@ -127,6 +129,7 @@ impl Default for Options {
             normalizer_extra: String::new(),
             mapping_edits: Vec::new(),
             source_extra: String::new(),
+            dept_sources: Vec::new(),
         }
     }
 }
@@ -200,7 +203,7 @@ sha256 = "{owner}"
 [[server.tokens]]
 name = "amr-push"
 role = "department"
-sources = ["{SOURCE}"]
+sources = ["{SOURCE}"{dept_sources}]
 sha256 = "{dept}"
 
 [[server.tokens]]
@@ -256,6 +259,11 @@ mapping = "{m}"
             extra = options.extra,
             normalizer_extra = options.normalizer_extra,
             source_extra = options.source_extra,
+            dept_sources = options
+                .dept_sources
+                .iter()
+                .map(|s| format!(", \"{s}\""))
+                .collect::<String>(),
         );
         let config = Config::parse(&text, "gateway.toml", dir.path())
             .and_then(|c| c.resolve("gateway.toml"))
@@ -310,6 +318,22 @@ mapping = "{m}"
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
         self.call("POST", path, Some(token), Some(body)).await
+    }
+
+    /// Upload a file (`POST /api/uploads/{source}`) with a content type.
+    pub async fn upload(&self, source: &str, token: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!("{}/api/uploads/{source}", self.base))
+            .bearer_auth(token)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("upload");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     /// Push raw bytes with a content type.
@@ -423,7 +447,7 @@ pub fn allowed(route: &str, role: &str) -> bool {
         "/api/reconciliation" | "/api/off-platform" | "/api/alerts" => &all_staff,
         "/api/reconciliation/check" => &ops,
         "/api/deliveries" | "/api/deliveries/redrive" | "/api/deliveries/{id}/redrive" => &ops,
-        "/api/ingest/{source}" => &["admin", "department"],
+        "/api/ingest/{source}" | "/api/uploads/{source}" => &["admin", "department"],
         "/api/officers" | "/api/officers/versions" => &["admin", "operator", "standards-owner", "department"],
         "/api/officers/load" => &["admin", "standards-owner", "department"],
         "/api/joint-groups" | "/api/joint-groups/{id}" => &["admin", "operator", "standards-owner", "department"],

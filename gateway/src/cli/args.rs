@@ -1,6 +1,6 @@
 //! The command line's arguments (clap): every command, its options and their help.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 /// 赣执网关 ganzhi-gateway: collects administrative law-enforcement cases (行政检查、行政处罚、
@@ -40,17 +40,21 @@ pub enum Command {
         #[arg(long)]
         current: bool,
     },
-    /// Run records (JSON, JSON lines or XML) through a mapping and print, per record, the
-    /// canonical record or the violations as one JSON line.
+    /// Run records (JSON, JSON lines, XML, CSV or a spreadsheet) through a mapping and print,
+    /// per record, the canonical record or the violations as one JSON line.
     Normalize {
         /// The mapping file.
         #[arg(long)]
         mapping: PathBuf,
         /// Input file (default: standard input).
         input: Option<PathBuf>,
-        /// Input format (default: from the file extension, else jsonl).
+        /// Input format: json, jsonl, xml, csv or xlsx (default: from the file extension, else
+        /// jsonl).
         #[arg(long)]
         format: Option<String>,
+        /// Text encoding, sheet and header row.
+        #[command(flatten)]
+        reading: ReadOptions,
         /// XML: dotted element path of the record elements.
         #[arg(long)]
         xml_records: Option<String>,
@@ -110,9 +114,13 @@ pub enum Command {
         /// Source id (from the configuration) whose mapping applies.
         #[arg(long)]
         source: String,
-        /// Input format (default: the source's `format`).
+        /// Input format (default: each file's extension when it names one, else the source's
+        /// `format`).
         #[arg(long)]
         format: Option<String>,
+        /// Text encoding, sheet and header row (default: the source's).
+        #[command(flatten)]
+        reading: ReadOptions,
         /// Files to import.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -213,11 +221,56 @@ pub enum Command {
         #[command(subcommand)]
         action: super::sources::SourcesAction,
     },
+    /// Fill-in templates (填报模板) for departments that send spreadsheets.
+    Template {
+        /// What to write.
+        #[command(subcommand)]
+        action: TemplateAction,
+    },
     /// Joint inspections (联合检查相似度比对): the index of inspections by target.
     Joint {
         /// What to do.
         #[command(subcommand)]
         action: JointAction,
+    },
+}
+
+/// How inputs are read besides their format (`gateway normalize`, `gateway ingest`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReadOptions {
+    /// Text formats: utf-8, gbk, gb18030 or auto (default: the source's `encoding`, else auto:
+    /// BOM, else valid UTF-8, else GB18030).
+    #[arg(long)]
+    pub encoding: Option<String>,
+    /// Spreadsheets: only this sheet (default: every sheet but 说明).
+    #[arg(long)]
+    pub sheet: Option<String>,
+    /// Spreadsheets: the row of column titles, from 1 (default 1).
+    #[arg(long)]
+    pub header_row: Option<u32>,
+}
+
+/// `gateway template` actions.
+#[derive(Debug, Subcommand)]
+pub enum TemplateAction {
+    /// Write a fill-in spreadsheet (.xlsx) for departments without an interface: one column per
+    /// canonical field with its Chinese title, drop-down lists of the code tables, an
+    /// instructions sheet (说明), the header row frozen. `--mapping-out` writes the mapping that
+    /// reads a filled-in copy.
+    Xlsx {
+        /// penalty, inspection or coercion.
+        #[arg(long)]
+        case_type: String,
+        /// Take the drop-down lists of code tables from this mapping directory's tables where
+        /// it maps a field from a code table (default: the canonical values' Chinese names).
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// The .xlsx file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Also write the mapping for filled-in copies to this file.
+        #[arg(long)]
+        mapping_out: Option<PathBuf>,
     },
 }
 

@@ -1,7 +1,7 @@
 //! Commands that work on a configured store: config check, migrate, ingest, export, replay,
 //! ignore (and dispatch of `run` and `demo`).
 
-use super::args::{ExportFormat, ExportWhat};
+use super::args::{ExportFormat, ExportWhat, ReadOptions};
 use super::common::{actor, load_config};
 use crate::commit::{Batching, OnCommit};
 use crate::config::Config;
@@ -82,16 +82,34 @@ pub async fn ingest(
     config: &Path,
     source: &str,
     format: Option<String>,
+    reading: ReadOptions,
     files: Vec<PathBuf>,
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
+    let ReadOptions {
+        encoding,
+        sheet,
+        header_row,
+    } = reading;
     let resolved = load_config(config)?;
     let (_, source_cfg) = resolved
         .config
         .source(source)
         .with_context(|| format!("来源 {source:?} 未在配置中 / source {source:?} is not in the configuration"))?;
+    let by_extension = format.is_none();
     let format = super::normalize::input_format(Some(format.as_deref().unwrap_or(&source_cfg.format)), None)?;
     let xml_records = source_cfg.xml_records.clone();
+    let mut settings = source_cfg.read_settings().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(label) = encoding {
+        settings.encoding = crate::prepare::TextEncoding::from_setting("--encoding", Some(&label))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    if let Some(sheet) = sheet {
+        settings.sheets.sheet = Some(sheet);
+    }
+    if let Some(row) = header_row {
+        settings.sheets.header_row = row.max(1);
+    }
     let batching = Batching::from(&resolved.config);
     // The source's active stored mapping version, not its configured file.
     let runtime = crate::runtime::Runtime::open(resolved).await?;
@@ -107,7 +125,9 @@ pub async fn ingest(
         preparer,
         files: files.clone(),
         format,
+        by_extension,
         xml_records,
+        settings,
     };
     let summary = ingest_files(&runtime.committer("files"), job, &batching, shutdown.clone(), on_commit).await?;
     if let Some(pb) = progress {

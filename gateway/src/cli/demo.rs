@@ -502,7 +502,9 @@ async fn ingest_sample(runtime: &Runtime, source_id: &str, file: &Path, shutdown
         preparer,
         files: vec![file.to_path_buf()],
         format: crate::prepare::reader::InputFormat::JsonLines,
+        by_extension: false,
         xml_records: None,
+        settings: crate::prepare::ReadSettings::default(),
     };
     let batching = crate::commit::Batching::from(&runtime.resolved.config);
     let t = crate::intake::files::ingest_files(&runtime.committer("files"), job, &batching, shutdown.clone(), None)

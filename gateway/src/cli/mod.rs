@@ -16,6 +16,7 @@ pub mod officers;
 pub mod run;
 pub mod sources;
 pub mod suggest;
+pub mod template;
 pub mod token;
 
 pub use args::*;
@@ -30,9 +31,10 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             config,
             source,
             format,
+            reading,
             files,
             quiet,
-        } => data::ingest(&config, &source, format, files, quiet).await,
+        } => data::ingest(&config, &source, format, reading, files, quiet).await,
         Command::Export {
             what,
             config,
@@ -59,7 +61,11 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Joint {
             action: JointAction::Drain { config },
         } => joint::drain(&config).await,
-        Command::Check { .. } | Command::Normalize { .. } | Command::Config { .. } | Command::Token { .. } => {
+        Command::Check { .. }
+        | Command::Normalize { .. }
+        | Command::Config { .. }
+        | Command::Token { .. }
+        | Command::Template { .. } => {
             anyhow::bail!("not an async command")
         }
     }

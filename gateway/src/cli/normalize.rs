@@ -1,6 +1,8 @@
 //! `gateway normalize`: run records through a mapping and print each outcome as a JSON line.
 
-use crate::prepare::reader::{parse_item, read_file, InputFormat, ParsedRecord};
+use super::args::ReadOptions;
+use crate::prepare::reader::{parse_item, read_file, InputFormat, ParsedRecord, ReadSettings, FORMAT_NAMES};
+use crate::prepare::{SheetSelection, TextEncoding};
 use anyhow::Context;
 use normalizer::mapping::Mapping;
 use normalizer::rules::RuleOptions;
@@ -12,7 +14,8 @@ use std::process::ExitCode;
 /// The input format named by `format`, else guessed from the file extension, else JSON lines.
 pub fn input_format(format: Option<&str>, path: Option<&Path>) -> anyhow::Result<InputFormat> {
     if let Some(f) = format {
-        return InputFormat::parse(f).with_context(|| format!("unknown format {f:?}: json, jsonl, xml or csv"));
+        return InputFormat::parse(f)
+            .with_context(|| format!("未知格式 {f:?}：可用 {FORMAT_NAMES} / unknown format {f:?}: {FORMAT_NAMES}"));
     }
     let ext = path
         .and_then(|p| p.extension())
@@ -71,9 +74,11 @@ pub fn run(
     mapping_path: &Path,
     input: Option<&Path>,
     format: Option<&str>,
+    reading: &ReadOptions,
     xml_records: Option<&str>,
     rules: RuleOptions,
 ) -> anyhow::Result<ExitCode> {
+    let settings = read_settings(reading)?;
     let mapping = Mapping::load(mapping_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let normalizer = Normalizer::new(rules)?;
     let format = input_format(format, input)?;
@@ -92,7 +97,7 @@ pub fn run(
     let mut any_rejected = false;
     let mut write_error = None;
     let max_line = usize::try_from(crate::config::LimitsConfig::default().max_record_bytes).unwrap_or(usize::MAX);
-    read_file(path, format, xml_records, max_line, |item| {
+    read_file(path, format, xml_records, &settings, max_line, |item| {
         let line = match parse_item(item) {
             Ok(ParsedRecord { value, position, .. }) => {
                 let outcome = normalizer.normalize(&mapping, &value);
@@ -127,6 +132,19 @@ pub fn run(
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// The reading settings given on the command line (defaults otherwise).
+pub fn read_settings(reading: &ReadOptions) -> anyhow::Result<ReadSettings> {
+    let encoding =
+        TextEncoding::from_setting("--encoding", reading.encoding.as_deref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(ReadSettings {
+        encoding,
+        sheets: SheetSelection {
+            sheet: reading.sheet.clone(),
+            header_row: reading.header_row.unwrap_or(1).max(1),
+        },
     })
 }
 

@@ -776,9 +776,20 @@ pub struct SourceConfig {
     /// endpoint's own).
     #[serde(default)]
     pub mapping: PathBuf,
-    /// Input format: `json` (an array or one object), `jsonl`, `xml` or `csv` (default `jsonl`).
+    /// Input format: `json` (an array or one object), `jsonl`, `xml`, `csv` or `xlsx` (also
+    /// `xls`, `ods`) (default `jsonl`). Drop folders pick a file's format by its extension
+    /// when it names one.
     #[serde(default = "default_format")]
     pub format: String,
+    /// Text formats: the character encoding, `utf-8`, `gbk`, `gb18030` or `auto` (default:
+    /// detected: BOM, else valid UTF-8, else GB18030). Push: a `charset` in the request's
+    /// `Content-Type` wins.
+    pub encoding: Option<String>,
+    /// Spreadsheets: the one sheet to read (default: every sheet but `说明`).
+    pub sheet: Option<String>,
+    /// Spreadsheets: the row of column titles, counted from 1 (default 1; 2 when a title row is
+    /// above it).
+    pub header_row: Option<u32>,
     /// Path in the source record of its key at the source (for lineage and logs), e.g. `ajbh`.
     pub record_key: Option<String>,
     /// XML: dotted element path of the repeated record elements, e.g. `Envelope.Body.cases.case`.
@@ -848,6 +859,23 @@ impl SourceConfig {
     /// connection, rate limit and token cache.
     pub fn system_id(&self) -> Option<&str> {
         self.origin.as_ref().map(|o| o.system.as_str())
+    }
+
+    /// How the source's inputs are read (`encoding`, `sheet`, `header_row`), or a bilingual
+    /// message naming the key and value that are wrong.
+    pub fn read_settings(&self) -> Result<crate::prepare::ReadSettings, String> {
+        let encoding = crate::prepare::TextEncoding::from_setting("encoding", self.encoding.as_deref())?;
+        let header_row = self.header_row.unwrap_or(1);
+        if header_row == 0 {
+            return Err("header_row = 0：行号从 1 开始 / header_row = 0: rows are counted from 1".to_string());
+        }
+        Ok(crate::prepare::ReadSettings {
+            encoding,
+            sheets: crate::prepare::SheetSelection {
+                sheet: self.sheet.clone(),
+                header_row,
+            },
+        })
     }
 
     /// Which agencies the source may write for (everyone when neither key is set).
@@ -1395,11 +1423,18 @@ impl Config {
                     );
                 }
             }
-            if !matches!(s.format.as_str(), "json" | "jsonl" | "xml" | "csv") {
+            if crate::prepare::InputFormat::parse(&s.format).is_none() {
                 problem(
                     format!("{place}.format"),
-                    format!("未知格式 / unknown format {:?}: json, jsonl, xml or csv", s.format),
+                    format!(
+                        "未知格式 / unknown format {:?}: {}",
+                        s.format,
+                        crate::prepare::reader::FORMAT_NAMES
+                    ),
                 );
+            }
+            if let Err(e) = s.read_settings() {
+                problem(place.clone(), e);
             }
             let mapping_path = self.path(&s.mapping);
             match Mapping::load(&mapping_path) {

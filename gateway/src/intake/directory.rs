@@ -2,7 +2,9 @@
 //! is ingested through the committer and, only after its records are committed, moved to
 //! `processed/`. A file that cannot be read at all goes to `failed/` with a `.error` note beside
 //! it. A file that is still being written (modified in the last two seconds, or named `*.tmp` /
-//! `*.part` / `.*`) waits for the next scan.
+//! `*.part` / `.*`) waits for the next scan. A file's format is its extension's when that names
+//! one (`.csv`, `.xlsx`, `.jsonl`, ...), else the source's `format`; text is decoded by the
+//! source's `encoding` (default: detected per file).
 
 use super::files::{ingest_files, IngestError, IngestJob};
 use crate::commit::{Batching, Committer};
@@ -93,6 +95,8 @@ pub async fn scan_directory(
         source: e,
     })?;
     let format = InputFormat::parse(&source.format).unwrap_or(InputFormat::JsonLines);
+    // Checked with the configuration; defaults if it was not.
+    let settings = source.read_settings().unwrap_or_default();
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| DirectoryError::Io { path, source }
@@ -107,7 +111,9 @@ pub async fn scan_directory(
             preparer: preparer.clone(),
             files: vec![file.clone()],
             format,
+            by_extension: true,
             xml_records: source.xml_records.clone(),
+            settings: settings.clone(),
         };
         let result = ingest_files(committer, job, batching, shutdown.clone(), None).await;
         match result {

@@ -9,7 +9,7 @@
 //! records already read are committed, and the run ends.
 
 use crate::commit::{Batching, Committer, OnCommit};
-use crate::prepare::reader::{read_file, InputFormat, ReadError, ReadItem};
+use crate::prepare::reader::{read_file, InputFormat, ReadError, ReadItem, ReadSettings};
 use crate::prepare::{prepare_in_order, PrepareError, Preparer};
 use crate::shutdown::Shutdown;
 use crate::store::StoreError;
@@ -44,10 +44,15 @@ pub struct IngestJob {
     pub preparer: Preparer,
     /// The input files, read in order.
     pub files: Vec<PathBuf>,
-    /// Their format.
+    /// Their format (see `by_extension`).
     pub format: InputFormat,
+    /// Take each file's format from its extension when that names one (`.csv`, `.xlsx`, ...),
+    /// else `format`.
+    pub by_extension: bool,
     /// XML: element path of the records.
     pub xml_records: Option<String>,
+    /// Encoding of text files, sheets and header row of spreadsheets.
+    pub settings: ReadSettings,
 }
 
 /// Read the job's files, normalise every record, commit in batches through `committer`.
@@ -62,7 +67,9 @@ pub async fn ingest_files(
         preparer,
         files,
         format,
+        by_extension,
         xml_records,
+        settings,
     } = job;
     for f in &files {
         if let Err(source) = std::fs::metadata(f) {
@@ -81,7 +88,11 @@ pub async fn ingest_files(
         for file in &files {
             let mut chunk = Vec::with_capacity(CHUNK);
             let mut closed = false;
-            read_file(file, format, xml_records.as_deref(), max_line, |item| {
+            let format = match by_extension {
+                true => InputFormat::from_extension(file).unwrap_or(format),
+                false => format,
+            };
+            read_file(file, format, xml_records.as_deref(), &settings, max_line, |item| {
                 if stop.is_triggered() {
                     return false;
                 }

@@ -4,6 +4,7 @@
 
 use crate::commit::Committer;
 use crate::prepare::reader::{ParsedRecord, SourceRecord, Truncated, UnreadableRecord};
+use crate::prepare::record::STILL_UNREADABLE_RULES;
 use crate::prepare::Preparer;
 use crate::store::{PayloadFormat, QuarantineFilter, QuarantineStatus, StoreError};
 use crate::telemetry::Summary;
@@ -117,6 +118,15 @@ pub async fn replay(
                 records.push(incoming);
                 continue;
             }
+            // An unreadable record stays unreadable (see `Preparer::still_unreadable`).
+            let unreadable = |v: &normalizer::Violation| STILL_UNREADABLE_RULES.contains(&v.rule.as_str());
+            if raw.format == PayloadFormat::Json && entry.violations.iter().any(unreadable) {
+                let mut incoming =
+                    preparer.still_unreadable(raw.payload, raw.record_key, entry.violations.clone(), raw.received_at);
+                incoming.replay_of = Some(entry.id);
+                records.push(incoming);
+                continue;
+            }
             let parsed = match raw.format {
                 PayloadFormat::Json => SourceRecord::unparsed_json(raw.payload, raw.record_key).parse(),
                 PayloadFormat::Xml => match normalizer::xml_tree::parse_xml(&raw.payload, &Default::default()) {
@@ -130,6 +140,7 @@ pub async fn replay(
                         position: raw.record_key,
                         message: e.to_string(),
                         truncated: None,
+                        rule: None,
                     }),
                 },
             };

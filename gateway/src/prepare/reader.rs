@@ -3,6 +3,8 @@
 //! here; each is parsed where it is mapped ([`SourceRecord::parse`], on the preparation threads),
 //! so the one reading thread does not parse every record of an ingest.
 
+use super::encoding::{detect_bytes, detect_file, undecodable_line, DecodingReader, TextEncoding};
+use super::spreadsheet::{read_workbook, SheetSelection};
 use normalizer::xml_tree::{find_records, parse_xml_with_encoding, XmlLimits};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
@@ -19,19 +21,41 @@ pub enum InputFormat {
     Xml,
     /// CSV with a header row; each row becomes an object of strings.
     Csv,
+    /// A spreadsheet (.xlsx; also .xls, .xlsb, .ods): each row under the header row becomes an
+    /// object of strings (see [`super::spreadsheet`]).
+    Spreadsheet,
 }
 
+/// The format names [`InputFormat::parse`] takes, for messages.
+pub const FORMAT_NAMES: &str = "json, jsonl, xml, csv, xlsx";
+
 impl InputFormat {
-    /// Parse `json`, `jsonl`, `xml` or `csv`.
+    /// Parse `json`, `jsonl`, `xml`, `csv` or `xlsx` (also `xls`, `xlsm`, `xlsb`, `ods`).
     pub fn parse(s: &str) -> Option<InputFormat> {
-        match s {
+        match s.to_ascii_lowercase().as_str() {
             "json" => Some(InputFormat::Json),
             "jsonl" | "ndjson" => Some(InputFormat::JsonLines),
             "xml" => Some(InputFormat::Xml),
             "csv" => Some(InputFormat::Csv),
+            "xlsx" | "xlsm" | "xls" | "xlsb" | "ods" => Some(InputFormat::Spreadsheet),
             _ => None,
         }
     }
+
+    /// The format a file's extension names, if it names one.
+    pub fn from_extension(path: &Path) -> Option<InputFormat> {
+        path.extension().and_then(|e| e.to_str()).and_then(InputFormat::parse)
+    }
+}
+
+/// How an input is read besides its format: the encoding of text formats, the sheets and header
+/// row of spreadsheets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadSettings {
+    /// Text formats: the character encoding (default: detected).
+    pub encoding: TextEncoding,
+    /// Spreadsheets: which sheet(s), which header row.
+    pub sheets: SheetSelection,
 }
 
 /// One record read from a source, before mapping.
@@ -57,7 +81,14 @@ pub struct UnreadableRecord {
     pub message: String,
     /// Set when the record was larger than the limit and `payload` is only its beginning.
     pub truncated: Option<Truncated>,
+    /// The quarantine rule, when more precise than `input.unreadable`: `input.undecodable`
+    /// (bytes not valid in the input's encoding) or `input.cell` (a spreadsheet cell that
+    /// cannot be passed on exactly). Such records stay quarantined when replayed.
+    pub rule: Option<&'static str>,
 }
+
+/// A record holding bytes that are not valid in its input's encoding.
+pub const RULE_UNDECODABLE: &str = "input.undecodable";
 
 /// What is known of a record too large to keep: its size and the SHA-256 of all of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +137,7 @@ impl SourceRecord {
                         position: self.position,
                         message,
                         truncated: None,
+                        rule: None,
                     })
                 }
             },
@@ -155,6 +187,7 @@ pub fn from_source_item(item: adapters::sources::SourceItem) -> ReadItem {
             position: u.position,
             message: u.message,
             truncated: None,
+            rule: None,
         }),
     }
 }
@@ -187,10 +220,15 @@ pub const MAX_DOCUMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// (shutdown). JSON lines and CSV are streamed; JSON and XML documents are read whole. A JSON
 /// line longer than `max_line_bytes` is never held whole: it becomes an unreadable record
 /// keeping its first [`KEPT_PREFIX_BYTES`] (see [`Truncated`]).
+///
+/// Text is decoded from `settings.encoding`; when that is `auto`, CSV and JSON are detected
+/// by reading the file once through first (BOM, else valid UTF-8, else GB18030), and XML by
+/// its BOM or prolog (else UTF-8 when valid, else GB18030).
 pub fn read_file(
     path: &Path,
     format: InputFormat,
     xml_records: Option<&str>,
+    settings: &ReadSettings,
     max_line_bytes: usize,
     sink: impl FnMut(ReadItem) -> bool,
 ) -> Result<(), ReadError> {
@@ -198,14 +236,22 @@ pub fn read_file(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
+    let io = |source| ReadError::Io {
         path: path.display().to_string(),
         source,
-    })?;
+    };
+    let text_encoding = match (settings.encoding.fixed(), format) {
+        (Some(e), _) => e,
+        (None, InputFormat::Xml | InputFormat::Spreadsheet) => encoding_rs::UTF_8,
+        (None, _) => detect_file(path).map_err(io)?,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
     let input = Input {
         name: &name,
         path: &path.display().to_string(),
-        xml_encoding: None,
+        encoding: text_encoding,
+        xml_encoding: settings.encoding.fixed(),
+        sheets: &settings.sheets,
     };
     read_from(
         BufReader::with_capacity(1 << 20, file),
@@ -217,22 +263,34 @@ pub fn read_file(
     )
 }
 
-/// Records of a document held in memory (an HTTP push body), like [`read_file`]. `name` is used
-/// in record positions (e.g. `push:3`); `xml_encoding` is the transport's character set (an
-/// HTTP `Content-Type` charset), which wins over the XML prolog.
+/// What a document held in memory is called and how it is read (see [`read_bytes`]).
+#[derive(Debug, Clone, Copy)]
+pub struct InMemory<'a> {
+    /// Its name in record positions (e.g. `push` for `push:3`).
+    pub name: &'a str,
+    /// The transport's character set (an HTTP `Content-Type` charset) or the configured one,
+    /// which also wins over an XML prolog; `None`: detected (BOM, else valid UTF-8, else
+    /// GB18030).
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+    /// Spreadsheets: which sheets and header row.
+    pub sheets: &'a SheetSelection,
+}
+
+/// Records of a document held in memory (an HTTP push body), like [`read_file`].
 pub fn read_bytes(
     bytes: &[u8],
-    name: &str,
+    document: &InMemory<'_>,
     format: InputFormat,
     xml_records: Option<&str>,
-    xml_encoding: Option<&'static encoding_rs::Encoding>,
     max_line_bytes: usize,
     sink: impl FnMut(ReadItem) -> bool,
 ) -> Result<(), ReadError> {
     let input = Input {
-        name,
-        path: name,
-        xml_encoding,
+        name: document.name,
+        path: document.name,
+        encoding: document.encoding.unwrap_or_else(|| detect_bytes(bytes)),
+        xml_encoding: document.encoding,
+        sheets: document.sheets,
     };
     read_from(bytes, &input, format, xml_records, max_line_bytes, sink)
 }
@@ -309,12 +367,33 @@ struct Input<'a> {
     name: &'a str,
     /// Name in errors.
     path: &'a str,
-    /// XML: character set given by the transport.
+    /// Text formats but XML: the encoding to decode from.
+    encoding: &'static encoding_rs::Encoding,
+    /// XML: character set given by the transport or the configuration (else the prolog's).
     xml_encoding: Option<&'static encoding_rs::Encoding>,
+    /// Spreadsheets: which sheets and header row.
+    sheets: &'a SheetSelection,
+}
+
+/// The encoding of an XML document without one given: its BOM or prolog, else UTF-8 when it
+/// is valid UTF-8, else GB18030.
+fn xml_auto_encoding(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding> {
+    if adapters::common::charset::xml_declared_encoding(bytes).is_some() {
+        return None;
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(_) => None,
+        Err(_) => Some(encoding_rs::GB18030),
+    }
+}
+
+/// Read up to [`MAX_DOCUMENT_BYTES`] (one more to tell it is larger).
+fn read_document<R: Read>(reader: R, bytes: &mut Vec<u8>) -> std::io::Result<()> {
+    reader.take(MAX_DOCUMENT_BYTES + 1).read_to_end(bytes).map(|_| ())
 }
 
 fn read_from<R: BufRead>(
-    mut reader: R,
+    raw: R,
     input: &Input<'_>,
     format: InputFormat,
     xml_records: Option<&str>,
@@ -330,16 +409,79 @@ fn read_from<R: BufRead>(
         path: input.path.to_string(),
         message,
     };
+    let too_large = || malformed("文件超过64MiB / larger than 64 MiB".into());
+    match format {
+        InputFormat::Spreadsheet => {
+            let mut bytes = Vec::new();
+            read_document(raw, &mut bytes).map_err(io)?;
+            if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
+                return Err(too_large());
+            }
+            read_workbook(bytes, name, input.sheets, sink).map_err(malformed)?;
+        }
+        InputFormat::Xml => {
+            let mut bytes = Vec::new();
+            read_document(raw, &mut bytes).map_err(io)?;
+            if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
+                return Err(too_large());
+            }
+            let limits = XmlLimits::default();
+            let encoding = input.xml_encoding.or_else(|| xml_auto_encoding(&bytes));
+            let tree = parse_xml_with_encoding(&bytes, &limits, encoding).map_err(|e| malformed(e.to_string()))?;
+            let records: Vec<Value> = match xml_records {
+                Some(p) => find_records(&tree, p).into_iter().cloned().collect(),
+                None => vec![tree],
+            };
+            for (i, value) in records.into_iter().enumerate() {
+                let payload = serde_json::to_vec(&value).unwrap_or_default();
+                if !sink(Ok(SourceRecord::parsed(value, payload, format!("{name}#{}", i + 1)))) {
+                    break;
+                }
+            }
+        }
+        text_format => read_text(
+            DecodingReader::new(raw, input.encoding).map_err(io)?,
+            input,
+            text_format,
+            max_line_bytes,
+            sink,
+        )?,
+    }
+    Ok(())
+}
+
+/// JSON lines, JSON and CSV, decoded to UTF-8 by `reader`. A record holding bytes that were not
+/// valid in the encoding is unreadable (with its line number); so is a JSON document, whole.
+fn read_text<R: BufRead>(
+    mut reader: DecodingReader<R>,
+    input: &Input<'_>,
+    format: InputFormat,
+    max_line_bytes: usize,
+    mut sink: impl FnMut(ReadItem) -> bool,
+) -> Result<(), ReadError> {
+    let name = input.name;
+    let io = |source| ReadError::Io {
+        path: input.path.to_string(),
+        source,
+    };
+    let malformed = |message: String| ReadError::Malformed {
+        path: input.path.to_string(),
+        message,
+    };
+    let encoding = reader.encoding();
     match format {
         InputFormat::JsonLines => {
             let mut line = Vec::new();
             let mut number = 0u64;
+            let mut offset = 0u64;
             loop {
                 line.clear();
                 let (n, truncated) = read_line_bounded(&mut reader, &mut line, max_line_bytes).map_err(io)?;
                 if n == 0 {
                     break;
                 }
+                let start = offset;
+                offset += n as u64;
                 number += 1;
                 if let Some(truncated) = truncated {
                     let item = Err(UnreadableRecord {
@@ -347,6 +489,7 @@ fn read_from<R: BufRead>(
                         position: format!("{name}:{number}"),
                         message: String::new(),
                         truncated: Some(truncated),
+                        rule: None,
                     });
                     if !sink(item) {
                         break;
@@ -359,7 +502,17 @@ fn read_from<R: BufRead>(
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                let item = Ok(SourceRecord::unparsed_json(line.clone(), format!("{name}:{number}")));
+                let item = if reader.malformed_in(start, offset).is_some() {
+                    Err(UnreadableRecord {
+                        payload: line.clone(),
+                        position: format!("{name}:{number}"),
+                        message: undecodable_line(number, encoding),
+                        truncated: None,
+                        rule: Some(RULE_UNDECODABLE),
+                    })
+                } else {
+                    Ok(SourceRecord::unparsed_json(line.clone(), format!("{name}:{number}")))
+                };
                 if !sink(item) {
                     break;
                 }
@@ -367,14 +520,14 @@ fn read_from<R: BufRead>(
         }
         InputFormat::Json => {
             let mut bytes = Vec::new();
-            reader
-                .take(MAX_DOCUMENT_BYTES + 1)
-                .read_to_end(&mut bytes)
-                .map_err(io)?;
+            read_document(&mut reader, &mut bytes).map_err(io)?;
             if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
                 return Err(malformed(
                     "文件超过64MiB，请改用 jsonl / larger than 64 MiB: use jsonl".into(),
                 ));
+            }
+            if let Some(line) = reader.first_malformed() {
+                return Err(malformed(undecodable_line(line, encoding)));
             }
             let value: Value = serde_json::from_slice(&bytes).map_err(|e| malformed(e.to_string()))?;
             let items = match value {
@@ -392,6 +545,7 @@ fn read_from<R: BufRead>(
                         position,
                         message: NOT_AN_OBJECT.into(),
                         truncated: None,
+                        rule: None,
                     })
                 };
                 if !sink(item) {
@@ -399,46 +553,65 @@ fn read_from<R: BufRead>(
                 }
             }
         }
-        InputFormat::Xml => {
-            let mut bytes = Vec::new();
-            reader
-                .take(MAX_DOCUMENT_BYTES + 1)
-                .read_to_end(&mut bytes)
-                .map_err(io)?;
-            let limits = XmlLimits::default();
-            let tree =
-                parse_xml_with_encoding(&bytes, &limits, input.xml_encoding).map_err(|e| malformed(e.to_string()))?;
-            let records: Vec<Value> = match xml_records {
-                Some(p) => find_records(&tree, p).into_iter().cloned().collect(),
-                None => vec![tree],
-            };
-            for (i, value) in records.into_iter().enumerate() {
-                let payload = serde_json::to_vec(&value).unwrap_or_default();
-                if !sink(Ok(SourceRecord::parsed(value, payload, format!("{name}#{}", i + 1)))) {
-                    break;
-                }
-            }
-        }
         InputFormat::Csv => {
-            let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(reader);
-            let headers = reader.headers().map_err(|e| malformed(e.to_string()))?.clone();
-            for (i, row) in reader.records().enumerate() {
-                let position = format!("{name}:{}", i + 2);
-                let item = match row {
-                    Ok(row) => {
+            let mut csv_reader = csv::ReaderBuilder::new().flexible(false).from_reader(reader);
+            let headers = csv_reader.headers().map_err(|e| malformed(csv_message(&e, 1)))?.clone();
+            if let Some(line) = csv_reader.get_ref().malformed_in(0, csv_reader.position().byte()) {
+                return Err(malformed(format!(
+                    "表头 / header: {}",
+                    undecodable_line(line, encoding)
+                )));
+            }
+            // Rows are read as bytes so that a row that is not valid UTF-8 is kept (its invalid
+            // bytes as U+FFFD) and set aside with its line, like an undecodable one.
+            let mut row = csv::ByteRecord::new();
+            let mut i = 0usize;
+            loop {
+                let start = csv_reader.position().byte();
+                let read = csv_reader.read_byte_record(&mut row);
+                let end = csv_reader.position().byte();
+                let number = i as u64 + 2;
+                let position = format!("{name}:{number}");
+                i += 1;
+                let item = match read {
+                    Ok(false) => break,
+                    Ok(true) => {
                         let mut obj = serde_json::Map::new();
+                        let mut not_utf8 = false;
                         for (h, v) in headers.iter().zip(row.iter()) {
-                            obj.insert(h.to_string(), Value::String(v.to_string()));
+                            let text = match std::str::from_utf8(v) {
+                                Ok(t) => t.to_string(),
+                                Err(_) => {
+                                    not_utf8 = true;
+                                    String::from_utf8_lossy(v).into_owned()
+                                }
+                            };
+                            obj.insert(h.to_string(), Value::String(text));
                         }
                         let value = Value::Object(obj);
                         let payload = serde_json::to_vec(&value).unwrap_or_default();
-                        Ok(SourceRecord::parsed(value, payload, position))
+                        let undecodable = match csv_reader.get_ref().malformed_in(start, end) {
+                            Some(line) => Some(undecodable_line(line, encoding)),
+                            None if not_utf8 => Some(not_utf8_line(number)),
+                            None => None,
+                        };
+                        match undecodable {
+                            Some(message) => Err(UnreadableRecord {
+                                payload,
+                                position,
+                                message,
+                                truncated: None,
+                                rule: Some(RULE_UNDECODABLE),
+                            }),
+                            None => Ok(SourceRecord::parsed(value, payload, position)),
+                        }
                     }
                     Err(e) => Err(UnreadableRecord {
                         payload: Vec::new(),
                         position,
-                        message: format!("CSV 行错误 / bad CSV row: {e}"),
+                        message: format!("CSV 行错误 / bad CSV row: {}", csv_message(&e, number)),
                         truncated: None,
+                        rule: None,
                     }),
                 };
                 if !sink(item) {
@@ -446,8 +619,25 @@ fn read_from<R: BufRead>(
                 }
             }
         }
+        InputFormat::Xml | InputFormat::Spreadsheet => {}
     }
     Ok(())
+}
+
+/// A CSV error in words; invalid UTF-8 names the record's line (`line`: its number counting the
+/// header as 1, which is its line unless a quoted field spans lines) and the `encoding` key.
+fn csv_message(e: &csv::Error, line: u64) -> String {
+    match e.kind() {
+        csv::ErrorKind::Utf8 { .. } => not_utf8_line(line),
+        _ => e.to_string(),
+    }
+}
+
+/// Why a line read as UTF-8 is not text (Chinese and English), naming the `encoding` key.
+fn not_utf8_line(line: u64) -> String {
+    format!(
+        "第 {line} 行不是有效的 UTF-8 编码；若文件是 GBK/GB18030，请设置 encoding / line {line} is not valid UTF-8; if the file is GBK or GB18030, set `encoding`"
+    )
 }
 
 #[cfg(test)]
@@ -460,7 +650,7 @@ mod tests {
         let path = dir.path().join("input");
         std::fs::write(&path, text).expect("write");
         let mut items = Vec::new();
-        read_file(&path, format, xml_records, LIMIT, |item| {
+        read_file(&path, format, xml_records, &ReadSettings::default(), LIMIT, |item| {
             items.push(item);
             true
         })
@@ -549,9 +739,12 @@ mod tests {
         let mut items = Vec::new();
         read_bytes(
             b"{\"a\":1}\n{\"a\":2}\n",
-            "push",
+            &InMemory {
+                name: "push",
+                encoding: None,
+                sheets: &SheetSelection::default(),
+            },
             InputFormat::JsonLines,
-            None,
             None,
             LIMIT,
             |i| {
@@ -569,10 +762,13 @@ mod tests {
         let mut values = Vec::new();
         read_bytes(
             &gbk,
-            "push",
+            &InMemory {
+                name: "push",
+                encoding: Some(encoding_rs::GBK),
+                sheets: &SheetSelection::default(),
+            },
             InputFormat::Xml,
             Some("r.case"),
-            Some(encoding_rs::GBK),
             LIMIT,
             |i| {
                 values.push(i.expect("record").value.expect("XML is parsed by the reader"));
@@ -592,7 +788,7 @@ mod tests {
             "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY x \"y\">]><r>&x;</r>",
         )
         .expect("write");
-        let result = read_file(&path, InputFormat::Xml, None, LIMIT, |_| true);
+        let result = read_file(&path, InputFormat::Xml, None, &ReadSettings::default(), LIMIT, |_| true);
         assert!(matches!(result, Err(ReadError::Malformed { .. })));
     }
 
@@ -604,9 +800,12 @@ mod tests {
         let mut items = Vec::new();
         read_bytes(
             text.as_bytes(),
-            "push",
+            &InMemory {
+                name: "push",
+                encoding: None,
+                sheets: &SheetSelection::default(),
+            },
             InputFormat::JsonLines,
-            None,
             None,
             100_000,
             |i| {
@@ -627,5 +826,98 @@ mod tests {
         let next = items[1].as_ref().expect("the next line is a record");
         assert_eq!(next.payload, b"{\"b\":2}");
         assert_eq!(next.position, "push:2");
+    }
+
+    fn read_file_bytes(bytes: &[u8], format: InputFormat, settings: &ReadSettings) -> Result<Vec<ReadItem>, ReadError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("cases.csv");
+        std::fs::write(&path, bytes).expect("write");
+        let mut items = Vec::new();
+        read_file(&path, format, None, settings, LIMIT, |item| {
+            items.push(item);
+            true
+        })?;
+        Ok(items)
+    }
+
+    #[test]
+    fn a_gbk_csv_is_detected_and_a_row_with_an_undecodable_byte_is_set_aside_with_its_line() {
+        let mut bytes = encoding_rs::GBK
+            .encode("案件编号,当事人\r\nA1,南昌赣江\r\nA2,")
+            .0
+            .into_owned();
+        bytes.extend_from_slice(b"\xFF\xFF\r\n");
+        bytes.extend(encoding_rs::GBK.encode("A3,九江\r\n").0.iter());
+        let items = read_file_bytes(&bytes, InputFormat::Csv, &ReadSettings::default()).expect("readable");
+        assert_eq!(items.len(), 3);
+        let first = items[0].as_ref().expect("record");
+        assert_eq!(first.value.as_ref().expect("value")["当事人"], "南昌赣江");
+        let bad = items[1].as_ref().expect_err("set aside");
+        assert_eq!(bad.position, "cases.csv:3");
+        assert_eq!(bad.rule, Some(RULE_UNDECODABLE));
+        assert!(
+            bad.message.contains("第 3 行") && bad.message.contains("not valid GB18030"),
+            "{}",
+            bad.message
+        );
+        let kept: Value = serde_json::from_slice(&bad.payload).expect("row kept");
+        assert_eq!(kept["案件编号"], "A2");
+        assert_eq!(
+            items[2].as_ref().expect("record").value.as_ref().expect("value")["当事人"],
+            "九江"
+        );
+    }
+
+    #[test]
+    fn a_utf8_bom_is_not_part_of_the_first_header_and_a_configured_encoding_wins() {
+        let items = read_file_bytes(
+            "\u{feff}案件编号,金额\nA1,5\n".as_bytes(),
+            InputFormat::Csv,
+            &ReadSettings::default(),
+        )
+        .expect("readable");
+        assert_eq!(
+            items[0].as_ref().expect("record").value.as_ref().expect("value")["案件编号"],
+            "A1"
+        );
+        // GBK bytes read as configured UTF-8: the header is refused whole, naming the key.
+        let gbk = encoding_rs::GBK.encode("案件编号\nA1\n").0.into_owned();
+        let settings = ReadSettings {
+            encoding: TextEncoding::Utf8,
+            ..ReadSettings::default()
+        };
+        let e = read_file_bytes(&gbk, InputFormat::Csv, &settings).expect_err("not UTF-8");
+        assert!(e.to_string().contains("line 1 is not valid UTF-8"), "{e}");
+        // A GBK row under an ASCII header: set aside, kept, naming its line.
+        let mut rows = b"ajbh,dsr\nA1,ok\nA2,".to_vec();
+        rows.extend(encoding_rs::GBK.encode("九江\n").0.iter());
+        let items = read_file_bytes(&rows, InputFormat::Csv, &settings).expect("readable");
+        assert!(items[0].is_ok());
+        let bad = items[1].as_ref().expect_err("set aside");
+        assert_eq!(bad.rule, Some(RULE_UNDECODABLE));
+        assert!(bad.message.contains("line 3 is not valid UTF-8"), "{}", bad.message);
+        let kept: Value = serde_json::from_slice(&bad.payload).expect("row kept");
+        assert_eq!(kept["ajbh"], "A2");
+        let gbk_settings = ReadSettings {
+            encoding: TextEncoding::Gbk,
+            ..ReadSettings::default()
+        };
+        let items = read_file_bytes(&gbk, InputFormat::Csv, &gbk_settings).expect("readable");
+        assert_eq!(
+            items[0].as_ref().expect("record").value.as_ref().expect("value")["案件编号"],
+            "A1"
+        );
+    }
+
+    #[test]
+    fn gbk_json_lines_and_xml_without_a_prolog_are_detected() {
+        let lines = encoding_rs::GBK.encode("{\"a\":\"案件\"}\n").0.into_owned();
+        let items = read_file_bytes(&lines, InputFormat::JsonLines, &ReadSettings::default()).expect("readable");
+        let parsed = parse_item(items.into_iter().next().expect("item")).expect("record");
+        assert_eq!(parsed.value["a"], "案件");
+        let xml = encoding_rs::GBK.encode("<r><a>行政处罚</a></r>").0.into_owned();
+        let items = read_file_bytes(&xml, InputFormat::Xml, &ReadSettings::default()).expect("readable");
+        let value = items[0].as_ref().expect("record").value.clone().expect("value");
+        assert_eq!(value["r"]["a"], "行政处罚");
     }
 }

@@ -11,6 +11,12 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
+/// The rules of records that stay unreadable when replayed (see [`Preparer::still_unreadable`]).
+pub const STILL_UNREADABLE_RULES: [&str; 2] = [
+    crate::prepare::reader::RULE_UNDECODABLE,
+    crate::prepare::spreadsheet::RULE_CELL,
+];
+
 /// Everything needed to prepare one source's records.
 #[derive(Debug, Clone)]
 pub struct Preparer {
@@ -237,7 +243,7 @@ impl Preparer {
                     mapping_version: self.mapping.version(),
                     verdict: Verdict::Quarantine(vec![Violation::error(
                         "",
-                        "input.unreadable",
+                        unreadable.rule.unwrap_or("input.unreadable"),
                         None,
                         format!("记录无法解析（{position}）：{message}"),
                         format!("record cannot be parsed ({position}): {message}"),
@@ -248,6 +254,35 @@ impl Preparer {
                     labels: Default::default(),
                 }
             }
+        }
+    }
+
+    /// A record quarantined as unreadable in how its bytes were read (one of
+    /// [`STILL_UNREADABLE_RULES`]), replayed: it stays what it was,
+    /// with its violations as they were. What made it unreadable is in how its bytes were read
+    /// (a byte not valid in the file's encoding, a spreadsheet cell Excel could not hold
+    /// exactly), which no mapping change can mend: its kept payload may even be a readable
+    /// object with U+FFFD or rounded digits in it, which must not become a case. Send it again.
+    pub fn still_unreadable(
+        &self,
+        payload: Vec<u8>,
+        position: String,
+        violations: Vec<Violation>,
+        received_at: DateTime<Utc>,
+    ) -> IncomingRecord {
+        IncomingRecord {
+            source_id: self.source_id.clone(),
+            payload_hash: sha256_hex(&payload),
+            payload,
+            payload_format: PayloadFormat::Json,
+            received_at,
+            mapping_id: self.mapping.id().to_string(),
+            mapping_version: self.mapping.version(),
+            verdict: Verdict::Quarantine(violations),
+            record_key: storable_key(position),
+            replay_of: None,
+            payload_lz4: None,
+            labels: Default::default(),
         }
     }
 
@@ -629,6 +664,7 @@ mod tests {
             position: "message id-\0-\u{1b}[2J".into(),
             message: "bad byte \0 here".into(),
             truncated: None,
+            rule: None,
         };
         let record = preparer.prepare(Err(unreadable), Utc::now());
         assert_eq!(record.record_key, "message id-\u{fffd}-\u{fffd}[2J");

@@ -63,6 +63,7 @@ const ASSETS: &[Asset] = &[
     asset!("pages/publicity.js", JS),
     asset!("pages/reconciliation.js", JS),
     asset!("pages/alerts.js", JS),
+    asset!("pages/uploads.js", JS),
 ];
 
 /// The names of the embedded files (for tests and docs).

@@ -207,6 +207,7 @@ fn routes() -> Vec<RouteDef> {
         ),
         RouteDef::post("/api/joint-groups/{id}/undo", Token(Action::JointDecide), joint::undo),
         RouteDef::post("/api/ingest/{source}", Token(Action::Push), push::push),
+        RouteDef::post("/api/uploads/{source}", Token(Action::Push), uploads::upload),
         RouteDef::get("/api/officers", Token(Action::OfficersRead), officers::list),
         RouteDef::post("/api/officers/load", Token(Action::OfficersWrite), officers::load),
         RouteDef::get(
@@ -301,8 +302,8 @@ pub fn router_with(runtime: Arc<Runtime>, readiness: Arc<readiness::Readiness>) 
     let mut router: Router<Shared> = Router::new();
     for def in routes() {
         let mut handler = def.handler;
-        if def.path == "/api/ingest/{source}" {
-            // Push bodies are limited per source by the handler itself.
+        if def.path == "/api/ingest/{source}" || def.path == "/api/uploads/{source}" {
+            // Push and upload bodies are limited per source by the handler itself.
             handler = handler.layer(DefaultBodyLimit::disable());
         }
         if def.access != Access::Public {

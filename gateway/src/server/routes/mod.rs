@@ -16,3 +16,4 @@ pub mod quarantine;
 pub mod records;
 pub mod sources;
 pub mod supplements;
+pub mod uploads;

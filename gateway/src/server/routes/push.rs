@@ -5,8 +5,11 @@
 //!
 //! Bodies: JSON (one object or an array; `application/json`), JSON lines
 //! (`application/x-ndjson`), XML (`application/xml` / `text/xml`; records picked by the source's
-//! `xml_records` path; GBK/GB18030 by the prolog or the `charset`) or CSV (`text/csv`). Without a
-//! `Content-Type`, the source's configured `format` applies.
+//! `xml_records` path; GBK/GB18030 by the prolog or the `charset`), CSV (`text/csv`) or a
+//! spreadsheet (`.xlsx`: `application/vnd.openxmlformats-officedocument.spreadsheetml.sheet`;
+//! also `.xls`, `.ods`). Text is decoded by the `charset`, else the source's `encoding`, else as
+//! detected (BOM, else valid UTF-8, else GB18030). Without a `Content-Type`, the source's
+//! configured `format` applies.
 
 use crate::commit::RecordOutcome;
 use crate::intake::push::{commit_push, read_body, PushError, PushLimits};
@@ -23,7 +26,9 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 
 /// The format and character set a `Content-Type` names (`None`: not given).
-fn content_format(headers: &HeaderMap) -> ApiResult<(Option<InputFormat>, Option<&'static encoding_rs::Encoding>)> {
+pub(crate) fn content_format(
+    headers: &HeaderMap,
+) -> ApiResult<(Option<InputFormat>, Option<&'static encoding_rs::Encoding>)> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok((None, None));
     };
@@ -52,13 +57,16 @@ fn content_format(headers: &HeaderMap) -> ApiResult<(Option<InputFormat>, Option
         | "application/jsonlines" => InputFormat::JsonLines,
         "application/xml" | "text/xml" | "application/soap+xml" => InputFormat::Xml,
         "text/csv" => InputFormat::Csv,
+        XLSX_TYPE | "application/vnd.ms-excel" | "application/vnd.oasis.opendocument.spreadsheet" => {
+            InputFormat::Spreadsheet
+        }
         other => {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
-                format!("不支持的内容类型 {other:?}：请用 application/json、application/x-ndjson、application/xml 或 text/csv"),
+                format!("不支持的内容类型 {other:?}：请用 application/json、application/x-ndjson、application/xml、text/csv 或 {XLSX_TYPE}"),
                 format!(
-                    "unsupported Content-Type {other:?}: use application/json, application/x-ndjson, application/xml or text/csv"
+                    "unsupported Content-Type {other:?}: use application/json, application/x-ndjson, application/xml, text/csv or {XLSX_TYPE}"
                 ),
             ))
         }
@@ -66,12 +74,15 @@ fn content_format(headers: &HeaderMap) -> ApiResult<(Option<InputFormat>, Option
     Ok((Some(format), charset))
 }
 
+/// The media type of .xlsx files.
+pub const XLSX_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
 /// How much of a body over the limit is still read (and dropped) so that the sender gets the
 /// 413 answer cleanly instead of a connection reset; a larger body is cut off.
 const DRAIN_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Read the body, at most `limit` bytes: 413 when it is larger.
-async fn read_limited(mut body: Body, headers: &HeaderMap, limit: u64) -> ApiResult<Vec<u8>> {
+pub(crate) async fn read_limited(mut body: Body, headers: &HeaderMap, limit: u64) -> ApiResult<Vec<u8>> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -106,7 +117,7 @@ async fn read_limited(mut body: Body, headers: &HeaderMap, limit: u64) -> ApiRes
 }
 
 /// The answer to a push that was not taken.
-fn push_error(e: PushError) -> ApiError {
+pub(crate) fn push_error(e: PushError) -> ApiError {
     match e {
         PushError::Malformed(message) => ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -130,11 +141,11 @@ fn push_error(e: PushError) -> ApiError {
             format!("一次推送最多 {max} 条记录（server.max_records_per_push），未接收任何记录：请拆分后分批推送"),
             format!("at most {max} records per push (server.max_records_per_push); nothing was taken: split the records into several pushes"),
         ),
-        PushError::Undecodable { charset, offset } => ApiError::new(
+        PushError::Undecodable { charset, offset, line } => ApiError::new(
             StatusCode::BAD_REQUEST,
             "undecodable_body",
-            format!("请求体在第 {offset} 字节处不是有效的 {charset} 编码，未接收任何记录"),
-            format!("the body is not valid {charset} at byte offset {offset}; nothing was taken"),
+            format!("请求体第 {line} 行（第 {offset} 字节处）不是有效的 {charset} 编码，未接收任何记录"),
+            format!("the body is not valid {charset} on line {line} (byte offset {offset}); nothing was taken"),
         ),
         PushError::NoMapping(source) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -153,7 +164,7 @@ fn push_error(e: PushError) -> ApiError {
 }
 
 /// One record's answer.
-fn result_json(outcome: &RecordOutcome) -> Value {
+pub(crate) fn result_json(outcome: &RecordOutcome) -> Value {
     let mut v = serde_json::to_value(&outcome.result).unwrap_or_else(|_| json!({}));
     if let Value::Object(map) = &mut v {
         map.insert("record_key".into(), json!(outcome.record_key));
@@ -211,7 +222,17 @@ pub async fn push(
         max_records: config.server.max_records_per_push,
         max_line_bytes: usize::try_from(config.limits.max_record_bytes).unwrap_or(usize::MAX),
     };
-    let items = read_body(&bytes, format, source_cfg.xml_records.as_deref(), charset, limits).map_err(|e| {
+    let settings = source_cfg.read_settings().unwrap_or_default();
+    let items = read_body(
+        &bytes,
+        "push",
+        format,
+        source_cfg.xml_records.as_deref(),
+        charset,
+        &settings,
+        limits,
+    )
+    .map_err(|e| {
         if matches!(e, PushError::TooManyRecords(_)) {
             state.runtime.metrics.limit_refused("push_records");
         }
