@@ -3,7 +3,7 @@
 //! [`normalizer::suggest`].
 
 use super::normalize::input_format;
-use crate::prepare::reader::{parse_item, read_file, InputFormat, ParsedRecord};
+use crate::prepare::reader::{parse_item, read_file, InputFormat, ParsedRecord, ReadSettings};
 use anyhow::Context;
 use clap::Args;
 use normalizer::suggest::{suggest, Status, SuggestOptions};
@@ -92,7 +92,7 @@ pub fn run(args: &SuggestArgs) -> anyhow::Result<ExitCode> {
     if format == InputFormat::Xml && xml_records.is_none() {
         // Without a path: the most repeated element of the document holds the records.
         let mut tree = None;
-        read_file(&args.sample, format, None, max_line, |item| {
+        read_file(&args.sample, format, None, &ReadSettings::default(), max_line, |item| {
             tree = parse_item(item).ok().map(|r| r.value);
             false
         })
@@ -109,19 +109,26 @@ pub fn run(args: &SuggestArgs) -> anyhow::Result<ExitCode> {
     }
     let mut records = Vec::new();
     let mut unreadable = 0usize;
-    read_file(&args.sample, format, xml_records.as_deref(), max_line, |item| {
-        match parse_item(item) {
-            Ok(ParsedRecord { value, .. }) => records.push(value),
-            Err(bad) => {
-                unreadable += 1;
-                eprintln!(
-                    "跳过无法读取的记录 / skipped an unreadable record at {}: {}",
-                    bad.position, bad.message
-                );
+    read_file(
+        &args.sample,
+        format,
+        xml_records.as_deref(),
+        &ReadSettings::default(),
+        max_line,
+        |item| {
+            match parse_item(item) {
+                Ok(ParsedRecord { value, .. }) => records.push(value),
+                Err(bad) => {
+                    unreadable += 1;
+                    eprintln!(
+                        "跳过无法读取的记录 / skipped an unreadable record at {}: {}",
+                        bad.position, bad.message
+                    );
+                }
             }
-        }
-        records.len() < MAX_SAMPLES
-    })
+            records.len() < MAX_SAMPLES
+        },
+    )
     .map_err(|e| anyhow::anyhow!("{}: {e}", args.sample.display()))?;
     let id = args
         .id
