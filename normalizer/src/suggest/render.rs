@@ -517,7 +517,7 @@ pub(super) fn finish(
         .collect();
     if !missing_required.is_empty() {
         let _ = writeln!(out, "# ---------------------------------------------------------------- 缺少的必填字段 / required fields without a source\n");
-        let _ = writeln!(out, "# 规范记录要求、但没有找到来源的字段（映射它们，或写 supplement = true 并说明原因，见 mappings/README.md 3.6）：");
+        let _ = writeln!(out, "# 规范记录要求、但没有找到来源的字段（映射它们，或写 supplement = true 并说明原因，见 docs/mappings.md 3.6）：");
         let _ = writeln!(out, "# Required canonical fields no source field was found for (map them, or declare supplement = true with a reason):");
         for m in &missing_required {
             let title = targets::target(m).map_or("", |t| t.title);
