@@ -27,7 +27,7 @@ LAYERS = {
         ["xml_tree", "schema", "catalogue", "officers", "rules", "plans", "supplement", "publicity"],
         ["mapping"],
         ["pipeline"],
-        ["mapping_tests"],
+        ["mapping_tests", "suggest"],
     ],
     "adapters": [
         ["common"],

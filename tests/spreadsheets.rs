@@ -425,7 +425,7 @@ fn the_examples_of_the_docs_load_and_parse() {
             .and_then(|c| c.resolve("gateway.toml"))
             .unwrap_or_else(|e| panic!("{e}\n{block}"));
         let source = &config.config.sources[0];
-        let settings = source.read_settings().expect("reading settings");
+        let settings = gateway::prepare::ReadSettings::of_source(source).expect("reading settings");
         assert!(gateway::prepare::InputFormat::parse(&source.format).is_some());
         if source.format == "xlsx" {
             assert_eq!(settings.sheets.sheet.as_deref(), Some(SHEET));

@@ -5,6 +5,57 @@
 
 use encoding_rs::Encoding;
 
+/// A text input's encoding as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TextEncoding {
+    /// Detected: BOM, else valid UTF-8, else GB18030.
+    #[default]
+    Auto,
+    /// UTF-8 (a BOM is skipped).
+    Utf8,
+    /// GBK (Windows code page 936; decoded as GB18030, its superset).
+    Gbk,
+    /// GB18030.
+    Gb18030,
+}
+
+/// The labels [`TextEncoding::parse`] takes, for messages.
+pub const ENCODING_LABELS: &str = "utf-8, gbk, gb18030, auto";
+
+impl TextEncoding {
+    /// Parse a configured label: `utf-8` (`utf8`), `gbk` (`gb2312`, `cp936`), `gb18030` or
+    /// `auto`, in any case.
+    pub fn parse(label: &str) -> Option<TextEncoding> {
+        match label.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(TextEncoding::Auto),
+            "utf-8" | "utf8" => Some(TextEncoding::Utf8),
+            "gbk" | "gb2312" | "cp936" => Some(TextEncoding::Gbk),
+            "gb18030" => Some(TextEncoding::Gb18030),
+            _ => None,
+        }
+    }
+
+    /// The encoding a configured label names, or a bilingual message naming the key and value.
+    pub fn from_setting(key: &str, label: Option<&str>) -> Result<TextEncoding, String> {
+        match label {
+            None => Ok(TextEncoding::Auto),
+            Some(l) => TextEncoding::parse(l).ok_or_else(|| {
+                format!("{key} = {l:?}：不支持的编码，可用 {ENCODING_LABELS} / unsupported encoding {l:?}: use {ENCODING_LABELS}")
+            }),
+        }
+    }
+
+    /// The encoding, when one is named (not `auto`).
+    pub fn fixed(self) -> Option<&'static Encoding> {
+        match self {
+            TextEncoding::Auto => None,
+            TextEncoding::Utf8 => Some(encoding_rs::UTF_8),
+            TextEncoding::Gbk => Some(encoding_rs::GBK),
+            TextEncoding::Gb18030 => Some(encoding_rs::GB18030),
+        }
+    }
+}
+
 /// An encoding by its label (`utf-8`, `gbk`, `gb2312`, `gb18030`, ... as the WHATWG encoding
 /// standard names them); `None` for an unknown label.
 pub fn encoding_for_label(label: &str) -> Option<&'static Encoding> {

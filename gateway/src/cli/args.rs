@@ -556,7 +556,7 @@ pub enum MappingsAction {
     /// See docs/mapping-suggest.md. Example:
     ///
     ///   gateway mappings suggest samples.jsonl --case-type penalty -o mappings/my-system
-    Suggest(super::suggest::SuggestArgs),
+    Suggest(SuggestArgs),
     /// Every stored mapping version of a source (status, uploader, times, test result,
     /// activations) and the audit entries of every upload, dry run, activation and rollback.
     ///
@@ -606,4 +606,34 @@ pub enum ExportFormat {
     Jsonl,
     /// CSV with a header row (nested values as JSON text).
     Csv,
+}
+
+/// Arguments of `gateway mappings suggest`.
+#[derive(Debug, Args)]
+pub struct SuggestArgs {
+    /// The sample records (JSON, JSON lines, XML or CSV).
+    pub sample: PathBuf,
+    /// Input format: json, jsonl, xml or csv (default: from the file extension, else jsonl).
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The case type: inspection, penalty or coercion (default: guessed from the field names).
+    #[arg(long)]
+    pub case_type: Option<String>,
+    /// XML: dotted element path of the record elements (e.g. `Envelope.Body.queryCasesResponse.return.case`);
+    /// default: the most repeated element of the document.
+    #[arg(long)]
+    pub xml_records: Option<String>,
+    /// Write `mapping.toml` and the code-table CSV files into this folder (created if needed)
+    /// instead of printing a self-contained mapping (inline code tables) to standard output.
+    #[arg(short = 'o', long = "out")]
+    pub out: Option<PathBuf>,
+    /// The mapping's `id` (default: the folder name of `-o`, else the sample file's name).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Confidence from which a proposal is written active (0..1; default 0.6).
+    #[arg(long, default_value_t = normalizer::suggest::DEFAULT_THRESHOLD)]
+    pub threshold: f64,
+    /// Overwrite an existing `mapping.toml` in the `-o` folder.
+    #[arg(long)]
+    pub force: bool,
 }

@@ -99,7 +99,7 @@ pub async fn ingest(
     let by_extension = format.is_none();
     let format = super::normalize::input_format(Some(format.as_deref().unwrap_or(&source_cfg.format)), None)?;
     let xml_records = source_cfg.xml_records.clone();
-    let mut settings = source_cfg.read_settings().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut settings = crate::prepare::ReadSettings::of_source(source_cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(label) = encoding {
         settings.encoding = crate::prepare::TextEncoding::from_setting("--encoding", Some(&label))
             .map_err(|e| anyhow::anyhow!("{e}"))?;

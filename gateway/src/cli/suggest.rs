@@ -2,47 +2,17 @@
 //! sample records, read like `gateway normalize` reads its input. The proposing itself is
 //! [`normalizer::suggest`].
 
+use super::args::SuggestArgs;
 use super::normalize::input_format;
 use crate::prepare::reader::{parse_item, read_file, InputFormat, ParsedRecord, ReadSettings};
 use anyhow::Context;
-use clap::Args;
 use normalizer::suggest::{suggest, Status, SuggestOptions};
 use normalizer::CaseType;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 /// Most sample records read.
 const MAX_SAMPLES: usize = 5000;
-
-/// Arguments of `gateway mappings suggest`.
-#[derive(Debug, Args)]
-pub struct SuggestArgs {
-    /// The sample records (JSON, JSON lines, XML or CSV).
-    pub sample: PathBuf,
-    /// Input format: json, jsonl, xml or csv (default: from the file extension, else jsonl).
-    #[arg(long)]
-    pub format: Option<String>,
-    /// The case type: inspection, penalty or coercion (default: guessed from the field names).
-    #[arg(long)]
-    pub case_type: Option<String>,
-    /// XML: dotted element path of the record elements (e.g. `Envelope.Body.queryCasesResponse.return.case`);
-    /// default: the most repeated element of the document.
-    #[arg(long)]
-    pub xml_records: Option<String>,
-    /// Write `mapping.toml` and the code-table CSV files into this folder (created if needed)
-    /// instead of printing a self-contained mapping (inline code tables) to standard output.
-    #[arg(short = 'o', long = "out")]
-    pub out: Option<PathBuf>,
-    /// The mapping's `id` (default: the folder name of `-o`, else the sample file's name).
-    #[arg(long)]
-    pub id: Option<String>,
-    /// Confidence from which a proposal is written active (0..1; default 0.6).
-    #[arg(long, default_value_t = normalizer::suggest::DEFAULT_THRESHOLD)]
-    pub threshold: f64,
-    /// Overwrite an existing `mapping.toml` in the `-o` folder.
-    #[arg(long)]
-    pub force: bool,
-}
 
 fn case_type(text: Option<&str>) -> anyhow::Result<Option<CaseType>> {
     match text {

@@ -6,6 +6,7 @@ pub mod attachments;
 pub mod joint;
 pub mod oversight;
 pub mod schedule;
+pub mod source;
 pub mod systems;
 
 use adapters::common::postgres_tls::{PostgresTarget, PostgresTlsError, ROOT_CERT_SETTING};
@@ -13,7 +14,8 @@ use normalizer::mapping::Mapping;
 use normalizer::rules::{Catalogue, RuleOptions};
 use normalizer::standards::CreditCode;
 use serde::Deserialize;
-use std::collections::{BTreeSet, HashSet};
+pub use source::{AgencyScope, ConfigProblem, EndpointOrigin, InputFormat, PushSettings, SourceConfig};
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -743,197 +745,6 @@ impl ServerConfig {
     }
 }
 
-/// Settings of a `kind = "push"` source (`[sources.push]`).
-#[derive(Debug, Deserialize, Clone, Default)]
-#[serde(deny_unknown_fields)]
-pub struct PushSettings {
-    /// Largest request body accepted for this source, in bytes (default: `[server] max_body_bytes`).
-    pub max_body_bytes: Option<u64>,
-}
-
-impl SourceConfig {
-    /// The `[sources.push]` settings of a push source (defaults when absent).
-    pub fn push_settings(&self) -> Result<PushSettings, String> {
-        match &self.push {
-            None => Ok(PushSettings::default()),
-            Some(table) => PushSettings::deserialize(toml::Value::Table(table.clone()))
-                .map_err(|e| format!("来源推送配置错误 / push settings: {}", e.message())),
-        }
-    }
-}
-
-/// One source system.
-#[derive(Debug, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct SourceConfig {
-    /// Unique id (letters, digits, `-`, `_`), used in the store, logs and the API.
-    pub id: String,
-    /// `file` (records given to `gateway ingest`), `directory` (a drop folder polled by `gateway
-    /// run`) or `push` (records sent to `POST /api/ingest/{id}` of the operator API).
-    #[serde(default = "default_source_kind")]
-    pub kind: String,
-    /// The mapping file for this source's records (in a block with `endpoints`: each
-    /// endpoint's own).
-    #[serde(default)]
-    pub mapping: PathBuf,
-    /// Input format: `json` (an array or one object), `jsonl`, `xml`, `csv` or `xlsx` (also
-    /// `xls`, `ods`) (default `jsonl`). Drop folders pick a file's format by its extension
-    /// when it names one.
-    #[serde(default = "default_format")]
-    pub format: String,
-    /// Text formats: the character encoding, `utf-8`, `gbk`, `gb18030` or `auto` (default:
-    /// detected: BOM, else valid UTF-8, else GB18030). Push: a `charset` in the request's
-    /// `Content-Type` wins.
-    pub encoding: Option<String>,
-    /// Spreadsheets: the one sheet to read (default: every sheet but `说明`).
-    pub sheet: Option<String>,
-    /// Spreadsheets: the row of column titles, counted from 1 (default 1; 2 when a title row is
-    /// above it).
-    pub header_row: Option<u32>,
-    /// Path in the source record of its key at the source (for lineage and logs), e.g. `ajbh`.
-    pub record_key: Option<String>,
-    /// XML: dotted element path of the repeated record elements, e.g. `Envelope.Body.cases.case`.
-    pub xml_records: Option<String>,
-    /// `directory` sources: the folder to watch.
-    pub directory: Option<PathBuf>,
-    /// `directory` sources: seconds between scans (default 10); `rest`/`soap` sources: seconds
-    /// between pulls when no `cron` is given.
-    #[serde(default = "default_poll")]
-    pub poll_seconds: u64,
-    /// `rest`/`soap` sources: pull schedule as a cron expression with seconds
-    /// (`sec min hour day month weekday`, e.g. `0 */5 * * * *`), in China time.
-    pub cron: Option<String>,
-    /// `kind = "rest"`: the REST adapter's settings (see docs/connecting.md).
-    pub rest: Option<toml::Table>,
-    /// `kind = "soap"`: the SOAP/XML adapter's settings.
-    pub soap: Option<toml::Table>,
-    /// `kind = "amqp"`: the AMQP consumer's settings.
-    pub amqp: Option<toml::Table>,
-    /// `kind = "push"`: the HTTP push endpoint's settings.
-    pub push: Option<toml::Table>,
-    /// The source's count query for reconciliation (对账), see docs/operations.md "Reconciliation".
-    pub reconcile: Option<toml::Table>,
-    /// The handling agencies this source may write for, by unified social credit code: a record
-    /// naming another agency (and outside `agency_regions`) is quarantined
-    /// (`source.agency_not_allowed`).
-    #[serde(default)]
-    pub agencies: Vec<String>,
-    /// The regions whose agencies this source may write for, as GB/T 2260 code prefixes
-    /// (`36` a province, `3601` a city, `360102` a county), matched against the record's
-    /// `agency.region_code`.
-    #[serde(default)]
-    pub agency_regions: Vec<String>,
-    /// `rest`/`soap`: the endpoints of one legacy system, each pulled as a source of its own
-    /// over the system's shared connection and rate limit (see [`systems`]). Empty once the
-    /// configuration is parsed: each endpoint is then a source.
-    #[serde(default)]
-    pub endpoints: Vec<toml::Table>,
-    /// The index of the `[[sources]]` block this source comes from.
-    #[serde(skip)]
-    pub block: usize,
-    /// Set when this source is an endpoint of a system block.
-    #[serde(skip)]
-    pub origin: Option<systems::EndpointOrigin>,
-}
-
-impl SourceConfig {
-    /// Where this source is in the file, for messages: `sources[2] (id "x")`, or
-    /// `sources[2].endpoints[1] (id "sys.penalty")` for an endpoint of a system block.
-    pub fn place(&self) -> String {
-        match &self.origin {
-            Some(o) => format!("sources[{}].endpoints[{}] (id {:?})", self.block, o.endpoint, self.id),
-            None => format!("sources[{}] (id {:?})", self.block, self.id),
-        }
-    }
-
-    /// The key path of this source's block (or endpoint) without the id: `sources[2]` or
-    /// `sources[2].endpoints[1]`.
-    pub fn key_path(&self) -> String {
-        match &self.origin {
-            Some(o) => format!("sources[{}].endpoints[{}]", self.block, o.endpoint),
-            None => format!("sources[{}]", self.block),
-        }
-    }
-
-    /// The system this source is an endpoint of, if any: its pull shares that system's
-    /// connection, rate limit and token cache.
-    pub fn system_id(&self) -> Option<&str> {
-        self.origin.as_ref().map(|o| o.system.as_str())
-    }
-
-    /// How the source's inputs are read (`encoding`, `sheet`, `header_row`), or a bilingual
-    /// message naming the key and value that are wrong.
-    pub fn read_settings(&self) -> Result<crate::prepare::ReadSettings, String> {
-        let encoding = crate::prepare::TextEncoding::from_setting("encoding", self.encoding.as_deref())?;
-        let header_row = self.header_row.unwrap_or(1);
-        if header_row == 0 {
-            return Err("header_row = 0：行号从 1 开始 / header_row = 0: rows are counted from 1".to_string());
-        }
-        Ok(crate::prepare::ReadSettings {
-            encoding,
-            sheets: crate::prepare::SheetSelection {
-                sheet: self.sheet.clone(),
-                header_row,
-            },
-        })
-    }
-
-    /// Which agencies the source may write for (everyone when neither key is set).
-    pub fn agency_scope(&self) -> AgencyScope {
-        AgencyScope {
-            codes: self
-                .agencies
-                .iter()
-                .filter_map(|c| CreditCode::parse(c).ok())
-                .map(|c| c.as_str().to_string())
-                .collect(),
-            region_prefixes: self.agency_regions.iter().map(|r| r.trim().to_string()).collect(),
-        }
-    }
-}
-
-/// The handling agencies a source may write for: by credit code, or by region code prefix. An
-/// empty scope allows every agency (a source configured without `agencies` or `agency_regions`;
-/// `gateway config check` warns about it).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AgencyScope {
-    /// Allowed agencies' normalised credit codes.
-    pub codes: BTreeSet<String>,
-    /// Allowed GB/T 2260 region code prefixes.
-    pub region_prefixes: Vec<String>,
-}
-
-impl AgencyScope {
-    /// True when the scope names no agency and no region: every agency is allowed.
-    pub fn is_open(&self) -> bool {
-        self.codes.is_empty() && self.region_prefixes.is_empty()
-    }
-
-    /// Whether an agency with this credit code and region code may be written for.
-    pub fn allows(&self, credit_code: &str, region_code: &str) -> bool {
-        self.is_open()
-            || self.codes.contains(credit_code)
-            || (!region_code.is_empty() && self.region_prefixes.iter().any(|p| region_code.starts_with(p.as_str())))
-    }
-
-    /// What the scope allows, in words (for messages): the codes, then the region prefixes.
-    pub fn describe(&self) -> String {
-        let mut parts: Vec<String> = self.codes.iter().cloned().collect();
-        parts.extend(self.region_prefixes.iter().map(|p| format!("{p}*")));
-        parts.join(", ")
-    }
-}
-
-fn default_source_kind() -> String {
-    "file".into()
-}
-fn default_format() -> String {
-    "jsonl".into()
-}
-fn default_poll() -> u64 {
-    10
-}
-
 /// A source of the supervision-item catalogue: pulled like a REST/SOAP source, its records
 /// become catalogue items by year instead of cases.
 #[derive(Debug, Deserialize, Clone)]
@@ -1062,21 +873,6 @@ pub struct SinkConfig {
     /// Sink-specific settings (see docs/connecting.md). kept as given.
     #[serde(flatten)]
     pub settings: toml::Table,
-}
-
-/// One problem in a configuration file, with its place.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigProblem {
-    /// Where: `line:column` or a key path such as `sources[0].mapping`.
-    pub place: String,
-    /// What is wrong, in Chinese and English.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.place, self.message)
-    }
 }
 
 /// Why a configuration cannot be used: every problem found.
@@ -1423,17 +1219,13 @@ impl Config {
                     );
                 }
             }
-            if crate::prepare::InputFormat::parse(&s.format).is_none() {
+            if InputFormat::parse(&s.format).is_none() {
                 problem(
                     format!("{place}.format"),
-                    format!(
-                        "未知格式 / unknown format {:?}: {}",
-                        s.format,
-                        crate::prepare::reader::FORMAT_NAMES
-                    ),
+                    format!("未知格式 / unknown format {:?}: {}", s.format, source::FORMAT_NAMES),
                 );
             }
-            if let Err(e) = s.read_settings() {
+            if let Err(e) = s.reading_problem() {
                 problem(place.clone(), e);
             }
             let mapping_path = self.path(&s.mapping);
@@ -1684,6 +1476,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     #[test]
     fn an_agency_scope_admits_its_codes_and_the_agencies_of_its_regions_only() {

@@ -26,7 +26,7 @@
 //! [`merge_hints`] finds separate blocks that could be one such block, for `gateway config
 //! check`.
 
-use super::{ConfigProblem, SourceConfig};
+use super::source::{default_poll, ConfigProblem, EndpointOrigin, SourceConfig};
 use adapters::http::client::CLIENT_KEYS;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -51,19 +51,6 @@ const ENDPOINT_SOURCE_KEYS: &[&str] = &[
 /// Kind-table keys whose tables are merged key by key (the endpoint's entries over the
 /// system's) instead of replaced.
 const MERGED_TABLES: &[&str] = &["query", "params", "headers"];
-
-/// Where a source made from an endpoint comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndpointOrigin {
-    /// The system's id (the block's `id`).
-    pub system: String,
-    /// The endpoint's place among the block's endpoints.
-    pub endpoint: usize,
-    /// The endpoint's own id.
-    pub endpoint_id: String,
-    /// The keys the endpoint sets itself (kind-table keys, and `path`).
-    pub own_keys: Vec<String>,
-}
 
 /// The place of a problem with `key` (dotted, as the adapters name it) of `source`'s kind
 /// table: in the endpoint when the endpoint sets that key (a problem of `url` is its `path`'s
@@ -445,7 +432,7 @@ fn proposal(group: &[&SourceConfig]) -> Option<String> {
     let mut block = toml::Table::new();
     block.insert("id".into(), toml::Value::String(system_id.clone()));
     block.insert("kind".into(), toml::Value::String(first.kind.clone()));
-    if first.cron.is_some() || first.poll_seconds != super::default_poll() {
+    if first.cron.is_some() || first.poll_seconds != default_poll() {
         if let Some(c) = &first.cron {
             block.insert("cron".into(), toml::Value::String(c.clone()));
         } else {

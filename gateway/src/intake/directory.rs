@@ -96,7 +96,7 @@ pub async fn scan_directory(
     })?;
     let format = InputFormat::parse(&source.format).unwrap_or(InputFormat::JsonLines);
     // Checked with the configuration; defaults if it was not.
-    let settings = source.read_settings().unwrap_or_default();
+    let settings = crate::prepare::ReadSettings::of_source(source).unwrap_or_default();
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| DirectoryError::Io { path, source }

@@ -4,6 +4,7 @@
 //! preparation threads ([`workers`]), many at once in order ([`parallel`]).
 
 pub mod encoding;
+pub mod item;
 pub mod parallel;
 pub mod reader;
 pub mod record;

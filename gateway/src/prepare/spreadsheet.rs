@@ -22,7 +22,7 @@
 //! sheets are read cell by cell into a sparse grid of at most [`MAX_CELLS`] cells (a sheet with
 //! one cell at A1 and one at XFD1048576 would otherwise be a grid of 17 billion cells).
 
-use super::reader::{ReadItem, SourceRecord, UnreadableRecord};
+use super::item::{ReadItem, SourceRecord, UnreadableRecord};
 use calamine::{Data, Dimensions, Reader, Sheets};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

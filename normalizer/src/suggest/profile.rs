@@ -506,3 +506,24 @@ impl FieldProfile {
 fn date_looks(t: &str) -> bool {
     t.contains('-') && t.len() >= 8 || t.contains('/') || t.contains('年')
 }
+
+/// The distinct items of a code column (list items split on the separators seen).
+pub(crate) fn code_items(field: &FieldProfile, list: bool, f: &Features) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in &field.values {
+        let parts: Vec<String> = if list && !field.is_list {
+            v.split(|c| f.separators.contains(&c) || matches!(c, '、' | ',' | '，' | ';' | '；'))
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        } else {
+            vec![v.trim().to_string()]
+        };
+        for p in parts {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -3,9 +3,9 @@
 //! of the first samples.
 
 use super::dictionary::{normalise_name, Dictionary};
-use super::profile::{FieldProfile, Profiles};
+use super::profile::{code_items, FieldProfile, Profiles};
+use super::proposal::{Proposal, Status, SuggestError, SuggestOptions, Suggestion};
 use super::targets::{self, Target, ValueKind};
-use super::{code_items, Proposal, Status, SuggestError, SuggestOptions, Suggestion};
 use crate::mapping::Mapping;
 use crate::mapping_tests::run_tests;
 use crate::{CaseType, Normalizer, Severity};

@@ -222,7 +222,7 @@ pub async fn push(
         max_records: config.server.max_records_per_push,
         max_line_bytes: usize::try_from(config.limits.max_record_bytes).unwrap_or(usize::MAX),
     };
-    let settings = source_cfg.read_settings().unwrap_or_default();
+    let settings = crate::prepare::ReadSettings::of_source(source_cfg).unwrap_or_default();
     let items = read_body(
         &bytes,
         "push",
