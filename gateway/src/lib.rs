@@ -7,6 +7,7 @@
 //! - ground floor: [`shutdown`] (stopping cleanly), [`telemetry`] (counts, metrics, the source
 //!   board, internal events), [`allocator`];
 //! - [`config`]: the configuration file, checked whole (with each source's [`config::schedule`]);
+//! - [`archive`]: the evidence-grade raw archive (hash chain, signed checkpoints, receipts);
 //! - [`store`]: everything kept (raw archive, cases, quarantine, outbox, mapping versions), one
 //!   interface and two backends, opened in one place;
 //! - [`attachments`]: evidence attachments (证据附件): the object store, fetching, download links
@@ -28,6 +29,8 @@ pub mod telemetry;
 pub mod config;
 
 pub mod store;
+
+pub mod archive;
 
 pub mod attachments;
 

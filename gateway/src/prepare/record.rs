@@ -245,6 +245,7 @@ impl Preparer {
                     record_key: position,
                     replay_of: None,
                     payload_lz4: None,
+                    payload_digest: None,
                     labels: Default::default(),
                 }
             }
@@ -294,6 +295,7 @@ impl Preparer {
             record_key: position,
             replay_of: None,
             payload_lz4: None,
+            payload_digest: None,
             labels: Default::default(),
         }
     }
@@ -422,6 +424,7 @@ impl Preparer {
             verdict,
             replay_of,
             payload_lz4: None,
+            payload_digest: None,
             labels,
         }
     }
@@ -484,6 +487,7 @@ impl Preparer {
             }),
             replay_of: None,
             payload_lz4: None,
+            payload_digest: None,
             labels: RecordLabels::default(),
         })
     }
