@@ -509,3 +509,71 @@ async fn the_receipt_route_and_the_checkpoint_job_on_sqlite() {
 async fn the_receipt_route_and_the_checkpoint_job_on_postgres() {
     the_receipt_route_and_the_checkpoint_job(Backend::Postgres).await;
 }
+
+/// A `rest` witness: each checkpoint is POSTed as JSON with the configured bearer token.
+#[tokio::test]
+async fn a_rest_witness_receives_each_checkpoint_with_its_bearer_token() {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).unwrap();
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().to_string())
+                    })
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                if request.len() >= end + 4 + length || n == 0 {
+                    break;
+                }
+            }
+        }
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        String::from_utf8_lossy(&request).to_string()
+    });
+    let env = Env::new(Backend::Sqlite).await;
+    keygen(&env, "sm2");
+    env.write("witness-token", "tok-witness-1\n");
+    add_archive(
+        &env,
+        &format!(
+            "\n[archive.checkpoints]\nsigning_key_file = \"keys/checkpoint.pem\"\n\n[[archive.witnesses]]\nname = \"audit-office\"\nkind = \"rest\"\nurl = \"http://127.0.0.1:{port}/checkpoints\"\ntoken_file = \"witness-token\"\n"
+        ),
+    );
+    env.ingest(&env.write("in.jsonl", &jsonl(0..2, 0, 0)));
+    support::assert_success(&archive(&env, &["checkpoint"]), "archive checkpoint");
+    let request = server.join().unwrap();
+    assert!(request.starts_with("POST /checkpoints "), "{request}");
+    assert!(
+        request.contains("authorization: Bearer tok-witness-1")
+            || request.contains("Authorization: Bearer tok-witness-1")
+    );
+    let body: Value = serde_json::from_str(&request[request.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    assert_eq!(body["format"], "ganzhi-archive-checkpoint/1");
+    assert_eq!(body["id"], 1);
+    assert!(body["statement"]
+        .as_str()
+        .unwrap()
+        .contains("head source=nanchang-amr seq=2"));
+    assert_eq!(
+        sql_i64(
+            &env,
+            "SELECT delivered_through FROM archive_witnesses WHERE name = 'audit-office'"
+        )
+        .await,
+        1
+    );
+}
