@@ -11,6 +11,8 @@
 #   copied from target/release (and target/release/examples), and optionally `mappings/` (a copy
 #   of that build's mapping folders, used by its `gateway ingest`).
 #   BENCH_ONLY=ingest: the ingest alone (DIRs then need only `gateway`).
+#   A DIR may hold `extra.toml`: appended to that build's configuration (e.g. `[archive]
+#   chain = false`, to compare one binary with a feature off and on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OLD=$1
@@ -31,6 +33,7 @@ config_for() {
     [ -f "$dir/mappings/nanchang-amr-penalty/mapping.toml" ] && mapping="$dir/mappings/nanchang-amr-penalty/mapping.toml"
     printf '[store]\nbackend = "postgres"\nurl = "%s/gw_bench"\npool_size = 4\n\n[normalizer]\nprovince_prefix = "36"\n\n[[sources]]\nid = "nanchang-amr"\nmapping = "%s"\nformat = "jsonl"\nrecord_key = "ajbh"\n' \
         "$PG_BASE" "$mapping" > "$work/pg-$(basename "$dir").toml"
+    [ -f "$dir/extra.toml" ] && cat "$dir/extra.toml" >> "$work/pg-$(basename "$dir").toml"
     echo "$work/pg-$(basename "$dir").toml"
 }
 

@@ -7,6 +7,7 @@
 //! - ground floor: [`shutdown`] (stopping cleanly), [`telemetry`] (counts, metrics, the source
 //!   board, internal events), [`allocator`];
 //! - [`config`]: the configuration file, checked whole (with each source's [`config::schedule`]);
+//! - [`archive`]: the evidence-grade raw archive (hash chain, signed checkpoints, receipts);
 //! - [`store`]: everything kept (raw archive, cases, quarantine, outbox, mapping versions), one
 //!   interface and two backends, opened in one place;
 //! - [`attachments`]: evidence attachments (证据附件): the object store, fetching, download links
@@ -22,6 +23,7 @@
 //! - [`cli`]: the command line.
 
 pub mod allocator;
+pub mod crypto;
 pub mod shutdown;
 pub mod telemetry;
 
@@ -39,6 +41,7 @@ pub mod runtime;
 
 pub mod lifecycle;
 
+pub mod archive;
 pub mod intake;
 pub mod outbox;
 pub mod oversight;

@@ -295,6 +295,7 @@ impl Rec {
             verdict,
             replay_of: self.replay_of,
             payload_lz4: None,
+            payload_digest: None,
             labels: Default::default(),
         }
     }
@@ -1630,7 +1631,8 @@ async fn postgres_concurrent_migrations_apply_once() {
             "0015_attachments",
             "0016_reconciliation_alerts",
             "0017_publicity",
-            "0018_joint_queue"
+            "0018_joint_queue",
+            "0021_archive_chain"
         ],
         "each migration applied once"
     );

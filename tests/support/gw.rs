@@ -435,6 +435,8 @@ pub fn allowed(route: &str, role: &str) -> bool {
         }
         "/api/quarantine/ignore" | "/api/quarantine/{id}/ignore" => &ops,
         "/api/cases" | "/api/cases/{unified_code}" | "/api/cases/{unified_code}/diff" | "/api/raw/{id}" => &all_staff,
+        // The archive receipt of a raw record: operators and admins.
+        "/api/raw/{id}/receipt" => &ops,
         // Evidence attachments (证据附件): the download also takes a signed link instead of a token.
         "/api/cases/{unified_code}/attachments" | "/api/attachments/{sha256}" => &all_staff,
         "/api/cases/{unified_code}/attachments/retry" => &ops,

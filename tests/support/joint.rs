@@ -130,6 +130,7 @@ impl Insp {
             }),
             replay_of: None,
             payload_lz4: None,
+            payload_digest: None,
             labels: Default::default(),
         }
     }

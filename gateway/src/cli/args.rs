@@ -233,6 +233,63 @@ pub enum Command {
         #[command(subcommand)]
         action: JointAction,
     },
+    /// The evidence-grade raw archive (证据级原始归档): hash chain, signed checkpoints, receipts.
+    Archive {
+        /// What to do.
+        #[command(subcommand)]
+        action: ArchiveAction,
+    },
+}
+
+/// `gateway archive` actions.
+#[derive(Debug, Subcommand)]
+pub enum ArchiveAction {
+    /// Re-hash the archived payloads, check every link of each source's chain, each checkpoint's
+    /// signature and that its heads lie on the chain; names the first broken link of each source
+    /// and exits 1 when anything does not verify.
+    Verify {
+        /// The configuration file (its store, signing key and trusted keys).
+        #[arg(long)]
+        config: PathBuf,
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Only links received from this day (YYYY-MM-DD, UTC) or time (RFC 3339) on.
+        #[arg(long)]
+        from: Option<String>,
+        /// A witness's file of checkpoints (JSON lines, as a `file` witness writes them): each
+        /// must verify and be in the store unchanged. May be given more than once.
+        #[arg(long)]
+        witness: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign the current chain heads now (and send the checkpoints to the witnesses).
+    Checkpoint {
+        /// The configuration file (with `[archive.checkpoints]` signing key).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the receipt (JSON) of one raw record: payload hash, link, position, the signed
+    /// checkpoint covering it and the links up to that checkpoint's head.
+    Receipt {
+        /// The configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The raw record's id.
+        raw_id: i64,
+    },
+    /// Write a new signing key pair: the private key (PKCS#8 PEM, mode 0600) to OUT and the
+    /// public key to OUT.pub; prints the public key.
+    Keygen {
+        /// `sm2` (default) or `ed25519`.
+        #[arg(long, default_value = "sm2")]
+        algorithm: String,
+        /// Where to write the private key (refused if it exists).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// How inputs are read besides their format (`gateway normalize`, `gateway ingest`).

@@ -1,6 +1,7 @@
 //! The `gateway` command line: argument definitions and dispatch. Each command lives in its
 //! own module; they all print results to stdout and diagnostics to stderr.
 
+pub mod archive;
 pub mod args;
 pub mod check;
 pub mod common;
@@ -61,6 +62,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Joint {
             action: JointAction::Drain { config },
         } => joint::drain(&config).await,
+        Command::Archive { action } => archive::run(action).await,
         Command::Check { .. }
         | Command::Normalize { .. }
         | Command::Config { .. }

@@ -2,6 +2,7 @@
 //! sources, sinks and the HTTP server. Unknown keys are errors. Secrets (database URLs with
 //! passwords) come from environment variables or files and are never printed.
 
+pub mod archive;
 pub mod attachments;
 pub mod joint;
 pub mod oversight;
@@ -44,6 +45,9 @@ pub struct Config {
     /// Finding joint inspections (联合检查相似度比对).
     #[serde(default)]
     pub joint: joint::JointConfig,
+    /// The evidence-grade raw archive: hash chain, signed checkpoints, witnesses.
+    #[serde(default)]
+    pub archive: archive::ArchiveConfig,
     /// The rules of publicity sinks (一公开, 双公示): privacy, field layout, data source.
     #[serde(default)]
     pub publicity: normalizer::publicity::PublicityPolicy,
@@ -1038,6 +1042,9 @@ impl Config {
             problem(p.place, p.message);
         }
         for (place, message) in self.joint.check() {
+            problem(place, message);
+        }
+        for (place, message) in self.archive.check(&self.base_dir) {
             problem(place, message);
         }
         if self.joint.index == joint::IndexMode::Background && self.store.backend != "postgres" {

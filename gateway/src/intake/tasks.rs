@@ -66,6 +66,10 @@ pub fn start_source_tasks(runtime: &Runtime, shutdown: &Shutdown) -> anyhow::Res
         runtime.clone(),
         shutdown.clone(),
     ));
+    tasks.spawn(crate::archive::checkpoint::keep_signing(
+        runtime.clone(),
+        shutdown.clone(),
+    ));
     for source in &runtime.resolved.config.sources {
         match source.kind.as_str() {
             "amqp" => {

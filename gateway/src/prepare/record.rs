@@ -251,6 +251,7 @@ impl Preparer {
                     record_key: position,
                     replay_of: None,
                     payload_lz4: None,
+                    payload_digest: None,
                     labels: Default::default(),
                 }
             }
@@ -283,6 +284,7 @@ impl Preparer {
             replay_of: None,
             payload_lz4: None,
             labels: Default::default(),
+            payload_digest: None,
         }
     }
 
@@ -329,6 +331,7 @@ impl Preparer {
             record_key: position,
             replay_of: None,
             payload_lz4: None,
+            payload_digest: None,
             labels: Default::default(),
         }
     }
@@ -457,6 +460,7 @@ impl Preparer {
             verdict,
             replay_of,
             payload_lz4: None,
+            payload_digest: None,
             labels,
         }
     }
@@ -519,6 +523,7 @@ impl Preparer {
             }),
             replay_of: None,
             payload_lz4: None,
+            payload_digest: None,
             labels: RecordLabels::default(),
         })
     }

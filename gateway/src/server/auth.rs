@@ -109,11 +109,13 @@ pub enum Action {
     JointDecide,
     /// Read penalties' publicity (双公示) per department (departments: of their own sources).
     PublicityRead,
+    /// Receipts of raw records (the evidence-grade archive).
+    ArchiveReceipt,
 }
 
 impl Action {
     /// Every action, in a stable order.
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 23] = [
         Action::Whoami,
         Action::SourcesRead,
         Action::SourcesControl,
@@ -136,6 +138,7 @@ impl Action {
         Action::JointRead,
         Action::JointDecide,
         Action::PublicityRead,
+        Action::ArchiveReceipt,
     ];
 }
 

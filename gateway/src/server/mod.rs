@@ -186,6 +186,11 @@ fn routes() -> Vec<RouteDef> {
         ),
         RouteDef::get("/api/audit", Token(Action::AuditRead), audit_log::list),
         RouteDef::get("/api/raw/{id}", Token(Action::RawRead), cases::raw),
+        RouteDef::get(
+            "/api/raw/{id}/receipt",
+            Token(Action::ArchiveReceipt),
+            cases::raw_receipt,
+        ),
         RouteDef::get("/api/deliveries", Token(Action::DeliveriesRead), deliveries::list),
         RouteDef::post(
             "/api/deliveries/redrive",

@@ -24,6 +24,9 @@ pub trait Store: Send + Sync {
     /// The officer registry (执法人员名录) kept by this store.
     fn officers(&self) -> &dyn super::officers::OfficerStore;
 
+    /// The raw archive's hash chains, signed checkpoints and witnesses.
+    fn archive(&self) -> &dyn super::archive::ArchiveStore;
+
     /// The store's instances and job leases.
     fn cluster(&self) -> &dyn super::cluster::ClusterStore;
 

@@ -6,6 +6,9 @@
 //! reads what it needs (existing cases, counters) under the right locks, the pure planner in
 //! [`plan`] decides what each record becomes, and the backend writes the plan set-wise.
 
+pub mod archive;
+mod archive_postgres;
+mod archive_sqlite;
 pub mod attachments;
 mod attachments_postgres;
 mod attachments_sqlite;

@@ -58,6 +58,8 @@ pub async fn open(config: &crate::config::Config) -> StoreResult<Stores> {
         background: config.joint.index == crate::config::joint::IndexMode::Background
             && config.store.backend == "postgres",
     });
+    stores.store.archive().configure_chain(config.archive.chain_alg());
+    crate::crypto::chain::set_prepared_digest(config.archive.chain_alg());
     for name in stores.store.migrate().await? {
         tracing::info!(migration = %name, backend = stores.store.backend(), "migration applied");
     }

@@ -627,6 +627,7 @@ mod tests {
             }),
             replay_of: None,
             payload_lz4: None,
+            payload_digest: None,
             labels: Default::default(),
         }
     }

@@ -104,6 +104,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0018_joint_queue",
         include_str!("../../migrations/postgres/0018_joint_queue.sql"),
     ),
+    (
+        "0021_archive_chain",
+        include_str!("../../migrations/postgres/0021_archive_chain.sql"),
+    ),
 ];
 
 /// Advisory lock taken (per transaction) while migrating, so instances starting together apply
@@ -122,6 +126,7 @@ const STATEMENT_TIMEOUT_MS: u64 = 300_000;
 pub struct PostgresStore {
     pool: Pool,
     pub(crate) joint: std::sync::Arc<super::joint::SettingsCell>,
+    pub(crate) archive: std::sync::Arc<super::archive::ChainSettingsCell>,
 }
 
 impl PostgresStore {
@@ -183,6 +188,7 @@ impl PostgresStore {
         let store = PostgresStore {
             pool,
             joint: std::sync::Arc::default(),
+            archive: std::sync::Arc::default(),
         };
         let tls = store.session_tls().await?;
         tracing::info!(
@@ -443,6 +449,10 @@ impl Store for PostgresStore {
         self
     }
 
+    fn archive(&self) -> &dyn super::archive::ArchiveStore {
+        self
+    }
+
     fn attachments(&self) -> &dyn super::attachments::AttachmentStore {
         self
     }
@@ -500,7 +510,7 @@ impl Store for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         // On error the transaction is dropped, which rolls it back.
-        let results = super::postgres_commit::commit_in(&tx, batch, &self.joint.get()).await?;
+        let results = super::postgres_commit::commit_in(&tx, batch, &self.joint.get(), self.archive.get()).await?;
         tx.commit().await?;
         Ok(results)
     }

@@ -101,7 +101,7 @@ const SQL_RAW_IDS: &str = "SELECT nextval('raw_records_id_seq') FROM generate_se
 const SQL_CASE_IDS: &str = "SELECT nextval('cases_id_seq') FROM generate_series(1, $1::int4)";
 
 const COPY_RAW: &str = "COPY raw_records (id, source_id, record_key, content_hash, format, received_at,
-    payload, payload_codec) FROM STDIN (FORMAT binary)";
+    payload, payload_codec, chain_seq, chain_alg, chain_hash) FROM STDIN (FORMAT binary)";
 const COPY_RAW_TYPES: &[Type] = &[
     Type::INT8,
     Type::TEXT,
@@ -111,7 +111,29 @@ const COPY_RAW_TYPES: &[Type] = &[
     Type::TIMESTAMPTZ,
     Type::BYTEA,
     Type::INT2,
+    Type::INT8,
+    Type::INT2,
+    Type::BYTEA,
 ];
+
+/// A new raw row's link columns: `chain_seq`, `chain_alg`, `chain_hash` (NULL without a chain).
+type LinkColumns = (Option<i64>, Option<i16>, Option<Vec<u8>>);
+
+/// The chain heads of the batch's sources: created at position 0 if missing (so there is a row to
+/// lock), then locked in sorted order after the counters (every commit takes them in this order).
+const SQL_HEADS_CREATE: &str = "
+    INSERT INTO archive_chain_heads (source_id)
+    SELECT u.source_id FROM UNNEST($1::text[]) WITH ORDINALITY AS u(source_id, n) ORDER BY u.n
+    ON CONFLICT (source_id) DO NOTHING";
+const SQL_HEADS_LOCK: &str = "
+    SELECT h.source_id, h.seq, h.head_hash FROM archive_chain_heads h
+    WHERE h.source_id = ANY($1::text[])
+    ORDER BY h.source_id COLLATE \"C\"
+    FOR UPDATE OF h";
+const SQL_HEADS_UPDATE: &str = "
+    UPDATE archive_chain_heads h SET seq = u.seq, head_hash = u.hash, updated_at = $4
+    FROM UNNEST($1::text[], $2::int8[], $3::bytea[]) AS u(source_id, seq, hash)
+    WHERE h.source_id = u.source_id";
 
 const COPY_CASES: &str = "COPY cases (id, unified_code, agency_credit_code, case_type, case_number, year, region,
     current_version, record_hash, withdrawn, source_id, created_at, updated_at, source_updated_at)
@@ -594,6 +616,7 @@ pub(super) async fn commit_in(
     tx: &Transaction<'_>,
     batch: &CommitBatch,
     joint: &super::joint::JointSettings,
+    chain: Option<crate::crypto::chain::HashAlg>,
 ) -> StoreResult<Vec<RecordResult>> {
     if let Some(fence) = &batch.fence {
         check_fence(tx, fence).await?;
@@ -636,10 +659,40 @@ pub(super) async fn commit_in(
         .collect();
     let raw_params: Params<'_> = vec![&raw_sources, &raw_hashes];
 
-    let (_, counter_rows, case_rows, raw_rows) = tokio::try_join!(
+    // The chain heads of the batch's sources, when commits keep the chain.
+    let chain_sources: Vec<&str> = match chain {
+        Some(_) => raw_sources
+            .iter()
+            .copied()
+            .collect::<BTreeSet<&str>>()
+            .into_iter()
+            .collect(),
+        None => Vec::new(),
+    };
+    let chain_params: Params<'_> = vec![&chain_sources];
+    let (heads_create, heads_lock) = if chain_sources.is_empty() {
+        (None, None)
+    } else {
+        let (c, l) = tokio::try_join!(tx.prepare_cached(SQL_HEADS_CREATE), tx.prepare_cached(SQL_HEADS_LOCK))?;
+        (Some(c), Some(l))
+    };
+
+    let (_, counter_rows, _, head_rows, case_rows, raw_rows) = tokio::try_join!(
         biased;
         execute_some(tx, &st.counters_create, some_if(ctr_types.len(), &counter_params)),
         query_some(tx, &st.counters_lock, some_if(ctr_types.len(), &counter_params)),
+        async {
+            match &heads_create {
+                Some(stmt) => execute_some(tx, stmt, Some(&chain_params)).await,
+                None => Ok(0),
+            }
+        },
+        async {
+            match &heads_lock {
+                Some(stmt) => query_some(tx, stmt, Some(&chain_params)).await,
+                None => Ok(Vec::new()),
+            }
+        },
         query_some(tx, &st.existing_cases, some_if(keys.len(), &key_params)),
         query_some(tx, &st.raw_existing, some_if(payloads.rows.len(), &raw_params)),
     )?;
@@ -731,14 +784,47 @@ pub(super) async fn commit_in(
         .collect::<StoreResult<_>>()?;
     let new_case_ids = ids_of(&case_id_rows, nc.len(), "case")?;
 
+    // ---- The new payloads' links: each new raw row is the next link of its source's chain.
+    let mut links: Vec<LinkColumns> = vec![(None, None, None); new_payloads.len()];
+    let mut head_updates: BTreeMap<&str, (i64, [u8; 32])> = BTreeMap::new();
+    if let Some(alg) = chain {
+        let mut heads: HashMap<String, (i64, [u8; 32])> = HashMap::new();
+        for row in &head_rows {
+            let source: String = row.try_get(0)?;
+            let bytes: Vec<u8> = row.try_get(2)?;
+            let hash = crate::crypto::chain::hash_of_bytes(&bytes)
+                .ok_or_else(|| StoreError::Corrupt(format!("chain head of {source}: {} bytes", bytes.len())))?;
+            heads.insert(source, (row.try_get(1)?, hash));
+        }
+        for (slot, (&p, &id)) in links.iter_mut().zip(new_payloads.iter().zip(&raw_new_ids)) {
+            let r = &records[payloads.rows[p]];
+            let head = heads
+                .get_mut(r.source_id.as_str())
+                .ok_or_else(|| StoreError::Task(format!("no chain head locked for source {}", r.source_id)))?;
+            let link = crate::crypto::chain::Link {
+                alg,
+                source_id: &r.source_id,
+                seq: head.0 + 1,
+                raw_id: id,
+                received_at: r.received_at,
+                payload_digest: super::archive::payload_digest(alg, r)?,
+                prev: head.1,
+            };
+            let hash = link.hash();
+            *head = (link.seq, hash);
+            head_updates.insert(r.source_id.as_str(), (link.seq, hash));
+            *slot = (Some(link.seq), Some(alg.code()), Some(hash.to_vec()));
+        }
+    }
+
     // ---- New payloads and cases, with COPY.
     let mut writer = CopyWriter::start(tx, &st.copy_raw, COPY_RAW_TYPES).await?;
-    for (&p, id) in new_payloads.iter().zip(&raw_new_ids) {
+    for ((&p, id), link) in new_payloads.iter().zip(&raw_new_ids).zip(&links) {
         let r = &records[payloads.rows[p]];
         let stored = compress::stored(r.payload_lz4.as_deref(), &r.payload);
         let payload: &[u8] = &stored;
         let format = r.payload_format.as_str();
-        let row: [&(dyn ToSql + Sync); 8] = [
+        let row: [&(dyn ToSql + Sync); 11] = [
             id,
             &r.source_id,
             &r.record_key,
@@ -747,6 +833,9 @@ pub(super) async fn commit_in(
             &r.received_at,
             &payload,
             &compress::CODEC_LZ4,
+            &link.0,
+            &link.1,
+            &link.2,
         ];
         writer.row(&row).await?;
     }
@@ -828,9 +917,24 @@ pub(super) async fn commit_in(
         receipt_times.push(times);
     }
     let raw_seen: Params<'_> = vec![&receipt_ids, &receipt_last, &receipt_times];
+    let hu_sources: Vec<&str> = head_updates.keys().copied().collect();
+    let hu_seqs: Vec<i64> = head_updates.values().map(|h| h.0).collect();
+    let hu_hashes: Vec<&[u8]> = head_updates.values().map(|h| h.1.as_slice()).collect();
+    let heads_update: Params<'_> = vec![&hu_sources, &hu_seqs, &hu_hashes, &now];
+    let heads_update_stmt = if hu_sources.is_empty() {
+        None
+    } else {
+        Some(tx.prepare_cached(SQL_HEADS_UPDATE).await?)
+    };
 
-    let (_, _, created_entries, _, _, _) = tokio::try_join!(
+    let (_, _, _, created_entries, _, _, _) = tokio::try_join!(
         biased;
+        async {
+            match &heads_update_stmt {
+                Some(stmt) => execute_some(tx, stmt, Some(&heads_update)).await,
+                None => Ok(0),
+            }
+        },
         execute_some(tx, &st.raw_seen, some_if(receipt_ids.len(), &raw_seen)),
         execute_some(tx, &st.cases_update, some_if(existing_heads.len(), &cases_update)),
         query_some(tx, &st.quarantine_insert, some_if(q.inserts.len(), &q_insert_params)),

@@ -9,6 +9,7 @@ use super::plan::{
 };
 use super::types::*;
 use super::{Store, StoreError, StoreResult};
+use crate::crypto::chain::HashAlg;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
@@ -65,6 +66,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0014_publicity",
         include_str!("../../migrations/sqlite/0014_publicity.sql"),
     ),
+    (
+        "0017_archive_chain",
+        include_str!("../../migrations/sqlite/0017_archive_chain.sql"),
+    ),
 ];
 
 /// The SQLite store.
@@ -72,6 +77,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     pub(crate) joint: Arc<super::joint::SettingsCell>,
+    pub(crate) archive: Arc<super::archive::ChainSettingsCell>,
 }
 
 impl SqliteStore {
@@ -100,6 +106,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             joint: Arc::default(),
+            archive: Arc::default(),
         })
     }
 
@@ -183,11 +190,56 @@ fn commit_sync(
     conn: &mut Connection,
     batch: &CommitBatch,
     joint: &super::joint::JointSettings,
+    chain: Option<HashAlg>,
 ) -> StoreResult<Vec<RecordResult>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let results = commit_in(&tx, batch, joint)?;
+    let results = commit_in(&tx, batch, joint, chain)?;
     tx.commit()?;
     Ok(results)
+}
+
+/// Make raw row `raw_id` (just inserted for `record`) the next link of its source's chain:
+/// `heads` holds the heads this transaction has moved (read from the store on first use).
+fn link_new_row(
+    tx: &rusqlite::Transaction<'_>,
+    heads: &mut HashMap<String, (i64, [u8; 32])>,
+    alg: HashAlg,
+    record: &IncomingRecord,
+    raw_id: i64,
+) -> StoreResult<()> {
+    let head = match heads.get_mut(&record.source_id) {
+        Some(head) => head,
+        None => {
+            let stored: Option<(i64, Vec<u8>)> = tx
+                .prepare_cached("SELECT seq, head_hash FROM archive_chain_heads WHERE source_id = ?1")?
+                .query_row([&record.source_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let head = match stored {
+                Some((seq, bytes)) => (
+                    seq,
+                    crate::crypto::chain::hash_of_bytes(&bytes).ok_or_else(|| {
+                        StoreError::Corrupt(format!("chain head of {}: {} bytes", record.source_id, bytes.len()))
+                    })?,
+                ),
+                None => (0, crate::crypto::chain::GENESIS),
+            };
+            heads.entry(record.source_id.clone()).or_insert(head)
+        }
+    };
+    let link = crate::crypto::chain::Link {
+        alg,
+        source_id: &record.source_id,
+        seq: head.0 + 1,
+        raw_id,
+        received_at: record.received_at,
+        payload_digest: super::archive::payload_digest(alg, record)?,
+        prev: head.1,
+    };
+    let hash = link.hash();
+    tx.prepare_cached("UPDATE raw_records SET chain_seq = ?1, chain_alg = ?2, chain_hash = ?3 WHERE id = ?4")?
+        .execute(params![link.seq, alg.code(), hash.as_slice(), raw_id])?;
+    *head = (link.seq, hash);
+    Ok(())
 }
 
 /// Commit a batch within the transaction `tx` (see [`Store::commit_batch`]); the caller commits.
@@ -195,6 +247,7 @@ pub(crate) fn commit_in(
     tx: &rusqlite::Transaction<'_>,
     batch: &CommitBatch,
     joint: &super::joint::JointSettings,
+    chain: Option<HashAlg>,
 ) -> StoreResult<Vec<RecordResult>> {
     if let Some(fence) = &batch.fence {
         check_fence(tx, fence)?;
@@ -266,6 +319,8 @@ pub(crate) fn commit_in(
 
     let mut delivered: HashSet<(String, String)> = HashSet::new();
     let mut open_before: HashSet<(String, String)> = HashSet::new();
+    // Payloads archived already (before this batch, or earlier in it): they make no new link.
+    let mut archived: HashSet<(String, String)> = HashSet::new();
     {
         let mut find_raw = tx.prepare_cached(
             "SELECT r.id, EXISTS (SELECT 1 FROM quarantine q WHERE q.raw_id = r.id AND q.status = 'open')
@@ -277,6 +332,9 @@ pub(crate) fn commit_in(
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()?;
+            if found.is_some() {
+                archived.insert((record.source_id.clone(), record.payload_hash.clone()));
+            }
             match found {
                 Some((_, false)) => {
                     delivered.insert((record.source_id.clone(), record.payload_hash.clone()));
@@ -296,7 +354,8 @@ pub(crate) fn commit_in(
         insert_audit(tx, &change.audit_entry(), &now)?;
     }
 
-    // 3. Raw archive.
+    // 3. Raw archive; each new payload is the next link of its source's chain (SQLite has one
+    // writer at a time: the immediate transaction is the chain's lock).
     let mut raw_ids = Vec::with_capacity(batch.records.len());
     {
         let mut insert_raw = tx.prepare_cached(
@@ -306,6 +365,7 @@ pub(crate) fn commit_in(
                 SET last_received_at = excluded.last_received_at, times_received = times_received + 1
              RETURNING id",
         )?;
+        let mut heads: HashMap<String, (i64, [u8; 32])> = HashMap::new();
         for r in &batch.records {
             let received = r.received_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
             let id: i64 = insert_raw.query_row(
@@ -320,6 +380,19 @@ pub(crate) fn commit_in(
                 |row| row.get(0),
             )?;
             raw_ids.push(id);
+            if let Some(alg) = chain {
+                if archived.insert((r.source_id.clone(), r.payload_hash.clone())) {
+                    link_new_row(tx, &mut heads, alg, r, id)?;
+                }
+            }
+        }
+        let mut update_head = tx.prepare_cached(
+            "INSERT INTO archive_chain_heads (source_id, seq, head_hash, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (source_id) DO UPDATE
+                SET seq = excluded.seq, head_hash = excluded.head_hash, updated_at = excluded.updated_at",
+        )?;
+        for (source, (seq, hash)) in &heads {
+            update_head.execute(params![source, seq, hash.as_slice(), now])?;
         }
     }
 
@@ -829,6 +902,10 @@ impl Store for SqliteStore {
         self
     }
 
+    fn archive(&self) -> &dyn super::archive::ArchiveStore {
+        self
+    }
+
     fn attachments(&self) -> &dyn super::attachments::AttachmentStore {
         self
     }
@@ -883,6 +960,7 @@ impl Store for SqliteStore {
 
     async fn commit_batch(&self, batch: &CommitBatch) -> StoreResult<Vec<RecordResult>> {
         let joint = self.joint.get();
+        let chain = self.archive.get();
         // On a multi-threaded runtime, commit on this worker (block_in_place) without copying
         // the batch; otherwise copy it onto the blocking pool.
         if tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
@@ -891,11 +969,12 @@ impl Store for SqliteStore {
                     .conn
                     .lock()
                     .map_err(|_| StoreError::Task("SQLite connection mutex poisoned".into()))?;
-                commit_sync(&mut conn, batch, &joint)
+                commit_sync(&mut conn, batch, &joint, chain)
             });
         }
         let batch = batch.clone();
-        self.with_conn(move |conn| commit_sync(conn, &batch, &joint)).await
+        self.with_conn(move |conn| commit_sync(conn, &batch, &joint, chain))
+            .await
     }
 
     async fn cursor(&self, source_id: &str) -> StoreResult<Option<String>> {

@@ -82,7 +82,7 @@ impl SupplementStore for PostgresStore {
     ) -> StoreResult<RecordResult> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let mut results = super::postgres_commit::commit_in(&tx, batch, &self.joint.get()).await?;
+        let mut results = super::postgres_commit::commit_in(&tx, batch, &self.joint.get(), self.archive.get()).await?;
         let result = results
             .pop()
             .ok_or_else(|| StoreError::Task("a completion batch gave no result".into()))?;

@@ -130,9 +130,10 @@ impl SupplementStore for SqliteStore {
         let supplied = supplied.to_vec();
         let actor = actor.to_string();
         let joint = self.joint.get();
+        let chain = self.archive.get();
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut results = commit_in(&tx, &batch, &joint)?;
+            let mut results = commit_in(&tx, &batch, &joint, chain)?;
             let result = results
                 .pop()
                 .ok_or_else(|| StoreError::Task("a completion batch gave no result".into()))?;

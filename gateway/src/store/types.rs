@@ -260,6 +260,9 @@ pub struct IncomingRecord {
     /// `payload` as the store keeps it when it keeps payloads compressed, made while preparing
     /// (see [`Store::keeps_compressed`](crate::store::Store::keeps_compressed)); `None` otherwise.
     pub payload_lz4: Option<Vec<u8>>,
+    /// The payload's digest for the archive's hash chain, made while preparing (with the
+    /// algorithm it was made with); `None`: the commit makes it.
+    pub payload_digest: Option<(crate::crypto::chain::HashAlg, [u8; 32])>,
     /// What a clerk can search a rejected record by (empty for an accepted one: its case holds it).
     pub labels: RecordLabels,
 }
@@ -271,6 +274,9 @@ impl IncomingRecord {
     /// released (`payload` and `record_json` are left empty): such a store reads only the
     /// compressed ones, and the records queued for the commit take half the memory.
     pub fn compress_for_store(&mut self) {
+        if let Some(alg) = crate::crypto::chain::prepared_digest() {
+            self.payload_digest = Some((alg, alg.digest(&self.payload)));
+        }
         self.payload_lz4 = Some(super::compress::compress(&std::mem::take(&mut self.payload)));
         if let Verdict::Accept(a) = &mut self.verdict {
             a.record_lz4 = Some(super::compress::compress(std::mem::take(&mut a.record_json).as_bytes()));
@@ -721,6 +727,7 @@ mod tests {
             }),
             replay_of: None,
             payload_lz4: None,
+            payload_digest: None,
             labels: Default::default(),
         };
         record.compress_for_store();

@@ -27,6 +27,9 @@
 //!   (status `candidate`), read from the store at each scrape;
 //! - `gateway_bookkeeping_failures_total{kind}`: bookkeeping written after a batch that could not
 //!   be written after its retries (`reconciliation_counts`, `publicity_marks`);
+//! - `gateway_archive_witness_failures_total{witness}`: failed attempts to send signed archive
+//!   checkpoints to a witness (each retried at the next round);
+//! - `gateway_archive_checkpoints_total`: archive checkpoints signed by this instance;
 //! - `gateway_joint_index_backlog`: index facts queued for the background joint-inspection
 //!   indexer (`[joint] index = "background"`), read from the store at each scrape;
 //! - `gateway_penalties_publicity_overdue`: penalties not made public within 7 working days of
@@ -107,6 +110,11 @@ struct BookkeepingLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WitnessLabel {
+    witness: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct HttpLabels {
     method: String,
     route: String,
@@ -133,6 +141,8 @@ pub struct Metrics {
     source_stalled: Family<SourceLabel, Gauge>,
     limit_refusals: Family<LimitLabel, Counter>,
     bookkeeping_failures: Family<BookkeepingLabel, Counter>,
+    witness_failures: Family<WitnessLabel, Counter>,
+    checkpoints: Counter,
     source_health: Family<HealthLabels, Gauge>,
     lease_held: Family<JobLabel, Gauge>,
     instance_info: Family<InstanceLabels, Gauge>,
@@ -224,6 +234,18 @@ impl Metrics {
         for kind in ["reconciliation_counts", "publicity_marks"] {
             drop(bookkeeping_failures.get_or_create(&BookkeepingLabel { kind }));
         }
+        let witness_failures = Family::<WitnessLabel, Counter>::default();
+        registry.register(
+            "gateway_archive_witness_failures",
+            "Failed attempts to send signed archive checkpoints to a witness (retried at the next round)",
+            witness_failures.clone(),
+        );
+        let checkpoints = Counter::default();
+        registry.register(
+            "gateway_archive_checkpoints",
+            "Archive checkpoints (signed statements of the chain heads) signed by this instance",
+            checkpoints.clone(),
+        );
         let limit_refusals = Family::<LimitLabel, Counter>::default();
         registry.register(
             "gateway_limit_refusals",
@@ -286,6 +308,8 @@ impl Metrics {
             instances,
             limit_refusals,
             bookkeeping_failures,
+            witness_failures,
+            checkpoints,
             source_health,
             source_errors,
             source_stalled,
@@ -335,6 +359,20 @@ impl Metrics {
     /// Count a request refused by the limit named `limit` (see the metric's help text).
     pub fn limit_refused(&self, limit: &'static str) {
         self.limit_refusals.get_or_create(&LimitLabel { limit }).inc();
+    }
+
+    /// Count a failed attempt to send checkpoints to witness `witness`.
+    pub fn witness_failed(&self, witness: &str) {
+        self.witness_failures
+            .get_or_create(&WitnessLabel {
+                witness: witness.to_string(),
+            })
+            .inc();
+    }
+
+    /// Count a checkpoint signed by this instance.
+    pub fn checkpoint_signed(&self) {
+        self.checkpoints.inc();
     }
 
     /// Count bookkeeping of `kind` (`reconciliation_counts`, `publicity_marks`) that could not be

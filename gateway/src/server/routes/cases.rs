@@ -306,3 +306,29 @@ pub async fn diff(
 pub async fn raw(State(state): State<Shared>, ApiPath(id): ApiPath<i64>) -> ApiResult<Json<RawView>> {
     Ok(Json(raw_view(state.runtime.store.raw_record(id).await?)))
 }
+
+/// `GET /api/raw/{id}/receipt`: the archive receipt of a raw record (see `docs/archive.md`).
+pub async fn raw_receipt(
+    State(state): State<Shared>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<crate::archive::receipt::Receipt>> {
+    use crate::archive::receipt::{receipt, ReceiptError};
+    match receipt(state.runtime.store.archive(), id).await {
+        Ok(r) => Ok(Json(r)),
+        Err(ReceiptError::NotFound(_)) => Err(ApiError::not_found(
+            format!("原始记录 {id} 不存在"),
+            format!("no raw record {id}"),
+        )),
+        Err(ReceiptError::Unchained(_)) => Err(ApiError::conflict(
+            "unchained",
+            format!("原始记录 {id} 早于哈希链归档，无回执"),
+            format!("raw record {id} was archived before the hash chain began: no receipt"),
+        )),
+        Err(ReceiptError::Broken { seq, raw_id }) => Err(ApiError::conflict(
+            "chain_broken",
+            format!("哈希链在第 {seq} 环断开（原始记录 {raw_id}），请运行 gateway archive verify"),
+            format!("the hash chain is broken at link {seq} (raw record {raw_id}): run gateway archive verify"),
+        )),
+        Err(ReceiptError::Store(e)) => Err(e.into()),
+    }
+}
