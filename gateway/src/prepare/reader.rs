@@ -238,6 +238,24 @@ struct Input<'a> {
     sheets: &'a SheetSelection,
 }
 
+impl Input<'_> {
+    /// The input could not be read.
+    fn io_error(&self, source: std::io::Error) -> ReadError {
+        ReadError::Io {
+            path: self.path.to_string(),
+            source,
+        }
+    }
+
+    /// The input is not what its format says.
+    fn malformed(&self, message: String) -> ReadError {
+        ReadError::Malformed {
+            path: self.path.to_string(),
+            message,
+        }
+    }
+}
+
 /// The encoding of an XML document without one given: its BOM or prolog, else UTF-8 when it
 /// is valid UTF-8, else GB18030.
 fn xml_auto_encoding(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding> {
@@ -264,14 +282,8 @@ fn read_from<R: BufRead>(
     mut sink: impl FnMut(ReadItem) -> bool,
 ) -> Result<(), ReadError> {
     let name = input.name;
-    let io = |source| ReadError::Io {
-        path: input.path.to_string(),
-        source,
-    };
-    let malformed = |message: String| ReadError::Malformed {
-        path: input.path.to_string(),
-        message,
-    };
+    let io = |source| input.io_error(source);
+    let malformed = |message: String| input.malformed(message);
     let too_large = || malformed("文件超过64MiB / larger than 64 MiB".into());
     match format {
         InputFormat::Spreadsheet => {
@@ -323,14 +335,8 @@ fn read_text<R: BufRead>(
     mut sink: impl FnMut(ReadItem) -> bool,
 ) -> Result<(), ReadError> {
     let name = input.name;
-    let io = |source| ReadError::Io {
-        path: input.path.to_string(),
-        source,
-    };
-    let malformed = |message: String| ReadError::Malformed {
-        path: input.path.to_string(),
-        message,
-    };
+    let io = |source| input.io_error(source);
+    let malformed = |message: String| input.malformed(message);
     let encoding = reader.encoding();
     match format {
         InputFormat::JsonLines => {

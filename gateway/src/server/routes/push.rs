@@ -178,6 +178,66 @@ pub(crate) fn result_json(outcome: &RecordOutcome) -> Value {
     v
 }
 
+/// The push source a request names, once the token's scope allows it: 404 for an unknown
+/// source, 409 `not_a_push_source` for another kind (`zh` / `en`: what that source is not,
+/// for the message).
+pub(crate) fn push_source<'a>(
+    state: &'a Shared,
+    principal: &Principal,
+    source: &str,
+    zh: &str,
+    en: &str,
+) -> ApiResult<&'a crate::config::SourceConfig> {
+    principal.require_source(source)?;
+    let (_, source_cfg) = state
+        .runtime
+        .resolved
+        .config
+        .source(source)
+        .ok_or_else(|| ApiError::not_found(format!("未知来源 {source:?}"), format!("unknown source {source:?}")))?;
+    if source_cfg.kind != "push" {
+        return Err(ApiError::conflict(
+            "not_a_push_source",
+            format!("来源 {source:?} {zh}（kind = \"push\"）"),
+            format!("source {source:?} {en} (kind = \"push\")"),
+        ));
+    }
+    Ok(source_cfg)
+}
+
+/// A push or upload body, read within the source's size limit (else 413, counted in
+/// `gateway_limit_refusals_total{limit="push_body_bytes"}`) and the server's body timeout.
+pub(crate) async fn read_push_body(
+    state: &Shared,
+    source_cfg: &crate::config::SourceConfig,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Vec<u8>> {
+    let config = &state.runtime.resolved.config;
+    let limit = source_cfg
+        .push_settings()
+        .ok()
+        .and_then(|p| p.max_body_bytes)
+        .unwrap_or(config.server.max_body_bytes);
+    let deadline = std::time::Duration::from_secs(config.server.body_timeout_seconds);
+    tokio::time::timeout(deadline, read_limited(body, headers, limit))
+        .await
+        .map_err(|_| ApiError::body_timeout(deadline))?
+        .inspect_err(|e| {
+            if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+                state.runtime.metrics.limit_refused("push_body_bytes");
+            }
+        })
+}
+
+/// The record limits of one push or upload.
+pub(crate) fn push_limits(config: &crate::config::Config) -> PushLimits {
+    PushLimits {
+        max_records: config.server.max_records_per_push,
+        max_line_bytes: usize::try_from(config.limits.max_record_bytes).unwrap_or(usize::MAX),
+    }
+}
+
 /// `POST /api/ingest/{source}`: see the module docs. Department tokens push to their own
 /// sources only; admins to any push source.
 pub async fn push(
@@ -187,41 +247,15 @@ pub async fn push(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    principal.require_source(&source)?;
     let config = &state.runtime.resolved.config;
-    let (_, source_cfg) = config
-        .source(&source)
-        .ok_or_else(|| ApiError::not_found(format!("未知来源 {source:?}"), format!("unknown source {source:?}")))?;
-    if source_cfg.kind != "push" {
-        return Err(ApiError::conflict(
-            "not_a_push_source",
-            format!("来源 {source:?} 不是推送型来源（kind = \"push\"）"),
-            format!("source {source:?} is not a push source (kind = \"push\")"),
-        ));
-    }
-    let limit = source_cfg
-        .push_settings()
-        .ok()
-        .and_then(|p| p.max_body_bytes)
-        .unwrap_or(config.server.max_body_bytes);
+    let source_cfg = push_source(&state, &principal, &source, "不是推送型来源", "is not a push source")?;
     let (format, charset) = content_format(&headers)?;
     let format = match format {
         Some(f) => f,
         None => InputFormat::parse(&source_cfg.format).unwrap_or(InputFormat::JsonLines),
     };
-    let deadline = std::time::Duration::from_secs(config.server.body_timeout_seconds);
-    let bytes = tokio::time::timeout(deadline, read_limited(body, &headers, limit))
-        .await
-        .map_err(|_| ApiError::body_timeout(deadline))?
-        .inspect_err(|e| {
-            if e.status == StatusCode::PAYLOAD_TOO_LARGE {
-                state.runtime.metrics.limit_refused("push_body_bytes");
-            }
-        })?;
-    let limits = PushLimits {
-        max_records: config.server.max_records_per_push,
-        max_line_bytes: usize::try_from(config.limits.max_record_bytes).unwrap_or(usize::MAX),
-    };
+    let bytes = read_push_body(&state, source_cfg, &headers, body).await?;
+    let limits = push_limits(config);
     let settings = crate::prepare::ReadSettings::of_source(source_cfg).unwrap_or_default();
     let items = read_body(
         &bytes,

@@ -8,8 +8,8 @@
 //! The body is the file itself; its `Content-Type` names the format (`text/csv` with an optional
 //! `charset`, or the spreadsheet media types); size limits are those of pushes to the source.
 
-use super::push::{content_format, push_error, read_limited, result_json};
-use crate::intake::push::{commit_push, read_body, PushError, PushLimits};
+use super::push::{content_format, push_error, push_limits, push_source, read_push_body, result_json};
+use crate::intake::push::{commit_push, read_body, PushError};
 use crate::prepare::encoding::{detect_bytes, display_name};
 use crate::prepare::{InputFormat, ReadItem};
 use crate::server::auth::Principal;
@@ -52,18 +52,14 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    principal.require_source(&source)?;
     let config = &state.runtime.resolved.config;
-    let (_, source_cfg) = config
-        .source(&source)
-        .ok_or_else(|| ApiError::not_found(format!("未知来源 {source:?}"), format!("unknown source {source:?}")))?;
-    if source_cfg.kind != "push" {
-        return Err(ApiError::conflict(
-            "not_a_push_source",
-            format!("来源 {source:?} 不接收上传：只有推送型来源（kind = \"push\"）接收表格"),
-            format!("source {source:?} takes no uploads: only push sources (kind = \"push\") take spreadsheets"),
-        ));
-    }
+    let source_cfg = push_source(
+        &state,
+        &principal,
+        &source,
+        "不接收上传：只有推送型来源接收表格",
+        "takes no uploads: only push sources take spreadsheets",
+    )?;
     let (format, charset) = content_format(&headers)?;
     let format = match format {
         Some(f @ (InputFormat::Spreadsheet | InputFormat::Csv)) => f,
@@ -76,24 +72,8 @@ pub async fn upload(
             ))
         }
     };
-    let limit = source_cfg
-        .push_settings()
-        .ok()
-        .and_then(|p| p.max_body_bytes)
-        .unwrap_or(config.server.max_body_bytes);
-    let deadline = std::time::Duration::from_secs(config.server.body_timeout_seconds);
-    let bytes = tokio::time::timeout(deadline, read_limited(body, &headers, limit))
-        .await
-        .map_err(|_| ApiError::body_timeout(deadline))?
-        .inspect_err(|e| {
-            if e.status == StatusCode::PAYLOAD_TOO_LARGE {
-                state.runtime.metrics.limit_refused("push_body_bytes");
-            }
-        })?;
-    let limits = PushLimits {
-        max_records: config.server.max_records_per_push,
-        max_line_bytes: usize::try_from(config.limits.max_record_bytes).unwrap_or(usize::MAX),
-    };
+    let bytes = read_push_body(&state, source_cfg, &headers, body).await?;
+    let limits = push_limits(config);
     let settings = crate::prepare::ReadSettings::of_source(source_cfg).unwrap_or_default();
     let encoding = match format {
         InputFormat::Csv => Some(display_name(
