@@ -115,6 +115,23 @@ fn shipped_mappings_pass_their_embedded_tests() {
 }
 
 #[test]
+fn mappings_test_reports_a_mapping_file_that_does_not_parse_whatever_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("penalty.toml"),
+        "id = \"x\"\nversion = 1\ndescription = \"d\"\n\n[[field]]\ntarget = \"case_number\"\nfrom = \"ajbh\n",
+    )
+    .unwrap();
+    let out = gateway()
+        .args(["mappings", "test", path_str(dir.path())])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL") && text.contains("penalty.toml"), "{text}");
+}
+
+#[test]
 fn mappings_test_fails_on_a_wrong_expectation() {
     let dir = tempfile::tempdir().unwrap();
     let mapping = support::copy_mapping("nanchang-amr-penalty", dir.path()).join("mapping.toml");

@@ -40,7 +40,8 @@ pub fn find_mappings(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Whether `path` reads as a mapping file: top-level `id` and `version`, and no `[[sources]]`.
-/// A file named `mapping.toml` counts even when it does not parse (its test then reports why).
+/// A file named `mapping.toml`, or one that does not parse but has `[[field]]` or `[[test]]`
+/// tables, counts too (its test then reports why it does not load).
 fn is_mapping_file(path: &Path) -> bool {
     if path.file_name().is_some_and(|n| n == "mapping.toml") {
         return true;
@@ -49,7 +50,9 @@ fn is_mapping_file(path: &Path) -> bool {
         return false;
     };
     let Ok(doc) = text.trim_start_matches('\u{FEFF}').parse::<toml::Table>() else {
-        return false;
+        // A mapping with a syntax error is still tested (and fails, naming the error) rather
+        // than passed over: it reads as one when it has fields or tests of its own.
+        return text.lines().any(|l| matches!(l.trim(), "[[field]]" | "[[test]]"));
     };
     doc.contains_key("id") && doc.contains_key("version") && !doc.contains_key("sources")
 }
