@@ -176,12 +176,8 @@ async fn receipt_command(config: &Path, raw_id: i64) -> anyhow::Result<ExitCode>
     }
 }
 
-fn keygen(algorithm: &str, out: &Path) -> anyhow::Result<ExitCode> {
-    let alg = SignAlg::of_name(algorithm).ok_or_else(|| {
-        anyhow::anyhow!("--algorithm: 应为 sm2 或 ed25519 / must be sm2 or ed25519, got {algorithm:?}")
-    })?;
-    let key = SigningKey::generate(alg)?;
-    let public = key.public_key().to_pem();
+/// A new file of mode 0600 at `out` (refused if it exists).
+fn create_secret_file(out: &Path) -> anyhow::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -189,12 +185,37 @@ fn keygen(algorithm: &str, out: &Path) -> anyhow::Result<ExitCode> {
         use std::os::unix::fs::OpenOptionsExt as _;
         options.mode(0o600);
     }
-    let mut file = options.open(out).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: 无法新建私钥文件 / cannot create the private key file: {e}",
-            out.display()
-        )
+    options
+        .open(out)
+        .map_err(|e| anyhow::anyhow!("{}: 无法新建密钥文件 / cannot create the key file: {e}", out.display()))
+}
+
+/// `gateway personal-data keygen`: a new random data key in hex, mode 0600.
+pub fn personal_keygen(cipher: &str, out: &Path) -> anyhow::Result<ExitCode> {
+    let cipher: crate::crypto::personal::Cipher = serde_json::from_value(serde_json::Value::String(cipher.into()))
+        .map_err(|_| {
+            anyhow::anyhow!("--cipher: 应为 sm4-gcm 或 aes-256-gcm / must be sm4-gcm or aes-256-gcm, got {cipher:?}")
+        })?;
+    let key = crate::crypto::personal::DataKey::generate_hex(cipher)
+        .map_err(|e| anyhow::anyhow!("系统随机数不可用 / no system randomness: {e}"))?;
+    let mut file = create_secret_file(out)?;
+    file.write_all(key.as_bytes())?;
+    file.write_all(b"\n")?;
+    eprintln!(
+        "{} 密钥已写入 / key written to {} (mode 0600); 在 [[personal_data.keys]] 中以 file 引用 / name it as `file` of a [[personal_data.keys]] block",
+        cipher.name(),
+        out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keygen(algorithm: &str, out: &Path) -> anyhow::Result<ExitCode> {
+    let alg = SignAlg::of_name(algorithm).ok_or_else(|| {
+        anyhow::anyhow!("--algorithm: 应为 sm2 或 ed25519 / must be sm2 or ed25519, got {algorithm:?}")
     })?;
+    let key = SigningKey::generate(alg)?;
+    let public = key.public_key().to_pem();
+    let mut file = create_secret_file(out)?;
     file.write_all(key.to_pkcs8_pem()?.as_bytes())?;
     let mut public_path = out.as_os_str().to_owned();
     public_path.push(".pub");

@@ -142,6 +142,10 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "jsonl")]
         format: ExportFormat,
+        /// Personal data (with `[personal_data]` keys): `masked` (default) or `clear` (written
+        /// to the audit log).
+        #[arg(long, value_enum, default_value = "masked")]
+        personal_data: PersonalDataShown,
     },
     /// Re-run quarantined records through the current mapping of their source.
     Replay {
@@ -238,6 +242,35 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: ArchiveAction,
+    },
+    /// Personal data sealed at rest (个人信息加密存储): data keys.
+    PersonalData {
+        /// What to do.
+        #[command(subcommand)]
+        action: PersonalDataAction,
+    },
+}
+
+/// How an export shows personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PersonalDataShown {
+    /// Masked (`3601**********123X`).
+    Masked,
+    /// In clear (audit-logged).
+    Clear,
+}
+
+/// `gateway personal-data ...`.
+#[derive(Debug, Subcommand)]
+pub enum PersonalDataAction {
+    /// Write a new random data key (hex, mode 0600) for `[[personal_data.keys]]`.
+    Keygen {
+        /// `sm4-gcm` (default) or `aes-256-gcm`.
+        #[arg(long, default_value = "sm4-gcm")]
+        cipher: String,
+        /// Where to write the key (refused if it exists).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 

@@ -174,12 +174,53 @@ pub async fn export(
     what: ExportWhat,
     source: Option<String>,
     format: ExportFormat,
+    personal: super::args::PersonalDataShown,
 ) -> anyhow::Result<ExitCode> {
     let resolved = load_config(config)?;
     let store = store::open(&resolved.config).await?.store;
     if let ExportWhat::JointGroups = what {
         return super::joint::export_groups(store.joint(), source, format).await;
     }
+    let keys = crate::crypto::personal::registered();
+    let clear = personal == super::args::PersonalDataShown::Clear;
+    if clear && keys.is_some() {
+        store
+            .audit(&AuditEntry {
+                actor: actor(),
+                action: "personal_data.export".into(),
+                subject: format!("export:{what:?}").to_lowercase(),
+                detail: serde_json::json!({"source": source}),
+            })
+            .await?;
+    }
+    // Sealed values opened (clear) or masked, and identifiers in raw payloads masked.
+    let shown = |text: String, json: bool| -> String {
+        let Some(keys) = &keys else { return text };
+        let escape = |s: String| {
+            if json {
+                let quoted = serde_json::Value::String(s).to_string();
+                quoted[1..quoted.len() - 1].to_string()
+            } else {
+                s
+            }
+        };
+        let (replaced, _) = keys.replace_sealed(
+            &text,
+            |plain| {
+                escape(if clear {
+                    plain.to_string()
+                } else {
+                    crate::crypto::personal::mask(plain)
+                })
+            },
+            |e| escape(format!("[{e}]")),
+        );
+        if clear {
+            replaced.into_owned()
+        } else {
+            crate::crypto::personal::mask_identifiers(&replaced).into_owned()
+        }
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut csv = match format {
@@ -229,10 +270,10 @@ pub async fn export(
                                 c.withdrawn.to_string(),
                                 c.created_at.to_rfc3339(),
                                 c.updated_at.to_rfc3339(),
-                                c.record.to_string(),
+                                shown(c.record.to_string(), true),
                             ])?;
                         }
-                        None => writeln!(out, "{}", serde_json::to_string(c)?)?,
+                        None => writeln!(out, "{}", shown(serde_json::to_string(c)?, true))?,
                     }
                 }
             }
@@ -279,8 +320,8 @@ pub async fn export(
                                 q.record_key.clone(),
                                 q.status.as_str().to_string(),
                                 rules.join(" "),
-                                serde_json::to_string(&q.violations)?,
-                                raw_value.to_string(),
+                                shown(serde_json::to_string(&q.violations)?, true),
+                                shown(raw_value.to_string(), true),
                                 q.created_at.to_rfc3339(),
                                 q.attempts.to_string(),
                                 q.note.clone().unwrap_or_default(),
@@ -289,7 +330,7 @@ pub async fn export(
                         None => {
                             let mut v = serde_json::to_value(q)?;
                             v["raw_record"] = raw_value;
-                            writeln!(out, "{v}")?;
+                            writeln!(out, "{}", shown(v.to_string(), true))?;
                         }
                     }
                 }

@@ -41,7 +41,8 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             config,
             source,
             format,
-        } => data::export(&config, what, source, format).await,
+            personal_data,
+        } => data::export(&config, what, source, format, personal_data).await,
         Command::Replay {
             config,
             id,
@@ -63,6 +64,9 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             action: JointAction::Drain { config },
         } => joint::drain(&config).await,
         Command::Archive { action } => archive::run(action).await,
+        Command::PersonalData { action } => match action {
+            args::PersonalDataAction::Keygen { cipher, out } => archive::personal_keygen(&cipher, &out),
+        },
         Command::Check { .. }
         | Command::Normalize { .. }
         | Command::Config { .. }

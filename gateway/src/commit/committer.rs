@@ -202,6 +202,7 @@ impl Committer {
         let plans = plan_numbers(&records, self.known_plans.is_some());
         let attachments = attachment_records(&records);
         let receipts: Vec<Receipt> = records.iter().map(Receipt::of).collect();
+        let records = seal_plain_payloads(records)?;
         let batch = CommitBatch {
             records,
             cursors: cursor.into_iter().collect(),
@@ -351,4 +352,29 @@ fn tally(records: &[IncomingRecord]) -> (Vec<SourceTally>, Vec<usize>) {
         }
     }
     (tallies, tally_of_record)
+}
+
+/// With `[personal_data]` keys, every payload reaches the archive sealed: those the preparer
+/// sealed with the record, and those it kept as they came (unreadable, too large) sealed here,
+/// their chain digest made from the clear bytes first.
+fn seal_plain_payloads(mut records: Vec<IncomingRecord>) -> Result<Vec<IncomingRecord>, StoreError> {
+    let Some(keys) = crate::crypto::personal::registered() else {
+        return Ok(records);
+    };
+    let chain = crate::crypto::chain::prepared_digest();
+    for r in &mut records {
+        let plain = match r.payload_lz4.take() {
+            Some(block) => crate::store::decompressed(&block)?,
+            None => std::mem::take(&mut r.payload),
+        };
+        if crate::crypto::personal::is_sealed_bytes(&plain) {
+            r.payload = plain;
+            continue;
+        }
+        if let (Some(alg), None) = (chain, r.payload_digest) {
+            r.payload_digest = Some((alg, alg.digest(&plain)));
+        }
+        r.payload = keys.seal_bytes(&plain);
+    }
+    Ok(records)
 }

@@ -6,6 +6,7 @@ pub mod archive;
 pub mod attachments;
 pub mod joint;
 pub mod oversight;
+pub mod personal;
 pub mod schedule;
 pub mod source;
 pub mod systems;
@@ -48,6 +49,9 @@ pub struct Config {
     /// The evidence-grade raw archive: hash chain, signed checkpoints, witnesses.
     #[serde(default)]
     pub archive: archive::ArchiveConfig,
+    /// Personal data (个人信息) sealed at rest: the data keys.
+    #[serde(default)]
+    pub personal_data: personal::PersonalDataConfig,
     /// The rules of publicity sinks (一公开, 双公示): privacy, field layout, data source.
     #[serde(default)]
     pub publicity: normalizer::publicity::PublicityPolicy,
@@ -572,6 +576,10 @@ pub struct TokenConfig {
     pub token_env: Option<String>,
     /// File holding the clear token (e.g. a mounted secret).
     pub token_file: Option<PathBuf>,
+    /// Permissions beyond the role: `personal-data` lets the holder ask for personal data in
+    /// clear (`?personal_data=clear`), each such read audit-logged. No role includes it.
+    #[serde(default)]
+    pub permissions: Vec<String>,
 }
 
 impl fmt::Debug for TokenConfig {
@@ -583,6 +591,7 @@ impl fmt::Debug for TokenConfig {
             .field("sha256", &self.sha256.as_ref().map(|_| "<given>"))
             .field("token_env", &self.token_env)
             .field("token_file", &self.token_file)
+            .field("permissions", &self.permissions)
             .finish()
     }
 }
@@ -740,6 +749,14 @@ impl ServerConfig {
                         t.role
                     ),
                 );
+            }
+            for p in &t.permissions {
+                if p != "personal-data" {
+                    problem(
+                        format!("{place}.permissions"),
+                        format!("未知权限 / unknown permission {p:?}: the one permission is \"personal-data\""),
+                    );
+                }
             }
             if let Err(e) = t.digest(base) {
                 problem(place.clone(), e);
@@ -1045,6 +1062,9 @@ impl Config {
             problem(place, message);
         }
         for (place, message) in self.archive.check(&self.base_dir) {
+            problem(place, message);
+        }
+        for (place, message) in self.personal_data.check(&self.base_dir) {
             problem(place, message);
         }
         if self.joint.index == joint::IndexMode::Background && self.store.backend != "postgres" {

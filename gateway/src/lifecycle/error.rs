@@ -131,7 +131,7 @@ impl From<StartupError> for LifecycleError {
     fn from(e: StartupError) -> Self {
         match e {
             StartupError::Store(e) => LifecycleError::Store(e),
-            StartupError::Normalizer(m) => LifecycleError::Normalizer(m),
+            StartupError::Normalizer(m) | StartupError::PersonalData(m) => LifecycleError::Normalizer(m),
             StartupError::NoActiveVersion(s) => LifecycleError::NoActiveVersion(s),
             StartupError::Attachments(e) => LifecycleError::Attachments(e.to_string()),
         }

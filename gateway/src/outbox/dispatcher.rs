@@ -350,14 +350,53 @@ impl SinkRunner {
                 ..BatchReport::default()
             });
         }
-        let (deliveries, attempts): (Vec<Delivery>, Vec<i32>) =
+        let (mut deliveries, attempts): (Vec<Delivery>, Vec<i32>) =
             claimed.into_iter().map(|c| (c.delivery, c.attempts)).unzip();
         let started = std::time::Instant::now();
         // The sink's work is bounded by the lease (less a margin for settling): past it another
         // instance may take the batch over, and this one's outcomes would no longer count.
         let lease = self.delivery.lease();
         let bound = lease.saturating_sub((lease / 10).max(Duration::from_secs(1)));
-        let (outcomes, withheld) = self.send(&deliveries, bound).await;
+        // Sealed personal data is opened for the sink; a version that does not open (a key this
+        // instance lacks) fails its attempt with the reason, never reaching the sink sealed.
+        let unopened: Vec<Option<String>> = deliveries
+            .iter_mut()
+            .map(|d| {
+                crate::crypto::personal::open_json_registered(&mut d.record)
+                    .err()
+                    .map(|e| e.to_string())
+            })
+            .collect();
+        let (outcomes, withheld) = if unopened.iter().all(Option::is_none) {
+            self.send(&deliveries, bound).await
+        } else {
+            let sendable: Vec<Delivery> = deliveries
+                .iter()
+                .zip(&unopened)
+                .filter(|(_, e)| e.is_none())
+                .map(|(d, _)| d.clone())
+                .collect();
+            let (sent, sent_withheld) = self.send(&sendable, bound).await;
+            let (mut sent, mut sent_withheld) = (sent.into_iter(), sent_withheld.into_iter());
+            let mut outcomes = Vec::with_capacity(deliveries.len());
+            let mut withheld = Vec::with_capacity(deliveries.len());
+            for error in &unopened {
+                match error {
+                    Some(error) => {
+                        outcomes.push(Outcome::Failed {
+                            error: error.clone(),
+                            retry_after: None,
+                        });
+                        withheld.push(None);
+                    }
+                    None => {
+                        outcomes.push(sent.next().unwrap_or_else(|| Outcome::deferred("not sent")));
+                        withheld.push(sent_withheld.next().flatten());
+                    }
+                }
+            }
+            (outcomes, withheld)
+        };
         let sink_ms = started.elapsed().as_millis() as u64;
         // The sink's health is judged by what it was given: withheld deliveries were never sent
         // (a batch withheld entirely did not try the sink: no pause).

@@ -6,6 +6,7 @@
 pub mod encoding;
 pub mod item;
 pub mod parallel;
+pub mod personal;
 pub mod reader;
 pub mod record;
 pub mod spreadsheet;

@@ -34,6 +34,8 @@ pub struct Preparer {
     pub limits: LimitsConfig,
     /// Limits of evidence attachments (证据附件): what a record declares is checked here.
     pub attachments: Arc<crate::config::attachments::AttachmentsConfig>,
+    /// Seals personal data (`[personal_data]`); `None`: kept in clear.
+    pub sealer: Option<super::personal::Sealer>,
 }
 
 /// SHA-256 as lower-case hex.
@@ -448,7 +450,7 @@ impl Preparer {
             Verdict::Quarantine(_) => RecordLabels::of(&outcome.record),
             Verdict::Accept(_) => RecordLabels::default(),
         };
-        IncomingRecord {
+        let mut incoming = IncomingRecord {
             source_id: self.source_id.clone(),
             record_key,
             payload_hash: sha256_hex(&payload),
@@ -462,6 +464,21 @@ impl Preparer {
             payload_lz4: None,
             payload_digest: None,
             labels,
+        };
+        self.seal(&mut incoming, &outcome.record);
+        incoming
+    }
+
+    /// Seal the record's personal data when `[personal_data]` is configured (`canonical`: its
+    /// clear canonical record).
+    fn seal(&self, incoming: &mut IncomingRecord, canonical: &serde_json::Value) {
+        if let Some(sealer) = &self.sealer {
+            sealer.seal(
+                incoming,
+                canonical,
+                self.mapping.personal_fields(),
+                crate::crypto::chain::prepared_digest(),
+            );
         }
     }
 
@@ -493,7 +510,7 @@ impl Preparer {
         let (without_operation, record_json) = canonical_texts(&outcome.record);
         let operation = Operation::from_record(&outcome.record);
         let record_key = storable_key(outcome.key_text().unwrap_or_default());
-        Ok(IncomingRecord {
+        let mut incoming = IncomingRecord {
             source_id: self.source_id.clone(),
             record_key,
             payload_hash: sha256_hex(&payload),
@@ -525,7 +542,9 @@ impl Preparer {
             payload_lz4: None,
             payload_digest: None,
             labels: RecordLabels::default(),
-        })
+        };
+        self.seal(&mut incoming, &outcome.record);
+        Ok(incoming)
     }
 
     /// Why a record naming an agency outside the source's scope is quarantined.

@@ -24,6 +24,9 @@ pub enum StartupError {
     /// The attachment store cannot be opened.
     #[error(transparent)]
     Attachments(#[from] crate::attachments::objects::ObjectsError),
+    /// `[personal_data]` keys cannot be read.
+    #[error("个人信息密钥无法读取 / personal-data keys cannot be read: {0}")]
+    PersonalData(String),
     /// A source has no active mapping version.
     #[error("来源 {0} 没有生效的映射版本 / source {0} has no active mapping version")]
     NoActiveVersion(String),
@@ -52,6 +55,12 @@ impl Runtime {
 pub fn config_preparers(resolved: &Resolved) -> Result<HashMap<String, Preparer>, StartupError> {
     let normalizer =
         Arc::new(Normalizer::new(resolved.rules.clone()).map_err(|e| StartupError::Normalizer(e.to_string()))?);
+    let sealer = resolved
+        .config
+        .personal_data
+        .keyring(&resolved.config.base_dir)
+        .map_err(StartupError::PersonalData)?
+        .map(|keys| crate::prepare::personal::Sealer::new(Arc::new(keys)));
     Ok(resolved
         .config
         .sources
@@ -68,6 +77,7 @@ pub fn config_preparers(resolved: &Resolved) -> Result<HashMap<String, Preparer>
                     agencies: Arc::new(source.agency_scope()),
                     limits: resolved.config.limits,
                     attachments: Arc::new(resolved.config.attachments.clone()),
+                    sealer: sealer.clone(),
                 },
             )
         })

@@ -196,6 +196,8 @@ pub struct Principal {
     pub role: Role,
     /// Department tokens: their sources (empty for other roles, which see every source).
     pub sources: BTreeSet<String>,
+    /// Holds the `personal-data` permission: may ask for personal data in clear.
+    pub personal_data: bool,
 }
 
 impl Principal {
@@ -301,6 +303,7 @@ impl Tokens {
                     name: t.name.clone(),
                     role,
                     sources,
+                    personal_data: t.permissions.iter().any(|p| p == "personal-data"),
                 },
             });
         }
@@ -509,6 +512,7 @@ mod tests {
             name: "d".into(),
             role: Role::Department,
             sources: ["s1".to_string()].into_iter().collect(),
+            personal_data: false,
         };
         assert!(p.covers("s1"));
         assert!(!p.covers("s2"));

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod error;
 pub mod listen;
+pub mod personal;
 pub mod readiness;
 pub mod routes;
 
@@ -470,8 +471,16 @@ async fn authorize(State((state, access)): State<(Shared, Access)>, mut request:
         tracing::info!(token = %principal.name, role = principal.role.as_str(), ?action, "request refused: role");
         return e.into_response();
     }
-    request.extensions_mut().insert(principal);
-    next.run(request).await
+    let clear = personal::wants_clear(request.headers());
+    if let Err(e) = personal::check_clear(&principal, clear) {
+        return e.into_response();
+    }
+    // The audit log never carries an identifier, not even one searched for.
+    let what =
+        crate::crypto::personal::mask_identifiers(&format!("{} {}", request.method(), request.uri())).into_owned();
+    request.extensions_mut().insert(principal.clone());
+    let response = next.run(request).await;
+    personal::shown(&state, &principal, clear, what, response).await
 }
 
 async fn not_found() -> ApiError {

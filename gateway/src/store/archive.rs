@@ -150,7 +150,10 @@ pub trait ArchiveStore: Send + Sync {
 pub(crate) fn payload_digest(alg: HashAlg, record: &super::IncomingRecord) -> StoreResult<[u8; 32]> {
     match (record.payload_digest, &record.payload_lz4) {
         (Some((made_with, digest)), _) if made_with == alg => Ok(digest),
-        (_, Some(block)) => Ok(alg.digest(&super::compress::decompress(block)?)),
-        _ => Ok(alg.digest(&record.payload)),
+        (_, Some(block)) => Ok(alg.digest(&super::compress::payload_of(block.clone(), super::compress::CODEC_LZ4)?)),
+        _ => Ok(alg.digest(&super::compress::payload_of(
+            record.payload.clone(),
+            super::compress::CODEC_PLAIN,
+        )?)),
     }
 }

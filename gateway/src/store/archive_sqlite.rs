@@ -1,6 +1,7 @@
 //! The archive's chains, checkpoints and witnesses on SQLite (see [`super::archive`]).
 
 use super::archive::{ArchiveStore, ChainHead, ChainRow, NewCheckpoint, StoredCheckpoint, WitnessState};
+use super::compress;
 use super::error::StoreResult;
 use super::sqlite::{now, parse_time, time, SqliteStore};
 use crate::crypto::chain::HashAlg;
@@ -18,7 +19,7 @@ fn chain_row(r: &Row<'_>) -> StoreResult<ChainRow> {
         raw_id: r.get(2)?,
         alg_code: r.get(3)?,
         received_at: parse_time(&received)?,
-        payload: Ok(r.get(5)?),
+        payload: compress::payload_of(r.get(5)?, compress::CODEC_PLAIN).map_err(|e| e.to_string()),
         hash: r.get(6)?,
     })
 }

@@ -36,13 +36,20 @@ pub(crate) fn decompress(block: &[u8]) -> StoreResult<Vec<u8>> {
     lz4_flex::block::decompress_size_prepended(block).map_err(|e| StoreError::Corrupt(format!("lz4 block: {e}")))
 }
 
-/// A stored payload as it came, by its codec.
+/// A stored payload as it came, by its codec; one sealed as personal data
+/// ([`crate::crypto::personal`]) opened with this process's keys.
 pub(crate) fn payload_of(stored: Vec<u8>, codec: i16) -> StoreResult<Vec<u8>> {
-    match codec {
-        CODEC_PLAIN => Ok(stored),
-        CODEC_LZ4 => decompress(&stored),
-        other => Err(StoreError::Corrupt(format!("payload codec {other}"))),
+    let payload = match codec {
+        CODEC_PLAIN => stored,
+        CODEC_LZ4 => decompress(&stored)?,
+        other => return Err(StoreError::Corrupt(format!("payload codec {other}"))),
+    };
+    if !crate::crypto::personal::is_sealed_bytes(&payload) {
+        return Ok(payload);
     }
+    crate::crypto::personal::open_payload(&payload)
+        .map(|p| p.into_owned())
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// A version's canonical record from its two columns: the compressed JSON text (new rows) or the

@@ -388,7 +388,7 @@ impl MappingStore for SqliteStore {
                         content_hash: r.3,
                         format: PayloadFormat::parse(&r.4).ok_or_else(|| corrupt("payload format", &r.4))?,
                         received_at: parse_time(&r.5)?,
-                        payload: r.6,
+                        payload: super::compress::payload_of(r.6, super::compress::CODEC_PLAIN)?,
                         last_received_at: parse_time(&r.7)?,
                         times_received: r.8,
                     })

@@ -55,6 +55,7 @@ mod supplement_sqlite;
 pub mod types;
 
 pub use cluster::{ClusterStore, Fence, InstanceInfo, InstanceRow, LeaseRow};
+pub(crate) use compress::decompress as decompressed;
 pub use console::{AuditFilter, Outcome, RecordFate, RecordFilter};
 pub use error::{retried, StoreError, StoreResult};
 pub use interface::Store;

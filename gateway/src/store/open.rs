@@ -60,6 +60,14 @@ pub async fn open(config: &crate::config::Config) -> StoreResult<Stores> {
     });
     stores.store.archive().configure_chain(config.archive.chain_alg());
     crate::crypto::chain::set_prepared_digest(config.archive.chain_alg());
+    // Every reader of the raw archive opens sealed payloads with the configured keys.
+    if let Some(keyring) = config
+        .personal_data
+        .keyring(&config.base_dir)
+        .map_err(StoreError::Pool)?
+    {
+        crate::crypto::personal::register(&keyring);
+    }
     for name in stores.store.migrate().await? {
         tracing::info!(migration = %name, backend = stores.store.backend(), "migration applied");
     }

@@ -808,12 +808,15 @@ fn quarantine_conditions(f: &QuarantineFilter, paging: bool) -> (String, Vec<Sql
     }
     if let Some(q) = f.search.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         let id = normalizer::standards::normalise::normalise_identifier(q);
+        let sealed = super::types::sealed_label(&id);
         values.push(text(q));
         let n = values.len();
         values.push(SqlValue::Text(id));
+        values.push(SqlValue::Text(sealed));
         conditions.push(format!(
-            "(record_key = ?{n} OR case_number = ?{n} OR target_id = ?{m} OR instr(target_name, ?{n}) > 0)",
-            m = n + 1
+            "(record_key = ?{n} OR case_number = ?{n} OR target_id = ?{m} OR target_id = ?{k} OR instr(target_name, ?{n}) > 0)",
+            m = n + 1,
+            k = n + 2
         ));
     }
     (conditions.join(" AND "), values)
@@ -1022,7 +1025,7 @@ impl Store for SqliteStore {
                 format: PayloadFormat::parse(&row.4)
                     .ok_or_else(|| StoreError::Corrupt(format!("payload format {:?}", row.4)))?,
                 received_at: parse_time(&row.5)?,
-                payload: row.6,
+                payload: super::compress::payload_of(row.6, super::compress::CODEC_PLAIN)?,
                 last_received_at: parse_time(&row.7)?,
                 times_received: row.8,
             })

@@ -274,10 +274,13 @@ impl IncomingRecord {
     /// released (`payload` and `record_json` are left empty): such a store reads only the
     /// compressed ones, and the records queued for the commit take half the memory.
     pub fn compress_for_store(&mut self) {
-        if let Some(alg) = crate::crypto::chain::prepared_digest() {
+        if let (Some(alg), None) = (crate::crypto::chain::prepared_digest(), self.payload_digest) {
             self.payload_digest = Some((alg, alg.digest(&self.payload)));
         }
-        self.payload_lz4 = Some(super::compress::compress(&std::mem::take(&mut self.payload)));
+        // A sealed payload (personal data) does not compress: the store keeps it as it is.
+        if !crate::crypto::personal::is_sealed_bytes(&self.payload) {
+            self.payload_lz4 = Some(super::compress::compress(&std::mem::take(&mut self.payload)));
+        }
         if let Verdict::Accept(a) = &mut self.verdict {
             a.record_lz4 = Some(super::compress::compress(std::mem::take(&mut a.record_json).as_bytes()));
         }
@@ -477,6 +480,15 @@ impl RecordLabels {
             target_name: text("/target/name"),
             target_id: text("/target/id_number").map(|s| normalizer::standards::normalise::normalise_identifier(&s)),
         }
+    }
+}
+
+/// A label's identifier as the store keeps it for a person when `[personal_data]` keys are
+/// configured (sealed under the current key; equal values seal equal), else as it is.
+pub fn sealed_label(id: &str) -> String {
+    match crate::crypto::personal::registered() {
+        Some(keys) => keys.seal_text(id),
+        None => id.to_string(),
     }
 }
 

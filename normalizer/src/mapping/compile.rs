@@ -35,6 +35,8 @@ pub(crate) struct Field {
     pub default: Option<Value>,
     pub required: bool,
     pub convert: Conversion,
+    /// Declared `personal = true`.
+    pub personal: bool,
 }
 
 /// Where a field's value comes from.
@@ -1198,7 +1200,22 @@ fn compile_field_body(
         default,
         required,
         convert,
+        personal: f.personal.unwrap_or(false),
     })
+}
+
+/// The JSON pointers of the fields declared `personal = true`, an item of a list as `*`
+/// (`/witnesses/*/phone`).
+pub(crate) fn personal_pointers(fields: &[Field], prefix: &str, out: &mut Vec<String>) {
+    for field in fields {
+        let pointer = format!("{prefix}{}", field.target.pointer());
+        if field.personal {
+            out.push(pointer.clone());
+        }
+        if let Source::Each { fields, .. } = &field.source {
+            personal_pointers(fields, &format!("{pointer}/*"), out);
+        }
+    }
 }
 
 fn scalar_text(v: &toml::Value) -> String {

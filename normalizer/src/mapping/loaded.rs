@@ -17,6 +17,7 @@ pub struct Mapping {
     file_name: String,
     source_text: String,
     fingerprint: String,
+    personal: Vec<String>,
 }
 
 /// The result of applying a mapping to one source record.
@@ -81,8 +82,11 @@ impl Mapping {
             hash.write(&[0]);
             hash.write(f.text.as_bytes());
         }
+        let mut personal = Vec::new();
+        compile::personal_pointers(&compiled.fields, "", &mut personal);
         Ok(Mapping {
             compiled,
+            personal,
             file_name: file_name.to_string(),
             source_text: text.to_string(),
             fingerprint: format!("fnv1a64:{:016x}", hash.finish()),
@@ -164,6 +168,12 @@ impl Mapping {
     /// accepted, awaiting completion by its department.
     pub fn supplements(&self) -> &[super::SupplementField] {
         &self.compiled.supplements
+    }
+
+    /// The JSON pointers of the canonical fields declared `personal = true`, in file order; an
+    /// item of a list is written `*` (`/witnesses/*/phone`).
+    pub fn personal_fields(&self) -> &[String] {
+        &self.personal
     }
 
     /// The embedded test cases, in file order.

@@ -177,6 +177,9 @@ pub(crate) struct FieldSpec {
     pub supplement: Option<Spanned<bool>>,
     /// Why the source cannot supply a `supplement` field (shown to the department).
     pub reason: Option<Spanned<String>>,
+    /// `personal = true`: the field holds a natural person's personal information (a phone
+    /// number, an address): the gateway keeps it encrypted and shows it masked.
+    pub personal: Option<bool>,
 }
 
 /// `"path"` or `["path1", "path2"]`. A single string gets an empty span (use the outer one).

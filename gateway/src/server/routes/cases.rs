@@ -181,9 +181,7 @@ pub async fn search(State(state): State<Shared>, ApiQuery(q): ApiQuery<SearchQue
             };
             code.into_iter().map(|c| (0, c)).collect()
         } else if let Some(target) = target {
-            store
-                .case_codes_by_target(&normalise_identifier(target), q.after_id, limit)
-                .await?
+            codes_by_target(store.as_ref(), &normalise_identifier(target), q.after_id, limit).await?
         } else {
             let filter = CaseFilter {
                 source_id: q.source.clone().filter(|s| !s.is_empty()),
@@ -232,8 +230,7 @@ async fn search_box(state: &Shared, text: &str, offset: i64, limit: i64) -> ApiR
         }
     }
     if codes.is_empty() {
-        codes = store
-            .case_codes_by_target(&normalise_identifier(text), None, SEARCH_COUNT_CAP)
+        codes = codes_by_target(store.as_ref(), &normalise_identifier(text), None, SEARCH_COUNT_CAP)
             .await?
             .into_iter()
             .map(|(_, c)| c)
@@ -331,4 +328,27 @@ pub async fn raw_receipt(
         )),
         Err(ReceiptError::Store(e)) => Err(e.into()),
     }
+}
+
+/// Cases whose target is `id`: as the store keeps it in clear, and (with `[personal_data]`
+/// keys) sealed under each key — equal values seal equal, so a person's cases are found
+/// without the number being kept in clear. In id order, after `after_id`, at most `limit`.
+async fn codes_by_target(
+    store: &dyn crate::store::Store,
+    id: &str,
+    after_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, crate::store::StoreError> {
+    let mut forms = vec![id.to_string()];
+    if let Some(keys) = crate::crypto::personal::registered() {
+        forms.extend(keys.sealed_forms(id));
+    }
+    let mut found = Vec::new();
+    for form in &forms {
+        found.extend(store.case_codes_by_target(form, after_id, limit).await?);
+    }
+    found.sort();
+    found.dedup();
+    found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(found)
 }

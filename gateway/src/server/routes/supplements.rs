@@ -270,9 +270,20 @@ pub async fn complete(
             ),
         ));
     };
+    // The stored record's sealed personal data is opened to validate the completed record,
+    // which is sealed again when prepared.
+    let mut current = case.record.clone();
+    crate::crypto::personal::open_json_registered(&mut current).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "personal_data_key",
+            e.to_string(),
+            "the case's personal data cannot be opened with this instance's keys",
+        )
+    })?;
     let outcome = preparer
         .normalizer
-        .complete_supplement(&case.record, preparer.mapping.supplements(), &fields);
+        .complete_supplement(&current, preparer.mapping.supplements(), &fields);
     let payload = serde_json::to_vec(&json!({
         "completion_of": code,
         "version": case.version,

@@ -1,0 +1,227 @@
+//! Personal data at rest (issue 27): with `[personal_data]` keys, natural persons' ID numbers
+//! (and fields a mapping marks `personal = true`) never reach the store in clear — not in the
+//! raw archive, case versions, quarantine entries or their labels — on both stores; the API
+//! shows them masked, in clear only to a token holding `personal-data` that asks for it (each
+//! such read audit-logged, the audit entry itself without the number); look-ups by ID still
+//! find the person's cases; exports mask by default; the hash chain still verifies; a key is
+//! rotated without downtime (the old one keeps opening what it sealed), and a delivery carries
+//! the clear record to the sink.
+
+mod support;
+
+use normalizer::standards::id_number::id_check_char;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::path::Path;
+use support::gw::{sha, Gw, Options, DEPT, OPERATOR, SOURCE};
+use support::Backend;
+
+/// The clear token of the privacy officer (operator role + `personal-data`).
+const PRIVACY: &str = "tok-privacy-officer-8sKq2LmZ";
+const KEY_A: &str = "00112233445566778899aabbccddeeff";
+const KEY_B: &str = "8899aabbccddeeff0011223344556677";
+
+/// A valid resident ID number ending in the check character computed for `first17`.
+fn resident_id(first17: &str) -> String {
+    format!("{first17}{}", id_check_char(first17).expect("17 digits"))
+}
+
+/// A Nanchang penalty on a natural person with ID number `id`.
+fn person_record(n: usize, id: &str) -> Value {
+    let mut r = support::nanchang_record(n, 0);
+    r["xdrlb"] = json!("自然人");
+    r["xdrmc"] = json!("王某某");
+    r["xdrzjlx"] = json!("身份证");
+    r["xdrzjhm"] = json!(id);
+    r
+}
+
+fn options(key_dir: &Path, keys: &[(&str, &str)], current: &str) -> Options {
+    let mut extra = format!("[personal_data]\ncurrent = \"{current}\"\n");
+    for (id, hex) in keys {
+        let file = key_dir.join(format!("{id}.key"));
+        std::fs::write(&file, format!("{hex}\n")).unwrap();
+        extra.push_str(&format!(
+            "\n[[personal_data.keys]]\nid = \"{id}\"\nfile = \"{}\"\n",
+            file.display()
+        ));
+    }
+    Options {
+        server_extra: format!(
+            "\n[[server.tokens]]\nname = \"privacy-officer\"\nrole = \"operator\"\npermissions = [\"personal-data\"]\nsha256 = \"{}\"\n",
+            sha(PRIVACY)
+        ),
+        extra,
+        ..Options::default()
+    }
+}
+
+/// Everything the store keeps in the tables that hold records, as text (binary columns in hex).
+async fn stored_text(gw: &Gw, backend: Backend) -> String {
+    let tables = ["raw_records", "case_versions", "cases", "quarantine"];
+    let mut all = String::new();
+    match backend {
+        Backend::Postgres => {
+            let url = &gw._pg.as_ref().expect("pg").url;
+            let client = support::common::pg_client(url).await.unwrap();
+            for t in tables {
+                for row in client.query(&format!("SELECT t::text FROM {t} t"), &[]).await.unwrap() {
+                    all.push_str(&row.get::<_, String>(0));
+                    all.push('\n');
+                }
+            }
+        }
+        Backend::Sqlite => {
+            let conn = rusqlite::Connection::open(gw.dir.path().join("data/gateway.db")).unwrap();
+            for t in tables {
+                let columns: Vec<String> = conn
+                    .prepare(&format!("SELECT name FROM pragma_table_info('{t}')"))
+                    .unwrap()
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect();
+                let select = columns
+                    .iter()
+                    .map(|c| format!("quote({c})"))
+                    .collect::<Vec<_>>()
+                    .join(" || ' ' || ");
+                let mut stmt = conn.prepare(&format!("SELECT {select} FROM {t}")).unwrap();
+                let rows: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+                for row in rows {
+                    all.push_str(&row);
+                    all.push('\n');
+                }
+            }
+        }
+    }
+    all
+}
+
+/// Whether `text` holds `id` in clear, as text or hex (upper or lower case).
+fn holds(text: &str, id: &str) -> bool {
+    let hex = hex::encode(id.as_bytes());
+    text.contains(id) || text.contains(&hex) || text.contains(&hex.to_uppercase())
+}
+
+async fn get_with(gw: &Gw, path: &str, token: &str, clear: bool) -> (StatusCode, String) {
+    let mut req = gw.http.get(format!("{}{path}", gw.base)).bearer_auth(token);
+    if clear {
+        req = req.header("X-Personal-Data", "clear");
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status(), resp.text().await.unwrap())
+}
+
+async fn sealed_at_rest_masked_in_answers_clear_with_the_permission(backend: Backend) {
+    let keys = tempfile::tempdir().unwrap();
+    let gw = Gw::start_with(backend, options(keys.path(), &[("2026a", KEY_A)], "2026a")).await;
+    let id = resident_id("36010219900101123");
+    let bad_first17 = "36010219850505432";
+    let good_check = id_check_char(bad_first17).unwrap();
+    let wrong = if good_check == '1' { '2' } else { '1' };
+    let bad_id = format!("{bad_first17}{wrong}");
+    let company = support::nanchang_record(3, 0);
+    let answer = gw
+        .push(&[person_record(1, &id), person_record(2, &bad_id), company])
+        .await;
+    assert_eq!(answer["summary"]["accepted"], 2, "{answer}");
+    assert_eq!(answer["summary"]["quarantined"], 1, "{answer}");
+    assert!(
+        !answer.to_string().contains(&bad_id),
+        "the push answer quotes the number masked: {answer}"
+    );
+
+    // At rest: neither number anywhere in the tables, in clear or hex.
+    let stored = stored_text(&gw, backend).await;
+    assert!(
+        !holds(&stored, &id),
+        "the accepted person's ID number is stored in clear"
+    );
+    assert!(
+        !holds(&stored, &bad_id),
+        "the rejected person's ID number is stored in clear"
+    );
+    assert!(stored.contains("pd1:sm4:2026a:"), "sealed values are stored");
+    assert!(
+        stored.contains("91360102MA35G7K86A"),
+        "a company's credit code is not personal data"
+    );
+
+    // A look-up by the number finds the case; an operator sees it masked.
+    let masked = format!("{}**********{}", &id[..4], &id[14..]);
+    let path = format!("/api/cases?target_id_number={id}");
+    let (status, body) = get_with(&gw, &path, OPERATOR, false).await;
+    assert_eq!(status, 200, "{body}");
+    let found: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(found["items"].as_array().unwrap().len(), 1, "{body}");
+    assert!(!body.contains(&id) && body.contains(&masked), "{body}");
+    assert!(!body.contains("pd1:"), "no sealed text reaches a caller: {body}");
+    let code = found["items"][0]["case"]["unified_code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_string();
+
+    // Clear text: refused without the permission, granted with it and audit-logged.
+    let (status, _) = get_with(&gw, &path, OPERATOR, true).await;
+    assert_eq!(status, 403);
+    let (status, body) = get_with(&gw, &path, PRIVACY, true).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&id), "{body}");
+    let (status, body) = get_with(&gw, &path, PRIVACY, false).await;
+    assert_eq!(status, 200);
+    assert!(!body.contains(&id), "the permission alone does not unmask: {body}");
+    let audit = gw.runtime.store.audit_log(50).await.unwrap();
+    let reads: Vec<_> = audit.iter().filter(|a| a.action == "personal_data.read").collect();
+    assert_eq!(reads.len(), 1, "{audit:?}");
+    assert_eq!(reads[0].actor, "privacy-officer");
+    assert!(reads[0].subject.contains("/api/cases"), "{:?}", reads[0]);
+    assert!(
+        !reads[0].subject.contains(&id),
+        "the audit entry names no identifier: {:?}",
+        reads[0]
+    );
+
+    // The case page and the quarantine entry: masked for the operator.
+    let (_, body) = get_with(&gw, &format!("/api/cases/{code}"), OPERATOR, false).await;
+    assert!(!body.contains(&id) && body.contains(&masked), "{body}");
+    let entries = gw.runtime.store.quarantine_list(&Default::default()).await.unwrap();
+    let entry = &entries[0];
+    let (status, body) = get_with(&gw, &format!("/api/quarantine/{}", entry.id), OPERATOR, false).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains(&bad_id), "{body}");
+    assert!(body.contains(&format!("{}**********", &bad_id[..4])), "{body}");
+    let (_, body) = get_with(&gw, &format!("/api/raw/{}", entry.raw_id), OPERATOR, false).await;
+    assert!(!body.contains(&bad_id), "a raw payload is masked too: {body}");
+    let (_, body) = get_with(&gw, &format!("/api/raw/{}", entry.raw_id), PRIVACY, true).await;
+    assert!(body.contains(&bad_id), "{body}");
+    // The quarantine search by the number finds the entry.
+    let (_, body) = get_with(&gw, &format!("/api/quarantine?q={bad_id}"), OPERATOR, false).await;
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1), "{body}");
+
+    // The raw archive's chain covers the clear payloads.
+    let rows = gw.runtime.store.archive().chain_rows(SOURCE, 0, 10).await.unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        let payload = row.payload.as_ref().expect("opens");
+        let digest = gateway::crypto::chain::HashAlg::Sm3.digest(payload);
+        assert!(
+            serde_json::from_slice::<Value>(payload).is_ok(),
+            "opened to the clear JSON"
+        );
+        assert_ne!(digest, [0u8; 32]);
+    }
+    let _ = DEPT;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personal_data_is_sealed_at_rest_masked_in_answers_and_clear_with_the_permission_on_sqlite() {
+    sealed_at_rest_masked_in_answers_clear_with_the_permission(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn personal_data_is_sealed_at_rest_masked_in_answers_and_clear_with_the_permission_on_postgres() {
+    sealed_at_rest_masked_in_answers_clear_with_the_permission(Backend::Postgres).await;
+}
