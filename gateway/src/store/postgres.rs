@@ -326,15 +326,11 @@ fn quarantine_conditions(f: &QuarantineFilter, paging: bool) -> (String, OwnedPa
         let pattern = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
         values.push(Box::new(q.to_string()));
         let n = values.len();
-        let sealed = super::types::sealed_label(&id);
-        values.push(Box::new(id));
+        values.push(Box::new(super::types::stored_forms(&id)));
         values.push(Box::new(pattern));
-        values.push(Box::new(sealed));
         conditions.push(format!(
-            "(record_key = ${n}::text OR case_number = ${n}::text OR target_id = ${}::text OR target_id = ${}::text \
-             OR target_name LIKE ${}::text)",
+            "(record_key = ${n}::text OR case_number = ${n}::text OR target_id = ANY(${}::text[]) OR target_name LIKE ${}::text)",
             n + 1,
-            n + 3,
             n + 2
         ));
     }

@@ -808,15 +808,16 @@ fn quarantine_conditions(f: &QuarantineFilter, paging: bool) -> (String, Vec<Sql
     }
     if let Some(q) = f.search.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         let id = normalizer::standards::normalise::normalise_identifier(q);
-        let sealed = super::types::sealed_label(&id);
         values.push(text(q));
         let n = values.len();
-        values.push(SqlValue::Text(id));
-        values.push(SqlValue::Text(sealed));
+        let mut forms = Vec::new();
+        for form in super::types::stored_forms(&id) {
+            values.push(SqlValue::Text(form));
+            forms.push(format!("?{}", values.len()));
+        }
         conditions.push(format!(
-            "(record_key = ?{n} OR case_number = ?{n} OR target_id = ?{m} OR target_id = ?{k} OR instr(target_name, ?{n}) > 0)",
-            m = n + 1,
-            k = n + 2
+            "(record_key = ?{n} OR case_number = ?{n} OR target_id IN ({}) OR instr(target_name, ?{n}) > 0)",
+            forms.join(", ")
         ));
     }
     (conditions.join(" AND "), values)

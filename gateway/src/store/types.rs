@@ -483,13 +483,14 @@ impl RecordLabels {
     }
 }
 
-/// A label's identifier as the store keeps it for a person when `[personal_data]` keys are
-/// configured (sealed under the current key; equal values seal equal), else as it is.
-pub fn sealed_label(id: &str) -> String {
-    match crate::crypto::personal::registered() {
-        Some(keys) => keys.seal_text(id),
-        None => id.to_string(),
+/// The forms a person's identifier may be kept in: sealed under each configured key when
+/// `[personal_data]` keys are configured (equal values seal equal), and as it is.
+pub fn stored_forms(id: &str) -> Vec<String> {
+    let mut forms = vec![id.to_string()];
+    if let Some(keys) = crate::crypto::personal::registered() {
+        forms.extend(keys.sealed_forms(id));
     }
+    forms
 }
 
 /// Where a resolved quarantine entry's record went: the case and the version it became (for a

@@ -339,12 +339,8 @@ async fn codes_by_target(
     after_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<(i64, String)>, crate::store::StoreError> {
-    let mut forms = vec![id.to_string()];
-    if let Some(keys) = crate::crypto::personal::registered() {
-        forms.extend(keys.sealed_forms(id));
-    }
     let mut found = Vec::new();
-    for form in &forms {
+    for form in &crate::store::stored_forms(id) {
         found.extend(store.case_codes_by_target(form, after_id, limit).await?);
     }
     found.sort();
