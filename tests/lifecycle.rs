@@ -365,6 +365,94 @@ on_both_backends!(restart_runs_the_store_active_version_not_the_config_file);
 
 // ------------------------------------------------------------------------------ library level
 
+/// A person's ID number (18 characters) and a first-generation 15-digit one, as a mapping
+/// version's embedded test may hold them, and their masked forms.
+const PERSON_ID: &str = "36010219850315202X";
+const PERSON_ID_MASKED: &str = "3601**********202X";
+const LEGACY_ID: &str = "360426910101007";
+const LEGACY_ID_MASKED: &str = "3604*******1007";
+
+/// v2 and v3 add an embedded test whose input names a person by ID number; v3's expects another
+/// number, so it fails and its upload is refused with the difference.
+fn add_test_naming_a_person(text: &mut String, expected_id: Option<&str>) {
+    text.push_str(&format!(
+        "\n[[test]]\nname = \"自然人证件号码\"\ninput = {{ ajbh = \"NCSJ-CF-2024-9\", xdrzjhm = \"{PERSON_ID}\", jbrsfzh = \"{LEGACY_ID}\" }}\nexpect_accepted = false\n"
+    ));
+    if let Some(id) = expected_id {
+        text.push_str(&format!("[test.expect_fields]\n\"/target/id_number\" = \"{id}\"\n"));
+    }
+}
+
+async fn audit_entries_of_a_mapping_version_naming_a_person_hold_only_the_masked_number(backend: Backend) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, _pg) = support::store_keys(backend).await;
+    let mapping = copy_mapping(EXAMPLE, dir.path());
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\n{store}\n\n[normalizer]\nprovince_prefix = \"36\"\n\n{}",
+            nanchang_source(&mapping.join("mapping.toml"))
+        ),
+    )
+    .expect("write config");
+    let rt = instance(&config).await;
+
+    let v3 = mapping_variant(dir.path(), "v3", 3, |text, _, _| {
+        add_test_naming_a_person(text, Some("360426199101010071"))
+    });
+    let err = lifecycle::upload(&rt, "alice", SOURCE, &MappingBundle::read(&v3).expect("bundle"))
+        .await
+        .expect_err("a failing test refuses the upload");
+    assert_eq!(err.code(), "tests_failed", "{err}");
+
+    let v2 = mapping_variant(dir.path(), "v2", 2, |text, _, _| add_test_naming_a_person(text, None));
+    lifecycle::upload(&rt, "alice", SOURCE, &MappingBundle::read(&v2).expect("bundle"))
+        .await
+        .expect("upload v2");
+    let report = lifecycle::activate(&rt, "bob", SOURCE, 2).await.expect("activate v2");
+    let shown = report.diff.join("\n");
+    assert!(
+        shown.contains(PERSON_ID_MASKED) && shown.contains(LEGACY_ID_MASKED),
+        "{shown}"
+    );
+    assert!(!shown.contains(PERSON_ID) && !shown.contains(LEGACY_ID), "{shown}");
+
+    // The audit log as the store gives it: the lifecycle's entries and the whole log.
+    let history = lifecycle::history(&rt, SOURCE).await.expect("history");
+    let actions: Vec<&str> = history.audit.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "mapping.import",
+            "mapping.upload_refused",
+            "mapping.upload",
+            "mapping.activate"
+        ]
+    );
+    let everything = serde_json::to_string(&rt.store.audit_log(100).await.expect("audit log")).expect("JSON");
+    for full in [PERSON_ID, LEGACY_ID, "360426199101010071"] {
+        assert!(!everything.contains(full), "{full} in the audit log: {everything}");
+    }
+    let refusal = serde_json::to_string(&history.audit[1].detail).expect("JSON");
+    assert!(
+        refusal.contains("3604**********0071"),
+        "the refusal names the difference, masked: {refusal}"
+    );
+    let activation = history.audit[3].detail["diff"]
+        .as_array()
+        .expect("the activation's diff")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        activation.contains(&format!("xdrzjhm = \"{PERSON_ID_MASKED}\"")) && activation.contains(LEGACY_ID_MASKED),
+        "{activation}"
+    );
+}
+on_both_backends!(audit_entries_of_a_mapping_version_naming_a_person_hold_only_the_masked_number);
+
 /// A configuration on the PostgreSQL database `url` with the example mapping copied into `dir`.
 fn pg_config(dir: &Path, url: &str) -> PathBuf {
     let mapping = copy_mapping(EXAMPLE, dir);

@@ -94,6 +94,7 @@ on_both_backends!(
     a_resolved_entry_names_the_case_version_it_became,
     record_fates_tell_what_became_of_each_received_record,
     audit_search_filters_by_actor_action_family_and_subject,
+    audit_entries_are_stored_with_id_numbers_masked,
     a_lease_is_held_by_one_instance_until_it_runs_out_or_is_released,
     a_commit_under_a_taken_over_lease_is_refused_and_writes_nothing,
     instances_report_their_heartbeats_and_clean_stops,
@@ -2663,6 +2664,45 @@ async fn audit_search_filters_by_actor_action_family_and_subject(store: Arc<dyn 
     })
     .await;
     assert_eq!((actions, total), (vec!["mapping.activate".to_string()], 4));
+}
+
+async fn audit_entries_are_stored_with_id_numbers_masked(store: Arc<dyn Store>) {
+    // A person's ID number (18 characters, and a 15-digit first-generation one) in the subject,
+    // in nested strings and in an object key; an agency credit code and a plain number beside.
+    store
+        .audit(&AuditEntry {
+            actor: "owner".into(),
+            action: "mapping.activate".into(),
+            subject: "person:36010219850315202X".into(),
+            detail: json!({
+                "diff": ["+input = { xdrzjhm = \"36010219850315202X\" }", "+old = \"360426910101007\""],
+                "by_id": { "360426199101010071": { "agency": AGENCY, "count": 3 } },
+            }),
+        })
+        .await
+        .unwrap();
+    let log = store.audit_log(10).await.unwrap();
+    let entry = log
+        .iter()
+        .find(|e| e.action == "mapping.activate")
+        .expect("entry stored");
+    let (items, _) = store.audit_search(&AuditFilter::default()).await.unwrap();
+    for stored in [
+        serde_json::to_string(entry).unwrap(),
+        serde_json::to_string(&items).unwrap(),
+    ] {
+        for full in ["36010219850315202X", "360426910101007", "360426199101010071"] {
+            assert!(!stored.contains(full), "{full} stored in {stored}");
+        }
+    }
+    assert_eq!(entry.subject, "person:3601**********202X");
+    assert_eq!(
+        entry.detail,
+        json!({
+            "diff": ["+input = { xdrzjhm = \"3601**********202X\" }", "+old = \"3604*******1007\""],
+            "by_id": { "3604**********0071": { "agency": AGENCY, "count": 3 } },
+        })
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

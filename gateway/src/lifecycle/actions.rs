@@ -476,7 +476,11 @@ async fn change_active(
                 return Err(refused(rt, actor, source_id, &action, Some(version), err).await);
             }
         }
-        let diff = textdiff::version_diff(active.as_ref(), &target);
+        // Shown and audited with ID numbers masked (a test input may name a person).
+        let diff: Vec<String> = textdiff::version_diff(active.as_ref(), &target)
+            .into_iter()
+            .map(|line| normalizer::standards::mask_identifiers(&line).into_owned())
+            .collect();
         let audit = AuditEntry {
             actor: actor.to_string(),
             action: action.clone(),

@@ -6,12 +6,14 @@ use super::types::{AuditEntry, AuditRecord};
 use chrono::{DateTime, Utc};
 use tokio_postgres::{Error as PgError, Row};
 
-/// Append an audit entry at `now`, on a client or inside the caller's transaction.
+/// Append an audit entry at `now`, on a client or inside the caller's transaction, identifiers
+/// masked ([`AuditEntry::masked`]).
 pub(crate) async fn insert_audit(
     client: &impl deadpool_postgres::GenericClient,
     entry: &AuditEntry,
     now: DateTime<Utc>,
 ) -> StoreResult<()> {
+    let entry = entry.masked();
     let stmt = client
         .prepare_cached("INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
         .await?;

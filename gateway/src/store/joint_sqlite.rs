@@ -29,8 +29,9 @@ pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("JSON: {e}")))
 }
 
-/// Append an audit entry inside the caller's transaction.
+/// Append an audit entry inside the caller's transaction, identifiers masked ([`AuditEntry::masked`]).
 pub(crate) fn insert_audit(conn: &Connection, entry: &AuditEntry, now: &str) -> StoreResult<()> {
+    let entry = entry.masked();
     conn.execute(
         "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![now, entry.actor, entry.action, entry.subject, to_json(&entry.detail)?],

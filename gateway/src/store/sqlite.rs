@@ -1489,8 +1489,10 @@ pub(crate) fn sql_values(params: Vec<console::Param>) -> Vec<SqlValue> {
         .collect()
 }
 
-/// Append an audit entry at `now` (text from [`time`]) on `conn`, inside the caller's transaction.
+/// Append an audit entry at `now` (text from [`time`]) on `conn`, inside the caller's transaction,
+/// identifiers masked ([`AuditEntry::masked`]).
 pub(crate) fn insert_audit(conn: &Connection, entry: &AuditEntry, now: &str) -> StoreResult<()> {
+    let entry = entry.masked();
     conn.execute(
         "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![now, entry.actor, entry.action, entry.subject, to_json(&entry.detail)?],

@@ -513,13 +513,13 @@ fn compile_tables(
                         if !path.is_file() {
                             return Err(not_found(&display));
                         }
-                        tables::read_csv(&path, &display)?
+                        tables::read_csv(&path, &display, name_str)?
                     }
                     TableSource::Files(files) => {
                         let Some(raw) = files.get(key.as_str()) else {
                             return Err(not_found(&key));
                         };
-                        (tables::parse_csv(raw, &key)?, raw.clone())
+                        (tables::parse_csv(raw, &key, name_str)?, raw.clone())
                     }
                 };
                 bytes.push(TableFile {
@@ -532,6 +532,11 @@ fn compile_tables(
             (None, Some(values)) => {
                 let mut entries = Entries::default();
                 for (k, v) in &values.get_ref().0 {
+                    if let Some(found) = tables::personal_id_in_row(k.get_ref(), v) {
+                        let (line, _) = super::error::line_col(src.text, k.span().start);
+                        let (zh, en) = found.messages(name_str, &format!("第 {line} 行"), &format!("line {line}"));
+                        return Err(src.error(K::PersonalIdentifier, k.span(), zh, en));
+                    }
                     entries.insert(Box::from(k.get_ref().trim()), Box::from(v.trim()));
                 }
                 if entries.is_empty() {

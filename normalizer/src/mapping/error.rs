@@ -26,6 +26,22 @@ pub enum MappingErrorKind {
     TableFile,
     /// An embedded `[[test]]` is malformed (e.g. its `input_json` is not JSON).
     InvalidTest,
+    /// A code table holds a resident ID number (rule [`TABLE_PERSONAL_ID`]): a person's identifier
+    /// in a lookup table, typically old 15-digit numbers mapped to 18-character ones.
+    PersonalIdentifier,
+}
+
+/// Rule id of the refusal of a code table that holds a resident ID number.
+pub const TABLE_PERSONAL_ID: &str = "mapping.table_personal_id";
+
+impl MappingErrorKind {
+    /// The documented rule id of this kind of load error, for the kinds that have one.
+    pub fn rule_id(self) -> Option<&'static str> {
+        match self {
+            MappingErrorKind::PersonalIdentifier => Some(TABLE_PERSONAL_ID),
+            _ => None,
+        }
+    }
 }
 
 /// Why a mapping file could not be loaded, with the position of the problem.

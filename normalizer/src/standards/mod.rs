@@ -22,7 +22,10 @@ pub(crate) use dates::is_canonical_date;
 pub use dates::{china_time_text, parse_iso_date, today_in_china};
 pub(crate) use error::shown;
 pub use error::StandardError;
-pub use id_number::{from_legacy15, id_check_char, ResidentId};
+pub use id_number::{
+    find_identifiers, from_legacy15, id_check_char, identifier_kind, mask_id, mask_identifiers, FoundIdentifier,
+    IdentifierKind, ResidentId,
+};
 pub use normalise::{normalise_identifier, to_halfwidth};
 pub use region::{validate_region_code, HistoricalRegion, Region, RegionDataError, RegionLevel, RegionTable};
 pub use working_days::{HolidayCalendar, HolidayDataError, OutOfCalendar};
