@@ -218,7 +218,7 @@ pub async fn export(
         if clear {
             replaced.into_owned()
         } else {
-            crate::crypto::personal::mask_identifiers(&replaced).into_owned()
+            crate::crypto::personal::mask_possible_identifiers(&replaced).into_owned()
         }
     };
     let stdout = std::io::stdout();

@@ -252,9 +252,9 @@ impl DataKey {
     pub fn encrypt(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], plain: &[u8]) -> Vec<u8> {
         let payload = Payload { msg: plain, aad };
         let sealed = match self.cipher {
-            Cipher::Sm4Gcm => Sm4Gcm::new_from_slice(&self.key).and_then(|c| Ok(c.encrypt(nonce.into(), payload))),
+            Cipher::Sm4Gcm => Sm4Gcm::new_from_slice(&self.key).map(|c| c.encrypt(nonce.into(), payload)),
             Cipher::Aes256Gcm => {
-                aes_gcm::Aes256Gcm::new_from_slice(&self.key).and_then(|c| Ok(c.encrypt(nonce.into(), payload)))
+                aes_gcm::Aes256Gcm::new_from_slice(&self.key).map(|c| c.encrypt(nonce.into(), payload))
             }
         };
         // The key length was checked when the key was made, and GCM encrypts any message of
@@ -539,21 +539,19 @@ impl Keyring {
 }
 
 /// The masked form of a personal value: an identifier of 9 characters or more keeps its first
-/// and last four (`3601**********123X`), a shorter value its first and last character, a value
-/// of one or two characters none.
+/// and last four (`3601**********123X`, as [`normalizer::standards::id_number::mask_id`]), a
+/// shorter value its first and last character, a value of one or two characters none.
 pub fn mask(value: &str) -> String {
-    let chars: Vec<char> = value.chars().collect();
-    let n = chars.len();
-    let keep = match n {
-        0..=2 => 0,
-        3..=8 => 1,
-        _ => 4,
-    };
-    let mut out = String::with_capacity(value.len());
-    out.extend(&chars[..keep]);
-    out.extend(std::iter::repeat_n('*', n - 2 * keep));
-    out.extend(&chars[n - keep..]);
-    out
+    let n = value.chars().count();
+    if n >= 9 {
+        return normalizer::standards::id_number::mask_id(value);
+    }
+    let keep = usize::from(n >= 3);
+    value
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i < keep || i + keep >= n { c } else { '*' })
+        .collect()
 }
 
 /// The keys this process holds, by id, for opening payloads and values wherever they are read
@@ -647,11 +645,12 @@ fn first_sealed(value: &serde_json::Value) -> Option<String> {
 }
 
 /// `text` with everything in it that looks like a resident ID number masked — right or
-/// mistyped, a mistyped number is a person's too: 17 digits and a digit or `X` whose digits 7–14
+/// mistyped (unlike [`normalizer::standards::id_number::mask_identifiers`], which masks valid
+/// numbers only), a mistyped number is a person's too: 17 digits and a digit or `X` whose digits 7–14
 /// are a birth date (1900–2099), or 15 digits whose digits 7–12 are one (first generation),
 /// standing alone (not inside a longer run of letters or digits). For texts that are shown but
 /// cannot be sealed value by value: raw payloads, messages, audit subjects.
-pub fn mask_identifiers(text: &str) -> Cow<'_, str> {
+pub fn mask_possible_identifiers(text: &str) -> Cow<'_, str> {
     fn birth_date(digits: &str, layout: &str) -> bool {
         chrono::NaiveDate::parse_from_str(digits, layout)
             .is_ok_and(|d| (1900..=2099).contains(&chrono::Datelike::year(&d)))
@@ -853,7 +852,7 @@ mod tests {
         let text = format!(
             r#"{{"zjhm":"{id}","old":"360102900101123","typo":"360102199001011239","phone":"13800001111","code":"9{id}"}}"#
         );
-        let masked = mask_identifiers(&text);
+        let masked = mask_possible_identifiers(&text);
         assert!(
             !masked.contains(&id[..]) || masked.contains(&format!("9{id}")),
             "{masked}"
@@ -868,7 +867,7 @@ mod tests {
             masked.contains("13800001111") && masked.contains(&format!("9{id}")),
             "{masked}"
         );
-        assert!(matches!(mask_identifiers("no numbers"), Cow::Borrowed(_)));
+        assert!(matches!(mask_possible_identifiers("no numbers"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -608,6 +608,7 @@ mod tests {
             agencies: Arc::default(),
             limits: LimitsConfig::default(),
             attachments: Arc::default(),
+            sealer: None,
         }
     }
 

@@ -441,6 +441,7 @@ mod tests {
             sha256: Some(hex::encode(digest(clear))),
             token_env: None,
             token_file: None,
+            permissions: vec![],
         }
     }
 

@@ -476,11 +476,11 @@ async fn authorize(State((state, access)): State<(Shared, Access)>, mut request:
         return e.into_response();
     }
     // The audit log never carries an identifier, not even one searched for.
-    let what =
-        crate::crypto::personal::mask_identifiers(&format!("{} {}", request.method(), request.uri())).into_owned();
+    let what = crate::crypto::personal::mask_possible_identifiers(&format!("{} {}", request.method(), request.uri()))
+        .into_owned();
     request.extensions_mut().insert(principal.clone());
     let response = next.run(request).await;
-    personal::shown(&state, &principal, clear, what, response).await
+    personal::shown(state.runtime.store.as_ref(), &principal, clear, what, response).await
 }
 
 async fn not_found() -> ApiError {

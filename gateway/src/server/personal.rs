@@ -7,8 +7,7 @@
 
 use super::auth::Principal;
 use super::error::ApiError;
-use super::Shared;
-use crate::crypto::personal::{mask, mask_identifiers};
+use crate::crypto::personal::{mask, mask_possible_identifiers};
 use crate::store::AuditEntry;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -60,7 +59,13 @@ fn is_text(headers: &HeaderMap) -> Option<bool> {
 
 /// The answer as the caller may see it (see the module docs). `what` names the request in the
 /// audit log (method, path and query).
-pub async fn shown(state: &Shared, principal: &Principal, clear: bool, what: String, response: Response) -> Response {
+pub async fn shown(
+    store: &dyn crate::store::Store,
+    principal: &Principal,
+    clear: bool,
+    what: String,
+    response: Response,
+) -> Response {
     let Some(keys) = crate::crypto::personal::registered() else {
         return response;
     };
@@ -100,7 +105,7 @@ pub async fn shown(state: &Shared, principal: &Principal, clear: bool, what: Str
     let shown = if clear {
         replaced.into_owned()
     } else {
-        mask_identifiers(&replaced).into_owned()
+        mask_possible_identifiers(&replaced).into_owned()
     };
     if clear && parts.status.is_success() {
         let entry = AuditEntry {
@@ -109,7 +114,7 @@ pub async fn shown(state: &Shared, principal: &Principal, clear: bool, what: Str
             subject: what.clone(),
             detail: json!({"sealed_values_opened": count, "role": principal.role.as_str()}),
         };
-        if let Err(e) = state.runtime.store.audit(&entry).await {
+        if let Err(e) = store.audit(&entry).await {
             tracing::error!(error = %e, request = %what, "a clear read of personal data could not be audited: refused");
             return ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
