@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Write N realistic source records of the Nanchang penalty example (JSON lines) to stdout.
 
-Usage: scripts/gen_records.py N [--defect-every K] [--start S]
+Usage: scripts/gen_records.py N [--defect-every K] [--start S] [--persons-every P]
 Every K-th record (default 0: none) carries a wrong target credit-code check character.
+Every P-th record (default: the environment's GEN_PERSONS_EVERY, else 0: none) is a penalty on a
+natural person with a valid resident ID number (personal data: `[personal_data]` seals it).
 Records are ~1 KB each, with distinct case numbers so each becomes its own case.
 """
 import json
@@ -50,6 +52,23 @@ def record(i: int, defective: bool = False) -> dict:
     }
 
 
+WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+CHECK = "10X98765432"
+
+
+def resident_id(i: int) -> str:
+    """A valid GB 11643 number for person `i` (Donghu district, born in 1960-1999)."""
+    first17 = f"360102{1960 + i % 40}{1 + i % 12:02d}{1 + i % 28:02d}{i % 1000:03d}"
+    return first17 + CHECK[sum(int(d) * w for d, w in zip(first17, WEIGHTS)) % 11]
+
+
+def person(rec: dict, i: int) -> dict:
+    """`rec` as a penalty on a natural person."""
+    rec.update({"xdrmc": "王某某", "xdrlb": "自然人", "xdrzjlx": "身份证", "xdrzjhm": resident_id(i)})
+    rec.pop("fddbr", None)
+    return rec
+
+
 def main() -> None:
     args = sys.argv[1:]
     if not args:
@@ -57,9 +76,15 @@ def main() -> None:
     n = int(args[0])
     defect_every = int(args[args.index("--defect-every") + 1]) if "--defect-every" in args else 0
     start = int(args[args.index("--start") + 1]) if "--start" in args else 1
+    import os
+    persons_every = int(args[args.index("--persons-every") + 1]) if "--persons-every" in args else int(
+        os.environ.get("GEN_PERSONS_EVERY", "0")
+    )
     out = sys.stdout
     for i in range(start, start + n):
         rec = record(i, bool(defect_every) and i % defect_every == 0)
+        if persons_every and i % persons_every == 0:
+            rec = person(rec, i)
         out.write(json.dumps(rec, ensure_ascii=False))
         out.write("\n")
 

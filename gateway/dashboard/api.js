@@ -16,6 +16,20 @@ export function setToken(value) {
 /** Forget the token. */
 export function forget() {
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(CLEAR_KEY);
+}
+
+const CLEAR_KEY = "gw.personal_clear";
+
+/** Whether answers are asked for with personal data in clear (tokens holding `personal-data`; each read is audit-logged). */
+export function personalClear() {
+  return sessionStorage.getItem(CLEAR_KEY) === "1";
+}
+
+/** Ask for personal data in clear (true) or masked (false) from now on, in this tab. */
+export function setPersonalClear(on) {
+  if (on) sessionStorage.setItem(CLEAR_KEY, "1");
+  else sessionStorage.removeItem(CLEAR_KEY);
 }
 
 /** An error answer of the API (or a network failure). */
@@ -46,6 +60,7 @@ export async function api(method, path, body, contentType) {
   const headers = { Accept: "application/json" };
   const tok = token();
   if (tok) headers.Authorization = "Bearer " + tok;
+  if (personalClear()) headers["X-Personal-Data"] = "clear";
   const init = { method, headers, cache: "no-store", credentials: "omit" };
   if (body !== undefined && contentType) {
     headers["Content-Type"] = contentType;

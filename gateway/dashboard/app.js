@@ -1,7 +1,7 @@
 // The dashboard: login, navigation (hash routing), live refresh. Pages live in ./pages/.
 import { h, replace, time } from "./dom.js";
 import { t, tf, lang, setLang } from "./i18n.js";
-import { api, token, setToken, forget } from "./api.js";
+import { api, token, setToken, forget, personalClear, setPersonalClear } from "./api.js";
 import { pageMessage } from "./ui.js";
 import overview from "./pages/overview.js";
 import quarantine from "./pages/quarantine.js";
@@ -55,6 +55,23 @@ const ctx = {
   },
   notice,
 };
+
+/** For a token holding `personal-data`: a switch asking for personal data in clear (each read audit-logged). */
+function personalSwitch() {
+  if (!me || !me.personal_data) return null;
+  const box = h("input", {
+    type: "checkbox",
+    id: "personal-clear",
+    checked: personalClear(),
+    on: {
+      change: (e) => {
+        setPersonalClear(e.target.checked);
+        start();
+      },
+    },
+  });
+  return h("label", { class: "link", title: t("personal_clear_help") }, box, " ", t("personal_clear"));
+}
 
 function langButton() {
   return h(
@@ -138,6 +155,7 @@ function shell() {
     PAGES.filter((p) => can(p.needs)).map((p) => h("a", { href: "#/" + p.id, id: "nav-" + p.id, dataset: { page: p.id } }, navLabel(p))),
     h("span", { class: "spacer" }),
     h("span", { class: "who", id: "who" }, `${me.name} · ${t("role_" + me.role.replace("-", "_"))}`),
+    personalSwitch(),
     langButton(),
     h(
       "button",

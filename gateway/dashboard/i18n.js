@@ -16,6 +16,11 @@ const L = {
   updated_at: ["已刷新", "Updated"],
   refresh_failed: ["刷新失败", "Refresh failed"],
   role_admin: ["管理员", "admin"],
+  personal_clear: ["显示个人信息", "Show personal data"],
+  personal_clear_help: [
+    "勾选后本标签页显示未脱敏的身份证号码等个人信息，每次查看都记入审计日志",
+    "When ticked, this tab shows ID numbers and other personal data in clear; every view is written to the audit log",
+  ],
   role_operator: ["运维", "operator"],
   role_standards_owner: ["标准负责人", "standards owner"],
   role_department: ["部门", "department"],

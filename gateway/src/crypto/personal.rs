@@ -3,7 +3,7 @@
 //! AES-256-GCM under a data key from a file or an environment variable — and shown masked
 //! (`3601**********123X`) to whoever does not hold the `personal-data` permission.
 //!
-//! Sealing is deterministic: the 96-bit nonce is a keyed SM3 (HMAC-SM3, GB/T 32905) of the value
+//! Sealing of text values is deterministic: the 96-bit nonce is a keyed SM3 (HMAC-SM3, GB/T 32905) of the value
 //! under a key derived from the data key (a synthetic IV, as in RFC 5297). Equal values seal to
 //! equal text under one key, so the store finds a person's cases by comparing sealed forms — the
 //! keyed SM3 index — without ever holding the number in clear; nothing but that equality is
@@ -302,9 +302,20 @@ impl DataKey {
         )
     }
 
-    /// `plain` sealed as a payload under this key.
+    /// `plain` sealed as a payload under this key. Payloads need no equality (the archive finds
+    /// a payload sent again by its content hash), so their nonce is random, which spares a keyed
+    /// SM3 pass over the payload; should the system's randomness fail, the synthetic one is used.
     pub fn seal_bytes(&self, plain: &[u8]) -> Vec<u8> {
-        let raw = self.seal_raw(BYTES_AAD, plain);
+        let mut nonce = [0u8; NONCE_LEN];
+        let raw = match getrandom::fill(&mut nonce) {
+            Ok(()) => {
+                let mut out = Vec::with_capacity(NONCE_LEN + plain.len() + TAG_LEN);
+                out.extend_from_slice(&nonce);
+                out.extend_from_slice(&self.encrypt(&nonce, BYTES_AAD, plain));
+                out
+            }
+            Err(_) => self.seal_raw(BYTES_AAD, plain),
+        };
         let mut out = Vec::with_capacity(BYTES_MAGIC.len() + 2 + self.id.len() + raw.len());
         out.extend_from_slice(BYTES_MAGIC);
         out.push(self.cipher.code());

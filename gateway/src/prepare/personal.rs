@@ -125,13 +125,8 @@ impl Sealer {
         match &mut record.verdict {
             Verdict::Accept(accepted) => {
                 if !values.is_empty() {
-                    let mut sealed = canonical.clone();
-                    for (pointer, text) in &values {
-                        if let Some(slot) = sealed.pointer_mut(pointer) {
-                            *slot = Value::String(self.keyring.seal_text(text));
-                        }
-                    }
-                    accepted.record_json = sealed.to_string();
+                    accepted.record_json =
+                        self.sealed_json(std::mem::take(&mut accepted.record_json), canonical, &values);
                     accepted.record_lz4 = None;
                 }
                 if person {
@@ -153,6 +148,34 @@ impl Sealer {
         }
         record.payload = self.keyring.seal_bytes(&record.payload);
         record.payload_lz4 = None;
+    }
+
+    /// The record's JSON text with each personal value sealed: each string value replaced in the
+    /// text (no second serialisation of the whole record), else the record serialised again.
+    fn sealed_json(&self, json: String, canonical: &Value, values: &[(String, String)]) -> String {
+        let mut text = json;
+        let in_place = !text.is_empty()
+            && values.iter().all(|(pointer, plain)| {
+                if !canonical.pointer(pointer).is_some_and(Value::is_string) {
+                    return false;
+                }
+                let quoted = Value::String(plain.clone()).to_string();
+                if !text.contains(&quoted) {
+                    return false;
+                }
+                text = text.replace(&quoted, &Value::String(self.keyring.seal_text(plain)).to_string());
+                true
+            });
+        if in_place {
+            return text;
+        }
+        let mut sealed = canonical.clone();
+        for (pointer, plain) in values {
+            if let Some(slot) = sealed.pointer_mut(pointer) {
+                *slot = Value::String(self.keyring.seal_text(plain));
+            }
+        }
+        sealed.to_string()
     }
 
     /// Violations about personal fields keep their value sealed; every message quoting a

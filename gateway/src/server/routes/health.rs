@@ -116,7 +116,8 @@ pub async fn openapi() -> Response {
         .into_response()
 }
 
-/// `GET /api/me`: the token's name, role and sources.
+/// `GET /api/me`: the token's name, role, sources, actions and whether it may see personal data
+/// in clear.
 pub async fn me(principal: Principal) -> Json<Value> {
     let actions = crate::server::auth::actions_of(principal.role);
     Json(json!({
@@ -124,5 +125,6 @@ pub async fn me(principal: Principal) -> Json<Value> {
         "role": principal.role,
         "sources": principal.sources,
         "actions": actions,
+        "personal_data": principal.personal_data,
     }))
 }
