@@ -194,31 +194,15 @@ pub async fn export(
             .await?;
     }
     // Sealed values opened (clear) or masked, and identifiers in raw payloads masked.
+    let how = if clear {
+        crate::crypto::personal::Shown::Clear
+    } else {
+        crate::crypto::personal::Shown::Masked
+    };
     let shown = |text: String, json: bool| -> String {
-        let Some(keys) = &keys else { return text };
-        let escape = |s: String| {
-            if json {
-                let quoted = serde_json::Value::String(s).to_string();
-                quoted[1..quoted.len() - 1].to_string()
-            } else {
-                s
-            }
-        };
-        let (replaced, _) = keys.replace_sealed(
-            &text,
-            |plain| {
-                escape(if clear {
-                    plain.to_string()
-                } else {
-                    crate::crypto::personal::mask(plain)
-                })
-            },
-            |e| escape(format!("[{e}]")),
-        );
-        if clear {
-            replaced.into_owned()
-        } else {
-            crate::crypto::personal::mask_possible_identifiers(&replaced).into_owned()
+        match &keys {
+            Some(keys) => crate::crypto::personal::shown_text(keys, &text, how, json).0,
+            None => text,
         }
     };
     let stdout = std::io::stdout();

@@ -565,6 +565,45 @@ pub fn mask(value: &str) -> String {
         .collect()
 }
 
+/// How a text that leaves the gateway shows personal data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// Sealed values opened.
+    Clear,
+    /// Sealed values masked, and everything shaped like an ID number in clear text (raw
+    /// payloads) masked too.
+    Masked,
+}
+
+/// `text` (JSON when `json`: values are written escaped) as it may be shown: every sealed value
+/// opened or masked (one that does not open says so), and with [`Shown::Masked`] every possible
+/// identifier in it masked. Answers the text and how many sealed values it held.
+pub fn shown_text(keys: &Keyring, text: &str, shown: Shown, json: bool) -> (String, usize) {
+    let escape = |s: String| {
+        if json {
+            let quoted = serde_json::Value::String(s).to_string();
+            quoted[1..quoted.len() - 1].to_string()
+        } else {
+            s
+        }
+    };
+    let (replaced, count) = keys.replace_sealed(
+        text,
+        |plain| {
+            escape(match shown {
+                Shown::Clear => plain.to_string(),
+                Shown::Masked => mask(plain),
+            })
+        },
+        |e| escape(format!("[无法解密 / cannot be opened: {e}]")),
+    );
+    let text = match shown {
+        Shown::Clear => replaced.into_owned(),
+        Shown::Masked => mask_possible_identifiers(&replaced).into_owned(),
+    };
+    (text, count)
+}
+
 /// The keys this process holds, by id, for opening payloads and values wherever they are read
 /// (the store's readers of the raw archive, the archive's verifier): the union of the keyrings
 /// [registered](register). Sealing always uses a gateway's own [`Keyring`].

@@ -7,7 +7,7 @@
 
 use super::auth::Principal;
 use super::error::ApiError;
-use crate::crypto::personal::{mask, mask_possible_identifiers};
+use crate::crypto::personal::{shown_text, Shown};
 use crate::store::AuditEntry;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -89,24 +89,8 @@ pub async fn shown(
     let Ok(text) = std::str::from_utf8(&bytes) else {
         return Response::from_parts(parts, Body::from(bytes));
     };
-    let escape = |s: String| {
-        if json {
-            let quoted = serde_json::Value::String(s).to_string();
-            quoted[1..quoted.len() - 1].to_string()
-        } else {
-            s
-        }
-    };
-    let (replaced, count) = keys.replace_sealed(
-        text,
-        |plain| escape(if clear { plain.to_string() } else { mask(plain) }),
-        |e| escape(format!("[无法解密 / cannot be opened: {e}]")),
-    );
-    let shown = if clear {
-        replaced.into_owned()
-    } else {
-        mask_possible_identifiers(&replaced).into_owned()
-    };
+    let how = if clear { Shown::Clear } else { Shown::Masked };
+    let (shown, count) = shown_text(&keys, text, how, json);
     if clear && parts.status.is_success() {
         let entry = AuditEntry {
             actor: principal.name.clone(),
