@@ -480,6 +480,10 @@ async fn authorize(State((state, access)): State<(Shared, Access)>, mut request:
         .into_owned();
     request.extensions_mut().insert(principal.clone());
     let response = next.run(request).await;
+    if action == Action::Metrics {
+        // Counts only: nothing personal, and the scraper gets the text as written.
+        return response;
+    }
     personal::shown(state.runtime.store.as_ref(), &principal, clear, what, response).await
 }
 
