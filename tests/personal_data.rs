@@ -257,7 +257,8 @@ fn run(env: &support::Env, args: &[&str]) -> std::process::Output {
 /// With the gateway binary: exports mask by default and open with `--personal-data clear`
 /// (audited); the archive verifies; a key is rotated while the old one keeps opening what it
 /// sealed (no re-ingest, no downtime beyond a configuration reload) and look-ups find a person's
-/// cases under both keys; a delivery carries the clear number to the PostgreSQL sink.
+/// cases under both keys; a delivery carries the clear number to the PostgreSQL sink; `gateway
+/// personal-data rekey` re-seals everything under the new key, after which the old one is retired.
 async fn rotation_export_verify_and_delivery(backend: Backend) {
     let sink_db = support::common::PgDatabase::create().await;
     let env = support::Env::new(backend).await;
@@ -354,6 +355,56 @@ async fn rotation_export_verify_and_delivery(backend: Backend) {
     let delivered: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(delivered.len(), 3, "{delivered:?}");
     assert!(delivered.iter().all(|d| *d == alice || *d == bob), "{delivered:?}");
+    drop(store);
+
+    // Retiring the old key: re-seal everything under 2026b, then drop 2026a from the configuration.
+    let rekey = run(&env, &["personal-data", "rekey"]);
+    let report: Value = serde_json::from_slice(&rekey.stdout).unwrap();
+    assert_eq!(report["failed"], 0, "{report}");
+    assert!(report["places"].to_string().contains("raw_records"), "{report}");
+    let again = run(&env, &["personal-data", "rekey"]);
+    let again: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["places"], json!([]), "a second pass finds nothing left: {again}");
+    set_keys(&env, &[("2026b", KEY_B)], "2026b");
+    let clear = run(&env, &["export", "cases", "--personal-data", "clear"]);
+    let clear = String::from_utf8_lossy(&clear.stdout);
+    assert_eq!(
+        clear.matches(alice.as_str()).count(),
+        2,
+        "every case opens with 2026b alone: {clear}"
+    );
+    assert!(!clear.contains("cannot be opened"), "{clear}");
+    let (store, _) = open_store(&env).await;
+    let only_b = gateway::crypto::personal::Keyring::new(
+        vec![gateway::crypto::personal::DataKey::from_hex("2026b", Default::default(), KEY_B).unwrap()],
+        "2026b",
+    )
+    .unwrap();
+    let found = store
+        .case_codes_by_target(&only_b.seal_text(&alice), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        found.len(),
+        2,
+        "both of Alice's cases are found under the new key: {found:?}"
+    );
+    let verify = env
+        .cmd(&[
+            "archive",
+            "verify",
+            "--json",
+            "--config",
+            support::path_str(&env.config),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 }
 
 /// The environment's store, opened with its configuration (keys registered in this process).

@@ -209,6 +209,46 @@ pub fn personal_keygen(cipher: &str, out: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `gateway personal-data rekey`: every stored value under another key re-sealed under the
+/// current one (audit-logged).
+pub async fn personal_rekey(config: &Path, batch: i64) -> anyhow::Result<ExitCode> {
+    let resolved = super::common::load_config(config)?;
+    let keys = resolved
+        .config
+        .personal_data
+        .keyring(&resolved.config.base_dir)
+        .map_err(|e| anyhow::anyhow!(e))?
+        .ok_or_else(|| {
+            anyhow::anyhow!("配置中没有 [personal_data] 密钥 / the configuration has no [personal_data] keys")
+        })?;
+    let store = crate::store::open(&resolved.config).await?.store;
+    let done = store.sealed().reseal(&keys, batch.clamp(1, 10_000)).await?;
+    store
+        .audit(&crate::store::AuditEntry {
+            actor: super::common::actor(),
+            action: "personal_data.rekey".into(),
+            subject: format!("key:{}", keys.current().id()),
+            detail: serde_json::to_value(&done)?,
+        })
+        .await?;
+    println!("{}", serde_json::to_string(&done)?);
+    eprintln!(
+        "已在当前密钥 {} 下重新加密 {} 行；{} 行无法解密 / re-sealed {} rows under the current key {}; {} rows did not open{}",
+        keys.current().id(),
+        done.total(),
+        done.failed,
+        done.total(),
+        keys.current().id(),
+        done.failed,
+        done.first_failure.as_deref().map(|f| format!(" (first: {f})")).unwrap_or_default()
+    );
+    Ok(if done.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn keygen(algorithm: &str, out: &Path) -> anyhow::Result<ExitCode> {
     let alg = SignAlg::of_name(algorithm).ok_or_else(|| {
         anyhow::anyhow!("--algorithm: 应为 sm2 或 ed25519 / must be sm2 or ed25519, got {algorithm:?}")

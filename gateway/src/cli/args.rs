@@ -272,6 +272,17 @@ pub enum PersonalDataAction {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Re-seal every stored value and payload under the current key (`[personal_data] current`),
+    /// so that the other keys can be retired; safe while gateways run. Prints what it did as JSON;
+    /// exit 1 when a value did not open.
+    Rekey {
+        /// The configuration file (every key values may be sealed under, and the current one).
+        #[arg(long)]
+        config: PathBuf,
+        /// Rows read at a time.
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
 }
 
 /// `gateway archive` actions.

@@ -66,6 +66,7 @@ pub async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Archive { action } => archive::run(action).await,
         Command::PersonalData { action } => match action {
             args::PersonalDataAction::Keygen { cipher, out } => archive::personal_keygen(&cipher, &out),
+            args::PersonalDataAction::Rekey { config, batch } => archive::personal_rekey(&config, batch).await,
         },
         Command::Check { .. }
         | Command::Normalize { .. }

@@ -493,13 +493,37 @@ impl Keyring {
         key.open_raw(BYTES_AAD, &rest[len..]).map(Cow::Owned)
     }
 
-    /// A sealed value re-sealed under the current key; `Ok(None)` when it is not sealed or is
-    /// already under the current key.
-    pub fn reseal_text(&self, text: &str) -> Result<Option<String>, PersonalError> {
-        match SealedText::parse(text) {
-            Some(s) if s.key_id != self.current.id => Ok(Some(self.seal_text(&self.open_parsed(&s)?))),
-            _ => Ok(None),
+    /// `text` with every sealed value in it under another key than the current one re-sealed
+    /// under the current key; `Ok(None)` when there is none. A value that does not open is an
+    /// error (the text is left as it is).
+    pub fn reseal_all(&self, text: &str) -> Result<Option<String>, PersonalError> {
+        if !text.contains(TEXT_PREFIX) {
+            return Ok(None);
         }
+        let mut out = String::with_capacity(text.len());
+        let mut changed = false;
+        let mut rest = text;
+        while let Some(at) = rest.find(TEXT_PREFIX) {
+            out.push_str(&rest[..at]);
+            let candidate = &rest[at..];
+            match SealedText::parse_prefix(candidate) {
+                Some((sealed, used)) if sealed.key_id != self.current.id => {
+                    out.push_str(&self.seal_text(&self.open_parsed(&sealed)?));
+                    changed = true;
+                    rest = &candidate[used..];
+                }
+                Some((_, used)) => {
+                    out.push_str(&candidate[..used]);
+                    rest = &candidate[used..];
+                }
+                None => {
+                    out.push_str(TEXT_PREFIX);
+                    rest = &candidate[TEXT_PREFIX.len()..];
+                }
+            }
+        }
+        out.push_str(rest);
+        Ok(changed.then_some(out))
     }
 
     /// A sealed payload re-sealed under the current key; `Ok(None)` when it is not sealed or is
@@ -871,10 +895,14 @@ mod tests {
             forms.contains(&before),
             "a look-up during rotation still finds old values"
         );
-        let after = both.reseal_text(&before).expect("opens").expect("resealed");
+        let after = both.reseal_all(&before).expect("opens").expect("resealed");
+        let json = format!(r#"{{"a":"{before}","b":"{after}","c":"pd1:x"}}"#);
+        let moved = both.reseal_all(&json).expect("opens").expect("changed");
+        assert_eq!(moved, format!(r#"{{"a":"{after}","b":"{after}","c":"pd1:x"}}"#));
+        assert_eq!(both.reseal_all(&moved), Ok(None), "nothing left under the old key");
         assert!(after.starts_with("pd1:sm4:k2:"));
         assert_eq!(both.open_text(&after), Ok(Some(id.to_string())));
-        assert_eq!(both.reseal_text(&after), Ok(None), "already current");
+        assert_eq!(both.reseal_all(&after), Ok(None), "already current");
         let payload = old.seal_bytes(b"abc");
         let moved = both.reseal_bytes(&payload).expect("opens").expect("resealed");
         assert_eq!(sealed_bytes_key(&moved), Some("k2"));

@@ -27,6 +27,9 @@ pub trait Store: Send + Sync {
     /// The raw archive's hash chains, signed checkpoints and witnesses.
     fn archive(&self) -> &dyn super::archive::ArchiveStore;
 
+    /// Re-sealing of stored personal data under the current key.
+    fn sealed(&self) -> &dyn super::sealed::SealedStore;
+
     /// The store's instances and job leases.
     fn cluster(&self) -> &dyn super::cluster::ClusterStore;
 

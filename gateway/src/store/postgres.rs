@@ -453,6 +453,10 @@ impl Store for PostgresStore {
         self
     }
 
+    fn sealed(&self) -> &dyn super::sealed::SealedStore {
+        self
+    }
+
     fn attachments(&self) -> &dyn super::attachments::AttachmentStore {
         self
     }

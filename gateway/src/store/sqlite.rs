@@ -910,6 +910,10 @@ impl Store for SqliteStore {
         self
     }
 
+    fn sealed(&self) -> &dyn super::sealed::SealedStore {
+        self
+    }
+
     fn attachments(&self) -> &dyn super::attachments::AttachmentStore {
         self
     }
