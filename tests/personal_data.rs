@@ -275,10 +275,18 @@ async fn rotation_export_verify_and_delivery(backend: Backend) {
     set_keys(&env, &[("2026a", KEY_A)], "2026a");
     let alice = resident_id("36010219900101123");
     let bob = resident_id("36010419751212002");
+    // A number with a wrong check character: quarantined, its value sealed in the entry.
+    let right = resident_id("36010219800808123");
+    let wrong_check = if right.ends_with('0') { '1' } else { '0' };
+    let mistyped = format!("{}{wrong_check}", &right[..17]);
     env.ingest(&write_records(
         &env,
         "v1.jsonl",
-        &[person_record(1, &alice), person_record(2, &bob)],
+        &[
+            person_record(1, &alice),
+            person_record(2, &bob),
+            person_record(9, &mistyped),
+        ],
     ));
 
     let masked = run(&env, &["export", "cases"]);
@@ -374,6 +382,13 @@ async fn rotation_export_verify_and_delivery(backend: Backend) {
         "every case opens with 2026b alone: {clear}"
     );
     assert!(!clear.contains("cannot be opened"), "{clear}");
+    let quarantine = run(&env, &["export", "quarantine", "--personal-data", "clear"]);
+    let quarantine = String::from_utf8_lossy(&quarantine.stdout);
+    assert!(
+        quarantine.contains(&mistyped),
+        "the quarantined entry opens with 2026b alone: {quarantine}"
+    );
+    assert!(!quarantine.contains("cannot be opened"), "{quarantine}");
     let (store, _) = open_store(&env).await;
     let only_b = gateway::crypto::personal::Keyring::new(
         vec![gateway::crypto::personal::DataKey::from_hex("2026b", Default::default(), KEY_B).unwrap()],
