@@ -441,3 +441,35 @@ async fn a_key_rotates_without_downtime_exports_mask_and_sinks_get_clear_data_on
 async fn a_key_rotates_without_downtime_exports_mask_and_sinks_get_clear_data_on_postgres() {
     rotation_export_verify_and_delivery(Backend::Postgres).await;
 }
+
+/// `gateway personal-data keygen` writes a key the configuration loads (mode 0600), refuses to
+/// overwrite it and names a wrong cipher.
+#[tokio::test]
+async fn keygen_writes_a_key_the_configuration_loads() {
+    let env = support::Env::new(Backend::Sqlite).await;
+    let key = env.dir.path().join("k.key");
+    let out = env
+        .cmd(&["personal-data", "keygen", "--out", support::path_str(&key)])
+        .output()
+        .unwrap();
+    support::assert_success(&out, "personal-data keygen");
+    let text = std::fs::read_to_string(&key).unwrap();
+    assert_eq!(text.trim().len(), 32, "{text}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let keys = gateway::crypto::personal::DataKey::from_hex("k", Default::default(), &text);
+    assert!(keys.is_ok());
+    let again = env
+        .cmd(&["personal-data", "keygen", "--out", support::path_str(&key)])
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "an existing key file is not overwritten");
+    let wrong = env
+        .cmd(&["personal-data", "keygen", "--cipher", "des", "--out", "x.key"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("sm4-gcm"));
+}

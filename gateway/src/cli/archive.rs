@@ -192,10 +192,9 @@ fn create_secret_file(out: &Path) -> anyhow::Result<std::fs::File> {
 
 /// `gateway personal-data keygen`: a new random data key in hex, mode 0600.
 pub fn personal_keygen(cipher: &str, out: &Path) -> anyhow::Result<ExitCode> {
-    let cipher: crate::crypto::personal::Cipher = serde_json::from_value(serde_json::Value::String(cipher.into()))
-        .map_err(|_| {
-            anyhow::anyhow!("--cipher: 应为 sm4-gcm 或 aes-256-gcm / must be sm4-gcm or aes-256-gcm, got {cipher:?}")
-        })?;
+    let cipher = crate::crypto::personal::Cipher::of_name(cipher).ok_or_else(|| {
+        anyhow::anyhow!("--cipher: 应为 sm4-gcm 或 aes-256-gcm / must be sm4-gcm or aes-256-gcm, got {cipher:?}")
+    })?;
     let key = crate::crypto::personal::DataKey::generate_hex(cipher)
         .map_err(|e| anyhow::anyhow!("系统随机数不可用 / no system randomness: {e}"))?;
     let mut file = create_secret_file(out)?;
@@ -233,14 +232,16 @@ pub async fn personal_rekey(config: &Path, batch: i64) -> anyhow::Result<ExitCod
         .await?;
     println!("{}", serde_json::to_string(&done)?);
     eprintln!(
-        "已在当前密钥 {} 下重新加密 {} 行；{} 行无法解密 / re-sealed {} rows under the current key {}; {} rows did not open{}",
+        "已在当前密钥 {} 下重新加密 {} 行；{} 行无法解密；{} 行期间被改动（请再运行一次）/ re-sealed {} rows under the current key {}; {} rows did not open{}; {} rows changed meanwhile (run again)",
         keys.current().id(),
         done.total(),
         done.failed,
+        done.raced,
         done.total(),
         keys.current().id(),
         done.failed,
-        done.first_failure.as_deref().map(|f| format!(" (first: {f})")).unwrap_or_default()
+        done.first_failure.as_deref().map(|f| format!(" (first: {f})")).unwrap_or_default(),
+        done.raced
     );
     Ok(if done.failed == 0 {
         ExitCode::SUCCESS

@@ -577,7 +577,7 @@ pub struct TokenConfig {
     /// File holding the clear token (e.g. a mounted secret).
     pub token_file: Option<PathBuf>,
     /// Permissions beyond the role: `personal-data` lets the holder ask for personal data in
-    /// clear (`?personal_data=clear`), each such read audit-logged. No role includes it.
+    /// clear (header `X-Personal-Data: clear`), each such read audit-logged. No role includes it.
     #[serde(default)]
     pub permissions: Vec<String>,
 }

@@ -33,11 +33,6 @@ pub struct PersonalKeyConfig {
 }
 
 impl PersonalDataConfig {
-    /// Whether personal data is sealed (keys are configured).
-    pub fn enabled(&self) -> bool {
-        !self.keys.is_empty()
-    }
-
     /// The keyring (`None` when no key is configured). Errors name the key, never its value.
     pub fn keyring(&self, base: &Path) -> Result<Option<Keyring>, String> {
         if self.keys.is_empty() {

@@ -92,6 +92,15 @@ impl Cipher {
             Cipher::Aes256Gcm => 32,
         }
     }
+    /// The cipher of a configured name (`sm4-gcm`, `sm4`, `aes-256-gcm`).
+    pub fn of_name(name: &str) -> Option<Cipher> {
+        match name {
+            "sm4-gcm" | "sm4" => Some(Cipher::Sm4Gcm),
+            "aes-256-gcm" => Some(Cipher::Aes256Gcm),
+            _ => None,
+        }
+    }
+
     fn of_tag(tag: &str) -> Option<Cipher> {
         match tag {
             "sm4" => Some(Cipher::Sm4Gcm),
@@ -225,11 +234,6 @@ impl DataKey {
     /// The key's id.
     pub fn id(&self) -> &str {
         &self.id
-    }
-
-    /// The key's cipher.
-    pub fn cipher(&self) -> Cipher {
-        self.cipher
     }
 
     fn nonce(&self, aad: &[u8], plain: &[u8]) -> [u8; NONCE_LEN] {
@@ -374,11 +378,6 @@ impl<'a> SealedText<'a> {
     }
 }
 
-/// Whether `text` is a sealed value.
-pub fn is_sealed(text: &str) -> bool {
-    SealedText::parse(text).is_some()
-}
-
 /// Whether `bytes` is a sealed payload.
 pub fn is_sealed_bytes(bytes: &[u8]) -> bool {
     bytes.starts_with(BYTES_MAGIC)
@@ -418,11 +417,6 @@ impl Keyring {
     /// The key new values are sealed under.
     pub fn current(&self) -> &DataKey {
         &self.current
-    }
-
-    /// Every key, by id.
-    pub fn keys(&self) -> impl Iterator<Item = &DataKey> {
-        self.keys.values().map(|k| &**k)
     }
 
     /// `plain` sealed under the current key.
@@ -497,33 +491,23 @@ impl Keyring {
     /// under the current key; `Ok(None)` when there is none. A value that does not open is an
     /// error (the text is left as it is).
     pub fn reseal_all(&self, text: &str) -> Result<Option<String>, PersonalError> {
-        if !text.contains(TEXT_PREFIX) {
-            return Ok(None);
-        }
-        let mut out = String::with_capacity(text.len());
-        let mut changed = false;
-        let mut rest = text;
-        while let Some(at) = rest.find(TEXT_PREFIX) {
-            out.push_str(&rest[..at]);
-            let candidate = &rest[at..];
-            match SealedText::parse_prefix(candidate) {
-                Some((sealed, used)) if sealed.key_id != self.current.id => {
-                    out.push_str(&self.seal_text(&self.open_parsed(&sealed)?));
-                    changed = true;
-                    rest = &candidate[used..];
-                }
-                Some((_, used)) => {
-                    out.push_str(&candidate[..used]);
-                    rest = &candidate[used..];
-                }
-                None => {
-                    out.push_str(TEXT_PREFIX);
-                    rest = &candidate[TEXT_PREFIX.len()..];
+        let mut failure = None;
+        let (out, changed) = rewrite_sealed(text, |sealed| {
+            if sealed.key_id == self.current.id || failure.is_some() {
+                return None;
+            }
+            match self.open_parsed(sealed) {
+                Ok(plain) => Some(self.seal_text(&plain)),
+                Err(e) => {
+                    failure = Some(e);
+                    None
                 }
             }
+        });
+        match failure {
+            Some(e) => Err(e),
+            None => Ok((changed > 0).then(|| out.into_owned())),
         }
-        out.push_str(rest);
-        Ok(changed.then_some(out))
     }
 
     /// A sealed payload re-sealed under the current key; `Ok(None)` when it is not sealed or is
@@ -544,33 +528,53 @@ impl Keyring {
         mut show: impl FnMut(&str) -> String,
         mut show_failure: impl FnMut(&PersonalError) -> String,
     ) -> (Cow<'t, str>, usize) {
-        if !text.contains(TEXT_PREFIX) {
-            return (Cow::Borrowed(text), 0);
-        }
-        let mut out = String::with_capacity(text.len());
-        let mut count = 0;
-        let mut rest = text;
-        while let Some(at) = rest.find(TEXT_PREFIX) {
-            out.push_str(&rest[..at]);
-            let candidate = &rest[at..];
-            match SealedText::parse_prefix(candidate) {
-                Some((sealed, used)) => {
-                    count += 1;
-                    match self.open_parsed(&sealed) {
-                        Ok(plain) => out.push_str(&show(&plain)),
-                        Err(e) => out.push_str(&show_failure(&e)),
-                    }
-                    rest = &candidate[used..];
-                }
-                None => {
-                    out.push_str(TEXT_PREFIX);
-                    rest = &candidate[TEXT_PREFIX.len()..];
-                }
-            }
-        }
-        out.push_str(rest);
-        (Cow::Owned(out), count)
+        rewrite_sealed(text, |sealed| {
+            Some(match self.open_parsed(sealed) {
+                Ok(plain) => show(&plain),
+                Err(e) => show_failure(&e),
+            })
+        })
     }
+}
+
+/// `text` with each sealed value in it replaced by what `replace` makes of it (`None`: kept as
+/// it is), and how many were replaced.
+fn rewrite_sealed<'t>(
+    text: &'t str,
+    mut replace: impl FnMut(&SealedText<'_>) -> Option<String>,
+) -> (Cow<'t, str>, usize) {
+    if !text.contains(TEXT_PREFIX) {
+        return (Cow::Borrowed(text), 0);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut count = 0;
+    let mut rest = text;
+    while let Some(at) = rest.find(TEXT_PREFIX) {
+        out.push_str(&rest[..at]);
+        let candidate = &rest[at..];
+        let used = match SealedText::parse_prefix(candidate) {
+            Some((sealed, used)) => {
+                match replace(&sealed) {
+                    Some(new) => {
+                        out.push_str(&new);
+                        count += 1;
+                    }
+                    None => out.push_str(&candidate[..used]),
+                }
+                used
+            }
+            None => {
+                out.push_str(TEXT_PREFIX);
+                TEXT_PREFIX.len()
+            }
+        };
+        rest = &candidate[used..];
+    }
+    if count == 0 {
+        return (Cow::Borrowed(text), 0);
+    }
+    out.push_str(rest);
+    (Cow::Owned(out), count)
 }
 
 /// The masked form of a personal value: an identifier of 9 characters or more keeps its first
@@ -631,24 +635,22 @@ pub fn shown_text(keys: &Keyring, text: &str, shown: Shown, json: bool) -> (Stri
 /// The keys this process holds, by id, for opening payloads and values wherever they are read
 /// (the store's readers of the raw archive, the archive's verifier): the union of the keyrings
 /// [registered](register). Sealing always uses a gateway's own [`Keyring`].
-static REGISTERED: RwLock<Option<Keyring>> = RwLock::new(None);
+static REGISTERED: RwLock<Option<Arc<Keyring>>> = RwLock::new(None);
 
 /// Make `keyring`'s keys available to [`open_payload`] and [`registered`].
 pub fn register(keyring: &Keyring) {
     let mut slot = REGISTERED.write().unwrap_or_else(|e| e.into_inner());
-    match slot.as_mut() {
-        None => *slot = Some(keyring.clone()),
-        Some(held) => {
-            for (id, key) in &keyring.keys {
-                held.keys.entry(id.clone()).or_insert_with(|| key.clone());
-            }
-            held.current = keyring.current.clone();
+    let mut merged = keyring.clone();
+    if let Some(held) = slot.as_ref() {
+        for (id, key) in &held.keys {
+            merged.keys.entry(id.clone()).or_insert_with(|| key.clone());
         }
     }
+    *slot = Some(Arc::new(merged));
 }
 
 /// The keys [registered](register) in this process, if any.
-pub fn registered() -> Option<Keyring> {
+pub fn registered() -> Option<Arc<Keyring>> {
     REGISTERED.read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 

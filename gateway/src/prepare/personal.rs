@@ -40,10 +40,11 @@ fn matches(pattern: &str, pointer: &str) -> bool {
     }
 }
 
-/// The personal values of a canonical record: (concrete pointer, clear text).
-fn personal_values(record: &Value, patterns: &[String]) -> Vec<(String, String)> {
+/// The personal values of a canonical record: (concrete pointer, clear text); `person`: its
+/// target is a person ([`target_is_person`]).
+fn personal_values(record: &Value, patterns: &[String], person: bool) -> Vec<(String, String)> {
     let mut found = Vec::new();
-    if target_is_person(record) {
+    if person {
         if let Some(text) = scalar_text(record.pointer(TARGET_ID)) {
             found.push((TARGET_ID.to_string(), text));
         }
@@ -120,8 +121,8 @@ impl Sealer {
         patterns: &[String],
         chain: Option<crate::crypto::chain::HashAlg>,
     ) {
-        let values = personal_values(canonical, patterns);
         let person = target_is_person(canonical);
+        let values = personal_values(canonical, patterns, person);
         match &mut record.verdict {
             Verdict::Accept(accepted) => {
                 if !values.is_empty() {
@@ -224,7 +225,7 @@ mod tests {
     fn a_persons_identifier_and_marked_fields_are_found_but_a_credit_code_is_not() {
         let person = json!({"target": {"kind": "natural_person", "id_type": "resident_id", "id_number": "36010219900101123X"},
                             "witnesses": [{"phone": "13800001111"}, {"phone": "13900002222"}]});
-        let found = personal_values(&person, &["/witnesses/*/phone".to_string()]);
+        let found = personal_values(&person, &["/witnesses/*/phone".to_string()], target_is_person(&person));
         assert_eq!(
             found,
             vec![
@@ -234,7 +235,7 @@ mod tests {
             ]
         );
         let company = json!({"target": {"kind": "legal_person", "id_type": "uscc", "id_number": "91360100MA35XXXX0X"}});
-        assert!(personal_values(&company, &[]).is_empty());
+        assert!(personal_values(&company, &[], target_is_person(&company)).is_empty());
         assert!(matches("/a/*/b", "/a/10/b") && !matches("/a/*/b", "/a/x/b") && !matches("/a/*/b", "/a/1"));
     }
 
@@ -242,7 +243,7 @@ mod tests {
     fn messages_quote_personal_values_masked_and_values_are_sealed() {
         let s = sealer();
         let record = json!({"target": {"id_type": "resident_id", "id_number": "36010219900101123X"}});
-        let values = personal_values(&record, &[]);
+        let values = personal_values(&record, &[], true);
         let mut violations = vec![Violation::error(
             "/target/id_number",
             "id_number.check_char",

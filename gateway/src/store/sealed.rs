@@ -23,8 +23,13 @@ pub struct Resealed {
 }
 
 impl Resealed {
-    /// Count a re-sealed row of `table`.
-    pub fn add(&mut self, table: &str) {
+    /// Count the write of a re-sealed row of `table` that changed `rows` rows: one, or none when
+    /// someone changed the row after it was read (left for the next pass).
+    pub fn written(&mut self, table: &str, rows: u64) {
+        if rows == 0 {
+            self.raced += 1;
+            return;
+        }
         match self.places.iter_mut().find(|(t, _)| t == table) {
             Some((_, n)) => *n += 1,
             None => self.places.push((table.to_string(), 1)),

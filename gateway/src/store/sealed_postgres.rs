@@ -55,11 +55,7 @@ impl SealedStore for PostgresStore {
                                 &[&new, &id, &stored],
                             )
                             .await?;
-                        if n == 1 {
-                            done.add("raw_records");
-                        } else {
-                            done.raced += 1;
-                        }
+                        done.written("raw_records", n);
                     }
                     Ok(None) => {}
                     Err(e) => done.fail(format!("raw_records {id}: {e}")),
@@ -127,11 +123,7 @@ impl SealedStore for PostgresStore {
                             .await?
                     }
                 };
-                if n == 1 {
-                    done.add("case_versions");
-                } else {
-                    done.raced += 1;
-                }
+                done.written("case_versions", n);
             }
         }
 
@@ -184,11 +176,7 @@ impl SealedStore for PostgresStore {
                             for v in &old {
                                 params.push(v);
                             }
-                            if client.execute(&update, &params).await? == 1 {
-                                done.add(table);
-                            } else {
-                                done.raced += 1;
-                            }
+                            done.written(table, client.execute(&update, &params).await?);
                         }
                         Ok(None) => {}
                         Err(e) => done.fail(format!("{table} {id}: {e}")),

@@ -37,11 +37,7 @@ impl SealedStore for SqliteStore {
                                 "UPDATE raw_records SET payload = ?1 WHERE id = ?2 AND payload = ?3",
                                 params![new, id, payload],
                             )?;
-                            if n == 1 {
-                                done.add("raw_records");
-                            } else {
-                                done.raced += 1;
-                            }
+                            done.written("raw_records", n as u64);
                         }
                         Ok(None) => {}
                         Err(e) => done.fail(format!("raw_records {id}: {e}")),
@@ -95,11 +91,7 @@ impl SealedStore for SqliteStore {
                                     new.into_iter().map(|v| v.map_or(SqlValue::Null, SqlValue::Text)).collect();
                                 values.push(SqlValue::Integer(id));
                                 values.extend(old.into_iter().map(|v| v.map_or(SqlValue::Null, SqlValue::Text)));
-                                if conn.execute(&update, params_from_iter(values))? == 1 {
-                                    done.add(table);
-                                } else {
-                                    done.raced += 1;
-                                }
+                                done.written(table, conn.execute(&update, params_from_iter(values))? as u64);
                             }
                             Ok(None) => {}
                             Err(e) => done.fail(format!("{table} {id}: {e}")),
