@@ -98,6 +98,7 @@ on_both_backends!(
     a_lease_is_held_by_one_instance_until_it_runs_out_or_is_released,
     a_commit_under_a_taken_over_lease_is_refused_and_writes_nothing,
     instances_report_their_heartbeats_and_clean_stops,
+    leases_still_held_by_a_stopped_instance_are_released_at_once,
     officer_registry_loads_are_versions_per_agency_with_counts,
     officer_lists_search_page_and_keep_to_a_scope,
     catalogue_items_keep_their_scope_and_domain,
@@ -2819,6 +2820,24 @@ async fn a_commit_under_a_taken_over_lease_is_refused_and_writes_nothing(store: 
         matches!(late_catalogue, Err(StoreError::Fenced { .. })),
         "{late_catalogue:?}"
     );
+}
+
+async fn leases_still_held_by_a_stopped_instance_are_released_at_once(store: Arc<dyn Store>) {
+    let c = store.cluster();
+    let zero = std::time::Duration::ZERO;
+    assert!(c.lease_acquire("job:a", "gw-1", LONG, zero).await.unwrap().is_some());
+    assert!(c.lease_acquire("job:b", "gw-1", LONG, zero).await.unwrap().is_some());
+    assert!(c.lease_acquire("job:c", "gw-2", LONG, zero).await.unwrap().is_some());
+    assert_eq!(c.leases_release_held("gw-1").await.unwrap(), 2);
+    assert!(
+        c.lease_acquire("job:a", "gw-2", LONG, zero).await.unwrap().is_some(),
+        "another instance takes a released job at once"
+    );
+    assert!(
+        c.lease_acquire("job:c", "gw-3", LONG, zero).await.unwrap().is_none(),
+        "another holder's lease is left alone"
+    );
+    assert_eq!(c.leases_release_held("gw-1").await.unwrap(), 0);
 }
 
 async fn instances_report_their_heartbeats_and_clean_stops(store: Arc<dyn Store>) {

@@ -106,6 +106,17 @@ pub async fn run(config: &Path, once: bool) -> anyhow::Result<ExitCode> {
         shutdown.wait().await;
     }
     while source_tasks.join_next().await.is_some() {}
+    if !once {
+        // Every leased job has ended and released its lease; one taken while the instance was
+        // stopping (its acquisition in flight as the stop came) is ended here, not left to run out.
+        match runtime.store.cluster().leases_release_held(&runtime.instance.id).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(leases = n, "leases still held when every job had ended were released"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot release this instance's leases at the stop; they run out by themselves")
+            }
+        }
+    }
     if let Some(fetcher) = attachment_fetcher {
         if let Err(e) = fetcher.await {
             tracing::error!(error = %e, "the attachment fetcher failed");

@@ -91,6 +91,10 @@ pub trait ClusterStore: Send + Sync {
     /// Record that the instance stopped cleanly.
     async fn instance_stopped(&self, id: &str) -> StoreResult<()>;
 
+    /// End every lease `holder` still holds (after all its jobs have ended: a lease taken while
+    /// it was stopping); answers how many.
+    async fn leases_release_held(&self, holder: &str) -> StoreResult<u64>;
+
     /// Every instance that ran on the store, most recent heartbeat first.
     async fn instances(&self) -> StoreResult<Vec<InstanceRow>>;
 

@@ -114,6 +114,16 @@ impl ClusterStore for PostgresStore {
         Ok(())
     }
 
+    async fn leases_release_held(&self, holder: &str) -> StoreResult<u64> {
+        let client = self.client().await?;
+        Ok(client
+            .execute(
+                "UPDATE job_leases SET expires_at = now() WHERE holder = $1 AND expires_at > now()",
+                &[&holder],
+            )
+            .await?)
+    }
+
     async fn instance_stopped(&self, id: &str) -> StoreResult<()> {
         let client = self.client().await?;
         client

@@ -116,6 +116,17 @@ impl ClusterStore for SqliteStore {
         .await
     }
 
+    async fn leases_release_held(&self, holder: &str) -> StoreResult<u64> {
+        let holder = holder.to_string();
+        self.with_conn(move |conn| {
+            Ok(conn.execute(
+                "UPDATE job_leases SET expires_at = ?2 WHERE holder = ?1 AND expires_at > ?2",
+                params![holder, now()],
+            )? as u64)
+        })
+        .await
+    }
+
     async fn instance_stopped(&self, id: &str) -> StoreResult<()> {
         let id = id.to_string();
         self.with_conn(move |conn| {
